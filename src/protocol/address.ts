@@ -1,0 +1,95 @@
+import { fail, ok, type DecodeResult } from './result.js';
+
+/** A 48-bit virtual address: 16-bit network ID and 32-bit node ID (PROTOCOL.md §1.1). */
+export interface Addr {
+  readonly network: number;
+  readonly node: number;
+}
+
+/** A virtual address plus a 16-bit port. */
+export interface SocketAddr {
+  readonly addr: Addr;
+  readonly port: number;
+}
+
+export const ADDR_SIZE = 6;
+export const BROADCAST_NODE = 0xffffffff;
+
+export const ADDR_ZERO: Addr = Object.freeze({ network: 0, node: 0 });
+export const ADDR_REGISTRY: Addr = Object.freeze({ network: 0, node: 1 });
+export const ADDR_BEACON: Addr = Object.freeze({ network: 0, node: 2 });
+export const ADDR_NAMESERVER: Addr = Object.freeze({ network: 0, node: 3 });
+
+export function makeAddr(network: number, node: number): Addr {
+  if (!Number.isInteger(network) || network < 0 || network > 0xffff) throw new RangeError(`network id out of range: ${network}`);
+  if (!Number.isInteger(node) || node < 0 || node > 0xffffffff) throw new RangeError(`node id out of range: ${node}`);
+  return { network, node };
+}
+
+export function addrEquals(a: Addr, b: Addr): boolean {
+  return a.network === b.network && a.node === b.node;
+}
+
+export function isBroadcast(a: Addr): boolean {
+  return a.node === BROADCAST_NODE;
+}
+
+export function isZero(a: Addr): boolean {
+  return a.network === 0 && a.node === 0;
+}
+
+const hex4 = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0');
+
+/** `N:NNNN.HHHH.LLLL`, upper-case hex. */
+export function formatAddr(a: Addr): string {
+  return `${a.network}:${hex4(a.network)}.${hex4(a.node >>> 16)}.${hex4(a.node & 0xffff)}`;
+}
+
+const DECIMAL = /^[0-9]+$/;
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+
+/** Parses the text form with the reference's rules (§1.1). */
+export function parseAddr(text: string): DecodeResult<Addr> {
+  const colon = text.indexOf(':');
+  if (colon < 0) return fail('bad_text', `invalid address "${text}": missing ':'`);
+  const netText = text.slice(0, colon);
+  const rest = text.slice(colon + 1);
+  if (!DECIMAL.test(netText)) return fail('bad_text', `invalid address "${text}": bad network id`);
+  const network = Number.parseInt(netText, 10);
+  if (network > 0xffff) return fail('bad_text', `invalid address "${text}": network id out of range`);
+  const groups = rest.split('.');
+  if (groups.length !== 3 || !groups.every((g) => HEX4.test(g))) {
+    return fail('bad_text', `invalid address "${text}": expected N:NNNN.HHHH.LLLL`);
+  }
+  const [g0, g1, g2] = groups.map((g) => Number.parseInt(g, 16)) as [number, number, number];
+  if (g0 !== network) return fail('bad_value', `invalid address "${text}": network mismatch`);
+  return ok({ network, node: ((g1 << 16) | g2) >>> 0 });
+}
+
+export function formatSocketAddr(s: SocketAddr): string {
+  return `${formatAddr(s.addr)}:${s.port}`;
+}
+
+/** `<addr>:<port>`, split at the last ':'. */
+export function parseSocketAddr(text: string): DecodeResult<SocketAddr> {
+  const colon = text.lastIndexOf(':');
+  if (colon < 0) return fail('bad_text', `invalid socket address "${text}": missing port`);
+  const portText = text.slice(colon + 1);
+  if (!DECIMAL.test(portText)) return fail('bad_text', `invalid socket address "${text}": bad port`);
+  const port = Number.parseInt(portText, 10);
+  if (port > 0xffff) return fail('bad_value', `invalid socket address "${text}": port out of range`);
+  const addr = parseAddr(text.slice(0, colon));
+  if (!addr.ok) return addr;
+  return ok({ addr: addr.value, port });
+}
+
+export function writeAddr(buf: Uint8Array, offset: number, a: Addr): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  view.setUint16(offset, a.network);
+  view.setUint32(offset + 2, a.node);
+}
+
+export function readAddr(buf: Uint8Array, offset: number): Addr {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return { network: view.getUint16(offset), node: view.getUint32(offset + 2) };
+}

@@ -1,0 +1,35 @@
+/** Why a decoder refused its input. */
+export type DecodeErrorCode =
+  | 'truncated'
+  | 'too_long'
+  | 'bad_magic'
+  | 'bad_checksum'
+  | 'bad_value'
+  | 'bad_json'
+  | 'bad_text';
+
+export class DecodeError extends Error {
+  override readonly name = 'DecodeError';
+  constructor(
+    readonly code: DecodeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type DecodeResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: DecodeError };
+
+export function ok<T>(value: T): DecodeResult<T> {
+  return { ok: true, value };
+}
+
+export function fail<T = never>(code: DecodeErrorCode, message: string): DecodeResult<T> {
+  return { ok: false, error: new DecodeError(code, message) };
+}
+
+/** Returns the value or throws the typed DecodeError (for callers that treat bad input as fatal). */
+export function unwrap<T>(result: DecodeResult<T>): T {
+  if (result.ok) return result.value;
+  throw result.error;
+}

@@ -1,0 +1,106 @@
+import type { SocketAddr } from '../protocol/address.js';
+
+/** Milliseconds on the caller's clock (real or virtual). The engine never reads a clock itself. */
+export type Millis = number;
+
+export type ConnState = 'CLOSED' | 'LISTEN' | 'SYN_SENT' | 'SYN_RECV' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'TIME_WAIT';
+
+export type CloseReason =
+  /** Both sides closed cleanly. */
+  | 'closed'
+  /** The peer sent RST. */
+  | 'reset'
+  /** The peer refused the dial (RST to our SYN). */
+  | 'refused'
+  /** The dial got no answer. */
+  | 'dial_timeout'
+  /** Data stayed unacknowledged through every retransmission. */
+  | 'retransmit_timeout'
+  /** Nothing was heard from the peer for the idle timeout. */
+  | 'idle_timeout'
+  /** Closed locally with abort(). */
+  | 'aborted';
+
+export interface ConnectionOptions {
+  /** Maximum payload per segment (default 4096). */
+  mss: number;
+  /** Receive buffer in bytes: in-order unread data plus out-of-order data (default 2 MiB = 512 segments). */
+  recvBufferBytes: number;
+  /** Send buffer in bytes: unsent plus unacknowledged data accepted from the application (default 4 MiB). */
+  sendBufferBytes: number;
+  /** Initial congestion window in bytes (default 10 × MSS). */
+  initialCwnd: number;
+  /** Upper bound of the congestion window in bytes (default 4 MiB). */
+  maxCwnd: number;
+  /** Coalesce small writes while data is unacknowledged (default true). */
+  nagle: boolean;
+  /** How long Nagle may hold a partial segment (default 40 ms). */
+  nagleDelayMs: Millis;
+  /** Delayed-ACK timer (default 40 ms; every 2nd full segment is ACKed at once). */
+  delayedAckMs: Millis;
+  /** Send a bare ACK after this long without sending anything (default 30 s; 0 disables). */
+  keepaliveMs: Millis;
+  /** Close a connection that heard nothing for this long (default 120 s; 0 disables). */
+  idleTimeoutMs: Millis;
+  /** How long a closed connection lingers to answer a retransmitted FIN (default 10 s). */
+  timeWaitMs: Millis;
+  minRtoMs: Millis;
+  maxRtoMs: Millis;
+  initialRtoMs: Millis;
+  /** Consecutive retransmission timeouts before the connection is reset (default 12). */
+  maxRetransmits: number;
+  /** SYN transmissions before a dial fails (default 6). */
+  maxSynRetries: number;
+  /** Initial sequence number (default 0, as the reference). */
+  isn: number;
+}
+
+export interface ConnectionStats {
+  bytesSent: number;
+  bytesRecv: number;
+  segmentsSent: number;
+  segmentsRecv: number;
+  retransmits: number;
+  fastRetransmits: number;
+  timeouts: number;
+  spuriousRetransmits: number;
+  dupAcks: number;
+  sackBlocksSent: number;
+  sackBlocksRecv: number;
+  srttMs: number;
+  rttvarMs: number;
+  rtoMs: number;
+  cwnd: number;
+  ssthresh: number;
+  inFlight: number;
+  inRecovery: boolean;
+  peerWindow: number;
+  recvWindow: number;
+  oooBytes: number;
+}
+
+export interface ConnectionInfo {
+  id: number;
+  state: ConnState;
+  localPort: number;
+  remote: SocketAddr;
+  stats: ConnectionStats;
+}
+
+export type EndpointEvent =
+  /** A SYN on a listening port created a connection (the SYN-ACK is already queued). */
+  | { readonly type: 'accepted'; readonly connId: number; readonly localPort: number; readonly remote: SocketAddr }
+  /** Our dial got its SYN-ACK. */
+  | { readonly type: 'connected'; readonly connId: number }
+  /** New in-order data can be read with read(). */
+  | { readonly type: 'readable'; readonly connId: number }
+  /** The send buffer, once full, has room again. */
+  | { readonly type: 'writable'; readonly connId: number }
+  /** The peer finished sending: after the buffered data, read() yields end of stream. */
+  | { readonly type: 'end'; readonly connId: number }
+  /** The connection is gone (its id is no longer valid after this). */
+  | { readonly type: 'closed'; readonly connId: number; readonly reason: CloseReason }
+  /** A datagram arrived (any destination port; binding is not required). */
+  | { readonly type: 'datagram'; readonly src: SocketAddr; readonly dstPort: number; readonly data: Uint8Array }
+  /** A control pong answered one of our pings. */
+  | { readonly type: 'pong'; readonly from: SocketAddr; readonly seq: number; readonly data: Uint8Array };
