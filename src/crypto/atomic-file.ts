@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+export interface AtomicWriteOptions {
+  /** File mode, applied exactly (not filtered by the umask). Default 0o600. */
+  readonly mode?: number;
+  /**
+   * Fail with EEXIST instead of replacing an existing file. The new file still
+   * appears atomically (hard link of the synced temp file), so a concurrent
+   * writer can never be overwritten.
+   */
+  readonly exclusive?: boolean;
+}
+
+/** Creates `path` (and missing parents) with `mode` if it does not exist; an existing directory is left as is. */
+export async function ensureDir(path: string, mode = 0o700): Promise<void> {
+  const created = await mkdir(path, { recursive: true, mode });
+  if (created !== undefined) await chmod(path, mode);
+}
+
+/**
+ * Writes `data` so that after a crash `path` holds either the old or the new
+ * content in full: temp file in the same directory, fsync, rename, fsync of the directory.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+  const mode = options.mode ?? 0o600;
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  let tmpExists = false;
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    tmpExists = true;
+    try {
+      await fh.chmod(mode);
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (options.exclusive === true) {
+      await link(tmp, path);
+      await unlink(tmp);
+    } else {
+      await rename(tmp, path);
+    }
+    tmpExists = false;
+    await syncDir(dir);
+  } finally {
+    if (tmpExists) await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  // Directories cannot be opened for fsync on Windows; the rename is still atomic there.
+  if (process.platform === 'win32') return;
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

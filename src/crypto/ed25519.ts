@@ -1,0 +1,35 @@
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { CryptoError } from './errors.js';
+
+export const ED25519_SEED_SIZE = 32;
+export const ED25519_PUBLIC_KEY_SIZE = 32;
+export const ED25519_SIGNATURE_SIZE = 64;
+
+// DER headers of PKCS#8 / SPKI structures for Ed25519 (RFC 8410); the raw key follows.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export function ed25519PrivateKeyFromSeed(seed: Uint8Array): KeyObject {
+  if (seed.length !== ED25519_SEED_SIZE) throw new CryptoError('bad_key', `Ed25519 seed must be 32 bytes, got ${seed.length}`);
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
+export function ed25519RawPublicKey(key: KeyObject): Uint8Array {
+  const der = createPublicKey(key).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(der.length - ED25519_PUBLIC_KEY_SIZE));
+}
+
+export function ed25519Sign(privateKey: KeyObject, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, message, privateKey));
+}
+
+/** Total: wrong lengths or a key the library refuses give false, never an exception. */
+export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_SIZE || signature.length !== ED25519_SIGNATURE_SIZE) return false;
+  try {
+    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,109 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { CryptoError } from './errors.js';
+import { ReplayWindow } from './replay-window.js';
+import { TUNNEL_KEY_SIZE } from './tunnel-key.js';
+
+export const NONCE_SIZE = 12;
+export const NONCE_PREFIX_SIZE = 4;
+export const TAG_SIZE = 16;
+export const MAX_COUNTER = 0xffff_ffff_ffff_ffffn;
+
+export interface SealedFrame {
+  /** prefix[4] ‖ counter u64 BE. */
+  readonly nonce: Uint8Array;
+  /** AES-256-GCM ciphertext ‖ 16-byte tag. */
+  readonly sealed: Uint8Array;
+}
+
+export type OpenErrorCode = 'replay' | 'too_old' | 'auth_failed' | 'truncated';
+
+export class OpenError extends Error {
+  override readonly name = 'OpenError';
+  constructor(
+    readonly code: OpenErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type OpenResult =
+  | { readonly ok: true; readonly value: Uint8Array; readonly counter: bigint }
+  | { readonly ok: false; readonly error: OpenError };
+
+export interface TunnelSessionOptions {
+  /** Own nonce prefix; random by default. Inject only in tests. */
+  readonly noncePrefix?: Uint8Array;
+  /** Last counter already used; the next seal uses this + 1. Inject only in tests. */
+  readonly sendCounter?: bigint;
+}
+
+/**
+ * Per-peer AEAD context of PROTOCOL.md §3.3–3.4. Both directions share one key; each
+ * side's random prefix keeps their nonces apart. No AAD, as in the reference.
+ */
+export class TunnelSession {
+  readonly #key: Buffer;
+  readonly noncePrefix: Uint8Array;
+  #sendCounter: bigint;
+  readonly #replay = new ReplayWindow();
+
+  constructor(key: Uint8Array, options: TunnelSessionOptions = {}) {
+    if (key.length !== TUNNEL_KEY_SIZE) throw new CryptoError('bad_key', `tunnel key must be 32 bytes, got ${key.length}`);
+    const prefix = options.noncePrefix ?? randomBytes(NONCE_PREFIX_SIZE);
+    if (prefix.length !== NONCE_PREFIX_SIZE) throw new CryptoError('bad_key', `nonce prefix must be 4 bytes, got ${prefix.length}`);
+    const counter = options.sendCounter ?? 0n;
+    if (counter < 0n || counter > MAX_COUNTER) throw new RangeError(`send counter out of u64 range: ${counter}`);
+    this.#key = Buffer.from(key);
+    this.noncePrefix = new Uint8Array(prefix);
+    this.#sendCounter = counter;
+  }
+
+  /** Counter carried by the most recent sealed frame (0 before the first). */
+  get sendCounter(): bigint {
+    return this.#sendCounter;
+  }
+
+  /** Highest counter accepted from the peer so far. */
+  get highestReceived(): bigint {
+    return this.#replay.max;
+  }
+
+  /** Encrypts one marshalled packet. Throws CryptoError 'counter_exhausted' rather than ever reusing a nonce. */
+  seal(plaintext: Uint8Array): SealedFrame {
+    if (this.#sendCounter >= MAX_COUNTER) throw new CryptoError('counter_exhausted', 'tunnel send counter exhausted; re-key the session');
+    this.#sendCounter += 1n;
+    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+    nonce.set(this.noncePrefix, 0);
+    nonce.writeBigUInt64BE(this.#sendCounter, NONCE_PREFIX_SIZE);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
+    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    return { nonce: new Uint8Array(nonce), sealed: new Uint8Array(sealed) };
+  }
+
+  /** Decrypts a frame from the peer; the counter is recorded only if authentication succeeds. */
+  open(nonce: Uint8Array, sealed: Uint8Array): OpenResult {
+    if (nonce.length !== NONCE_SIZE) return failed('truncated', `nonce must be ${NONCE_SIZE} bytes, got ${nonce.length}`);
+    if (sealed.length < TAG_SIZE) return failed('truncated', `sealed data shorter than the ${TAG_SIZE}-byte tag`);
+    const nonceBuf = Buffer.from(nonce.buffer, nonce.byteOffset, nonce.byteLength);
+    const counter = nonceBuf.readBigUInt64BE(NONCE_PREFIX_SIZE);
+    const verdict = this.#replay.check(counter);
+    if (verdict !== 'ok') return failed(verdict, `counter ${counter} refused: ${verdict}`);
+
+    const split = sealed.length - TAG_SIZE;
+    let plaintext: Buffer;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, nonceBuf);
+      decipher.setAuthTag(sealed.subarray(split));
+      plaintext = Buffer.concat([decipher.update(sealed.subarray(0, split)), decipher.final()]);
+    } catch {
+      return failed('auth_failed', 'AES-GCM authentication failed');
+    }
+    this.#replay.commit(counter);
+    return { ok: true, value: new Uint8Array(plaintext), counter };
+  }
+}
+
+function failed(code: OpenErrorCode, message: string): OpenResult {
+  return { ok: false, error: new OpenError(code, message) };
+}
