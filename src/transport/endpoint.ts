@@ -1,15 +1,39 @@
-// API stub: implementation in progress.
-import type { Addr, SocketAddr } from '../protocol/address.js';
-import type { Packet } from '../protocol/packet.js';
+import { addrEquals, type Addr, type SocketAddr } from '../protocol/address.js';
+import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
+import { Connection, type ConnectionSink } from './connection.js';
+import { resolveConnectionOptions } from './options.js';
+import { PortTable } from './port-table.js';
+import { KeyedRateLimiter, TokenBucket } from './rate-limit.js';
+import { seqAdd } from './seq.js';
 import type { ConnectionInfo, ConnectionOptions, EndpointEvent, Millis } from './types.js';
 
 export interface EndpointOptions {
   /** This node's virtual address: the source of every packet it emits. */
   localAddr: Addr;
   connection?: Partial<ConnectionOptions>;
+  /** Live connections per local port (default 1024). */
   maxConnsPerPort?: number;
+  /** Live connections in all (default 4096). */
   maxConnsTotal?: number;
+  /** New inbound connections per second across all peers (default 100, burst 100). */
+  synRatePerSecond?: number;
+  /** New inbound connections per second from one peer node (default 10, burst 10). */
+  synRatePerSource?: number;
 }
+
+export type TransportErrorCode = 'no_ports' | 'too_many_connections' | 'payload_too_large';
+
+export class TransportError extends Error {
+  override readonly name = 'TransportError';
+  constructor(
+    readonly code: TransportErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type SynRefusal = 'rate_limited' | 'no_listener' | 'port_full' | 'total_full';
 
 /**
  * Sans-I/O transport for one node: every stream connection, listener, datagram and ping.
@@ -17,20 +41,270 @@ export interface EndpointOptions {
  * with pollTransmit(), events with pollEvent(), and call handleTimeout() at nextTimeout().
  */
 export class TransportEndpoint {
-  constructor(readonly options: EndpointOptions) {}
-  listen(_port: number): void { throw new Error('not implemented'); }
-  unlisten(_port: number): void { throw new Error('not implemented'); }
-  dial(_remote: SocketAddr, _now: Millis): number { throw new Error('not implemented'); }
-  write(_connId: number, _data: Uint8Array, _now: Millis): number { throw new Error('not implemented'); }
-  read(_connId: number, _maxBytes?: number): Uint8Array | null { throw new Error('not implemented'); }
-  close(_connId: number, _now: Millis): void { throw new Error('not implemented'); }
-  abort(_connId: number, _now: Millis): void { throw new Error('not implemented'); }
-  sendDatagram(_dst: SocketAddr, _data: Uint8Array, _now: Millis, _srcPort?: number): void { throw new Error('not implemented'); }
-  handlePacket(_packet: Packet, _now: Millis): void { throw new Error('not implemented'); }
-  handleTimeout(_now: Millis): void { throw new Error('not implemented'); }
-  pollTransmit(): Packet | undefined { throw new Error('not implemented'); }
-  pollEvent(): EndpointEvent | undefined { throw new Error('not implemented'); }
-  nextTimeout(): Millis | undefined { throw new Error('not implemented'); }
-  connection(_connId: number): ConnectionInfo | undefined { throw new Error('not implemented'); }
-  connections(): ConnectionInfo[] { throw new Error('not implemented'); }
+  readonly localAddr: Addr;
+  readonly ports = new PortTable();
+  /** Inbound SYNs refused, by reason (for counters and webhooks). */
+  readonly refusals: Record<SynRefusal, number> = { rate_limited: 0, no_listener: 0, port_full: 0, total_full: 0 };
+
+  private readonly connOptions: ConnectionOptions;
+  private readonly maxConnsPerPort: number;
+  private readonly maxConnsTotal: number;
+  private readonly synGlobal: TokenBucket;
+  private readonly synPerSource: KeyedRateLimiter<number>;
+  private readonly conns = new Map<number, Connection>();
+  private readonly byTuple = new Map<string, Connection>();
+  private nextConnId = 1;
+  private outbox: Packet[] = [];
+  private outHead = 0;
+  private events: EndpointEvent[] = [];
+  private eventHead = 0;
+  private readonly sink: ConnectionSink = {
+    transmit: (p) => this.outbox.push(p),
+    event: (e) => this.events.push(e),
+  };
+
+  constructor(options: EndpointOptions) {
+    this.localAddr = options.localAddr;
+    this.connOptions = resolveConnectionOptions(options.connection);
+    this.maxConnsPerPort = options.maxConnsPerPort ?? 1024;
+    this.maxConnsTotal = options.maxConnsTotal ?? 4096;
+    const globalRate = options.synRatePerSecond ?? 100;
+    const perSource = options.synRatePerSource ?? 10;
+    this.synGlobal = new TokenBucket(globalRate, globalRate);
+    this.synPerSource = new KeyedRateLimiter(perSource, perSource, 4096);
+  }
+
+  // ---- listeners ----
+
+  listen(port: number): void {
+    this.ports.bind(port);
+  }
+
+  unlisten(port: number): void {
+    this.ports.unbind(port);
+  }
+
+  // ---- streams ----
+
+  dial(remote: SocketAddr, now: Millis): number {
+    if (this.activeCount() >= this.maxConnsTotal) throw new TransportError('too_many_connections', 'connection limit reached');
+    const port = this.ports.allocate((p) => this.portInUse(p));
+    if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
+    const conn = this.create(port, remote);
+    conn.dial(now);
+    return conn.id;
+  }
+
+  /** Queues data; returns how many bytes were accepted (0 when the send buffer is full or the connection is gone). */
+  write(connId: number, data: Uint8Array, now: Millis): number {
+    const conn = this.conns.get(connId);
+    return conn ? conn.write(data, now) : 0;
+  }
+
+  /** In-order data, or null when nothing is buffered. */
+  read(connId: number, maxBytes = Number.MAX_SAFE_INTEGER): Uint8Array | null {
+    return this.conns.get(connId)?.read(maxBytes) ?? null;
+  }
+
+  /** Graceful close: the FIN follows the last byte once it is acknowledged. */
+  close(connId: number, now: Millis): void {
+    this.conns.get(connId)?.close(now);
+    this.reap();
+  }
+
+  abort(connId: number, now: Millis): void {
+    this.conns.get(connId)?.abort(now);
+    this.reap();
+  }
+
+  // ---- datagrams and pings ----
+
+  sendDatagram(dst: SocketAddr, data: Uint8Array, _now: Millis, srcPort?: number): void {
+    if (data.length > 0xffff) throw new TransportError('payload_too_large', `datagram of ${data.length} bytes exceeds 65535`);
+    const port = srcPort ?? this.ports.allocate(() => false) ?? 0;
+    this.outbox.push(this.packet(Proto.Datagram, 0, port, dst, 0, 0, data));
+  }
+
+  ping(dst: Addr, seq: number, data: Uint8Array, _now: Millis, srcPort = 0): void {
+    this.outbox.push(this.packet(Proto.Control, 0, srcPort, { addr: dst, port: 0 }, seq, 0, data));
+  }
+
+  // ---- input ----
+
+  handlePacket(p: Packet, now: Millis): void {
+    if (!addrEquals(p.dst, this.localAddr)) return;
+    switch (p.protocol) {
+      case Proto.Stream:
+        this.handleStream(p, now);
+        break;
+      case Proto.Datagram:
+        if (p.payload.length > 0) {
+          this.events.push({ type: 'datagram', src: { addr: p.src, port: p.srcPort }, dstPort: p.dstPort, data: p.payload });
+        }
+        break;
+      case Proto.Control:
+        this.handleControl(p);
+        break;
+      default:
+        break;
+    }
+    this.reap();
+  }
+
+  private handleStream(p: Packet, now: Millis): void {
+    const key = tupleKey(p.dstPort, p.src, p.srcPort);
+    const existing = this.byTuple.get(key);
+    const synOnly = (p.flags & (Flag.SYN | Flag.ACK | Flag.RST)) === Flag.SYN;
+    if (existing && !existing.gone) {
+      if (!synOnly || existing.isDuplicateSyn(p)) {
+        existing.handlePacket(p, now);
+        return;
+      }
+      // A new SYN on an old 4-tuple: the peer restarted or the old connection lingers in TIME_WAIT.
+      if (!existing.finished) existing.abort(now);
+      else existing.gone = true;
+      this.reap();
+    }
+    if (synOnly) {
+      this.acceptSyn(p, now);
+      return;
+    }
+    // Data for a connection we do not have: tell the sender so it stops (it may be talking to our previous life).
+    if (!(p.flags & Flag.RST) && p.payload.length > 0) {
+      this.outbox.push(this.packet(Proto.Stream, Flag.RST, p.dstPort, { addr: p.src, port: p.srcPort }, p.ack, seqAdd(p.seq, p.payload.length), new Uint8Array(0)));
+    }
+  }
+
+  private acceptSyn(syn: Packet, now: Millis): void {
+    const remote = { addr: syn.src, port: syn.srcPort };
+    const refuse = (reason: SynRefusal, sendRst: boolean): void => {
+      this.refusals[reason]++;
+      if (sendRst) this.outbox.push(this.packet(Proto.Stream, Flag.RST | Flag.ACK, syn.dstPort, remote, 0, seqAdd(syn.seq, 1), new Uint8Array(0)));
+    };
+    if (!this.ports.isBound(syn.dstPort)) return refuse('no_listener', true);
+    if (!this.synGlobal.take(now) || !this.synPerSource.take(syn.src.node, now)) return refuse('rate_limited', false);
+    if (this.activeOnPort(syn.dstPort) >= this.maxConnsPerPort) return refuse('port_full', true);
+    if (this.activeCount() >= this.maxConnsTotal) return refuse('total_full', true);
+    const conn = this.create(syn.dstPort, remote);
+    conn.acceptSyn(syn, now);
+    this.events.push({ type: 'accepted', connId: conn.id, localPort: syn.dstPort, remote });
+  }
+
+  private handleControl(p: Packet): void {
+    if (p.flags & Flag.ACK) {
+      this.events.push({ type: 'pong', from: { addr: p.src, port: p.srcPort }, seq: p.seq, data: p.payload });
+      return;
+    }
+    if (p.dstPort !== 0) return;
+    this.outbox.push(this.packet(Proto.Control, Flag.ACK, 0, { addr: p.src, port: p.srcPort }, p.seq, seqAdd(p.seq, 1), p.payload));
+  }
+
+  // ---- time ----
+
+  handleTimeout(now: Millis): void {
+    for (const conn of this.conns.values()) {
+      const t = conn.nextTimeout();
+      if (t !== undefined && t <= now) conn.handleTimeout(now);
+    }
+    this.synPerSource.reap(now);
+    this.reap();
+  }
+
+  nextTimeout(): Millis | undefined {
+    let min: Millis | undefined;
+    for (const conn of this.conns.values()) {
+      const t = conn.nextTimeout();
+      if (t !== undefined && (min === undefined || t < min)) min = t;
+    }
+    return min;
+  }
+
+  // ---- output ----
+
+  pollTransmit(): Packet | undefined {
+    if (this.outHead >= this.outbox.length) {
+      if (this.outbox.length > 0) {
+        this.outbox = [];
+        this.outHead = 0;
+      }
+      return undefined;
+    }
+    return this.outbox[this.outHead++];
+  }
+
+  pollEvent(): EndpointEvent | undefined {
+    if (this.eventHead >= this.events.length) {
+      if (this.events.length > 0) {
+        this.events = [];
+        this.eventHead = 0;
+      }
+      return undefined;
+    }
+    return this.events[this.eventHead++];
+  }
+
+  // ---- inspection ----
+
+  connection(connId: number): ConnectionInfo | undefined {
+    return this.conns.get(connId)?.info();
+  }
+
+  connections(): ConnectionInfo[] {
+    return [...this.conns.values()].map((c) => c.info());
+  }
+
+  /** Bytes of in-order data waiting to be read on a connection. */
+  readableBytes(connId: number): number {
+    return this.conns.get(connId)?.readableBytes ?? 0;
+  }
+
+  // ---- internals ----
+
+  private create(localPort: number, remote: SocketAddr): Connection {
+    const conn = new Connection({
+      id: this.nextConnId++,
+      localAddr: this.localAddr,
+      localPort,
+      remote,
+      options: this.connOptions,
+      sink: this.sink,
+    });
+    this.conns.set(conn.id, conn);
+    this.byTuple.set(tupleKey(localPort, remote.addr, remote.port), conn);
+    return conn;
+  }
+
+  private reap(): void {
+    for (const [id, conn] of this.conns) {
+      if (!conn.gone) continue;
+      this.conns.delete(id);
+      const key = tupleKey(conn.localPort, conn.remote.addr, conn.remote.port);
+      if (this.byTuple.get(key) === conn) this.byTuple.delete(key);
+    }
+  }
+
+  private activeCount(): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (!c.finished) n++;
+    return n;
+  }
+
+  private activeOnPort(port: number): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (c.localPort === port && !c.finished) n++;
+    return n;
+  }
+
+  private portInUse(port: number): boolean {
+    for (const c of this.conns.values()) if (c.localPort === port) return true;
+    return false;
+  }
+
+  private packet(protocol: number, flags: number, srcPort: number, dst: SocketAddr, seq: number, ack: number, payload: Uint8Array): Packet {
+    return makePacket({ flags, protocol, src: this.localAddr, dst: dst.addr, srcPort, dstPort: dst.port, seq, ack, window: 0, payload });
+  }
+}
+
+function tupleKey(localPort: number, addr: Addr, remotePort: number): string {
+  return `${localPort}|${addr.network}|${addr.node}|${remotePort}`;
 }

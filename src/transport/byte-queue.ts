@@ -1,0 +1,81 @@
+/** A FIFO of byte chunks that hands out slices without copying more than needed. */
+export class ByteQueue {
+  private chunks: Buffer[] = [];
+  private head = 0;
+  private headOffset = 0;
+  private total = 0;
+
+  get length(): number {
+    return this.total;
+  }
+
+  push(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    this.total += data.length;
+  }
+
+  /** Looks at up to n bytes from the front without consuming them. */
+  peek(n: number): Buffer {
+    return this.take(n, false);
+  }
+
+  /** Removes and returns up to n bytes from the front. */
+  shift(n: number): Buffer {
+    return this.take(n, true);
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.head = 0;
+    this.headOffset = 0;
+    this.total = 0;
+  }
+
+  private take(n: number, consume: boolean): Buffer {
+    const want = Math.min(n, this.total);
+    if (want === 0) return Buffer.alloc(0);
+    const first = this.chunks[this.head] as Buffer;
+    const firstAvail = first.length - this.headOffset;
+    let out: Buffer;
+    if (firstAvail >= want) {
+      out = first.subarray(this.headOffset, this.headOffset + want);
+      if (consume) this.advance(want);
+      return out;
+    }
+    out = Buffer.allocUnsafe(want);
+    let copied = 0;
+    let idx = this.head;
+    let off = this.headOffset;
+    while (copied < want) {
+      const chunk = this.chunks[idx] as Buffer;
+      const n2 = Math.min(chunk.length - off, want - copied);
+      chunk.copy(out, copied, off, off + n2);
+      copied += n2;
+      idx++;
+      off = 0;
+    }
+    if (consume) this.advance(want);
+    return out;
+  }
+
+  private advance(n: number): void {
+    this.total -= n;
+    let left = n;
+    while (left > 0) {
+      const chunk = this.chunks[this.head] as Buffer;
+      const avail = chunk.length - this.headOffset;
+      if (avail > left) {
+        this.headOffset += left;
+        return;
+      }
+      left -= avail;
+      this.head++;
+      this.headOffset = 0;
+    }
+    if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

@@ -1,0 +1,511 @@
+import type { Addr, SocketAddr } from '../protocol/address.js';
+import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
+import { decodeSack, encodeSack } from '../protocol/sack.js';
+import { StreamReceiver } from './receiver.js';
+import { StreamSender, WINDOW_UNIT } from './sender.js';
+import { seqAdd, seqLt } from './seq.js';
+import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, EndpointEvent, Millis } from './types.js';
+
+/** Where a connection puts the packets and events it produces. */
+export interface ConnectionSink {
+  transmit(packet: Packet): void;
+  event(event: EndpointEvent): void;
+}
+
+export interface ConnectionParams {
+  id: number;
+  localAddr: Addr;
+  localPort: number;
+  remote: SocketAddr;
+  options: ConnectionOptions;
+  sink: ConnectionSink;
+}
+
+const EMPTY = new Uint8Array(0);
+const KEEPALIVE_BYTE = Uint8Array.of(0);
+
+/**
+ * One stream connection (PROTOCOL.md §7) as a sans-I/O state machine. Differences from the
+ * reference, all invisible to a conforming Go peer: FIN is sent only after every byte is
+ * acknowledged and is retransmitted until answered; a FIN|ACK is never answered; a FIN is a
+ * half-close between pilot-ts peers; keepalives elicit an ACK so idle-but-alive peers survive.
+ */
+export class Connection {
+  readonly id: number;
+  readonly localPort: number;
+  readonly remote: SocketAddr;
+  state: ConnState = 'CLOSED';
+  /** Set once the connection has finished; the endpoint drops it then. */
+  gone = false;
+
+  private readonly opts: ConnectionOptions;
+  private readonly sink: ConnectionSink;
+  private readonly localAddr: Addr;
+  private readonly sender: StreamSender;
+  private receiver: StreamReceiver | undefined;
+
+  private synSentAt: Millis = 0;
+  private synXmits = 0;
+  private synDeadline: Millis | undefined;
+  private peerSynSeq = 0;
+
+  private closeRequested = false;
+  private finSeq = 0;
+  private finSent = false;
+  private finAcked = false;
+  private finXmits = 0;
+  private finDeadline: Millis | undefined;
+  private endEmitted = false;
+  private closedEmitted = false;
+
+  private ackPending = 0;
+  private delayedAckDeadline: Millis | undefined;
+  private nagleDeadline: Millis | undefined;
+  private persistDeadline: Millis | undefined;
+  private persistInterval = 500;
+  private timeWaitDeadline: Millis | undefined;
+  private lastRecvAt: Millis = 0;
+  private lastSendAt: Millis = 0;
+  private lastAdvertised = 0;
+  private wantWritable = false;
+
+  private segmentsRecv = 0;
+  private bytesRecv = 0;
+  private sackBlocksSent = 0;
+
+  constructor(p: ConnectionParams) {
+    this.id = p.id;
+    this.localAddr = p.localAddr;
+    this.localPort = p.localPort;
+    this.remote = p.remote;
+    this.opts = p.options;
+    this.sink = p.sink;
+    this.sender = new StreamSender(this.opts.isn, this.opts);
+  }
+
+  // ---- opening ----
+
+  dial(now: Millis): void {
+    this.state = 'SYN_SENT';
+    this.lastRecvAt = now;
+    this.sendSyn(now);
+  }
+
+  /** Responder side: the SYN was checked by the endpoint; answer and become ESTABLISHED (as the reference). */
+  acceptSyn(syn: Packet, now: Millis): void {
+    this.peerSynSeq = syn.seq;
+    this.receiver = new StreamReceiver(seqAdd(syn.seq, 1), this.opts.recvBufferBytes);
+    this.sender.onAck({ ack: this.sender.sndUna, window: syn.window, sack: null, payloadLength: 0 }, now);
+    this.state = 'ESTABLISHED';
+    this.lastRecvAt = now;
+    this.sendSynAck(now);
+  }
+
+  private sendSyn(now: Millis): void {
+    this.synXmits++;
+    this.synSentAt = now;
+    this.synDeadline = now + Math.min(this.opts.initialRtoMs * 2 ** (this.synXmits - 1), 8_000);
+    this.emit(Flag.SYN, this.opts.isn, 0, EMPTY, now);
+  }
+
+  private sendSynAck(now: Millis): void {
+    this.emit(Flag.SYN | Flag.ACK, this.opts.isn, seqAdd(this.peerSynSeq, 1), EMPTY, now);
+  }
+
+  // ---- application interface ----
+
+  write(data: Uint8Array, now: Millis): number {
+    if (this.closeRequested || this.gone || this.state === 'TIME_WAIT') return 0;
+    const n = this.sender.queue(data);
+    if (n < data.length) this.wantWritable = true;
+    if (this.state === 'ESTABLISHED' || this.state === 'CLOSE_WAIT') this.pump(now);
+    return n;
+  }
+
+  read(maxBytes: number): Buffer | null {
+    const r = this.receiver;
+    if (!r) return null;
+    const data = r.read(maxBytes);
+    if (data && !this.gone && this.state !== 'TIME_WAIT') {
+      const win = this.advertisedWindow();
+      const step = Math.max(2, Math.floor(this.opts.recvBufferBytes / WINDOW_UNIT / 4));
+      if (win - this.lastAdvertised >= step || (this.lastAdvertised < 2 && win >= 2)) this.sendAck(this.lastSendAt);
+    }
+    return data;
+  }
+
+  get readableBytes(): number {
+    return this.receiver?.readableBytes ?? 0;
+  }
+
+  /** Graceful close: FIN once every queued byte has been acknowledged. */
+  close(now: Millis): void {
+    if (this.closeRequested || this.gone) return;
+    this.closeRequested = true;
+    if (this.state === 'ESTABLISHED' || this.state === 'CLOSE_WAIT') this.pump(now);
+  }
+
+  abort(now: Millis): void {
+    if (this.gone) return;
+    if (this.state !== 'TIME_WAIT') this.emit(Flag.RST, this.sender.sndNxt, 0, EMPTY, now);
+    this.finish('aborted');
+  }
+
+  // ---- packets ----
+
+  handlePacket(p: Packet, now: Millis): void {
+    if (this.gone) return;
+    this.lastRecvAt = now;
+    if (p.flags & Flag.RST) {
+      if (this.state === 'TIME_WAIT') this.finish('closed');
+      else this.finish(this.state === 'SYN_SENT' ? 'refused' : 'reset');
+      return;
+    }
+    if (this.state === 'SYN_SENT') {
+      if ((p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK) && p.ack === this.sender.sndUna) this.onSynAck(p, now);
+      return;
+    }
+    if (p.flags & Flag.SYN) {
+      // Our ACK (or our SYN-ACK) was lost: repeat it.
+      if (p.flags & Flag.ACK) this.sendAck(now);
+      else if (this.receiver && p.seq === this.peerSynSeq) this.sendSynAck(now);
+      return;
+    }
+    if (p.flags & Flag.FIN) {
+      this.onFin(p, now);
+      return;
+    }
+    if (p.flags & Flag.ACK) this.onAckSegment(p, now);
+  }
+
+  /** True when a SYN is a retransmission of the one this connection was opened by. */
+  isDuplicateSyn(p: Packet): boolean {
+    return this.receiver !== undefined && p.seq === this.peerSynSeq && !this.finished;
+  }
+
+  private onSynAck(p: Packet, now: Millis): void {
+    this.peerSynSeq = p.seq;
+    this.receiver = new StreamReceiver(seqAdd(p.seq, 1), this.opts.recvBufferBytes);
+    if (this.synXmits === 1) this.sender.rtt.sample(now - this.synSentAt);
+    this.sender.onAck({ ack: p.ack, window: p.window, sack: null, payloadLength: 0 }, now);
+    this.synDeadline = undefined;
+    this.state = 'ESTABLISHED';
+    this.sink.event({ type: 'connected', connId: this.id });
+    this.sendAck(now);
+    this.pump(now);
+  }
+
+  private onAckSegment(p: Packet, now: Millis): void {
+    const sack = p.payload.length >= 5 ? decodeSack(p.payload) : null;
+    this.ackOurFin(p.ack);
+    const ack = this.finSent && p.ack === seqAdd(this.finSeq, 1) ? this.finSeq : p.ack;
+    const dataLength = sack ? 0 : p.payload.length;
+    const before = this.sender.spaceLeft;
+    this.sender.onAck({ ack, window: p.window, sack, payloadLength: dataLength }, now);
+    if (dataLength > 0) this.onData(p, now);
+    if (this.wantWritable && this.sender.spaceLeft > before && this.sender.spaceLeft > 0) {
+      this.wantWritable = false;
+      this.sink.event({ type: 'writable', connId: this.id });
+    }
+    if (this.finished) return;
+    this.pump(now);
+  }
+
+  private onData(p: Packet, now: Millis): void {
+    const r = this.receiver;
+    if (!r) return;
+    this.segmentsRecv++;
+    if (r.finSeq !== undefined && !seqLt(p.seq, r.finSeq)) {
+      this.sendAck(now);
+      return;
+    }
+    const hadHoles = r.hasOutOfOrder;
+    const hadReadable = r.readableBytes > 0;
+    const before = r.rcvNxt;
+    const verdict = r.onData(p.seq, p.payload);
+    if (verdict === 'in_order') {
+      this.bytesRecv += (r.rcvNxt - before) >>> 0;
+      if (!hadReadable) this.sink.event({ type: 'readable', connId: this.id });
+      if (hadHoles || r.hasOutOfOrder || ++this.ackPending >= 2) this.sendAck(now);
+      else if (this.delayedAckDeadline === undefined) this.delayedAckDeadline = now + this.opts.delayedAckMs;
+      this.checkPeerFin(now);
+    } else {
+      this.sendAck(now);
+    }
+  }
+
+  private onFin(p: Packet, now: Millis): void {
+    const r = this.receiver;
+    if (p.flags & Flag.ACK) this.ackOurFin(p.ack);
+    if (!r) return;
+    const firstFin = r.finSeq === undefined;
+    if (firstFin) r.finSeq = seqLt(p.seq, r.rcvNxt) ? r.rcvNxt : p.seq;
+    const isFinAck = (p.flags & Flag.ACK) !== 0;
+    if (this.state === 'TIME_WAIT') {
+      if (!isFinAck) this.answerFin(now);
+      return;
+    }
+    if (!r.finReached) {
+      // Data before the FIN is still missing: ask for it.
+      this.sendAck(now);
+      return;
+    }
+    this.checkPeerFin(now);
+    if (!isFinAck) this.answerFin(now);
+    if (!this.finished) this.pump(now);
+  }
+
+  /** Acknowledges the peer's FIN: FIN|ACK if we already sent ours (as the reference answers), else ACK. */
+  private answerFin(now: Millis): void {
+    const r = this.receiver;
+    if (!r || r.finSeq === undefined) return;
+    if (this.finSent) this.emit(Flag.FIN | Flag.ACK, this.finSeq, seqAdd(r.finSeq, 1), EMPTY, now);
+    else this.sendAck(now);
+  }
+
+  private ackOurFin(ack: number): void {
+    if (!this.finSent || this.finAcked || ack !== seqAdd(this.finSeq, 1)) return;
+    this.finAcked = true;
+    this.finDeadline = undefined;
+  }
+
+  private checkPeerFin(now: Millis): void {
+    const r = this.receiver;
+    if (!r || !r.finReached || this.endEmitted) return;
+    this.endEmitted = true;
+    this.delayedAckDeadline = undefined;
+    if (this.state === 'ESTABLISHED') this.state = 'CLOSE_WAIT';
+    this.sink.event({ type: 'end', connId: this.id });
+    this.maybeTimeWait(now);
+  }
+
+  private maybeTimeWait(now: Millis): void {
+    if (this.finAcked && this.endEmitted && this.state !== 'TIME_WAIT') this.enterTimeWait(now);
+  }
+
+  private enterTimeWait(now: Millis): void {
+    this.state = 'TIME_WAIT';
+    this.clearTimers();
+    this.sender.discard();
+    this.emitClosed('closed');
+    if (this.opts.timeWaitMs <= 0) this.gone = true;
+    else this.timeWaitDeadline = now + this.opts.timeWaitMs;
+  }
+
+  // ---- sending ----
+
+  /** Sends whatever the windows allow, then the FIN when everything is acknowledged. */
+  private pump(now: Millis, flushNagle = false): void {
+    if (this.gone) return;
+    if (!this.finSent) {
+      let seg;
+      let first = true;
+      while ((seg = this.sender.nextSegment(now, this.closeRequested || (flushNagle && first)))) {
+        first = false;
+        this.emit(Flag.ACK, seg.seq, this.ackField(), seg.data, now);
+        this.ackPending = 0;
+        this.delayedAckDeadline = undefined;
+      }
+    }
+    this.nagleDeadline = this.sender.nagleHolding && !this.closeRequested ? (this.nagleDeadline ?? now + this.opts.nagleDelayMs) : undefined;
+    if (this.sender.zeroWindow && this.sender.inFlightBytes === 0 && this.sender.unsentBytes > 0) {
+      this.persistDeadline ??= now + this.persistInterval;
+    } else {
+      this.persistDeadline = undefined;
+      this.persistInterval = 500;
+    }
+    if (this.closeRequested && !this.finSent && this.sender.unsentBytes === 0 && this.sender.inFlightBytes === 0) this.sendFin(now);
+    this.maybeTimeWait(now);
+  }
+
+  private sendFin(now: Millis): void {
+    this.finSeq = this.sender.sndNxt;
+    this.finSent = true;
+    this.state = 'FIN_WAIT';
+    this.finXmits = 0;
+    this.transmitFin(now);
+  }
+
+  private transmitFin(now: Millis): void {
+    this.finXmits++;
+    // Always a bare FIN: a peer in TIME_WAIT answers FIN but stays silent on FIN|ACK.
+    this.emit(Flag.FIN, this.finSeq, 0, EMPTY, now);
+    this.finDeadline = now + Math.min(this.sender.rtt.rto * 2 ** (this.finXmits - 1), this.opts.maxRtoMs);
+  }
+
+  private sendAck(now: Millis): void {
+    const r = this.receiver;
+    let payload: Uint8Array = EMPTY;
+    if (r && r.hasOutOfOrder) {
+      const blocks = r.sackBlocks();
+      if (blocks.length > 0) {
+        payload = encodeSack(blocks);
+        this.sackBlocksSent += blocks.length;
+      }
+    }
+    this.emit(Flag.ACK, this.finSent ? this.finSeq : this.sender.sndNxt, this.ackField(), payload, now);
+    this.ackPending = 0;
+    this.delayedAckDeadline = undefined;
+  }
+
+  private ackField(): number {
+    const r = this.receiver;
+    if (!r) return 0;
+    return r.finReached && r.finSeq !== undefined ? seqAdd(r.finSeq, 1) : r.rcvNxt;
+  }
+
+  private advertisedWindow(): number {
+    const r = this.receiver;
+    if (!r) return Math.min(0xffff, Math.floor(this.opts.recvBufferBytes / WINDOW_UNIT));
+    return Math.min(0xffff, Math.floor(r.windowBytes / WINDOW_UNIT));
+  }
+
+  private emit(flags: number, seq: number, ack: number, payload: Uint8Array, now: Millis): void {
+    const window = flags & (Flag.FIN | Flag.RST) ? 0 : this.advertisedWindow();
+    if (!(flags & (Flag.FIN | Flag.RST))) this.lastAdvertised = window;
+    this.lastSendAt = now;
+    this.sink.transmit(
+      makePacket({
+        flags,
+        protocol: Proto.Stream,
+        src: this.localAddr,
+        dst: this.remote.addr,
+        srcPort: this.localPort,
+        dstPort: this.remote.port,
+        seq,
+        ack,
+        window,
+        payload,
+      }),
+    );
+  }
+
+  // ---- timers ----
+
+  nextTimeout(): Millis | undefined {
+    if (this.gone) return undefined;
+    if (this.state === 'TIME_WAIT') return this.timeWaitDeadline;
+    let t = minDefined(this.synDeadline, this.delayedAckDeadline);
+    t = minDefined(t, this.nagleDeadline);
+    t = minDefined(t, this.persistDeadline);
+    t = minDefined(t, this.finDeadline);
+    t = minDefined(t, this.sender.rtoDeadline);
+    t = minDefined(t, this.sender.reorderDeadline);
+    if (this.state !== 'SYN_SENT') {
+      if (this.opts.idleTimeoutMs > 0) t = minDefined(t, this.lastRecvAt + this.opts.idleTimeoutMs);
+      if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0) t = minDefined(t, this.lastSendAt + this.opts.keepaliveMs);
+    }
+    return t;
+  }
+
+  handleTimeout(now: Millis): void {
+    if (this.gone) return;
+    if (this.state === 'TIME_WAIT') {
+      if (this.timeWaitDeadline !== undefined && now >= this.timeWaitDeadline) this.gone = true;
+      return;
+    }
+    if (this.state === 'SYN_SENT') {
+      if (this.synDeadline !== undefined && now >= this.synDeadline) {
+        if (this.synXmits >= this.opts.maxSynRetries) this.finish('dial_timeout');
+        else this.sendSyn(now);
+      }
+      return;
+    }
+    if (this.opts.idleTimeoutMs > 0 && now >= this.lastRecvAt + this.opts.idleTimeoutMs) {
+      this.emit(Flag.RST, this.sender.sndNxt, 0, EMPTY, now);
+      this.finish('idle_timeout');
+      return;
+    }
+    if (this.sender.rtoDeadline !== undefined && now >= this.sender.rtoDeadline) {
+      if (!this.sender.onRtoTimeout(now)) {
+        this.emit(Flag.RST, this.sender.sndNxt, 0, EMPTY, now);
+        this.finish('retransmit_timeout');
+        return;
+      }
+    }
+    if (this.sender.reorderDeadline !== undefined && now >= this.sender.reorderDeadline) this.sender.onReorderTimeout(now);
+    if (this.finDeadline !== undefined && now >= this.finDeadline) {
+      if (this.finXmits > this.opts.maxRetransmits) {
+        this.finish('closed');
+        return;
+      }
+      this.transmitFin(now);
+    }
+    if (this.persistDeadline !== undefined && now >= this.persistDeadline) {
+      this.persistDeadline = undefined;
+      this.persistInterval = Math.min(this.persistInterval * 2, 30_000);
+      const seg = this.sender.probe(now);
+      if (seg) this.emit(Flag.ACK, seg.seq, this.ackField(), seg.data, now);
+    }
+    if (this.delayedAckDeadline !== undefined && now >= this.delayedAckDeadline) this.sendAck(now);
+    const flushNagle = this.nagleDeadline !== undefined && now >= this.nagleDeadline;
+    if (flushNagle) this.nagleDeadline = undefined;
+    this.pump(now, flushNagle);
+    if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0 && now >= this.lastSendAt + this.opts.keepaliveMs) {
+      // One already-acknowledged byte: every receiver answers it with an ACK, which keeps both sides alive.
+      this.emit(Flag.ACK, seqAdd(this.sender.sndUna, -1), this.ackField(), KEEPALIVE_BYTE, now);
+    }
+  }
+
+  // ---- teardown ----
+
+  /** Closed, or lingering in TIME_WAIT: no more data either way. */
+  get finished(): boolean {
+    return this.gone || this.state === 'TIME_WAIT';
+  }
+
+  private finish(reason: CloseReason): void {
+    this.clearTimers();
+    this.sender.discard();
+    this.state = 'CLOSED';
+    this.gone = true;
+    this.emitClosed(reason);
+  }
+
+  private emitClosed(reason: CloseReason): void {
+    if (this.closedEmitted) return;
+    this.closedEmitted = true;
+    this.sink.event({ type: 'closed', connId: this.id, reason });
+  }
+
+  private clearTimers(): void {
+    this.synDeadline = undefined;
+    this.delayedAckDeadline = undefined;
+    this.nagleDeadline = undefined;
+    this.persistDeadline = undefined;
+    this.finDeadline = undefined;
+    this.timeWaitDeadline = undefined;
+  }
+
+  info(): ConnectionInfo {
+    const s = this.sender;
+    return {
+      id: this.id,
+      state: this.state,
+      localPort: this.localPort,
+      remote: this.remote,
+      stats: {
+        ...s.counters,
+        bytesRecv: this.bytesRecv,
+        segmentsRecv: this.segmentsRecv,
+        sackBlocksSent: this.sackBlocksSent,
+        srttMs: s.rtt.srtt,
+        rttvarMs: s.rtt.rttvar,
+        rtoMs: s.rtt.rto,
+        cwnd: s.cc.cwnd,
+        ssthresh: s.cc.ssthresh,
+        inFlight: s.inFlightBytes,
+        inRecovery: s.inRecovery,
+        peerWindow: s.peerWindowBytes,
+        recvWindow: this.receiver?.windowBytes ?? this.opts.recvBufferBytes,
+        oooBytes: this.receiver?.oooBytes ?? 0,
+      },
+    };
+  }
+}
+
+function minDefined(a: Millis | undefined, b: Millis | undefined): Millis | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a < b ? a : b;
+}

@@ -1,0 +1,43 @@
+import { PORT_EPHEMERAL_MAX, PORT_EPHEMERAL_MIN } from '../protocol/ports.js';
+
+/** Which local ports are bound by listeners and which ephemeral port to hand out next. */
+export class PortTable {
+  private readonly listeners = new Set<number>();
+  private nextEphemeral = PORT_EPHEMERAL_MIN;
+
+  bind(port: number): void {
+    if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`invalid port ${port}`);
+    if (this.listeners.has(port)) throw new PortInUseError(port);
+    this.listeners.add(port);
+  }
+
+  unbind(port: number): boolean {
+    return this.listeners.delete(port);
+  }
+
+  isBound(port: number): boolean {
+    return this.listeners.has(port);
+  }
+
+  get boundPorts(): number[] {
+    return [...this.listeners].sort((a, b) => a - b);
+  }
+
+  /** The next ephemeral port for which inUse() is false, in sequence; undefined when all are taken. */
+  allocate(inUse: (port: number) => boolean): number | undefined {
+    const span = PORT_EPHEMERAL_MAX - PORT_EPHEMERAL_MIN + 1;
+    for (let i = 0; i < span; i++) {
+      const port = this.nextEphemeral;
+      this.nextEphemeral = port === PORT_EPHEMERAL_MAX ? PORT_EPHEMERAL_MIN : port + 1;
+      if (!this.listeners.has(port) && !inUse(port)) return port;
+    }
+    return undefined;
+  }
+}
+
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+  constructor(readonly port: number) {
+    super(`port ${port} already bound`);
+  }
+}

@@ -1,0 +1,177 @@
+import type { SackBlock } from '../protocol/sack.js';
+import { MAX_SACK_BLOCKS } from '../protocol/sack.js';
+import { ByteQueue } from './byte-queue.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+
+interface OooSegment {
+  seq: number;
+  data: Buffer;
+}
+
+export type DataVerdict =
+  /** Extended the in-order stream (possibly draining buffered successors). */
+  | 'in_order'
+  /** Held out of order. */
+  | 'out_of_order'
+  /** Nothing new: already received, or entirely outside the window. */
+  | 'duplicate'
+  | 'beyond_window';
+
+/**
+ * Receive side of a stream: reassembly, the buffer the application reads from, the advertised
+ * window and SACK blocks. Out-of-order data is kept for everything inside the advertised window,
+ * so the receiver never discards what a window-respecting sender put in flight.
+ */
+export class StreamReceiver {
+  private readable = new ByteQueue();
+  private ooo: OooSegment[] = [];
+  private oooTotal = 0;
+  private lastOooSeq: number | undefined;
+  /** Sequence at which the peer's FIN was placed, once seen. */
+  finSeq: number | undefined;
+
+  constructor(
+    /** Next in-order sequence number expected. */
+    public rcvNxt: number,
+    private readonly capacity: number,
+  ) {}
+
+  get readableBytes(): number {
+    return this.readable.length;
+  }
+
+  get oooBytes(): number {
+    return this.oooTotal;
+  }
+
+  get hasOutOfOrder(): boolean {
+    return this.ooo.length > 0;
+  }
+
+  /** True once every byte before the peer's FIN has arrived. */
+  get finReached(): boolean {
+    return this.finSeq !== undefined && seqGe(this.rcvNxt, this.finSeq);
+  }
+
+  /** Free space in bytes, measured from rcvNxt. */
+  get windowBytes(): number {
+    return Math.max(0, this.capacity - this.readable.length);
+  }
+
+  onData(seq: number, payload: Uint8Array): DataVerdict {
+    let start = seq;
+    let data = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const end = seqAdd(start, data.length);
+    if (seqLe(end, this.rcvNxt)) return 'duplicate';
+    if (seqLt(start, this.rcvNxt)) {
+      data = data.subarray(seqDiff(this.rcvNxt, start));
+      start = this.rcvNxt;
+    }
+    const windowEnd = seqAdd(this.rcvNxt, this.windowBytes);
+    if (seqGe(start, windowEnd)) return 'beyond_window';
+    if (seqGt(seqAdd(start, data.length), windowEnd)) data = data.subarray(0, seqDiff(windowEnd, start));
+    if (data.length === 0) return 'beyond_window';
+
+    if (start === this.rcvNxt) {
+      this.appendInOrder(Buffer.from(data));
+      this.drainOoo();
+      return 'in_order';
+    }
+    return this.insertOoo(start, data) ? 'out_of_order' : 'duplicate';
+  }
+
+  /** Removes up to maxBytes of in-order data for the application. */
+  read(maxBytes: number): Buffer | null {
+    if (this.readable.length === 0) return null;
+    return this.readable.shift(maxBytes);
+  }
+
+  /**
+   * Up to four SACK blocks: the block holding the most recent arrival first (RFC 2018), then the
+   * others from the lowest sequence up.
+   */
+  sackBlocks(): SackBlock[] {
+    if (this.ooo.length === 0) return [];
+    const blocks: SackBlock[] = [];
+    let cur: { left: number; right: number } | undefined;
+    for (const s of this.ooo) {
+      const right = seqAdd(s.seq, s.data.length);
+      if (cur && cur.right === s.seq) cur.right = right;
+      else {
+        if (cur) blocks.push(cur);
+        cur = { left: s.seq, right };
+      }
+    }
+    if (cur) blocks.push(cur);
+    const recent = this.lastOooSeq;
+    if (recent !== undefined) {
+      const idx = blocks.findIndex((b) => seqGe(recent, b.left) && seqLt(recent, b.right));
+      if (idx > 0) blocks.unshift(...blocks.splice(idx, 1));
+    }
+    return blocks.slice(0, MAX_SACK_BLOCKS);
+  }
+
+  private appendInOrder(data: Buffer): void {
+    this.readable.push(data);
+    this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+  }
+
+  private drainOoo(): void {
+    while (this.ooo.length > 0) {
+      const first = this.ooo[0] as OooSegment;
+      if (seqGt(first.seq, this.rcvNxt)) return;
+      this.ooo.shift();
+      this.oooTotal -= first.data.length;
+      const end = seqAdd(first.seq, first.data.length);
+      if (seqGt(end, this.rcvNxt)) this.appendInOrder(first.data.subarray(seqDiff(this.rcvNxt, first.seq)));
+    }
+  }
+
+  /** Inserts keeping the list sorted and non-overlapping; existing bytes win. Returns false if nothing new. */
+  private insertOoo(seq: number, data: Buffer): boolean {
+    let start = seq;
+    let bytes = data;
+    let lo = 0;
+    let hi = this.ooo.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqLt((this.ooo[mid] as OooSegment).seq, start)) lo = mid + 1;
+      else hi = mid;
+    }
+    let idx = lo;
+    const prev = this.ooo[idx - 1];
+    if (prev) {
+      const prevEnd = seqAdd(prev.seq, prev.data.length);
+      if (seqGe(prevEnd, seqAdd(start, bytes.length))) return false;
+      if (seqGt(prevEnd, start)) {
+        bytes = bytes.subarray(seqDiff(prevEnd, start));
+        start = prevEnd;
+      }
+    }
+    let inserted = false;
+    while (bytes.length > 0) {
+      const next = this.ooo[idx];
+      const end = seqAdd(start, bytes.length);
+      if (!next || seqGe(next.seq, end)) {
+        this.ooo.splice(idx, 0, { seq: start, data: Buffer.from(bytes) });
+        this.oooTotal += bytes.length;
+        inserted = true;
+        break;
+      }
+      if (seqLt(start, next.seq)) {
+        const part = bytes.subarray(0, seqDiff(next.seq, start));
+        this.ooo.splice(idx, 0, { seq: start, data: Buffer.from(part) });
+        this.oooTotal += part.length;
+        inserted = true;
+        idx++;
+      }
+      const nextEnd = seqAdd(next.seq, next.data.length);
+      idx++;
+      if (seqGe(nextEnd, end)) break;
+      bytes = bytes.subarray(seqDiff(nextEnd, start));
+      start = nextEnd;
+    }
+    if (inserted) this.lastOooSeq = seq;
+    return inserted;
+  }
+}

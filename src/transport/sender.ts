@@ -1,0 +1,434 @@
+import { looksLikeSack, type SackBlock } from '../protocol/sack.js';
+import { ByteQueue } from './byte-queue.js';
+import { NewReno } from './congestion.js';
+import { RttEstimator } from './rtt.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import type { ConnectionOptions, Millis } from './types.js';
+
+export const WINDOW_UNIT = 4096;
+
+interface Segment {
+  seq: number;
+  data: Buffer;
+  /** Time of the latest transmission. */
+  sentAt: Millis;
+  xmits: number;
+  sacked: boolean;
+  /** Deemed lost and not yet retransmitted. */
+  lost: boolean;
+}
+
+export interface AckInfo {
+  ack: number;
+  /** Advertised window in 4096-byte units. */
+  window: number;
+  sack: readonly SackBlock[] | null;
+  payloadLength: number;
+}
+
+export interface OutSegment {
+  seq: number;
+  data: Buffer;
+  retransmit: boolean;
+}
+
+export interface SenderCounters {
+  bytesSent: number;
+  segmentsSent: number;
+  retransmits: number;
+  fastRetransmits: number;
+  timeouts: number;
+  spuriousRetransmits: number;
+  dupAcks: number;
+  sackBlocksRecv: number;
+}
+
+/**
+ * Send side of a stream: the unsent queue, the retransmission scoreboard (SACK + RACK-style
+ * time-based loss detection), RTO, NewReno congestion control and the peer's window.
+ */
+export class StreamSender {
+  sndUna: number;
+  sndNxt: number;
+  readonly rtt: RttEstimator;
+  readonly cc: NewReno;
+  readonly counters: SenderCounters = {
+    bytesSent: 0,
+    segmentsSent: 0,
+    retransmits: 0,
+    fastRetransmits: 0,
+    timeouts: 0,
+    spuriousRetransmits: 0,
+    dupAcks: 0,
+    sackBlocksRecv: 0,
+  };
+  peerWindowBytes: number;
+  inRecovery = false;
+  rtoDeadline: Millis | undefined;
+  reorderDeadline: Millis | undefined;
+  consecutiveTimeouts = 0;
+
+  private readonly unsent = new ByteQueue();
+  private segs: Segment[] = [];
+  private head = 0;
+  private sackedBytes = 0;
+  private lostBytes = 0;
+  private rightEdge: number;
+  private recoveryPoint = 0;
+  private timeoutRecovery = false;
+  private cwndLimited = false;
+  private dupAckRun = 0;
+  private rackSentAt = Number.NEGATIVE_INFINITY;
+  private rackEndSeq: number;
+  private rackRtt = 0;
+  private reorderWindowScale = 1;
+
+  constructor(
+    isn: number,
+    private readonly opts: ConnectionOptions,
+  ) {
+    this.sndUna = seqAdd(isn, 1);
+    this.sndNxt = this.sndUna;
+    this.rackEndSeq = this.sndUna;
+    this.rtt = new RttEstimator(opts.initialRtoMs, opts.minRtoMs, opts.maxRtoMs);
+    this.cc = new NewReno(opts.mss, opts.initialCwnd, opts.maxCwnd);
+    this.peerWindowBytes = 512 * WINDOW_UNIT;
+    this.rightEdge = seqAdd(this.sndUna, this.peerWindowBytes);
+  }
+
+  get unsentBytes(): number {
+    return this.unsent.length;
+  }
+
+  get inFlightBytes(): number {
+    return seqDiff(this.sndNxt, this.sndUna);
+  }
+
+  /** RFC 6675 pipe: bytes believed to be in the network. */
+  get pipe(): number {
+    return this.inFlightBytes - this.sackedBytes - this.lostBytes;
+  }
+
+  get bufferedBytes(): number {
+    return this.unsent.length + this.inFlightBytes;
+  }
+
+  get spaceLeft(): number {
+    return Math.max(0, this.opts.sendBufferBytes - this.bufferedBytes);
+  }
+
+  get zeroWindow(): boolean {
+    return seqLe(this.rightEdge, this.sndNxt) && this.peerWindowBytes === 0;
+  }
+
+  /** Accepts as much of data as the send buffer has room for; returns the count. */
+  queue(data: Uint8Array): number {
+    const n = Math.min(data.length, this.spaceLeft);
+    if (n > 0) this.unsent.push(Buffer.from(data.subarray(0, n)));
+    return n;
+  }
+
+  /** Discards everything not yet acknowledged (after a reset). */
+  discard(): void {
+    this.unsent.clear();
+    this.segs = [];
+    this.head = 0;
+    this.sackedBytes = 0;
+    this.lostBytes = 0;
+    this.rtoDeadline = undefined;
+    this.reorderDeadline = undefined;
+  }
+
+  /** Processes the ACK, window and SACK fields of a packet. Returns the bytes newly acknowledged. */
+  onAck(info: AckInfo, now: Millis): number {
+    const advances = seqGt(info.ack, this.sndUna) && seqLe(info.ack, this.sndNxt);
+    const windowBytes = info.window * WINDOW_UNIT;
+    // A Go keepalive is a bare ACK with window 0; only let a zero window in when it comes with news.
+    const credible = info.window > 0 || advances || info.payloadLength > 0;
+    if (credible && seqGe(info.ack, this.sndUna) && seqLe(info.ack, this.sndNxt)) {
+      this.peerWindowBytes = windowBytes;
+      this.rightEdge = seqAdd(info.ack, windowBytes);
+    }
+
+    let delivered = false;
+    let acked = 0;
+    if (advances) {
+      acked = this.ackUpTo(info.ack, now);
+      delivered = true;
+      this.dupAckRun = 0;
+      this.consecutiveTimeouts = 0;
+      if (this.inRecovery && seqGe(this.sndUna, this.recoveryPoint)) this.exitRecovery();
+      if (!this.inRecovery) this.cc.onAck(acked, this.cwndLimited);
+      this.rtoDeadline = this.inFlightBytes > 0 ? now + this.rtt.rto : undefined;
+    }
+    if (info.sack && info.sack.length > 0) {
+      this.counters.sackBlocksRecv += info.sack.length;
+      if (this.applySack(info.sack, now)) delivered = true;
+    } else if (!advances && info.payloadLength === 0 && this.inFlightBytes > 0 && info.ack === this.sndUna) {
+      this.counters.dupAcks++;
+      // Peers that never send SACK still get a classic fast retransmit on the 3rd duplicate ACK.
+      if (++this.dupAckRun === 3) this.markLost(this.firstUnsacked(), true);
+    }
+    if (delivered) this.detectLosses(now);
+    return acked;
+  }
+
+  /**
+   * The next segment to put on the wire, or null when the window, the congestion window,
+   * Nagle or an empty queue say wait.
+   */
+  nextSegment(now: Millis, flush: boolean): OutSegment | null {
+    const lost = this.lostBytes > 0 ? this.firstLost() : undefined;
+    if (lost) {
+      if (this.pipe + lost.data.length > this.cc.cwnd && this.pipe > 0) {
+        this.cwndLimited = true;
+        return null;
+      }
+      return this.retransmit(lost, now);
+    }
+    const available = this.unsent.length;
+    if (available === 0) {
+      this.cwndLimited = false;
+      return null;
+    }
+    const mss = this.opts.mss;
+    const windowRoom = seqDiff(this.rightEdge, this.sndNxt);
+    const cwndRoom = this.cc.cwnd - this.pipe;
+    const room = Math.min(windowRoom, cwndRoom);
+    const want = Math.min(available, mss);
+    if (room < want) {
+      this.cwndLimited = cwndRoom < want;
+      // Avoid silly small segments unless nothing at all is in flight.
+      if (!(this.inFlightBytes === 0 && room > 0)) return null;
+    }
+    let len = Math.min(want, Math.max(room, 0));
+    if (len <= 0) return null;
+    if (len < mss && len === available && this.inFlightBytes > 0 && this.opts.nagle && !flush) return null;
+    let data = this.unsent.peek(len);
+    // A Go receiver takes a segment that starts like SACK information for SACK; shorten it.
+    if (looksLikeSack(data)) {
+      len = 4;
+      data = data.subarray(0, 4);
+    }
+    this.unsent.shift(len);
+    const seg: Segment = { seq: this.sndNxt, data: Buffer.from(data), sentAt: now, xmits: 1, sacked: false, lost: false };
+    this.segs.push(seg);
+    this.sndNxt = seqAdd(this.sndNxt, len);
+    this.counters.bytesSent += len;
+    this.counters.segmentsSent++;
+    if (this.rtoDeadline === undefined) this.rtoDeadline = now + this.rtt.rto;
+    return { seq: seg.seq, data: seg.data, retransmit: false };
+  }
+
+  /** True when a partial segment is being held back by Nagle. */
+  get nagleHolding(): boolean {
+    return this.opts.nagle && this.unsent.length > 0 && this.unsent.length < this.opts.mss && this.inFlightBytes > 0;
+  }
+
+  /** Retransmission timer expiry. Returns false when the connection should give up. */
+  onRtoTimeout(now: Millis): boolean {
+    this.rtoDeadline = undefined;
+    if (this.inFlightBytes === 0) return true;
+    this.counters.timeouts++;
+    if (this.peerWindowBytes === 0) {
+      // Window probe: not congestion, and the peer answered recently enough to be alive.
+      this.markLost(this.firstUnsacked(), false);
+    } else {
+      if (++this.consecutiveTimeouts > this.opts.maxRetransmits) return false;
+      const newEpisode = !(this.inRecovery && this.timeoutRecovery);
+      this.cc.onTimeout(this.pipe, newEpisode);
+      for (let i = this.head; i < this.segs.length; i++) {
+        const s = this.segs[i] as Segment;
+        if (!s.sacked) this.markLost(s, false);
+      }
+      this.inRecovery = true;
+      this.timeoutRecovery = true;
+      this.recoveryPoint = this.sndNxt;
+    }
+    this.rtt.backOff();
+    this.rtoDeadline = now + this.rtt.rto;
+    return true;
+  }
+
+  onReorderTimeout(now: Millis): void {
+    this.reorderDeadline = undefined;
+    this.detectLosses(now);
+  }
+
+  /** Arms the RTO after a window probe or similar send outside nextSegment. */
+  ensureRto(now: Millis): void {
+    if (this.rtoDeadline === undefined && this.inFlightBytes > 0) this.rtoDeadline = now + this.rtt.rto;
+  }
+
+  /** Forces out one byte while the peer's window is closed (zero-window probe). */
+  probe(now: Millis): OutSegment | null {
+    if (this.unsent.length === 0 || this.inFlightBytes > 0) return null;
+    const data = Buffer.from(this.unsent.shift(1));
+    const seg: Segment = { seq: this.sndNxt, data, sentAt: now, xmits: 1, sacked: false, lost: false };
+    this.segs.push(seg);
+    this.sndNxt = seqAdd(this.sndNxt, 1);
+    this.counters.bytesSent += 1;
+    this.counters.segmentsSent++;
+    this.ensureRto(now);
+    return { seq: seg.seq, data, retransmit: false };
+  }
+
+  private retransmit(seg: Segment, now: Millis): OutSegment {
+    seg.lost = false;
+    this.lostBytes -= seg.data.length;
+    seg.xmits++;
+    seg.sentAt = now;
+    this.counters.retransmits++;
+    this.counters.segmentsSent++;
+    if (this.rtoDeadline === undefined) this.rtoDeadline = now + this.rtt.rto;
+    return { seq: seg.seq, data: seg.data, retransmit: true };
+  }
+
+  private ackUpTo(ack: number, now: Millis): number {
+    let acked = 0;
+    let sampleFrom: Segment | undefined;
+    while (this.head < this.segs.length) {
+      const s = this.segs[this.head] as Segment;
+      const end = seqAdd(s.seq, s.data.length);
+      if (seqLe(end, ack)) {
+        this.head++;
+        acked += s.data.length;
+        if (s.sacked) this.sackedBytes -= s.data.length;
+        else this.onDelivered(s, now);
+        if (s.lost) this.lostBytes -= s.data.length;
+        if (s.xmits === 1 && !s.sacked && (!sampleFrom || s.sentAt > sampleFrom.sentAt)) sampleFrom = s;
+        continue;
+      }
+      if (seqGt(ack, s.seq)) {
+        const cut = seqDiff(ack, s.seq);
+        acked += cut;
+        if (s.sacked) this.sackedBytes -= cut;
+        if (s.lost) this.lostBytes -= cut;
+        s.data = s.data.subarray(cut);
+        s.seq = ack;
+      }
+      break;
+    }
+    if (this.head > 256 && this.head * 2 > this.segs.length) {
+      this.segs = this.segs.slice(this.head);
+      this.head = 0;
+    }
+    this.sndUna = ack;
+    if (sampleFrom) this.rtt.sample(now - sampleFrom.sentAt);
+    return acked;
+  }
+
+  private applySack(blocks: readonly SackBlock[], now: Millis): boolean {
+    let newly = false;
+    let sampleFrom: Segment | undefined;
+    for (const b of blocks) {
+      if (!seqLt(b.left, b.right) || seqLe(b.right, this.sndUna) || seqGt(b.right, this.sndNxt)) continue;
+      let i = this.indexOf(b.left);
+      for (; i < this.segs.length; i++) {
+        const s = this.segs[i] as Segment;
+        if (seqGe(s.seq, b.right)) break;
+        if (s.sacked || seqLt(s.seq, b.left) || seqGt(seqAdd(s.seq, s.data.length), b.right)) continue;
+        s.sacked = true;
+        this.sackedBytes += s.data.length;
+        if (s.lost) {
+          s.lost = false;
+          this.lostBytes -= s.data.length;
+        }
+        this.onDelivered(s, now);
+        if (s.xmits === 1 && (!sampleFrom || s.sentAt > sampleFrom.sentAt)) sampleFrom = s;
+        newly = true;
+      }
+    }
+    if (sampleFrom) this.rtt.sample(now - sampleFrom.sentAt);
+    return newly;
+  }
+
+  /** Index of the first segment that ends after seq (binary search over the live part). */
+  private indexOf(seq: number): number {
+    let lo = this.head;
+    let hi = this.segs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = this.segs[mid] as Segment;
+      if (seqLe(seqAdd(s.seq, s.data.length), seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private onDelivered(s: Segment, now: Millis): void {
+    const end = seqAdd(s.seq, s.data.length);
+    if (s.xmits > 1 && this.rtt.sampled && now - s.sentAt < this.rtt.minRtt * 0.75) {
+      // The original transmission got through: the retransmission was spurious (reordering).
+      this.counters.spuriousRetransmits++;
+      if (this.inRecovery && !this.timeoutRecovery) {
+        this.cc.undo();
+        this.reorderWindowScale = Math.min(this.reorderWindowScale * 2, 64);
+      }
+      return;
+    }
+    if (s.sentAt > this.rackSentAt || (s.sentAt === this.rackSentAt && seqGt(end, this.rackEndSeq))) {
+      this.rackSentAt = s.sentAt;
+      this.rackEndSeq = end;
+      this.rackRtt = now - s.sentAt;
+    }
+  }
+
+  private reorderWindow(): Millis {
+    if (!this.rtt.sampled) return 1;
+    return Math.min((this.rtt.minRtt / 4) * this.reorderWindowScale, this.rtt.srtt);
+  }
+
+  /** RACK: a segment sent before one that was delivered is lost once it is overdue by the reorder window. */
+  private detectLosses(now: Millis): void {
+    const reo = this.reorderWindow();
+    let next: Millis | undefined;
+    let found = false;
+    for (let i = this.head; i < this.segs.length; i++) {
+      const s = this.segs[i] as Segment;
+      if (!seqLt(s.seq, this.rackEndSeq)) break;
+      if (s.sacked || s.lost || s.sentAt > this.rackSentAt) continue;
+      const overdue = s.sentAt + this.rackRtt + reo;
+      if (overdue <= now) {
+        this.markLost(s, true);
+        found = true;
+      } else if (next === undefined || overdue < next) next = overdue;
+    }
+    this.reorderDeadline = next;
+    if (found && !this.inRecovery) {
+      this.inRecovery = true;
+      this.timeoutRecovery = false;
+      this.recoveryPoint = this.sndNxt;
+      this.cc.onLossEpisode(this.pipe);
+    }
+  }
+
+  private markLost(s: Segment | undefined, fast: boolean): void {
+    if (!s || s.lost || s.sacked) return;
+    s.lost = true;
+    this.lostBytes += s.data.length;
+    if (fast) this.counters.fastRetransmits++;
+  }
+
+  private firstUnsacked(): Segment | undefined {
+    for (let i = this.head; i < this.segs.length; i++) {
+      const s = this.segs[i] as Segment;
+      if (!s.sacked) return s;
+    }
+    return undefined;
+  }
+
+  private firstLost(): Segment | undefined {
+    for (let i = this.head; i < this.segs.length; i++) {
+      const s = this.segs[i] as Segment;
+      if (s.lost) return s;
+    }
+    return undefined;
+  }
+
+  private exitRecovery(): void {
+    this.inRecovery = false;
+    this.timeoutRecovery = false;
+    this.cc.forgetUndo();
+  }
+}
