@@ -157,6 +157,8 @@ export class StreamSender {
       delivered = true;
       this.dupAckRun = 0;
       this.consecutiveTimeouts = 0;
+      // Forward progress ends the back-off even without a clean RTT sample (as Linux does).
+      this.rtt.resetBackoff();
       if (this.inRecovery && seqGe(this.sndUna, this.recoveryPoint)) this.exitRecovery();
       if (!this.inRecovery) this.cc.onAck(acked, this.cwndLimited);
       this.rtoDeadline = this.inFlightBytes > 0 ? now + this.rtt.rto : undefined;
