@@ -1,0 +1,341 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Flag, Proto, makePacket, type Packet } from '../../src/protocol/packet.js';
+import { looksLikeSack } from '../../src/protocol/sack.js';
+import { PortInUseError } from '../../src/transport/port-table.js';
+import { A_ADDR, B_ADDR, Pair } from './transport-harness.js';
+
+const pattern = (n: number, salt = 0): Buffer => {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + salt + (i >> 8)) & 0xff;
+  return b;
+};
+
+function streamPackets(pair: Pair, from: 'a' | 'b'): Packet[] {
+  return pair.wire.filter((w) => w.from === from && w.packet.protocol === Proto.Stream).map((w) => w.packet);
+}
+
+/** Writes all of data, respecting the send buffer, running the pair in between. */
+function writeAll(pair: Pair, side: 'a' | 'b', connId: number, data: Buffer, step = 50): void {
+  let off = 0;
+  for (let guard = 0; off < data.length && guard < 100_000; guard++) {
+    off += pair.endpoint(side).write(connId, data.subarray(off), pair.now);
+    if (off < data.length) pair.run(step);
+  }
+  assert.equal(off, data.length, 'could not write everything');
+}
+
+describe('transport: opening', () => {
+  it('uses the reference handshake: SYN seq 0 win 512, SYN-ACK seq 0 ack 1, data from seq 1', () => {
+    const pair = new Pair();
+    const { ca } = pair.connect(1000);
+    pair.endpoint('a').write(ca, Buffer.from('hello'), pair.now);
+    pair.run(100);
+    const [syn, ack, data] = streamPackets(pair, 'a');
+    const [synAck] = streamPackets(pair, 'b');
+    assert.deepEqual([syn?.flags, syn?.seq, syn?.ack, syn?.window, syn?.srcPort, syn?.dstPort], [Flag.SYN, 0, 0, 512, 49152, 1000]);
+    assert.deepEqual([synAck?.flags, synAck?.seq, synAck?.ack, synAck?.window], [Flag.SYN | Flag.ACK, 0, 1, 512]);
+    assert.deepEqual([ack?.flags, ack?.seq, ack?.ack], [Flag.ACK, 1, 1]);
+    assert.deepEqual([data?.flags, data?.seq, data?.ack, Buffer.from(data?.payload ?? []).toString()], [Flag.ACK, 1, 1, 'hello']);
+  });
+
+  it('refuses a dial to a port nobody listens on with RST', () => {
+    const pair = new Pair();
+    const ca = pair.a.dial({ addr: B_ADDR, port: 4242 }, 0);
+    pair.run(1000);
+    assert.deepEqual(pair.eventsOf('a', 'closed'), [{ type: 'closed', connId: ca, reason: 'refused' }]);
+    assert.equal(pair.b.refusals.no_listener, 1);
+    assert.equal(pair.a.connections().length, 0);
+  });
+
+  it('retransmits a lost SYN and answers a duplicate SYN with the same SYN-ACK, accepting once', () => {
+    const pair = new Pair();
+    pair.b.listen(7);
+    let dropped = 0;
+    pair.filter = (from, p) => (from === 'a' && p.flags === Flag.SYN && dropped++ === 0 ? null : p);
+    pair.a.dial({ addr: B_ADDR, port: 7 }, 0);
+    pair.run(3000);
+    assert.equal(pair.eventsOf('a', 'connected').length, 1);
+    assert.ok(pair.eventsOf('a', 'connected').length === 1 && pair.now >= 1000);
+    const pair2 = new Pair();
+    pair2.b.listen(7);
+    let synAcks = 0;
+    pair2.filter = (from, p) => (from === 'b' && p.flags === (Flag.SYN | Flag.ACK) && synAcks++ === 0 ? null : p);
+    pair2.a.dial({ addr: B_ADDR, port: 7 }, 0);
+    pair2.run(3000);
+    assert.equal(pair2.eventsOf('b', 'accepted').length, 1);
+    assert.equal(pair2.eventsOf('a', 'connected').length, 1);
+  });
+
+  it('gives up a dial that is never answered', () => {
+    const pair = new Pair();
+    pair.filter = (from, p) => (from === 'a' ? null : p);
+    const ca = pair.a.dial({ addr: B_ADDR, port: 1 }, 0);
+    pair.run(120_000);
+    assert.deepEqual(pair.eventsOf('a', 'closed'), [{ type: 'closed', connId: ca, reason: 'dial_timeout' }]);
+    assert.equal(pair.wire.filter((w) => w.packet.flags === Flag.SYN).length, 0);
+  });
+});
+
+describe('transport: closing', () => {
+  it('sends FIN only after all data is acknowledged, half-closes, and never answers FIN|ACK in TIME_WAIT', () => {
+    const pair = new Pair();
+    const { ca, cb } = pair.connect();
+    const data = pattern(50_000);
+    writeAll(pair, 'a', ca, data);
+    pair.a.close(ca, pair.now);
+    pair.run(500);
+    assert.deepEqual(pair.readAll('b', cb), data);
+    assert.equal(pair.eventsOf('b', 'end').length, 1);
+    const fin = streamPackets(pair, 'a').find((p) => p.flags & Flag.FIN);
+    assert.ok(fin);
+    assert.deepEqual([fin.flags, fin.seq, fin.ack, fin.window], [Flag.FIN, 1 + data.length, 0, 0]);
+    // b can still send after a's FIN (half-close), then closes.
+    pair.b.write(cb, Buffer.from('late reply'), pair.now);
+    pair.run(200);
+    assert.equal(pair.readAll('a', ca).toString(), 'late reply');
+    pair.b.close(cb, pair.now);
+    pair.run(500);
+    assert.deepEqual(pair.eventsOf('a', 'closed').map((e) => e.reason), ['closed']);
+    assert.deepEqual(pair.eventsOf('b', 'closed').map((e) => e.reason), ['closed']);
+    const finAck = streamPackets(pair, 'a').filter((p) => p.flags === (Flag.FIN | Flag.ACK));
+    assert.equal(finAck.length, 1, 'a answers b FIN with one FIN|ACK');
+    // Inject a Go-style FIN|ACK echo into b (TIME_WAIT): b must stay silent.
+    const before = pair.wire.length;
+    pair.b.handlePacket(makePacket({ ...finAck[0]!, flags: Flag.FIN | Flag.ACK }), pair.now);
+    pair.drain();
+    assert.equal(pair.wire.length, before);
+    pair.run(11_000);
+    assert.equal(pair.a.connections().length, 0);
+    assert.equal(pair.b.connections().length, 0);
+  });
+
+  it('answers a reference-style FIN (peer closes completely) and retransmits its own FIN until answered', () => {
+    const pair = new Pair();
+    const { ca, cb } = pair.connect();
+    let finsDropped = 0;
+    pair.filter = (from, p) => (from === 'a' && p.flags === Flag.FIN && finsDropped++ < 2 ? null : p);
+    pair.a.close(ca, pair.now);
+    pair.run(5000);
+    assert.equal(finsDropped, 3);
+    assert.equal(pair.eventsOf('b', 'end').length, 1);
+    pair.b.close(cb, pair.now);
+    pair.run(1000);
+    assert.equal(pair.eventsOf('a', 'closed')[0]?.reason, 'closed');
+    assert.equal(pair.eventsOf('b', 'closed')[0]?.reason, 'closed');
+  });
+
+  it('resets on RST and on abort', () => {
+    const pair = new Pair();
+    const { ca, cb } = pair.connect();
+    pair.a.abort(ca, pair.now);
+    pair.run(100);
+    assert.equal(pair.eventsOf('a', 'closed')[0]?.reason, 'aborted');
+    assert.deepEqual(pair.eventsOf('b', 'closed'), [{ type: 'closed', connId: cb, reason: 'reset' }]);
+  });
+
+  it('answers data for an unknown connection with RST so a restarted peer is noticed', () => {
+    const pair = new Pair();
+    const { ca } = pair.connect();
+    // b "restarts": a fresh endpoint with the same address.
+    pair.restart('b');
+    pair.a.write(ca, Buffer.from('anyone there?'), pair.now);
+    pair.run(2000);
+    assert.equal(pair.eventsOf('a', 'closed')[0]?.reason, 'reset');
+  });
+});
+
+describe('transport: data path', () => {
+  it('never starts a segment with bytes a Go receiver would take for SACK', () => {
+    const pair = new Pair();
+    const { ca, cb } = pair.connect();
+    const data = pattern(3 * 4096);
+    const sackish = Buffer.concat([Buffer.from('SACK'), Buffer.from([2]), Buffer.alloc(16, 7)]);
+    sackish.copy(data, 4096);
+    sackish.copy(data, 0);
+    writeAll(pair, 'a', ca, data);
+    pair.run(500);
+    assert.deepEqual(pair.readAll('b', cb), data);
+    const segs = streamPackets(pair, 'a').filter((p) => p.payload.length > 0);
+    assert.ok(segs.every((p) => !looksLikeSack(p.payload)));
+  });
+
+  it('keeps every out-of-order segment of a full window: one loss costs one retransmission', () => {
+    const pair = new Pair(20);
+    const { ca, cb } = pair.connect();
+    let dropped = false;
+    pair.filter = (from, p) => {
+      if (from === 'a' && !dropped && p.payload.length > 0 && p.seq === 1 + 200 * 4096) {
+        dropped = true;
+        return null;
+      }
+      return p;
+    };
+    const data = pattern(4 * 1024 * 1024, 3);
+    const received: Buffer[] = [];
+    let off = 0;
+    for (let guard = 0; guard < 10_000 && Buffer.concat(received).length < data.length; guard++) {
+      off += pair.a.write(ca, data.subarray(off), pair.now);
+      pair.run(10);
+      received.push(pair.readAll('b', cb));
+    }
+    assert.deepEqual(Buffer.concat(received), data);
+    const st = pair.a.connection(ca)?.stats;
+    assert.ok(dropped);
+    assert.equal(st?.retransmits, 1);
+    assert.ok((st?.sackBlocksRecv ?? 0) > 0);
+  });
+
+  it('coalesces small writes with Nagle and sends them at once without it', () => {
+    for (const nagle of [true, false]) {
+      const pair = new Pair(20, { connection: { nagle } });
+      const { ca, cb } = pair.connect();
+      for (let i = 0; i < 10; i++) pair.a.write(ca, Buffer.from([i]), pair.now);
+      pair.run(200);
+      assert.deepEqual([...pair.readAll('b', cb)], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const segs = streamPackets(pair, 'a').filter((p) => p.payload.length > 0).length;
+      if (nagle) assert.equal(segs, 2);
+      else assert.equal(segs, 10);
+    }
+  });
+
+  it('stops at a closed window, probes it, and resumes when the reader catches up', () => {
+    const pair = new Pair(5, { connection: { recvBufferBytes: 4 * 4096 } });
+    const { ca, cb } = pair.connect();
+    const data = pattern(100_000, 9);
+    pair.a.write(ca, data, pair.now);
+    pair.run(5000);
+    const st = pair.b.connection(cb)?.stats;
+    assert.equal(pair.b.readableBytes(cb), 4 * 4096);
+    assert.equal(st?.recvWindow, 0);
+    assert.ok(streamPackets(pair, 'b').some((p) => p.window === 0));
+    const probes = streamPackets(pair, 'a').filter((p) => p.payload.length === 1).length;
+    assert.ok(probes >= 2, `expected zero-window probes, saw ${probes}`);
+    const got: Buffer[] = [];
+    for (let i = 0; i < 200 && Buffer.concat(got).length < data.length; i++) {
+      got.push(pair.readAll('b', cb));
+      pair.run(50);
+    }
+    assert.deepEqual(Buffer.concat(got), data);
+  });
+
+  it('survives sequence number wrap-around', () => {
+    const pair = new Pair(5, { connection: { isn: 0xffff0000 } });
+    const { ca, cb } = pair.connect();
+    const data = pattern(600_000, 1);
+    writeAll(pair, 'a', ca, data);
+    pair.run(1000);
+    assert.deepEqual(pair.readAll('b', cb), data);
+  });
+
+  it('fills the counters', () => {
+    const pair = new Pair(10);
+    const { ca, cb } = pair.connect();
+    writeAll(pair, 'a', ca, pattern(200_000));
+    pair.run(1000);
+    pair.readAll('b', cb);
+    const a = pair.a.connection(ca)?.stats;
+    const b = pair.b.connection(cb)?.stats;
+    assert.equal(a?.bytesSent, 200_000);
+    assert.equal(b?.bytesRecv, 200_000);
+    assert.ok((a?.segmentsSent ?? 0) >= 49 && (b?.segmentsRecv ?? 0) >= 49);
+    assert.ok(Math.abs((a?.srttMs ?? 0) - 20) < 25);
+    assert.ok((a?.cwnd ?? 0) > 40_960);
+  });
+});
+
+describe('transport: timers', () => {
+  it('keeps an idle connection alive with keepalives that the peer answers', () => {
+    const pair = new Pair(5);
+    const { ca, cb } = pair.connect();
+    pair.run(300_000);
+    assert.equal(pair.a.connection(ca)?.state, 'ESTABLISHED');
+    assert.equal(pair.b.connection(cb)?.state, 'ESTABLISHED');
+    // Whichever side's timer fires first probes; the other side's answer resets its own timer.
+    const keepalives = [...streamPackets(pair, 'a'), ...streamPackets(pair, 'b')].filter((p) => p.payload.length === 1 && p.seq === 0);
+    assert.ok(keepalives.length >= 5, `saw ${keepalives.length} keepalives`);
+  });
+
+  it('times out a connection whose peer went silent, and gives up retransmitting to it', () => {
+    const pair = new Pair(5);
+    const { ca, cb } = pair.connect();
+    pair.filter = (from, p) => (from === 'b' ? null : p);
+    pair.run(200_000);
+    assert.equal(pair.eventsOf('a', 'closed')[0]?.reason, 'idle_timeout');
+    const pair2 = new Pair(5);
+    const c2 = pair2.connect();
+    pair2.filter = (from, p) => (from === 'b' ? null : p);
+    pair2.a.write(c2.ca, pattern(10_000), pair2.now);
+    pair2.run(300_000);
+    assert.equal(pair2.eventsOf('a', 'closed')[0]?.reason, 'retransmit_timeout');
+    assert.equal(pair2.a.connections().length, 0);
+    void cb;
+  });
+});
+
+describe('transport: datagrams, pings, ports, limits', () => {
+  it('delivers datagrams from a fresh ephemeral port and drops empty ones', () => {
+    const pair = new Pair();
+    pair.a.sendDatagram({ addr: B_ADDR, port: 5000 }, Buffer.from('dg'), 0);
+    pair.a.sendDatagram({ addr: B_ADDR, port: 5000 }, new Uint8Array(0), 0);
+    pair.run(100);
+    const dgs = pair.eventsOf('b', 'datagram');
+    assert.equal(dgs.length, 1);
+    assert.equal(dgs[0]?.dstPort, 5000);
+    assert.ok((dgs[0]?.src.port ?? 0) >= 49152);
+    assert.equal(Buffer.from(dgs[0]?.data ?? []).toString(), 'dg');
+    assert.throws(() => pair.a.sendDatagram({ addr: B_ADDR, port: 1 }, new Uint8Array(70_000), 0));
+  });
+
+  it('answers a control ping on port 0 with a pong', () => {
+    const pair = new Pair();
+    pair.a.ping(B_ADDR, 77, Buffer.from('p'), 0, 49999);
+    pair.run(100);
+    const pong = pair.eventsOf('a', 'pong')[0];
+    assert.equal(pong?.seq, 77);
+    const wirePong = pair.wire.find((w) => w.from === 'b')?.packet;
+    assert.deepEqual([wirePong?.flags, wirePong?.srcPort, wirePong?.dstPort, wirePong?.ack], [Flag.ACK, 0, 49999, 78]);
+  });
+
+  it('refuses a second bind, and enforces per-port and total limits with RST', () => {
+    const pair = new Pair(5);
+    pair.restart('b', { maxConnsPerPort: 2, maxConnsTotal: 3 });
+    pair.b.listen(80);
+    assert.throws(() => pair.b.listen(80), PortInUseError);
+    pair.b.listen(81);
+    for (let i = 0; i < 3; i++) pair.a.dial({ addr: B_ADDR, port: 80 }, pair.now);
+    pair.run(500);
+    assert.equal(pair.eventsOf('b', 'accepted').length, 2);
+    assert.equal(pair.b.refusals.port_full, 1);
+    pair.a.dial({ addr: B_ADDR, port: 81 }, pair.now);
+    pair.a.dial({ addr: B_ADDR, port: 81 }, pair.now);
+    pair.run(500);
+    assert.equal(pair.eventsOf('b', 'accepted').length, 3);
+    assert.equal(pair.b.refusals.total_full, 1);
+    assert.deepEqual(pair.eventsOf('a', 'closed').map((e) => e.reason), ['refused', 'refused']);
+  });
+
+  it('rate-limits SYNs per source silently', () => {
+    const pair = new Pair(5, { synRatePerSource: 3 });
+    pair.b.listen(9);
+    for (let i = 0; i < 5; i++) pair.a.dial({ addr: B_ADDR, port: 9 }, 0);
+    pair.run(10);
+    assert.equal(pair.eventsOf('b', 'accepted').length, 3);
+    assert.equal(pair.b.refusals.rate_limited, 2);
+    pair.run(5000);
+    assert.equal(pair.eventsOf('b', 'accepted').length, 5, 'retransmitted SYNs get in once tokens refill');
+  });
+
+  it('allocates ephemeral ports in sequence and ignores packets for other nodes', () => {
+    const pair = new Pair();
+    pair.b.listen(1);
+    pair.a.dial({ addr: B_ADDR, port: 1 }, 0);
+    pair.a.dial({ addr: B_ADDR, port: 1 }, 0);
+    pair.run(100);
+    assert.deepEqual(pair.a.connections().map((c) => c.localPort), [49152, 49153]);
+    const before = pair.wire.length;
+    pair.b.handlePacket(makePacket({ flags: Flag.SYN, protocol: Proto.Stream, src: A_ADDR, dst: { network: 0, node: 99 }, srcPort: 5, dstPort: 1, seq: 0, ack: 0, window: 512 }), pair.now);
+    pair.drain();
+    assert.equal(pair.wire.length, before);
+  });
+});
