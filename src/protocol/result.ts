@@ -24,8 +24,16 @@ export function ok<T>(value: T): DecodeResult<T> {
   return { ok: true, value };
 }
 
+/**
+ * Decoders fail on every garbage datagram a peer sends, so the error skips the stack trace: it
+ * would cost more than the decoding and says nothing the code and message do not.
+ */
 export function fail<T = never>(code: DecodeErrorCode, message: string): DecodeResult<T> {
-  return { ok: false, error: new DecodeError(code, message) };
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  const error = new DecodeError(code, message);
+  Error.stackTraceLimit = limit;
+  return { ok: false, error };
 }
 
 /** Returns the value or throws the typed DecodeError (for callers that treat bad input as fatal). */

@@ -1,0 +1,53 @@
+import { utf8Decode, utf8Encode } from './bytes.js';
+import { fail, ok, type DecodeResult } from './result.js';
+import { decodeFirst, StreamDecoder, type ByteQueue, type Decoded } from './stream.js';
+
+/** Event stream events on port 1002 (PROTOCOL.md §9.4). */
+
+export const EVENT_MAX_TOPIC = 1024;
+export const EVENT_MAX_PAYLOAD = 16777216;
+/** Topic of a subscription to every topic. */
+export const EVENT_TOPIC_ALL = '*';
+
+export interface StreamEvent {
+  readonly topic: string;
+  readonly payload: Uint8Array;
+}
+
+/** One buffer (the reference writes an event in one stream write). Throws RangeError past the limits. */
+export function encodeEvent(event: StreamEvent): Uint8Array {
+  const topic = utf8Encode(event.topic);
+  if (topic.length > EVENT_MAX_TOPIC) throw new RangeError(`event topic too long: ${topic.length} bytes`);
+  if (event.payload.length > EVENT_MAX_PAYLOAD) throw new RangeError(`event payload too long: ${event.payload.length} bytes`);
+  const buf = Buffer.allocUnsafe(2 + topic.length + 4 + event.payload.length);
+  buf.writeUInt16BE(topic.length, 0);
+  buf.set(topic, 2);
+  buf.writeUInt32BE(event.payload.length, 2 + topic.length);
+  buf.set(event.payload, 6 + topic.length);
+  return buf;
+}
+
+function eventStep(queue: ByteQueue): DecodeResult<StreamEvent> | null {
+  if (queue.length < 2) return null;
+  const topicLen = queue.readUint16(0);
+  if (topicLen > EVENT_MAX_TOPIC) return fail('too_long', `event topic length ${topicLen} exceeds ${EVENT_MAX_TOPIC}`);
+  if (queue.length < 6 + topicLen) return null;
+  const payloadLen = queue.readUint32(2 + topicLen);
+  if (payloadLen > EVENT_MAX_PAYLOAD) return fail('too_long', `event payload length ${payloadLen} exceeds ${EVENT_MAX_PAYLOAD}`);
+  if (queue.length < 6 + topicLen + payloadLen) return null;
+  queue.skip(2);
+  const topic = utf8Decode(queue.take(topicLen));
+  queue.skip(4);
+  return ok({ topic, payload: queue.take(payloadLen) });
+}
+
+export function decodeEvent(bytes: Uint8Array): DecodeResult<Decoded<StreamEvent>> {
+  return decodeFirst(eventStep, bytes, 'event');
+}
+
+/** Incremental decoder; oversize topic or payload lengths fail with 'too_long' before buffering. */
+export class EventDecoder extends StreamDecoder<StreamEvent> {
+  constructor() {
+    super(eventStep);
+  }
+}

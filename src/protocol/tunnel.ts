@@ -1,0 +1,192 @@
+import { asBuffer, assertLength, assertU32, copyBytes } from './bytes.js';
+import { HEADER_SIZE } from './packet.js';
+import { fail, ok, type DecodeResult } from './result.js';
+
+/** UDP tunnel frames (PROTOCOL.md §3.1, §3.2). */
+
+export const MAGIC_PILA = Uint8Array.of(0x50, 0x49, 0x4c, 0x41);
+export const MAGIC_PILK = Uint8Array.of(0x50, 0x49, 0x4c, 0x4b);
+export const MAGIC_PILS = Uint8Array.of(0x50, 0x49, 0x4c, 0x53);
+export const MAGIC_PILP = Uint8Array.of(0x50, 0x49, 0x4c, 0x50);
+export const MAGIC_PILT = Uint8Array.of(0x50, 0x49, 0x4c, 0x54);
+
+export const NONCE_SIZE = 12;
+export const GCM_TAG_SIZE = 16;
+export const X25519_KEY_SIZE = 32;
+export const ED25519_KEY_SIZE = 32;
+export const ED25519_SIG_SIZE = 64;
+
+export const PILT_MIN_SIZE = 4 + HEADER_SIZE;
+export const PILS_MIN_SIZE = 4 + 4 + NONCE_SIZE + GCM_TAG_SIZE;
+export const PILK_SIZE = 4 + 4 + X25519_KEY_SIZE;
+export const PILA_SIZE = 4 + 4 + X25519_KEY_SIZE + ED25519_KEY_SIZE + ED25519_SIG_SIZE;
+export const PILA_SIGNED_SIZE = 4 + 4 + X25519_KEY_SIZE;
+/** Largest datagram the reference reads: 65535 + 38 (§3.1). */
+export const TUNNEL_RECV_BUFFER = 65573;
+
+export type DatagramKind = 'beacon' | 'PILA' | 'PILK' | 'PILS' | 'PILP' | 'PILT' | 'unknown';
+
+/** Demultiplexes an incoming UDP datagram by its first bytes (§3.1). */
+export function classifyDatagram(bytes: Uint8Array): DatagramKind {
+  if (bytes.length === 0) return 'unknown';
+  if ((bytes[0] as number) < 0x10) return 'beacon';
+  if (bytes.length < 4 || bytes[0] !== 0x50 || bytes[1] !== 0x49 || bytes[2] !== 0x4c) return 'unknown';
+  switch (bytes[3]) {
+    case 0x41:
+      return 'PILA';
+    case 0x4b:
+      return 'PILK';
+    case 0x53:
+      return 'PILS';
+    case 0x50:
+      return 'PILP';
+    case 0x54:
+      return 'PILT';
+    default:
+      return 'unknown';
+  }
+}
+
+function hasMagic(bytes: Uint8Array, magic: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === magic[0] && bytes[1] === magic[1] && bytes[2] === magic[2] && bytes[3] === magic[3];
+}
+
+function checkFrame(bytes: Uint8Array, magic: Uint8Array, min: number, name: string): DecodeResult<Buffer> {
+  if (bytes.length < 4) return fail('truncated', `${name} frame too short: ${bytes.length} bytes`);
+  if (!hasMagic(bytes, magic)) return fail('bad_magic', `not a ${name} frame`);
+  if (bytes.length < min) return fail('truncated', `${name} frame too short: ${bytes.length} bytes, need ${min}`);
+  return ok(asBuffer(bytes));
+}
+
+/** PILT: plaintext packet. */
+export interface PiltFrame {
+  /** The marshalled packet (§2), not yet checked. */
+  readonly packet: Uint8Array;
+}
+
+export function encodePilt(packet: Uint8Array): Uint8Array {
+  if (packet.length < HEADER_SIZE) throw new RangeError(`packet too short for PILT: ${packet.length} bytes`);
+  const buf = Buffer.allocUnsafe(4 + packet.length);
+  buf.set(MAGIC_PILT, 0);
+  buf.set(packet, 4);
+  return buf;
+}
+
+export function decodePilt(bytes: Uint8Array): DecodeResult<PiltFrame> {
+  const checked = checkFrame(bytes, MAGIC_PILT, PILT_MIN_SIZE, 'PILT');
+  if (!checked.ok) return checked;
+  return ok({ packet: copyBytes(bytes, 4, bytes.length) });
+}
+
+/** PILS: AES-256-GCM sealed packet. */
+export interface PilsFrame {
+  readonly senderNode: number;
+  readonly nonce: Uint8Array;
+  /** Ciphertext followed by the 16-byte tag. */
+  readonly sealed: Uint8Array;
+}
+
+export function encodePils(frame: PilsFrame): Uint8Array {
+  assertU32(frame.senderNode, 'sender node');
+  assertLength(frame.nonce, NONCE_SIZE, 'nonce');
+  if (frame.sealed.length < GCM_TAG_SIZE) throw new RangeError(`sealed data shorter than the tag: ${frame.sealed.length}`);
+  const buf = Buffer.allocUnsafe(8 + NONCE_SIZE + frame.sealed.length);
+  buf.set(MAGIC_PILS, 0);
+  buf.writeUInt32BE(frame.senderNode, 4);
+  buf.set(frame.nonce, 8);
+  buf.set(frame.sealed, 8 + NONCE_SIZE);
+  return buf;
+}
+
+export function decodePils(bytes: Uint8Array): DecodeResult<PilsFrame> {
+  const checked = checkFrame(bytes, MAGIC_PILS, PILS_MIN_SIZE, 'PILS');
+  if (!checked.ok) return checked;
+  const buf = checked.value;
+  return ok({
+    senderNode: buf.readUInt32BE(4),
+    nonce: copyBytes(buf, 8, 8 + NONCE_SIZE),
+    sealed: copyBytes(buf, 8 + NONCE_SIZE, buf.length),
+  });
+}
+
+/** PILK: anonymous key exchange. */
+export interface PilkFrame {
+  readonly senderNode: number;
+  readonly x25519Public: Uint8Array;
+}
+
+export function encodePilk(frame: PilkFrame): Uint8Array {
+  assertU32(frame.senderNode, 'sender node');
+  assertLength(frame.x25519Public, X25519_KEY_SIZE, 'X25519 public key');
+  const buf = Buffer.allocUnsafe(PILK_SIZE);
+  buf.set(MAGIC_PILK, 0);
+  buf.writeUInt32BE(frame.senderNode, 4);
+  buf.set(frame.x25519Public, 8);
+  return buf;
+}
+
+/** Bytes after the 40-byte frame are ignored, as by the reference receiver. */
+export function decodePilk(bytes: Uint8Array): DecodeResult<PilkFrame> {
+  const checked = checkFrame(bytes, MAGIC_PILK, PILK_SIZE, 'PILK');
+  if (!checked.ok) return checked;
+  const buf = checked.value;
+  return ok({ senderNode: buf.readUInt32BE(4), x25519Public: copyBytes(buf, 8, 8 + X25519_KEY_SIZE) });
+}
+
+/** PILA: authenticated key exchange. */
+export interface PilaFrame {
+  readonly senderNode: number;
+  readonly x25519Public: Uint8Array;
+  readonly ed25519Public: Uint8Array;
+  /** Ed25519 signature over pilaSignedMessage(senderNode, x25519Public). */
+  readonly signature: Uint8Array;
+}
+
+export function encodePila(frame: PilaFrame): Uint8Array {
+  assertU32(frame.senderNode, 'sender node');
+  assertLength(frame.x25519Public, X25519_KEY_SIZE, 'X25519 public key');
+  assertLength(frame.ed25519Public, ED25519_KEY_SIZE, 'Ed25519 public key');
+  assertLength(frame.signature, ED25519_SIG_SIZE, 'signature');
+  const buf = Buffer.allocUnsafe(PILA_SIZE);
+  buf.set(MAGIC_PILA, 0);
+  buf.writeUInt32BE(frame.senderNode, 4);
+  buf.set(frame.x25519Public, 8);
+  buf.set(frame.ed25519Public, 40);
+  buf.set(frame.signature, 72);
+  return buf;
+}
+
+/** Bytes after the 136-byte frame are ignored, as by the reference receiver. */
+export function decodePila(bytes: Uint8Array): DecodeResult<PilaFrame> {
+  const checked = checkFrame(bytes, MAGIC_PILA, PILA_SIZE, 'PILA');
+  if (!checked.ok) return checked;
+  const buf = checked.value;
+  return ok({
+    senderNode: buf.readUInt32BE(4),
+    x25519Public: copyBytes(buf, 8, 40),
+    ed25519Public: copyBytes(buf, 40, 72),
+    signature: copyBytes(buf, 72, 136),
+  });
+}
+
+/** The 40 bytes a PILA signature covers: ASCII `auth` (no colon) ‖ node u32 ‖ X25519 public key. */
+export function pilaSignedMessage(senderNode: number, x25519Public: Uint8Array): Uint8Array {
+  assertU32(senderNode, 'sender node');
+  assertLength(x25519Public, X25519_KEY_SIZE, 'X25519 public key');
+  const buf = Buffer.allocUnsafe(PILA_SIGNED_SIZE);
+  buf.write('auth', 0, 'latin1');
+  buf.writeUInt32BE(senderNode, 4);
+  buf.set(x25519Public, 8);
+  return buf;
+}
+
+/** PILP: NAT punch. The reference sends exactly the magic; anything after it is ignored. */
+export function encodePilp(): Uint8Array {
+  return Buffer.from(MAGIC_PILP);
+}
+
+export function decodePilp(bytes: Uint8Array): DecodeResult<true> {
+  const checked = checkFrame(bytes, MAGIC_PILP, 4, 'PILP');
+  if (!checked.ok) return checked;
+  return ok(true);
+}
