@@ -1,0 +1,111 @@
+import { PilotError } from '../errors.js';
+
+/**
+ * Command-line flags in the style of Go's `flag` package, which the reference binaries use:
+ * `-name value`, `-name=value`, `--name value`, `--name=value`; a boolean flag alone means true
+ * and takes a value only as `-name=false`. Parsing stops at `--` or the first positional.
+ * Names may be written with `-` or `_` (`-idle-timeout`, `-idle_timeout`).
+ */
+export type FlagKind = 'string' | 'bool' | 'int' | 'duration';
+
+export interface FlagDef {
+  readonly kind: FlagKind;
+  readonly help: string;
+}
+
+export type FlagSpec = Readonly<Record<string, FlagDef>>;
+
+type ValueOf<K extends FlagKind> = K extends 'bool' ? boolean : K extends 'string' ? string : number;
+
+/** Parsed flags: only the ones given on the command line are present. Durations are in ms. */
+export type FlagValues<S extends FlagSpec> = { -readonly [N in keyof S]?: ValueOf<S[N]['kind']> };
+
+export interface ParsedFlags<S extends FlagSpec> {
+  readonly flags: FlagValues<S>;
+  readonly positionals: string[];
+}
+
+/** Parses a Go duration (`300ms`, `1.5s`, `2m`, `1h30m`) or a bare number of seconds into ms. */
+export function parseDuration(text: string): number | undefined {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const unitMs: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * (unitMs[m[2] as string] as number);
+    matched = re.lastIndex;
+  }
+  return matched === text.length && matched > 0 ? total : undefined;
+}
+
+function convert(name: string, def: FlagDef, raw: string): boolean | string | number {
+  switch (def.kind) {
+    case 'string':
+      return raw;
+    case 'bool': {
+      if (['1', 't', 'true', 'TRUE', 'True'].includes(raw)) return true;
+      if (['0', 'f', 'false', 'FALSE', 'False'].includes(raw)) return false;
+      throw new PilotError('invalid_argument', `invalid boolean value ${JSON.stringify(raw)} for -${name}`);
+    }
+    case 'int': {
+      if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+        throw new PilotError('invalid_argument', `invalid integer value ${JSON.stringify(raw)} for -${name}`);
+      }
+      return Number(raw);
+    }
+    case 'duration': {
+      const ms = parseDuration(raw);
+      if (ms === undefined) {
+        throw new PilotError('invalid_argument', `invalid duration ${JSON.stringify(raw)} for -${name}`, 'use a number with a unit, e.g. 30s, 500ms, 2m');
+      }
+      return ms;
+    }
+  }
+}
+
+export function parseGoFlags<S extends FlagSpec>(argv: readonly string[], spec: S): ParsedFlags<S> {
+  const canonical = new Map<string, string>();
+  for (const name of Object.keys(spec)) {
+    canonical.set(name, name);
+    canonical.set(name.replaceAll('-', '_'), name);
+  }
+  const flags: Record<string, boolean | string | number> = {};
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') break;
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const given = eq >= 0 ? body.slice(0, eq) : body;
+    const name = canonical.get(given);
+    const def = name === undefined ? undefined : spec[name];
+    if (name === undefined || def === undefined) {
+      throw new PilotError('invalid_argument', `flag provided but not defined: -${given}`, 'run with -help to list the flags');
+    }
+    let raw: string;
+    if (eq >= 0) raw = body.slice(eq + 1);
+    else if (def.kind === 'bool') raw = 'true';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new PilotError('invalid_argument', `flag needs an argument: -${given}`);
+      raw = next;
+      i++;
+    }
+    flags[name] = convert(name, def, raw);
+  }
+  return { flags: flags as FlagValues<S>, positionals: argv.slice(i) };
+}
+
+/** Usage text listing every flag, for `-help`. */
+export function flagUsage(command: string, spec: FlagSpec): string {
+  const lines = [`Usage of ${command}:`];
+  for (const [name, def] of Object.entries(spec)) {
+    lines.push(`  -${name}${def.kind === 'bool' ? '' : ` ${def.kind}`}`, `    \t${def.help}`);
+  }
+  return lines.join('\n');
+}
