@@ -1,0 +1,53 @@
+import type { Duplex } from 'node:stream';
+import type { Addr } from '../protocol/address.js';
+
+/**
+ * The stream interfaces every pilot application is written against: the SDK implements them over
+ * IPC, the daemon implements them in-process for its built-in services. A service written for one
+ * runs unchanged on the other.
+ */
+
+/** A reliable byte stream to a remote port: a `node:stream` Duplex with pilot addressing. */
+export interface PilotConn extends Duplex {
+  /** Daemon-wide connection id (as `pilotctl connections` shows it). */
+  readonly id: number;
+  readonly localAddr: Addr;
+  readonly localPort: number;
+  readonly remoteAddr: Addr;
+  readonly remotePort: number;
+  /** Like `net.Socket#setTimeout`: emits 'timeout' after `ms` of inactivity (0 disables). */
+  setTimeout(ms: number, callback?: () => void): this;
+}
+
+/** Accepts connections on one port; emits 'connection' like `net.Server` and is async-iterable. */
+export interface PilotListener extends AsyncIterable<PilotConn> {
+  readonly port: number;
+  on(event: 'connection', listener: (conn: PilotConn) => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  off(event: 'connection', listener: (conn: PilotConn) => void): this;
+  /** Stops accepting; connections already accepted stay open. */
+  close(): Promise<void>;
+}
+
+export interface DialOptions {
+  signal?: AbortSignal;
+  /** Gives up after this long (default 30 s). */
+  timeoutMs?: number;
+}
+
+/** An unreliable datagram as delivered to the application. */
+export interface Datagram {
+  readonly srcAddr: Addr;
+  readonly srcPort: number;
+  readonly dstPort: number;
+  readonly data: Buffer;
+}
+
+/** What a service needs from the network it runs on. */
+export interface PilotNetwork {
+  readonly localAddr: Addr;
+  listen(port: number): Promise<PilotListener>;
+  dial(addr: Addr, port: number, options?: DialOptions): Promise<PilotConn>;
+  sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void>;
+}
