@@ -1,0 +1,222 @@
+import { createSocket, type RemoteInfo, type Socket, type SocketType } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { PilotError, toPilotError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { BeaconCore, DEFAULT_LIMITS, type BeaconLimits, type DropReason, type Outgoing } from './core.js';
+import { canonicalIp, parseHostPort, type Endpoint } from './endpoint.js';
+
+export interface BeaconServerOptions {
+  /** Interface to bind; empty or absent = every interface (dual-stack when IPv6 is available). */
+  host?: string;
+  port: number;
+  /** Announced in Sync messages; 0 by default, like the reference. */
+  beaconId?: number;
+  /** Peer beacons as `host:port`; only they may send Sync or have relays forwarded to them. */
+  peers?: string[];
+  log?: Logger;
+  /** Clock in ms (injectable for tests). */
+  now?: () => number;
+  maxNodes?: number;
+  /** How long a node stays known after its last Discover or PunchRequest. */
+  nodeTtlMs?: number;
+  maxNodesPerIp?: number;
+  syncIntervalMs?: number;
+  /** Relay datagrams handed to the socket and not yet sent; more are dropped. */
+  relayQueueLimit?: number;
+  limits?: Partial<BeaconLimits>;
+}
+
+export interface BeaconStats {
+  readonly nodes: number;
+  readonly relayed: number;
+  readonly drops: Readonly<Record<DropReason, number>>;
+}
+
+const DEFAULTS = {
+  maxNodes: 100_000,
+  nodeTtlMs: 5 * 60_000,
+  maxNodesPerIp: 4096,
+  syncIntervalMs: 10_000,
+  relayQueueLimit: 4096,
+  sweepIntervalMs: 30_000,
+};
+
+async function openSocket(host: string, port: number): Promise<Socket> {
+  const bind = (type: SocketType, address: string): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = createSocket({ type, reuseAddr: false });
+      const onError = (err: Error): void => {
+        socket.close();
+        reject(err);
+      };
+      socket.once('error', onError);
+      socket.bind({ port, address, exclusive: true }, () => {
+        socket.off('error', onError);
+        resolve(socket);
+      });
+    });
+  if (host === '') {
+    try {
+      return await bind('udp6', '::');
+    } catch {
+      return bind('udp4', '0.0.0.0');
+    }
+  }
+  const resolved = isIP(host) ? { address: host, family: isIP(host) } : await lookup(host);
+  return bind(resolved.family === 6 ? 'udp6' : 'udp4', resolved.address);
+}
+
+/** UDP beacon (PROTOCOL.md §4): endpoint discovery, punch coordination, relay, gossip. */
+export class BeaconServer {
+  private readonly core: BeaconCore;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private relayInFlight = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly opts: BeaconServerOptions,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {
+    this.core = new BeaconCore({
+      beaconId: opts.beaconId ?? 0,
+      maxNodes: opts.maxNodes ?? DEFAULTS.maxNodes,
+      ttlMs: opts.nodeTtlMs ?? DEFAULTS.nodeTtlMs,
+      maxNodesPerIp: opts.maxNodesPerIp ?? DEFAULTS.maxNodesPerIp,
+      peerStaleMs: 3 * (opts.syncIntervalMs ?? DEFAULTS.syncIntervalMs),
+      limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    });
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    socket.on('error', (err) => this.log.warn({ err }, 'beacon socket error'));
+  }
+
+  static async start(opts: BeaconServerOptions): Promise<BeaconServer> {
+    if (opts.beaconId !== undefined && !(Number.isInteger(opts.beaconId) && opts.beaconId >= 0 && opts.beaconId <= 0xffffffff)) {
+      throw new PilotError('invalid_argument', `beacon id must be a 32-bit unsigned integer, got ${opts.beaconId}`);
+    }
+    const peerSpecs = (opts.peers ?? []).map((p) => p.trim()).filter((p) => p !== '');
+    for (const p of peerSpecs) parseHostPort(p);
+    let socket: Socket;
+    try {
+      socket = await openSocket(opts.host ?? '', opts.port);
+    } catch (err) {
+      throw new PilotError('unavailable', `beacon cannot listen on ${opts.host ?? ''}:${opts.port}: ${toPilotError(err).message}`, undefined, { cause: err });
+    }
+    const server = new BeaconServer(socket, { ...opts, peers: peerSpecs }, opts.log ?? silentLogger(), opts.now ?? Date.now);
+    await server.resolvePeers();
+    server.startTimers();
+    server.log.info({ port: server.port, peers: peerSpecs.length }, 'beacon listening');
+    return server;
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** The bound address (`::` or `0.0.0.0` when listening on every interface). */
+  get host(): string {
+    return this.socket.address().address;
+  }
+
+  get listening(): boolean {
+    return !this.closed;
+  }
+
+  stats(): BeaconStats {
+    return { nodes: this.core.nodes.size, relayed: this.core.relayed, drops: { ...this.core.drops } };
+  }
+
+  /** Node IDs currently recorded (most recently seen last); for diagnostics. */
+  nodeIds(): number[] {
+    return this.core.nodes.recentIds(this.now(), Number.MAX_SAFE_INTEGER);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+
+  private startTimers(): void {
+    const every = (ms: number, fn: () => void): void => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(DEFAULTS.sweepIntervalMs, () => this.core.sweep(this.now()));
+    if (this.opts.peers?.length) {
+      every(this.opts.syncIntervalMs ?? DEFAULTS.syncIntervalMs, () => {
+        void this.resolvePeers().then(() => this.gossip());
+      });
+    }
+  }
+
+  /** Peers are named by host:port; names are re-resolved on every gossip round. */
+  private async resolvePeers(): Promise<void> {
+    const specs = this.opts.peers ?? [];
+    if (specs.length === 0) return;
+    const v4Only = this.socket.address().family === 'IPv4';
+    const resolved = await Promise.all(
+      specs.map(async (spec): Promise<Endpoint | undefined> => {
+        const { host, port } = parseHostPort(spec);
+        try {
+          const ip = isIP(host) ? host : (await lookup(host || 'localhost', v4Only ? { family: 4 } : {})).address;
+          return { ip: canonicalIp(ip), port };
+        } catch (err) {
+          this.log.warn({ peer: spec, err: toPilotError(err).message }, 'cannot resolve peer beacon');
+          return undefined;
+        }
+      }),
+    );
+    if (!this.closed) this.core.peers.setPeers(resolved.filter((ep): ep is Endpoint => ep !== undefined));
+  }
+
+  private gossip(): void {
+    if (this.closed) return;
+    const msg = this.core.syncMessage(this.now());
+    for (const to of this.core.peers.endpoints()) this.send({ to, bytes: msg, relay: false });
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.closed) return;
+    let out: Outgoing[];
+    try {
+      out = this.core.handle(msg, { ip: canonicalIp(rinfo.address), port: rinfo.port }, this.now());
+    } catch (err) {
+      this.core.drop('malformed');
+      this.log.debug({ err: toPilotError(err).message, from: rinfo.address }, 'beacon datagram rejected');
+      return;
+    }
+    for (const o of out) this.send(o);
+  }
+
+  private send(o: Outgoing): void {
+    if (this.closed) return;
+    const isV4 = isIP(o.to.ip) === 4;
+    const family = this.socket.address().family;
+    if (family === 'IPv4' && !isV4) {
+      this.core.drop('send_failed');
+      return;
+    }
+    const address = family === 'IPv6' && isV4 ? `::ffff:${o.to.ip}` : o.to.ip;
+    if (o.relay) {
+      if (this.relayInFlight >= (this.opts.relayQueueLimit ?? DEFAULTS.relayQueueLimit)) {
+        this.core.drop('relay_queue_full');
+        return;
+      }
+      this.relayInFlight++;
+    }
+    try {
+      this.socket.send(o.bytes, o.to.port, address, (err) => {
+        if (o.relay) this.relayInFlight--;
+        if (err) this.core.drop('send_failed');
+      });
+    } catch {
+      if (o.relay) this.relayInFlight--;
+      this.core.drop('send_failed');
+    }
+  }
+}

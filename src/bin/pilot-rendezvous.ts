@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { closeOnSignal, exitWithError, parseLogLevel, wantsHelp } from '../beacon/bin-support.js';
+import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
+import { startRendezvous } from '../beacon/rendezvous.js';
+import { flagUsage, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
+import { pilotPaths } from '../config/home.js';
+import { PilotError } from '../errors.js';
+import { createLogger } from '../log.js';
+
+const FLAGS = {
+  'registry-addr': { kind: 'string', help: 'registry TCP listen address (default ":9000")' },
+  'beacon-addr': { kind: 'string', help: 'beacon UDP listen address (default ":9001")' },
+  store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
+  'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
+  'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
+  help: { kind: 'bool', help: 'show this help' },
+} as const satisfies FlagSpec;
+
+async function main(argv: readonly string[]): Promise<void> {
+  const { flags, positionals } = parseGoFlags(argv, FLAGS);
+  if (flags.help || wantsHelp(argv)) {
+    process.stdout.write(`${flagUsage('pilot-rendezvous', FLAGS)}\n`);
+    return;
+  }
+  if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
+  const registryAddr = parseHostPort(flags['registry-addr'] || ':9000');
+  const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
+  const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) });
+  const rdv = await startRendezvous({
+    registryHost: registryAddr.host || undefined,
+    registryPort: registryAddr.port,
+    beaconHost: beaconAddr.host || undefined,
+    beaconPort: beaconAddr.port,
+    storePath: flags.store || pilotPaths().registryStore,
+    adminToken: flags['admin-token'] || undefined,
+    log,
+  });
+  process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
+  process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
+  closeOnSignal(() => rdv.close());
+}
+
+main(process.argv.slice(2)).catch(exitWithError);
