@@ -1,0 +1,178 @@
+import { Duplex } from 'node:stream';
+import { PilotError } from '../errors.js';
+import type { Addr } from '../protocol/address.js';
+import type { PilotConn } from '../sdk/types.js';
+import type { CloseReason } from '../transport/types.js';
+
+/** What a connection needs from the stack that owns it. */
+export interface ConnOps {
+  write(connId: number, data: Uint8Array): number;
+  read(connId: number, maxBytes: number): Uint8Array | null;
+  close(connId: number): void;
+  abort(connId: number): void;
+}
+
+const READ_CHUNK = 64 * 1024;
+
+export interface ConnEnds {
+  localAddr: Addr;
+  localPort: number;
+  remoteAddr: Addr;
+  remotePort: number;
+}
+
+function closeError(reason: CloseReason): PilotError {
+  switch (reason) {
+    case 'reset':
+      return new PilotError('connection_failed', 'connection reset by peer');
+    case 'refused':
+      return new PilotError('refused', 'connection refused');
+    case 'dial_timeout':
+      return new PilotError('timeout', 'dial timed out');
+    case 'retransmit_timeout':
+      return new PilotError('timeout', 'peer stopped acknowledging data');
+    case 'idle_timeout':
+      return new PilotError('timeout', 'connection idle for too long');
+    default:
+      return new PilotError('connection_failed', `connection closed (${reason})`);
+  }
+}
+
+/**
+ * An in-process stream connection on the daemon's transport engine, with the PilotConn shape the
+ * SDK gives applications over IPC. Backpressure follows the engine's buffers both ways.
+ */
+export class LocalConn extends Duplex implements PilotConn {
+  readonly localAddr: Addr;
+  readonly localPort: number;
+  readonly remoteAddr: Addr;
+  readonly remotePort: number;
+  private pending: { chunk: Buffer; offset: number; callback: (err?: Error | null) => void } | undefined;
+  private peerEnded = false;
+  private endPushed = false;
+  private finished = false;
+  private gone = false;
+  private idleMs = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ops: ConnOps,
+    readonly id: number,
+    ends: ConnEnds,
+  ) {
+    super({ allowHalfOpen: true });
+    this.localAddr = ends.localAddr;
+    this.localPort = ends.localPort;
+    this.remoteAddr = ends.remoteAddr;
+    this.remotePort = ends.remotePort;
+  }
+
+  setTimeout(ms: number, callback?: () => void): this {
+    this.idleMs = ms;
+    if (callback) this.once('timeout', callback);
+    this.touch();
+    return this;
+  }
+
+  private touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (this.idleMs > 0 && !this.gone) {
+      this.idleTimer = setTimeout(() => this.emit('timeout'), this.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  override _read(): void {
+    this.pull();
+  }
+
+  /**
+   * Moves buffered engine data into the readable side while the consumer wants more. Once the peer
+   * has finished (`drainAll`), everything left is taken at once: the engine forgets a connection
+   * when it closes, and what it still holds is bounded by the receive window.
+   */
+  private pull(drainAll = false): void {
+    if (this.endPushed) return;
+    for (;;) {
+      const data = this.ops.read(this.id, READ_CHUNK);
+      if (!data) break;
+      this.touch();
+      if (!this.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength)) && !drainAll) return;
+    }
+    if (this.peerEnded) {
+      this.endPushed = true;
+      this.push(null);
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.gone) {
+      callback(new PilotError('connection_failed', 'connection is closed'));
+      return;
+    }
+    this.pending = { chunk, offset: 0, callback };
+    this.touch();
+    this.flushPending();
+  }
+
+  private flushPending(): void {
+    const p = this.pending;
+    if (!p) return;
+    p.offset += this.ops.write(this.id, p.chunk.subarray(p.offset));
+    if (p.offset >= p.chunk.length) {
+      this.pending = undefined;
+      p.callback();
+    }
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.finished = true;
+    if (!this.gone) this.ops.close(this.id);
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    // autoDestroy runs once both directions are done; the engine then completes the close on its
+    // own (FIN retransmission, TIME_WAIT). Only a destroy before that is an abort.
+    if (!this.gone && !(this.finished && this.peerEnded)) this.ops.abort(this.id);
+    this.gone = true;
+    const p = this.pending;
+    this.pending = undefined;
+    p?.callback(err ?? new PilotError('connection_failed', 'connection destroyed'));
+    callback(err);
+  }
+
+  // ---- engine events ----
+
+  onReadable(): void {
+    this.pull();
+  }
+
+  onWritable(): void {
+    this.flushPending();
+  }
+
+  onEnd(): void {
+    this.peerEnded = true;
+    this.pull(true);
+  }
+
+  onClosed(reason: CloseReason): void {
+    if (this.gone) return;
+    this.gone = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (reason === 'closed' || reason === 'aborted') {
+      const p = this.pending;
+      this.pending = undefined;
+      p?.callback(new PilotError('connection_failed', 'connection closed before the data was sent'));
+      this.peerEnded = true;
+      this.pull(true);
+      return;
+    }
+    this.destroy(closeError(reason));
+  }
+}
+
+export { closeError };

@@ -1,0 +1,303 @@
+import { performance } from 'node:perf_hooks';
+import { PilotError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Addr, SocketAddr } from '../protocol/address.js';
+import type { Packet } from '../protocol/packet.js';
+import type { Datagram, DialOptions, PilotNetwork } from '../sdk/types.js';
+import { TransportEndpoint, TransportError, type EndpointOptions } from '../transport/endpoint.js';
+import { PortInUseError } from '../transport/port-table.js';
+import type { CloseReason, EndpointEvent } from '../transport/types.js';
+import { closeError, LocalConn, type ConnOps } from './local-conn.js';
+import { LocalListener } from './local-listener.js';
+
+export interface NetStackOptions {
+  localAddr: Addr;
+  /** Sends a packet to another node (through the tunnel). Packets to this node loop back inside. */
+  transmit: (packet: Packet) => void;
+  endpoint?: Omit<EndpointOptions, 'localAddr'>;
+  log?: Logger;
+}
+
+/** Connection lifecycle notices for webhooks and counters. */
+export type ConnNotice =
+  | { kind: 'accepted'; connId: number; localPort: number; remote: SocketAddr }
+  | { kind: 'closed'; connId: number; localPort: number; remote: SocketAddr; reason: CloseReason };
+
+interface PendingDial {
+  resolve: (conn: LocalConn) => void;
+  reject: (err: Error) => void;
+  localPort: number;
+  remote: SocketAddr;
+}
+
+const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
+
+/**
+ * Drives the sans-I/O transport engine with the real clock and exposes it in-process as a
+ * PilotNetwork: the built-in services and the IPC server both work on its LocalConns.
+ */
+export class NetStack implements PilotNetwork {
+  readonly endpoint: TransportEndpoint;
+  readonly localAddr: Addr;
+  private readonly conns = new Map<number, LocalConn>();
+  private readonly listeners = new Map<number, LocalListener>();
+  private readonly dials = new Map<number, PendingDial>();
+  private readonly datagramHandlers = new Set<(d: Datagram) => void>();
+  private readonly noticeHandlers = new Set<(n: ConnNotice) => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private flushing = false;
+  private flushAgain = false;
+  private closed = false;
+  private readonly ops: ConnOps;
+
+  constructor(private readonly options: NetStackOptions) {
+    this.localAddr = options.localAddr;
+    this.endpoint = new TransportEndpoint({ ...options.endpoint, localAddr: options.localAddr });
+    this.ops = {
+      write: (id, data) => this.run(() => this.endpoint.write(id, data, now())),
+      read: (id, max) => this.run(() => this.endpoint.read(id, max)),
+      close: (id) => this.run(() => this.endpoint.close(id, now())),
+      abort: (id) => this.run(() => this.endpoint.abort(id, now())),
+    };
+  }
+
+  /** Feeds a packet that arrived for this node. */
+  handlePacket(packet: Packet): void {
+    if (this.closed) return;
+    this.run(() => this.endpoint.handlePacket(packet, now()));
+  }
+
+  onDatagram(handler: (d: Datagram) => void): () => void {
+    this.datagramHandlers.add(handler);
+    return () => this.datagramHandlers.delete(handler);
+  }
+
+  onNotice(handler: (n: ConnNotice) => void): () => void {
+    this.noticeHandlers.add(handler);
+    return () => this.noticeHandlers.delete(handler);
+  }
+
+  async listen(port: number): Promise<LocalListener> {
+    return this.listenSync(port);
+  }
+
+  listenSync(port: number): LocalListener {
+    if (this.closed) throw new PilotError('unavailable', 'daemon is shutting down');
+    try {
+      this.endpoint.listen(port);
+    } catch (err) {
+      if (err instanceof PortInUseError) throw new PilotError('already_exists', `port ${port} is already bound`);
+      throw new PilotError('invalid_argument', `cannot bind port ${port}: ${(err as Error).message}`);
+    }
+    const listener = new LocalListener(port, (p) => {
+      this.listeners.delete(p);
+      this.endpoint.unlisten(p);
+    });
+    this.listeners.set(port, listener);
+    return listener;
+  }
+
+  isBound(port: number): boolean {
+    return this.endpoint.ports.isBound(port);
+  }
+
+  dial(addr: Addr, port: number, options: DialOptions = {}): Promise<LocalConn> {
+    if (this.closed) return Promise.reject(new PilotError('unavailable', 'daemon is shutting down'));
+    options.signal?.throwIfAborted();
+    let connId: number;
+    try {
+      connId = this.run(() => this.endpoint.dial({ addr, port }, now()));
+    } catch (err) {
+      if (err instanceof TransportError) return Promise.reject(new PilotError('unavailable', err.message));
+      throw err;
+    }
+    const info = this.endpoint.connection(connId);
+    return new Promise<LocalConn>((resolve, reject) => {
+      const timeout = setTimeout(() => fail(new PilotError('timeout', `dial to ${port} timed out`)), options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+      const onAbort = (): void => fail(options.signal?.reason instanceof Error ? options.signal.reason : new PilotError('timeout', 'dial aborted'));
+      const cleanup = (): void => {
+        clearTimeout(timeout);
+        options.signal?.removeEventListener('abort', onAbort);
+        this.dials.delete(connId);
+      };
+      const fail = (err: Error): void => {
+        cleanup();
+        this.ops.abort(connId);
+        reject(err);
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.dials.set(connId, {
+        resolve: (conn) => {
+          cleanup();
+          resolve(conn);
+        },
+        reject: (err) => {
+          cleanup();
+          reject(err);
+        },
+        localPort: info?.localPort ?? 0,
+        remote: { addr, port },
+      });
+    });
+  }
+
+  async sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void> {
+    if (data.length === 0) throw new PilotError('invalid_argument', 'datagram is empty');
+    try {
+      this.run(() => this.endpoint.sendDatagram({ addr, port }, data, now()));
+    } catch (err) {
+      if (err instanceof TransportError) throw new PilotError('too_large', err.message);
+      throw err;
+    }
+  }
+
+  connection(connId: number): LocalConn | undefined {
+    return this.conns.get(connId);
+  }
+
+  /** Fails every dial still waiting for a node that turned out unreachable. */
+  failDialsTo(node: number, err: Error): void {
+    for (const [connId, dial] of [...this.dials]) {
+      if (dial.remote.addr.node !== node) continue;
+      dial.reject(err);
+      this.ops.abort(connId);
+    }
+  }
+
+  /** Aborts every connection with a node (its trust was revoked). */
+  abortPeer(node: number): void {
+    for (const info of this.endpoint.connections()) {
+      if (info.remote.addr.node === node) this.ops.abort(info.id);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    for (const conn of this.conns.values()) conn.destroy();
+    for (const l of this.listeners.values()) void l.close();
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  // ---- engine driving ----
+
+  /** Runs an engine call, then moves its output and events out and re-arms the timer. */
+  private run<T>(call: () => T): T {
+    const result = call();
+    this.flush();
+    return result;
+  }
+
+  private flush(): void {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = true;
+    try {
+      do {
+        this.flushAgain = false;
+        let p: Packet | undefined;
+        while ((p = this.endpoint.pollTransmit())) this.route(p);
+        let e: EndpointEvent | undefined;
+        while ((e = this.endpoint.pollEvent())) this.dispatch(e);
+      } while (this.flushAgain);
+    } finally {
+      this.flushing = false;
+    }
+    this.arm();
+  }
+
+  private route(p: Packet): void {
+    if (p.dst.node === this.localAddr.node && p.dst.network === this.localAddr.network) {
+      setImmediate(() => this.handlePacket(p));
+      return;
+    }
+    this.options.transmit(p);
+  }
+
+  private arm(): void {
+    if (this.closed) return;
+    const next = this.endpoint.nextTimeout() ?? Infinity;
+    if (next === this.timerAt && this.timer) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = next;
+    if (next === Infinity) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.run(() => this.endpoint.handleTimeout(now()));
+    }, Math.max(0, Math.ceil(next - now())));
+  }
+
+  private makeConn(connId: number, localPort: number, remote: SocketAddr): LocalConn {
+    const conn = new LocalConn(this.ops, connId, { localAddr: this.localAddr, localPort, remoteAddr: remote.addr, remotePort: remote.port });
+    this.conns.set(connId, conn);
+    return conn;
+  }
+
+  private dispatch(e: EndpointEvent): void {
+    switch (e.type) {
+      case 'accepted': {
+        const listener = this.listeners.get(e.localPort);
+        if (!listener) {
+          this.ops.abort(e.connId);
+          return;
+        }
+        const conn = this.makeConn(e.connId, e.localPort, e.remote);
+        this.notify({ kind: 'accepted', connId: e.connId, localPort: e.localPort, remote: e.remote });
+        listener.deliver(conn);
+        return;
+      }
+      case 'connected': {
+        const dial = this.dials.get(e.connId);
+        if (!dial) return;
+        dial.resolve(this.makeConn(e.connId, dial.localPort, dial.remote));
+        return;
+      }
+      case 'readable':
+        this.conns.get(e.connId)?.onReadable();
+        return;
+      case 'writable':
+        this.conns.get(e.connId)?.onWritable();
+        return;
+      case 'end':
+        this.conns.get(e.connId)?.onEnd();
+        return;
+      case 'closed': {
+        const dial = this.dials.get(e.connId);
+        if (dial) dial.reject(closeError(e.reason));
+        const conn = this.conns.get(e.connId);
+        this.conns.delete(e.connId);
+        if (conn) {
+          this.notify({ kind: 'closed', connId: e.connId, localPort: conn.localPort, remote: { addr: conn.remoteAddr, port: conn.remotePort }, reason: e.reason });
+          conn.onClosed(e.reason);
+        }
+        return;
+      }
+      case 'datagram': {
+        const d: Datagram = { srcAddr: e.src.addr, srcPort: e.src.port, dstPort: e.dstPort, data: Buffer.from(e.data) };
+        for (const h of this.datagramHandlers) h(d);
+        return;
+      }
+      case 'pong':
+        return;
+    }
+  }
+
+  private notify(n: ConnNotice): void {
+    for (const h of this.noticeHandlers) {
+      try {
+        h(n);
+      } catch (err) {
+        this.options.log?.warn({ err }, 'connection notice handler failed');
+      }
+    }
+  }
+}
+
+function now(): number {
+  return performance.now();
+}

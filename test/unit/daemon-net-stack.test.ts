@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { NetStack } from '../../src/daemon/net-stack.js';
+import type { Packet } from '../../src/protocol/packet.js';
+import type { PilotConn } from '../../src/sdk/types.js';
+import { startEcho } from '../../src/services/echo.js';
+
+const A = { network: 0, node: 10 };
+const B = { network: 0, node: 11 };
+
+/** Two stacks joined by an in-memory wire (the real clock drives both). */
+function pair(): { a: NetStack; b: NetStack; close: () => void } {
+  const stacks: Record<number, NetStack> = {};
+  const wire = (p: Packet): void => {
+    setImmediate(() => stacks[p.dst.node]?.handlePacket(p));
+  };
+  const a = new NetStack({ localAddr: A, transmit: wire });
+  const b = new NetStack({ localAddr: B, transmit: wire });
+  stacks[A.node] = a;
+  stacks[B.node] = b;
+  return { a, b, close: () => { a.close(); b.close(); } };
+}
+
+async function readAll(conn: PilotConn): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of conn) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe('in-process network stack', () => {
+  it('echoes 3 MB through a stream and closes cleanly both ways', async () => {
+    const { a, b, close } = pair();
+    await startEcho(b);
+    const conn = await a.dial(B, 7);
+    const data = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    const reading = readAll(conn);
+    conn.end(data);
+    const back = await reading;
+    assert.equal(back.length, data.length);
+    assert.ok(back.equals(data));
+    close();
+  });
+
+  it('refuses a dial to an unbound port with a refused error', async () => {
+    const { a, close } = pair();
+    await assert.rejects(a.dial(B, 4242), (err: Error & { code?: string }) => err.code === 'refused');
+    close();
+  });
+
+  it('delivers datagrams and loops packets to its own address', async () => {
+    const { a, b, close } = pair();
+    const got = new Promise((resolve) => b.onDatagram(resolve));
+    await a.sendTo(B, 5000, Buffer.from('hi'));
+    const d = (await got) as { data: Buffer; dstPort: number; srcAddr: typeof A };
+    assert.equal(d.data.toString(), 'hi');
+    assert.equal(d.dstPort, 5000);
+    assert.deepEqual(d.srcAddr, A);
+    await startEcho(a);
+    const self = await a.dial(A, 7);
+    const reading = readAll(self);
+    self.end('me');
+    assert.equal((await reading).toString(), 'me');
+    close();
+  });
+
+  it('serves connections to a listener iterated with for await', async () => {
+    const { a, b, close } = pair();
+    const listener = await b.listen(80);
+    const served = (async () => {
+      for await (const conn of listener) {
+        conn.end(`port ${conn.localPort} from ${conn.remoteAddr.node}`);
+        break;
+      }
+    })();
+    const conn = await a.dial(B, 80);
+    conn.end();
+    assert.equal((await readAll(conn)).toString(), 'port 80 from 10');
+    await served;
+    assert.equal(listener.isClosed, true);
+    assert.equal(b.isBound(80), false);
+    close();
+  });
+});
