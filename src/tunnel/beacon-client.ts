@@ -1,0 +1,81 @@
+import { decodeBeacon, encodeBeacon } from '../protocol/beacon.js';
+import { encodePilp } from '../protocol/tunnel.js';
+import { endpointEquals, formatEndpoint, makeEndpoint, type UdpEndpoint } from './endpoint.js';
+import type { Wire } from './wire.js';
+
+const PUNCH_COUNT = 3;
+const DISCOVER_RESEND_MS = 1000;
+
+/** A relayed tunnel frame handed back to the tunnel (beacon 0x06). */
+export interface RelayedFrame {
+  readonly sender: number;
+  readonly frame: Uint8Array;
+}
+
+/** The daemon side of the beacon protocol (PROTOCOL.md §4), over the tunnel's own socket. */
+export class BeaconClient {
+  readonly #waiters = new Set<(endpoint: string | undefined) => void>();
+
+  constructor(private readonly wire: Wire) {}
+
+  /** Discover with node 0; resolves with the ip:port the beacon observed, or undefined. */
+  discover(timeoutMs: number): Promise<string | undefined> {
+    const beacon = this.wire.beacon;
+    if (!beacon) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const send = (): void => this.wire.deliver(encodeBeacon({ type: 'Discover', nodeId: 0 }), beacon, 'beacon');
+      const resend = setInterval(send, DISCOVER_RESEND_MS);
+      const timeout = setTimeout(() => done(undefined), timeoutMs);
+      const done = (endpoint: string | undefined): void => {
+        clearInterval(resend);
+        clearTimeout(timeout);
+        this.#waiters.delete(done);
+        resolve(endpoint);
+      };
+      this.#waiters.add(done);
+      send();
+    });
+  }
+
+  register(nodeId: number): void {
+    if (this.wire.beacon) this.wire.deliver(encodeBeacon({ type: 'Discover', nodeId }), this.wire.beacon, 'beacon');
+  }
+
+  requestPunch(requester: number, target: number): void {
+    if (this.wire.beacon) this.wire.deliver(encodeBeacon({ type: 'PunchRequest', requester, target }), this.wire.beacon, 'beacon');
+  }
+
+  /**
+   * Handles a datagram whose first byte marks a beacon message. Only the configured beacon is
+   * listened to: anyone else could otherwise aim our punches or fake relayed traffic.
+   */
+  receive(data: Uint8Array, from: UdpEndpoint): RelayedFrame | undefined {
+    const beacon = this.wire.beacon;
+    if (!beacon || !endpointEquals(from, beacon)) return void this.wire.drop('not_from_beacon', from);
+    const decoded = decodeBeacon(data);
+    if (!decoded.ok) return void this.wire.drop('malformed', from);
+    const msg = decoded.value;
+    switch (msg.type) {
+      case 'DiscoverReply': {
+        const endpoint = formatEndpoint({ host: msg.ip, port: msg.port });
+        for (const done of [...this.#waiters]) done(endpoint);
+        return undefined;
+      }
+      case 'PunchCommand': {
+        const target = makeEndpoint(msg.ip, msg.port);
+        if (!target || target.port === 0) return void this.wire.drop('malformed', from);
+        for (let i = 0; i < PUNCH_COUNT; i++) this.wire.deliver(encodePilp(), target, 'PILP');
+        return undefined;
+      }
+      case 'RelayDeliver':
+        if (msg.frame.length < 4) return void this.wire.drop('malformed', from, msg.sender);
+        return { sender: msg.sender, frame: msg.frame };
+      default:
+        return void this.wire.drop('unexpected_beacon_message', from);
+    }
+  }
+
+  close(): void {
+    for (const done of [...this.#waiters]) done(undefined);
+  }
+}

@@ -1,0 +1,78 @@
+import { isIP } from 'node:net';
+import { PilotError } from '../errors.js';
+
+/** A UDP address with an IP literal host (never a hostname). */
+export interface UdpEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+export interface ListenAddress {
+  /** IP literal to bind; `0.0.0.0` when the host part is empty. */
+  readonly host: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
+/** Splits `host:port` / `[v6]:port` / `:port`; undefined on any syntax error. */
+export function splitHostPort(text: string): { host: string; port: number } | undefined {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0 || text[close + 1] !== ':') return undefined;
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) return undefined;
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(':')) return undefined;
+  }
+  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
+  const port = Number.parseInt(portText, 10);
+  if (port > 0xffff) return undefined;
+  return { host, port };
+}
+
+/** Strips the IPv4-mapped prefix a dual-stack socket reports for IPv4 senders. */
+export function normalizeIp(ip: string): string {
+  const mapped = V4_MAPPED.exec(ip);
+  return mapped?.[1] ?? ip;
+}
+
+export function makeEndpoint(ip: string, port: number): UdpEndpoint | undefined {
+  const host = normalizeIp(ip);
+  const family = isIP(host);
+  if (family === 0 || host.includes('%') || !Number.isInteger(port) || port < 0 || port > 0xffff) return undefined;
+  return { host, port, family: family === 4 ? 4 : 6 };
+}
+
+/** Parses an `ip:port` / `[ip]:port` peer endpoint (IP literals only). */
+export function parseEndpoint(text: string): UdpEndpoint | undefined {
+  const parts = splitHostPort(text);
+  if (!parts || parts.port === 0) return undefined;
+  return makeEndpoint(parts.host, parts.port);
+}
+
+export function formatEndpoint(ep: { host: string; port: number }): string {
+  return ep.host.includes(':') ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`;
+}
+
+export function endpointEquals(a: UdpEndpoint | undefined, b: UdpEndpoint | undefined): boolean {
+  return a !== undefined && b !== undefined && a.port === b.port && a.host === b.host;
+}
+
+/** `:0`, `0.0.0.0:4000`, `127.0.0.1:0`, `[::1]:0`, `[::]:0`, `localhost:0`. */
+export function parseListenAddress(text: string): ListenAddress {
+  const parts = splitHostPort(text);
+  if (!parts) throw new PilotError('invalid_argument', `invalid listen address "${text}"`, 'use host:port, for example :4000 or [::1]:0');
+  const host = parts.host === '' ? '0.0.0.0' : parts.host === 'localhost' ? '127.0.0.1' : parts.host;
+  const family = isIP(host);
+  if (family === 0) throw new PilotError('invalid_argument', `listen host must be an IP address: "${parts.host}"`);
+  return { host, port: parts.port, family: family === 4 ? 4 : 6 };
+}

@@ -1,0 +1,80 @@
+import { bytesEqual } from '../crypto/bytes.js';
+import type { UdpEndpoint } from './endpoint.js';
+import type { PeerCrypto } from './peer-crypto.js';
+
+/** X25519 keys a peer used before its last rekey; a PILA carrying one is a replay. */
+const MAX_RETIRED_KEYS = 8;
+
+export interface PeerState {
+  readonly nodeId: number;
+  endpoint: UdpEndpoint | undefined;
+  relay: boolean;
+  /** 'relay-activated' already emitted. */
+  relayAnnounced: boolean;
+  crypto: PeerCrypto | undefined;
+  authenticated: boolean;
+  lastActive: number;
+  readonly retiredKeys: Uint8Array[];
+}
+
+export class PeerTable {
+  readonly #peers = new Map<number, PeerState>();
+
+  constructor(private readonly maxPeers: number) {}
+
+  get size(): number {
+    return this.#peers.size;
+  }
+
+  get(nodeId: number): PeerState | undefined {
+    return this.#peers.get(nodeId);
+  }
+
+  delete(nodeId: number): boolean {
+    return this.#peers.delete(nodeId);
+  }
+
+  values(): IterableIterator<PeerState> {
+    return this.#peers.values();
+  }
+
+  /** Returns the peer, creating it (evicting the least recently active one when full). */
+  ensure(nodeId: number, now: number): { peer: PeerState; created: boolean; evicted?: number } {
+    const existing = this.#peers.get(nodeId);
+    if (existing) return { peer: existing, created: false };
+    let evicted: number | undefined;
+    if (this.#peers.size >= this.maxPeers) {
+      let victim: PeerState | undefined;
+      for (const p of this.#peers.values()) if (!victim || p.lastActive < victim.lastActive) victim = p;
+      if (victim) {
+        this.#peers.delete(victim.nodeId);
+        evicted = victim.nodeId;
+      }
+    }
+    const peer: PeerState = {
+      nodeId,
+      endpoint: undefined,
+      relay: false,
+      relayAnnounced: false,
+      crypto: undefined,
+      authenticated: false,
+      lastActive: now,
+      retiredKeys: [],
+    };
+    this.#peers.set(nodeId, peer);
+    return evicted === undefined ? { peer, created: true } : { peer, created: true, evicted };
+  }
+
+  clear(): void {
+    this.#peers.clear();
+  }
+}
+
+export function isRetiredKey(peer: PeerState, x25519: Uint8Array): boolean {
+  return peer.retiredKeys.some((k) => bytesEqual(k, x25519));
+}
+
+export function retireKey(peer: PeerState, x25519: Uint8Array): void {
+  peer.retiredKeys.push(x25519);
+  if (peer.retiredKeys.length > MAX_RETIRED_KEYS) peer.retiredKeys.shift();
+}

@@ -1,0 +1,423 @@
+import { EventEmitter } from 'node:events';
+import { PilotError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { BROADCAST_NODE } from '../protocol/address.js';
+import { decodePacket, encodePacket, type Packet } from '../protocol/packet.js';
+import { classifyDatagram, decodePila, decodePilk, decodePils, decodePilt, encodePils, encodePilt, type PilsFrame } from '../protocol/tunnel.js';
+import { Authenticator } from './authenticator.js';
+import { BeaconClient } from './beacon-client.js';
+import { endpointEquals, formatEndpoint, parseEndpoint, parseListenAddress, type UdpEndpoint } from './endpoint.js';
+import { IntervalLimiter, TokenBucket } from './limits.js';
+import { PeerCrypto } from './peer-crypto.js';
+import { PeerTable, isRetiredKey, retireKey, type PeerState } from './peer-table.js';
+import { BoundedQueues } from './queues.js';
+import type { TunnelStats } from './stats.js';
+import type { TunnelEvents, TunnelOptions, TunnelPeerInfo } from './types.js';
+import { UdpSocket } from './udp-socket.js';
+import { Wire } from './wire.js';
+import * as policy from './policy.js';
+import type { Origin } from './policy.js';
+
+export type { TunnelOptions, TunnelPeerInfo, EstablishedEvent, DroppedEvent, TunnelEvents } from './types.js';
+
+/**
+ * The UDP tunnel of PROTOCOL.md §3–4: one socket carrying peer, beacon and relayed traffic,
+ * per-peer AES-GCM contexts set up by authenticated key exchange (PILA), hole punching and relay.
+ */
+export class Tunnel extends EventEmitter<TunnelEvents> {
+  readonly localPort: number;
+  readonly #wire: Wire;
+  readonly #beaconClient: BeaconClient;
+  readonly #encrypt: boolean;
+  readonly #auth: Authenticator;
+  readonly #log: Logger;
+  readonly #peers = new PeerTable(policy.MAX_PEERS);
+  readonly #pending = new BoundedQueues<Uint8Array>(policy.QUEUE_PER_PEER, policy.QUEUE_PEERS, policy.QUEUE_MAX_AGE_MS);
+  readonly #early = new BoundedQueues<{ frame: PilsFrame; origin: Origin }>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
+  readonly #pilaLimit = new IntervalLimiter<number>(policy.PILA_MIN_INTERVAL_MS, policy.MAX_PEERS);
+  readonly #recoveryLimit = new IntervalLimiter<number>(policy.RECOVERY_INTERVAL_MS, policy.MAX_PEERS);
+  readonly #recoveryBudget = new TokenBucket(20, 40);
+  readonly #timer: NodeJS.Timeout;
+  #nodeId = 0;
+  #closed = false;
+
+  private constructor(socket: UdpSocket, options: TunnelOptions, beacon: UdpEndpoint | undefined) {
+    super();
+    this.localPort = socket.port;
+    this.#encrypt = options.encrypt ?? true;
+    this.#auth = new Authenticator(options.identity, options.lookupPublicKey);
+    this.#log = options.log ?? silentLogger();
+    this.#wire = new Wire(socket, beacon, this.#log, (event) => this.emit('dropped', event));
+    this.#beaconClient = new BeaconClient(this.#wire);
+    this.#timer = setInterval(() => this.#tick(), policy.TICK_MS);
+    this.#timer.unref();
+  }
+
+  static async open(options: TunnelOptions): Promise<Tunnel> {
+    const listen = parseListenAddress(options.listen);
+    let tunnel: Tunnel | undefined;
+    const socket = await UdpSocket.bind(
+      listen,
+      (data, from) => {
+        if (tunnel) tunnel.#onDatagram(data, from);
+      },
+      (err) => {
+        if (tunnel) tunnel.#log.warn({ err: err.message }, 'tunnel socket error');
+      },
+    );
+    let beacon: UdpEndpoint | undefined;
+    try {
+      beacon = options.beacon ? await socket.resolve(options.beacon) : undefined;
+    } catch (err) {
+      await socket.close();
+      throw err;
+    }
+    tunnel = new Tunnel(socket, options, beacon);
+    return tunnel;
+  }
+
+  get nodeId(): number {
+    return this.#nodeId;
+  }
+
+  get encrypted(): boolean {
+    return this.#encrypt;
+  }
+
+  /** Our per-process X25519 public key, as carried in our PILA frames. */
+  get x25519PublicKey(): Uint8Array {
+    return this.#auth.keyPair.publicKey;
+  }
+
+  setNodeId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new PilotError('invalid_argument', `node id out of range: ${id}`);
+    this.#nodeId = id;
+  }
+
+  /** Adds a peer or replaces its endpoint; with encryption on, starts the key exchange. */
+  addPeer(nodeId: number, endpoint: string): void {
+    const ep = parseEndpoint(endpoint);
+    if (!ep) throw new PilotError('invalid_argument', `invalid peer endpoint "${endpoint}"`, 'expected ip:port or [ipv6]:port');
+    const { peer, created } = this.#ensurePeer(nodeId);
+    peer.endpoint = ep;
+    if (created) this.emit('peer-added', { peerNodeId: nodeId, endpoint: formatEndpoint(ep) });
+    if (this.#encrypt && !peer.crypto) this.#sendPila(peer);
+  }
+
+  hasPeer(nodeId: number): boolean {
+    return this.#peers.get(nodeId) !== undefined;
+  }
+
+  /** Forgets the endpoint and crypto context of a node (trust revoked). */
+  removePeer(nodeId: number): void {
+    this.#peers.delete(nodeId);
+    this.#pending.take(nodeId);
+    this.#early.take(nodeId);
+  }
+
+  /** Switches a peer to (or from) relaying through the beacon. False when that is not possible. */
+  setRelay(nodeId: number, on: boolean): boolean {
+    if (on && !this.#wire.beacon) return false;
+    const existing = this.#peers.get(nodeId);
+    if (!existing && !on) return false;
+    const peer = existing ?? this.#ensurePeer(nodeId).peer;
+    if (!peer.endpoint && this.#wire.beacon) peer.endpoint = this.#wire.beacon;
+    peer.relay = on;
+    if (on) this.#announceRelay(peer);
+    return true;
+  }
+
+  /** Sends one packet; false if there is no endpoint for the node. */
+  send(nodeId: number, packet: Packet): boolean {
+    const peer = this.#peers.get(nodeId);
+    if (!peer?.endpoint) return false;
+    const bytes = encodePacket(packet);
+    if (!this.#encrypt) {
+      this.#transmit(peer, encodePilt(bytes), 'PILT');
+    } else if (peer.crypto) {
+      this.#sendSealed(peer, peer.crypto, bytes);
+    } else {
+      const queued = this.#pending.add(nodeId, bytes, Date.now());
+      if (queued === 'refused') this.#drop('queue_full', peer.endpoint, nodeId);
+      if (queued === 'dropped_oldest') this.#drop('queue_overflow', peer.endpoint, nodeId);
+      this.#sendPila(peer);
+    }
+    return true;
+  }
+
+  peers(): TunnelPeerInfo[] {
+    return [...this.#peers.values()].map((p) => ({
+      nodeId: p.nodeId,
+      endpoint: p.endpoint ? formatEndpoint(p.endpoint) : '',
+      encrypted: p.crypto !== undefined,
+      authenticated: p.authenticated,
+      relay: p.relay,
+    }));
+  }
+
+  get stats(): TunnelStats {
+    return this.#wire.stats;
+  }
+
+  /** Asks the beacon which ip:port it sees this socket as (Discover with node 0), from this socket. */
+  discoverEndpoint(timeoutMs = 5000): Promise<string | undefined> {
+    return this.#closed ? Promise.resolve(undefined) : this.#beaconClient.discover(timeoutMs);
+  }
+
+  registerWithBeacon(): void {
+    this.#beaconClient.register(this.#nodeId);
+  }
+
+  requestPunch(target: number): void {
+    this.#beaconClient.requestPunch(this.#nodeId, target);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#beaconClient.close();
+    this.#peers.clear();
+    this.#pending.clear();
+    this.#early.clear();
+    await this.#wire.close();
+  }
+
+  // --- receive path ---
+
+  #onDatagram(data: Buffer, from: UdpEndpoint): void {
+    if (this.#closed) return;
+    this.#wire.received(data.length);
+    if (classifyDatagram(data) !== 'beacon') return this.#dispatch(data, { endpoint: from });
+    const relayed = this.#beaconClient.receive(data, from);
+    if (relayed) this.#dispatch(relayed.frame, { endpoint: from, relayFrom: relayed.sender });
+  }
+
+  #dispatch(data: Uint8Array, origin: Origin): void {
+    switch (classifyDatagram(data)) {
+      case 'PILS': {
+        const frame = decodePils(data);
+        if (!frame.ok) return this.#drop('malformed', origin.endpoint);
+        if (!this.#encrypt) return this.#drop('encryption_off', origin.endpoint, frame.value.senderNode);
+        return this.#onPils(frame.value, origin);
+      }
+      case 'PILA':
+        return this.#onPila(data, origin);
+      case 'PILK': {
+        const frame = decodePilk(data);
+        if (!frame.ok) return this.#drop('malformed', origin.endpoint);
+        if (!this.#encrypt) return this.#drop('encryption_off', origin.endpoint, frame.value.senderNode);
+        // Anonymous exchange refused: we require an identity; show ours so the peer can use PILA.
+        this.#drop('anonymous_key_exchange', origin.endpoint, frame.value.senderNode);
+        return this.#sendRecoveryPila(frame.value.senderNode, origin);
+      }
+      case 'PILT':
+        return this.#onPilt(data, origin);
+      case 'PILP':
+        return;
+      case 'beacon':
+        // Only reachable for a relayed frame: no nesting.
+        return this.#drop('malformed', origin.endpoint, origin.relayFrom);
+      default:
+        return this.#drop('malformed', origin.endpoint);
+    }
+  }
+
+  #onPila(data: Uint8Array, origin: Origin): void {
+    const decoded = decodePila(data);
+    if (!decoded.ok) return this.#drop('malformed', origin.endpoint);
+    const frame = decoded.value;
+    const node = frame.senderNode;
+    if (!this.#encrypt) return this.#drop('encryption_off', origin.endpoint, node);
+    if (origin.relayFrom !== undefined && origin.relayFrom !== node) return this.#drop('relay_sender_mismatch', origin.endpoint, node);
+    if (node === this.#nodeId) return this.#drop('own_node_id', origin.endpoint, node);
+    const known = this.#peers.get(node);
+    if (known && isRetiredKey(known, frame.x25519Public)) return this.#drop('stale_key_exchange', origin.endpoint, node);
+    const key = this.#auth.deriveKey(frame.x25519Public);
+    if (!key) return this.#drop('bad_key', origin.endpoint, node);
+    this.#auth.verify(frame).then(
+      (verdict) => {
+        if (this.#closed) return;
+        if (verdict !== 'ok') return this.#drop(verdict, origin.endpoint, node);
+        this.#acceptPila(node, frame.x25519Public, key, origin);
+      },
+      (err: unknown) => this.#log.warn({ err: String(err), node }, 'PILA verification failed'),
+    );
+  }
+
+  #acceptPila(node: number, x25519: Uint8Array, key: Uint8Array, origin: Origin): void {
+    const existing = this.#peers.get(node);
+    if (existing && isRetiredKey(existing, x25519)) return this.#drop('stale_key_exchange', origin.endpoint, node);
+    const peer = this.#adoptPeer(node, origin);
+    const previous = peer.crypto;
+    const rekeyed = previous !== undefined && !previous.isKeyFrom(x25519);
+    // Same X25519 key means same AES key: our send counter and the receive windows carry on,
+    // so a repeated or replayed PILA can neither cause nonce reuse nor re-admit old frames.
+    let crypto = previous;
+    if (!crypto || rekeyed) {
+      if (previous) retireKey(peer, previous.peerX25519);
+      crypto = new PeerCrypto(key, x25519);
+      peer.crypto = crypto;
+      if (origin.relayFrom === undefined) this.#updateEndpoint(peer, origin.endpoint);
+    }
+    peer.authenticated = true;
+    peer.lastActive = Date.now();
+    if (origin.relayFrom !== undefined) this.#markRelay(peer);
+    this.emit('established', { peerNodeId: node, authenticated: true, rekeyed, relay: peer.relay });
+    if (!previous || rekeyed) this.#sendPila(peer, true);
+    else if (this.#pilaLimit.since(node, Date.now()) >= policy.PILA_REPLY_QUIET_MS) this.#sendPila(peer);
+    for (const bytes of this.#pending.take(node)) this.#sendSealed(peer, crypto, bytes);
+    for (const early of this.#early.take(node)) this.#onPils(early.frame, early.origin);
+  }
+
+  #onPils(frame: PilsFrame, origin: Origin): void {
+    const node = frame.senderNode;
+    if (origin.relayFrom !== undefined && origin.relayFrom !== node) return this.#drop('relay_sender_mismatch', origin.endpoint, node);
+    const peer = this.#peers.get(node);
+    const crypto = peer?.crypto;
+    if (!peer || !crypto) {
+      // Possibly we restarted, or the frame overtook the PILA: keep it briefly and show our key.
+      this.#early.add(node, { frame, origin }, Date.now());
+      this.#drop('no_context', origin.endpoint, node);
+      return this.#sendRecoveryPila(node, origin);
+    }
+    const opened = crypto.open(frame.nonce, frame.sealed);
+    if (!opened.ok) {
+      const code = opened.error.code;
+      if (code === 'replay') this.emit('nonce-replay', { peerNodeId: node, counter: Buffer.from(frame.nonce).readBigUInt64BE(4) });
+      this.#drop(code === 'truncated' ? 'malformed' : code, origin.endpoint, node);
+      // The peer may hold a newer key whose PILA we missed; offer ours to its known address only.
+      if (code === 'auth_failed' && peer.endpoint) this.#sendRecoveryPila(node, { endpoint: peer.endpoint, relayFrom: peer.relay ? node : undefined });
+      return;
+    }
+    const packet = this.#checkInner(opened.value, node, origin);
+    if (!packet) return;
+    // The AEAD proved the sender: follow a NAT rebinding.
+    if (origin.relayFrom === undefined) this.#updateEndpoint(peer, origin.endpoint);
+    else this.#markRelay(peer);
+    peer.lastActive = Date.now();
+    this.emit('packet', packet, node);
+  }
+
+  #onPilt(data: Uint8Array, origin: Origin): void {
+    if (this.#encrypt) return this.#drop('plaintext', origin.endpoint, origin.relayFrom);
+    const frame = decodePilt(data);
+    if (!frame.ok) return this.#drop('malformed', origin.endpoint);
+    const probe = decodePacket(frame.value.packet);
+    if (!probe.ok) return this.#drop(probe.error.code === 'bad_checksum' ? 'bad_checksum' : 'malformed', origin.endpoint);
+    const node = probe.value.src.node;
+    const packet = this.#checkInner(frame.value.packet, origin.relayFrom ?? node, origin);
+    if (!packet) return;
+    const peer = this.#adoptPeer(node, origin);
+    if (origin.relayFrom !== undefined) this.#markRelay(peer);
+    peer.lastActive = Date.now();
+    this.emit('packet', packet, node);
+  }
+
+  /** Decodes the inner packet and binds it to the tunnel sender and to us (§14 #9). */
+  #checkInner(bytes: Uint8Array, senderNode: number, origin: Origin): Packet | undefined {
+    const decoded = decodePacket(bytes);
+    if (!decoded.ok) {
+      this.#drop(decoded.error.code === 'bad_checksum' ? 'bad_checksum' : 'malformed', origin.endpoint, senderNode);
+      return undefined;
+    }
+    const packet = decoded.value;
+    if (packet.src.node !== senderNode) {
+      this.#drop('spoofed_source', origin.endpoint, senderNode);
+      return undefined;
+    }
+    if (packet.dst.node !== this.#nodeId && packet.dst.node !== BROADCAST_NODE) {
+      this.#drop('wrong_destination', origin.endpoint, senderNode);
+      return undefined;
+    }
+    return packet;
+  }
+
+  // --- peer bookkeeping ---
+
+  #ensurePeer(nodeId: number): { peer: PeerState; created: boolean } {
+    const { peer, created, evicted } = this.#peers.ensure(nodeId, Date.now());
+    if (evicted !== undefined) {
+      this.#pending.take(evicted);
+      this.#early.take(evicted);
+    }
+    return { peer, created };
+  }
+
+  /** The peer entry for a node that proved itself (or any sender, with encryption off). */
+  #adoptPeer(nodeId: number, origin: Origin): PeerState {
+    const { peer, created } = this.#ensurePeer(nodeId);
+    if (!peer.endpoint) peer.endpoint = origin.relayFrom === undefined ? origin.endpoint : this.#wire.beacon;
+    if (created && peer.endpoint) this.emit('peer-added', { peerNodeId: nodeId, endpoint: formatEndpoint(peer.endpoint) });
+    return peer;
+  }
+
+  #updateEndpoint(peer: PeerState, endpoint: UdpEndpoint): void {
+    if (endpointEquals(peer.endpoint, endpoint)) return;
+    peer.endpoint = endpoint;
+    this.emit('endpoint-changed', { peerNodeId: peer.nodeId, endpoint: formatEndpoint(endpoint) });
+  }
+
+  #markRelay(peer: PeerState): void {
+    peer.relay = true;
+    this.#announceRelay(peer);
+  }
+
+  #announceRelay(peer: PeerState): void {
+    if (peer.relayAnnounced) return;
+    peer.relayAnnounced = true;
+    this.emit('relay-activated', { peerNodeId: peer.nodeId });
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    const expired = this.#pending.expire(now);
+    this.#wire.countDropped('queue_expired', expired);
+    this.#early.expire(now);
+    for (const node of this.#pending.nodes()) {
+      const peer = this.#peers.get(node);
+      if (!peer) this.#pending.take(node);
+      else if (this.#pilaLimit.since(node, now) >= policy.PILA_REPEAT_MS) this.#sendPila(peer);
+    }
+  }
+
+  // --- send path ---
+
+  #sendPila(peer: PeerState, force = false): void {
+    const now = Date.now();
+    if (!this.#pilaLimit.allow(peer.nodeId, now) && !force) return;
+    this.#transmit(peer, this.#auth.pila(this.#nodeId), 'PILA');
+  }
+
+  /** PILA to a sender that cannot talk to us yet; limited per node and in total (it is larger than what triggers it). */
+  #sendRecoveryPila(node: number, origin: Origin): void {
+    const now = Date.now();
+    if (!this.#recoveryLimit.allow(node, now) || !this.#recoveryBudget.take(now)) return;
+    this.#pilaLimit.allow(node, now);
+    const frame = this.#auth.pila(this.#nodeId);
+    if (origin.relayFrom !== undefined) this.#relay(node, frame, 'PILA');
+    else this.#deliver(frame, origin.endpoint, 'PILA');
+  }
+
+  #sendSealed(peer: PeerState, crypto: PeerCrypto, packetBytes: Uint8Array): void {
+    const sealed = crypto.send.seal(packetBytes);
+    this.#transmit(peer, encodePils({ senderNode: this.#nodeId, nonce: sealed.nonce, sealed: sealed.sealed }), 'PILS');
+  }
+
+  #transmit(peer: PeerState, frame: Uint8Array, kind: string): void {
+    if (peer.relay) this.#relay(peer.nodeId, frame, kind);
+    else if (peer.endpoint) this.#deliver(frame, peer.endpoint, kind);
+  }
+
+  #relay(dest: number, frame: Uint8Array, kind: string): void {
+    this.#wire.relay(this.#nodeId, dest, frame, kind);
+  }
+
+  #deliver(bytes: Uint8Array, to: UdpEndpoint, kind: string): void {
+    if (!this.#closed) this.#wire.deliver(bytes, to, kind);
+  }
+
+  #drop(reason: string, endpoint: UdpEndpoint, fromNode?: number): void {
+    this.#wire.drop(reason, endpoint, fromNode);
+  }
+}

@@ -1,0 +1,48 @@
+import type { Identity } from '../crypto/index.js';
+import type { Logger } from '../log.js';
+import type { Packet } from '../protocol/packet.js';
+
+export interface TunnelOptions {
+  /** "host:port", ":0", "127.0.0.1:0", "[::1]:0"; `[::]:port` is dual-stack. */
+  listen: string;
+  /** Ed25519 identity of this node. */
+  identity: Identity;
+  /** Default true. Off: PILT both ways, key-exchange frames ignored. */
+  encrypt?: boolean;
+  /** Beacon "host:port". */
+  beacon?: string;
+  /** Ed25519 public key the registry holds for a node (undefined if unknown). */
+  lookupPublicKey: (nodeId: number) => Promise<Uint8Array | undefined>;
+  log?: Logger;
+}
+
+export interface TunnelPeerInfo {
+  nodeId: number;
+  endpoint: string;
+  encrypted: boolean;
+  authenticated: boolean;
+  relay: boolean;
+}
+
+export interface EstablishedEvent {
+  peerNodeId: number;
+  authenticated: boolean;
+  rekeyed: boolean;
+  relay: boolean;
+}
+
+export interface DroppedEvent {
+  reason: string;
+  fromNode?: number;
+  endpoint: string;
+}
+
+export interface TunnelEvents {
+  packet: [packet: Packet, fromNode: number];
+  established: [event: EstablishedEvent];
+  'peer-added': [event: { peerNodeId: number; endpoint: string }];
+  'endpoint-changed': [event: { peerNodeId: number; endpoint: string }];
+  'relay-activated': [event: { peerNodeId: number }];
+  'nonce-replay': [event: { peerNodeId: number; counter: bigint }];
+  dropped: [event: DroppedEvent];
+}

@@ -1,0 +1,169 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { Identity, TunnelKeyPair, TunnelSession, signAuth } from '../../src/crypto/index.js';
+import { makeAddr } from '../../src/protocol/address.js';
+import { Proto, encodePacket, makePacket, type Packet } from '../../src/protocol/packet.js';
+import { encodePila, encodePils } from '../../src/protocol/tunnel.js';
+import { Tunnel, type TunnelOptions } from '../../src/tunnel/index.js';
+
+/** A stand-in for the registry: node id → Ed25519 public key. */
+export class KeyDirectory {
+  readonly keys = new Map<number, Uint8Array>();
+  lookups = 0;
+  readonly lookup = async (nodeId: number): Promise<Uint8Array | undefined> => {
+    this.lookups += 1;
+    return this.keys.get(nodeId);
+  };
+}
+
+export interface NodeOptions extends Partial<Omit<TunnelOptions, 'lookupPublicKey'>> {
+  identity?: Identity;
+}
+
+export async function openNode(dir: KeyDirectory, nodeId: number, options: NodeOptions = {}): Promise<Tunnel> {
+  const identity = options.identity ?? Identity.generate();
+  dir.keys.set(nodeId, identity.publicKey);
+  const tunnel = await Tunnel.open({ listen: '127.0.0.1:0', ...options, identity, lookupPublicKey: dir.lookup });
+  tunnel.setNodeId(nodeId);
+  return tunnel;
+}
+
+export function datagram(src: number, dst: number, text: string, port = 1000): Packet {
+  return makePacket({
+    flags: 0,
+    protocol: Proto.Datagram,
+    src: makeAddr(0, src),
+    dst: makeAddr(0, dst),
+    srcPort: port,
+    dstPort: port,
+    seq: 0,
+    ack: 0,
+    window: 0,
+    payload: Buffer.from(text),
+  });
+}
+
+export function endpointOf(tunnel: Tunnel, host = '127.0.0.1'): string {
+  return host.includes(':') ? `[${host}]:${tunnel.localPort}` : `${host}:${tunnel.localPort}`;
+}
+
+/** Every payload the tunnel delivers, as text, with the tunnel sender. */
+export function collect(tunnel: Tunnel): { from: number; text: string }[] {
+  const got: { from: number; text: string }[] = [];
+  tunnel.on('packet', (p, from) => got.push({ from, text: Buffer.from(p.payload).toString() }));
+  return got;
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface Received {
+  readonly data: Buffer;
+  readonly from: RemoteInfo;
+}
+
+/** A bare UDP socket that records what it receives. */
+export class RawSocket {
+  readonly received: Received[] = [];
+  private constructor(readonly socket: Socket) {
+    socket.on('message', (data, from) => this.received.push({ data, from }));
+  }
+
+  static async open(host = '127.0.0.1'): Promise<RawSocket> {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    await new Promise<void>((resolve) => socket.bind(0, host, () => resolve()));
+    return new RawSocket(socket);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  get endpoint(): string {
+    const a = this.socket.address();
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  send(bytes: Uint8Array, port: number, host = '127.0.0.1'): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.send(bytes, port, host, (err) => (err ? reject(err) : resolve())));
+  }
+
+  framesOf(magic: string): Buffer[] {
+    return this.received.filter((r) => r.data.subarray(0, 4).toString('latin1') === magic).map((r) => r.data);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** A peer built from the raw primitives, to craft frames a well-behaved tunnel never sends. */
+export class RawPeer {
+  readonly keyPair = TunnelKeyPair.generate();
+  session: TunnelSession | undefined;
+
+  constructor(
+    readonly raw: RawSocket,
+    readonly nodeId: number,
+    readonly identity: Identity,
+  ) {}
+
+  pila(nodeId = this.nodeId, identity = this.identity): Uint8Array {
+    const x25519Public = this.keyPair.publicKey;
+    return encodePila({ senderNode: nodeId, x25519Public, ed25519Public: identity.publicKey, signature: signAuth(identity, nodeId, x25519Public) });
+  }
+
+  /** Sets up the send session for the tunnel whose X25519 key is given. */
+  keyFor(tunnelX25519: Uint8Array): TunnelSession {
+    this.session = new TunnelSession(this.keyPair.tunnelKey(tunnelX25519));
+    return this.session;
+  }
+
+  pils(packet: Packet, senderNode = this.nodeId): Uint8Array {
+    if (!this.session) throw new Error('no session');
+    const sealed = this.session.seal(encodePacket(packet));
+    return encodePils({ senderNode, nonce: sealed.nonce, sealed: sealed.sealed });
+  }
+}
+
+/** Forwards between a tunnel and one peer endpoint, keeping a copy of every datagram from the tunnel. */
+export class Proxy {
+  readonly fromA: Buffer[] = [];
+  private constructor(
+    readonly raw: RawSocket,
+    private readonly aPort: number,
+    private readonly bPort: number,
+  ) {
+    raw.socket.on('message', (data, from) => {
+      if (from.port === aPort) {
+        this.fromA.push(data);
+        raw.socket.send(data, bPort, '127.0.0.1');
+      } else {
+        raw.socket.send(data, aPort, '127.0.0.1');
+      }
+    });
+  }
+
+  static async between(aPort: number, bPort: number): Promise<Proxy> {
+    return new Proxy(await RawSocket.open(), aPort, bPort);
+  }
+
+  get endpoint(): string {
+    return this.raw.endpoint;
+  }
+
+  /** Re-sends a captured datagram to B as if it came from A. */
+  replay(frame: Uint8Array): Promise<void> {
+    return this.raw.send(frame, this.bPort);
+  }
+
+  framesOf(magic: string): Buffer[] {
+    return this.fromA.filter((d) => d.subarray(0, 4).toString('latin1') === magic);
+  }
+}

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { TunnelSession } from '../../src/crypto/index.js';
+import { MAX_ACTIVE_PREFIXES, PeerCrypto } from '../../src/tunnel/peer-crypto.js';
+
+const key = new Uint8Array(32).fill(7);
+const peerX = new Uint8Array(32).fill(9);
+const plain = Buffer.from('packet bytes');
+
+/** What a Go peer does after every key-exchange frame: new prefix, counter from 1, same key. */
+const resetSender = (): TunnelSession => new TunnelSession(key);
+
+describe('PeerCrypto receive windows (PROTOCOL.md §3.4, §14 #10)', () => {
+  it('accepts in-window frames once and refuses replays', () => {
+    const ctx = new PeerCrypto(key, peerX);
+    const sender = resetSender();
+    const f1 = sender.seal(plain);
+    const f2 = sender.seal(plain);
+    assert.ok(ctx.open(f2.nonce, f2.sealed).ok);
+    assert.ok(ctx.open(f1.nonce, f1.sealed).ok);
+    const again = ctx.open(f1.nonce, f1.sealed);
+    assert.equal(again.ok ? 'ok' : again.error.code, 'replay');
+  });
+
+  it('gives a reset sender a fresh window while the old prefix keeps its own', () => {
+    const ctx = new PeerCrypto(key, peerX);
+    const before = resetSender();
+    const old = before.seal(plain);
+    assert.ok(ctx.open(old.nonce, old.sealed).ok);
+    const after = resetSender();
+    const fresh = after.seal(plain);
+    assert.ok(ctx.open(fresh.nonce, fresh.sealed).ok, 'new prefix starts at counter 1');
+    const replayed = ctx.open(old.nonce, old.sealed);
+    assert.equal(replayed.ok ? 'ok' : replayed.error.code, 'replay');
+  });
+
+  it('refuses frames of prefixes whose window was evicted', () => {
+    const ctx = new PeerCrypto(key, peerX);
+    const first = resetSender();
+    const kept = first.seal(plain);
+    const late = first.seal(plain);
+    assert.ok(ctx.open(kept.nonce, kept.sealed).ok);
+    for (let i = 0; i < MAX_ACTIVE_PREFIXES; i++) {
+      const s = resetSender().seal(plain);
+      assert.ok(ctx.open(s.nonce, s.sealed).ok);
+    }
+    const result = ctx.open(late.nonce, late.sealed);
+    assert.equal(result.ok ? 'ok' : result.error.code, 'too_old');
+  });
+
+  it('forged frames change nothing, and our own frames reflected back are refused', () => {
+    const ctx = new PeerCrypto(key, peerX);
+    const sender = resetSender();
+    const good = sender.seal(plain);
+    for (let i = 0; i < 10; i++) {
+      const nonce = randomBytes(12);
+      const r = ctx.open(nonce, randomBytes(40));
+      assert.equal(r.ok ? 'ok' : r.error.code, 'auth_failed');
+    }
+    assert.ok(ctx.open(good.nonce, good.sealed).ok, 'forgeries did not evict the window');
+    const own = ctx.send.seal(plain);
+    const reflected = ctx.open(own.nonce, own.sealed);
+    assert.equal(reflected.ok ? 'ok' : reflected.error.code, 'replay');
+    assert.ok(ctx.isKeyFrom(peerX));
+    assert.equal(ctx.isKeyFrom(new Uint8Array(32)), false);
+  });
+});
