@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { pilotPaths } from '../config/home.js';
+import { flagUsage, parseGoFlags } from '../config/go-flags.js';
+import { isPilotError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { splitHostPort } from '../registry/endpoint.js';
+import { RegistryServer } from '../registry/server.js';
+import type { LevelWithSilent } from 'pino';
+
+const FLAGS = {
+  addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
+  store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
+  'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
+  'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
+  help: { kind: 'bool', help: 'show this help' },
+} as const;
+
+const LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+async function main(): Promise<number> {
+  const { flags } = parseGoFlags(process.argv.slice(2), FLAGS);
+  if (flags.help) {
+    process.stdout.write(`${flagUsage('pilot-registry', FLAGS)}\n`);
+    return 0;
+  }
+  const level = (flags['log-level'] ?? 'info') as LevelWithSilent;
+  if (!LEVELS.includes(level)) throw new Error(`invalid -log-level "${level}"`);
+  const addr = flags.addr ?? ':9000';
+  const listen = splitHostPort(addr);
+  if (listen === undefined) throw new Error(`invalid -addr "${addr}": expected host:port`);
+
+  const storePath = flags.store ?? pilotPaths().registryStore;
+  if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
+
+  const log = createLogger({ level, name: 'registry' });
+  const server = await RegistryServer.start({
+    host: listen.host,
+    port: listen.port,
+    storePath,
+    log,
+    adminToken: flags['admin-token'],
+  });
+  const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'shutting down');
+      void server.close().then(resolve);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const message = isPilotError(err) || err instanceof Error ? err.message : String(err);
+    process.stderr.write(`pilot-registry: ${message}\n`);
+    process.exitCode = isPilotError(err) && err.code === 'invalid_argument' ? 2 : 1;
+  },
+);

@@ -1,0 +1,103 @@
+import type { Socket } from 'node:net';
+import type { JsonObject } from '../protocol/json.js';
+import { encodeRegistryFrame, RegistryFrameSplitter } from '../protocol/registry-frame.js';
+import type { RegistryState, RequestInfo } from './context.js';
+import { errorReply, handleRequest, sortKeys } from './dispatch.js';
+import type { RateLimiter } from './rate-limit.js';
+import { RequestError } from './request-error.js';
+
+/** Read deadline between requests (as the reference); push channels are exempt. */
+export const IDLE_TIMEOUT_MS = 300_000;
+/** How long a refused client may take to read the error reply before the socket is dropped. */
+const CLOSE_GRACE_MS = 2000;
+/** Replies a client has not read yet; beyond this the server stops reading its requests. */
+const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
+
+export interface ConnectionHooks {
+  readonly state: RegistryState;
+  readonly requestLimiter: RateLimiter;
+  /** Handles `watch_handshakes`; returns the node id the connection now watches. */
+  watch(conn: RegistryConnection, msg: JsonObject): number;
+  closed(conn: RegistryConnection): void;
+}
+
+/**
+ * One client TCP connection: strict request → one reply, in order. A frame that cannot be decoded
+ * (not a JSON object, length over 1 MiB) gets an error reply and ends this connection only.
+ */
+export class RegistryConnection {
+  readonly remoteIp: string;
+  readonly remotePort: number;
+  /** Node id once this connection became a handshake push channel. */
+  watching: number | undefined;
+  readonly #splitter = new RegistryFrameSplitter();
+
+  constructor(
+    readonly socket: Socket,
+    remoteIp: string,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    this.remoteIp = remoteIp;
+    this.remotePort = socket.remotePort ?? 0;
+    socket.setNoDelay(true);
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => socket.resume());
+    socket.on('error', (err) => hooks.state.log.debug({ ip: remoteIp, err: err.message }, 'registry connection error'));
+    socket.on('close', () => hooks.closed(this));
+  }
+
+  send(msg: JsonObject): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    let frame: Uint8Array;
+    try {
+      frame = encodeRegistryFrame(sortKeys(msg) as JsonObject);
+    } catch (err) {
+      this.hooks.state.log.error({ err, type: msg.type }, 'reply too large');
+      frame = encodeRegistryFrame(errorReply('internal', 'reply exceeds the 1 MiB frame limit'));
+    }
+    this.socket.write(frame);
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.pause();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    for (const result of this.#splitter.push(chunk)) {
+      if (this.socket.destroyed) return;
+      if (!result.ok) {
+        this.hooks.state.log.debug({ ip: this.remoteIp, err: result.error.message }, 'malformed registry frame');
+        this.send(errorReply('protocol', `malformed frame: ${result.error.message}; closing the connection`));
+        this.socket.end();
+        setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+        return;
+      }
+      // A push channel only carries notifications out; anything the client sends is ignored.
+      if (this.watching === undefined) this.send(this.#reply(result.value));
+    }
+  }
+
+  #reply(msg: JsonObject): JsonObject {
+    const { state } = this.hooks;
+    if (!this.hooks.requestLimiter.take(this.remoteIp, state.now())) {
+      return errorReply('rate_limited', `too many requests from ${this.remoteIp}; slow down`);
+    }
+    if (msg.type !== 'watch_handshakes') {
+      const req: RequestInfo = { msg, remoteIp: this.remoteIp, remotePort: this.remotePort };
+      return handleRequest(state, req);
+    }
+    try {
+      const nodeId = this.hooks.watch(this, msg);
+      this.watching = nodeId;
+      this.socket.setTimeout(0);
+      this.socket.setKeepAlive(true, 30_000);
+      return { type: 'watch_handshakes_ok' };
+    } catch (err) {
+      if (err instanceof RequestError) return errorReply(err.code, err.message);
+      state.log.error({ err }, 'watch_handshakes failed');
+      return errorReply('internal', 'internal error while handling "watch_handshakes"');
+    }
+  }
+}

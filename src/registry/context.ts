@@ -1,0 +1,58 @@
+import type { Logger } from '../log.js';
+import { formatAddr } from '../protocol/address.js';
+import type { JsonObject } from '../protocol/json.js';
+import type { SignatureVerifier } from './auth.js';
+import type { Liveness } from './liveness.js';
+import type { RateLimiter } from './rate-limit.js';
+import { RequestError } from './request-error.js';
+import type { NodeRecord, RegistryStore } from './store.js';
+
+/** What every handler may use: the store and the server's volatile state. */
+export interface RegistryState {
+  readonly store: RegistryStore;
+  readonly log: Logger;
+  readonly liveness: Liveness;
+  readonly verifier: SignatureVerifier;
+  readonly registerLimiter: RateLimiter;
+  readonly adminToken: string | undefined;
+  now(): number;
+  /** Wakes the node's handshake watch channel, if any. */
+  notifyHandshake(nodeId: number): void;
+}
+
+/** One decoded request and where it came from. */
+export interface RequestInfo {
+  readonly msg: JsonObject;
+  readonly remoteIp: string;
+  readonly remotePort: number;
+}
+
+export type Handler = (state: RegistryState, req: RequestInfo) => JsonObject;
+
+export const nodeAddress = (id: number): string => formatAddr({ network: 0, node: id });
+
+/** A node that exists and is registered. */
+export function registeredNode(state: RegistryState, id: number, role = 'node'): NodeRecord {
+  const node = id === 0 ? undefined : state.store.getNode(id);
+  if (node === undefined || !node.registered) throw new RequestError('not_found', `${role} ${id} is not registered`);
+  return node;
+}
+
+/** Verifies that the request is signed by the registered node `id` (PROTOCOL.md §5.3). */
+export function actingNode(state: RegistryState, req: RequestInfo, id: number, challenge: string): NodeRecord {
+  const node = registeredNode(state, id);
+  const now = state.now();
+  state.verifier.verify(node.publicKey, challenge, req.msg, now);
+  state.liveness.proven(id, now);
+  return node;
+}
+
+/** A pair is effective only when each node has claimed trust in the other (§14 #3). */
+export function trustPairExists(state: RegistryState, a: number, b: number): boolean {
+  return state.store.hasTrustClaim(a, b) && state.store.hasTrustClaim(b, a);
+}
+
+/** Whether `requester` may learn the endpoint of `target`. */
+export function mayResolve(state: RegistryState, requester: number, target: NodeRecord): boolean {
+  return target.isPublic || target.id === requester || trustPairExists(state, requester, target.id);
+}

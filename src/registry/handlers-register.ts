@@ -1,0 +1,112 @@
+import { fromBase64 } from '../crypto/base64.js';
+import { ED25519_PUBLIC_KEY_SIZE } from '../crypto/ed25519.js';
+import { challenge } from '../protocol/registry-frame.js';
+import type { JsonObject } from '../protocol/json.js';
+import { registerChallenge } from './challenges.js';
+import { actingNode, nodeAddress, type Handler, type RegistryState, type RequestInfo } from './context.js';
+import { endpointIp, observedEndpoint } from './endpoint.js';
+import { strField, u32Field } from './fields.js';
+import { RequestError } from './request-error.js';
+import type { NodeRecord } from './store.js';
+import { hostnameError } from './validation.js';
+
+function checkPublicKey(key: string, field: string): void {
+  if (key === '') throw new RequestError('invalid_argument', `${field} is required`);
+  const raw = fromBase64(key);
+  if (raw === undefined || raw.length !== ED25519_PUBLIC_KEY_SIZE) {
+    throw new RequestError('invalid_argument', `${field} must be a standard-base64 32-byte Ed25519 key`);
+  }
+}
+
+/** True when the request carries a valid timestamped signature by `publicKey`; throws if it carries a bad one. */
+function provesKey(state: RegistryState, req: RequestInfo, publicKey: string): boolean {
+  if (req.msg.signature === undefined && req.msg.timestamp === undefined) return false;
+  if (typeof req.msg.timestamp !== 'number') {
+    throw new RequestError('invalid_argument', 'a signed register needs a numeric timestamp (signature over "register:<public_key>:<timestamp>")');
+  }
+  state.verifier.verify(publicKey, registerChallenge(publicKey), req.msg, state.now());
+  return true;
+}
+
+/**
+ * A known key may move its endpoint only with proof (§14 #2 and endpoint hijack): a signature by
+ * the key, the same source IP as the stored endpoint, or — so that an unsigned Go daemon that
+ * changed networks can come back — no proven activity from the key for the stale period.
+ */
+function reRegister(state: RegistryState, node: NodeRecord, endpoint: string, proven: boolean, owner: string, remoteIp: string): NodeRecord {
+  const now = state.now();
+  const moving = node.realAddr !== '' && endpointIp(node.realAddr) !== remoteIp;
+  if (moving && !proven && state.liveness.recentlyProven(node.id, now)) {
+    throw new RequestError(
+      'forbidden',
+      `node ${node.id} is registered from ${endpointIp(node.realAddr)}; moving it to ${remoteIp} needs a signature over "register:<public_key>:<timestamp>"`,
+    );
+  }
+  const patch: { realAddr: string; owner?: string; registered?: boolean } = { realAddr: endpoint };
+  if (node.owner === '' && owner !== '') {
+    const holder = state.store.getNodeByOwner(owner);
+    if (holder === undefined || holder.id === node.id) patch.owner = owner;
+  }
+  if (!node.registered) patch.registered = true;
+  return state.store.updateNode(node.id, patch);
+}
+
+export const handleRegister: Handler = (state, req) => {
+  const publicKey = strField(req.msg, 'public_key');
+  checkPublicKey(publicKey, 'public_key');
+  const owner = strField(req.msg, 'owner');
+  const endpoint = observedEndpoint(req.remoteIp, req.remotePort, strField(req.msg, 'listen_addr'));
+  const now = state.now();
+  const known = state.store.getNodeByKey(publicKey);
+  // Known keys are exempt from the registration rate (as the reference).
+  if (known === undefined && !state.registerLimiter.take(req.remoteIp, now)) {
+    throw new RequestError('rate_limited', `too many registrations from ${req.remoteIp} (10 per minute)`);
+  }
+  const proven = provesKey(state, req, publicKey);
+  let node: NodeRecord;
+  if (known !== undefined) {
+    node = reRegister(state, known, endpoint, proven, owner, req.remoteIp);
+  } else {
+    // The reference hands an existing node (and its id) to any new key that names its owner (§14 #2).
+    const holder = state.store.getNodeByOwner(owner);
+    if (holder !== undefined) {
+      throw new RequestError('already_exists', `owner "${owner}" belongs to node ${holder.id}, registered with another key`);
+    }
+    node = state.store.createNode({ publicKey, owner, realAddr: endpoint });
+    state.log.info({ node_id: node.id, endpoint }, 'node registered');
+  }
+  state.liveness.touch(node.id, now);
+  if (proven) state.liveness.proven(node.id, now);
+
+  const reply: JsonObject = {
+    type: 'register_ok',
+    node_id: node.id,
+    network_id: 0,
+    address: nodeAddress(node.id),
+    public_key: publicKey,
+  };
+  const hostname = strField(req.msg, 'hostname');
+  if (hostname !== '') {
+    const error = hostnameError(hostname);
+    const taken = state.store.getNodeByHostname(hostname);
+    if (error !== undefined) reply.hostname_error = error;
+    else if (taken !== undefined && taken.id !== node.id) reply.hostname_error = `hostname "${hostname}" is taken`;
+    else {
+      state.store.updateNode(node.id, { hostname });
+      reply.hostname = hostname;
+    }
+  }
+  return reply;
+};
+
+export const handleRotateKey: Handler = (state, req) => {
+  const id = u32Field(req.msg, 'node_id');
+  const newKey = strField(req.msg, 'new_public_key');
+  checkPublicKey(newKey, 'new_public_key');
+  actingNode(state, req, id, challenge.rotateKey(id));
+  const holder = state.store.getNodeByKey(newKey);
+  if (holder !== undefined && holder.id !== id) throw new RequestError('already_exists', `new_public_key is already used by node ${holder.id}`);
+  const node = state.store.updateNode(id, { publicKey: newKey });
+  state.log.info({ node_id: id }, 'key rotated');
+  return { type: 'rotate_key_ok', node_id: id, address: nodeAddress(id), public_key: node.publicKey };
+};

@@ -1,0 +1,15 @@
+export { RegistryServer, type RegistryServerOptions } from './server.js';
+export { RegistryClient, checkReply, type RegistryClientOptions } from './client.js';
+export { SqliteRegistryStore, openRegistryStore } from './sqlite-store.js';
+export type {
+  RegistryStore,
+  NodeRecord,
+  NewNode,
+  NodePatch,
+  HandshakeRequest,
+  HandshakeResponse,
+  BeaconRecord,
+  AddRequestResult,
+} from './store.js';
+export { registerChallenge, watchChallenge } from './challenges.js';
+export type { ReplyErrorCode } from './request-error.js';

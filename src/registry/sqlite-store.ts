@@ -1,0 +1,301 @@
+import Database from 'better-sqlite3';
+import type {
+  AddRequestResult,
+  BeaconRecord,
+  HandshakeRequest,
+  HandshakeResponse,
+  NewNode,
+  NodePatch,
+  NodeRecord,
+  RegistryStore,
+} from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_node', 1);
+CREATE TABLE IF NOT EXISTS nodes (
+  id INTEGER PRIMARY KEY,
+  public_key TEXT NOT NULL UNIQUE,
+  owner TEXT NOT NULL DEFAULT '',
+  real_addr TEXT NOT NULL DEFAULT '',
+  is_public INTEGER NOT NULL DEFAULT 0,
+  hostname TEXT UNIQUE,
+  tags TEXT NOT NULL DEFAULT '[]',
+  task_exec INTEGER NOT NULL DEFAULT 0,
+  polo_score INTEGER NOT NULL DEFAULT 0,
+  registered INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS nodes_owner ON nodes (owner) WHERE owner <> '';
+CREATE TABLE IF NOT EXISTS trust_claims (
+  from_id INTEGER NOT NULL, to_id INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (from_id, to_id)
+);
+CREATE TABLE IF NOT EXISTS handshake_requests (
+  to_id INTEGER NOT NULL, from_id INTEGER NOT NULL, justification TEXT NOT NULL,
+  created_at INTEGER NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (to_id, from_id)
+);
+CREATE TABLE IF NOT EXISTS handshake_responses (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  to_id INTEGER NOT NULL, from_id INTEGER NOT NULL, accept INTEGER NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handshake_responses_to ON handshake_responses (to_id, seq);
+CREATE TABLE IF NOT EXISTS beacons (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, expires_at INTEGER NOT NULL);
+`;
+
+interface NodeRow {
+  id: number;
+  public_key: string;
+  owner: string;
+  real_addr: string;
+  is_public: number;
+  hostname: string | null;
+  tags: string;
+  task_exec: number;
+  polo_score: number;
+  registered: number;
+}
+
+interface RequestRow {
+  to_id: number;
+  from_id: number;
+  justification: string;
+  created_at: number;
+}
+
+interface ResponseRow {
+  to_id: number;
+  from_id: number;
+  accept: number;
+  created_at: number;
+}
+
+function parseTags(text: string): string[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function toNode(row: NodeRow): NodeRecord {
+  return {
+    id: row.id,
+    publicKey: row.public_key,
+    owner: row.owner,
+    realAddr: row.real_addr,
+    isPublic: row.is_public !== 0,
+    hostname: row.hostname ?? '',
+    tags: parseTags(row.tags),
+    taskExec: row.task_exec !== 0,
+    poloScore: row.polo_score,
+    registered: row.registered !== 0,
+  };
+}
+
+const toRequest = (r: RequestRow): HandshakeRequest => ({
+  fromNodeId: r.from_id,
+  toNodeId: r.to_id,
+  justification: r.justification,
+  createdAt: r.created_at,
+});
+
+const toResponse = (r: ResponseRow): HandshakeResponse => ({
+  fromNodeId: r.from_id,
+  toNodeId: r.to_id,
+  accept: r.accept !== 0,
+  createdAt: r.created_at,
+});
+
+/**
+ * The default store: one SQLite file in WAL mode with synchronous=FULL, so a change is on disk
+ * before the reply that acknowledges it is written. `':memory:'` gives a throw-away store.
+ */
+export class SqliteRegistryStore implements RegistryStore {
+  readonly #db: Database.Database;
+
+  constructor(path: string) {
+    this.#db = new Database(path);
+    if (path !== ':memory:') this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#db.exec(SCHEMA);
+  }
+
+  #node(sql: string, param: string | number): NodeRecord | undefined {
+    const row = this.#db.prepare<[string | number], NodeRow>(sql).get(param);
+    return row === undefined ? undefined : toNode(row);
+  }
+
+  getNode(id: number): NodeRecord | undefined {
+    return this.#node('SELECT * FROM nodes WHERE id = ?', id);
+  }
+
+  getNodeByKey(publicKey: string): NodeRecord | undefined {
+    return this.#node('SELECT * FROM nodes WHERE public_key = ?', publicKey);
+  }
+
+  getNodeByOwner(owner: string): NodeRecord | undefined {
+    if (owner === '') return undefined;
+    return this.#node('SELECT * FROM nodes WHERE owner = ? ORDER BY id LIMIT 1', owner);
+  }
+
+  getNodeByHostname(hostname: string): NodeRecord | undefined {
+    if (hostname === '') return undefined;
+    return this.#node('SELECT * FROM nodes WHERE hostname = ?', hostname);
+  }
+
+  listRegistered(): NodeRecord[] {
+    return this.#db.prepare<[], NodeRow>('SELECT * FROM nodes WHERE registered = 1 ORDER BY id').all().map(toNode);
+  }
+
+  createNode(node: NewNode): NodeRecord {
+    const create = this.#db.transaction((n: NewNode): number => {
+      const row = this.#db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_node'").get();
+      const id = Math.max(1, row?.value ?? 1);
+      this.#db
+        .prepare('INSERT INTO nodes (id, public_key, owner, real_addr) VALUES (?, ?, ?, ?)')
+        .run(id, n.publicKey, n.owner, n.realAddr);
+      this.#db.prepare("UPDATE meta SET value = ? WHERE key = 'next_node'").run(id + 1);
+      return id;
+    });
+    const id = create.immediate(node);
+    return this.getNode(id) as NodeRecord;
+  }
+
+  updateNode(id: number, patch: NodePatch): NodeRecord {
+    const sets: string[] = [];
+    const values: (string | number | null)[] = [];
+    const set = (column: string, value: string | number | null): void => {
+      sets.push(`${column} = ?`);
+      values.push(value);
+    };
+    if (patch.publicKey !== undefined) set('public_key', patch.publicKey);
+    if (patch.owner !== undefined) set('owner', patch.owner);
+    if (patch.realAddr !== undefined) set('real_addr', patch.realAddr);
+    if (patch.isPublic !== undefined) set('is_public', patch.isPublic ? 1 : 0);
+    if (patch.hostname !== undefined) set('hostname', patch.hostname === '' ? null : patch.hostname);
+    if (patch.tags !== undefined) set('tags', JSON.stringify(patch.tags));
+    if (patch.taskExec !== undefined) set('task_exec', patch.taskExec ? 1 : 0);
+    if (patch.poloScore !== undefined) set('polo_score', Math.trunc(patch.poloScore));
+    if (patch.registered !== undefined) set('registered', patch.registered ? 1 : 0);
+    if (sets.length > 0) {
+      const info = this.#db.prepare(`UPDATE nodes SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+      if (info.changes === 0) throw new RangeError(`no node ${id}`);
+    }
+    const node = this.getNode(id);
+    if (node === undefined) throw new RangeError(`no node ${id}`);
+    return node;
+  }
+
+  addTrustClaim(from: number, to: number, at: number): void {
+    this.#db.prepare('INSERT OR IGNORE INTO trust_claims (from_id, to_id, created_at) VALUES (?, ?, ?)').run(from, to, at);
+  }
+
+  hasTrustClaim(from: number, to: number): boolean {
+    return this.#db.prepare('SELECT 1 FROM trust_claims WHERE from_id = ? AND to_id = ?').get(from, to) !== undefined;
+  }
+
+  removeTrustPair(a: number, b: number): number {
+    const sql = 'DELETE FROM trust_claims WHERE (from_id = ? AND to_id = ?) OR (from_id = ? AND to_id = ?)';
+    return this.#db.prepare(sql).run(a, b, b, a).changes;
+  }
+
+  addHandshakeRequest(request: HandshakeRequest, maxPerTarget: number): AddRequestResult {
+    const add = this.#db.transaction((r: HandshakeRequest): AddRequestResult => {
+      const refreshed = this.#db
+        .prepare('UPDATE handshake_requests SET justification = ?, created_at = ?, delivered = 0 WHERE to_id = ? AND from_id = ?')
+        .run(r.justification, r.createdAt, r.toNodeId, r.fromNodeId);
+      if (refreshed.changes > 0) return 'refreshed';
+      const count = this.#db
+        .prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM handshake_requests WHERE to_id = ?')
+        .get(r.toNodeId);
+      if ((count?.n ?? 0) >= maxPerTarget) return 'full';
+      this.#db
+        .prepare('INSERT INTO handshake_requests (to_id, from_id, justification, created_at) VALUES (?, ?, ?, ?)')
+        .run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt);
+      return 'added';
+    });
+    return add.immediate(request);
+  }
+
+  takeHandshakeRequest(from: number, to: number): HandshakeRequest | undefined {
+    const row = this.#db
+      .prepare<[number, number], RequestRow>('DELETE FROM handshake_requests WHERE to_id = ? AND from_id = ? RETURNING *')
+      .get(to, from);
+    return row === undefined ? undefined : toRequest(row);
+  }
+
+  deliverHandshakeRequests(to: number): HandshakeRequest[] {
+    const rows = this.#db
+      .prepare<[number], RequestRow>(
+        'UPDATE handshake_requests SET delivered = 1 WHERE to_id = ? AND delivered = 0 RETURNING *',
+      )
+      .all(to);
+    return rows.map(toRequest).sort((a, b) => a.createdAt - b.createdAt || a.fromNodeId - b.fromNodeId);
+  }
+
+  addHandshakeResponse(response: HandshakeResponse, maxPerTarget: number): void {
+    const add = this.#db.transaction((r: HandshakeResponse): void => {
+      this.#db
+        .prepare('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)')
+        .run(r.toNodeId, r.fromNodeId, r.accept ? 1 : 0, r.createdAt);
+      this.#db
+        .prepare(
+          'DELETE FROM handshake_responses WHERE to_id = ? AND seq NOT IN (SELECT seq FROM handshake_responses WHERE to_id = ? ORDER BY seq DESC LIMIT ?)',
+        )
+        .run(r.toNodeId, r.toNodeId, maxPerTarget);
+    });
+    add.immediate(response);
+  }
+
+  takeHandshakeResponses(to: number): HandshakeResponse[] {
+    const take = this.#db.transaction((id: number): ResponseRow[] => {
+      const rows = this.#db
+        .prepare<[number], ResponseRow>('SELECT * FROM handshake_responses WHERE to_id = ? ORDER BY seq')
+        .all(id);
+      this.#db.prepare('DELETE FROM handshake_responses WHERE to_id = ?').run(id);
+      return rows;
+    });
+    return take.immediate(to).map(toResponse);
+  }
+
+  pruneHandshakes(createdBefore: number): number {
+    const prune = this.#db.transaction((cut: number): number => {
+      const a = this.#db.prepare('DELETE FROM handshake_requests WHERE created_at < ?').run(cut).changes;
+      const b = this.#db.prepare('DELETE FROM handshake_responses WHERE created_at < ?').run(cut).changes;
+      return a + b;
+    });
+    return prune.immediate(createdBefore);
+  }
+
+  upsertBeacon(beacon: BeaconRecord): void {
+    this.#db
+      .prepare(
+        'INSERT INTO beacons (id, addr, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, expires_at = excluded.expires_at',
+      )
+      .run(beacon.id, beacon.addr, beacon.expiresAt);
+  }
+
+  listBeacons(now: number): BeaconRecord[] {
+    return this.#db
+      .prepare<[number], { id: number; addr: string; expires_at: number }>(
+        'SELECT * FROM beacons WHERE expires_at > ? ORDER BY id',
+      )
+      .all(now)
+      .map((r) => ({ id: r.id, addr: r.addr, expiresAt: r.expires_at }));
+  }
+
+  pruneBeacons(now: number): number {
+    return this.#db.prepare('DELETE FROM beacons WHERE expires_at <= ?').run(now).changes;
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+export function openRegistryStore(path: string): RegistryStore {
+  return new SqliteRegistryStore(path);
+}

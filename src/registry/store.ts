@@ -1,0 +1,94 @@
+/**
+ * Durable registry state (PROTOCOL.md §5). The server talks only to this interface so that a
+ * second adapter (PostgreSQL) can replace the embedded SQLite one. Every mutating method is one
+ * atomic change: once it returns, the change survives a crash of the process.
+ *
+ * Times are Unix milliseconds. Liveness (`last_seen`) is not part of the store: it is volatile by
+ * design and every node gets a fresh grace period when the server starts.
+ */
+
+export interface NodeRecord {
+  readonly id: number;
+  /** Standard base64 of the Ed25519 public key; unique across nodes. */
+  readonly publicKey: string;
+  /** '' when none. */
+  readonly owner: string;
+  /** `ip:port` the node's tunnel is reachable at. */
+  readonly realAddr: string;
+  readonly isPublic: boolean;
+  /** '' when none; unique across nodes otherwise. */
+  readonly hostname: string;
+  readonly tags: readonly string[];
+  readonly taskExec: boolean;
+  readonly poloScore: number;
+  /** False after `deregister`: the id and key stay reserved for the same key. */
+  readonly registered: boolean;
+}
+
+export interface NewNode {
+  readonly publicKey: string;
+  readonly owner: string;
+  readonly realAddr: string;
+}
+
+export type NodePatch = Partial<Omit<NodeRecord, 'id'>>;
+
+export interface HandshakeRequest {
+  readonly fromNodeId: number;
+  readonly toNodeId: number;
+  readonly justification: string;
+  readonly createdAt: number;
+}
+
+export interface HandshakeResponse {
+  readonly fromNodeId: number;
+  readonly toNodeId: number;
+  readonly accept: boolean;
+  readonly createdAt: number;
+}
+
+export interface BeaconRecord {
+  readonly id: number;
+  readonly addr: string;
+  readonly expiresAt: number;
+}
+
+export type AddRequestResult = 'added' | 'refreshed' | 'full';
+
+export interface RegistryStore {
+  getNode(id: number): NodeRecord | undefined;
+  getNodeByKey(publicKey: string): NodeRecord | undefined;
+  getNodeByOwner(owner: string): NodeRecord | undefined;
+  getNodeByHostname(hostname: string): NodeRecord | undefined;
+  /** Registered nodes, by id. */
+  listRegistered(): NodeRecord[];
+  /** Creates a node under the next id (never 0, never reused). */
+  createNode(node: NewNode): NodeRecord;
+  /** Applies the patch and returns the new record; throws if the node does not exist. */
+  updateNode(id: number, patch: NodePatch): NodeRecord;
+
+  /** Records the directed claim "from trusts to". */
+  addTrustClaim(from: number, to: number, at: number): void;
+  hasTrustClaim(from: number, to: number): boolean;
+  /** Removes both directions; returns how many claims existed. */
+  removeTrustPair(a: number, b: number): number;
+
+  /** One pending request per (from, to): a repeat refreshes it and makes it undelivered again. */
+  addHandshakeRequest(request: HandshakeRequest, maxPerTarget: number): AddRequestResult;
+  /** Removes and returns the pending request from → to, delivered or not. */
+  takeHandshakeRequest(from: number, to: number): HandshakeRequest | undefined;
+  /** Undelivered requests for the node, oldest first; marks them delivered (they stay pending). */
+  deliverHandshakeRequests(to: number): HandshakeRequest[];
+  /** Appends a response; the oldest ones are dropped beyond maxPerTarget. */
+  addHandshakeResponse(response: HandshakeResponse, maxPerTarget: number): void;
+  /** Removes and returns the node's responses, oldest first. */
+  takeHandshakeResponses(to: number): HandshakeResponse[];
+  /** Deletes requests and responses created before the cut-off; returns how many. */
+  pruneHandshakes(createdBefore: number): number;
+
+  upsertBeacon(beacon: BeaconRecord): void;
+  listBeacons(now: number): BeaconRecord[];
+  pruneBeacons(now: number): number;
+
+  close(): void;
+}
