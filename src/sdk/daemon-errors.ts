@@ -1,0 +1,18 @@
+import { PilotError, type PilotErrorCode } from '../errors.js';
+import { DaemonReplyError } from './ipc-client.js';
+
+/** Turns a daemon Error reply into a PilotError whose code reflects what the message says. */
+export function fromDaemonError(err: unknown, context: string, fallback: PilotErrorCode): PilotError {
+  if (!(err instanceof DaemonReplyError)) {
+    return err instanceof PilotError ? err : new PilotError('internal', `${context}: ${String(err)}`, undefined, { cause: err });
+  }
+  return new PilotError(codeFor(err.message, fallback), `${context}: daemon: ${err.message}`, undefined, { cause: err });
+}
+
+function codeFor(message: string, fallback: PilotErrorCode): PilotErrorCode {
+  const text = message.toLowerCase();
+  if (text.includes('trust')) return 'untrusted';
+  if (text.includes('already bound') || text.includes('already in use')) return 'already_exists';
+  if (fallback !== 'connection_failed' && text.includes('not found')) return 'not_found';
+  return fallback;
+}

@@ -1,0 +1,348 @@
+import { EventEmitter } from 'node:events';
+import { DEFAULT_SOCKET } from '../config/home.js';
+import { PilotError } from '../errors.js';
+import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
+import type { IpcCmdName, IpcHandshakeOp, IpcMessage } from '../protocol/ipc.js';
+import type { JsonObject } from '../protocol/json.js';
+import { withDeadline } from './abort.js';
+import { AsyncQueue } from './async-queue.js';
+import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
+import { fromDaemonError } from './daemon-errors.js';
+import { parseDaemonInfo, parsePending, parseTrusted, type DaemonInfo, type PendingEntry, type TrustedEntry } from './info.js';
+import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
+import { Listener } from './listener.js';
+import type { Datagram, DialOptions, PilotNetwork } from './types.js';
+import { checkPort, checkU32, target, toAddr } from './validate.js';
+
+export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
+/** Datagrams a `datagrams()` iterator holds for a slow consumer; newer ones are dropped. */
+export const DATAGRAM_QUEUE_SIZE = 256;
+export const MAX_DATAGRAM = 65535;
+
+export interface ConnectOptions {
+  signal?: AbortSignal;
+  /** Unread bytes a connection may accumulate before it is destroyed (default 8 MiB). */
+  maxUnread?: number;
+}
+
+export interface DatagramOptions {
+  /** Only datagrams sent to this destination port. */
+  port?: number;
+  signal?: AbortSignal;
+}
+
+export interface Health {
+  ok: boolean;
+  uptimeSecs: number;
+  nodeId: number;
+  address: string;
+}
+
+export interface Driver {
+  on(event: 'datagram', listener: (datagram: Datagram) => void): this;
+  /** A daemon Error no request was waiting for (usually a failed Send or SendTo). */
+  on(event: 'error', listener: (err: PilotError) => void): this;
+  /** The IPC connection closed; `err` is null after `close()`. */
+  on(event: 'close', listener: (err: PilotError | null) => void): this;
+  once(event: 'datagram', listener: (datagram: Datagram) => void): this;
+  once(event: 'error', listener: (err: PilotError) => void): this;
+  once(event: 'close', listener: (err: PilotError | null) => void): this;
+  off(event: 'datagram', listener: (datagram: Datagram) => void): this;
+  off(event: 'error', listener: (err: PilotError) => void): this;
+  off(event: 'close', listener: (err: PilotError | null) => void): this;
+}
+
+/** A client of a pilot daemon's IPC socket (PROTOCOL.md §8). */
+export class Driver extends EventEmitter implements PilotNetwork {
+  private client: IpcClient | null = null;
+  private address: Addr = { network: 0, node: 0 };
+  private readonly conns = new Map<number, Conn>();
+  private readonly portListeners = new Map<number, Listener>();
+  /** Ports the daemon bound for us; they stay bound after a local Listener close. */
+  private readonly boundPorts = new Set<number>();
+  private readonly datagramQueues = new Map<AsyncQueue<Datagram>, number | undefined>();
+  private ended = false;
+  private readonly link: ConnLink = {
+    send: (connId, data) => this.ipc().send({ cmd: 'Send', connId, data }),
+    onDrain: (callback) => this.ipc().onDrain(callback),
+    close: (connId) => this.closeConn(connId).catch(() => undefined),
+    release: (conn) => {
+      if (this.conns.get(conn.id) === conn) this.conns.delete(conn.id);
+    },
+  };
+
+  private constructor(private readonly maxUnread: number | undefined) {
+    super();
+  }
+
+  /** Connects to the daemon at `socketPath` (default `$PILOT_SOCKET`, else /tmp/pilot.sock). */
+  static async connect(socketPath?: string, options: ConnectOptions = {}): Promise<Driver> {
+    const path = socketPath ?? (process.env.PILOT_SOCKET || DEFAULT_SOCKET);
+    const driver = new Driver(options.maxUnread);
+    driver.client = await IpcClient.connect(path, driver.handlers(), options.signal);
+    try {
+      const info = await withDeadline(driver.info(), {
+        signal: options.signal,
+        timeoutMs: DEFAULT_DIAL_TIMEOUT_MS,
+        onTimeout: () => new PilotError('timeout', `daemon at ${path} did not answer Info`),
+        onAbandon: () => undefined,
+      });
+      const parsed = parseAddr(info.address);
+      driver.address = parsed.ok ? parsed.value : { network: 0, node: info.node_id };
+    } catch (err) {
+      await driver.close();
+      throw err;
+    }
+    return driver;
+  }
+
+  get localAddr(): Addr {
+    return this.address;
+  }
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  async info(): Promise<DaemonInfo> {
+    return parseDaemonInfo(await this.json({ cmd: 'Info' }, 'InfoOK', 'info'));
+  }
+
+  async health(): Promise<Health> {
+    try {
+      const info = await this.info();
+      return { ok: true, uptimeSecs: info.uptime_secs, nodeId: info.node_id, address: info.address };
+    } catch (err) {
+      if (err instanceof PilotError && err.code === 'not_running') throw err;
+      return { ok: false, uptimeSecs: 0, nodeId: this.address.node, address: formatAddr(this.address) };
+    }
+  }
+
+  async dial(addr: Addr | string, port: number, options: DialOptions = {}): Promise<Conn> {
+    const remoteAddr = toAddr(addr);
+    checkPort(port);
+    const where = target(remoteAddr, port);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    let abandoned = false;
+    // The daemon answers Dials in order and cannot cancel one, so a DialOK arriving after the
+    // caller gave up is closed right away.
+    const reply = this.ipc().request({ cmd: 'Dial', addr: remoteAddr, port }, 'DialOK', (msg): Conn | null => {
+      if (msg.cmd !== 'DialOK') throw new PilotError('protocol', `unexpected ${msg.cmd} reply to Dial`);
+      if (abandoned) {
+        void this.link.close(msg.connId);
+        return null;
+      }
+      return this.adopt({ id: msg.connId, localAddr: this.address, localPort: 0, remoteAddr, remotePort: port });
+    });
+    try {
+      const conn = await withDeadline(reply, {
+        signal: options.signal,
+        timeoutMs,
+        onTimeout: () => new PilotError('timeout', `dial ${where}: timed out after ${timeoutMs} ms`),
+        onAbandon: () => {
+          abandoned = true;
+        },
+      });
+      if (conn === null) throw new PilotError('internal', `dial ${where}: connection lost`);
+      return conn;
+    } catch (err) {
+      throw err instanceof DaemonReplyError ? fromDaemonError(err, `dial ${where}`, 'connection_failed') : err;
+    }
+  }
+
+  async listen(port: number): Promise<Listener> {
+    checkPort(port);
+    const existing = this.portListeners.get(port);
+    if (existing) throw new PilotError('already_exists', `port ${port} is already being listened on`);
+    if (this.boundPorts.has(port)) return this.openListener(port);
+    const bind = this.ipc().request(
+      { cmd: 'Bind', port },
+      'BindOK',
+      () => {
+        this.boundPorts.add(port);
+        return this.openListener(port);
+      },
+      (msg) => msg.cmd === 'BindOK' && msg.port === port,
+    );
+    return bind.catch((err: unknown) => {
+      throw fromDaemonError(err, `listen on port ${port}`, 'connection_failed');
+    });
+  }
+
+  async sendTo(addr: Addr | string, port: number, data: Uint8Array): Promise<void> {
+    const to = toAddr(addr);
+    checkPort(port);
+    if (data.length > MAX_DATAGRAM) throw new PilotError('too_large', `datagram of ${data.length} bytes exceeds ${MAX_DATAGRAM}`);
+    const client = this.ipc();
+    client.send({ cmd: 'SendTo', addr: to, port, data });
+    await new Promise<void>((resolve, reject) => client.onDrain((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Datagrams received from now on (RecvFrom is broadcast to every client of the daemon). */
+  datagrams(options: DatagramOptions = {}): AsyncIterable<Datagram> {
+    const queue: AsyncQueue<Datagram> = new AsyncQueue<Datagram>(DATAGRAM_QUEUE_SIZE, options.signal, () =>
+      this.datagramQueues.delete(queue),
+    );
+    if (this.ended) queue.end();
+    else if (!queue.finished) this.datagramQueues.set(queue, options.port);
+    return queue;
+  }
+
+  async handshake(nodeId: number, justification = ''): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Request', nodeId: checkU32(nodeId, 'node id'), justification }, `handshake with node ${nodeId}`);
+  }
+
+  async approve(nodeId: number): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Approve', nodeId: checkU32(nodeId, 'node id') }, `approve node ${nodeId}`);
+  }
+
+  async reject(nodeId: number, reason = ''): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Reject', nodeId: checkU32(nodeId, 'node id'), reason }, `reject node ${nodeId}`);
+  }
+
+  async untrust(nodeId: number): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Revoke', nodeId: checkU32(nodeId, 'node id') }, `untrust node ${nodeId}`);
+  }
+
+  async pending(): Promise<PendingEntry[]> {
+    return parsePending(await this.trustOp({ sub: 'Pending' }, 'pending'));
+  }
+
+  async trusted(): Promise<TrustedEntry[]> {
+    return parseTrusted(await this.trustOp({ sub: 'Trusted' }, 'trusted'));
+  }
+
+  async resolveHostname(name: string): Promise<JsonObject> {
+    if (name === '') throw new PilotError('invalid_argument', 'hostname is empty');
+    return this.json({ cmd: 'ResolveHostname', hostname: name }, 'ResolveHostnameOK', `resolve ${name}`, 'not_found');
+  }
+
+  async setHostname(name: string): Promise<JsonObject> {
+    return this.json({ cmd: 'SetHostname', hostname: name }, 'SetHostnameOK', 'set hostname');
+  }
+
+  async setVisibility(isPublic: boolean): Promise<JsonObject> {
+    return this.json({ cmd: 'SetVisibility', public: isPublic }, 'SetVisibilityOK', 'set visibility');
+  }
+
+  async setTags(tags: string[]): Promise<JsonObject> {
+    if (tags.length > 3) throw new PilotError('invalid_argument', `at most 3 tags, got ${tags.length}`);
+    return this.json({ cmd: 'SetTags', tags }, 'SetTagsOK', 'set tags');
+  }
+
+  async setWebhook(url: string): Promise<JsonObject> {
+    return this.json({ cmd: 'SetWebhook', url }, 'SetWebhookOK', 'set webhook');
+  }
+
+  async setTaskExec(enabled: boolean): Promise<JsonObject> {
+    return this.json({ cmd: 'SetTaskExec', enabled }, 'SetTaskExecOK', 'set task exec');
+  }
+
+  async deregister(): Promise<JsonObject> {
+    return this.json({ cmd: 'Deregister' }, 'DeregisterOK', 'deregister');
+  }
+
+  /** Closes any connection of the daemon by id (as `pilotctl disconnect`). */
+  async disconnect(connId: number): Promise<void> {
+    checkU32(connId, 'connection id');
+    await this.closeConn(connId).catch((err: unknown) => {
+      throw fromDaemonError(err, `disconnect ${connId}`, 'not_found');
+    });
+  }
+
+  /** Closes the IPC connection; the daemon then closes this driver's connections and ports. */
+  async close(): Promise<void> {
+    await this.client?.close();
+  }
+
+  private ipc(): IpcClient {
+    if (this.client === null) throw new PilotError('not_running', 'not connected to a daemon');
+    return this.client;
+  }
+
+  private closeConn(connId: number): Promise<void> {
+    return this.ipc().request(
+      { cmd: 'Close', connId },
+      'CloseOK',
+      () => undefined,
+      (msg) => msg.cmd === 'CloseOK' && msg.connId === connId,
+    );
+  }
+
+  private async json(msg: IpcMessage, expect: IpcCmdName, context: string, fallback: 'connection_failed' | 'not_found' = 'connection_failed'): Promise<JsonObject> {
+    const reply = this.ipc().request(msg, expect, (m): JsonObject => {
+      if ('json' in m) return m.json;
+      throw new PilotError('protocol', `${context}: unexpected ${m.cmd} reply`);
+    });
+    return reply.catch((err: unknown) => {
+      throw fromDaemonError(err, context, fallback);
+    });
+  }
+
+  private trustOp(op: IpcHandshakeOp, context: string): Promise<JsonObject> {
+    return this.json({ cmd: 'Handshake', op }, 'HandshakeOK', context);
+  }
+
+  private adopt(ends: ConnEndpoints): Conn {
+    const conn = new Conn(this.link, ends, this.maxUnread === undefined ? {} : { maxUnread: this.maxUnread });
+    this.conns.set(conn.id, conn);
+    return conn;
+  }
+
+  private openListener(port: number): Listener {
+    const listener = new Listener(port, (l) => {
+      if (this.portListeners.get(port) === l) this.portListeners.delete(port);
+    });
+    this.portListeners.set(port, listener);
+    return listener;
+  }
+
+  private handlers(): IpcClientHandlers {
+    return {
+      onPush: (msg) => this.onPush(msg),
+      onUnsolicitedError: (err) => {
+        // Without a listener an 'error' event would throw; an asynchronous Send failure is not
+        // worth crashing the process for.
+        if (this.listenerCount('error') > 0) this.emit('error', new PilotError('connection_failed', `daemon: ${err.message}`, undefined, { cause: err }));
+      },
+      onClose: (err) => this.onClose(err),
+    };
+  }
+
+  private onPush(msg: IpcPush): void {
+    switch (msg.cmd) {
+      case 'Accept': {
+        const conn = this.adopt({ id: msg.connId, localAddr: this.address, localPort: msg.localPort, remoteAddr: msg.remoteAddr, remotePort: msg.remotePort });
+        const listener = this.portListeners.get(msg.localPort);
+        if (!listener || !listener.deliver(conn)) conn.destroy();
+        return;
+      }
+      case 'Recv':
+        this.conns.get(msg.connId)?.receive(msg.data);
+        return;
+      case 'CloseOK':
+        this.conns.get(msg.connId)?.remoteClosed();
+        return;
+      case 'RecvFrom': {
+        const datagram: Datagram = { srcAddr: msg.srcAddr, srcPort: msg.srcPort, dstPort: msg.dstPort, data: Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength) };
+        this.emit('datagram', datagram);
+        for (const [queue, port] of this.datagramQueues) {
+          if (port === undefined || port === msg.dstPort) queue.push(datagram);
+        }
+        return;
+      }
+    }
+  }
+
+  private onClose(err: PilotError | null): void {
+    this.ended = true;
+    for (const conn of [...this.conns.values()]) conn.detach(err ?? undefined);
+    this.conns.clear();
+    for (const listener of [...this.portListeners.values()]) listener.shutdown(err);
+    for (const queue of [...this.datagramQueues.keys()]) {
+      if (err) queue.fail(err);
+      else queue.end();
+    }
+    this.emit('close', err);
+  }
+}

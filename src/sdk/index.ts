@@ -1,0 +1,11 @@
+export { Driver, DEFAULT_DIAL_TIMEOUT_MS, DATAGRAM_QUEUE_SIZE, MAX_DATAGRAM } from './driver.js';
+export type { ConnectOptions, DatagramOptions, Health } from './driver.js';
+export { Conn, MAX_SEND_CHUNK, DEFAULT_MAX_UNREAD } from './conn.js';
+export type { ConnEndpoints, ConnLink, ConnOptions } from './conn.js';
+export { Listener, LISTENER_BACKLOG } from './listener.js';
+export { AbortError } from './abort.js';
+export { NOT_RUNNING_HINT } from './ipc-client.js';
+export type { DaemonInfo, PeerInfo, ConnInfo, PendingEntry, TrustedEntry } from './info.js';
+export { serveHttp, createConnection, PilotAgent } from './http.js';
+export type { CreateConnection, HttpDialer, PilotHttpTarget } from './http.js';
+export type { PilotConn, PilotListener, PilotNetwork, Datagram, DialOptions } from './types.js';

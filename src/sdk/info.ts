@@ -1,0 +1,168 @@
+import { PilotError } from '../errors.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../protocol/json.js';
+
+/** One tunnel peer in `InfoOK.peer_list` (§8.4). */
+export interface PeerInfo {
+  authenticated: boolean;
+  encrypted: boolean;
+  /** UDP `ip:port`. */
+  endpoint: string;
+  node_id: number;
+}
+
+/** One connection in `InfoOK.conn_list` (§8.4). */
+export interface ConnInfo {
+  id: number;
+  state: string;
+  local_port: number;
+  remote_addr: string;
+  remote_port: number;
+  bytes_sent: number;
+  bytes_recv: number;
+  segs_sent: number;
+  segs_recv: number;
+  retransmits: number;
+  fast_retx: number;
+  sack_sent: number;
+  sack_recv: number;
+  dup_acks: number;
+  cong_win: number;
+  ssthresh: number;
+  in_flight: number;
+  in_recovery: boolean;
+  unacked: number;
+  ooo_buf: number;
+  peer_recv_win: number;
+  recv_win: number;
+  srtt_ms: number;
+  rttvar_ms: number;
+}
+
+/** The daemon's InfoOK object (§8.4), keys as on the wire. */
+export interface DaemonInfo {
+  node_id: number;
+  address: string;
+  hostname: string;
+  uptime_secs: number;
+  connections: number;
+  ports: number;
+  peers: number;
+  encrypted_peers: number;
+  authenticated_peers: number;
+  encrypt: boolean;
+  identity: boolean;
+  public_key: string;
+  owner: string;
+  bytes_sent: number;
+  bytes_recv: number;
+  pkts_sent: number;
+  pkts_recv: number;
+  peer_list: PeerInfo[];
+  conn_list: ConnInfo[];
+}
+
+/** A trust request waiting for approval (§8.3 Pending). */
+export interface PendingEntry {
+  node_id: number;
+  justification: string;
+  public_key: string;
+  /** Unix seconds. */
+  received_at: number;
+}
+
+/** A trusted peer (§8.3 Trusted). */
+export interface TrustedEntry {
+  node_id: number;
+  network: number;
+  public_key: string;
+  mutual: boolean;
+  /** Unix seconds. */
+  approved_at: number;
+}
+
+const num = (v: JsonValue | undefined): number => (typeof v === 'number' ? v : 0);
+const str = (v: JsonValue | undefined): string => (typeof v === 'string' ? v : '');
+const bool = (v: JsonValue | undefined): boolean => v === true;
+const objects = (v: JsonValue | undefined): JsonObject[] => (Array.isArray(v) ? v.filter(isJsonObject) : []);
+
+type Shape<T> = { [K in keyof T]: (v: JsonValue | undefined) => T[K] };
+
+/**
+ * Fields missing from a daemon's reply (an older or newer daemon) get zero values instead of
+ * failing the call; only the identity fields are required.
+ */
+function pick<T>(obj: JsonObject, shape: Shape<T>): T {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(shape) as Array<keyof T & string>) out[key] = shape[key](obj[key]);
+  return out as T;
+}
+
+const PEER: Shape<PeerInfo> = { authenticated: bool, encrypted: bool, endpoint: str, node_id: num };
+
+const CONN: Shape<ConnInfo> = {
+  id: num,
+  state: str,
+  local_port: num,
+  remote_addr: str,
+  remote_port: num,
+  bytes_sent: num,
+  bytes_recv: num,
+  segs_sent: num,
+  segs_recv: num,
+  retransmits: num,
+  fast_retx: num,
+  sack_sent: num,
+  sack_recv: num,
+  dup_acks: num,
+  cong_win: num,
+  ssthresh: num,
+  in_flight: num,
+  in_recovery: bool,
+  unacked: num,
+  ooo_buf: num,
+  peer_recv_win: num,
+  recv_win: num,
+  srtt_ms: num,
+  rttvar_ms: num,
+};
+
+const INFO: Shape<DaemonInfo> = {
+  node_id: num,
+  address: str,
+  hostname: str,
+  uptime_secs: num,
+  connections: num,
+  ports: num,
+  peers: num,
+  encrypted_peers: num,
+  authenticated_peers: num,
+  encrypt: bool,
+  identity: bool,
+  public_key: str,
+  owner: str,
+  bytes_sent: num,
+  bytes_recv: num,
+  pkts_sent: num,
+  pkts_recv: num,
+  peer_list: (v) => objects(v).map((p) => pick(p, PEER)),
+  conn_list: (v) => objects(v).map((c) => pick(c, CONN)),
+};
+
+export function parseDaemonInfo(json: JsonObject): DaemonInfo {
+  if (typeof json.node_id !== 'number' || typeof json.address !== 'string') {
+    throw new PilotError('protocol', 'daemon Info reply lacks node_id or address');
+  }
+  return pick(json, INFO);
+}
+
+export function parsePending(json: JsonObject): PendingEntry[] {
+  return objects(json.pending).map((p) =>
+    pick<PendingEntry>(p, { node_id: num, justification: str, public_key: str, received_at: num }),
+  );
+}
+
+export function parseTrusted(json: JsonObject): TrustedEntry[] {
+  return objects(json.trusted).map((t) =>
+    pick<TrustedEntry>(t, { node_id: num, network: num, public_key: str, mutual: bool, approved_at: num }),
+  );
+}

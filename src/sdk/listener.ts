@@ -1,0 +1,81 @@
+import { EventEmitter } from 'node:events';
+import { AsyncQueue } from './async-queue.js';
+import type { Conn } from './conn.js';
+import type { PilotListener } from './types.js';
+
+/** Accepted connections held for the async iterator when no 'connection' listener takes them. */
+export const LISTENER_BACKLOG = 128;
+
+export interface Listener {
+  on(event: 'connection', listener: (conn: Conn) => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'connection', listener: (conn: Conn) => void): this;
+  once(event: 'close', listener: () => void): this;
+  once(event: 'error', listener: (err: Error) => void): this;
+  off(event: 'connection', listener: (conn: Conn) => void): this;
+  off(event: 'close', listener: () => void): this;
+  off(event: 'error', listener: (err: Error) => void): this;
+}
+
+/**
+ * Connections accepted on one bound port. Each connection is emitted as 'connection'; when nobody
+ * listens for that event it is queued for the async iterator instead (up to LISTENER_BACKLOG;
+ * beyond that it is closed). One consumer per listener: iterate it, or listen for 'connection'.
+ *
+ * The IPC protocol has no Unbind: `close()` stops delivery here, while the daemon keeps the port
+ * bound until the driver disconnects (connections it still accepts are closed by the driver).
+ */
+export class Listener extends EventEmitter implements PilotListener {
+  private readonly backlog = new AsyncQueue<Conn>(LISTENER_BACKLOG);
+  private closed = false;
+
+  constructor(
+    readonly port: number,
+    private readonly onClose: (listener: Listener) => void,
+  ) {
+    super();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Hands over a connection accepted for this port; false if the listener cannot take it. */
+  deliver(conn: Conn): boolean {
+    if (this.closed) return false;
+    if (this.listenerCount('connection') > 0) {
+      this.emit('connection', conn);
+      return true;
+    }
+    return this.backlog.push(conn);
+  }
+
+  /** Leaving the loop early (break, throw) closes the listener, as the iteration owned it. */
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    return {
+      next: () => this.backlog.next(),
+      return: async () => {
+        await this.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    this.shutdown(null);
+    return Promise.resolve();
+  }
+
+  /** Closes the listener because the driver went away; `err` fails a waiting iterator. */
+  shutdown(err: Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Connections accepted but never handed to the application would otherwise stay open.
+    for (const conn of this.backlog.drain()) conn.destroy();
+    if (err) this.backlog.fail(err);
+    else this.backlog.end();
+    this.onClose(this);
+    this.emit('close');
+  }
+}

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { PilotError } from '../../src/errors.js';
+import { encodeIpcFrame, type IpcMessage } from '../../src/protocol/ipc.js';
+import { Driver } from '../../src/sdk/driver.js';
+import { PEER_ADDR, TestDaemon, waitFor, type PeerClient } from './sdk-test-peer.js';
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('sdk Driver over IPC', () => {
+  let daemon: TestDaemon;
+  before(async () => {
+    daemon = await TestDaemon.start();
+  });
+  after(async () => {
+    await daemon.close();
+  });
+
+  it('reports a missing daemon as not_running with a hint', async () => {
+    await assert.rejects(Driver.connect(`${daemon.path}.missing`), (err: unknown) => {
+      assert.ok(err instanceof PilotError);
+      assert.equal(err.code, 'not_running');
+      assert.match(err.hint ?? '', /pilotctl daemon start/);
+      return true;
+    });
+  });
+
+  it('takes its address from Info and types the InfoOK object', async () => {
+    const driver = await Driver.connect(daemon.path);
+    try {
+      assert.deepEqual(driver.localAddr, PEER_ADDR);
+      const info = await driver.info();
+      assert.equal(info.node_id, 5);
+      assert.equal(info.uptime_secs, 12);
+      assert.deepEqual(info.conn_list, []);
+      assert.equal(info.encrypt, false);
+      assert.deepEqual(await driver.health(), { ok: true, uptimeSecs: 12, nodeId: 5, address: '0:0000.0000.0005' });
+    } finally {
+      await driver.close();
+    }
+  });
+
+  it('reassembles frames split across reads and several frames in one read', async () => {
+    const driver = await Driver.connect(daemon.path);
+    daemon.intercept = (client, msg) => {
+      if (msg.cmd !== 'SetHostname') return false;
+      const a = encodeIpcFrame({ cmd: 'SetHostnameOK', json: { hostname: msg.hostname } });
+      const push = encodeIpcFrame({ cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 1, dstPort: 2, data: Buffer.from('x') });
+      void (async () => {
+        for (const part of [a.subarray(0, 2), a.subarray(2, 7), a.subarray(7)]) {
+          client.socket.write(part);
+          await delay(5);
+        }
+        client.socket.write(Buffer.concat([push, push]));
+      })();
+      return true;
+    };
+    try {
+      let datagrams = 0;
+      driver.on('datagram', () => datagrams++);
+      assert.deepEqual(await driver.setHostname('split'), { hostname: 'split' });
+      await waitFor(() => datagrams === 2);
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
+  it('matches replies to the oldest request waiting for that command, around pushes', async () => {
+    const driver = await Driver.connect(daemon.path);
+    const held: Array<{ client: PeerClient; msg: IpcMessage }> = [];
+    daemon.intercept = (client, msg) => {
+      held.push({ client, msg });
+      return true;
+    };
+    try {
+      const first = driver.setHostname('a');
+      const resolve = driver.resolveHostname('web');
+      const second = driver.setHostname('b');
+      await waitFor(() => held.length === 3);
+      const client = held[0]!.client;
+      const datagram: IpcMessage = { cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 9, dstPort: 9, data: Buffer.from('d') };
+      let datagrams = 0;
+      driver.on('datagram', () => datagrams++);
+      daemon.write(client, datagram);
+      daemon.write(client, { cmd: 'ResolveHostnameOK', json: { type: 'resolve_hostname_ok', address: '0:0000.0000.0007' } });
+      daemon.write(client, { cmd: 'SetHostnameOK', json: { hostname: 'a' } });
+      daemon.write(client, datagram);
+      daemon.write(client, { cmd: 'SetHostnameOK', json: { hostname: 'b' } });
+      assert.deepEqual(await first, { hostname: 'a' });
+      assert.equal((await resolve).address, '0:0000.0000.0007');
+      assert.deepEqual(await second, { hostname: 'b' });
+      assert.equal(datagrams, 2);
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
+  it('hands an Error to the oldest pending request, and emits one with none pending', async () => {
+    const driver = await Driver.connect(daemon.path);
+    const held: PeerClient[] = [];
+    daemon.intercept = (client, msg) => {
+      if (msg.cmd !== 'SetHostname') return false;
+      held.push(client);
+      return true;
+    };
+    try {
+      const first = driver.setHostname('a');
+      const second = driver.setHostname('b');
+      await waitFor(() => held.length === 2);
+      const client = held[0]!;
+      daemon.write(client, { cmd: 'Error', code: 1, message: 'registry: request failed' });
+      daemon.write(client, { cmd: 'SetHostnameOK', json: { hostname: 'b' } });
+      await assert.rejects(first, (err: unknown) => err instanceof PilotError && /registry: request failed/.test(err.message));
+      assert.deepEqual(await second, { hostname: 'b' });
+
+      // No listener: dropped without crashing.
+      daemon.write(client, { cmd: 'Error', code: 1, message: 'send failed' });
+      await delay(20);
+      const errors: PilotError[] = [];
+      driver.on('error', (err) => errors.push(err));
+      daemon.write(client, { cmd: 'Error', code: 1, message: 'connection not established' });
+      await waitFor(() => errors.length === 1);
+      assert.equal(errors[0]!.code, 'connection_failed');
+      assert.match(errors[0]!.message, /not established/);
+      daemon.intercept = null;
+      assert.equal((await driver.info()).node_id, 5);
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
+  it('maps dial errors, validates arguments, and times out a dial', async () => {
+    const driver = await Driver.connect(daemon.path);
+    try {
+      await assert.rejects(driver.dial('0:0000.0000.0009', 4242), { code: 'connection_failed', message: /connection refused/ });
+      await assert.rejects(driver.dial('not-an-address', 1), { code: 'invalid_argument' });
+      await assert.rejects(driver.dial(PEER_ADDR, 70000), { code: 'invalid_argument' });
+      await assert.rejects(driver.setTags(['a', 'b', 'c', 'd']), { code: 'invalid_argument' });
+
+      daemon.intercept = (client, msg) => {
+        if (msg.cmd !== 'Dial') return false;
+        daemon.write(client, { cmd: 'Error', code: 1, message: 'node 9 is not trusted' });
+        return true;
+      };
+      await assert.rejects(driver.dial('0:0000.0000.0009', 1000), { code: 'untrusted' });
+
+      const dials: PeerClient[] = [];
+      daemon.intercept = (client, msg) => {
+        if (msg.cmd !== 'Dial') return false;
+        dials.push(client);
+        return true;
+      };
+      await assert.rejects(driver.dial(PEER_ADDR, 1000, { timeoutMs: 50 }), { code: 'timeout' });
+      const client = dials[0]!;
+      const before = client.messages.length;
+      daemon.write(client, { cmd: 'DialOK', connId: 77 });
+      await waitFor(() => client.messages.slice(before).some((m) => m.msg.cmd === 'Close' && m.msg.connId === 77));
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
+  it('runs trust operations and parses the lists', async () => {
+    const driver = await Driver.connect(daemon.path);
+    try {
+      assert.deepEqual(await driver.handshake(9, 'hello'), { node_id: 9, status: 'sent' });
+      assert.deepEqual(await driver.pending(), [{ node_id: 9, justification: 'hi', public_key: 'k', received_at: 100 }]);
+      assert.deepEqual(await driver.trusted(), []);
+      await assert.rejects(driver.resolveHostname('nobody'), { code: 'not_found' });
+      await assert.rejects(driver.approve(-1), { code: 'invalid_argument' });
+    } finally {
+      await driver.close();
+    }
+  });
+
+  it('fails pending requests and reports close when the daemon goes away', async () => {
+    const driver = await Driver.connect(daemon.path);
+    daemon.intercept = (client, msg) => {
+      if (msg.cmd !== 'SetHostname') return false;
+      client.socket.destroy();
+      return true;
+    };
+    const closed = new Promise<PilotError | null>((resolve) => driver.once('close', resolve));
+    try {
+      await assert.rejects(driver.setHostname('x'), { code: 'not_running' });
+      const err = await closed;
+      assert.equal(err?.code, 'not_running');
+      await assert.rejects(driver.info(), { code: 'not_running' });
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
+  it('rejects connect with an AbortError when the signal is already aborted', async () => {
+    await assert.rejects(Driver.connect(daemon.path, { signal: AbortSignal.abort() }), { name: 'AbortError' });
+  });
+});
