@@ -1,0 +1,134 @@
+import { PilotError } from '../../errors.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/json.js';
+import { maxPositionals, parseConnId, positional, stringFlag } from '../args.js';
+import { withDriver, type CommandSpec } from '../command.js';
+import type { CliContext } from '../context.js';
+import { formatTable, toJson } from '../output.js';
+
+async function fetchInfo(ctx: CliContext): Promise<JsonObject> {
+  const info = toJson(await withDriver(ctx, (d) => d.info()));
+  if (!isJsonObject(info)) throw new PilotError('internal', 'daemon returned an invalid info reply');
+  return info;
+}
+
+function list(info: JsonObject, key: string): JsonObject[] {
+  const v = info[key];
+  return Array.isArray(v) ? v.filter(isJsonObject) : [];
+}
+
+const s = (v: JsonValue | undefined): string => (v === undefined || v === null ? '-' : typeof v === 'string' ? v : JSON.stringify(v));
+
+function bytes(v: JsonValue | undefined): string {
+  if (typeof v !== 'number') return s(v);
+  if (v < 1024) return `${v} B`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB`;
+  if (v < 1024 ** 3) return `${(v / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(v / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function infoText(info: JsonObject): string {
+  const rows: [string, string][] = [
+    ['address', s(info.address)],
+    ['node id', s(info.node_id)],
+    ['hostname', info.hostname === '' ? '-' : s(info.hostname)],
+    ['public key', s(info.public_key)],
+    ['owner', info.owner === '' ? '-' : s(info.owner)],
+    ['encrypt', s(info.encrypt)],
+    ['uptime', `${s(info.uptime_secs)}s`],
+    ['peers', `${s(info.peers)} (${s(info.encrypted_peers)} encrypted, ${s(info.authenticated_peers)} authenticated)`],
+    ['connections', s(info.connections)],
+    ['ports', s(info.ports)],
+    ['traffic', `sent ${bytes(info.bytes_sent)} in ${s(info.pkts_sent)} packets, received ${bytes(info.bytes_recv)} in ${s(info.pkts_recv)} packets`],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(12)}${v}`).join('\n');
+}
+
+export const info: CommandSpec = {
+  name: 'info',
+  args: [],
+  description: "Shows the daemon's address, identity, uptime, peers, connections and traffic counters.",
+  returns: "the daemon's info object",
+  flags: {},
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl info');
+    const data = await fetchInfo(ctx);
+    return { data, text: infoText(data) };
+  },
+};
+
+export const peers: CommandSpec = {
+  name: 'peers',
+  args: ['[--search <text>]'],
+  description: 'Lists tunnel peers; --search keeps those whose node id or endpoint contains the text (any case).',
+  returns: '{peers: [{authenticated, encrypted, endpoint, node_id}] or null, total}',
+  flags: { search: 'string' },
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl peers [--search text]');
+    const search = stringFlag(args, 'search')?.toLowerCase();
+    const all = list(await fetchInfo(ctx), 'peer_list');
+    const found = search === undefined ? all : all.filter((p) => `${s(p.node_id)} ${s(p.endpoint)}`.toLowerCase().includes(search));
+    const text =
+      found.length === 0
+        ? 'no peers'
+        : formatTable(
+            ['NODE ID', 'ENDPOINT', 'ENCRYPTED', 'AUTHENTICATED'],
+            found.map((p) => [s(p.node_id), s(p.endpoint), p.encrypted === true ? 'yes' : 'no', p.authenticated === true ? 'yes' : 'no']),
+          );
+    return { data: { peers: found.length === 0 ? null : found, total: found.length }, text };
+  },
+};
+
+export const connections: CommandSpec = {
+  name: 'connections',
+  args: [],
+  description: 'Lists stream connections with their state, traffic and transport counters.',
+  returns: '{connections: [...], total}',
+  flags: {},
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl connections');
+    const conns = list(await fetchInfo(ctx), 'conn_list');
+    const text =
+      conns.length === 0
+        ? 'no connections'
+        : formatTable(
+            ['ID', 'LOCAL', 'REMOTE', 'STATE', 'SENT', 'RECV', 'SRTT', 'RETX'],
+            conns.map((c) => [
+              s(c.id),
+              s(c.local_port),
+              `${s(c.remote_addr)}:${s(c.remote_port)}`,
+              s(c.state),
+              bytes(c.bytes_sent),
+              bytes(c.bytes_recv),
+              typeof c.srtt_ms === 'number' ? `${c.srtt_ms.toFixed(1)}ms` : s(c.srtt_ms),
+              s(c.retransmits),
+            ]),
+          );
+    return { data: { connections: conns, total: conns.length }, text };
+  },
+};
+
+export const disconnect: CommandSpec = {
+  name: 'disconnect',
+  args: ['<conn_id>'],
+  description: 'Closes one connection by the id "pilotctl connections" shows.',
+  returns: '{conn_id}',
+  flags: {},
+  async run(ctx, args) {
+    const usage = 'pilotctl disconnect <conn_id>';
+    maxPositionals(args, 1, usage);
+    const connId = parseConnId(positional(args, 0, 'conn_id', usage));
+    await withDriver(ctx, (d) => d.disconnect(connId));
+    return { data: { conn_id: connId }, text: `connection ${connId} closed` };
+  },
+};
+
+export const broadcast: CommandSpec = {
+  name: 'broadcast',
+  args: ['<network_id>', '<message>'],
+  description: 'Sends a datagram to every node of a network (not available yet).',
+  returns: 'always the error "unavailable"',
+  flags: {},
+  async run() {
+    throw new PilotError('unavailable', 'broadcast is not available: custom networks are not supported yet', 'send to each node with: pilotctl send <target> <port> --data <text>');
+  },
+};

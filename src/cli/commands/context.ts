@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import type { JsonObject } from '../../protocol/json.js';
+import { maxPositionals } from '../args.js';
+import type { CommandSpec } from '../command.js';
+
+/** The package version; src/cli/commands and dist/cli/commands are both three levels below it. */
+export function packageVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
+    const version = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+    return typeof version === 'string' ? version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export const ERROR_CODES: Readonly<Record<string, string>> = {
+  invalid_argument: 'An argument or flag is missing or malformed; the message names it.',
+  not_running: 'No daemon answers on the socket; start one with "pilotctl daemon start".',
+  already_exists: 'The daemon (or another instance) is already running.',
+  connection_failed: 'A stream or request could not reach the peer, the daemon or the registry.',
+  not_found: 'The hostname, node or item does not exist or is not visible to this node.',
+  timeout: 'The operation did not finish within its --timeout.',
+  unavailable: 'The feature is not available in this release.',
+  untrusted: 'The peer has not approved a trust handshake with this node.',
+  refused: 'The peer or registry refused the request.',
+  internal: 'An unexpected failure; the message has the details.',
+};
+
+export const ENVIRONMENT: Readonly<Record<string, string>> = {
+  PILOT_HOME: 'Directory holding config.json, identity.key, pid and log files (default ~/.pilot).',
+  PILOT_SOCKET: 'IPC socket of the daemon to talk to; beats config.json (default /tmp/pilot.sock).',
+  PILOT_REGISTRY: 'Registry host:port used by "lookup" and by "daemon start" when neither a flag nor config.json sets one.',
+  PILOT_BEACON: 'Beacon host:port used by "daemon start" when neither a flag nor config.json sets one.',
+};
+
+/** `pilotctl context`: a machine-readable description of the CLI, for agents that drive it. */
+export function contextCommand(catalog: () => readonly CommandSpec[]): CommandSpec {
+  return {
+    name: 'context',
+    args: [],
+    description: 'Describes every command, its arguments and its JSON result, the environment variables and the error codes.',
+    returns: '{commands, config_file, environment, error_codes, global_flags, version}',
+    flags: {},
+    async run(ctx, args) {
+      maxPositionals(args, 0, 'pilotctl context');
+      const commands: JsonObject = {};
+      for (const spec of catalog()) {
+        commands[spec.name] = { args: [...spec.args], description: spec.description, returns: spec.returns };
+      }
+      const data: JsonObject = {
+        commands,
+        config_file: ctx.paths.config,
+        environment: { ...ENVIRONMENT },
+        error_codes: { ...ERROR_CODES },
+        global_flags: { '--json': 'Print {"data":…,"status":"ok"} on stdout, or {"code","message","hint","status":"error"} on stderr on failure.' },
+        version: packageVersion(),
+      };
+      return { data };
+    },
+  };
+}

@@ -1,0 +1,249 @@
+import { spawn } from 'node:child_process';
+import { DEFAULT_BEACON, DEFAULT_REGISTRY } from '../../config/home.js';
+import { ensureDir } from '../../crypto/atomic-file.js';
+import { PilotError } from '../../errors.js';
+import { isJsonObject, type JsonObject } from '../../protocol/json.js';
+import { boolFlag, invalid, maxPositionals, stringFlag, validateHostPort, validateHostname, validateWebhookUrl, type ParsedArgs } from '../args.js';
+import type { CommandSpec } from '../command.js';
+import { resolveSettings, type Settings } from '../config-file.js';
+import type { CliContext } from '../context.js';
+import { toJson } from '../output.js';
+import { exitWatch, isAlive, readPid, removePid, spawnDetached, tcpAnswers, terminate, waitUntil, writePid } from '../process.js';
+
+const START_TIMEOUT_MS = 15_000;
+const RENDEZVOUS_TIMEOUT_MS = 10_000;
+const STOP_GRACE_MS = 10_000;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'];
+
+/** The daemon's Info reply when it answers on `socket`, else undefined. */
+async function probeInfo(ctx: CliContext, socket: string): Promise<JsonObject | undefined> {
+  try {
+    const driver = await ctx.connectDriver(socket);
+    try {
+      const info = toJson(await driver.info());
+      return isJsonObject(info) ? info : undefined;
+    } finally {
+      await driver.close().catch(() => undefined);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): string[] {
+  const listen = stringFlag(args, 'listen') ?? ':0';
+  validateHostPort(listen, 'listen', { allowEmptyHost: true });
+  const out = ['-registry', settings.registry, '-beacon', settings.beacon, '-listen', listen, '-socket', settings.socket];
+  out.push('-identity', stringFlag(args, 'identity') ?? ctx.paths.identity);
+  if (settings.hostname !== undefined) out.push('-hostname', validateHostname(settings.hostname));
+  if (settings.webhook !== undefined) out.push('-webhook', validateWebhookUrl(settings.webhook));
+  if (boolFlag(args, 'public')) out.push('-public');
+  if (boolFlag(args, 'no-encrypt')) out.push('-encrypt=false');
+  const owner = stringFlag(args, 'owner');
+  if (owner !== undefined) out.push('-owner', owner);
+  const level = stringFlag(args, 'log-level');
+  if (level !== undefined) {
+    if (!LOG_LEVELS.includes(level)) throw invalid(`invalid --log-level ${JSON.stringify(level)}`, `one of: ${LOG_LEVELS.join(', ')}`);
+    out.push('-log-level', level);
+  }
+  for (const name of ['no-echo', 'no-dataexchange', 'no-eventstream', 'no-tasksubmit']) {
+    if (boolFlag(args, name)) out.push(`-${name}`);
+  }
+  return out;
+}
+
+/**
+ * With the default registry and nothing listening there, starts a local rendezvous (registry +
+ * beacon) so one command gives a working network; daemons of other homes then join it.
+ */
+async function ensureLocalRendezvous(ctx: CliContext, registry: string): Promise<number | undefined> {
+  if (registry !== DEFAULT_REGISTRY || (await tcpAnswers(registry))) return undefined;
+  const { paths } = ctx;
+  const args = ['-registry-addr', DEFAULT_REGISTRY, '-beacon-addr', DEFAULT_BEACON, '-store', paths.registryStore];
+  const child = spawnDetached(ctx, ctx.scripts.rendezvous, args, paths.rendezvousLogFile);
+  if (child.pid === undefined) throw new PilotError('internal', 'could not start the local rendezvous', `see the log: ${paths.rendezvousLogFile}`);
+  await writePid(paths.rendezvousPidFile, child.pid);
+  await waitUntil('the local rendezvous', async () => ((await tcpAnswers(registry)) ? true : undefined), {
+    timeoutMs: RENDEZVOUS_TIMEOUT_MS,
+    child: exitWatch(child),
+    logFile: paths.rendezvousLogFile,
+  });
+  return child.pid;
+}
+
+async function refuseIfRunning(ctx: CliContext, socket: string): Promise<void> {
+  const pid = await readPid(ctx.paths.pidFile);
+  if (pid !== undefined && isAlive(pid)) {
+    throw new PilotError('already_exists', `daemon is already running (pid ${pid})`, 'stop it with: pilotctl daemon stop');
+  }
+  if (pid !== undefined) await removePid(ctx.paths.pidFile);
+  if ((await probeInfo(ctx, socket)) !== undefined) {
+    throw new PilotError('already_exists', `a daemon is already answering on ${socket}`, 'use another socket with --socket or PILOT_SOCKET');
+  }
+}
+
+/** Runs the daemon attached to this terminal and returns its exit code. */
+async function runForeground(ctx: CliContext, flags: string[]): Promise<number> {
+  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ctx.scripts.daemon, ...flags], { stdio: 'inherit', env: ctx.env });
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  process.on('SIGINT', forward).on('SIGTERM', forward);
+  try {
+    if (child.pid !== undefined) await writePid(ctx.paths.pidFile, child.pid);
+    return await new Promise<number>((resolve, reject) => {
+      child.once('error', (err) => reject(new PilotError('internal', `cannot run the daemon: ${err.message}`)));
+      child.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' || signal === 'SIGTERM' ? 0 : 1)));
+    });
+  } finally {
+    process.off('SIGINT', forward).off('SIGTERM', forward);
+    if (child.pid !== undefined) await removePid(ctx.paths.pidFile, child.pid);
+  }
+}
+
+export const daemonStart: CommandSpec = {
+  name: 'daemon start',
+  args: [
+    '[--registry <host:port>]', '[--beacon <host:port>]', '[--listen <addr>]', '[--socket <path>]', '[--identity <file>]',
+    '[--hostname <name>]', '[--public]', '[--webhook <url>]', '[--no-encrypt]', '[--owner <text>]', '[--log-level <level>]',
+    '[--no-echo]', '[--no-dataexchange]', '[--no-eventstream]', '[--no-tasksubmit]', '[--foreground]',
+  ],
+  description:
+    'Starts the daemon in the background (log in pilot.log, pid in pilot.pid) and waits up to 15s until it answers. With the default registry 127.0.0.1:9000 and nothing listening there, a local rendezvous is started first. --foreground keeps it attached.',
+  returns: '{address, hostname, log_file, node_id, pid, socket}',
+  flags: {
+    registry: 'string', beacon: 'string', listen: 'string', socket: 'string', identity: 'string', hostname: 'string',
+    public: 'bool', webhook: 'string', 'no-encrypt': 'bool', owner: 'string', 'log-level': 'string', 'no-echo': 'bool',
+    'no-dataexchange': 'bool', 'no-eventstream': 'bool', 'no-tasksubmit': 'bool', foreground: 'bool',
+  },
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl daemon start [flags]');
+    const registry = stringFlag(args, 'registry');
+    const beacon = stringFlag(args, 'beacon');
+    const settings = await resolveSettings(ctx, {
+      registry: registry === undefined ? undefined : validateHostPort(registry, 'registry'),
+      beacon: beacon === undefined ? undefined : validateHostPort(beacon, 'beacon'),
+      socket: stringFlag(args, 'socket'),
+      hostname: stringFlag(args, 'hostname'),
+      webhook: stringFlag(args, 'webhook'),
+    });
+    const flags = daemonFlags(ctx, args, settings);
+    await ensureDir(ctx.paths.home, 0o700);
+    await refuseIfRunning(ctx, settings.socket);
+    const rendezvousPid = await ensureLocalRendezvous(ctx, settings.registry);
+    if (boolFlag(args, 'foreground')) {
+      const code = await runForeground(ctx, flags);
+      return { data: { exit_code: code }, silent: true, exitCode: code === 0 ? 0 : 1 };
+    }
+    const child = spawnDetached(ctx, ctx.scripts.daemon, flags, ctx.paths.logFile);
+    if (child.pid === undefined) throw new PilotError('internal', 'could not start the daemon', `see the log: ${ctx.paths.logFile}`);
+    const pid = child.pid;
+    await writePid(ctx.paths.pidFile, pid);
+    const info = await waitUntil('the daemon', () => probeInfo(ctx, settings.socket), {
+      timeoutMs: START_TIMEOUT_MS,
+      child: exitWatch(child),
+      logFile: ctx.paths.logFile,
+    });
+    const data = {
+      address: info.address ?? null,
+      hostname: info.hostname ?? '',
+      log_file: ctx.paths.logFile,
+      node_id: info.node_id ?? null,
+      pid,
+      socket: settings.socket,
+    };
+    const lines = [
+      ...(rendezvousPid !== undefined ? [`started local rendezvous on ${DEFAULT_REGISTRY} (pid ${rendezvousPid})`] : []),
+      `daemon running (pid ${pid})`,
+      `  address   ${String(data.address)}`,
+      `  node id   ${String(data.node_id)}`,
+      ...(data.hostname !== '' ? [`  hostname  ${String(data.hostname)}`] : []),
+      `  socket    ${settings.socket}`,
+      `  log       ${ctx.paths.logFile}`,
+    ];
+    return { data, text: lines.join('\n') };
+  },
+};
+
+async function stopByPidFile(pidFile: string): Promise<JsonObject | undefined> {
+  const pid = await readPid(pidFile);
+  if (pid === undefined) return undefined;
+  if (!isAlive(pid)) {
+    await removePid(pidFile);
+    return undefined;
+  }
+  const { forced } = await terminate(pid, STOP_GRACE_MS);
+  await removePid(pidFile, pid);
+  return forced ? { forced: true, pid } : { pid };
+}
+
+const stoppedText = (what: string, r: JsonObject): string => `${what} stopped (pid ${String(r.pid)}${r.forced === true ? ', killed' : ''})`;
+
+export const daemonStop: CommandSpec = {
+  name: 'daemon stop',
+  args: ['[--all]'],
+  description: 'Stops the daemon started by "daemon start": SIGTERM, then SIGKILL after 10s. --all also stops the local rendezvous that "daemon start" may have started.',
+  returns: '{pid} or {forced: true, pid}; with --all also {rendezvous: {pid}}',
+  flags: { all: 'bool' },
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl daemon stop [--all]');
+    const all = boolFlag(args, 'all');
+    const daemon = await stopByPidFile(ctx.paths.pidFile);
+    const rendezvous = all ? await stopByPidFile(ctx.paths.rendezvousPidFile) : undefined;
+    if (daemon === undefined && rendezvous === undefined) {
+      throw new PilotError('not_running', 'daemon is not running', `no live process in ${ctx.paths.pidFile}`);
+    }
+    const data: JsonObject = { ...(daemon ?? {}) };
+    if (rendezvous !== undefined) data.rendezvous = rendezvous;
+    const lines = [daemon !== undefined ? stoppedText('daemon', daemon) : 'daemon was not running'];
+    if (rendezvous !== undefined) lines.push(stoppedText('local rendezvous', rendezvous));
+    return { data, text: lines.join('\n') };
+  },
+};
+
+export const rendezvousStop: CommandSpec = {
+  name: 'rendezvous stop',
+  args: [],
+  description: 'Stops the local rendezvous (registry + beacon) that "daemon start" started for the default registry.',
+  returns: '{pid} or {forced: true, pid}',
+  flags: {},
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl rendezvous stop');
+    const stopped = await stopByPidFile(ctx.paths.rendezvousPidFile);
+    if (stopped === undefined) throw new PilotError('not_running', 'no local rendezvous is running', `no live process in ${ctx.paths.rendezvousPidFile}`);
+    return { data: stopped, text: stoppedText('local rendezvous', stopped) };
+  },
+};
+
+export const daemonStatus: CommandSpec = {
+  name: 'daemon status',
+  args: ['[--check]'],
+  description: 'Reports whether the daemon process is alive and answers on its socket. --check prints nothing and exits 0 when it answers, 1 otherwise.',
+  returns: '{pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, uptime_secs} when responsive',
+  flags: { check: 'bool' },
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl daemon status [--check]');
+    const { socket } = await resolveSettings(ctx);
+    const pid = await readPid(ctx.paths.pidFile);
+    const running = pid !== undefined && isAlive(pid);
+    const info = await probeInfo(ctx, socket);
+    if (boolFlag(args, 'check')) return { data: null, silent: true, exitCode: info !== undefined ? 0 : 1 };
+    const data: JsonObject = { pid: running ? pid : 0, pid_file: ctx.paths.pidFile, responsive: info !== undefined, running, socket };
+    if (info !== undefined) {
+      data.address = info.address ?? null;
+      data.hostname = info.hostname ?? '';
+      data.node_id = info.node_id ?? null;
+      data.connections = info.connections ?? 0;
+      data.peers = info.peers ?? 0;
+      data.uptime_secs = info.uptime_secs ?? 0;
+    }
+    const head = running ? `daemon running (pid ${pid})` : info !== undefined ? 'daemon answering (not started by pilotctl)' : 'daemon not running';
+    const lines = [head, `  socket    ${socket}${info !== undefined ? ' (responsive)' : running ? ' (not responding)' : ''}`];
+    if (info !== undefined) {
+      lines.push(`  address   ${String(data.address)}`, `  node id   ${String(data.node_id)}`);
+      if (data.hostname !== '') lines.push(`  hostname  ${String(data.hostname)}`);
+      lines.push(`  peers     ${String(data.peers)}`, `  conns     ${String(data.connections)}`, `  uptime    ${String(data.uptime_secs)}s`);
+    }
+    return { data, text: lines.join('\n') };
+  },
+};

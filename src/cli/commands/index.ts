@@ -1,0 +1,23 @@
+import type { CommandSpec } from '../command.js';
+import { broadcast, connections, disconnect, info, peers } from './admin.js';
+import { config, init } from './config.js';
+import { daemonStart, daemonStatus, daemonStop, rendezvousStop } from './daemon.js';
+import { bench, ping } from './ping.js';
+import { connect, listen, recv, send } from './net.js';
+import {
+  clearHostname, clearTags, clearWebhook, deregister, disableTasks, enableTasks, find, lookup,
+  setHostname, setPrivate, setPublic, setTags, setWebhook,
+} from './registry.js';
+import { approve, handshake, pending, reject, trust, untrust } from './trust.js';
+
+/** Every command except `context`, in the order usage lists them. */
+export const ALL_COMMANDS: readonly CommandSpec[] = [
+  init, config,
+  daemonStart, daemonStop, daemonStatus, rendezvousStop,
+  info, peers, connections, disconnect,
+  lookup, find, setHostname, clearHostname, setPublic, setPrivate, setTags, clearTags,
+  setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
+  handshake, pending, approve, reject, trust, untrust,
+  ping, bench, connect, send, recv, listen,
+  broadcast,
+];

@@ -1,0 +1,154 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PilotError, toPilotError } from '../../errors.js';
+import { formatAddr } from '../../protocol/address.js';
+import type { JsonObject } from '../../protocol/json.js';
+import { countFlag, durationFlag, invalid, maxPositionals, positional } from '../args.js';
+import { withDriver, type CommandSpec } from '../command.js';
+import type { CliConn } from '../context.js';
+import { drained, formatMs, readUntil } from '../stream-io.js';
+import { resolveTarget } from '../target.js';
+
+const ECHO_PORT = 7;
+const BENCH_CHUNK = 4096;
+
+const round = (n: number, digits: number): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export const ping: CommandSpec = {
+  name: 'ping',
+  args: ['<node_id|address|hostname>', '[--count <n>]', '[--timeout <duration>]', '[--interval <duration>]'],
+  description: 'Measures round trips: each ping opens a new stream to the echo port 7, sends "ping-<i>" and waits for it to come back. Default 4 pings, 1s apart, 30s overall.',
+  returns: '{results: [{bytes, rtt_ms, seq} or {error, seq}], target, timeout}',
+  flags: { count: 'string', timeout: 'string', interval: 'string' },
+  async run(ctx, args) {
+    const usage = 'pilotctl ping <target> [--count n] [--timeout 30s] [--interval 1s]';
+    maxPositionals(args, 1, usage);
+    const targetText = positional(args, 0, 'target', usage);
+    const count = countFlag(args, 'count', 4);
+    const timeoutMs = durationFlag(args, 'timeout', 30_000);
+    const intervalMs = durationFlag(args, 'interval', 1000, { allowZero: true });
+    const out = ctx.out;
+    return withDriver(ctx, async (d) => {
+      const target = await resolveTarget(d, targetText);
+      const addr = formatAddr(target.addr);
+      const deadline = Date.now() + timeoutMs;
+      const results: JsonObject[] = [];
+      const rtts: number[] = [];
+      let timedOut = false;
+      out.info(`PING ${target.text}${target.text === addr ? '' : ` (${addr})`} port ${ECHO_PORT}`);
+      for (let seq = 0; seq < count; seq++) {
+        if (seq > 0) await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          timedOut = true;
+          break;
+        }
+        const payload = Buffer.from(`ping-${seq}`);
+        const start = performance.now();
+        let conn: CliConn | undefined;
+        try {
+          conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs: remaining });
+          conn.write(payload);
+          const echoed = await readUntil(conn, (n) => n >= payload.length, Math.max(1, deadline - Date.now()), `ping ${seq}`);
+          const rtt = round(performance.now() - start, 3);
+          if (echoed.length < payload.length) throw new PilotError('connection_failed', `echo closed after ${echoed.length} of ${payload.length} bytes`);
+          results.push({ bytes: echoed.length, rtt_ms: rtt, seq });
+          rtts.push(rtt);
+          out.info(`${echoed.length} bytes from ${addr}: seq=${seq} time=${rtt.toFixed(2)} ms`);
+        } catch (err) {
+          const e = toPilotError(err);
+          const entry: JsonObject = { error: e.message, seq };
+          if (conn !== undefined) entry.rtt_ms = round(performance.now() - start, 3);
+          results.push(entry);
+          out.info(`seq=${seq} error: ${e.message}`);
+          if (e.code === 'timeout' || Date.now() >= deadline) {
+            timedOut = true;
+            break;
+          }
+        } finally {
+          conn?.destroy();
+        }
+      }
+      const sent = results.length;
+      const loss = sent === 0 ? 100 : round(((sent - rtts.length) / sent) * 100, 1);
+      const summary = [`--- ${target.text} ping statistics ---`, `${sent} sent, ${rtts.length} received, ${loss}% loss${timedOut ? `, timed out after ${formatMs(timeoutMs)}` : ''}`];
+      if (rtts.length > 0) {
+        const avg = rtts.reduce((a, b) => a + b, 0) / rtts.length;
+        summary.push(`rtt min/avg/max = ${Math.min(...rtts).toFixed(2)}/${avg.toFixed(2)}/${Math.max(...rtts).toFixed(2)} ms`);
+      }
+      return { data: { results, target: target.text, timeout: timedOut }, text: summary.join('\n'), exitCode: rtts.length > 0 ? 0 : 1 };
+    });
+  },
+};
+
+function parseSizeMb(text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0) || n > 10_240) throw invalid(`invalid size ${JSON.stringify(text)}: a number of MiB from 0.001 to 10240`);
+  return n;
+}
+
+const mbps = (bytes: number, ms: number): number => (ms > 0 ? round((bytes * 8) / (ms / 1000) / 1e6, 2) : 0);
+
+export const bench: CommandSpec = {
+  name: 'bench',
+  args: ['<node_id|address|hostname>', '[size_mb=1]', '[--timeout <duration>]'],
+  description: 'Measures throughput: sends size_mb MiB to the echo port 7 in 4096-byte writes while reading the echo back. Every phase is bounded by --timeout (default 120s).',
+  returns: '{recv_bytes, send_duration_ms, send_mbps, sent_bytes, target, total_duration_ms, total_mbps}',
+  flags: { timeout: 'string' },
+  async run(ctx, args) {
+    const usage = 'pilotctl bench <target> [size_mb] [--timeout 120s]';
+    maxPositionals(args, 2, usage);
+    const targetText = positional(args, 0, 'target', usage);
+    const sizeArg = args.positionals[1];
+    const total = Math.max(1, Math.round((sizeArg === undefined ? 1 : parseSizeMb(sizeArg)) * 1024 * 1024));
+    const timeoutMs = durationFlag(args, 'timeout', 120_000);
+    const signal = AbortSignal.timeout(timeoutMs);
+    return withDriver(ctx, async (d) => {
+      const target = await resolveTarget(d, targetText);
+      const conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs, signal });
+      const bar = ctx.out.progress('bench', total);
+      // Bytes i mod 256: a 4096-byte chunk is the same 0..255 run sixteen times.
+      const chunk = Buffer.alloc(BENCH_CHUNK);
+      for (let i = 0; i < BENCH_CHUNK; i++) chunk[i] = i & 0xff;
+      const start = performance.now();
+      let sent = 0;
+      let received = 0;
+      try {
+        const echo = readUntil(conn, (n) => {
+          received = n;
+          bar.update(n);
+          return n >= total;
+        }, Math.max(1, timeoutMs - (performance.now() - start)), 'bench');
+        echo.catch(() => undefined);
+        while (sent < total) {
+          if (signal.aborted) throw new PilotError('timeout', `bench timed out after ${formatMs(timeoutMs)}`);
+          const piece = total - sent >= BENCH_CHUNK ? chunk : chunk.subarray(0, total - sent);
+          sent += piece.length;
+          if (!conn.write(piece)) await drained(conn, signal);
+        }
+        const sendMs = performance.now() - start;
+        const back = await echo;
+        const totalMs = performance.now() - start;
+        bar.finish();
+        if (back.length < total) throw new PilotError('connection_failed', `echo ended after ${back.length} of ${total} bytes`);
+        const data = {
+          recv_bytes: back.length,
+          send_duration_ms: Math.round(sendMs),
+          send_mbps: mbps(sent, sendMs),
+          sent_bytes: sent,
+          target: target.text,
+          total_duration_ms: Math.round(totalMs),
+          total_mbps: mbps(back.length, totalMs),
+        };
+        const text = `sent ${sent} bytes in ${data.send_duration_ms} ms (${data.send_mbps} Mbit/s); echo complete in ${data.total_duration_ms} ms (${data.total_mbps} Mbit/s)`;
+        return { data, text };
+      } catch (err) {
+        bar.finish();
+        const e = toPilotError(err);
+        throw new PilotError(e.code, `${e.message} (sent ${sent} of ${total} bytes, received ${received})`, e.hint, { cause: err });
+      } finally {
+        conn.destroy();
+      }
+    });
+  },
+};

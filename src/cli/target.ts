@@ -1,0 +1,38 @@
+import { PilotError } from '../errors.js';
+import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
+import { isJsonObject } from '../protocol/json.js';
+import { invalid, isHostname, parseDirectTarget } from './args.js';
+import type { DaemonClient } from './context.js';
+
+/** A target as the user wrote it and the address it stands for. */
+export interface Target {
+  readonly text: string;
+  readonly addr: Addr;
+}
+
+/** Accepts a node id (network 0), an address text, or a hostname resolved through the daemon. */
+export async function resolveTarget(driver: DaemonClient, text: string): Promise<Target> {
+  const direct = parseDirectTarget(text);
+  if (direct !== undefined) return { text, addr: direct };
+  if (!isHostname(text)) {
+    throw invalid(`invalid target ${JSON.stringify(text)}`, 'give a node id (5), an address (0:0000.0000.0005) or a hostname');
+  }
+  let reply: unknown;
+  try {
+    reply = await driver.resolveHostname(text);
+  } catch (err) {
+    if (err instanceof PilotError && err.code === 'not_running') throw err;
+    throw new PilotError('not_found', `hostname ${JSON.stringify(text)} not found`, 'the node may be private, offline, or not trusting you; try its address', { cause: err });
+  }
+  const address = isJsonObject(reply) ? reply.address : undefined;
+  const parsed = typeof address === 'string' ? parseAddr(address) : undefined;
+  if (parsed === undefined || !parsed.ok) {
+    throw new PilotError('internal', `resolving ${JSON.stringify(text)} returned no valid address`);
+  }
+  return { text, addr: parsed.value };
+}
+
+export function targetLabel(target: Target): string {
+  const addr = formatAddr(target.addr);
+  return target.text === addr ? addr : `${target.text} (${addr})`;
+}
