@@ -152,6 +152,12 @@ export class NetStack implements PilotNetwork {
     }
   }
 
+  /** A control ping to a node; it opens the tunnel (key exchange) on the way. */
+  ping(node: number, seq = 0): void {
+    if (this.closed) return;
+    this.run(() => this.endpoint.ping({ network: this.localAddr.network, node }, seq, new Uint8Array(0), now()));
+  }
+
   connection(connId: number): LocalConn | undefined {
     return this.conns.get(connId);
   }

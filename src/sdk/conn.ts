@@ -55,7 +55,7 @@ export class Conn extends Duplex implements PilotConn {
     ends: ConnEndpoints,
     options: ConnOptions = {},
   ) {
-    super({ allowHalfOpen: false });
+    super({ allowHalfOpen: true });
     this.id = ends.id;
     this.localAddr = ends.localAddr;
     this.localPort = ends.localPort;

@@ -1,0 +1,145 @@
+import { readFileSync } from 'node:fs';
+import { DEFAULT_BEACON, DEFAULT_REGISTRY, DEFAULT_SOCKET, pilotHome } from '../config/home.js';
+import { parseDuration, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
+import { PilotError } from '../errors.js';
+
+export interface DaemonConfig {
+  registry: string;
+  beacon?: string;
+  listen: string;
+  socket: string;
+  /** Public UDP endpoint to register instead of discovering it. */
+  endpoint?: string;
+  encrypt: boolean;
+  /** Identity file; without it the node gets a fresh identity (and id) every start. */
+  identity?: string;
+  owner?: string;
+  keepaliveMs: number;
+  idleTimeoutMs: number;
+  synRateLimit: number;
+  maxConnsPerPort: number;
+  maxConnsTotal: number;
+  timeWaitMs: number;
+  public: boolean;
+  hostname?: string;
+  webhook?: string;
+  echo: boolean;
+  dataExchange: boolean;
+  eventStream: boolean;
+  taskSubmit: boolean;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Directory for inbox/, received/, tasks/ (the pilot home). */
+  home: string;
+}
+
+/** Flags of the reference daemon (PROTOCOL.md §10.4), plus `-no-tasksubmit` and `-home`. */
+export const DAEMON_FLAGS = {
+  registry: { kind: 'string', help: `registry address (default ${DEFAULT_REGISTRY})` },
+  beacon: { kind: 'string', help: `beacon address (default ${DEFAULT_BEACON})` },
+  listen: { kind: 'string', help: 'UDP listen address (default :0)' },
+  socket: { kind: 'string', help: `IPC socket path (default ${DEFAULT_SOCKET})` },
+  endpoint: { kind: 'string', help: 'public host:port to register instead of discovering it' },
+  encrypt: { kind: 'bool', help: 'encrypt tunnels (default true)' },
+  'registry-tls': { kind: 'bool', help: 'use TLS to the registry (not supported yet)' },
+  'registry-fingerprint': { kind: 'string', help: 'registry certificate fingerprint' },
+  identity: { kind: 'string', help: 'identity file (Ed25519); empty = new identity every start' },
+  owner: { kind: 'string', help: 'owner string sent at registration' },
+  keepalive: { kind: 'duration', help: 'keepalive and heartbeat interval (default 30s)' },
+  'idle-timeout': { kind: 'duration', help: 'close connections idle this long (default 120s)' },
+  'syn-rate-limit': { kind: 'int', help: 'new inbound connections per second (default 100)' },
+  'max-conns-per-port': { kind: 'int', help: 'connections per port (default 1024)' },
+  'max-conns-total': { kind: 'int', help: 'connections in all (default 4096)' },
+  'time-wait': { kind: 'duration', help: 'TIME_WAIT duration (default 10s)' },
+  public: { kind: 'bool', help: 'make this node resolvable by every node' },
+  hostname: { kind: 'string', help: 'hostname to register' },
+  webhook: { kind: 'string', help: 'webhook URL for events' },
+  'no-echo': { kind: 'bool', help: 'do not serve echo (port 7)' },
+  'no-dataexchange': { kind: 'bool', help: 'do not serve data exchange (port 1001)' },
+  'no-eventstream': { kind: 'bool', help: 'do not serve the event stream (port 1002)' },
+  'no-tasksubmit': { kind: 'bool', help: 'do not serve task submission (port 1003)' },
+  'log-level': { kind: 'string', help: 'trace, debug, info, warn, error (default info)' },
+  'log-format': { kind: 'string', help: 'log format (json only; accepted for compatibility)' },
+  config: { kind: 'string', help: 'JSON file whose keys are flag names' },
+  home: { kind: 'string', help: 'pilot home for inbox/received/tasks (default $PILOT_HOME or ~/.pilot)' },
+  help: { kind: 'bool', help: 'show this help' },
+} as const satisfies FlagSpec;
+
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'silent']);
+
+type Raw = Record<string, string | number | boolean | undefined>;
+
+/** Values from `-config <file>`: keys are flag names with `-` or `_`; flags on the command line win. */
+function fileValues(path: string): Raw {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new PilotError('invalid_argument', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new PilotError('invalid_argument', `config file ${path} must hold a JSON object`);
+  const out: Raw = {};
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const name = k.replaceAll('_', '-');
+    if (!(name in DAEMON_FLAGS)) continue;
+    const def = DAEMON_FLAGS[name as keyof typeof DAEMON_FLAGS];
+    if (def.kind === 'duration' && typeof v === 'string') {
+      const ms = parseDuration(v);
+      if (ms === undefined) throw new PilotError('invalid_argument', `config ${k}: invalid duration ${JSON.stringify(v)}`);
+      out[name] = ms;
+    } else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[name] = v;
+  }
+  return out;
+}
+
+function positiveInt(v: unknown, name: string, fallback: number): number {
+  if (v === undefined || v === 0) return fallback;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PilotError('invalid_argument', `-${name} must be a positive integer`);
+  return v;
+}
+
+function hostPort(v: unknown, name: string, fallback: string): string {
+  if (v === undefined || v === '') return fallback;
+  if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^\s:]*):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(':') + 1)) > 65535) {
+    throw new PilotError('invalid_argument', `-${name} must be host:port, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig | 'help' {
+  const { flags, positionals } = parseGoFlags(argv, DAEMON_FLAGS);
+  if (flags.help) return 'help';
+  if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
+  const raw: Raw = { ...(flags.config ? fileValues(flags.config) : {}), ...flags };
+  const level = typeof raw['log-level'] === 'string' ? raw['log-level'] : 'info';
+  if (!LOG_LEVELS.has(level)) throw new PilotError('invalid_argument', `-log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+  if (raw['registry-tls'] === true) throw new PilotError('invalid_argument', '-registry-tls is not supported yet', 'run the registry on a trusted network or tunnel it');
+  const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
+  const webhook = str('webhook');
+  if (webhook && !/^https?:\/\//.test(webhook)) throw new PilotError('invalid_argument', '-webhook must start with http:// or https://');
+  const endpoint = str('endpoint');
+  return {
+    registry: hostPort(raw.registry, 'registry', DEFAULT_REGISTRY),
+    beacon: hostPort(raw.beacon, 'beacon', DEFAULT_BEACON),
+    listen: hostPort(raw.listen, 'listen', ':0'),
+    socket: str('socket') ?? DEFAULT_SOCKET,
+    ...(endpoint ? { endpoint: hostPort(endpoint, 'endpoint', '') } : {}),
+    encrypt: raw.encrypt !== false,
+    ...(str('identity') ? { identity: str('identity') } : {}),
+    ...(str('owner') ? { owner: str('owner') } : {}),
+    keepaliveMs: positiveInt(raw.keepalive, 'keepalive', 30_000),
+    idleTimeoutMs: positiveInt(raw['idle-timeout'], 'idle-timeout', 120_000),
+    synRateLimit: positiveInt(raw['syn-rate-limit'], 'syn-rate-limit', 100),
+    maxConnsPerPort: positiveInt(raw['max-conns-per-port'], 'max-conns-per-port', 1024),
+    maxConnsTotal: positiveInt(raw['max-conns-total'], 'max-conns-total', 4096),
+    timeWaitMs: positiveInt(raw['time-wait'], 'time-wait', 10_000),
+    public: raw.public === true,
+    ...(str('hostname') ? { hostname: str('hostname') } : {}),
+    ...(webhook ? { webhook } : {}),
+    echo: raw['no-echo'] !== true,
+    dataExchange: raw['no-dataexchange'] !== true,
+    eventStream: raw['no-eventstream'] !== true,
+    taskSubmit: raw['no-tasksubmit'] !== true,
+    logLevel: level as DaemonConfig['logLevel'],
+    home: str('home') ?? pilotHome(env),
+  };
+}

@@ -1,0 +1,336 @@
+import { dirname, join } from 'node:path';
+import { fromBase64 } from '../crypto/base64.js';
+import { Identity, loadOrCreateIdentity } from '../crypto/identity.js';
+import { PilotError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
+import type { IpcHandshakeOp } from '../protocol/ipc.js';
+import type { JsonObject } from '../protocol/json.js';
+import { RegistryClient } from '../registry/client.js';
+import { startEcho } from '../services/echo.js';
+import { Tunnel } from '../tunnel/tunnel.js';
+import type { DaemonConfig } from './config.js';
+import { buildInfo } from './info.js';
+import { IpcServer } from './ipc-server.js';
+import type { IpcBackend } from './ipc-session.js';
+import { NetStack } from './net-stack.js';
+import { PeerRouter } from './peer-router.js';
+import { RegistrySession } from './registry-session.js';
+import { HANDSHAKE_PORT, TrustManager } from './trust.js';
+import { TrustStore } from './trust-store.js';
+import { WebhookDispatcher } from './webhook.js';
+
+const KEY_CACHE_LIMIT = 4096;
+
+/**
+ * The composition root: one tunnel, one transport stack, the registry session, trust, the
+ * built-in services and the IPC server, started in that order and stopped in reverse.
+ */
+export class Daemon {
+  private readonly startedAt = Date.now();
+  private readonly keys = new Map<number, string>();
+  private stack!: NetStack;
+  private tunnel!: Tunnel;
+  private router!: PeerRouter;
+  private session!: RegistrySession;
+  private trust!: TrustManager;
+  private ipc!: IpcServer;
+  private readonly registry: RegistryClient;
+  private readonly webhooks: WebhookDispatcher;
+  private stopped = false;
+  private untrustedRefused = 0;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly identity: Identity,
+    private readonly trustStore: TrustStore,
+    private readonly log: Logger,
+  ) {
+    this.registry = new RegistryClient({ address: config.registry, identity, log });
+    this.webhooks = new WebhookDispatcher({ ...(config.webhook ? { url: config.webhook } : {}), nodeId: () => this.session?.nodeId ?? 0, log });
+  }
+
+  static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
+    const identity = config.identity ? await loadOrCreateIdentity(config.identity) : Identity.generate();
+    const trustPath = config.identity ? join(dirname(config.identity), 'trust.json') : undefined;
+    const daemon = new Daemon(config, identity, await TrustStore.open(trustPath, log), log);
+    try {
+      await daemon.boot();
+    } catch (err) {
+      await daemon.stop();
+      throw err;
+    }
+    return daemon;
+  }
+
+  get nodeId(): number {
+    return this.session.nodeId;
+  }
+
+  get address(): string {
+    return this.session.addressText();
+  }
+
+  get socketPath(): string {
+    return this.config.socket;
+  }
+
+  private async boot(): Promise<void> {
+    const c = this.config;
+    this.tunnel = await Tunnel.open({
+      listen: c.listen,
+      identity: this.identity,
+      encrypt: c.encrypt,
+      ...(c.beacon ? { beacon: c.beacon } : {}),
+      lookupPublicKey: async (node) => {
+        const key = await this.publicKeyOf(node);
+        return key ? fromBase64(key) : undefined;
+      },
+      log: this.log.child({ part: 'tunnel' }),
+    });
+    const endpoint = await this.endpointToRegister();
+    this.session = new RegistrySession({
+      registry: this.registry,
+      listenAddr: endpoint,
+      ...(c.owner ? { owner: c.owner } : {}),
+      ...(c.hostname ? { hostname: c.hostname } : {}),
+      public: c.public,
+      heartbeatMs: c.keepaliveMs,
+      log: this.log.child({ part: 'registry' }),
+      webhooks: this.webhooks,
+      onHeartbeat: () => {
+        this.tunnel.registerWithBeacon();
+        void this.pollTrust();
+      },
+      onNotify: () => void this.pollTrust(),
+      onReregistered: () => void this.trust.reportAll(),
+    });
+    await this.session.start();
+    this.tunnel.setNodeId(this.session.nodeId);
+    this.tunnel.registerWithBeacon();
+
+    this.router = new PeerRouter({
+      links: this.tunnel,
+      resolve: (node) => this.resolveEndpoint(node),
+      onUnreachable: (node, err) => this.stack.failDialsTo(node, err),
+      log: this.log.child({ part: 'router' }),
+    });
+    this.stack = new NetStack({
+      localAddr: this.session.address,
+      transmit: (p) => this.router.send(p),
+      endpoint: {
+        connection: { keepaliveMs: c.keepaliveMs, idleTimeoutMs: c.idleTimeoutMs, timeWaitMs: c.timeWaitMs },
+        maxConnsPerPort: c.maxConnsPerPort,
+        maxConnsTotal: c.maxConnsTotal,
+        synRatePerSecond: c.synRateLimit,
+      },
+      log: this.log,
+    });
+    this.tunnel.on('packet', (p: Packet, from: number) => this.onPacket(p, from));
+    this.wireWebhooks();
+
+    this.trust = new TrustManager({
+      store: this.trustStore,
+      identity: this.identity,
+      selfNode: () => this.session.nodeId,
+      net: this.stack,
+      registry: this.registry,
+      publicKeyOf: (node) => this.publicKeyOf(node),
+      onTrusted: (node) => this.router.retry(node),
+      onRevoked: (node) => {
+        this.stack.abortPeer(node);
+        this.tunnel.removePeer(node);
+      },
+      webhooks: this.webhooks,
+      log: this.log.child({ part: 'trust' }),
+    });
+    await this.trust.listen();
+    await this.trust.reportAll();
+    if (c.echo) await startEcho(this.stack);
+
+    this.ipc = await IpcServer.start(c.socket, this.backend(), this.log.child({ part: 'ipc' }));
+    this.stack.onDatagram((d) => {
+      this.webhooks.emit('data.datagram', { dst_port: d.dstPort, size: d.data.length, src_addr: `${d.srcAddr.network}:${d.srcAddr.node}`, src_port: d.srcPort });
+      this.ipc.broadcastDatagram(d);
+    });
+    void this.pollTrust();
+    this.greetTrustedPeers();
+  }
+
+  /**
+   * After a restart our tunnel keys and UDP port are new and trusted peers still hold the old ones:
+   * reach out to each so they learn both now, instead of stalling until we happen to send.
+   */
+  private greetTrustedPeers(): void {
+    for (const t of this.trust.trusted()) this.stack.ping(t.nodeId);
+  }
+
+  /** The UDP endpoint other nodes should use: -endpoint, else what the beacon saw, else our socket. */
+  private async endpointToRegister(): Promise<string> {
+    if (this.config.endpoint) return this.config.endpoint;
+    const local = `127.0.0.1:${this.tunnel.localPort}`;
+    const listenHost = this.config.listen.slice(0, this.config.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+    const observed = this.config.beacon ? await this.tunnel.discoverEndpoint(1000).catch(() => undefined) : undefined;
+    if (observed && !/^(127\.|0\.0\.0\.0|\[?::1?\]?:)/.test(observed)) return observed;
+    if (listenHost && listenHost !== '0.0.0.0' && listenHost !== '::') {
+      return listenHost.includes(':') ? `[${listenHost}]:${this.tunnel.localPort}` : `${listenHost}:${this.tunnel.localPort}`;
+    }
+    return local;
+  }
+
+  /**
+   * Trust is enforced here, on every packet from the tunnel: an untrusted node may open a
+   * connection only to the handshake port, and its datagrams and pings are dropped.
+   */
+  private onPacket(p: Packet, from: number): void {
+    if (!this.trust.isTrusted(from)) {
+      if (p.protocol === Proto.Stream) {
+        const synOnly = (p.flags & (Flag.SYN | Flag.ACK | Flag.RST)) === Flag.SYN;
+        if (synOnly && p.dstPort !== HANDSHAKE_PORT) {
+          this.untrustedRefused++;
+          this.tunnel.send(from, makePacket({ flags: Flag.RST | Flag.ACK, protocol: Proto.Stream, src: this.session.address, dst: p.src, srcPort: p.dstPort, dstPort: p.srcPort, seq: 0, ack: (p.seq + 1) >>> 0, window: 0 }));
+          return;
+        }
+      } else {
+        this.untrustedRefused++;
+        return;
+      }
+    }
+    this.stack.handlePacket(p);
+  }
+
+  private wireWebhooks(): void {
+    this.stack.onNotice((n) => {
+      const remote = `${n.remote.addr.network}:${n.remote.addr.node}`;
+      if (n.kind === 'accepted') {
+        this.webhooks.emit('conn.established', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
+      } else {
+        const data = { conn_id: n.connId, local_port: n.localPort, remote_addr: remote, remote_port: n.remote.port };
+        if (n.reason === 'reset') this.webhooks.emit('conn.rst', data);
+        else if (n.reason === 'idle_timeout') this.webhooks.emit('conn.idle_timeout', data);
+        else this.webhooks.emit('conn.fin', data);
+      }
+    });
+    this.tunnel.on('established', (e: { peerNodeId: number; authenticated: boolean; rekeyed: boolean; relay: boolean }) =>
+      this.webhooks.emit('tunnel.established', { authenticated: e.authenticated, peer_node_id: e.peerNodeId, rekeyed: e.rekeyed, relay: e.relay }),
+    );
+    this.tunnel.on('peer-added', (e: { peerNodeId: number; endpoint: string }) => this.webhooks.emit('tunnel.peer_added', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
+    this.tunnel.on('relay-activated', (e: { peerNodeId: number }) => this.webhooks.emit('tunnel.relay_activated', { peer_node_id: e.peerNodeId }));
+    this.tunnel.on('nonce-replay', (e: { peerNodeId: number; counter: bigint | number }) =>
+      this.webhooks.emit('security.nonce_replay', { counter: Number(e.counter), peer_node_id: e.peerNodeId }),
+    );
+  }
+
+  private async pollTrust(): Promise<void> {
+    try {
+      await this.trust.poll();
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'poll_handshakes failed');
+    }
+  }
+
+  private async resolveEndpoint(node: number): Promise<string> {
+    const reply = await this.registry.resolve(node);
+    if (typeof reply.real_addr !== 'string' || reply.real_addr === '') throw new PilotError('not_found', `node ${node} has no known endpoint`);
+    return reply.real_addr;
+  }
+
+  /** The registry's Ed25519 key for a node (base64), cached. */
+  private async publicKeyOf(node: number): Promise<string | undefined> {
+    const cached = this.keys.get(node);
+    if (cached) return cached;
+    const reply = await this.registry.lookup(node).catch(() => undefined);
+    const key = typeof reply?.public_key === 'string' ? reply.public_key : undefined;
+    if (key) {
+      if (this.keys.size >= KEY_CACHE_LIMIT) this.keys.clear();
+      this.keys.set(node, key);
+    }
+    return key;
+  }
+
+  info(): JsonObject {
+    return buildInfo({
+      address: this.session.address,
+      hostname: this.session.hostname,
+      startedAt: this.startedAt,
+      encrypt: this.config.encrypt,
+      identityPersisted: this.config.identity !== undefined,
+      publicKey: this.identity.publicKeyBase64,
+      owner: this.config.owner ?? '',
+      ports: this.stack.endpoint.ports.boundPorts.length,
+      connections: this.stack.endpoint.connections(),
+      peers: this.tunnel.peers(),
+      tunnel: this.tunnel.stats,
+      extra: {
+        untrusted_refused: this.untrustedRefused,
+        syn_refused: { ...this.stack.endpoint.refusals },
+        webhook_dropped: this.webhooks.dropped,
+        public: this.session.isPublic,
+      },
+    });
+  }
+
+  private backend(): IpcBackend {
+    return {
+      listen: (port) => this.stack.listen(port),
+      dial: (addr, port) => this.stack.dial(addr, port),
+      sendTo: (addr, port, data) => this.stack.sendTo(addr, port, data),
+      connection: (id) => this.stack.connection(id),
+      info: () => this.info(),
+      handshake: (op) => this.handshake(op),
+      resolveHostname: (name) => this.registry.resolveHostname(name),
+      setHostname: async (name) => {
+        const reply = await this.registry.setHostname(name);
+        this.session.hostname = name;
+        return reply;
+      },
+      setVisibility: async (isPublic) => {
+        const reply = await this.registry.setVisibility(isPublic);
+        this.session.isPublic = isPublic;
+        return reply;
+      },
+      deregister: () => this.registry.deregister(),
+      setTags: (tags) => {
+        if (tags.length > 3) throw new PilotError('invalid_argument', 'at most 3 tags');
+        return this.registry.setTags([...tags]);
+      },
+      setWebhook: async (url) => {
+        this.webhooks.setUrl(url || undefined);
+        return { webhook: url };
+      },
+      setTaskExec: (enabled) => this.registry.setTaskExec(enabled),
+    };
+  }
+
+  private async handshake(op: IpcHandshakeOp): Promise<JsonObject> {
+    switch (op.sub) {
+      case 'Request':
+        return this.trust.request(op.nodeId, op.justification);
+      case 'Approve':
+        return this.trust.approve(op.nodeId);
+      case 'Reject':
+        return this.trust.reject(op.nodeId, op.reason);
+      case 'Revoke':
+        return this.trust.revoke(op.nodeId);
+      case 'Pending':
+        return {
+          pending: this.trust.pending().map((p) => ({ justification: p.justification, node_id: p.nodeId, public_key: p.publicKey, received_at: Math.floor(p.receivedAt / 1000) })),
+        };
+      case 'Trusted':
+        return {
+          trusted: this.trust.trusted().map((t) => ({ approved_at: Math.floor(t.approvedAt / 1000), mutual: t.mutual, network: t.network, node_id: t.nodeId, public_key: t.publicKey })),
+        };
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.session?.stop();
+    await this.ipc?.close().catch(() => undefined);
+    this.stack?.close();
+    await this.tunnel?.close().catch(() => undefined);
+    this.registry.close();
+    await this.webhooks.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,118 @@
+import { PilotError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
+import type { JsonObject } from '../protocol/json.js';
+import type { WebhookSink } from './webhook-sink.js';
+
+/** The registry calls the session makes (RegistryClient has them all). */
+export interface SessionRegistry {
+  register(p: { listenAddr: string; owner?: string; hostname?: string }): Promise<JsonObject>;
+  heartbeat(): Promise<JsonObject>;
+  setVisibility(isPublic: boolean): Promise<JsonObject>;
+  setHostname(name: string): Promise<JsonObject>;
+  watchHandshakes(onNotify: () => void): { stop(): void };
+}
+
+export interface RegistrySessionOptions {
+  registry: SessionRegistry;
+  listenAddr: string;
+  owner?: string;
+  hostname?: string;
+  public: boolean;
+  heartbeatMs: number;
+  log: Logger;
+  webhooks: WebhookSink;
+  /** Runs after every successful heartbeat and push notice (poll handshakes, beacon refresh). */
+  onHeartbeat: () => void;
+  onNotify: () => void;
+  /** Runs after a re-registration (report trust again). */
+  onReregistered: () => void;
+}
+
+const FAILURES_BEFORE_REREGISTER = 3;
+
+/**
+ * This node's presence in the registry: registration, heartbeats, re-registration after the
+ * registry lost us, and the push channel for handshakes.
+ */
+export class RegistrySession {
+  nodeId = 0;
+  address: Addr = { network: 0, node: 0 };
+  hostname: string;
+  isPublic: boolean;
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private watch: { stop(): void } | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: RegistrySessionOptions) {
+    this.hostname = o.hostname ?? '';
+    this.isPublic = o.public;
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    this.o.webhooks.emit('node.registered', { address: this.addressText(), endpoint: this.o.listenAddr });
+    this.watch = this.o.registry.watchHandshakes(() => this.o.onNotify());
+    this.schedule();
+  }
+
+  addressText(): string {
+    return formatAddr(this.address);
+  }
+
+  private async register(): Promise<void> {
+    const reply = await this.o.registry.register({ listenAddr: this.o.listenAddr, ...(this.o.owner ? { owner: this.o.owner } : {}) });
+    const id = reply.node_id;
+    if (typeof id !== 'number' || id <= 0) throw new PilotError('protocol', 'registry gave no node id');
+    this.nodeId = id;
+    const parsed = typeof reply.address === 'string' ? parseAddr(reply.address) : undefined;
+    this.address = parsed?.ok ? parsed.value : { network: 0, node: id };
+    if (this.isPublic) await this.o.registry.setVisibility(true);
+    if (this.hostname) {
+      try {
+        await this.o.registry.setHostname(this.hostname);
+      } catch (err) {
+        this.o.log.warn({ err, hostname: this.hostname }, 'could not set the configured hostname');
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.beat(), this.o.heartbeatMs);
+    this.timer.unref();
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.o.registry.heartbeat();
+      this.failures = 0;
+      this.o.onHeartbeat();
+    } catch (err) {
+      this.failures++;
+      this.o.log.warn({ err: (err as Error).message, failures: this.failures }, 'registry heartbeat failed');
+      if (this.failures >= FAILURES_BEFORE_REREGISTER || (err instanceof PilotError && err.code === 'not_found')) {
+        await this.reregister();
+      }
+    }
+    this.schedule();
+  }
+
+  private async reregister(): Promise<void> {
+    try {
+      await this.register();
+      this.failures = 0;
+      this.o.webhooks.emit('node.reregistered', { address: this.addressText() });
+      this.o.onReregistered();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 're-registration failed');
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.watch?.stop();
+  }
+}
