@@ -52,14 +52,17 @@ function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): str
   return out;
 }
 
+const isLoopback = (hostPort: string): boolean => /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(hostPort);
+
 /**
- * With the default registry and nothing listening there, starts a local rendezvous (registry +
- * beacon) so one command gives a working network; daemons of other homes then join it.
+ * With a registry on this machine (the default 127.0.0.1:9000) and nothing listening there, starts
+ * a local rendezvous (registry + beacon) so one command gives a working network; daemons of other
+ * homes then join it.
  */
-async function ensureLocalRendezvous(ctx: CliContext, registry: string): Promise<number | undefined> {
-  if (registry !== DEFAULT_REGISTRY || (await tcpAnswers(registry))) return undefined;
+async function ensureLocalRendezvous(ctx: CliContext, registry: string, beacon: string): Promise<number | undefined> {
+  if (!isLoopback(registry) || (await tcpAnswers(registry))) return undefined;
   const { paths } = ctx;
-  const args = ['-registry-addr', DEFAULT_REGISTRY, '-beacon-addr', DEFAULT_BEACON, '-store', paths.registryStore];
+  const args = ['-registry-addr', registry, '-beacon-addr', isLoopback(beacon) ? beacon : DEFAULT_BEACON, '-store', paths.registryStore];
   const child = spawnDetached(ctx, ctx.scripts.rendezvous, args, paths.rendezvousLogFile);
   if (child.pid === undefined) throw new PilotError('internal', 'could not start the local rendezvous', `see the log: ${paths.rendezvousLogFile}`);
   await writePid(paths.rendezvousPidFile, child.pid);
@@ -130,7 +133,7 @@ export const daemonStart: CommandSpec = {
     const flags = daemonFlags(ctx, args, settings);
     await ensureDir(ctx.paths.home, 0o700);
     await refuseIfRunning(ctx, settings.socket);
-    const rendezvousPid = await ensureLocalRendezvous(ctx, settings.registry);
+    const rendezvousPid = await ensureLocalRendezvous(ctx, settings.registry, settings.beacon);
     if (boolFlag(args, 'foreground')) {
       const code = await runForeground(ctx, flags);
       return { data: { exit_code: code }, silent: true, exitCode: code === 0 ? 0 : 1 };
@@ -153,7 +156,7 @@ export const daemonStart: CommandSpec = {
       socket: settings.socket,
     };
     const lines = [
-      ...(rendezvousPid !== undefined ? [`started local rendezvous on ${DEFAULT_REGISTRY} (pid ${rendezvousPid})`] : []),
+      ...(rendezvousPid !== undefined ? [`started local rendezvous on ${settings.registry} (pid ${rendezvousPid})`] : []),
       `daemon running (pid ${pid})`,
       `  address   ${String(data.address)}`,
       `  node id   ${String(data.node_id)}`,
