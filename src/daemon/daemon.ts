@@ -8,6 +8,7 @@ import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { RegistryClient } from '../registry/client.js';
 import { startEcho } from '../services/echo.js';
+import type { RunningService, ServiceContext, ServiceStarter } from '../services/types.js';
 import { Tunnel } from '../tunnel/tunnel.js';
 import type { DaemonConfig } from './config.js';
 import { buildInfo } from './info.js';
@@ -38,6 +39,7 @@ export class Daemon {
   private readonly registry: RegistryClient;
   private readonly webhooks: WebhookDispatcher;
   private stopped = false;
+  private readonly services: RunningService[] = [];
   private untrustedRefused = 0;
 
   private constructor(
@@ -147,6 +149,7 @@ export class Daemon {
     await this.trust.listen();
     await this.trust.reportAll();
     if (c.echo) await startEcho(this.stack);
+    await this.startServices();
 
     this.ipc = await IpcServer.start(c.socket, this.backend(), this.log.child({ part: 'ipc' }));
     this.stack.onDatagram((d) => {
@@ -155,6 +158,21 @@ export class Daemon {
     });
     void this.pollTrust();
     this.greetTrustedPeers();
+  }
+
+  private async startServices(): Promise<void> {
+    const ctx: ServiceContext = {
+      net: this.stack,
+      localAddr: this.session.address,
+      home: this.config.home,
+      identity: this.identity,
+      registry: this.registry,
+      webhooks: this.webhooks,
+      log: this.log.child({ part: 'services' }),
+      now: Date.now,
+    };
+    const enabled: [boolean, ServiceStarter][] = [];
+    for (const [on, start] of enabled) if (on) this.services.push(await start(ctx));
   }
 
   /**
@@ -265,6 +283,7 @@ export class Daemon {
         untrusted_refused: this.untrustedRefused,
         syn_refused: { ...this.stack.endpoint.refusals },
         webhook_dropped: this.webhooks.dropped,
+        services: Object.fromEntries(this.services.map((s) => [s.name, s.stats()])),
         public: this.session.isPublic,
       },
     });
@@ -327,6 +346,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     this.session?.stop();
+    for (const s of this.services.splice(0)) await s.close().catch(() => undefined);
     await this.ipc?.close().catch(() => undefined);
     this.stack?.close();
     await this.tunnel?.close().catch(() => undefined);
