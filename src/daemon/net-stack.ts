@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
-import type { Packet } from '../protocol/packet.js';
+import { Flag, Proto, type Packet } from '../protocol/packet.js';
 import type { Datagram, DialOptions, PilotNetwork } from '../sdk/types.js';
 import { TransportEndpoint, TransportError, type EndpointOptions } from '../transport/endpoint.js';
 import { PortInUseError } from '../transport/port-table.js';
@@ -47,6 +47,7 @@ export class NetStack implements PilotNetwork {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private flushing = false;
+  private flushScheduled = false;
   private flushAgain = false;
   private closed = false;
   private readonly ops: ConnOps;
@@ -62,10 +63,19 @@ export class NetStack implements PilotNetwork {
     };
   }
 
-  /** Feeds a packet that arrived for this node. */
+  /**
+   * Feeds a packet that arrived for this node. Output is flushed once per event-loop turn, so a
+   * burst of datagrams read together is answered together (see flush for ACK coalescing).
+   */
   handlePacket(packet: Packet): void {
     if (this.closed) return;
-    this.run(() => this.endpoint.handlePacket(packet, now()));
+    this.endpoint.handlePacket(packet, now());
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
   }
 
   onDatagram(handler: (d: Datagram) => void): () => void {
@@ -204,8 +214,10 @@ export class NetStack implements PilotNetwork {
     try {
       do {
         this.flushAgain = false;
+        const out: Packet[] = [];
         let p: Packet | undefined;
-        while ((p = this.endpoint.pollTransmit())) this.route(p);
+        while ((p = this.endpoint.pollTransmit())) out.push(p);
+        for (const q of coalesceAcks(out)) this.route(q);
         let e: EndpointEvent | undefined;
         while ((e = this.endpoint.pollEvent())) this.dispatch(e);
       } while (this.flushAgain);
@@ -302,6 +314,33 @@ export class NetStack implements PilotNetwork {
       }
     }
   }
+}
+
+const isPureAck = (p: Packet): boolean => p.protocol === Proto.Stream && p.flags === Flag.ACK && p.payload.length === 0;
+
+/**
+ * Drops pure ACKs that a later packet of the same batch on the same connection supersedes with a
+ * higher cumulative ACK: in bulk transfer this removes most ACK packets (each costs a seal, a
+ * datagram and an open on both sides). Duplicate ACKs (same ack number) are kept, since a Go
+ * sender counts them for fast retransmit.
+ */
+export function coalesceAcks(batch: Packet[]): Packet[] {
+  if (batch.length < 2) return batch;
+  const highest = new Map<string, number>();
+  const keep: boolean[] = new Array<boolean>(batch.length).fill(true);
+  for (let i = batch.length - 1; i >= 0; i--) {
+    const p = batch[i] as Packet;
+    if (p.protocol !== Proto.Stream || !(p.flags & Flag.ACK)) continue;
+    const key = `${p.dst.node}:${p.dstPort}:${p.srcPort}`;
+    const later = highest.get(key);
+    if (later !== undefined && isPureAck(p) && seqLess(p.ack, later)) keep[i] = false;
+    if (later === undefined || seqLess(later, p.ack)) highest.set(key, p.ack);
+  }
+  return batch.filter((_, i) => keep[i]);
+}
+
+function seqLess(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
 }
 
 function now(): number {

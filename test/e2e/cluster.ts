@@ -23,7 +23,9 @@ export interface Spawned {
 }
 
 export function spawnBin(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
-  const child = spawn(process.execPath, [...binCommand(name), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // PILOT_TEST_NODE_ARGS adds Node flags to every spawned process (e.g. --cpu-prof for profiling).
+  const nodeArgs = process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...binCommand(name), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const stderr: string[] = [];
   const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
