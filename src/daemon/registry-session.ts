@@ -10,6 +10,7 @@ export interface SessionRegistry {
   heartbeat(): Promise<JsonObject>;
   setVisibility(isPublic: boolean): Promise<JsonObject>;
   setHostname(name: string): Promise<JsonObject>;
+  lookup(nodeId: number): Promise<JsonObject>;
   watchHandshakes(onNotify: () => void): { stop(): void };
 }
 
@@ -75,6 +76,10 @@ export class RegistrySession {
       } catch (err) {
         this.o.log.warn({ err, hostname: this.hostname }, 'could not set the configured hostname');
       }
+    } else {
+      // Not configured here: keep the name the registry still holds for us (set at runtime before a restart).
+      const self = await this.o.registry.lookup(id).catch(() => undefined);
+      if (typeof self?.hostname === 'string') this.hostname = self.hostname;
     }
   }
 

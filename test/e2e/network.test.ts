@@ -137,10 +137,13 @@ describe('two daemons, a registry and a beacon on loopback', () => {
 
   it('keeps identity, address and trust across a daemon restart, and traffic resumes', async () => {
     const before = b.nodeId;
+    await db.setHostname('bee');
     await db.close();
     await cluster.restartDaemon(b);
     db = await Driver.connect(b.socket);
     assert.equal(b.nodeId, before);
+    assert.equal((await db.info()).hostname, 'bee');
+    assert.equal((await da.resolveHostname('bee')).node_id, before);
     assert.ok((await db.trusted()).some((t) => t.node_id === a.nodeId));
     await until('echo after restart', async () => {
       const conn = await da.dial(b.address, 7, { timeoutMs: 2000 });
