@@ -16,6 +16,9 @@ export interface NetStackOptions {
   transmit: (packet: Packet) => void;
   endpoint?: Omit<EndpointOptions, 'localAddr'>;
   log?: Logger;
+  /** Called once when a dial has had no answer for `dialStallMs` (the tunnel may switch to relay). */
+  onDialStalled?: (node: number) => void;
+  dialStallMs?: number;
 }
 
 /** Connection lifecycle notices for webhooks and counters. */
@@ -125,9 +128,14 @@ export class NetStack implements PilotNetwork {
     const info = this.endpoint.connection(connId);
     return new Promise<LocalConn>((resolve, reject) => {
       const timeout = setTimeout(() => fail(new PilotError('timeout', `dial to ${port} timed out`)), options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+      // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
+      const stall = this.options.onDialStalled
+        ? setTimeout(() => this.options.onDialStalled?.(addr.node), this.options.dialStallMs ?? 3_500)
+        : undefined;
       const onAbort = (): void => fail(options.signal?.reason instanceof Error ? options.signal.reason : new PilotError('timeout', 'dial aborted'));
       const cleanup = (): void => {
         clearTimeout(timeout);
+        if (stall) clearTimeout(stall);
         options.signal?.removeEventListener('abort', onAbort);
         this.dials.delete(connId);
       };
