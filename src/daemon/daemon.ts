@@ -7,6 +7,7 @@ import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
 import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { RegistryClient } from '../registry/client.js';
+import { startDataExchange } from '../services/dataexchange/service.js';
 import { startEcho } from '../services/echo.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../services/types.js';
 import { Tunnel } from '../tunnel/tunnel.js';
@@ -127,6 +128,11 @@ export class Daemon {
         synRatePerSecond: c.synRateLimit,
       },
       log: this.log,
+      onDialStalled: (node) => {
+        if (node !== this.session.nodeId && this.config.beacon && this.tunnel.setRelay(node, true)) {
+          this.log.info({ node }, 'no answer to direct SYNs; relaying through the beacon');
+        }
+      },
     });
     this.tunnel.on('packet', (p: Packet, from: number) => this.onPacket(p, from));
     this.wireWebhooks();
@@ -171,7 +177,9 @@ export class Daemon {
       log: this.log.child({ part: 'services' }),
       now: Date.now,
     };
-    const enabled: [boolean, ServiceStarter][] = [];
+    const enabled: [boolean, ServiceStarter][] = [
+      [this.config.dataExchange, startDataExchange],
+    ];
     for (const [on, start] of enabled) if (on) this.services.push(await start(ctx));
   }
 
@@ -221,6 +229,7 @@ export class Daemon {
     this.stack.onNotice((n) => {
       const remote = `${n.remote.addr.network}:${n.remote.addr.node}`;
       if (n.kind === 'accepted') {
+        this.webhooks.emit('conn.syn_received', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
         this.webhooks.emit('conn.established', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
       } else {
         const data = { conn_id: n.connId, local_port: n.localPort, remote_addr: remote, remote_port: n.remote.port };

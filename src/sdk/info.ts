@@ -59,6 +59,8 @@ export interface DaemonInfo {
   pkts_recv: number;
   peer_list: PeerInfo[];
   conn_list: ConnInfo[];
+  /** Counters of the daemon's built-in services (pilot-ts daemons only). */
+  services?: JsonObject;
 }
 
 /** A trust request waiting for approval (§8.3 Pending). */
@@ -152,7 +154,8 @@ export function parseDaemonInfo(json: JsonObject): DaemonInfo {
   if (typeof json.node_id !== 'number' || typeof json.address !== 'string') {
     throw new PilotError('protocol', 'daemon Info reply lacks node_id or address');
   }
-  return pick(json, INFO);
+  // Keys a pilot-ts daemon adds (service counters, refusals) are kept as they came.
+  return { ...json, ...pick(json, INFO) } as DaemonInfo;
 }
 
 export function parsePending(json: JsonObject): PendingEntry[] {

@@ -1,6 +1,7 @@
 import type { CommandSpec } from '../command.js';
 import { broadcast, connections, disconnect, info, peers } from './admin.js';
 import { config, init } from './config.js';
+import { inbox, outbox, received, sendFile, sendMessage } from './data.js';
 import { daemonStart, daemonStatus, daemonStop, rendezvousStop } from './daemon.js';
 import { bench, ping } from './ping.js';
 import { connect, listen, recv, send } from './net.js';
@@ -19,5 +20,6 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
   handshake, pending, approve, reject, trust, untrust,
   ping, bench, connect, send, recv, listen,
+  sendMessage, sendFile, inbox, received, outbox,
   broadcast,
 ];

@@ -1,0 +1,109 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
+import { isJsonObject } from '../../protocol/json.js';
+import { DataStore } from './store.js';
+
+/**
+ * `<home>/dataexchange/state.json`, owned by the running service: the idempotency keys already
+ * stored per sender (bounded, oldest dropped first) and which sender stored each file in received/
+ * (a file does not say, yet quotas are per sender).
+ */
+
+export const MAX_KEYS_PER_SENDER = 1024;
+export const MAX_SENDERS = 4096;
+
+interface StateFile {
+  seen: Record<string, string[]>;
+  files: Record<string, string>;
+}
+
+export class ServiceState {
+  private seen = new Map<string, string[]>();
+  private files = new Map<string, string>();
+  readonly path: string;
+
+  private constructor(private readonly dir: string) {
+    this.path = join(dir, 'state.json');
+  }
+
+  static async open(home: string): Promise<ServiceState> {
+    const state = new ServiceState(join(home, 'dataexchange'));
+    const text = await readFile(state.path, 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (isJsonObject(parsed)) {
+          const seen = parsed.seen;
+          const files = parsed.files;
+          if (isJsonObject(seen)) {
+            for (const [sender, keys] of Object.entries(seen)) {
+              if (Array.isArray(keys)) state.seen.set(sender, keys.filter((k): k is string => typeof k === 'string').slice(-MAX_KEYS_PER_SENDER));
+            }
+          }
+          if (isJsonObject(files)) {
+            for (const [name, sender] of Object.entries(files)) if (typeof sender === 'string') state.files.set(name, sender);
+          }
+        }
+      } catch {
+        // A corrupt state file loses only duplicate suppression; start afresh.
+      }
+    }
+    return state;
+  }
+
+  hasSeen(sender: string, key: string): boolean {
+    return this.seen.get(sender)?.includes(key) ?? false;
+  }
+
+  markSeen(sender: string, key: string): void {
+    const keys = this.seen.get(sender) ?? [];
+    this.seen.delete(sender);
+    keys.push(key);
+    if (keys.length > MAX_KEYS_PER_SENDER) keys.splice(0, keys.length - MAX_KEYS_PER_SENDER);
+    this.seen.set(sender, keys);
+    if (this.seen.size > MAX_SENDERS) {
+      const oldest = this.seen.keys().next().value;
+      if (oldest !== undefined) this.seen.delete(oldest);
+    }
+  }
+
+  recordFile(name: string, sender: string): void {
+    this.files.set(name, sender);
+  }
+
+  async save(): Promise<void> {
+    await ensureDir(this.dir);
+    const body: StateFile = { seen: Object.fromEntries(this.seen), files: Object.fromEntries(this.files) };
+    await writeFileAtomic(this.path, JSON.stringify(body), { mode: 0o600 });
+  }
+
+  /**
+   * Bytes per sender currently on disk: inbox messages by their `from`, received files by the
+   * recorded sender. Entries for files deleted since (`pilotctl received --clear`) are dropped.
+   */
+  async scanUsage(store: DataStore): Promise<Map<string, number>> {
+    const usage = new Map<string, number>();
+    const add = (sender: string, n: number): void => {
+      usage.set(sender, (usage.get(sender) ?? 0) + n);
+    };
+    for (const [name, sender] of [...this.files]) {
+      const st = await stat(join(store.received, name)).catch(() => undefined);
+      if (st === undefined) this.files.delete(name);
+      else add(sender, st.size);
+    }
+    const names = await readdir(store.inbox).catch(() => [] as string[]);
+    for (const name of names) {
+      if (name.startsWith('.') || !name.endsWith('.json')) continue;
+      const text = await readFile(join(store.inbox, name), 'utf8').catch(() => undefined);
+      if (text === undefined) continue;
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (isJsonObject(parsed) && typeof parsed.from === 'string') add(parsed.from, Buffer.byteLength(text));
+      } catch {
+        // Not one of ours.
+      }
+    }
+    return usage;
+  }
+}

@@ -1,0 +1,127 @@
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { toBase64 } from '../../crypto/base64.js';
+import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
+import { pilotPaths } from '../../config/home.js';
+import { dataTypeName, DataType } from '../../protocol/dataexchange.js';
+import { isJsonObject, type JsonObject } from '../../protocol/json.js';
+import { inboxFileName, receivedFileName, rfc3339Local } from './names.js';
+
+/**
+ * The one module that reads and writes inbox/ and received/ (PROTOCOL.md §9.3, §10.1): the
+ * service stores into them, pilotctl and the SDK list and clear them through here.
+ */
+
+const MAX_NAME_ATTEMPTS = 1000;
+
+export interface StoredItem {
+  readonly name: string;
+  readonly path: string;
+  /** Bytes written to disk. */
+  readonly size: number;
+}
+
+export class DataStore {
+  readonly inbox: string;
+  readonly received: string;
+  private seq = 0;
+
+  constructor(home: string) {
+    const paths = pilotPaths(home);
+    this.inbox = paths.inbox;
+    this.received = paths.received;
+  }
+
+  /**
+   * Inbox JSON as the reference writes it; `from` is the authenticated peer. BINARY payloads are
+   * kept lossless as base64 with `"encoding":"base64"` (the reference's UTF-8 conversion would
+   * corrupt them).
+   */
+  async storeMessage(type: number, payload: Uint8Array, from: string, date: Date): Promise<StoredItem> {
+    const typeName = dataTypeName(type);
+    const binary = type === DataType.Binary;
+    const body: JsonObject = {
+      bytes: payload.length,
+      data: binary ? toBase64(payload) : Buffer.from(payload).toString('utf8'),
+      from,
+      received_at: rfc3339Local(date),
+      type: typeName,
+    };
+    if (binary) body.encoding = 'base64';
+    const text = JSON.stringify(body);
+    await ensureDir(this.inbox);
+    return this.createUnique(this.inbox, (seq) => inboxFileName(typeName, date, seq), text);
+  }
+
+  /** Stores a file under a unique name derived from the already sanitised `safeName`. */
+  async storeFile(safeName: string, data: Uint8Array, date: Date): Promise<StoredItem> {
+    await ensureDir(this.received);
+    return this.createUnique(this.received, (seq) => receivedFileName(safeName, date, seq), data);
+  }
+
+  /** Exclusive, durable create: a name that exists (even from the same millisecond) is never replaced. */
+  private async createUnique(dir: string, nameFor: (seq: number) => string, data: string | Uint8Array): Promise<StoredItem> {
+    for (let i = 0; i < MAX_NAME_ATTEMPTS; i++) {
+      const name = nameFor(++this.seq);
+      const path = join(dir, name);
+      try {
+        await writeFileAtomic(path, data, { mode: 0o600, exclusive: true });
+        return { name, path, size: typeof data === 'string' ? Buffer.byteLength(data) : data.length };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    throw new Error(`no free name in ${dir}`);
+  }
+}
+
+async function visibleEntries(dir: string): Promise<string[] | undefined> {
+  try {
+    return (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** `pilotctl inbox` data: `{dir, messages, total}`, or `{messages:[], total:0}` without the directory. */
+export async function listInbox(home: string): Promise<JsonObject> {
+  const dir = pilotPaths(home).inbox;
+  const names = await visibleEntries(dir);
+  if (names === undefined) return { messages: [], total: 0 };
+  const messages: JsonObject[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (isJsonObject(parsed)) messages.push(parsed);
+    } catch {
+      // A foreign or half-edited file is not a message.
+    }
+  }
+  return { dir, messages, total: messages.length };
+}
+
+/** `pilotctl received` data: `{dir, files:[{bytes, modified, name, path}], total}`. */
+export async function listReceived(home: string): Promise<JsonObject> {
+  const dir = pilotPaths(home).received;
+  const names = await visibleEntries(dir);
+  if (names === undefined) return { files: [], total: 0 };
+  const files: JsonObject[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    files.push({ bytes: st.size, modified: rfc3339Local(st.mtime), name, path });
+  }
+  return { dir, files, total: files.length };
+}
+
+/** Removes every visible entry of inbox/ or received/; returns how many. */
+export async function clearDir(dir: string): Promise<number> {
+  const names = (await visibleEntries(dir)) ?? [];
+  for (const name of names) await rm(join(dir, name), { force: true });
+  return names.length;
+}
