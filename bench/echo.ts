@@ -1,0 +1,114 @@
+/**
+ * Bulk throughput through two daemons on loopback, as `pilotctl bench` measures it (4096-byte
+ * writes of bytes i mod 256 to the echo port 7, timed until the whole echo is back), next to a
+ * plain node:net TCP echo on 127.0.0.1 moving the same bytes with the same write pattern. The TCP
+ * echo server runs in its own process, as daemon b does for pilot.
+ *
+ * Prints progress lines, then as the last line:
+ *   {"results":[{"size_mb":10,"pilot_mb_s":…,"tcp_mb_s":…,"ratio":…},…]}
+ * MB/s counts 10^6 bytes; size_mb is MiB, as pilotctl bench takes it.
+ *
+ *   BENCH_SIZES=10,50   sizes in MiB (default 10,50)
+ */
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { BenchError, jsonData, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
+
+const MiB = 1024 * 1024;
+const CHUNK = 4096;
+const SIZES = (process.env.BENCH_SIZES ?? '10,50').split(',').map(Number).filter((n) => n > 0);
+const PILOT_TIMEOUT_S = 120;
+
+const ECHO_SERVER = `
+const net = require('node:net');
+const server = net.createServer((s) => { s.on('error', () => {}); s.pipe(s); });
+server.listen(0, '127.0.0.1', () => process.stdout.write('port ' + server.address().port + '\\n'));
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+async function startTcpEcho(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const line = await withTimeout(
+    'starting the TCP echo server',
+    10_000,
+    new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', resolve);
+      child.once('exit', (code) => reject(new BenchError(`TCP echo server exited (${String(code)})`)));
+    }),
+  );
+  const port = Number(/port (\d+)/.exec(line)?.[1]);
+  return {
+    port,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await withTimeout('stopping the TCP echo server', 5000, exited).catch(() => child.kill('SIGKILL'));
+    },
+  };
+}
+
+/** Same pattern as pilotctl bench: write 4096-byte chunks (waiting for drain), read the echo to the end. */
+async function tcpEcho(port: number, total: number): Promise<number> {
+  const chunk = Buffer.alloc(CHUNK);
+  for (let i = 0; i < CHUNK; i++) chunk[i] = i & 0xff;
+  const sock: Socket = connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+  const start = performance.now();
+  try {
+    const echoed = new Promise<void>((resolve, reject) => {
+      let received = 0;
+      sock.on('data', (b: Buffer) => {
+        received += b.length;
+        if (received >= total) resolve();
+      });
+      sock.once('error', reject);
+      sock.once('close', () => (received >= total ? resolve() : reject(new BenchError(`TCP echo closed after ${received} of ${total} bytes`))));
+    });
+    let sent = 0;
+    while (sent < total) {
+      const piece = total - sent >= CHUNK ? chunk : chunk.subarray(0, total - sent);
+      sent += piece.length;
+      if (!sock.write(piece)) await new Promise<void>((r) => sock.once('drain', r));
+    }
+    await echoed;
+    return performance.now() - start;
+  } finally {
+    sock.destroy();
+  }
+}
+
+runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
+  progress('starting a rendezvous and two daemons on 127.0.0.1 …');
+  const pair = await trustedPair();
+  onCleanup(pair.close);
+  progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
+  const tcp = await startTcpEcho();
+  onCleanup(tcp.stop);
+  progress(`TCP echo server on 127.0.0.1:${tcp.port}`);
+
+  // Warm-up: tunnel keys, JIT on both paths.
+  jsonData('warm-up pilotctl bench', await runPilotctl(pair.a, ['bench', pair.b.address, '1', '--json', '--timeout', '60s'], 90_000));
+  await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, MiB));
+
+  const results: { size_mb: number; pilot_mb_s: number; tcp_mb_s: number; ratio: number }[] = [];
+  for (const size of SIZES) {
+    const bytes = Math.round(size * MiB);
+    const started = performance.now();
+    const out = await runPilotctl(pair.a, ['bench', pair.b.address, String(size), '--json', '--timeout', `${PILOT_TIMEOUT_S}s`], (PILOT_TIMEOUT_S + 30) * 1000);
+    const processMs = performance.now() - started;
+    const data = jsonData(`pilotctl bench ${size}`, out);
+    if (data.recv_bytes !== bytes) throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
+    const totalMs = Number(data.total_duration_ms);
+    const pilotMbS = Number(data.total_mbps) / 8;
+    progress(
+      `pilot ${size} MiB: ${round(pilotMbS, 2)} MB/s (send ${String(data.send_duration_ms)} ms, echo complete ${totalMs} ms; pilotctl process ${Math.round(processMs)} ms)`,
+    );
+    const tcpMs = await withTimeout(`TCP echo of ${size} MiB`, 120_000, tcpEcho(tcp.port, bytes));
+    const tcpMbS = bytes / 1e6 / (tcpMs / 1000);
+    progress(`tcp   ${size} MiB: ${round(tcpMbS, 2)} MB/s (${Math.round(tcpMs)} ms)`);
+    results.push({ size_mb: size, pilot_mb_s: round(pilotMbS, 2), tcp_mb_s: round(tcpMbS, 2), ratio: round(pilotMbS / tcpMbS, 4) });
+  }
+  console.log(JSON.stringify({ results }));
+});
