@@ -246,7 +246,9 @@ export class TrustManager {
       return;
     }
     if (this.o.store.getPending(from)) return;
-    await this.o.store.addPending({ nodeId: from, publicKey, justification, receivedAt: this.now() });
+    // A relayed request carries no key; the registry's is the one that counts anyway.
+    const key = publicKey || ((await this.o.publicKeyOf(from).catch(() => undefined)) ?? '');
+    await this.o.store.addPending({ nodeId: from, publicKey: key, justification, receivedAt: this.now() });
     this.o.webhooks.emit('handshake.pending', { justification, peer_node_id: from });
   }
 

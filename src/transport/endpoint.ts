@@ -17,7 +17,10 @@ export interface EndpointOptions {
   maxConnsTotal?: number;
   /** New inbound connections per second across all peers (default 100, burst 100). */
   synRatePerSecond?: number;
-  /** New inbound connections per second from one peer node (default 10, burst 10). */
+  /**
+   * New inbound connections per second from one peer node (default 100, burst 100). The reference's
+   * 10/s stalls a client that opens streams in a loop (pings, HTTP without keep-alive) for a second.
+   */
   synRatePerSource?: number;
 }
 
@@ -69,7 +72,7 @@ export class TransportEndpoint {
     this.maxConnsPerPort = options.maxConnsPerPort ?? 1024;
     this.maxConnsTotal = options.maxConnsTotal ?? 4096;
     const globalRate = options.synRatePerSecond ?? 100;
-    const perSource = options.synRatePerSource ?? 10;
+    const perSource = options.synRatePerSource ?? 100;
     this.synGlobal = new TokenBucket(globalRate, globalRate);
     this.synPerSource = new KeyedRateLimiter(perSource, perSource, 4096);
   }
