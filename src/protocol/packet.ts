@@ -60,7 +60,10 @@ export function encodePacket(p: Packet): Uint8Array {
   return buf;
 }
 
-/** Unmarshals a packet; trailing bytes beyond the declared payload are ignored (§2.4). */
+/**
+ * Unmarshals a packet; trailing bytes beyond the declared payload are ignored (§2.4). The payload
+ * is a view of `bytes` (no copy per segment): do not reuse the input buffer while it is alive.
+ */
 export function decodePacket(bytes: Uint8Array): DecodeResult<Packet> {
   if (bytes.length < HEADER_SIZE) return fail('truncated', `packet too short: ${bytes.length} bytes`);
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -83,6 +86,6 @@ export function decodePacket(bytes: Uint8Array): DecodeResult<Packet> {
     seq: buf.readUInt32BE(20),
     ack: buf.readUInt32BE(24),
     window: buf.readUInt16BE(28),
-    payload: Uint8Array.prototype.slice.call(buf, HEADER_SIZE, HEADER_SIZE + length),
+    payload: buf.subarray(HEADER_SIZE, HEADER_SIZE + length),
   });
 }

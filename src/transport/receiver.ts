@@ -58,6 +58,7 @@ export class StreamReceiver {
     return Math.max(0, this.capacity - this.readable.length);
   }
 
+  /** Takes ownership of `payload` (it is kept, not copied): the caller must not change it afterwards. */
   onData(seq: number, payload: Uint8Array): DataVerdict {
     let start = seq;
     let data = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -73,7 +74,7 @@ export class StreamReceiver {
     if (data.length === 0) return 'beyond_window';
 
     if (start === this.rcvNxt) {
-      this.appendInOrder(Buffer.from(data));
+      this.appendInOrder(data);
       this.drainOoo();
       return 'in_order';
     }
@@ -153,14 +154,14 @@ export class StreamReceiver {
       const next = this.ooo[idx];
       const end = seqAdd(start, bytes.length);
       if (!next || seqGe(next.seq, end)) {
-        this.ooo.splice(idx, 0, { seq: start, data: Buffer.from(bytes) });
+        this.ooo.splice(idx, 0, { seq: start, data: bytes });
         this.oooTotal += bytes.length;
         inserted = true;
         break;
       }
       if (seqLt(start, next.seq)) {
         const part = bytes.subarray(0, seqDiff(next.seq, start));
-        this.ooo.splice(idx, 0, { seq: start, data: Buffer.from(part) });
+        this.ooo.splice(idx, 0, { seq: start, data: part });
         this.oooTotal += part.length;
         inserted = true;
         idx++;

@@ -213,7 +213,8 @@ export class StreamSender {
       data = data.subarray(0, 4);
     }
     this.unsent.shift(len);
-    const seg: Segment = { seq: this.sndNxt, data: Buffer.from(data), sentAt: now, xmits: 1, sacked: false, lost: false };
+    // `unsent` holds our own copies of the application's bytes, so the segment can keep a view.
+    const seg: Segment = { seq: this.sndNxt, data, sentAt: now, xmits: 1, sacked: false, lost: false };
     this.segs.push(seg);
     this.sndNxt = seqAdd(this.sndNxt, len);
     this.counters.bytesSent += len;
