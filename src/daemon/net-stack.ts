@@ -243,10 +243,15 @@ export class NetStack implements PilotNetwork {
     this.options.transmit(p);
   }
 
+  /**
+   * Keeps one timer at (or before) the engine's next deadline. A deadline that moved later (as the
+   * RTO does on every ACK) leaves the timer alone; it fires early and re-arms, which is far cheaper
+   * than re-creating a timer per packet.
+   */
   private arm(): void {
     if (this.closed) return;
     const next = this.endpoint.nextTimeout() ?? Infinity;
-    if (next === this.timerAt && this.timer) return;
+    if (this.timer && this.timerAt <= next) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = next;
