@@ -9,6 +9,7 @@ import type { JsonObject } from '../protocol/json.js';
 import { RegistryClient } from '../registry/client.js';
 import { startDataExchange } from '../services/dataexchange/service.js';
 import { startEcho } from '../services/echo.js';
+import { startTaskSubmit } from '../services/tasks/service.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../services/types.js';
 import { Tunnel } from '../tunnel/tunnel.js';
 import type { DaemonConfig } from './config.js';
@@ -179,6 +180,7 @@ export class Daemon {
     };
     const enabled: [boolean, ServiceStarter][] = [
       [this.config.dataExchange, startDataExchange],
+      [this.config.taskSubmit, startTaskSubmit],
     ];
     for (const [on, start] of enabled) if (on) this.services.push(await start(ctx));
   }

@@ -159,6 +159,16 @@ export class RegistryClient {
     return this.request({ type: 'get_polo_score', node_id: nodeId });
   }
 
+  /** A task completion receipt signed by submitter and executor; the registry applies each task id once. */
+  taskReceipt(fields: JsonObject): Promise<JsonObject> {
+    return this.request({ ...fields, type: 'task_receipt' });
+  }
+
+  /** Evidence that an accepted task expired at the executor (its acceptance + the submitter's statement). */
+  taskExpiry(fields: JsonObject): Promise<JsonObject> {
+    return this.request({ ...fields, type: 'task_expiry' });
+  }
+
   listNodes(networkId = 0): Promise<JsonObject> {
     return this.request({ type: 'list_nodes', network_id: networkId });
   }

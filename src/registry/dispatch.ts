@@ -2,6 +2,7 @@ import type { JsonObject, JsonValue } from '../protocol/json.js';
 import type { Handler, RegistryState, RequestInfo } from './context.js';
 import { handleDeregister, handleHeartbeat, handleListNetworks, handleListNodes, handleLookup, handleResolveHostname, handleSetHostname, handleSetTags, handleSetTaskExec, handleSetVisibility } from './handlers-nodes.js';
 import { handleBeaconList, handleBeaconRegister, handleGetPoloScore, handleSetPoloScore, handleUpdatePoloScore } from './handlers-misc.js';
+import { handleTaskExpiry, handleTaskReceipt } from './handlers-polo.js';
 import { handleRegister, handleRotateKey } from './handlers-register.js';
 import { handlePollHandshakes, handlePunch, handleReportTrust, handleRequestHandshake, handleRespondHandshake, handleResolve, handleRevokeTrust } from './handlers-trust.js';
 import { RequestError, type ReplyErrorCode } from './request-error.js';
@@ -21,6 +22,8 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   ['get_polo_score', handleGetPoloScore],
   ['update_polo_score', handleUpdatePoloScore],
   ['set_polo_score', handleSetPoloScore],
+  ['task_receipt', handleTaskReceipt],
+  ['task_expiry', handleTaskExpiry],
   ['request_handshake', handleRequestHandshake],
   ['poll_handshakes', handlePollHandshakes],
   ['respond_handshake', handleRespondHandshake],

@@ -8,6 +8,7 @@ import type {
   NodePatch,
   NodeRecord,
   RegistryStore,
+  TaskEvidence,
 } from './store.js';
 
 const SCHEMA = `
@@ -40,6 +41,11 @@ CREATE TABLE IF NOT EXISTS handshake_responses (
   to_id INTEGER NOT NULL, from_id INTEGER NOT NULL, accept INTEGER NOT NULL, created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS handshake_responses_to ON handshake_responses (to_id, seq);
+CREATE TABLE IF NOT EXISTS task_evidence (
+  task_id TEXT NOT NULL, submitter INTEGER NOT NULL, executor INTEGER NOT NULL, kind TEXT NOT NULL,
+  submitter_delta INTEGER NOT NULL, executor_delta INTEGER NOT NULL, applied_at INTEGER NOT NULL,
+  PRIMARY KEY (task_id, submitter, executor)
+);
 CREATE TABLE IF NOT EXISTS beacons (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, expires_at INTEGER NOT NULL);
 `;
 
@@ -268,6 +274,20 @@ export class SqliteRegistryStore implements RegistryStore {
       return a + b;
     });
     return prune.immediate(createdBefore);
+  }
+
+  applyTaskEvidence(evidence: TaskEvidence): boolean {
+    const apply = this.#db.transaction((e: TaskEvidence): boolean => {
+      const added = this.#db
+        .prepare('INSERT OR IGNORE INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
+      if (added.changes === 0) return false;
+      const bump = this.#db.prepare('UPDATE nodes SET polo_score = polo_score + ? WHERE id = ?');
+      if (e.submitterDelta !== 0) bump.run(e.submitterDelta, e.submitter);
+      if (e.executorDelta !== 0) bump.run(e.executorDelta, e.executor);
+      return true;
+    });
+    return apply.immediate(evidence);
   }
 
   upsertBeacon(beacon: BeaconRecord): void {

@@ -53,6 +53,17 @@ export interface BeaconRecord {
   readonly expiresAt: number;
 }
 
+/** Score changes backed by signed task evidence (task_receipt / task_expiry). */
+export interface TaskEvidence {
+  readonly taskId: string;
+  readonly kind: 'receipt' | 'expiry';
+  readonly submitter: number;
+  readonly executor: number;
+  readonly submitterDelta: number;
+  readonly executorDelta: number;
+  readonly at: number;
+}
+
 export type AddRequestResult = 'added' | 'refreshed' | 'full';
 
 export interface RegistryStore {
@@ -85,6 +96,12 @@ export interface RegistryStore {
   takeHandshakeResponses(to: number): HandshakeResponse[];
   /** Deletes requests and responses created before the cut-off; returns how many. */
   pruneHandshakes(createdBefore: number): number;
+
+  /**
+   * Applies both score changes and records the evidence in one transaction; false (and nothing
+   * changed) when evidence for this task id and pair was applied before.
+   */
+  applyTaskEvidence(evidence: TaskEvidence): boolean;
 
   upsertBeacon(beacon: BeaconRecord): void;
   listBeacons(now: number): BeaconRecord[];

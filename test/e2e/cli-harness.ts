@@ -1,3 +1,4 @@
+import { isAlive } from '../../src/cli/process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
@@ -141,14 +142,8 @@ export async function readPidFile(path: string): Promise<number | undefined> {
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Whether the process still runs (an exited child not yet reaped counts as gone). */
+export const pidAlive = isAlive;
 
 /** SIGKILLs each live pid and waits (bounded) until it is gone. */
 export async function killPids(pids: Iterable<number>): Promise<void> {

@@ -9,6 +9,7 @@ import {
   clearHostname, clearTags, clearWebhook, deregister, disableTasks, enableTasks, find, lookup,
   setHostname, setPrivate, setPublic, setTags, setWebhook,
 } from './registry.js';
+import { TASK_COMMANDS } from './tasks.js';
 import { approve, handshake, pending, reject, trust, untrust } from './trust.js';
 
 /** Every command except `context`, in the order usage lists them. */
@@ -21,5 +22,6 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   handshake, pending, approve, reject, trust, untrust,
   ping, bench, connect, send, recv, listen,
   sendMessage, sendFile, inbox, received, outbox,
+  ...TASK_COMMANDS,
   broadcast,
 ];

@@ -1,0 +1,87 @@
+import { verifyChallenge } from '../crypto/registry-signing.js';
+import { isValidTaskId } from '../protocol/tasksubmit.js';
+import { acceptMessage, expiredMessage, MAX_TIMING_MS, poloReward, RECEIPT_STATUS, receiptMessage, type ReceiptFields } from '../services/tasks/evidence.js';
+import { nodeAddress, registeredNode, type Handler, type RegistryState } from './context.js';
+import { strField, u32Field } from './fields.js';
+import { RequestError } from './request-error.js';
+import type { NodeRecord } from './store.js';
+
+/**
+ * Polo score changes backed by evidence (PROTOCOL.md §9.5, §14 #1). The formats of the signed
+ * texts are in services/tasks/evidence.ts. Each (task id, submitter, executor) moves scores once.
+ *
+ * task_receipt: task_id, submitter_id, executor_id, status ("SUCCEEDED"), time_idle_ms,
+ *   time_staged_ms, time_cpu_ms, submitter_signature, executor_signature
+ *   → task_receipt_ok: task_id, reward, submitter_id, submitter_score, executor_id, executor_score
+ *   (executor + reward, submitter − 1)
+ * task_expiry: task_id, submitter_id, executor_id, accepted_at_ms, accept_signature (executor),
+ *   submitter_signature → task_expiry_ok: task_id, executor_id, executor_score (executor − 1)
+ */
+
+function pair(state: RegistryState, msg: Parameters<Handler>[1]['msg']): { taskId: string; submitter: NodeRecord; executor: NodeRecord } {
+  const taskId = strField(msg, 'task_id');
+  if (!isValidTaskId(taskId)) throw new RequestError('invalid_argument', 'task_id must be a task id (8-4-4-4-12 lower-case hex)');
+  const submitterId = u32Field(msg, 'submitter_id');
+  const executorId = u32Field(msg, 'executor_id');
+  if (submitterId === executorId) throw new RequestError('invalid_argument', 'submitter and executor must be different nodes');
+  return { taskId, submitter: registeredNode(state, submitterId, 'submitter'), executor: registeredNode(state, executorId, 'executor') };
+}
+
+function timing(msg: Parameters<Handler>[1]['msg'], key: string): number {
+  const v = msg[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > MAX_TIMING_MS) {
+    throw new RequestError('invalid_argument', `${key} must be an integer from 0 to ${MAX_TIMING_MS}`);
+  }
+  return v;
+}
+
+function checkSignature(node: NodeRecord, role: string, text: string, signature: string): void {
+  if (signature === '') throw new RequestError('bad_signature', `missing ${role} signature (over "${text}")`);
+  if (!verifyChallenge(node.publicKey, text, signature)) {
+    throw new RequestError('bad_signature', `${role} signature does not verify over "${text}" with node ${node.id}'s key`);
+  }
+}
+
+export const handleTaskReceipt: Handler = (state, req) => {
+  const { taskId, submitter, executor } = pair(state, req.msg);
+  const status = strField(req.msg, 'status');
+  if (status !== RECEIPT_STATUS) throw new RequestError('invalid_argument', `status must be "${RECEIPT_STATUS}"`);
+  const fields: ReceiptFields = {
+    taskId,
+    submitter: submitter.id,
+    executor: executor.id,
+    timeIdleMs: timing(req.msg, 'time_idle_ms'),
+    timeStagedMs: timing(req.msg, 'time_staged_ms'),
+    timeCpuMs: timing(req.msg, 'time_cpu_ms'),
+  };
+  const text = receiptMessage(fields);
+  checkSignature(submitter, 'submitter', text, strField(req.msg, 'submitter_signature'));
+  checkSignature(executor, 'executor', text, strField(req.msg, 'executor_signature'));
+  const reward = poloReward(fields.timeIdleMs, fields.timeStagedMs, fields.timeCpuMs);
+  const applied = state.store.applyTaskEvidence({ taskId, kind: 'receipt', submitter: submitter.id, executor: executor.id, submitterDelta: -1, executorDelta: reward, at: state.now() });
+  if (!applied) throw new RequestError('replay', `evidence for task ${taskId} was already applied`);
+  state.log.info({ task_id: taskId, submitter: submitter.id, executor: executor.id, reward }, 'task receipt applied');
+  return {
+    type: 'task_receipt_ok',
+    task_id: taskId,
+    reward,
+    submitter_id: submitter.id,
+    submitter_score: registeredNode(state, submitter.id).poloScore,
+    executor_id: executor.id,
+    executor_score: registeredNode(state, executor.id).poloScore,
+  };
+};
+
+export const handleTaskExpiry: Handler = (state, req) => {
+  const { taskId, submitter, executor } = pair(state, req.msg);
+  const acceptedAt = req.msg.accepted_at_ms;
+  if (typeof acceptedAt !== 'number' || !Number.isSafeInteger(acceptedAt) || acceptedAt < 0) {
+    throw new RequestError('invalid_argument', 'accepted_at_ms must be a Unix time in milliseconds');
+  }
+  checkSignature(executor, 'executor acceptance', acceptMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'accept_signature'));
+  checkSignature(submitter, 'submitter', expiredMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'submitter_signature'));
+  const applied = state.store.applyTaskEvidence({ taskId, kind: 'expiry', submitter: submitter.id, executor: executor.id, submitterDelta: 0, executorDelta: -1, at: state.now() });
+  if (!applied) throw new RequestError('replay', `evidence for task ${taskId} was already applied`);
+  state.log.info({ task_id: taskId, executor: executor.id }, 'task expiry applied');
+  return { type: 'task_expiry_ok', task_id: taskId, executor_id: executor.id, address: nodeAddress(executor.id), executor_score: registeredNode(state, executor.id).poloScore };
+};
