@@ -30,6 +30,8 @@ const NEGATIVE_TTL_MS = 1_000;
  */
 export class PeerRouter {
   private readonly waiting = new Map<number, Packet[]>();
+  /** Bumped by retry(): a resolve that started before it may have been refused for a stale reason. */
+  private readonly generation = new Map<number, number>();
   private readonly refused = new Map<number, { until: number; err: PilotError }>();
 
   constructor(private readonly o: PeerRouterOptions) {}
@@ -37,6 +39,8 @@ export class PeerRouter {
   /** Forgets a cached refusal (the node just became reachable, e.g. trust was established). */
   retry(node: number): void {
     this.refused.delete(node);
+    this.generation.set(node, (this.generation.get(node) ?? 0) + 1);
+    if (this.generation.size > 4096) this.generation.clear();
   }
 
   send(packet: Packet): void {
@@ -63,6 +67,7 @@ export class PeerRouter {
   }
 
   private async resolve(node: number): Promise<void> {
+    const gen = this.generation.get(node) ?? 0;
     try {
       const endpoint = await this.o.resolve(node);
       this.refused.delete(node);
@@ -72,6 +77,11 @@ export class PeerRouter {
       this.waiting.delete(node);
       for (const p of queue) this.o.links.send(node, p);
     } catch (err) {
+      if ((this.generation.get(node) ?? 0) !== gen) {
+        // Trust changed while the registry answered: the refusal may be outdated, so ask again.
+        void this.resolve(node);
+        return;
+      }
       this.waiting.delete(node);
       const e = err instanceof PilotError ? err : new PilotError('connection_failed', `cannot reach node ${node}: ${String(err)}`);
       if (this.refused.size >= 4096) this.refused.clear();
