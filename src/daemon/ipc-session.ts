@@ -41,6 +41,8 @@ export class IpcSession {
   private readonly conns = new Map<number, PilotConn>();
   private readonly listeners = new Map<number, PilotListener>();
   private readonly blockedConns = new Set<PilotConn>();
+  /** Connections whose full send buffer keeps us from reading the client. */
+  private readonly waitingDrain = new Set<PilotConn>();
   private closed = false;
 
   constructor(
@@ -96,9 +98,16 @@ export class IpcSession {
       this.error(`connection ${connId} not found`);
       return;
     }
-    if (!conn.write(data)) {
+    if (!conn.write(data) && !this.waitingDrain.has(conn)) {
+      this.waitingDrain.add(conn);
       this.socket.pause();
-      conn.once('drain', () => this.socket.resume());
+      const resume = (): void => {
+        this.waitingDrain.delete(conn);
+        conn.off('drain', resume).off('close', resume);
+        if (this.waitingDrain.size === 0) this.socket.resume();
+      };
+      // A connection that closes while full must not leave the client unread forever.
+      conn.on('drain', resume).on('close', resume);
     }
   }
 

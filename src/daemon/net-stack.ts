@@ -58,11 +58,13 @@ export class NetStack implements PilotNetwork {
   constructor(private readonly options: NetStackOptions) {
     this.localAddr = options.localAddr;
     this.endpoint = new TransportEndpoint({ ...options.endpoint, localAddr: options.localAddr });
+    // Connection calls never dispatch events while they run: a 'readable' or 'writable' delivered
+    // into the middle of a LocalConn read or write would reorder or repeat its bytes.
     this.ops = {
-      write: (id, data) => this.run(() => this.endpoint.write(id, data, now())),
-      read: (id, max) => this.run(() => this.endpoint.read(id, max)),
-      close: (id) => this.run(() => this.endpoint.close(id, now())),
-      abort: (id) => this.run(() => this.endpoint.abort(id, now())),
+      write: (id, data) => this.deferFlush(this.endpoint.write(id, data, now())),
+      read: (id, max) => this.deferFlush(this.endpoint.read(id, max)),
+      close: (id) => this.deferFlush(this.endpoint.close(id, now())),
+      abort: (id) => this.deferFlush(this.endpoint.abort(id, now())),
     };
   }
 
@@ -72,13 +74,19 @@ export class NetStack implements PilotNetwork {
    */
   handlePacket(packet: Packet): void {
     if (this.closed) return;
-    this.endpoint.handlePacket(packet, now());
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
+    this.deferFlush(this.endpoint.handlePacket(packet, now()));
+  }
+
+  /** Schedules one flush for the end of this event-loop turn; passes `value` through. */
+  private deferFlush<T>(value: T): T {
+    if (!this.flushScheduled && !this.closed) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+    return value;
   }
 
   onDatagram(handler: (d: Datagram) => void): () => void {

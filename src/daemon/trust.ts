@@ -239,10 +239,13 @@ export class TrustManager {
     }
     if (this.outgoing.has(from)) {
       this.outgoing.delete(from);
+      // Answering the peer's pending request is what completes the registry pair; only then is the
+      // peer reported as trusted here (a dial right after must resolve).
       await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
+      await this.registryQuietly('respond_handshake', () => this.o.registry.respondHandshake(from, true));
       await this.trustPeer({ nodeId: from, publicKey: publicKey || ((await this.o.publicKeyOf(from).catch(() => undefined)) ?? ''), mutual: true });
       this.o.webhooks.emit('handshake.auto_approved', { peer_node_id: from, reason: 'mutual' });
-      await this.answerAccept(from, via);
+      if (via === 'direct') void this.sendDirect(from, 'handshake_accept', {});
       return;
     }
     if (this.o.store.getPending(from)) return;
