@@ -10,6 +10,7 @@ import { RegistryClient } from '../registry/client.js';
 import { startDataExchange } from '../services/dataexchange/service.js';
 import { startEcho } from '../services/echo.js';
 import { startTaskSubmit } from '../services/tasks/service.js';
+import { startEventStream } from '../services/eventstream/index.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../services/types.js';
 import { Tunnel } from '../tunnel/tunnel.js';
 import type { DaemonConfig } from './config.js';
@@ -180,6 +181,7 @@ export class Daemon {
     };
     const enabled: [boolean, ServiceStarter][] = [
       [this.config.dataExchange, startDataExchange],
+      [this.config.eventStream, startEventStream],
       [this.config.taskSubmit, startTaskSubmit],
     ];
     for (const [on, start] of enabled) if (on) this.services.push(await start(ctx));

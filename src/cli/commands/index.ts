@@ -3,6 +3,7 @@ import { broadcast, connections, disconnect, info, peers } from './admin.js';
 import { config, init } from './config.js';
 import { inbox, outbox, received, sendFile, sendMessage } from './data.js';
 import { daemonStart, daemonStatus, daemonStop, rendezvousStop } from './daemon.js';
+import { publish, subscribe } from './events.js';
 import { bench, ping } from './ping.js';
 import { connect, listen, recv, send } from './net.js';
 import {
@@ -20,7 +21,7 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   lookup, find, setHostname, clearHostname, setPublic, setPrivate, setTags, clearTags,
   setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
   handshake, pending, approve, reject, trust, untrust,
-  ping, bench, connect, send, recv, listen,
+  ping, bench, connect, send, recv, listen, subscribe, publish,
   sendMessage, sendFile, inbox, received, outbox,
   ...TASK_COMMANDS,
   broadcast,

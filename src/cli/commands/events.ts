@@ -1,0 +1,90 @@
+import { PilotError, toPilotError } from '../../errors.js';
+import type { JsonObject } from '../../protocol/json.js';
+import { publish as publishEvent, subscribe as subscribeEvents } from '../../sdk/events.js';
+import { countFlag, durationFlag, invalid, maxPositionals, positional, requireFlag } from '../args.js';
+import { withDriver, type CommandSpec } from '../command.js';
+import { consumeUntil } from '../stream-io.js';
+import { resolveTarget } from '../target.js';
+
+const DIAL_TIMEOUT_MS = 30_000;
+
+function checkTopic(topic: string): string {
+  if (Buffer.byteLength(topic) > 1024) throw invalid('topic is longer than 1024 bytes');
+  return topic;
+}
+
+export const subscribe: CommandSpec = {
+  name: 'subscribe',
+  args: ['<node_id|address|hostname>', '<topic>', '[--count <n>]', '[--timeout <duration>]'],
+  description:
+    'Subscribes to a topic on a node\'s event stream (port 1002): "*" is every topic, "name.*" every topic under "name.". Without --count it prints one JSON object per event, one per line, until interrupted (or --timeout passes); with --count it stops after that many events.',
+  returns: 'bounded: {events: [{bytes, data, topic}], timeout} (+dropped when the broker dropped events for this subscriber, +error when the stream ended early); unbounded: one {bytes, data, topic} per line',
+  flags: { count: 'string', timeout: 'string' },
+  async run(ctx, args) {
+    const usage = 'pilotctl subscribe <target> <topic> [--count n] [--timeout 30s]';
+    maxPositionals(args, 2, usage);
+    const targetText = positional(args, 0, 'target', usage);
+    const topic = checkTopic(positional(args, 1, 'topic', usage));
+    const count = countFlag(args, 'count', 0, { min: 0 });
+    const timeoutMs = durationFlag(args, 'timeout', 0, { allowZero: true });
+    return withDriver(ctx, async (d) => {
+      const target = await resolveTarget(d, targetText);
+      const sub = await subscribeEvents(d, target.addr, topic, { timeoutMs: DIAL_TIMEOUT_MS }).catch((err: unknown) => {
+        throw new PilotError('connection_failed', `cannot reach the event stream of ${target.text}: ${toPilotError(err).message}`, 'the node must trust you and run its event stream (no -no-eventstream)', { cause: err });
+      });
+      const events: JsonObject[] = [];
+      let timedOut = false;
+      let failure: string | undefined;
+      try {
+        timedOut = await consumeUntil(sub, timeoutMs, (e) => {
+          const line = { bytes: e.data.length, data: e.data.toString('utf8'), topic: e.topic };
+          if (count === 0) {
+            ctx.out.ndjson(line);
+            return true;
+          }
+          events.push(line);
+          ctx.out.info(`[${line.topic}] ${line.data}`);
+          return events.length < count;
+        });
+      } catch (err) {
+        failure = toPilotError(err).message;
+      } finally {
+        sub.close();
+      }
+      if (count === 0) {
+        if (failure !== undefined) throw new PilotError('connection_failed', `event stream: ${failure}`);
+        return undefined;
+      }
+      if (!timedOut && events.length < count && failure === undefined) failure = 'the broker closed the stream';
+      if (failure !== undefined && events.length === 0) throw new PilotError('connection_failed', `event stream: ${failure}`);
+      const data: JsonObject = { events, timeout: timedOut };
+      if (sub.dropped > 0) data.dropped = sub.dropped;
+      if (failure !== undefined) data.error = failure;
+      const text = timedOut ? `timed out: ${events.length} of ${count} events` : failure !== undefined ? `stream ended: ${failure}` : '';
+      return { data, text };
+    });
+  },
+};
+
+export const publish: CommandSpec = {
+  name: 'publish',
+  args: ['<node_id|address|hostname>', '<topic>', '--data <text>'],
+  description: 'Publishes one event on a node\'s event stream (port 1002) to every subscriber of the topic but this connection.',
+  returns: '{bytes, target, topic}',
+  flags: { data: 'string' },
+  async run(ctx, args) {
+    const usage = 'pilotctl publish <target> <topic> --data <text>';
+    maxPositionals(args, 2, usage);
+    const targetText = positional(args, 0, 'target', usage);
+    const topic = checkTopic(positional(args, 1, 'topic', usage));
+    if (topic.startsWith('_pilot.')) throw invalid(`topic ${JSON.stringify(topic)} is reserved for the broker`);
+    const data = requireFlag(args, 'data', usage);
+    return withDriver(ctx, async (d) => {
+      const target = await resolveTarget(d, targetText);
+      const bytes = await publishEvent(d, target.addr, topic, data, { timeoutMs: DIAL_TIMEOUT_MS }).catch((err: unknown) => {
+        throw new PilotError('connection_failed', `cannot publish on ${target.text}: ${toPilotError(err).message}`, 'the node must trust you and run its event stream (no -no-eventstream)', { cause: err });
+      });
+      return { data: { bytes, target: target.text, topic }, text: `published ${bytes} bytes to ${topic} on ${target.text}` };
+    });
+  },
+};

@@ -1,0 +1,269 @@
+import type { Duplex } from 'node:stream';
+import { PilotError } from '../errors.js';
+import type { Addr } from '../protocol/address.js';
+import { EVENT_MAX_PAYLOAD, EVENT_MAX_TOPIC, EventDecoder, encodeEvent } from '../protocol/eventstream.js';
+import { DROPPED_TOPIC, topicMatches } from '../services/eventstream/topics.js';
+import { abortError } from './abort.js';
+import { toAddr } from './validate.js';
+
+/**
+ * Publish/subscribe through a daemon's event stream broker (port 1002, PROTOCOL.md §9.4).
+ * Subscribers and publishers connect to the broker of the publisher's daemon.
+ */
+
+export const EVENT_STREAM_PORT = 1002;
+
+/** What these helpers need from a driver (the SDK `Driver` or the daemon's in-process network). */
+export interface EventDialer {
+  dial(addr: Addr, port: number, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Duplex>;
+}
+
+export interface PilotEvent {
+  readonly topic: string;
+  readonly data: Buffer;
+}
+
+export interface SubscribeOptions {
+  signal?: AbortSignal;
+  /** Dial timeout (default: the driver's). */
+  timeoutMs?: number;
+  /** Broker port (default 1002). */
+  port?: number;
+  /**
+   * Also subscribe to `_pilot.dropped` so the broker reports events it dropped for this
+   * connection (default true). Needs a pilot-ts broker; a reference broker would relay the extra
+   * subscription frame as an empty event on `_pilot.dropped`.
+   */
+  dropNotices?: boolean;
+  /** Events held for a slow consumer before the connection is paused (default 1024). */
+  maxBuffered?: number;
+}
+
+export interface Subscription extends AsyncIterableIterator<PilotEvent> {
+  readonly topics: readonly string[];
+  /** Events the broker dropped for this subscriber because it did not keep up (from its notices). */
+  readonly dropped: number;
+  close(): void;
+}
+
+function checkTopic(topic: string): void {
+  if (Buffer.byteLength(topic) > EVENT_MAX_TOPIC) throw new PilotError('invalid_argument', `topic is longer than ${EVENT_MAX_TOPIC} bytes`);
+}
+
+class EventSubscription implements Subscription {
+  private readonly decoder = new EventDecoder();
+  private readonly buffer: PilotEvent[] = [];
+  private waiter: { resolve: (r: IteratorResult<PilotEvent>) => void; reject: (e: unknown) => void } | null = null;
+  private failure: unknown = null;
+  private ended = false;
+  private droppedCount = 0;
+  private readonly yieldNotices: boolean;
+  private readonly onAbort = (): void => this.finish(abortError(this.signal as AbortSignal));
+
+  constructor(
+    private readonly conn: Duplex,
+    readonly topics: readonly string[],
+    private readonly maxBuffered: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.yieldNotices = topics.includes(DROPPED_TOPIC);
+    conn.on('data', (chunk: Buffer) => this.onData(chunk));
+    conn.once('end', () => this.finish(null));
+    conn.once('close', () => this.finish(null));
+    conn.once('error', (err: Error) => this.finish(new PilotError('connection_failed', `event stream: ${err.message}`, undefined, { cause: err })));
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const r of this.decoder.push(chunk)) {
+      if (!r.ok) {
+        this.finish(new PilotError('protocol', `event stream: ${r.error.message}`));
+        return;
+      }
+      const event: PilotEvent = { topic: r.value.topic, data: Buffer.from(r.value.payload.buffer, r.value.payload.byteOffset, r.value.payload.byteLength) };
+      if (event.topic === DROPPED_TOPIC) {
+        const n = parseDropped(event.data);
+        if (n !== undefined) this.droppedCount = Math.max(this.droppedCount, n);
+        if (!this.yieldNotices) continue;
+      }
+      this.deliver(event);
+    }
+  }
+
+  private deliver(event: PilotEvent): void {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve({ value: event, done: false });
+      return;
+    }
+    this.buffer.push(event);
+    if (this.buffer.length >= this.maxBuffered) this.conn.pause();
+  }
+
+  private finish(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.failure = err;
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.conn.destroy();
+    if (err !== null) this.buffer.length = 0;
+    const w = this.waiter;
+    this.waiter = null;
+    if (!w) return;
+    if (err !== null) w.reject(err);
+    else w.resolve({ value: undefined, done: true });
+  }
+
+  next(): Promise<IteratorResult<PilotEvent>> {
+    const event = this.buffer.shift();
+    if (event !== undefined) {
+      if (this.buffer.length < this.maxBuffered / 2 && this.conn.isPaused()) this.conn.resume();
+      return Promise.resolve({ value: event, done: false });
+    }
+    if (this.ended) {
+      if (this.failure !== null) {
+        const err = this.failure;
+        this.failure = null;
+        return Promise.reject(err);
+      }
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<PilotEvent>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  close(): void {
+    this.finish(null);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+function parseDropped(data: Buffer): number | undefined {
+  try {
+    const v: unknown = JSON.parse(data.toString('utf8'));
+    if (typeof v === 'object' && v !== null && 'dropped' in v && typeof v.dropped === 'number') return v.dropped;
+  } catch {
+    // not a notice from a pilot-ts broker
+  }
+  return undefined;
+}
+
+/**
+ * Subscribes to one or more topics (`*` = all; `prefix.*` = every topic under `prefix.`). The
+ * first topic is the subscription the reference broker knows; further topics are sent as further
+ * subscription frames (topic, empty payload), which a pilot-ts broker adds to the same connection.
+ * Iterate the result for events; `dropped` counts events the broker had to drop for this
+ * subscriber. Ends when the broker closes the connection; aborting `signal` fails the iteration.
+ */
+export async function subscribe(driver: EventDialer, target: Addr | string, topics: string | readonly string[], options: SubscribeOptions = {}): Promise<Subscription> {
+  const list = typeof topics === 'string' ? [topics] : [...new Set(topics)];
+  if (list.length === 0) throw new PilotError('invalid_argument', 'no topic to subscribe to');
+  list.forEach(checkTopic);
+  const wanted = [...list];
+  if (options.dropNotices !== false && !list.some((t) => topicMatches(t, DROPPED_TOPIC))) wanted.push(DROPPED_TOPIC);
+  const conn = await driver.dial(toAddr(target), options.port ?? EVENT_STREAM_PORT, dialOptions(options));
+  const sub = new EventSubscription(conn, list, Math.max(1, options.maxBuffered ?? 1024), options.signal);
+  conn.write(Buffer.concat(wanted.map((topic) => encodeEvent({ topic, payload: new Uint8Array(0) }))));
+  return sub;
+}
+
+export interface PublishOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  port?: number;
+}
+
+/** A connection that publishes many events; events it is sent back (its own subscription) are discarded. */
+export interface Publisher {
+  /** Resolves once the event is handed to the connection (waits while it is congested). */
+  publish(topic: string, data: string | Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+class EventPublisher implements Publisher {
+  private subscribed = false;
+  private failure: Error | null = null;
+
+  constructor(private readonly conn: Duplex) {
+    conn.on('data', () => undefined);
+    conn.on('error', (err: Error) => {
+      this.failure ??= err;
+    });
+    conn.once('close', () => {
+      this.failure ??= new PilotError('connection_failed', 'event stream connection closed');
+    });
+  }
+
+  async publish(topic: string, data: string | Uint8Array): Promise<void> {
+    checkTopic(topic);
+    const payload = typeof data === 'string' ? Buffer.from(data) : data;
+    if (payload.length > EVENT_MAX_PAYLOAD) throw new PilotError('invalid_argument', `event is larger than ${EVENT_MAX_PAYLOAD} bytes`);
+    if (this.failure) throw this.failure;
+    // The first event on a connection is its subscription (§9.4), as the reference CLI does it.
+    if (!this.subscribed) {
+      this.subscribed = true;
+      this.conn.write(encodeEvent({ topic, payload: new Uint8Array(0) }));
+    }
+    if (!this.conn.write(encodeEvent({ topic, payload }))) await this.drained();
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        this.conn.off('drain', done).off('close', done);
+        if (this.conn.destroyed && this.failure) reject(this.failure);
+        else resolve();
+      };
+      this.conn.on('drain', done).on('close', done);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.conn.destroyed) return;
+    await new Promise<void>((resolve) => {
+      this.conn.once('close', () => resolve());
+      this.conn.end(() => resolve());
+      setTimeout(() => resolve(), 1000).unref();
+    });
+    this.conn.destroy();
+  }
+}
+
+export async function openPublisher(driver: EventDialer, target: Addr | string, options: PublishOptions = {}): Promise<Publisher> {
+  const conn = await driver.dial(toAddr(target), options.port ?? EVENT_STREAM_PORT, dialOptions(options));
+  return new EventPublisher(conn);
+}
+
+/** Publishes one event (connect, subscribe to the topic, publish, close); resolves with the payload size. */
+export async function publish(driver: EventDialer, target: Addr | string, topic: string, data: string | Uint8Array, options: PublishOptions = {}): Promise<number> {
+  checkTopic(topic);
+  const payload = typeof data === 'string' ? Buffer.from(data) : data;
+  const pub = await openPublisher(driver, target, options);
+  try {
+    await pub.publish(topic, payload);
+  } finally {
+    await pub.close();
+  }
+  return payload.length;
+}
+
+function dialOptions(options: { signal?: AbortSignal; timeoutMs?: number }): { signal?: AbortSignal; timeoutMs?: number } {
+  const out: { signal?: AbortSignal; timeoutMs?: number } = {};
+  if (options.signal) out.signal = options.signal;
+  if (options.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
+  return out;
+}

@@ -1,0 +1,182 @@
+import type { Duplex } from 'node:stream';
+import { EventDecoder, encodeEvent, type StreamEvent } from '../../protocol/eventstream.js';
+import type { JsonObject } from '../../protocol/json.js';
+import { BrokerClient } from './client.js';
+import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './queue.js';
+import { isReservedTopic, parsePattern, prefixKeys } from './topics.js';
+
+export interface BrokerOptions {
+  readonly limits?: QueueLimits;
+  /** Subscriptions one connection may hold; one more closes it. */
+  readonly maxTopicsPerConn?: number;
+  readonly onSubscribed?: (remote: string, topic: string) => void;
+  readonly onUnsubscribed?: (remote: string, topic: string) => void;
+  readonly onPublished?: (remote: string, topic: string, size: number) => void;
+  readonly onRefused?: (remote: string, reason: string) => void;
+}
+
+export const DEFAULT_MAX_TOPICS_PER_CONN = 64;
+
+/** How many connections `stats()` lists one by one (the worst queues first). */
+const STATS_CLIENTS = 16;
+
+/**
+ * The pub/sub broker of one daemon (PROTOCOL.md §9.4), independent of how connections arrive.
+ *
+ * Per connection: the first event subscribes to its topic. A later event with an empty payload
+ * whose topic the connection has not subscribed to yet adds that subscription (an extension: the
+ * reference only knows one). Every other event is published to every matching subscription of the
+ * other connections, never back to the sender, once per connection however many of its patterns
+ * match. Topics under `_pilot.` cannot be published by clients.
+ */
+export class Broker {
+  private readonly exact = new Map<string, Set<BrokerClient>>();
+  private readonly prefixes = new Map<string, Set<BrokerClient>>();
+  private readonly all = new Set<BrokerClient>();
+  private readonly clients = new Set<BrokerClient>();
+  private readonly limits: QueueLimits;
+  private readonly maxTopics: number;
+  private seq = 0;
+  private counters = { published: 0, delivered: 0, dropped: 0, reserved_refused: 0, conns_refused: 0, connections_total: 0 };
+
+  constructor(private readonly options: BrokerOptions = {}) {
+    this.limits = options.limits ?? DEFAULT_QUEUE_LIMITS;
+    this.maxTopics = options.maxTopicsPerConn ?? DEFAULT_MAX_TOPICS_PER_CONN;
+  }
+
+  /** Serves one connection until it closes. */
+  accept(conn: Duplex, remote: string): void {
+    const client = new BrokerClient(conn, remote, this.limits);
+    const decoder = new EventDecoder();
+    this.clients.add(client);
+    this.counters.connections_total++;
+    let first = true;
+    conn.on('data', (chunk: Buffer) => {
+      for (const r of decoder.push(chunk)) {
+        if (!r.ok) {
+          this.refuse(client, r.error.message);
+          return;
+        }
+        if (first) {
+          first = false;
+          this.subscribe(client, r.value.topic);
+        } else if (r.value.payload.length === 0 && !client.patterns.has(r.value.topic)) {
+          if (client.patterns.size >= this.maxTopics) {
+            this.refuse(client, `more than ${this.maxTopics} subscriptions on one connection`);
+            return;
+          }
+          this.subscribe(client, r.value.topic);
+        } else {
+          this.publish(client, r.value);
+        }
+      }
+    });
+    // The reference ends the whole connection when the client stops sending.
+    conn.on('end', () => {
+      this.remove(client);
+      conn.end();
+    });
+    conn.on('error', () => conn.destroy());
+    conn.on('close', () => this.remove(client));
+  }
+
+  /** Connections holding at least one subscription. */
+  get subscriberCount(): number {
+    let n = 0;
+    for (const c of this.clients) if (c.patterns.size > 0) n++;
+    return n;
+  }
+
+  stats(): JsonObject {
+    let subscriptions = 0;
+    let queuedBytes = 0;
+    for (const c of this.clients) {
+      subscriptions += c.patterns.size;
+      queuedBytes += c.queuedBytes;
+    }
+    const worst = [...this.clients]
+      .filter((c) => c.patterns.size > 0)
+      .sort((x, y) => y.dropped - x.dropped || y.queuedBytes - x.queuedBytes)
+      .slice(0, STATS_CLIENTS)
+      .map((c) => ({ remote: c.remote, topics: [...c.patterns], queued: c.queuedCount, queued_bytes: c.queuedBytes, dropped: c.dropped, written: c.written }));
+    return {
+      connections: this.clients.size,
+      subscribers: this.subscriberCount,
+      subscriptions,
+      queued_bytes: queuedBytes,
+      ...this.counters,
+      queue_limit_bytes: this.limits.maxBytes,
+      queue_limit_events: this.limits.maxCount,
+      clients: worst,
+    };
+  }
+
+  /** Closes every connection. */
+  closeAll(): void {
+    for (const c of [...this.clients]) {
+      this.remove(c);
+      c.conn.destroy();
+    }
+  }
+
+  private subscribe(client: BrokerClient, topic: string): void {
+    client.patterns.add(topic);
+    const p = parsePattern(topic);
+    if (p.kind === 'all') this.all.add(client);
+    else if (p.kind === 'prefix') addTo(this.prefixes, p.prefix, client);
+    else addTo(this.exact, p.topic, client);
+    this.options.onSubscribed?.(client.remote, topic);
+  }
+
+  private publish(sender: BrokerClient, event: StreamEvent): void {
+    if (isReservedTopic(event.topic)) {
+      this.counters.reserved_refused++;
+      return;
+    }
+    this.counters.published++;
+    this.options.onPublished?.(sender.remote, event.topic, event.payload.length);
+    const frame = encodeEvent(event);
+    const seq = ++this.seq;
+    const deliver = (c: BrokerClient): void => {
+      if (c === sender || c.lastSeq === seq) return;
+      c.lastSeq = seq;
+      if (c.enqueue(frame)) this.counters.delivered++;
+      else this.counters.dropped++;
+    };
+    this.exact.get(event.topic)?.forEach(deliver);
+    for (const key of prefixKeys(event.topic)) this.prefixes.get(key)?.forEach(deliver);
+    this.all.forEach(deliver);
+  }
+
+  private refuse(client: BrokerClient, reason: string): void {
+    this.counters.conns_refused++;
+    this.options.onRefused?.(client.remote, reason);
+    this.remove(client);
+    client.conn.destroy();
+  }
+
+  private remove(client: BrokerClient): void {
+    if (!this.clients.delete(client)) return;
+    client.close();
+    for (const topic of client.patterns) {
+      const p = parsePattern(topic);
+      if (p.kind === 'all') this.all.delete(client);
+      else if (p.kind === 'prefix') removeFrom(this.prefixes, p.prefix, client);
+      else removeFrom(this.exact, p.topic, client);
+      this.options.onUnsubscribed?.(client.remote, topic);
+    }
+  }
+}
+
+function addTo(map: Map<string, Set<BrokerClient>>, key: string, client: BrokerClient): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(client);
+}
+
+function removeFrom(map: Map<string, Set<BrokerClient>>, key: string, client: BrokerClient): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(client);
+  if (set.size === 0) map.delete(key);
+}

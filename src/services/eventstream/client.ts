@@ -1,0 +1,115 @@
+import type { Duplex } from 'node:stream';
+import { encodeEvent } from '../../protocol/eventstream.js';
+import { BoundedQueue, type QueueLimits } from './queue.js';
+import { DROPPED_TOPIC, topicMatches } from './topics.js';
+
+/** Queued frames are joined into writes of about this size (0 writes one frame per write). */
+const WRITE_BATCH: number = 64 * 1024;
+
+/**
+ * One connection to the broker: its subscriptions and the bounded queue of events waiting to be
+ * written to it. Writing never blocks the broker: events queue here while the connection is
+ * congested, and are dropped (and counted) for this connection only when the queue is full.
+ */
+export class BrokerClient {
+  readonly patterns = new Set<string>();
+  private readonly queue: BoundedQueue<Uint8Array>;
+  private waitingDrain = false;
+  private noticePending = false;
+  private closed = false;
+  /** Frames handed to the connection (events and notices). */
+  written = 0;
+  /** Set by the broker while it fans out one event, so a connection gets it once. */
+  lastSeq = 0;
+
+  constructor(
+    readonly conn: Duplex,
+    readonly remote: string,
+    limits: QueueLimits,
+  ) {
+    this.queue = new BoundedQueue(limits);
+  }
+
+  get dropped(): number {
+    return this.queue.dropped;
+  }
+
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Whether this connection is told about its drops: only when one of its subscriptions matches
+   * the notice topic (`_pilot.dropped` itself, `_pilot.*` or `*`), so a client that never asked
+   * for other topics never sees one.
+   */
+  get wantsNotices(): boolean {
+    for (const p of this.patterns) if (topicMatches(p, DROPPED_TOPIC)) return true;
+    return false;
+  }
+
+  /** Queues one encoded event; false when it was dropped for this connection. */
+  enqueue(frame: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (!this.queue.fits(frame.length)) {
+      this.queue.push(frame, frame.length);
+      this.noticePending = this.wantsNotices;
+      return false;
+    }
+    this.queueNotice();
+    this.queue.push(frame, frame.length);
+    this.pump();
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.clear();
+  }
+
+  /** The notice goes where the gap is: before the first event queued after the drops. */
+  private queueNotice(): void {
+    if (!this.noticePending) return;
+    this.noticePending = false;
+    const notice = encodeEvent({ topic: DROPPED_TOPIC, payload: Buffer.from(`{"dropped":${this.queue.dropped}}`) });
+    this.queue.force(notice, notice.length);
+  }
+
+  /** The next frames to write, small ones joined into one write of up to WRITE_BATCH bytes. */
+  private takeBatch(): Uint8Array | undefined {
+    const first = this.queue.shift();
+    if (first === undefined) return undefined;
+    this.written++;
+    if (WRITE_BATCH === 0 || this.queue.length === 0 || first.length >= WRITE_BATCH) return first;
+    const parts = [first];
+    let size = first.length;
+    while (this.queue.length > 0 && size < WRITE_BATCH) {
+      const next = this.queue.shift() as Uint8Array;
+      parts.push(next);
+      size += next.length;
+      this.written++;
+    }
+    return Buffer.concat(parts, size);
+  }
+
+  private pump(): void {
+    if (this.waitingDrain || this.closed) return;
+    for (;;) {
+      if (this.queue.length === 0) this.queueNotice();
+      const next = this.takeBatch();
+      if (next === undefined) return;
+      if (!this.conn.write(next)) {
+        this.waitingDrain = true;
+        this.conn.once('drain', () => {
+          this.waitingDrain = false;
+          this.pump();
+        });
+        return;
+      }
+    }
+  }
+}
