@@ -64,7 +64,8 @@ export const beacon: fc.Arbitrary<BeaconMessage> = fc.oneof(
   fc.record({ type: fc.constant('Sync' as const), beaconId: u32, nodeIds: fc.array(u32, { maxLength: 20 }) }),
 );
 
-export const jsonValue: fc.Arbitrary<JsonValue> = fc.jsonValue({ maxDepth: 3 }) as fc.Arbitrary<JsonValue>;
+/** JSON values as they survive the wire (JSON has no -0: it reads back as 0). */
+export const jsonValue: fc.Arbitrary<JsonValue> = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as JsonValue);
 export const jsonObject: fc.Arbitrary<JsonObject> = fc.dictionary(fc.string({ maxLength: 10 }), jsonValue, { maxKeys: 6 });
 
 const handshakeOp: fc.Arbitrary<IpcHandshakeOp> = fc.oneof(
