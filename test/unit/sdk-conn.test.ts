@@ -86,7 +86,7 @@ describe('sdk Conn, Listener and datagrams', () => {
     await once(conn, 'drain');
     await waitFor(() => got === written, 5000);
     conn.destroy();
-    await once(accepted, 'close');
+    await once(accepted, 'end');
     await listener.close();
   });
 
@@ -102,7 +102,7 @@ describe('sdk Conn, Listener and datagrams', () => {
       const [err] = await failed;
       assert.equal(err.code, 'too_large');
       conn.resume();
-      await once(conn, 'close');
+      await once(conn, 'end');
     } finally {
       await small.close();
     }
@@ -141,7 +141,7 @@ describe('sdk Conn, Listener and datagrams', () => {
       if (seen.length === 2) await listener.close();
     }
     assert.deepEqual(seen, [2000, 2000]);
-    for (const c of dialed) await once(c.resume(), 'close');
+    for (const c of dialed) await once(c.resume(), 'end');
     assert.equal(listener.isClosed, true);
     // The port stays bound at the daemon, so listening again needs no Bind; leaving the loop closes it.
     const binds = daemon.clients[0]!.messages.filter((m) => m.msg.cmd === 'Bind').length;
