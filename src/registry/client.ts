@@ -233,11 +233,15 @@ export class RegistryClient {
       signal?.throwIfAborted();
       try {
         const socket = await this.#connect(deadline, signal);
-        return await this.#roundTrip(socket, build(), deadline, signal);
+        const reply = await this.#roundTrip(socket, build(), deadline, signal);
+        // A process restarted within the second signs with a timestamp its predecessor used;
+        // the signature is then identical and refused as a replay. Sign again (later timestamp).
+        if (reply.code === 'replay' && typeof reply.message === 'string' && reply.message.includes('already used') && attempt < 3) continue;
+        return reply;
       } catch (err) {
         this.#socket?.destroy();
         this.#socket = undefined;
-        const retry = attempt === 0 && err instanceof PilotError && err.code === 'connection_failed' && !this.#closed;
+        const retry = attempt < 1 && err instanceof PilotError && err.code === 'connection_failed' && !this.#closed;
         if (!retry) throw err;
         this.#log.debug({ err: err.message }, 'registry request failed, retrying once');
       }

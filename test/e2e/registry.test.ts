@@ -155,6 +155,20 @@ describe('registry server end to end', () => {
     assert.equal(staticSig.code, 'bad_signature', 'the timestamp is covered by the signature');
   });
 
+  it('lets a client whose signature a previous process already used sign again (restart within a second)', async () => {
+    const identity = Identity.generate();
+    const key = identity.publicKeyBase64;
+    // What the previous process sent: the same challenge with the timestamp the new one will pick.
+    clock = Date.now();
+    const ts = Math.floor(clock / 1000);
+    const r = await raw();
+    const first = await r.request({ type: 'register', listen_addr: ':4000', public_key: key, timestamp: ts, signature: signChallenge(identity, `register:${key}:${ts}`) });
+    assert.equal(first.type, 'register_ok');
+    const restarted = client(identity);
+    const reply = await restarted.register({ listenAddr: ':4000' });
+    assert.equal(reply.node_id, first.node_id);
+  });
+
   it('refuses taking over another key’s node through the owner string', async () => {
     const a = client();
     await a.register({ listenAddr: ':4000', owner: 'alice@example.com' });
