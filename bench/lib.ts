@@ -89,7 +89,7 @@ export interface CtlOutput {
 
 /** Runs `pilotctl args…` against `daemon` (its socket and home); SIGKILLed after `timeoutMs`. */
 export function runPilotctl(daemon: DaemonHandle, args: readonly string[], timeoutMs: number): Promise<CtlOutput> {
-  const child = spawn(process.execPath, [...binCommand('pilotctl'), ...args], {
+  const child = spawn(process.execPath, [...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...binCommand('pilotctl'), ...args], {
     env: { ...process.env, PILOT_HOME: daemon.home, PILOT_SOCKET: daemon.socket },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -71,14 +71,28 @@ export class TunnelSession {
 
   /** Encrypts one marshalled packet. Throws CryptoError 'counter_exhausted' rather than ever reusing a nonce. */
   seal(plaintext: Uint8Array): SealedFrame {
+    const { nonce, chunks } = this.sealParts([plaintext]);
+    const sealed = Buffer.concat(chunks);
+    return { nonce: new Uint8Array(nonce), sealed: new Uint8Array(sealed.buffer, sealed.byteOffset, sealed.byteLength) };
+  }
+
+  /**
+   * Encrypts the concatenation of `parts` without joining them first: the result is the
+   * ciphertext in pieces followed by the tag, ready for a gathering send.
+   */
+  sealParts(parts: readonly Uint8Array[]): { nonce: Buffer; chunks: Buffer[] } {
     if (this.#sendCounter >= MAX_COUNTER) throw new CryptoError('counter_exhausted', 'tunnel send counter exhausted; re-key the session');
     this.#sendCounter += 1n;
     const nonce = Buffer.allocUnsafe(NONCE_SIZE);
     nonce.set(this.noncePrefix, 0);
     nonce.writeBigUInt64BE(this.#sendCounter, NONCE_PREFIX_SIZE);
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
-    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-    return { nonce: new Uint8Array(nonce), sealed: new Uint8Array(sealed) };
+    const chunks: Buffer[] = [];
+    for (const part of parts) if (part.length > 0) chunks.push(cipher.update(part));
+    const rest = cipher.final();
+    if (rest.length > 0) chunks.push(rest);
+    chunks.push(cipher.getAuthTag());
+    return { nonce, chunks };
   }
 
   /** Decrypts a frame from the peer; the counter is recorded only if authentication succeeds. */
@@ -95,12 +109,14 @@ export class TunnelSession {
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.#key, nonceBuf);
       decipher.setAuthTag(sealed.subarray(split));
-      plaintext = Buffer.concat([decipher.update(sealed.subarray(0, split)), decipher.final()]);
+      const body = decipher.update(sealed.subarray(0, split));
+      const rest = decipher.final();
+      plaintext = rest.length > 0 ? Buffer.concat([body, rest]) : body;
     } catch {
       return failed('auth_failed', 'AES-GCM authentication failed');
     }
     this.#replay.commit(counter);
-    return { ok: true, value: new Uint8Array(plaintext), counter };
+    return { ok: true, value: new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), counter };
   }
 }
 

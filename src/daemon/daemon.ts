@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
 import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
+import { Port } from '../protocol/ports.js';
 import { RegistryClient } from '../registry/client.js';
 import { startDataExchange } from '../services/dataexchange/service.js';
 import { startEcho } from '../services/echo.js';
@@ -20,6 +21,7 @@ import type { IpcBackend } from './ipc-session.js';
 import { NetStack } from './net-stack.js';
 import { PeerRouter } from './peer-router.js';
 import { RegistrySession } from './registry-session.js';
+import { SegmentCaps } from './segment-caps.js';
 import { HANDSHAKE_PORT, TrustManager } from './trust.js';
 import { TrustStore } from './trust-store.js';
 import { WebhookDispatcher } from './webhook.js';
@@ -36,6 +38,7 @@ export class Daemon {
   private stack!: NetStack;
   private tunnel!: Tunnel;
   private router!: PeerRouter;
+  private caps!: SegmentCaps;
   private session!: RegistrySession;
   private trust!: TrustManager;
   private ipc!: IpcServer;
@@ -136,6 +139,14 @@ export class Daemon {
         }
       },
     });
+    this.caps = new SegmentCaps({
+      send: (node, payload) => this.sendControl(node, payload),
+      pathAllowsLarge: (node) => this.tunnel.pathIsLoopback(node),
+      apply: (node, mss) => this.stack.setPeerSegmentSize(node, mss),
+    });
+    // A re-keyed tunnel may be a restarted peer (maybe another implementation): ask again.
+    this.tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) => (e.rekeyed ? this.caps.forget(e.peerNodeId) : this.caps.refresh(e.peerNodeId)));
+    this.tunnel.on('relay-activated', (e: { peerNodeId: number }) => this.caps.refresh(e.peerNodeId));
     this.tunnel.on('packet', (p: Packet, from: number) => this.onPacket(p, from));
     this.wireWebhooks();
 
@@ -148,6 +159,7 @@ export class Daemon {
       publicKeyOf: (node) => this.publicKeyOf(node),
       onTrusted: (node) => this.router.retry(node),
       onRevoked: (node) => {
+        this.caps.forget(node);
         this.stack.abortPeer(node);
         this.tunnel.removePeer(node);
       },
@@ -226,7 +238,18 @@ export class Daemon {
         return;
       }
     }
+    if (p.protocol === Proto.Control && p.dstPort === Port.Control) {
+      this.caps.onAdvert(from, p.payload);
+      return;
+    }
+    this.caps.observe(from);
     this.stack.handlePacket(p);
+  }
+
+  /** A capability advert (Control packet to port 1, which a Go daemon ignores). */
+  private sendControl(node: number, payload: Uint8Array): void {
+    const { address } = this.session;
+    this.tunnel.send(node, makePacket({ flags: 0, protocol: Proto.Control, src: address, dst: { network: address.network, node }, srcPort: Port.Control, dstPort: Port.Control, seq: 0, ack: 0, window: 0, payload }));
   }
 
   private wireWebhooks(): void {

@@ -47,6 +47,7 @@ export function connEntry(c: ConnectionInfo): JsonObject {
     peer_recv_win: s.peerWindow,
     recv_win: s.recvWindow,
     ooo_buf: s.oooBytes,
+    mss: s.mss,
     unacked: s.inFlight,
   };
 }

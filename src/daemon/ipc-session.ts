@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { PilotError, toPilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
-import { decodeIpcMessage, encodeIpcFrame, IpcFrameSplitter, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
+import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { Datagram, PilotConn, PilotListener } from '../sdk/types.js';
 
@@ -208,7 +208,7 @@ export class IpcSession {
 
   private write(msg: IpcMessage): boolean {
     if (this.closed || this.socket.destroyed) return true;
-    return this.socket.write(encodeIpcFrame(msg));
+    return writeIpcFrame(this.socket, msg);
   }
 
   private teardown(): void {

@@ -184,6 +184,12 @@ export class NetStack implements PilotNetwork {
     this.run(() => this.endpoint.ping({ network: this.localAddr.network, node }, seq, new Uint8Array(0), now()));
   }
 
+  /** Segment size for a node's connections (0 = the default); see SegmentCaps. */
+  setPeerSegmentSize(node: number, mss: number): void {
+    if (this.closed) return;
+    this.run(() => this.endpoint.setPeerSegmentSize(node, mss));
+  }
+
   connection(connId: number): LocalConn | undefined {
     return this.conns.get(connId);
   }

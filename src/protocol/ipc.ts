@@ -193,18 +193,49 @@ function payloadParts(msg: IpcMessage): Uint8Array[] {
 
 /** cmd byte + payload, without the length prefix. Throws RangeError on invalid fields or size > 1 MiB. */
 export function encodeIpcMessage(msg: IpcMessage): Uint8Array {
-  const out = Buffer.concat([Buffer.of(IpcCmd[msg.cmd]), ...payloadParts(msg)]);
-  if (out.length > IPC_MAX_MESSAGE) throw new RangeError(`IPC message too long: ${out.length} bytes`);
-  return out;
+  return encodeIpcFrame(msg).subarray(4);
 }
 
 /** Length prefix + message, ready to write to the socket. */
-export function encodeIpcFrame(msg: IpcMessage): Uint8Array {
-  const body = encodeIpcMessage(msg);
-  const frame = Buffer.allocUnsafe(4 + body.length);
-  frame.writeUInt32BE(body.length, 0);
-  frame.set(body, 4);
-  return frame;
+export function encodeIpcFrame(msg: IpcMessage): Buffer {
+  return Buffer.concat(encodeIpcFrameParts(msg));
+}
+
+/** Data of at least this size is written as its own piece rather than copied into the frame. */
+const GATHER_MIN = 1024;
+
+/**
+ * The frame as pieces to write back to back: the length prefix with the small fields, then any
+ * large trailing data as it is (no copy). Throws RangeError on invalid fields or size > 1 MiB.
+ */
+export function encodeIpcFrameParts(msg: IpcMessage): Uint8Array[] {
+  const parts = [Buffer.of(IpcCmd[msg.cmd]), ...payloadParts(msg)];
+  let length = 0;
+  for (const part of parts) length += part.length;
+  if (length > IPC_MAX_MESSAGE) throw new RangeError(`IPC message too long: ${length} bytes`);
+  const prefix = Buffer.allocUnsafe(4);
+  prefix.writeUInt32BE(length, 0);
+  const last = parts[parts.length - 1] as Uint8Array;
+  if (parts.length > 1 && last.length >= GATHER_MIN) return [Buffer.concat([prefix, ...parts.slice(0, -1)]), last];
+  return [Buffer.concat([prefix, ...parts])];
+}
+
+/** The part of a stream socket that writeIpcFrame needs. */
+export interface GatheringWriter {
+  cork(): void;
+  uncork(): void;
+  write(chunk: Uint8Array): boolean;
+}
+
+/** Writes one frame (see encodeIpcFrameParts) as a single gathered write; false = buffer full. */
+export function writeIpcFrame(socket: GatheringWriter, msg: IpcMessage): boolean {
+  const parts = encodeIpcFrameParts(msg);
+  if (parts.length === 1) return socket.write(parts[0] as Uint8Array);
+  socket.cork();
+  let ok = true;
+  for (const part of parts) ok = socket.write(part);
+  socket.uncork();
+  return ok;
 }
 
 const CMD_NAMES: ReadonlyMap<number, IpcCmdName> = new Map(Object.entries(IpcCmd).map(([name, code]) => [code, name as IpcCmdName]));
@@ -280,7 +311,7 @@ export function decodeIpcMessage(bytes: Uint8Array): DecodeResult<IpcMessage> {
       );
     case 'Send':
     case 'Recv':
-      return need(4) ?? ok({ cmd: name, connId: p.readUInt32BE(0), data: copyBytes(p, 4, p.length) });
+      return need(4) ?? ok({ cmd: name, connId: p.readUInt32BE(0), data: p.subarray(4) });
     case 'Error':
       return need(2) ?? ok({ cmd: name, code: p.readUInt16BE(0), message: utf8Decode(p.subarray(2)) });
     case 'SendTo':

@@ -42,8 +42,16 @@ export function hasFlag(p: Packet, flag: number): boolean {
 
 /** Marshals a packet and fills in its CRC-32 (§2.4). */
 export function encodePacket(p: Packet): Uint8Array {
+  return Buffer.concat([encodePacketHeader(p), p.payload]);
+}
+
+/**
+ * The 34-byte header of a packet with the CRC-32 over header and payload filled in; the payload
+ * itself is not copied (the tunnel encrypts header and payload as two pieces).
+ */
+export function encodePacketHeader(p: Packet): Buffer {
   if (p.payload.length > MAX_PAYLOAD) throw new RangeError(`payload too large: ${p.payload.length}`);
-  const buf = Buffer.allocUnsafe(HEADER_SIZE + p.payload.length);
+  const buf = Buffer.allocUnsafe(HEADER_SIZE);
   buf[0] = ((p.version & 0x0f) << 4) | (p.flags & 0x0f);
   buf[1] = p.protocol & 0xff;
   buf.writeUInt16BE(p.payload.length, 2);
@@ -55,8 +63,7 @@ export function encodePacket(p: Packet): Uint8Array {
   buf.writeUInt32BE(p.ack >>> 0, 24);
   buf.writeUInt16BE(p.window, 28);
   buf.writeUInt32BE(0, 30);
-  buf.set(p.payload, HEADER_SIZE);
-  buf.writeUInt32BE(crc32(buf), 30);
+  buf.writeUInt32BE(crc32(p.payload, crc32(buf)), 30);
   return buf;
 }
 

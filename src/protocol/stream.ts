@@ -59,9 +59,18 @@ export class ByteQueue {
     return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
   }
 
-  /** Removes the first n bytes (n ≤ length) and returns them as an independent Buffer. */
+  /**
+   * Removes the first n bytes (n ≤ length). Bytes that lie in one chunk come back as a view of
+   * it (no copy), others in a new Buffer.
+   */
   take(n: number): Buffer {
     if (n > this.total) throw new RangeError(`take(${n}) with only ${this.total} bytes queued`);
+    const first = this.chunks[0];
+    if (first !== undefined && first.length - this.offset >= n) {
+      const view = Buffer.from(first.buffer, first.byteOffset + this.offset, n);
+      this.advance(n);
+      return view;
+    }
     const out = Buffer.allocUnsafe(n);
     let written = 0;
     while (written < n) {
@@ -117,7 +126,10 @@ export class StreamDecoder<T> {
 
   constructor(private readonly step: FrameStep<T>) {}
 
-  /** Items completed by this chunk; if the last element is a failure the stream is unusable. */
+  /**
+   * Items completed by this chunk; if the last element is a failure the stream is unusable.
+   * Items may be views of `chunk` (as socket reads are never reused): do not modify it later.
+   */
   push(chunk: Uint8Array): DecodeResult<T>[] {
     if (this.failure) return [{ ok: false, error: this.failure }];
     const out: DecodeResult<T>[] = [];

@@ -87,25 +87,30 @@ export interface PilsFrame {
 }
 
 export function encodePils(frame: PilsFrame): Uint8Array {
-  assertU32(frame.senderNode, 'sender node');
-  assertLength(frame.nonce, NONCE_SIZE, 'nonce');
   if (frame.sealed.length < GCM_TAG_SIZE) throw new RangeError(`sealed data shorter than the tag: ${frame.sealed.length}`);
-  const buf = Buffer.allocUnsafe(8 + NONCE_SIZE + frame.sealed.length);
+  return Buffer.concat([encodePilsHeader(frame.senderNode, frame.nonce), frame.sealed]);
+}
+
+/** The 20 bytes before the ciphertext of a PILS frame: magic, sender node, nonce. */
+export function encodePilsHeader(senderNode: number, nonce: Uint8Array): Buffer {
+  assertU32(senderNode, 'sender node');
+  assertLength(nonce, NONCE_SIZE, 'nonce');
+  const buf = Buffer.allocUnsafe(8 + NONCE_SIZE);
   buf.set(MAGIC_PILS, 0);
-  buf.writeUInt32BE(frame.senderNode, 4);
-  buf.set(frame.nonce, 8);
-  buf.set(frame.sealed, 8 + NONCE_SIZE);
+  buf.writeUInt32BE(senderNode, 4);
+  buf.set(nonce, 8);
   return buf;
 }
 
+/** Nonce and sealed data are views of `bytes` (a received datagram is never reused). */
 export function decodePils(bytes: Uint8Array): DecodeResult<PilsFrame> {
   const checked = checkFrame(bytes, MAGIC_PILS, PILS_MIN_SIZE, 'PILS');
   if (!checked.ok) return checked;
   const buf = checked.value;
   return ok({
     senderNode: buf.readUInt32BE(4),
-    nonce: copyBytes(buf, 8, 8 + NONCE_SIZE),
-    sealed: copyBytes(buf, 8 + NONCE_SIZE, buf.length),
+    nonce: buf.subarray(8, 8 + NONCE_SIZE),
+    sealed: buf.subarray(8 + NONCE_SIZE),
   });
 }
 

@@ -36,6 +36,8 @@ export interface ConnInfo {
   recv_win: number;
   srtt_ms: number;
   rttvar_ms: number;
+  /** Largest payload per segment sent (pilot-ts; 0 from a daemon that does not report it). */
+  mss: number;
 }
 
 /** The daemon's InfoOK object (§8.4), keys as on the wire. */
@@ -126,6 +128,7 @@ const CONN: Shape<ConnInfo> = {
   recv_win: num,
   srtt_ms: num,
   rttvar_ms: num,
+  mss: num,
 };
 
 const INFO: Shape<DaemonInfo> = {

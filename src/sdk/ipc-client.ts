@@ -1,6 +1,6 @@
 import { createConnection, type Socket } from 'node:net';
 import { PilotError } from '../errors.js';
-import { decodeIpcMessage, encodeIpcFrame, IpcFrameSplitter, type IpcCmdName, type IpcMessage } from '../protocol/ipc.js';
+import { decodeIpcMessage, encodeIpcFrame, IpcFrameSplitter, writeIpcFrame, type IpcCmdName, type IpcMessage } from '../protocol/ipc.js';
 import { abortError } from './abort.js';
 
 export const NOT_RUNNING_HINT = 'start it with: pilotctl daemon start';
@@ -132,7 +132,7 @@ export class IpcClient {
   /** Writes a message that has no reply. False when the socket buffer is full: wait with `onDrain`. */
   send(msg: IpcMessage): boolean {
     if (this.isClosed) throw this.lostError();
-    return this.socket.write(encodeIpcFrame(msg));
+    return writeIpcFrame(this.socket, msg);
   }
 
   /** Calls back once the socket can take more data (at once if it already can), or with the close error. */

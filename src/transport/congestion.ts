@@ -9,12 +9,21 @@ export class NewReno {
   private saved: { cwnd: number; ssthresh: number } | undefined;
 
   constructor(
-    private readonly mss: number,
+    private mss: number,
     initialCwnd: number,
     private readonly maxCwnd: number,
   ) {
     this.cwnd = initialCwnd;
     this.ssthresh = maxCwnd;
+  }
+
+  /**
+   * A new segment size. Before any loss the window is raised to the initial window of the new
+   * size (10 segments), as if the connection had started with it.
+   */
+  setMss(mss: number): void {
+    this.mss = mss;
+    if (this.ssthresh === this.maxCwnd) this.cwnd = Math.max(this.cwnd, Math.min(10 * mss, this.maxCwnd));
   }
 
   get inSlowStart(): boolean {

@@ -1,25 +1,11 @@
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
 import { decodeSack, encodeSack } from '../protocol/sack.js';
+import { connectionStats, type ReceiveCounters } from './connection-stats.js';
 import { StreamReceiver } from './receiver.js';
 import { StreamSender, WINDOW_UNIT } from './sender.js';
 import { seqAdd, seqLt } from './seq.js';
-import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, EndpointEvent, Millis } from './types.js';
-
-/** Where a connection puts the packets and events it produces. */
-export interface ConnectionSink {
-  transmit(packet: Packet): void;
-  event(event: EndpointEvent): void;
-}
-
-export interface ConnectionParams {
-  id: number;
-  localAddr: Addr;
-  localPort: number;
-  remote: SocketAddr;
-  options: ConnectionOptions;
-  sink: ConnectionSink;
-}
+import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, ConnectionParams, ConnectionSink, Millis } from './types.js';
 
 const EMPTY = new Uint8Array(0);
 const KEEPALIVE_BYTE = Uint8Array.of(0);
@@ -69,16 +55,15 @@ export class Connection {
   private lastAdvertised = 0;
   private wantWritable = false;
 
-  private segmentsRecv = 0;
-  private bytesRecv = 0;
-  private sackBlocksSent = 0;
+  private readonly recvCounters: ReceiveCounters = { segmentsRecv: 0, bytesRecv: 0, sackBlocksSent: 0 };
 
   constructor(p: ConnectionParams) {
     this.id = p.id;
     this.localAddr = p.localAddr;
     this.localPort = p.localPort;
     this.remote = p.remote;
-    this.opts = p.options;
+    // A private copy: the segment size can change per connection (setSegmentSize).
+    this.opts = { ...p.options };
     this.sink = p.sink;
     this.sender = new StreamSender(this.opts.isn, this.opts);
   }
@@ -214,7 +199,7 @@ export class Connection {
   private onData(p: Packet, now: Millis): void {
     const r = this.receiver;
     if (!r) return;
-    this.segmentsRecv++;
+    this.recvCounters.segmentsRecv++;
     if (r.finSeq !== undefined && !seqLt(p.seq, r.finSeq)) {
       this.sendAck(now);
       return;
@@ -224,7 +209,7 @@ export class Connection {
     const before = r.rcvNxt;
     const verdict = r.onData(p.seq, p.payload);
     if (verdict === 'in_order') {
-      this.bytesRecv += (r.rcvNxt - before) >>> 0;
+      this.recvCounters.bytesRecv += (r.rcvNxt - before) >>> 0;
       if (!hadReadable) this.sink.event({ type: 'readable', connId: this.id });
       if (hadHoles || r.hasOutOfOrder || ++this.ackPending >= 2) this.sendAck(now);
       else if (this.delayedAckDeadline === undefined) this.delayedAckDeadline = now + this.opts.delayedAckMs;
@@ -340,7 +325,7 @@ export class Connection {
       const blocks = r.sackBlocks();
       if (blocks.length > 0) {
         payload = encodeSack(blocks);
-        this.sackBlocksSent += blocks.length;
+        this.recvCounters.sackBlocksSent += blocks.length;
       }
     }
     this.emit(Flag.ACK, this.finSent ? this.finSeq : this.sender.sndNxt, this.ackField(), payload, now);
@@ -477,29 +462,23 @@ export class Connection {
     this.timeWaitDeadline = undefined;
   }
 
+  /**
+   * Changes the largest payload this connection puts in one segment (the peer said it accepts
+   * more). Segments already sent keep their size; later ones use the new one.
+   */
+  setSegmentSize(mss: number): void {
+    if (this.opts.mss === mss) return;
+    this.opts.mss = mss;
+    this.sender.cc.setMss(mss);
+  }
+
   info(): ConnectionInfo {
-    const s = this.sender;
     return {
       id: this.id,
       state: this.state,
       localPort: this.localPort,
       remote: this.remote,
-      stats: {
-        ...s.counters,
-        bytesRecv: this.bytesRecv,
-        segmentsRecv: this.segmentsRecv,
-        sackBlocksSent: this.sackBlocksSent,
-        srttMs: s.rtt.srtt,
-        rttvarMs: s.rtt.rttvar,
-        rtoMs: s.rtt.rto,
-        cwnd: s.cc.cwnd,
-        ssthresh: s.cc.ssthresh,
-        inFlight: s.inFlightBytes,
-        inRecovery: s.inRecovery,
-        peerWindow: s.peerWindowBytes,
-        recvWindow: this.receiver?.windowBytes ?? this.opts.recvBufferBytes,
-        oooBytes: this.receiver?.oooBytes ?? 0,
-      },
+      stats: connectionStats(this.sender, this.receiver, this.recvCounters, this.opts),
     };
   }
 }

@@ -1,11 +1,13 @@
 import { addrEquals, type Addr, type SocketAddr } from '../protocol/address.js';
 import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
-import { Connection, type ConnectionSink } from './connection.js';
-import { resolveConnectionOptions } from './options.js';
+import { Connection } from './connection.js';
+import { MAX_MSS, resolveConnectionOptions } from './options.js';
 import { PortTable } from './port-table.js';
 import { KeyedRateLimiter, TokenBucket } from './rate-limit.js';
 import { seqAdd } from './seq.js';
-import type { ConnectionInfo, ConnectionOptions, EndpointEvent, Millis } from './types.js';
+import type { ConnectionInfo, ConnectionOptions, ConnectionSink, EndpointEvent, Millis } from './types.js';
+
+const MAX_PEER_MSS_ENTRIES = 4096;
 
 export interface EndpointOptions {
   /** This node's virtual address: the source of every packet it emits. */
@@ -56,6 +58,7 @@ export class TransportEndpoint {
   private readonly synPerSource: KeyedRateLimiter<number>;
   private readonly conns = new Map<number, Connection>();
   private readonly byTuple = new Map<string, Connection>();
+  private readonly peerMss = new Map<number, number>();
   private nextConnId = 1;
   private outbox: Packet[] = [];
   private outHead = 0;
@@ -98,7 +101,11 @@ export class TransportEndpoint {
     return conn.id;
   }
 
-  /** Queues data; returns how many bytes were accepted (0 when the send buffer is full or the connection is gone). */
+  /**
+   * Queues data; returns how many bytes were accepted (0 when the send buffer is full or the
+   * connection is gone). The accepted bytes are kept by reference until acknowledged: do not
+   * modify `data` afterwards (the same rule as for a socket write).
+   */
   write(connId: number, data: Uint8Array, now: Millis): number {
     const conn = this.conns.get(connId);
     return conn ? conn.write(data, now) : 0;
@@ -261,6 +268,22 @@ export class TransportEndpoint {
     return this.conns.get(connId)?.readableBytes ?? 0;
   }
 
+  /**
+   * Sets the segment size for every current and future connection with `node` (the node
+   * advertised that it takes larger segments and the path can carry them). `mss` 0 forgets it.
+   */
+  setPeerSegmentSize(node: number, mss: number): void {
+    if (mss === 0) {
+      this.peerMss.delete(node);
+      mss = this.connOptions.mss;
+    } else {
+      if (!Number.isInteger(mss) || mss < 16 || mss > MAX_MSS) throw new RangeError(`mss out of range: ${mss}`);
+      if (!this.peerMss.has(node) && this.peerMss.size >= MAX_PEER_MSS_ENTRIES) this.peerMss.delete(this.peerMss.keys().next().value as number);
+      this.peerMss.set(node, mss);
+    }
+    for (const conn of this.conns.values()) if (conn.remote.addr.node === node) conn.setSegmentSize(mss);
+  }
+
   // ---- internals ----
 
   private create(localPort: number, remote: SocketAddr): Connection {
@@ -272,6 +295,8 @@ export class TransportEndpoint {
       options: this.connOptions,
       sink: this.sink,
     });
+    const mss = this.peerMss.get(remote.addr.node);
+    if (mss !== undefined) conn.setSegmentSize(mss);
     this.conns.set(conn.id, conn);
     this.byTuple.set(tupleKey(localPort, remote.addr, remote.port), conn);
     return conn;

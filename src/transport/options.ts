@@ -20,9 +20,12 @@ export const DEFAULT_CONNECTION_OPTIONS: Readonly<ConnectionOptions> = Object.fr
   isn: 0,
 });
 
+/** Largest segment payload: a packet (34-byte header) plus tunnel overhead must fit one UDP datagram. */
+export const MAX_MSS = 65535 - 64;
+
 export function resolveConnectionOptions(partial: Partial<ConnectionOptions> = {}): ConnectionOptions {
   const o: ConnectionOptions = { ...DEFAULT_CONNECTION_OPTIONS, ...partial };
-  if (!Number.isInteger(o.mss) || o.mss < 16 || o.mss > 65535 - 64) throw new RangeError(`mss out of range: ${o.mss}`);
+  if (!Number.isInteger(o.mss) || o.mss < 16 || o.mss > MAX_MSS) throw new RangeError(`mss out of range: ${o.mss}`);
   if (o.recvBufferBytes < o.mss) throw new RangeError('recvBufferBytes must hold at least one segment');
   if (o.sendBufferBytes < o.mss) throw new RangeError('sendBufferBytes must hold at least one segment');
   if (o.minRtoMs <= 0 || o.maxRtoMs < o.minRtoMs) throw new RangeError('invalid RTO bounds');

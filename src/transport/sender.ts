@@ -124,7 +124,8 @@ export class StreamSender {
   /** Accepts as much of data as the send buffer has room for; returns the count. */
   queue(data: Uint8Array): number {
     const n = Math.min(data.length, this.spaceLeft);
-    if (n > 0) this.unsent.push(Buffer.from(data.subarray(0, n)));
+    // Kept by reference, as a socket keeps written buffers: callers must not modify `data` later.
+    if (n > 0) this.unsent.push(data.subarray(0, n));
     return n;
   }
 

@@ -1,4 +1,5 @@
-import type { SocketAddr } from '../protocol/address.js';
+import type { Addr, SocketAddr } from '../protocol/address.js';
+import type { Packet } from '../protocol/packet.js';
 
 /** Milliseconds on the caller's clock (real or virtual). The engine never reads a clock itself. */
 export type Millis = number;
@@ -77,6 +78,8 @@ export interface ConnectionStats {
   peerWindow: number;
   recvWindow: number;
   oooBytes: number;
+  /** Largest payload per segment this connection sends. */
+  mss: number;
 }
 
 export interface ConnectionInfo {
@@ -104,3 +107,18 @@ export type EndpointEvent =
   | { readonly type: 'datagram'; readonly src: SocketAddr; readonly dstPort: number; readonly data: Uint8Array }
   /** A control pong answered one of our pings. */
   | { readonly type: 'pong'; readonly from: SocketAddr; readonly seq: number; readonly data: Uint8Array };
+
+/** Where a connection puts the packets and events it produces. */
+export interface ConnectionSink {
+  transmit(packet: Packet): void;
+  event(event: EndpointEvent): void;
+}
+
+export interface ConnectionParams {
+  id: number;
+  localAddr: Addr;
+  localPort: number;
+  remote: SocketAddr;
+  options: ConnectionOptions;
+  sink: ConnectionSink;
+}

@@ -45,6 +45,11 @@ export function normalizeIp(ip: string): string {
   return mapped?.[1] ?? ip;
 }
 
+/** 127.0.0.0/8 or ::1 (hosts are normalised, so an IPv4-mapped loopback shows as 127.x). */
+export function isLoopbackHost(host: string): boolean {
+  return host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
 export function makeEndpoint(ip: string, port: number): UdpEndpoint | undefined {
   const host = normalizeIp(ip);
   const family = isIP(host);

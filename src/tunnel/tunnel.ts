@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events';
 import { PilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BROADCAST_NODE } from '../protocol/address.js';
-import { decodePacket, encodePacket, type Packet } from '../protocol/packet.js';
-import { classifyDatagram, decodePila, decodePilk, decodePils, decodePilt, encodePils, encodePilt, type PilsFrame } from '../protocol/tunnel.js';
+import { decodePacket, encodePacket, encodePacketHeader, type Packet } from '../protocol/packet.js';
+import { classifyDatagram, decodePila, decodePilk, decodePils, decodePilt, encodePils, encodePilsHeader, encodePilt, type PilsFrame } from '../protocol/tunnel.js';
 import { Authenticator } from './authenticator.js';
 import { BeaconClient } from './beacon-client.js';
-import { endpointEquals, formatEndpoint, parseEndpoint, parseListenAddress, type UdpEndpoint } from './endpoint.js';
+import { endpointEquals, formatEndpoint, isLoopbackHost, parseEndpoint, parseListenAddress, type UdpEndpoint } from './endpoint.js';
 import { IntervalLimiter, TokenBucket } from './limits.js';
 import { PeerCrypto } from './peer-crypto.js';
 import { PeerTable, isRetiredKey, retireKey, type PeerState } from './peer-table.js';
@@ -104,6 +104,12 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (this.#encrypt && !peer.crypto) this.#sendPila(peer);
   }
 
+  /** True when packets to a node go straight to a loopback address (same host, no relay). */
+  pathIsLoopback(nodeId: number): boolean {
+    const peer = this.#peers.get(nodeId);
+    return peer?.endpoint !== undefined && !peer.relay && isLoopbackHost(peer.endpoint.host);
+  }
+
   hasPeer(nodeId: number): boolean {
     return this.#peers.get(nodeId) !== undefined;
   }
@@ -131,11 +137,15 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   send(nodeId: number, packet: Packet): boolean {
     const peer = this.#peers.get(nodeId);
     if (!peer?.endpoint) return false;
+    if (this.#encrypt && peer.crypto) {
+      // Header and payload are sealed as two pieces and sent as a gathered datagram: no copy.
+      const { nonce, chunks } = peer.crypto.send.sealParts([encodePacketHeader(packet), packet.payload]);
+      this.#transmit(peer, [encodePilsHeader(this.#nodeId, nonce), ...chunks], 'PILS');
+      return true;
+    }
     const bytes = encodePacket(packet);
     if (!this.#encrypt) {
       this.#transmit(peer, encodePilt(bytes), 'PILT');
-    } else if (peer.crypto) {
-      this.#sendSealed(peer, peer.crypto, bytes);
     } else {
       const queued = this.#pending.add(nodeId, bytes, Date.now());
       if (queued === 'refused') this.#drop('queue_full', peer.endpoint, nodeId);
@@ -404,8 +414,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.#transmit(peer, encodePils({ senderNode: this.#nodeId, nonce: sealed.nonce, sealed: sealed.sealed }), 'PILS');
   }
 
-  #transmit(peer: PeerState, frame: Uint8Array, kind: string): void {
-    if (peer.relay) this.#relay(peer.nodeId, frame, kind);
+  #transmit(peer: PeerState, frame: Uint8Array | readonly Uint8Array[], kind: string): void {
+    if (peer.relay) this.#relay(peer.nodeId, frame instanceof Uint8Array ? frame : Buffer.concat(frame), kind);
     else if (peer.endpoint) this.#deliver(frame, peer.endpoint, kind);
   }
 
@@ -413,7 +423,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.#wire.relay(this.#nodeId, dest, frame, kind);
   }
 
-  #deliver(bytes: Uint8Array, to: UdpEndpoint, kind: string): void {
+  #deliver(bytes: Uint8Array | readonly Uint8Array[], to: UdpEndpoint, kind: string): void {
     if (!this.#closed) this.#wire.deliver(bytes, to, kind);
   }
 

@@ -53,7 +53,7 @@ export class UdpSocket {
   }
 
   /** Fire and forget; false when the datagram could not be handed to the OS. */
-  send(bytes: Uint8Array, to: UdpEndpoint, onError: (err: Error) => void): boolean {
+  send(bytes: Uint8Array | readonly Uint8Array[], to: UdpEndpoint, onError: (err: Error) => void): boolean {
     if (this.#closed || !this.canReach(to)) return false;
     const host = this.family === 6 && to.family === 4 ? `::ffff:${to.host}` : to.host;
     try {

@@ -22,14 +22,15 @@ export class Wire {
     this.stats.pktsRecv += 1;
   }
 
-  deliver(bytes: Uint8Array, to: UdpEndpoint, kind: string): void {
+  /** Sends one datagram; a list of pieces is sent gathered, as one datagram. */
+  deliver(bytes: Uint8Array | readonly Uint8Array[], to: UdpEndpoint, kind: string): void {
     if (this.#closed) return;
     const sent = this.socket.send(bytes, to, (err) => {
       bump(this.stats.dropped, 'send_error');
       this.log.debug({ err: err.message, to: formatEndpoint(to) }, 'tunnel send failed');
     });
     if (!sent) return this.drop('unreachable', to);
-    this.stats.bytesSent += bytes.length;
+    this.stats.bytesSent += bytes instanceof Uint8Array ? bytes.length : bytes.reduce((n, b) => n + b.length, 0);
     this.stats.pktsSent += 1;
     bump(this.stats.sent, kind);
   }

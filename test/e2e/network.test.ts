@@ -87,6 +87,26 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     assert.ok(info.peer_list.some((p) => p.node_id === b.nodeId && p.encrypted && p.authenticated));
   });
 
+  it('uses large segments between pilot-ts daemons on one host (capability advert on port 1)', async () => {
+    const conn = await da.dial(b.address, 7);
+    const data = Buffer.alloc(2 * 1024 * 1024, 0x5a);
+    let got = 0;
+    const echoed = new Promise<void>((resolve) =>
+      conn.on('data', (chunk: Buffer) => {
+        got += chunk.length;
+        if (got >= data.length) resolve();
+      }),
+    );
+    conn.write(data);
+    await echoed;
+    const entry = (await da.info()).conn_list.find((c) => c.remote_port === 7 && c.bytes_sent === data.length);
+    conn.end();
+    assert.ok(entry, 'the echo connection is listed');
+    assert.equal(entry.mss, 61_440);
+    // Far fewer segments than 4096-byte segments would need.
+    assert.ok(Number(entry.segs_sent) < data.length / 4096 / 4, `segments sent: ${entry.segs_sent}`);
+  });
+
   it('serves a custom port from the SDK and delivers datagrams between trusted peers', async () => {
     const listener = await db.listen(5000);
     const served = (async () => {

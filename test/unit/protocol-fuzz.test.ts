@@ -8,6 +8,7 @@ import { decodeEvent, encodeEvent, EventDecoder, EVENT_MAX_PAYLOAD, EVENT_MAX_TO
 import { decodeHandshakeMessage, encodeHandshakeMessage, HANDSHAKE_MAX_SIZE } from '../../src/protocol/handshake.js';
 import { decodeIpcMessage, encodeIpcFrame, encodeIpcMessage, IPC_MAX_MESSAGE, IpcFrameSplitter } from '../../src/protocol/ipc.js';
 import { parseJson } from '../../src/protocol/json.js';
+import { decodeCaps, encodeCaps } from '../../src/protocol/caps.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodeRegistryFrame, encodeRegistryFrame, REGISTRY_MAX_MESSAGE, RegistryFrameSplitter } from '../../src/protocol/registry-frame.js';
 import { DecodeError, type DecodeResult } from '../../src/protocol/result.js';
@@ -133,6 +134,9 @@ function splitInto(rng: Prng, make: () => { push(c: Uint8Array): DecodeResult<un
 
 describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
   it('packet header', () => fuzz('packet', sample(arb.packet).map(encodePacket), decodePacket));
+
+  it('capability advert', () =>
+    fuzz('caps', [encodeCaps({ request: true, maxSegment: 61_440 }), encodeCaps({ request: false, maxSegment: 4096 })], decodeCaps));
 
   it('SACK payload', () =>
     fuzz('sack', sample(arb.sackBlocks).map(encodeSack), decodeSack, (r) => {

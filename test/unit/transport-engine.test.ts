@@ -186,6 +186,29 @@ describe('transport: data path', () => {
     assert.ok((st?.sackBlocksRecv ?? 0) > 0);
   });
 
+  it('switches a peer to larger segments mid-stream, byte-exact, and back to the default', () => {
+    const pair = new Pair(2);
+    const { ca, cb } = pair.connect();
+    const data = pattern(2 * 1024 * 1024, 5);
+    const half = data.length / 2;
+    writeAll(pair, 'a', ca, data.subarray(0, 4 * 4096));
+    pair.a.setPeerSegmentSize(B_ADDR.node, 61_440);
+    assert.equal(pair.a.connection(ca)?.stats.mss, 61_440);
+    writeAll(pair, 'a', ca, data.subarray(4 * 4096, half));
+    pair.a.setPeerSegmentSize(B_ADDR.node, 0);
+    writeAll(pair, 'a', ca, data.subarray(half));
+    pair.run(2000);
+    assert.deepEqual(pair.readAll('b', cb), data);
+    const sizes = streamPackets(pair, 'a').map((p) => p.payload.length).filter((n) => n > 0);
+    assert.ok(sizes.includes(61_440), 'large segments were sent');
+    assert.ok(sizes.slice(-3).every((n) => n <= 4096), 'the default again after the reset');
+    // New connections with the node take the size it was given.
+    pair.a.setPeerSegmentSize(B_ADDR.node, 8192);
+    const second = pair.connect();
+    assert.equal(pair.a.connection(second.ca)?.stats.mss, 8192);
+    assert.throws(() => pair.a.setPeerSegmentSize(B_ADDR.node, 70_000), RangeError);
+  });
+
   it('coalesces small writes with Nagle and sends them at once without it', () => {
     for (const nagle of [true, false]) {
       const pair = new Pair(20, { connection: { nagle } });

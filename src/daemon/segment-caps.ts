@@ -1,0 +1,77 @@
+import { BASE_SEGMENT, decodeCaps, encodeCaps } from '../protocol/caps.js';
+
+/**
+ * Largest segment offered to and used with pilot-ts peers on the same host: a UDP datagram on
+ * loopback carries 64 KiB, so, like TCP over a 64 KiB loopback MTU, a segment need not be cut to
+ * the 4096 bytes the reference uses on every path. 15 × 4096 leaves room for every header.
+ */
+export const LOCAL_MAX_SEGMENT = 61_440;
+
+const QUERY_INTERVAL_MS = 5_000;
+const MAX_ENTRIES = 4096;
+
+export interface SegmentCapsOptions {
+  /** Sends a capability advert (Control packet to port 1) to a node. */
+  send: (node: number, payload: Uint8Array) => void;
+  /** Whether the current path to a node carries large datagrams (direct, loopback). */
+  pathAllowsLarge: (node: number) => boolean;
+  /** Applies a segment size to a node's connections; 0 = back to the default. */
+  apply: (node: number, mss: number) => void;
+  now?: () => number;
+}
+
+/**
+ * Learns which peers take segments larger than 4096 bytes. On the first packet from a peer it
+ * asks once (a Go daemon ignores the question and keeps the default); an answer raises the
+ * segment size only while the path is one that carries large datagrams without fragmentation.
+ */
+export class SegmentCaps {
+  private readonly advertised = new Map<number, number>();
+  private readonly askedAt = new Map<number, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: SegmentCapsOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** A packet arrived from a trusted peer: ask for its capabilities if we do not know them. */
+  observe(node: number): void {
+    if (this.advertised.has(node)) return;
+    const t = this.now();
+    const last = this.askedAt.get(node);
+    if (last !== undefined && t - last < QUERY_INTERVAL_MS) return;
+    if (this.askedAt.size >= MAX_ENTRIES) this.askedAt.clear();
+    this.askedAt.set(node, t);
+    this.o.send(node, encodeCaps({ request: true, maxSegment: LOCAL_MAX_SEGMENT }));
+  }
+
+  /** A capability advert arrived from a trusted peer. Malformed adverts are ignored. */
+  onAdvert(node: number, payload: Uint8Array): void {
+    const decoded = decodeCaps(payload);
+    if (!decoded.ok) return;
+    const { request, maxSegment } = decoded.value;
+    if (request) this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT }));
+    if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES) this.advertised.delete(this.advertised.keys().next().value as number);
+    this.advertised.set(node, maxSegment);
+    this.refresh(node);
+  }
+
+  /** Re-decides a node's segment size (its path may have changed, e.g. to the relay). */
+  refresh(node: number): void {
+    const advertised = this.advertised.get(node);
+    if (advertised === undefined) return;
+    const size = Math.min(advertised, LOCAL_MAX_SEGMENT);
+    this.o.apply(node, size > BASE_SEGMENT && this.o.pathAllowsLarge(node) ? size : 0);
+  }
+
+  /** The peer restarted or went away: what it said no longer holds. */
+  forget(node: number): void {
+    this.askedAt.delete(node);
+    if (this.advertised.delete(node)) this.o.apply(node, 0);
+  }
+
+  /** The advertised segment size of a node, if it sent one. */
+  advertisedBy(node: number): number | undefined {
+    return this.advertised.get(node);
+  }
+}

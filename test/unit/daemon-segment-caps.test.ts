@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeCaps, encodeCaps } from '../../src/protocol/caps.js';
+import { LOCAL_MAX_SEGMENT, SegmentCaps } from '../../src/daemon/segment-caps.js';
+
+interface Harness {
+  caps: SegmentCaps;
+  sent: { node: number; request: boolean; maxSegment: number }[];
+  applied: { node: number; mss: number }[];
+  loopback: Set<number>;
+  clock: { t: number };
+}
+
+function harness(): Harness {
+  const sent: Harness['sent'] = [];
+  const applied: Harness['applied'] = [];
+  const loopback = new Set<number>();
+  const clock = { t: 1_000 };
+  const caps = new SegmentCaps({
+    send: (node, payload) => {
+      const d = decodeCaps(payload);
+      assert.ok(d.ok);
+      sent.push({ node, ...d.value });
+    },
+    pathAllowsLarge: (node) => loopback.has(node),
+    apply: (node, mss) => applied.push({ node, mss }),
+    now: () => clock.t,
+  });
+  return { caps, sent, applied, loopback, clock };
+}
+
+describe('capability advert (Control packet to port 1)', () => {
+  it('round-trips and refuses short, foreign, future-version and too-small adverts', () => {
+    const bytes = encodeCaps({ request: true, maxSegment: 61_440 });
+    assert.deepEqual(Buffer.from(bytes).toString('hex'), '50434150' + '01' + '01' + 'f000');
+    assert.deepEqual(decodeCaps(bytes), { ok: true, value: { request: true, maxSegment: 61_440 } });
+    assert.equal(decodeCaps(bytes.subarray(0, 7)).ok, false);
+    assert.equal(decodeCaps(Buffer.from('ping-123')).ok, false);
+    const v2 = Buffer.from(bytes);
+    v2[4] = 2;
+    assert.equal(decodeCaps(v2).ok, false);
+    const small = Buffer.from(bytes);
+    small.writeUInt16BE(1024, 6);
+    assert.equal(decodeCaps(small).ok, false);
+    assert.throws(() => encodeCaps({ request: false, maxSegment: 70_000 }), RangeError);
+  });
+});
+
+describe('SegmentCaps', () => {
+  it('asks a peer once per interval, and never again once it answered', () => {
+    const h = harness();
+    h.caps.observe(7);
+    h.caps.observe(7);
+    assert.deepEqual(h.sent, [{ node: 7, request: true, maxSegment: LOCAL_MAX_SEGMENT }]);
+    h.clock.t += 5_000;
+    h.caps.observe(7);
+    assert.equal(h.sent.length, 2, 'a Go peer never answers: ask again after the interval');
+    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440 }));
+    h.clock.t += 60_000;
+    h.caps.observe(7);
+    assert.equal(h.sent.length, 2);
+  });
+
+  it('answers a question and uses large segments only on a loopback path', () => {
+    const h = harness();
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440 }));
+    assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT }]);
+    assert.deepEqual(h.applied, [{ node: 3, mss: 0 }], 'not loopback: stays at the default');
+    h.loopback.add(3);
+    h.caps.refresh(3);
+    assert.deepEqual(h.applied.at(-1), { node: 3, mss: 61_440 });
+    h.loopback.delete(3);
+    h.caps.refresh(3);
+    assert.deepEqual(h.applied.at(-1), { node: 3, mss: 0 }, 'switched to the relay: back to 4096');
+  });
+
+  it('takes the smaller of both sides, ignores garbage, and forgets a restarted peer', () => {
+    const h = harness();
+    h.loopback.add(9);
+    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192 }));
+    assert.deepEqual(h.applied, [{ node: 9, mss: 8192 }]);
+    h.caps.onAdvert(9, Buffer.from('garbage!'));
+    assert.equal(h.applied.length, 1);
+    h.caps.forget(9);
+    assert.deepEqual(h.applied.at(-1), { node: 9, mss: 0 });
+    assert.equal(h.caps.advertisedBy(9), undefined);
+    h.caps.observe(9);
+    assert.equal(h.sent.at(-1)?.request, true, 'asked again at once');
+  });
+});
