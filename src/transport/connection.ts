@@ -292,7 +292,7 @@ export class Connection {
         this.delayedAckDeadline = undefined;
       }
     }
-    this.nagleDeadline = this.sender.nagleHolding && !this.closeRequested ? (this.nagleDeadline ?? now + this.opts.nagleDelayMs) : undefined;
+    this.nagleDeadline = this.sender.nagleHolding && !this.closeRequested ? (this.nagleDeadline ?? now + this.nagleHoldMs()) : undefined;
     if (this.sender.zeroWindow && this.sender.inFlightBytes === 0 && this.sender.unsentBytes > 0) {
       this.persistDeadline ??= now + this.persistInterval;
     } else {
@@ -301,6 +301,16 @@ export class Connection {
     }
     if (this.closeRequested && !this.finSent && this.sender.unsentBytes === 0 && this.sender.inFlightBytes === 0) this.sendFin(now);
     this.maybeTimeWait(now);
+  }
+
+  /**
+   * How long Nagle may hold a partial segment: until the ACK would normally arrive (one smoothed
+   * RTT, at least 1 ms), never longer than nagleDelayMs. Waiting for the ACK itself stalls a
+   * stream of small messages for the peer's whole delayed-ACK time (40 ms) on every segment.
+   */
+  private nagleHoldMs(): Millis {
+    const srtt = this.sender.rtt.srtt;
+    return srtt > 0 ? Math.min(this.opts.nagleDelayMs, Math.max(1, srtt)) : this.opts.nagleDelayMs;
   }
 
   private sendFin(now: Millis): void {
