@@ -162,7 +162,9 @@ export class Conn extends Duplex implements PilotConn {
       callback(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    this.link.onDrain((err) => callback(err));
+    // Called back on a later tick even when the socket has room: writes made meanwhile are then
+    // handed over together (_writev) and travel as one IPC frame instead of one frame each.
+    this.link.onDrain((err) => process.nextTick(callback, err));
   }
 
   private sendClose(): Promise<void> {

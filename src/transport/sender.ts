@@ -78,6 +78,8 @@ export class StreamSender {
   private timeoutRecovery = false;
   private cwndLimited = false;
   private dupAckRun = 0;
+  /** Window field of the previous ACK: a window update is not a duplicate ACK (RFC 5681). */
+  private lastWindowField = -1;
   private rackSentAt = Number.NEGATIVE_INFINITY;
   private rackEndSeq: number;
   private rackRtt = 0;
@@ -167,11 +169,12 @@ export class StreamSender {
     if (info.sack && info.sack.length > 0) {
       this.counters.sackBlocksRecv += info.sack.length;
       if (this.applySack(info.sack, now)) delivered = true;
-    } else if (!advances && info.payloadLength === 0 && this.inFlightBytes > 0 && info.ack === this.sndUna) {
+    } else if (!advances && info.payloadLength === 0 && this.inFlightBytes > 0 && info.ack === this.sndUna && info.window === this.lastWindowField) {
       this.counters.dupAcks++;
       // Peers that never send SACK still get a classic fast retransmit on the 3rd duplicate ACK.
       if (++this.dupAckRun === 3) this.markLost(this.firstUnsacked(), true);
     }
+    this.lastWindowField = info.window;
     if (delivered) this.detectLosses(now);
     return acked;
   }
