@@ -5,18 +5,18 @@
  * SDK (no process start per ping); one `pilotctl ping --count 5 --json` run covers the CLI path.
  *
  * Prints progress lines, then as the last line:
- *   {"count":100,"median_ms":…,"p99_ms":…,"cli_median_ms":…}
+ *   {"count":100,"median_ms":…,"p99_ms":…,"cli_median_ms":…,"udp_rtt_median_ms":…,"ratio_to_udp_rtt":…}
+ * The baseline is a plain UDP round trip between two Node processes measured in the same run.
  *
- * Pings start at most every BENCH_PING_GAP_MS (default 110 ms): the responder admits 10 new
- * streams per second from one source (burst 10) and silently drops the SYNs above that, which
- * would add a 1 s SYN retransmission to every tenth back-to-back ping. pilotctl itself pings once
- * a second.
+ * Pings start at most every BENCH_PING_GAP_MS (default 110 ms), so that each one finds the
+ * processes idle as pilotctl's pings (one a second) do; back to back they would be faster.
  *
  *   BENCH_PINGS=N         number of SDK pings (default 100)
  *   BENCH_PING_GAP_MS=N   minimum time between ping starts (default 110; 0 = back to back)
  */
 import { performance } from 'node:perf_hooks';
 import type { Driver } from '../src/sdk/driver.js';
+import { udpRoundTrips } from './udp-echo.js';
 import { BenchError, jsonData, percentile, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
 
 const COUNT = Math.max(1, Number.parseInt(process.env.BENCH_PINGS ?? '100', 10) || 100);
@@ -82,5 +82,15 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
   const cliMedian = percentile(cliSorted, 50);
   progress(`pilotctl ping --count 5: ${cliRtts.map((r) => round(r)).join(', ')} ms`);
 
-  console.log(JSON.stringify({ count: COUNT, median_ms: round(median), p99_ms: round(p99), cli_median_ms: round(cliMedian) }));
+  // A ping is two round trips (dial, then the echo), each through four process hops
+  // (SDK → daemon → peer daemon → daemon → SDK); the baseline is one UDP round trip between two
+  // idle Node processes with the same gap, so about four baselines is the floor for this design.
+  progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
+  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS))).sort((x, y) => x - y);
+  const udpMedian = percentile(udp, 50);
+  progress(`UDP baseline: median ${round(udpMedian)} ms, p99 ${round(percentile(udp, 99))} ms`);
+
+  console.log(
+    JSON.stringify({ count: COUNT, median_ms: round(median), p99_ms: round(p99), cli_median_ms: round(cliMedian), udp_rtt_median_ms: round(udpMedian), ratio_to_udp_rtt: round(median / udpMedian, 2) }),
+  );
 });
