@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { RegistryServer } from '../registry/server.js';
 import { BeaconServer } from './server.js';
+import { taskClock } from '../services/tasks/clock.js';
 
 export interface RendezvousOptions {
   /** Interface for the registry's TCP listener; every interface when absent. */
@@ -36,6 +37,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     storePath: opts.storePath,
     log: opts.log?.child({ component: 'registry' }),
     adminToken: opts.adminToken,
+    taskClock: taskClock(Date.now),
   });
   let beacon: BeaconServer;
   try {

@@ -8,6 +8,7 @@ import { createLogger } from '../log.js';
 import { splitHostPort } from '../registry/endpoint.js';
 import { RegistryServer } from '../registry/server.js';
 import type { LevelWithSilent } from 'pino';
+import { taskClock } from '../services/tasks/clock.js';
 
 const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
@@ -41,6 +42,7 @@ async function main(): Promise<number> {
     storePath,
     log,
     adminToken: flags['admin-token'],
+    taskClock: taskClock(Date.now),
   });
   const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);

@@ -16,6 +16,8 @@ export interface RegistryState {
   readonly registerLimiter: RateLimiter;
   readonly adminToken: string | undefined;
   now(): number;
+  /** Clock for task evidence ages (separate so that tests can move it without touching signatures). */
+  taskNow(): number;
   /** Wakes the node's handshake watch channel, if any. */
   notifyHandshake(nodeId: number): void;
 }

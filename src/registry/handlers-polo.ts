@@ -1,5 +1,6 @@
 import { verifyChallenge } from '../crypto/registry-signing.js';
 import { isValidTaskId } from '../protocol/tasksubmit.js';
+import { QUEUE_HEAD_TIMEOUT_MS } from '../services/tasks/book.js';
 import { acceptMessage, expiredMessage, MAX_TIMING_MS, poloReward, RECEIPT_STATUS, receiptMessage, type ReceiptFields } from '../services/tasks/evidence.js';
 import { nodeAddress, registeredNode, type Handler, type RegistryState } from './context.js';
 import { strField, u32Field } from './fields.js';
@@ -77,6 +78,11 @@ export const handleTaskExpiry: Handler = (state, req) => {
   const acceptedAt = req.msg.accepted_at_ms;
   if (typeof acceptedAt !== 'number' || !Number.isSafeInteger(acceptedAt) || acceptedAt < 0) {
     throw new RequestError('invalid_argument', 'accepted_at_ms must be a Unix time in milliseconds');
+  }
+  // Without this, an acceptance signature alone would let the submitter cost the executor a point at once.
+  const waited = state.taskNow() - acceptedAt;
+  if (waited < QUEUE_HEAD_TIMEOUT_MS) {
+    throw new RequestError('forbidden', `task ${taskId} was accepted ${Math.max(0, Math.round(waited / 1000))} s ago; it expires only after ${QUEUE_HEAD_TIMEOUT_MS / 1000} s at the queue head`);
   }
   checkSignature(executor, 'executor acceptance', acceptMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'accept_signature'));
   checkSignature(submitter, 'submitter', expiredMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'submitter_signature'));

@@ -27,6 +27,8 @@ export interface RegistryServerOptions {
   adminToken?: string;
   /** Clock in Unix ms (tests). */
   now?: () => number;
+  /** Clock for the age of task evidence (an expiry needs an hour since acceptance); default `now`. */
+  taskClock?: () => number;
 }
 
 /** Per-IP limits: registrations of new keys (as the reference) and requests of any kind. */
@@ -78,6 +80,7 @@ export class RegistryServer {
       registerLimiter: new RateLimiter(REGISTER_RATE.perSecond, REGISTER_RATE.burst),
       adminToken: opts.adminToken === '' ? undefined : opts.adminToken,
       now,
+      taskNow: opts.taskClock ?? now,
       notifyHandshake: (nodeId) => self?.notify(nodeId),
     };
     const server = createServer({ noDelay: true });

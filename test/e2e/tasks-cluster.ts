@@ -20,14 +20,18 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
   }
 }
 
-/** A cluster whose rendezvous runs with `-admin-token` (restarted on the same ports before any daemon joins). */
-export async function startTaskCluster(): Promise<Cluster> {
+/**
+ * A cluster whose rendezvous runs with `-admin-token` (restarted on the same ports before any
+ * daemon joins). With `clockFile`, the registry's task-evidence clock follows that offset file.
+ */
+export async function startTaskCluster(clockFile?: (dir: string) => string): Promise<Cluster> {
   const cluster = await Cluster.start();
   await stopProcess(cluster.rendezvous.child);
+  const env = clockFile ? { PILOT_TEST_CLOCK_OFFSET_FILE: clockFile(cluster.dir) } : {};
   cluster.rendezvous = spawnBin('pilot-rendezvous', [
     '-registry-addr', `127.0.0.1:${cluster.registryPort}`, '-beacon-addr', `127.0.0.1:${cluster.beaconPort}`,
     '-store', join(cluster.dir, 'registry.db'), '-admin-token', ADMIN_TOKEN,
-  ]);
+  ], env);
   await cluster.rendezvous.waitFor(/registry listening on/);
   await cluster.rendezvous.waitFor(/beacon listening on/);
   return cluster;

@@ -39,7 +39,7 @@ describe('task submit (port 1003) and the polo score', () => {
   let offset = 0;
 
   before(async () => {
-    cluster = await startTaskCluster();
+    cluster = await startTaskCluster((dir) => join(dir, 'clock-offset'));
     clockFile = join(cluster.dir, 'clock-offset');
     await setClock(clockFile, 0);
     a = await addDaemonWithClock(cluster, 'a', clockFile);

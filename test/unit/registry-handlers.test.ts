@@ -40,6 +40,7 @@ describe('registry handlers', () => {
       registerLimiter: new RateLimiter(10 / 60, 10),
       adminToken: undefined,
       now: () => clock,
+      taskNow: () => clock,
       notifyHandshake: (id) => notified.push(id),
     };
   });

@@ -38,6 +38,7 @@ describe('registry task evidence', () => {
   let s = 0;
   let x = 0;
   let o = 0;
+  let taskNow = Date.now();
 
   beforeEach(() => {
     state = {
@@ -48,6 +49,7 @@ describe('registry task evidence', () => {
       registerLimiter: new RateLimiter(100, 100),
       adminToken: undefined,
       now: () => Date.now(),
+      taskNow: () => taskNow,
       notifyHandshake: () => undefined,
     };
     const reg = (id: Identity): number => state.store.createNode({ publicKey: id.publicKeyBase64, owner: '', realAddr: '127.0.0.1:1' }).id;
@@ -102,6 +104,11 @@ describe('registry task evidence', () => {
     assert.equal(call({ ...msg, accept_signature: signChallenge(sub, acceptMessage(TASK, s, x, at)) }).code, 'bad_signature');
     assert.equal(call({ ...msg, submitter_signature: '' }).code, 'bad_signature');
     assert.equal(call({ ...msg, accepted_at_ms: at + 1 }).code, 'bad_signature');
+    taskNow = at + 3_599_000;
+    const early = call(msg);
+    assert.equal(early.code, 'forbidden', 'an acceptance less than an hour old is no evidence of expiry');
+    assert.match(String(early.message), /expires only after 3600 s/);
+    taskNow = at + 3_600_000;
     assert.equal(call(msg).type, 'task_expiry_ok');
     assert.equal(scoreOf(x), -1);
     assert.equal(call(msg).code, 'replay');
