@@ -51,7 +51,7 @@ export interface Pair {
 }
 
 /** Rendezvous + daemons a and b on 127.0.0.1, trusting each other (a asks, b approves). */
-export async function trustedPair(timeoutMs = 30_000): Promise<Pair> {
+export async function trustedPair(timeoutMs = 30_000, daemonArgs: string[] = []): Promise<Pair> {
   const cluster = await withTimeout('starting the rendezvous', timeoutMs, Cluster.start());
   let da: Driver | undefined;
   let db: Driver | undefined;
@@ -60,7 +60,7 @@ export async function trustedPair(timeoutMs = 30_000): Promise<Pair> {
     await cluster.stop();
   };
   try {
-    const [a, b] = await withTimeout('starting two daemons', timeoutMs, Promise.all([cluster.addDaemon('a'), cluster.addDaemon('b')]));
+    const [a, b] = await withTimeout('starting two daemons', timeoutMs, Promise.all([cluster.addDaemon('a', daemonArgs), cluster.addDaemon('b', daemonArgs)]));
     da = await withTimeout('connecting to daemon a', timeoutMs, Driver.connect(a.socket));
     db = await withTimeout('connecting to daemon b', timeoutMs, Driver.connect(b.socket));
     const [x, y] = [da, db];

@@ -17,6 +17,7 @@ export interface DaemonConfig {
   keepaliveMs: number;
   idleTimeoutMs: number;
   synRateLimit: number;
+  synRatePerSource: number;
   maxConnsPerPort: number;
   maxConnsTotal: number;
   timeWaitMs: number;
@@ -47,6 +48,7 @@ export const DAEMON_FLAGS = {
   keepalive: { kind: 'duration', help: 'keepalive and heartbeat interval (default 30s)' },
   'idle-timeout': { kind: 'duration', help: 'close connections idle this long (default 120s)' },
   'syn-rate-limit': { kind: 'int', help: 'new inbound connections per second (default 100)' },
+  'syn-rate-per-source': { kind: 'int', help: 'new inbound connections per second from one node (default 100)' },
   'max-conns-per-port': { kind: 'int', help: 'connections per port (default 1024)' },
   'max-conns-total': { kind: 'int', help: 'connections in all (default 4096)' },
   'time-wait': { kind: 'duration', help: 'TIME_WAIT duration (default 10s)' },
@@ -129,6 +131,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     keepaliveMs: positiveInt(raw.keepalive, 'keepalive', 30_000),
     idleTimeoutMs: positiveInt(raw['idle-timeout'], 'idle-timeout', 120_000),
     synRateLimit: positiveInt(raw['syn-rate-limit'], 'syn-rate-limit', 100),
+    synRatePerSource: positiveInt(raw['syn-rate-per-source'], 'syn-rate-per-source', 100),
     maxConnsPerPort: positiveInt(raw['max-conns-per-port'], 'max-conns-per-port', 1024),
     maxConnsTotal: positiveInt(raw['max-conns-total'], 'max-conns-total', 4096),
     timeWaitMs: positiveInt(raw['time-wait'], 'time-wait', 10_000),

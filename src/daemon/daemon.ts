@@ -131,6 +131,7 @@ export class Daemon {
         maxConnsPerPort: c.maxConnsPerPort,
         maxConnsTotal: c.maxConnsTotal,
         synRatePerSecond: c.synRateLimit,
+        synRatePerSource: c.synRatePerSource,
       },
       log: this.log,
       onDialStalled: (node) => {

@@ -1,0 +1,125 @@
+/**
+ * Stream set-up cost between two daemons on loopback, through the SDK: the time from `dial` to the
+ * first echoed byte on port 7 (SYN, SYN-ACK, one data round trip), and how many such
+ * connect → echo → close cycles per second a client completes.
+ *
+ * Prints progress lines, then as the last line:
+ *   {"count":…,"connect_p50_ms":…,"connect_p99_ms":…,"workers":…,"conns_per_s":…,"failed":…,
+ *    "conns_per_s_limits_raised":…,"failed_limits_raised":…}
+ *
+ * The latency phase paces its connects (BENCH_CONNECT_GAP_MS, default 110 ms) so each one finds
+ * the processes idle, as a client that connects now and then does. The throughput phase runs
+ * BENCH_CONNECT_WORKERS (default 8) loops back to back for BENCH_CONNECT_SECONDS (default 5 s);
+ * a daemon admits 100 new streams per second from one node (burst 100) and drops SYNs above
+ * that (the dial then waits for a retransmission), so that phase runs twice: with the default
+ * limits, and on a second pair of daemons started with the limits raised.
+ *
+ *   BENCH_CONNECT_COUNT=N   sequential connects in the latency phase (default 100)
+ */
+import { performance } from 'node:perf_hooks';
+import type { Driver } from '../src/sdk/driver.js';
+import { BenchError, percentile, progress, round, runBench, trustedPair, withTimeout } from './lib.js';
+
+const intEnv = (name: string, fallback: number): number => Math.max(1, Number.parseInt(process.env[name] ?? '', 10) || fallback);
+const COUNT = intEnv('BENCH_CONNECT_COUNT', 100);
+const GAP_MS = intEnv('BENCH_CONNECT_GAP_MS', 110);
+const WORKERS = intEnv('BENCH_CONNECT_WORKERS', 8);
+const SECONDS = intEnv('BENCH_CONNECT_SECONDS', 5);
+const CYCLE_TIMEOUT_MS = 5000;
+const WARMUP = 10;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Dials the echo port, writes one byte, waits for it; returns ms from the dial to the echo. */
+async function connectOnce(driver: Driver, address: string): Promise<number> {
+  const start = performance.now();
+  const conn = await driver.dial(address, 7, { timeoutMs: CYCLE_TIMEOUT_MS });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      conn.once('data', () => resolve());
+      conn.once('error', reject);
+      conn.once('close', () => reject(new BenchError('stream closed before the echo')));
+      conn.write(Buffer.of(0x2a));
+    });
+    return performance.now() - start;
+  } finally {
+    conn.destroy();
+  }
+}
+
+/** WORKERS loops of connect → echo → close for SECONDS; completed cycles per second. */
+async function throughput(driver: Driver, target: string, label: string): Promise<{ perSecond: number; failed: number }> {
+  progress(`${label}: ${WORKERS} workers, connect → echo → close back to back for ${SECONDS} s …`);
+  let completed = 0;
+  let failed = 0;
+  const errors = new Map<string, number>();
+  const until = performance.now() + SECONDS * 1000;
+  const started = performance.now();
+  await withTimeout(
+    `throughput phase (${label})`,
+    SECONDS * 1000 + CYCLE_TIMEOUT_MS * 4,
+    Promise.all(
+      Array.from({ length: WORKERS }, async () => {
+        while (performance.now() < until) {
+          try {
+            await connectOnce(driver, target);
+            completed++;
+          } catch (err) {
+            failed++;
+            const message = err instanceof Error ? err.message : String(err);
+            errors.set(message, (errors.get(message) ?? 0) + 1);
+          }
+        }
+      }),
+    ),
+  );
+  const elapsedS = (performance.now() - started) / 1000;
+  const perSecond = round(completed / elapsedS, 1);
+  progress(`${label}: ${completed} cycles in ${round(elapsedS, 2)} s: ${perSecond}/s, ${failed} failed`);
+  for (const [message, n] of errors) progress(`  ${n} × ${message}`);
+  if (completed === 0) throw new BenchError(`no connection completed (${label})`);
+  return { perSecond, failed };
+}
+
+runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
+  progress('starting a rendezvous and two daemons on 127.0.0.1 …');
+  const pair = await trustedPair();
+  onCleanup(pair.close);
+  const target = pair.b.address;
+  for (let i = 0; i < WARMUP; i++) await withTimeout(`warm-up connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target));
+
+  progress(`${COUNT} connects, at most one per ${GAP_MS} ms …`);
+  const times: number[] = [];
+  let last = 0;
+  for (let i = 0; i < COUNT; i++) {
+    await sleep(Math.max(0, last + GAP_MS - performance.now()));
+    last = performance.now();
+    times.push(await withTimeout(`connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target)));
+  }
+  const sorted = [...times].sort((x, y) => x - y);
+  const p50 = percentile(sorted, 50);
+  const p99 = percentile(sorted, 99);
+  progress(`dial → first echoed byte: p50 ${round(p50)} ms, p99 ${round(p99)} ms`);
+
+  // Let the per-source admission budget refill before the throughput phase.
+  await sleep(1500);
+  const limited = await throughput(pair.da, target, 'default admission limits');
+
+  progress('again with the admission limits raised (-syn-rate-limit, -syn-rate-per-source 100000) …');
+  const open = await trustedPair(30_000, ['-syn-rate-limit', '100000', '-syn-rate-per-source', '100000']);
+  onCleanup(open.close);
+  const unlimited = await throughput(open.da, open.b.address, 'limits raised');
+
+  console.log(
+    JSON.stringify({
+      count: COUNT,
+      connect_p50_ms: round(p50),
+      connect_p99_ms: round(p99),
+      workers: WORKERS,
+      conns_per_s: limited.perSecond,
+      failed: limited.failed,
+      conns_per_s_limits_raised: unlimited.perSecond,
+      failed_limits_raised: unlimited.failed,
+    }),
+  );
+});

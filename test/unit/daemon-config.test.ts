@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parseDaemonArgs, type DaemonConfig } from '../../src/daemon/config.js';
+
+const parse = (...argv: string[]): DaemonConfig => {
+  const c = parseDaemonArgs(argv, {});
+  assert.notEqual(c, 'help');
+  return c as DaemonConfig;
+};
+
+describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
+  it('takes the reference flags in single- and double-dash form, with Go durations', () => {
+    const one = parse('-registry', '127.0.0.1:9100', '-listen', ':4001', '-keepalive', '15s', '-no-echo', '-syn-rate-limit', '50');
+    const two = parse('--registry=127.0.0.1:9100', '--listen', ':4001', '--keepalive=15s', '--no-echo', '--syn-rate-limit=50');
+    for (const c of [one, two]) {
+      assert.equal(c.registry, '127.0.0.1:9100');
+      assert.equal(c.listen, ':4001');
+      assert.equal(c.keepaliveMs, 15_000);
+      assert.equal(c.echo, false);
+      assert.equal(c.synRateLimit, 50);
+    }
+  });
+
+  it('defaults the admission limits to 100 per second, overall and per source', () => {
+    const c = parse();
+    assert.equal(c.synRateLimit, 100);
+    assert.equal(c.synRatePerSource, 100);
+    assert.equal(parse('-syn-rate-per-source', '5000').synRatePerSource, 5000);
+  });
+
+  it('refuses bad values with a message naming the flag', () => {
+    assert.throws(() => parse('-syn-rate-per-source', '-3'), /syn-rate-per-source/);
+    assert.throws(() => parse('-registry', 'nohost'), /-registry must be host:port/);
+    assert.throws(() => parse('-log-level', 'loud'), /-log-level must be one of/);
+    assert.throws(() => parse('stray'), /unexpected argument: stray/);
+    assert.throws(() => parse('-registry-tls'), /not supported yet/);
+  });
+
+  it('reads -config JSON (dashes or underscores), and the command line wins', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-config-'));
+    try {
+      const file = join(dir, 'daemon.json');
+      writeFileSync(file, JSON.stringify({ syn_rate_per_source: 7, 'idle-timeout': '2m', hostname: 'from-file', unknown_key: 1 }));
+      const c = parse('-config', file, '-hostname', 'from-flag');
+      assert.equal(c.synRatePerSource, 7);
+      assert.equal(c.idleTimeoutMs, 120_000);
+      assert.equal(c.hostname, 'from-flag');
+      writeFileSync(file, '[1,2]');
+      assert.throws(() => parse('-config', file), /must hold a JSON object/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
