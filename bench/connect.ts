@@ -52,6 +52,7 @@ async function throughput(driver: Driver, target: string, label: string): Promis
   progress(`${label}: ${WORKERS} workers, connect → echo → close back to back for ${SECONDS} s …`);
   let completed = 0;
   let failed = 0;
+  const cycles: number[] = [];
   const errors = new Map<string, number>();
   const until = performance.now() + SECONDS * 1000;
   const started = performance.now();
@@ -62,7 +63,7 @@ async function throughput(driver: Driver, target: string, label: string): Promis
       Array.from({ length: WORKERS }, async () => {
         while (performance.now() < until) {
           try {
-            await connectOnce(driver, target);
+            cycles.push(await connectOnce(driver, target));
             completed++;
           } catch (err) {
             failed++;
@@ -76,6 +77,10 @@ async function throughput(driver: Driver, target: string, label: string): Promis
   const elapsedS = (performance.now() - started) / 1000;
   const perSecond = round(completed / elapsedS, 1);
   progress(`${label}: ${completed} cycles in ${round(elapsedS, 2)} s: ${perSecond}/s, ${failed} failed`);
+  const sorted = cycles.sort((x, y) => x - y);
+  // A dropped SYN costs the dialer its retransmission timeout (about 1 s): count those cycles.
+  const slow = sorted.filter((ms) => ms >= 900).length;
+  progress(`  dial → echo per cycle: p50 ${round(percentile(sorted, 50))} ms, p99 ${round(percentile(sorted, 99))} ms, max ${round(sorted.at(-1) ?? Number.NaN)} ms; ${slow} took ≥ 900 ms`);
   for (const [message, n] of errors) progress(`  ${n} × ${message}`);
   if (completed === 0) throw new BenchError(`no connection completed (${label})`);
   return { perSecond, failed };

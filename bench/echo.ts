@@ -1,8 +1,11 @@
 /**
- * Bulk throughput through two daemons on loopback, as `pilotctl bench` measures it (4096-byte
- * writes of bytes i mod 256 to the echo port 7, timed until the whole echo is back), next to a
- * plain node:net TCP echo on 127.0.0.1 moving the same bytes with the same write pattern. The TCP
- * echo server runs in its own process, as daemon b does for pilot.
+ * Bulk throughput through two daemons on loopback, as `pilotctl bench` measures it (60 KiB writes
+ * of bytes i mod 256 to the echo port 7, timed until the whole echo is back), next to a plain
+ * node:net TCP echo on 127.0.0.1 moving the same bytes with the same writes. The TCP echo server
+ * runs in its own process, as daemon b does for pilot.
+ *
+ * The daemons are warmed up first (a 20 MiB pilotctl bench: tunnel keys, JIT), as long-running
+ * daemons are; each size then runs BENCH_RUNS times (default 3) and the median is reported.
  *
  * Prints progress lines, then as the last line:
  *   {"results":[{"size_mb":10,"pilot_mb_s":…,"tcp_mb_s":…,"ratio":…},…]}
@@ -17,7 +20,9 @@ import { createInterface } from 'node:readline';
 import { BenchError, jsonData, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
 
 const MiB = 1024 * 1024;
-const CHUNK = 4096;
+const CHUNK = 60 * 1024;
+const RUNS = Math.max(1, Number.parseInt(process.env.BENCH_RUNS ?? '3', 10) || 3);
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const SIZES = (process.env.BENCH_SIZES ?? '10,50').split(',').map(Number).filter((n) => n > 0);
 const PILOT_TIMEOUT_S = 120;
 
@@ -49,7 +54,7 @@ async function startTcpEcho(): Promise<{ port: number; stop: () => Promise<void>
   };
 }
 
-/** Same pattern as pilotctl bench: write 4096-byte chunks (waiting for drain), read the echo to the end. */
+/** Same pattern as pilotctl bench: write 60 KiB chunks (waiting for drain), read the echo to the end. */
 async function tcpEcho(port: number, total: number): Promise<number> {
   const chunk = Buffer.alloc(CHUNK);
   for (let i = 0; i < CHUNK; i++) chunk[i] = i & 0xff;
@@ -89,25 +94,31 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
   progress(`TCP echo server on 127.0.0.1:${tcp.port}`);
 
   // Warm-up: tunnel keys, JIT on both paths.
-  jsonData('warm-up pilotctl bench', await runPilotctl(pair.a, ['bench', pair.b.address, '1', '--json', '--timeout', '60s'], 90_000));
-  await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, MiB));
+  jsonData('warm-up pilotctl bench', await runPilotctl(pair.a, ['bench', pair.b.address, '20', '--json', '--timeout', '60s'], 90_000));
+  await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, 20 * MiB));
 
   const results: { size_mb: number; pilot_mb_s: number; tcp_mb_s: number; ratio: number }[] = [];
   for (const size of SIZES) {
     const bytes = Math.round(size * MiB);
-    const started = performance.now();
-    const out = await runPilotctl(pair.a, ['bench', pair.b.address, String(size), '--json', '--timeout', `${PILOT_TIMEOUT_S}s`], (PILOT_TIMEOUT_S + 30) * 1000);
-    const processMs = performance.now() - started;
-    const data = jsonData(`pilotctl bench ${size}`, out);
-    if (data.recv_bytes !== bytes) throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
-    const totalMs = Number(data.total_duration_ms);
-    const pilotMbS = Number(data.total_mbps) / 8;
-    progress(
-      `pilot ${size} MiB: ${round(pilotMbS, 2)} MB/s (send ${String(data.send_duration_ms)} ms, echo complete ${totalMs} ms; pilotctl process ${Math.round(processMs)} ms)`,
-    );
-    const tcpMs = await withTimeout(`TCP echo of ${size} MiB`, 120_000, tcpEcho(tcp.port, bytes));
-    const tcpMbS = bytes / 1e6 / (tcpMs / 1000);
-    progress(`tcp   ${size} MiB: ${round(tcpMbS, 2)} MB/s (${Math.round(tcpMs)} ms)`);
+    const pilotRuns: number[] = [];
+    const tcpRuns: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const started = performance.now();
+      const out = await runPilotctl(pair.a, ['bench', pair.b.address, String(size), '--json', '--timeout', `${PILOT_TIMEOUT_S}s`], (PILOT_TIMEOUT_S + 30) * 1000);
+      const processMs = performance.now() - started;
+      const data = jsonData(`pilotctl bench ${size}`, out);
+      if (data.recv_bytes !== bytes) throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
+      const pilotMbS = Number(data.total_mbps) / 8;
+      pilotRuns.push(pilotMbS);
+      progress(
+        `pilot ${size} MiB: ${round(pilotMbS, 2)} MB/s (send ${String(data.send_duration_ms)} ms, echo complete ${String(data.total_duration_ms)} ms; pilotctl process ${Math.round(processMs)} ms)`,
+      );
+      const tcpMs = await withTimeout(`TCP echo of ${size} MiB`, 120_000, tcpEcho(tcp.port, bytes));
+      tcpRuns.push(bytes / 1e6 / (tcpMs / 1000));
+      progress(`tcp   ${size} MiB: ${round(tcpRuns.at(-1) as number, 2)} MB/s (${Math.round(tcpMs)} ms)`);
+    }
+    const pilotMbS = median(pilotRuns);
+    const tcpMbS = median(tcpRuns);
     results.push({ size_mb: size, pilot_mb_s: round(pilotMbS, 2), tcp_mb_s: round(tcpMbS, 2), ratio: round(pilotMbS / tcpMbS, 4) });
   }
   console.log(JSON.stringify({ results }));

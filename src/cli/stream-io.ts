@@ -16,19 +16,28 @@ export function formatMs(ms: number): string {
  * `timeout` error). Resolves with every byte read so far.
  */
 export function readUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read'): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  return readStreamUntil(conn, (chunk) => chunks.push(chunk), enough, timeoutMs, what).then((total) => Buffer.concat(chunks, total));
+}
+
+/** Like readUntil, but only counts the bytes (for bulk transfers that need not be kept). */
+export function countUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read'): Promise<number> {
+  return readStreamUntil(conn, () => undefined, enough, timeoutMs, what);
+}
+
+function readStreamUntil(conn: Duplex, onChunk: (chunk: Buffer) => void, enough: (total: number) => boolean, timeoutMs: number, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
     let total = 0;
     const finish = (err?: Error): void => {
       clearTimeout(timer);
       conn.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError);
       conn.pause();
       if (err) reject(err);
-      else resolve(Buffer.concat(chunks, total));
+      else resolve(total);
     };
     const onData = (chunk: Buffer | string): void => {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      chunks.push(buf);
+      onChunk(buf);
       total += buf.length;
       if (enough(total)) finish();
     };

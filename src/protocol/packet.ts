@@ -70,17 +70,20 @@ export function encodePacketHeader(p: Packet): Buffer {
 /**
  * Unmarshals a packet; trailing bytes beyond the declared payload are ignored (§2.4). The payload
  * is a view of `bytes` (no copy per segment): do not reuse the input buffer while it is alive.
+ * `verifyChecksum: false` skips the CRC-32 for bytes an AEAD has already authenticated.
  */
-export function decodePacket(bytes: Uint8Array): DecodeResult<Packet> {
+export function decodePacket(bytes: Uint8Array, options: { verifyChecksum?: boolean } = {}): DecodeResult<Packet> {
   if (bytes.length < HEADER_SIZE) return fail('truncated', `packet too short: ${bytes.length} bytes`);
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const length = buf.readUInt16BE(2);
   if (buf.length < HEADER_SIZE + length) return fail('truncated', `payload truncated: want ${length}, have ${buf.length - HEADER_SIZE}`);
-  const stored = buf.readUInt32BE(30);
-  const header = Buffer.from(buf.subarray(0, HEADER_SIZE));
-  header.writeUInt32BE(0, 30);
-  const computed = crc32(buf.subarray(HEADER_SIZE, HEADER_SIZE + length), crc32(header));
-  if (computed !== stored) return fail('bad_checksum', 'checksum mismatch');
+  if (options.verifyChecksum !== false) {
+    const stored = buf.readUInt32BE(30);
+    const header = Buffer.from(buf.subarray(0, HEADER_SIZE));
+    header.writeUInt32BE(0, 30);
+    const computed = crc32(buf.subarray(HEADER_SIZE, HEADER_SIZE + length), crc32(header));
+    if (computed !== stored) return fail('bad_checksum', 'checksum mismatch');
+  }
   const b0 = buf[0] as number;
   return ok({
     version: b0 >> 4,

@@ -25,6 +25,29 @@ export class ByteQueue {
     return this.take(n, true);
   }
 
+  /**
+   * Removes and returns up to n bytes. When the first chunk alone holds at least `viewAtLeast`
+   * bytes, only (part of) that chunk is returned, as a view: large segments are handed on without
+   * copying, while small ones are still merged into one piece.
+   */
+  shiftPiece(n: number, viewAtLeast: number): Buffer {
+    const first = this.chunks[this.head];
+    if (first !== undefined) {
+      const avail = first.length - this.headOffset;
+      if (avail >= viewAtLeast || avail >= n) {
+        const out = first.subarray(this.headOffset, this.headOffset + Math.min(avail, n));
+        this.advance(out.length);
+        return out;
+      }
+    }
+    return this.take(n, true);
+  }
+
+  /** Discards up to n bytes from the front. */
+  skip(n: number): void {
+    this.advance(Math.min(n, this.total));
+  }
+
   clear(): void {
     this.chunks = [];
     this.head = 0;

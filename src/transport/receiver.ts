@@ -17,6 +17,9 @@ export type DataVerdict =
   | 'duplicate'
   | 'beyond_window';
 
+/** In-order segments of at least this size are read as views, smaller ones merged. */
+const VIEW_AT_LEAST = 16 * 1024;
+
 /**
  * Receive side of a stream: reassembly, the buffer the application reads from, the advertised
  * window and SACK blocks. Out-of-order data is kept for everything inside the advertised window,
@@ -84,7 +87,7 @@ export class StreamReceiver {
   /** Removes up to maxBytes of in-order data for the application. */
   read(maxBytes: number): Buffer | null {
     if (this.readable.length === 0) return null;
-    return this.readable.shift(maxBytes);
+    return this.readable.shiftPiece(maxBytes, VIEW_AT_LEAST);
   }
 
   /**

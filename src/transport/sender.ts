@@ -216,7 +216,7 @@ export class StreamSender {
       len = 4;
       data = data.subarray(0, 4);
     }
-    this.unsent.shift(len);
+    this.unsent.skip(len);
     // `unsent` holds our own copies of the application's bytes, so the segment can keep a view.
     const seg: Segment = { seq: this.sndNxt, data, sentAt: now, xmits: 1, sacked: false, lost: false };
     this.segs.push(seg);

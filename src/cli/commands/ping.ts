@@ -6,12 +6,15 @@ import type { JsonObject } from '../../protocol/json.js';
 import { countFlag, durationFlag, invalid, maxPositionals, positional } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliConn } from '../context.js';
-import { drained, formatMs, readUntil } from '../stream-io.js';
+import { countUntil, drained, formatMs, readUntil } from '../stream-io.js';
 import { resolveTarget } from '../target.js';
 
 const ECHO_PORT = 7;
-/** Bytes per write. The pattern i mod 256 repeats every 256 bytes, so the bytes on the wire are those of the reference's 4096-byte writes. */
-const BENCH_CHUNK = 64 * 1024;
+/**
+ * Bytes per write: one large segment. The pattern i mod 256 repeats every 256 bytes, so the bytes
+ * on the wire are those of the reference's 4096-byte writes.
+ */
+const BENCH_CHUNK = 60 * 1024;
 
 const round = (n: number, digits: number): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
@@ -114,7 +117,7 @@ export const bench: CommandSpec = {
       let sent = 0;
       let received = 0;
       try {
-        const echo = readUntil(conn, (n) => {
+        const echo = countUntil(conn, (n) => {
           received = n;
           bar.update(n);
           return n >= total;
@@ -130,15 +133,15 @@ export const bench: CommandSpec = {
         const back = await echo;
         const totalMs = performance.now() - start;
         bar.finish();
-        if (back.length < total) throw new PilotError('connection_failed', `echo ended after ${back.length} of ${total} bytes`);
+        if (back < total) throw new PilotError('connection_failed', `echo ended after ${back} of ${total} bytes`);
         const data = {
-          recv_bytes: back.length,
+          recv_bytes: back,
           send_duration_ms: Math.round(sendMs),
           send_mbps: mbps(sent, sendMs),
           sent_bytes: sent,
           target: target.text,
           total_duration_ms: Math.round(totalMs),
-          total_mbps: mbps(back.length, totalMs),
+          total_mbps: mbps(back, totalMs),
         };
         const text = `sent ${sent} bytes in ${data.send_duration_ms} ms (${data.send_mbps} Mbit/s); echo complete in ${data.total_duration_ms} ms (${data.total_mbps} Mbit/s)`;
         return { data, text };
