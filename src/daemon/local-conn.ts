@@ -10,6 +10,7 @@ export interface ConnOps {
   read(connId: number, maxBytes: number): Uint8Array | null;
   close(connId: number): void;
   abort(connId: number): void;
+  setNagle(connId: number, on: boolean): void;
 }
 
 const READ_CHUNK = 64 * 1024;
@@ -65,6 +66,15 @@ export class LocalConn extends Duplex implements PilotConn {
     this.localPort = ends.localPort;
     this.remoteAddr = ends.remoteAddr;
     this.remotePort = ends.remotePort;
+  }
+
+  /**
+   * Like `net.Socket#setNoDelay`: with `true`, every write goes out at once instead of being held
+   * while earlier data is unacknowledged. For writers that batch themselves.
+   */
+  setNoDelay(noDelay = true): this {
+    if (!this.gone) this.ops.setNagle(this.id, !noDelay);
+    return this;
   }
 
   setTimeout(ms: number, callback?: () => void): this {

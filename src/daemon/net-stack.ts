@@ -65,6 +65,7 @@ export class NetStack implements PilotNetwork {
       read: (id, max) => this.deferFlush(this.endpoint.read(id, max)),
       close: (id) => this.deferFlush(this.endpoint.close(id, now())),
       abort: (id) => this.deferFlush(this.endpoint.abort(id, now())),
+      setNagle: (id, on) => this.deferFlush(this.endpoint.setNagle(id, on, now())),
     };
   }
 

@@ -17,6 +17,8 @@ export interface PilotConn extends Duplex {
   readonly remotePort: number;
   /** Like `net.Socket#setTimeout`: emits 'timeout' after `ms` of inactivity (0 disables). */
   setTimeout(ms: number, callback?: () => void): this;
+  /** Like `net.Socket#setNoDelay`, where the connection runs in this process (daemon services). */
+  setNoDelay?(noDelay?: boolean): this;
 }
 
 /** Accepts connections on one port; emits 'connection' like `net.Server` and is async-iterable. */

@@ -476,6 +476,12 @@ export class Connection {
    * Changes the largest payload this connection puts in one segment (the peer said it accepts
    * more). Segments already sent keep their size; later ones use the new one.
    */
+  /** Turns Nagle's coalescing of small writes on or off for this connection (like TCP_NODELAY). */
+  setNagle(on: boolean, now: Millis): void {
+    this.opts.nagle = on;
+    if (!on && this.state === 'ESTABLISHED') this.pump(now, true);
+  }
+
   setSegmentSize(mss: number): void {
     if (this.opts.mss === mss) return;
     this.opts.mss = mss;

@@ -116,6 +116,11 @@ export class TransportEndpoint {
     return this.conns.get(connId)?.read(maxBytes) ?? null;
   }
 
+  /** Nagle on or off for one connection (default on). */
+  setNagle(connId: number, on: boolean, now: Millis): void {
+    this.conns.get(connId)?.setNagle(on, now);
+  }
+
   /** Graceful close: the FIN follows the last byte once it is acknowledged. */
   close(connId: number, now: Millis): void {
     this.conns.get(connId)?.close(now);

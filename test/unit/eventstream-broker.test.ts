@@ -167,7 +167,7 @@ describe('event stream broker', () => {
     const clients = stats.clients as { remote: string; dropped: number }[];
     assert.equal(clients.find((c) => c.remote === 'fast')?.dropped, 0);
     const slowDropped = clients.find((c) => c.remote === 'slow')?.dropped ?? 0;
-    assert.ok(slowDropped > 800);
+    assert.ok(slowDropped >= 700, `slow dropped ${slowDropped}`);
     slow.release();
     slowQuiet.release();
     await tick();

@@ -19,13 +19,14 @@ export class BrokerClient {
   private closed = false;
   /** Frames handed to the connection (events and notices). */
   written = 0;
+  private pumpScheduled = false;
   /** Set by the broker while it fans out one event, so a connection gets it once. */
   lastSeq = 0;
 
   constructor(
     readonly conn: Duplex,
     readonly remote: string,
-    limits: QueueLimits,
+    private readonly limits: QueueLimits,
   ) {
     this.queue = new BoundedQueue(limits);
   }
@@ -62,7 +63,10 @@ export class BrokerClient {
     }
     this.queueNotice();
     this.queue.push(frame, frame.length);
-    this.pump();
+    // A burst larger than a batch (or half the queue) is written at once, so that a reader that
+    // keeps up never loses events to its own queue filling within one turn.
+    if (this.queue.bytes >= WRITE_BATCH || this.queue.length * 2 >= this.limits.maxCount) this.pump();
+    else this.schedulePump();
     return true;
   }
 
@@ -94,6 +98,16 @@ export class BrokerClient {
       this.written++;
     }
     return Buffer.concat(parts, size);
+  }
+
+  /** Writes once per event-loop turn: the events published meanwhile go out as one batch. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {

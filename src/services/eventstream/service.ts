@@ -30,6 +30,9 @@ export async function createEventStream(ctx: ServiceContext, options: EventStrea
   const broker = new Broker(brokerOptions);
   const listener = await ctx.net.listen(options.port ?? EVENT_STREAM_PORT);
   listener.on('connection', (conn: PilotConn) => {
+    // The broker writes each connection's queued events in one batch per event-loop turn, so
+    // holding small segments back for ACKs would only add latency.
+    conn.setNoDelay?.(true);
     broker.accept(conn, formatSocketAddr({ addr: conn.remoteAddr, port: conn.remotePort }));
   });
   return {
