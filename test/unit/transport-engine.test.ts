@@ -209,6 +209,23 @@ describe('transport: data path', () => {
     assert.throws(() => pair.a.setPeerSegmentSize(B_ADDR.node, 70_000), RangeError);
   });
 
+  it('turns Nagle off for one connection (setNoDelay), sending what it held at once', () => {
+    const pair = new Pair(20);
+    const { ca, cb } = pair.connect();
+    for (let i = 0; i < 3; i++) pair.a.write(ca, Buffer.from([i]), pair.now);
+    pair.drain();
+    const before = streamPackets(pair, 'a').filter((p) => p.payload.length > 0).length;
+    pair.a.setNagle(ca, false, pair.now);
+    pair.drain();
+    const afterToggle = streamPackets(pair, 'a').filter((p) => p.payload.length > 0).length;
+    assert.equal(afterToggle, before + 1, 'the held bytes go out at once');
+    for (let i = 3; i < 6; i++) pair.a.write(ca, Buffer.from([i]), pair.now);
+    pair.drain();
+    assert.equal(streamPackets(pair, 'a').filter((p) => p.payload.length > 0).length, afterToggle + 3, 'one segment per write');
+    pair.run(200);
+    assert.deepEqual([...pair.readAll('b', cb)], [0, 1, 2, 3, 4, 5]);
+  });
+
   it('coalesces small writes with Nagle and sends them at once without it', () => {
     for (const nagle of [true, false]) {
       const pair = new Pair(20, { connection: { nagle } });
