@@ -4,6 +4,7 @@ import { decodeSack, encodeSack } from '../protocol/sack.js';
 import { connectionStats, type ReceiveCounters } from './connection-stats.js';
 import { StreamReceiver } from './receiver.js';
 import { StreamSender, WINDOW_UNIT } from './sender.js';
+import { earliest } from './deadline.js';
 import { seqAdd, seqLt } from './seq.js';
 import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, ConnectionParams, ConnectionSink, Millis } from './types.js';
 
@@ -292,7 +293,7 @@ export class Connection {
         this.delayedAckDeadline = undefined;
       }
     }
-    this.nagleDeadline = this.sender.nagleHolding && !this.closeRequested ? (this.nagleDeadline ?? now + this.nagleHoldMs()) : undefined;
+    this.nagleDeadline = this.sender.nagleHolding && !this.closeRequested ? (this.nagleDeadline ?? now + this.sender.nagleHoldMs) : undefined;
     if (this.sender.zeroWindow && this.sender.inFlightBytes === 0 && this.sender.unsentBytes > 0) {
       this.persistDeadline ??= now + this.persistInterval;
     } else {
@@ -301,16 +302,6 @@ export class Connection {
     }
     if (this.closeRequested && !this.finSent && this.sender.unsentBytes === 0 && this.sender.inFlightBytes === 0) this.sendFin(now);
     this.maybeTimeWait(now);
-  }
-
-  /**
-   * How long Nagle may hold a partial segment: until the ACK would normally arrive (one smoothed
-   * RTT, at least 1 ms), never longer than nagleDelayMs. Waiting for the ACK itself stalls a
-   * stream of small messages for the peer's whole delayed-ACK time (40 ms) on every segment.
-   */
-  private nagleHoldMs(): Millis {
-    const srtt = this.sender.rtt.srtt;
-    return srtt > 0 ? Math.min(this.opts.nagleDelayMs, Math.max(1, srtt)) : this.opts.nagleDelayMs;
   }
 
   private sendFin(now: Millis): void {
@@ -380,15 +371,15 @@ export class Connection {
   nextTimeout(): Millis | undefined {
     if (this.gone) return undefined;
     if (this.state === 'TIME_WAIT') return this.timeWaitDeadline;
-    let t = minDefined(this.synDeadline, this.delayedAckDeadline);
-    t = minDefined(t, this.nagleDeadline);
-    t = minDefined(t, this.persistDeadline);
-    t = minDefined(t, this.finDeadline);
-    t = minDefined(t, this.sender.rtoDeadline);
-    t = minDefined(t, this.sender.reorderDeadline);
+    let t = earliest(this.synDeadline, this.delayedAckDeadline);
+    t = earliest(t, this.nagleDeadline);
+    t = earliest(t, this.persistDeadline);
+    t = earliest(t, this.finDeadline);
+    t = earliest(t, this.sender.rtoDeadline);
+    t = earliest(t, this.sender.reorderDeadline);
     if (this.state !== 'SYN_SENT') {
-      if (this.opts.idleTimeoutMs > 0) t = minDefined(t, this.lastRecvAt + this.opts.idleTimeoutMs);
-      if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0) t = minDefined(t, this.lastSendAt + this.opts.keepaliveMs);
+      if (this.opts.idleTimeoutMs > 0) t = earliest(t, this.lastRecvAt + this.opts.idleTimeoutMs);
+      if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0) t = earliest(t, this.lastSendAt + this.opts.keepaliveMs);
     }
     return t;
   }
@@ -497,10 +488,4 @@ export class Connection {
       stats: connectionStats(this.sender, this.receiver, this.recvCounters, this.opts),
     };
   }
-}
-
-function minDefined(a: Millis | undefined, b: Millis | undefined): Millis | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return a < b ? a : b;
 }

@@ -227,6 +227,16 @@ export class StreamSender {
     return { seq: seg.seq, data: seg.data, retransmit: false };
   }
 
+  /**
+   * How long Nagle may hold a partial segment: until the ACK would normally arrive (one smoothed
+   * RTT, at least 1 ms), never longer than nagleDelayMs. Waiting for the ACK itself stalls a
+   * stream of small messages for the peer's whole delayed-ACK time (40 ms) on every segment.
+   */
+  get nagleHoldMs(): Millis {
+    const srtt = this.rtt.srtt;
+    return srtt > 0 ? Math.min(this.opts.nagleDelayMs, Math.max(1, srtt)) : this.opts.nagleDelayMs;
+  }
+
   /** True when a partial segment is being held back by Nagle. */
   get nagleHolding(): boolean {
     return this.opts.nagle && this.unsent.length > 0 && this.unsent.length < this.opts.mss && this.inFlightBytes > 0;
