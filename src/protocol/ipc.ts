@@ -225,16 +225,21 @@ export interface GatheringWriter {
   cork(): void;
   uncork(): void;
   write(chunk: Uint8Array): boolean;
+  readonly writableCorked: number;
 }
 
-/** Writes one frame (see encodeIpcFrameParts) as a single gathered write; false = buffer full. */
+/**
+ * Writes one frame (see encodeIpcFrameParts); false = buffer full. The socket stays corked until
+ * the end of the current tick, so every frame written meanwhile leaves in one gathered write.
+ */
 export function writeIpcFrame(socket: GatheringWriter, msg: IpcMessage): boolean {
   const parts = encodeIpcFrameParts(msg);
-  if (parts.length === 1) return socket.write(parts[0] as Uint8Array);
-  socket.cork();
+  if (socket.writableCorked === 0) {
+    socket.cork();
+    process.nextTick(() => socket.uncork());
+  }
   let ok = true;
   for (const part of parts) ok = socket.write(part);
-  socket.uncork();
   return ok;
 }
 
