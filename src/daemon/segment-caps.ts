@@ -8,6 +8,7 @@ import { BASE_SEGMENT, decodeCaps, encodeCaps } from '../protocol/caps.js';
 export const LOCAL_MAX_SEGMENT = 61_440;
 
 const QUERY_INTERVAL_MS = 5_000;
+const ANSWER_INTERVAL_MS = 1_000;
 const MAX_ENTRIES = 4096;
 
 export interface SegmentCapsOptions {
@@ -28,6 +29,7 @@ export interface SegmentCapsOptions {
 export class SegmentCaps {
   private readonly advertised = new Map<number, number>();
   private readonly askedAt = new Map<number, number>();
+  private readonly answeredAt = new Map<number, number>();
   private readonly now: () => number;
 
   constructor(private readonly o: SegmentCapsOptions) {
@@ -50,10 +52,20 @@ export class SegmentCaps {
     const decoded = decodeCaps(payload);
     if (!decoded.ok) return;
     const { request, maxSegment } = decoded.value;
-    if (request) this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT }));
+    if (request) this.answer(node);
     if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES) this.advertised.delete(this.advertised.keys().next().value as number);
     this.advertised.set(node, maxSegment);
     this.refresh(node);
+  }
+
+  /** At most one answer per node and second: a peer cannot make us send at its own rate. */
+  private answer(node: number): void {
+    const t = this.now();
+    const last = this.answeredAt.get(node);
+    if (last !== undefined && t - last < ANSWER_INTERVAL_MS) return;
+    if (this.answeredAt.size >= MAX_ENTRIES) this.answeredAt.clear();
+    this.answeredAt.set(node, t);
+    this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT }));
   }
 
   /** Re-decides a node's segment size (its path may have changed, e.g. to the relay). */
@@ -67,6 +79,7 @@ export class SegmentCaps {
   /** The peer restarted or went away: what it said no longer holds. */
   forget(node: number): void {
     this.askedAt.delete(node);
+    this.answeredAt.delete(node);
     if (this.advertised.delete(node)) this.o.apply(node, 0);
   }
 

@@ -65,7 +65,9 @@ describe('SegmentCaps', () => {
     const h = harness();
     h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440 }));
     assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT }]);
-    assert.deepEqual(h.applied, [{ node: 3, mss: 0 }], 'not loopback: stays at the default');
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440 }));
+    assert.equal(h.sent.length, 1, 'a repeated question within a second is not answered again');
+    assert.deepEqual(h.applied.at(-1), { node: 3, mss: 0 }, 'not loopback: stays at the default');
     h.loopback.add(3);
     h.caps.refresh(3);
     assert.deepEqual(h.applied.at(-1), { node: 3, mss: 61_440 });
