@@ -145,8 +145,10 @@ export class TrustManager {
   }
 
   private async trustPeer(peer: { nodeId: number; publicKey: string; mutual: boolean }): Promise<void> {
-    await this.o.store.trust({ ...peer, approvedAt: this.now(), network: 0 });
+    // Before the store: it shows the peer as trusted at once, while trust.json is still being
+    // written, and a dial made in that moment must not meet a refusal cached before the trust.
     this.o.onTrusted(peer.nodeId);
+    await this.o.store.trust({ ...peer, approvedAt: this.now(), network: 0 });
   }
 
   // ---- relay channel ----

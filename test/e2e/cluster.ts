@@ -18,6 +18,8 @@ export function binCommand(name: string): string[] {
 export interface Spawned {
   readonly child: ChildProcess;
   readonly lines: string[];
+  /** The last 200 stderr lines (the log). */
+  readonly stderr: string[];
   /** Resolves with the first stdout line that matches. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
@@ -46,6 +48,7 @@ export function spawnBin(name: string, args: string[], env: NodeJS.ProcessEnv = 
   return {
     child,
     lines,
+    stderr,
     waitFor(re, timeoutMs = 15_000) {
       for (const line of lines) {
         const m = line.match(re);

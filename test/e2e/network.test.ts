@@ -178,4 +178,18 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     await until('b forgets a', async () => ((await db.trusted()).some((t) => t.node_id === a.nodeId) ? undefined : true));
     await assert.rejects(da.dial(b.address, 7, { timeoutMs: 3000 }));
   });
+
+  it('lets a dial through the moment trust shows, however often trust is made and revoked', async () => {
+    for (let round = 0; round < 6; round++) {
+      await da.handshake(b.nodeId, `round ${round}`);
+      await until('the request at b', async () => ((await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+      await db.approve(a.nodeId);
+      await until('a trusting b', async () => ((await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
+      // No retry: the handshake's own dial was refused a moment ago, and that must not linger.
+      const conn = await da.dial(b.address, 7, { timeoutMs: 3000 });
+      conn.destroy();
+      await da.untrust(b.nodeId);
+      await until('b forgets a', async () => ((await db.trusted()).some((t) => t.node_id === a.nodeId) ? undefined : true));
+    }
+  });
 });
