@@ -117,6 +117,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   /** Forgets the endpoint and crypto context of a node (trust revoked). */
   removePeer(nodeId: number): void {
     this.#peers.delete(nodeId);
+    // A peer added again later starts a fresh key exchange at once, not after the PILA interval.
+    this.#pilaLimit.forget(nodeId);
     this.#pending.take(nodeId);
     this.#early.take(nodeId);
   }
