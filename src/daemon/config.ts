@@ -18,6 +18,9 @@ export interface DaemonConfig {
   idleTimeoutMs: number;
   synRateLimit: number;
   synRatePerSource: number;
+  /** Data exchange limits per sender; undefined = PILOT_DX_QUOTA_BYTES / PILOT_DX_RATE or the defaults. */
+  inboxQuotaBytes?: number;
+  inboxRate?: number;
   maxConnsPerPort: number;
   maxConnsTotal: number;
   timeWaitMs: number;
@@ -55,6 +58,8 @@ export const DAEMON_FLAGS = {
   public: { kind: 'bool', help: 'make this node resolvable by every node' },
   hostname: { kind: 'string', help: 'hostname to register' },
   webhook: { kind: 'string', help: 'webhook URL for events' },
+  'inbox-quota': { kind: 'int', help: 'bytes one sender may keep in inbox/ and received/ (default 268435456)' },
+  'inbox-rate': { kind: 'int', help: 'messages and files per second one sender may store (default 100)' },
   'no-echo': { kind: 'bool', help: 'do not serve echo (port 7)' },
   'no-dataexchange': { kind: 'bool', help: 'do not serve data exchange (port 1001)' },
   'no-eventstream': { kind: 'bool', help: 'do not serve the event stream (port 1002)' },
@@ -132,6 +137,8 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     idleTimeoutMs: positiveInt(raw['idle-timeout'], 'idle-timeout', 120_000),
     synRateLimit: positiveInt(raw['syn-rate-limit'], 'syn-rate-limit', 100),
     synRatePerSource: positiveInt(raw['syn-rate-per-source'], 'syn-rate-per-source', 100),
+    ...(raw['inbox-quota'] !== undefined ? { inboxQuotaBytes: positiveInt(raw['inbox-quota'], 'inbox-quota', 0) } : {}),
+    ...(raw['inbox-rate'] !== undefined ? { inboxRate: positiveInt(raw['inbox-rate'], 'inbox-rate', 0) } : {}),
     maxConnsPerPort: positiveInt(raw['max-conns-per-port'], 'max-conns-per-port', 1024),
     maxConnsTotal: positiveInt(raw['max-conns-total'], 'max-conns-total', 4096),
     timeWaitMs: positiveInt(raw['time-wait'], 'time-wait', 10_000),

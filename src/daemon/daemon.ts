@@ -8,7 +8,7 @@ import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { Port } from '../protocol/ports.js';
 import { RegistryClient } from '../registry/client.js';
-import { startDataExchange } from '../services/dataexchange/service.js';
+import { dataExchangeStarter } from '../services/dataexchange/service.js';
 import { startEcho } from '../services/echo.js';
 import { startTaskSubmit } from '../services/tasks/service.js';
 import { startEventStream } from '../services/eventstream/index.js';
@@ -193,7 +193,7 @@ export class Daemon {
       now: Date.now,
     };
     const enabled: [boolean, ServiceStarter][] = [
-      [this.config.dataExchange, startDataExchange],
+      [this.config.dataExchange, dataExchangeStarter({ quotaBytes: this.config.inboxQuotaBytes, ratePerSecond: this.config.inboxRate })],
       [this.config.eventStream, startEventStream],
       [this.config.taskSubmit, startTaskSubmit],
     ];

@@ -29,6 +29,10 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     assert.equal(c.synRateLimit, 100);
     assert.equal(c.synRatePerSource, 100);
     assert.equal(parse('-syn-rate-per-source', '5000').synRatePerSource, 5000);
+    assert.equal(c.inboxQuotaBytes, undefined, 'unset: the service falls back to its defaults');
+    const dx = parse('-inbox-quota', '1048576', '--inbox-rate=5');
+    assert.equal(dx.inboxQuotaBytes, 1_048_576);
+    assert.equal(dx.inboxRate, 5);
   });
 
   it('refuses bad values with a message naming the flag', () => {

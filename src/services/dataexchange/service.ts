@@ -13,9 +13,9 @@ import { ackText, DATA_EXCHANGE_PORT, errText, IDEMPOTENCY_KEY_TYPE, MAX_KEY_BYT
 
 export interface DataExchangeOptions {
   /** Bytes one sender may keep in inbox/ + received/ (default 256 MiB, env PILOT_DX_QUOTA_BYTES). */
-  readonly quotaBytes?: number;
+  readonly quotaBytes?: number | undefined;
   /** Messages per second one sender may store (default 100, env PILOT_DX_RATE). */
-  readonly ratePerSecond?: number;
+  readonly ratePerSecond?: number | undefined;
 }
 
 const RESCAN_MIN_INTERVAL_MS = 2000;
@@ -193,7 +193,7 @@ class DataExchangeService implements RunningService {
   }
 }
 
-/** A ServiceStarter with explicit limits; the daemon uses `startDataExchange` (defaults + env). */
+/** The data exchange service with these limits (unset ones: env PILOT_DX_QUOTA_BYTES / PILOT_DX_RATE, then the defaults). */
 export function dataExchangeStarter(options: DataExchangeOptions = {}): ServiceStarter {
   return async (ctx) => {
     const service = new DataExchangeService(ctx, await ServiceState.open(ctx.home), options);
@@ -201,5 +201,3 @@ export function dataExchangeStarter(options: DataExchangeOptions = {}): ServiceS
     return service;
   };
 }
-
-export const startDataExchange: ServiceStarter = dataExchangeStarter();
