@@ -1,4 +1,5 @@
 import { BASE_SEGMENT, decodeCaps, encodeCaps } from '../protocol/caps.js';
+import { IntervalLimiter } from '../tunnel/limits.js';
 
 /**
  * Largest segment offered to and used with pilot-ts peers on the same host: a UDP datagram on
@@ -28,8 +29,9 @@ export interface SegmentCapsOptions {
  */
 export class SegmentCaps {
   private readonly advertised = new Map<number, number>();
-  private readonly askedAt = new Map<number, number>();
-  private readonly answeredAt = new Map<number, number>();
+  private readonly asked = new IntervalLimiter<number>(QUERY_INTERVAL_MS, MAX_ENTRIES);
+  /** At most one answer per node and second: a peer cannot make us send at its own rate. */
+  private readonly answered = new IntervalLimiter<number>(ANSWER_INTERVAL_MS, MAX_ENTRIES);
   private readonly now: () => number;
 
   constructor(private readonly o: SegmentCapsOptions) {
@@ -38,12 +40,7 @@ export class SegmentCaps {
 
   /** A packet arrived from a trusted peer: ask for its capabilities if we do not know them. */
   observe(node: number): void {
-    if (this.advertised.has(node)) return;
-    const t = this.now();
-    const last = this.askedAt.get(node);
-    if (last !== undefined && t - last < QUERY_INTERVAL_MS) return;
-    if (this.askedAt.size >= MAX_ENTRIES) this.askedAt.clear();
-    this.askedAt.set(node, t);
+    if (this.advertised.has(node) || !this.asked.allow(node, this.now())) return;
     this.o.send(node, encodeCaps({ request: true, maxSegment: LOCAL_MAX_SEGMENT }));
   }
 
@@ -52,20 +49,10 @@ export class SegmentCaps {
     const decoded = decodeCaps(payload);
     if (!decoded.ok) return;
     const { request, maxSegment } = decoded.value;
-    if (request) this.answer(node);
+    if (request && this.answered.allow(node, this.now())) this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT }));
     if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES) this.advertised.delete(this.advertised.keys().next().value as number);
     this.advertised.set(node, maxSegment);
     this.refresh(node);
-  }
-
-  /** At most one answer per node and second: a peer cannot make us send at its own rate. */
-  private answer(node: number): void {
-    const t = this.now();
-    const last = this.answeredAt.get(node);
-    if (last !== undefined && t - last < ANSWER_INTERVAL_MS) return;
-    if (this.answeredAt.size >= MAX_ENTRIES) this.answeredAt.clear();
-    this.answeredAt.set(node, t);
-    this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT }));
   }
 
   /** Re-decides a node's segment size (its path may have changed, e.g. to the relay). */
@@ -78,8 +65,8 @@ export class SegmentCaps {
 
   /** The peer restarted or went away: what it said no longer holds. */
   forget(node: number): void {
-    this.askedAt.delete(node);
-    this.answeredAt.delete(node);
+    this.asked.forget(node);
+    this.answered.forget(node);
     if (this.advertised.delete(node)) this.o.apply(node, 0);
   }
 
