@@ -52,6 +52,7 @@ export class NetStack implements PilotNetwork {
   private flushing = false;
   private flushScheduled = false;
   private flushAgain = false;
+  private loopback: Packet[] = [];
   private closed = false;
   private readonly ops: ConnOps;
 
@@ -252,10 +253,19 @@ export class NetStack implements PilotNetwork {
 
   private route(p: Packet): void {
     if (p.dst.node === this.localAddr.node && p.dst.network === this.localAddr.network) {
-      setImmediate(() => this.handlePacket(p));
+      // To this node: fed back in on the next turn (never inside the flush that produced it), all
+      // of a turn's packets together.
+      this.loopback.push(p);
+      if (this.loopback.length === 1) setImmediate(() => this.deliverLoopback());
       return;
     }
     this.options.transmit(p);
+  }
+
+  private deliverLoopback(): void {
+    const packets = this.loopback;
+    this.loopback = [];
+    for (const p of packets) this.handlePacket(p);
   }
 
   /**
