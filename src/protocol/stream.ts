@@ -52,10 +52,18 @@ export class ByteQueue {
   }
 
   readUint16(i: number): number {
+    const first = this.chunks[0];
+    const at = i + this.offset;
+    if (first !== undefined && at + 2 <= first.length) return ((first[at] as number) << 8) | (first[at + 1] as number);
     return (this.byteAt(i) << 8) | this.byteAt(i + 1);
   }
 
   readUint32(i: number): number {
+    const first = this.chunks[0];
+    const at = i + this.offset;
+    if (first !== undefined && at + 4 <= first.length) {
+      return (((first[at] as number) << 24) | ((first[at + 1] as number) << 16) | ((first[at + 2] as number) << 8) | (first[at + 3] as number)) >>> 0;
+    }
     return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
   }
 
@@ -86,6 +94,12 @@ export class ByteQueue {
   /** Discards the first n bytes (n ≤ length). */
   skip(n: number): void {
     if (n > this.total) throw new RangeError(`skip(${n}) with only ${this.total} bytes queued`);
+    const first = this.chunks[0];
+    if (first !== undefined && this.offset + n < first.length) {
+      this.offset += n;
+      this.total -= n;
+      return;
+    }
     let left = n;
     while (left > 0) {
       const chunk = this.chunks[0] as Uint8Array;
