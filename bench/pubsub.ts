@@ -8,6 +8,8 @@
  * Prints one line per run, then a single JSON object as the last line.
  *
  *   BENCH_EVENTS=N   events per run for one subscriber (default 20000; fewer for more subscribers)
+ *   BENCH_SUBS=a,b   subscriber counts to run (default 1,10,100)
+ *   BENCH_NATS=0     skip the NATS comparison
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Driver } from '../src/sdk/driver.js';
@@ -16,7 +18,7 @@ import { Cluster, stopProcess } from '../test/e2e/cluster.js';
 import { brokerStats, makeTrust, percentile, until } from '../test/e2e/eventstream-helpers.js';
 import { NatsClient } from './nats-client.js';
 
-const SUBSCRIBERS = [1, 10, 100];
+const SUBSCRIBERS = (process.env.BENCH_SUBS ?? '1,10,100').split(',').map((n) => Number.parseInt(n, 10)).filter((n) => n > 0);
 const EVENT_SIZE = 100;
 const WINDOW = 256;
 const BASE_EVENTS = Math.max(100, Number.parseInt(process.env.BENCH_EVENTS ?? '20000', 10) || 20000);
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
     const [a, b] = await Promise.all([cluster.addDaemon('a'), cluster.addDaemon('b')]);
     const [da, db] = await Promise.all([Driver.connect(a.socket), Driver.connect(b.socket)]);
     await makeTrust(db, da, b, a);
-    nats = hasNats() ? await startNats() : undefined;
+    nats = process.env.BENCH_NATS !== '0' && hasNats() ? await startNats() : undefined;
     if (!nats) console.log('# nats-server not on PATH: NATS figures are null');
     for (const subs of SUBSCRIBERS) {
       const p = await runPilot(cluster, da, subs);

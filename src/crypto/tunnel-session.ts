@@ -78,15 +78,17 @@ export class TunnelSession {
 
   /**
    * Encrypts the concatenation of `parts` without joining them first: the result is the
-   * ciphertext in pieces followed by the tag, ready for a gathering send.
+   * ciphertext in pieces followed by the tag, ready for a gathering send. `aad` is authenticated,
+   * not sent (PILM frames bind their magic this way; PILS has none).
    */
-  sealParts(parts: readonly Uint8Array[]): { nonce: Buffer; chunks: Buffer[] } {
+  sealParts(parts: readonly Uint8Array[], aad?: Uint8Array): { nonce: Buffer; chunks: Buffer[] } {
     if (this.#sendCounter >= MAX_COUNTER) throw new CryptoError('counter_exhausted', 'tunnel send counter exhausted; re-key the session');
     this.#sendCounter += 1n;
     const nonce = Buffer.allocUnsafe(NONCE_SIZE);
     nonce.set(this.noncePrefix, 0);
     nonce.writeBigUInt64BE(this.#sendCounter, NONCE_PREFIX_SIZE);
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
+    if (aad) cipher.setAAD(aad);
     const chunks: Buffer[] = [];
     for (const part of parts) if (part.length > 0) chunks.push(cipher.update(part));
     const rest = cipher.final();
@@ -96,7 +98,7 @@ export class TunnelSession {
   }
 
   /** Decrypts a frame from the peer; the counter is recorded only if authentication succeeds. */
-  open(nonce: Uint8Array, sealed: Uint8Array): OpenResult {
+  open(nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): OpenResult {
     if (nonce.length !== NONCE_SIZE) return failed('truncated', `nonce must be ${NONCE_SIZE} bytes, got ${nonce.length}`);
     if (sealed.length < TAG_SIZE) return failed('truncated', `sealed data shorter than the ${TAG_SIZE}-byte tag`);
     const nonceBuf = Buffer.from(nonce.buffer, nonce.byteOffset, nonce.byteLength);
@@ -109,6 +111,7 @@ export class TunnelSession {
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.#key, nonceBuf);
       decipher.setAuthTag(sealed.subarray(split));
+      if (aad) decipher.setAAD(aad);
       const body = decipher.update(sealed.subarray(0, split));
       const rest = decipher.final();
       plaintext = rest.length > 0 ? Buffer.concat([body, rest]) : body;

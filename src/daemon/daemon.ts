@@ -21,7 +21,7 @@ import type { IpcBackend } from './ipc-session.js';
 import { NetStack } from './net-stack.js';
 import { PeerRouter } from './peer-router.js';
 import { RegistrySession } from './registry-session.js';
-import { SegmentCaps } from './segment-caps.js';
+import { PeerCaps } from './peer-caps.js';
 import { HANDSHAKE_PORT, TrustManager } from './trust.js';
 import { TrustStore } from './trust-store.js';
 import { WebhookDispatcher } from './webhook.js';
@@ -38,7 +38,7 @@ export class Daemon {
   private stack!: NetStack;
   private tunnel!: Tunnel;
   private router!: PeerRouter;
-  private caps!: SegmentCaps;
+  private caps!: PeerCaps;
   private session!: RegistrySession;
   private trust!: TrustManager;
   private ipc!: IpcServer;
@@ -140,10 +140,11 @@ export class Daemon {
         }
       },
     });
-    this.caps = new SegmentCaps({
+    this.caps = new PeerCaps({
       send: (node, payload) => this.sendControl(node, payload),
       pathAllowsLarge: (node) => this.tunnel.pathIsLoopback(node),
       apply: (node, mss) => this.stack.setPeerSegmentSize(node, mss),
+      batching: (node, on) => this.tunnel.setBatching(node, on),
     });
     // A re-keyed tunnel may be a restarted peer (maybe another implementation): ask again.
     this.tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) => (e.rekeyed ? this.caps.forget(e.peerNodeId) : this.caps.refresh(e.peerNodeId)));
@@ -320,6 +321,7 @@ export class Daemon {
         untrusted_refused: this.untrustedRefused,
         syn_refused: { ...this.stack.endpoint.refusals },
         webhook_dropped: this.webhooks.dropped,
+        frames_sent: { ...this.tunnel.stats.sent },
         services: Object.fromEntries(this.services.map((s) => [s.name, s.stats()])),
         public: this.session.isPublic,
       },

@@ -186,7 +186,7 @@ export class NetStack implements PilotNetwork {
     this.run(() => this.endpoint.ping({ network: this.localAddr.network, node }, seq, new Uint8Array(0), now()));
   }
 
-  /** Segment size for a node's connections (0 = the default); see SegmentCaps. */
+  /** Segment size for a node's connections (0 = the default); see PeerCaps. */
   setPeerSegmentSize(node: number, mss: number): void {
     if (this.closed) return;
     this.run(() => this.endpoint.setPeerSegmentSize(node, mss));
@@ -364,17 +364,24 @@ const isPureAck = (p: Packet): boolean => p.protocol === Proto.Stream && p.flags
  */
 export function coalesceAcks(batch: Packet[]): Packet[] {
   if (batch.length < 2) return batch;
-  const highest = new Map<string, number>();
+  // Connection key: node, then both ports in one number (no string per packet).
+  const highest = new Map<number, Map<number, number>>();
   const keep: boolean[] = new Array<boolean>(batch.length).fill(true);
+  let dropped = 0;
   for (let i = batch.length - 1; i >= 0; i--) {
     const p = batch[i] as Packet;
     if (p.protocol !== Proto.Stream || !(p.flags & Flag.ACK)) continue;
-    const key = `${p.dst.node}:${p.dstPort}:${p.srcPort}`;
-    const later = highest.get(key);
-    if (later !== undefined && isPureAck(p) && seqLess(p.ack, later)) keep[i] = false;
-    if (later === undefined || seqLess(later, p.ack)) highest.set(key, p.ack);
+    let byPorts = highest.get(p.dst.node);
+    if (!byPorts) highest.set(p.dst.node, (byPorts = new Map()));
+    const ports = p.dstPort * 0x10000 + p.srcPort;
+    const later = byPorts.get(ports);
+    if (later !== undefined && isPureAck(p) && seqLess(p.ack, later)) {
+      keep[i] = false;
+      dropped++;
+    }
+    if (later === undefined || seqLess(later, p.ack)) byPorts.set(ports, p.ack);
   }
-  return batch.filter((_, i) => keep[i]);
+  return dropped === 0 ? batch : batch.filter((_, i) => keep[i]);
 }
 
 function seqLess(a: number, b: number): boolean {

@@ -3,9 +3,11 @@ import { fail, ok, type DecodeResult } from './result.js';
 /**
  * Capability advert, a pilot-ts extension: a Control packet (proto 3) to port 1 (`PortControl`,
  * which nothing serves in the reference; a Go daemon ignores Control packets to ports other
- * than 0). It tells the peer the largest stream segment this node accepts.
+ * than 0). It tells the peer the largest stream segment this node accepts, and whether it reads
+ * PILM frames (several packets sealed in one datagram).
  *
- *   magic "PCAP" | version u8 (1) | flags u8 (bit 0: please answer with yours) | max segment u16 BE
+ *   magic "PCAP" | version u8 (1) | flags u8 | max segment u16 BE
+ *   flags: bit 0 please answer with yours, bit 1 PILM frames accepted; other bits ignored
  *
  * Longer payloads are accepted (later versions may append fields); shorter ones are refused.
  */
@@ -14,12 +16,15 @@ export interface CapsAdvert {
   readonly request: boolean;
   /** Largest stream payload, in bytes, the sender accepts in one segment. */
   readonly maxSegment: number;
+  /** The sender reads PILM frames. */
+  readonly batch: boolean;
 }
 
 export const CAPS_LENGTH = 8;
 const MAGIC = [0x50, 0x43, 0x41, 0x50];
 const VERSION = 1;
 const FLAG_REQUEST = 0x01;
+const FLAG_BATCH = 0x02;
 /** Every implementation accepts segments of this size, so an advert below it is meaningless. */
 export const BASE_SEGMENT = 4096;
 
@@ -30,7 +35,7 @@ export function encodeCaps(advert: CapsAdvert): Uint8Array {
   const out = new Uint8Array(CAPS_LENGTH);
   out.set(MAGIC, 0);
   out[4] = VERSION;
-  out[5] = advert.request ? FLAG_REQUEST : 0;
+  out[5] = (advert.request ? FLAG_REQUEST : 0) | (advert.batch ? FLAG_BATCH : 0);
   out[6] = advert.maxSegment >>> 8;
   out[7] = advert.maxSegment & 0xff;
   return out;
@@ -42,5 +47,6 @@ export function decodeCaps(bytes: Uint8Array): DecodeResult<CapsAdvert> {
   if (bytes[4] !== VERSION) return fail('bad_value', `capability advert version ${bytes[4]}`);
   const maxSegment = ((bytes[6] as number) << 8) | (bytes[7] as number);
   if (maxSegment < BASE_SEGMENT) return fail('bad_value', `max segment ${maxSegment} below ${BASE_SEGMENT}`);
-  return ok({ request: ((bytes[5] as number) & FLAG_REQUEST) !== 0, maxSegment });
+  const flags = bytes[5] as number;
+  return ok({ request: (flags & FLAG_REQUEST) !== 0, maxSegment, batch: (flags & FLAG_BATCH) !== 0 });
 }

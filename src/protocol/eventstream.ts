@@ -27,7 +27,30 @@ export function encodeEvent(event: StreamEvent): Uint8Array {
   return buf;
 }
 
-function eventStep(queue: ByteQueue): DecodeResult<StreamEvent> | null {
+/**
+ * The last topic decoded on a stream: events mostly repeat a topic, and comparing its bytes is much
+ * cheaper than decoding them again.
+ */
+class TopicCache {
+  private bytes: Uint8Array = new Uint8Array(0);
+  private text = '';
+
+  decode(bytes: Uint8Array): string {
+    if (!sameBytes(bytes, this.bytes)) {
+      this.bytes = Uint8Array.from(bytes);
+      this.text = utf8Decode(bytes);
+    }
+    return this.text;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function eventStep(queue: ByteQueue, topics?: TopicCache): DecodeResult<StreamEvent> | null {
   if (queue.length < 2) return null;
   const topicLen = queue.readUint16(0);
   if (topicLen > EVENT_MAX_TOPIC) return fail('too_long', `event topic length ${topicLen} exceeds ${EVENT_MAX_TOPIC}`);
@@ -36,7 +59,8 @@ function eventStep(queue: ByteQueue): DecodeResult<StreamEvent> | null {
   if (payloadLen > EVENT_MAX_PAYLOAD) return fail('too_long', `event payload length ${payloadLen} exceeds ${EVENT_MAX_PAYLOAD}`);
   if (queue.length < 6 + topicLen + payloadLen) return null;
   queue.skip(2);
-  const topic = utf8Decode(queue.take(topicLen));
+  const topicBytes = queue.take(topicLen);
+  const topic = topics ? topics.decode(topicBytes) : utf8Decode(topicBytes);
   queue.skip(4);
   return ok({ topic, payload: queue.take(payloadLen) });
 }
@@ -48,6 +72,7 @@ export function decodeEvent(bytes: Uint8Array): DecodeResult<Decoded<StreamEvent
 /** Incremental decoder; oversize topic or payload lengths fail with 'too_long' before buffering. */
 export class EventDecoder extends StreamDecoder<StreamEvent> {
   constructor() {
-    super(eventStep);
+    const topics = new TopicCache();
+    super((queue) => eventStep(queue, topics));
   }
 }

@@ -5,6 +5,7 @@ export * from './stream.js';
 export * from './address.js';
 export * from './ports.js';
 export * from './packet.js';
+export * from './packet-batch.js';
 export * from './sack.js';
 export * from './ip.js';
 export * from './tunnel.js';

@@ -9,6 +9,8 @@ export const MAGIC_PILK = Uint8Array.of(0x50, 0x49, 0x4c, 0x4b);
 export const MAGIC_PILS = Uint8Array.of(0x50, 0x49, 0x4c, 0x53);
 export const MAGIC_PILP = Uint8Array.of(0x50, 0x49, 0x4c, 0x50);
 export const MAGIC_PILT = Uint8Array.of(0x50, 0x49, 0x4c, 0x54);
+/** pilot-ts extension: several packets sealed as one frame, sent only to peers that advertise it. */
+export const MAGIC_PILM = Uint8Array.of(0x50, 0x49, 0x4c, 0x4d);
 
 export const NONCE_SIZE = 12;
 export const GCM_TAG_SIZE = 16;
@@ -24,7 +26,7 @@ export const PILA_SIGNED_SIZE = 4 + 4 + X25519_KEY_SIZE;
 /** Largest datagram the reference reads: 65535 + 38 (§3.1). */
 export const TUNNEL_RECV_BUFFER = 65573;
 
-export type DatagramKind = 'beacon' | 'PILA' | 'PILK' | 'PILS' | 'PILP' | 'PILT' | 'unknown';
+export type DatagramKind = 'beacon' | 'PILA' | 'PILK' | 'PILS' | 'PILM' | 'PILP' | 'PILT' | 'unknown';
 
 /** Demultiplexes an incoming UDP datagram by its first bytes (§3.1). */
 export function classifyDatagram(bytes: Uint8Array): DatagramKind {
@@ -38,6 +40,8 @@ export function classifyDatagram(bytes: Uint8Array): DatagramKind {
       return 'PILK';
     case 0x53:
       return 'PILS';
+    case 0x4d:
+      return 'PILM';
     case 0x50:
       return 'PILP';
     case 0x54:
@@ -93,18 +97,38 @@ export function encodePils(frame: PilsFrame): Uint8Array {
 
 /** The 20 bytes before the ciphertext of a PILS frame: magic, sender node, nonce. */
 export function encodePilsHeader(senderNode: number, nonce: Uint8Array): Buffer {
+  return sealedHeader(MAGIC_PILS, senderNode, nonce);
+}
+
+/** Nonce and sealed data are views of `bytes` (a received datagram is never reused). */
+export function decodePils(bytes: Uint8Array): DecodeResult<PilsFrame> {
+  return decodeSealed(bytes, MAGIC_PILS, 'PILS');
+}
+
+/**
+ * PILM: the PILS layout with another magic; the plaintext is a packet batch (packet-batch.ts)
+ * and the magic is authenticated as AES-GCM additional data, so neither kind passes as the other.
+ */
+export function encodePilmHeader(senderNode: number, nonce: Uint8Array): Buffer {
+  return sealedHeader(MAGIC_PILM, senderNode, nonce);
+}
+
+export function decodePilm(bytes: Uint8Array): DecodeResult<PilsFrame> {
+  return decodeSealed(bytes, MAGIC_PILM, 'PILM');
+}
+
+function sealedHeader(magic: Uint8Array, senderNode: number, nonce: Uint8Array): Buffer {
   assertU32(senderNode, 'sender node');
   assertLength(nonce, NONCE_SIZE, 'nonce');
   const buf = Buffer.allocUnsafe(8 + NONCE_SIZE);
-  buf.set(MAGIC_PILS, 0);
+  buf.set(magic, 0);
   buf.writeUInt32BE(senderNode, 4);
   buf.set(nonce, 8);
   return buf;
 }
 
-/** Nonce and sealed data are views of `bytes` (a received datagram is never reused). */
-export function decodePils(bytes: Uint8Array): DecodeResult<PilsFrame> {
-  const checked = checkFrame(bytes, MAGIC_PILS, PILS_MIN_SIZE, 'PILS');
+function decodeSealed(bytes: Uint8Array, magic: Uint8Array, name: string): DecodeResult<PilsFrame> {
+  const checked = checkFrame(bytes, magic, PILS_MIN_SIZE, name);
   if (!checked.ok) return checked;
   const buf = checked.value;
   return ok({

@@ -84,7 +84,8 @@ class EventSubscription implements Subscription {
         this.finish(new PilotError('protocol', `event stream: ${r.error.message}`));
         return;
       }
-      const event: PilotEvent = { topic: r.value.topic, data: Buffer.from(r.value.payload.buffer, r.value.payload.byteOffset, r.value.payload.byteLength) };
+      const payload = r.value.payload;
+      const event: PilotEvent = { topic: r.value.topic, data: Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
       if (event.topic === DROPPED_TOPIC) {
         const n = parseDropped(event.data);
         if (n !== undefined) this.droppedCount = Math.max(this.droppedCount, n);

@@ -63,6 +63,8 @@ export interface DaemonInfo {
   conn_list: ConnInfo[];
   /** Counters of the daemon's built-in services (pilot-ts daemons only). */
   services?: JsonObject;
+  /** Tunnel datagrams sent, by kind: PILS, PILM (batches to pilot-ts peers), PILA, … (pilot-ts daemons only). */
+  frames_sent?: Record<string, number>;
 }
 
 /** A trust request waiting for approval (§8.3 Pending). */

@@ -36,8 +36,8 @@ export class PeerCrypto {
     return bytesEqual(this.peerX25519, peerX25519);
   }
 
-  /** Decrypts one PILS body; state changes only when the frame authenticates. */
-  open(nonce: Uint8Array, sealed: Uint8Array): OpenResult {
+  /** Decrypts one PILS (or PILM, with its magic as `aad`) body; state changes only when the frame authenticates. */
+  open(nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): OpenResult {
     if (nonce.length < NONCE_PREFIX_SIZE) return refused('truncated', 'nonce too short');
     const prefix = prefixKey(nonce);
     // Our own prefix coming back is a reflected frame of ours (both directions share the key).
@@ -45,7 +45,7 @@ export class PeerCrypto {
     if (this.#retired.has(prefix)) return refused('too_old', 'nonce prefix retired');
     const known = this.#windows.get(prefix);
     if (known) {
-      const result = known.open(nonce, sealed);
+      const result = known.open(nonce, sealed, aad);
       if (result.ok) {
         this.#windows.delete(prefix);
         this.#windows.set(prefix, known);
@@ -53,7 +53,7 @@ export class PeerCrypto {
       return result;
     }
     const fresh = new TunnelSession(this.#key);
-    const result = fresh.open(nonce, sealed);
+    const result = fresh.open(nonce, sealed, aad);
     if (!result.ok) return result;
     if (this.#windows.size >= MAX_ACTIVE_PREFIXES) this.#retireOldest();
     this.#windows.set(prefix, fresh);

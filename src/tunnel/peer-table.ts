@@ -13,6 +13,8 @@ export interface PeerState {
   relayAnnounced: boolean;
   crypto: PeerCrypto | undefined;
   authenticated: boolean;
+  /** The peer reads PILM frames (several packets per datagram). */
+  batching: boolean;
   lastActive: number;
   readonly retiredKeys: Uint8Array[];
 }
@@ -58,6 +60,7 @@ export class PeerTable {
       relayAnnounced: false,
       crypto: undefined,
       authenticated: false,
+      batching: false,
       lastActive: now,
       retiredKeys: [],
     };

@@ -21,3 +21,10 @@ export interface Origin {
   readonly endpoint: UdpEndpoint;
   readonly relayFrom?: number;
 }
+
+/**
+ * Largest PILM datagram: on loopback a UDP datagram carries 64 KiB unfragmented; elsewhere a batch
+ * stays within a common path MTU (a larger packet is still sent alone, as the reference does).
+ */
+export const BATCH_DATAGRAM_LOOPBACK = 65_000;
+export const BATCH_DATAGRAM_PATH = 1_400;

@@ -3,8 +3,10 @@ import { PilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BROADCAST_NODE } from '../protocol/address.js';
 import { decodePacket, encodePacket, encodePacketHeader, type Packet } from '../protocol/packet.js';
-import { classifyDatagram, decodePila, decodePilk, decodePils, decodePilt, encodePils, encodePilsHeader, encodePilt, type PilsFrame } from '../protocol/tunnel.js';
+import { decodePacketBatch, encodePacketBatch } from '../protocol/packet-batch.js';
+import { classifyDatagram, decodePila, decodePilk, decodePilm, decodePils, decodePilt, encodePilmHeader, encodePils, encodePilsHeader, encodePilt, MAGIC_PILM, PILS_MIN_SIZE, type PilsFrame } from '../protocol/tunnel.js';
 import { Authenticator } from './authenticator.js';
+import { groupForBatches, SendBatcher } from './batcher.js';
 import { BeaconClient } from './beacon-client.js';
 import { endpointEquals, formatEndpoint, isLoopbackHost, parseEndpoint, parseListenAddress, type UdpEndpoint } from './endpoint.js';
 import { IntervalLimiter, TokenBucket } from './limits.js';
@@ -33,7 +35,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   readonly #log: Logger;
   readonly #peers = new PeerTable(policy.MAX_PEERS);
   readonly #pending = new BoundedQueues<Uint8Array>(policy.QUEUE_PER_PEER, policy.QUEUE_PEERS, policy.QUEUE_MAX_AGE_MS);
-  readonly #early = new BoundedQueues<{ frame: PilsFrame; origin: Origin }>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
+  readonly #batcher = new SendBatcher((node, packets) => this.#sendBatch(node, packets));
+  readonly #early = new BoundedQueues<{ frame: PilsFrame; origin: Origin; batch: boolean }>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
   readonly #pilaLimit = new IntervalLimiter<number>(policy.PILA_MIN_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryLimit = new IntervalLimiter<number>(policy.RECOVERY_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryBudget = new TokenBucket(20, 40);
@@ -117,6 +120,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   /** Forgets the endpoint and crypto context of a node (trust revoked). */
   removePeer(nodeId: number): void {
     this.#peers.delete(nodeId);
+    this.#batcher.forget(nodeId);
     // A peer added again later starts a fresh key exchange at once, not after the PILA interval.
     this.#pilaLimit.forget(nodeId);
     this.#pending.take(nodeId);
@@ -135,14 +139,22 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     return true;
   }
 
+  /**
+   * Lets packets to a node travel several to a PILM frame (the node advertised that it reads them).
+   * Off for every peer until turned on; a Go peer never receives one.
+   */
+  setBatching(nodeId: number, on: boolean): void {
+    const peer = this.#peers.get(nodeId);
+    if (peer) peer.batching = on;
+  }
+
   /** Sends one packet; false if there is no endpoint for the node. */
   send(nodeId: number, packet: Packet): boolean {
     const peer = this.#peers.get(nodeId);
     if (!peer?.endpoint) return false;
     if (this.#encrypt && peer.crypto) {
-      // Header and payload are sealed as two pieces and sent as a gathered datagram: no copy.
-      const { nonce, chunks } = peer.crypto.send.sealParts([encodePacketHeader(packet), packet.payload]);
-      this.#transmit(peer, [encodePilsHeader(this.#nodeId, nonce), ...chunks], 'PILS');
+      if (peer.batching && !peer.relay) this.#batcher.add(nodeId, packet);
+      else this.#sealOne(peer, peer.crypto, packet);
       return true;
     }
     const bytes = encodePacket(packet);
@@ -190,6 +202,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     clearInterval(this.#timer);
     this.#beaconClient.close();
     this.#peers.clear();
+    this.#batcher.clear();
     this.#pending.clear();
     this.#early.clear();
     await this.#wire.close();
@@ -211,7 +224,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
         const frame = decodePils(data);
         if (!frame.ok) return this.#drop('malformed', origin.endpoint);
         if (!this.#encrypt) return this.#drop('encryption_off', origin.endpoint, frame.value.senderNode);
-        return this.#onPils(frame.value, origin);
+        return this.#onSealed(frame.value, origin, false);
+      }
+      case 'PILM': {
+        const frame = decodePilm(data);
+        if (!frame.ok) return this.#drop('malformed', origin.endpoint);
+        if (!this.#encrypt) return this.#drop('encryption_off', origin.endpoint, frame.value.senderNode);
+        return this.#onSealed(frame.value, origin, true);
       }
       case 'PILA':
         return this.#onPila(data, origin);
@@ -279,21 +298,22 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (!previous || rekeyed) this.#sendPila(peer, true);
     else if (this.#pilaLimit.since(node, Date.now()) >= policy.PILA_REPLY_QUIET_MS) this.#sendPila(peer);
     for (const bytes of this.#pending.take(node)) this.#sendSealed(peer, crypto, bytes);
-    for (const early of this.#early.take(node)) this.#onPils(early.frame, early.origin);
+    for (const early of this.#early.take(node)) this.#onSealed(early.frame, early.origin, early.batch);
   }
 
-  #onPils(frame: PilsFrame, origin: Origin): void {
+  /** A PILS frame, or with `batch` a PILM frame (several packets). */
+  #onSealed(frame: PilsFrame, origin: Origin, batch: boolean): void {
     const node = frame.senderNode;
     if (origin.relayFrom !== undefined && origin.relayFrom !== node) return this.#drop('relay_sender_mismatch', origin.endpoint, node);
     const peer = this.#peers.get(node);
     const crypto = peer?.crypto;
     if (!peer || !crypto) {
       // Possibly we restarted, or the frame overtook the PILA: keep it briefly and show our key.
-      this.#early.add(node, { frame, origin }, Date.now());
+      this.#early.add(node, { frame, origin, batch }, Date.now());
       this.#drop('no_context', origin.endpoint, node);
       return this.#sendRecoveryPila(node, origin);
     }
-    const opened = crypto.open(frame.nonce, frame.sealed);
+    const opened = crypto.open(frame.nonce, frame.sealed, batch ? MAGIC_PILM : undefined);
     if (!opened.ok) {
       const code = opened.error.code;
       if (code === 'replay') this.emit('nonce-replay', { peerNodeId: node, counter: Buffer.from(frame.nonce).readBigUInt64BE(4) });
@@ -302,14 +322,21 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       if (code === 'auth_failed' && peer.endpoint) this.#sendRecoveryPila(node, { endpoint: peer.endpoint, relayFrom: peer.relay ? node : undefined });
       return;
     }
-    // AES-GCM already proved these bytes intact: the CRC-32 inside cannot add anything.
-    const packet = this.#checkInner(opened.value, node, origin, false);
-    if (!packet) return;
+    let plaintexts: Uint8Array[] = [opened.value];
+    if (batch) {
+      const split = decodePacketBatch(opened.value);
+      if (!split.ok) return this.#drop('malformed', origin.endpoint, node);
+      plaintexts = split.value;
+    }
     // The AEAD proved the sender: follow a NAT rebinding.
     if (origin.relayFrom === undefined) this.#updateEndpoint(peer, origin.endpoint);
     else this.#markRelay(peer);
     peer.lastActive = Date.now();
-    this.emit('packet', packet, node);
+    for (const bytes of plaintexts) {
+      // AES-GCM already proved these bytes intact: the CRC-32 inside cannot add anything.
+      const packet = this.#checkInner(bytes, node, origin, false);
+      if (packet) this.emit('packet', packet, node);
+    }
   }
 
   #onPilt(data: Uint8Array, origin: Origin): void {
@@ -410,6 +437,29 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     const frame = this.#auth.pila(this.#nodeId);
     if (origin.relayFrom !== undefined) this.#relay(node, frame, 'PILA');
     else this.#deliver(frame, origin.endpoint, 'PILA');
+  }
+
+  /** Header and payload are sealed as two pieces and sent as a gathered datagram: no copy. */
+  #sealOne(peer: PeerState, crypto: PeerCrypto, packet: Packet): void {
+    const { nonce, chunks } = crypto.send.sealParts([encodePacketHeader(packet), packet.payload]);
+    this.#transmit(peer, [encodePilsHeader(this.#nodeId, nonce), ...chunks], 'PILS');
+  }
+
+  /** The packets one run sent to a batching peer: as few PILM frames as fit its path. */
+  #sendBatch(node: number, packets: Packet[]): void {
+    const peer = this.#peers.get(node);
+    const crypto = peer?.crypto;
+    // Gone or re-keying meanwhile: lost like any datagram (the transport retransmits).
+    if (!peer?.endpoint || !crypto) return;
+    const datagram = this.pathIsLoopback(node) ? policy.BATCH_DATAGRAM_LOOPBACK : policy.BATCH_DATAGRAM_PATH;
+    for (const group of groupForBatches(packets, datagram - PILS_MIN_SIZE)) {
+      if (group.length === 1) {
+        this.#sealOne(peer, crypto, group[0] as Packet);
+        continue;
+      }
+      const { nonce, chunks } = crypto.send.sealParts([encodePacketBatch(group)], MAGIC_PILM);
+      this.#transmit(peer, [encodePilmHeader(this.#nodeId, nonce), ...chunks], 'PILM');
+    }
   }
 
   #sendSealed(peer: PeerState, crypto: PeerCrypto, packetBytes: Uint8Array): void {

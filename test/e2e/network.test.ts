@@ -107,6 +107,18 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     assert.ok(Number(entry.segs_sent) < data.length / 4096 / 4, `segments sent: ${entry.segs_sent}`);
   });
 
+  it('seals the packets of many connections to one peer together (PILM frames)', async () => {
+    const before = (await da.info()).frames_sent?.PILM ?? 0;
+    const conns = await Promise.all(Array.from({ length: 8 }, () => da.dial(b.address, 7)));
+    const echoed = conns.map((c) => new Promise<void>((resolve) => c.once('data', () => resolve())));
+    // One write per connection in the same turn: their segments leave in one flush.
+    for (const c of conns) c.write('x');
+    await Promise.all(echoed);
+    const after = (await da.info()).frames_sent?.PILM ?? 0;
+    for (const c of conns) c.end();
+    assert.ok(after > before, `PILM frames sent: ${before} → ${after}`);
+  });
+
   it('serves a custom port from the SDK and delivers datagrams between trusted peers', async () => {
     const listener = await db.listen(5000);
     const served = (async () => {

@@ -2,7 +2,8 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { Identity, TunnelKeyPair, TunnelSession, signAuth } from '../../src/crypto/index.js';
 import { makeAddr } from '../../src/protocol/address.js';
 import { Proto, encodePacket, makePacket, type Packet } from '../../src/protocol/packet.js';
-import { encodePila, encodePils } from '../../src/protocol/tunnel.js';
+import { encodePacketBatch } from '../../src/protocol/packet-batch.js';
+import { encodePila, encodePilmHeader, encodePils, MAGIC_PILM } from '../../src/protocol/tunnel.js';
 import { Tunnel, type TunnelOptions } from '../../src/tunnel/index.js';
 
 /** A stand-in for the registry: node id → Ed25519 public key. */
@@ -130,6 +131,29 @@ export class RawPeer {
     const sealed = this.session.seal(encodePacket(packet));
     return encodePils({ senderNode, nonce: sealed.nonce, sealed: sealed.sealed });
   }
+
+  /** A PILM frame carrying `packets`, as a pilot-ts tunnel seals it. */
+  pilm(packets: readonly Packet[], senderNode = this.nodeId): Buffer {
+    if (!this.session) throw new Error('no session');
+    const { nonce, chunks } = this.session.sealParts([encodePacketBatch(packets)], MAGIC_PILM);
+    return Buffer.concat([encodePilmHeader(senderNode, nonce), ...chunks]);
+  }
+}
+
+/** A tunnel (node 1) and a hand-driven peer (node 3) that completed the key exchange; the caller closes both. */
+export async function connectRawPeer(): Promise<{ t: Tunnel; peer: RawPeer; got: { from: number; text: string }[] }> {
+  const dir = new KeyDirectory();
+  const t = await openNode(dir, 1);
+  const identity = Identity.generate();
+  dir.keys.set(3, identity.publicKey);
+  const raw = await RawSocket.open();
+  const peer = new RawPeer(raw, 3, identity);
+  const got = collect(t);
+  const established = new Promise((resolve) => t.once('established', resolve));
+  await raw.send(peer.pila(), t.localPort);
+  await established;
+  peer.keyFor(t.x25519PublicKey);
+  return { t, peer, got };
 }
 
 /** Forwards between a tunnel and one peer endpoint, keeping a copy of every datagram from the tunnel. */

@@ -4,7 +4,7 @@ import { Identity, TunnelSession } from '../../src/crypto/index.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodePils, encodePilk, encodePilt } from '../../src/protocol/tunnel.js';
 import { Tunnel } from '../../src/tunnel/index.js';
-import { KeyDirectory, Proxy, RawPeer, RawSocket, collect, datagram, endpointOf, openNode, sleep, waitFor } from './tunnel-harness.js';
+import { KeyDirectory, Proxy, RawPeer, RawSocket, collect, connectRawPeer, datagram, endpointOf, openNode, sleep, waitFor } from './tunnel-harness.js';
 
 const open: { close(): Promise<void> }[] = [];
 function track<T extends { close(): Promise<void> }>(x: T): T {
@@ -24,18 +24,10 @@ async function pair(host = '127.0.0.1'): Promise<{ dir: KeyDirectory; a: Tunnel;
 
 /** A tunnel (node 1) and a hand-driven peer (node 3) that completed the key exchange. */
 async function tunnelAndRawPeer(): Promise<{ t: Tunnel; peer: RawPeer; got: { from: number; text: string }[] }> {
-  const dir = new KeyDirectory();
-  const t = track(await openNode(dir, 1));
-  const identity = Identity.generate();
-  dir.keys.set(3, identity.publicKey);
-  const raw = track(await RawSocket.open());
-  const peer = new RawPeer(raw, 3, identity);
-  const got = collect(t);
-  const established = new Promise((resolve) => t.once('established', resolve));
-  await raw.send(peer.pila(), t.localPort);
-  await established;
-  peer.keyFor(t.x25519PublicKey);
-  return { t, peer, got };
+  const made = await connectRawPeer();
+  track(made.t);
+  track(made.peer.raw);
+  return made;
 }
 
 describe('tunnel: first contact', () => {

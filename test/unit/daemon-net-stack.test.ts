@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NetStack } from '../../src/daemon/net-stack.js';
-import type { Packet } from '../../src/protocol/packet.js';
+import { coalesceAcks, NetStack } from '../../src/daemon/net-stack.js';
+import { Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import type { PilotConn } from '../../src/sdk/types.js';
 import { startEcho } from '../../src/services/echo.js';
 
@@ -80,5 +80,23 @@ describe('in-process network stack', () => {
     assert.equal(listener.isClosed, true);
     assert.equal(b.isBound(80), false);
     close();
+  });
+});
+
+describe('coalesceAcks', () => {
+  const ack = (node: number, dstPort: number, srcPort: number, n: number, payload = 0): Packet =>
+    makePacket({ flags: Flag.ACK, protocol: Proto.Stream, src: A, dst: { network: 0, node }, srcPort, dstPort, seq: 1, ack: n, window: 8, payload: Buffer.alloc(payload) });
+
+  it('drops pure ACKs superseded later in the batch on the same connection only', () => {
+    const batch = [ack(11, 1002, 50000, 100), ack(11, 1002, 50001, 100), ack(12, 1002, 50000, 100), ack(11, 1002, 50000, 200), ack(11, 1002, 50000, 300, 10)];
+    const kept = coalesceAcks(batch);
+    assert.deepEqual(kept, [batch[1], batch[2], batch[4]], 'other ports and other nodes keep their ACKs; data is never dropped');
+  });
+
+  it('keeps duplicate ACKs (a Go sender counts them) and ACKs across sequence wrap-around', () => {
+    const dups = [ack(11, 7, 9, 500), ack(11, 7, 9, 500), ack(11, 7, 9, 500)];
+    assert.equal(coalesceAcks(dups), dups);
+    const wrap = [ack(11, 7, 9, 0xffff_fff0), ack(11, 7, 9, 0x10)];
+    assert.deepEqual(coalesceAcks(wrap), [wrap[1]]);
   });
 });

@@ -10,6 +10,7 @@ import { decodeIpcMessage, encodeIpcFrame, encodeIpcMessage, IPC_MAX_MESSAGE, Ip
 import { parseJson } from '../../src/protocol/json.js';
 import { decodeCaps, encodeCaps } from '../../src/protocol/caps.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
+import { decodePacketBatch, encodePacketBatch } from '../../src/protocol/packet-batch.js';
 import { decodeRegistryFrame, encodeRegistryFrame, REGISTRY_MAX_MESSAGE, RegistryFrameSplitter } from '../../src/protocol/registry-frame.js';
 import { DecodeError, type DecodeResult } from '../../src/protocol/result.js';
 import { decodeSack, encodeSack } from '../../src/protocol/sack.js';
@@ -24,7 +25,7 @@ import {
   encodeSubmitRequest,
   encodeSubmitResponse,
 } from '../../src/protocol/tasksubmit.js';
-import { classifyDatagram, decodePila, decodePilk, decodePilp, decodePils, decodePilt, encodePila, encodePilk, encodePils, encodePilt } from '../../src/protocol/tunnel.js';
+import { classifyDatagram, decodePila, decodePilk, decodePilm, decodePilp, decodePils, decodePilt, encodePila, encodePilk, encodePils, encodePilt } from '../../src/protocol/tunnel.js';
 import { decodeTypedFrame, encodeTypedFrame } from '../../src/protocol/typed-frame.js';
 import { Prng } from '../../src/transport/sim/prng.js';
 import * as arb from './protocol-arbitraries.js';
@@ -135,8 +136,14 @@ function splitInto(rng: Prng, make: () => { push(c: Uint8Array): DecodeResult<un
 describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
   it('packet header', () => fuzz('packet', sample(arb.packet).map(encodePacket), decodePacket));
 
+  it('packet batch (PILM plaintext)', () => {
+    const packets = sample(arb.packet, 48);
+    const seeds = [0, 8, 16, 32].map((i) => encodePacketBatch(packets.slice(i, i + 1 + (i % 5))));
+    fuzz('packet-batch', seeds, decodePacketBatch);
+  });
+
   it('capability advert', () =>
-    fuzz('caps', [encodeCaps({ request: true, maxSegment: 61_440 }), encodeCaps({ request: false, maxSegment: 4096 })], decodeCaps));
+    fuzz('caps', [encodeCaps({ request: true, maxSegment: 61_440, batch: true }), encodeCaps({ request: false, maxSegment: 4096, batch: false })], decodeCaps));
 
   it('SACK payload', () =>
     fuzz('sack', sample(arb.sackBlocks).map(encodeSack), decodeSack, (r) => {
@@ -153,6 +160,7 @@ describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
     fuzz('classify', seeds, classifyDatagram, (r) => assert.equal(typeof r, 'string'));
     fuzz('pilt', seeds, decodePilt);
     fuzz('pils', seeds, decodePils);
+    fuzz('pilm', seeds.map((b) => (b.length > 3 && b[3] === 0x53 ? Buffer.concat([Buffer.from('PILM'), b.subarray(4)]) : b)), decodePilm);
     fuzz('pilk', seeds, decodePilk);
     fuzz('pila', seeds, decodePila);
     fuzz('pilp', [Buffer.from('PILP')], decodePilp);

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeCaps, encodeCaps } from '../../src/protocol/caps.js';
-import { LOCAL_MAX_SEGMENT, SegmentCaps } from '../../src/daemon/segment-caps.js';
+import { LOCAL_MAX_SEGMENT, PeerCaps } from '../../src/daemon/peer-caps.js';
 
 interface Harness {
-  caps: SegmentCaps;
-  sent: { node: number; request: boolean; maxSegment: number }[];
+  caps: PeerCaps;
+  sent: { node: number; request: boolean; maxSegment: number; batch: boolean }[];
   applied: { node: number; mss: number }[];
+  batching: Map<number, boolean>;
   loopback: Set<number>;
   clock: { t: number };
 }
@@ -14,9 +15,10 @@ interface Harness {
 function harness(): Harness {
   const sent: Harness['sent'] = [];
   const applied: Harness['applied'] = [];
+  const batching = new Map<number, boolean>();
   const loopback = new Set<number>();
   const clock = { t: 1_000 };
-  const caps = new SegmentCaps({
+  const caps = new PeerCaps({
     send: (node, payload) => {
       const d = decodeCaps(payload);
       assert.ok(d.ok);
@@ -24,16 +26,22 @@ function harness(): Harness {
     },
     pathAllowsLarge: (node) => loopback.has(node),
     apply: (node, mss) => applied.push({ node, mss }),
+    batching: (node, on) => batching.set(node, on),
     now: () => clock.t,
   });
-  return { caps, sent, applied, loopback, clock };
+  return { caps, sent, applied, batching, loopback, clock };
 }
 
 describe('capability advert (Control packet to port 1)', () => {
   it('round-trips and refuses short, foreign, future-version and too-small adverts', () => {
-    const bytes = encodeCaps({ request: true, maxSegment: 61_440 });
-    assert.deepEqual(Buffer.from(bytes).toString('hex'), '50434150' + '01' + '01' + 'f000');
-    assert.deepEqual(decodeCaps(bytes), { ok: true, value: { request: true, maxSegment: 61_440 } });
+    const bytes = encodeCaps({ request: true, maxSegment: 61_440, batch: true });
+    assert.deepEqual(Buffer.from(bytes).toString('hex'), '50434150' + '01' + '03' + 'f000');
+    assert.deepEqual(decodeCaps(bytes), { ok: true, value: { request: true, maxSegment: 61_440, batch: true } });
+    const plain = encodeCaps({ request: false, maxSegment: 4096, batch: false });
+    assert.deepEqual(decodeCaps(plain), { ok: true, value: { request: false, maxSegment: 4096, batch: false } });
+    const unknownFlags = Buffer.from(plain);
+    unknownFlags[5] = 0xfc;
+    assert.deepEqual(decodeCaps(unknownFlags), { ok: true, value: { request: false, maxSegment: 4096, batch: false } }, 'unknown flag bits are ignored');
     assert.equal(decodeCaps(bytes.subarray(0, 7)).ok, false);
     assert.equal(decodeCaps(Buffer.from('ping-123')).ok, false);
     const v2 = Buffer.from(bytes);
@@ -42,20 +50,20 @@ describe('capability advert (Control packet to port 1)', () => {
     const small = Buffer.from(bytes);
     small.writeUInt16BE(1024, 6);
     assert.equal(decodeCaps(small).ok, false);
-    assert.throws(() => encodeCaps({ request: false, maxSegment: 70_000 }), RangeError);
+    assert.throws(() => encodeCaps({ request: false, maxSegment: 70_000, batch: false }), RangeError);
   });
 });
 
-describe('SegmentCaps', () => {
+describe('PeerCaps', () => {
   it('asks a peer once per interval, and never again once it answered', () => {
     const h = harness();
     h.caps.observe(7);
     h.caps.observe(7);
-    assert.deepEqual(h.sent, [{ node: 7, request: true, maxSegment: LOCAL_MAX_SEGMENT }]);
+    assert.deepEqual(h.sent, [{ node: 7, request: true, maxSegment: LOCAL_MAX_SEGMENT, batch: true }]);
     h.clock.t += 5_000;
     h.caps.observe(7);
     assert.equal(h.sent.length, 2, 'a Go peer never answers: ask again after the interval');
-    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440 }));
+    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: false }));
     h.clock.t += 60_000;
     h.caps.observe(7);
     assert.equal(h.sent.length, 2);
@@ -63,11 +71,12 @@ describe('SegmentCaps', () => {
 
   it('answers a question and uses large segments only on a loopback path', () => {
     const h = harness();
-    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440 }));
-    assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT }]);
-    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440 }));
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true }));
+    assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }]);
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true }));
     assert.equal(h.sent.length, 1, 'a repeated question within a second is not answered again');
     assert.deepEqual(h.applied.at(-1), { node: 3, mss: 0 }, 'not loopback: stays at the default');
+    assert.equal(h.batching.get(3), true, 'batching does not depend on the path');
     h.loopback.add(3);
     h.caps.refresh(3);
     assert.deepEqual(h.applied.at(-1), { node: 3, mss: 61_440 });
@@ -79,12 +88,14 @@ describe('SegmentCaps', () => {
   it('takes the smaller of both sides, ignores garbage, and forgets a restarted peer', () => {
     const h = harness();
     h.loopback.add(9);
-    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192 }));
+    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192, batch: true }));
     assert.deepEqual(h.applied, [{ node: 9, mss: 8192 }]);
+    assert.equal(h.batching.get(9), true, 'the advert says it reads PILM frames');
     h.caps.onAdvert(9, Buffer.from('garbage!'));
     assert.equal(h.applied.length, 1);
     h.caps.forget(9);
     assert.deepEqual(h.applied.at(-1), { node: 9, mss: 0 });
+    assert.equal(h.batching.get(9), false, 'a restarted peer may not read them any more');
     assert.equal(h.caps.advertisedBy(9), undefined);
     h.caps.observe(9);
     assert.equal(h.sent.at(-1)?.request, true, 'asked again at once');

@@ -1,4 +1,4 @@
-import { BASE_SEGMENT, decodeCaps, encodeCaps } from '../protocol/caps.js';
+import { BASE_SEGMENT, decodeCaps, encodeCaps, type CapsAdvert } from '../protocol/caps.js';
 import { IntervalLimiter } from '../tunnel/limits.js';
 
 /**
@@ -12,66 +12,72 @@ const QUERY_INTERVAL_MS = 5_000;
 const ANSWER_INTERVAL_MS = 1_000;
 const MAX_ENTRIES = 4096;
 
-export interface SegmentCapsOptions {
+export interface PeerCapsOptions {
   /** Sends a capability advert (Control packet to port 1) to a node. */
   send: (node: number, payload: Uint8Array) => void;
   /** Whether the current path to a node carries large datagrams (direct, loopback). */
   pathAllowsLarge: (node: number) => boolean;
   /** Applies a segment size to a node's connections; 0 = back to the default. */
   apply: (node: number, mss: number) => void;
+  /** Turns sending PILM frames (several packets per datagram) to a node on or off. */
+  batching: (node: number, on: boolean) => void;
   now?: () => number;
 }
 
 /**
- * Learns which peers take segments larger than 4096 bytes. On the first packet from a peer it
- * asks once (a Go daemon ignores the question and keeps the default); an answer raises the
- * segment size only while the path is one that carries large datagrams without fragmentation.
+ * Learns what pilot-ts peers take beyond the reference: segments larger than 4096 bytes and PILM
+ * frames. On the first packet from a peer it asks once (a Go daemon ignores the question and keeps
+ * the defaults); an answer raises the segment size only while the path is one that carries large
+ * datagrams without fragmentation, and turns batching on.
  */
-export class SegmentCaps {
-  private readonly advertised = new Map<number, number>();
+export class PeerCaps {
+  private readonly advertised = new Map<number, CapsAdvert>();
   private readonly asked = new IntervalLimiter<number>(QUERY_INTERVAL_MS, MAX_ENTRIES);
   /** At most one answer per node and second: a peer cannot make us send at its own rate. */
   private readonly answered = new IntervalLimiter<number>(ANSWER_INTERVAL_MS, MAX_ENTRIES);
   private readonly now: () => number;
 
-  constructor(private readonly o: SegmentCapsOptions) {
+  constructor(private readonly o: PeerCapsOptions) {
     this.now = o.now ?? Date.now;
   }
 
   /** A packet arrived from a trusted peer: ask for its capabilities if we do not know them. */
   observe(node: number): void {
     if (this.advertised.has(node) || !this.asked.allow(node, this.now())) return;
-    this.o.send(node, encodeCaps({ request: true, maxSegment: LOCAL_MAX_SEGMENT }));
+    this.o.send(node, encodeCaps({ request: true, maxSegment: LOCAL_MAX_SEGMENT, batch: true }));
   }
 
   /** A capability advert arrived from a trusted peer. Malformed adverts are ignored. */
   onAdvert(node: number, payload: Uint8Array): void {
     const decoded = decodeCaps(payload);
     if (!decoded.ok) return;
-    const { request, maxSegment } = decoded.value;
-    if (request && this.answered.allow(node, this.now())) this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT }));
+    const { request } = decoded.value;
+    if (request && this.answered.allow(node, this.now())) this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }));
     if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES) this.advertised.delete(this.advertised.keys().next().value as number);
-    this.advertised.set(node, maxSegment);
+    this.advertised.set(node, decoded.value);
     this.refresh(node);
   }
 
-  /** Re-decides a node's segment size (its path may have changed, e.g. to the relay). */
+  /** Re-decides a node's segment size and batching (its path may have changed, e.g. to the relay). */
   refresh(node: number): void {
     const advertised = this.advertised.get(node);
     if (advertised === undefined) return;
-    const size = Math.min(advertised, LOCAL_MAX_SEGMENT);
+    const size = Math.min(advertised.maxSegment, LOCAL_MAX_SEGMENT);
     this.o.apply(node, size > BASE_SEGMENT && this.o.pathAllowsLarge(node) ? size : 0);
+    this.o.batching(node, advertised.batch);
   }
 
   /** The peer restarted or went away: what it said no longer holds. */
   forget(node: number): void {
     this.asked.forget(node);
     this.answered.forget(node);
-    if (this.advertised.delete(node)) this.o.apply(node, 0);
+    if (!this.advertised.delete(node)) return;
+    this.o.apply(node, 0);
+    this.o.batching(node, false);
   }
 
   /** The advertised segment size of a node, if it sent one. */
   advertisedBy(node: number): number | undefined {
-    return this.advertised.get(node);
+    return this.advertised.get(node)?.maxSegment;
   }
 }

@@ -1,0 +1,49 @@
+import { HEADER_SIZE, writePacketHeader, type Packet } from './packet.js';
+import { fail, ok, type DecodeResult } from './result.js';
+
+/**
+ * Plaintext of a PILM frame (a pilot-ts extension, see tunnel.ts): packets back to back, each
+ * preceded by its length.
+ *
+ *   repeated { length u16 BE | marshalled packet (34-byte header with CRC 0, payload) }
+ *
+ * At least one packet; no trailing bytes. The receiver decodes each packet as it would the
+ * plaintext of a PILS frame.
+ */
+
+/** Bytes a packet takes inside a batch. */
+export function batchedSize(p: Packet): number {
+  return 2 + HEADER_SIZE + p.payload.length;
+}
+
+/** Marshals packets into one batch body (a single buffer, ready to seal in one pass). */
+export function encodePacketBatch(packets: readonly Packet[]): Buffer {
+  if (packets.length === 0) throw new RangeError('empty packet batch');
+  let total = 0;
+  for (const p of packets) total += batchedSize(p);
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of packets) {
+    buf.writeUInt16BE(HEADER_SIZE + p.payload.length, at);
+    writePacketHeader(buf, at + 2, p, false);
+    buf.set(p.payload, at + 2 + HEADER_SIZE);
+    at += batchedSize(p);
+  }
+  return buf;
+}
+
+/** Splits a batch body into packet views (no copies); every length is checked against the body. */
+export function decodePacketBatch(body: Uint8Array): DecodeResult<Uint8Array[]> {
+  if (body.length === 0) return fail('truncated', 'empty packet batch');
+  const packets: Uint8Array[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (body.length - at < 2) return fail('truncated', `packet batch: length cut at byte ${at}`);
+    const length = ((body[at] as number) << 8) | (body[at + 1] as number);
+    if (length < HEADER_SIZE) return fail('bad_value', `packet batch: packet of ${length} bytes`);
+    if (body.length - at - 2 < length) return fail('truncated', `packet batch: packet of ${length} bytes cut at byte ${at}`);
+    packets.push(body.subarray(at + 2, at + 2 + length));
+    at += 2 + length;
+  }
+  return ok(packets);
+}

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Tunnel } from '../../src/tunnel/index.js';
+import { encodePilmHeader, MAGIC_PILM } from '../../src/protocol/tunnel.js';
+import { KeyDirectory, Proxy, collect, connectRawPeer, datagram, openNode, waitFor } from './tunnel-harness.js';
+
+const open: { close(): Promise<void> }[] = [];
+function track<T extends { close(): Promise<void> }>(x: T): T {
+  open.push(x);
+  return x;
+}
+after(async () => {
+  await Promise.all(open.map((x) => x.close()));
+});
+
+/** Two tunnels (nodes 1 and 2) whose traffic from A to B passes a recording proxy, keys exchanged. */
+async function pairThroughProxy(): Promise<{ a: Tunnel; b: Tunnel; proxy: Proxy; atB: { from: number; text: string }[] }> {
+  const dir = new KeyDirectory();
+  const a = track(await openNode(dir, 1));
+  const b = track(await openNode(dir, 2));
+  const proxy = await Proxy.between(a.localPort, b.localPort);
+  track(proxy.raw);
+  const atB = collect(b);
+  a.addPeer(2, proxy.endpoint);
+  a.send(2, datagram(1, 2, 'hello'));
+  await waitFor(() => atB.length === 1, 2000, 'key exchange');
+  return { a, b, proxy, atB };
+}
+
+describe('tunnel: PILM batches (pilot-ts peers only)', () => {
+  it('sends one synchronous run of packets as one PILM frame, delivered in order', async () => {
+    const { a, proxy, atB } = await pairThroughProxy();
+    a.setBatching(2, true);
+    const texts = Array.from({ length: 50 }, (_, i) => `event ${i}`);
+    for (const t of texts) a.send(2, datagram(1, 2, t));
+    await waitFor(() => atB.length === 51, 2000, 'batched packets');
+    assert.deepEqual(atB.slice(1).map((g) => g.text), texts);
+    assert.equal(proxy.framesOf('PILM').length, 1);
+    assert.equal(proxy.framesOf('PILS').length, 1, 'only the packet before batching was on');
+  });
+
+  it('sends a lone packet as PILS and a large one beside a batch on its own', async () => {
+    const { a, proxy, atB } = await pairThroughProxy();
+    a.setBatching(2, true);
+    a.send(2, datagram(1, 2, 'alone'));
+    await waitFor(() => atB.length === 2, 2000, 'lone packet');
+    assert.equal(proxy.framesOf('PILM').length, 0);
+    const big = 'x'.repeat(65_000 - 36 - 36 + 1);
+    a.send(2, datagram(1, 2, 'small 1'));
+    a.send(2, datagram(1, 2, big));
+    a.send(2, datagram(1, 2, 'small 2'));
+    await waitFor(() => atB.length === 5, 2000, 'mixed run');
+    assert.deepEqual(atB.slice(2).map((g) => (g.text.length > 100 ? 'big' : g.text)), ['small 1', 'big', 'small 2']);
+    assert.equal(proxy.framesOf('PILM').length, 0, 'each group held one packet');
+    assert.equal(proxy.framesOf('PILS').length, 5);
+  });
+
+  it('refuses a replayed PILM, a PILM relabelled as PILS, and a batch with a bad length', async () => {
+    const made = await connectRawPeer();
+    const { t, peer, got } = made;
+    track(t);
+    track(peer.raw);
+    await peer.raw.send(peer.pilm([datagram(3, 1, 'one'), datagram(3, 1, 'two')]), t.localPort);
+    await waitFor(() => got.length === 2, 1000, 'crafted batch');
+    const frame = peer.pilm([datagram(3, 1, 'three'), datagram(3, 1, 'four')]);
+    const relabelled = Buffer.from(frame);
+    relabelled.write('PILS', 0, 'latin1');
+    await peer.raw.send(relabelled, t.localPort);
+    await waitFor(() => t.stats.dropped.auth_failed === 1, 1000, 'relabelled frame refused');
+    await peer.raw.send(frame, t.localPort);
+    await peer.raw.send(frame, t.localPort);
+    await waitFor(() => t.stats.dropped.replay === 1, 1000, 'replay refused');
+    assert.deepEqual(got.map((g) => g.text), ['one', 'two', 'three', 'four']);
+
+    // A batch whose inner packet is spoofed loses only that packet.
+    await peer.raw.send(peer.pilm([datagram(4, 1, 'spoofed'), datagram(3, 1, 'five')]), t.localPort);
+    await waitFor(() => got.length === 5, 1000, 'valid half of the batch');
+    assert.equal(t.stats.dropped.spoofed_source, 1);
+    // An authenticated body that is not a valid batch is refused whole.
+    const session = peer.session;
+    assert.ok(session);
+    const { nonce, chunks } = session.sealParts([Buffer.from([0x00, 0x40, 0x01])], MAGIC_PILM);
+    await peer.raw.send(Buffer.concat([encodePilmHeader(3, nonce), ...chunks]), t.localPort);
+    await waitFor(() => t.stats.dropped.malformed === 1, 1000, 'malformed batch');
+    assert.equal(got.length, 5);
+  });
+
+  it('sends plain PILS frames until batching is turned on', async () => {
+    const { a, proxy, atB } = await pairThroughProxy();
+    for (let i = 0; i < 5; i++) a.send(2, datagram(1, 2, `p${i}`));
+    await waitFor(() => atB.length === 6, 2000, 'packets');
+    assert.equal(proxy.framesOf('PILM').length, 0);
+    assert.equal(proxy.framesOf('PILS').length, 6);
+  });
+});
