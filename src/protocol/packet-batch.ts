@@ -32,6 +32,17 @@ export function encodePacketBatch(packets: readonly Packet[]): Buffer {
   return buf;
 }
 
+/**
+ * The length prefix and header of one packet in a batch: a batch of one is sealed as these 36
+ * bytes and the payload, without copying the payload.
+ */
+export function encodeBatchedHeader(p: Packet): Buffer {
+  const buf = Buffer.allocUnsafe(2 + HEADER_SIZE);
+  buf.writeUInt16BE(HEADER_SIZE + p.payload.length, 0);
+  writePacketHeader(buf, 2, p, false);
+  return buf;
+}
+
 /** Splits a batch body into packet views (no copies); every length is checked against the body. */
 export function decodePacketBatch(body: Uint8Array): DecodeResult<Uint8Array[]> {
   if (body.length === 0) return fail('truncated', 'empty packet batch');

@@ -39,7 +39,7 @@ export class SendBatcher {
 
 /**
  * Splits packets, in order, into groups whose batch bodies fit `limit` bytes. A packet that does
- * not fit a batch on its own forms a group of one (sent as a plain PILS frame).
+ * not fit with others forms a group of one.
  */
 export function groupForBatches(packets: readonly Packet[], limit: number): Packet[][] {
   const groups: Packet[][] = [];

@@ -3,7 +3,7 @@ import { PilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BROADCAST_NODE } from '../protocol/address.js';
 import { decodePacket, encodePacket, encodePacketHeader, type Packet } from '../protocol/packet.js';
-import { decodePacketBatch, encodePacketBatch } from '../protocol/packet-batch.js';
+import { decodePacketBatch, encodeBatchedHeader, encodePacketBatch } from '../protocol/packet-batch.js';
 import { classifyDatagram, decodePila, decodePilk, decodePilm, decodePils, decodePilt, encodePilmHeader, encodePils, encodePilsHeader, encodePilt, MAGIC_PILM, PILS_MIN_SIZE, type PilsFrame } from '../protocol/tunnel.js';
 import { Authenticator } from './authenticator.js';
 import { groupForBatches, SendBatcher } from './batcher.js';
@@ -445,7 +445,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.#transmit(peer, [encodePilsHeader(this.#nodeId, nonce), ...chunks], 'PILS');
   }
 
-  /** The packets one run sent to a batching peer: as few PILM frames as fit its path. */
+  /** The packets one run sent to a batching peer: as few PILM frames as fit its path (no CRC-32 to compute). */
   #sendBatch(node: number, packets: Packet[]): void {
     const peer = this.#peers.get(node);
     const crypto = peer?.crypto;
@@ -453,11 +453,10 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (!peer?.endpoint || !crypto) return;
     const datagram = this.pathIsLoopback(node) ? policy.BATCH_DATAGRAM_LOOPBACK : policy.BATCH_DATAGRAM_PATH;
     for (const group of groupForBatches(packets, datagram - PILS_MIN_SIZE)) {
-      if (group.length === 1) {
-        this.#sealOne(peer, crypto, group[0] as Packet);
-        continue;
-      }
-      const { nonce, chunks } = crypto.send.sealParts([encodePacketBatch(group)], MAGIC_PILM);
+      // A batch of one (a large segment) is sealed from its header and payload, without a copy.
+      const only = group.length === 1 ? (group[0] as Packet) : undefined;
+      const parts = only ? [encodeBatchedHeader(only), only.payload] : [encodePacketBatch(group)];
+      const { nonce, chunks } = crypto.send.sealParts(parts, MAGIC_PILM);
       this.#transmit(peer, [encodePilmHeader(this.#nodeId, nonce), ...chunks], 'PILM');
     }
   }
