@@ -28,26 +28,23 @@ export function encodeEvent(event: StreamEvent): Uint8Array {
 }
 
 /**
- * The last topic decoded on a stream: events mostly repeat a topic, and comparing its bytes is much
- * cheaper than decoding them again.
+ * The last topic decoded on a stream: events mostly repeat a topic, and comparing its bytes in
+ * place is much cheaper than taking and decoding them again.
  */
 class TopicCache {
   private bytes: Uint8Array = new Uint8Array(0);
   private text = '';
 
-  decode(bytes: Uint8Array): string {
-    if (!sameBytes(bytes, this.bytes)) {
-      this.bytes = Uint8Array.from(bytes);
-      this.text = utf8Decode(bytes);
+  /** The topic of `length` bytes at position 2 of the queue; the queue is not advanced. */
+  read(queue: ByteQueue, length: number): string {
+    if (length !== this.bytes.length || !queue.equalsAt(2, this.bytes)) {
+      const copy = new Uint8Array(length);
+      for (let k = 0; k < length; k++) copy[k] = queue.byteAt(2 + k);
+      this.bytes = copy;
+      this.text = utf8Decode(copy);
     }
     return this.text;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function eventStep(queue: ByteQueue, topics?: TopicCache): DecodeResult<StreamEvent> | null {
@@ -58,10 +55,15 @@ function eventStep(queue: ByteQueue, topics?: TopicCache): DecodeResult<StreamEv
   const payloadLen = queue.readUint32(2 + topicLen);
   if (payloadLen > EVENT_MAX_PAYLOAD) return fail('too_long', `event payload length ${payloadLen} exceeds ${EVENT_MAX_PAYLOAD}`);
   if (queue.length < 6 + topicLen + payloadLen) return null;
-  queue.skip(2);
-  const topicBytes = queue.take(topicLen);
-  const topic = topics ? topics.decode(topicBytes) : utf8Decode(topicBytes);
-  queue.skip(4);
+  let topic: string;
+  if (topics) {
+    topic = topics.read(queue, topicLen);
+    queue.skip(6 + topicLen);
+  } else {
+    queue.skip(2);
+    topic = utf8Decode(queue.take(topicLen));
+    queue.skip(4);
+  }
   return ok({ topic, payload: queue.take(payloadLen) });
 }
 

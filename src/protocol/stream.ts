@@ -91,6 +91,18 @@ export class ByteQueue {
     return out;
   }
 
+  /** Whether the queued bytes from position i on start with `bytes` (the caller guarantees i + bytes.length ≤ length). */
+  equalsAt(i: number, bytes: Uint8Array): boolean {
+    const first = this.chunks[0];
+    const at = i + this.offset;
+    if (first !== undefined && at + bytes.length <= first.length) {
+      for (let k = 0; k < bytes.length; k++) if (first[at + k] !== bytes[k]) return false;
+      return true;
+    }
+    for (let k = 0; k < bytes.length; k++) if (this.byteAt(i + k) !== bytes[k]) return false;
+    return true;
+  }
+
   /** Discards the first n bytes (n ≤ length). */
   skip(n: number): void {
     if (n > this.total) throw new RangeError(`skip(${n}) with only ${this.total} bytes queued`);
