@@ -1,4 +1,4 @@
-import { utf8Decode, utf8Encode } from './bytes.js';
+import { utf8Decode } from './bytes.js';
 import { fail, ok, type DecodeResult } from './result.js';
 import { decodeFirst, StreamDecoder, type ByteQueue, type Decoded } from './stream.js';
 
@@ -16,14 +16,15 @@ export interface StreamEvent {
 
 /** One buffer (the reference writes an event in one stream write). Throws RangeError past the limits. */
 export function encodeEvent(event: StreamEvent): Uint8Array {
-  const topic = utf8Encode(event.topic);
-  if (topic.length > EVENT_MAX_TOPIC) throw new RangeError(`event topic too long: ${topic.length} bytes`);
+  // The topic is written straight into the frame (no intermediate encoding: this runs per event).
+  const topicLength = Buffer.byteLength(event.topic, 'utf8');
+  if (topicLength > EVENT_MAX_TOPIC) throw new RangeError(`event topic too long: ${topicLength} bytes`);
   if (event.payload.length > EVENT_MAX_PAYLOAD) throw new RangeError(`event payload too long: ${event.payload.length} bytes`);
-  const buf = Buffer.allocUnsafe(2 + topic.length + 4 + event.payload.length);
-  buf.writeUInt16BE(topic.length, 0);
-  buf.set(topic, 2);
-  buf.writeUInt32BE(event.payload.length, 2 + topic.length);
-  buf.set(event.payload, 6 + topic.length);
+  const buf = Buffer.allocUnsafe(2 + topicLength + 4 + event.payload.length);
+  buf.writeUInt16BE(topicLength, 0);
+  buf.write(event.topic, 2, topicLength, 'utf8');
+  buf.writeUInt32BE(event.payload.length, 2 + topicLength);
+  buf.set(event.payload, 6 + topicLength);
   return buf;
 }
 
