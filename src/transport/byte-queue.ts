@@ -1,3 +1,9 @@
+/**
+ * Chunks of at least this size are handed on as views (a read, or a segment of their own); smaller
+ * ones are merged by copying.
+ */
+export const VIEW_AT_LEAST = 16 * 1024;
+
 /** A FIFO of byte chunks that hands out slices without copying more than needed. */
 export class ByteQueue {
   private chunks: Buffer[] = [];
@@ -17,6 +23,19 @@ export class ByteQueue {
 
   /** Looks at up to n bytes from the front without consuming them. */
   peek(n: number): Buffer {
+    return this.take(n, false);
+  }
+
+  /**
+   * Looks at up to n bytes from the front without consuming them; when the first chunk alone
+   * holds at least `viewAtLeast` bytes, only (part of) that chunk, as a view (see shiftPiece).
+   */
+  peekPiece(n: number, viewAtLeast: number): Buffer {
+    const first = this.chunks[this.head];
+    if (first !== undefined) {
+      const avail = first.length - this.headOffset;
+      if (avail >= viewAtLeast || avail >= n) return first.subarray(this.headOffset, this.headOffset + Math.min(avail, n));
+    }
     return this.take(n, false);
   }
 

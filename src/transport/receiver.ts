@@ -1,6 +1,6 @@
 import type { SackBlock } from '../protocol/sack.js';
 import { MAX_SACK_BLOCKS } from '../protocol/sack.js';
-import { ByteQueue } from './byte-queue.js';
+import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 
 interface OooSegment {
@@ -17,8 +17,6 @@ export type DataVerdict =
   | 'duplicate'
   | 'beyond_window';
 
-/** In-order segments of at least this size are read as views, smaller ones merged. */
-const VIEW_AT_LEAST = 16 * 1024;
 
 /**
  * Receive side of a stream: reassembly, the buffer the application reads from, the advertised

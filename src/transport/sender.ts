@@ -1,5 +1,5 @@
 import { looksLikeSack, type SackBlock } from '../protocol/sack.js';
-import { ByteQueue } from './byte-queue.js';
+import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 import { NewReno } from './congestion.js';
 import { RttEstimator } from './rtt.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
@@ -210,7 +210,9 @@ export class StreamSender {
     let len = Math.min(want, Math.max(room, 0));
     if (len <= 0) return null;
     if (len < mss && len === available && this.inFlightBytes > 0 && this.opts.nagle && !flush) return null;
-    let data = this.unsent.peek(len);
+    // A large write becomes its own segment(s) without a copy; small writes are merged.
+    let data = this.unsent.peekPiece(len, VIEW_AT_LEAST);
+    len = data.length;
     // A Go receiver takes a segment that starts like SACK information for SACK; shorten it.
     if (looksLikeSack(data)) {
       len = 4;
