@@ -209,6 +209,20 @@ describe('transport: data path', () => {
     assert.throws(() => pair.a.setPeerSegmentSize(B_ADDR.node, 70_000), RangeError);
   });
 
+  it('sends a large write as a segment of its own, and merges small writes', () => {
+    const pair = new Pair(2);
+    const { ca, cb } = pair.connect();
+    pair.a.setPeerSegmentSize(B_ADDR.node, 61_440);
+    const large = pattern(40_000, 1);
+    const small = [pattern(100, 2), pattern(200, 3)];
+    writeAll(pair, 'a', ca, large);
+    for (const s of small) writeAll(pair, 'a', ca, s);
+    pair.run(2000);
+    assert.deepEqual(pair.readAll('b', cb), Buffer.concat([large, ...small]));
+    const sizes = streamPackets(pair, 'a').map((p) => p.payload.length).filter((n) => n > 0);
+    assert.deepEqual(sizes, [40_000, 300], 'the large write is a segment of its own (not merged up to the MSS); the small writes are merged');
+  });
+
   it('turns Nagle off for one connection (setNoDelay), sending what it held at once', () => {
     const pair = new Pair(20);
     const { ca, cb } = pair.connect();
