@@ -209,18 +209,18 @@ describe('transport: data path', () => {
     assert.throws(() => pair.a.setPeerSegmentSize(B_ADDR.node, 70_000), RangeError);
   });
 
-  it('sends a large write as a segment of its own, and merges small writes', () => {
+  it('sends each large write as a segment of its own (a view, no copy), and merges small writes', () => {
     const pair = new Pair(2);
     const { ca, cb } = pair.connect();
     pair.a.setPeerSegmentSize(B_ADDR.node, 61_440);
-    const large = pattern(40_000, 1);
-    const small = [pattern(100, 2), pattern(200, 3)];
-    writeAll(pair, 'a', ca, large);
-    for (const s of small) writeAll(pair, 'a', ca, s);
+    // The first write leaves at once; the congestion window holds the next two back, queued together.
+    const large = [pattern(30_000, 1), pattern(30_000, 2), pattern(30_000, 3)];
+    const small = [pattern(100, 4), pattern(200, 5)];
+    for (const chunk of [...large, ...small]) writeAll(pair, 'a', ca, chunk);
     pair.run(2000);
-    assert.deepEqual(pair.readAll('b', cb), Buffer.concat([large, ...small]));
+    assert.deepEqual(pair.readAll('b', cb), Buffer.concat([...large, ...small]));
     const sizes = streamPackets(pair, 'a').map((p) => p.payload.length).filter((n) => n > 0);
-    assert.deepEqual(sizes, [40_000, 300], 'the large write is a segment of its own (not merged up to the MSS); the small writes are merged');
+    assert.deepEqual(sizes, [30_000, 30_000, 30_000, 300], 'queued large writes are not merged up to the MSS; small ones are');
   });
 
   it('turns Nagle off for one connection (setNoDelay), sending what it held at once', () => {
