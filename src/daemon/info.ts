@@ -48,6 +48,7 @@ export function connEntry(c: ConnectionInfo): JsonObject {
     recv_win: s.recvWindow,
     ooo_buf: s.oooBytes,
     mss: s.mss,
+    nagle: s.nagle,
     unacked: s.inFlight,
   };
 }

@@ -179,6 +179,9 @@ export class IpcSession {
   }
 
   private adopt(conn: PilotConn): void {
+    // No Nagle for an application's connections: the SDK already joins the writes of one tick into
+    // one Send, so holding a partial segment for up to a round trip would only add latency.
+    conn.setNoDelay?.(true);
     this.conns.set(conn.id, conn);
     conn.on('error', (err) => this.log.debug({ conn: conn.id, err: err.message }, 'connection failed'));
     conn.on('close', () => {

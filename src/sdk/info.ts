@@ -38,6 +38,8 @@ export interface ConnInfo {
   rttvar_ms: number;
   /** Largest payload per segment sent (pilot-ts; 0 from a daemon that does not report it). */
   mss: number;
+  /** Nagle on for this connection (pilot-ts; absent from other daemons). */
+  nagle?: boolean;
 }
 
 /** The daemon's InfoOK object (§8.4), keys as on the wire. */
@@ -152,7 +154,7 @@ const INFO: Shape<DaemonInfo> = {
   pkts_sent: num,
   pkts_recv: num,
   peer_list: (v) => objects(v).map((p) => pick(p, PEER)),
-  conn_list: (v) => objects(v).map((c) => pick(c, CONN)),
+  conn_list: (v) => objects(v).map((c) => ({ ...pick(c, CONN), ...(typeof c.nagle === 'boolean' ? { nagle: c.nagle } : {}) })),
 };
 
 export function parseDaemonInfo(json: JsonObject): DaemonInfo {

@@ -25,5 +25,6 @@ export function connectionStats(sender: StreamSender, receiver: StreamReceiver |
     recvWindow: receiver?.windowBytes ?? opts.recvBufferBytes,
     oooBytes: receiver?.oooBytes ?? 0,
     mss: opts.mss,
+    nagle: opts.nagle,
   };
 }

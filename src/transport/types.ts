@@ -80,6 +80,8 @@ export interface ConnectionStats {
   oooBytes: number;
   /** Largest payload per segment this connection sends. */
   mss: number;
+  /** Nagle's coalescing of small writes is on (off: setNoDelay). */
+  nagle: boolean;
 }
 
 export interface ConnectionInfo {

@@ -100,9 +100,12 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     conn.write(data);
     await echoed;
     const entry = (await da.info()).conn_list.find((c) => c.remote_port === 7 && c.bytes_sent === data.length);
+    const served = (await db.info()).conn_list.find((c) => c.local_port === 7 && c.bytes_recv === data.length);
     conn.end();
     assert.ok(entry, 'the echo connection is listed');
     assert.equal(entry.mss, 61_440);
+    assert.equal(entry.nagle, false, 'an application connection runs without Nagle (the SDK joins writes itself)');
+    assert.equal(served?.nagle, true, 'the echo service side keeps the default');
     // Far fewer segments than 4096-byte segments would need.
     assert.ok(Number(entry.segs_sent) < data.length / 4096 / 4, `segments sent: ${entry.segs_sent}`);
   });
