@@ -2,7 +2,8 @@
  * Event stream fan-out: one publisher on daemon A publishes 100-byte events to A's broker
  * (port 1002); 1, 10 and 100 subscribers run on daemon B and subscribe to A's broker through an
  * encrypted tunnel. The publisher stays at most WINDOW events ahead of the subscribers (closed
- * loop), so the figures are sustainable throughput without drops, not queue overflow.
+ * loop; when the window is full it sleeps until half of it is delivered), so the figures are
+ * sustainable throughput without drops, not queue overflow. NATS runs under the same loop.
  * Reports delivered events/s (events × subscribers / time) and p50/p99 publish-to-delivery
  * latency, then runs the same workload against a nats-server on loopback when one is on PATH.
  * Prints one line per run, then a single JSON object as the last line.
