@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Tunnel } from '../../src/tunnel/index.js';
 import { encodePilmHeader, MAGIC_PILM } from '../../src/protocol/tunnel.js';
-import { KeyDirectory, Proxy, collect, connectRawPeer, datagram, openNode, waitFor } from './tunnel-harness.js';
+import { closeAfterAll, collect, connectRawPeer, datagram, KeyDirectory, openNode, Proxy, waitFor } from './tunnel-harness.js';
 
-const open: { close(): Promise<void> }[] = [];
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  open.push(x);
-  return x;
-}
-after(async () => {
-  await Promise.all(open.map((x) => x.close()));
-});
+const track = closeAfterAll();
 
 /** Two tunnels (nodes 1 and 2) whose traffic from A to B passes a recording proxy, keys exchanged. */
 async function pairThroughProxy(): Promise<{ a: Tunnel; b: Tunnel; proxy: Proxy; atB: { from: number; text: string }[] }> {

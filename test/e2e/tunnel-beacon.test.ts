@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import type { RemoteInfo } from 'node:dgram';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { decodeBeacon, encodeBeacon } from '../../src/protocol/beacon.js';
-import { KeyDirectory, RawSocket, collect, datagram, openNode, sleep, waitFor } from './tunnel-harness.js';
+import { closeAfterAll, collect, datagram, KeyDirectory, openNode, RawSocket, sleep, waitFor } from './tunnel-harness.js';
 
-const open: { close(): Promise<void> }[] = [];
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  open.push(x);
-  return x;
-}
-after(async () => {
-  await Promise.all(open.map((x) => x.close()));
-});
+const track = closeAfterAll();
 
 /** The beacon's job in miniature: discover, punch coordination, relay (PROTOCOL.md §4). */
 class MiniBeacon {

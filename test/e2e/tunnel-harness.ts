@@ -1,10 +1,23 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { after } from 'node:test';
 import { Identity, TunnelKeyPair, TunnelSession, signAuth } from '../../src/crypto/index.js';
 import { makeAddr } from '../../src/protocol/address.js';
 import { Proto, encodePacket, makePacket, type Packet } from '../../src/protocol/packet.js';
 import { encodePacketBatch } from '../../src/protocol/packet-batch.js';
 import { encodePila, encodePilmHeader, encodePils, MAGIC_PILM } from '../../src/protocol/tunnel.js';
 import { Tunnel, type TunnelOptions } from '../../src/tunnel/index.js';
+
+/** Returns `track`: everything passed to it is closed after the test file's tests have run. */
+export function closeAfterAll(): <T extends { close(): Promise<void> }>(x: T) => T {
+  const open: { close(): Promise<void> }[] = [];
+  after(async () => {
+    await Promise.all(open.map((x) => x.close()));
+  });
+  return (x) => {
+    open.push(x);
+    return x;
+  };
+}
 
 /** A stand-in for the registry: node id → Ed25519 public key. */
 export class KeyDirectory {

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Identity, TunnelSession } from '../../src/crypto/index.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodePils, encodePilk, encodePilt } from '../../src/protocol/tunnel.js';
 import { Tunnel } from '../../src/tunnel/index.js';
-import { KeyDirectory, Proxy, RawPeer, RawSocket, collect, connectRawPeer, datagram, endpointOf, openNode, sleep, waitFor } from './tunnel-harness.js';
+import { closeAfterAll, collect, connectRawPeer, datagram, endpointOf, KeyDirectory, openNode, Proxy, RawPeer, RawSocket, sleep, waitFor } from './tunnel-harness.js';
 
-const open: { close(): Promise<void> }[] = [];
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  open.push(x);
-  return x;
-}
-after(async () => {
-  await Promise.all(open.map((x) => x.close()));
-});
+const track = closeAfterAll();
 
 async function pair(host = '127.0.0.1'): Promise<{ dir: KeyDirectory; a: Tunnel; b: Tunnel }> {
   const dir = new KeyDirectory();
