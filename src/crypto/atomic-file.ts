@@ -11,6 +11,11 @@ export interface AtomicWriteOptions {
    * writer can never be overwritten.
    */
   readonly exclusive?: boolean;
+  /**
+   * Makes the new directory entry durable instead of the default `fsyncDir(dirname(path))`, e.g.
+   * a group commit shared by concurrent writers. It must fsync the directory after it is called.
+   */
+  readonly syncDir?: (dir: string) => Promise<void>;
 }
 
 /** Creates `path` (and missing parents) with `mode` if it does not exist; an existing directory is left as is. */
@@ -45,13 +50,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
       await rename(tmp, path);
     }
     tmpExists = false;
-    await syncDir(dir);
+    await (options.syncDir ?? fsyncDir)(dir);
   } finally {
     if (tmpExists) await unlink(tmp).catch(() => undefined);
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsync of a directory, so that entries created or renamed in it survive a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
   // Directories cannot be opened for fsync on Windows; the rename is still atomic there.
   if (process.platform === 'win32') return;
   const fh = await open(dir, 'r');

@@ -74,6 +74,53 @@ describe('data exchange (port 1001) between real daemons', () => {
     okData(await ctl(agent(b), ['inbox', '--clear', '--json']));
   });
 
+  it('stores 64 messages sent without waiting and acknowledges them in frame order', async () => {
+    const count = 64;
+    const bodies = Array.from({ length: count }, (_, i) => `pipelined-${String(i).padStart(2, '0')}-${'x'.repeat(i)}`);
+    const channel = new FrameChannel(await da.dial(b.address, DATA_EXCHANGE_PORT));
+    for (const body of bodies) await channel.sendFrame(1, Buffer.from(body));
+    const replies: string[] = [];
+    for (let i = 0; i < count; i++) replies.push(await channel.reply());
+    channel.close();
+    // Every body has its own length, so the replies' order shows in their byte counts.
+    assert.deepEqual(replies, bodies.map((body) => `ACK TEXT ${Buffer.byteLength(body)} bytes`));
+    const names = (await readdir(join(b.home, 'inbox'))).filter((n) => !n.startsWith('.'));
+    assert.equal(names.length, count);
+    assert.equal(new Set(names).size, count);
+    const stored: string[] = [];
+    for (const name of names) {
+      const m = JSON.parse(await readFile(join(b.home, 'inbox', name), 'utf8')) as { data: string; from: string; type: string; bytes: number };
+      assert.equal(m.from, a.address);
+      assert.equal(m.type, 'TEXT');
+      assert.equal(m.bytes, Buffer.byteLength(m.data));
+      stored.push(m.data);
+    }
+    assert.deepEqual(stored.sort(), [...bodies].sort());
+    okData(await ctl(agent(b), ['inbox', '--clear', '--json']));
+  });
+
+  it('stores a pipelined duplicate key once and answers earlier frames before refusing a bad one', async () => {
+    const channel = new FrameChannel(await da.dial(b.address, DATA_EXCHANGE_PORT));
+    const key = '99999999-8888-7777-6666-555555555555';
+    for (let i = 0; i < 3; i++) {
+      await channel.sendKey(key);
+      await channel.sendFrame(1, Buffer.from('pipelined-once'));
+    }
+    for (let i = 0; i < 8; i++) await channel.sendFrame(1, Buffer.from(`before-bad-${i}`));
+    await channel.write(Buffer.from([0, 0, 0, 1, 0x01, 0x00, 0x00, 0x01]));
+    for (let i = 0; i < 3; i++) {
+      assert.match(await channel.reply(5000), /^ACK UNKNOWN\(\d+\) 36 bytes$/);
+      assert.equal(await channel.reply(5000), 'ACK TEXT 14 bytes');
+    }
+    for (let i = 0; i < 8; i++) assert.equal(await channel.reply(5000), `ACK TEXT ${`before-bad-${i}`.length} bytes`);
+    assert.match(await channel.reply(5000), /^ERR frame too large: /);
+    channel.close();
+    const msgs = await inboxOf(b);
+    assert.equal(msgs.filter((m) => m.data === 'pipelined-once').length, 1);
+    assert.equal(msgs.filter((m) => String(m.data).startsWith('before-bad-')).length, 8);
+    okData(await ctl(agent(b), ['inbox', '--clear', '--json']));
+  });
+
   it('streams files of 0 B, 1 MiB and the 16 MiB frame maximum byte-exact', async () => {
     const sizes: [string, number][] = [['empty.txt', 0], ['one.bin', 1024 * 1024], ['big.bin', MAX_FILE]];
     for (const [name, size] of sizes) {

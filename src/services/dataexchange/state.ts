@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { isJsonObject } from '../../protocol/json.js';
+import { Coalescer } from './coalesce.js';
 import { DataStore } from './store.js';
 
 /**
@@ -22,6 +23,7 @@ export class ServiceState {
   private seen = new Map<string, string[]>();
   private files = new Map<string, string>();
   readonly path: string;
+  private readonly writer = new Coalescer(() => this.write());
 
   private constructor(private readonly dir: string) {
     this.path = join(dir, 'state.json');
@@ -72,10 +74,19 @@ export class ServiceState {
     this.files.set(name, sender);
   }
 
-  async save(): Promise<void> {
-    await ensureDir(this.dir);
+  /**
+   * Resolves once the state as it is now is durably on disk. Writes never overlap, so an older
+   * snapshot cannot replace a newer one; callers that ask while a write runs share the next write.
+   */
+  save(): Promise<void> {
+    return this.writer.request();
+  }
+
+  private async write(): Promise<void> {
     const body: StateFile = { seen: Object.fromEntries(this.seen), files: Object.fromEntries(this.files) };
-    await writeFileAtomic(this.path, JSON.stringify(body), { mode: 0o600 });
+    const text = JSON.stringify(body);
+    await ensureDir(this.dir);
+    await writeFileAtomic(this.path, text, { mode: 0o600 });
   }
 
   /**

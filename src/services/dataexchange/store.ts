@@ -5,6 +5,7 @@ import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { pilotPaths } from '../../config/home.js';
 import { dataTypeName, DataType } from '../../protocol/dataexchange.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
+import { DirSyncGroup } from './dir-sync.js';
 import { inboxFileName, receivedFileName, rfc3339Local } from './names.js';
 
 /**
@@ -25,6 +26,8 @@ export class DataStore {
   readonly inbox: string;
   readonly received: string;
   private seq = 0;
+  // Concurrent stores into inbox/ or received/ share the directory fsync.
+  private readonly dirSync = new DirSyncGroup();
 
   constructor(home: string) {
     const paths = pilotPaths(home);
@@ -32,25 +35,15 @@ export class DataStore {
     this.received = paths.received;
   }
 
-  /**
-   * Inbox JSON as the reference writes it; `from` is the authenticated peer. BINARY payloads are
-   * kept lossless as base64 with `"encoding":"base64"` (the reference's UTF-8 conversion would
-   * corrupt them).
-   */
+  /** Stores an inbox message (see `inboxMessageText`). */
   async storeMessage(type: number, payload: Uint8Array, from: string, date: Date): Promise<StoredItem> {
-    const typeName = dataTypeName(type);
-    const binary = type === DataType.Binary;
-    const body: JsonObject = {
-      bytes: payload.length,
-      data: binary ? toBase64(payload) : Buffer.from(payload).toString('utf8'),
-      from,
-      received_at: rfc3339Local(date),
-      type: typeName,
-    };
-    if (binary) body.encoding = 'base64';
-    const text = JSON.stringify(body);
+    return this.storeMessageText(type, inboxMessageText(type, payload, from, date), date);
+  }
+
+  /** Stores an already encoded `inboxMessageText`, so a caller can know its size beforehand. */
+  async storeMessageText(type: number, text: string, date: Date): Promise<StoredItem> {
     await ensureDir(this.inbox);
-    return this.createUnique(this.inbox, (seq) => inboxFileName(typeName, date, seq), text);
+    return this.createUnique(this.inbox, (seq) => inboxFileName(dataTypeName(type), date, seq), text);
   }
 
   /** Stores a file under a unique name derived from the already sanitised `safeName`. */
@@ -65,7 +58,7 @@ export class DataStore {
       const name = nameFor(++this.seq);
       const path = join(dir, name);
       try {
-        await writeFileAtomic(path, data, { mode: 0o600, exclusive: true });
+        await writeFileAtomic(path, data, { mode: 0o600, exclusive: true, syncDir: this.dirSync.sync });
         return { name, path, size: typeof data === 'string' ? Buffer.byteLength(data) : data.length };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -73,6 +66,24 @@ export class DataStore {
     }
     throw new Error(`no free name in ${dir}`);
   }
+}
+
+/**
+ * Inbox JSON as the reference writes it; `from` is the authenticated peer. BINARY payloads are
+ * kept lossless as base64 with `"encoding":"base64"` (the reference's UTF-8 conversion would
+ * corrupt them).
+ */
+export function inboxMessageText(type: number, payload: Uint8Array, from: string, date: Date): string {
+  const binary = type === DataType.Binary;
+  const body: JsonObject = {
+    bytes: payload.length,
+    data: binary ? toBase64(payload) : Buffer.from(payload).toString('utf8'),
+    from,
+    received_at: rfc3339Local(date),
+    type: dataTypeName(type),
+  };
+  if (binary) body.encoding = 'base64';
+  return JSON.stringify(body);
 }
 
 async function visibleEntries(dir: string): Promise<string[] | undefined> {
