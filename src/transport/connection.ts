@@ -177,7 +177,11 @@ export class Connection {
     this.synDeadline = undefined;
     this.state = 'ESTABLISHED';
     this.sink.event({ type: 'connected', connId: this.id });
-    this.sendAck(now);
+    // The responder is ESTABLISHED since its SYN-ACK (in the reference too) and waits for nothing,
+    // so the handshake's last ACK is a delayed ACK: it rides on the first data segment, which
+    // usually follows at once, instead of costing the peer a datagram of its own.
+    this.ackPending = 1;
+    this.delayedAckDeadline = now + this.opts.delayedAckMs;
     this.pump(now);
   }
 

@@ -31,12 +31,22 @@ describe('transport: opening', () => {
     const { ca } = pair.connect(1000);
     pair.endpoint('a').write(ca, Buffer.from('hello'), pair.now);
     pair.run(100);
-    const [syn, ack, data] = streamPackets(pair, 'a');
+    const [syn, data, ...rest] = streamPackets(pair, 'a');
     const [synAck] = streamPackets(pair, 'b');
     assert.deepEqual([syn?.flags, syn?.seq, syn?.ack, syn?.window, syn?.srcPort, syn?.dstPort], [Flag.SYN, 0, 0, 512, 49152, 1000]);
     assert.deepEqual([synAck?.flags, synAck?.seq, synAck?.ack, synAck?.window], [Flag.SYN | Flag.ACK, 0, 1, 512]);
-    assert.deepEqual([ack?.flags, ack?.seq, ack?.ack], [Flag.ACK, 1, 1]);
+    // The handshake's last ACK rides on the first data segment.
     assert.deepEqual([data?.flags, data?.seq, data?.ack, Buffer.from(data?.payload ?? []).toString()], [Flag.ACK, 1, 1, 'hello']);
+    assert.equal(rest.filter((p) => p.payload.length === 0 && p.ack === 1).length, 0, 'no separate handshake ACK');
+  });
+
+  it('sends the handshake ACK on its own after the delayed-ACK time when the dialer writes nothing', () => {
+    const pair = new Pair();
+    pair.connect(1000);
+    assert.equal(streamPackets(pair, 'a').length, 1, 'only the SYN so far');
+    pair.run(100);
+    const [, ack] = streamPackets(pair, 'a');
+    assert.deepEqual([ack?.flags, ack?.seq, ack?.ack, ack?.payload.length], [Flag.ACK, 1, 1, 0]);
   });
 
   it('refuses a dial to a port nobody listens on with RST', () => {
