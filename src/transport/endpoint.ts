@@ -1,5 +1,6 @@
 import { addrEquals, type Addr, type SocketAddr } from '../protocol/address.js';
 import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
+import { ConnectionTable } from './conn-table.js';
 import { Connection } from './connection.js';
 import { MAX_MSS, resolveConnectionOptions } from './options.js';
 import { PortTable } from './port-table.js';
@@ -56,8 +57,7 @@ export class TransportEndpoint {
   private readonly maxConnsTotal: number;
   private readonly synGlobal: TokenBucket;
   private readonly synPerSource: KeyedRateLimiter<number>;
-  private readonly conns = new Map<number, Connection>();
-  private readonly byTuple = new Map<string, Connection>();
+  private readonly conns = new ConnectionTable();
   private readonly peerMss = new Map<number, number>();
   private nextConnId = 1;
   private outbox: Packet[] = [];
@@ -93,8 +93,8 @@ export class TransportEndpoint {
   // ---- streams ----
 
   dial(remote: SocketAddr, now: Millis): number {
-    if (this.activeCount() >= this.maxConnsTotal) throw new TransportError('too_many_connections', 'connection limit reached');
-    const port = this.ports.allocate((p) => this.portInUse(p));
+    if (this.conns.activeCount >= this.maxConnsTotal) throw new TransportError('too_many_connections', 'connection limit reached');
+    const port = this.ports.allocate((p) => this.conns.portInUse(p));
     if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
     const conn = this.create(port, remote);
     conn.dial(now);
@@ -113,7 +113,10 @@ export class TransportEndpoint {
 
   /** In-order data, or null when nothing is buffered. */
   read(connId: number, maxBytes = Number.MAX_SAFE_INTEGER): Uint8Array | null {
-    return this.conns.get(connId)?.read(maxBytes) ?? null;
+    const conn = this.conns.get(connId);
+    const data = conn?.read(maxBytes) ?? null;
+    this.conns.settle(conn);
+    return data;
   }
 
   /** Nagle on or off for one connection (default on). */
@@ -123,13 +126,15 @@ export class TransportEndpoint {
 
   /** Graceful close: the FIN follows the last byte once it is acknowledged. */
   close(connId: number, now: Millis): void {
-    this.conns.get(connId)?.close(now);
-    this.reap();
+    const conn = this.conns.get(connId);
+    conn?.close(now);
+    this.conns.settle(conn);
   }
 
   abort(connId: number, now: Millis): void {
-    this.conns.get(connId)?.abort(now);
-    this.reap();
+    const conn = this.conns.get(connId);
+    conn?.abort(now);
+    this.conns.settle(conn);
   }
 
   // ---- datagrams and pings ----
@@ -163,22 +168,21 @@ export class TransportEndpoint {
       default:
         break;
     }
-    this.reap();
   }
 
   private handleStream(p: Packet, now: Millis): void {
-    const key = tupleKey(p.dstPort, p.src, p.srcPort);
-    const existing = this.byTuple.get(key);
+    const existing = this.conns.lookup(p.dstPort, p.src, p.srcPort);
     const synOnly = (p.flags & (Flag.SYN | Flag.ACK | Flag.RST)) === Flag.SYN;
     if (existing && !existing.gone) {
       if (!synOnly || existing.isDuplicateSyn(p)) {
         existing.handlePacket(p, now);
+        this.conns.settle(existing);
         return;
       }
       // A new SYN on an old 4-tuple: the peer restarted or the old connection lingers in TIME_WAIT.
       if (!existing.finished) existing.abort(now);
       else existing.gone = true;
-      this.reap();
+      this.conns.settle(existing);
     }
     if (synOnly) {
       this.acceptSyn(p, now);
@@ -198,8 +202,8 @@ export class TransportEndpoint {
     };
     if (!this.ports.isBound(syn.dstPort)) return refuse('no_listener', true);
     if (!this.synGlobal.take(now) || !this.synPerSource.take(syn.src.node, now)) return refuse('rate_limited', false);
-    if (this.activeOnPort(syn.dstPort) >= this.maxConnsPerPort) return refuse('port_full', true);
-    if (this.activeCount() >= this.maxConnsTotal) return refuse('total_full', true);
+    if (this.conns.activeOnPort(syn.dstPort) >= this.maxConnsPerPort) return refuse('port_full', true);
+    if (this.conns.activeCount >= this.maxConnsTotal) return refuse('total_full', true);
     const conn = this.create(syn.dstPort, remote);
     conn.acceptSyn(syn, now);
     this.events.push({ type: 'accepted', connId: conn.id, localPort: syn.dstPort, remote });
@@ -217,21 +221,12 @@ export class TransportEndpoint {
   // ---- time ----
 
   handleTimeout(now: Millis): void {
-    for (const conn of this.conns.values()) {
-      const t = conn.nextTimeout();
-      if (t !== undefined && t <= now) conn.handleTimeout(now);
-    }
+    this.conns.expire(now);
     this.synPerSource.reap(now);
-    this.reap();
   }
 
   nextTimeout(): Millis | undefined {
-    let min: Millis | undefined;
-    for (const conn of this.conns.values()) {
-      const t = conn.nextTimeout();
-      if (t !== undefined && (min === undefined || t < min)) min = t;
-    }
-    return min;
+    return this.conns.nextTimeout();
   }
 
   // ---- output ----
@@ -265,7 +260,7 @@ export class TransportEndpoint {
   }
 
   connections(): ConnectionInfo[] {
-    return [...this.conns.values()].map((c) => c.info());
+    return [...this.conns.all()].map((c) => c.info());
   }
 
   /** Bytes of in-order data waiting to be read on a connection. */
@@ -286,7 +281,7 @@ export class TransportEndpoint {
       if (!this.peerMss.has(node) && this.peerMss.size >= MAX_PEER_MSS_ENTRIES) this.peerMss.delete(this.peerMss.keys().next().value as number);
       this.peerMss.set(node, mss);
     }
-    for (const conn of this.conns.values()) if (conn.remote.addr.node === node) conn.setSegmentSize(mss);
+    for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setSegmentSize(mss);
   }
 
   // ---- internals ----
@@ -302,42 +297,11 @@ export class TransportEndpoint {
     });
     const mss = this.peerMss.get(remote.addr.node);
     if (mss !== undefined) conn.setSegmentSize(mss);
-    this.conns.set(conn.id, conn);
-    this.byTuple.set(tupleKey(localPort, remote.addr, remote.port), conn);
+    this.conns.add(conn);
     return conn;
-  }
-
-  private reap(): void {
-    for (const [id, conn] of this.conns) {
-      if (!conn.gone) continue;
-      this.conns.delete(id);
-      const key = tupleKey(conn.localPort, conn.remote.addr, conn.remote.port);
-      if (this.byTuple.get(key) === conn) this.byTuple.delete(key);
-    }
-  }
-
-  private activeCount(): number {
-    let n = 0;
-    for (const c of this.conns.values()) if (!c.finished) n++;
-    return n;
-  }
-
-  private activeOnPort(port: number): number {
-    let n = 0;
-    for (const c of this.conns.values()) if (c.localPort === port && !c.finished) n++;
-    return n;
-  }
-
-  private portInUse(port: number): boolean {
-    for (const c of this.conns.values()) if (c.localPort === port) return true;
-    return false;
   }
 
   private packet(protocol: number, flags: number, srcPort: number, dst: SocketAddr, seq: number, ack: number, payload: Uint8Array): Packet {
     return makePacket({ flags, protocol, src: this.localAddr, dst: dst.addr, srcPort, dstPort: dst.port, seq, ack, window: 0, payload });
   }
-}
-
-function tupleKey(localPort: number, addr: Addr, remotePort: number): string {
-  return `${localPort}|${addr.network}|${addr.node}|${remotePort}`;
 }

@@ -135,6 +135,33 @@ describe('transport: closing', () => {
     assert.equal(pair.eventsOf('b', 'closed')[0]?.reason, 'closed');
   });
 
+  it('keeps closed connections in TIME_WAIT apart: listed, not counted against limits, reaped on time, tuple reusable', () => {
+    const pair = new Pair(2, { maxConnsTotal: 10 });
+    const opened: { ca: number; cb: number }[] = [];
+    for (let i = 0; i < 30; i++) {
+      const c = pair.connect();
+      pair.a.close(c.ca, pair.now);
+      pair.b.close(c.cb, pair.now);
+      pair.run(50);
+      opened.push(c);
+    }
+    // 30 > maxConnsTotal: lingering connections do not count as live ones.
+    assert.equal(pair.eventsOf('b', 'accepted').length, 30);
+    const states = pair.a.connections().map((c) => c.state);
+    assert.ok(states.length >= 29 && states.every((st) => st === 'TIME_WAIT'), `a lists its lingering connections: ${states.join(',')}`);
+    const next = pair.a.nextTimeout();
+    assert.ok(next !== undefined && next <= pair.now + 10_000, 'the oldest TIME_WAIT deadline is a timer');
+    pair.run(11_000);
+    assert.equal(pair.a.connections().length, 0, 'all reaped after the linger time');
+    assert.equal(pair.b.connections().length, 0);
+    assert.equal(pair.a.nextTimeout(), undefined);
+    // A new connection after all that works as before.
+    const again = pair.connect();
+    pair.a.write(again.ca, Buffer.from('still fine'), pair.now);
+    pair.run(200);
+    assert.equal(pair.readAll('b', again.cb).toString(), 'still fine');
+  });
+
   it('resets on RST and on abort', () => {
     const pair = new Pair();
     const { ca, cb } = pair.connect();
