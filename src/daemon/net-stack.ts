@@ -135,7 +135,7 @@ export class NetStack implements PilotNetwork {
       if (err instanceof TransportError) return Promise.reject(new PilotError('unavailable', err.message));
       throw err;
     }
-    const info = this.endpoint.connection(connId);
+    const localPort = this.endpoint.localPortOf(connId) ?? 0;
     return new Promise<LocalConn>((resolve, reject) => {
       const timeout = setTimeout(() => fail(new PilotError('timeout', `dial to ${port} timed out`)), options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
       // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
@@ -164,7 +164,7 @@ export class NetStack implements PilotNetwork {
           cleanup();
           reject(err);
         },
-        localPort: info?.localPort ?? 0,
+        localPort,
         remote: { addr, port },
       });
     });

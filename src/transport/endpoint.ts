@@ -259,6 +259,11 @@ export class TransportEndpoint {
     return this.conns.get(connId)?.info();
   }
 
+  /** The local port of a connection (without building its statistics). */
+  localPortOf(connId: number): number | undefined {
+    return this.conns.get(connId)?.localPort;
+  }
+
   connections(): ConnectionInfo[] {
     return [...this.conns.all()].map((c) => c.info());
   }
