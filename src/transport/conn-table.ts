@@ -12,6 +12,8 @@ export class ConnectionTable {
   private readonly byId = new Map<number, Connection>();
   private readonly byTuple = new Map<string, Connection>();
   private readonly live = new Set<Connection>();
+  /** Connections per local port, TIME_WAIT included (a lingering connection keeps its port). */
+  private readonly portUse = new Map<number, number>();
   private timeWait: Connection[] = [];
   private timeWaitHead = 0;
 
@@ -19,6 +21,7 @@ export class ConnectionTable {
     this.byId.set(conn.id, conn);
     this.byTuple.set(tupleKey(conn.localPort, conn.remote.addr, conn.remote.port), conn);
     this.live.add(conn);
+    this.portUse.set(conn.localPort, (this.portUse.get(conn.localPort) ?? 0) + 1);
   }
 
   get(id: number): Connection | undefined {
@@ -86,13 +89,16 @@ export class ConnectionTable {
   }
 
   portInUse(port: number): boolean {
-    for (const c of this.byId.values()) if (c.localPort === port) return true;
-    return false;
+    return this.portUse.has(port);
   }
 
   private remove(conn: Connection): void {
     this.live.delete(conn);
-    if (this.byId.get(conn.id) === conn) this.byId.delete(conn.id);
+    if (this.byId.get(conn.id) !== conn) return;
+    this.byId.delete(conn.id);
+    const left = (this.portUse.get(conn.localPort) ?? 1) - 1;
+    if (left > 0) this.portUse.set(conn.localPort, left);
+    else this.portUse.delete(conn.localPort);
     const key = tupleKey(conn.localPort, conn.remote.addr, conn.remote.port);
     if (this.byTuple.get(key) === conn) this.byTuple.delete(key);
   }

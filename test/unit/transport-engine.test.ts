@@ -151,6 +151,10 @@ describe('transport: closing', () => {
     assert.ok(states.length >= 29 && states.every((st) => st === 'TIME_WAIT'), `a lists its lingering connections: ${states.join(',')}`);
     const next = pair.a.nextTimeout();
     assert.ok(next !== undefined && next <= pair.now + 10_000, 'the oldest TIME_WAIT deadline is a timer');
+    const lingeringPorts = new Set(pair.a.connections().map((c) => c.localPort));
+    const fresh = pair.a.dial({ addr: B_ADDR, port: 1000 }, pair.now);
+    assert.ok(!lingeringPorts.has(pair.a.localPortOf(fresh) ?? 0), 'a lingering connection keeps its port');
+    pair.a.abort(fresh, pair.now);
     pair.run(11_000);
     assert.equal(pair.a.connections().length, 0, 'all reaped after the linger time');
     assert.equal(pair.b.connections().length, 0);
