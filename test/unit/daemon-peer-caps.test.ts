@@ -63,7 +63,9 @@ describe('PeerCaps', () => {
     h.clock.t += 5_000;
     h.caps.observe(7);
     assert.equal(h.sent.length, 2, 'a Go peer never answers: ask again after the interval');
+    assert.equal(h.batching.get(7), undefined, 'no answer, no batching');
     h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: false }));
+    assert.equal(h.batching.get(7), false, 'an advert without the flag (an older pilot-ts) keeps plain PILS frames');
     h.clock.t += 60_000;
     h.caps.observe(7);
     assert.equal(h.sent.length, 2);
