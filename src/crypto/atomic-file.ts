@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export interface AtomicWriteOptions {
   /** File mode, applied exactly (not filtered by the umask). Default 0o600. */
@@ -18,10 +18,22 @@ export interface AtomicWriteOptions {
   readonly syncDir?: (dir: string) => Promise<void>;
 }
 
-/** Creates `path` (and missing parents) with `mode` if it does not exist; an existing directory is left as is. */
+/**
+ * Creates `path` (and missing parents) with `mode` if it does not exist; an existing directory is
+ * left as is. New directories are made durable too: each one's parent is fsynced, so a file
+ * written into them and fsynced cannot vanish with its directory after a crash.
+ */
 export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   const created = await mkdir(path, { recursive: true, mode });
-  if (created !== undefined) await chmod(path, mode);
+  if (created === undefined) return;
+  await chmod(path, mode);
+  // `created` is the topmost new directory: its parent and every new level below need an fsync.
+  const levels: string[] = [];
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    levels.push(dirname(dir));
+    if (dir === resolve(created) || dirname(dir) === dir) break;
+  }
+  for (const dir of levels.reverse()) await fsyncDir(dir);
 }
 
 /**

@@ -135,5 +135,14 @@ describe('atomic file writes', () => {
     await ensureDir(dir);
     await ensureDir(dir);
     if (posix) assert.equal(await mode(dir), 0o700);
+    // A relative path, several new levels deep (each new level's parent is synced).
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      await ensureDir(join('r1', 'r2', 'r3'));
+    } finally {
+      process.chdir(cwd);
+    }
+    assert.deepEqual(await readdir(join(root, 'r1', 'r2')), ['r3']);
   });
 });
