@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
+import { startDashboard, type Dashboard } from '../registry/dashboard.js';
 import { RegistryServer } from '../registry/server.js';
 import { BeaconServer } from './server.js';
 import { taskClock } from '../services/tasks/clock.js';
@@ -18,6 +19,8 @@ export interface RendezvousOptions {
   beaconPeers?: string[];
   /** Registry lines get `component: registry`, beacon lines `component: beacon`. */
   log?: Logger;
+  /** Serves the registry dashboard (`-http`) on this address when given; host '' = every interface. */
+  dashboard?: { host: string; port: number };
 }
 
 export interface Rendezvous {
@@ -25,6 +28,7 @@ export interface Rendezvous {
   readonly beaconPort: number;
   readonly registry: RegistryServer;
   readonly beacon: BeaconServer;
+  readonly dashboard: Dashboard | undefined;
   close(): Promise<void>;
 }
 
@@ -52,12 +56,22 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     await registry.close();
     throw err;
   }
+  let dashboard: Dashboard | undefined;
+  if (opts.dashboard !== undefined) {
+    try {
+      dashboard = await startDashboard({ ...opts.dashboard, source: registry, log: opts.log?.child({ component: 'dashboard' }) });
+    } catch (err) {
+      await Promise.all([beacon.close(), registry.close()]);
+      throw err;
+    }
+  }
   let closing: Promise<void> | undefined;
   return {
     registryPort: registry.port,
     beaconPort: beacon.port,
     registry,
     beacon,
-    close: () => (closing ??= Promise.all([beacon.close(), registry.close()]).then(() => undefined)),
+    dashboard,
+    close: () => (closing ??= Promise.all([dashboard?.close(), beacon.close(), registry.close()]).then(() => undefined)),
   };
 }

@@ -5,7 +5,8 @@ import { pilotPaths } from '../config/home.js';
 import { flagUsage, parseGoFlags } from '../config/go-flags.js';
 import { isPilotError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { splitHostPort } from '../registry/endpoint.js';
+import { joinHostPort, splitHostPort } from '../registry/endpoint.js';
+import { parseDashboardAddress, startDashboard, type Dashboard } from '../registry/dashboard.js';
 import { RegistryServer } from '../registry/server.js';
 import type { LevelWithSilent } from 'pino';
 import { taskClock } from '../services/tasks/clock.js';
@@ -14,6 +15,7 @@ const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
   store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
+  http: { kind: 'string', help: 'dashboard HTTP listen address host:port, e.g. 127.0.0.1:8080 (off when empty)' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -31,6 +33,7 @@ async function main(): Promise<number> {
   const addr = flags.addr ?? ':9000';
   const listen = splitHostPort(addr);
   if (listen === undefined) throw new Error(`invalid -addr "${addr}": expected host:port`);
+  const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
 
   const storePath = flags.store ?? pilotPaths().registryStore;
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
@@ -46,11 +49,21 @@ async function main(): Promise<number> {
   });
   const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);
+  let dashboard: Dashboard | undefined;
+  if (httpAddr) {
+    try {
+      dashboard = await startDashboard({ ...httpAddr, source: server, log: log.child({ component: 'dashboard' }) });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    process.stdout.write(`dashboard listening on http://${joinHostPort(httpAddr.host || '0.0.0.0', dashboard.port)}\n`);
+  }
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       log.info({ signal }, 'shutting down');
-      void server.close().then(resolve);
+      void Promise.all([dashboard?.close(), server.close()]).then(() => resolve());
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

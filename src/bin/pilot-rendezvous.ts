@@ -6,12 +6,14 @@ import { flagUsage, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
 import { pilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { parseDashboardAddress } from '../registry/dashboard.js';
 
 const FLAGS = {
   'registry-addr': { kind: 'string', help: 'registry TCP listen address (default ":9000")' },
   'beacon-addr': { kind: 'string', help: 'beacon UDP listen address (default ":9001")' },
   store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
+  http: { kind: 'string', help: 'dashboard HTTP listen address host:port, e.g. 127.0.0.1:8080 (off when empty)' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
@@ -25,6 +27,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const registryAddr = parseHostPort(flags['registry-addr'] || ':9000');
   const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
+  const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
   const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) });
   const rdv = await startRendezvous({
     registryHost: registryAddr.host || undefined,
@@ -34,9 +37,11 @@ async function main(argv: readonly string[]): Promise<void> {
     storePath: flags.store || pilotPaths().registryStore,
     adminToken: flags['admin-token'] || undefined,
     log,
+    dashboard: httpAddr,
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
   process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
+  if (httpAddr && rdv.dashboard) process.stdout.write(`dashboard listening on http://${formatHostPort(httpAddr.host || '0.0.0.0', rdv.dashboard.port)}\n`);
   closeOnSignal(() => rdv.close());
 }
 

@@ -4,6 +4,7 @@ import type { JsonObject } from '../protocol/json.js';
 import type { SignatureVerifier } from './auth.js';
 import type { Liveness } from './liveness.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { RequestCounter } from './request-counter.js';
 import { RequestError } from './request-error.js';
 import type { NodeRecord, RegistryStore } from './store.js';
 
@@ -15,6 +16,8 @@ export interface RegistryState {
   readonly verifier: SignatureVerifier;
   readonly registerLimiter: RateLimiter;
   readonly adminToken: string | undefined;
+  /** Every request dispatched to a handler (or refused as an unknown type). */
+  readonly requests: RequestCounter;
   now(): number;
   /** Clock for task evidence ages (separate so that tests can move it without touching signatures). */
   taskNow(): number;

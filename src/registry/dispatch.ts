@@ -5,6 +5,7 @@ import { handleBeaconList, handleBeaconRegister, handleGetPoloScore, handleSetPo
 import { handleTaskExpiry, handleTaskReceipt } from './handlers-polo.js';
 import { handleRegister, handleRotateKey } from './handlers-register.js';
 import { handlePollHandshakes, handlePunch, handleReportTrust, handleRequestHandshake, handleRespondHandshake, handleResolve, handleRevokeTrust } from './handlers-trust.js';
+import { UNKNOWN_REQUEST_TYPE } from './request-counter.js';
 import { RequestError, type ReplyErrorCode } from './request-error.js';
 
 const HANDLERS: ReadonlyMap<string, Handler> = new Map<string, Handler>([
@@ -48,6 +49,7 @@ export function errorReply(code: ReplyErrorCode, message: string): JsonObject {
 export function handleRequest(state: RegistryState, req: RequestInfo): JsonObject {
   const type = req.msg.type;
   const handler = typeof type === 'string' ? HANDLERS.get(type) : undefined;
+  state.requests.count(handler === undefined ? UNKNOWN_REQUEST_TYPE : String(type));
   if (handler === undefined) {
     return errorReply('unknown_type', typeof type === 'string' ? `unknown message type "${type.slice(0, 64)}"` : 'message has no "type"');
   }

@@ -10,7 +10,9 @@ import { watchChallenge } from './challenges.js';
 import { HANDSHAKE_TTL_MS } from './handlers-trust.js';
 import { Liveness } from './liveness.js';
 import { RateLimiter } from './rate-limit.js';
+import { RequestCounter } from './request-counter.js';
 import { SqliteRegistryStore } from './sqlite-store.js';
+import { computeStats, type RegistryStats } from './stats.js';
 import type { RegistryStore } from './store.js';
 
 export interface RegistryServerOptions {
@@ -49,6 +51,7 @@ export class RegistryServer {
   readonly #perIp = new Map<string, number>();
   readonly #watchers = new Map<number, RegistryConnection>();
   readonly #sweep: NodeJS.Timeout;
+  readonly #startedAt = performance.now();
   #closing: Promise<void> | undefined;
 
   private constructor(server: Server, state: RegistryState, host: string) {
@@ -79,6 +82,7 @@ export class RegistryServer {
       verifier: new SignatureVerifier(),
       registerLimiter: new RateLimiter(REGISTER_RATE.perSecond, REGISTER_RATE.burst),
       adminToken: opts.adminToken === '' ? undefined : opts.adminToken,
+      requests: new RequestCounter(),
       now,
       taskNow: opts.taskClock ?? now,
       notifyHandshake: (nodeId) => self?.notify(nodeId),
@@ -107,6 +111,24 @@ export class RegistryServer {
     const conn = this.#watchers.get(nodeId);
     if (conn === undefined) return;
     conn.send({ type: 'handshake_notify', node_id: nodeId });
+  }
+
+  /** The dashboard's statistics (PROTOCOL.md §5.11); reads every registered node, so callers cache it. */
+  stats(): RegistryStats {
+    const { store, liveness, requests } = this.#state;
+    const now = this.#state.now();
+    return computeStats({
+      nodes: store.listRegistered(),
+      trustPairs: store.listTrustPairs(),
+      isOnline: (id) => liveness.isOnline(id, now),
+      totalRequests: requests.total,
+      uptimeMs: performance.now() - this.#startedAt,
+    });
+  }
+
+  /** Handled requests by message type, sorted by type. */
+  requestCounts(): Map<string, number> {
+    return this.#state.requests.byType();
   }
 
   close(): Promise<void> {

@@ -311,6 +311,15 @@ export class SqliteRegistryStore implements RegistryStore {
     return this.#db.prepare('DELETE FROM beacons WHERE expires_at <= ?').run(now).changes;
   }
 
+  #trustPairsQuery: Database.Statement<[], { a: number; b: number }> | undefined;
+
+  listTrustPairs(): [number, number][] {
+    this.#trustPairsQuery ??= this.#db.prepare<[], { a: number; b: number }>(
+      'SELECT c.from_id AS a, c.to_id AS b FROM trust_claims c JOIN trust_claims r ON r.from_id = c.to_id AND r.to_id = c.from_id WHERE c.from_id < c.to_id ORDER BY a, b',
+    );
+    return this.#trustPairsQuery.all().map((row): [number, number] => [row.a, row.b]);
+  }
+
   close(): void {
     if (this.#db.open) this.#db.close();
   }

@@ -83,6 +83,8 @@ export interface RegistryStore {
   hasTrustClaim(from: number, to: number): boolean;
   /** Removes both directions; returns how many claims existed. */
   removeTrustPair(a: number, b: number): number;
+  /** Effective pairs (each node claimed the other), once each as [lower id, higher id], ordered. */
+  listTrustPairs(): [number, number][];
 
   /** One pending request per (from, to): a repeat refreshes it and makes it undelivered again. */
   addHandshakeRequest(request: HandshakeRequest, maxPerTarget: number): AddRequestResult;

@@ -10,6 +10,7 @@ import { handleRequest } from '../../src/registry/dispatch.js';
 import { HANDSHAKE_TTL_MS } from '../../src/registry/handlers-trust.js';
 import { Liveness } from '../../src/registry/liveness.js';
 import { RateLimiter } from '../../src/registry/rate-limit.js';
+import { RequestCounter } from '../../src/registry/request-counter.js';
 import { signedFields } from '../../src/registry/request-signer.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 
@@ -39,6 +40,7 @@ describe('registry handlers', () => {
       verifier: new SignatureVerifier(),
       registerLimiter: new RateLimiter(10 / 60, 10),
       adminToken: undefined,
+      requests: new RequestCounter(),
       now: () => clock,
       taskNow: () => clock,
       notifyHandshake: (id) => notified.push(id),

@@ -9,6 +9,7 @@ import type { RegistryState } from '../../src/registry/context.js';
 import { handleRequest } from '../../src/registry/dispatch.js';
 import { Liveness } from '../../src/registry/liveness.js';
 import { RateLimiter } from '../../src/registry/rate-limit.js';
+import { RequestCounter } from '../../src/registry/request-counter.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 import { acceptMessage, expiredMessage, poloReward, receiptMessage } from '../../src/services/tasks/evidence.js';
 
@@ -48,6 +49,7 @@ describe('registry task evidence', () => {
       verifier: new SignatureVerifier(),
       registerLimiter: new RateLimiter(100, 100),
       adminToken: undefined,
+      requests: new RequestCounter(),
       now: () => Date.now(),
       taskNow: () => taskNow,
       notifyHandshake: () => undefined,
