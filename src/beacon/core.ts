@@ -9,8 +9,8 @@ import { PeerDirectory } from './peer-directory.js';
  * Beacon logic without sockets or timers (PROTOCOL.md §4): fed one datagram, its source and the
  * current time, it returns the datagrams to send. Departures from the reference, all invisible to
  * a conforming daemon: entries expire, tables are bounded, a Relay is accepted only from the
- * endpoint its sender last registered from, Sync only from configured peers, and every source
- * IP is rate limited.
+ * endpoint its sender last registered from, Sync only from peer beacons, a discovered peer gets
+ * this beacon's node list only while it gossips back, and every source IP is rate limited.
  */
 
 export type DropReason =
@@ -47,7 +47,7 @@ export interface BeaconLimits {
   /** Discover / PunchRequest / anything else, per source IP. */
   readonly controlPerSecond: number;
   readonly controlBurst: number;
-  /** Relay datagrams per source IP (configured peer beacons are exempt). */
+  /** Relay datagrams per source IP (peer beacons are exempt). */
   readonly relayPerSecond: number;
   readonly relayBurst: number;
   readonly maxTrackedIps: number;
@@ -115,15 +115,22 @@ export class BeaconCore {
       case 'Relay':
         return this.onRelay(msg.sender, msg.dest, msg.frame, bytes, from, fromPeer, now);
       case 'Sync':
-        return this.peers.applySync(from, msg.nodeIds, now) ? [] : this.drop('sync_not_peer');
+        return this.onSync(msg.nodeIds, from, now);
       default:
         return this.drop('unexpected_type');
     }
   }
 
-  /** The gossip datagram announcing this beacon's live nodes. */
-  syncMessage(now: number): Uint8Array {
-    return encodeBeacon({ type: 'Sync', beaconId: this.opts.beaconId, nodeIds: this.nodes.recentIds(now, SYNC_MAX_IDS) });
+  /** One gossip round: the Sync each peer beacon gets (see `PeerDirectory.sharesWith`). */
+  gossip(now: number, to: readonly Endpoint[] = this.peers.endpoints()): Outgoing[] {
+    let full: Uint8Array | undefined;
+    let empty: Uint8Array | undefined;
+    return to.map((ep) => {
+      const bytes = this.peers.sharesWith(ep, now)
+        ? (full ??= encodeBeacon({ type: 'Sync', beaconId: this.opts.beaconId, nodeIds: this.nodes.recentIds(now, SYNC_MAX_IDS) }))
+        : (empty ??= encodeBeacon({ type: 'Sync', beaconId: this.opts.beaconId, nodeIds: [] }));
+      return { to: ep, bytes, relay: false };
+    });
   }
 
   /** Periodic housekeeping: expired nodes and idle rate-limit buckets. */
@@ -131,6 +138,17 @@ export class BeaconCore {
     this.nodes.sweep(now);
     this.control.reap(now);
     this.relayLimit.reap(now);
+  }
+
+  /**
+   * A peer heard from for the first time (or again after its list went stale) gets this beacon's
+   * list at once instead of at the next round, so two beacons that just found each other agree
+   * within a round trip. Each side answers at most once per resumption, so this cannot loop.
+   */
+  private onSync(nodeIds: readonly number[], from: Endpoint, now: number): Outgoing[] {
+    const outcome = this.peers.applySync(from, nodeIds, now);
+    if (outcome === 'not_peer') return this.drop('sync_not_peer');
+    return outcome === 'resumed' ? this.gossip(now, [from]) : [];
   }
 
   private onDiscover(nodeId: number, from: Endpoint, now: number): Outgoing[] {

@@ -1,8 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { startDashboard, type Dashboard } from '../registry/dashboard.js';
 import { RegistryServer } from '../registry/server.js';
+import type { DiscoverySettings } from './discovery.js';
+import { formatHostPort } from './endpoint.js';
+import { isWildcardHost } from './peer-set.js';
 import { BeaconServer } from './server.js';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -17,6 +21,12 @@ export interface RendezvousOptions {
   adminToken?: string;
   beaconId?: number;
   beaconPeers?: string[];
+  /**
+   * Register the beacon with this process's registry and gossip with the other beacons registered
+   * there (needs a non-zero `beaconId`). Set `advertise` unless every beacon runs on this host:
+   * the registry is reached over loopback, so the derived address would be a loopback one.
+   */
+  beaconDiscovery?: Omit<DiscoverySettings, 'registry'>;
   /** Registry lines get `component: registry`, beacon lines `component: beacon`. */
   log?: Logger;
   /** Serves the registry dashboard (`-http`) on this address when given; host '' = every interface. */
@@ -34,6 +44,9 @@ export interface Rendezvous {
 
 /** A registry and a beacon in one process, as `pilot-rendezvous` and an embedding daemon run them. */
 export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvous> {
+  if (opts.beaconDiscovery && !opts.beaconId) {
+    throw new PilotError('invalid_argument', 'beacon discovery needs a non-zero beacon id');
+  }
   if (opts.storePath !== ':memory:') await mkdir(dirname(opts.storePath), { recursive: true, mode: 0o700 });
   const registry = await RegistryServer.start({
     host: opts.registryHost,
@@ -50,6 +63,10 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       port: opts.beaconPort,
       beaconId: opts.beaconId,
       peers: opts.beaconPeers,
+      discovery: opts.beaconDiscovery && {
+        ...opts.beaconDiscovery,
+        registry: formatHostPort(isWildcardHost(registry.host) ? '127.0.0.1' : registry.host, registry.port),
+      },
       log: opts.log?.child({ component: 'beacon' }),
     });
   } catch (err) {

@@ -3,8 +3,10 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { PilotError, toPilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { BeaconType } from '../protocol/beacon.js';
 import { BeaconCore, DEFAULT_LIMITS, type BeaconLimits, type DropReason, type Outgoing } from './core.js';
-import { canonicalIp, parseHostPort, type Endpoint } from './endpoint.js';
+import { BeaconDiscovery, checkDiscoverySettings, type DiscoverySettings } from './discovery.js';
+import { canonicalIp, endpointKey, parseHostPort, type Endpoint } from './endpoint.js';
 
 export interface BeaconServerOptions {
   /** Interface to bind; empty or absent = every interface (dual-stack when IPv6 is available). */
@@ -12,8 +14,10 @@ export interface BeaconServerOptions {
   port: number;
   /** Announced in Sync messages; 0 by default, like the reference. */
   beaconId?: number;
-  /** Peer beacons as `host:port`; only they may send Sync or have relays forwarded to them. */
+  /** Peer beacons as `host:port`; only peers may send Sync or have relays forwarded to them. */
   peers?: string[];
+  /** Also take as peers the other beacons registered with a registry (needs a non-zero `beaconId`). */
+  discovery?: DiscoverySettings;
   log?: Logger;
   /** Clock in ms (injectable for tests). */
   now?: () => number;
@@ -29,6 +33,8 @@ export interface BeaconServerOptions {
 
 export interface BeaconStats {
   readonly nodes: number;
+  /** Peer beacons, configured and discovered. */
+  readonly peers: number;
   readonly relayed: number;
   readonly drops: Readonly<Record<DropReason, number>>;
 }
@@ -73,6 +79,9 @@ export class BeaconServer {
   private readonly timers: NodeJS.Timeout[] = [];
   private relayInFlight = 0;
   private closed = false;
+  private configuredPeers: Endpoint[] = [];
+  private discoveredPeers: Endpoint[] = [];
+  private discovery: BeaconDiscovery | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -98,6 +107,7 @@ export class BeaconServer {
     }
     const peerSpecs = (opts.peers ?? []).map((p) => p.trim()).filter((p) => p !== '');
     for (const p of peerSpecs) parseHostPort(p);
+    if (opts.discovery) checkDiscoverySettings(opts.discovery, opts.beaconId ?? 0);
     let socket: Socket;
     try {
       socket = await openSocket(opts.host ?? '', opts.port);
@@ -107,7 +117,8 @@ export class BeaconServer {
     const server = new BeaconServer(socket, { ...opts, peers: peerSpecs }, opts.log ?? silentLogger(), opts.now ?? Date.now);
     await server.resolvePeers();
     server.startTimers();
-    server.log.info({ port: server.port, peers: peerSpecs.length }, 'beacon listening');
+    server.startDiscovery();
+    server.log.info({ port: server.port, peers: peerSpecs.length, registry: opts.discovery?.registry }, 'beacon listening');
     return server;
   }
 
@@ -125,7 +136,12 @@ export class BeaconServer {
   }
 
   stats(): BeaconStats {
-    return { nodes: this.core.nodes.size, relayed: this.core.relayed, drops: { ...this.core.drops } };
+    return { nodes: this.core.nodes.size, peers: this.core.peers.endpoints().length, relayed: this.core.relayed, drops: { ...this.core.drops } };
+  }
+
+  /** Peer beacons as `host:port`, configured and discovered; for diagnostics. */
+  peerAddresses(): string[] {
+    return this.core.peers.endpoints().map(endpointKey);
   }
 
   /** Node IDs currently recorded (most recently seen last); for diagnostics. */
@@ -136,6 +152,7 @@ export class BeaconServer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.discovery?.close();
     for (const t of this.timers) clearInterval(t);
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
@@ -147,11 +164,38 @@ export class BeaconServer {
       this.timers.push(t);
     };
     every(DEFAULTS.sweepIntervalMs, () => this.core.sweep(this.now()));
-    if (this.opts.peers?.length) {
+    if (this.opts.peers?.length || this.opts.discovery) {
       every(this.opts.syncIntervalMs ?? DEFAULTS.syncIntervalMs, () => {
         void this.resolvePeers().then(() => this.gossip());
       });
     }
+  }
+
+  private startDiscovery(): void {
+    if (!this.opts.discovery) return;
+    const { address, family } = this.socket.address();
+    this.discovery = new BeaconDiscovery(this.opts.discovery, {
+      beaconId: this.opts.beaconId ?? 0,
+      boundHost: address,
+      port: this.port,
+      v4Only: family === 'IPv4',
+      log: this.log,
+      onPeers: (peers) => this.setDiscoveredPeers(peers),
+    });
+    this.discovery.start();
+  }
+
+  /** New peers get a Sync at once rather than at the next gossip round. */
+  private setDiscoveredPeers(peers: Endpoint[]): void {
+    if (this.closed) return;
+    const before = new Set(this.discoveredPeers.map(endpointKey));
+    const removed = before.size - peers.filter((ep) => before.has(endpointKey(ep))).length;
+    this.discoveredPeers = peers;
+    const added = this.core.peers.setPeers(this.configuredPeers, this.discoveredPeers);
+    if (added.length > 0 || removed > 0) {
+      this.log.info({ added: added.map(endpointKey), removed, peers: this.core.peers.endpoints().length }, 'peer beacons changed');
+    }
+    for (const o of this.core.gossip(this.now(), added)) this.send(o);
   }
 
   /** Peers are named by host:port; names are re-resolved on every gossip round. */
@@ -171,20 +215,24 @@ export class BeaconServer {
         }
       }),
     );
-    if (!this.closed) this.core.peers.setPeers(resolved.filter((ep): ep is Endpoint => ep !== undefined));
+    if (this.closed) return;
+    this.configuredPeers = resolved.filter((ep): ep is Endpoint => ep !== undefined);
+    this.core.peers.setPeers(this.configuredPeers, this.discoveredPeers);
   }
 
   private gossip(): void {
     if (this.closed) return;
-    const msg = this.core.syncMessage(this.now());
-    for (const to of this.core.peers.endpoints()) this.send({ to, bytes: msg, relay: false });
+    for (const o of this.core.gossip(this.now())) this.send(o);
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
+    const from = { ip: canonicalIp(rinfo.address), port: rinfo.port };
+    // A beacon that lists us may have registered after our last look at the registry.
+    if (this.discovery && msg[0] === BeaconType.Sync && !this.core.peers.isPeer(from)) this.discovery.refreshSoon();
     let out: Outgoing[];
     try {
-      out = this.core.handle(msg, { ip: canonicalIp(rinfo.address), port: rinfo.port }, this.now());
+      out = this.core.handle(msg, from, this.now());
     } catch (err) {
       this.core.drop('malformed');
       this.log.debug({ err: toPilotError(err).message, from: rinfo.address }, 'beacon datagram rejected');

@@ -9,10 +9,14 @@ import { createLogger } from '../log.js';
 
 const FLAGS = {
   addr: { kind: 'string', help: 'UDP listen address (default ":9001")' },
-  'beacon-id': { kind: 'int', help: 'this beacon\'s ID in gossip messages (default 0)' },
+  'beacon-id': { kind: 'int', help: 'this beacon\'s ID in gossip messages and at the registry (default 0)' },
   peers: { kind: 'string', help: 'comma-separated peer beacon addresses (host:port) to gossip with' },
   health: { kind: 'string', help: 'HTTP listen address for GET /healthz (off when empty)' },
-  registry: { kind: 'string', help: 'registry address for beacon peer discovery (accepted; peers come from -peers)' },
+  registry: { kind: 'string', help: 'registry (host:port) to register with every 30 s and learn peer beacons from; needs -beacon-id' },
+  advertise: {
+    kind: 'string',
+    help: 'address (host:port) registered for other beacons to reach this one (default: the listen IP, or the local IP that routes to the registry)',
+  },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
@@ -26,11 +30,20 @@ async function main(argv: readonly string[]): Promise<void> {
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const { host, port } = parseHostPort(flags.addr || ':9001');
   const log = createLogger({ name: 'beacon', level: parseLogLevel(flags['log-level']) });
+  const beaconId = flags['beacon-id'] ?? 0;
+  const registry = flags.registry ?? '';
+  const advertise = flags.advertise ?? '';
+  const discover = registry !== '' && beaconId !== 0;
+  if (registry !== '' && beaconId === 0) {
+    process.stderr.write('warning: -registry is ignored: peer discovery needs a non-zero -beacon-id to register under\n');
+  }
+  if (advertise !== '' && !discover) process.stderr.write('warning: -advertise has no effect without -registry and a non-zero -beacon-id\n');
   const beacon = await BeaconServer.start({
     host,
     port,
-    beaconId: flags['beacon-id'],
+    beaconId,
     peers: flags.peers?.split(',') ?? [],
+    discovery: discover ? { registry, advertise: advertise || undefined } : undefined,
     log,
   });
   let health: HealthServer | undefined;

@@ -65,6 +65,11 @@ export class FrameSocket {
     return !this.#closed;
   }
 
+  /** This side's IP: the interface the route to the registry goes through. */
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+
   send(msg: JsonObject): void {
     let frame: Uint8Array;
     try {

@@ -270,13 +270,13 @@ describe('beacon tables', () => {
     const p1 = { ip: '10.0.0.1', port: 9001 };
     const p2 = { ip: '10.0.0.2', port: 9001 };
     d.setPeers([p1, p2]);
-    assert.equal(d.applySync({ ip: '10.0.0.3', port: 9001 }, [5], 0), false);
-    assert.equal(d.applySync(p1, [5, 6], 0), true);
-    assert.equal(d.applySync(p2, [6], 50), true);
+    assert.equal(d.applySync({ ip: '10.0.0.3', port: 9001 }, [5], 0), 'not_peer');
+    assert.equal(d.applySync(p1, [5, 6], 0), 'resumed');
+    assert.equal(d.applySync(p2, [6], 50), 'resumed');
     assert.deepEqual(d.owner(5, 60), p1);
     assert.deepEqual(d.owner(6, 60), p2); // the most recent claim wins
     assert.equal(d.owner(5, 100), undefined); // stale
-    d.applySync(p1, [7], 120); // replaces the earlier list
+    assert.equal(d.applySync(p1, [7], 120), 'resumed'); // replaces the earlier, stale list
     assert.equal(d.owner(5, 130), undefined);
     assert.deepEqual(d.owner(7, 130), p1);
   });
