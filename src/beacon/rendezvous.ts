@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { RegistryServer } from '../registry/server.js';
+import { loadRegistryTls, type RegistryTlsSource } from '../registry/tls.js';
 import { BeaconServer } from './server.js';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -14,6 +15,8 @@ export interface RendezvousOptions {
   beaconPort: number;
   storePath: string;
   adminToken?: string;
+  /** Serve the registry over TLS with this certificate source. */
+  tls?: RegistryTlsSource;
   beaconId?: number;
   beaconPeers?: string[];
   /** Registry lines get `component: registry`, beacon lines `component: beacon`. */
@@ -31,13 +34,17 @@ export interface Rendezvous {
 /** A registry and a beacon in one process, as `pilot-rendezvous` and an embedding daemon run them. */
 export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvous> {
   if (opts.storePath !== ':memory:') await mkdir(dirname(opts.storePath), { recursive: true, mode: 0o700 });
+  const tls = opts.tls === undefined ? undefined : await loadRegistryTls(opts.tls, { storePath: opts.storePath, listenHost: opts.registryHost ?? '' });
+  const registryLog = opts.log?.child({ component: 'registry' });
+  if (tls !== undefined) registryLog?.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
   const registry = await RegistryServer.start({
     host: opts.registryHost,
     port: opts.registryPort,
     storePath: opts.storePath,
-    log: opts.log?.child({ component: 'registry' }),
+    log: registryLog,
     adminToken: opts.adminToken,
     taskClock: taskClock(Date.now),
+    ...(tls !== undefined ? { tls } : {}),
   });
   let beacon: BeaconServer;
   try {

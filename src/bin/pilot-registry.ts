@@ -7,6 +7,7 @@ import { isPilotError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { splitHostPort } from '../registry/endpoint.js';
 import { RegistryServer } from '../registry/server.js';
+import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -14,6 +15,9 @@ const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
   store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
+  tls: { kind: 'bool', help: 'serve TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
+  'tls-cert': { kind: 'string', help: 'TLS certificate PEM file (with -tls and -tls-key)' },
+  'tls-key': { kind: 'string', help: 'TLS private key PEM file (with -tls and -tls-cert)' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -31,11 +35,14 @@ async function main(): Promise<number> {
   const addr = flags.addr ?? ':9000';
   const listen = splitHostPort(addr);
   if (listen === undefined) throw new Error(`invalid -addr "${addr}": expected host:port`);
+  const tlsSource = registryTlsFromFlags(flags);
 
   const storePath = flags.store ?? pilotPaths().registryStore;
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
   const log = createLogger({ level, name: 'registry' });
+  const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
+  if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
   const server = await RegistryServer.start({
     host: listen.host,
     port: listen.port,
@@ -43,9 +50,11 @@ async function main(): Promise<number> {
     log,
     adminToken: flags['admin-token'],
     taskClock: taskClock(Date.now),
+    ...(tls !== undefined ? { tls } : {}),
   });
   const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);
+  if (server.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${server.tlsFingerprint}\n`);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
@@ -64,7 +73,8 @@ main().then(
   },
   (err: unknown) => {
     const message = isPilotError(err) || err instanceof Error ? err.message : String(err);
-    process.stderr.write(`pilot-registry: ${message}\n`);
+    const hint = isPilotError(err) && err.hint ? `\nhint: ${err.hint}` : '';
+    process.stderr.write(`pilot-registry: ${message}${hint}\n`);
     process.exitCode = isPilotError(err) && err.code === 'invalid_argument' ? 2 : 1;
   },
 );

@@ -6,12 +6,16 @@ import { flagUsage, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
 import { pilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { registryTlsFromFlags } from '../registry/tls.js';
 
 const FLAGS = {
   'registry-addr': { kind: 'string', help: 'registry TCP listen address (default ":9000")' },
   'beacon-addr': { kind: 'string', help: 'beacon UDP listen address (default ":9001")' },
   store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
+  tls: { kind: 'bool', help: 'serve the registry over TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
+  'tls-cert': { kind: 'string', help: 'registry TLS certificate PEM file (with -tls and -tls-key)' },
+  'tls-key': { kind: 'string', help: 'registry TLS private key PEM file (with -tls and -tls-cert)' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
@@ -25,6 +29,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const registryAddr = parseHostPort(flags['registry-addr'] || ':9000');
   const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
+  const tls = registryTlsFromFlags(flags);
   const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) });
   const rdv = await startRendezvous({
     registryHost: registryAddr.host || undefined,
@@ -33,9 +38,11 @@ async function main(argv: readonly string[]): Promise<void> {
     beaconPort: beaconAddr.port,
     storePath: flags.store || pilotPaths().registryStore,
     adminToken: flags['admin-token'] || undefined,
+    ...(tls !== undefined ? { tls } : {}),
     log,
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
+  if (rdv.registry.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);
   process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
   closeOnSignal(() => rdv.close());
 }
