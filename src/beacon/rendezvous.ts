@@ -7,6 +7,7 @@ import { RegistryServer } from '../registry/server.js';
 import type { DiscoverySettings } from './discovery.js';
 import { formatHostPort } from './endpoint.js';
 import { isWildcardHost } from './peer-set.js';
+import { loadRegistryTls, type RegistryTlsSource } from '../registry/tls.js';
 import { BeaconServer } from './server.js';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -19,6 +20,8 @@ export interface RendezvousOptions {
   beaconPort: number;
   storePath: string;
   adminToken?: string;
+  /** Serve the registry over TLS with this certificate source. */
+  tls?: RegistryTlsSource;
   beaconId?: number;
   beaconPeers?: string[];
   /**
@@ -48,13 +51,17 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     throw new PilotError('invalid_argument', 'beacon discovery needs a non-zero beacon id');
   }
   if (opts.storePath !== ':memory:') await mkdir(dirname(opts.storePath), { recursive: true, mode: 0o700 });
+  const tls = opts.tls === undefined ? undefined : await loadRegistryTls(opts.tls, { storePath: opts.storePath, listenHost: opts.registryHost ?? '' });
+  const registryLog = opts.log?.child({ component: 'registry' });
+  if (tls !== undefined) registryLog?.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
   const registry = await RegistryServer.start({
     host: opts.registryHost,
     port: opts.registryPort,
     storePath: opts.storePath,
-    log: opts.log?.child({ component: 'registry' }),
+    log: registryLog,
     adminToken: opts.adminToken,
     taskClock: taskClock(Date.now),
+    ...(tls !== undefined ? { tls } : {}),
   });
   let beacon: BeaconServer;
   try {

@@ -8,6 +8,7 @@ import { createLogger } from '../log.js';
 import { joinHostPort, splitHostPort } from '../registry/endpoint.js';
 import { parseDashboardAddress, startDashboard, type Dashboard } from '../registry/dashboard.js';
 import { RegistryServer } from '../registry/server.js';
+import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -16,6 +17,9 @@ const FLAGS = {
   store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
   http: { kind: 'string', help: 'dashboard HTTP listen address host:port, e.g. 127.0.0.1:8080 (off when empty)' },
+  tls: { kind: 'bool', help: 'serve TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
+  'tls-cert': { kind: 'string', help: 'TLS certificate PEM file (with -tls and -tls-key)' },
+  'tls-key': { kind: 'string', help: 'TLS private key PEM file (with -tls and -tls-cert)' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
@@ -34,11 +38,14 @@ async function main(): Promise<number> {
   const listen = splitHostPort(addr);
   if (listen === undefined) throw new Error(`invalid -addr "${addr}": expected host:port`);
   const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
+  const tlsSource = registryTlsFromFlags(flags);
 
   const storePath = flags.store ?? pilotPaths().registryStore;
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
   const log = createLogger({ level, name: 'registry' });
+  const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
+  if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
   const server = await RegistryServer.start({
     host: listen.host,
     port: listen.port,
@@ -46,9 +53,11 @@ async function main(): Promise<number> {
     log,
     adminToken: flags['admin-token'],
     taskClock: taskClock(Date.now),
+    ...(tls !== undefined ? { tls } : {}),
   });
   const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);
+  if (server.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${server.tlsFingerprint}\n`);
   let dashboard: Dashboard | undefined;
   if (httpAddr) {
     try {
@@ -77,7 +86,8 @@ main().then(
   },
   (err: unknown) => {
     const message = isPilotError(err) || err instanceof Error ? err.message : String(err);
-    process.stderr.write(`pilot-registry: ${message}\n`);
+    const hint = isPilotError(err) && err.hint ? `\nhint: ${err.hint}` : '';
+    process.stderr.write(`pilot-registry: ${message}${hint}\n`);
     process.exitCode = isPilotError(err) && err.code === 'invalid_argument' ? 2 : 1;
   },
 );

@@ -7,6 +7,7 @@ import { pilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { parseDashboardAddress } from '../registry/dashboard.js';
+import { registryTlsFromFlags } from '../registry/tls.js';
 
 const FLAGS = {
   'registry-addr': { kind: 'string', help: 'registry TCP listen address (default ":9000")' },
@@ -14,6 +15,9 @@ const FLAGS = {
   store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
   http: { kind: 'string', help: 'dashboard HTTP listen address host:port, e.g. 127.0.0.1:8080 (off when empty)' },
+  tls: { kind: 'bool', help: 'serve the registry over TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
+  'tls-cert': { kind: 'string', help: 'registry TLS certificate PEM file (with -tls and -tls-key)' },
+  'tls-key': { kind: 'string', help: 'registry TLS private key PEM file (with -tls and -tls-cert)' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
@@ -28,6 +32,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const registryAddr = parseHostPort(flags['registry-addr'] || ':9000');
   const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
   const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
+  const tls = registryTlsFromFlags(flags);
   const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) });
   const rdv = await startRendezvous({
     registryHost: registryAddr.host || undefined,
@@ -36,10 +41,12 @@ async function main(argv: readonly string[]): Promise<void> {
     beaconPort: beaconAddr.port,
     storePath: flags.store || pilotPaths().registryStore,
     adminToken: flags['admin-token'] || undefined,
+    ...(tls !== undefined ? { tls } : {}),
     log,
     dashboard: httpAddr,
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
+  if (rdv.registry.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);
   process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
   if (httpAddr && rdv.dashboard) process.stdout.write(`dashboard listening on http://${formatHostPort(httpAddr.host || '0.0.0.0', rdv.dashboard.port)}\n`);
   closeOnSignal(() => rdv.close());

@@ -4,6 +4,7 @@ import { DEFAULT_BEACON, DEFAULT_REGISTRY, DEFAULT_SOCKET } from '../config/home
 import { ensureDir, writeFileAtomic } from '../crypto/atomic-file.js';
 import { PilotError } from '../errors.js';
 import { isJsonObject, type JsonObject } from '../protocol/json.js';
+import { normalizeFingerprint } from '../registry/tls-pin.js';
 import type { CliContext } from './context.js';
 
 /** `config.json` (PROTOCOL.md §10.3): the CLI is the module that reads and writes it. */
@@ -51,6 +52,8 @@ function envString(env: NodeJS.ProcessEnv, key: string): string | undefined {
 export interface Settings {
   readonly config: JsonObject;
   readonly registry: string;
+  /** Pinned registry certificate (unvalidated text); when set, the registry is reached over TLS. */
+  readonly registryFingerprint: string | undefined;
   readonly beacon: string;
   readonly socket: string;
   readonly hostname: string | undefined;
@@ -59,6 +62,8 @@ export interface Settings {
 
 export interface SettingsFlags {
   readonly registry?: string | undefined;
+  /** An empty string turns a configured fingerprint off (plain TCP). */
+  readonly registryFingerprint?: string | undefined;
   readonly beacon?: string | undefined;
   readonly socket?: string | undefined;
   readonly hostname?: string | undefined;
@@ -66,20 +71,41 @@ export interface SettingsFlags {
 }
 
 /**
- * Resolves the CLI's settings once. Registry and beacon: flag > config.json > environment >
- * default. Socket: flag > PILOT_SOCKET > config.json > default (the environment names the
- * daemon a shell talks to, so it beats the file).
+ * Resolves the CLI's settings once. Registry, its fingerprint (`registry_fingerprint`,
+ * `PILOT_REGISTRY_FINGERPRINT`) and beacon: flag > config.json > environment > default. Socket:
+ * flag > PILOT_SOCKET > config.json > default (the environment names the daemon a shell talks to,
+ * so it beats the file).
  */
 export async function resolveSettings(ctx: CliContext, flags: SettingsFlags = {}): Promise<Settings> {
   const config = await readConfig(ctx.paths.config);
   return {
     config,
     registry: flags.registry ?? configString(config, 'registry') ?? envString(ctx.env, 'PILOT_REGISTRY') ?? DEFAULT_REGISTRY,
+    registryFingerprint:
+      flags.registryFingerprint !== undefined
+        ? flags.registryFingerprint || undefined
+        : (configString(config, 'registry_fingerprint') ?? envString(ctx.env, 'PILOT_REGISTRY_FINGERPRINT')),
     beacon: flags.beacon ?? configString(config, 'beacon') ?? envString(ctx.env, 'PILOT_BEACON') ?? DEFAULT_BEACON,
     socket: flags.socket ?? envString(ctx.env, 'PILOT_SOCKET') ?? configString(config, 'socket') ?? DEFAULT_SOCKET,
     hostname: flags.hostname ?? configString(config, 'hostname'),
     webhook: flags.webhook ?? configString(config, 'webhook'),
   };
+}
+
+/**
+ * TLS to the registry for commands that reach it: on when a fingerprint is configured (pinned,
+ * never unpinned); `--registry-tls` without one is refused.
+ */
+export function registryTls(settings: Settings, tlsFlag: boolean): { fingerprint: string } | undefined {
+  if (settings.registryFingerprint === undefined) {
+    if (!tlsFlag) return undefined;
+    throw new PilotError(
+      'invalid_argument',
+      '--registry-tls needs the registry certificate fingerprint',
+      'give --registry-fingerprint <hex> or store it: pilotctl config --set registry_fingerprint=<hex>',
+    );
+  }
+  return { fingerprint: normalizeFingerprint(settings.registryFingerprint) };
 }
 
 export async function socketPath(ctx: CliContext): Promise<string> {

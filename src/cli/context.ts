@@ -61,7 +61,8 @@ export interface CliContext {
   readonly out: Output;
   readonly stdin: ReadableInput;
   connectDriver(socketPath: string): Promise<DaemonClient>;
-  connectRegistry(address: string): RegistryLookup;
+  /** `tls`: the registry serves TLS with this pinned certificate. */
+  connectRegistry(address: string, tls?: { fingerprint: string }): RegistryLookup;
   /** The pilot-daemon and pilot-rendezvous entry scripts. */
   readonly scripts: { readonly daemon: string; readonly rendezvous: string };
   /** Node executable and flags that run those scripts (keeps `--import tsx` when present). */
@@ -85,11 +86,11 @@ export async function defaultConnectDriver(socketPath: string): Promise<DaemonCl
   return driver;
 }
 
-export function defaultConnectRegistry(address: string): RegistryLookup {
+export function defaultConnectRegistry(address: string, tls?: { fingerprint: string }): RegistryLookup {
   let client: RegistryLookup | undefined;
   const load = async (): Promise<RegistryLookup> => {
     const { RegistryClient } = await import('../registry/client.js');
-    client ??= new RegistryClient({ address });
+    client ??= new RegistryClient({ address, ...(tls !== undefined ? { tls } : {}) });
     return client;
   };
   return {

@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_BEACON, DEFAULT_REGISTRY, DEFAULT_SOCKET, pilotHome } from '../config/home.js';
 import { parseDuration, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
+import { normalizeFingerprint } from '../registry/tls-pin.js';
 
 export interface DaemonConfig {
   registry: string;
+  /** TLS to the registry, pinned to its certificate (normalised SHA-256 hex). */
+  registryTls?: { fingerprint: string };
   beacon?: string;
   listen: string;
   socket: string;
@@ -44,8 +47,8 @@ export const DAEMON_FLAGS = {
   socket: { kind: 'string', help: `IPC socket path (default ${DEFAULT_SOCKET})` },
   endpoint: { kind: 'string', help: 'public host:port to register instead of discovering it' },
   encrypt: { kind: 'bool', help: 'encrypt tunnels (default true)' },
-  'registry-tls': { kind: 'bool', help: 'use TLS to the registry (not supported yet)' },
-  'registry-fingerprint': { kind: 'string', help: 'registry certificate fingerprint' },
+  'registry-tls': { kind: 'bool', help: 'connect to the registry over TLS (needs -registry-fingerprint)' },
+  'registry-fingerprint': { kind: 'string', help: 'SHA-256 (hex) of the registry certificate, as the registry prints it at start' },
   identity: { kind: 'string', help: 'identity file (Ed25519); empty = new identity every start' },
   owner: { kind: 'string', help: 'owner string sent at registration' },
   keepalive: { kind: 'duration', help: 'keepalive and heartbeat interval (default 30s)' },
@@ -112,6 +115,14 @@ function hostPort(v: unknown, name: string, fallback: string): string {
   return v;
 }
 
+/** The reference's rule: TLS only with a pinned certificate, and a pin only with TLS. */
+function registryTls(tls: boolean, fingerprint: string | undefined): { fingerprint: string } | undefined {
+  const hint = 'the registry prints it at start: "registry TLS fingerprint <hex>"';
+  if (tls && fingerprint === undefined) throw new PilotError('invalid_argument', '-registry-tls needs -registry-fingerprint', hint);
+  if (!tls && fingerprint !== undefined) throw new PilotError('invalid_argument', '-registry-fingerprint needs -registry-tls', 'add -registry-tls');
+  return fingerprint === undefined ? undefined : { fingerprint: normalizeFingerprint(fingerprint, '-registry-fingerprint') };
+}
+
 export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig | 'help' {
   const { flags, positionals } = parseGoFlags(argv, DAEMON_FLAGS);
   if (flags.help) return 'help';
@@ -119,13 +130,14 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   const raw: Raw = { ...(flags.config ? fileValues(flags.config) : {}), ...flags };
   const level = typeof raw['log-level'] === 'string' ? raw['log-level'] : 'info';
   if (!LOG_LEVELS.has(level)) throw new PilotError('invalid_argument', `-log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
-  if (raw['registry-tls'] === true) throw new PilotError('invalid_argument', '-registry-tls is not supported yet', 'run the registry on a trusted network or tunnel it');
   const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
+  const tls = registryTls(raw['registry-tls'] === true, str('registry-fingerprint'));
   const webhook = str('webhook');
   if (webhook && !/^https?:\/\//.test(webhook)) throw new PilotError('invalid_argument', '-webhook must start with http:// or https://');
   const endpoint = str('endpoint');
   return {
     registry: hostPort(raw.registry, 'registry', DEFAULT_REGISTRY),
+    ...(tls ? { registryTls: tls } : {}),
     beacon: hostPort(raw.beacon, 'beacon', DEFAULT_BEACON),
     listen: hostPort(raw.listen, 'listen', ':0'),
     socket: str('socket') ?? DEFAULT_SOCKET,

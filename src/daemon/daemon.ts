@@ -54,7 +54,7 @@ export class Daemon {
     private readonly trustStore: TrustStore,
     private readonly log: Logger,
   ) {
-    this.registry = new RegistryClient({ address: config.registry, identity, log });
+    this.registry = new RegistryClient({ address: config.registry, identity, log, ...(config.registryTls ? { tls: config.registryTls } : {}) });
     this.webhooks = new WebhookDispatcher({ ...(config.webhook ? { url: config.webhook } : {}), nodeId: () => this.session?.nodeId ?? 0, log });
   }
 

@@ -1,9 +1,11 @@
 import type { Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
-import { FrameSocket, type HostPort } from './frame-socket.js';
+import { FrameSocket, type HostPort, type RegistryPin } from './frame-socket.js';
 
 export interface HandshakeWatchOptions {
   readonly target: HostPort;
+  /** TLS, pinned as the client's own connection. */
+  readonly pin?: RegistryPin;
   readonly log: Logger;
   /** A freshly signed `watch_handshakes` message (a new timestamp for every connection). */
   message(): JsonObject;
@@ -39,7 +41,7 @@ export class HandshakeWatch {
   async #open(): Promise<void> {
     let socket: FrameSocket;
     try {
-      socket = await FrameSocket.connect(this.opts.target, CONNECT_TIMEOUT_MS);
+      socket = await FrameSocket.connect(this.opts.target, CONNECT_TIMEOUT_MS, this.opts.pin);
     } catch (err) {
       this.#retry(err instanceof Error ? err.message : String(err));
       return;

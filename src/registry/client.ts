@@ -3,11 +3,12 @@ import { PilotError, type PilotErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
-import { FrameSocket, parseRegistryAddress, type HostPort } from './frame-socket.js';
+import { FrameSocket, parseRegistryAddress, type HostPort, type RegistryPin } from './frame-socket.js';
 import { registerChallenge, watchChallenge } from './challenges.js';
 import { HandshakeWatch } from './client-watch.js';
 import { signedFields } from './request-signer.js';
 import { sleep } from './sleep.js';
+import { normalizeFingerprint } from './tls-pin.js';
 
 export interface RegistryClientOptions {
   /** `host:port` of the registry. */
@@ -17,6 +18,8 @@ export interface RegistryClientOptions {
   log?: Logger;
   /** Per request, including reconnecting; 10 s by default. */
   timeoutMs?: number;
+  /** TLS to a registry started with `-tls`, pinned to its certificate's SHA-256 (hex). */
+  tls?: { fingerprint: string };
 }
 
 /** Reconnection as PROTOCOL.md §5.1: a few dials with doubling back-off, then the request is retried once. */
@@ -57,6 +60,7 @@ interface Waiter {
 export class RegistryClient {
   nodeId: number | undefined;
   readonly #target: HostPort;
+  readonly #pin: RegistryPin | undefined;
   readonly #identity: Identity | undefined;
   readonly #log: Logger;
   readonly #timeoutMs: number;
@@ -68,6 +72,7 @@ export class RegistryClient {
 
   constructor(opts: RegistryClientOptions) {
     this.#target = parseRegistryAddress(opts.address);
+    this.#pin = opts.tls === undefined ? undefined : { fingerprint: normalizeFingerprint(opts.tls.fingerprint) };
     this.#identity = opts.identity;
     this.#log = opts.log ?? silentLogger();
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
@@ -184,6 +189,7 @@ export class RegistryClient {
     const nodeId = this.#self();
     const watch = new HandshakeWatch({
       target: this.#target,
+      ...(this.#pin !== undefined ? { pin: this.#pin } : {}),
       log: this.#log,
       message: () => ({ type: 'watch_handshakes', node_id: nodeId, ...signedFields(identity, watchChallenge(nodeId)) }),
       onNotify,
@@ -256,7 +262,7 @@ export class RegistryClient {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        const socket = await FrameSocket.connect(this.#target, Math.min(DIAL_TIMEOUT_MS, left));
+        const socket = await FrameSocket.connect(this.#target, Math.min(DIAL_TIMEOUT_MS, left), this.#pin);
         socket.onFrame = (reply) => this.#deliver(reply);
         socket.onClose = (reason) => {
           if (this.#socket === socket) this.#socket = undefined;
@@ -265,6 +271,8 @@ export class RegistryClient {
         this.#socket = socket;
         return socket;
       } catch (err) {
+        // A wrong certificate or a registry that does not speak TLS: dialling again cannot help.
+        if (err instanceof PilotError && (err.code === 'refused' || err.code === 'protocol')) throw err;
         lastError = err instanceof PilotError ? err : new PilotError('connection_failed', String(err));
       }
       if (attempt + 1 < DIAL_ATTEMPTS) {

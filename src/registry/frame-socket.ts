@@ -1,12 +1,19 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { PilotError } from '../errors.js';
 import type { JsonObject } from '../protocol/json.js';
 import { encodeRegistryFrame, RegistryFrameSplitter } from '../protocol/registry-frame.js';
 import { splitHostPort } from './endpoint.js';
+import { certificateFingerprint, matchesPin } from './tls-pin.js';
 
 export interface HostPort {
   readonly host: string;
   readonly port: number;
+}
+
+/** TLS to the registry, accepted only with this leaf certificate (normalised fingerprint). */
+export interface RegistryPin {
+  readonly fingerprint: string;
 }
 
 /** `host:port`, `[v6]:port` or `:port` (loopback). */
@@ -42,18 +49,38 @@ export class FrameSocket {
     socket.on('close', () => this.#end(new PilotError('connection_failed', 'registry closed the connection')));
   }
 
-  static connect(target: HostPort, timeoutMs: number): Promise<FrameSocket> {
+  /** Plain TCP, or TLS verified against `pin` before the socket is handed out. */
+  static connect(target: HostPort, timeoutMs: number, pin?: RegistryPin): Promise<FrameSocket> {
+    const where = `${target.host}:${target.port}`;
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: target.host, port: target.port });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new PilotError('timeout', `connecting to the registry at ${target.host}:${target.port} timed out`));
-      }, timeoutMs);
-      socket.once('error', (err) => {
+      const socket =
+        pin === undefined
+          ? connect({ host: target.host, port: target.port })
+          : connectTls({
+              host: target.host,
+              port: target.port,
+              // Self-signed registry certificates: the pin replaces CA and hostname checks.
+              rejectUnauthorized: false,
+              minVersion: 'TLSv1.2',
+              ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
+            });
+      let settled = false;
+      const fail = (err: PilotError): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        reject(new PilotError('connection_failed', `cannot connect to the registry at ${target.host}:${target.port}: ${err.message}`));
-      });
-      socket.once('connect', () => {
+        socket.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new PilotError('timeout', `connecting to the registry at ${where} timed out`)), timeoutMs);
+      socket.once('error', (err: NodeJS.ErrnoException) => fail(dialError(err, where, pin !== undefined)));
+      socket.once(pin === undefined ? 'connect' : 'secureConnect', () => {
+        const mismatch = pin === undefined ? undefined : pinMismatch(socket as TLSSocket, pin, where);
+        if (mismatch !== undefined) {
+          fail(mismatch);
+          return;
+        }
+        settled = true;
         clearTimeout(timer);
         socket.removeAllListeners('error');
         resolve(new FrameSocket(socket));
@@ -90,4 +117,23 @@ export class FrameSocket {
     this.socket.destroy();
     this.onClose(reason);
   }
+}
+
+function dialError(err: NodeJS.ErrnoException, where: string, tls: boolean): PilotError {
+  // A TLS protocol failure (e.g. a plaintext registry) will not go away by dialling again.
+  if (tls && typeof err.code === 'string' && /^ERR_(SSL|TLS)_/.test(err.code)) {
+    return new PilotError('protocol', `TLS handshake with the registry at ${where} failed: ${err.message}`, 'is the registry running with -tls?');
+  }
+  return new PilotError('connection_failed', `cannot connect to the registry at ${where}: ${err.message}`);
+}
+
+function pinMismatch(socket: TLSSocket, pin: RegistryPin, where: string): PilotError | undefined {
+  const der = socket.getPeerCertificate().raw as Buffer | undefined;
+  if (der !== undefined && der.length > 0 && matchesPin(der, pin.fingerprint)) return undefined;
+  const got = der === undefined || der.length === 0 ? 'no certificate' : certificateFingerprint(der);
+  return new PilotError(
+    'refused',
+    `registry certificate at ${where} does not match the pinned fingerprint: expected ${pin.fingerprint}, got ${got}`,
+    'check the fingerprint against the "registry TLS fingerprint" line the registry printed at start',
+  );
 }

@@ -1,4 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SignatureVerifier } from './auth.js';
@@ -14,6 +15,7 @@ import { RequestCounter } from './request-counter.js';
 import { SqliteRegistryStore } from './sqlite-store.js';
 import { computeStats, type RegistryStats } from './stats.js';
 import type { RegistryStore } from './store.js';
+import type { RegistryTlsMaterial } from './tls.js';
 
 export interface RegistryServerOptions {
   /** Interface to bind; all interfaces when omitted or empty. */
@@ -31,6 +33,8 @@ export interface RegistryServerOptions {
   now?: () => number;
   /** Clock for the age of task evidence (an expiry needs an hour since acceptance); default `now`. */
   taskClock?: () => number;
+  /** Serve TLS with this certificate (see `loadRegistryTls`); plain TCP when absent. */
+  tls?: Pick<RegistryTlsMaterial, 'cert' | 'key' | 'fingerprint'>;
 }
 
 /** Per-IP limits: registrations of new keys (as the reference) and requests of any kind. */
@@ -39,27 +43,43 @@ const REQUEST_RATE = { perSecond: 200, burst: 400 };
 const MAX_CONNECTIONS_PER_IP = 256;
 const MAX_CONNECTIONS = 10_000;
 const SWEEP_INTERVAL_MS = 60_000;
+/** A client that has not finished the TLS handshake by then is dropped. */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** The registry (rendezvous) server of PROTOCOL.md §5 over TCP. */
+/** The registry (rendezvous) server of PROTOCOL.md §5 over TCP, or TLS (§5.1). */
 export class RegistryServer {
   readonly port: number;
   readonly host: string;
+  /** The pinned-certificate fingerprint when serving TLS. */
+  readonly tlsFingerprint: string | undefined;
   readonly #server: Server;
   readonly #state: RegistryState;
   readonly #requestLimiter = new RateLimiter(REQUEST_RATE.perSecond, REQUEST_RATE.burst);
   readonly #connections = new Set<RegistryConnection>();
+  /** Accepted TCP sockets, including TLS ones still in the handshake; the connection limits count these. */
+  readonly #sockets = new Set<Socket>();
   readonly #perIp = new Map<string, number>();
   readonly #watchers = new Map<number, RegistryConnection>();
   readonly #sweep: NodeJS.Timeout;
   readonly #startedAt = performance.now();
   #closing: Promise<void> | undefined;
 
-  private constructor(server: Server, state: RegistryState, host: string) {
+  private constructor(server: Server, state: RegistryState, host: string, tlsFingerprint: string | undefined) {
     this.#server = server;
     this.#state = state;
     this.host = host;
+    this.tlsFingerprint = tlsFingerprint;
     this.port = (server.address() as AddressInfo).port;
-    server.on('connection', (socket) => this.#accept(socket));
+    server.on('connection', (socket: Socket) => {
+      if (this.#admit(socket) && tlsFingerprint === undefined) this.#serve(socket);
+    });
+    if (tlsFingerprint !== undefined) {
+      server.on('secureConnection', (socket: TLSSocket) => this.#serve(socket));
+      server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+        state.log.debug({ ip: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+        socket.destroy();
+      });
+    }
     server.on('error', (err) => state.log.error({ err }, 'registry listener error'));
     this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_INTERVAL_MS);
     this.#sweep.unref();
@@ -87,7 +107,9 @@ export class RegistryServer {
       taskNow: opts.taskClock ?? now,
       notifyHandshake: (nodeId) => self?.notify(nodeId),
     };
-    const server = createServer({ noDelay: true });
+    const server = opts.tls
+      ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, noDelay: true })
+      : createServer({ noDelay: true });
     const host = opts.host ?? '';
     try {
       await new Promise<void>((resolve, reject) => {
@@ -101,8 +123,9 @@ export class RegistryServer {
       store.close();
       throw err;
     }
-    self = new RegistryServer(server, state, host);
-    log.info({ host, port: self.port, nodes: store.listRegistered().length }, 'registry listening');
+    self = new RegistryServer(server, state, host, opts.tls?.fingerprint);
+    const tls = opts.tls ? { tls_fingerprint: opts.tls.fingerprint } : { tls: false };
+    log.info({ host, port: self.port, nodes: store.listRegistered().length, ...tls }, 'registry listening');
     return self;
   }
 
@@ -140,20 +163,38 @@ export class RegistryServer {
         resolve();
       });
       for (const conn of this.#connections) conn.close();
+      for (const socket of this.#sockets) socket.destroy();
     });
     return this.#closing;
   }
 
-  #accept(socket: Socket): void {
+  /** Applies the connection limits to a new TCP socket; false when it was refused. */
+  #admit(socket: Socket): boolean {
     const ip = normalizeIp(socket.remoteAddress ?? '');
     const count = this.#perIp.get(ip) ?? 0;
-    if (this.#closing !== undefined || count >= MAX_CONNECTIONS_PER_IP || this.#connections.size >= MAX_CONNECTIONS) {
+    if (this.#closing !== undefined || count >= MAX_CONNECTIONS_PER_IP || this.#sockets.size >= MAX_CONNECTIONS) {
       this.#state.log.warn({ ip, count }, 'connection refused: too many connections');
+      socket.destroy();
+      return false;
+    }
+    this.#perIp.set(ip, count + 1);
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, left);
+    });
+    return true;
+  }
+
+  /** Starts serving requests: a plain socket at once, a TLS one after its handshake. */
+  #serve(socket: Socket): void {
+    if (this.#closing !== undefined) {
       socket.destroy();
       return;
     }
-    this.#perIp.set(ip, count + 1);
-    const conn = new RegistryConnection(socket, ip, {
+    const conn = new RegistryConnection(socket, normalizeIp(socket.remoteAddress ?? ''), {
       state: this.#state,
       requestLimiter: this.#requestLimiter,
       watch: (c, msg) => this.#watch(c, msg),
@@ -164,9 +205,6 @@ export class RegistryServer {
 
   #closed(conn: RegistryConnection): void {
     if (!this.#connections.delete(conn)) return;
-    const left = (this.#perIp.get(conn.remoteIp) ?? 1) - 1;
-    if (left <= 0) this.#perIp.delete(conn.remoteIp);
-    else this.#perIp.set(conn.remoteIp, left);
     if (conn.watching !== undefined && this.#watchers.get(conn.watching) === conn) this.#watchers.delete(conn.watching);
   }
 

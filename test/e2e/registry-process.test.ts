@@ -116,6 +116,9 @@ describe('pilot-registry process', () => {
     assert.equal((await exited(help)).code, 0);
     assert.match(out, /-addr/);
     assert.match(out, /-admin-token/);
+    assert.match(out, /-tls\n.*generated once and kept next to the store/);
+    assert.match(out, /-tls-cert string/);
+    assert.match(out, /-tls-key string/);
     const bad = spawn(process.execPath, ['--import', 'tsx', BIN, '-nope'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     bad.stderr.on('data', (c: Buffer) => (err += c.toString()));

@@ -77,6 +77,11 @@ describe('pilotctl init and config', () => {
       h.stderr.text = '';
       assert.equal(await h.run(['config', '--set', 'novalue', '--json']), 1);
       assert.match(h.stderr.text, /expected key=value/);
+      h.stderr.text = '';
+      assert.equal(await h.run(['config', '--set', 'registry_fingerprint=abc', '--json']), 1);
+      assert.match(h.stderr.text, /invalid registry_fingerprint \\"abc\\": expected the 64 hex digits/);
+      assert.equal(await h.run(['config', '--set', `registry_fingerprint=${'AB:'.repeat(31)}AB`, '--json']), 0);
+      assert.equal(h.stdout.text, `{"data":{"key":"registry_fingerprint","value":"${'ab'.repeat(32)}"},"status":"ok"}\n`, 'stored normalised');
     } finally {
       await h.cleanup();
     }

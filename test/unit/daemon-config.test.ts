@@ -40,7 +40,25 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     assert.throws(() => parse('-registry', 'nohost'), /-registry must be host:port/);
     assert.throws(() => parse('-log-level', 'loud'), /-log-level must be one of/);
     assert.throws(() => parse('stray'), /unexpected argument: stray/);
-    assert.throws(() => parse('-registry-tls'), /not supported yet/);
+  });
+
+  it('-registry-tls needs a valid -registry-fingerprint, and a fingerprint needs -registry-tls', () => {
+    const hex = '0f'.repeat(32);
+    assert.equal(parse().registryTls, undefined);
+    assert.deepEqual(parse('-registry-tls', '-registry-fingerprint', hex).registryTls, { fingerprint: hex });
+    assert.deepEqual(parse('--registry-tls', `--registry-fingerprint=${hex.toUpperCase()}`).registryTls, { fingerprint: hex });
+    assert.throws(() => parse('-registry-tls'), /-registry-tls needs -registry-fingerprint/);
+    assert.throws(() => parse('-registry-fingerprint', hex), /-registry-fingerprint needs -registry-tls/);
+    assert.throws(() => parse('-registry-tls', '-registry-fingerprint', 'abc'), /invalid -registry-fingerprint "abc": expected the 64 hex digits/);
+    assert.throws(() => parse('-registry-tls=false', '-registry-fingerprint', hex), /needs -registry-tls/);
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-config-'));
+    try {
+      const file = join(dir, 'daemon.json');
+      writeFileSync(file, JSON.stringify({ registry_tls: true, 'registry-fingerprint': hex }));
+      assert.deepEqual(parse('-config', file).registryTls, { fingerprint: hex });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads -config JSON (dashes or underscores), and the command line wins', () => {

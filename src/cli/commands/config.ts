@@ -3,6 +3,7 @@ import type { JsonObject } from '../../protocol/json.js';
 import { invalid, maxPositionals, stringFlag, validateHostPort, validateHostname, validateWebhookUrl } from '../args.js';
 import type { CommandSpec } from '../command.js';
 import { readConfig, resolveSettings, updateConfig } from '../config-file.js';
+import { normalizeFingerprint } from '../../registry/tls-pin.js';
 
 function validateSocket(path: string): string {
   if (path === '' || path === 'true' || path.includes('\0')) throw invalid(`invalid socket path ${JSON.stringify(path)}`);
@@ -22,6 +23,8 @@ function validateConfigValue(key: string, value: string): string {
       return value === '' ? value : validateWebhookUrl(value);
     case 'socket':
       return validateSocket(value);
+    case 'registry_fingerprint':
+      return value === '' ? value : normalizeFingerprint(value, 'registry_fingerprint');
     default:
       return value;
   }

@@ -31,6 +31,8 @@ export const ENVIRONMENT: Readonly<Record<string, string>> = {
   PILOT_HOME: 'Directory holding config.json, identity.key, pid and log files (default ~/.pilot).',
   PILOT_SOCKET: 'IPC socket of the daemon to talk to; beats config.json (default /tmp/pilot.sock).',
   PILOT_REGISTRY: 'Registry host:port used by "lookup" and by "daemon start" when neither a flag nor config.json sets one.',
+  PILOT_REGISTRY_FINGERPRINT:
+    'SHA-256 (hex) of the registry TLS certificate, used when neither a flag nor config.json (registry_fingerprint) sets one; when set, "lookup" and the daemon reach the registry over TLS and accept only that certificate.',
   PILOT_BEACON: 'Beacon host:port used by "daemon start" when neither a flag nor config.json sets one.',
 };
 

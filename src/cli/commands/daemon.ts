@@ -5,7 +5,7 @@ import { PilotError } from '../../errors.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
 import { boolFlag, invalid, maxPositionals, stringFlag, validateHostPort, validateHostname, validateWebhookUrl, type ParsedArgs } from '../args.js';
 import type { CommandSpec } from '../command.js';
-import { resolveSettings, type Settings } from '../config-file.js';
+import { registryTls, resolveSettings, type Settings } from '../config-file.js';
 import type { CliContext } from '../context.js';
 import { toJson } from '../output.js';
 import { exitWatch, isAlive, readPid, removePid, spawnDetached, tcpAnswers, terminate, waitUntil, writePid } from '../process.js';
@@ -34,6 +34,8 @@ function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): str
   const listen = stringFlag(args, 'listen') ?? ':0';
   validateHostPort(listen, 'listen', { allowEmptyHost: true });
   const out = ['-registry', settings.registry, '-beacon', settings.beacon, '-listen', listen, '-socket', settings.socket];
+  const tls = registryTls(settings, boolFlag(args, 'registry-tls'));
+  if (tls !== undefined) out.push('-registry-tls', '-registry-fingerprint', tls.fingerprint);
   out.push('-identity', stringFlag(args, 'identity') ?? ctx.paths.identity);
   if (settings.hostname !== undefined) out.push('-hostname', validateHostname(settings.hostname));
   if (settings.webhook !== undefined) out.push('-webhook', validateWebhookUrl(settings.webhook));
@@ -59,10 +61,13 @@ const isLoopback = (hostPort: string): boolean => /^(127\.\d+\.\d+\.\d+|localhos
  * a local rendezvous (registry + beacon) so one command gives a working network; daemons of other
  * homes then join it.
  */
-async function ensureLocalRendezvous(ctx: CliContext, registry: string, beacon: string): Promise<number | undefined> {
+async function ensureLocalRendezvous(ctx: CliContext, settings: Settings): Promise<number | undefined> {
+  const { registry, beacon } = settings;
   if (!isLoopback(registry) || (await tcpAnswers(registry))) return undefined;
   const { paths } = ctx;
   const args = ['-registry-addr', registry, '-beacon-addr', isLoopback(beacon) ? beacon : DEFAULT_BEACON, '-store', paths.registryStore];
+  // It keeps its certificate next to its store, so the fingerprint configured for it stays valid.
+  if (settings.registryFingerprint !== undefined) args.push('-tls');
   const child = spawnDetached(ctx, ctx.scripts.rendezvous, args, paths.rendezvousLogFile);
   if (child.pid === undefined) throw new PilotError('internal', 'could not start the local rendezvous', `see the log: ${paths.rendezvousLogFile}`);
   await writePid(paths.rendezvousPidFile, child.pid);
@@ -107,15 +112,15 @@ async function runForeground(ctx: CliContext, flags: string[]): Promise<number> 
 export const daemonStart: CommandSpec = {
   name: 'daemon start',
   args: [
-    '[--registry <host:port>]', '[--beacon <host:port>]', '[--listen <addr>]', '[--socket <path>]', '[--identity <file>]',
+    '[--registry <host:port>]', '[--registry-tls]', '[--registry-fingerprint <hex>]', '[--beacon <host:port>]', '[--listen <addr>]', '[--socket <path>]', '[--identity <file>]',
     '[--hostname <name>]', '[--public]', '[--webhook <url>]', '[--no-encrypt]', '[--owner <text>]', '[--log-level <level>]',
     '[--no-echo]', '[--no-dataexchange]', '[--no-eventstream]', '[--no-tasksubmit]', '[--foreground]',
   ],
   description:
-    'Starts the daemon in the background (log in pilot.log, pid in pilot.pid) and waits up to 15s until it answers. With the default registry 127.0.0.1:9000 and nothing listening there, a local rendezvous is started first. --foreground keeps it attached.',
+    'Starts the daemon in the background (log in pilot.log, pid in pilot.pid) and waits up to 15s until it answers. With the default registry 127.0.0.1:9000 and nothing listening there, a local rendezvous is started first. --foreground keeps it attached. A registry fingerprint (flag, config registry_fingerprint or PILOT_REGISTRY_FINGERPRINT) makes the daemon use TLS to the registry, pinned to that certificate.',
   returns: '{address, hostname, log_file, node_id, pid, socket}',
   flags: {
-    registry: 'string', beacon: 'string', listen: 'string', socket: 'string', identity: 'string', hostname: 'string',
+    registry: 'string', 'registry-tls': 'bool', 'registry-fingerprint': 'string', beacon: 'string', listen: 'string', socket: 'string', identity: 'string', hostname: 'string',
     public: 'bool', webhook: 'string', 'no-encrypt': 'bool', owner: 'string', 'log-level': 'string', 'no-echo': 'bool',
     'no-dataexchange': 'bool', 'no-eventstream': 'bool', 'no-tasksubmit': 'bool', foreground: 'bool',
   },
@@ -125,6 +130,7 @@ export const daemonStart: CommandSpec = {
     const beacon = stringFlag(args, 'beacon');
     const settings = await resolveSettings(ctx, {
       registry: registry === undefined ? undefined : validateHostPort(registry, 'registry'),
+      registryFingerprint: stringFlag(args, 'registry-fingerprint'),
       beacon: beacon === undefined ? undefined : validateHostPort(beacon, 'beacon'),
       socket: stringFlag(args, 'socket'),
       hostname: stringFlag(args, 'hostname'),
@@ -133,7 +139,7 @@ export const daemonStart: CommandSpec = {
     const flags = daemonFlags(ctx, args, settings);
     await ensureDir(ctx.paths.home, 0o700);
     await refuseIfRunning(ctx, settings.socket);
-    const rendezvousPid = await ensureLocalRendezvous(ctx, settings.registry, settings.beacon);
+    const rendezvousPid = await ensureLocalRendezvous(ctx, settings);
     if (boolFlag(args, 'foreground')) {
       const code = await runForeground(ctx, flags);
       return { data: { exit_code: code }, silent: true, exitCode: code === 0 ? 0 : 1 };

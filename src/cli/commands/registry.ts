@@ -1,8 +1,8 @@
 import { PilotError } from '../../errors.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
-import { maxPositionals, parseNodeId, positional, stringFlag, validateHostPort, validateHostname, validateTags, validateWebhookUrl } from '../args.js';
+import { boolFlag, maxPositionals, parseNodeId, positional, stringFlag, validateHostPort, validateHostname, validateTags, validateWebhookUrl } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
-import { resolveSettings, updateConfig } from '../config-file.js';
+import { registryTls, resolveSettings, updateConfig } from '../config-file.js';
 import type { DaemonClient } from '../context.js';
 import { toJson } from '../output.js';
 
@@ -29,17 +29,23 @@ function passThrough(name: string, description: string, returns: string, call: (
 
 export const lookup: CommandSpec = {
   name: 'lookup',
-  args: ['<node_id>', '[--registry <host:port>]'],
-  description: 'Asks the registry directly (no daemon needed) for what it knows about a node.',
+  args: ['<node_id>', '[--registry <host:port>]', '[--registry-tls]', '[--registry-fingerprint <hex>]'],
+  description:
+    'Asks the registry directly (no daemon needed) for what it knows about a node. With a registry fingerprint (flag, config registry_fingerprint or PILOT_REGISTRY_FINGERPRINT) it connects over TLS and checks the certificate.',
   returns: "the registry's lookup_ok reply",
-  flags: { registry: 'string' },
+  flags: { registry: 'string', 'registry-tls': 'bool', 'registry-fingerprint': 'string' },
   async run(ctx, args) {
     const usage = 'pilotctl lookup <node_id>';
     maxPositionals(args, 1, usage);
     const nodeId = parseNodeId(positional(args, 0, 'node_id', usage));
     const flag = stringFlag(args, 'registry');
-    const { registry } = await resolveSettings(ctx, { registry: flag === undefined ? undefined : validateHostPort(flag, 'registry') });
-    const client = ctx.connectRegistry(registry);
+    const settings = await resolveSettings(ctx, {
+      registry: flag === undefined ? undefined : validateHostPort(flag, 'registry'),
+      registryFingerprint: stringFlag(args, 'registry-fingerprint'),
+    });
+    const { registry } = settings;
+    const tls = registryTls(settings, boolFlag(args, 'registry-tls'));
+    const client = ctx.connectRegistry(registry, tls);
     try {
       const reply = asObject(await client.lookup(nodeId));
       return { data: reply };
