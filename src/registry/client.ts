@@ -206,6 +206,10 @@ export class RegistryClient {
     for (const watch of [...this.#watches]) watch.stop();
   }
 
+  #throwIfClosed(): void {
+    if (this.#closed) throw new PilotError('connection_failed', 'registry client is closed');
+  }
+
   #requireIdentity(): Identity {
     if (this.#identity === undefined) throw new PilotError('invalid_argument', 'this registry request needs the node identity');
     return this.#identity;
@@ -233,7 +237,7 @@ export class RegistryClient {
   }
 
   async #exchange(build: () => JsonObject, signal: AbortSignal | undefined): Promise<JsonObject> {
-    if (this.#closed) throw new PilotError('connection_failed', 'registry client is closed');
+    this.#throwIfClosed();
     const deadline = Date.now() + this.#timeoutMs;
     for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted();
@@ -262,7 +266,14 @@ export class RegistryClient {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
+        this.#throwIfClosed();
         const socket = await FrameSocket.connect(this.#target, Math.min(DIAL_TIMEOUT_MS, left), this.#pin);
+        // Closed (or aborted) while dialling: the new connection must not outlive the client.
+        if (this.#closed || signal?.aborted) {
+          socket.destroy();
+          this.#throwIfClosed();
+          signal?.throwIfAborted();
+        }
         socket.onFrame = (reply) => this.#deliver(reply);
         socket.onClose = (reason) => {
           if (this.#socket === socket) this.#socket = undefined;
@@ -273,6 +284,7 @@ export class RegistryClient {
       } catch (err) {
         // A wrong certificate or a registry that does not speak TLS: dialling again cannot help.
         if (err instanceof PilotError && (err.code === 'refused' || err.code === 'protocol')) throw err;
+        if (this.#closed || signal?.aborted) throw err;
         lastError = err instanceof PilotError ? err : new PilotError('connection_failed', String(err));
       }
       if (attempt + 1 < DIAL_ATTEMPTS) {
@@ -311,6 +323,10 @@ export class RegistryClient {
           reject(err);
         },
       };
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
         socket.send(msg);

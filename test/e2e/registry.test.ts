@@ -360,4 +360,29 @@ describe('registry server end to end', () => {
     c.close();
     silent.close();
   });
+  it('client closed while redialling stops at once and dials no more', async () => {
+    // A port with nothing listening: every dial is refused and the client backs off between tries.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const c = new RegistryClient({ address: `127.0.0.1:${port}`, timeoutMs: 20_000 });
+    const pending = c.lookup(1).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    c.close();
+    // Something listens on the port from now on: a client that kept redialling would connect.
+    let accepted = 0;
+    const late = createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => late.listen(port, '127.0.0.1', resolve));
+    const err = await pending;
+    assert.ok(err instanceof PilotError && err.code === 'connection_failed' && /closed/.test(err.message), String(err));
+    assert.ok(Date.now() - t0 < 1500, `request settled ${Date.now() - t0} ms after close`);
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(accepted, 0, 'no connection after close');
+    late.close();
+  });
 });
