@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
+import type { ReplicationOptions } from '../registry/replication.js';
 import { RegistryServer } from '../registry/server.js';
 import { BeaconServer } from './server.js';
 import { taskClock } from '../services/tasks/clock.js';
@@ -18,6 +19,8 @@ export interface RendezvousOptions {
   beaconPeers?: string[];
   /** Registry lines get `component: registry`, beacon lines `component: beacon`. */
   log?: Logger;
+  /** Registry replication: a token for standbys, or the primary this registry is a standby of. */
+  replication?: ReplicationOptions;
 }
 
 export interface Rendezvous {
@@ -38,6 +41,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     log: opts.log?.child({ component: 'registry' }),
     adminToken: opts.adminToken,
     taskClock: taskClock(Date.now),
+    replication: opts.replication,
   });
   let beacon: BeaconServer;
   try {

@@ -3,10 +3,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pilotPaths } from '../config/home.js';
 import { flagUsage, parseGoFlags } from '../config/go-flags.js';
-import { isPilotError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { isPilotError, PilotError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
 import { splitHostPort } from '../registry/endpoint.js';
 import { RegistryServer } from '../registry/server.js';
+import { importJsonStore } from '../registry/import-json.js';
+import { checkReplicationOptions } from '../registry/replication.js';
+import { SqliteRegistryStore } from '../registry/sqlite-store.js';
 import type { LevelWithSilent } from 'pino';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -14,9 +17,24 @@ const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
   store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
+  'replication-token': { kind: 'string', help: 'serve subscribe_replication to standbys with this token; with -standby, the token sent to the primary' },
+  standby: { kind: 'string', help: 'run as a read-only standby of the primary registry at host:port' },
+  'import-json': { kind: 'string', help: 'import a Go registry store file (JSON) into the empty SQLite store, then run' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
+
+/** Opens the store and fills it from a Go registry's JSON file (all or nothing). */
+async function importedStore(storePath: string, file: string, log: Logger): Promise<SqliteRegistryStore> {
+  const store = new SqliteRegistryStore(storePath);
+  try {
+    log.info({ file, ...(await importJsonStore(store, file)) }, 'JSON store imported');
+    return store;
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}
 
 const LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -36,13 +54,22 @@ async function main(): Promise<number> {
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
   const log = createLogger({ level, name: 'registry' });
+  const replication = { token: flags['replication-token'], standbyOf: flags.standby };
+  checkReplicationOptions(replication);
+  const importPath = flags['import-json'];
+  if (importPath !== undefined && flags.standby !== undefined) {
+    throw new PilotError('invalid_argument', '-import-json and -standby exclude each other', 'a standby takes its state from the primary');
+  }
+  const store = importPath === undefined ? undefined : await importedStore(storePath, importPath, log);
   const server = await RegistryServer.start({
     host: listen.host,
     port: listen.port,
     storePath,
+    store,
     log,
     adminToken: flags['admin-token'],
     taskClock: taskClock(Date.now),
+    replication,
   });
   const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);

@@ -12,6 +12,8 @@ const FLAGS = {
   'beacon-addr': { kind: 'string', help: 'beacon UDP listen address (default ":9001")' },
   store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
+  standby: { kind: 'string', help: 'run the registry as a read-only standby of the primary at host:port' },
+  'replication-token': { kind: 'string', help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
@@ -34,6 +36,7 @@ async function main(argv: readonly string[]): Promise<void> {
     storePath: flags.store || pilotPaths().registryStore,
     adminToken: flags['admin-token'] || undefined,
     log,
+    replication: { token: flags['replication-token'], standbyOf: flags.standby },
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
   process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);

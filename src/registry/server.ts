@@ -10,6 +10,7 @@ import { watchChallenge } from './challenges.js';
 import { HANDSHAKE_TTL_MS } from './handlers-trust.js';
 import { Liveness } from './liveness.js';
 import { RateLimiter } from './rate-limit.js';
+import { checkReplicationOptions, startReplication, type Replication, type ReplicationOptions } from './replication.js';
 import { SqliteRegistryStore } from './sqlite-store.js';
 import type { RegistryStore } from './store.js';
 
@@ -29,6 +30,8 @@ export interface RegistryServerOptions {
   now?: () => number;
   /** Clock for the age of task evidence (an expiry needs an hour since acceptance); default `now`. */
   taskClock?: () => number;
+  /** Primary (a token standbys present) or read-only standby of a primary (PROTOCOL.md §5.10). */
+  replication?: ReplicationOptions;
 }
 
 /** Per-IP limits: registrations of new keys (as the reference) and requests of any kind. */
@@ -49,11 +52,13 @@ export class RegistryServer {
   readonly #perIp = new Map<string, number>();
   readonly #watchers = new Map<number, RegistryConnection>();
   readonly #sweep: NodeJS.Timeout;
+  readonly #replication: Replication;
   #closing: Promise<void> | undefined;
 
-  private constructor(server: Server, state: RegistryState, host: string) {
+  private constructor(server: Server, state: RegistryState, host: string, replication: Replication) {
     this.#server = server;
     this.#state = state;
+    this.#replication = replication;
     this.host = host;
     this.port = (server.address() as AddressInfo).port;
     server.on('connection', (socket) => this.#accept(socket));
@@ -65,6 +70,7 @@ export class RegistryServer {
   static async start(opts: RegistryServerOptions): Promise<RegistryServer> {
     const now = opts.now ?? Date.now;
     const log = opts.log ?? silentLogger();
+    const replicationSettings = checkReplicationOptions(opts.replication);
     const store = opts.store ?? new SqliteRegistryStore(opts.storePath);
     const liveness = new Liveness();
     // A restart must not make every node offline until its next heartbeat: fresh grace period.
@@ -72,6 +78,7 @@ export class RegistryServer {
     for (const node of store.listRegistered()) liveness.touch(node.id, started);
 
     let self: RegistryServer | undefined;
+    let replication: Replication | undefined;
     const state: RegistryState = {
       store,
       log,
@@ -82,6 +89,8 @@ export class RegistryServer {
       now,
       taskNow: opts.taskClock ?? now,
       notifyHandshake: (nodeId) => self?.notify(nodeId),
+      standby: replicationSettings.primary !== undefined,
+      stateChanged: () => replication?.changed(),
     };
     const server = createServer({ noDelay: true });
     const host = opts.host ?? '';
@@ -97,7 +106,8 @@ export class RegistryServer {
       store.close();
       throw err;
     }
-    self = new RegistryServer(server, state, host);
+    replication = startReplication(state, replicationSettings);
+    self = new RegistryServer(server, state, host, replication);
     log.info({ host, port: self.port, nodes: store.listRegistered().length }, 'registry listening');
     return self;
   }
@@ -112,6 +122,7 @@ export class RegistryServer {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       clearInterval(this.#sweep);
+      this.#replication.close();
       this.#server.close(() => {
         this.#state.store.close();
         this.#state.log.info('registry closed');
@@ -135,6 +146,7 @@ export class RegistryServer {
       state: this.#state,
       requestLimiter: this.#requestLimiter,
       watch: (c, msg) => this.#watch(c, msg),
+      subscribe: (c, msg) => this.#replication.subscribe(c, msg),
       closed: (c) => this.#closed(c),
     });
     this.#connections.add(conn);
