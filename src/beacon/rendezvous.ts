@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { startDashboard, type Dashboard } from '../registry/dashboard.js';
+import type { ReplicationOptions } from '../registry/replication.js';
 import { RegistryServer } from '../registry/server.js';
 import type { DiscoverySettings } from './discovery.js';
 import { formatHostPort } from './endpoint.js';
@@ -34,6 +35,8 @@ export interface RendezvousOptions {
   log?: Logger;
   /** Serves the registry dashboard (`-http`) on this address when given; host '' = every interface. */
   dashboard?: { host: string; port: number };
+  /** Registry replication: a token for standbys, or the primary this registry is a standby of. */
+  replication?: ReplicationOptions;
 }
 
 export interface Rendezvous {
@@ -62,6 +65,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     adminToken: opts.adminToken,
     taskClock: taskClock(Date.now),
     ...(tls !== undefined ? { tls } : {}),
+    replication: opts.replication,
   });
   let beacon: BeaconServer;
   try {

@@ -3,11 +3,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pilotPaths } from '../config/home.js';
 import { flagUsage, parseGoFlags } from '../config/go-flags.js';
-import { isPilotError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { isPilotError, PilotError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
 import { joinHostPort, splitHostPort } from '../registry/endpoint.js';
 import { parseDashboardAddress, startDashboard, type Dashboard } from '../registry/dashboard.js';
+import { importJsonStore } from '../registry/import-json.js';
+import { checkReplicationOptions } from '../registry/replication.js';
 import { RegistryServer } from '../registry/server.js';
+import { SqliteRegistryStore } from '../registry/sqlite-store.js';
 import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
 import { taskClock } from '../services/tasks/clock.js';
@@ -20,9 +23,24 @@ const FLAGS = {
   tls: { kind: 'bool', help: 'serve TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
   'tls-cert': { kind: 'string', help: 'TLS certificate PEM file (with -tls and -tls-key)' },
   'tls-key': { kind: 'string', help: 'TLS private key PEM file (with -tls and -tls-cert)' },
+  'replication-token': { kind: 'string', help: 'serve subscribe_replication to standbys with this token; with -standby, the token sent to the primary' },
+  standby: { kind: 'string', help: 'run as a read-only standby of the primary registry at host:port' },
+  'import-json': { kind: 'string', help: 'import a Go registry store file (JSON) into the empty SQLite store, then run' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
+
+/** Opens the store and fills it from a Go registry's JSON file (all or nothing). */
+async function importedStore(storePath: string, file: string, log: Logger): Promise<SqliteRegistryStore> {
+  const store = new SqliteRegistryStore(storePath);
+  try {
+    log.info({ file, ...(await importJsonStore(store, file)) }, 'JSON store imported');
+    return store;
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}
 
 const LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -46,14 +64,23 @@ async function main(): Promise<number> {
   const log = createLogger({ level, name: 'registry' });
   const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
   if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
+  const replication = { token: flags['replication-token'], standbyOf: flags.standby };
+  checkReplicationOptions(replication);
+  const importPath = flags['import-json'];
+  if (importPath !== undefined && flags.standby !== undefined) {
+    throw new PilotError('invalid_argument', '-import-json and -standby exclude each other', 'a standby takes its state from the primary');
+  }
+  const store = importPath === undefined ? undefined : await importedStore(storePath, importPath, log);
   const server = await RegistryServer.start({
     host: listen.host,
     port: listen.port,
     storePath,
+    store,
     log,
     adminToken: flags['admin-token'],
     taskClock: taskClock(Date.now),
     ...(tls !== undefined ? { tls } : {}),
+    replication,
   });
   const shownHost = listen.host === '' ? '0.0.0.0' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   process.stdout.write(`registry listening on ${shownHost}:${server.port}\n`);

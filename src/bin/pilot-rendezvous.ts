@@ -18,6 +18,8 @@ const FLAGS = {
   tls: { kind: 'bool', help: 'serve the registry over TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
   'tls-cert': { kind: 'string', help: 'registry TLS certificate PEM file (with -tls and -tls-key)' },
   'tls-key': { kind: 'string', help: 'registry TLS private key PEM file (with -tls and -tls-cert)' },
+  standby: { kind: 'string', help: 'run the registry as a read-only standby of the primary at host:port' },
+  'replication-token': { kind: 'string', help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
@@ -44,6 +46,7 @@ async function main(argv: readonly string[]): Promise<void> {
     ...(tls !== undefined ? { tls } : {}),
     log,
     dashboard: httpAddr,
+    replication: { token: flags['replication-token'], standbyOf: flags.standby },
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
   if (rdv.registry.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);

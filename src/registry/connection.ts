@@ -5,6 +5,7 @@ import type { RegistryState, RequestInfo } from './context.js';
 import { errorReply, handleRequest, sortKeys } from './dispatch.js';
 import type { RateLimiter } from './rate-limit.js';
 import { RequestError } from './request-error.js';
+import { standbyRefusal } from './standby-gate.js';
 
 /** Read deadline between requests (as the reference); push channels are exempt. */
 export const IDLE_TIMEOUT_MS = 300_000;
@@ -18,6 +19,8 @@ export interface ConnectionHooks {
   readonly requestLimiter: RateLimiter;
   /** Handles `watch_handshakes`; returns the node id the connection now watches. */
   watch(conn: RegistryConnection, msg: JsonObject): number;
+  /** Handles `subscribe_replication` (sends the first snapshot); throws RequestError to refuse. */
+  subscribe(conn: RegistryConnection, msg: JsonObject): void;
   closed(conn: RegistryConnection): void;
 }
 
@@ -30,6 +33,8 @@ export class RegistryConnection {
   readonly remotePort: number;
   /** Node id once this connection became a handshake push channel. */
   watching: number | undefined;
+  /** True once the connection became a replication stream to a standby. */
+  replicating = false;
   readonly #splitter = new RegistryFrameSplitter();
 
   constructor(
@@ -70,20 +75,31 @@ export class RegistryConnection {
       if (!result.ok) {
         this.hooks.state.log.debug({ ip: this.remoteIp, err: result.error.message }, 'malformed registry frame');
         this.send(errorReply('protocol', `malformed frame: ${result.error.message}; closing the connection`));
-        this.socket.end();
-        setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+        this.#endSoon();
         return;
       }
       // A push channel only carries notifications out; anything the client sends is ignored.
-      if (this.watching === undefined) this.send(this.#reply(result.value));
+      if (this.watching !== undefined || this.replicating) continue;
+      const reply = this.#reply(result.value);
+      if (reply !== undefined) this.send(reply);
     }
   }
 
-  #reply(msg: JsonObject): JsonObject {
+  /** Lets the client read what was sent, then drops the connection. */
+  #endSoon(): void {
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Undefined when the connection became a replication stream (its first snapshot is the answer). */
+  #reply(msg: JsonObject): JsonObject | undefined {
     const { state } = this.hooks;
     if (!this.hooks.requestLimiter.take(this.remoteIp, state.now())) {
       return errorReply('rate_limited', `too many requests from ${this.remoteIp}; slow down`);
     }
+    const refusal = standbyRefusal(state, msg);
+    if (refusal !== undefined) return refusal;
+    if (msg.type === 'subscribe_replication') return this.#subscribe(msg);
     if (msg.type !== 'watch_handshakes') {
       const req: RequestInfo = { msg, remoteIp: this.remoteIp, remotePort: this.remotePort };
       return handleRequest(state, req);
@@ -99,5 +115,25 @@ export class RegistryConnection {
       state.log.error({ err }, 'watch_handshakes failed');
       return errorReply('internal', 'internal error while handling "watch_handshakes"');
     }
+  }
+
+  /** A refused subscription gets the error reply and the connection ends, as in the reference. */
+  #subscribe(msg: JsonObject): undefined {
+    try {
+      this.hooks.subscribe(this, msg);
+      this.replicating = true;
+      this.socket.setTimeout(0);
+      this.socket.setKeepAlive(true, 30_000);
+    } catch (err) {
+      if (err instanceof RequestError) {
+        this.hooks.state.log.warn({ ip: this.remoteIp, err: err.message }, 'replication subscription refused');
+        this.send(errorReply(err.code, err.message));
+      } else {
+        this.hooks.state.log.error({ err }, 'subscribe_replication failed');
+        this.send(errorReply('internal', 'internal error while handling "subscribe_replication"'));
+      }
+      this.#endSoon();
+    }
+    return undefined;
   }
 }

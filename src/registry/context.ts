@@ -23,6 +23,10 @@ export interface RegistryState {
   taskNow(): number;
   /** Wakes the node's handshake watch channel, if any. */
   notifyHandshake(nodeId: number): void;
+  /** A read-only standby of another registry: only the requests of standby-gate.ts are served. */
+  readonly standby?: boolean;
+  /** Called after a request changed the durable state (a replication primary then sends a snapshot). */
+  stateChanged?(): void;
 }
 
 /** One decoded request and where it came from. */

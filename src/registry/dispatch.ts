@@ -7,6 +7,7 @@ import { handleRegister, handleRotateKey } from './handlers-register.js';
 import { handlePollHandshakes, handlePunch, handleReportTrust, handleRequestHandshake, handleRespondHandshake, handleResolve, handleRevokeTrust } from './handlers-trust.js';
 import { UNKNOWN_REQUEST_TYPE } from './request-counter.js';
 import { RequestError, type ReplyErrorCode } from './request-error.js';
+import { changesState } from './state-changes.js';
 
 const HANDLERS: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   ['register', handleRegister],
@@ -54,7 +55,9 @@ export function handleRequest(state: RegistryState, req: RequestInfo): JsonObjec
     return errorReply('unknown_type', typeof type === 'string' ? `unknown message type "${type.slice(0, 64)}"` : 'message has no "type"');
   }
   try {
-    return handler(state, req);
+    const reply = handler(state, req);
+    if (changesState(String(type), reply)) state.stateChanged?.();
+    return reply;
   } catch (err) {
     if (err instanceof RequestError) {
       state.log.debug({ type, ip: req.remoteIp, code: err.code, err: err.message }, 'request refused');

@@ -10,6 +10,10 @@ export type {
   HandshakeResponse,
   BeaconRecord,
   AddRequestResult,
+  StoreContents,
+  TrustClaim,
+  PendingHandshakeRequest,
 } from './store.js';
+export type { ReplicationOptions } from './replication.js';
 export { registerChallenge, watchChallenge } from './challenges.js';
 export type { ReplyErrorCode } from './request-error.js';

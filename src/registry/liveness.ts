@@ -17,6 +17,10 @@ export class Liveness {
     this.#proven.set(id, now);
   }
 
+  lastSeen(id: number): number | undefined {
+    return this.#seen.get(id);
+  }
+
   isOnline(id: number, now: number): boolean {
     const seen = this.#seen.get(id);
     return seen !== undefined && now - seen <= STALE_AFTER_MS;

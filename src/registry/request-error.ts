@@ -11,6 +11,7 @@ export type ReplyErrorCode =
   | 'rate_limited'
   | 'unknown_type'
   | 'protocol'
+  | 'read_only'
   | 'internal';
 
 /** Thrown by a handler to refuse a request; the server turns it into an error reply. */

@@ -12,6 +12,7 @@ import { HANDSHAKE_TTL_MS } from './handlers-trust.js';
 import { Liveness } from './liveness.js';
 import { RateLimiter } from './rate-limit.js';
 import { RequestCounter } from './request-counter.js';
+import { checkReplicationOptions, startReplication, type Replication, type ReplicationOptions } from './replication.js';
 import { SqliteRegistryStore } from './sqlite-store.js';
 import { computeStats, type RegistryStats } from './stats.js';
 import type { RegistryStore } from './store.js';
@@ -35,6 +36,8 @@ export interface RegistryServerOptions {
   taskClock?: () => number;
   /** Serve TLS with this certificate (see `loadRegistryTls`); plain TCP when absent. */
   tls?: Pick<RegistryTlsMaterial, 'cert' | 'key' | 'fingerprint'>;
+  /** Primary (a token standbys present) or read-only standby of a primary (PROTOCOL.md §5.10). */
+  replication?: ReplicationOptions;
 }
 
 /** Per-IP limits: registrations of new keys (as the reference) and requests of any kind. */
@@ -62,11 +65,13 @@ export class RegistryServer {
   readonly #watchers = new Map<number, RegistryConnection>();
   readonly #sweep: NodeJS.Timeout;
   readonly #startedAt = performance.now();
+  readonly #replication: Replication;
   #closing: Promise<void> | undefined;
 
-  private constructor(server: Server, state: RegistryState, host: string, tlsFingerprint: string | undefined) {
+  private constructor(server: Server, state: RegistryState, host: string, tlsFingerprint: string | undefined, replication: Replication) {
     this.#server = server;
     this.#state = state;
+    this.#replication = replication;
     this.host = host;
     this.tlsFingerprint = tlsFingerprint;
     this.port = (server.address() as AddressInfo).port;
@@ -88,6 +93,7 @@ export class RegistryServer {
   static async start(opts: RegistryServerOptions): Promise<RegistryServer> {
     const now = opts.now ?? Date.now;
     const log = opts.log ?? silentLogger();
+    const replicationSettings = checkReplicationOptions(opts.replication);
     const store = opts.store ?? new SqliteRegistryStore(opts.storePath);
     const liveness = new Liveness();
     // A restart must not make every node offline until its next heartbeat: fresh grace period.
@@ -95,6 +101,7 @@ export class RegistryServer {
     for (const node of store.listRegistered()) liveness.touch(node.id, started);
 
     let self: RegistryServer | undefined;
+    let replication: Replication | undefined;
     const state: RegistryState = {
       store,
       log,
@@ -106,6 +113,8 @@ export class RegistryServer {
       now,
       taskNow: opts.taskClock ?? now,
       notifyHandshake: (nodeId) => self?.notify(nodeId),
+      standby: replicationSettings.primary !== undefined,
+      stateChanged: () => replication?.changed(),
     };
     const server = opts.tls
       ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, noDelay: true })
@@ -123,7 +132,8 @@ export class RegistryServer {
       store.close();
       throw err;
     }
-    self = new RegistryServer(server, state, host, opts.tls?.fingerprint);
+    replication = startReplication(state, replicationSettings);
+    self = new RegistryServer(server, state, host, opts.tls?.fingerprint, replication);
     const tls = opts.tls ? { tls_fingerprint: opts.tls.fingerprint } : { tls: false };
     log.info({ host, port: self.port, nodes: store.listRegistered().length, ...tls }, 'registry listening');
     return self;
@@ -157,6 +167,7 @@ export class RegistryServer {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       clearInterval(this.#sweep);
+      this.#replication.close();
       this.#server.close(() => {
         this.#state.store.close();
         this.#state.log.info('registry closed');
@@ -198,6 +209,7 @@ export class RegistryServer {
       state: this.#state,
       requestLimiter: this.#requestLimiter,
       watch: (c, msg) => this.#watch(c, msg),
+      subscribe: (c, msg) => this.#replication.subscribe(c, msg),
       closed: (c) => this.#closed(c),
     });
     this.#connections.add(conn);

@@ -7,8 +7,11 @@ import type {
   NewNode,
   NodePatch,
   NodeRecord,
+  PendingHandshakeRequest,
   RegistryStore,
+  StoreContents,
   TaskEvidence,
+  TrustClaim,
 } from './store.js';
 
 const SCHEMA = `
@@ -76,6 +79,19 @@ interface ResponseRow {
   created_at: number;
 }
 
+interface EvidenceRow {
+  task_id: string;
+  submitter: number;
+  executor: number;
+  kind: string;
+  submitter_delta: number;
+  executor_delta: number;
+  applied_at: number;
+}
+
+/** Tables `replaceState` empties and fills (beacons are volatile and stay). */
+const REPLACED_TABLES = ['nodes', 'trust_claims', 'handshake_requests', 'handshake_responses', 'task_evidence'] as const;
+
 function parseTags(text: string): string[] {
   try {
     const value: unknown = JSON.parse(text);
@@ -127,6 +143,7 @@ export class SqliteRegistryStore implements RegistryStore {
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
+    this.#db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone_created', ?)").run(Date.now());
   }
 
   #node(sql: string, param: string | number): NodeRecord | undefined {
@@ -288,6 +305,80 @@ export class SqliteRegistryStore implements RegistryStore {
       return true;
     });
     return apply.immediate(evidence);
+  }
+
+  exportState(): StoreContents {
+    const db = this.#db;
+    const read = db.transaction((): StoreContents => {
+      const meta = (key: string): number | undefined =>
+        db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?').get(key)?.value;
+      const trustClaims = db
+        .prepare<[], { from_id: number; to_id: number; created_at: number }>('SELECT * FROM trust_claims ORDER BY from_id, to_id')
+        .all()
+        .map((r): TrustClaim => ({ from: r.from_id, to: r.to_id, createdAt: r.created_at }));
+      const handshakeRequests = db
+        .prepare<[], RequestRow & { delivered: number }>('SELECT * FROM handshake_requests ORDER BY to_id, created_at, from_id')
+        .all()
+        .map((r): PendingHandshakeRequest => ({ ...toRequest(r), delivered: r.delivered !== 0 }));
+      const taskEvidence = db
+        .prepare<[], EvidenceRow>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
+        .all()
+        .map((r): TaskEvidence => ({
+          taskId: r.task_id,
+          kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
+          submitter: r.submitter,
+          executor: r.executor,
+          submitterDelta: r.submitter_delta,
+          executorDelta: r.executor_delta,
+          at: r.applied_at,
+        }));
+      return {
+        nextNodeId: meta('next_node') ?? 1,
+        backboneCreatedAt: meta('backbone_created') ?? 0,
+        nodes: db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY id').all().map(toNode),
+        trustClaims,
+        handshakeRequests,
+        handshakeResponses: db.prepare<[], ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq').all().map(toResponse),
+        taskEvidence,
+      };
+    });
+    return read();
+  }
+
+  replaceState(contents: StoreContents): void {
+    const db = this.#db;
+    const insertNode = db.prepare(
+      'INSERT INTO nodes (id, public_key, owner, real_addr, is_public, hostname, tags, task_exec, polo_score, registered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const insertClaim = db.prepare('INSERT INTO trust_claims (from_id, to_id, created_at) VALUES (?, ?, ?)');
+    const insertRequest = db.prepare(
+      'INSERT INTO handshake_requests (to_id, from_id, justification, created_at, delivered) VALUES (?, ?, ?, ?, ?)',
+    );
+    const insertResponse = db.prepare('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)');
+    const insertEvidence = db.prepare(
+      'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+    const replace = db.transaction((c: StoreContents): void => {
+      for (const table of REPLACED_TABLES) db.exec(`DELETE FROM ${table}`);
+      let maxId = 0;
+      for (const n of c.nodes) {
+        insertNode.run(
+          n.id, n.publicKey, n.owner, n.realAddr, n.isPublic ? 1 : 0, n.hostname === '' ? null : n.hostname,
+          JSON.stringify(n.tags), n.taskExec ? 1 : 0, Math.trunc(n.poloScore), n.registered ? 1 : 0,
+        );
+        maxId = Math.max(maxId, n.id);
+      }
+      for (const t of c.trustClaims) insertClaim.run(t.from, t.to, t.createdAt);
+      for (const r of c.handshakeRequests) insertRequest.run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt, r.delivered ? 1 : 0);
+      for (const r of c.handshakeResponses) insertResponse.run(r.toNodeId, r.fromNodeId, r.accept ? 1 : 0, r.createdAt);
+      for (const e of c.taskEvidence) {
+        insertEvidence.run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
+      }
+      setMeta.run('next_node', Math.max(c.nextNodeId, maxId + 1, 1));
+      setMeta.run('backbone_created', Math.trunc(c.backboneCreatedAt));
+    });
+    replace.immediate(contents);
   }
 
   upsertBeacon(beacon: BeaconRecord): void {

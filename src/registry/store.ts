@@ -66,6 +66,35 @@ export interface TaskEvidence {
 
 export type AddRequestResult = 'added' | 'refreshed' | 'full';
 
+/** The directed claim "from trusts to" (a pair is effective once both directions exist). */
+export interface TrustClaim {
+  readonly from: number;
+  readonly to: number;
+  readonly createdAt: number;
+}
+
+export interface PendingHandshakeRequest extends HandshakeRequest {
+  /** Returned by a poll already; kept so that `respond_handshake` can tell it was real. */
+  readonly delivered: boolean;
+}
+
+/**
+ * Everything durable except beacons (which live 60 s): what a snapshot carries, what a standby or
+ * an import replaces. Lists are in a stable order (ids ascending, responses oldest first).
+ */
+export interface StoreContents {
+  /** The id the next new node gets (above every id in `nodes`). */
+  readonly nextNodeId: number;
+  /** Unix ms the backbone network was created (the store's first start, or imported). */
+  readonly backboneCreatedAt: number;
+  /** Every node, registered or not. */
+  readonly nodes: readonly NodeRecord[];
+  readonly trustClaims: readonly TrustClaim[];
+  readonly handshakeRequests: readonly PendingHandshakeRequest[];
+  readonly handshakeResponses: readonly HandshakeResponse[];
+  readonly taskEvidence: readonly TaskEvidence[];
+}
+
 export interface RegistryStore {
   getNode(id: number): NodeRecord | undefined;
   getNodeByKey(publicKey: string): NodeRecord | undefined;
@@ -104,6 +133,14 @@ export interface RegistryStore {
    * changed) when evidence for this task id and pair was applied before.
    */
   applyTaskEvidence(evidence: TaskEvidence): boolean;
+
+  /** A consistent copy of everything durable except beacons. */
+  exportState(): StoreContents;
+  /**
+   * Replaces everything durable except beacons in one transaction: on any error (e.g. a duplicate
+   * key or hostname) nothing changed.
+   */
+  replaceState(contents: StoreContents): void;
 
   upsertBeacon(beacon: BeaconRecord): void;
   listBeacons(now: number): BeaconRecord[];

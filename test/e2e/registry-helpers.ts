@@ -46,11 +46,16 @@ export class RawConn {
     if (queued) return Promise.resolve(queued);
     if (this.closed) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no frame within timeout')), timeoutMs);
-      this.#waiters.push((msg) => {
+      const waiter = (msg: JsonObject | undefined): void => {
         clearTimeout(timer);
         resolve(msg);
-      });
+      };
+      // A waiter that timed out must not swallow the next frame.
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(new Error('no frame within timeout'));
+      }, timeoutMs);
+      this.#waiters.push(waiter);
     });
   }
 
