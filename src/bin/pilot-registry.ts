@@ -25,6 +25,7 @@ const FLAGS = {
   'tls-key': { kind: 'string', help: 'TLS private key PEM file (with -tls and -tls-cert)' },
   'replication-token': { kind: 'string', help: 'serve subscribe_replication to standbys with this token; with -standby, the token sent to the primary' },
   standby: { kind: 'string', help: 'run as a read-only standby of the primary registry at host:port' },
+  'standby-fingerprint': { kind: 'string', help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
   'import-json': { kind: 'string', help: 'import a Go registry store file (JSON) into the empty SQLite store, then run' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   help: { kind: 'bool', help: 'show this help' },
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
   const log = createLogger({ level, name: 'registry' });
   const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
   if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
-  const replication = { token: flags['replication-token'], standbyOf: flags.standby };
+  const replication = { token: flags['replication-token'], standbyOf: flags.standby, primaryFingerprint: flags['standby-fingerprint'] };
   checkReplicationOptions(replication);
   const importPath = flags['import-json'];
   if (importPath !== undefined && flags.standby !== undefined) {

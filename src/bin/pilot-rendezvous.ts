@@ -19,6 +19,7 @@ const FLAGS = {
   'tls-cert': { kind: 'string', help: 'registry TLS certificate PEM file (with -tls and -tls-key)' },
   'tls-key': { kind: 'string', help: 'registry TLS private key PEM file (with -tls and -tls-cert)' },
   standby: { kind: 'string', help: 'run the registry as a read-only standby of the primary at host:port' },
+  'standby-fingerprint': { kind: 'string', help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
   'replication-token': { kind: 'string', help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   help: { kind: 'bool', help: 'show this help' },
@@ -46,7 +47,7 @@ async function main(argv: readonly string[]): Promise<void> {
     ...(tls !== undefined ? { tls } : {}),
     log,
     dashboard: httpAddr,
-    replication: { token: flags['replication-token'], standbyOf: flags.standby },
+    replication: { token: flags['replication-token'], standbyOf: flags.standby, primaryFingerprint: flags['standby-fingerprint'] },
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
   if (rdv.registry.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);

@@ -3,11 +3,12 @@ import type { JsonObject } from '../protocol/json.js';
 import type { RegistryConnection } from './connection.js';
 import type { RegistryState } from './context.js';
 import { joinHostPort } from './endpoint.js';
-import { parseRegistryAddress, type HostPort } from './frame-socket.js';
+import { FrameSocket, parseRegistryAddress, type HostPort } from './frame-socket.js';
 import { ReplicationPrimary } from './replication-primary.js';
 import { ReplicationStandby, type PrimaryConnector } from './replication-standby.js';
 import { RequestError } from './request-error.js';
 import { EXT_BEACONS, EXT_LAST_SEEN } from './snapshot-format.js';
+import { normalizeFingerprint } from './tls-pin.js';
 import { exportSnapshot, formatTime } from './snapshot-export.js';
 
 /** Replication settings of a registry (our extension: the reference has no flag for the token). */
@@ -16,7 +17,9 @@ export interface ReplicationOptions {
   readonly token?: string;
   /** `host:port` of the primary: this registry is its read-only standby. */
   readonly standbyOf?: string;
-  /** How a standby connects to its primary (plain TCP by default). */
+  /** The primary serves TLS: its certificate fingerprint (SHA-256 of the DER), pinned as a daemon pins it. */
+  readonly primaryFingerprint?: string;
+  /** How a standby connects to its primary (plain TCP, or TLS with `primaryFingerprint`, by default). */
   readonly connect?: PrimaryConnector;
 }
 
@@ -44,7 +47,13 @@ export function checkReplicationOptions(opts: ReplicationOptions | undefined): C
   if (primary !== undefined && token === undefined) {
     throw new PilotError('invalid_argument', 'a standby needs the primary\'s replication token', 'pass -replication-token with the token the primary was started with');
   }
-  return { token, primary, connect: opts?.connect };
+  const pinText = opts?.primaryFingerprint === '' ? undefined : opts?.primaryFingerprint;
+  if (pinText !== undefined && primary === undefined) {
+    throw new PilotError('invalid_argument', 'a primary fingerprint needs -standby', 'pass -standby <primary host:port> too');
+  }
+  const pin = pinText === undefined ? undefined : { fingerprint: normalizeFingerprint(pinText, 'standby fingerprint') };
+  const connect = opts?.connect ?? (pin && ((target: HostPort, timeoutMs: number) => FrameSocket.connect(target, timeoutMs, pin)));
+  return { token, primary, connect };
 }
 
 /** What the server calls: subscriptions, change notices, shutdown. */

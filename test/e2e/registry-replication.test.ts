@@ -11,6 +11,8 @@ import { MAX_STANDBYS } from '../../src/registry/replication-primary.js';
 import { RegistryServer } from '../../src/registry/server.js';
 import { spawnBin, stopProcess, type Spawned } from './cluster.js';
 import { RawConn } from './registry-helpers.js';
+import type { ReplicationOptions } from '../../src/registry/replication.js';
+import { loadRegistryTls, type RegistryTlsMaterial } from '../../src/registry/tls.js';
 
 const TOKEN = 'replication-token-for-tests-0123456789';
 const FIXTURE = join(import.meta.dirname, '../fixtures/go-registry-store.json');
@@ -49,8 +51,8 @@ describe('registry replication', () => {
   const raws: RawConn[] = [];
   const procs: Spawned[] = [];
 
-  const server = async (name: string, replication: { token?: string; standbyOf?: string }, port = 0): Promise<RegistryServer> => {
-    const s = await RegistryServer.start({ host: '127.0.0.1', port, storePath: join(dir, `${name}.db`), replication });
+  const server = async (name: string, replication: ReplicationOptions, port = 0, tls?: RegistryTlsMaterial): Promise<RegistryServer> => {
+    const s = await RegistryServer.start({ host: '127.0.0.1', port, storePath: join(dir, `${name}.db`), replication, ...(tls ? { tls } : {}) });
     servers.push(s);
     return s;
   };
@@ -121,6 +123,21 @@ describe('registry replication', () => {
     assert.equal(refused.code, 'read_only');
     assert.equal((await conn.request({ type: 'subscribe_replication', token: TOKEN })).code, 'read_only', 'no chained standbys');
     assert.equal((await reader.lookup(1)).hostname, 'alpha-two', 'nothing of it reached the store');
+  });
+
+  it('replicates from a TLS primary to a standby pinning its certificate, and never past a wrong pin', async () => {
+    const tls = await loadRegistryTls({}, { storePath: ':memory:', listenHost: '127.0.0.1' });
+    const primary = await server('tls-p', { token: TOKEN }, 0, tls);
+    const pinned = await server('tls-s', { token: TOKEN, standbyOf: `127.0.0.1:${primary.port}`, primaryFingerprint: tls.fingerprint.toUpperCase() });
+    const wrongPin = await server('tls-w', { token: TOKEN, standbyOf: `127.0.0.1:${primary.port}`, primaryFingerprint: 'ab'.repeat(32) });
+    const plain = await server('tls-x', { token: TOKEN, standbyOf: `127.0.0.1:${primary.port}` });
+    const writer = new RegistryClient({ address: `127.0.0.1:${primary.port}`, identity: Identity.generate(), tls: { fingerprint: tls.fingerprint }, timeoutMs: 3000 });
+    clients.push(writer);
+    await writer.register({ listenAddr: '127.0.0.1:4000', hostname: 'over-tls' });
+    await eventually(async () => assert.equal((await client(pinned.port).resolveHostname('over-tls')).node_id, 1));
+    // The others had the same time (and more) to connect: neither a wrong pin nor plain TCP gets the state.
+    await new Promise((r) => setTimeout(r, 500));
+    for (const standby of [wrongPin, plain]) await assert.rejects(client(standby.port).resolveHostname('over-tls'), /not registered/);
   });
 
   it('streams snapshots only to a holder of the token, coalesced, without heartbeats triggering one', async () => {
