@@ -4,7 +4,8 @@ import { PilotError, toPilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { checkReply } from '../registry/client.js';
-import { FrameSocket, parseRegistryAddress, type HostPort } from '../registry/frame-socket.js';
+import { FrameSocket, parseRegistryAddress, type HostPort, type RegistryPin } from '../registry/frame-socket.js';
+import { normalizeFingerprint } from '../registry/tls-pin.js';
 import { canonicalIp, type Endpoint } from './endpoint.js';
 import {
   advertisedEndpoint,
@@ -23,6 +24,8 @@ import {
 export interface DiscoverySettings {
   /** Registry `host:port`. */
   registry: string;
+  /** The registry serves TLS: its certificate fingerprint, pinned (hex SHA-256 of the DER). */
+  registryFingerprint?: string;
   /** `host:port` other beacons should send to; derived from the socket and the route when absent. */
   advertise?: string;
   /** Between rounds; the registry forgets a beacon 60 s after its last `beacon_register`. */
@@ -53,6 +56,7 @@ export function checkDiscoverySettings(settings: DiscoverySettings, beaconId: nu
     throw new PilotError('invalid_argument', 'beacon peer discovery needs a non-zero beacon id', 'set -beacon-id');
   }
   parseRegistryAddress(settings.registry);
+  if (settings.registryFingerprint !== undefined) normalizeFingerprint(settings.registryFingerprint);
   if (settings.advertise !== undefined) {
     const parsed = parseBeaconAddr(settings.advertise);
     if (!parsed || (isIP(parsed.host) !== 0 && !usablePeerIp(parsed.host, false))) {
@@ -128,6 +132,7 @@ export class BeaconDiscovery {
   private refreshWanted = false;
   private lastStart = -Infinity;
   private socket: FrameSocket | undefined;
+  private readonly pin: RegistryPin | undefined;
   private closed = false;
   private outage = false;
   private warnedAboutAddr = false;
@@ -138,6 +143,7 @@ export class BeaconDiscovery {
   ) {
     checkDiscoverySettings(settings, ctx.beaconId);
     this.target = parseRegistryAddress(settings.registry);
+    this.pin = settings.registryFingerprint === undefined ? undefined : { fingerprint: normalizeFingerprint(settings.registryFingerprint) };
     this.intervalMs = settings.intervalMs ?? DEFAULTS.intervalMs;
     this.minRefreshGapMs = settings.minRefreshGapMs ?? DEFAULTS.minRefreshGapMs;
     this.roundTimeoutMs = settings.roundTimeoutMs ?? DEFAULTS.roundTimeoutMs;
@@ -190,7 +196,7 @@ export class BeaconDiscovery {
 
   private async round(): Promise<void> {
     const deadline = Date.now() + this.roundTimeoutMs;
-    const socket = await FrameSocket.connect(this.target, this.roundTimeoutMs);
+    const socket = await FrameSocket.connect(this.target, this.roundTimeoutMs, this.pin);
     if (this.closed) {
       socket.destroy();
       return;

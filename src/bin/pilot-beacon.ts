@@ -13,6 +13,7 @@ const FLAGS = {
   peers: { kind: 'string', help: 'comma-separated peer beacon addresses (host:port) to gossip with' },
   health: { kind: 'string', help: 'HTTP listen address for GET /healthz (off when empty)' },
   registry: { kind: 'string', help: 'registry (host:port) to register with every 30 s and learn peer beacons from; needs -beacon-id' },
+  'registry-fingerprint': { kind: 'string', help: 'the registry serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
   advertise: {
     kind: 'string',
     help: 'address (host:port) registered for other beacons to reach this one (default: the listen IP, or the local IP that routes to the registry)',
@@ -43,7 +44,7 @@ async function main(argv: readonly string[]): Promise<void> {
     port,
     beaconId,
     peers: flags.peers?.split(',') ?? [],
-    discovery: discover ? { registry, advertise: advertise || undefined } : undefined,
+    discovery: discover ? { registry, advertise: advertise || undefined, registryFingerprint: flags['registry-fingerprint'] || undefined } : undefined,
     log,
   });
   let health: HealthServer | undefined;

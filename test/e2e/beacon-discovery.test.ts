@@ -4,7 +4,9 @@ import { pino, type Logger } from 'pino';
 import { startRendezvous } from '../../src/beacon/rendezvous.js';
 import { BeaconServer } from '../../src/beacon/server.js';
 import type { JsonObject } from '../../src/protocol/json.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { RegistryServer } from '../../src/registry/server.js';
+import { loadRegistryTls } from '../../src/registry/tls.js';
 import { u16, u32, UdpClient } from './beacon-helpers.js';
 import { freePort, until } from './cli-harness.js';
 import { spawnBin, stopProcess, type Spawned } from './cluster.js';
@@ -66,6 +68,22 @@ describe('beacon peer discovery through the registry', () => {
   const cleanup: (() => unknown)[] = [];
   after(async () => {
     for (const fn of cleanup.reverse()) await fn();
+  });
+
+  it('registers with a TLS registry through a pinned connection, and not past a wrong pin', async () => {
+    const tls = await loadRegistryTls({}, { storePath: ':memory:', listenHost: '127.0.0.1' });
+    const registry = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:', tls });
+    cleanup.push(() => registry.close());
+    const at = `127.0.0.1:${registry.port}`;
+    const pinned = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 7, discovery: { registry: at, registryFingerprint: tls.fingerprint, ...FAST } });
+    const wrong = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 8, discovery: { registry: at, registryFingerprint: 'cd'.repeat(32), ...FAST } });
+    cleanup.push(() => pinned.close(), () => wrong.close());
+    const reader = new RegistryClient({ address: at, tls: { fingerprint: tls.fingerprint } });
+    cleanup.push(() => reader.close());
+    const ids = async (): Promise<number[]> => ((await reader.request({ type: 'beacon_list' })).beacons as JsonObject[]).map((b) => Number(b.id));
+    await until('beacon 7 registered over TLS', async () => ((await ids()).includes(7) ? true : undefined), 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await ids(), [7], 'the beacon with the wrong pin never registered');
   });
 
   it('two beacons registered with one registry relay for each other without -peers', async () => {
