@@ -1,5 +1,5 @@
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ensureDir } from '../crypto/atomic-file.js';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { startDashboard, type Dashboard } from '../registry/dashboard.js';
@@ -53,7 +53,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   if (opts.beaconDiscovery && !opts.beaconId) {
     throw new PilotError('invalid_argument', 'beacon discovery needs a non-zero beacon id');
   }
-  if (opts.storePath !== ':memory:') await mkdir(dirname(opts.storePath), { recursive: true, mode: 0o700 });
+  if (opts.storePath !== ':memory:') await ensureDir(dirname(opts.storePath), 0o700);
   const tls = opts.tls === undefined ? undefined : await loadRegistryTls(opts.tls, { storePath: opts.storePath, listenHost: opts.registryHost ?? '' });
   const registryLog = opts.log?.child({ component: 'registry' });
   if (tls !== undefined) registryLog?.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');

@@ -2,6 +2,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from 'node:https';
 import { PilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { rfc3339Nano } from '../protocol/go-time.js';
 
 /** Event names the daemon posts (PROTOCOL.md §12). */
 export const WEBHOOK_EVENTS = [
@@ -50,11 +51,6 @@ interface Pending {
   readonly url: URL;
   readonly body: string;
   readonly event: WebhookEvent;
-}
-
-/** Go's RFC3339Nano: fractional seconds with trailing zeros trimmed, no fraction when zero. */
-export function rfc3339Nano(date: Date): string {
-  return date.toISOString().replace(/\.(\d*?)0*Z$/, (_m, frac: string) => (frac ? `.${frac}Z` : 'Z'));
 }
 
 /** Go encodes maps with their keys sorted; nested plain objects are maps too. */

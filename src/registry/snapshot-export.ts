@@ -1,4 +1,4 @@
-import { rfc3339Nano } from '../daemon/webhook.js';
+import { rfc3339Nano } from '../protocol/go-time.js';
 import type { JsonObject, JsonValue } from '../protocol/json.js';
 import {
   EXT_BEACONS,

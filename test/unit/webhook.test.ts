@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
-import { encodeWebhookBody, rfc3339Nano, WebhookDispatcher } from '../../src/daemon/webhook.js';
+import { encodeWebhookBody, WebhookDispatcher } from '../../src/daemon/webhook.js';
+import { rfc3339Nano } from '../../src/protocol/go-time.js';
 import { PilotError } from '../../src/errors.js';
 
 interface Received {
