@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,21 +8,9 @@ import { Identity } from '../../src/crypto/identity.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import type { RegistryStats } from '../../src/registry/stats.js';
 import { spawnBin, stopProcess, type Spawned } from './cluster.js';
-import { RawConn } from './registry-helpers.js';
+import { RawConn, rawHttp } from './registry-helpers.js';
 
 const DASHBOARD_LINE = /^dashboard listening on http:\/\/127\.0\.0\.1:(\d+)$/;
-
-/** Sends raw bytes and returns whatever the server answers before closing. */
-function rawHttp(port: number, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(request));
-    let out = '';
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    socket.on('close', () => resolve(out));
-    socket.on('error', reject);
-    socket.setTimeout(3000, () => socket.destroy());
-  });
-}
 
 const addr = (id: number): string => `0:0000.0000.${id.toString(16).toUpperCase().padStart(4, '0')}`;
 

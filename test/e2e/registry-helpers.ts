@@ -100,3 +100,15 @@ export function rawReplyText(port: number, msg: JsonObject): Promise<string> {
 }
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/** Sends raw bytes and returns whatever the server answers before closing. */
+export function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let out = '';
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
+    socket.setTimeout(3000, () => socket.destroy());
+  });
+}

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { runInNewContext } from 'node:vm';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import { DASHBOARD_CSP, DASHBOARD_HTML } from '../../src/registry/dashboard-page
 import { parseDashboardAddress, startDashboard, type Dashboard } from '../../src/registry/dashboard.js';
 import { RegistryServer } from '../../src/registry/server.js';
 import type { RegistryStats } from '../../src/registry/stats.js';
+import { rawHttp } from '../e2e/registry-helpers.js';
 
 const SAMPLE: RegistryStats = {
   total_nodes: 3,
@@ -23,18 +23,6 @@ const SAMPLE: RegistryStats = {
   edges: [],
   uptime_secs: 3725,
 };
-
-/** Raw HTTP exchange, for requests `fetch` refuses to send. */
-function rawHttp(port: number, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(request));
-    let out = '';
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    socket.on('close', () => resolve(out));
-    socket.on('error', reject);
-    socket.setTimeout(3000, () => socket.destroy());
-  });
-}
 
 describe('dashboard /metrics locality', () => {
   it('accepts loopback peers only, in every spelling', () => {
