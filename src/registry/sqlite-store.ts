@@ -136,6 +136,8 @@ const toResponse = (r: ResponseRow): HandshakeResponse => ({
  */
 export class SqliteRegistryStore implements RegistryStore {
   readonly #db: Database.Database;
+  /** Statements prepared once per SQL text (the dynamic node UPDATEs vary only by which fields change). */
+  readonly #statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
     this.#db = new Database(path);
@@ -143,11 +145,20 @@ export class SqliteRegistryStore implements RegistryStore {
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
-    this.#db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone_created', ?)").run(Date.now());
+    this.#stmt("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone_created', ?)").run(Date.now());
+  }
+
+  #stmt<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+    let stmt = this.#statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt as unknown as Database.Statement<P, R>;
   }
 
   #node(sql: string, param: string | number): NodeRecord | undefined {
-    const row = this.#db.prepare<[string | number], NodeRow>(sql).get(param);
+    const row = this.#stmt<[string | number], NodeRow>(sql).get(param);
     return row === undefined ? undefined : toNode(row);
   }
 
@@ -170,17 +181,16 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   listRegistered(): NodeRecord[] {
-    return this.#db.prepare<[], NodeRow>('SELECT * FROM nodes WHERE registered = 1 ORDER BY id').all().map(toNode);
+    return this.#stmt<[], NodeRow>('SELECT * FROM nodes WHERE registered = 1 ORDER BY id').all().map(toNode);
   }
 
   createNode(node: NewNode): NodeRecord {
     const create = this.#db.transaction((n: NewNode): number => {
-      const row = this.#db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_node'").get();
+      const row = this.#stmt<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_node'").get();
       const id = Math.max(1, row?.value ?? 1);
-      this.#db
-        .prepare('INSERT INTO nodes (id, public_key, owner, real_addr) VALUES (?, ?, ?, ?)')
+      this.#stmt('INSERT INTO nodes (id, public_key, owner, real_addr) VALUES (?, ?, ?, ?)')
         .run(id, n.publicKey, n.owner, n.realAddr);
-      this.#db.prepare("UPDATE meta SET value = ? WHERE key = 'next_node'").run(id + 1);
+      this.#stmt("UPDATE meta SET value = ? WHERE key = 'next_node'").run(id + 1);
       return id;
     });
     const id = create.immediate(node);
@@ -204,7 +214,7 @@ export class SqliteRegistryStore implements RegistryStore {
     if (patch.poloScore !== undefined) set('polo_score', Math.trunc(patch.poloScore));
     if (patch.registered !== undefined) set('registered', patch.registered ? 1 : 0);
     if (sets.length > 0) {
-      const info = this.#db.prepare(`UPDATE nodes SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+      const info = this.#stmt(`UPDATE nodes SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
       if (info.changes === 0) throw new RangeError(`no node ${id}`);
     }
     const node = this.getNode(id);
@@ -213,30 +223,27 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   addTrustClaim(from: number, to: number, at: number): void {
-    this.#db.prepare('INSERT OR IGNORE INTO trust_claims (from_id, to_id, created_at) VALUES (?, ?, ?)').run(from, to, at);
+    this.#stmt('INSERT OR IGNORE INTO trust_claims (from_id, to_id, created_at) VALUES (?, ?, ?)').run(from, to, at);
   }
 
   hasTrustClaim(from: number, to: number): boolean {
-    return this.#db.prepare('SELECT 1 FROM trust_claims WHERE from_id = ? AND to_id = ?').get(from, to) !== undefined;
+    return this.#stmt('SELECT 1 FROM trust_claims WHERE from_id = ? AND to_id = ?').get(from, to) !== undefined;
   }
 
   removeTrustPair(a: number, b: number): number {
     const sql = 'DELETE FROM trust_claims WHERE (from_id = ? AND to_id = ?) OR (from_id = ? AND to_id = ?)';
-    return this.#db.prepare(sql).run(a, b, b, a).changes;
+    return this.#stmt(sql).run(a, b, b, a).changes;
   }
 
   addHandshakeRequest(request: HandshakeRequest, maxPerTarget: number): AddRequestResult {
     const add = this.#db.transaction((r: HandshakeRequest): AddRequestResult => {
-      const refreshed = this.#db
-        .prepare('UPDATE handshake_requests SET justification = ?, created_at = ?, delivered = 0 WHERE to_id = ? AND from_id = ?')
+      const refreshed = this.#stmt('UPDATE handshake_requests SET justification = ?, created_at = ?, delivered = 0 WHERE to_id = ? AND from_id = ?')
         .run(r.justification, r.createdAt, r.toNodeId, r.fromNodeId);
       if (refreshed.changes > 0) return 'refreshed';
-      const count = this.#db
-        .prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM handshake_requests WHERE to_id = ?')
+      const count = this.#stmt<[number], { n: number }>('SELECT COUNT(*) AS n FROM handshake_requests WHERE to_id = ?')
         .get(r.toNodeId);
       if ((count?.n ?? 0) >= maxPerTarget) return 'full';
-      this.#db
-        .prepare('INSERT INTO handshake_requests (to_id, from_id, justification, created_at) VALUES (?, ?, ?, ?)')
+      this.#stmt('INSERT INTO handshake_requests (to_id, from_id, justification, created_at) VALUES (?, ?, ?, ?)')
         .run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt);
       return 'added';
     });
@@ -244,15 +251,13 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   takeHandshakeRequest(from: number, to: number): HandshakeRequest | undefined {
-    const row = this.#db
-      .prepare<[number, number], RequestRow>('DELETE FROM handshake_requests WHERE to_id = ? AND from_id = ? RETURNING *')
+    const row = this.#stmt<[number, number], RequestRow>('DELETE FROM handshake_requests WHERE to_id = ? AND from_id = ? RETURNING *')
       .get(to, from);
     return row === undefined ? undefined : toRequest(row);
   }
 
   deliverHandshakeRequests(to: number): HandshakeRequest[] {
-    const rows = this.#db
-      .prepare<[number], RequestRow>(
+    const rows = this.#stmt<[number], RequestRow>(
         'UPDATE handshake_requests SET delivered = 1 WHERE to_id = ? AND delivered = 0 RETURNING *',
       )
       .all(to);
@@ -261,11 +266,9 @@ export class SqliteRegistryStore implements RegistryStore {
 
   addHandshakeResponse(response: HandshakeResponse, maxPerTarget: number): void {
     const add = this.#db.transaction((r: HandshakeResponse): void => {
-      this.#db
-        .prepare('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)')
+      this.#stmt('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)')
         .run(r.toNodeId, r.fromNodeId, r.accept ? 1 : 0, r.createdAt);
-      this.#db
-        .prepare(
+      this.#stmt(
           'DELETE FROM handshake_responses WHERE to_id = ? AND seq NOT IN (SELECT seq FROM handshake_responses WHERE to_id = ? ORDER BY seq DESC LIMIT ?)',
         )
         .run(r.toNodeId, r.toNodeId, maxPerTarget);
@@ -275,10 +278,9 @@ export class SqliteRegistryStore implements RegistryStore {
 
   takeHandshakeResponses(to: number): HandshakeResponse[] {
     const take = this.#db.transaction((id: number): ResponseRow[] => {
-      const rows = this.#db
-        .prepare<[number], ResponseRow>('SELECT * FROM handshake_responses WHERE to_id = ? ORDER BY seq')
+      const rows = this.#stmt<[number], ResponseRow>('SELECT * FROM handshake_responses WHERE to_id = ? ORDER BY seq')
         .all(id);
-      this.#db.prepare('DELETE FROM handshake_responses WHERE to_id = ?').run(id);
+      this.#stmt('DELETE FROM handshake_responses WHERE to_id = ?').run(id);
       return rows;
     });
     return take.immediate(to).map(toResponse);
@@ -286,8 +288,8 @@ export class SqliteRegistryStore implements RegistryStore {
 
   pruneHandshakes(createdBefore: number): number {
     const prune = this.#db.transaction((cut: number): number => {
-      const a = this.#db.prepare('DELETE FROM handshake_requests WHERE created_at < ?').run(cut).changes;
-      const b = this.#db.prepare('DELETE FROM handshake_responses WHERE created_at < ?').run(cut).changes;
+      const a = this.#stmt('DELETE FROM handshake_requests WHERE created_at < ?').run(cut).changes;
+      const b = this.#stmt('DELETE FROM handshake_responses WHERE created_at < ?').run(cut).changes;
       return a + b;
     });
     return prune.immediate(createdBefore);
@@ -295,11 +297,10 @@ export class SqliteRegistryStore implements RegistryStore {
 
   applyTaskEvidence(evidence: TaskEvidence): boolean {
     const apply = this.#db.transaction((e: TaskEvidence): boolean => {
-      const added = this.#db
-        .prepare('INSERT OR IGNORE INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      const added = this.#stmt('INSERT OR IGNORE INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
       if (added.changes === 0) return false;
-      const bump = this.#db.prepare('UPDATE nodes SET polo_score = polo_score + ? WHERE id = ?');
+      const bump = this.#stmt('UPDATE nodes SET polo_score = polo_score + ? WHERE id = ?');
       if (e.submitterDelta !== 0) bump.run(e.submitterDelta, e.submitter);
       if (e.executorDelta !== 0) bump.run(e.executorDelta, e.executor);
       return true;
@@ -382,16 +383,14 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   upsertBeacon(beacon: BeaconRecord): void {
-    this.#db
-      .prepare(
+    this.#stmt(
         'INSERT INTO beacons (id, addr, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, expires_at = excluded.expires_at',
       )
       .run(beacon.id, beacon.addr, beacon.expiresAt);
   }
 
   listBeacons(now: number): BeaconRecord[] {
-    return this.#db
-      .prepare<[number], { id: number; addr: string; expires_at: number }>(
+    return this.#stmt<[number], { id: number; addr: string; expires_at: number }>(
         'SELECT * FROM beacons WHERE expires_at > ? ORDER BY id',
       )
       .all(now)
@@ -399,16 +398,15 @@ export class SqliteRegistryStore implements RegistryStore {
   }
 
   pruneBeacons(now: number): number {
-    return this.#db.prepare('DELETE FROM beacons WHERE expires_at <= ?').run(now).changes;
+    return this.#stmt('DELETE FROM beacons WHERE expires_at <= ?').run(now).changes;
   }
 
-  #trustPairsQuery: Database.Statement<[], { a: number; b: number }> | undefined;
-
   listTrustPairs(): [number, number][] {
-    this.#trustPairsQuery ??= this.#db.prepare<[], { a: number; b: number }>(
+    return this.#stmt<[], { a: number; b: number }>(
       'SELECT c.from_id AS a, c.to_id AS b FROM trust_claims c JOIN trust_claims r ON r.from_id = c.to_id AND r.to_id = c.from_id WHERE c.from_id < c.to_id ORDER BY a, b',
-    );
-    return this.#trustPairsQuery.all().map((row): [number, number] => [row.a, row.b]);
+    )
+      .all()
+      .map((row): [number, number] => [row.a, row.b]);
   }
 
   close(): void {
