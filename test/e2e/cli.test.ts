@@ -128,6 +128,22 @@ describe('pilotctl quick start: two agents on one machine', () => {
     });
   });
 
+  it('traceroute --json times the setup and three echoes on one stream', async () => {
+    const data = okData(await ctl(alice, ['traceroute', 'bob', '--json']));
+    assert.deepEqual(keys(data), ['rtt_samples', 'setup_ms', 'target']);
+    assert.equal(data.target, 'bob');
+    assert.ok(typeof data.setup_ms === 'number' && data.setup_ms > 0 && data.setup_ms < 5000, `setup ${String(data.setup_ms)}`);
+    const samples = arrayOf(data.rtt_samples, 'rtt_samples');
+    assert.equal(samples.length, 3);
+    samples.forEach((s, i) => {
+      assert.deepEqual(keys(s), ['bytes', 'rtt_ms'], JSON.stringify(s));
+      assert.equal(s.bytes, `trace-${i}`.length);
+    });
+    const human = await ctl(alice, ['traceroute', 'bob']);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /setup [\d.]+ ms\n1 {2}0:0000\.0000\.\w+ {2}[\d.]+ ms {2}\(7 bytes\)/);
+  });
+
   it('bench 1 MiB through the echo port', async () => {
     const data = okData(await ctl(alice, ['bench', 'bob', '1', '--json'], { timeoutMs: 60_000 }));
     assert.deepEqual(keys(data), ['recv_bytes', 'send_duration_ms', 'send_mbps', 'sent_bytes', 'target', 'total_duration_ms', 'total_mbps']);

@@ -5,6 +5,7 @@ import { inbox, outbox, received, sendFile, sendMessage } from './data.js';
 import { daemonStart, daemonStatus, daemonStop, rendezvousStop } from './daemon.js';
 import { publish, subscribe } from './events.js';
 import { bench, ping } from './ping.js';
+import { traceroute } from './traceroute.js';
 import { connect, listen, recv, send } from './net.js';
 import {
   clearHostname, clearTags, clearWebhook, deregister, disableTasks, enableTasks, find, lookup,
@@ -21,7 +22,7 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   lookup, find, setHostname, clearHostname, setPublic, setPrivate, setTags, clearTags,
   setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
   handshake, pending, approve, reject, trust, untrust,
-  ping, bench, connect, send, recv, listen, subscribe, publish,
+  ping, traceroute, bench, connect, send, recv, listen, subscribe, publish,
   sendMessage, sendFile, inbox, received, outbox,
   ...TASK_COMMANDS,
   broadcast,
