@@ -29,7 +29,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function pingOnce(driver: Driver, address: string, seq: number): Promise<number> {
   const payload = Buffer.from(`ping-${seq}`);
   const start = performance.now();
-  const conn = await driver.dial(address, 7, { timeoutMs: PING_TIMEOUT_MS });
+  const conn = await driver.dial(address, 7, { timeoutMs: PING_TIMEOUT_MS, data: payload });
   try {
     await new Promise<void>((resolve, reject) => {
       let got = 0;
@@ -39,7 +39,6 @@ async function pingOnce(driver: Driver, address: string, seq: number): Promise<n
       });
       conn.once('error', reject);
       conn.once('close', () => reject(new BenchError(`ping ${seq}: stream closed after ${got} bytes`)));
-      conn.write(payload);
     });
     return performance.now() - start;
   } finally {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { pilotHome, pilotPaths, type PilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
+import type { DialOptions } from '../sdk/types.js';
 import { Output, type Writer } from './output.js';
 
 /** A stream connection as the CLI uses it. */
@@ -26,7 +27,7 @@ export interface CliDatagram {
  */
 export interface DaemonClient {
   info(): Promise<unknown>;
-  dial(addr: Addr, port: number, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<CliConn>;
+  dial(addr: Addr, port: number, options?: DialOptions): Promise<CliConn>;
   listen(port: number): Promise<CliListener>;
   sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void>;
   datagrams(options?: { port?: number; signal?: AbortSignal }): AsyncIterable<CliDatagram>;

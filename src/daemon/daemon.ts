@@ -331,7 +331,7 @@ export class Daemon {
   private backend(): IpcBackend {
     return {
       listen: (port) => this.stack.listen(port),
-      dial: (addr, port) => this.stack.dial(addr, port),
+      dial: (addr, port, options) => this.stack.dial(addr, port, options),
       sendTo: (addr, port, data) => this.stack.sendTo(addr, port, data),
       connection: (id) => this.stack.connection(id),
       info: () => this.info(),

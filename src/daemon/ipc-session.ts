@@ -4,12 +4,12 @@ import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
 import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
-import type { Datagram, PilotConn, PilotListener } from '../sdk/types.js';
+import type { Datagram, DialOptions, PilotConn, PilotListener } from '../sdk/types.js';
 
 /** What the IPC commands of PROTOCOL.md §8 act on. */
 export interface IpcBackend {
   listen(port: number): Promise<PilotListener>;
-  dial(addr: Addr, port: number): Promise<PilotConn>;
+  dial(addr: Addr, port: number, options?: DialOptions): Promise<PilotConn>;
   sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void>;
   /** Any live connection of the daemon by id (for Close of a connection this client does not own). */
   connection(connId: number): PilotConn | undefined;
@@ -124,8 +124,9 @@ export class IpcSession {
         this.write({ cmd: 'BindOK', port: msg.port });
         return;
       }
-      case 'Dial': {
-        const conn = await this.backend.dial(msg.addr, msg.port);
+      case 'Dial':
+      case 'DialData': {
+        const conn = await this.backend.dial(msg.addr, msg.port, msg.cmd === 'DialData' ? { data: msg.data } : {});
         this.adopt(conn);
         this.write({ cmd: 'DialOK', connId: conn.id });
         this.pipeToClient(conn);

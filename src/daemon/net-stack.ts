@@ -158,6 +158,7 @@ export class NetStack implements PilotNetwork {
       this.dials.set(connId, {
         resolve: (conn) => {
           cleanup();
+          if (options.data !== undefined && options.data.length > 0) conn.write(options.data);
           resolve(conn);
         },
         reject: (err) => {

@@ -39,6 +39,13 @@ export const IpcCmd = {
   SetWebhookOK: 0x1c,
   SetTaskExec: 0x1d,
   SetTaskExecOK: 0x1e,
+  /**
+   * pilot-ts extension: a Dial carrying the first bytes to send, answered like a Dial (DialOK or
+   * Error). The daemon sends the bytes with the handshake's last ACK, sparing the client the round
+   * trip between DialOK and its first Send. Far from the reference's codes (it uses up to 0x24); a
+   * daemon without it answers `unknown command: 0x40`.
+   */
+  DialData: 0x40,
 } as const;
 
 export type IpcCmdName = keyof typeof IpcCmd;
@@ -90,6 +97,7 @@ export type IpcMessage =
   | { readonly cmd: 'BindOK'; readonly port: number }
   | { readonly cmd: 'Dial'; readonly addr: Addr; readonly port: number }
   | { readonly cmd: 'DialOK'; readonly connId: number }
+  | { readonly cmd: 'DialData'; readonly addr: Addr; readonly port: number; readonly data: Uint8Array }
   | { readonly cmd: 'Accept'; readonly localPort: number; readonly connId: number; readonly remoteAddr: Addr; readonly remotePort: number }
   | { readonly cmd: 'Send'; readonly connId: number; readonly data: Uint8Array }
   | { readonly cmd: 'Recv'; readonly connId: number; readonly data: Uint8Array }
@@ -155,6 +163,8 @@ function payloadParts(msg: IpcMessage): Uint8Array[] {
       return [u16(msg.port, 'port')];
     case 'Dial':
       return [addr(msg.addr), u16(msg.port, 'port')];
+    case 'DialData':
+      return [addr(msg.addr), u16(msg.port, 'port'), msg.data];
     case 'DialOK':
     case 'Close':
     case 'CloseOK':
@@ -305,6 +315,8 @@ export function decodeIpcMessage(bytes: Uint8Array): DecodeResult<IpcMessage> {
       return need(2) ?? ok({ cmd: name, port: p.readUInt16BE(0) });
     case 'Dial':
       return need(8) ?? ok({ cmd: name, addr: readAddr(p, 0), port: p.readUInt16BE(6) });
+    case 'DialData':
+      return need(8) ?? ok({ cmd: name, addr: readAddr(p, 0), port: p.readUInt16BE(6), data: p.subarray(8) });
     case 'DialOK':
     case 'Close':
     case 'CloseOK':

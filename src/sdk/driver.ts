@@ -62,6 +62,8 @@ export class Driver extends EventEmitter implements PilotNetwork {
   private readonly boundPorts = new Set<number>();
   private readonly datagramQueues = new Map<AsyncQueue<Datagram>, number | undefined>();
   private ended = false;
+  /** Whether the daemon takes DialData (a pilot-ts extension); learnt from its first refusal. */
+  private dialDataSupported = true;
   private readonly link: ConnLink = {
     send: (connId, data) => this.ipc().send({ cmd: 'Send', connId, data }),
     onDrain: (callback) => this.ipc().onDrain(callback),
@@ -122,17 +124,34 @@ export class Driver extends EventEmitter implements PilotNetwork {
     const remoteAddr = toAddr(addr);
     checkPort(port);
     const where = target(remoteAddr, port);
+    const data = options.data !== undefined && options.data.length > 0 ? options.data : undefined;
+    if (data === undefined) return this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
+    if (this.dialDataSupported) {
+      try {
+        return await this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, where, options);
+      } catch (err) {
+        // A daemon without the extension (the reference): plain Dial from now on.
+        if (!(err instanceof PilotError && err.cause instanceof DaemonReplyError && /unknown command/i.test(err.cause.message))) throw err;
+        this.dialDataSupported = false;
+      }
+    }
+    const conn = await this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
+    conn.write(data);
+    return conn;
+  }
+
+  private async dialWith(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, where: string, options: DialOptions): Promise<Conn> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     let abandoned = false;
     // The daemon answers Dials in order and cannot cancel one, so a DialOK arriving after the
     // caller gave up is closed right away.
-    const reply = this.ipc().request({ cmd: 'Dial', addr: remoteAddr, port }, 'DialOK', (msg): Conn | null => {
-      if (msg.cmd !== 'DialOK') throw new PilotError('protocol', `unexpected ${msg.cmd} reply to Dial`);
+    const reply = this.ipc().request(msg, 'DialOK', (answer): Conn | null => {
+      if (answer.cmd !== 'DialOK') throw new PilotError('protocol', `unexpected ${answer.cmd} reply to ${msg.cmd}`);
       if (abandoned) {
-        void this.link.close(msg.connId);
+        void this.link.close(answer.connId);
         return null;
       }
-      return this.adopt({ id: msg.connId, localAddr: this.address, localPort: 0, remoteAddr, remotePort: port });
+      return this.adopt({ id: answer.connId, localAddr: this.address, localPort: 0, remoteAddr: msg.addr, remotePort: msg.port });
     });
     try {
       const conn = await withDeadline(reply, {

@@ -36,6 +36,12 @@ export interface DialOptions {
   signal?: AbortSignal;
   /** Gives up after this long (default 30 s). */
   timeoutMs?: number;
+  /**
+   * First bytes to send, written as soon as the connection is established: with a pilot-ts daemon
+   * they leave with the handshake's last ACK instead of a round trip later (like TCP Fast Open,
+   * but only after the handshake, so nothing is sent to a peer that refuses the connection).
+   */
+  data?: Uint8Array;
 }
 
 /** An unreliable datagram as delivered to the application. */

@@ -110,6 +110,16 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     assert.ok(Number(entry.segs_sent) < data.length / 4096 / 4, `segments sent: ${entry.segs_sent}`);
   });
 
+  it('sends the first bytes of a dial with it (DialData), in order with later writes', async () => {
+    const conn = await da.dial(b.address, 7, { data: Buffer.from('first|') });
+    const back = readAll(conn);
+    conn.end('second');
+    assert.equal((await back).toString(), 'first|second');
+    const before = (await da.info()).conn_list.length;
+    await assert.rejects(da.dial(b.address, 4321, { data: Buffer.from('nobody listens'), timeoutMs: 5000 }), (err: Error & { code?: string }) => ['refused', 'connection_failed'].includes(err.code ?? ''));
+    assert.ok((await da.info()).conn_list.length <= before, 'a refused DialData leaves no connection behind');
+  });
+
   it('seals the packets of many connections to one peer together (PILM frames)', async () => {
     const before = (await da.info()).frames_sent?.PILM ?? 0;
     const conns = await Promise.all(Array.from({ length: 8 }, () => da.dial(b.address, 7)));

@@ -153,6 +153,15 @@ describe('protocol vectors', () => {
     eq(value(decodeIpcMessage(value(frames[0] as DecodeResult<Uint8Array>))), msg);
   });
 
+  it('IPC DialData (pilot-ts extension 0x40): a Dial followed by its first bytes', () => {
+    const msg = { cmd: 'DialData', addr: { network: 0, node: 2 }, port: 7, data: Buffer.from('ping') } as const;
+    const wire = '0000000d40000000000002000770696e67';
+    assert.equal(toHex(encodeIpcFrame(msg)), wire);
+    const decoded = value(decodeIpcMessage(hex(wire).subarray(4)));
+    assert.equal(decoded.cmd, 'DialData');
+    if (decoded.cmd === 'DialData') eq({ ...decoded, data: Buffer.from(decoded.data).toString() }, { ...msg, data: 'ping' });
+  });
+
   it('§9.3 data exchange FILE a.txt = "hi"', () => {
     const wire = '00000004000000090005612e7478746869';
     assert.equal(toHex(encodeFileFrame({ name: 'a.txt', data: Buffer.from('hi') })), wire);

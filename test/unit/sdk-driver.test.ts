@@ -164,6 +164,47 @@ describe('sdk Driver over IPC', () => {
     }
   });
 
+  it('sends first bytes with the Dial (DialData) and falls back to Dial + Send for a daemon without it', async () => {
+    const driver = await Driver.connect(daemon.path);
+    let refuseDialData = false;
+    daemon.intercept = (client, msg) => {
+      if (msg.cmd !== 'DialData') return false;
+      if (refuseDialData) daemon.write(client, { cmd: 'Error', code: 1, message: 'unknown command: 0x40' });
+      else daemon.write(client, { cmd: 'DialOK', connId: 901 });
+      return true;
+    };
+    try {
+      const client = daemon.clients.at(-1)!;
+      const sent = (from: number): IpcMessage[] => client.messages.slice(from).map((m) => m.msg);
+      let mark = client.messages.length;
+      const first = await driver.dial(PEER_ADDR, 4000, { data: Buffer.from('hello') });
+      assert.equal(first.id, 901);
+      const one = sent(mark);
+      assert.equal(one.length, 1, 'one frame: the dial carries the data');
+      assert.equal(one[0]?.cmd, 'DialData');
+      assert.equal(Buffer.from((one[0] as IpcMessage & { cmd: 'DialData' }).data).toString(), 'hello');
+
+      refuseDialData = true;
+      const owner = await Driver.connect(daemon.path);
+      await owner.listen(4001);
+      mark = client.messages.length;
+      const fallback = await driver.dial(PEER_ADDR, 4001, { data: Buffer.from('again') });
+      await waitFor(() => sent(mark).some((m) => m.cmd === 'Send'));
+      assert.deepEqual(sent(mark).map((m) => m.cmd), ['DialData', 'Dial', 'Send'], 'refused once, then Dial and the data as a Send');
+      fallback.destroy();
+      mark = client.messages.length;
+      const later = await driver.dial(PEER_ADDR, 4001, { data: Buffer.from('third') });
+      await waitFor(() => sent(mark).some((m) => m.cmd === 'Send'));
+      const dialFrames = sent(mark).map((m) => m.cmd).filter((cmd) => cmd !== 'Close');
+      assert.deepEqual(dialFrames, ['Dial', 'Send'], 'no second DialData to a daemon that refused it');
+      later.destroy();
+      await owner.close();
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
   it('runs trust operations and parses the lists', async () => {
     const driver = await Driver.connect(daemon.path);
     try {

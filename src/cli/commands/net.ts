@@ -12,9 +12,8 @@ const MAX_STDIN_MESSAGE = 1024 * 1024;
 
 /** Dial, write one message, read one reply (the stdio convention), close. */
 async function exchange(d: DaemonClient, target: Target, port: number, message: string, timeoutMs: number): Promise<JsonObject> {
-  const conn = await d.dial(target.addr, port, { timeoutMs });
+  const conn = await d.dial(target.addr, port, { timeoutMs, data: Buffer.from(message) });
   try {
-    conn.write(message);
     const reply = await readOnce(conn, timeoutMs);
     return { port, response: reply.toString('utf8'), sent: message, target: target.text };
   } finally {

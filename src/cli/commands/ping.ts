@@ -51,8 +51,7 @@ export const ping: CommandSpec = {
         const start = performance.now();
         let conn: CliConn | undefined;
         try {
-          conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs: remaining });
-          conn.write(payload);
+          conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs: remaining, data: payload });
           const echoed = await readUntil(conn, (n) => n >= payload.length, Math.max(1, deadline - Date.now()), `ping ${seq}`);
           const rtt = round(performance.now() - start, 3);
           if (echoed.length < payload.length) throw new PilotError('connection_failed', `echo closed after ${echoed.length} of ${payload.length} bytes`);
