@@ -8,6 +8,7 @@ import type { CliConn, CliContext, CliDatagram, CliListener, DaemonClient, Regis
 import { main } from '../../src/cli/main.js';
 import { Output, type Writer } from '../../src/cli/output.js';
 import type { Addr } from '../../src/protocol/address.js';
+import type { DialOptions } from '../../src/sdk/types.js';
 
 export class Collector implements Writer {
   text = '';
@@ -50,9 +51,12 @@ export function fakeDriver(overrides: Partial<DaemonClient> = {}): { driver: Dae
     };
   const base: DaemonClient = {
     info: rec('info', { node_id: 5, address: '0:0000.0000.0005', hostname: 'alice', peer_list: [], conn_list: [] }),
-    dial: async (addr: Addr, port: number) => {
+    dial: async (addr: Addr, port: number, options?: DialOptions) => {
       calls.push({ method: 'dial', args: [addr, port] });
-      return new EchoConn();
+      const conn = new EchoConn();
+      // As the SDK does: the first bytes are written as the connection opens.
+      if (options?.data !== undefined && options.data.length > 0) conn.write(options.data);
+      return conn;
     },
     listen: async (port: number): Promise<CliListener> => {
       calls.push({ method: 'listen', args: [port] });
