@@ -130,6 +130,8 @@ const toResponse = (r: ResponseRow): HandshakeResponse => ({
   createdAt: r.created_at,
 });
 
+const MAX_NODE_ID = 0xffffffff;
+
 /**
  * The default store: one SQLite file in WAL mode with synchronous=FULL, so a change is on disk
  * before the reply that acknowledges it is written. `':memory:'` gives a throw-away store.
@@ -188,6 +190,7 @@ export class SqliteRegistryStore implements RegistryStore {
     const create = this.#db.transaction((n: NewNode): number => {
       const row = this.#stmt<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_node'").get();
       const id = Math.max(1, row?.value ?? 1);
+      if (id > MAX_NODE_ID) throw new RangeError('node ids are exhausted: every u32 id has been handed out');
       this.#stmt('INSERT INTO nodes (id, public_key, owner, real_addr) VALUES (?, ?, ?, ?)')
         .run(id, n.publicKey, n.owner, n.realAddr);
       this.#stmt("UPDATE meta SET value = ? WHERE key = 'next_node'").run(id + 1);

@@ -16,6 +16,18 @@ describe('SqliteRegistryStore', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('hands out the last u32 id and then refuses to create nodes', () => {
+    const store = new SqliteRegistryStore(':memory:');
+    try {
+      store.replaceState({ ...store.exportState(), nextNodeId: 0xffffffff });
+      assert.equal(store.createNode({ publicKey: key(1), owner: '', realAddr: '' }).id, 0xffffffff);
+      assert.throws(() => store.createNode({ publicKey: key(2), owner: '', realAddr: '' }), /exhausted/);
+      assert.equal(store.getNodeByKey(key(2)), undefined, 'nothing half-created');
+    } finally {
+      store.close();
+    }
+  });
+
   it('assigns ids from 1, never reuses them, and keeps everything across reopen', () => {
     const path = join(dir, 'a.db');
     let store = new SqliteRegistryStore(path);
