@@ -8,8 +8,10 @@
  * daemons are; each size then runs BENCH_RUNS times (default 3) and the median is reported.
  *
  * Prints progress lines, then as the last line:
- *   {"results":[{"size_mb":10,"pilot_mb_s":…,"tcp_mb_s":…,"ratio":…},…]}
- * MB/s counts 10^6 bytes; size_mb is MiB, as pilotctl bench takes it.
+ *   {"results":[{"size_mb":10,"pilot_mb_s":…,"tcp_mb_s":…,"ratio":…,"cpu_ms_per_mib":{…}},…]}
+ * MB/s counts 10^6 bytes; size_mb is MiB, as pilotctl bench takes it. cpu_ms_per_mib (Linux
+ * only; medians over the runs) says where the CPU went: the pilotctl process (including its
+ * start-up, about 0.2 s), daemon a (sends and receives the echo) and daemon b (echoes).
  *
  *   BENCH_SIZES=10,50   sizes in MiB (default 10,50)
  */
@@ -17,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { BenchError, jsonData, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
+import { BenchError, exitedChildrenCpuMs, jsonData, processCpuMs, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 60 * 1024;
@@ -97,15 +99,27 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
   jsonData('warm-up pilotctl bench', await runPilotctl(pair.a, ['bench', pair.b.address, '20', '--json', '--timeout', '60s'], 90_000));
   await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, 20 * MiB));
 
-  const results: { size_mb: number; pilot_mb_s: number; tcp_mb_s: number; ratio: number }[] = [];
+  const results: { size_mb: number; pilot_mb_s: number; tcp_mb_s: number; ratio: number; cpu_ms_per_mib: Record<string, number> }[] = [];
   for (const size of SIZES) {
     const bytes = Math.round(size * MiB);
     const pilotRuns: number[] = [];
     const tcpRuns: number[] = [];
+    const cpuRuns: { pilotctl: number[]; daemon_a: number[]; daemon_b: number[] } = { pilotctl: [], daemon_a: [], daemon_b: [] };
+    const [pidA, pidB] = [pair.a.proc.child.pid, pair.b.proc.child.pid];
     for (let run = 0; run < RUNS; run++) {
+      const cpuBefore = [exitedChildrenCpuMs(), processCpuMs(pidA), processCpuMs(pidB)];
       const started = performance.now();
       const out = await runPilotctl(pair.a, ['bench', pair.b.address, String(size), '--json', '--timeout', `${PILOT_TIMEOUT_S}s`], (PILOT_TIMEOUT_S + 30) * 1000);
       const processMs = performance.now() - started;
+      const cpuAfter = [exitedChildrenCpuMs(), processCpuMs(pidA), processCpuMs(pidB)];
+      const perMib = (i: number): number | undefined => {
+        const [b, a] = [cpuBefore[i], cpuAfter[i]];
+        return a === undefined || b === undefined ? undefined : (a - b) / size;
+      };
+      for (const [i, key] of (['pilotctl', 'daemon_a', 'daemon_b'] as const).entries()) {
+        const v = perMib(i);
+        if (v !== undefined) cpuRuns[key].push(v);
+      }
       const data = jsonData(`pilotctl bench ${size}`, out);
       if (data.recv_bytes !== bytes) throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
       const pilotMbS = Number(data.total_mbps) / 8;
@@ -119,7 +133,8 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
     }
     const pilotMbS = median(pilotRuns);
     const tcpMbS = median(tcpRuns);
-    results.push({ size_mb: size, pilot_mb_s: round(pilotMbS, 2), tcp_mb_s: round(tcpMbS, 2), ratio: round(pilotMbS / tcpMbS, 4) });
+    const cpu = Object.fromEntries(Object.entries(cpuRuns).filter(([, xs]) => xs.length > 0).map(([k, xs]) => [k, round(median(xs), 1)]));
+    results.push({ size_mb: size, pilot_mb_s: round(pilotMbS, 2), tcp_mb_s: round(tcpMbS, 2), ratio: round(pilotMbS / tcpMbS, 4), cpu_ms_per_mib: cpu });
   }
   console.log(JSON.stringify({ results }));
 });

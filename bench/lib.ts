@@ -3,6 +3,7 @@
  * cluster with mutual trust, and running the real `pilotctl` against one of its daemons.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Driver } from '../src/sdk/driver.js';
 import { binCommand, Cluster, type DaemonHandle } from '../test/e2e/cluster.js';
 
@@ -155,3 +156,23 @@ export function runBench(name: string, totalMs: number, body: (onCleanup: (fn: (
       process.exit(1);
     });
 }
+
+/** Linux's clock tick for /proc CPU times (USER_HZ, 100 on every mainstream kernel). */
+const TICK_MS = 10;
+
+function procCpuMs(statPath: string, fields: readonly [number, number]): number | undefined {
+  try {
+    const stat = readFileSync(statPath, 'utf8');
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[fields[0]]) + Number(rest[fields[1]])) * TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU time (user + system) a process has used so far; undefined where /proc is not available. */
+export const processCpuMs = (pid: number | undefined): number | undefined => (pid === undefined ? undefined : procCpuMs(`/proc/${pid}/stat`, [11, 12]));
+
+/** CPU time used by this process's children that have exited and been waited for (e.g. pilotctl runs). */
+export const exitedChildrenCpuMs = (): number | undefined => procCpuMs('/proc/self/stat', [13, 14]);
