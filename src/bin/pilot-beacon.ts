@@ -3,7 +3,7 @@ import { closeOnSignal, exitWithError, parseLogLevel, wantsHelp } from '../beaco
 import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
 import { startHealthServer, type HealthServer } from '../beacon/health.js';
 import { BeaconServer } from '../beacon/server.js';
-import { flagUsage, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
+import { checkLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
 
@@ -19,17 +19,20 @@ const FLAGS = {
     help: 'address (host:port) registered for other beacons to reach this one (default: the listen IP, or the local IP that routes to the registry)',
   },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
+  'log-format': LOG_FORMAT_FLAG,
+  config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
 
 async function main(argv: readonly string[]): Promise<void> {
-  const { flags, positionals } = parseGoFlags(argv, FLAGS);
+  const { flags, positionals } = parseGoFlagsWithConfig(argv, FLAGS);
   if (flags.help || wantsHelp(argv)) {
     process.stdout.write(`${flagUsage('pilot-beacon', FLAGS)}\n`);
     return;
   }
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const { host, port } = parseHostPort(flags.addr || ':9001');
+  checkLogFormat(flags['log-format']);
   const log = createLogger({ name: 'beacon', level: parseLogLevel(flags['log-level']) });
   const beaconId = flags['beacon-id'] ?? 0;
   const registry = flags.registry ?? '';

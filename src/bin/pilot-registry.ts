@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pilotPaths } from '../config/home.js';
-import { flagUsage, parseGoFlags } from '../config/go-flags.js';
+import { checkLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig } from '../config/go-flags.js';
 import { isPilotError, PilotError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { joinHostPort, splitHostPort } from '../registry/endpoint.js';
@@ -28,6 +28,9 @@ const FLAGS = {
   'standby-fingerprint': { kind: 'string', help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
   'import-json': { kind: 'string', help: 'import a Go registry store file (JSON) into the empty SQLite store, then run' },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
+  beacon: { kind: 'string', help: 'beacon address, as the reference takes it (accepted; the registry protocol does not use it)' },
+  'log-format': LOG_FORMAT_FLAG,
+  config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
   help: { kind: 'bool', help: 'show this help' },
 } as const;
 
@@ -46,7 +49,7 @@ async function importedStore(storePath: string, file: string, log: Logger): Prom
 const LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 async function main(): Promise<number> {
-  const { flags } = parseGoFlags(process.argv.slice(2), FLAGS);
+  const { flags } = parseGoFlagsWithConfig(process.argv.slice(2), FLAGS);
   if (flags.help) {
     process.stdout.write(`${flagUsage('pilot-registry', FLAGS)}\n`);
     return 0;
@@ -62,6 +65,7 @@ async function main(): Promise<number> {
   const storePath = flags.store ?? pilotPaths().registryStore;
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
+  checkLogFormat(flags['log-format']);
   const log = createLogger({ level, name: 'registry' });
   const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
   if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');

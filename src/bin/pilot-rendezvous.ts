@@ -2,7 +2,7 @@
 import { closeOnSignal, exitWithError, parseLogLevel, wantsHelp } from '../beacon/bin-support.js';
 import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
 import { startRendezvous } from '../beacon/rendezvous.js';
-import { flagUsage, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
+import { checkLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
 import { pilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -22,11 +22,13 @@ const FLAGS = {
   'standby-fingerprint': { kind: 'string', help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
   'replication-token': { kind: 'string', help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
+  'log-format': LOG_FORMAT_FLAG,
+  config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies FlagSpec;
 
 async function main(argv: readonly string[]): Promise<void> {
-  const { flags, positionals } = parseGoFlags(argv, FLAGS);
+  const { flags, positionals } = parseGoFlagsWithConfig(argv, FLAGS);
   if (flags.help || wantsHelp(argv)) {
     process.stdout.write(`${flagUsage('pilot-rendezvous', FLAGS)}\n`);
     return;
@@ -36,6 +38,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
   const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
   const tls = registryTlsFromFlags(flags);
+  checkLogFormat(flags['log-format']);
   const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) });
   const rdv = await startRendezvous({
     registryHost: registryAddr.host || undefined,

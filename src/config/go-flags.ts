@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { PilotError } from '../errors.js';
 
 /**
@@ -99,6 +100,55 @@ export function parseGoFlags<S extends FlagSpec>(argv: readonly string[], spec: 
     flags[name] = convert(name, def, raw);
   }
   return { flags: flags as FlagValues<S>, positionals: argv.slice(i) };
+}
+
+/** A config file larger than this is refused (it holds a handful of flag values). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
+/**
+ * Flag values from a `-config <file>` JSON object, as the reference's binaries take them: keys are
+ * flag names (`-` or `_`), values strings, numbers or booleans converted and checked as on the
+ * command line (durations as strings like "30s"). Keys that are not flags are ignored; merge the
+ * command line's values over these.
+ */
+export function configFileFlags<S extends FlagSpec>(path: string, spec: S): FlagValues<S> {
+  let doc: unknown;
+  try {
+    const text = readFileSync(path);
+    if (text.length > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
+    doc = JSON.parse(text.toString('utf8'));
+  } catch (err) {
+    throw new PilotError('invalid_argument', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new PilotError('invalid_argument', `config file ${path} must hold a JSON object`);
+  const out: Record<string, boolean | string | number> = {};
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    const name = key.replaceAll('_', '-');
+    const def = name === 'config' ? undefined : spec[name];
+    if (def === undefined) continue;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new PilotError('invalid_argument', `config file ${path}: ${key} must be a string, number or boolean`);
+    }
+    out[name] = convert(name, def, String(value));
+  }
+  return out as FlagValues<S>;
+}
+
+/** parseGoFlags, then the values of `-config <file>` (when the spec has it) under the command line's. */
+export function parseGoFlagsWithConfig<S extends FlagSpec>(argv: readonly string[], spec: S): ParsedFlags<S> {
+  const parsed = parseGoFlags(argv, spec);
+  const file = (parsed.flags as Record<string, unknown>).config;
+  if (typeof file !== 'string' || file === '') return parsed;
+  return { flags: { ...configFileFlags(file, spec), ...parsed.flags }, positionals: parsed.positionals };
+}
+
+/** The reference's `-log-format text|json`: pilot-ts always writes JSON lines; anything else is an error. */
+export const LOG_FORMAT_FLAG = { kind: 'string', help: 'text or json, as the reference (accepted; logs are always JSON lines)' } as const satisfies FlagDef;
+
+export function checkLogFormat(value: string | undefined): void {
+  if (value !== undefined && value !== '' && value !== 'text' && value !== 'json') {
+    throw new PilotError('invalid_argument', `invalid -log-format ${JSON.stringify(value)}: text or json`);
+  }
 }
 
 /** Usage text listing every flag, for `-help`. */

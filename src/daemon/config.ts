@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { DEFAULT_BEACON, DEFAULT_REGISTRY, DEFAULT_SOCKET, pilotHome } from '../config/home.js';
-import { parseDuration, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
+import { checkLogFormat, configFileFlags, LOG_FORMAT_FLAG, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
 import { normalizeFingerprint } from '../registry/tls-pin.js';
 
@@ -68,7 +67,7 @@ export const DAEMON_FLAGS = {
   'no-eventstream': { kind: 'bool', help: 'do not serve the event stream (port 1002)' },
   'no-tasksubmit': { kind: 'bool', help: 'do not serve task submission (port 1003)' },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error (default info)' },
-  'log-format': { kind: 'string', help: 'log format (json only; accepted for compatibility)' },
+  'log-format': LOG_FORMAT_FLAG,
   config: { kind: 'string', help: 'JSON file whose keys are flag names' },
   home: { kind: 'string', help: 'pilot home for inbox/received/tasks (default $PILOT_HOME or ~/.pilot)' },
   help: { kind: 'bool', help: 'show this help' },
@@ -77,29 +76,6 @@ export const DAEMON_FLAGS = {
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'silent']);
 
 type Raw = Record<string, string | number | boolean | undefined>;
-
-/** Values from `-config <file>`: keys are flag names with `-` or `_`; flags on the command line win. */
-function fileValues(path: string): Raw {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new PilotError('invalid_argument', `cannot read config file ${path}: ${(err as Error).message}`);
-  }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new PilotError('invalid_argument', `config file ${path} must hold a JSON object`);
-  const out: Raw = {};
-  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-    const name = k.replaceAll('_', '-');
-    if (!(name in DAEMON_FLAGS)) continue;
-    const def = DAEMON_FLAGS[name as keyof typeof DAEMON_FLAGS];
-    if (def.kind === 'duration' && typeof v === 'string') {
-      const ms = parseDuration(v);
-      if (ms === undefined) throw new PilotError('invalid_argument', `config ${k}: invalid duration ${JSON.stringify(v)}`);
-      out[name] = ms;
-    } else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[name] = v;
-  }
-  return out;
-}
 
 function positiveInt(v: unknown, name: string, fallback: number): number {
   if (v === undefined || v === 0) return fallback;
@@ -127,7 +103,8 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   const { flags, positionals } = parseGoFlags(argv, DAEMON_FLAGS);
   if (flags.help) return 'help';
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
-  const raw: Raw = { ...(flags.config ? fileValues(flags.config) : {}), ...flags };
+  const raw: Raw = { ...(flags.config ? configFileFlags(flags.config, DAEMON_FLAGS) : {}), ...flags };
+  checkLogFormat(typeof raw['log-format'] === 'string' ? raw['log-format'] : undefined);
   const level = typeof raw['log-level'] === 'string' ? raw['log-level'] : 'info';
   if (!LOG_LEVELS.has(level)) throw new PilotError('invalid_argument', `-log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
   const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);

@@ -119,6 +119,7 @@ describe('pilot-registry process', () => {
     assert.match(out, /-tls\n.*generated once and kept next to the store/);
     assert.match(out, /-tls-cert string/);
     assert.match(out, /-tls-key string/);
+    for (const flag of ['-beacon string', '-log-format string', '-config string']) assert.ok(out.includes(flag), flag);
     const bad = spawn(process.execPath, ['--import', 'tsx', BIN, '-nope'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     bad.stderr.on('data', (c: Buffer) => (err += c.toString()));

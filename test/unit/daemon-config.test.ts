@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { checkLogFormat, parseGoFlagsWithConfig } from '../../src/config/go-flags.js';
 import { parseDaemonArgs, type DaemonConfig } from '../../src/daemon/config.js';
 
 const parse = (...argv: string[]): DaemonConfig => {
@@ -75,5 +76,32 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('gives the registry, beacon and rendezvous the same -config files and -log-format as the reference', () => {
+    const spec = {
+      addr: { kind: 'string', help: '' },
+      'beacon-id': { kind: 'int', help: '' },
+      health: { kind: 'bool', help: '' },
+      timeout: { kind: 'duration', help: '' },
+      config: { kind: 'string', help: '' },
+    } as const;
+    const dir = mkdtempSync(join(tmpdir(), 'pilot-config-'));
+    try {
+      const file = join(dir, 'beacon.json');
+      writeFileSync(file, JSON.stringify({ addr: ':9101', beacon_id: 7, health: true, timeout: '2s', config: 'ignored', other: [1] }));
+      const { flags } = parseGoFlagsWithConfig(['-config', file, '-addr', ':9202'], spec);
+      assert.deepEqual({ ...flags, config: undefined }, { addr: ':9202', 'beacon-id': 7, health: true, timeout: 2000, config: undefined });
+      writeFileSync(file, JSON.stringify({ 'beacon-id': 'seven' }));
+      assert.throws(() => parseGoFlagsWithConfig(['-config', file], spec), /invalid integer value "seven" for -beacon-id/);
+      writeFileSync(file, JSON.stringify({ addr: { host: 'x' } }));
+      assert.throws(() => parseGoFlagsWithConfig(['-config', file], spec), /addr must be a string, number or boolean/);
+      assert.throws(() => parseGoFlagsWithConfig(['-config', join(dir, 'missing.json')], spec), /cannot read config file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const ok of [undefined, '', 'text', 'json']) checkLogFormat(ok);
+    assert.throws(() => checkLogFormat('xml'), /invalid -log-format "xml"/);
+    assert.throws(() => parse('-log-format', 'yaml'), /invalid -log-format/);
   });
 });
