@@ -21,6 +21,8 @@ export interface RendezvousOptions {
   beaconPort: number;
   storePath: string;
   adminToken?: string;
+  /** Accept only signed request bodies (see RegistryServerOptions.requireSignedBody). */
+  requireSignedBody?: boolean;
   /** Serve the registry over TLS with this certificate source. */
   tls?: RegistryTlsSource;
   beaconId?: number;
@@ -63,6 +65,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     storePath: opts.storePath,
     log: registryLog,
     adminToken: opts.adminToken,
+    requireSignedBody: opts.requireSignedBody,
     taskClock: taskClock(Date.now),
     ...(tls !== undefined ? { tls } : {}),
     replication: opts.replication,

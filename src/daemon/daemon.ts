@@ -15,6 +15,7 @@ import { startEventStream } from '../services/eventstream/index.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../services/types.js';
 import { Tunnel } from '../tunnel/tunnel.js';
 import type { DaemonConfig } from './config.js';
+import { HandshakePoller } from './handshake-poller.js';
 import { buildInfo } from './info.js';
 import { IpcServer } from './ipc-server.js';
 import type { IpcBackend } from './ipc-session.js';
@@ -27,6 +28,8 @@ import { TrustStore } from './trust-store.js';
 import { WebhookDispatcher } from './webhook.js';
 
 const KEY_CACHE_LIMIT = 4096;
+/** How long `pending` waits for a poll of the registry before listing what it has. */
+const PENDING_REFRESH_MS = 3000;
 
 /**
  * The composition root: one tunnel, one transport stack, the registry session, trust, the
@@ -41,6 +44,7 @@ export class Daemon {
   private caps!: PeerCaps;
   private session!: RegistrySession;
   private trust!: TrustManager;
+  private poller!: HandshakePoller;
   private ipc!: IpcServer;
   private readonly registry: RegistryClient;
   private readonly webhooks: WebhookDispatcher;
@@ -108,9 +112,9 @@ export class Daemon {
       webhooks: this.webhooks,
       onHeartbeat: () => {
         this.tunnel.registerWithBeacon();
-        void this.pollTrust();
+        void this.poller.poll();
       },
-      onNotify: () => void this.pollTrust(),
+      onNotify: () => void this.poller.poll(),
       onReregistered: () => void this.trust.reportAll(),
     });
     await this.session.start();
@@ -168,6 +172,12 @@ export class Daemon {
       webhooks: this.webhooks,
       log: this.log.child({ part: 'trust' }),
     });
+    this.poller = new HandshakePoller({
+      poll: () => this.trust.poll(),
+      watching: () => this.session.watching,
+      awaiting: () => this.trust.awaitingAnswer(),
+      log: this.log.child({ part: 'trust' }),
+    });
     await this.trust.listen();
     await this.trust.reportAll();
     if (c.echo) await startEcho(this.stack);
@@ -178,7 +188,7 @@ export class Daemon {
       this.webhooks.emit('data.datagram', { dst_port: d.dstPort, size: d.data.length, src_addr: `${d.srcAddr.network}:${d.srcAddr.node}`, src_port: d.srcPort });
       this.ipc.broadcastDatagram(d);
     });
-    void this.pollTrust();
+    void this.poller.poll();
     this.greetTrustedPeers();
   }
 
@@ -277,14 +287,6 @@ export class Daemon {
     );
   }
 
-  private async pollTrust(): Promise<void> {
-    try {
-      await this.trust.poll();
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'poll_handshakes failed');
-    }
-  }
-
   private async resolveEndpoint(node: number): Promise<string> {
     const reply = await this.registry.resolve(node);
     if (typeof reply.real_addr !== 'string' || reply.real_addr === '') throw new PilotError('not_found', `node ${node} has no known endpoint`);
@@ -362,8 +364,11 @@ export class Daemon {
 
   private async handshake(op: IpcHandshakeOp): Promise<JsonObject> {
     switch (op.sub) {
-      case 'Request':
-        return this.trust.request(op.nodeId, op.justification);
+      case 'Request': {
+        const reply = await this.trust.request(op.nodeId, op.justification);
+        this.poller.requestSent();
+        return reply;
+      }
       case 'Approve':
         return this.trust.approve(op.nodeId);
       case 'Reject':
@@ -371,6 +376,8 @@ export class Daemon {
       case 'Revoke':
         return this.trust.revoke(op.nodeId);
       case 'Pending':
+        // Without push from the registry, fetch what it holds first (bounded: listing must stay quick).
+        await this.poller.refresh(PENDING_REFRESH_MS);
         return {
           pending: this.trust.pending().map((p) => ({ justification: p.justification, node_id: p.nodeId, public_key: p.publicKey, received_at: Math.floor(p.receivedAt / 1000) })),
         };
@@ -385,6 +392,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     this.session?.stop();
+    this.poller?.stop();
     for (const s of this.services.splice(0)) await s.close().catch(() => undefined);
     await this.ipc?.close().catch(() => undefined);
     this.stack?.close();

@@ -12,6 +12,8 @@ export interface SessionRegistry {
   setHostname(name: string): Promise<JsonObject>;
   lookup(nodeId: number): Promise<JsonObject>;
   watchHandshakes(onNotify: () => void): { stop(): void };
+  /** Known after `register`: whether the registry pushes handshake notices (a Go registry does not). */
+  readonly canWatchHandshakes: boolean;
 }
 
 export interface RegistrySessionOptions {
@@ -54,8 +56,27 @@ export class RegistrySession {
   async start(): Promise<void> {
     await this.register();
     this.o.webhooks.emit('node.registered', { address: this.addressText(), endpoint: this.o.listenAddr });
-    this.watch = this.o.registry.watchHandshakes(() => this.o.onNotify());
+    this.updateWatch();
     this.schedule();
+  }
+
+  /**
+   * Whether relayed handshakes arrive by push. Without it (a Go registry) they arrive only when
+   * this node polls: after each heartbeat, and more often while a request of ours awaits an answer.
+   */
+  get watching(): boolean {
+    return this.watch !== undefined;
+  }
+
+  /** Opens the push channel when the registry (maybe another one since a re-registration) offers it. */
+  private updateWatch(): void {
+    if (this.stopped) return;
+    if (this.o.registry.canWatchHandshakes) {
+      this.watch ??= this.o.registry.watchHandshakes(() => this.o.onNotify());
+    } else if (this.watch !== undefined) {
+      this.watch.stop();
+      this.watch = undefined;
+    }
   }
 
   addressText(): string {
@@ -108,6 +129,7 @@ export class RegistrySession {
     try {
       await this.register();
       this.failures = 0;
+      this.updateWatch();
       this.o.webhooks.emit('node.reregistered', { address: this.addressText() });
       this.o.onReregistered();
     } catch (err) {
@@ -119,5 +141,6 @@ export class RegistrySession {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.watch?.stop();
+    this.watch = undefined;
   }
 }

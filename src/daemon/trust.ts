@@ -71,6 +71,11 @@ export class TrustManager {
     return this.o.store.listPending();
   }
 
+  /** Whether a request of ours still awaits the peer's answer. */
+  awaitingAnswer(): boolean {
+    return this.outgoing.size > 0;
+  }
+
   /** Serves port 444. Call once the stack exists. */
   async listen(): Promise<void> {
     const listener = await this.o.net.listen(HANDSHAKE_PORT);

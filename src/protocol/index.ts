@@ -12,6 +12,7 @@ export * from './tunnel.js';
 export * from './beacon.js';
 export * from './ipc.js';
 export * from './registry-frame.js';
+export * from './registry-auth.js';
 export * from './handshake.js';
 export * from './typed-frame.js';
 export * from './dataexchange.js';

@@ -1,54 +1,82 @@
 import { verifyChallenge } from '../crypto/registry-signing.js';
 import type { JsonObject } from '../protocol/json.js';
+import { SIGNED_AT_FIELD, signedBodyText } from '../protocol/registry-auth.js';
 import { RequestError } from './request-error.js';
 
-/** How far a request timestamp may be from the server clock, either way. */
-export const TIMESTAMP_WINDOW_S = 300;
+/** How far `signed_at` may be from the server clock, either way. */
+export const SIGNED_AT_WINDOW_MS = 300_000;
+
+export type SignatureForm = 'static' | 'signed-body';
+
+export interface VerifyOptions {
+  /** Whether the reference's static challenge may stand in for a signed body (Go daemons). */
+  readonly staticAllowed: boolean;
+}
 
 /**
- * Signature checks of PROTOCOL.md §5.3 with replay protection (§14 #5): a request carrying a
- * numeric `timestamp` is signed over `<challenge>:<timestamp>`, must be within ±300 s, and each
- * (key, signature) is accepted once. Without `timestamp` the static challenge is verified, which
- * is what Go daemons send.
+ * Signature checks of PROTOCOL.md §5.3 and of pilot-ts's signed-body form (protocol/registry-auth.ts).
+ *
+ * A signed-body request is accepted when its signature covers its canonical body, its `signed_at`
+ * is within ±5 minutes of the server clock and not before the server started, and it is later
+ * than the newest request of the same type accepted from the key. So a captured request can be
+ * replayed neither as it is (not later) nor with other content (the signature covers every field)
+ * nor as another type (the type is signed). Memory: one entry per (key, type) seen in the window.
  */
 export class SignatureVerifier {
-  /** `<key>|<signature>` → ms after which the entry can go (its timestamp left the window). */
-  readonly #seen = new Map<string, number>();
+  /** `<key>|<type>` → `signed_at` of the newest accepted request. */
+  readonly #newest = new Map<string, number>();
 
-  verify(publicKey: string, challenge: string, msg: JsonObject, now: number, opts: { requireTimestamp?: boolean } = {}): void {
+  constructor(
+    /** Server start (ms): earlier requests may have been accepted by the previous process. */
+    private readonly startedAt: number,
+  ) {}
+
+  verify(publicKey: string, staticChallenge: string, msg: JsonObject, now: number, opts: VerifyOptions): SignatureForm {
     const signature = msg.signature;
     if (typeof signature !== 'string' || signature === '') {
-      throw new RequestError('bad_signature', `missing signature (expected over "${challenge}")`);
+      throw new RequestError('bad_signature', opts.staticAllowed ? `missing signature (expected over "${staticChallenge}")` : 'missing signature (a signed body is required)');
     }
-    const timestamp = msg.timestamp;
-    if (timestamp === undefined && !opts.requireTimestamp) {
-      if (!verifyChallenge(publicKey, challenge, signature)) {
-        throw new RequestError('bad_signature', `signature does not verify over "${challenge}" with the node's key`);
+    if (msg[SIGNED_AT_FIELD] === undefined) {
+      if (!opts.staticAllowed) {
+        throw new RequestError('bad_signature', `a static signature over "${staticChallenge}" is refused here: sign the request body (${SIGNED_AT_FIELD})`);
       }
-      return;
+      if (!verifyChallenge(publicKey, staticChallenge, signature)) {
+        throw new RequestError('bad_signature', `signature does not verify over "${staticChallenge}" with the node's key`);
+      }
+      return 'static';
     }
-    if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp)) {
-      throw new RequestError('invalid_argument', 'timestamp must be an integer number of Unix seconds');
-    }
-    const nowS = Math.floor(now / 1000);
-    if (Math.abs(nowS - timestamp) > TIMESTAMP_WINDOW_S) {
-      throw new RequestError('replay', `timestamp ${timestamp} is more than ${TIMESTAMP_WINDOW_S} s from the registry clock (${nowS})`);
-    }
-    const signed = `${challenge}:${timestamp}`;
-    if (!verifyChallenge(publicKey, signed, signature)) {
-      throw new RequestError('bad_signature', `signature does not verify over "${signed}" with the node's key`);
-    }
-    const key = `${publicKey}|${signature}`;
-    const until = this.#seen.get(key);
-    if (until !== undefined && until > now) throw new RequestError('replay', 'signature already used (replayed request)');
-    this.#seen.set(key, (timestamp + TIMESTAMP_WINDOW_S + 1) * 1000);
+    this.#verifyBody(publicKey, signature, msg, now);
+    return 'signed-body';
   }
 
+  #verifyBody(publicKey: string, signature: string, msg: JsonObject, now: number): void {
+    const at = msg[SIGNED_AT_FIELD];
+    if (typeof at !== 'number' || !Number.isSafeInteger(at)) {
+      throw new RequestError('invalid_argument', `${SIGNED_AT_FIELD} must be an integer number of Unix milliseconds`);
+    }
+    if (Math.abs(now - at) > SIGNED_AT_WINDOW_MS) {
+      throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is more than ${SIGNED_AT_WINDOW_MS / 1000} s from the registry clock (${now})`);
+    }
+    if (at < this.startedAt) throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is before the registry started (${this.startedAt})`);
+    const text = signedBodyText(msg);
+    if (text === undefined) throw new RequestError('invalid_argument', 'request nested too deeply');
+    if (!verifyChallenge(publicKey, text, signature)) {
+      throw new RequestError('bad_signature', "signature does not verify over the request body with the node's key");
+    }
+    const key = `${publicKey}|${String(msg.type)}`;
+    const newest = this.#newest.get(key);
+    if (newest !== undefined && at <= newest) {
+      throw new RequestError('replay', `not later than the last "${String(msg.type)}" accepted from this key (replayed or reordered request)`);
+    }
+    this.#newest.set(key, at);
+  }
+
+  /** Drops entries that the clock window alone now protects. */
   prune(now: number): void {
-    for (const [key, until] of this.#seen) if (until <= now) this.#seen.delete(key);
+    for (const [key, at] of this.#newest) if (at < now - SIGNED_AT_WINDOW_MS) this.#newest.delete(key);
   }
 
   get size(): number {
-    return this.#seen.size;
+    return this.#newest.size;
   }
 }

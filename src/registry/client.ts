@@ -4,9 +4,9 @@ import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
 import { FrameSocket, parseRegistryAddress, type HostPort, type RegistryPin } from './frame-socket.js';
-import { registerChallenge, watchChallenge } from './challenges.js';
+import { FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, registryFeatures } from '../protocol/registry-auth.js';
 import { HandshakeWatch } from './client-watch.js';
-import { signedFields } from './request-signer.js';
+import { signBody, signStatic } from './request-signer.js';
 import { sleep } from './sleep.js';
 import { normalizeFingerprint } from './tls-pin.js';
 
@@ -55,7 +55,9 @@ interface Waiter {
 
 /**
  * Client of the registry: one persistent connection, requests serialised, every request bounded
- * by a timeout. Signed requests carry `timestamp` and a signature over `<challenge>:<timestamp>`.
+ * by a timeout. `register` is always sent with a signed body (a Go registry ignores the extra
+ * fields); later requests are signed over their body when the registry's `register_ok` lists
+ * that feature, and with the reference's static challenges otherwise (a Go registry).
  */
 export class RegistryClient {
   nodeId: number | undefined;
@@ -69,6 +71,7 @@ export class RegistryClient {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   readonly #watches = new Set<HandshakeWatch>();
+  #features = new Set<string>();
 
   constructor(opts: RegistryClientOptions) {
     this.#target = parseRegistryAddress(opts.address);
@@ -90,10 +93,21 @@ export class RegistryClient {
       const msg: JsonObject = { type: 'register', listen_addr: p.listenAddr, public_key: key };
       if (p.owner !== undefined && p.owner !== '') msg.owner = p.owner;
       if (p.hostname !== undefined && p.hostname !== '') msg.hostname = p.hostname;
-      return { ...msg, ...signedFields(identity, registerChallenge(key)) };
+      return signBody(identity, msg);
     });
     if (typeof reply.node_id === 'number') this.nodeId = reply.node_id;
+    this.#features = registryFeatures(reply);
     return reply;
+  }
+
+  /** Whether the registry verifies signed bodies (replay-proof); false for a Go registry. */
+  get signsBody(): boolean {
+    return this.#features.has(FEATURE_SIGNED_BODY);
+  }
+
+  /** Whether the registry pushes handshake notices (`watchHandshakes`); false for a Go registry. */
+  get canWatchHandshakes(): boolean {
+    return this.#features.has(FEATURE_WATCH_HANDSHAKES);
   }
 
   lookup(nodeId: number): Promise<JsonObject> {
@@ -182,16 +196,17 @@ export class RegistryClient {
    * Opens a second connection on which the registry pushes `handshake_notify` whenever a request
    * or response reaches this node's inbox; `onNotify` should then call `pollHandshakes`. It
    * reconnects with back-off and also fires after every reconnection (notifications may have been
-   * missed meanwhile).
+   * missed meanwhile). Only for a registry that lists the feature (`canWatchHandshakes`).
    */
   watchHandshakes(onNotify: () => void): { stop(): void } {
     const identity = this.#requireIdentity();
     const nodeId = this.#self();
+    if (!this.canWatchHandshakes) throw new PilotError('unavailable', 'the registry does not push handshake notices', 'poll_handshakes instead');
     const watch = new HandshakeWatch({
       target: this.#target,
       ...(this.#pin !== undefined ? { pin: this.#pin } : {}),
       log: this.#log,
-      message: () => ({ type: 'watch_handshakes', node_id: nodeId, ...signedFields(identity, watchChallenge(nodeId)) }),
+      message: () => signBody(identity, { type: 'watch_handshakes', node_id: nodeId }),
       onNotify,
       onStop: () => this.#watches.delete(watch),
     });
@@ -221,13 +236,14 @@ export class RegistryClient {
   }
 
   /**
-   * A request signed by this node. The message is built (and signed) again for the retry after a
-   * reconnection, since the registry accepts each timestamped signature only once.
+   * A request signed by this node: over its body, or over the static challenge `text` for a
+   * registry that only knows those. The message is built (and signed) again for the retry after
+   * a reconnection, since the registry accepts each signed body only once.
    */
   async #signed(text: (self: number) => string, fields: (self: number) => JsonObject): Promise<JsonObject> {
     const identity = this.#requireIdentity();
     const self = this.#self();
-    return this.#enqueue(() => ({ ...fields(self), ...signedFields(identity, text(self)) }));
+    return this.#enqueue(() => (this.signsBody ? signBody(identity, fields(self)) : signStatic(identity, fields(self), text(self))));
   }
 
   #enqueue(build: () => JsonObject, signal?: AbortSignal): Promise<JsonObject> {
@@ -243,11 +259,7 @@ export class RegistryClient {
       signal?.throwIfAborted();
       try {
         const socket = await this.#connect(deadline, signal);
-        const reply = await this.#roundTrip(socket, build(), deadline, signal);
-        // A process restarted within the second signs with a timestamp its predecessor used;
-        // the signature is then identical and refused as a replay. Sign again (later timestamp).
-        if (reply.code === 'replay' && typeof reply.message === 'string' && reply.message.includes('already used') && attempt < 3) continue;
-        return reply;
+        return await this.#roundTrip(socket, build(), deadline, signal);
       } catch (err) {
         this.#socket?.destroy();
         this.#socket = undefined;

@@ -16,6 +16,8 @@ export interface RegistryState {
   readonly verifier: SignatureVerifier;
   readonly registerLimiter: RateLimiter;
   readonly adminToken: string | undefined;
+  /** Refuse the reference's static signatures and unsigned registrations (`-require-replay-proof`). */
+  readonly requireSignedBody: boolean;
   /** Every request dispatched to a handler (or refused as an unknown type). */
   readonly requests: RequestCounter;
   now(): number;
@@ -47,13 +49,29 @@ export function registeredNode(state: RegistryState, id: number, role = 'node'):
   return node;
 }
 
-/** Verifies that the request is signed by the registered node `id` (PROTOCOL.md §5.3). */
+/**
+ * Verifies that the request is signed by the registered node `id`: over its body, or over the
+ * static challenge of PROTOCOL.md §5.3 (what Go daemons send) unless the registry requires signed
+ * bodies or the node has signed a body before — a node that can do better is never again taken at
+ * its replayable word.
+ */
 export function actingNode(state: RegistryState, req: RequestInfo, id: number, challenge: string): NodeRecord {
   const node = registeredNode(state, id);
   const now = state.now();
-  state.verifier.verify(node.publicKey, challenge, req.msg, now);
+  const form = state.verifier.verify(node.publicKey, challenge, req.msg, now, { staticAllowed: staticAllowed(state, node) });
   state.liveness.proven(id, now);
-  return node;
+  return form === 'signed-body' ? markSignsBody(state, node) : node;
+}
+
+/** Whether a static signature (or none, for `register`) may still stand for `node`. */
+export function staticAllowed(state: RegistryState, node: NodeRecord | undefined): boolean {
+  return !state.requireSignedBody && !(node?.signsBody ?? false);
+}
+
+/** Records, once, that the node signs request bodies. */
+export function markSignsBody(state: RegistryState, node: NodeRecord): NodeRecord {
+  if (node.signsBody || state.standby === true) return node;
+  return state.store.updateNode(node.id, { signsBody: true });
 }
 
 /** A pair is effective only when each node has claimed trust in the other (§14 #3). */

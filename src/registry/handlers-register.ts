@@ -2,8 +2,9 @@ import { fromBase64 } from '../crypto/base64.js';
 import { ED25519_PUBLIC_KEY_SIZE } from '../crypto/ed25519.js';
 import { challenge } from '../protocol/registry-frame.js';
 import type { JsonObject } from '../protocol/json.js';
+import { FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, SIGNED_AT_FIELD } from '../protocol/registry-auth.js';
 import { registerChallenge } from './challenges.js';
-import { actingNode, nodeAddress, type Handler, type RegistryState, type RequestInfo } from './context.js';
+import { actingNode, markSignsBody, nodeAddress, staticAllowed, type Handler, type RegistryState, type RequestInfo } from './context.js';
 import { endpointIp, observedEndpoint } from './endpoint.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
@@ -18,13 +19,22 @@ function checkPublicKey(key: string, field: string): void {
   }
 }
 
-/** True when the request carries a valid timestamped signature by `publicKey`; throws if it carries a bad one. */
-function provesKey(state: RegistryState, req: RequestInfo, publicKey: string): boolean {
-  if (req.msg.signature === undefined && req.msg.timestamp === undefined) return false;
-  if (typeof req.msg.timestamp !== 'number') {
-    throw new RequestError('invalid_argument', 'a signed register needs a numeric timestamp (signature over "register:<public_key>:<timestamp>")');
+/**
+ * True when the request carries a valid signed body by `publicKey`; throws if it carries a bad
+ * one, or none where one is required (the registry requires it, or the key has signed before).
+ * Go daemons register unsigned.
+ */
+function provesKey(state: RegistryState, req: RequestInfo, publicKey: string, known: NodeRecord | undefined): boolean {
+  if (req.msg.signature === undefined && req.msg[SIGNED_AT_FIELD] === undefined) {
+    if (staticAllowed(state, known)) return false;
+    throw new RequestError(
+      'bad_signature',
+      known?.signsBody === true
+        ? `node ${known.id} has signed its requests before; an unsigned register of its key is refused`
+        : 'this registry requires a signed register (signature over the request body)',
+    );
   }
-  state.verifier.verify(publicKey, registerChallenge(publicKey), req.msg, state.now());
+  state.verifier.verify(publicKey, registerChallenge(publicKey), req.msg, state.now(), { staticAllowed: false });
   return true;
 }
 
@@ -39,7 +49,7 @@ function reRegister(state: RegistryState, node: NodeRecord, endpoint: string, pr
   if (moving && !proven && state.liveness.recentlyProven(node.id, now)) {
     throw new RequestError(
       'forbidden',
-      `node ${node.id} is registered from ${endpointIp(node.realAddr)}; moving it to ${remoteIp} needs a signature over "register:<public_key>:<timestamp>"`,
+      `node ${node.id} is registered from ${endpointIp(node.realAddr)}; moving it to ${remoteIp} needs a signed register`,
     );
   }
   const patch: { realAddr: string; owner?: string; registered?: boolean } = { realAddr: endpoint };
@@ -62,17 +72,18 @@ export const handleRegister: Handler = (state, req) => {
   if (known === undefined && !state.registerLimiter.take(req.remoteIp, now)) {
     throw new RequestError('rate_limited', `too many registrations from ${req.remoteIp} (10 per minute)`);
   }
-  const proven = provesKey(state, req, publicKey);
+  const proven = provesKey(state, req, publicKey, known);
   let node: NodeRecord;
   if (known !== undefined) {
     node = reRegister(state, known, endpoint, proven, owner, req.remoteIp);
+    if (proven) node = markSignsBody(state, node);
   } else {
     // The reference hands an existing node (and its id) to any new key that names its owner (§14 #2).
     const holder = state.store.getNodeByOwner(owner);
     if (holder !== undefined) {
       throw new RequestError('already_exists', `owner "${owner}" belongs to node ${holder.id}, registered with another key`);
     }
-    node = state.store.createNode({ publicKey, owner, realAddr: endpoint });
+    node = state.store.createNode({ publicKey, owner, realAddr: endpoint, signsBody: proven });
     state.log.info({ node_id: node.id, endpoint }, 'node registered');
   }
   state.liveness.touch(node.id, now);
@@ -84,6 +95,7 @@ export const handleRegister: Handler = (state, req) => {
     network_id: 0,
     address: nodeAddress(node.id),
     public_key: publicKey,
+    features: [FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES],
   };
   const hostname = strField(req.msg, 'hostname');
   if (hostname !== '') {

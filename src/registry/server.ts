@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SignatureVerifier } from './auth.js';
 import { RegistryConnection } from './connection.js';
-import { registeredNode, type RegistryState } from './context.js';
+import { markSignsBody, registeredNode, type RegistryState } from './context.js';
 import { normalizeIp } from './endpoint.js';
 import { u32Field } from './fields.js';
 import { watchChallenge } from './challenges.js';
@@ -36,6 +36,11 @@ export interface RegistryServerOptions {
   taskClock?: () => number;
   /** Serve TLS with this certificate (see `loadRegistryTls`); plain TCP when absent. */
   tls?: Pick<RegistryTlsMaterial, 'cert' | 'key' | 'fingerprint'>;
+  /**
+   * Refuse the reference's static signatures and unsigned registrations, so that only signed
+   * request bodies are accepted: for networks without Go daemons (`-require-replay-proof`).
+   */
+  requireSignedBody?: boolean;
   /** Primary (a token standbys present) or read-only standby of a primary (PROTOCOL.md §5.10). */
   replication?: ReplicationOptions;
 }
@@ -106,9 +111,10 @@ export class RegistryServer {
       store,
       log,
       liveness,
-      verifier: new SignatureVerifier(),
+      verifier: new SignatureVerifier(started),
       registerLimiter: new RateLimiter(REGISTER_RATE.perSecond, REGISTER_RATE.burst),
       adminToken: opts.adminToken === '' ? undefined : opts.adminToken,
+      requireSignedBody: opts.requireSignedBody === true,
       requests: new RequestCounter(),
       now,
       taskNow: opts.taskClock ?? now,
@@ -220,12 +226,13 @@ export class RegistryServer {
     if (conn.watching !== undefined && this.#watchers.get(conn.watching) === conn) this.#watchers.delete(conn.watching);
   }
 
-  /** Always timestamped (no Go client sends it); one channel per node, the newest wins. */
+  /** Always a signed body (no Go client sends it); one channel per node, the newest wins. */
   #watch(conn: RegistryConnection, msg: JsonObject): number {
     const state = this.#state;
     const id = u32Field(msg, 'node_id');
     const node = registeredNode(state, id);
-    state.verifier.verify(node.publicKey, watchChallenge(id), msg, state.now(), { requireTimestamp: true });
+    const form = state.verifier.verify(node.publicKey, watchChallenge(id), msg, state.now(), { staticAllowed: false });
+    if (form === 'signed-body') markSignsBody(state, node);
     const previous = this.#watchers.get(id);
     this.#watchers.set(id, conn);
     if (previous !== undefined && previous !== conn) previous.close();

@@ -4,6 +4,7 @@ import {
   EXT_BEACONS,
   EXT_DEREGISTERED,
   EXT_HANDSHAKE_DELIVERED,
+  EXT_SIGNS_BODY,
   EXT_TASK_EVIDENCE,
   EXT_TRUST_CLAIMS,
   NEXT_NETWORK_ID,
@@ -33,6 +34,7 @@ function nodeObject(n: NodeRecord, lastSeen: number | undefined): JsonObject {
   if (n.tags.length > 0) o.tags = [...n.tags];
   if (n.poloScore !== 0) o.polo_score = n.poloScore;
   if (n.taskExec) o.task_exec = true;
+  if (n.signsBody) o[EXT_SIGNS_BODY] = true;
   return o;
 }
 

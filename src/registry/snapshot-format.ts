@@ -15,6 +15,8 @@ import type { BeaconRecord, StoreContents } from './store.js';
  *   stay pending until answered (the reference drops them on poll).
  * - `pilot_task_evidence` — applied task receipts/expiries, so a promoted standby refuses a replay.
  * - `pilot_beacons` — `[{id, addr, ttl_ms}]`, replication only: what `beacon_list` serves.
+ * - `pilot_signs_body` (in a node object) — the node has signed a request body, so the registry
+ *   refuses its static signatures (registry/context.ts).
  *
  * Not in the format and not carried: the volatile "key proven recently" times (a restarted or
  * promoted registry starts them afresh) and the creation times of trust claims.
@@ -25,6 +27,7 @@ export const EXT_TRUST_CLAIMS = 'pilot_trust_claims';
 export const EXT_HANDSHAKE_DELIVERED = 'pilot_handshake_delivered';
 export const EXT_TASK_EVIDENCE = 'pilot_task_evidence';
 export const EXT_BEACONS = 'pilot_beacons';
+export const EXT_SIGNS_BODY = 'pilot_signs_body';
 /** In replication heartbeat frames: `{"<id>": RFC 3339}` of every registered node seen recently. */
 export const EXT_LAST_SEEN = 'pilot_last_seen';
 

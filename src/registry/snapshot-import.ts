@@ -9,6 +9,7 @@ import {
   EXT_BEACONS,
   EXT_DEREGISTERED,
   EXT_HANDSHAKE_DELIVERED,
+  EXT_SIGNS_BODY,
   EXT_LAST_SEEN,
   EXT_TASK_EVIDENCE,
   EXT_TRUST_CLAIMS,
@@ -98,6 +99,7 @@ function readNode(value: unknown, path: string, key: string, registered: boolean
     taskExec: readOptionalBool(o.task_exec, `${path}.task_exec`),
     poloScore: o.polo_score === undefined ? 0 : readInteger(o.polo_score, `${path}.polo_score`, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
     registered,
+    signsBody: readOptionalBool(o[EXT_SIGNS_BODY], `${path}.${EXT_SIGNS_BODY}`),
   };
   return { node, lastSeen: o.last_seen === undefined ? undefined : readTime(o.last_seen, `${path}.last_seen`) };
 }
@@ -118,7 +120,7 @@ function readKeyIndex(value: unknown, nodes: NodeTable): void {
       continue;
     }
     if (nodes.byId.has(id)) continue;
-    nodes.add({ id, publicKey: key, owner: '', realAddr: '', isPublic: false, hostname: '', tags: [], taskExec: false, poloScore: 0, registered: false }, path);
+    nodes.add({ id, publicKey: key, owner: '', realAddr: '', isPublic: false, hostname: '', tags: [], taskExec: false, poloScore: 0, registered: false, signsBody: false }, path);
   }
 }
 

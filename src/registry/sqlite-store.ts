@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS nodes (
   tags TEXT NOT NULL DEFAULT '[]',
   task_exec INTEGER NOT NULL DEFAULT 0,
   polo_score INTEGER NOT NULL DEFAULT 0,
-  registered INTEGER NOT NULL DEFAULT 1
+  registered INTEGER NOT NULL DEFAULT 1,
+  signs_body INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS nodes_owner ON nodes (owner) WHERE owner <> '';
 CREATE TABLE IF NOT EXISTS trust_claims (
@@ -63,6 +64,7 @@ interface NodeRow {
   task_exec: number;
   polo_score: number;
   registered: number;
+  signs_body: number;
 }
 
 interface RequestRow {
@@ -113,6 +115,7 @@ function toNode(row: NodeRow): NodeRecord {
     taskExec: row.task_exec !== 0,
     poloScore: row.polo_score,
     registered: row.registered !== 0,
+    signsBody: row.signs_body !== 0,
   };
 }
 
@@ -147,7 +150,14 @@ export class SqliteRegistryStore implements RegistryStore {
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.exec(SCHEMA);
+    this.#migrate();
     this.#stmt("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone_created', ?)").run(Date.now());
+  }
+
+  /** Columns added after the first release of the schema, for stores created before them. */
+  #migrate(): void {
+    const columns = new Set(this.#db.prepare<[], { name: string }>('PRAGMA table_info(nodes)').all().map((c) => c.name));
+    if (!columns.has('signs_body')) this.#db.exec('ALTER TABLE nodes ADD COLUMN signs_body INTEGER NOT NULL DEFAULT 0');
   }
 
   #stmt<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
@@ -191,8 +201,8 @@ export class SqliteRegistryStore implements RegistryStore {
       const row = this.#stmt<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_node'").get();
       const id = Math.max(1, row?.value ?? 1);
       if (id > MAX_NODE_ID) throw new RangeError('node ids are exhausted: every u32 id has been handed out');
-      this.#stmt('INSERT INTO nodes (id, public_key, owner, real_addr) VALUES (?, ?, ?, ?)')
-        .run(id, n.publicKey, n.owner, n.realAddr);
+      this.#stmt('INSERT INTO nodes (id, public_key, owner, real_addr, signs_body) VALUES (?, ?, ?, ?, ?)')
+        .run(id, n.publicKey, n.owner, n.realAddr, n.signsBody === true ? 1 : 0);
       this.#stmt("UPDATE meta SET value = ? WHERE key = 'next_node'").run(id + 1);
       return id;
     });
@@ -216,6 +226,7 @@ export class SqliteRegistryStore implements RegistryStore {
     if (patch.taskExec !== undefined) set('task_exec', patch.taskExec ? 1 : 0);
     if (patch.poloScore !== undefined) set('polo_score', Math.trunc(patch.poloScore));
     if (patch.registered !== undefined) set('registered', patch.registered ? 1 : 0);
+    if (patch.signsBody !== undefined) set('signs_body', patch.signsBody ? 1 : 0);
     if (sets.length > 0) {
       const info = this.#stmt(`UPDATE nodes SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
       if (info.changes === 0) throw new RangeError(`no node ${id}`);
@@ -352,7 +363,7 @@ export class SqliteRegistryStore implements RegistryStore {
   replaceState(contents: StoreContents): void {
     const db = this.#db;
     const insertNode = db.prepare(
-      'INSERT INTO nodes (id, public_key, owner, real_addr, is_public, hostname, tags, task_exec, polo_score, registered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO nodes (id, public_key, owner, real_addr, is_public, hostname, tags, task_exec, polo_score, registered, signs_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     const insertClaim = db.prepare('INSERT INTO trust_claims (from_id, to_id, created_at) VALUES (?, ?, ?)');
     const insertRequest = db.prepare(
@@ -369,7 +380,7 @@ export class SqliteRegistryStore implements RegistryStore {
       for (const n of c.nodes) {
         insertNode.run(
           n.id, n.publicKey, n.owner, n.realAddr, n.isPublic ? 1 : 0, n.hostname === '' ? null : n.hostname,
-          JSON.stringify(n.tags), n.taskExec ? 1 : 0, Math.trunc(n.poloScore), n.registered ? 1 : 0,
+          JSON.stringify(n.tags), n.taskExec ? 1 : 0, Math.trunc(n.poloScore), n.registered ? 1 : 0, n.signsBody ? 1 : 0,
         );
         maxId = Math.max(maxId, n.id);
       }

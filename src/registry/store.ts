@@ -23,12 +23,15 @@ export interface NodeRecord {
   readonly poloScore: number;
   /** False after `deregister`: the id and key stay reserved for the same key. */
   readonly registered: boolean;
+  /** The node has signed a request body (protocol/registry-auth.ts): static signatures are refused from then on. */
+  readonly signsBody: boolean;
 }
 
 export interface NewNode {
   readonly publicKey: string;
   readonly owner: string;
   readonly realAddr: string;
+  readonly signsBody?: boolean;
 }
 
 export type NodePatch = Partial<Omit<NodeRecord, 'id'>>;

@@ -3,6 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { Identity } from '../../src/crypto/identity.js';
 import { signChallenge } from '../../src/crypto/registry-signing.js';
+import { signedBodyText } from '../../src/protocol/registry-auth.js';
 import { PilotError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/protocol/json.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -138,35 +139,35 @@ describe('registry server end to end', () => {
     assert.equal(unknown.code, 'unknown_type');
   });
 
-  it('refuses a replayed or stale timestamped signature', async () => {
+  it('signs request bodies with a registry that offers it, and then refuses the node’s static signatures', async () => {
     const identity = Identity.generate();
     const a = client(identity);
     await a.register({ listenAddr: ':4000' });
-    const ts = nowSeconds();
-    const msg = { type: 'heartbeat', node_id: id(a), timestamp: ts, signature: signChallenge(identity, `heartbeat:${id(a)}:${ts}`) };
+    assert.equal(a.signsBody, true);
+    assert.equal(a.canWatchHandshakes, true);
+    assert.equal((await a.heartbeat()).type, 'heartbeat_ok');
     const r = await raw();
-    assert.equal((await r.request(msg)).type, 'heartbeat_ok');
-    const replay = await r.request(msg);
-    assert.equal(replay.code, 'replay');
-    const old = nowSeconds() - 400;
-    const stale = await r.request({ type: 'heartbeat', node_id: id(a), timestamp: old, signature: signChallenge(identity, `heartbeat:${id(a)}:${old}`) });
-    assert.equal(stale.code, 'replay');
-    const staticSig = await r.request({ ...msg, timestamp: ts + 1 });
-    assert.equal(staticSig.code, 'bad_signature', 'the timestamp is covered by the signature');
+    const staticSig = await r.request({ type: 'heartbeat', node_id: id(a), signature: signChallenge(identity, `heartbeat:${id(a)}`) });
+    assert.equal(staticSig.code, 'bad_signature');
   });
 
-  it('lets a client whose signature a previous process already used sign again (restart within a second)', async () => {
+  it('refuses a replayed, stale or altered signed body', async () => {
     const identity = Identity.generate();
-    const key = identity.publicKeyBase64;
-    // What the previous process sent: the same challenge with the timestamp the new one will pick.
-    clock = Date.now();
-    const ts = Math.floor(clock / 1000);
+    const a = client(identity);
+    await a.register({ listenAddr: ':4000' });
+    const at = (t: number, msg: JsonObject): JsonObject => {
+      const body = { ...msg, signed_at: t };
+      return { ...body, signature: signChallenge(identity, signedBodyText(body) as string) };
+    };
+    const now = Date.now();
+    const msg = at(now, { type: 'set_tags', node_id: id(a), tags: ['gpu'] });
     const r = await raw();
-    const first = await r.request({ type: 'register', listen_addr: ':4000', public_key: key, timestamp: ts, signature: signChallenge(identity, `register:${key}:${ts}`) });
-    assert.equal(first.type, 'register_ok');
-    const restarted = client(identity);
-    const reply = await restarted.register({ listenAddr: ':4000' });
-    assert.equal(reply.node_id, first.node_id);
+    assert.equal((await r.request(msg)).type, 'set_tags_ok');
+    assert.equal((await r.request(msg)).code, 'replay');
+    assert.equal((await r.request(at(now - 400_000, { type: 'heartbeat', node_id: id(a) }))).code, 'replay', 'stale');
+    const later = at(now + 1, { type: 'set_tags', node_id: id(a), tags: ['gpu'] });
+    assert.equal((await r.request({ ...later, tags: ['evil'] })).code, 'bad_signature', 'the tags are covered by the signature');
+    assert.deepEqual((await a.lookup(id(a))).tags, ['gpu']);
   });
 
   it('refuses taking over another key’s node through the owner string', async () => {
@@ -252,7 +253,7 @@ describe('registry server end to end', () => {
 
     const r = await raw();
     const badWatch = await r.request({ type: 'watch_handshakes', node_id: id(b), signature: 'AAAA' });
-    assert.equal(badWatch.type, 'error', 'a watch needs a timestamped signature');
+    assert.equal(badWatch.type, 'error', 'a watch needs a signed body');
     watch.stop();
   });
 

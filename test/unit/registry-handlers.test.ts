@@ -11,7 +11,7 @@ import { HANDSHAKE_TTL_MS } from '../../src/registry/handlers-trust.js';
 import { Liveness } from '../../src/registry/liveness.js';
 import { RateLimiter } from '../../src/registry/rate-limit.js';
 import { RequestCounter } from '../../src/registry/request-counter.js';
-import { signedFields } from '../../src/registry/request-signer.js';
+import { signBody } from '../../src/registry/request-signer.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 
 describe('registry handlers', () => {
@@ -19,16 +19,12 @@ describe('registry handlers', () => {
   let state: RegistryState;
   let notified: number[];
   const call = (msg: JsonObject, remoteIp = '10.0.0.1'): JsonObject => handleRequest(state, { msg, remoteIp, remotePort: 50000 });
-  const register = (identity: Identity, remoteIp: string, signed: boolean): JsonObject =>
-    call(
-      {
-        type: 'register',
-        listen_addr: '0.0.0.0:4000',
-        public_key: identity.publicKeyBase64,
-        ...(signed ? signedFields(identity, `register:${identity.publicKeyBase64}`, clock) : {}),
-      },
-      remoteIp,
-    );
+  const register = (identity: Identity, remoteIp: string, signed: boolean): JsonObject => {
+    const msg: JsonObject = { type: 'register', listen_addr: '0.0.0.0:4000', public_key: identity.publicKeyBase64 };
+    return call(signed ? signBody(identity, msg, clock) : msg, remoteIp);
+  };
+  /** A request signed over its body by `identity`, at the test clock. */
+  const signed = (identity: Identity, msg: JsonObject, remoteIp?: string): JsonObject => call(signBody(identity, msg, clock), remoteIp);
 
   beforeEach(() => {
     clock = Date.now();
@@ -37,9 +33,10 @@ describe('registry handlers', () => {
       store: new SqliteRegistryStore(':memory:'),
       log: silentLogger(),
       liveness: new Liveness(),
-      verifier: new SignatureVerifier(),
+      verifier: new SignatureVerifier(clock),
       registerLimiter: new RateLimiter(10 / 60, 10),
       adminToken: undefined,
+      requireSignedBody: false,
       requests: new RequestCounter(),
       now: () => clock,
       taskNow: () => clock,
@@ -56,26 +53,79 @@ describe('registry handlers', () => {
     call({ type: 'heartbeat', node_id: 1, signature: signChallenge(alice, 'heartbeat:1') });
     const refused = register(alice, '192.0.2.66', false);
     assert.equal(refused.code, 'forbidden');
-    assert.match(refused.message as string, /needs a signature/);
+    assert.match(refused.message as string, /needs a signed register/);
     assert.equal(state.store.getNode(1)?.realAddr, '10.0.0.1:4000');
-    // A signed register moves it.
-    assert.equal(register(alice, '192.0.2.7', true).node_id, 1);
-    assert.equal(state.store.getNode(1)?.realAddr, '192.0.2.7:4000');
-    // After the stale period without proof, an unsigned daemon that changed networks may come back.
+    // After the stale period without proof, an unsigned (Go) daemon that changed networks may come back.
     clock += 181_000;
     assert.equal(register(alice, '198.51.100.1', false).node_id, 1);
     assert.equal(state.store.getNode(1)?.realAddr, '198.51.100.1:4000');
+    // A signed register moves it at once.
+    assert.equal(register(alice, '192.0.2.7', true).node_id, 1);
+    assert.equal(state.store.getNode(1)?.realAddr, '192.0.2.7:4000');
+  });
+
+  it('never again takes a static signature or an unsigned register from a node that signed a body', () => {
+    const alice = Identity.generate();
+    const go = Identity.generate();
+    assert.equal(register(alice, '10.0.0.1', true).node_id, 1);
+    assert.equal(register(go, '10.0.0.2', false).node_id, 2);
+    assert.equal(state.store.getNode(1)?.signsBody, true);
+    assert.equal(state.store.getNode(2)?.signsBody, false);
+    // The Go node keeps its static challenges …
+    assert.equal(call({ type: 'heartbeat', node_id: 2, signature: signChallenge(go, 'heartbeat:2') }).type, 'heartbeat_ok');
+    // … but alice's static signature (e.g. one captured from a port-444 message) is refused.
+    const staticReply = call({ type: 'request_handshake', from_node_id: 1, to_node_id: 2, justification: 'x', signature: signChallenge(alice, 'handshake:1:2') });
+    assert.equal(staticReply.code, 'bad_signature');
+    assert.match(staticReply.message as string, /static signature/);
+    assert.equal(register(alice, '10.0.0.1', false).code, 'bad_signature', 'unsigned register of a body-signing key');
+    assert.equal(signed(alice, { type: 'heartbeat', node_id: 1 }).type, 'heartbeat_ok');
+    // Once the Go node signs a body (an upgraded daemon), the rule holds for it too.
+    assert.equal(signed(go, { type: 'heartbeat', node_id: 2 }).type, 'heartbeat_ok');
+    assert.equal(call({ type: 'heartbeat', node_id: 2, signature: signChallenge(go, 'heartbeat:2') }).code, 'bad_signature');
+  });
+
+  it('advertises its features in register_ok', () => {
+    const reply = register(Identity.generate(), '10.0.0.1', false);
+    assert.deepEqual(reply.features, ['signed-body-v2', 'watch_handshakes']);
+  });
+
+  it('refuses static signatures and unsigned registrations with requireSignedBody', () => {
+    state = { ...state, requireSignedBody: true };
+    const go = Identity.generate();
+    const unsigned = register(go, '10.0.0.1', false);
+    assert.equal(unsigned.code, 'bad_signature');
+    assert.match(unsigned.message as string, /requires a signed register/);
+    const alice = Identity.generate();
+    assert.equal(register(alice, '10.0.0.1', true).node_id, 1);
+    assert.equal(call({ type: 'heartbeat', node_id: 1, signature: signChallenge(alice, 'heartbeat:1') }).code, 'bad_signature');
+    assert.equal(signed(alice, { type: 'heartbeat', node_id: 1 }).type, 'heartbeat_ok');
+  });
+
+  it('a signed body cannot be replayed, changed, re-aimed at another type, or re-encoded', () => {
+    const alice = Identity.generate();
+    register(alice, '10.0.0.1', true);
+    const msg = signBody(alice, { type: 'set_tags', node_id: 1, tags: ['gpu'] }, clock);
+    assert.equal(call(msg).type, 'set_tags_ok');
+    assert.equal(call(msg).code, 'replay', 'the same request again');
+    // The same signature bytes written differently: the last character before "==" carries 4
+    // unused bits, so flipping one gives another text that decodes to the same 64 bytes.
+    const text = msg.signature as string;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const variant = `${text.slice(0, 85)}${alphabet[alphabet.indexOf(text[85] as string) ^ 1]}==`;
+    assert.notEqual(variant, text);
+    assert.deepEqual(Buffer.from(variant, 'base64'), Buffer.from(text, 'base64'));
+    assert.equal(call({ ...msg, signature: variant }).code, 'replay');
+    const later = signBody(alice, { type: 'set_tags', node_id: 1, tags: ['gpu'] }, clock + 1);
+    assert.equal(call({ ...later, tags: ['evil'] }).code, 'bad_signature', 'content changed');
+    assert.equal(call({ ...later, type: 'set_hostname', hostname: 'evil' }).code, 'bad_signature', 'type changed');
+    assert.deepEqual(state.store.getNode(1)?.tags, ['gpu']);
+    assert.equal(call(later).type, 'set_tags_ok', 'the genuine later request still goes through');
   });
 
   it('refuses a register whose signature does not verify, and malformed keys', () => {
     const alice = Identity.generate();
     const other = Identity.generate();
-    const forged = call({
-      type: 'register',
-      listen_addr: ':4000',
-      public_key: alice.publicKeyBase64,
-      ...signedFields(other, `register:${alice.publicKeyBase64}`, clock),
-    });
+    const forged = signed(other, { type: 'register', listen_addr: ':4000', public_key: alice.publicKeyBase64 });
     assert.equal(forged.code, 'bad_signature');
     assert.equal(call({ type: 'register', listen_addr: ':4000', public_key: 'not-a-key' }).code, 'invalid_argument');
     assert.equal(call({ type: 'register', listen_addr: ':4000' }).code, 'invalid_argument');
@@ -87,16 +137,16 @@ describe('registry handlers', () => {
     const b = Identity.generate();
     register(a, '10.0.0.1', true);
     register(b, '10.0.0.2', true);
-    const req = call({ type: 'request_handshake', from_node_id: 1, to_node_id: 2, justification: 'hi', ...signedFields(a, 'handshake:1:2', clock) });
+    const req = signed(a, { type: 'request_handshake', from_node_id: 1, to_node_id: 2, justification: 'hi' });
     assert.equal(req.status, 'delivered');
     assert.deepEqual(notified, [2]);
     clock += HANDSHAKE_TTL_MS + 1;
     // Both nodes heartbeat so that they stay online.
-    call({ type: 'heartbeat', node_id: 1, ...signedFields(a, 'heartbeat:1', clock) });
-    call({ type: 'heartbeat', node_id: 2, ...signedFields(b, 'heartbeat:2', clock) });
-    const poll = call({ type: 'poll_handshakes', node_id: 2, ...signedFields(b, 'poll_handshakes:2', clock) });
+    signed(a, { type: 'heartbeat', node_id: 1 });
+    signed(b, { type: 'heartbeat', node_id: 2 });
+    const poll = signed(b, { type: 'poll_handshakes', node_id: 2 });
     assert.deepEqual(poll.requests, [], 'expired requests are not delivered');
-    call({ type: 'respond_handshake', node_id: 2, peer_id: 1, accept: true, ...signedFields(b, 'respond:2:1', clock) });
+    signed(b, { type: 'respond_handshake', node_id: 2, peer_id: 1, accept: true });
     assert.equal(state.store.hasTrustClaim(1, 2), false, 'an expired request no longer creates the pair');
     assert.equal(state.store.hasTrustClaim(2, 1), true, 'the responder’s own claim is recorded');
     assert.deepEqual(notified, [2, 1]);
@@ -114,8 +164,8 @@ describe('registry handlers', () => {
   it('refuses report_trust and handshakes with unknown or self peers', () => {
     const a = Identity.generate();
     register(a, '10.0.0.1', true);
-    assert.equal(call({ type: 'report_trust', node_id: 1, peer_id: 9, ...signedFields(a, 'report_trust:1:9', clock) }).code, 'not_found');
-    assert.equal(call({ type: 'report_trust', node_id: 1, peer_id: 1, ...signedFields(a, 'report_trust:1:1', clock) }).code, 'invalid_argument');
+    assert.equal(signed(a, { type: 'report_trust', node_id: 1, peer_id: 9 }).code, 'not_found');
+    assert.equal(signed(a, { type: 'report_trust', node_id: 1, peer_id: 1 }).code, 'invalid_argument');
     assert.equal(call({ type: 'deregister', node_id: 42 }).type, 'deregister_ok');
     assert.equal(call({ type: 'list_nodes', network_id: 3 }).code, 'not_found');
   });

@@ -26,7 +26,7 @@ function populatedStore(): SqliteRegistryStore {
   store.createNode({ publicKey: key(2), owner: '', realAddr: '[2001:db8::2]:4000' });
   store.createNode({ publicKey: key(3), owner: 'carol', realAddr: '198.51.100.3:4000' });
   store.updateNode(1, { hostname: 'alpha', tags: ['gpu', 'ml'], isPublic: true, taskExec: true, poloScore: 7 });
-  store.updateNode(2, { hostname: 'beta', poloScore: -2 });
+  store.updateNode(2, { hostname: 'beta', poloScore: -2, signsBody: true });
   store.updateNode(3, { registered: false, poloScore: 4 });
   store.addTrustClaim(1, 2, 10);
   store.addTrustClaim(2, 1, 11);
@@ -65,7 +65,7 @@ describe('registry snapshot (§5.9 JSON)', () => {
       id: 1, owner: 'alice', public_key: key(1), real_addr: '198.51.100.1:4000', networks: [0], public: true,
       last_seen: '2025-05-31T23:59:50Z', hostname: 'alpha', tags: ['gpu', 'ml'], polo_score: 10, task_exec: true,
     });
-    assert.deepEqual((snapshot.nodes as JsonObject)['2'], { id: 2, public_key: key(2), real_addr: '[2001:db8::2]:4000', networks: [0], hostname: 'beta', polo_score: -3 }, 'scores include the task evidence');
+    assert.deepEqual((snapshot.nodes as JsonObject)['2'], { id: 2, public_key: key(2), real_addr: '[2001:db8::2]:4000', networks: [0], hostname: 'beta', polo_score: -3, pilot_signs_body: true }, 'scores include the task evidence');
     assert.deepEqual(snapshot.trust_pairs, ['1:2'], 'only the pair claimed both ways');
     assert.deepEqual(snapshot.pilot_trust_claims, ['1:2', '1:3', '2:1']);
     assert.deepEqual(snapshot.pub_key_idx, { [key(1)]: 1, [key(2)]: 2, [key(3)]: 3 });
@@ -106,7 +106,7 @@ describe('registry snapshot (§5.9 JSON)', () => {
     const alpha = store.getNode(1);
     assert.deepEqual(alpha, {
       id: 1, publicKey: key(1), owner: 'alice@example.com', realAddr: '198.51.100.4:4000', isPublic: true,
-      hostname: 'alpha', tags: ['gpu', 'ml'], taskExec: true, poloScore: 12, registered: true,
+      hostname: 'alpha', tags: ['gpu', 'ml'], taskExec: true, poloScore: 12, registered: true, signsBody: false,
     });
     assert.equal(store.getNode(3)?.registered, false, 'a key only in pub_key_idx keeps its id reserved');
     assert.equal(store.getNodeByKey(key(3))?.id, 3);

@@ -36,7 +36,7 @@ describe('SqliteRegistryStore', () => {
     assert.equal(a.id, 1);
     assert.equal(b.id, 2);
     assert.deepEqual(a, {
-      id: 1, publicKey: key(1), owner: 'alice', realAddr: '1.2.3.4:4000', isPublic: false, hostname: '', tags: [], taskExec: false, poloScore: 0, registered: true,
+      id: 1, publicKey: key(1), owner: 'alice', realAddr: '1.2.3.4:4000', isPublic: false, hostname: '', tags: [], taskExec: false, poloScore: 0, registered: true, signsBody: false,
     });
     store.updateNode(1, { hostname: 'alice', tags: ['ml', 'gpu'], isPublic: true, taskExec: true, poloScore: 3 });
     store.updateNode(2, { registered: false });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Identity } from '../../src/crypto/identity.js';
-import { signChallenge } from '../../src/crypto/registry-signing.js';
 import { SignatureVerifier } from '../../src/registry/auth.js';
 import { errorReply, sortKeys } from '../../src/registry/dispatch.js';
 import { normalizeIp, observedEndpoint, splitHostPort } from '../../src/registry/endpoint.js';
@@ -9,7 +8,10 @@ import { intField, u16Field, u32Field } from '../../src/registry/fields.js';
 import { checkReply } from '../../src/registry/client.js';
 import { RateLimiter } from '../../src/registry/rate-limit.js';
 import { RequestError } from '../../src/registry/request-error.js';
-import { signedFields } from '../../src/registry/request-signer.js';
+import { signBody } from '../../src/registry/request-signer.js';
+import { canonicalJson, signedBodyText } from '../../src/protocol/registry-auth.js';
+import type { JsonObject, JsonValue } from '../../src/protocol/json.js';
+import { signChallenge } from '../../src/crypto/registry-signing.js';
 import { hostnameError, normalizeTags } from '../../src/registry/validation.js';
 import { PilotError } from '../../src/errors.js';
 
@@ -81,37 +83,55 @@ describe('registry signatures (§5.3, §14 #5)', () => {
   const id = Identity.fromSeed(new Uint8Array(32).fill(0x33));
   const key = id.publicKeyBase64;
   const now = 1_771_150_000_000;
+  const goStyle = { staticAllowed: true };
+  /** Signed at exactly `at` (the client signer would move times it already used forward). */
+  const bodyAt = (msg: JsonObject, at: number): JsonObject => {
+    const body = { ...msg, signed_at: at };
+    return { ...body, signature: signChallenge(id, signedBodyText(body) as string) };
+  };
+  const strict = { staticAllowed: false };
 
-  it('accepts the static challenge of Go daemons (reference vector)', () => {
-    const v = new SignatureVerifier();
+  it('accepts the static challenge of Go daemons (reference vector) only where allowed', () => {
+    const v = new SignatureVerifier(now);
     const sig = 'YQbt9kNI8YozUKK8Kt2Pvi5dFe+sbma6gRmS3FOQpJxoqesdsA5LQ7oTQV3kJMLaMSbFppC2akKSRFc7qo7mCA==';
-    v.verify(key, 'heartbeat:1', { signature: sig }, now);
-    v.verify(key, 'heartbeat:1', { signature: sig }, now);
-    assert.throws(() => v.verify(key, 'heartbeat:2', { signature: sig }, now), code('bad_signature'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', {}, now), code('bad_signature'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', { signature: sig }, now, { requireTimestamp: true }), code('invalid_argument'));
+    assert.equal(v.verify(key, 'heartbeat:1', { signature: sig }, now, goStyle), 'static');
+    assert.equal(v.verify(key, 'heartbeat:1', { signature: sig }, now, goStyle), 'static');
+    assert.throws(() => v.verify(key, 'heartbeat:2', { signature: sig }, now, goStyle), code('bad_signature'));
+    assert.throws(() => v.verify(key, 'heartbeat:1', {}, now, goStyle), code('bad_signature'));
+    assert.throws(() => v.verify(key, 'heartbeat:1', { signature: sig }, now, strict), code('bad_signature'));
   });
 
-  it('timestamped: window ±300 s, each signature once', () => {
-    const v = new SignatureVerifier();
-    const ts = now / 1000;
-    const msg = { timestamp: ts, signature: signChallenge(id, `heartbeat:1:${ts}`) };
-    v.verify(key, 'heartbeat:1', msg, now);
-    assert.throws(() => v.verify(key, 'heartbeat:1', msg, now + 1000), code('replay'));
-    const late = { timestamp: ts - 301, signature: signChallenge(id, `heartbeat:1:${ts - 301}`) };
-    assert.throws(() => v.verify(key, 'heartbeat:1', late, now), code('replay'));
-    const early = { timestamp: ts + 301, signature: signChallenge(id, `heartbeat:1:${ts + 301}`) };
-    assert.throws(() => v.verify(key, 'heartbeat:1', early, now), code('replay'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', { ...msg, timestamp: ts + 1 }, now), code('bad_signature'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', { ...msg, timestamp: '1' }, now), code('invalid_argument'));
-    v.prune(now + 302_000);
+  it('signed body: window ±300 s, not before the server started, each (key, type) strictly later', () => {
+    const v = new SignatureVerifier(now - 10_000);
+    const msg = bodyAt({ type: 'heartbeat', node_id: 1 }, now);
+    assert.equal(v.verify(key, 'heartbeat:1', msg, now, strict), 'signed-body');
+    assert.throws(() => v.verify(key, 'heartbeat:1', msg, now + 1000, strict), code('replay'));
+    const late = bodyAt({ type: 'heartbeat', node_id: 1 }, now - 301_000);
+    assert.throws(() => v.verify(key, 'heartbeat:1', late, now, strict), code('replay'));
+    const early = bodyAt({ type: 'heartbeat', node_id: 1 }, now + 301_000);
+    assert.throws(() => v.verify(key, 'heartbeat:1', early, now, strict), code('replay'));
+    const beforeStart = bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 11_000);
+    assert.throws(() => v.verify(key, 'poll_handshakes:1', beforeStart, now, strict), code('replay'));
+    assert.throws(() => v.verify(key, 'heartbeat:1', { ...msg, signed_at: now + 5 }, now, strict), code('bad_signature'));
+    assert.throws(() => v.verify(key, 'heartbeat:1', { ...msg, signed_at: '1' }, now, strict), code('invalid_argument'));
+    // Another type from the same key has its own order.
+    assert.equal(v.verify(key, 'poll_handshakes:1', bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 5), now, strict), 'signed-body');
+    assert.equal(v.size, 2);
+    v.prune(now + 301_000);
     assert.equal(v.size, 0);
   });
 
-  it('the client signer never repeats a (challenge, timestamp) pair', () => {
-    const v = new SignatureVerifier();
+  it('the client signer makes times strictly increasing per (key, type)', () => {
+    const v = new SignatureVerifier(0);
     const at = Date.now();
-    for (let i = 0; i < 5; i++) v.verify(key, 'poll_handshakes:1', signedFields(id, 'poll_handshakes:1', at), at);
-    assert.equal(v.size, 5);
+    for (let i = 0; i < 5; i++) v.verify(key, 'poll_handshakes:1', signBody(id, { type: 'poll_handshakes', node_id: 1 }, at), at, strict);
+    assert.equal(v.size, 1);
+  });
+
+  it('canonical JSON sorts keys at every level and refuses deep nesting', () => {
+    assert.equal(canonicalJson({ b: 1, a: [{ d: 'x', c: null }], é: true }), '{"a":[{"c":null,"d":"x"}],"b":1,"é":true}');
+    let deep: JsonValue = 1;
+    for (let i = 0; i < 20; i++) deep = [deep];
+    assert.equal(canonicalJson(deep), undefined);
   });
 });

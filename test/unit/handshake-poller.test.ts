@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HandshakePoller } from '../../src/daemon/handshake-poller.js';
+import { silentLogger } from '../../src/log.js';
+
+function poller(state: { watching: boolean; awaiting: boolean }, pollMs = 0) {
+  let polls = 0;
+  const p = new HandshakePoller({
+    poll: async () => {
+      polls++;
+      await sleep(pollMs);
+    },
+    watching: () => state.watching,
+    awaiting: () => state.awaiting,
+    log: silentLogger(),
+    fastMs: 20,
+    fastForMs: 1000,
+  });
+  return { p, polls: () => polls };
+}
+
+describe('HandshakePoller', () => {
+  it('polls fast while a request awaits its answer and no push channel exists, then stops', async () => {
+    const state = { watching: false, awaiting: true };
+    const { p, polls } = poller(state);
+    p.requestSent();
+    await sleep(150);
+    assert.ok(polls() >= 4, `only ${polls()} polls in 150 ms`);
+    state.awaiting = false;
+    await sleep(50);
+    const settled = polls();
+    await sleep(100);
+    assert.equal(polls(), settled, 'no polls once the answer came');
+    p.stop();
+  });
+
+  it('leaves it to the push channel when there is one', async () => {
+    const { p, polls } = poller({ watching: true, awaiting: true });
+    p.requestSent();
+    await p.refresh(100);
+    await sleep(100);
+    assert.equal(polls(), 0);
+    p.stop();
+  });
+
+  it('stops fast polling after the fast period', async () => {
+    const { p, polls } = poller({ watching: false, awaiting: true });
+    p.requestSent(Date.now() - 990);
+    await sleep(150);
+    assert.ok(polls() <= 1, `${polls()} polls after the period`);
+    p.stop();
+  });
+
+  it('joins concurrent polls and bounds how long a refresh waits', async () => {
+    const { p, polls } = poller({ watching: false, awaiting: false }, 300);
+    const started = Date.now();
+    void p.poll();
+    await Promise.all([p.refresh(50), p.refresh(50)]);
+    assert.ok(Date.now() - started < 250, 'refresh gave up waiting');
+    assert.equal(polls(), 1, 'one poll for all three');
+    p.stop();
+  });
+});
