@@ -9,6 +9,11 @@ import { standbyRefusal } from './standby-gate.js';
 
 /** Read deadline between requests (as the reference); push channels are exempt. */
 export const IDLE_TIMEOUT_MS = 300_000;
+/**
+ * A new connection must deliver its first frame, and a frame once begun must be complete, within
+ * this time: a client that trickles bytes cannot hold a connection for the idle timeout.
+ */
+export const FRAME_DEADLINE_MS = 10_000;
 /** How long a refused client may take to read the error reply before the socket is dropped. */
 const CLOSE_GRACE_MS = 2000;
 /** Replies a client has not read yet; beyond this the server stops reading its requests. */
@@ -30,26 +35,63 @@ export interface ConnectionHooks {
  */
 export class RegistryConnection {
   readonly remoteIp: string;
+  /** The socket's own peer address (remoteIp is normalised). */
+  readonly remoteAddress: string;
   readonly remotePort: number;
   /** Node id once this connection became a handshake push channel. */
   watching: number | undefined;
   /** True once the connection became a replication stream to a standby. */
   replicating = false;
+  /** `performance.now()` of the last complete request (or of the connection). */
+  lastRequestAt = performance.now();
   readonly #splitter = new RegistryFrameSplitter();
+  #frameTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: Socket,
     remoteIp: string,
     private readonly hooks: ConnectionHooks,
+    frameDeadlineMs = FRAME_DEADLINE_MS,
   ) {
     this.remoteIp = remoteIp;
+    this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.#onData(chunk);
+      this.#watchFrame(frameDeadlineMs);
+    });
     socket.on('drain', () => socket.resume());
     socket.on('error', (err) => hooks.state.log.debug({ ip: remoteIp, err: err.message }, 'registry connection error'));
-    socket.on('close', () => hooks.closed(this));
+    socket.on('close', () => {
+      clearTimeout(this.#frameTimer);
+      hooks.closed(this);
+    });
+    this.#armFrameTimer(frameDeadlineMs, 'no request');
+  }
+
+  /** Idle between requests (no partial frame) and not a push or replication channel: the first to go when the server is full. */
+  get evictable(): boolean {
+    return this.watching === undefined && !this.replicating && this.#splitter.buffered === 0 && this.#frameTimer === undefined;
+  }
+
+  /** A frame left incomplete must be finished in time; the timer stops once nothing is pending. */
+  #watchFrame(deadlineMs: number): void {
+    if (this.#splitter.buffered === 0) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    } else if (this.#frameTimer === undefined) {
+      this.#armFrameTimer(deadlineMs, 'incomplete frame');
+    }
+  }
+
+  #armFrameTimer(deadlineMs: number, what: string): void {
+    this.#frameTimer = setTimeout(() => {
+      this.hooks.state.log.debug({ ip: this.remoteIp, what }, `registry connection closed: ${what} within ${deadlineMs} ms`);
+      this.socket.destroy();
+    }, deadlineMs);
+    this.#frameTimer.unref();
   }
 
   send(msg: JsonObject): void {
@@ -80,6 +122,7 @@ export class RegistryConnection {
       }
       // A push channel only carries notifications out; anything the client sends is ignored.
       if (this.watching !== undefined || this.replicating) continue;
+      this.lastRequestAt = performance.now();
       const reply = this.#reply(result.value);
       if (reply !== undefined) this.send(reply);
     }

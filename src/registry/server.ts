@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SignatureVerifier } from './auth.js';
-import { RegistryConnection } from './connection.js';
+import { FRAME_DEADLINE_MS, RegistryConnection } from './connection.js';
 import { markSignsBody, registeredNode, type RegistryState } from './context.js';
 import { normalizeIp } from './endpoint.js';
 import { u32Field } from './fields.js';
@@ -43,16 +43,26 @@ export interface RegistryServerOptions {
   requireSignedBody?: boolean;
   /** Primary (a token standbys present) or read-only standby of a primary (PROTOCOL.md §5.10). */
   replication?: ReplicationOptions;
+  /** Connection limits (defaults: 10,000 in all, 256 per source IP, 10 s to send a frame). */
+  connectionLimits?: Partial<ConnectionLimits>;
+}
+
+export interface ConnectionLimits {
+  readonly total: number;
+  readonly perIp: number;
+  /** A new connection's first frame, and any frame once begun, must arrive within this. */
+  readonly frameDeadlineMs: number;
 }
 
 /** Per-IP limits: registrations of new keys (as the reference) and requests of any kind. */
 const REGISTER_RATE = { perSecond: 10 / 60, burst: 10 };
 const REQUEST_RATE = { perSecond: 200, burst: 400 };
-const MAX_CONNECTIONS_PER_IP = 256;
-const MAX_CONNECTIONS = 10_000;
+const DEFAULT_LIMITS: ConnectionLimits = { total: 10_000, perIp: 256, frameDeadlineMs: FRAME_DEADLINE_MS };
 const SWEEP_INTERVAL_MS = 60_000;
 /** A client that has not finished the TLS handshake by then is dropped. */
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+const peerKey = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? 0}`;
 
 /** The registry (rendezvous) server of PROTOCOL.md §5 over TCP, or TLS (§5.1). */
 export class RegistryServer {
@@ -66,15 +76,26 @@ export class RegistryServer {
   readonly #connections = new Set<RegistryConnection>();
   /** Accepted TCP sockets, including TLS ones still in the handshake; the connection limits count these. */
   readonly #sockets = new Set<Socket>();
-  readonly #perIp = new Map<string, number>();
+  readonly #byIp = new Map<string, Set<Socket>>();
+  /** Served connections by `<address>|<port>` of the peer (a TLS connection's socket is not the accepted one). */
+  readonly #connectionByPeer = new Map<string, RegistryConnection>();
+  readonly #limits: ConnectionLimits;
   readonly #watchers = new Map<number, RegistryConnection>();
   readonly #sweep: NodeJS.Timeout;
   readonly #startedAt = performance.now();
   readonly #replication: Replication;
   #closing: Promise<void> | undefined;
 
-  private constructor(server: Server, state: RegistryState, host: string, tlsFingerprint: string | undefined, replication: Replication) {
+  private constructor(
+    server: Server,
+    state: RegistryState,
+    host: string,
+    tlsFingerprint: string | undefined,
+    replication: Replication,
+    limits: ConnectionLimits,
+  ) {
     this.#server = server;
+    this.#limits = limits;
     this.#state = state;
     this.#replication = replication;
     this.host = host;
@@ -139,7 +160,7 @@ export class RegistryServer {
       throw err;
     }
     replication = startReplication(state, replicationSettings);
-    self = new RegistryServer(server, state, host, opts.tls?.fingerprint, replication);
+    self = new RegistryServer(server, state, host, opts.tls?.fingerprint, replication, { ...DEFAULT_LIMITS, ...opts.connectionLimits });
     const tls = opts.tls ? { tls_fingerprint: opts.tls.fingerprint } : { tls: false };
     log.info({ host, port: self.port, nodes: store.listRegistered().length, ...tls }, 'registry listening');
     return self;
@@ -185,23 +206,63 @@ export class RegistryServer {
     return this.#closing;
   }
 
-  /** Applies the connection limits to a new TCP socket; false when it was refused. */
+  /**
+   * Applies the connection limits to a new TCP socket; false when it was refused. When the server
+   * is full, a source holding fewer connections than the heaviest one still gets in: one of the
+   * heaviest source's connections makes room, so no source can hold the whole table.
+   */
   #admit(socket: Socket): boolean {
     const ip = normalizeIp(socket.remoteAddress ?? '');
-    const count = this.#perIp.get(ip) ?? 0;
-    if (this.#closing !== undefined || count >= MAX_CONNECTIONS_PER_IP || this.#sockets.size >= MAX_CONNECTIONS) {
-      this.#state.log.warn({ ip, count }, 'connection refused: too many connections');
+    const mine = this.#byIp.get(ip) ?? new Set<Socket>();
+    const full = this.#sockets.size >= this.#limits.total && !this.#evictFor(mine.size);
+    if (this.#closing !== undefined || mine.size >= this.#limits.perIp || full) {
+      this.#state.log.warn({ ip, count: mine.size, total: this.#sockets.size }, 'connection refused: too many connections');
       socket.destroy();
       return false;
     }
-    this.#perIp.set(ip, count + 1);
+    mine.add(socket);
+    this.#byIp.set(ip, mine);
     this.#sockets.add(socket);
-    socket.once('close', () => {
-      this.#sockets.delete(socket);
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left <= 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, left);
-    });
+    socket.once('close', () => this.#forget(socket, ip));
+    return true;
+  }
+
+  #forget(socket: Socket, ip: string): void {
+    this.#sockets.delete(socket);
+    const set = this.#byIp.get(ip);
+    if (set?.delete(socket) && set.size === 0) this.#byIp.delete(ip);
+  }
+
+  /**
+   * Closes one connection of the source holding the most, if it holds more than `count` + 1: an
+   * idle one (between requests) first, the longest idle of those; push channels last.
+   */
+  #evictFor(count: number): boolean {
+    let heaviestIp: string | undefined;
+    let heaviest: Set<Socket> | undefined;
+    for (const [ip, set] of this.#byIp) {
+      if (heaviest === undefined || set.size > heaviest.size) {
+        heaviest = set;
+        heaviestIp = ip;
+      }
+    }
+    if (heaviest === undefined || heaviestIp === undefined || heaviest.size <= count + 1) return false;
+    let victim: Socket | undefined;
+    let best = Infinity;
+    for (const socket of heaviest) {
+      const conn = this.#connectionByPeer.get(peerKey(socket));
+      // Still in the TLS handshake or idle: cheapest to lose. Then anything but a push channel.
+      const rank = conn === undefined ? 0 : conn.evictable ? 1 : conn.watching === undefined && !conn.replicating ? 2 : 3;
+      const score = rank * 1e15 + (conn?.lastRequestAt ?? 0);
+      if (score < best) {
+        best = score;
+        victim = socket;
+      }
+    }
+    if (victim === undefined) return false;
+    this.#state.log.info({ ip: heaviestIp, held: heaviest.size }, 'registry full: closing a connection of the heaviest source');
+    this.#forget(victim, heaviestIp);
+    victim.destroy();
     return true;
   }
 
@@ -211,18 +272,26 @@ export class RegistryServer {
       socket.destroy();
       return;
     }
-    const conn = new RegistryConnection(socket, normalizeIp(socket.remoteAddress ?? ''), {
-      state: this.#state,
-      requestLimiter: this.#requestLimiter,
-      watch: (c, msg) => this.#watch(c, msg),
-      subscribe: (c, msg) => this.#replication.subscribe(c, msg),
-      closed: (c) => this.#closed(c),
-    });
+    const conn = new RegistryConnection(
+      socket,
+      normalizeIp(socket.remoteAddress ?? ''),
+      {
+        state: this.#state,
+        requestLimiter: this.#requestLimiter,
+        watch: (c, msg) => this.#watch(c, msg),
+        subscribe: (c, msg) => this.#replication.subscribe(c, msg),
+        closed: (c) => this.#closed(c),
+      },
+      this.#limits.frameDeadlineMs,
+    );
+    this.#connectionByPeer.set(peerKey(socket), conn);
     this.#connections.add(conn);
   }
 
   #closed(conn: RegistryConnection): void {
     if (!this.#connections.delete(conn)) return;
+    const key = `${conn.remoteAddress}|${conn.remotePort}`;
+    if (this.#connectionByPeer.get(key) === conn) this.#connectionByPeer.delete(key);
     if (conn.watching !== undefined && this.#watchers.get(conn.watching) === conn) this.#watchers.delete(conn.watching);
   }
 

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Identity } from '../../src/crypto/identity.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryServer, type ConnectionLimits } from '../../src/registry/server.js';
+import { RawConn } from './registry-helpers.js';
+
+/** Hostile registry clients, speaking the raw protocol (PROTOCOL.md §5.1). */
+describe('attacks on the registry', () => {
+  let server: RegistryServer | undefined;
+  const conns: RawConn[] = [];
+  const clients: RegistryClient[] = [];
+
+  const start = async (limits: Partial<ConnectionLimits>): Promise<RegistryServer> => {
+    server = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:', connectionLimits: limits });
+    return server;
+  };
+  const open = async (port: number, from?: string): Promise<RawConn> => {
+    const c = await RawConn.open(port, from);
+    conns.push(c);
+    return c;
+  };
+  const registers = async (port: number): Promise<boolean> => {
+    const client = new RegistryClient({ address: `127.0.0.1:${port}`, identity: Identity.generate(), timeoutMs: 3000 });
+    clients.push(client);
+    return client.register({ listenAddr: '127.0.0.1:4000' }).then(
+      (reply) => typeof reply.node_id === 'number',
+      () => false,
+    );
+  };
+
+  afterEach(async () => {
+    for (const c of conns.splice(0)) c.close();
+    for (const c of clients.splice(0)) c.close();
+    await server?.close();
+    server = undefined;
+  });
+
+  it('drops connections that trickle a frame or never send one (slowloris)', async () => {
+    const s = await start({ frameDeadlineMs: 300 });
+    const silent = await open(s.port);
+    const trickling = await open(s.port);
+    trickling.write(Buffer.from([0, 0])); // two bytes of a length prefix, then nothing
+    const idleAfterRequest = await open(s.port);
+    assert.equal((await idleAfterRequest.request({ type: 'list_networks' })).type, 'list_networks_ok');
+    await Promise.all([silent.waitClosed(2000), trickling.waitClosed(2000)]);
+    await sleep(400);
+    assert.equal(idleAfterRequest.closed, false, 'a client idle between requests keeps its connection');
+    assert.equal((await idleAfterRequest.request({ type: 'list_networks' })).type, 'list_networks_ok');
+  });
+
+  it('keeps room for new sources when a few sources fill the connection table', async () => {
+    const s = await start({ total: 40, perIp: 30 });
+    // Two sources hold every slot with connections idle between requests.
+    for (const from of ['127.0.0.2', '127.0.0.3']) {
+      for (let i = 0; i < 20; i++) {
+        const c = await open(s.port, from);
+        assert.equal((await c.request({ type: 'list_networks' })).type, 'list_networks_ok');
+      }
+    }
+    // A newcomer from another address still gets in, and again after that.
+    assert.equal(await registers(s.port), true, 'first newcomer registered');
+    assert.equal(await registers(s.port), true, 'second newcomer registered');
+    await sleep(100);
+    const closed = conns.filter((c) => c.closed).length;
+    assert.ok(closed >= 2 && closed <= 4, `${closed} of the hoarders' connections were closed`);
+  });
+
+  it('never gives one source more than its fair share', async () => {
+    const s = await start({ total: 30, perIp: 30 });
+    const first = [];
+    for (let i = 0; i < 30; i++) first.push(await open(s.port, '127.0.0.2'));
+    for (const c of first) await c.request({ type: 'list_networks' });
+    // A second source takes over up to half of the table from the first, one connection at a time.
+    const second = [];
+    for (let i = 0; i < 15; i++) {
+      const c = await open(s.port, '127.0.0.3');
+      second.push(c);
+      assert.equal((await c.request({ type: 'list_networks' })).type, 'list_networks_ok', `newcomer ${i}`);
+    }
+    await sleep(100);
+    assert.equal(first.filter((c) => c.closed).length, 15);
+    // Beyond half, it would take from a source no bigger than itself: refused.
+    const extra = await open(s.port, '127.0.0.3').catch(() => undefined);
+    if (extra !== undefined) await extra.waitClosed(2000);
+  });
+});
