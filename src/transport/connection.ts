@@ -10,6 +10,15 @@ import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, Connect
 
 const EMPTY = new Uint8Array(0);
 const KEEPALIVE_BYTE = Uint8Array.of(0);
+/**
+ * What a receiver takes beyond its buffer from a peer that reads a zero window as "no limit": such
+ * a sender may send while its bytes in flight are below the window, so it can have one window unit
+ * plus one segment (of at most one unit) beyond the last ACK, and the smallest window it is shown
+ * is one unit.
+ */
+const LEGACY_SLACK_BYTES = 2 * WINDOW_UNIT;
+/** Duplicate ACKs that make a reference sender retransmit at once (PROTOCOL.md §7.8). */
+const DUP_ACK_THRESHOLD = 3;
 
 /**
  * One stream connection (PROTOCOL.md §7) as a sans-I/O state machine. Differences from the
@@ -55,6 +64,8 @@ export class Connection {
   private lastSendAt: Millis = 0;
   private lastAdvertised = 0;
   private wantWritable = false;
+  /** Data from a peer that ignores a zero window was dropped beyond the window. */
+  private droppedBeyondWindow = false;
 
   private readonly recvCounters: ReceiveCounters = { segmentsRecv: 0, bytesRecv: 0, sackBlocksSent: 0 };
 
@@ -80,11 +91,17 @@ export class Connection {
   /** Responder side: the SYN was checked by the endpoint; answer and become ESTABLISHED (as the reference). */
   acceptSyn(syn: Packet, now: Millis): void {
     this.peerSynSeq = syn.seq;
-    this.receiver = new StreamReceiver(seqAdd(syn.seq, 1), this.opts.recvBufferBytes);
+    this.receiver = this.newReceiver(seqAdd(syn.seq, 1));
     this.sender.onAck({ ack: this.sender.sndUna, window: syn.window, sack: null, payloadLength: 0 }, now);
     this.state = 'ESTABLISHED';
     this.lastRecvAt = now;
     this.sendSynAck(now);
+  }
+
+  private newReceiver(rcvNxt: number): StreamReceiver {
+    const r = new StreamReceiver(rcvNxt, this.opts.recvBufferBytes);
+    r.slackBytes = this.opts.peerHonoursZeroWindow ? 0 : LEGACY_SLACK_BYTES;
+    return r;
   }
 
   private sendSyn(now: Millis): void {
@@ -111,11 +128,13 @@ export class Connection {
   read(maxBytes: number): Buffer | null {
     const r = this.receiver;
     if (!r) return null;
+    const wasHolding = r.holding;
     const data = r.read(maxBytes);
     if (data && !this.gone && this.state !== 'TIME_WAIT') {
       const win = this.advertisedWindow();
       const step = Math.max(2, Math.floor(this.opts.recvBufferBytes / WINDOW_UNIT / 4));
-      if (win - this.lastAdvertised >= step || (this.lastAdvertised < 2 && win >= 2)) this.sendAck(this.lastSendAt);
+      const release = wasHolding && !r.holding;
+      if (release || win - this.lastAdvertised >= step || (this.lastAdvertised < 2 && win >= 2)) this.sendWindowUpdate(release, this.lastSendAt);
     }
     return data;
   }
@@ -171,7 +190,7 @@ export class Connection {
 
   private onSynAck(p: Packet, now: Millis): void {
     this.peerSynSeq = p.seq;
-    this.receiver = new StreamReceiver(seqAdd(p.seq, 1), this.opts.recvBufferBytes);
+    this.receiver = this.newReceiver(seqAdd(p.seq, 1));
     if (this.synXmits === 1) this.sender.rtt.sample(now - this.synSentAt);
     this.sender.onAck({ ack: p.ack, window: p.window, sack: null, payloadLength: 0 }, now);
     this.synDeadline = undefined;
@@ -201,6 +220,20 @@ export class Connection {
     this.pump(now);
   }
 
+  /**
+   * The window opened (or held data became acknowledgeable). To a peer that ignores a zero window
+   * the update is repeated: a lost release would leave the sender waiting, since it probes with
+   * bare ACKs that get no answer; after a drop, three duplicates follow (bare, without SACK, the
+   * only kind a reference sender counts) so that it retransmits at once rather than on its timer.
+   */
+  private sendWindowUpdate(release: boolean, now: Millis): void {
+    this.sendAck(now);
+    if (this.opts.peerHonoursZeroWindow) return;
+    const copies = this.droppedBeyondWindow ? DUP_ACK_THRESHOLD : release ? 1 : 0;
+    this.droppedBeyondWindow = false;
+    for (let i = 0; i < copies; i++) this.emit(Flag.ACK, this.finSent ? this.finSeq : this.sender.sndNxt, this.ackField(), EMPTY, now);
+  }
+
   private onData(p: Packet, now: Millis): void {
     const r = this.receiver;
     if (!r) return;
@@ -216,10 +249,12 @@ export class Connection {
     if (verdict === 'in_order') {
       this.recvCounters.bytesRecv += (r.rcvNxt - before) >>> 0;
       if (!hadReadable) this.sink.event({ type: 'readable', connId: this.id });
-      if (hadHoles || r.hasOutOfOrder || ++this.ackPending >= 2) this.sendAck(now);
+      // Held data is SACKed at once, before the sender's retransmission timer fires.
+      if (hadHoles || r.hasOutOfOrder || r.holding || ++this.ackPending >= 2) this.sendAck(now);
       else if (this.delayedAckDeadline === undefined) this.delayedAckDeadline = now + this.opts.delayedAckMs;
       this.checkPeerFin(now);
     } else {
+      if (verdict === 'beyond_window' && !this.opts.peerHonoursZeroWindow) this.droppedBeyondWindow = true;
       this.sendAck(now);
     }
   }
@@ -326,7 +361,7 @@ export class Connection {
   private sendAck(now: Millis): void {
     const r = this.receiver;
     let payload: Uint8Array = EMPTY;
-    if (r && r.hasOutOfOrder) {
+    if (r && (r.hasOutOfOrder || r.holding)) {
       const blocks = r.sackBlocks();
       if (blocks.length > 0) {
         payload = encodeSack(blocks);
@@ -341,13 +376,15 @@ export class Connection {
   private ackField(): number {
     const r = this.receiver;
     if (!r) return 0;
-    return r.finReached && r.finSeq !== undefined ? seqAdd(r.finSeq, 1) : r.rcvNxt;
+    return r.finReached && r.finSeq !== undefined ? seqAdd(r.finSeq, 1) : r.ackNumber();
   }
 
+  /** Free receive space in window units; never 0 to a peer that would read 0 as "no limit". */
   private advertisedWindow(): number {
     const r = this.receiver;
-    if (!r) return Math.min(0xffff, Math.floor(this.opts.recvBufferBytes / WINDOW_UNIT));
-    return Math.min(0xffff, Math.floor(r.windowBytes / WINDOW_UNIT));
+    const free = r ? r.windowBytes : this.opts.recvBufferBytes;
+    const units = Math.min(0xffff, Math.floor(free / WINDOW_UNIT));
+    return this.opts.peerHonoursZeroWindow ? units : Math.max(1, units);
   }
 
   private emit(flags: number, seq: number, ack: number, payload: Uint8Array, now: Millis): void {
@@ -467,20 +504,37 @@ export class Connection {
     this.timeWaitDeadline = undefined;
   }
 
-  /**
-   * Changes the largest payload this connection puts in one segment (the peer said it accepts
-   * more). Segments already sent keep their size; later ones use the new one.
-   */
   /** Turns Nagle's coalescing of small writes on or off for this connection (like TCP_NODELAY). */
   setNagle(on: boolean, now: Millis): void {
     this.opts.nagle = on;
     if (!on && this.state === 'ESTABLISHED') this.pump(now, true);
   }
 
+  /**
+   * Changes the largest payload this connection puts in one segment (the peer said it accepts
+   * more). Segments already sent keep their size; later ones use the new one.
+   */
   setSegmentSize(mss: number): void {
     if (this.opts.mss === mss) return;
     this.opts.mss = mss;
     this.sender.cc.setMss(mss);
+  }
+
+  /**
+   * Whether the peer stops at a zero window (it proved to be pilot-ts) or reads it as "no limit"
+   * (the reference). Data held for the latter is acknowledged at once when the peer turns out to
+   * be the former.
+   */
+  setPeerHonoursZeroWindow(on: boolean): void {
+    if (this.opts.peerHonoursZeroWindow === on) return;
+    this.opts.peerHonoursZeroWindow = on;
+    const r = this.receiver;
+    if (!r) return;
+    const wasHolding = r.holding;
+    r.slackBytes = on ? 0 : LEGACY_SLACK_BYTES;
+    if (!on) return;
+    this.droppedBeyondWindow = false;
+    if (wasHolding && !this.finished) this.sendAck(this.lastSendAt);
   }
 
   info(): ConnectionInfo {

@@ -59,6 +59,8 @@ export class TransportEndpoint {
   private readonly synPerSource: KeyedRateLimiter<number>;
   private readonly conns = new ConnectionTable();
   private readonly peerMss = new Map<number, number>();
+  /** Nodes known to stop at a zero window (beyond the default of connOptions). */
+  private readonly zeroWindowPeers = new Set<number>();
   private nextConnId = 1;
   private outbox: Packet[] = [];
   private outHead = 0;
@@ -289,6 +291,29 @@ export class TransportEndpoint {
     for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setSegmentSize(mss);
   }
 
+  /**
+   * Marks `node` as a peer that stops sending at a zero window (it proved to be pilot-ts), for its
+   * current and future connections; `false` forgets it (back to the default, under which a window
+   * is never advertised as 0, since the reference reads 0 as "no limit").
+   */
+  setPeerHonoursZeroWindow(node: number, on: boolean): void {
+    if (on) {
+      if (!this.zeroWindowPeers.has(node) && this.zeroWindowPeers.size >= MAX_PEER_MSS_ENTRIES) {
+        this.zeroWindowPeers.delete(this.zeroWindowPeers.values().next().value as number);
+      }
+      this.zeroWindowPeers.add(node);
+    } else {
+      this.zeroWindowPeers.delete(node);
+    }
+    const honours = this.peerHonoursZeroWindow(node);
+    for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setPeerHonoursZeroWindow(honours);
+  }
+
+  /** Whether connections with `node` may advertise a zero window. */
+  peerHonoursZeroWindow(node: number): boolean {
+    return this.connOptions.peerHonoursZeroWindow || this.zeroWindowPeers.has(node);
+  }
+
   // ---- internals ----
 
   private create(localPort: number, remote: SocketAddr): Connection {
@@ -302,6 +327,7 @@ export class TransportEndpoint {
     });
     const mss = this.peerMss.get(remote.addr.node);
     if (mss !== undefined) conn.setSegmentSize(mss);
+    if (this.zeroWindowPeers.has(remote.addr.node)) conn.setPeerHonoursZeroWindow(true);
     this.conns.add(conn);
     return conn;
   }

@@ -18,6 +18,7 @@ export const DEFAULT_CONNECTION_OPTIONS: Readonly<ConnectionOptions> = Object.fr
   maxRetransmits: 12,
   maxSynRetries: 6,
   isn: 0,
+  peerHonoursZeroWindow: false,
 });
 
 /** Largest segment payload: a packet (34-byte header) plus tunnel overhead must fit one UDP datagram. */

@@ -22,20 +22,33 @@ export type DataVerdict =
  * Receive side of a stream: reassembly, the buffer the application reads from, the advertised
  * window and SACK blocks. Out-of-order data is kept for everything inside the advertised window,
  * so the receiver never discards what a window-respecting sender put in flight.
+ *
+ * With `slackBytes` > 0 (a peer that reads a zero window as "no limit", as the reference does)
+ * the receiver takes up to that many bytes beyond its capacity, whole segments only, and while
+ * the buffer is over capacity the cumulative ACK stays where it was: the data that arrived since
+ * is held unacknowledged and reported in a SACK block instead. Such a sender counts held data as
+ * in flight, so it stops at the (never zero) window, and, the data being SACKed, it does not
+ * retransmit it either.
  */
 export class StreamReceiver {
   private readable = new ByteQueue();
   private ooo: OooSegment[] = [];
   private oooTotal = 0;
   private lastOooSeq: number | undefined;
+  /** The cumulative ACK last handed out by ackNumber(). */
+  private lastAck: number;
   /** Sequence at which the peer's FIN was placed, once seen. */
   finSeq: number | undefined;
+  /** Bytes accepted beyond capacity, for a peer that ignores a zero window (0 = none). */
+  slackBytes = 0;
 
   constructor(
     /** Next in-order sequence number expected. */
     public rcvNxt: number,
     private readonly capacity: number,
-  ) {}
+  ) {
+    this.lastAck = rcvNxt;
+  }
 
   get readableBytes(): number {
     return this.readable.length;
@@ -59,6 +72,22 @@ export class StreamReceiver {
     return Math.max(0, this.capacity - this.readable.length);
   }
 
+  /** In-order data beyond capacity (only possible with slack), and more may come before the FIN. */
+  get overCapacity(): boolean {
+    return this.slackBytes > 0 && this.readable.length > this.capacity && !this.finReached;
+  }
+
+  /** Data is received but held unacknowledged (see the class comment). */
+  get holding(): boolean {
+    return this.overCapacity && this.lastAck !== this.rcvNxt;
+  }
+
+  /** The cumulative ACK to put in the next packet: rcvNxt, unless data is being held. */
+  ackNumber(): number {
+    if (!this.overCapacity) this.lastAck = this.rcvNxt;
+    return this.lastAck;
+  }
+
   /** Takes ownership of `payload` (it is kept, not copied): the caller must not change it afterwards. */
   onData(seq: number, payload: Uint8Array): DataVerdict {
     let start = seq;
@@ -69,9 +98,15 @@ export class StreamReceiver {
       data = data.subarray(seqDiff(this.rcvNxt, start));
       start = this.rcvNxt;
     }
-    const windowEnd = seqAdd(this.rcvNxt, this.windowBytes);
+    const room = this.slackBytes > 0 ? Math.max(0, this.capacity + this.slackBytes - this.readable.length) : this.windowBytes;
+    const windowEnd = seqAdd(this.rcvNxt, room);
     if (seqGe(start, windowEnd)) return 'beyond_window';
-    if (seqGt(seqAdd(start, data.length), windowEnd)) data = data.subarray(0, seqDiff(windowEnd, start));
+    if (seqGt(seqAdd(start, data.length), windowEnd)) {
+      // Cut to the window; but with slack a segment is taken whole or not at all: a partly taken
+      // one could not be covered by the SACK block of held data, and would be retransmitted.
+      if (this.slackBytes > 0) return 'beyond_window';
+      data = data.subarray(0, seqDiff(windowEnd, start));
+    }
     if (data.length === 0) return 'beyond_window';
 
     if (start === this.rcvNxt) {
@@ -93,7 +128,8 @@ export class StreamReceiver {
    * others from the lowest sequence up.
    */
   sackBlocks(): SackBlock[] {
-    if (this.ooo.length === 0) return [];
+    const held = this.holding ? [{ left: this.lastAck, right: this.rcvNxt }] : [];
+    if (this.ooo.length === 0) return held;
     const blocks: SackBlock[] = [];
     let cur: { left: number; right: number } | undefined;
     for (const s of this.ooo) {
@@ -110,7 +146,8 @@ export class StreamReceiver {
       const idx = blocks.findIndex((b) => seqGe(recent, b.left) && seqLt(recent, b.right));
       if (idx > 0) blocks.unshift(...blocks.splice(idx, 1));
     }
-    return blocks.slice(0, MAX_SACK_BLOCKS);
+    // The held block goes first: without it the sender would retransmit what is held.
+    return [...held, ...blocks].slice(0, MAX_SACK_BLOCKS);
   }
 
   private appendInOrder(data: Buffer): void {

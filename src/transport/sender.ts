@@ -252,6 +252,16 @@ export class StreamSender {
     if (this.peerWindowBytes === 0) {
       // Window probe: not congestion, and the peer answered recently enough to be alive.
       this.markLost(this.firstUnsacked(), false);
+    } else if (this.sackedBytes >= this.inFlightBytes) {
+      // The peer has everything in flight (SACKed) but acknowledges none of it: a receiver holding
+      // data beyond its buffer for a sender it takes for one that ignores a zero window. Not
+      // congestion either: the first segment goes again as a probe, which the peer answers.
+      const head = this.segs[this.head];
+      if (head?.sacked) {
+        head.sacked = false;
+        this.sackedBytes -= head.data.length;
+      }
+      this.markLost(head, false);
     } else {
       if (++this.consecutiveTimeouts > this.opts.maxRetransmits) return false;
       const newEpisode = !(this.inRecovery && this.timeoutRecovery);

@@ -54,6 +54,13 @@ export interface ConnectionOptions {
   maxSynRetries: number;
   /** Initial sequence number (default 0, as the reference). */
   isn: number;
+  /**
+   * The peer stops sending at an advertised window of 0 (a pilot-ts peer, proven by its capability
+   * advert). The reference reads 0 as "no limit" (PROTOCOL.md §2.6), so while this is false the
+   * window is never advertised below one unit, and data beyond the buffer is held unacknowledged
+   * (SACKed) instead of dropped, which stops such a sender (default false).
+   */
+  peerHonoursZeroWindow: boolean;
 }
 
 export interface ConnectionStats {

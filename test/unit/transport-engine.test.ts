@@ -294,8 +294,8 @@ describe('transport: data path', () => {
     }
   });
 
-  it('stops at a closed window, probes it, and resumes when the reader catches up', () => {
-    const pair = new Pair(5, { connection: { recvBufferBytes: 4 * 4096 } });
+  it('stops at a closed window, probes it, and resumes when the reader catches up (pilot-ts peers)', () => {
+    const pair = new Pair(5, { connection: { recvBufferBytes: 4 * 4096, peerHonoursZeroWindow: true } });
     const { ca, cb } = pair.connect();
     const data = pattern(100_000, 9);
     pair.a.write(ca, data, pair.now);
