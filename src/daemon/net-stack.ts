@@ -59,6 +59,8 @@ export class NetStack implements PilotNetwork {
   constructor(private readonly options: NetStackOptions) {
     this.localAddr = options.localAddr;
     this.endpoint = new TransportEndpoint({ ...options.endpoint, localAddr: options.localAddr });
+    // Connections to this node itself are pilot-ts at both ends.
+    this.endpoint.setPeerHonoursZeroWindow(options.localAddr.node, true);
     // Connection calls never dispatch events while they run: a 'readable' or 'writable' delivered
     // into the middle of a LocalConn read or write would reorder or repeat its bytes.
     this.ops = {
@@ -187,10 +189,17 @@ export class NetStack implements PilotNetwork {
     this.run(() => this.endpoint.ping({ network: this.localAddr.network, node }, seq, new Uint8Array(0), now()));
   }
 
-  /** Segment size for a node's connections (0 = the default); see PeerCaps. */
+  /**
+   * What a node's capability advert tells its connections (see PeerCaps): `mss` > 0, the node is
+   * pilot-ts, takes segments of that size and stops at a zero window; 0, it is not (or no longer)
+   * known to be: the reference's segment size, and a window never advertised as 0.
+   */
   setPeerSegmentSize(node: number, mss: number): void {
     if (this.closed) return;
-    this.run(() => this.endpoint.setPeerSegmentSize(node, mss));
+    this.run(() => {
+      this.endpoint.setPeerSegmentSize(node, mss);
+      this.endpoint.setPeerHonoursZeroWindow(node, mss > 0);
+    });
   }
 
   connection(connId: number): LocalConn | undefined {

@@ -17,7 +17,11 @@ export interface PeerCapsOptions {
   send: (node: number, payload: Uint8Array) => void;
   /** Whether the current path to a node carries large datagrams (direct, loopback). */
   pathAllowsLarge: (node: number) => boolean;
-  /** Applies a segment size to a node's connections; 0 = back to the default. */
+  /**
+   * Applies what a node advertised to its connections: the segment size to use with a pilot-ts
+   * node (BASE_SEGMENT where the path takes no more), which also says that it stops at a zero
+   * window; 0 = the node is no longer known to be pilot-ts (back to the reference's defaults).
+   */
   apply: (node: number, mss: number) => void;
   /** Turns sending PILM frames (several packets per datagram) to a node on or off. */
   batching: (node: number, on: boolean) => void;
@@ -25,10 +29,11 @@ export interface PeerCapsOptions {
 }
 
 /**
- * Learns what pilot-ts peers take beyond the reference: segments larger than 4096 bytes and PILM
- * frames. On the first packet from a peer it asks once (a Go daemon ignores the question and keeps
- * the defaults); an answer raises the segment size only while the path is one that carries large
- * datagrams without fragmentation, and turns batching on.
+ * Learns what pilot-ts peers take beyond the reference: segments larger than 4096 bytes, PILM
+ * frames, and a zero window honoured. On the first packet from a peer it asks once (a Go daemon
+ * ignores the question and keeps the defaults); an answer raises the segment size only while the
+ * path is one that carries large datagrams without fragmentation, turns batching on, and lets its
+ * connections advertise a window of 0.
  */
 export class PeerCaps {
   private readonly advertised = new Map<number, CapsAdvert>();
@@ -63,7 +68,7 @@ export class PeerCaps {
     const advertised = this.advertised.get(node);
     if (advertised === undefined) return;
     const size = Math.min(advertised.maxSegment, LOCAL_MAX_SEGMENT);
-    this.o.apply(node, size > BASE_SEGMENT && this.o.pathAllowsLarge(node) ? size : 0);
+    this.o.apply(node, size > BASE_SEGMENT && this.o.pathAllowsLarge(node) ? size : BASE_SEGMENT);
     this.o.batching(node, advertised.batch);
   }
 

@@ -83,6 +83,20 @@ describe('in-process network stack', () => {
   });
 });
 
+describe('capabilities of a peer', () => {
+  it('a capability advert lets connections with the node advertise a zero window; forgetting it does not', () => {
+    const stack = new NetStack({ localAddr: A, transmit: () => {} });
+    assert.equal(stack.endpoint.peerHonoursZeroWindow(B.node), false, 'any peer may be the reference, which reads window 0 as no limit');
+    stack.setPeerSegmentSize(B.node, 4096);
+    assert.equal(stack.endpoint.peerHonoursZeroWindow(B.node), true);
+    stack.setPeerSegmentSize(B.node, 61_440);
+    assert.equal(stack.endpoint.peerHonoursZeroWindow(B.node), true);
+    stack.setPeerSegmentSize(B.node, 0);
+    assert.equal(stack.endpoint.peerHonoursZeroWindow(B.node), false);
+    stack.close();
+  });
+});
+
 describe('coalesceAcks', () => {
   const ack = (node: number, dstPort: number, srcPort: number, n: number, payload = 0): Packet =>
     makePacket({ flags: Flag.ACK, protocol: Proto.Stream, src: A, dst: { network: 0, node }, srcPort, dstPort, seq: 1, ack: n, window: 8, payload: Buffer.alloc(payload) });
