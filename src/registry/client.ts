@@ -183,6 +183,11 @@ export class RegistryClient {
     return this.request({ ...fields, type: 'task_receipt' });
   }
 
+  /** The executor's signed acceptance of a task, so the registry can time it (pilot-ts registries only). */
+  taskAccept(fields: JsonObject): Promise<JsonObject> {
+    return this.request({ ...fields, type: 'task_accept' });
+  }
+
   /** Evidence that an accepted task expired at the executor (its acceptance + the submitter's statement). */
   taskExpiry(fields: JsonObject): Promise<JsonObject> {
     return this.request({ ...fields, type: 'task_expiry' });

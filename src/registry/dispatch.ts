@@ -2,7 +2,7 @@ import type { JsonObject, JsonValue } from '../protocol/json.js';
 import type { Handler, RegistryState, RequestInfo } from './context.js';
 import { handleDeregister, handleHeartbeat, handleListNetworks, handleListNodes, handleLookup, handleResolveHostname, handleSetHostname, handleSetTags, handleSetTaskExec, handleSetVisibility } from './handlers-nodes.js';
 import { handleBeaconList, handleBeaconRegister, handleGetPoloScore, handleSetPoloScore, handleUpdatePoloScore } from './handlers-misc.js';
-import { handleTaskExpiry, handleTaskReceipt } from './handlers-polo.js';
+import { handleTaskAccept, handleTaskExpiry, handleTaskReceipt } from './handlers-polo.js';
 import { handleRegister, handleRotateKey } from './handlers-register.js';
 import { handlePollHandshakes, handlePunch, handleReportTrust, handleRequestHandshake, handleRespondHandshake, handleResolve, handleRevokeTrust } from './handlers-trust.js';
 import { UNKNOWN_REQUEST_TYPE } from './request-counter.js';
@@ -26,6 +26,7 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map<string, Handler>([
   ['set_polo_score', handleSetPoloScore],
   ['task_receipt', handleTaskReceipt],
   ['task_expiry', handleTaskExpiry],
+  ['task_accept', handleTaskAccept],
   ['request_handshake', handleRequestHandshake],
   ['poll_handshakes', handlePollHandshakes],
   ['respond_handshake', handleRespondHandshake],

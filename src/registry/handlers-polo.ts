@@ -17,7 +17,25 @@ import type { NodeRecord } from './store.js';
  *   (executor + reward, submitter − 1)
  * task_expiry: task_id, submitter_id, executor_id, accepted_at_ms, accept_signature (executor),
  *   submitter_signature → task_expiry_ok: task_id, executor_id, executor_score (executor − 1)
+ * task_accept: task_id, submitter_id, executor_id, accepted_at_ms, accept_signature (executor)
+ *   → task_accept_ok: task_id (the registry notes when it saw the acceptance)
+ *
+ * Farming. Two keys can sign each other's receipts at will, so a receipt proves agreement, not
+ * work. The reward is therefore bounded by what the registry saw itself:
+ * - CPU time counts only up to the time between the registry's sighting of the acceptance and
+ *   the receipt (no acceptance seen: none counts, the reward is the base 1);
+ * - the k-th receipt between the same two nodes (either role) within 24 h pays the reward halved
+ *   k−1 times (at least 1, which the submitter's −1 cancels: the pair gains nothing more);
+ * - an executor gains at most DAILY_GAIN_CAP from receipts within 24 h.
  */
+
+/** Points an executor can gain from receipts in any 24 h. */
+export const DAILY_GAIN_CAP = 100;
+/** Acceptances without a receipt that one executor may have on record. */
+export const MAX_OPEN_ACCEPTANCES = 1024;
+const DAY_MS = 86_400_000;
+/** An acceptance without a receipt is forgotten after the longest time a receipt may claim. */
+export const ACCEPTANCE_TTL_MS = MAX_TIMING_MS;
 
 function pair(state: RegistryState, msg: Parameters<Handler>[1]['msg']): { taskId: string; submitter: NodeRecord; executor: NodeRecord } {
   const taskId = strField(msg, 'task_id');
@@ -58,19 +76,45 @@ export const handleTaskReceipt: Handler = (state, req) => {
   const text = receiptMessage(fields);
   checkSignature(submitter, 'submitter', text, strField(req.msg, 'submitter_signature'));
   checkSignature(executor, 'executor', text, strField(req.msg, 'executor_signature'));
-  const reward = poloReward(fields.timeIdleMs, fields.timeStagedMs, fields.timeCpuMs);
+  const { reward, creditedCpuMs } = boundedReward(state, fields);
   const applied = state.store.applyTaskEvidence({ taskId, kind: 'receipt', submitter: submitter.id, executor: executor.id, submitterDelta: -1, executorDelta: reward, at: state.now() });
   if (!applied) throw new RequestError('replay', `evidence for task ${taskId} was already applied`);
-  state.log.info({ task_id: taskId, submitter: submitter.id, executor: executor.id, reward }, 'task receipt applied');
+  state.log.info({ task_id: taskId, submitter: submitter.id, executor: executor.id, reward, claimed_cpu_ms: fields.timeCpuMs, credited_cpu_ms: creditedCpuMs }, 'task receipt applied');
   return {
     type: 'task_receipt_ok',
     task_id: taskId,
     reward,
+    credited_cpu_ms: creditedCpuMs,
     submitter_id: submitter.id,
     submitter_score: registeredNode(state, submitter.id).poloScore,
     executor_id: executor.id,
     executor_score: registeredNode(state, executor.id).poloScore,
   };
+};
+
+/** The §9.5 reward, bounded as the header says. */
+function boundedReward(state: RegistryState, f: ReceiptFields): { reward: number; creditedCpuMs: number } {
+  const acceptance = state.store.getTaskAcceptance(f.taskId, f.submitter, f.executor);
+  const seenFor = acceptance === undefined ? 0 : Math.max(0, state.taskNow() - acceptance.seenAt);
+  const creditedCpuMs = Math.min(f.timeCpuMs, seenFor);
+  const base = poloReward(f.timeIdleMs, f.timeStagedMs, creditedCpuMs);
+  const history = state.store.receiptHistory(f.submitter, f.executor, state.now() - DAY_MS);
+  const diminished = history.pairReceipts >= 30 ? 1 : Math.max(1, Math.floor(base / 2 ** history.pairReceipts));
+  return { reward: Math.max(0, Math.min(diminished, DAILY_GAIN_CAP - history.executorGain)), creditedCpuMs };
+}
+
+export const handleTaskAccept: Handler = (state, req) => {
+  const { taskId, submitter, executor } = pair(state, req.msg);
+  const acceptedAt = req.msg.accepted_at_ms;
+  if (typeof acceptedAt !== 'number' || !Number.isSafeInteger(acceptedAt) || acceptedAt < 0) {
+    throw new RequestError('invalid_argument', 'accepted_at_ms must be a Unix time in milliseconds');
+  }
+  checkSignature(executor, 'executor acceptance', acceptMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'accept_signature'));
+  const result = state.store.recordTaskAcceptance({ taskId, submitter: submitter.id, executor: executor.id, seenAt: state.taskNow() }, MAX_OPEN_ACCEPTANCES);
+  if (result === 'full') {
+    throw new RequestError('rate_limited', `node ${executor.id} has ${MAX_OPEN_ACCEPTANCES} accepted tasks without a receipt; file receipts first`);
+  }
+  return { type: 'task_accept_ok', task_id: taskId };
 };
 
 export const handleTaskExpiry: Handler = (state, req) => {

@@ -8,6 +8,7 @@ import { markSignsBody, registeredNode, type RegistryState } from './context.js'
 import { normalizeIp } from './endpoint.js';
 import { u32Field } from './fields.js';
 import { watchChallenge } from './challenges.js';
+import { ACCEPTANCE_TTL_MS } from './handlers-polo.js';
 import { HANDSHAKE_TTL_MS } from './handlers-trust.js';
 import { Liveness } from './liveness.js';
 import { RateLimiter } from './rate-limit.js';
@@ -317,6 +318,7 @@ export class RegistryServer {
       this.#requestLimiter.prune(now, 120_000);
       const expired = state.store.pruneHandshakes(now - HANDSHAKE_TTL_MS);
       state.store.pruneBeacons(now);
+      state.store.pruneTaskAcceptances(state.taskNow() - ACCEPTANCE_TTL_MS);
       if (expired > 0) state.log.info({ expired }, 'expired handshake entries removed');
     } catch (err) {
       state.log.error({ err }, 'registry housekeeping failed');

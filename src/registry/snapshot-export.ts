@@ -5,6 +5,7 @@ import {
   EXT_DEREGISTERED,
   EXT_HANDSHAKE_DELIVERED,
   EXT_SIGNS_BODY,
+  EXT_TASK_ACCEPTANCES,
   EXT_TASK_EVIDENCE,
   EXT_TRUST_CLAIMS,
   NEXT_NETWORK_ID,
@@ -110,6 +111,11 @@ export function exportSnapshot(c: StoreContents, live?: LiveView): JsonObject {
       executor_delta: e.executorDelta,
       applied: formatTime(e.at),
     })),
+  );
+  setIfAny(
+    out,
+    EXT_TASK_ACCEPTANCES,
+    c.taskAcceptances.map((a): JsonObject => ({ task_id: a.taskId, submitter_id: a.submitter, executor_id: a.executor, seen: formatTime(a.seenAt) })),
   );
   if (live !== undefined) {
     out[EXT_BEACONS] = live.beacons.map((b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: Math.max(0, b.expiresAt - live.now) }));

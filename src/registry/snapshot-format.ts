@@ -26,6 +26,8 @@ export const EXT_DEREGISTERED = 'pilot_deregistered';
 export const EXT_TRUST_CLAIMS = 'pilot_trust_claims';
 export const EXT_HANDSHAKE_DELIVERED = 'pilot_handshake_delivered';
 export const EXT_TASK_EVIDENCE = 'pilot_task_evidence';
+/** `[{task_id, submitter_id, executor_id, seen}]`: acceptances awaiting their receipt. */
+export const EXT_TASK_ACCEPTANCES = 'pilot_task_acceptances';
 export const EXT_BEACONS = 'pilot_beacons';
 export const EXT_SIGNS_BODY = 'pilot_signs_body';
 /** In replication heartbeat frames: `{"<id>": RFC 3339}` of every registered node seen recently. */
@@ -44,6 +46,7 @@ export const SNAPSHOT_LIMITS = {
   /** Responses read per target (the newest HANDSHAKE_INBOX_MAX are kept, as the store does). */
   responsesPerTarget: 10_000,
   taskEvidence: 2_000_000,
+  taskAcceptances: 2_000_000,
   beacons: 1024,
   networksPerNode: 1024,
   owner: 1024,

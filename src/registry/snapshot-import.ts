@@ -11,6 +11,7 @@ import {
   EXT_HANDSHAKE_DELIVERED,
   EXT_SIGNS_BODY,
   EXT_LAST_SEEN,
+  EXT_TASK_ACCEPTANCES,
   EXT_TASK_EVIDENCE,
   EXT_TRUST_CLAIMS,
   SNAPSHOT_LIMITS as LIMITS,
@@ -31,7 +32,7 @@ import {
   readU32,
   snapshotError,
 } from './snapshot-read.js';
-import type { BeaconRecord, HandshakeResponse, NodeRecord, PendingHandshakeRequest, TaskEvidence, TrustClaim } from './store.js';
+import type { BeaconRecord, HandshakeResponse, NodeRecord, PendingHandshakeRequest, TaskAcceptance, TaskEvidence, TrustClaim } from './store.js';
 import { hostnameError, MAX_TAGS, normalizeTags } from './validation.js';
 
 const keyPath = (map: string, key: string): string => `${map}[${JSON.stringify(key.slice(0, 64))}]`;
@@ -229,6 +230,22 @@ function readEvidence(value: unknown): TaskEvidence[] {
   });
 }
 
+function readAcceptances(value: unknown): TaskAcceptance[] {
+  const seen = new Set<string>();
+  return readArray(value, EXT_TASK_ACCEPTANCES, LIMITS.taskAcceptances).map((item, i): TaskAcceptance => {
+    const p = `${EXT_TASK_ACCEPTANCES}[${i}]`;
+    const o = readObject(item, p);
+    const taskId = readString(o.task_id, `${p}.task_id`, 36);
+    if (!isValidTaskId(taskId)) throw snapshotError(`${p}.task_id`, `"${taskId}" is not a task id`);
+    const submitter = readNodeId(o.submitter_id, `${p}.submitter_id`);
+    const executor = readNodeId(o.executor_id, `${p}.executor_id`);
+    const key = `${taskId}|${submitter}|${executor}`;
+    if (seen.has(key)) throw snapshotError(p, `acceptance of task ${taskId} between ${submitter} and ${executor} appears twice`);
+    seen.add(key);
+    return { taskId, submitter, executor, seenAt: readTime(o.seen, `${p}.seen`) };
+  });
+}
+
 function readBeacons(value: unknown, now: number): BeaconRecord[] {
   return readArray(value, EXT_BEACONS, LIMITS.beacons).map((item, i): BeaconRecord => {
     const p = `${EXT_BEACONS}[${i}]`;
@@ -278,6 +295,7 @@ export function parseSnapshot(value: unknown, now: number): ParsedSnapshot {
       handshakeRequests,
       handshakeResponses: readResponses(top.handshake_responses),
       taskEvidence: readEvidence(top[EXT_TASK_EVIDENCE]),
+      taskAcceptances: readAcceptances(top[EXT_TASK_ACCEPTANCES]),
     },
     lastSeen,
     beacons: readBeacons(top[EXT_BEACONS], now),

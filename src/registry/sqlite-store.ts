@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import type {
   AddRequestResult,
+  ReceiptHistory,
+  TaskAcceptance,
   BeaconRecord,
   HandshakeRequest,
   HandshakeResponse,
@@ -50,6 +52,12 @@ CREATE TABLE IF NOT EXISTS task_evidence (
   submitter_delta INTEGER NOT NULL, executor_delta INTEGER NOT NULL, applied_at INTEGER NOT NULL,
   PRIMARY KEY (task_id, submitter, executor)
 );
+CREATE INDEX IF NOT EXISTS task_evidence_executor ON task_evidence (executor, applied_at);
+CREATE TABLE IF NOT EXISTS task_acceptances (
+  task_id TEXT NOT NULL, submitter INTEGER NOT NULL, executor INTEGER NOT NULL, seen_at INTEGER NOT NULL,
+  PRIMARY KEY (task_id, submitter, executor)
+);
+CREATE INDEX IF NOT EXISTS task_acceptances_executor ON task_acceptances (executor);
 CREATE TABLE IF NOT EXISTS beacons (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, expires_at INTEGER NOT NULL);
 `;
 
@@ -92,7 +100,7 @@ interface EvidenceRow {
 }
 
 /** Tables `replaceState` empties and fills (beacons are volatile and stay). */
-const REPLACED_TABLES = ['nodes', 'trust_claims', 'handshake_requests', 'handshake_responses', 'task_evidence'] as const;
+const REPLACED_TABLES = ['nodes', 'trust_claims', 'handshake_requests', 'handshake_responses', 'task_evidence', 'task_acceptances'] as const;
 
 function parseTags(text: string): string[] {
   try {
@@ -317,9 +325,44 @@ export class SqliteRegistryStore implements RegistryStore {
       const bump = this.#stmt('UPDATE nodes SET polo_score = polo_score + ? WHERE id = ?');
       if (e.submitterDelta !== 0) bump.run(e.submitterDelta, e.submitter);
       if (e.executorDelta !== 0) bump.run(e.executorDelta, e.executor);
+      if (e.kind === 'receipt') this.#stmt('DELETE FROM task_acceptances WHERE task_id = ? AND submitter = ? AND executor = ?').run(e.taskId, e.submitter, e.executor);
       return true;
     });
     return apply.immediate(evidence);
+  }
+
+  recordTaskAcceptance(a: TaskAcceptance, maxOpen: number): 'recorded' | 'known' | 'full' {
+    const record = this.#db.transaction((): 'recorded' | 'known' | 'full' => {
+      if (this.getTaskAcceptance(a.taskId, a.submitter, a.executor) !== undefined) return 'known';
+      const open = this.#stmt<[number], { n: number }>('SELECT COUNT(*) AS n FROM task_acceptances WHERE executor = ?').get(a.executor)?.n ?? 0;
+      if (open >= maxOpen) return 'full';
+      this.#stmt('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)').run(a.taskId, a.submitter, a.executor, a.seenAt);
+      return 'recorded';
+    });
+    return record.immediate();
+  }
+
+  getTaskAcceptance(taskId: string, submitter: number, executor: number): TaskAcceptance | undefined {
+    const row = this.#stmt<[string, number, number], { seen_at: number }>('SELECT seen_at FROM task_acceptances WHERE task_id = ? AND submitter = ? AND executor = ?').get(
+      taskId,
+      submitter,
+      executor,
+    );
+    return row === undefined ? undefined : { taskId, submitter, executor, seenAt: row.seen_at };
+  }
+
+  pruneTaskAcceptances(seenBefore: number): number {
+    return this.#stmt('DELETE FROM task_acceptances WHERE seen_at < ?').run(seenBefore).changes;
+  }
+
+  receiptHistory(submitter: number, executor: number, since: number): ReceiptHistory {
+    const pair = this.#stmt<[number, number, number, number, number], { n: number }>(
+      "SELECT COUNT(*) AS n FROM task_evidence WHERE kind = 'receipt' AND applied_at >= ? AND ((submitter = ? AND executor = ?) OR (submitter = ? AND executor = ?))",
+    ).get(since, submitter, executor, executor, submitter);
+    const gain = this.#stmt<[number, number], { g: number | null }>(
+      "SELECT SUM(executor_delta) AS g FROM task_evidence WHERE kind = 'receipt' AND executor = ? AND applied_at >= ?",
+    ).get(executor, since);
+    return { pairReceipts: pair?.n ?? 0, executorGain: gain?.g ?? 0 };
   }
 
   exportState(): StoreContents {
@@ -347,6 +390,10 @@ export class SqliteRegistryStore implements RegistryStore {
           executorDelta: r.executor_delta,
           at: r.applied_at,
         }));
+      const taskAcceptances = db
+        .prepare<[], { task_id: string; submitter: number; executor: number; seen_at: number }>('SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor')
+        .all()
+        .map((r): TaskAcceptance => ({ taskId: r.task_id, submitter: r.submitter, executor: r.executor, seenAt: r.seen_at }));
       return {
         nextNodeId: meta('next_node') ?? 1,
         backboneCreatedAt: meta('backbone_created') ?? 0,
@@ -355,6 +402,7 @@ export class SqliteRegistryStore implements RegistryStore {
         handshakeRequests,
         handshakeResponses: db.prepare<[], ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq').all().map(toResponse),
         taskEvidence,
+        taskAcceptances,
       };
     });
     return read();
@@ -373,6 +421,7 @@ export class SqliteRegistryStore implements RegistryStore {
     const insertEvidence = db.prepare(
       'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
+    const insertAcceptance = db.prepare('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)');
     const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
     const replace = db.transaction((c: StoreContents): void => {
       for (const table of REPLACED_TABLES) db.exec(`DELETE FROM ${table}`);
@@ -390,6 +439,7 @@ export class SqliteRegistryStore implements RegistryStore {
       for (const e of c.taskEvidence) {
         insertEvidence.run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
       }
+      for (const a of c.taskAcceptances) insertAcceptance.run(a.taskId, a.submitter, a.executor, a.seenAt);
       setMeta.run('next_node', Math.max(c.nextNodeId, maxId + 1, 1));
       setMeta.run('backbone_created', Math.trunc(c.backboneCreatedAt));
     });

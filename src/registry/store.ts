@@ -67,6 +67,22 @@ export interface TaskEvidence {
   readonly at: number;
 }
 
+/** An executor's signed acceptance of a task, as the registry saw it (the time is the registry's). */
+export interface TaskAcceptance {
+  readonly taskId: string;
+  readonly submitter: number;
+  readonly executor: number;
+  readonly seenAt: number;
+}
+
+/** Receipts already applied that bound the next reward (anti-farming, handlers-polo.ts). */
+export interface ReceiptHistory {
+  /** Receipts between the two nodes, in either role, applied since the cut-off. */
+  readonly pairReceipts: number;
+  /** Score the executor gained from receipts applied since the cut-off. */
+  readonly executorGain: number;
+}
+
 export type AddRequestResult = 'added' | 'refreshed' | 'full';
 
 /** The directed claim "from trusts to" (a pair is effective once both directions exist). */
@@ -96,6 +112,7 @@ export interface StoreContents {
   readonly handshakeRequests: readonly PendingHandshakeRequest[];
   readonly handshakeResponses: readonly HandshakeResponse[];
   readonly taskEvidence: readonly TaskEvidence[];
+  readonly taskAcceptances: readonly TaskAcceptance[];
 }
 
 export interface RegistryStore {
@@ -136,6 +153,15 @@ export interface RegistryStore {
    * changed) when evidence for this task id and pair was applied before.
    */
   applyTaskEvidence(evidence: TaskEvidence): boolean;
+  /**
+   * Records an acceptance unless one for the task and pair exists (the first sighting counts);
+   * 'full' when the executor already has `maxOpen` acceptances without a receipt.
+   */
+  recordTaskAcceptance(acceptance: TaskAcceptance, maxOpen: number): 'recorded' | 'known' | 'full';
+  getTaskAcceptance(taskId: string, submitter: number, executor: number): TaskAcceptance | undefined;
+  /** Drops acceptances seen before the cut-off; returns how many. */
+  pruneTaskAcceptances(seenBefore: number): number;
+  receiptHistory(submitter: number, executor: number, since: number): ReceiptHistory;
 
   /** A consistent copy of everything durable except beacons. */
   exportState(): StoreContents;

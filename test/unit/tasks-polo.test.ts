@@ -5,6 +5,7 @@ import { signChallenge } from '../../src/crypto/registry-signing.js';
 import { silentLogger } from '../../src/log.js';
 import type { JsonObject } from '../../src/protocol/json.js';
 import { SignatureVerifier } from '../../src/registry/auth.js';
+import { DAILY_GAIN_CAP } from '../../src/registry/handlers-polo.js';
 import type { RegistryState } from '../../src/registry/context.js';
 import { handleRequest } from '../../src/registry/dispatch.js';
 import { Liveness } from '../../src/registry/liveness.js';
@@ -59,18 +60,28 @@ describe('registry task evidence', () => {
     [s, x, o] = [reg(sub), reg(exe), reg(other)];
   });
 
-  const receipt = (cpu: number, signers: { s?: Identity; x?: Identity } = { s: sub, x: exe }): JsonObject => {
-    const text = receiptMessage({ taskId: TASK, submitter: s, executor: x, timeIdleMs: 0, timeStagedMs: 0, timeCpuMs: cpu });
+  const receipt = (cpu: number, signers: { s?: Identity; x?: Identity } = { s: sub, x: exe }, ids = { task: TASK, s, x }): JsonObject => {
+    const text = receiptMessage({ taskId: ids.task, submitter: ids.s, executor: ids.x, timeIdleMs: 0, timeStagedMs: 0, timeCpuMs: cpu });
     return {
-      type: 'task_receipt', task_id: TASK, submitter_id: s, executor_id: x, status: 'SUCCEEDED', time_idle_ms: 0, time_staged_ms: 0, time_cpu_ms: cpu,
+      type: 'task_receipt', task_id: ids.task, submitter_id: ids.s, executor_id: ids.x, status: 'SUCCEEDED', time_idle_ms: 0, time_staged_ms: 0, time_cpu_ms: cpu,
       submitter_signature: signers.s ? signChallenge(signers.s, text) : '', executor_signature: signers.x ? signChallenge(signers.x, text) : '',
     };
   };
+  /** The executor's acceptance, as its daemon reports it to the registry. */
+  const accept = (executor: Identity, ids = { task: TASK, s, x }): JsonObject =>
+    call({
+      type: 'task_accept', task_id: ids.task, submitter_id: ids.s, executor_id: ids.x, accepted_at_ms: 1,
+      accept_signature: signChallenge(executor, acceptMessage(ids.task, ids.s, ids.x, 1)),
+    });
+  const taskId = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
   const scoreOf = (id: number): number | undefined => state.store.getNode(id)?.poloScore;
 
   it('applies a receipt signed by both sides once: executor + reward, submitter − 1', () => {
+    assert.equal(accept(exe).type, 'task_accept_ok');
+    taskNow += 60_000;
     const r = call(receipt(60_000));
     assert.equal(r.type, 'task_receipt_ok');
+    assert.equal(r.credited_cpu_ms, 60_000);
     assert.equal(r.reward, 2);
     assert.equal(scoreOf(x), 2);
     assert.equal(scoreOf(s), -1);
@@ -90,6 +101,54 @@ describe('registry task evidence', () => {
     assert.equal(call({ ...receipt(0), status: 'EXPIRED' }).code, 'invalid_argument');
     assert.equal(scoreOf(x), 0);
     assert.equal(scoreOf(s), 0);
+  });
+
+  it('credits no more CPU time than the registry saw between acceptance and receipt', () => {
+    assert.equal(accept(sub).code, 'bad_signature', 'only the executor can accept');
+    assert.equal(accept(exe).type, 'task_accept_ok');
+    taskNow += 2_000;
+    const r = call(receipt(7 * 86_400_000));
+    assert.equal(r.credited_cpu_ms, 2_000);
+    assert.equal(r.reward, 1);
+    // Without an acceptance on record nothing is credited.
+    const ids = { task: taskId(1), s, x };
+    const none = call(receipt(60 * 60_000, { s: sub, x: exe }, ids));
+    assert.equal(none.credited_cpu_ms, 0);
+    assert.equal(none.reward, 1);
+  });
+
+  it('attack: two fresh keys farming each other with week-long receipts gain nothing', () => {
+    // The probe that found this: +280 in 44 ms. Every receipt now has its acceptance too.
+    for (let i = 0; i < 40; i++) {
+      const [submitter, executor, sId, xId] = i % 2 === 0 ? [sub, exe, s, x] : [exe, sub, x, s];
+      const ids = { task: taskId(100 + i), s: sId, x: xId };
+      assert.equal(accept(executor, ids).type, 'task_accept_ok');
+      assert.equal(call(receipt(7 * 86_400_000, { s: submitter, x: executor }, ids)).type, 'task_receipt_ok');
+    }
+    assert.equal((scoreOf(s) ?? 0) + (scoreOf(x) ?? 0), 0, 'the pair as a whole gained nothing');
+  });
+
+  it('attack: farming with real waiting is bounded per pair and per day', () => {
+    const rewards: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const ids = { task: taskId(200 + i), s, x };
+      accept(exe, ids);
+    }
+    taskNow += 60 * 60_000; // an hour of "work" for eight tasks at once
+    for (let i = 0; i < 8; i++) rewards.push(call(receipt(60 * 60_000, { s: sub, x: exe }, { task: taskId(200 + i), s, x })).reward as number);
+    assert.deepEqual(rewards, [7, 3, 1, 1, 1, 1, 1, 1], 'halved for every earlier receipt of the pair within 24 h');
+    // Many submitters cannot lift one executor past the daily cap.
+    let gained = rewards.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 40; i++) {
+      const helper = Identity.generate();
+      const h = state.store.createNode({ publicKey: helper.publicKeyBase64, owner: '', realAddr: '127.0.0.1:1' }).id;
+      const ids = { task: taskId(300 + i), s: h, x };
+      accept(exe, ids);
+      taskNow += 60 * 60_000;
+      gained += call(receipt(60 * 60_000, { s: helper, x: exe }, ids)).reward as number;
+    }
+    assert.equal(gained, DAILY_GAIN_CAP);
+    assert.equal(scoreOf(x), DAILY_GAIN_CAP);
   });
 
   it('keeps the reference’s unauthenticated score changes refused', () => {

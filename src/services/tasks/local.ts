@@ -6,7 +6,7 @@ import { decodeSubmitResponse, encodeSubmitRequest, formatTaskId, isValidTaskId,
 import { ANSWER_TIMEOUT_MS, listEntry, newTask } from './book.js';
 import type { TaskCore } from './core.js';
 import { isoTime, MAX_DESCRIPTION_BYTES, MAX_JUSTIFICATION_BYTES, MAX_RESULT_FILE_BYTES, msOf, resultFilenameError, type TaskCategory, type TaskFile } from './files.js';
-import { addrOf, fileReceipt, notifyPeer, selfAddr, sendToPeer, signAcceptance, signReceipt, TASK_PORT } from './peer.js';
+import { addrOf, fileReceipt, notifyPeer, reportAcceptance, selfAddr, sendToPeer, signAcceptance, signReceipt, TASK_PORT } from './peer.js';
 import { FrameReader, jsonFrame, writeFrame } from './wire.js';
 
 /** Requests of the local CLI / SDK (frame LOCAL, see wire.ts). Each returns the `data` of §11.2. */
@@ -95,6 +95,7 @@ async function accept(core: TaskCore, req: JsonObject): Promise<JsonValue> {
     core.book.enqueue(id);
     const submitter = addrOf(t.from)?.node ?? 0;
     const signature = signAcceptance(core.ctx, id, submitter, core.ctx.localAddr.node, now);
+    reportAcceptance(core.ctx, { taskId: id, submitter, executor: core.ctx.localAddr.node, acceptedAtMs: now, acceptSignature: signature });
     notifyPeer(core.ctx, t.from, statusFrame(id, 'ACCEPTED', 'Task accepted', { accept_signature: signature, accepted_at_ms: now }), 'ACCEPTED');
     core.emit('received', next);
     return { message: 'Task accepted and queued', status: 'ACCEPTED', task_id: id };

@@ -93,6 +93,16 @@ export async function fileReceipt(ctx: ServiceContext, r: ReceiptFields, submitt
   }
 }
 
+/**
+ * Tells the registry that this executor accepted a task: a receipt's CPU time counts only up to
+ * the time the registry saw pass since then. Best effort (a Go registry does not know it).
+ */
+export function reportAcceptance(ctx: ServiceContext, p: { taskId: string; submitter: number; executor: number; acceptedAtMs: number; acceptSignature: string }): void {
+  ctx.registry
+    .taskAccept({ task_id: p.taskId, submitter_id: p.submitter, executor_id: p.executor, accepted_at_ms: p.acceptedAtMs, accept_signature: p.acceptSignature })
+    .catch((err: unknown) => ctx.log.debug({ task_id: p.taskId, err: (err as Error).message }, 'task acceptance not recorded by the registry'));
+}
+
 export async function fileExpiry(ctx: ServiceContext, p: { taskId: string; submitter: number; executor: number; acceptedAtMs: number; acceptSignature: string }): Promise<void> {
   const submitterSig = sign(ctx, expiredMessage(p.taskId, p.submitter, p.executor, p.acceptedAtMs));
   try {
