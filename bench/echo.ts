@@ -122,7 +122,8 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
       }
       const data = jsonData(`pilotctl bench ${size}`, out);
       if (data.recv_bytes !== bytes) throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
-      const pilotMbS = Number(data.total_mbps) / 8;
+      // pilotctl reports MiB/s, as the reference does; the TCP figures below are in MB/s.
+      const pilotMbS = (Number(data.total_mbps) * 1024 * 1024) / 1e6;
       pilotRuns.push(pilotMbS);
       progress(
         `pilot ${size} MiB: ${round(pilotMbS, 2)} MB/s (send ${String(data.send_duration_ms)} ms, echo complete ${String(data.total_duration_ms)} ms; pilotctl process ${Math.round(processMs)} ms)`,

@@ -149,7 +149,15 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.deepEqual(keys(data), ['recv_bytes', 'send_duration_ms', 'send_mbps', 'sent_bytes', 'target', 'total_duration_ms', 'total_mbps']);
     assert.equal(data.sent_bytes, 1024 * 1024);
     assert.equal(data.recv_bytes, 1024 * 1024);
-    assert.ok((data.total_mbps as number) > 0);
+    assert.equal(data.target, bobAddr, 'the resolved address, as the reference prints it');
+    // MiB/s as the reference (whole milliseconds truncated, the rate over the exact duration):
+    // Mbit/s would be 8.4 times more.
+    for (const [rateKey, msKey] of [['send_mbps', 'send_duration_ms'], ['total_mbps', 'total_duration_ms']] as const) {
+      const dur = data[msKey] as number;
+      const rate = data[rateKey] as number;
+      const oneMibPerSecond = (ms: number): number => 1000 / ms;
+      assert.ok(rate >= oneMibPerSecond(dur + 1) && rate <= oneMibPerSecond(Math.max(dur, 0.5)), `${rateKey} ${rate} for 1 MiB in ${dur} ms is not MiB/s`);
+    }
   });
 
   it('connect --message, and pipe mode from standard input', async () => {

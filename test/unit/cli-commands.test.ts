@@ -152,8 +152,18 @@ describe('pilotctl commands against a daemon stand-in', () => {
     }
   });
 
-  it('bench counts sent and echoed bytes', async () => {
-    const { driver } = fakeDriver();
+  /** An echo that takes a few milliseconds per chunk, so that durations are measurable. */
+  class SlowEcho extends EchoConn {
+    override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+      setTimeout(() => {
+        this.push(chunk);
+        cb();
+      }, 3);
+    }
+  }
+
+  it('bench reports as the reference: the resolved address, whole milliseconds, MiB/s', async () => {
+    const { driver } = fakeDriver({ dial: async () => new SlowEcho() });
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['bench', '7', '0.25', '--json']), 0);
@@ -161,6 +171,32 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.equal(data.sent_bytes, 262_144);
       assert.equal(data.recv_bytes, 262_144);
       assert.deepEqual(Object.keys(data), ['recv_bytes', 'send_duration_ms', 'send_mbps', 'sent_bytes', 'target', 'total_duration_ms', 'total_mbps']);
+      assert.equal(data.target, '0:0000.0000.0007', 'the address, not the argument as typed');
+      for (const [rate, ms] of [['send_mbps', 'send_duration_ms'], ['total_mbps', 'total_duration_ms']] as const) {
+        const v = data[rate] as number;
+        const dur = data[ms] as number;
+        assert.ok(Number.isInteger(dur) && dur >= 5, `${ms} = ${dur}`);
+        // Milliseconds are truncated, the rate uses the exact duration: it lies between these.
+        const lo = 262_144 / ((dur + 1) / 1000) / 1024 / 1024;
+        const hi = 262_144 / (dur / 1000) / 1024 / 1024;
+        assert.ok(v >= lo && v <= hi, `${rate} = ${v}: MiB/s over ${dur} ms would be ${lo.toFixed(3)}–${hi.toFixed(3)} (Mbit/s would be ${((v * 8 * 1024 * 1024) / 1e6).toFixed(1)})`);
+      }
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  it('bench prints the reference\'s lines, with MiB/s and Mbit/s', async () => {
+    const { driver } = fakeDriver({ dial: async () => new SlowEcho() });
+    const h = await harness({ driver });
+    try {
+      assert.equal(await h.run(['bench', '7', '0.25']), 0);
+      const lines = h.stdout.text.trimEnd().split('\n');
+      assert.equal(lines[0], 'BENCH 7 (0:0000.0000.0007) — sending 256.0 KiB via echo port');
+      assert.match(lines[1] ?? '', /^ {2}Sent: {5}256\.0 KiB in \d+(\.\d+)?m?s \(\d+\.\d MiB\/s, \d+\.\d Mbit\/s\)$/);
+      assert.match(lines[2] ?? '', /^ {2}Echoed: {3}256\.0 KiB in \d+(\.\d+)?m?s \(\d+\.\d MiB\/s round-trip, \d+\.\d Mbit\/s\)$/);
+      const [mib, mbit] = (lines[2]?.match(/\(([\d.]+) MiB\/s round-trip, ([\d.]+) Mbit\/s/) ?? []).slice(1).map(Number);
+      assert.ok(mib !== undefined && mbit !== undefined && Math.abs(mbit - mib * 8.388608) <= 0.1 + mbit * 0.01);
     } finally {
       await h.cleanup();
     }

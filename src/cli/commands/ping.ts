@@ -7,7 +7,7 @@ import { countFlag, durationFlag, invalid, maxPositionals, positional } from '..
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliConn } from '../context.js';
 import { countUntil, drained, formatMs, readUntil } from '../stream-io.js';
-import { resolveTarget } from '../target.js';
+import { resolveTarget, targetLabel } from '../target.js';
 
 const ECHO_PORT = 7;
 /**
@@ -90,13 +90,33 @@ function parseSizeMb(text: string): number {
   return n;
 }
 
-const mbps = (bytes: number, ms: number): number => (ms > 0 ? round((bytes * 8) / (ms / 1000) / 1e6, 2) : 0);
+const MIB = 1024 * 1024;
+
+/** Throughput as the reference's bench reports it: MiB per second (its "MB/s"), not rounded. */
+const mibPerSecond = (bytes: number, ms: number): number => (ms > 0 ? bytes / (ms / 1000) / MIB : 0);
+
+/** The same rate in megabits per second, for the human lines. */
+const mbitPerSecond = (mibs: number): number => (mibs * MIB * 8) / 1e6;
+
+/** Byte counts as the reference's formatBytes (1024-based), with binary unit names. */
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= MIB) return `${(n / MIB).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** A duration rounded to the millisecond, printed as Go prints a time.Duration (523ms, 1.234s). */
+function formatDuration(ms: number): string {
+  const whole = Math.round(ms);
+  return whole < 1000 ? `${whole}ms` : `${whole / 1000}s`;
+}
 
 export const bench: CommandSpec = {
   name: 'bench',
   args: ['<node_id|address|hostname>', '[size_mb=1]', '[--timeout <duration>]'],
   description: 'Measures throughput: sends size_mb MiB (bytes i mod 256) to the echo port 7 while reading the echo back. Every phase is bounded by --timeout (default 120s).',
-  returns: '{recv_bytes, send_duration_ms, send_mbps, sent_bytes, target, total_duration_ms, total_mbps}',
+  returns: '{recv_bytes, send_duration_ms, send_mbps, sent_bytes, target, total_duration_ms, total_mbps} (rates in MiB/s, as the reference)',
   flags: { timeout: 'string' },
   async run(ctx, args) {
     const usage = 'pilotctl bench <target> [size_mb] [--timeout 120s]';
@@ -108,6 +128,7 @@ export const bench: CommandSpec = {
     const signal = AbortSignal.timeout(timeoutMs);
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
+      ctx.out.info(`BENCH ${targetLabel(target)} — sending ${formatBytes(total)} via echo port`);
       const conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs, signal });
       const bar = ctx.out.progress('bench', total);
       const chunk = Buffer.alloc(BENCH_CHUNK);
@@ -133,16 +154,22 @@ export const bench: CommandSpec = {
         const totalMs = performance.now() - start;
         bar.finish();
         if (back < total) throw new PilotError('connection_failed', `echo ended after ${back} of ${total} bytes`);
+        // The reference's fields: the resolved address, whole milliseconds (truncated), and both
+        // rates over the exact durations for the requested size, in MiB/s.
         const data = {
           recv_bytes: back,
-          send_duration_ms: Math.round(sendMs),
-          send_mbps: mbps(sent, sendMs),
+          send_duration_ms: Math.floor(sendMs),
+          send_mbps: mibPerSecond(total, sendMs),
           sent_bytes: sent,
-          target: target.text,
-          total_duration_ms: Math.round(totalMs),
-          total_mbps: mbps(back, totalMs),
+          target: formatAddr(target.addr),
+          total_duration_ms: Math.floor(totalMs),
+          total_mbps: mibPerSecond(total, totalMs),
         };
-        const text = `sent ${sent} bytes in ${data.send_duration_ms} ms (${data.send_mbps} Mbit/s); echo complete in ${data.total_duration_ms} ms (${data.total_mbps} Mbit/s)`;
+        const rate = (mibs: number, what = ''): string => `${mibs.toFixed(1)} MiB/s${what}, ${mbitPerSecond(mibs).toFixed(1)} Mbit/s`;
+        const text = [
+          `  Sent:     ${formatBytes(sent)} in ${formatDuration(sendMs)} (${rate(data.send_mbps)})`,
+          `  Echoed:   ${formatBytes(back)} in ${formatDuration(totalMs)} (${rate(data.total_mbps, ' round-trip')})`,
+        ].join('\n');
         return { data, text };
       } catch (err) {
         bar.finish();
