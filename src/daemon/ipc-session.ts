@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
 import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
+import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import type { Datagram, DialOptions, PilotConn, PilotListener } from '../sdk/types.js';
 
 /** What the IPC commands of PROTOCOL.md §8 act on. */
@@ -86,6 +87,11 @@ export class IpcSession {
       return;
     }
     if (msg.cmd === 'SendTo') {
+      // Larger datagrams cannot cross every path (see MAX_DATAGRAM_PAYLOAD): refused here, with the limit.
+      if (msg.data.length > MAX_DATAGRAM_PAYLOAD) {
+        this.error(`datagram of ${msg.data.length} bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes`);
+        return;
+      }
       this.backend.sendTo(msg.addr, msg.port, msg.data).catch((err: unknown) => this.error(toPilotError(err).message));
       return;
     }

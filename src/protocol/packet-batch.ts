@@ -11,16 +11,31 @@ import { fail, ok, type DecodeResult } from './result.js';
  * plaintext of a PILS frame.
  */
 
+/** Largest payload of a packet in a batch: its length prefix (header + payload) is a u16. */
+export const MAX_BATCHED_PAYLOAD = 0xffff - HEADER_SIZE;
+
 /** Bytes a packet takes inside a batch. */
 export function batchedSize(p: Packet): number {
   return 2 + HEADER_SIZE + p.payload.length;
 }
 
-/** Marshals packets into one batch body (a single buffer, ready to seal in one pass). */
+/** Whether a packet can travel in a batch at all (a larger one can only be sent alone, as PILS). */
+export function isBatchable(p: Packet): boolean {
+  return p.payload.length <= MAX_BATCHED_PAYLOAD;
+}
+
+function checkBatchable(p: Packet): void {
+  if (!isBatchable(p)) throw new RangeError(`packet payload of ${p.payload.length} bytes exceeds the batch maximum of ${MAX_BATCHED_PAYLOAD}`);
+}
+
+/** Marshals packets into one batch body (a single buffer, ready to seal in one pass). Throws RangeError for an unbatchable packet. */
 export function encodePacketBatch(packets: readonly Packet[]): Buffer {
   if (packets.length === 0) throw new RangeError('empty packet batch');
   let total = 0;
-  for (const p of packets) total += batchedSize(p);
+  for (const p of packets) {
+    checkBatchable(p);
+    total += batchedSize(p);
+  }
   const buf = Buffer.allocUnsafe(total);
   let at = 0;
   for (const p of packets) {
@@ -34,9 +49,10 @@ export function encodePacketBatch(packets: readonly Packet[]): Buffer {
 
 /**
  * The length prefix and header of one packet in a batch: a batch of one is sealed as these 36
- * bytes and the payload, without copying the payload.
+ * bytes and the payload, without copying the payload. Throws RangeError for an unbatchable packet.
  */
 export function encodeBatchedHeader(p: Packet): Buffer {
+  checkBatchable(p);
   const buf = Buffer.allocUnsafe(2 + HEADER_SIZE);
   buf.writeUInt16BE(HEADER_SIZE + p.payload.length, 0);
   writePacketHeader(buf, 2, p, false);

@@ -26,6 +26,24 @@ export const PILA_SIGNED_SIZE = 4 + 4 + X25519_KEY_SIZE;
 /** Largest datagram the reference reads: 65535 + 38 (§3.1). */
 export const TUNNEL_RECV_BUFFER = 65573;
 
+/** Largest UDP payload over IPv4: 65535 − 20 (IP header) − 8 (UDP header). */
+export const MAX_UDP_PAYLOAD_IPV4 = 65507;
+/** Largest UDP payload over IPv6 without jumbograms: 65535 − 8 (the IPv6 header is not counted). */
+export const MAX_UDP_PAYLOAD_IPV6 = 65527;
+/** What a PILS frame adds to a packet's payload: magic, sender, nonce, 34-byte header, GCM tag. */
+export const PILS_OVERHEAD = PILS_MIN_SIZE + HEADER_SIZE;
+/** What beacon Relay (0x05) adds to a frame on its way to the beacon: type, sender, destination (§4). */
+export const RELAY_OVERHEAD = 9;
+
+/**
+ * Largest datagram payload (proto 0x02) that reaches a peer whatever the path, so the most a
+ * daemon accepts to send: 65507 − 9 − 70 = 65428 bytes. The binding case is an encrypted packet
+ * relayed through the beacon over IPv4. Directly over IPv4 the limits are 65437 (PILS), 65435
+ * (PILM, 2 more bytes of batch length) and 65469 (PILT, encryption off); over IPv6, 20 bytes more.
+ * The packet header's u16 length would allow 65535; anything past the UDP limit cannot be sent.
+ */
+export const MAX_DATAGRAM_PAYLOAD = MAX_UDP_PAYLOAD_IPV4 - RELAY_OVERHEAD - PILS_OVERHEAD;
+
 export type DatagramKind = 'beacon' | 'PILA' | 'PILK' | 'PILS' | 'PILM' | 'PILP' | 'PILT' | 'unknown';
 
 /** Demultiplexes an incoming UDP datagram by its first bytes (§3.1). */

@@ -4,6 +4,7 @@ import { PilotError } from '../errors.js';
 import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
 import type { IpcCmdName, IpcHandshakeOp, IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
+import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import { withDeadline } from './abort.js';
 import { AsyncQueue } from './async-queue.js';
 import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
@@ -17,7 +18,8 @@ import { checkPort, checkU32, target, toAddr } from './validate.js';
 export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 /** Datagrams a `datagrams()` iterator holds for a slow consumer; newer ones are dropped. */
 export const DATAGRAM_QUEUE_SIZE = 256;
-export const MAX_DATAGRAM = 65535;
+/** Largest datagram payload a daemon sends: what an encrypted packet can carry on every path (PROTOCOL.md §7.12). */
+export const MAX_DATAGRAM = MAX_DATAGRAM_PAYLOAD;
 
 export interface ConnectOptions {
   signal?: AbortSignal;
@@ -191,7 +193,7 @@ export class Driver extends EventEmitter implements PilotNetwork {
   async sendTo(addr: Addr | string, port: number, data: Uint8Array): Promise<void> {
     const to = toAddr(addr);
     checkPort(port);
-    if (data.length > MAX_DATAGRAM) throw new PilotError('too_large', `datagram of ${data.length} bytes exceeds ${MAX_DATAGRAM}`);
+    if (data.length > MAX_DATAGRAM) throw new PilotError('too_large', `datagram of ${data.length} bytes exceeds the maximum of ${MAX_DATAGRAM} bytes`);
     const client = this.ipc();
     client.send({ cmd: 'SendTo', addr: to, port, data });
     await new Promise<void>((resolve, reject) => client.onDrain((err) => (err ? reject(err) : resolve())));

@@ -1,16 +1,20 @@
-import { batchedSize } from '../protocol/packet-batch.js';
+import { batchedSize, isBatchable } from '../protocol/packet-batch.js';
 import type { Packet } from '../protocol/packet.js';
 
 /**
  * Collects the packets sent to batching peers during one synchronous run (one flush of the
  * transport engine) and hands them over per node in a microtask, so they can be sealed together.
- * Nothing waits longer than the code that produced it.
+ * Nothing waits longer than the code that produced it. A flush runs outside its caller, so it
+ * never throws: what fails for one node goes to `onError` (its packets are lost like any datagram).
  */
 export class SendBatcher {
   #queues = new Map<number, Packet[]>();
   #scheduled = false;
 
-  constructor(private readonly flushNode: (node: number, packets: Packet[]) => void) {}
+  constructor(
+    private readonly flushNode: (node: number, packets: Packet[]) => void,
+    private readonly onError: (node: number, packets: number, err: unknown) => void = () => undefined,
+  ) {}
 
   add(node: number, packet: Packet): void {
     const queue = this.#queues.get(node);
@@ -25,7 +29,13 @@ export class SendBatcher {
     this.#scheduled = false;
     const queues = this.#queues;
     this.#queues = new Map();
-    for (const [node, packets] of queues) this.flushNode(node, packets);
+    for (const [node, packets] of queues) {
+      try {
+        this.flushNode(node, packets);
+      } catch (err) {
+        this.onError(node, packets.length, err);
+      }
+    }
   }
 
   forget(node: number): void {
@@ -39,7 +49,8 @@ export class SendBatcher {
 
 /**
  * Splits packets, in order, into groups whose batch bodies fit `limit` bytes. A packet that does
- * not fit with others forms a group of one.
+ * not fit with others forms a group of one; so does a packet too large for any batch
+ * (see isBatchable), which the caller must send alone in a PILS frame.
  */
 export function groupForBatches(packets: readonly Packet[], limit: number): Packet[][] {
   const groups: Packet[][] = [];
@@ -47,13 +58,18 @@ export function groupForBatches(packets: readonly Packet[], limit: number): Pack
   let size = 0;
   for (const p of packets) {
     const n = batchedSize(p);
-    if (current.length > 0 && size + n > limit) {
+    if (current.length > 0 && (size + n > limit || !isBatchable(p))) {
       groups.push(current);
       current = [];
       size = 0;
     }
     current.push(p);
     size += n;
+    if (!isBatchable(p)) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
   }
   if (current.length > 0) groups.push(current);
   return groups;

@@ -3,7 +3,7 @@ import { PilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BROADCAST_NODE } from '../protocol/address.js';
 import { decodePacket, encodePacket, encodePacketHeader, type Packet } from '../protocol/packet.js';
-import { decodePacketBatch, encodeBatchedHeader, encodePacketBatch } from '../protocol/packet-batch.js';
+import { decodePacketBatch, encodeBatchedHeader, encodePacketBatch, isBatchable } from '../protocol/packet-batch.js';
 import { classifyDatagram, decodePila, decodePilk, decodePilm, decodePils, decodePilt, encodePilmHeader, encodePils, encodePilsHeader, encodePilt, MAGIC_PILM, PILS_MIN_SIZE, type PilsFrame } from '../protocol/tunnel.js';
 import { Authenticator } from './authenticator.js';
 import { groupForBatches, SendBatcher } from './batcher.js';
@@ -35,7 +35,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   readonly #log: Logger;
   readonly #peers = new PeerTable(policy.MAX_PEERS);
   readonly #pending = new BoundedQueues<Uint8Array>(policy.QUEUE_PER_PEER, policy.QUEUE_PEERS, policy.QUEUE_MAX_AGE_MS);
-  readonly #batcher = new SendBatcher((node, packets) => this.#sendBatch(node, packets));
+  readonly #batcher = new SendBatcher(
+    (node, packets) => this.#sendBatch(node, packets),
+    (node, packets, err) => {
+      this.#wire.countDropped('batch_error', packets);
+      this.#log.warn({ node, packets, err: String(err) }, 'packets to a node could not be sent');
+    },
+  );
   readonly #early = new BoundedQueues<{ frame: PilsFrame; origin: Origin; batch: boolean }>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
   readonly #pilaLimit = new IntervalLimiter<number>(policy.PILA_MIN_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryLimit = new IntervalLimiter<number>(policy.RECOVERY_INTERVAL_MS, policy.MAX_PEERS);
@@ -457,6 +463,11 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     for (const group of groupForBatches(packets, datagram - PILS_MIN_SIZE)) {
       // A batch of one (a large segment) is sealed from its header and payload, without a copy.
       const only = group.length === 1 ? (group[0] as Packet) : undefined;
+      // Too large for a batch's u16 length: sent alone as PILS (dropped there if UDP cannot carry it).
+      if (only && !isBatchable(only)) {
+        this.#sealOne(peer, crypto, only);
+        continue;
+      }
       const parts = only ? [encodeBatchedHeader(only), only.payload] : [encodePacketBatch(group)];
       const { nonce, chunks } = crypto.send.sealParts(parts, MAGIC_PILM);
       this.#transmit(peer, [encodePilmHeader(this.#nodeId, nonce), ...chunks], 'PILM');

@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import { encodeBeacon } from '../protocol/beacon.js';
+import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../protocol/tunnel.js';
 import { formatEndpoint, type UdpEndpoint } from './endpoint.js';
 import { bump, emptyStats, type TunnelStats } from './stats.js';
 import type { DroppedEvent } from './types.js';
@@ -22,15 +23,20 @@ export class Wire {
     this.stats.pktsRecv += 1;
   }
 
-  /** Sends one datagram; a list of pieces is sent gathered, as one datagram. */
+  /**
+   * Sends one datagram; a list of pieces is sent gathered, as one datagram. One larger than UDP
+   * carries to `to` is dropped here and counted as `too_large` (the OS would refuse it later).
+   */
   deliver(bytes: Uint8Array | readonly Uint8Array[], to: UdpEndpoint, kind: string): void {
     if (this.#closed) return;
+    const size = bytes instanceof Uint8Array ? bytes.length : bytes.reduce((n, b) => n + b.length, 0);
+    if (size > (to.family === 6 ? MAX_UDP_PAYLOAD_IPV6 : MAX_UDP_PAYLOAD_IPV4)) return this.drop('too_large', to);
     const sent = this.socket.send(bytes, to, (err) => {
       bump(this.stats.dropped, 'send_error');
       this.log.debug({ err: err.message, to: formatEndpoint(to) }, 'tunnel send failed');
     });
     if (!sent) return this.drop('unreachable', to);
-    this.stats.bytesSent += bytes instanceof Uint8Array ? bytes.length : bytes.reduce((n, b) => n + b.length, 0);
+    this.stats.bytesSent += size;
     this.stats.pktsSent += 1;
     bump(this.stats.sent, kind);
   }

@@ -49,6 +49,19 @@ describe('tunnel: PILM batches (pilot-ts peers only)', () => {
     assert.ok(Math.max(...proxy.framesOf('PILM').map((f) => f.length)) <= 65_001);
   });
 
+  it('never throws for a packet no batch can carry: sent alone, or dropped and counted when UDP cannot carry it', async () => {
+    const { a, proxy, atB } = await pairThroughProxy();
+    a.setBatching(2, true);
+    // 65,435 bytes is the most a PILM of one carries in an IPv4 datagram (72 bytes of overhead).
+    for (const size of [65_435, 65_436, 65_501, 65_502, 65_535]) a.send(2, datagram(1, 2, 'z'.repeat(size)));
+    a.send(2, datagram(1, 2, 'after'));
+    await waitFor(() => atB.length === 3, 2000, 'the packets that fit');
+    assert.deepEqual(atB.slice(1).map((g) => (g.text.length > 100 ? g.text.length : g.text)), [65_435, 'after']);
+    assert.equal(a.stats.dropped.too_large, 4);
+    assert.equal(a.stats.dropped.batch_error, undefined);
+    assert.ok(Math.max(...proxy.framesOf('PILM').map((f) => f.length)) <= 65_507);
+  });
+
   it('refuses a replayed PILM, a PILM relabelled as PILS, and a batch with a bad length', async () => {
     const made = await connectRawPeer();
     const { t, peer, got } = made;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeAddr } from '../../src/protocol/address.js';
 import { decodePacket, encodePacket, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
-import { batchedSize, decodePacketBatch, encodePacketBatch } from '../../src/protocol/packet-batch.js';
-import { groupForBatches } from '../../src/tunnel/batcher.js';
+import { batchedSize, decodePacketBatch, encodeBatchedHeader, encodePacketBatch, isBatchable, MAX_BATCHED_PAYLOAD } from '../../src/protocol/packet-batch.js';
+import { groupForBatches, SendBatcher } from '../../src/tunnel/batcher.js';
 
 function packet(seq: number, size: number): Packet {
   return makePacket({
@@ -52,6 +52,22 @@ describe('packet batch (PILM plaintext)', () => {
     assert.equal(decodePacketBatch(short).ok, false, 'a packet shorter than its header');
     assert.throws(() => encodePacketBatch([]), RangeError);
   });
+
+  it('carries payloads up to 65,501 bytes (the u16 length covers the header) and refuses larger ones by name', () => {
+    assert.equal(MAX_BATCHED_PAYLOAD, 65_501);
+    const largest = packet(1, MAX_BATCHED_PAYLOAD);
+    assert.equal(isBatchable(largest), true);
+    assert.equal(encodeBatchedHeader(largest).readUInt16BE(0), 0xffff);
+    const split = decodePacketBatch(encodePacketBatch([largest]));
+    assert.ok(split.ok);
+    assert.equal(split.value[0]?.length, 0xffff);
+    for (const size of [65_502, 65_535]) {
+      const p = packet(2, size);
+      assert.equal(isBatchable(p), false);
+      assert.throws(() => encodeBatchedHeader(p), /exceeds the batch maximum of 65501/);
+      assert.throws(() => encodePacketBatch([packet(3, 1), p]), /exceeds the batch maximum/);
+    }
+  });
 });
 
 describe('groupForBatches', () => {
@@ -65,5 +81,33 @@ describe('groupForBatches', () => {
   it('gives a packet larger than the limit a group of its own', () => {
     const groups = groupForBatches([packet(1, 10), packet(2, 5000), packet(3, 10)], 1364);
     assert.deepEqual(groups.map((g) => g.map((p) => p.seq)), [[1], [2], [3]]);
+  });
+
+  it('gives a packet too large for any batch a group of its own, whatever the limit', () => {
+    const groups = groupForBatches([packet(1, 10), packet(2, 65_502), packet(3, 65_535), packet(4, 10), packet(5, 10)], 1_000_000);
+    assert.deepEqual(groups.map((g) => g.map((p) => p.seq)), [[1], [2], [3], [4, 5]]);
+  });
+});
+
+describe('SendBatcher', () => {
+  it('never throws from its flush: a failing node is reported, the other nodes are still flushed', async () => {
+    const flushed: number[] = [];
+    const errors: { node: number; packets: number; err: string }[] = [];
+    const batcher = new SendBatcher(
+      (node, packets) => {
+        if (node === 2) encodePacketBatch(packets);
+        flushed.push(node);
+      },
+      (node, packets, err) => errors.push({ node, packets, err: String(err) }),
+    );
+    batcher.add(1, packet(1, 10));
+    batcher.add(2, packet(2, 65_502));
+    batcher.add(3, packet(3, 10));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(flushed, [1, 3]);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]?.node, 2);
+    assert.equal(errors[0]?.packets, 1);
+    assert.match(errors[0]?.err ?? '', /RangeError/);
   });
 });

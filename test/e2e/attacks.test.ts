@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { createConnection, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { parseAddr, type Addr } from '../../src/protocol/address.js';
+import { EventDecoder, encodeEvent, type StreamEvent } from '../../src/protocol/eventstream.js';
+import { decodeIpcMessage, encodeIpcFrame, IpcFrameSplitter, type IpcMessage } from '../../src/protocol/ipc.js';
+import { encodeJson, isJsonObject, parseJsonObject, type JsonObject } from '../../src/protocol/json.js';
+import { MAX_DATAGRAM_PAYLOAD } from '../../src/protocol/tunnel.js';
+import { encodeTypedFrame, TypedFrameDecoder, type TypedFrame } from '../../src/protocol/typed-frame.js';
+import { Driver } from '../../src/sdk/driver.js';
+import { Cluster, stopProcess, type DaemonHandle } from './cluster.js';
+import { makeTrust, until } from './eventstream-helpers.js';
+
+/**
+ * Hostile clients against real daemons on 127.0.0.1: raw IPC frames on the daemon's socket, raw
+ * service frames over a real pilot connection. Each case is an attack the daemon once answered
+ * with an exception, a silent close, or not at all.
+ */
+
+/** A raw IPC client that records every message the daemon sends it. */
+class RawIpc {
+  readonly received: IpcMessage[] = [];
+  readonly #splitter = new IpcFrameSplitter();
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.#splitter.push(chunk)) {
+        if (!f.ok) continue;
+        const m = decodeIpcMessage(f.value);
+        if (m.ok) this.received.push(m.value);
+      }
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static connect(path: string): Promise<RawIpc> {
+    return new Promise((resolve, reject) => {
+      const s = createConnection(path, () => resolve(new RawIpc(s)));
+      s.once('error', reject);
+    });
+  }
+
+  send(msg: IpcMessage): void {
+    this.socket.write(encodeIpcFrame(msg));
+  }
+
+  async waitFor<M extends IpcMessage>(pred: (m: IpcMessage) => m is M, what: string, timeoutMs = 5000): Promise<M> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.received.find(pred);
+      if (m) return m;
+      if (Date.now() > deadline) throw new Error(`no ${what}; got ${JSON.stringify(this.received.map((x) => x.cmd))}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const isError = (m: IpcMessage): m is Extract<IpcMessage, { cmd: 'Error' }> => m.cmd === 'Error';
+const isRecvFrom = (m: IpcMessage): m is Extract<IpcMessage, { cmd: 'RecvFrom' }> => m.cmd === 'RecvFrom';
+
+const isInfo = (m: IpcMessage): m is Extract<IpcMessage, { json: JsonObject }> => m.cmd === 'InfoOK';
+
+/** The daemon's whole Info JSON (the SDK's typed info() keeps only the reference's fields). */
+async function rawInfo(d: DaemonHandle): Promise<JsonObject> {
+  const c = await RawIpc.connect(d.socket);
+  try {
+    c.send({ cmd: 'Info' });
+    return (await c.waitFor(isInfo, 'InfoOK')).json;
+  } finally {
+    c.close();
+  }
+}
+
+function addrOf(d: DaemonHandle): Addr {
+  const a = parseAddr(d.address);
+  if (!a.ok) throw new Error(`bad address ${d.address}`);
+  return a.value;
+}
+
+/**
+ * A connection from a's daemon to b's `port` on a driver of its own: the errors the daemon sends
+ * about a connection the attacker abandons must not reach anyone else's requests.
+ */
+async function hostile(from: DaemonHandle, to: DaemonHandle, port: number): Promise<{ conn: Duplex; done: () => Promise<void> }> {
+  const driver = await Driver.connect(from.socket);
+  const conn = await driver.dial(to.address, port);
+  return {
+    conn,
+    done: async () => {
+      conn.destroy();
+      await driver.close();
+    },
+  };
+}
+
+/** Everything a connection delivers until the other side ends it (or the timeout). */
+function readToEnd(conn: Duplex, timeoutMs = 15_000): Promise<{ bytes: Buffer; ended: boolean }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (ended: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ bytes: Buffer.concat(chunks), ended });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    conn.on('data', (c: Buffer) => chunks.push(c));
+    conn.once('end', () => finish(true));
+    conn.once('close', () => finish(true));
+    conn.on('error', () => finish(true));
+  });
+}
+
+function typedFrames(bytes: Uint8Array): TypedFrame[] {
+  const out: TypedFrame[] = [];
+  for (const r of new TypedFrameDecoder().push(bytes)) if (r.ok) out.push(r.value);
+  return out;
+}
+
+function events(bytes: Uint8Array): StreamEvent[] {
+  const out: StreamEvent[] = [];
+  for (const r of new EventDecoder().push(bytes)) if (r.ok) out.push(r.value);
+  return out;
+}
+
+function json(frame: TypedFrame | undefined): JsonObject {
+  assert.ok(frame, 'expected a reply frame before the close');
+  const o = parseJsonObject(frame.payload);
+  assert.ok(o.ok, 'reply is JSON');
+  return o.value;
+}
+
+const VALID_ID = '0123abcd-0123-4567-89ab-0123456789ab';
+
+describe('attacks on a daemon: every refusal says why, nothing throws', () => {
+  let cluster: Cluster;
+  let a: DaemonHandle; // the attacker's daemon
+  let b: DaemonHandle; // the victim
+  let da: Driver;
+  let db: Driver;
+
+  before(async () => {
+    cluster = await Cluster.start();
+    [a, b] = await Promise.all([cluster.addDaemon('a'), cluster.addDaemon('b')]);
+    [da, db] = await Promise.all([Driver.connect(a.socket), Driver.connect(b.socket)]);
+    await makeTrust(da, db, a, b);
+  });
+
+  after(async () => {
+    await Promise.all([da?.close(), db?.close()]);
+    await cluster?.stop();
+  });
+
+  it('IPC SendTo of 65,502–65,535 bytes to a batching peer: an IPC error naming the limit, no exception; the limit itself arrives', async () => {
+    // Traffic both ways makes the two daemons exchange capabilities: a then batches to b (PILM).
+    await until('a sends PILM frames to b', async () => {
+      const conn = await da.dial(b.address, 7);
+      conn.end(Buffer.from('caps'));
+      await readToEnd(conn, 2000);
+      const sent = (await rawInfo(a)).frames_sent;
+      return isJsonObject(sent) && typeof sent.PILM === 'number' && sent.PILM > 0 ? true : undefined;
+    });
+    const victim = await RawIpc.connect(b.socket);
+    const attacker = await RawIpc.connect(a.socket);
+    try {
+      for (const size of [65_502, 65_535]) {
+        attacker.send({ cmd: 'SendTo', addr: addrOf(b), port: 5000, data: Buffer.alloc(size, 0x41) });
+        const err = await attacker.waitFor(isError, `IPC error for a ${size}-byte datagram`).catch((e: Error) => {
+          throw new Error(`${e.message}; daemon stderr: ${a.proc.stderr.slice(-3).join(' | ').slice(0, 400)}`);
+        });
+        assert.match(err.message, new RegExp(`${size}.*${MAX_DATAGRAM_PAYLOAD}`));
+        attacker.received.length = 0;
+      }
+      // The largest datagram allowed crosses end to end, as one datagram.
+      attacker.send({ cmd: 'SendTo', addr: addrOf(b), port: 5001, data: Buffer.alloc(MAX_DATAGRAM_PAYLOAD, 0x42) });
+      const got = await victim.waitFor(isRecvFrom, 'the datagram at the limit');
+      assert.equal(got.data.length, MAX_DATAGRAM_PAYLOAD);
+      assert.equal(got.dstPort, 5001);
+      assert.equal(attacker.received.filter(isError).length, 0);
+      assert.equal((await da.info()).node_id, a.nodeId);
+      assert.ok(!a.proc.stderr.some((l) => /unexpected error|RangeError/.test(l)), a.proc.stderr.join('\n'));
+    } finally {
+      attacker.close();
+      victim.close();
+    }
+  });
+});
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
