@@ -326,6 +326,14 @@ export class Daemon {
         frames_sent: { ...this.tunnel.stats.sent },
         services: Object.fromEntries(this.services.map((s) => [s.name, s.stats()])),
         public: this.session.isPublic,
+        ...(this.session.hostnameError !== undefined ? { hostname_error: this.session.hostnameError } : {}),
+        registry: {
+          address: this.config.registry,
+          reachable: this.session.reachable,
+          ...(this.session.lastError !== undefined ? { last_error: this.session.lastError } : {}),
+          signatures: this.registry.signsBody ? 'signed-body' : 'static',
+          push: this.session.watching,
+        },
       },
     });
   }
@@ -342,6 +350,7 @@ export class Daemon {
       setHostname: async (name) => {
         const reply = await this.registry.setHostname(name);
         this.session.hostname = name;
+        this.session.hostnameError = undefined;
         return reply;
       },
       setVisibility: async (isPublic) => {

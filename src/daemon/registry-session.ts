@@ -42,7 +42,13 @@ export class RegistrySession {
   nodeId = 0;
   address: Addr = { network: 0, node: 0 };
   hostname: string;
+  /** Why the registry refused the configured hostname (then `hostname` is empty). */
+  hostnameError: string | undefined;
+  private refusedHostname = '';
   isPublic: boolean;
+  /** Whether the last exchange with the registry (registration or heartbeat) succeeded, and why not. */
+  reachable = true;
+  lastError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private watch: { stop(): void } | undefined;
@@ -91,11 +97,20 @@ export class RegistrySession {
     const parsed = typeof reply.address === 'string' ? parseAddr(reply.address) : undefined;
     this.address = parsed?.ok ? parsed.value : { network: 0, node: id };
     if (this.isPublic) await this.o.registry.setVisibility(true);
-    if (this.hostname) {
+    const wanted = this.hostname || this.refusedHostname;
+    if (wanted) {
       try {
-        await this.o.registry.setHostname(this.hostname);
+        await this.o.registry.setHostname(wanted);
+        this.hostname = wanted;
+        this.hostnameError = undefined;
+        this.refusedHostname = '';
       } catch (err) {
-        this.o.log.warn({ err, hostname: this.hostname }, 'could not set the configured hostname');
+        // Say so everywhere rather than go on showing a name others cannot find us by; a
+        // re-registration tries the name again.
+        this.hostnameError = `hostname "${wanted}" refused by the registry: ${(err as Error).message}`;
+        this.o.log.warn({ err: (err as Error).message, hostname: wanted }, 'the registry refused the configured hostname');
+        this.refusedHostname = wanted;
+        this.hostname = '';
       }
     } else {
       // Not configured here: keep the name the registry still holds for us (set at runtime before a restart).
@@ -114,9 +129,13 @@ export class RegistrySession {
     try {
       await this.o.registry.heartbeat();
       this.failures = 0;
+      this.reachable = true;
+      this.lastError = undefined;
       this.o.onHeartbeat();
     } catch (err) {
       this.failures++;
+      this.reachable = !(err instanceof PilotError && (err.code === 'connection_failed' || err.code === 'timeout'));
+      this.lastError = (err as Error).message;
       this.o.log.warn({ err: (err as Error).message, failures: this.failures }, 'registry heartbeat failed');
       if (this.failures >= FAILURES_BEFORE_REREGISTER || (err instanceof PilotError && err.code === 'not_found')) {
         await this.reregister();

@@ -26,11 +26,18 @@ function bytes(v: JsonValue | undefined): string {
   return `${(v / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/** `127.0.0.1:9000 (reachable, signed-body signatures, push)` from the info's `registry` object. */
+export function registryText(r: JsonObject): string {
+  const state = r.reachable === false ? `unreachable${typeof r.last_error === 'string' ? `: ${r.last_error}` : ''}` : 'reachable';
+  const push = r.push === true ? ', push' : ', polling';
+  return `${s(r.address)} (${state}, ${s(r.signatures)} signatures${push})`;
+}
+
 function infoText(info: JsonObject): string {
   const rows: [string, string][] = [
     ['address', s(info.address)],
     ['node id', s(info.node_id)],
-    ['hostname', info.hostname === '' ? '-' : s(info.hostname)],
+    ['hostname', info.hostname === '' ? (typeof info.hostname_error === 'string' ? `- (${info.hostname_error})` : '-') : s(info.hostname)],
     ['public key', s(info.public_key)],
     ['owner', info.owner === '' ? '-' : s(info.owner)],
     ['encrypt', s(info.encrypt)],
@@ -40,6 +47,7 @@ function infoText(info: JsonObject): string {
     ['ports', s(info.ports)],
     ['traffic', `sent ${bytes(info.bytes_sent)} in ${s(info.pkts_sent)} packets, received ${bytes(info.bytes_recv)} in ${s(info.pkts_recv)} packets`],
   ];
+  if (isJsonObject(info.registry)) rows.push(['registry', registryText(info.registry)]);
   return rows.map(([k, v]) => `${k.padEnd(12)}${v}`).join('\n');
 }
 

@@ -8,6 +8,7 @@ import type { CommandSpec } from '../command.js';
 import { registryTls, resolveSettings, type Settings } from '../config-file.js';
 import type { CliContext } from '../context.js';
 import { toJson } from '../output.js';
+import { registryText } from './admin.js';
 import { exitWatch, isAlive, readPid, removePid, spawnDetached, tcpAnswers, terminate, waitUntil, writePid } from '../process.js';
 
 const START_TIMEOUT_MS = 15_000;
@@ -153,9 +154,11 @@ export const daemonStart: CommandSpec = {
       child: exitWatch(child),
       logFile: ctx.paths.logFile,
     });
+    const hostnameError = typeof info.hostname_error === 'string' ? info.hostname_error : undefined;
     const data = {
       address: info.address ?? null,
       hostname: info.hostname ?? '',
+      ...(hostnameError !== undefined ? { hostname_error: hostnameError } : {}),
       log_file: ctx.paths.logFile,
       node_id: info.node_id ?? null,
       pid,
@@ -167,6 +170,7 @@ export const daemonStart: CommandSpec = {
       `  address   ${String(data.address)}`,
       `  node id   ${String(data.node_id)}`,
       ...(data.hostname !== '' ? [`  hostname  ${String(data.hostname)}`] : []),
+      ...(hostnameError !== undefined ? [`  hostname  none — ${hostnameError}`, '  (choose another: pilotctl set-hostname <name>)'] : []),
       `  socket    ${settings.socket}`,
       `  log       ${ctx.paths.logFile}`,
     ];
@@ -228,7 +232,7 @@ export const daemonStatus: CommandSpec = {
   name: 'daemon status',
   args: ['[--check]'],
   description: 'Reports whether the daemon process is alive and answers on its socket. --check prints nothing and exits 0 when it answers, 1 otherwise.',
-  returns: '{pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, uptime_secs} when responsive',
+  returns: '{local_rendezvous (pid or 0), pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, registry, uptime_secs} when responsive',
   flags: { check: 'bool' },
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl daemon status [--check]');
@@ -245,14 +249,19 @@ export const daemonStatus: CommandSpec = {
       data.connections = info.connections ?? 0;
       data.peers = info.peers ?? 0;
       data.uptime_secs = info.uptime_secs ?? 0;
+      if (isJsonObject(info.registry)) data.registry = info.registry;
     }
+    const rendezvousPid = await readPid(ctx.paths.rendezvousPidFile);
+    data.local_rendezvous = rendezvousPid !== undefined && isAlive(rendezvousPid) ? rendezvousPid : 0;
     const head = running ? `daemon running (pid ${pid})` : info !== undefined ? 'daemon answering (not started by pilotctl)' : 'daemon not running';
     const lines = [head, `  socket    ${socket}${info !== undefined ? ' (responsive)' : running ? ' (not responding)' : ''}`];
     if (info !== undefined) {
       lines.push(`  address   ${String(data.address)}`, `  node id   ${String(data.node_id)}`);
       if (data.hostname !== '') lines.push(`  hostname  ${String(data.hostname)}`);
       lines.push(`  peers     ${String(data.peers)}`, `  conns     ${String(data.connections)}`, `  uptime    ${String(data.uptime_secs)}s`);
+      if (isJsonObject(data.registry)) lines.push(`  registry  ${registryText(data.registry)}`);
     }
+    if (data.local_rendezvous !== 0) lines.push(`  local rendezvous running (pid ${String(data.local_rendezvous)}), started by "daemon start"`);
     return { data, text: lines.join('\n') };
   },
 };
