@@ -28,6 +28,8 @@ import { TrustStore } from './trust-store.js';
 import { WebhookDispatcher } from './webhook.js';
 
 const KEY_CACHE_LIMIT = 4096;
+/** Direct traffic this recent proves the path to a peer (the tunnel's evidence window). */
+const DIRECT_EVIDENCE_MS = 15_000;
 /** How long `pending` waits for a poll of the registry before listing what it has. */
 const PENDING_REFRESH_MS = 3000;
 
@@ -139,9 +141,11 @@ export class Daemon {
       },
       log: this.log,
       onDialStalled: (node) => {
-        if (node !== this.session.nodeId && this.config.beacon && this.tunnel.setRelay(node, true)) {
-          this.log.info({ node }, 'no answer to direct SYNs; relaying through the beacon');
-        }
+        if (node === this.session.nodeId || !this.config.beacon) return;
+        // Fresh traffic from the peer came straight to us lately: the path works, the dial failed for
+        // another reason (no listener, a wrong address), and moving to the relay would not help.
+        if (this.tunnel.directSeenWithin(node, DIRECT_EVIDENCE_MS)) return;
+        if (this.tunnel.setRelay(node, true)) this.log.info({ node }, 'no answer to direct SYNs; relaying through the beacon');
       },
     });
     this.caps = new PeerCaps({
@@ -153,6 +157,10 @@ export class Daemon {
     // A re-keyed tunnel may be a restarted peer (maybe another implementation): ask again.
     this.tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) => (e.rekeyed ? this.caps.forget(e.peerNodeId) : this.caps.refresh(e.peerNodeId)));
     this.tunnel.on('relay-activated', (e: { peerNodeId: number }) => this.caps.refresh(e.peerNodeId));
+    this.tunnel.on('direct-upgraded', (e: { peerNodeId: number }) => {
+      this.log.info({ node: e.peerNodeId }, 'peer reachable directly again; leaving the relay');
+      this.caps.refresh(e.peerNodeId);
+    });
     this.tunnel.on('packet', (p: Packet, from: number) => this.onPacket(p, from));
     this.wireWebhooks();
 
@@ -282,6 +290,7 @@ export class Daemon {
     );
     this.tunnel.on('peer-added', (e: { peerNodeId: number; endpoint: string }) => this.webhooks.emit('tunnel.peer_added', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
     this.tunnel.on('relay-activated', (e: { peerNodeId: number }) => this.webhooks.emit('tunnel.relay_activated', { peer_node_id: e.peerNodeId }));
+    this.tunnel.on('direct-upgraded', (e: { peerNodeId: number; endpoint: string }) => this.webhooks.emit('tunnel.direct_upgraded', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
     this.tunnel.on('nonce-replay', (e: { peerNodeId: number; counter: bigint | number }) =>
       this.webhooks.emit('security.nonce_replay', { counter: Number(e.counter), peer_node_id: e.peerNodeId }),
     );

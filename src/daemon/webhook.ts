@@ -17,6 +17,7 @@ export const WEBHOOK_EVENTS = [
   'tunnel.peer_added',
   'tunnel.established',
   'tunnel.relay_activated',
+  'tunnel.direct_upgraded',
   'handshake.received',
   'handshake.pending',
   'handshake.approved',

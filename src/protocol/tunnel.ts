@@ -7,6 +7,15 @@ import { fail, ok, type DecodeResult } from './result.js';
 export const MAGIC_PILA = Uint8Array.of(0x50, 0x49, 0x4c, 0x41);
 export const MAGIC_PILK = Uint8Array.of(0x50, 0x49, 0x4c, 0x4b);
 export const MAGIC_PILS = Uint8Array.of(0x50, 0x49, 0x4c, 0x53);
+
+/**
+ * Path probes (pilot-ts extension): a PILS whose plaintext is this one byte. No packet is shorter
+ * than its 34-byte header, so a Go peer drops one after decrypting it. A relayed peer's direct path
+ * is probed with a request, which a pilot-ts peer answers straight back: being sealed with a fresh
+ * counter, neither can be forged or replayed.
+ */
+export const PATH_PROBE_REQUEST = 0x01;
+export const PATH_PROBE_REPLY = 0x02;
 export const MAGIC_PILP = Uint8Array.of(0x50, 0x49, 0x4c, 0x50);
 export const MAGIC_PILT = Uint8Array.of(0x50, 0x49, 0x4c, 0x54);
 /** pilot-ts extension: several packets sealed as one frame, sent only to peers that advertise it. */

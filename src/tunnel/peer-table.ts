@@ -16,6 +16,11 @@ export interface PeerState {
   /** The peer reads PILM frames (several packets per datagram). */
   batching: boolean;
   lastActive: number;
+  /** When a fresh authenticated frame last arrived straight from the peer (0: never). */
+  lastDirectAt: number;
+  /** While relayed: when to probe the direct path next, and the current back-off. */
+  probeAt: number;
+  probeIntervalMs: number;
   readonly retiredKeys: Uint8Array[];
 }
 
@@ -62,6 +67,9 @@ export class PeerTable {
       authenticated: false,
       batching: false,
       lastActive: now,
+      lastDirectAt: 0,
+      probeAt: 0,
+      probeIntervalMs: 0,
       retiredKeys: [],
     };
     this.#peers.set(nodeId, peer);

@@ -15,6 +15,11 @@ export const PILA_REPEAT_MS = 1000;
 export const PILA_REPLY_QUIET_MS = 1000;
 export const RECOVERY_INTERVAL_MS = 1000;
 export const TICK_MS = 250;
+/** A relayed peer's direct path is probed after this, then at doubling intervals up to the maximum. */
+export const PROBE_FIRST_MS = 2000;
+export const PROBE_MAX_MS = 60_000;
+/** At most one probe answer per peer in this time. */
+export const PROBE_ANSWER_INTERVAL_MS = 500;
 
 /** Where a frame came from: a UDP source, or a node whose frame the beacon relayed. */
 export interface Origin {

@@ -4,7 +4,23 @@ import { silentLogger, type Logger } from '../log.js';
 import { BROADCAST_NODE } from '../protocol/address.js';
 import { decodePacket, encodePacket, encodePacketHeader, type Packet } from '../protocol/packet.js';
 import { decodePacketBatch, encodeBatchedHeader, encodePacketBatch, isBatchable } from '../protocol/packet-batch.js';
-import { classifyDatagram, decodePila, decodePilk, decodePilm, decodePils, decodePilt, encodePilmHeader, encodePils, encodePilsHeader, encodePilt, MAGIC_PILM, PILS_MIN_SIZE, type PilsFrame } from '../protocol/tunnel.js';
+import {
+  classifyDatagram,
+  decodePila,
+  decodePilk,
+  decodePilm,
+  decodePils,
+  decodePilt,
+  encodePilmHeader,
+  encodePils,
+  encodePilsHeader,
+  encodePilt,
+  MAGIC_PILM,
+  PATH_PROBE_REPLY,
+  PATH_PROBE_REQUEST,
+  PILS_MIN_SIZE,
+  type PilsFrame,
+} from '../protocol/tunnel.js';
 import { Authenticator } from './authenticator.js';
 import { groupForBatches, SendBatcher } from './batcher.js';
 import { BeaconClient } from './beacon-client.js';
@@ -46,6 +62,9 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   readonly #pilaLimit = new IntervalLimiter<number>(policy.PILA_MIN_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryLimit = new IntervalLimiter<number>(policy.RECOVERY_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryBudget = new TokenBucket(20, 40);
+  readonly #probeAnswers = new IntervalLimiter<number>(policy.PROBE_ANSWER_INTERVAL_MS, policy.MAX_PEERS);
+  /** Peers currently relayed: their direct path is probed in the background. */
+  readonly #relayed = new Set<number>();
   readonly #timer: NodeJS.Timeout;
   #nodeId = 0;
   #closed = false;
@@ -126,6 +145,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   /** Forgets the endpoint and crypto context of a node (trust revoked). */
   removePeer(nodeId: number): void {
     this.#peers.delete(nodeId);
+    this.#relayed.delete(nodeId);
     this.#batcher.forget(nodeId);
     // A peer added again later starts a fresh key exchange at once, not after the PILA interval.
     this.#pilaLimit.forget(nodeId);
@@ -140,9 +160,15 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (!existing && !on) return false;
     const peer = existing ?? this.#ensurePeer(nodeId).peer;
     if (!peer.endpoint && this.#wire.beacon) peer.endpoint = this.#wire.beacon;
-    peer.relay = on;
-    if (on) this.#announceRelay(peer);
+    if (on) this.#markRelay(peer);
+    else this.#leaveRelay(peer);
     return true;
+  }
+
+  /** Whether fresh authenticated traffic came straight from the node within `ms`. */
+  directSeenWithin(nodeId: number, ms: number, now = Date.now()): boolean {
+    const at = this.#peers.get(nodeId)?.lastDirectAt ?? 0;
+    return at > 0 && now - at <= ms;
   }
 
   /**
@@ -208,6 +234,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     clearInterval(this.#timer);
     this.#beaconClient.close();
     this.#peers.clear();
+    this.#relayed.clear();
     this.#batcher.clear();
     this.#pending.clear();
     this.#early.clear();
@@ -299,7 +326,9 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     }
     peer.authenticated = true;
     peer.lastActive = Date.now();
-    if (origin.relayFrom !== undefined) this.#markRelay(peer);
+    // Only a new key arriving through the relay moves the path there: a PILA repeating the key in
+    // use may be a replay (anyone can capture one), and the path stays as it is.
+    if (origin.relayFrom !== undefined && (!previous || rekeyed)) this.#markRelay(peer);
     this.emit('established', { peerNodeId: node, authenticated: true, rekeyed, relay: peer.relay });
     if (!previous || rekeyed) this.#sendPila(peer, true);
     else if (this.#pilaLimit.since(node, Date.now()) >= policy.PILA_REPLY_QUIET_MS) this.#sendPila(peer);
@@ -328,16 +357,24 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       if (code === 'auth_failed' && peer.endpoint) this.#sendRecoveryPila(node, { endpoint: peer.endpoint, relayFrom: peer.relay ? node : undefined });
       return;
     }
+    // The AEAD and the replay window proved a fresh frame from the sender: follow a NAT rebinding,
+    // and the path it came by (a relayed peer heard directly is reachable directly again).
+    const now = Date.now();
+    if (origin.relayFrom === undefined) {
+      this.#updateEndpoint(peer, origin.endpoint);
+      peer.lastDirectAt = now;
+      this.#leaveRelay(peer);
+    } else {
+      this.#markRelay(peer);
+    }
+    peer.lastActive = now;
+    if (!batch && opened.value.length === 1) return this.#onProbe(peer, crypto, opened.value[0] as number, origin);
     let plaintexts: Uint8Array[] = [opened.value];
     if (batch) {
       const split = decodePacketBatch(opened.value);
       if (!split.ok) return this.#drop('malformed', origin.endpoint, node);
       plaintexts = split.value;
     }
-    // The AEAD proved the sender: follow a NAT rebinding.
-    if (origin.relayFrom === undefined) this.#updateEndpoint(peer, origin.endpoint);
-    else this.#markRelay(peer);
-    peer.lastActive = Date.now();
     for (const bytes of plaintexts) {
       // AES-GCM already proved these bytes intact: the CRC-32 inside cannot add anything.
       const packet = this.#checkInner(bytes, node, origin, false);
@@ -405,18 +442,58 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   }
 
   #markRelay(peer: PeerState): void {
-    peer.relay = true;
-    this.#announceRelay(peer);
-  }
-
-  #announceRelay(peer: PeerState): void {
+    if (!peer.relay) {
+      peer.relay = true;
+      peer.probeIntervalMs = policy.PROBE_FIRST_MS;
+      peer.probeAt = Date.now() + policy.PROBE_FIRST_MS;
+      this.#relayed.add(peer.nodeId);
+    }
     if (peer.relayAnnounced) return;
     peer.relayAnnounced = true;
     this.emit('relay-activated', { peerNodeId: peer.nodeId });
   }
 
+  /** Back to the direct path (the relay is never sticky). */
+  #leaveRelay(peer: PeerState): void {
+    if (!peer.relay) return;
+    peer.relay = false;
+    peer.relayAnnounced = false;
+    this.#relayed.delete(peer.nodeId);
+    if (peer.endpoint) this.emit('direct-upgraded', { peerNodeId: peer.nodeId, endpoint: formatEndpoint(peer.endpoint) });
+  }
+
+  /** A path probe: a request heard directly is answered directly (at most every PROBE_ANSWER_INTERVAL_MS). */
+  #onProbe(peer: PeerState, crypto: PeerCrypto, kind: number, origin: Origin): void {
+    if (kind !== PATH_PROBE_REQUEST && kind !== PATH_PROBE_REPLY) return this.#drop('malformed', origin.endpoint, peer.nodeId);
+    if (kind === PATH_PROBE_REQUEST && origin.relayFrom === undefined && this.#probeAnswers.allow(peer.nodeId, Date.now())) {
+      this.#sendProbe(peer, crypto, PATH_PROBE_REPLY, origin.endpoint);
+    }
+  }
+
+  /** Seals one probe byte and sends it straight to `to`, whatever the peer's path. */
+  #sendProbe(peer: PeerState, crypto: PeerCrypto, kind: number, to: UdpEndpoint): void {
+    const sealed = crypto.send.seal(Uint8Array.of(kind));
+    this.#deliver(encodePils({ senderNode: this.#nodeId, nonce: sealed.nonce, sealed: sealed.sealed }), to, 'probe');
+  }
+
+  /** Relayed peers whose direct endpoint is known are probed, with back-off. */
+  #probeRelayed(now: number): void {
+    for (const node of this.#relayed) {
+      const peer = this.#peers.get(node);
+      if (!peer?.relay) {
+        this.#relayed.delete(node);
+        continue;
+      }
+      if (now < peer.probeAt || !peer.crypto || !peer.endpoint || endpointEquals(peer.endpoint, this.#wire.beacon)) continue;
+      this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
+      peer.probeIntervalMs = Math.min(Math.max(peer.probeIntervalMs, policy.PROBE_FIRST_MS) * 2, policy.PROBE_MAX_MS);
+      peer.probeAt = now + peer.probeIntervalMs;
+    }
+  }
+
   #tick(): void {
     const now = Date.now();
+    this.#probeRelayed(now);
     const expired = this.#pending.expire(now);
     this.#wire.countDropped('queue_expired', expired);
     this.#early.expire(now);

@@ -43,6 +43,8 @@ export interface TunnelEvents {
   'peer-added': [event: { peerNodeId: number; endpoint: string }];
   'endpoint-changed': [event: { peerNodeId: number; endpoint: string }];
   'relay-activated': [event: { peerNodeId: number }];
+  /** A relayed peer is reachable directly again: packets to it go direct from now on. */
+  'direct-upgraded': [event: { peerNodeId: number; endpoint: string }];
   'nonce-replay': [event: { peerNodeId: number; counter: bigint }];
   dropped: [event: DroppedEvent];
 }

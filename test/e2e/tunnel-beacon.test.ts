@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import type { RemoteInfo } from 'node:dgram';
 import { describe, it } from 'node:test';
 import { decodeBeacon, encodeBeacon } from '../../src/protocol/beacon.js';
-import { closeAfterAll, collect, datagram, KeyDirectory, openNode, RawSocket, sleep, waitFor } from './tunnel-harness.js';
+import type { Tunnel } from '../../src/tunnel/index.js';
+import { closeAfterAll, collect, datagram, endpointOf, KeyDirectory, openNode, RawSocket, sleep, waitFor } from './tunnel-harness.js';
 
 const track = closeAfterAll();
 
@@ -111,5 +112,87 @@ describe('tunnel: beacon', () => {
     await waitFor(() => a.stats.dropped.not_from_beacon === 2, 1000, 'foreign beacon messages dropped');
     await sleep(50);
     assert.equal(target.framesOf('PILP').length, 3);
+  });
+
+  /** Two tunnels with a working direct path between them, known to the beacon. */
+  async function directPair(mini: MiniBeacon): Promise<{ a: Tunnel; b: Tunnel; atA: { from: number; text: string }[]; atB: { from: number; text: string }[] }> {
+    const dir = new KeyDirectory();
+    const a = track(await openNode(dir, 1, { beacon: mini.address }));
+    const b = track(await openNode(dir, 2, { beacon: mini.address }));
+    a.registerWithBeacon();
+    b.registerWithBeacon();
+    await waitFor(() => mini.nodes.size === 2, 1000, 'registrations');
+    const atA = collect(a);
+    const atB = collect(b);
+    a.addPeer(2, endpointOf(b));
+    a.send(2, datagram(1, 2, 'hello'));
+    await waitFor(() => atB.length === 1, 2000, 'direct packet at B');
+    b.send(1, datagram(2, 1, 'hi'));
+    await waitFor(() => atA.length === 1, 2000, 'direct reply at A');
+    return { a, b, atA, atB };
+  }
+
+  it('attack: a replayed PILA through the relay does not move a direct peer to the relay', async () => {
+    const mini = await MiniBeacon.start();
+    track(mini.raw);
+    const { a, b, atA } = await directPair(mini);
+    // The attacker obtains A's PILA (the same frame A sends to anyone it greets) …
+    const catcher = track(await RawSocket.open());
+    a.addPeer(99, catcher.endpoint);
+    await waitFor(() => catcher.framesOf('PILA').length >= 1, 1000, "A's PILA");
+    const pila = catcher.framesOf('PILA')[0] as Buffer;
+    // … claims node 1 at the beacon and relays the PILA to B.
+    const attacker = track(await RawSocket.open());
+    await attacker.send(encodeBeacon({ type: 'Discover', nodeId: 1 }), mini.raw.port);
+    await waitFor(() => mini.nodes.get(1)?.port === attacker.port, 1000, 'node 1 claimed');
+    const relayedBefore = mini.relayed;
+    await attacker.send(encodeBeacon({ type: 'Relay', sender: 1, dest: 2, frame: pila }), mini.raw.port);
+    await waitFor(() => mini.relayed > relayedBefore, 1000, 'replay relayed to B');
+    await sleep(100);
+    assert.equal(b.peers().find((p) => p.nodeId === 1)?.relay, false, 'B keeps the direct path to A');
+    b.send(1, datagram(2, 1, 'still direct'));
+    await waitFor(() => atA.length === 2, 1000, 'B reaches A directly');
+    assert.equal(attacker.received.filter((r) => r.data[0] === 0x06).length, 0, 'nothing of B reaches the attacker');
+  });
+
+  it('leaves the relay as soon as the direct path answers a probe (the relay is not sticky)', async () => {
+    const mini = await MiniBeacon.start();
+    track(mini.raw);
+    const { a, b, atA, atB } = await directPair(mini);
+    const upgraded: number[] = [];
+    a.on('direct-upgraded', (e) => upgraded.push(e.peerNodeId));
+    // What a daemon does after a dial that got no answer: the relay, although direct works.
+    assert.equal(a.setRelay(2, true), true);
+    a.send(2, datagram(1, 2, 'via relay'));
+    await waitFor(() => atB.length === 2, 2000, 'relayed packet at B');
+    assert.equal(a.peers().find((p) => p.nodeId === 2)?.relay, true);
+    await waitFor(() => upgraded.includes(2), 5000, 'A back on the direct path');
+    await waitFor(() => b.peers().find((p) => p.nodeId === 1)?.relay === false, 2000, 'B back on the direct path');
+    const relayed = mini.relayed;
+    a.send(2, datagram(1, 2, 'direct again'));
+    b.send(1, datagram(2, 1, 'direct too'));
+    await waitFor(() => atB.length === 3 && atA.length === 2, 2000, 'both directions');
+    assert.equal(mini.relayed, relayed, 'nothing more went through the relay');
+  });
+
+  it('stays on the relay while the direct path is dead, probing it less and less often', async () => {
+    const mini = await MiniBeacon.start();
+    track(mini.raw);
+    const dir = new KeyDirectory();
+    const a = track(await openNode(dir, 1, { beacon: mini.address }));
+    const b = track(await openNode(dir, 2, { beacon: mini.address }));
+    a.registerWithBeacon();
+    b.registerWithBeacon();
+    await waitFor(() => mini.nodes.size === 2, 1000, 'registrations');
+    const atB = collect(b);
+    const dead = track(await RawSocket.open());
+    a.addPeer(2, dead.endpoint);
+    a.setRelay(2, true);
+    a.send(2, datagram(1, 2, 'via relay'));
+    await waitFor(() => atB.length === 1, 2000, 'relayed packet at B');
+    await waitFor(() => dead.framesOf('PILS').length >= 1, 4000, 'a probe to the dead endpoint');
+    await sleep(2500);
+    assert.equal(dead.framesOf('PILS').length, 1, 'the next probe waits longer');
+    assert.equal(a.peers().find((p) => p.nodeId === 2)?.relay, true);
   });
 });
