@@ -39,6 +39,7 @@ export interface SubmitRequest {
 }
 
 export interface SubmitResponse {
+  /** The request's task id; '' in a refusal of a request that carried no valid one. */
   readonly taskId: string;
   /** 200 accepted, 400 rejected. */
   readonly status: number;
@@ -92,7 +93,7 @@ export function encodeSubmitRequest(msg: SubmitRequest): Uint8Array {
 }
 
 export function encodeSubmitResponse(msg: SubmitResponse): Uint8Array {
-  checkTaskId(msg.taskId);
+  if (msg.taskId !== '') checkTaskId(msg.taskId);
   checkInt(msg.status, 'status');
   return frame(TaskFrameType.Submit, { task_id: msg.taskId, status: msg.status, message: msg.message });
 }
@@ -160,8 +161,13 @@ class Fields {
 
   taskId(): string {
     const v = this.string('task_id');
-    if (this.error === null && !isValidTaskId(v)) this.error = 'task field "task_id" is not a valid task id';
+    if (this.error === null && !isValidTaskId(v)) this.error = 'task field "task_id" is not a valid task id (8-4-4-4-12 lower-case hex digits)';
     return v;
+  }
+
+  /** A task id, or '' (a refusal of a request whose id could not be read). */
+  taskIdOrEmpty(): string {
+    return this.obj.task_id === '' ? '' : this.taskId();
   }
 
   optBase64(key: string): Uint8Array | undefined {
@@ -199,7 +205,7 @@ export function decodeSubmitResponse(payload: Uint8Array): DecodeResult<SubmitRe
   const f = fields(payload);
   if (!f.ok) return f;
   const r = f.value;
-  return r.result({ taskId: r.taskId(), status: r.int('status'), message: r.string('message') });
+  return r.result({ taskId: r.taskIdOrEmpty(), status: r.int('status'), message: r.string('message') });
 }
 
 export function decodeStatusUpdate(payload: Uint8Array): DecodeResult<StatusUpdate> {

@@ -192,6 +192,51 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
       victim.close();
     }
   });
+
+  it('task submit (1003): invalid task ids get a status-400 reply saying why, in the frame the request expects', async () => {
+    const ids = ['../x', '../../../etc/passwd', '/etc/passwd', 'abc\u0000def', 'f'.repeat(100_000)];
+    for (const [type, body] of [
+      [1, (id: string) => ({ task_id: id, task_description: 'x', from_addr: a.address, to_addr: b.address })],
+      [3, (id: string) => ({ task_id: id, status: 'ACCEPTED', justification: '' })],
+      [4, (id: string) => ({ task_id: id, result_type: 'text', result_text: 'x', completed_at: new Date().toISOString() })],
+    ] as const) {
+      for (const id of ids) {
+        const { conn, done } = await hostile(a, b, 1003);
+        const reply = readToEnd(conn);
+        conn.write(encodeTypedFrame({ type, payload: encodeJson(body(id)) }));
+        const { bytes, ended } = await reply;
+        const frames = typedFrames(bytes);
+        assert.equal(ended, true);
+        assert.equal(frames.length, 1, `type ${type}, id ${JSON.stringify(id.slice(0, 20))}: one reply frame`);
+        // SUBMIT is answered with a SUBMIT response (what the reference's CLI reads), the others with an ACK.
+        assert.equal(frames[0]?.type, type === 1 ? 1 : 5);
+        const o = json(frames[0]);
+        assert.equal(o.status, 400);
+        assert.equal(o.task_id, '');
+        assert.match(String(o.message), /task id/);
+        await done();
+      }
+    }
+    assert.deepEqual(await readdir(join(b.home, 'tasks', 'received')), []);
+  });
+
+  it('task submit (1003): a 13 MiB result frame is answered with the frame limit before the close', async () => {
+    const data = Buffer.alloc(13 * 1024 * 1024, 0x61).toString('base64');
+    const payload = encodeJson({ task_id: VALID_ID, result_type: 'file', filename: 'big.bin', file_data: data, completed_at: new Date().toISOString() });
+    const { conn, done } = await hostile(a, b, 1003);
+    const reply = readToEnd(conn, 30_000);
+    // Header and payload as two writes, as the reference does; the payload is not awaited.
+    conn.write(Buffer.concat([u32(4), u32(payload.length)]));
+    conn.write(payload);
+    const { bytes } = await reply;
+    const frames = typedFrames(bytes);
+    assert.equal(frames.length, 1);
+    assert.equal(frames[0]?.type, 5);
+    const o = json(frames[0]);
+    assert.equal(o.status, 400);
+    assert.match(String(o.message), /16777216/);
+    await done();
+  });
 });
 
 function u32(n: number): Buffer {

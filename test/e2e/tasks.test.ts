@@ -132,8 +132,11 @@ describe('task submit (port 1003) and the polo score', () => {
     const forgedStatus = await rawFrame(dc, a, 3, { task_id: id, status: 'EXPIRED', justification: 'x' });
     assert.equal(forgedStatus?.status, 400);
     assert.equal((await readJson(join(a.home, 'tasks', 'submitted', `${id}.json`))).status, 'EXECUTING');
-    // A traversal task id is not a task id: dropped without touching the disk.
-    assert.equal(await rawFrame(db, a, 3, { task_id: '../../../etc/passwd', status: 'ACCEPTED', justification: '' }), null);
+    // A traversal task id is not a task id: refused (and not echoed) without touching the disk.
+    const traversal = await rawFrame(db, a, 3, { task_id: '../../../etc/passwd', status: 'ACCEPTED', justification: '' });
+    assert.equal(traversal?.status, 400);
+    assert.equal(traversal?.taskId, '');
+    assert.match(traversal?.message ?? '', /not a valid task id/);
     await assert.rejects(tb.acceptTask('../x'), /invalid task id/);
     const bad = await pilotctl(b, ['--json', 'task', 'send-results', '--id', id, '--file', join(b.home, 'identity.key')]);
     assert.equal(bad.code, 1);

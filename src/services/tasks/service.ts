@@ -1,7 +1,8 @@
 import { PilotError, toPilotError } from '../../errors.js';
 import { addrEquals, formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
-import { decodeTaskRequest } from '../../protocol/tasksubmit.js';
+import { decodeTaskRequest, encodeSubmitResponse, isValidTaskId, TaskFrameType } from '../../protocol/tasksubmit.js';
+import type { TypedFrame } from '../../protocol/typed-frame.js';
 import type { PilotConn, PilotListener } from '../../sdk/types.js';
 import type { RunningService, ServiceContext } from '../types.js';
 import { listEntry, TaskBook } from './book.js';
@@ -11,7 +12,7 @@ import { isoTime, TaskDirs, type TaskCategory, type TaskFile } from './files.js'
 import { cancel, handleLocal } from './local.js';
 import { notifyPeer, TASK_PORT } from './peer.js';
 import { handleResults, handleStatusUpdate, handleSubmit, isRemoteFrame } from './remote.js';
-import { ExtFrameType, FrameReader, jsonFrame, payloadObject, writeFrame } from './wire.js';
+import { encodeAck, ExtFrameType, extString, FrameReader, jsonFrame, payloadObject, writeFrame } from './wire.js';
 
 const FIRST_FRAME_TIMEOUT_MS = 30_000;
 const SWEEP_INTERVAL_MS = 1000;
@@ -55,16 +56,46 @@ export async function startTaskSubmit(ctx: ServiceContext): Promise<RunningServi
   };
 }
 
+/**
+ * The answer to a frame refused before any handler saw it, in the frame its sender reads: a
+ * SUBMIT response (status 400) to a SUBMIT — what the reference's CLI waits for — a LOCAL reply to
+ * a LOCAL request, an ACK (400) to anything else (a Go sender reads nothing and closes).
+ */
+function refusal(type: number | undefined, message: string, taskId: string): Uint8Array {
+  if (type === TaskFrameType.Submit) return encodeSubmitResponse({ taskId, status: 400, message });
+  if (type === ExtFrameType.Local) return jsonFrame(ExtFrameType.Local, { ok: false, code: 'refused', message });
+  return encodeAck({ taskId, status: 400, message });
+}
+
+/** Why the first frame could not be read, as its sender should hear it. */
+function readFailure(err: unknown): string {
+  const e = toPilotError(err);
+  return e.code === 'timeout' ? `no task frame within ${FIRST_FRAME_TIMEOUT_MS} ms` : e.message;
+}
+
 async function serve(core: TaskCore, conn: PilotConn, watchers: Set<PilotConn>): Promise<void> {
   conn.on('error', () => conn.destroy());
-  const reader = new FrameReader(conn);
+  const reader = new FrameReader(conn, { keepOpenOnError: true });
+  // Every refusal says why before the close; the connection is destroyed 5 s later at the latest.
+  const refuse = async (type: number | undefined, message: string, taskId = ''): Promise<void> => {
+    core.stats.refused++;
+    await writeFrame(conn, refusal(type, message, taskId)).catch(() => undefined);
+    conn.end();
+  };
   try {
-    const frame = await reader.next(FIRST_FRAME_TIMEOUT_MS);
+    let frame: TypedFrame | null;
+    try {
+      frame = await reader.next(FIRST_FRAME_TIMEOUT_MS);
+    } catch (err) {
+      // Longer than 16 MiB, or nothing within the timeout.
+      await refuse(reader.firstType, readFailure(err));
+      return;
+    }
     if (frame === null) return;
     const local = addrEquals(conn.remoteAddr, core.ctx.localAddr);
     if (frame.type === ExtFrameType.Local) {
       if (!local) {
-        core.stats.refused++;
+        await refuse(frame.type, 'LOCAL task frames are accepted only from this node');
         return;
       }
       const req = payloadObject(frame);
@@ -90,14 +121,14 @@ async function serve(core: TaskCore, conn: PilotConn, watchers: Set<PilotConn>):
       return;
     }
     if (!isRemoteFrame(frame.type)) {
-      core.stats.refused++;
-      conn.end();
+      await refuse(frame.type, `unsupported task frame type ${frame.type}`);
       return;
     }
     const decoded = decodeTaskRequest(frame);
     if (!decoded.ok) {
-      core.stats.refused++;
-      conn.end();
+      // An invalid task id is never echoed (nor used): the reply carries '' unless the id was valid.
+      const id = extString(frame, 'task_id');
+      await refuse(frame.type, decoded.error.message, isValidTaskId(id) ? id : '');
       return;
     }
     const from = conn.remoteAddr;

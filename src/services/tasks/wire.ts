@@ -65,21 +65,38 @@ export function extInt(frame: TypedFrame, key: string): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
 }
 
+export interface FrameReaderOptions {
+  /**
+   * On a framing error (a length over 16 MiB), stop reading but leave the connection open, so the
+   * reader's owner can still write why before it closes. Default: the connection is destroyed.
+   */
+  readonly keepOpenOnError?: boolean;
+}
+
 /** Reads whole frames from a stream; at most one frame's worth (16 MiB) is ever buffered. */
 export class FrameReader {
   readonly #frames: TypedFrame[] = [];
   readonly #decoder = new TaskFrameDecoder();
+  /** The stream's first four bytes: the type of its first frame, known even when that frame is refused. */
+  readonly #head = Buffer.alloc(4);
+  #headLength = 0;
   #ended = false;
   #error: Error | undefined;
   #wake: (() => void) | undefined;
 
-  constructor(private readonly conn: Duplex) {
+  constructor(
+    private readonly conn: Duplex,
+    options: FrameReaderOptions = {},
+  ) {
     conn.on('data', (chunk: Buffer) => {
+      if (this.#error instanceof DecodeError) return;
+      if (this.#headLength < 4) this.#headLength += chunk.copy(this.#head, this.#headLength, 0, 4 - this.#headLength);
       for (const r of this.#decoder.push(chunk)) {
         if (r.ok) this.#frames.push(r.value);
         else {
           this.#error = r.error;
-          conn.destroy();
+          if (options.keepOpenOnError === true) conn.pause();
+          else conn.destroy();
         }
       }
       if (this.#frames.length > 0) conn.pause();
@@ -96,13 +113,18 @@ export class FrameReader {
     });
   }
 
+  /** The type the stream's first frame declared, once its first four bytes arrived. */
+  get firstType(): number | undefined {
+    return this.#headLength === 4 ? this.#head.readUInt32BE(0) : undefined;
+  }
+
   /** The next frame; null when the stream ended first. Rejects on a timeout or a framing error. */
   async next(timeoutMs: number): Promise<TypedFrame | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const f = this.#frames.shift();
       if (f !== undefined) {
-        if (this.#frames.length === 0) this.conn.resume();
+        if (this.#frames.length === 0 && !(this.#error instanceof DecodeError)) this.conn.resume();
         return f;
       }
       if (this.#error instanceof DecodeError) throw new PilotError('protocol', `task stream: ${this.#error.message}`);
