@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { PilotError } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
 import { EVENT_MAX_PAYLOAD, EVENT_MAX_TOPIC, EventDecoder, encodeEvent } from '../protocol/eventstream.js';
-import { DROPPED_TOPIC, topicMatches } from '../services/eventstream/topics.js';
+import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../services/eventstream/topics.js';
 import { abortError } from './abort.js';
 import { toAddr } from './validate.js';
 
@@ -86,6 +86,11 @@ class EventSubscription implements Subscription {
       }
       const payload = r.value.payload;
       const event: PilotEvent = { topic: r.value.topic, data: Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
+      if (event.topic === ERROR_TOPIC) {
+        // The broker's last word before it closes the connection: why.
+        this.finish(brokerRefusal(event.data));
+        return;
+      }
       if (event.topic === DROPPED_TOPIC) {
         const n = parseDropped(event.data);
         if (n !== undefined) this.droppedCount = Math.max(this.droppedCount, n);
@@ -153,6 +158,18 @@ class EventSubscription implements Subscription {
   }
 }
 
+/** The error a broker's `_pilot.error` event stands for. */
+function brokerRefusal(data: Uint8Array): PilotError {
+  let reason = Buffer.from(data).toString('utf8');
+  try {
+    const v: unknown = JSON.parse(reason);
+    if (typeof v === 'object' && v !== null && 'error' in v && typeof v.error === 'string') reason = v.error;
+  } catch {
+    // not JSON: the text itself is the reason
+  }
+  return new PilotError('refused', `event stream closed by the broker: ${reason}`);
+}
+
 function parseDropped(data: Buffer): number | undefined {
   try {
     const v: unknown = JSON.parse(data.toString('utf8'));
@@ -198,9 +215,16 @@ export interface Publisher {
 class EventPublisher implements Publisher {
   private subscribed = false;
   private failure: Error | null = null;
+  private readonly decoder = new EventDecoder();
 
   constructor(private readonly conn: Duplex) {
-    conn.on('data', () => undefined);
+    // Events sent back (this connection's own subscription) are discarded; a refusal is kept as the reason.
+    conn.on('data', (chunk: Buffer) => {
+      for (const r of this.decoder.push(chunk)) {
+        if (!r.ok) return;
+        if (r.value.topic === ERROR_TOPIC) this.failure ??= brokerRefusal(r.value.payload);
+      }
+    });
     conn.on('error', (err: Error) => {
       this.failure ??= err;
     });

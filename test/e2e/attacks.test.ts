@@ -237,6 +237,32 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
     assert.match(String(o.message), /16777216/);
     await done();
   });
+
+  it('event stream (1002): a connection over its subscription limit, or announcing an oversize event, is told why before the close', async () => {
+    const { conn, done } = await hostile(a, b, 1002);
+    const reply = readToEnd(conn);
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i <= 64; i++) frames.push(encodeEvent({ topic: `t${i}`, payload: new Uint8Array(0) }));
+    conn.write(Buffer.concat(frames));
+    const got = events((await reply).bytes);
+    assert.equal(got.length, 1);
+    assert.equal(got[0]?.topic, '_pilot.error');
+    assert.match(Buffer.from(got[0]?.payload ?? []).toString(), /more than 64 subscriptions/);
+    await done();
+
+    const { conn: conn2, done: done2 } = await hostile(a, b, 1002);
+    const reply2 = readToEnd(conn2);
+    const header = Buffer.alloc(7);
+    header.writeUInt16BE(1, 0);
+    header[2] = 0x78;
+    header.writeUInt32BE(16_777_217, 3);
+    conn2.write(Buffer.concat([encodeEvent({ topic: 'x', payload: new Uint8Array(0) }), header]));
+    const got2 = events((await reply2).bytes);
+    assert.equal(got2.length, 1);
+    assert.equal(got2[0]?.topic, '_pilot.error');
+    assert.match(Buffer.from(got2[0]?.payload ?? []).toString(), /16777216/);
+    await done2();
+  });
 });
 
 function u32(n: number): Buffer {

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { describe, it } from 'node:test';
 import { EVENT_MAX_PAYLOAD, EventDecoder, encodeEvent, type StreamEvent } from '../../src/protocol/eventstream.js';
+import { PilotError } from '../../src/errors.js';
+import { subscribe } from '../../src/sdk/events.js';
 import { Broker, type BrokerOptions } from '../../src/services/eventstream/broker.js';
-import { DROPPED_TOPIC } from '../../src/services/eventstream/topics.js';
+import { DROPPED_TOPIC, ERROR_TOPIC } from '../../src/services/eventstream/topics.js';
 
 /** A client end and the broker's end of one in-memory connection; `hold` keeps broker writes unacknowledged. */
 class Link {
@@ -127,12 +129,13 @@ describe('event stream broker', () => {
     assert.equal(broker.stats().reserved_refused, 1);
   });
 
-  it('closes a connection that announces an oversize topic or payload, before buffering it', async () => {
+  it('closes a connection that announces an oversize topic or payload, before buffering it, saying why first', async () => {
     const broker = new Broker();
     const a = new Link(broker, 'a');
     a.raw(Buffer.from([0x04, 0x01]));
     await tick();
-    assert.equal(a.server.destroyed, true);
+    assert.equal(a.server.writableEnded, true);
+    assert.deepEqual(a.received.map((e) => [e.topic, JSON.parse(Buffer.from(e.payload).toString()) as unknown]), [[ERROR_TOPIC, { error: 'event topic length 1025 exceeds 1024' }]]);
     const b = new Link(broker, 'b');
     b.send('t');
     const header = Buffer.alloc(7);
@@ -141,9 +144,15 @@ describe('event stream broker', () => {
     header.writeUInt32BE(EVENT_MAX_PAYLOAD + 1, 3);
     b.raw(header);
     await tick();
-    assert.equal(b.server.destroyed, true);
+    assert.equal(b.server.writableEnded, true);
+    assert.deepEqual(b.topics(), [ERROR_TOPIC]);
+    assert.match(Buffer.from(b.received[0]?.payload ?? []).toString(), /event payload length 16777217 exceeds 16777216/);
+    // Nothing more is read from a refused connection.
+    b.send('t2');
+    await tick();
     assert.equal(broker.stats().conns_refused, 2);
     assert.equal(broker.stats().subscribers, 0);
+    assert.equal(broker.stats().connections, 0);
   });
 
   it('a subscriber that does not read loses events alone, is told how many, and never delays the others', async () => {
@@ -218,14 +227,52 @@ describe('event stream broker', () => {
     assert.deepEqual(log.filter((l) => l.startsWith('unsub')), ['unsub a x', 'unsub a y.*']);
   });
 
-  it('limits subscriptions per connection', async () => {
+  it('limits subscriptions per connection, and tells the connection it closes why, whatever it subscribed to', async () => {
     const broker = new Broker({ maxTopicsPerConn: 2 });
     const a = new Link(broker, 'a');
+    const pub = new Link(broker, 'pub');
+    pub.send('p');
     a.send('1');
+    await tick();
+    pub.send('1', 'queued for a');
     a.send('2');
     a.send('3');
     await tick();
-    assert.equal(a.server.destroyed, true);
+    assert.equal(a.server.writableEnded, true);
+    // The event queued for a in the same turn is discarded: the reason is the last (and only) word.
+    assert.deepEqual(a.topics(), [ERROR_TOPIC]);
+    assert.deepEqual(JSON.parse(Buffer.from(a.received[0]?.payload ?? []).toString()), { error: 'more than 2 subscriptions on one connection' });
+    assert.equal(broker.stats().delivered, 1, 'the event was queued for a before the refusal');
+    assert.equal(broker.stats().subscribers, 1);
+  });
+});
+
+/** Two connected in-memory stream ends. */
+function streamPair(): [Duplex, Duplex] {
+  const ends: Duplex[] = [];
+  const make = (other: () => Duplex): Duplex =>
+    new Duplex({
+      read: () => undefined,
+      write: (chunk: Buffer, _enc, cb) => {
+        other().push(chunk);
+        cb();
+      },
+      final: (cb) => {
+        other().push(null);
+        cb();
+      },
+    });
+  ends.push(make(() => ends[1] as Duplex), make(() => ends[0] as Duplex));
+  return [ends[0] as Duplex, ends[1] as Duplex];
+}
+
+describe('SDK subscription refused by the broker', () => {
+  it('fails with the reason the broker gave', async () => {
+    const broker = new Broker({ maxTopicsPerConn: 2 });
+    const [client, server] = streamPair();
+    broker.accept(server, 'sdk');
+    const sub = await subscribe({ dial: async () => client }, '0:0000.0000.0001', ['a', 'b', 'c'], { dropNotices: false });
+    await assert.rejects(sub.next(), (err: unknown) => err instanceof PilotError && err.code === 'refused' && /more than 2 subscriptions/.test(err.message));
   });
 });
 

@@ -7,7 +7,7 @@ import { isReservedTopic, parsePattern, prefixKeys } from './topics.js';
 
 export interface BrokerOptions {
   readonly limits?: QueueLimits;
-  /** Subscriptions one connection may hold; one more closes it. */
+  /** Subscriptions one connection may hold; one more closes it (after an event on `_pilot.error` saying so). */
   readonly maxTopicsPerConn?: number;
   readonly onSubscribed?: (remote: string, topic: string) => void;
   readonly onUnsubscribed?: (remote: string, topic: string) => void;
@@ -27,7 +27,9 @@ const STATS_CLIENTS = 16;
  * whose topic the connection has not subscribed to yet adds that subscription (an extension: the
  * reference only knows one). Every other event is published to every matching subscription of the
  * other connections, never back to the sender, once per connection however many of its patterns
- * match. Topics under `_pilot.` cannot be published by clients.
+ * match. Topics under `_pilot.` cannot be published by clients. A connection the broker closes
+ * (an event over the protocol's limits, too many subscriptions) is told why first: one last event
+ * on `_pilot.error`.
  */
 export class Broker {
   private readonly exact = new Map<string, Set<BrokerClient>>();
@@ -52,6 +54,7 @@ export class Broker {
     this.counters.connections_total++;
     let first = true;
     conn.on('data', (chunk: Buffer) => {
+      if (client.refused) return;
       for (const r of decoder.push(chunk)) {
         if (!r.ok) {
           this.refuse(client, r.error.message);
@@ -148,11 +151,12 @@ export class Broker {
     this.all.forEach(deliver);
   }
 
+  /** Closes a connection, telling it why first (an event on `_pilot.error`). */
   private refuse(client: BrokerClient, reason: string): void {
     this.counters.conns_refused++;
     this.options.onRefused?.(client.remote, reason);
     this.remove(client);
-    client.conn.destroy();
+    client.refuse(reason);
   }
 
   private remove(client: BrokerClient): void {

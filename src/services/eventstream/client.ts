@@ -1,7 +1,10 @@
 import type { Duplex } from 'node:stream';
 import { encodeEvent } from '../../protocol/eventstream.js';
 import { BoundedQueue, type QueueLimits } from './queue.js';
-import { DROPPED_TOPIC, topicMatches } from './topics.js';
+import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from './topics.js';
+
+/** How long a refused connection may take to read its last event and close before it is destroyed. */
+const REFUSE_LINGER_MS = 5000;
 
 /** Queued frames are joined into writes of about this size (0 writes one frame per write). */
 const WRITE_BATCH: number = 64 * 1024;
@@ -17,6 +20,8 @@ export class BrokerClient {
   private waitingDrain = false;
   private noticePending = false;
   private closed = false;
+  /** Set once the broker refused the connection: nothing more is read from it. */
+  refused = false;
   /** Frames handed to the connection (events and notices). */
   written = 0;
   private pumpScheduled = false;
@@ -73,6 +78,18 @@ export class BrokerClient {
   close(): void {
     this.closed = true;
     this.queue.clear();
+  }
+
+  /**
+   * Ends the connection with one last event on ERROR_TOPIC saying why; queued events are
+   * discarded and nothing more is read from it. Destroyed after REFUSE_LINGER_MS at the latest.
+   */
+  refuse(reason: string): void {
+    this.refused = true;
+    this.close();
+    this.conn.pause();
+    this.conn.end(encodeEvent({ topic: ERROR_TOPIC, payload: Buffer.from(JSON.stringify({ error: reason })) }));
+    setTimeout(() => this.conn.destroy(), REFUSE_LINGER_MS).unref();
   }
 
   /** The notice goes where the gap is: before the first event queued after the drops. */

@@ -17,6 +17,12 @@ import { EVENT_TOPIC_ALL } from '../../protocol/eventstream.js';
 export const RESERVED_PREFIX = '_pilot.';
 /** Notice sent to a subscriber after events were dropped for it; payload `{"dropped":<total>}`. */
 export const DROPPED_TOPIC = '_pilot.dropped';
+/**
+ * Last event on a connection the broker refuses (oversize event, too many subscriptions), sent
+ * whatever the connection subscribed to, just before the close; payload `{"error":"<reason>"}`.
+ * A reference client sees an ordinary event on this topic.
+ */
+export const ERROR_TOPIC = '_pilot.error';
 
 export type TopicPattern =
   | { readonly kind: 'all' }
