@@ -1,4 +1,6 @@
-import { BeaconType, decodeBeacon, encodeBeacon } from '../protocol/beacon.js';
+import { createHmac, randomBytes } from 'node:crypto';
+import { ed25519Verify } from '../crypto/ed25519.js';
+import { BEACON_COOKIE_SIZE, BeaconType, beaconProofText, decodeBeacon, encodeBeacon } from '../protocol/beacon.js';
 import type { Endpoint } from './endpoint.js';
 import { sameEndpoint } from './endpoint.js';
 import { IpRateLimiter } from './ip-limiter.js';
@@ -11,7 +13,28 @@ import { PeerDirectory } from './peer-directory.js';
  * a conforming daemon: entries expire, tables are bounded, a Relay is accepted only from the
  * endpoint its sender last registered from, Sync only from peer beacons, a discovered peer gets
  * this beacon's node list only while it gossips back, and every source IP is rate limited.
+ *
+ * With a directory of registered nodes (their keys, visibility and trust), a node can prove its id
+ * (ProofRequest → ProofChallenge → Proof, a pilot-ts extension): the challenge's cookie is bound to
+ * the source endpoint, the proof is an Ed25519 signature over it. A proven id cannot be claimed by a
+ * plain Discover from elsewhere; a punch reveals a target's endpoint only to a requester entitled to
+ * it as at the registry (the target is public, or the two are a trust pair and the requester proved
+ * its id); relays are limited per sender node, and with `requireProof` accepted only from proven
+ * senders. Go daemons cannot prove: their ids stay claimable, as the reference's all are.
  */
+
+/** What the beacon may know of a registered node (from the registry). */
+export interface NodeFacts {
+  readonly publicKey: Uint8Array;
+  readonly isPublic: boolean;
+}
+
+export interface BeaconDirectory {
+  /** Facts of a node if known now; may start fetching them, so that a retry finds them. */
+  facts(nodeId: number): NodeFacts | undefined;
+  /** Whether the two nodes trust each other; undefined when this directory cannot tell. */
+  trustPair?(a: number, b: number): boolean | undefined;
+}
 
 export type DropReason =
   | 'malformed'
@@ -22,7 +45,13 @@ export type DropReason =
   | 'relay_unknown_dest'
   | 'relay_queue_full'
   | 'sync_not_peer'
-  | 'send_failed';
+  | 'send_failed'
+  | 'id_claimed'
+  | 'proof_unsupported'
+  | 'proof_invalid'
+  | 'proof_key_unknown'
+  | 'punch_refused'
+  | 'relay_unproven';
 
 export const DROP_REASONS: readonly DropReason[] = [
   'malformed',
@@ -34,6 +63,12 @@ export const DROP_REASONS: readonly DropReason[] = [
   'relay_queue_full',
   'sync_not_peer',
   'send_failed',
+  'id_claimed',
+  'proof_unsupported',
+  'proof_invalid',
+  'proof_key_unknown',
+  'punch_refused',
+  'relay_unproven',
 ];
 
 export interface Outgoing {
@@ -50,6 +85,9 @@ export interface BeaconLimits {
   /** Relay datagrams per source IP (peer beacons are exempt). */
   readonly relayPerSecond: number;
   readonly relayBurst: number;
+  /** Relay datagrams per sender node id (whatever its source). */
+  readonly relayPerNodePerSecond: number;
+  readonly relayPerNodeBurst: number;
   readonly maxTrackedIps: number;
 }
 
@@ -60,13 +98,24 @@ export interface BeaconCoreOptions {
   readonly maxNodesPerIp: number;
   readonly peerStaleMs: number;
   readonly limits: BeaconLimits;
+  /** Keys and visibility of registered nodes: enables proofs and the punch rules. */
+  readonly directory?: BeaconDirectory;
+  /** Relays and punches only for proven nodes (networks without Go daemons). */
+  readonly requireProof?: boolean;
+  /** Key of the challenge cookies; random per process by default. */
+  readonly cookieSecret?: Uint8Array;
 }
+
+/** Cookies are valid in the minute they were made and the next. */
+const COOKIE_EPOCH_MS = 60_000;
 
 export const DEFAULT_LIMITS: BeaconLimits = {
   controlPerSecond: 50,
   controlBurst: 100,
   relayPerSecond: 5000,
   relayBurst: 10_000,
+  relayPerNodePerSecond: 2000,
+  relayPerNodeBurst: 4000,
   maxTrackedIps: 65_536,
 };
 
@@ -83,6 +132,8 @@ export class BeaconCore {
   relayed = 0;
   private readonly control: IpRateLimiter;
   private readonly relayLimit: IpRateLimiter;
+  private readonly relayPerNode: IpRateLimiter;
+  private readonly cookieSecret: Uint8Array;
 
   constructor(private readonly opts: BeaconCoreOptions) {
     this.nodes = new NodeTable({ maxNodes: opts.maxNodes, ttlMs: opts.ttlMs, maxNodesPerIp: opts.maxNodesPerIp });
@@ -90,6 +141,8 @@ export class BeaconCore {
     const l = opts.limits;
     this.control = new IpRateLimiter(l.controlPerSecond, l.controlBurst, l.maxTrackedIps);
     this.relayLimit = new IpRateLimiter(l.relayPerSecond, l.relayBurst, l.maxTrackedIps);
+    this.relayPerNode = new IpRateLimiter(l.relayPerNodePerSecond, l.relayPerNodeBurst, l.maxTrackedIps);
+    this.cookieSecret = opts.cookieSecret ?? randomBytes(32);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   }
 
@@ -116,6 +169,10 @@ export class BeaconCore {
         return this.onRelay(msg.sender, msg.dest, msg.frame, bytes, from, fromPeer, now);
       case 'Sync':
         return this.onSync(msg.nodeIds, from, now);
+      case 'ProofRequest':
+        return this.onProofRequest(msg.nodeId, from, now);
+      case 'Proof':
+        return this.onProof(msg.nodeId, msg.cookie, msg.signature, from, now);
       default:
         return this.drop('unexpected_type');
     }
@@ -138,6 +195,7 @@ export class BeaconCore {
     this.nodes.sweep(now);
     this.control.reap(now);
     this.relayLimit.reap(now);
+    this.relayPerNode.reap(now);
   }
 
   /**
@@ -153,19 +211,66 @@ export class BeaconCore {
 
   private onDiscover(nodeId: number, from: Endpoint, now: number): Outgoing[] {
     // Node 0 is the daemon's STUN probe from a temporary socket: answer, never record.
-    if (nodeId !== 0 && this.nodes.record(nodeId, from, now) === 'ip_limit') this.drops.ip_limit++;
+    const recorded = nodeId === 0 || this.opts.requireProof === true ? 'ok' : this.nodes.record(nodeId, from, now);
+    if (recorded !== 'ok') this.drops[recorded]++;
     return [{ to: from, bytes: encodeBeacon({ type: 'DiscoverReply', ip: from.ip, port: from.port }), relay: false }];
   }
 
+  /** 16 bytes bound to the node, its source endpoint and the minute. */
+  private cookie(nodeId: number, from: Endpoint, epoch: number): Buffer {
+    return createHmac('sha256', this.cookieSecret).update(`${epoch}|${nodeId}|${from.ip}|${from.port}`).digest().subarray(0, BEACON_COOKIE_SIZE);
+  }
+
+  private onProofRequest(nodeId: number, from: Endpoint, now: number): Outgoing[] {
+    const directory = this.opts.directory;
+    if (directory === undefined || nodeId === 0) return this.drop('proof_unsupported');
+    directory.facts(nodeId); // fetch the key now, so that it is there for the proof
+    const cookie = this.cookie(nodeId, from, Math.floor(now / COOKIE_EPOCH_MS));
+    return [{ to: from, bytes: encodeBeacon({ type: 'ProofChallenge', nodeId, cookie }), relay: false }];
+  }
+
+  private onProof(nodeId: number, cookie: Uint8Array, signature: Uint8Array, from: Endpoint, now: number): Outgoing[] {
+    const directory = this.opts.directory;
+    if (directory === undefined || nodeId === 0) return this.drop('proof_unsupported');
+    const epoch = Math.floor(now / COOKIE_EPOCH_MS);
+    const fresh = [epoch, epoch - 1].some((e) => this.cookie(nodeId, from, e).equals(cookie));
+    if (!fresh) return this.drop('proof_invalid');
+    const facts = directory.facts(nodeId);
+    if (facts === undefined) return this.drop('proof_key_unknown');
+    if (!ed25519Verify(facts.publicKey, beaconProofText(nodeId, cookie), signature)) return this.drop('proof_invalid');
+    const recorded = this.nodes.record(nodeId, from, now, true);
+    if (recorded !== 'ok') return this.drop(recorded);
+    return [{ to: from, bytes: encodeBeacon({ type: 'ProofOk', nodeId }), relay: false }];
+  }
+
+  /**
+   * The requester must be recorded at the source of the request; the target's endpoint goes only
+   * to a requester entitled to it as at the registry's `resolve`: the target is public, or the two
+   * trust each other and the requester proved its id. Without a directory (no registry to ask),
+   * any registered requester.
+   */
   private onPunch(requester: number, target: number, from: Endpoint, now: number): Outgoing[] {
     if (requester === 0) return this.drop('malformed');
-    if (this.nodes.record(requester, from, now) === 'ip_limit') return this.drop('ip_limit');
-    const targetEp = target === requester ? undefined : this.nodes.get(target, now);
-    if (!targetEp) return [];
+    // The reference records the requester here; we take only a node registered from this endpoint
+    // (daemons, Go ones too, send Discover from their tunnel socket first).
+    const self = this.nodes.entry(requester, now);
+    if (!self || !sameEndpoint(self.ep, from)) return this.drop('punch_refused');
+    const targetEntry = target === requester ? undefined : this.nodes.entry(target, now);
+    if (!targetEntry) return [];
+    if (!this.mayPunch(requester, self.proven, target)) return this.drop('punch_refused');
+    const targetEp = targetEntry.ep;
     return [
       { to: from, bytes: encodeBeacon({ type: 'PunchCommand', ip: targetEp.ip, port: targetEp.port }), relay: false },
       { to: targetEp, bytes: encodeBeacon({ type: 'PunchCommand', ip: from.ip, port: from.port }), relay: false },
     ];
+  }
+
+  private mayPunch(requester: number, proven: boolean, target: number): boolean {
+    if (this.opts.requireProof === true && !proven) return false;
+    const directory = this.opts.directory;
+    if (directory === undefined) return true;
+    if (directory.facts(target)?.isPublic === true) return true;
+    return proven && directory.trustPair?.(requester, target) === true;
   }
 
   private onRelay(
@@ -179,8 +284,10 @@ export class BeaconCore {
   ): Outgoing[] {
     if (frame.length < MIN_RELAY_FRAME) return this.drop('malformed');
     if (!fromPeer) {
-      const registered = this.nodes.get(sender, now);
-      if (!registered || !sameEndpoint(registered, from)) return this.drop('relay_spoofed');
+      const registered = this.nodes.entry(sender, now);
+      if (!registered || !sameEndpoint(registered.ep, from)) return this.drop('relay_spoofed');
+      if (this.opts.requireProof === true && !registered.proven) return this.drop('relay_unproven');
+      if (!this.relayPerNode.take(String(sender), now)) return this.drop('rate_limited');
     }
     const local = this.nodes.get(dest, now);
     if (local) {

@@ -12,9 +12,16 @@ export interface NodeTableOptions {
 interface Entry {
   readonly ep: Endpoint;
   readonly seen: number;
+  /** The node proved its id here with its key: only another proof may move it. */
+  readonly proven: boolean;
 }
 
-export type RecordResult = 'ok' | 'ip_limit';
+export interface NodeEntry {
+  readonly ep: Endpoint;
+  readonly proven: boolean;
+}
+
+export type RecordResult = 'ok' | 'ip_limit' | 'id_claimed';
 
 /**
  * node ID → last observed UDP endpoint, bounded in size and in time. The map keeps entries in
@@ -30,11 +37,18 @@ export class NodeTable {
     return this.entries.size;
   }
 
-  record(nodeId: number, ep: Endpoint, now: number): RecordResult {
-    const old = this.get(nodeId, now);
-    if (!old || old.ip !== ep.ip) {
+  /**
+   * Records where a node is. An unproven claim cannot move a proven entry: from the proven
+   * endpoint it refreshes it (the node's own plain Discover), from anywhere else it is refused.
+   */
+  record(nodeId: number, ep: Endpoint, now: number, proven = false): RecordResult {
+    const old = this.entry(nodeId, now);
+    const same = old !== undefined && old.ep.ip === ep.ip && old.ep.port === ep.port;
+    if (old?.proven === true && !proven && !same) return 'id_claimed';
+    if (!old || old.ep.ip !== ep.ip) {
       if ((this.perIp.get(ep.ip) ?? 0) >= this.opts.maxNodesPerIp) return 'ip_limit';
     }
+    const keepsProof = proven || (same && old.proven);
     this.remove(nodeId);
     this.sweep(now);
     while (this.entries.size >= this.opts.maxNodes) {
@@ -42,19 +56,23 @@ export class NodeTable {
       if (oldest.done) break;
       this.remove(oldest.value);
     }
-    this.entries.set(nodeId, { ep, seen: now });
+    this.entries.set(nodeId, { ep, seen: now, proven: keepsProof });
     this.perIp.set(ep.ip, (this.perIp.get(ep.ip) ?? 0) + 1);
     return 'ok';
   }
 
   get(nodeId: number, now: number): Endpoint | undefined {
+    return this.entry(nodeId, now)?.ep;
+  }
+
+  entry(nodeId: number, now: number): NodeEntry | undefined {
     const entry = this.entries.get(nodeId);
     if (!entry) return undefined;
     if (now - entry.seen >= this.opts.ttlMs) {
       this.remove(nodeId);
       return undefined;
     }
-    return entry.ep;
+    return entry;
   }
 
   /** Drops every expired entry; cheap because expired entries sit at the front. */

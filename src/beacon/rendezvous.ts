@@ -1,5 +1,6 @@
 import { dirname } from 'node:path';
 import { ensureDir } from '../crypto/atomic-file.js';
+import { fromBase64 } from '../crypto/base64.js';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { startDashboard, type Dashboard } from '../registry/dashboard.js';
@@ -9,6 +10,7 @@ import type { DiscoverySettings } from './discovery.js';
 import { formatHostPort } from './endpoint.js';
 import { isWildcardHost } from './peer-set.js';
 import { loadRegistryTls, type RegistryTlsSource } from '../registry/tls.js';
+import type { BeaconDirectory } from './core.js';
 import { BeaconServer } from './server.js';
 import { taskClock } from '../services/tasks/clock.js';
 
@@ -39,6 +41,8 @@ export interface RendezvousOptions {
   dashboard?: { host: string; port: number };
   /** Registry replication: a token for standbys, or the primary this registry is a standby of. */
   replication?: ReplicationOptions;
+  /** The beacon relays and punches only for nodes that proved their id (no Go daemons). */
+  requireBeaconProof?: boolean;
 }
 
 export interface Rendezvous {
@@ -48,6 +52,18 @@ export interface Rendezvous {
   readonly beacon: BeaconServer;
   readonly dashboard: Dashboard | undefined;
   close(): Promise<void>;
+}
+
+/** The registry of this process as the beacon's directory: keys, visibility and trust, read directly. */
+function registryDirectory(registry: RegistryServer): BeaconDirectory {
+  return {
+    facts: (nodeId) => {
+      const facts = registry.nodeFacts(nodeId);
+      const key = facts === undefined ? undefined : fromBase64(facts.publicKey);
+      return facts === undefined || key === undefined ? undefined : { publicKey: key, isPublic: facts.isPublic };
+    },
+    trustPair: (a, b) => registry.trustPair(a, b),
+  };
 }
 
 /** A registry and a beacon in one process, as `pilot-rendezvous` and an embedding daemon run them. */
@@ -82,6 +98,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
         registry: formatHostPort(isWildcardHost(registry.host) ? '127.0.0.1' : registry.host, registry.port),
       },
       log: opts.log?.child({ component: 'beacon' }),
+      directory: registryDirectory(registry),
+      ...(opts.requireBeaconProof === true ? { requireProof: true } : {}),
     });
   } catch (err) {
     await registry.close();

@@ -4,7 +4,9 @@ import { isIP } from 'node:net';
 import { PilotError, toPilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BeaconType } from '../protocol/beacon.js';
-import { BeaconCore, DEFAULT_LIMITS, type BeaconLimits, type DropReason, type Outgoing } from './core.js';
+import { RegistryClient } from '../registry/client.js';
+import { BeaconCore, DEFAULT_LIMITS, type BeaconDirectory, type BeaconLimits, type DropReason, type Outgoing } from './core.js';
+import { RegistryDirectory } from './registry-directory.js';
 import { BeaconDiscovery, checkDiscoverySettings, type DiscoverySettings } from './discovery.js';
 import { canonicalIp, endpointKey, parseHostPort, type Endpoint } from './endpoint.js';
 
@@ -29,6 +31,15 @@ export interface BeaconServerOptions {
   /** Relay datagrams handed to the socket and not yet sent; more are dropped. */
   relayQueueLimit?: number;
   limits?: Partial<BeaconLimits>;
+  /**
+   * Keys, visibility and trust of registered nodes, for proofs of node ids and the punch rules.
+   * Without it, but with `registry`, the registry's public `lookup` is used.
+   */
+  directory?: BeaconDirectory;
+  /** Registry `host:port` (and TLS pin) to look nodes up in when no directory is given. */
+  registry?: { address: string; fingerprint?: string };
+  /** Relays and punches only for nodes that proved their id (no Go daemons on the network). */
+  requireProof?: boolean;
 }
 
 export interface BeaconStats {
@@ -82,6 +93,7 @@ export class BeaconServer {
   private configuredPeers: Endpoint[] = [];
   private discoveredPeers: Endpoint[] = [];
   private discovery: BeaconDiscovery | undefined;
+  private readonly registryClient: RegistryClient | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -89,7 +101,15 @@ export class BeaconServer {
     private readonly log: Logger,
     private readonly now: () => number,
   ) {
+    let directory = opts.directory;
+    if (directory === undefined && opts.registry !== undefined) {
+      const client = new RegistryClient({ address: opts.registry.address, log, timeoutMs: 5000, ...(opts.registry.fingerprint ? { tls: { fingerprint: opts.registry.fingerprint } } : {}) });
+      this.registryClient = client;
+      directory = new RegistryDirectory((node) => client.lookup(node), log, now);
+    }
     this.core = new BeaconCore({
+      ...(directory !== undefined ? { directory } : {}),
+      ...(opts.requireProof === true ? { requireProof: true } : {}),
       beaconId: opts.beaconId ?? 0,
       maxNodes: opts.maxNodes ?? DEFAULTS.maxNodes,
       ttlMs: opts.nodeTtlMs ?? DEFAULTS.nodeTtlMs,
@@ -108,6 +128,9 @@ export class BeaconServer {
     const peerSpecs = (opts.peers ?? []).map((p) => p.trim()).filter((p) => p !== '');
     for (const p of peerSpecs) parseHostPort(p);
     if (opts.discovery) checkDiscoverySettings(opts.discovery, opts.beaconId ?? 0);
+    if (opts.requireProof === true && opts.directory === undefined && opts.registry === undefined) {
+      throw new PilotError('invalid_argument', 'a beacon that requires proofs needs a registry to verify them with');
+    }
     let socket: Socket;
     try {
       socket = await openSocket(opts.host ?? '', opts.port);
@@ -153,6 +176,7 @@ export class BeaconServer {
     if (this.closed) return;
     this.closed = true;
     this.discovery?.close();
+    this.registryClient?.close();
     for (const t of this.timers) clearInterval(t);
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }

@@ -12,7 +12,11 @@ const FLAGS = {
   'beacon-id': { kind: 'int', help: 'this beacon\'s ID in gossip messages and at the registry (default 0)' },
   peers: { kind: 'string', help: 'comma-separated peer beacon addresses (host:port) to gossip with' },
   health: { kind: 'string', help: 'HTTP listen address for GET /healthz (off when empty)' },
-  registry: { kind: 'string', help: 'registry (host:port) to register with every 30 s and learn peer beacons from; needs -beacon-id' },
+  registry: {
+    kind: 'string',
+    help: "registry (host:port) whose public lookup verifies nodes' proofs of their ids; with -beacon-id also registered with every 30 s to learn peer beacons",
+  },
+  'require-proof': { kind: 'bool', help: 'relay and punch only for nodes that proved their id (pilot-ts daemons; needs -registry): refuses Go daemons' },
   'registry-fingerprint': { kind: 'string', help: 'the registry serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
   advertise: {
     kind: 'string',
@@ -39,8 +43,9 @@ async function main(argv: readonly string[]): Promise<void> {
   const advertise = flags.advertise ?? '';
   const discover = registry !== '' && beaconId !== 0;
   if (registry !== '' && beaconId === 0) {
-    process.stderr.write('warning: -registry is ignored: peer discovery needs a non-zero -beacon-id to register under\n');
+    process.stderr.write('note: -registry verifies node proofs only: peer discovery needs a non-zero -beacon-id to register under\n');
   }
+  if (flags['require-proof'] === true && registry === '') throw new PilotError('invalid_argument', '-require-proof needs -registry (the node keys come from it)');
   if (advertise !== '' && !discover) process.stderr.write('warning: -advertise has no effect without -registry and a non-zero -beacon-id\n');
   const beacon = await BeaconServer.start({
     host,
@@ -48,6 +53,8 @@ async function main(argv: readonly string[]): Promise<void> {
     beaconId,
     peers: flags.peers?.split(',') ?? [],
     discovery: discover ? { registry, advertise: advertise || undefined, registryFingerprint: flags['registry-fingerprint'] || undefined } : undefined,
+    ...(registry !== '' ? { registry: { address: registry, ...(flags['registry-fingerprint'] ? { fingerprint: flags['registry-fingerprint'] } : {}) } } : {}),
+    requireProof: flags['require-proof'] === true,
     log,
   });
   let health: HealthServer | undefined;

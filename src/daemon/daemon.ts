@@ -336,6 +336,7 @@ export class Daemon {
         services: Object.fromEntries(this.services.map((s) => [s.name, s.stats()])),
         public: this.session.isPublic,
         ...(this.session.hostnameError !== undefined ? { hostname_error: this.session.hostnameError } : {}),
+        ...(this.config.beacon ? { beacon: { address: this.config.beacon, proven: this.tunnel.provenAtBeaconWithin(2 * this.config.keepaliveMs + 10_000) } } : {}),
         registry: {
           address: this.config.registry,
           reachable: this.session.reachable,

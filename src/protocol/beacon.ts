@@ -12,7 +12,28 @@ export const BeaconType = {
   Relay: 0x05,
   RelayDeliver: 0x06,
   Sync: 0x07,
+  /** pilot-ts extension (a Go beacon ignores these): a node proves its id with its Ed25519 key. */
+  ProofRequest: 0x08,
+  ProofChallenge: 0x09,
+  Proof: 0x0a,
+  ProofOk: 0x0b,
 } as const;
+
+/** Size of the beacon's challenge cookie, and of an Ed25519 signature. */
+export const BEACON_COOKIE_SIZE = 16;
+export const BEACON_SIGNATURE_SIZE = 64;
+const PROOF_DOMAIN = Buffer.from('pilot-beacon-proof-v1\0', 'latin1');
+
+/**
+ * What a node signs to prove its id to a beacon: a fixed domain, its id and the beacon's cookie
+ * (bound by the beacon to the UDP source it was sent to, so a proof replayed from elsewhere fails).
+ */
+export function beaconProofText(nodeId: number, cookie: Uint8Array): Uint8Array {
+  assertU32(nodeId, 'node id');
+  const id = Buffer.allocUnsafe(4);
+  id.writeUInt32BE(nodeId, 0);
+  return Buffer.concat([PROOF_DOMAIN, id, cookie]);
+}
 
 export const BEACON_SYNC_MAX_NODES = 0xffff;
 
@@ -26,7 +47,26 @@ export type BeaconMessage =
   /** `frame` is a complete tunnel frame including its magic. */
   | { readonly type: 'Relay'; readonly sender: number; readonly dest: number; readonly frame: Uint8Array }
   | { readonly type: 'RelayDeliver'; readonly sender: number; readonly frame: Uint8Array }
-  | { readonly type: 'Sync'; readonly beaconId: number; readonly nodeIds: readonly number[] };
+  | { readonly type: 'Sync'; readonly beaconId: number; readonly nodeIds: readonly number[] }
+  | { readonly type: 'ProofRequest'; readonly nodeId: number }
+  | { readonly type: 'ProofChallenge'; readonly nodeId: number; readonly cookie: Uint8Array }
+  | { readonly type: 'Proof'; readonly nodeId: number; readonly cookie: Uint8Array; readonly signature: Uint8Array }
+  /** The beacon verified the proof: relays and punches for the id now come only from this endpoint. */
+  | { readonly type: 'ProofOk'; readonly nodeId: number };
+
+function idMessage(type: number, nodeId: number, ...parts: { bytes: Uint8Array; size: number; name: string }[]): Uint8Array {
+  assertU32(nodeId, 'node id');
+  const buf = Buffer.allocUnsafe(5 + parts.reduce((n, p) => n + p.size, 0));
+  buf[0] = type;
+  buf.writeUInt32BE(nodeId, 1);
+  let at = 5;
+  for (const p of parts) {
+    if (p.bytes.length !== p.size) throw new RangeError(`${p.name} must be ${p.size} bytes`);
+    buf.set(p.bytes, at);
+    at += p.size;
+  }
+  return buf;
+}
 
 function encodeEndpoint(type: number, ip: string, port: number): Uint8Array {
   assertU16(port, 'port');
@@ -41,13 +81,21 @@ function encodeEndpoint(type: number, ip: string, port: number): Uint8Array {
 
 export function encodeBeacon(msg: BeaconMessage): Uint8Array {
   switch (msg.type) {
-    case 'Discover': {
-      assertU32(msg.nodeId, 'node id');
-      const buf = Buffer.allocUnsafe(5);
-      buf[0] = BeaconType.Discover;
-      buf.writeUInt32BE(msg.nodeId, 1);
-      return buf;
-    }
+    case 'Discover':
+      return idMessage(BeaconType.Discover, msg.nodeId);
+    case 'ProofRequest':
+      return idMessage(BeaconType.ProofRequest, msg.nodeId);
+    case 'ProofChallenge':
+      return idMessage(BeaconType.ProofChallenge, msg.nodeId, { bytes: msg.cookie, size: BEACON_COOKIE_SIZE, name: 'cookie' });
+    case 'Proof':
+      return idMessage(
+        BeaconType.Proof,
+        msg.nodeId,
+        { bytes: msg.cookie, size: BEACON_COOKIE_SIZE, name: 'cookie' },
+        { bytes: msg.signature, size: BEACON_SIGNATURE_SIZE, name: 'signature' },
+      );
+    case 'ProofOk':
+      return idMessage(BeaconType.ProofOk, msg.nodeId);
     case 'DiscoverReply':
       return encodeEndpoint(BeaconType.DiscoverReply, msg.ip, msg.port);
     case 'PunchRequest': {
@@ -140,6 +188,19 @@ export function decodeBeacon(bytes: Uint8Array): DecodeResult<BeaconMessage> {
       for (let i = 0; i < count; i++) nodeIds.push(buf.readUInt32BE(7 + 4 * i));
       return ok({ type: 'Sync', beaconId: buf.readUInt32BE(1), nodeIds });
     }
+    case BeaconType.ProofRequest:
+      return need(5, 'ProofRequest') ?? ok({ type: 'ProofRequest', nodeId: buf.readUInt32BE(1) });
+    case BeaconType.ProofChallenge:
+      return need(5 + BEACON_COOKIE_SIZE, 'ProofChallenge') ?? ok({ type: 'ProofChallenge', nodeId: buf.readUInt32BE(1), cookie: copyBytes(buf, 5, 5 + BEACON_COOKIE_SIZE) });
+    case BeaconType.Proof: {
+      const end = 5 + BEACON_COOKIE_SIZE + BEACON_SIGNATURE_SIZE;
+      return (
+        need(end, 'Proof') ??
+        ok({ type: 'Proof', nodeId: buf.readUInt32BE(1), cookie: copyBytes(buf, 5, 5 + BEACON_COOKIE_SIZE), signature: copyBytes(buf, 5 + BEACON_COOKIE_SIZE, end) })
+      );
+    }
+    case BeaconType.ProofOk:
+      return need(5, 'ProofOk') ?? ok({ type: 'ProofOk', nodeId: buf.readUInt32BE(1) });
     default:
       return fail('bad_value', `unknown beacon message type 0x${type.toString(16).padStart(2, '0')}`);
   }

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SignatureVerifier } from './auth.js';
 import { FRAME_DEADLINE_MS, RegistryConnection } from './connection.js';
-import { markSignsBody, registeredNode, type RegistryState } from './context.js';
+import { markSignsBody, registeredNode, trustPairExists, type RegistryState } from './context.js';
 import { normalizeIp } from './endpoint.js';
 import { u32Field } from './fields.js';
 import { watchChallenge } from './challenges.js';
@@ -185,6 +185,17 @@ export class RegistryServer {
       totalRequests: requests.total,
       uptimeMs: performance.now() - this.#startedAt,
     });
+  }
+
+  /** What a beacon in the same process may know of a registered node (for proofs and punches). */
+  nodeFacts(id: number): { publicKey: string; isPublic: boolean } | undefined {
+    const node = id === 0 ? undefined : this.#state.store.getNode(id);
+    return node?.registered === true ? { publicKey: node.publicKey, isPublic: node.isPublic } : undefined;
+  }
+
+  /** Whether two nodes trust each other (each claimed the other). */
+  trustPair(a: number, b: number): boolean {
+    return trustPairExists(this.#state, a, b);
   }
 
   /** Handled requests by message type, sorted by type. */

@@ -76,7 +76,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.#auth = new Authenticator(options.identity, options.lookupPublicKey);
     this.#log = options.log ?? silentLogger();
     this.#wire = new Wire(socket, beacon, this.#log, (event) => this.emit('dropped', event));
-    this.#beaconClient = new BeaconClient(this.#wire);
+    this.#beaconClient = new BeaconClient(this.#wire, (bytes) => options.identity.sign(bytes));
     this.#timer = setInterval(() => this.#tick(), policy.TICK_MS);
     this.#timer.unref();
   }
@@ -222,6 +222,12 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
 
   registerWithBeacon(): void {
     this.#beaconClient.register(this.#nodeId);
+  }
+
+  /** Whether the beacon confirmed our proof of id within `ms` (a Go beacon never does). */
+  provenAtBeaconWithin(ms: number, now = Date.now()): boolean {
+    const at = this.#beaconClient.provenAt;
+    return at > 0 && now - at <= ms;
   }
 
   requestPunch(target: number): void {

@@ -236,7 +236,7 @@ describe('pilot-beacon -registry', () => {
   it('warns that -registry needs -beacon-id and rejects a bad -advertise', async () => {
     const { proc } = await startBeacon(['-registry', '127.0.0.1:9']);
     await until('warning', async () => (proc.stderr.length > 0 ? true : undefined), 5000, 20);
-    assert.match(proc.stderr.join('\n'), /-registry is ignored: peer discovery needs a non-zero -beacon-id/);
+    assert.match(proc.stderr.join('\n'), /-registry verifies node proofs only: peer discovery needs a non-zero -beacon-id/);
     await stopProcess(proc.child);
 
     const bad = spawnBin('pilot-beacon', ['-addr', '127.0.0.1:0', '-registry', '127.0.0.1:9', '-beacon-id', '1', '-advertise', ':9001']);

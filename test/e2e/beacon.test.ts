@@ -50,12 +50,15 @@ describe('beacon server', () => {
 
   it('sends PunchCommand to both sides when the target is known', async () => {
     await withBeacon({}, async (beacon, clients) => {
-      const [a, b] = three(clients);
+      const [a, b, c] = three(clients);
       await discover(beacon, a, 1);
+      // Unlike the reference, a requester must have registered (Discover) from where it asks.
+      await c.send(beacon.port, `03${u32(3)}${u32(1)}`);
+      assert.deepEqual(await c.drain(100), []);
+      await discover(beacon, b, 2);
       await b.send(beacon.port, `03${u32(2)}${u32(1)}`);
       assert.equal(hex(await b.next()), `04${loopbackEp(a.port)}`);
       assert.equal(hex(await a.next()), `04${loopbackEp(b.port)}`);
-      // The requester was recorded, so it can now be punched towards.
       await a.send(beacon.port, `03${u32(1)}${u32(2)}`);
       assert.equal(hex(await a.next()), `04${loopbackEp(b.port)}`);
       assert.equal(hex(await b.next()), `04${loopbackEp(a.port)}`);
@@ -127,10 +130,12 @@ describe('beacon server', () => {
       now += 4 * 60_000;
       await discover(beacon, a, 1); // refresh
       now += 4 * 60_000;
+      await discover(beacon, b, 2);
       await b.send(beacon.port, `03${u32(2)}${u32(1)}`);
       assert.equal(hex(await b.next()), `04${loopbackEp(a.port)}`);
       await a.next();
       now += 5 * 60_000;
+      await discover(beacon, b, 3);
       await b.send(beacon.port, `03${u32(3)}${u32(1)}`);
       assert.deepEqual(await b.drain(100), []);
       assert.deepEqual(beacon.nodeIds(), [3]);

@@ -62,6 +62,10 @@ export const beacon: fc.Arbitrary<BeaconMessage> = fc.oneof(
   fc.record({ type: fc.constant('Relay' as const), sender: u32, dest: u32, frame: bytes(80) }),
   fc.record({ type: fc.constant('RelayDeliver' as const), sender: u32, frame: bytes(80) }),
   fc.record({ type: fc.constant('Sync' as const), beaconId: u32, nodeIds: fc.array(u32, { maxLength: 20 }) }),
+  fc.record({ type: fc.constant('ProofRequest' as const), nodeId: u32 }),
+  fc.record({ type: fc.constant('ProofChallenge' as const), nodeId: u32, cookie: fixedBytes(16) }),
+  fc.record({ type: fc.constant('Proof' as const), nodeId: u32, cookie: fixedBytes(16), signature: fixedBytes(64) }),
+  fc.record({ type: fc.constant('ProofOk' as const), nodeId: u32 }),
 );
 
 /** JSON values as they survive the wire (JSON has no -0: it reads back as 0). */
