@@ -182,10 +182,9 @@ describe('event stream (port 1002) between daemons', () => {
       assert.equal(fastStats?.dropped, 0);
       assert.ok((slowStats?.dropped ?? 0) > 0, 'the frozen subscriber overflowed its queue');
       assert.ok((slowStats?.queued_bytes ?? Infinity) <= Number(stats.queue_limit_bytes), 'its queue stayed bounded');
-      // The behaviour, independent of the machine's load: every event reached the fast subscriber
-      // while the other one stayed frozen, so the broker never waited for it. Latency figures
-      // belong to `npm run bench:pubsub`; they are printed above for information only.
-      assert.ok(Number.isFinite(p99));
+      // That every event reached the fast subscriber while the other stayed frozen (above) is the
+      // behaviour, whatever the machine's load; latency figures belong to `npm run bench:pubsub`
+      // and are printed for information only.
       slow.child.kill('SIGCONT');
       await pub.publish('done', 'x');
       const report = JSON.parse(await slow.waitLine(/dropped/)) as { received: number; dropped: number };
