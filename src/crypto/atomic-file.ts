@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export interface AtomicWriteOptions {
@@ -36,6 +36,53 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   for (const dir of levels.reverse()) await fsyncDir(dir);
 }
 
+const TEMP_RANDOM_BYTES = 6;
+/** `.<final name>.<12 hex digits>.tmp`: the temp files of writeFileAtomic, and only those. */
+const TEMP_NAME = new RegExp(`^\\..+\\.[0-9a-f]{${TEMP_RANDOM_BYTES * 2}}\\.tmp$`);
+
+/** Whether a directory entry is named as a temp file of writeFileAtomic. */
+export function isAtomicTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+export interface TempSweepOptions {
+  /** Keep temp files modified less than this long ago (another process may be writing them). */
+  readonly olderThanMs?: number;
+  /** Unix ms (default: now). */
+  readonly now?: number;
+}
+
+/**
+ * Removes the temp files a crash left in `dir` in the middle of writeFileAtomic: regular files
+ * named by isAtomicTempName, nothing else, not recursively. Returns the names removed (none when
+ * the directory does not exist). Only the directory's owner calls this, before it writes there.
+ */
+export async function removeStaleTemps(dir: string, options: TempSweepOptions = {}): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const now = options.now ?? Date.now();
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!isAtomicTempName(name)) continue;
+    const path = join(dir, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    if (options.olderThanMs !== undefined && now - st.mtimeMs < options.olderThanMs) continue;
+    try {
+      await unlink(path);
+      removed.push(name);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return removed;
+}
+
 /**
  * Writes `data` so that after a crash `path` holds either the old or the new
  * content in full: temp file in the same directory, fsync, rename, fsync of the directory.
@@ -43,7 +90,7 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
   const mode = options.mode ?? 0o600;
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(TEMP_RANDOM_BYTES).toString('hex')}.tmp`);
   let tmpExists = false;
   try {
     const fh = await open(tmp, 'wx', mode);

@@ -263,6 +263,49 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
     assert.match(Buffer.from(got2[0]?.payload ?? []).toString(), /16777216/);
     await done2();
   });
+
+  it('temporary files a crash left behind are removed at start-up; complete files stay', async () => {
+    const c = await cluster.addDaemon('c');
+    await stopProcess(c.proc.child, 'SIGKILL');
+    const h = c.home;
+    const old = new Date(Date.now() - 3_600_000);
+    const outboxId = '3f1c2b7e-8d4a-4c59-9e21-0a6b5c4d3e2f';
+    const orphanId = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+    const files: Record<string, { content: string; gone: boolean; old?: boolean }> = {
+      'inbox/TEXT-20250101-101010.123-000001.json': { content: '{"type":"TEXT"}', gone: false },
+      'inbox/.TEXT-20250101-101010.124-000002.json.0123456789ab.tmp': { content: '{"ty', gone: true },
+      'received/report-20250101-101010.125-000003.pdf': { content: 'pdf', gone: false },
+      'received/empty-20250101-101010.126-000004.txt': { content: '', gone: false },
+      'received/.photo-20250101-101010.127-000005.png.abcdef012345.tmp': { content: '', gone: true },
+      'received/notes.tmp': { content: 'not ours', gone: false },
+      'dataexchange/.state.json.a1b2c3d4e5f6.tmp': { content: '{', gone: true },
+      [`tasks/received/${VALID_ID}.json`]: { content: '{}', gone: false },
+      [`tasks/received/.${VALID_ID}.json.00112233aabb.tmp`]: { content: '', gone: true },
+      [`tasks/submitted/.${VALID_ID}.json.00112233aabc.tmp`]: { content: '{"task', gone: true },
+      [`tasks/results/.${VALID_ID}_result.txt.00112233aabd.tmp`]: { content: 'half', gone: true },
+      [`tasks/.evidence/.${VALID_ID}.json.00112233aabe.tmp`]: { content: '', gone: true },
+      [`outbox/${outboxId}.data`]: { content: 'queued', gone: false },
+      [`outbox/${outboxId}.json`]: {
+        content: JSON.stringify({ id: outboxId, target: b.address, type: 1, bytes: 6, created_at: Date.now(), expires_at: Date.now() + 86_400_000, attempts: 0, next_attempt_at: Date.now() + 86_400_000 }),
+        gone: false,
+      },
+      // An enqueue that died between its two writes (data written, metadata never), long ago.
+      [`outbox/${orphanId}.data`]: { content: 'orphan', gone: true, old: true },
+      [`outbox/.${orphanId}.json.ffeeddccbbaa.tmp`]: { content: '{"id', gone: true, old: true },
+      // A temp file a pilotctl enqueue may be writing right now stays.
+      [`outbox/.${orphanId}.data.0a0b0c0d0e0f.tmp`]: { content: 'in progress', gone: false },
+      [`outbox/failed/.${orphanId}.json.f0e0d0c0b0a0.tmp`]: { content: '', gone: true, old: true },
+    };
+    for (const [rel, f] of Object.entries(files)) {
+      const path = join(h, rel);
+      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+      await writeFile(path, f.content, { mode: 0o600 });
+      if (f.old === true) await utimes(path, old, old);
+    }
+    await cluster.restartDaemon(c);
+    const present = async (rel: string): Promise<boolean> => stat(join(h, rel)).then(() => true, () => false);
+    for (const [rel, f] of Object.entries(files)) assert.equal(await present(rel), !f.gone, `${rel} should ${f.gone ? 'be removed' : 'stay'}`);
+  });
 });
 
 function u32(n: number): Buffer {

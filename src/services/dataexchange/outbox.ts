@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
+import { ensureDir, removeStaleTemps, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { pilotPaths } from '../../config/home.js';
 import { dataTypeName } from '../../protocol/dataexchange.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
@@ -16,6 +16,11 @@ import { isJsonObject, type JsonObject } from '../../protocol/json.js';
 export const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000;
 export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_CAP_MS = 60_000;
+/**
+ * pilotctl and the SDK write into outbox/ while the daemon runs: a temp file or an item without
+ * its metadata younger than this may be an enqueue in progress, and is left alone.
+ */
+export const LEFTOVER_AGE_MS = 10 * 60 * 1000;
 
 export interface OutboxItem {
   /** UUID; also the idempotency key the receiver deduplicates on. */
@@ -145,6 +150,30 @@ export class Outbox {
   async remove(id: string): Promise<void> {
     await rm(join(this.dir, `${id}.json`), { force: true });
     await rm(join(this.dir, `${id}.data`), { force: true });
+  }
+
+  /**
+   * Removes what a crash left: temp files of interrupted writes in outbox/ and failed/, and in
+   * outbox/ the `<id>.data` of an enqueue that died before writing its `<id>.json` (an item is
+   * complete only with its metadata). In outbox/ only files older than LEFTOVER_AGE_MS. Run by
+   * the data-exchange service at start-up. Returns the paths removed.
+   */
+  async removeLeftovers(now = Date.now()): Promise<string[]> {
+    const removed = (await removeStaleTemps(this.dir, { olderThanMs: LEFTOVER_AGE_MS, now })).map((n) => join(this.dir, n));
+    for (const n of await removeStaleTemps(this.failedDir)) removed.push(join(this.failedDir, n));
+    const names = new Set(await readdir(this.dir).catch(() => [] as string[]));
+    for (const name of names) {
+      const id = name.slice(0, -'.data'.length);
+      if (!name.endsWith('.data') || !ID_RE.test(id) || names.has(`${id}.json`)) continue;
+      const path = join(this.dir, name);
+      const st = await lstat(path).catch(() => undefined);
+      if (!st?.isFile() || now - st.mtimeMs < LEFTOVER_AGE_MS) continue;
+      // The metadata may have appeared since the listing: check again right before removing.
+      if (await lstat(join(this.dir, `${id}.json`)).then(() => true, () => false)) continue;
+      await rm(path, { force: true });
+      removed.push(path);
+    }
+    return removed;
   }
 
   /** Moves an item aside into failed/, its metadata carrying the reason. */

@@ -130,9 +130,24 @@ class DataExchangeService implements RunningService {
   }
 }
 
+/** Removes what a crash left in the service's directories, each through the module that owns it. */
+async function removeLeftovers(ctx: ServiceContext): Promise<void> {
+  try {
+    const removed = [
+      ...(await ServiceState.removeLeftovers(ctx.home)),
+      ...(await new DataStore(ctx.home).removeLeftovers()),
+      ...(await new Outbox(ctx.home).removeLeftovers()),
+    ];
+    if (removed.length > 0) ctx.log.info({ removed }, 'removed files an interrupted write left behind');
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message }, 'could not remove files an interrupted write left behind');
+  }
+}
+
 /** The data exchange service with these limits (unset ones: env PILOT_DX_QUOTA_BYTES / PILOT_DX_RATE, then the defaults). */
 export function dataExchangeStarter(options: DataExchangeOptions = {}): ServiceStarter {
   return async (ctx) => {
+    await removeLeftovers(ctx);
     const service = new DataExchangeService(ctx, await ServiceState.open(ctx.home), options);
     await service.start();
     return service;

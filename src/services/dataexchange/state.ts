@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
+import { ensureDir, removeStaleTemps, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { isJsonObject } from '../../protocol/json.js';
 import { Coalescer } from './coalesce.js';
 import { DataStore } from './store.js';
@@ -27,6 +27,12 @@ export class ServiceState {
 
   private constructor(private readonly dir: string) {
     this.path = join(dir, 'state.json');
+  }
+
+  /** Removes temp files of a state write a crash interrupted (run before open, by the service). Returns the paths removed. */
+  static async removeLeftovers(home: string): Promise<string[]> {
+    const dir = join(home, 'dataexchange');
+    return (await removeStaleTemps(dir)).map((name) => join(dir, name));
   }
 
   static async open(home: string): Promise<ServiceState> {

@@ -1,7 +1,7 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toBase64 } from '../../crypto/base64.js';
-import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
+import { ensureDir, removeStaleTemps, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { pilotPaths } from '../../config/home.js';
 import { dataTypeName, DataType } from '../../protocol/dataexchange.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
@@ -50,6 +50,18 @@ export class DataStore {
   async storeFile(safeName: string, data: Uint8Array, date: Date): Promise<StoredItem> {
     await ensureDir(this.received);
     return this.createUnique(this.received, (seq) => receivedFileName(safeName, date, seq), data);
+  }
+
+  /**
+   * Removes what a crash left in inbox/ and received/: temp files of an interrupted store (a
+   * stored item appears only by linking its complete, synced temp file, so there are no other
+   * partial files; an empty file under a final name is a real, empty item and stays). Run by the
+   * service before it stores anything. Returns the paths removed.
+   */
+  async removeLeftovers(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const dir of [this.inbox, this.received]) for (const name of await removeStaleTemps(dir)) removed.push(join(dir, name));
+    return removed;
   }
 
   /** Exclusive, durable create: a name that exists (even from the same millisecond) is never replaced. */

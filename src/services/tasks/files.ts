@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, writeFileAtomic } from '../../crypto/atomic-file.js';
+import { ensureDir, removeStaleTemps, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { isTaskStatus, isValidTaskId, type TaskStatus } from '../../protocol/tasksubmit.js';
 
 /**
@@ -121,6 +121,19 @@ export class TaskDirs {
 
   async ensure(): Promise<void> {
     for (const d of ['received', 'submitted', 'results', '.evidence'] as const) await ensureDir(this.dir(d), 0o700);
+  }
+
+  /**
+   * Removes temp files of writes a crash interrupted, in every task directory (every file here is
+   * written through writeFileAtomic, so there are no other partial files). Run by the task service
+   * before it loads the directories. Returns the paths removed.
+   */
+  async removeLeftovers(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const d of ['received', 'submitted', 'results', '.evidence'] as const) {
+      for (const name of await removeStaleTemps(this.dir(d))) removed.push(join(this.dir(d), name));
+    }
+    return removed;
   }
 
   private taskPath(category: TaskCategory, id: string): string {

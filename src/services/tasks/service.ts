@@ -26,7 +26,14 @@ const MAX_WATCHERS = 64;
  */
 export async function startTaskSubmit(ctx: ServiceContext): Promise<RunningService> {
   const now = taskClock(ctx.now);
-  const book = new TaskBook(new TaskDirs(ctx.home), now);
+  const dirs = new TaskDirs(ctx.home);
+  try {
+    const removed = await dirs.removeLeftovers();
+    if (removed.length > 0) ctx.log.info({ removed }, 'removed task files an interrupted write left behind');
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message }, 'could not remove task files an interrupted write left behind');
+  }
+  const book = new TaskBook(dirs, now);
   await book.load();
   const stats: TaskStats = { submitted: 0, received: 0, refused: 0, completed: 0, cancelled: 0, expired: 0, receipts_filed: 0 };
   const watchers = new Set<PilotConn>();
