@@ -2,11 +2,19 @@ import type { Addr } from '../protocol/address.js';
 import type { Connection } from './connection.js';
 import type { Millis } from './types.js';
 
+/** A node and how many live connections it holds (of some port, or of the whole table). */
+export interface Holder {
+  readonly node: number;
+  readonly count: number;
+}
+
 /**
  * The endpoint's connections, indexed by id and by 4-tuple. Connections lingering in TIME_WAIT
  * (10 s each: thousands on a node that opens many short streams) are kept apart in a FIFO, ordered
  * by their deadline since the linger time is the same for all, so that per-packet and per-timer
- * work only visits live connections.
+ * work only visits live connections. Live inbound connections are also indexed by the node that
+ * opened them, per local port and in all, oldest first, so that the endpoint can share its slots
+ * fairly between nodes.
  */
 export class ConnectionTable {
   private readonly byId = new Map<number, Connection>();
@@ -14,14 +22,31 @@ export class ConnectionTable {
   private readonly live = new Set<Connection>();
   /** Connections per local port, TIME_WAIT included (a lingering connection keeps its port). */
   private readonly portUse = new Map<number, number>();
+  /** Live connections per local port. */
+  private readonly liveOnPort = new Map<number, number>();
+  /** Live inbound connections, oldest first: per local port, per node on each port, per node. */
+  private readonly inboundOnPort = new Map<number, Set<Connection>>();
+  private readonly inboundByPortNode = new Map<number, Map<number, Set<Connection>>>();
+  private readonly inboundByNode = new Map<number, Set<Connection>>();
+  private readonly inbound = new Set<Connection>();
   private timeWait: Connection[] = [];
   private timeWaitHead = 0;
 
-  add(conn: Connection): void {
+  /** `inbound`: opened by the peer's SYN (those are the ones shared fairly between nodes). */
+  add(conn: Connection, inbound = false): void {
     this.byId.set(conn.id, conn);
     this.byTuple.set(tupleKey(conn.localPort, conn.remote.addr, conn.remote.port), conn);
     this.live.add(conn);
     this.portUse.set(conn.localPort, (this.portUse.get(conn.localPort) ?? 0) + 1);
+    this.liveOnPort.set(conn.localPort, (this.liveOnPort.get(conn.localPort) ?? 0) + 1);
+    if (!inbound) return;
+    const node = conn.remote.addr.node;
+    this.inbound.add(conn);
+    setIn(this.inboundOnPort, conn.localPort, conn);
+    setIn(this.inboundByNode, node, conn);
+    let byNode = this.inboundByPortNode.get(conn.localPort);
+    if (!byNode) this.inboundByPortNode.set(conn.localPort, (byNode = new Map()));
+    setIn(byNode, node, conn);
   }
 
   get(id: number): Connection | undefined {
@@ -47,7 +72,26 @@ export class ConnectionTable {
       this.remove(conn);
       return;
     }
-    if (conn.state === 'TIME_WAIT' && this.live.delete(conn)) this.timeWait.push(conn);
+    if (conn.state === 'TIME_WAIT' && this.leaveLive(conn)) this.timeWait.push(conn);
+  }
+
+  /** Takes a connection out of the live set and its indices; false when it was not live. */
+  private leaveLive(conn: Connection): boolean {
+    if (!this.live.delete(conn)) return false;
+    const port = conn.localPort;
+    const left = (this.liveOnPort.get(port) ?? 1) - 1;
+    if (left > 0) this.liveOnPort.set(port, left);
+    else this.liveOnPort.delete(port);
+    if (!this.inbound.delete(conn)) return true;
+    const node = conn.remote.addr.node;
+    deleteIn(this.inboundOnPort, port, conn);
+    deleteIn(this.inboundByNode, node, conn);
+    const byNode = this.inboundByPortNode.get(port);
+    if (byNode) {
+      deleteIn(byNode, node, conn);
+      if (byNode.size === 0) this.inboundByPortNode.delete(port);
+    }
+    return true;
   }
 
   nextTimeout(): Millis | undefined {
@@ -83,9 +127,26 @@ export class ConnectionTable {
   }
 
   activeOnPort(port: number): number {
-    let n = 0;
-    for (const c of this.live) if (c.localPort === port) n++;
-    return n;
+    return this.liveOnPort.get(port) ?? 0;
+  }
+
+  /** Live inbound connections `node` opened on `port` (or on any port), oldest first. */
+  inboundFrom(node: number, port?: number): ReadonlySet<Connection> {
+    const set = port === undefined ? this.inboundByNode.get(node) : this.inboundByPortNode.get(port)?.get(node);
+    return set ?? EMPTY_SET;
+  }
+
+  /** The oldest live inbound connection on `port`. */
+  oldestInbound(port: number): Connection | undefined {
+    return first(this.inboundOnPort.get(port));
+  }
+
+  /** The node holding the most live inbound connections on `port` (or in all); the first such on a tie. */
+  heaviest(port?: number): Holder | undefined {
+    const sets = port === undefined ? this.inboundByNode : this.inboundByPortNode.get(port);
+    let best: Holder | undefined;
+    for (const [node, set] of sets ?? []) if (!best || set.size > best.count) best = { node, count: set.size };
+    return best;
   }
 
   portInUse(port: number): boolean {
@@ -93,7 +154,7 @@ export class ConnectionTable {
   }
 
   private remove(conn: Connection): void {
-    this.live.delete(conn);
+    this.leaveLive(conn);
     if (this.byId.get(conn.id) !== conn) return;
     this.byId.delete(conn.id);
     const left = (this.portUse.get(conn.localPort) ?? 1) - 1;
@@ -123,6 +184,27 @@ export class ConnectionTable {
       this.timeWaitHead = 0;
     }
   }
+}
+
+const EMPTY_SET: ReadonlySet<Connection> = new Set();
+
+function first(set: ReadonlySet<Connection> | undefined): Connection | undefined {
+  if (!set) return undefined;
+  for (const c of set) return c;
+  return undefined;
+}
+
+function setIn<K>(map: Map<K, Set<Connection>>, key: K, conn: Connection): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(conn);
+}
+
+function deleteIn<K>(map: Map<K, Set<Connection>>, key: K, conn: Connection): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(conn);
+  if (set.size === 0) map.delete(key);
 }
 
 function tupleKey(localPort: number, addr: Addr, remotePort: number): string {

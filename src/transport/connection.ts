@@ -5,6 +5,7 @@ import { connectionStats, type ReceiveCounters } from './connection-stats.js';
 import { StreamReceiver } from './receiver.js';
 import { StreamSender, WINDOW_UNIT } from './sender.js';
 import { earliest } from './deadline.js';
+import { decodeResetCause, type ResetCause } from './reset-cause.js';
 import { seqAdd, seqLt } from './seq.js';
 import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, ConnectionParams, ConnectionSink, Millis } from './types.js';
 
@@ -60,6 +61,8 @@ export class Connection {
   private persistDeadline: Millis | undefined;
   private persistInterval = 500;
   private timeWaitDeadline: Millis | undefined;
+  /** The connection is aborted at this time whatever its state (see PortPolicy.maxLifetimeMs). */
+  private expiresAt: Millis | undefined;
   private lastRecvAt: Millis = 0;
   private lastSendAt: Millis = 0;
   private lastAdvertised = 0;
@@ -150,10 +153,16 @@ export class Connection {
     if (this.state === 'ESTABLISHED' || this.state === 'CLOSE_WAIT') this.pump(now);
   }
 
-  abort(now: Millis): void {
+  /** Ends the connection at once: RST to the peer (carrying `rstPayload`), then closed with `reason`. */
+  abort(now: Millis, reason: CloseReason = 'aborted', rstPayload: Uint8Array = EMPTY): void {
     if (this.gone) return;
-    if (this.state !== 'TIME_WAIT') this.emit(Flag.RST, this.sender.sndNxt, 0, EMPTY, now);
-    this.finish('aborted');
+    if (this.state !== 'TIME_WAIT') this.emit(Flag.RST, this.sender.sndNxt, 0, rstPayload, now);
+    this.finish(reason);
+  }
+
+  /** Aborts the connection (reason 'expired') once `at` is reached, whatever it is doing then. */
+  expireAt(at: Millis): void {
+    this.expiresAt = at;
   }
 
   // ---- packets ----
@@ -163,7 +172,7 @@ export class Connection {
     this.lastRecvAt = now;
     if (p.flags & Flag.RST) {
       if (this.state === 'TIME_WAIT') this.finish('closed');
-      else this.finish(this.state === 'SYN_SENT' ? 'refused' : 'reset');
+      else this.finish(this.state === 'SYN_SENT' ? 'refused' : 'reset', decodeResetCause(p.payload));
       return;
     }
     if (this.state === 'SYN_SENT') {
@@ -412,7 +421,8 @@ export class Connection {
   nextTimeout(): Millis | undefined {
     if (this.gone) return undefined;
     if (this.state === 'TIME_WAIT') return this.timeWaitDeadline;
-    let t = earliest(this.synDeadline, this.delayedAckDeadline);
+    let t = earliest(this.synDeadline, this.expiresAt);
+    t = earliest(t, this.delayedAckDeadline);
     t = earliest(t, this.nagleDeadline);
     t = earliest(t, this.persistDeadline);
     t = earliest(t, this.finDeadline);
@@ -429,6 +439,10 @@ export class Connection {
     if (this.gone) return;
     if (this.state === 'TIME_WAIT') {
       if (this.timeWaitDeadline !== undefined && now >= this.timeWaitDeadline) this.gone = true;
+      return;
+    }
+    if (this.expiresAt !== undefined && now >= this.expiresAt) {
+      this.abort(now, 'expired');
       return;
     }
     if (this.state === 'SYN_SENT') {
@@ -481,18 +495,18 @@ export class Connection {
     return this.gone || this.state === 'TIME_WAIT';
   }
 
-  private finish(reason: CloseReason): void {
+  private finish(reason: CloseReason, cause?: ResetCause): void {
     this.clearTimers();
     this.sender.discard();
     this.state = 'CLOSED';
     this.gone = true;
-    this.emitClosed(reason);
+    this.emitClosed(reason, cause);
   }
 
-  private emitClosed(reason: CloseReason): void {
+  private emitClosed(reason: CloseReason, cause?: ResetCause): void {
     if (this.closedEmitted) return;
     this.closedEmitted = true;
-    this.sink.event({ type: 'closed', connId: this.id, reason });
+    this.sink.event(cause === undefined ? { type: 'closed', connId: this.id, reason } : { type: 'closed', connId: this.id, reason, cause });
   }
 
   private clearTimers(): void {
@@ -502,6 +516,7 @@ export class Connection {
     this.persistDeadline = undefined;
     this.finDeadline = undefined;
     this.timeWaitDeadline = undefined;
+    this.expiresAt = undefined;
   }
 
   /** Turns Nagle's coalescing of small writes on or off for this connection (like TCP_NODELAY). */

@@ -19,6 +19,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** The share of the burst available now, 0 to 1. */
+  level(now: Millis): number {
+    this.refill(now);
+    return this.tokens / this.burst;
+  }
+
   /** True when the bucket is full again, i.e. it carries no state worth keeping. */
   idle(now: Millis): boolean {
     this.refill(now);
@@ -52,6 +58,11 @@ export class KeyedRateLimiter<K> {
       this.buckets.set(key, bucket);
     }
     return bucket.take(now);
+  }
+
+  /** The share of its burst a key has left (1 for a key not tracked). */
+  level(key: K, now: Millis): number {
+    return this.buckets.get(key)?.level(now) ?? 1;
   }
 
   /** Forgets keys whose buckets have refilled completely. */

@@ -1,5 +1,6 @@
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import type { Packet } from '../protocol/packet.js';
+import type { ResetCause } from './reset-cause.js';
 
 /** Milliseconds on the caller's clock (real or virtual). The engine never reads a clock itself. */
 export type Millis = number;
@@ -20,7 +21,11 @@ export type CloseReason =
   /** Nothing was heard from the peer for the idle timeout. */
   | 'idle_timeout'
   /** Closed locally with abort(). */
-  | 'aborted';
+  | 'aborted'
+  /** Closed by the endpoint to make room for another node's connection (its port or table was full). */
+  | 'evicted'
+  /** Outlived the longest life its port allows (see PortPolicy.maxLifetimeMs). */
+  | 'expired';
 
 export interface ConnectionOptions {
   /** Maximum payload per segment (default 4096). */
@@ -110,8 +115,11 @@ export type EndpointEvent =
   | { readonly type: 'writable'; readonly connId: number }
   /** The peer finished sending: after the buffered data, read() yields end of stream. */
   | { readonly type: 'end'; readonly connId: number }
-  /** The connection is gone (its id is no longer valid after this). */
-  | { readonly type: 'closed'; readonly connId: number; readonly reason: CloseReason }
+  /**
+   * The connection is gone (its id is no longer valid after this). `cause`: what the peer's RST
+   * said (a pilot-ts peer says why it refused or reset; absent otherwise).
+   */
+  | { readonly type: 'closed'; readonly connId: number; readonly reason: CloseReason; readonly cause?: ResetCause }
   /** A datagram arrived (any destination port; binding is not required). */
   | { readonly type: 'datagram'; readonly src: SocketAddr; readonly dstPort: number; readonly data: Uint8Array }
   /** A control pong answered one of our pings. */

@@ -53,7 +53,7 @@ describe('transport: opening', () => {
     const pair = new Pair();
     const ca = pair.a.dial({ addr: B_ADDR, port: 4242 }, 0);
     pair.run(1000);
-    assert.deepEqual(pair.eventsOf('a', 'closed'), [{ type: 'closed', connId: ca, reason: 'refused' }]);
+    assert.deepEqual(pair.eventsOf('a', 'closed'), [{ type: 'closed', connId: ca, reason: 'refused', cause: 'no_listener' }]);
     assert.equal(pair.b.refusals.no_listener, 1);
     assert.equal(pair.a.connections().length, 0);
   });
