@@ -3,9 +3,11 @@ import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import { Flag, Proto, type Packet } from '../protocol/packet.js';
+import { Port } from '../protocol/ports.js';
 import type { Datagram, DialOptions, PilotNetwork } from '../sdk/types.js';
-import { TransportEndpoint, TransportError, type EndpointOptions } from '../transport/endpoint.js';
+import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
 import { PortInUseError } from '../transport/port-table.js';
+import type { ResetCause } from '../transport/reset-cause.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { closeError, LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
@@ -36,6 +38,18 @@ interface PendingDial {
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 
 /**
+ * Port 444 carries one message per connection (PROTOCOL.md §6.1): a sender dials, writes one
+ * segment, and closes after 500 ms. Its connections are kept few per node and short-lived, so that
+ * one node opening them in a flood holds a handful of slots for a few seconds, not the port.
+ */
+export const HANDSHAKE_PORT_POLICY: Readonly<PortPolicy> = Object.freeze({
+  maxConnsPerSource: 4,
+  synRatePerSource: 4,
+  maxLifetimeMs: 5_000,
+  evictOldestWhenFull: true,
+});
+
+/**
  * Drives the sans-I/O transport engine with the real clock and exposes it in-process as a
  * PilotNetwork: the built-in services and the IPC server both work on its LocalConns.
  */
@@ -58,7 +72,11 @@ export class NetStack implements PilotNetwork {
 
   constructor(private readonly options: NetStackOptions) {
     this.localAddr = options.localAddr;
-    this.endpoint = new TransportEndpoint({ ...options.endpoint, localAddr: options.localAddr });
+    this.endpoint = new TransportEndpoint({
+      ...options.endpoint,
+      portPolicies: { [Port.Handshake]: HANDSHAKE_PORT_POLICY, ...options.endpoint?.portPolicies },
+      localAddr: options.localAddr,
+    });
     // Connections to this node itself are pilot-ts at both ends.
     this.endpoint.setPeerHonoursZeroWindow(options.localAddr.node, true);
     // Connection calls never dispatch events while they run: a 'readable' or 'writable' delivered
@@ -215,6 +233,15 @@ export class NetStack implements PilotNetwork {
     }
   }
 
+  /**
+   * Refuses a SYN from a node that may not connect to its port (it is not trusted): a RST saying
+   * so, within the node's reset budget (counted in `endpoint.refusals`: untrusted, rst_suppressed).
+   */
+  refuseUntrusted(syn: Packet): void {
+    if (this.closed) return;
+    this.run(() => this.endpoint.refuseSyn(syn, 'untrusted', now()));
+  }
+
   /** Aborts every connection with a node (its trust was revoked). */
   abortPeer(node: number): void {
     for (const info of this.endpoint.connections()) {
@@ -334,7 +361,7 @@ export class NetStack implements PilotNetwork {
         return;
       case 'closed': {
         const dial = this.dials.get(e.connId);
-        if (dial) dial.reject(closeError(e.reason));
+        if (dial) dial.reject(dialError(e.reason, e.cause, dial.remote));
         const conn = this.conns.get(e.connId);
         this.conns.delete(e.connId);
         if (conn) {
@@ -361,6 +388,24 @@ export class NetStack implements PilotNetwork {
         this.options.log?.warn({ err }, 'connection notice handler failed');
       }
     }
+  }
+}
+
+/** Why a dial failed, with what the refusing node said when it is pilot-ts (a Go node says nothing). */
+export function dialError(reason: CloseReason, cause: ResetCause | undefined, remote: SocketAddr): PilotError {
+  if (reason !== 'refused') return closeError(reason);
+  const where = `port ${remote.port} of node ${remote.addr.node}`;
+  switch (cause) {
+    case 'port_full':
+      return new PilotError('unavailable', `connection refused: port full (${where} has no free connection slot)`, 'the port is busy: try again later');
+    case 'table_full':
+      return new PilotError('unavailable', `connection refused: connection table full (node ${remote.addr.node} has no free connection slot)`, 'the node is busy: try again later');
+    case 'no_listener':
+      return new PilotError('refused', `connection refused: no listener on ${where}`);
+    case 'untrusted':
+      return new PilotError('untrusted', `connection refused: node ${remote.addr.node} does not trust this node`, `ask for trust with: pilotctl handshake ${remote.addr.node}`);
+    default:
+      return closeError(reason);
   }
 }
 

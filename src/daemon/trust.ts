@@ -41,7 +41,14 @@ export interface TrustManagerOptions {
 
 const MAX_AGE_MS = 5 * 60_000;
 const MAX_SKEW_MS = 30_000;
-const READ_TIMEOUT_MS = 10_000;
+/**
+ * A handshake message is one segment sent right after the connection opens (PROTOCOL.md §6.1): a
+ * connection that has not delivered it by then is dropped (the reference waits 10 s, which lets one
+ * node hold the port's slots with connections that never speak).
+ */
+const READ_TIMEOUT_MS = 2_000;
+/** After the message, how long the sender has to finish closing before the connection is reset. */
+const CLOSE_LINGER_MS = 1_000;
 const DIRECT_DIAL_TIMEOUT_MS = 3_000;
 const SEEN_LIMIT = 10_000;
 
@@ -181,8 +188,12 @@ export class TrustManager {
   private async receive(conn: PilotConn): Promise<void> {
     conn.on('error', () => undefined);
     const bytes = await readMessage(conn).catch(() => undefined);
+    if (!bytes) {
+      conn.destroy();
+      return;
+    }
     conn.end();
-    if (!bytes) return;
+    setTimeout(() => conn.destroy(), CLOSE_LINGER_MS).unref();
     const decoded = decodeHandshakeMessage(bytes);
     if (!decoded.ok) {
       this.o.log.debug({ from: conn.remoteAddr.node, error: decoded.error.message }, 'bad handshake message');
@@ -320,7 +331,7 @@ export class TrustManager {
   }
 }
 
-/** Reads one message: everything the peer sends before closing, at most one segment's worth, within 10 s. */
+/** Reads one message: everything the peer sends before closing, at most one segment's worth, within READ_TIMEOUT_MS. */
 function readMessage(conn: PilotConn): Promise<Uint8Array | undefined> {
   return new Promise((resolve) => {
     const parts: Buffer[] = [];

@@ -13,6 +13,9 @@ function codeFor(message: string, fallback: PilotErrorCode): PilotErrorCode {
   const text = message.toLowerCase();
   if (text.includes('trust')) return 'untrusted';
   if (text.includes('already bound') || text.includes('already in use')) return 'already_exists';
+  // A pilot-ts node says why it refused a connection: busy (try later) is not "nobody listens".
+  if (text.includes('port full') || text.includes('connection table full')) return 'unavailable';
+  if (text.includes('no listener')) return 'refused';
   if (fallback !== 'connection_failed' && text.includes('not found')) return 'not_found';
   return fallback;
 }
