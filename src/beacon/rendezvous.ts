@@ -12,7 +12,7 @@ import { isWildcardHost } from './peer-set.js';
 import { loadRegistryTls, type RegistryTlsSource } from '../registry/tls.js';
 import type { BeaconDirectory } from './core.js';
 import { BeaconServer } from './server.js';
-import { taskClock } from '../services/tasks/clock.js';
+import { taskClock } from '../config/test-clock.js';
 
 export interface RendezvousOptions {
   /** Interface for the registry's TCP listener; every interface when absent. */

@@ -13,7 +13,7 @@ import { RegistryServer } from '../registry/server.js';
 import { SqliteRegistryStore } from '../registry/sqlite-store.js';
 import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
-import { taskClock } from '../services/tasks/clock.js';
+import { taskClock } from '../config/test-clock.js';
 
 const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },

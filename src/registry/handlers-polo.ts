@@ -1,7 +1,6 @@
 import { verifyChallenge } from '../crypto/registry-signing.js';
 import { isValidTaskId } from '../protocol/tasksubmit.js';
-import { QUEUE_HEAD_TIMEOUT_MS } from '../services/tasks/book.js';
-import { acceptMessage, expiredMessage, MAX_TIMING_MS, poloReward, RECEIPT_STATUS, receiptMessage, type ReceiptFields } from '../services/tasks/evidence.js';
+import { acceptMessage, expiredMessage, MAX_TIMING_MS, poloReward, QUEUE_HEAD_TIMEOUT_MS, RECEIPT_STATUS, receiptMessage, type ReceiptFields } from '../protocol/task-evidence.js';
 import { nodeAddress, registeredNode, type Handler, type RegistryState } from './context.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
@@ -9,7 +8,7 @@ import type { NodeRecord } from './store.js';
 
 /**
  * Polo score changes backed by evidence (PROTOCOL.md §9.5, §14 #1). The formats of the signed
- * texts are in services/tasks/evidence.ts. Each (task id, submitter, executor) moves scores once.
+ * texts are in protocol/task-evidence.ts. Each (task id, submitter, executor) moves scores once.
  *
  * task_receipt: task_id, submitter_id, executor_id, status ("SUCCEEDED"), time_idle_ms,
  *   time_staged_ms, time_cpu_ms, submitter_signature, executor_signature

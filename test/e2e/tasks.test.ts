@@ -8,7 +8,7 @@ import { encodeTypedFrame } from '../../src/protocol/typed-frame.js';
 import type { RegistryClient } from '../../src/registry/client.js';
 import { Driver } from '../../src/sdk/driver.js';
 import { Tasks } from '../../src/sdk/tasks.js';
-import { receiptMessage } from '../../src/services/tasks/evidence.js';
+import { receiptMessage } from '../../src/protocol/task-evidence.js';
 import { decodeAck, FrameReader } from '../../src/services/tasks/wire.js';
 import type { Cluster, DaemonHandle } from './cluster.js';
 import {

@@ -3,8 +3,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { TaskBook, newTask, QUEUE_HEAD_TIMEOUT_MS, ANSWER_TIMEOUT_MS } from '../../src/services/tasks/book.js';
-import { taskClock } from '../../src/services/tasks/clock.js';
+import { TaskBook, newTask, ANSWER_TIMEOUT_MS } from '../../src/services/tasks/book.js';
+import { QUEUE_HEAD_TIMEOUT_MS } from '../../src/protocol/task-evidence.js';
+import { taskClock } from '../../src/config/test-clock.js';
 import { encodeTaskFile, resultFilenameError, TaskDirs } from '../../src/services/tasks/files.js';
 
 const ID = '00112233-4455-6677-8899-aabbccddeeff';

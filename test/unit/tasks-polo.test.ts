@@ -12,7 +12,7 @@ import { Liveness } from '../../src/registry/liveness.js';
 import { RateLimiter } from '../../src/registry/rate-limit.js';
 import { RequestCounter } from '../../src/registry/request-counter.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
-import { acceptMessage, expiredMessage, poloReward, receiptMessage } from '../../src/services/tasks/evidence.js';
+import { acceptMessage, expiredMessage, poloReward, receiptMessage } from '../../src/protocol/task-evidence.js';
 
 const TASK = '00112233-4455-6677-8899-aabbccddeeff';
 

@@ -1,10 +1,10 @@
 import type { TaskStatus } from '../../protocol/tasksubmit.js';
 import { isoTime, msOf, TaskDirs, type TaskCategory, type TaskFile } from './files.js';
+import { QUEUE_HEAD_TIMEOUT_MS } from '../../protocol/task-evidence.js';
 
 /** A NEW task must be accepted or declined within this long, else it is CANCELLED. */
 export const ANSWER_TIMEOUT_MS = 60_000;
 /** An ACCEPTED task at the head of the queue for longer than this is EXPIRED (receiver −1). */
-export const QUEUE_HEAD_TIMEOUT_MS = 3_600_000;
 /** Most tasks kept in memory per category; older finished ones are only on disk beyond it. */
 const MAX_TASKS = 10_000;
 

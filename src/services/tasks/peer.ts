@@ -3,7 +3,7 @@ import { PilotError } from '../../errors.js';
 import { formatAddr, parseAddr, type Addr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
 import type { ServiceContext } from '../types.js';
-import { acceptMessage, expiredMessage, receiptMessage, type ReceiptFields } from './evidence.js';
+import { acceptMessage, expiredMessage, receiptMessage, type ReceiptFields } from '../../protocol/task-evidence.js';
 import { decodeAck, FrameReader, writeFrame, type Ack } from './wire.js';
 
 export const TASK_PORT = 1003;

@@ -4,7 +4,7 @@ import { encodeSubmitResponse, TaskFrameType, type SendResults, type StatusUpdat
 import type { TypedFrame } from '../../protocol/typed-frame.js';
 import { newTask } from './book.js';
 import type { TaskCore } from './core.js';
-import { MAX_TIMING_MS, receiptMessage, type ReceiptFields } from './evidence.js';
+import { MAX_TIMING_MS, receiptMessage, type ReceiptFields } from '../../protocol/task-evidence.js';
 import { isoTime, MAX_DESCRIPTION_BYTES, MAX_JUSTIFICATION_BYTES, MAX_RESULT_FILE_BYTES, msOf, resultFilenameError, type TaskFile } from './files.js';
 import { addrOf, fileExpiry, fileReceipt, selfAddr, signReceipt, verifyPeer } from './peer.js';
 import { encodeAck, extInt, extString } from './wire.js';

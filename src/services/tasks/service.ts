@@ -6,7 +6,7 @@ import type { TypedFrame } from '../../protocol/typed-frame.js';
 import type { PilotConn, PilotListener } from '../../sdk/types.js';
 import type { RunningService, ServiceContext } from '../types.js';
 import { listEntry, TaskBook } from './book.js';
-import { taskClock } from './clock.js';
+import { taskClock } from '../../config/test-clock.js';
 import { SerialQueue, type TaskCore, type TaskStats } from './core.js';
 import { isoTime, TaskDirs, type TaskCategory, type TaskFile } from './files.js';
 import { cancel, handleLocal } from './local.js';

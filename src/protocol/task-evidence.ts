@@ -15,6 +15,9 @@
 
 export const RECEIPT_STATUS = 'SUCCEEDED';
 
+/** An accepted task expires after this long at the head of the executor's queue (PROTOCOL.md §9.5). */
+export const QUEUE_HEAD_TIMEOUT_MS = 3_600_000;
+
 export interface ReceiptFields {
   readonly taskId: string;
   readonly submitter: number;
