@@ -250,7 +250,7 @@ export class Daemon {
         const synOnly = (p.flags & (Flag.SYN | Flag.ACK | Flag.RST)) === Flag.SYN;
         if (synOnly && p.dstPort !== HANDSHAKE_PORT) {
           this.untrustedRefused++;
-          this.tunnel.send(from, makePacket({ flags: Flag.RST | Flag.ACK, protocol: Proto.Stream, src: this.session.address, dst: p.src, srcPort: p.dstPort, dstPort: p.srcPort, seq: 0, ack: (p.seq + 1) >>> 0, window: 0 }));
+          this.stack.refuseUntrusted(p);
           return;
         }
       } else {
