@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Identity } from '../../src/crypto/identity.js';
+import { signChallenge } from '../../src/crypto/registry-signing.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { signBody } from '../../src/registry/request-signer.js';
 import { RegistryServer, type ConnectionLimits } from '../../src/registry/server.js';
 import { RawConn } from './registry-helpers.js';
 
@@ -35,6 +37,55 @@ describe('attacks on the registry', () => {
     for (const c of clients.splice(0)) c.close();
     await server?.close();
     server = undefined;
+  });
+
+  it('a captured set_tags replayed with other tags or a re-spelt signature is refused', async () => {
+    const s = await start({});
+    const identity = Identity.generate();
+    const victim = new RegistryClient({ address: `127.0.0.1:${s.port}`, identity, timeoutMs: 3000 });
+    clients.push(victim);
+    const id = (await victim.register({ listenAddr: '127.0.0.1:4000' })).node_id as number;
+    const captured = signBody(identity, { type: 'set_tags', node_id: id, tags: ['gpu'] });
+    const wire = await open(s.port);
+    assert.equal((await wire.request(captured)).type, 'set_tags_ok');
+    const text = captured.signature as string;
+    const respelt = `${text.slice(0, 85)}${text[85] === 'A' ? 'B' : 'A'}==`;
+    for (const replay of [captured, { ...captured, tags: ['evil'] }, { ...captured, signature: respelt }]) {
+      assert.equal((await wire.request(replay)).type, 'error');
+    }
+    assert.deepEqual((await victim.lookup(id)).tags, ['gpu']);
+  });
+
+  it('a port-444 signature (handshake:<victim>:<attacker>) cannot be replayed as the victim’s request_handshake', async () => {
+    const s = await start({});
+    const victimKey = Identity.generate();
+    const victim = new RegistryClient({ address: `127.0.0.1:${s.port}`, identity: victimKey, timeoutMs: 3000 });
+    const attackerKey = Identity.generate();
+    const attacker = new RegistryClient({ address: `127.0.0.1:${s.port}`, identity: attackerKey, timeoutMs: 3000 });
+    clients.push(victim, attacker);
+    const v = (await victim.register({ listenAddr: '127.0.0.1:4000' })).node_id as number;
+    const a = (await attacker.register({ listenAddr: '127.0.0.1:4001' })).node_id as number;
+    // What the victim's daemon signs in a direct handshake_reject to the attacker (PROTOCOL.md §6.1).
+    const sig = signChallenge(victimKey, `handshake:${v}:${a}`);
+    const wire = await open(s.port);
+    const forged = await wire.request({ type: 'request_handshake', from_node_id: v, to_node_id: a, justification: 'x', signature: sig });
+    assert.equal(forged.code, 'bad_signature');
+    // The attacker accepting the "request" creates no pair: the victim never claimed trust.
+    await attacker.respondHandshake(v, true).catch(() => undefined);
+    await assert.rejects(attacker.resolve(v));
+  });
+
+  it('an unsigned register of a body-signing node’s key, even from its own IP, cannot move its endpoint', async () => {
+    const s = await start({});
+    const identity = Identity.generate();
+    const node = new RegistryClient({ address: `127.0.0.1:${s.port}`, identity, timeoutMs: 3000 });
+    clients.push(node);
+    const id = (await node.register({ listenAddr: '127.0.0.1:4000' })).node_id as number;
+    await node.setVisibility(true);
+    const wire = await open(s.port);
+    const moved = await wire.request({ type: 'register', listen_addr: '127.0.0.1:6666', public_key: identity.publicKeyBase64 });
+    assert.equal(moved.code, 'bad_signature');
+    assert.equal((await node.lookup(id)).real_addr, '127.0.0.1:4000');
   });
 
   it('drops connections that trickle a frame or never send one (slowloris)', async () => {
