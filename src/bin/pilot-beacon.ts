@@ -3,7 +3,7 @@ import { closeOnSignal, exitWithError, parseLogLevel, wantsHelp } from '../beaco
 import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
 import { startHealthServer, type HealthServer } from '../beacon/health.js';
 import { BeaconServer } from '../beacon/server.js';
-import { checkLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
+import { parseLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
 
@@ -36,8 +36,8 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const { host, port } = parseHostPort(flags.addr || ':9001');
-  checkLogFormat(flags['log-format']);
-  const log = createLogger({ name: 'beacon', level: parseLogLevel(flags['log-level']) });
+  const format = parseLogFormat(flags['log-format']);
+  const log = createLogger({ name: 'beacon', level: parseLogLevel(flags['log-level']) , format });
   const beaconId = flags['beacon-id'] ?? 0;
   const registry = flags.registry ?? '';
   const advertise = flags.advertise ?? '';

@@ -18,7 +18,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${flagUsage('pilot-daemon', DAEMON_FLAGS)}\n`);
     return 0;
   }
-  const log = createLogger({ level: config.logLevel, name: 'daemon' });
+  const log = createLogger({ level: config.logLevel, name: 'daemon', format: config.logFormat });
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log);

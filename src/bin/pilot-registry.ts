@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pilotPaths } from '../config/home.js';
-import { checkLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig } from '../config/go-flags.js';
+import { parseLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig } from '../config/go-flags.js';
 import { isPilotError, PilotError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { joinHostPort, splitHostPort } from '../registry/endpoint.js';
@@ -66,8 +66,8 @@ async function main(): Promise<number> {
   const storePath = flags.store ?? pilotPaths().registryStore;
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
-  checkLogFormat(flags['log-format']);
-  const log = createLogger({ level, name: 'registry' });
+  const format = parseLogFormat(flags['log-format']);
+  const log = createLogger({ level, name: 'registry' , format });
   const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
   if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
   const replication = { token: flags['replication-token'], standbyOf: flags.standby, primaryFingerprint: flags['standby-fingerprint'] };

@@ -2,7 +2,7 @@
 import { closeOnSignal, exitWithError, parseLogLevel, wantsHelp } from '../beacon/bin-support.js';
 import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
 import { startRendezvous } from '../beacon/rendezvous.js';
-import { checkLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
+import { parseLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
 import { pilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -42,8 +42,8 @@ async function main(argv: readonly string[]): Promise<void> {
   const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
   const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
   const tls = registryTlsFromFlags(flags);
-  checkLogFormat(flags['log-format']);
-  const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) });
+  const format = parseLogFormat(flags['log-format']);
+  const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) , format });
   const rdv = await startRendezvous({
     registryHost: registryAddr.host || undefined,
     registryPort: registryAddr.port,

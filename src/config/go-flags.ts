@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { PilotError } from '../errors.js';
+import type { LogFormat } from '../log.js';
 
 /**
  * Command-line flags in the style of Go's `flag` package, which the reference binaries use:
@@ -143,12 +144,13 @@ export function parseGoFlagsWithConfig<S extends FlagSpec>(argv: readonly string
 }
 
 /** The reference's `-log-format text|json`: pilot-ts always writes JSON lines; anything else is an error. */
-export const LOG_FORMAT_FLAG = { kind: 'string', help: 'text or json, as the reference (accepted; logs are always JSON lines)' } as const satisfies FlagDef;
+export const LOG_FORMAT_FLAG = { kind: 'string', help: 'json (default: one JSON object per line) or text (one readable line per entry)' } as const satisfies FlagDef;
 
-export function checkLogFormat(value: string | undefined): void {
-  if (value !== undefined && value !== '' && value !== 'text' && value !== 'json') {
-    throw new PilotError('invalid_argument', `invalid -log-format ${JSON.stringify(value)}: text or json`);
-  }
+/** The reference's `-log-format text|json`; JSON when absent. */
+export function parseLogFormat(value: string | undefined): LogFormat {
+  if (value === undefined || value === '' || value === 'json') return 'json';
+  if (value === 'text') return 'text';
+  throw new PilotError('invalid_argument', `invalid -log-format ${JSON.stringify(value)}: text or json`);
 }
 
 /** Usage text listing every flag, for `-help`. */

@@ -1,5 +1,6 @@
 import { DEFAULT_BEACON, DEFAULT_REGISTRY, DEFAULT_SOCKET, pilotHome } from '../config/home.js';
-import { checkLogFormat, configFileFlags, LOG_FORMAT_FLAG, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
+import type { LogFormat } from '../log.js';
+import { parseLogFormat, configFileFlags, LOG_FORMAT_FLAG, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
 import { normalizeFingerprint } from '../registry/tls-pin.js';
 
@@ -34,6 +35,7 @@ export interface DaemonConfig {
   eventStream: boolean;
   taskSubmit: boolean;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  logFormat: LogFormat;
   /** Directory for inbox/, received/, tasks/ (the pilot home). */
   home: string;
 }
@@ -104,7 +106,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (flags.help) return 'help';
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const raw: Raw = { ...(flags.config ? configFileFlags(flags.config, DAEMON_FLAGS) : {}), ...flags };
-  checkLogFormat(typeof raw['log-format'] === 'string' ? raw['log-format'] : undefined);
+  const logFormat = parseLogFormat(typeof raw['log-format'] === 'string' ? raw['log-format'] : undefined);
   const level = typeof raw['log-level'] === 'string' ? raw['log-level'] : 'info';
   if (!LOG_LEVELS.has(level)) throw new PilotError('invalid_argument', `-log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
   const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
@@ -139,6 +141,7 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     eventStream: raw['no-eventstream'] !== true,
     taskSubmit: raw['no-tasksubmit'] !== true,
     logLevel: level as DaemonConfig['logLevel'],
+    logFormat,
     home: str('home') ?? pilotHome(env),
   };
 }

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { checkLogFormat, parseGoFlagsWithConfig } from '../../src/config/go-flags.js';
+import { parseGoFlagsWithConfig, parseLogFormat } from '../../src/config/go-flags.js';
+import { formatTextLine } from '../../src/log.js';
 import { parseDaemonArgs, type DaemonConfig } from '../../src/daemon/config.js';
 
 const parse = (...argv: string[]): DaemonConfig => {
@@ -100,8 +101,17 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    for (const ok of [undefined, '', 'text', 'json']) checkLogFormat(ok);
-    assert.throws(() => checkLogFormat('xml'), /invalid -log-format "xml"/);
+    assert.deepEqual([undefined, '', 'text', 'json'].map(parseLogFormat), ['json', 'json', 'text', 'json']);
+    assert.throws(() => parseLogFormat('xml'), /invalid -log-format "xml"/);
     assert.throws(() => parse('-log-format', 'yaml'), /invalid -log-format/);
+    assert.equal(parse('-log-format', 'text').logFormat, 'text');
+    assert.equal(parse().logFormat, 'json');
+  });
+});
+
+describe('text log lines (-log-format text)', () => {
+  it('puts time, level, component and message first, then the fields as key=value', () => {
+    const line = formatTextLine({ level: 30, time: Date.UTC(2026, 11, 2, 1, 20), pid: 7, name: 'daemon', msg: 'daemon ready', node: 2, socket: '/tmp/a b.sock', peer: { id: 3 } });
+    assert.equal(line, '2026-12-02T01:20:00.000Z INFO daemon: daemon ready node=2 socket="/tmp/a b.sock" peer={"id":3}');
   });
 });
