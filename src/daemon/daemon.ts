@@ -15,6 +15,7 @@ import { startEventStream } from '../services/eventstream/index.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../services/types.js';
 import { Tunnel } from '../tunnel/tunnel.js';
 import type { DaemonConfig } from './config.js';
+import { logEvent } from './event-log.js';
 import { HandshakePoller } from './handshake-poller.js';
 import { buildInfo } from './info.js';
 import { IpcServer } from './ipc-server.js';
@@ -61,7 +62,12 @@ export class Daemon {
     private readonly log: Logger,
   ) {
     this.registry = new RegistryClient({ address: config.registry, identity, log, ...(config.registryTls ? { tls: config.registryTls } : {}) });
-    this.webhooks = new WebhookDispatcher({ ...(config.webhook ? { url: config.webhook } : {}), nodeId: () => this.session?.nodeId ?? 0, log });
+    this.webhooks = new WebhookDispatcher({
+      ...(config.webhook ? { url: config.webhook } : {}),
+      nodeId: () => this.session?.nodeId ?? 0,
+      log,
+      observe: (event, data) => logEvent(log, event, data),
+    });
   }
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {

@@ -46,6 +46,8 @@ export interface WebhookOptions {
   queueLimit?: number;
   /** Clock for the `timestamp` field (injectable for tests). */
   now?: () => Date;
+  /** Sees every event, posted or not (the daemon logs them). */
+  observe?: (event: WebhookEvent, data: Record<string, unknown> | undefined) => void;
 }
 
 interface Pending {
@@ -96,6 +98,7 @@ export class WebhookDispatcher {
   private readonly timeoutMs: number;
   private readonly queueLimit: number;
   private readonly now: () => Date;
+  private readonly observe: WebhookOptions['observe'];
   private inFlight: ClientRequest | undefined;
   private worker: Promise<void> = Promise.resolve();
   private running = false;
@@ -110,6 +113,7 @@ export class WebhookDispatcher {
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.queueLimit = opts.queueLimit ?? 1024;
     this.now = opts.now ?? (() => new Date());
+    this.observe = opts.observe;
     this.setUrl(opts.url);
   }
 
@@ -141,6 +145,7 @@ export class WebhookDispatcher {
   }
 
   emit(event: WebhookEvent, data?: Record<string, unknown>): void {
+    this.observe?.(event, data);
     const url = this.url;
     if (!url || this.closing) return;
     if (this.queue.length >= this.queueLimit) {

@@ -72,6 +72,8 @@ export class RegistryClient {
   #closed = false;
   readonly #watches = new Set<HandshakeWatch>();
   #features = new Set<string>();
+  /** Logged once when the registry becomes unreachable, and again when it answers. */
+  #outage = false;
 
   constructor(opts: RegistryClientOptions) {
     this.#target = parseRegistryAddress(opts.address);
@@ -291,6 +293,10 @@ export class RegistryClient {
           this.#throwIfClosed();
           signal?.throwIfAborted();
         }
+        if (this.#outage) {
+          this.#outage = false;
+          this.#log.info({ registry: `${this.#target.host}:${this.#target.port}` }, 'registry reachable again');
+        }
         socket.onFrame = (reply) => this.#deliver(reply);
         socket.onClose = (reason) => {
           if (this.#socket === socket) this.#socket = undefined;
@@ -308,6 +314,10 @@ export class RegistryClient {
         await sleep(Math.min(backoff, Math.max(0, deadline - Date.now())), signal);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
+    }
+    if (!this.#outage && !this.#closed) {
+      this.#outage = true;
+      this.#log.warn({ registry: `${this.#target.host}:${this.#target.port}`, err: lastError?.message }, 'registry unreachable');
     }
     throw new PilotError('connection_failed', lastError?.message ?? `cannot reach the registry at ${this.#target.host}:${this.#target.port}`);
   }

@@ -1,3 +1,5 @@
+import { pino } from 'pino';
+import { logEvent } from '../../src/daemon/event-log.js';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
@@ -174,6 +176,20 @@ describe('WebhookDispatcher', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('lets an observer see every event, also without a URL (the daemon logs them)', () => {
+    const seen: string[] = [];
+    const d = new WebhookDispatcher({ observe: (event) => seen.push(event) });
+    d.emit('handshake.pending', { peer_node_id: 2 });
+    d.emit('conn.fin', { conn_id: 1 });
+    assert.deepEqual(seen, ['handshake.pending', 'conn.fin']);
+    const lines: { level: string; event: unknown }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push({ level: String(JSON.parse(l).level), event: JSON.parse(l).event }) });
+    logEvent(log, 'handshake.pending', { peer_node_id: 2 });
+    logEvent(log, 'conn.fin', { conn_id: 1 });
+    logEvent(log, 'tunnel.direct_upgraded', { peer_node_id: 2 });
+    assert.deepEqual(lines, [{ level: '30', event: 'handshake.pending' }, { level: '30', event: 'tunnel.direct_upgraded' }], 'connections only at debug');
   });
 
   it('rejects URLs that are not http or https', () => {
