@@ -1,8 +1,8 @@
-import { pino } from 'pino';
-import { logEvent } from '../../src/daemon/event-log.js';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
+import { pino } from 'pino';
+import { logEvent } from '../../src/daemon/event-log.js';
 import { encodeWebhookBody, WebhookDispatcher } from '../../src/daemon/webhook.js';
 import { rfc3339Nano } from '../../src/protocol/go-time.js';
 import { PilotError } from '../../src/errors.js';
