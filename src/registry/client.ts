@@ -71,7 +71,8 @@ export class RegistryClient {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   readonly #watches = new Set<HandshakeWatch>();
-  #features = new Set<string>();
+  /** What `register_ok` announced; undefined until this client registered (then signed bodies are assumed). */
+  #features: Set<string> | undefined;
   /** Logged once when the registry becomes unreachable, and again when it answers. */
   #outage = false;
 
@@ -102,14 +103,17 @@ export class RegistryClient {
     return reply;
   }
 
-  /** Whether the registry verifies signed bodies (replay-proof); false for a Go registry. */
+  /**
+   * Whether the registry verifies signed bodies (replay-proof); false for a Go registry. A client
+   * that was given its node id without registering assumes a pilot-ts registry.
+   */
   get signsBody(): boolean {
-    return this.#features.has(FEATURE_SIGNED_BODY);
+    return this.#features?.has(FEATURE_SIGNED_BODY) ?? true;
   }
 
   /** Whether the registry pushes handshake notices (`watchHandshakes`); false for a Go registry. */
   get canWatchHandshakes(): boolean {
-    return this.#features.has(FEATURE_WATCH_HANDSHAKES);
+    return this.#features?.has(FEATURE_WATCH_HANDSHAKES) ?? true;
   }
 
   lookup(nodeId: number): Promise<JsonObject> {
