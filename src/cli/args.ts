@@ -55,8 +55,27 @@ export function checkFlags(command: string, args: ParsedArgs, known: Readonly<Re
   }
 }
 
+/**
+ * A command line that cannot be run as written (unknown command or flag, missing or malformed
+ * argument): code `invalid_argument`, exit status 2 with or without `--json`.
+ */
+export class UsageError extends PilotError {
+  constructor(
+    message: string,
+    hint?: string,
+    /** Follow the message with the full command list (text mode only). */
+    readonly showUsage = false,
+  ) {
+    super('invalid_argument', message, hint);
+  }
+}
+
+export function isUsageError(err: unknown): err is UsageError {
+  return err instanceof UsageError;
+}
+
 export function invalid(message: string, hint?: string): PilotError {
-  return new PilotError('invalid_argument', message, hint);
+  return new UsageError(message, hint);
 }
 
 /** Reference rule: a boolean flag is true for `true`, `1` or empty. */

@@ -11,6 +11,11 @@ export interface CommandResult {
   /** Prints nothing at all (e.g. `daemon status --check`). */
   readonly silent?: boolean;
   readonly exitCode?: number;
+  /**
+   * The run was cut short by Ctrl-C (SIGINT) and `data` is what was measured so far: printed as
+   * usual (with `"interrupted": true` in the payload), then the exit status is 130.
+   */
+  readonly interrupted?: boolean;
 }
 
 export interface CommandSpec {
@@ -20,6 +25,15 @@ export interface CommandSpec {
   readonly description: string;
   readonly returns: string;
   readonly flags: Readonly<Record<string, FlagType>>;
+  /**
+   * The command watches `ctx.interrupt` and, within 2 s of Ctrl-C, returns what it measured so far
+   * (`interrupted: true`); other commands are abandoned on Ctrl-C with the error `interrupted`.
+   */
+  readonly interruptible?: boolean;
+  /** How long an interruptible command may take after Ctrl-C (default 2 s). */
+  readonly interruptGraceMs?: number;
+  /** Runs, but is left out of the usage list and `context` (kept for scripts written for the reference). */
+  readonly hidden?: boolean;
   run(ctx: CliContext, args: ParsedArgs): Promise<CommandResult | undefined>;
 }
 

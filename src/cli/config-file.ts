@@ -49,13 +49,31 @@ function envString(env: NodeJS.ProcessEnv, key: string): string | undefined {
   return v !== undefined && v !== '' ? v : undefined;
 }
 
+/** Where a resolved value came from. */
+export type SettingSource = 'flag' | 'config' | 'env' | 'default' | 'derived';
+
+/**
+ * The beacon that goes with a registry: same host, the next port (the defaults are 9000 and 9001,
+ * and a local rendezvous serves them so). Undefined when the registry port is the last one.
+ */
+export function beaconFor(registry: string): string | undefined {
+  const colon = registry.lastIndexOf(':');
+  const port = Number(registry.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port < 0 || port >= 0xffff) return undefined;
+  return `${registry.slice(0, colon)}:${port + 1}`;
+}
+
 export interface Settings {
   readonly config: JsonObject;
   readonly registry: string;
+  readonly registrySource: SettingSource;
   /** Pinned registry certificate (unvalidated text); when set, the registry is reached over TLS. */
   readonly registryFingerprint: string | undefined;
   readonly beacon: string;
+  /** `derived`: registry host, registry port + 1 (see beaconFor). */
+  readonly beaconSource: SettingSource;
   readonly socket: string;
+  readonly socketSource: SettingSource;
   readonly hostname: string | undefined;
   readonly webhook: string | undefined;
 }
@@ -70,23 +88,52 @@ export interface SettingsFlags {
   readonly webhook?: string | undefined;
 }
 
+function pick(candidates: readonly [string | undefined, SettingSource][], fallback: [string, SettingSource]): [string, SettingSource] {
+  for (const [value, source] of candidates) if (value !== undefined) return [value, source];
+  return fallback;
+}
+
 /**
- * Resolves the CLI's settings once. Registry, its fingerprint (`registry_fingerprint`,
- * `PILOT_REGISTRY_FINGERPRINT`) and beacon: flag > config.json > environment > default. Socket:
- * flag > PILOT_SOCKET > config.json > default (the environment names the daemon a shell talks to,
- * so it beats the file).
+ * Resolves the CLI's settings once. Registry and its fingerprint (`registry_fingerprint`,
+ * `PILOT_REGISTRY_FINGERPRINT`): flag > config.json > environment > default. Beacon: flag, else
+ * the registry's next port when the registry is given as a flag (a beacon configured for another
+ * registry would not match), else config.json > environment > the registry's next port > default.
+ * Socket: flag > PILOT_SOCKET > config.json > default (the environment names the daemon a shell
+ * talks to, so it beats the file).
  */
 export async function resolveSettings(ctx: CliContext, flags: SettingsFlags = {}): Promise<Settings> {
   const config = await readConfig(ctx.paths.config);
+  const [registry, registrySource] = pick(
+    [[flags.registry, 'flag'], [configString(config, 'registry'), 'config'], [envString(ctx.env, 'PILOT_REGISTRY'), 'env']],
+    [DEFAULT_REGISTRY, 'default'],
+  );
+  const derived = beaconFor(registry);
+  const [beacon, beaconSource] = pick(
+    [
+      [flags.beacon, 'flag'],
+      [flags.registry !== undefined ? derived : undefined, 'derived'],
+      [configString(config, 'beacon'), 'config'],
+      [envString(ctx.env, 'PILOT_BEACON'), 'env'],
+      [registry !== DEFAULT_REGISTRY ? derived : undefined, 'derived'],
+    ],
+    [DEFAULT_BEACON, 'default'],
+  );
+  const [socket, socketSource] = pick(
+    [[flags.socket, 'flag'], [envString(ctx.env, 'PILOT_SOCKET'), 'env'], [configString(config, 'socket'), 'config']],
+    [DEFAULT_SOCKET, 'default'],
+  );
   return {
     config,
-    registry: flags.registry ?? configString(config, 'registry') ?? envString(ctx.env, 'PILOT_REGISTRY') ?? DEFAULT_REGISTRY,
+    registry,
+    registrySource,
     registryFingerprint:
       flags.registryFingerprint !== undefined
         ? flags.registryFingerprint || undefined
         : (configString(config, 'registry_fingerprint') ?? envString(ctx.env, 'PILOT_REGISTRY_FINGERPRINT')),
-    beacon: flags.beacon ?? configString(config, 'beacon') ?? envString(ctx.env, 'PILOT_BEACON') ?? DEFAULT_BEACON,
-    socket: flags.socket ?? envString(ctx.env, 'PILOT_SOCKET') ?? configString(config, 'socket') ?? DEFAULT_SOCKET,
+    beacon,
+    beaconSource,
+    socket,
+    socketSource,
     hostname: flags.hostname ?? configString(config, 'hostname'),
     webhook: flags.webhook ?? configString(config, 'webhook'),
   };

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { pilotHome, pilotPaths, type PilotPaths } from '../config/home.js';
@@ -68,6 +69,8 @@ export interface CliContext {
   readonly scripts: { readonly daemon: string; readonly rendezvous: string };
   /** Node executable and flags that run those scripts (keeps `--import tsx` when present). */
   readonly node: { readonly execPath: string; readonly execArgv: readonly string[] };
+  /** Aborted by Ctrl-C (SIGINT); a second Ctrl-C exits at once. */
+  readonly interrupt: AbortSignal;
 }
 
 const CONNECT_TIMEOUT_MS = 5000;
@@ -81,10 +84,65 @@ export async function defaultConnectDriver(socketPath: string): Promise<DaemonCl
     throw new PilotError('not_running', `daemon is not running (no socket at ${socketPath})`, 'start it with: pilotctl daemon start');
   }
   const { Driver } = await import('../sdk/driver.js');
-  const driver = await Driver.connect(socketPath, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+  const driver = await Driver.connect(socketPath, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }).catch((err: unknown) => {
+    throw staleSocketError(socketPath, err) ?? err;
+  });
   // Unsolicited daemon errors also fail the request they belong to; unhandled they would crash.
   driver.on('error', () => undefined);
   return driver;
+}
+
+/**
+ * The socket file is there but nothing answers on it (the daemon was killed, e.g. `kill -9`, and
+ * could not remove it), or the path is not a socket at all.
+ */
+function staleSocketError(socketPath: string, err: unknown): PilotError | undefined {
+  const cause = err instanceof Error ? (err.cause as NodeJS.ErrnoException | undefined) : undefined;
+  const code = cause?.code ?? (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNREFUSED') {
+    return new PilotError(
+      'not_running',
+      `daemon is not running (stale socket ${socketPath}: the file exists but no daemon listens on it)`,
+      'the daemon ended without removing it (killed or crashed); start it again with: pilotctl daemon start',
+      { cause: err },
+    );
+  }
+  if (code === 'ENOTSOCK') {
+    return new PilotError('not_running', `daemon is not running (${socketPath} is not a socket)`, 'check PILOT_SOCKET and the socket key of config.json', { cause: err });
+  }
+  return undefined;
+}
+
+/** Probes a socket path without a daemon protocol exchange: 'missing', 'stale' (nobody listens) or 'listening'. */
+export function socketState(socketPath: string): Promise<'missing' | 'stale' | 'listening'> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ path: socketPath });
+    const done = (state: 'missing' | 'stale' | 'listening'): void => {
+      sock.destroy();
+      resolve(state);
+    };
+    sock.setTimeout(1000, () => done('listening'));
+    sock.once('connect', () => done('listening'));
+    sock.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ENOENT' ? 'missing' : 'stale'));
+  });
+}
+
+/** The reason of an aborted `interrupt` signal. */
+export class InterruptedError extends Error {
+  override readonly name = 'InterruptedError';
+  constructor() {
+    super('interrupted');
+  }
+}
+
+/** An AbortSignal that Ctrl-C (SIGINT) aborts; a second Ctrl-C exits with status 130 at once. */
+export function interruptSignal(): AbortSignal {
+  const ac = new AbortController();
+  process.on('SIGINT', () => {
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort(new InterruptedError());
+  });
+  return ac.signal;
 }
 
 export function defaultConnectRegistry(address: string, tls?: { fingerprint: string }): RegistryLookup {
@@ -127,5 +185,6 @@ export function processContext(options: ProcessContextOptions): CliContext {
     connectRegistry: defaultConnectRegistry,
     scripts: entryScripts(),
     node: { execPath: process.execPath, execArgv: process.execArgv },
+    interrupt: interruptSignal(),
   };
 }

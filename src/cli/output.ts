@@ -1,4 +1,3 @@
-import type { PilotError } from '../errors.js';
 import { stringifyJson, type JsonObject, type JsonValue } from '../protocol/json.js';
 
 /** Where the CLI writes; `process.stdout` fits, and so does a string collector in tests. */
@@ -30,13 +29,20 @@ export function successEnvelope(data: JsonValue): string {
   return `${goJson({ data, status: 'ok' })}\n`;
 }
 
-export function errorEnvelope(err: PilotError): string {
+/** What a failure prints: a PilotError, or a CLI-level outcome such as `interrupted`. */
+export interface CliFailure {
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string | undefined;
+}
+
+export function errorEnvelope(err: CliFailure): string {
   const body: JsonObject = { code: err.code, message: err.message, status: 'error' };
   if (err.hint !== undefined && err.hint !== '') body.hint = err.hint;
   return `${goJson(body)}\n`;
 }
 
-export function errorText(err: PilotError): string {
+export function errorText(err: CliFailure): string {
   const hint = err.hint !== undefined && err.hint !== '' ? `hint: ${err.hint}\n` : '';
   return `error: ${err.message}\n${hint}`;
 }
@@ -73,7 +79,7 @@ export class Output {
     else this.stdout.write(`${String(data)}\n`);
   }
 
-  failure(err: PilotError): void {
+  failure(err: CliFailure): void {
     this.stderr.write(this.json ? errorEnvelope(err) : errorText(err));
   }
 

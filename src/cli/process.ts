@@ -119,11 +119,12 @@ export function exitWatch(child: ChildProcess): { readonly exited: () => number 
 export async function waitUntil<T>(
   what: string,
   probe: () => Promise<T | undefined>,
-  options: { timeoutMs: number; child?: { exited: () => number | null | undefined }; logFile: string },
+  options: { timeoutMs: number; child?: { exited: () => number | null | undefined }; logFile: string; signal?: AbortSignal },
 ): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
   let exitSeen = false;
   for (;;) {
+    if (options.signal?.aborted === true) throw options.signal.reason;
     const value = await probe().catch(() => undefined);
     if (value !== undefined) return value;
     const code = options.child?.exited();

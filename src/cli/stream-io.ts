@@ -15,21 +15,31 @@ export function formatMs(ms: number): string {
  * Reads until `enough(total)` holds, the stream ends, or `timeoutMs` passes (then rejects with a
  * `timeout` error). Resolves with every byte read so far.
  */
-export function readUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read'): Promise<Buffer> {
+export function readUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read', signal?: AbortSignal): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  return readStreamUntil(conn, (chunk) => chunks.push(chunk), enough, timeoutMs, what).then((total) => Buffer.concat(chunks, total));
+  return readStreamUntil(conn, (chunk) => chunks.push(chunk), enough, timeoutMs, what, signal).then((total) => Buffer.concat(chunks, total));
 }
 
 /** Like readUntil, but only counts the bytes (for bulk transfers that need not be kept). */
-export function countUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read'): Promise<number> {
-  return readStreamUntil(conn, () => undefined, enough, timeoutMs, what);
+export function countUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read', signal?: AbortSignal): Promise<number> {
+  return readStreamUntil(conn, () => undefined, enough, timeoutMs, what, signal);
 }
 
-function readStreamUntil(conn: Duplex, onChunk: (chunk: Buffer) => void, enough: (total: number) => boolean, timeoutMs: number, what: string): Promise<number> {
+/** `signal` (Ctrl-C) rejects with its reason. */
+function readStreamUntil(
+  conn: Duplex,
+  onChunk: (chunk: Buffer) => void,
+  enough: (total: number) => boolean,
+  timeoutMs: number,
+  what: string,
+  signal?: AbortSignal,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let total = 0;
+    const onAbort = (): void => finish(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     const finish = (err?: Error): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       conn.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onError);
       conn.pause();
       if (err) reject(err);
@@ -44,6 +54,8 @@ function readStreamUntil(conn: Duplex, onChunk: (chunk: Buffer) => void, enough:
     const onEnd = (): void => finish();
     const onError = (err: Error): void => finish(new PilotError('connection_failed', `${what}: ${err.message}`, undefined, { cause: err }));
     const timer = setTimeout(() => finish(timeoutError(what, timeoutMs)), timeoutMs);
+    if (signal?.aborted === true) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     conn.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onError);
     conn.resume();
   });
@@ -72,31 +84,60 @@ export function drained(conn: Duplex, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** How a consumeUntil ended: the handler or the source finished, the time ran out, or Ctrl-C. */
+export type ConsumeEnd = 'done' | 'timeout' | 'interrupted';
+
 /**
- * Pulls items from `source` until `handle` returns false or `timeoutMs` (0 = never) passes,
- * whether or not the source honours cancellation. Returns true when the time ran out.
+ * Pulls items from `source` until `handle` returns false, `timeoutMs` (0 = never) passes or
+ * `signal` aborts, whether or not the source honours cancellation.
  */
-export async function consumeUntil<T>(source: AsyncIterable<T>, timeoutMs: number, handle: (item: T) => Promise<boolean> | boolean): Promise<boolean> {
+export async function consumeUntil<T>(
+  source: AsyncIterable<T>,
+  timeoutMs: number,
+  handle: (item: T) => Promise<boolean> | boolean,
+  signal?: AbortSignal,
+): Promise<ConsumeEnd> {
   const it = source[Symbol.asyncIterator]();
   const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Infinity;
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<'interrupted'>((resolve) => {
+    onAbort = () => resolve('interrupted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
   try {
     for (;;) {
+      if (signal?.aborted === true) return 'interrupted';
       const remaining = deadline - Date.now();
-      if (remaining <= 0) return true;
-      const expired = new Promise<'expired'>((resolve) => {
-        if (remaining !== Infinity) timer = setTimeout(() => resolve('expired'), remaining);
+      if (remaining <= 0) return 'timeout';
+      const expired = new Promise<'timeout'>((resolve) => {
+        if (remaining !== Infinity) timer = setTimeout(() => resolve('timeout'), remaining);
       });
-      const next = await Promise.race([it.next(), expired]);
+      const next = await Promise.race([it.next(), expired, aborted]);
       clearTimeout(timer);
-      if (next === 'expired') return true;
-      if (next.done === true) return false;
-      if (!(await handle(next.value))) return false;
+      if (next === 'timeout' || next === 'interrupted') return next;
+      if (next.done === true) return 'done';
+      if (!(await handle(next.value))) return 'done';
     }
   } finally {
     clearTimeout(timer);
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     void Promise.resolve(it.return?.()).catch(() => undefined);
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts first (never rejects). */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true || ms <= 0) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Everything a readable stream yields until it ends. */

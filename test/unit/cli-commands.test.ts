@@ -64,7 +64,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.equal(await h.run(['find', 'carol', '--json']), 1);
       assert.equal(JSON.parse(h.stderr.text).code, 'not_found');
       h.stderr.text = '';
-      assert.equal(await h.run(['approve', 'x1', '--json']), 1);
+      assert.equal(await h.run(['approve', 'x1', '--json']), 2, 'a usage error');
       assert.equal(JSON.parse(h.stderr.text).code, 'invalid_argument');
     } finally {
       await h.cleanup();
@@ -118,7 +118,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
     try {
       assert.equal(await h.run(['set-tags', '#gpu', 'llm', '--json']), 0);
       assert.deepEqual(calls.find((c) => c.method === 'setTags')?.args, [['gpu', 'llm']]);
-      assert.equal(await h.run(['set-tags', 'a', 'b', 'c', 'd', '--json']), 1);
+      assert.equal(await h.run(['set-tags', 'a', 'b', 'c', 'd', '--json']), 2);
     } finally {
       await h.cleanup();
     }
@@ -221,7 +221,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
     try {
       assert.equal(await h.run(['send', '7', '1000', '--data', 'hello', '--json']), 0);
       assert.equal(h.stdout.text, '{"data":{"port":1000,"response":"hello","sent":"hello","target":"7"},"status":"ok"}\n');
-      assert.equal(await h.run(['send', '7', '1000', '--json']), 1);
+      assert.equal(await h.run(['send', '7', '1000', '--json']), 2);
       assert.match(h.stderr.text, /--data is required/);
     } finally {
       await h.cleanup();
@@ -232,7 +232,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
     const { driver } = fakeDriver();
     const tty = await harness({ driver });
     try {
-      assert.equal(await tty.run(['connect', '7', '--json']), 1);
+      assert.equal(await tty.run(['connect', '7', '--json']), 2);
       assert.match(tty.stderr.text, /standard input is a terminal/);
     } finally {
       await tty.cleanup();
@@ -313,7 +313,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.equal(await h.run(['daemon', 'status', '--check']), 1);
       assert.equal(h.stdout.text, '');
       assert.equal(await h.run(['daemon', 'status', '--json']), 0);
-      assert.deepEqual(json(h.stdout.text).data, { pid: 0, pid_file: join(h.home, 'pilot.pid'), responsive: false, running: false, socket: join(h.home, 'pilot.sock') });
+      assert.deepEqual(json(h.stdout.text).data, { local_rendezvous: 0, pid: 0, pid_file: join(h.home, 'pilot.pid'), responsive: false, running: false, socket: join(h.home, 'pilot.sock') });
       h.stderr.text = '';
       assert.equal(await h.run(['daemon', 'stop', '--json']), 1);
       assert.equal(JSON.parse(h.stderr.text).code, 'not_running');

@@ -15,7 +15,8 @@ describe('pilotctl init and config', () => {
       const code = await (await harnessAt(h, home)).run(['init', '--hostname', 'alice', '--registry', '10.0.0.1:9000', '--json']);
       assert.equal(code, 0);
       const text = await readFile(join(home, 'config.json'), 'utf8');
-      assert.equal(text, '{\n  "registry": "10.0.0.1:9000",\n  "beacon": "127.0.0.1:9001",\n  "socket": "/tmp/pilot.sock",\n  "hostname": "alice"\n}\n');
+      // The beacon goes with the registry given: its host, the next port.
+      assert.equal(text, '{\n  "registry": "10.0.0.1:9000",\n  "beacon": "10.0.0.1:9001",\n  "socket": "/tmp/pilot.sock",\n  "hostname": "alice"\n}\n');
       assert.equal((await stat(home)).mode & 0o777, 0o700);
       assert.equal((await stat(join(home, 'config.json'))).mode & 0o777, 0o600);
     } finally {
@@ -30,7 +31,7 @@ describe('pilotctl init and config', () => {
       const cfg = join(h.home, 'config.json');
       assert.equal(
         h.stdout.text,
-        `{"data":{"beacon":"127.0.0.1:7001","config_path":${JSON.stringify(cfg)},"hostname":"","registry":"127.0.0.1:9000","socket":"/tmp/pilot.sock"},"status":"ok"}\n`,
+        `{"data":{"beacon":"127.0.0.1:7001","config_path":${JSON.stringify(cfg)},"hostname":"","registry":"127.0.0.1:9000","socket":${JSON.stringify(join(h.home, 'pilot.sock'))}},"status":"ok"}\n`,
       );
     } finally {
       await h.cleanup();
@@ -40,7 +41,7 @@ describe('pilotctl init and config', () => {
   it('init refuses a bad hostname without writing anything', async () => {
     const h = await harness();
     try {
-      assert.equal(await h.run(['init', '--hostname', 'Not_Valid', '--json']), 1);
+      assert.equal(await h.run(['init', '--hostname', 'Not_Valid', '--json']), 2, 'a usage error');
       assert.match(h.stderr.text, /^\{"code":"invalid_argument","hint":".*","message":"invalid hostname \\"Not_Valid\\"","status":"error"\}\n$/);
       await assert.rejects(stat(join(h.home, 'config.json')));
     } finally {
@@ -72,13 +73,13 @@ describe('pilotctl init and config', () => {
   it('config --set validates known keys and the key=value form', async () => {
     const h = await harness();
     try {
-      assert.equal(await h.run(['config', '--set', 'webhook=ftp://x', '--json']), 1);
+      assert.equal(await h.run(['config', '--set', 'webhook=ftp://x', '--json']), 2);
       assert.match(h.stderr.text, /http/);
       h.stderr.text = '';
-      assert.equal(await h.run(['config', '--set', 'novalue', '--json']), 1);
+      assert.equal(await h.run(['config', '--set', 'novalue', '--json']), 2);
       assert.match(h.stderr.text, /expected key=value/);
       h.stderr.text = '';
-      assert.equal(await h.run(['config', '--set', 'registry_fingerprint=abc', '--json']), 1);
+      assert.equal(await h.run(['config', '--set', 'registry_fingerprint=abc', '--json']), 2);
       assert.match(h.stderr.text, /invalid registry_fingerprint \\"abc\\": expected the 64 hex digits/);
       assert.equal(await h.run(['config', '--set', `registry_fingerprint=${'AB:'.repeat(31)}AB`, '--json']), 0);
       assert.equal(h.stdout.text, `{"data":{"key":"registry_fingerprint","value":"${'ab'.repeat(32)}"},"status":"ok"}\n`, 'stored normalised');
@@ -96,7 +97,7 @@ describe('pilotctl context', () => {
       const env = JSON.parse(h.stdout.text);
       assert.equal(env.status, 'ok');
       const data = env.data;
-      assert.deepEqual(Object.keys(data), ['commands', 'config_file', 'environment', 'error_codes', 'global_flags', 'version']);
+      assert.deepEqual(Object.keys(data), ['commands', 'config_file', 'environment', 'error_codes', 'exit_codes', 'global_flags', 'version']);
       for (const name of ['init', 'config', 'daemon start', 'daemon stop', 'daemon status', 'ping', 'bench', 'listen', 'handshake', 'trust']) {
         const c = data.commands[name];
         assert.ok(Array.isArray(c.args), name);
@@ -128,6 +129,7 @@ async function harnessAt(base: Harness, home: string): Promise<{ run(argv: strin
         connectRegistry: () => ({ lookup: async () => ({}), close: () => undefined }),
         scripts: { daemon: '', rendezvous: '' },
         node: { execPath: process.execPath, execArgv: [] },
+        interrupt: new AbortController().signal,
       })),
   };
 }

@@ -96,11 +96,23 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-export async function harness(options: { driver?: DaemonClient; registry?: RegistryLookup; stdin?: NodeJS.ReadableStream & { isTTY?: boolean }; stderrTTY?: boolean } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  driver?: DaemonClient;
+  registry?: RegistryLookup;
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  stderrTTY?: boolean;
+  /** Stands for Ctrl-C: abort it to interrupt the running command. */
+  interrupt?: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+  /** The daemon and rendezvous entry scripts "daemon start" runs. */
+  scripts?: { daemon: string; rendezvous: string };
+}
+
+export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const home = await mkdtemp(join(tmpdir(), 'pilotctl-test-'));
   const stdout = new Collector();
   const stderr = new Collector(options.stderrTTY ?? false);
-  const env = { PILOT_HOME: home, PILOT_SOCKET: join(home, 'pilot.sock') };
+  const env = { PILOT_HOME: home, PILOT_SOCKET: join(home, 'pilot.sock'), ...options.env };
   const makeContext = (json: boolean): CliContext => ({
     env,
     paths: pilotPaths(home),
@@ -111,8 +123,9 @@ export async function harness(options: { driver?: DaemonClient; registry?: Regis
       return options.driver;
     },
     connectRegistry: () => options.registry ?? { lookup: async () => ({}), close: () => undefined },
-    scripts: { daemon: '/nonexistent/pilot-daemon.js', rendezvous: '/nonexistent/pilot-rendezvous.js' },
+    scripts: options.scripts ?? { daemon: '/nonexistent/pilot-daemon.js', rendezvous: '/nonexistent/pilot-rendezvous.js' },
     node: { execPath: process.execPath, execArgv: [] },
+    interrupt: options.interrupt ?? new AbortController().signal,
   });
   return {
     home,

@@ -51,7 +51,7 @@ describe('pilotctl executable', () => {
     assert.match(none.stderr, /^usage: pilotctl/);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"[\s\S]*usage: pilotctl/);
-    assert.equal(unknownJson.code, 1);
+    assert.equal(unknownJson.code, 2, 'a usage error, with --json too');
     assert.equal(unknownJson.stdout, '');
     assert.deepEqual(JSON.parse(unknownJson.stderr), {
       code: 'invalid_argument',
@@ -61,7 +61,7 @@ describe('pilotctl executable', () => {
     });
     assert.equal(help.code, 0);
     assert.match(help.stdout, /daemon start/);
-    assert.equal(group.code, 1);
+    assert.equal(group.code, 2);
     assert.match(JSON.parse(group.stderr).hint, /start, stop, status/);
   });
 
@@ -93,7 +93,7 @@ describe('pilotctl executable', () => {
     assert.equal(JSON.parse(cfg.stdout).data.config_path, join(home, 'config.json'));
     assert.equal(status.code, 1);
     assert.equal(status.stdout + status.stderr, '');
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2);
     assert.match(JSON.parse(bad.stderr).message, /invalid --count "many"/);
   });
 });

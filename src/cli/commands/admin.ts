@@ -118,25 +118,37 @@ export const connections: CommandSpec = {
 export const disconnect: CommandSpec = {
   name: 'disconnect',
   args: ['<conn_id>'],
-  description: 'Closes one connection by the id "pilotctl connections" shows.',
+  description: 'Closes one connection by the id "pilotctl connections" shows; an id the daemon does not have is the error not_found.',
   returns: '{conn_id}',
   flags: {},
   async run(ctx, args) {
     const usage = 'pilotctl disconnect <conn_id>';
     maxPositionals(args, 1, usage);
     const connId = parseConnId(positional(args, 0, 'conn_id', usage));
-    await withDriver(ctx, (d) => d.disconnect(connId));
+    await withDriver(ctx, async (d) => {
+      // The daemon (like the reference's) answers CloseOK for any id, known or not: ask first.
+      const info = toJson(await d.info());
+      const known = isJsonObject(info) ? list(info, 'conn_list').some((c) => c.id === connId) : false;
+      if (!known) throw new PilotError('not_found', `no connection ${connId}`, 'connection ids are listed by "pilotctl connections"');
+      await d.disconnect(connId);
+    });
     return { data: { conn_id: connId }, text: `connection ${connId} closed` };
   },
 };
 
+/** The reference's `broadcast` always fails: kept for its scripts, left out of help and context. */
 export const broadcast: CommandSpec = {
   name: 'broadcast',
   args: ['<network_id>', '<message>'],
-  description: 'Sends a datagram to every node of a network (not available yet).',
+  description: 'Not available: broadcast needs custom networks, which neither pilot-ts nor the reference supports yet.',
   returns: 'always the error "unavailable"',
   flags: {},
+  hidden: true,
   async run() {
-    throw new PilotError('unavailable', 'broadcast is not available: custom networks are not supported yet', 'send to each node with: pilotctl send <target> <port> --data <text>');
+    throw new PilotError(
+      'unavailable',
+      'broadcast is not available: it needs custom networks, which are not supported yet',
+      'send a datagram to each node with: pilotctl sendto <target> <port> --data <text>',
+    );
   },
 };

@@ -23,8 +23,30 @@ export const ERROR_CODES: Readonly<Record<string, string>> = {
   timeout: 'The operation did not finish within its --timeout.',
   unavailable: 'The feature is not available in this release.',
   untrusted: 'The peer has not approved a trust handshake with this node.',
-  refused: 'The peer or registry refused the request.',
+  refused: 'The peer or registry refused the request (a task below the polo gate, a task in the wrong state, …); the hint says why.',
+  too_large: 'A file or message is larger than the protocol carries.',
+  interrupted: 'Ctrl-C (SIGINT) stopped the command; exit status 130.',
   internal: 'An unexpected failure; the message has the details.',
+};
+
+export const EXIT_CODES: Readonly<Record<string, string>> = {
+  '0': 'success',
+  '1': 'failure (the error envelope says which)',
+  '2': 'usage error: unknown command or flag, missing or malformed argument (code invalid_argument), with or without --json',
+  '130': 'interrupted by Ctrl-C; measuring commands (ping, bench, listen, subscribe, recv) first print what they measured, with "interrupted": true',
+};
+
+export const versionCommand: CommandSpec = {
+  name: 'version',
+  args: [],
+  description: 'Prints the pilotctl version (also: pilotctl --version).',
+  returns: '{node, version}',
+  flags: {},
+  async run(_ctx, args) {
+    maxPositionals(args, 0, 'pilotctl version');
+    const version = packageVersion();
+    return { data: { node: process.version, version }, text: `pilotctl ${version} (pilot-ts, node ${process.version})` };
+  },
 };
 
 export const ENVIRONMENT: Readonly<Record<string, string>> = {
@@ -42,7 +64,7 @@ export function contextCommand(catalog: () => readonly CommandSpec[]): CommandSp
     name: 'context',
     args: [],
     description: 'Describes every command, its arguments and its JSON result, the environment variables and the error codes.',
-    returns: '{commands, config_file, environment, error_codes, global_flags, version}',
+    returns: '{commands, config_file, environment, error_codes, exit_codes, global_flags, version}',
     flags: {},
     async run(ctx, args) {
       maxPositionals(args, 0, 'pilotctl context');
@@ -55,6 +77,7 @@ export function contextCommand(catalog: () => readonly CommandSpec[]): CommandSp
         config_file: ctx.paths.config,
         environment: { ...ENVIRONMENT },
         error_codes: { ...ERROR_CODES },
+        exit_codes: { ...EXIT_CODES },
         global_flags: { '--json': 'Print {"data":…,"status":"ok"} on stdout, or {"code","message","hint","status":"error"} on stderr on failure.' },
         version: packageVersion(),
       };

@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { DEFAULT_BEACON, DEFAULT_REGISTRY } from '../../config/home.js';
 import { ensureDir } from '../../crypto/atomic-file.js';
 import { PilotError } from '../../errors.js';
-import { isJsonObject, type JsonObject } from '../../protocol/json.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/json.js';
 import { boolFlag, invalid, maxPositionals, stringFlag, validateHostPort, validateHostname, validateWebhookUrl, type ParsedArgs } from '../args.js';
 import type { CommandSpec } from '../command.js';
-import { registryTls, resolveSettings, type Settings } from '../config-file.js';
-import type { CliContext } from '../context.js';
+import { beaconFor, registryTls, resolveSettings, updateConfig, type Settings } from '../config-file.js';
+import { socketState, type CliContext } from '../context.js';
 import { toJson } from '../output.js';
 import { registryText } from './admin.js';
 import { exitWatch, isAlive, readPid, removePid, spawnDetached, tcpAnswers, terminate, waitUntil, writePid } from '../process.js';
@@ -31,16 +31,28 @@ async function probeInfo(ctx: CliContext, socket: string): Promise<JsonObject | 
   }
 }
 
+const configText = (config: JsonObject, key: string): string | undefined => {
+  const v = config[key];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+};
+
+/** `public` from the flag, else config.json (true, "true" or "1"). */
+function publicSetting(args: ParsedArgs, config: JsonObject): boolean {
+  if (args.flags.has('public')) return boolFlag(args, 'public');
+  const v = config.public;
+  return v === true || v === 'true' || v === '1';
+}
+
 function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): string[] {
-  const listen = stringFlag(args, 'listen') ?? ':0';
+  const listen = stringFlag(args, 'listen') ?? configText(settings.config, 'listen') ?? ':0';
   validateHostPort(listen, 'listen', { allowEmptyHost: true });
   const out = ['-registry', settings.registry, '-beacon', settings.beacon, '-listen', listen, '-socket', settings.socket];
   const tls = registryTls(settings, boolFlag(args, 'registry-tls'));
   if (tls !== undefined) out.push('-registry-tls', '-registry-fingerprint', tls.fingerprint);
-  out.push('-identity', stringFlag(args, 'identity') ?? ctx.paths.identity);
+  out.push('-identity', stringFlag(args, 'identity') ?? configText(settings.config, 'identity') ?? ctx.paths.identity);
   if (settings.hostname !== undefined) out.push('-hostname', validateHostname(settings.hostname));
   if (settings.webhook !== undefined) out.push('-webhook', validateWebhookUrl(settings.webhook));
-  if (boolFlag(args, 'public')) out.push('-public');
+  if (publicSetting(args, settings.config)) out.push('-public');
   if (boolFlag(args, 'no-encrypt')) out.push('-encrypt=false');
   const owner = stringFlag(args, 'owner');
   if (owner !== undefined) out.push('-owner', owner);
@@ -66,7 +78,7 @@ async function ensureLocalRendezvous(ctx: CliContext, settings: Settings): Promi
   const { registry, beacon } = settings;
   if (!isLoopback(registry) || (await tcpAnswers(registry))) return undefined;
   const { paths } = ctx;
-  const args = ['-registry-addr', registry, '-beacon-addr', isLoopback(beacon) ? beacon : DEFAULT_BEACON, '-store', paths.registryStore];
+  const args = ['-registry-addr', registry, '-beacon-addr', isLoopback(beacon) ? beacon : (beaconFor(registry) ?? DEFAULT_BEACON), '-store', paths.registryStore];
   // It keeps its certificate next to its store, so the fingerprint configured for it stays valid.
   if (settings.registryFingerprint !== undefined) args.push('-tls');
   const child = spawnDetached(ctx, ctx.scripts.rendezvous, args, paths.rendezvousLogFile);
@@ -93,11 +105,15 @@ async function refuseIfRunning(ctx: CliContext, socket: string): Promise<void> {
 
 /** Runs the daemon attached to this terminal and returns its exit code. */
 async function runForeground(ctx: CliContext, flags: string[]): Promise<number> {
-  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ctx.scripts.daemon, ...flags], { stdio: 'inherit', env: ctx.env });
+  // Its own process group: Ctrl-C reaches it once, passed on from here, not also from the terminal
+  // (a second SIGINT during its shutdown would kill it before it removes its socket).
+  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ctx.scripts.daemon, ...flags], { stdio: ['ignore', 'inherit', 'inherit'], env: ctx.env, detached: true });
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
   };
-  process.on('SIGINT', forward).on('SIGTERM', forward);
+  const onInterrupt = (): void => forward('SIGINT');
+  ctx.interrupt.addEventListener('abort', onInterrupt, { once: true });
+  process.on('SIGTERM', forward).on('SIGHUP', forward);
   try {
     if (child.pid !== undefined) await writePid(ctx.paths.pidFile, child.pid);
     return await new Promise<number>((resolve, reject) => {
@@ -105,7 +121,8 @@ async function runForeground(ctx: CliContext, flags: string[]): Promise<number> 
       child.once('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' || signal === 'SIGTERM' ? 0 : 1)));
     });
   } finally {
-    process.off('SIGINT', forward).off('SIGTERM', forward);
+    ctx.interrupt.removeEventListener('abort', onInterrupt);
+    process.off('SIGTERM', forward).off('SIGHUP', forward);
     if (child.pid !== undefined) await removePid(ctx.paths.pidFile, child.pid);
   }
 }
@@ -118,13 +135,16 @@ export const daemonStart: CommandSpec = {
     '[--no-echo]', '[--no-dataexchange]', '[--no-eventstream]', '[--no-tasksubmit]', '[--foreground]',
   ],
   description:
-    'Starts the daemon in the background (log in pilot.log, pid in pilot.pid) and waits up to 15s until it answers. With the default registry 127.0.0.1:9000 and nothing listening there, a local rendezvous is started first. --foreground keeps it attached. A registry fingerprint (flag, config registry_fingerprint or PILOT_REGISTRY_FINGERPRINT) makes the daemon use TLS to the registry, pinned to that certificate.',
-  returns: '{address, hostname, log_file, node_id, pid, socket}',
+    'Starts the daemon in the background (log in pilot.log, pid in pilot.pid) and waits up to 15s until it answers. Without --beacon the beacon is the registry\'s host and next port (127.0.0.1:9001 for the default registry 127.0.0.1:9000). With a registry on this machine and nothing listening there, a local rendezvous (registry + beacon) is started first. The network flags given (registry, beacon, registry-fingerprint, socket, hostname, webhook, public, listen, identity) are remembered in config.json, so a plain "pilotctl daemon start" rejoins the same network. --foreground keeps it attached. A registry fingerprint (flag, config registry_fingerprint or PILOT_REGISTRY_FINGERPRINT) makes the daemon use TLS to the registry, pinned to that certificate.',
+  returns: '{address, beacon, hostname, log_file, node_id, pid, registry, remembered, socket} (remembered: the config.json keys this start stored)',
   flags: {
     registry: 'string', 'registry-tls': 'bool', 'registry-fingerprint': 'string', beacon: 'string', listen: 'string', socket: 'string', identity: 'string', hostname: 'string',
     public: 'bool', webhook: 'string', 'no-encrypt': 'bool', owner: 'string', 'log-level': 'string', 'no-echo': 'bool',
     'no-dataexchange': 'bool', 'no-eventstream': 'bool', 'no-tasksubmit': 'bool', foreground: 'bool',
   },
+  // Ctrl-C with --foreground stops the daemon; wait for it as "daemon stop" would.
+  interruptible: true,
+  interruptGraceMs: STOP_GRACE_MS + 2000,
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl daemon start [flags]');
     const registry = stringFlag(args, 'registry');
@@ -137,11 +157,21 @@ export const daemonStart: CommandSpec = {
       hostname: stringFlag(args, 'hostname'),
       webhook: stringFlag(args, 'webhook'),
     });
+    if (registry !== undefined && beacon === undefined && beaconFor(settings.registry) === undefined) {
+      throw invalid(`no beacon port follows registry port ${settings.registry}`, 'give --beacon <host:port>');
+    }
     const flags = daemonFlags(ctx, args, settings);
     await ensureDir(ctx.paths.home, 0o700);
     await refuseIfRunning(ctx, settings.socket);
+    const remembered = await rememberFlags(ctx, args, settings);
     const rendezvousPid = await ensureLocalRendezvous(ctx, settings);
+    const notes = [
+      ...(rendezvousPid !== undefined ? [`started local rendezvous (pid ${rendezvousPid}): registry ${settings.registry}, beacon ${settings.beacon}`] : []),
+      ...(settings.beaconSource === 'derived' ? [`beacon ${settings.beacon} (registry port + 1; give --beacon to choose another)`] : []),
+      ...(remembered.length > 0 ? [`remembered in ${ctx.paths.config}: ${remembered.join(', ')} (a plain "pilotctl daemon start" reuses them)`] : []),
+    ];
     if (boolFlag(args, 'foreground')) {
+      for (const note of notes) ctx.out.info(note);
       const code = await runForeground(ctx, flags);
       return { data: { exit_code: code }, silent: true, exitCode: code === 0 ? 0 : 1 };
     }
@@ -153,30 +183,66 @@ export const daemonStart: CommandSpec = {
       timeoutMs: START_TIMEOUT_MS,
       child: exitWatch(child),
       logFile: ctx.paths.logFile,
+      signal: ctx.interrupt,
     });
     const hostnameError = typeof info.hostname_error === 'string' ? info.hostname_error : undefined;
     const data = {
       address: info.address ?? null,
+      beacon: settings.beacon,
       hostname: info.hostname ?? '',
       ...(hostnameError !== undefined ? { hostname_error: hostnameError } : {}),
       log_file: ctx.paths.logFile,
       node_id: info.node_id ?? null,
       pid,
+      registry: settings.registry,
+      remembered,
       socket: settings.socket,
     };
     const lines = [
-      ...(rendezvousPid !== undefined ? [`started local rendezvous on ${settings.registry} (pid ${rendezvousPid})`] : []),
+      ...notes,
       `daemon running (pid ${pid})`,
       `  address   ${String(data.address)}`,
       `  node id   ${String(data.node_id)}`,
       ...(data.hostname !== '' ? [`  hostname  ${String(data.hostname)}`] : []),
       ...(hostnameError !== undefined ? [`  hostname  none — ${hostnameError}`, '  (choose another: pilotctl set-hostname <name>)'] : []),
+      `  registry  ${settings.registry}`,
+      `  beacon    ${settings.beacon}`,
       `  socket    ${settings.socket}`,
       `  log       ${ctx.paths.logFile}`,
     ];
     return { data, text: lines.join('\n') };
   },
 };
+
+/**
+ * Stores the network flags of this start in config.json (as `init` does), so that a restart
+ * without flags joins the same registry and beacon with the same name. A beacon derived from a
+ * --registry flag is stored with it, replacing one configured for another registry.
+ */
+async function rememberFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): Promise<string[]> {
+  const changes: [string, JsonValue][] = [];
+  const text = (flag: string, key: string, value: string | undefined = stringFlag(args, flag)): void => {
+    if (value !== undefined) changes.push([key, value]);
+  };
+  text('registry', 'registry', args.flags.has('registry') ? settings.registry : undefined);
+  text('beacon', 'beacon', args.flags.has('beacon') || (args.flags.has('registry') && settings.beaconSource === 'derived') ? settings.beacon : undefined);
+  text('registry-fingerprint', 'registry_fingerprint');
+  text('socket', 'socket');
+  text('hostname', 'hostname');
+  text('webhook', 'webhook');
+  text('listen', 'listen');
+  text('identity', 'identity');
+  if (args.flags.has('public')) changes.push(['public', boolFlag(args, 'public')]);
+  if (changes.length === 0) return [];
+  const before = settings.config;
+  const changed = changes.filter(([key, value]) => before[key] !== value);
+  if (changed.length > 0) {
+    await updateConfig(ctx.paths.config, (cfg) => {
+      for (const [key, value] of changed) cfg[key] = value;
+    });
+  }
+  return changes.map(([key]) => key);
+}
 
 async function stopByPidFile(pidFile: string): Promise<JsonObject | undefined> {
   const pid = await readPid(pidFile);
@@ -232,7 +298,7 @@ export const daemonStatus: CommandSpec = {
   name: 'daemon status',
   args: ['[--check]'],
   description: 'Reports whether the daemon process is alive and answers on its socket. --check prints nothing and exits 0 when it answers, 1 otherwise.',
-  returns: '{local_rendezvous (pid or 0), pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, registry, uptime_secs} when responsive',
+  returns: '{local_rendezvous (pid or 0), pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, registry, uptime_secs} when responsive, stale_socket: true when the socket file exists but nothing listens on it',
   flags: { check: 'bool' },
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl daemon status [--check]');
@@ -253,8 +319,12 @@ export const daemonStatus: CommandSpec = {
     }
     const rendezvousPid = await readPid(ctx.paths.rendezvousPidFile);
     data.local_rendezvous = rendezvousPid !== undefined && isAlive(rendezvousPid) ? rendezvousPid : 0;
+    // A socket file nobody listens on: the daemon was killed (kill -9) or crashed.
+    const stale = info === undefined && (await socketState(socket)) === 'stale';
+    if (stale) data.stale_socket = true;
     const head = running ? `daemon running (pid ${pid})` : info !== undefined ? 'daemon answering (not started by pilotctl)' : 'daemon not running';
-    const lines = [head, `  socket    ${socket}${info !== undefined ? ' (responsive)' : running ? ' (not responding)' : ''}`];
+    const socketNote = info !== undefined ? ' (responsive)' : stale ? ' (stale: the file exists but nothing listens on it)' : running ? ' (not responding)' : ' (no socket)';
+    const lines = [head, `  socket    ${socket}${socketNote}`];
     if (info !== undefined) {
       lines.push(`  address   ${String(data.address)}`, `  node id   ${String(data.node_id)}`);
       if (data.hostname !== '') lines.push(`  hostname  ${String(data.hostname)}`);

@@ -3,7 +3,7 @@ import type { JsonObject } from '../../protocol/json.js';
 import { publish as publishEvent, subscribe as subscribeEvents } from '../../sdk/events.js';
 import { countFlag, durationFlag, invalid, maxPositionals, positional, requireFlag } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
-import { consumeUntil } from '../stream-io.js';
+import { consumeUntil, formatMs, type ConsumeEnd } from '../stream-io.js';
 import { resolveTarget } from '../target.js';
 
 const DIAL_TIMEOUT_MS = 30_000;
@@ -17,9 +17,10 @@ export const subscribe: CommandSpec = {
   name: 'subscribe',
   args: ['<node_id|address|hostname>', '<topic>', '[--count <n>]', '[--timeout <duration>]'],
   description:
-    'Subscribes to a topic on a node\'s event stream (port 1002): "*" is every topic, "name.*" every topic under "name.". Without --count it prints one JSON object per event, one per line, until interrupted (or --timeout passes); with --count it stops after that many events.',
-  returns: 'bounded: {events: [{bytes, data, topic}], timeout} (+dropped when the broker dropped events for this subscriber, +error when the stream ended early); unbounded: one {bytes, data, topic} per line',
+    'Subscribes to a topic on a node\'s event stream (port 1002): "*" is every topic, "name.*" every topic under "name.". Without --count it prints one JSON object per event, one per line, until Ctrl-C (exit 130) or --timeout (exit 0); with --count it stops after that many events, and fewer before --timeout (or the stream ending) is an error.',
+  returns: 'bounded: {events: [{bytes, data, topic}], timeout: false} (+dropped when the broker dropped events for this subscriber, +interrupted: true after Ctrl-C); unbounded: one {bytes, data, topic} per line',
   flags: { count: 'string', timeout: 'string' },
+  interruptible: true,
   async run(ctx, args) {
     const usage = 'pilotctl subscribe <target> <topic> [--count n] [--timeout 30s]';
     maxPositionals(args, 2, usage);
@@ -33,19 +34,24 @@ export const subscribe: CommandSpec = {
         throw new PilotError('connection_failed', `cannot reach the event stream of ${target.text}: ${toPilotError(err).message}`, 'the node must trust you and run its event stream (no -no-eventstream)', { cause: err });
       });
       const events: JsonObject[] = [];
-      let timedOut = false;
+      let end: ConsumeEnd | undefined;
       let failure: string | undefined;
       try {
-        timedOut = await consumeUntil(sub, timeoutMs, (e) => {
-          const line = { bytes: e.data.length, data: e.data.toString('utf8'), topic: e.topic };
-          if (count === 0) {
-            ctx.out.ndjson(line);
-            return true;
-          }
-          events.push(line);
-          ctx.out.info(`[${line.topic}] ${line.data}`);
-          return events.length < count;
-        });
+        end = await consumeUntil(
+          sub,
+          timeoutMs,
+          (e) => {
+            const line = { bytes: e.data.length, data: e.data.toString('utf8'), topic: e.topic };
+            if (count === 0) {
+              ctx.out.ndjson(line);
+              return true;
+            }
+            events.push(line);
+            ctx.out.info(`[${line.topic}] ${line.data}`);
+            return events.length < count;
+          },
+          ctx.interrupt,
+        );
       } catch (err) {
         failure = toPilotError(err).message;
       } finally {
@@ -55,13 +61,17 @@ export const subscribe: CommandSpec = {
         if (failure !== undefined) throw new PilotError('connection_failed', `event stream: ${failure}`);
         return undefined;
       }
-      if (!timedOut && events.length < count && failure === undefined) failure = 'the broker closed the stream';
-      if (failure !== undefined && events.length === 0) throw new PilotError('connection_failed', `event stream: ${failure}`);
-      const data: JsonObject = { events, timeout: timedOut };
+      const data: JsonObject = { events, timeout: false };
       if (sub.dropped > 0) data.dropped = sub.dropped;
-      if (failure !== undefined) data.error = failure;
-      const text = timedOut ? `timed out: ${events.length} of ${count} events` : failure !== undefined ? `stream ended: ${failure}` : '';
-      return { data, text };
+      if (end === 'interrupted') {
+        data.interrupted = true;
+        return { data, text: `interrupted: ${events.length} of ${count} events`, interrupted: true };
+      }
+      if (events.length >= count) return { data, text: '' };
+      // Fewer events than asked for: a failure, after those that came were printed.
+      const got = `received ${events.length} of ${count} events`;
+      if (end === 'timeout') throw new PilotError('timeout', `timed out after ${formatMs(timeoutMs)}: ${got}`, 'raise --timeout, or check that something publishes on the topic');
+      throw new PilotError('connection_failed', `event stream ended early (${failure ?? 'the broker closed the stream'}): ${got}`);
     });
   },
 };

@@ -6,7 +6,7 @@ import { daemonStart, daemonStatus, daemonStop, rendezvousStop } from './daemon.
 import { publish, subscribe } from './events.js';
 import { bench, ping } from './ping.js';
 import { traceroute } from './traceroute.js';
-import { connect, listen, recv, send } from './net.js';
+import { connect, listen, recv, send, sendto } from './net.js';
 import {
   clearHostname, clearTags, clearWebhook, deregister, disableTasks, enableTasks, find, lookup,
   setHostname, setPrivate, setPublic, setTags, setWebhook,
@@ -22,7 +22,7 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   lookup, find, setHostname, clearHostname, setPublic, setPrivate, setTags, clearTags,
   setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
   handshake, pending, approve, reject, trust, untrust,
-  ping, traceroute, bench, connect, send, recv, listen, subscribe, publish,
+  ping, traceroute, bench, connect, send, recv, sendto, listen, subscribe, publish,
   sendMessage, sendFile, inbox, received, outbox,
   ...TASK_COMMANDS,
   broadcast,

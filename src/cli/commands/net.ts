@@ -1,10 +1,10 @@
 import { PilotError, toPilotError } from '../../errors.js';
 import { formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
-import { countFlag, durationFlag, maxPositionals, parsePort, positional, requireFlag, stringFlag } from '../args.js';
-import { withDriver, type CommandSpec } from '../command.js';
+import { countFlag, durationFlag, invalid, maxPositionals, parsePort, positional, requireFlag, stringFlag } from '../args.js';
+import { withDriver, type CommandResult, type CommandSpec } from '../command.js';
 import type { CliContext, DaemonClient } from '../context.js';
-import { consumeUntil, readAll, readOnce } from '../stream-io.js';
+import { consumeUntil, formatMs, readAll, readOnce } from '../stream-io.js';
 import { resolveTarget, type Target } from '../target.js';
 
 const STDIO_PORT = 1000;
@@ -65,7 +65,7 @@ export const connect: CommandSpec = {
     const timeoutMs = durationFlag(args, 'timeout', 30_000);
     let message = stringFlag(args, 'message');
     if (message === undefined && ctx.stdin.isTTY === true) {
-      throw new PilotError('invalid_argument', 'no --message given and standard input is a terminal', 'pass --message <text>, or pipe data in: echo hi | pilotctl connect <target>');
+      throw invalid('no --message given and standard input is a terminal', 'pass --message <text>, or pipe data in: echo hi | pilotctl connect <target>');
     }
     if (message === undefined && ctx.out.json) {
       message = (await readAll(ctx.stdin, MAX_STDIN_MESSAGE)).toString('utf8').replace(/\r?\n$/, '');
@@ -103,45 +103,60 @@ export const send: CommandSpec = {
   },
 };
 
+/** A bounded receive that ended before `count` items: a failure, after the items were printed. */
+function shortOf(what: string, got: number, count: number, timeoutMs: number): PilotError {
+  return new PilotError('timeout', `timed out after ${formatMs(timeoutMs)}: received ${got} of ${count} ${what}`, 'raise --timeout, or check that the sender reaches this node (pilotctl peers)');
+}
+
 export const recv: CommandSpec = {
   name: 'recv',
   args: ['<port>', '[--count <n>]', '[--timeout <duration>]'],
-  description: 'Listens on a port and accepts --count streams (default 1), reading one message from each; stops after --timeout (default 30s).',
-  returns: '{messages: [{bytes, data, port, seq} or {error, port, seq}] or null, timeout}',
+  description:
+    'Listens on a port and accepts --count streams (default 1), reading one message from each. Receiving fewer than --count before --timeout (default 30s) is the error timeout; Ctrl-C prints what arrived and exits 130.',
+  returns: '{messages: [{bytes, data, port, seq} or {error, port, seq}], timeout: false} (+interrupted: true after Ctrl-C)',
   flags: { count: 'string', timeout: 'string' },
-  async run(ctx, args) {
+  interruptible: true,
+  async run(ctx, args): Promise<CommandResult> {
     const usage = 'pilotctl recv <port> [--count n] [--timeout 30s]';
     maxPositionals(args, 1, usage);
     const port = parsePort(positional(args, 0, 'port', usage));
     const count = countFlag(args, 'count', 1);
     const timeoutMs = durationFlag(args, 'timeout', 30_000);
-    return withDriver(ctx, async (d) => {
+    return withDriver(ctx, async (d): Promise<CommandResult> => {
       const listener = await d.listen(port);
       const messages: JsonObject[] = [];
       const deadline = Date.now() + timeoutMs;
       ctx.out.info(`listening on port ${port}`);
-      let timedOut: boolean;
+      let end;
       try {
-        timedOut = await consumeUntil(listener, timeoutMs, async (conn) => {
-          const seq = messages.length;
-          try {
-            const data = await readOnce(conn, Math.max(1, deadline - Date.now()), 'reading the message');
-            messages.push({ bytes: data.length, data: data.toString('utf8'), port, seq });
-            ctx.out.info(`[${seq}] ${data.toString('utf8')}`);
-          } catch (err) {
-            const message = toPilotError(err).message;
-            messages.push({ error: message, port, seq });
-            ctx.out.info(`[${seq}] error: ${message}`);
-          } finally {
-            conn.destroy();
-          }
-          return messages.length < count;
-        });
+        end = await consumeUntil(
+          listener,
+          timeoutMs,
+          async (conn) => {
+            const seq = messages.length;
+            try {
+              const data = await readOnce(conn, Math.max(1, deadline - Date.now()), 'reading the message');
+              messages.push({ bytes: data.length, data: data.toString('utf8'), port, seq });
+              ctx.out.info(`[${seq}] ${data.toString('utf8')}`);
+            } catch (err) {
+              const message = toPilotError(err).message;
+              messages.push({ error: message, port, seq });
+              ctx.out.info(`[${seq}] error: ${message}`);
+            } finally {
+              conn.destroy();
+            }
+            return messages.length < count;
+          },
+          ctx.interrupt,
+        );
       } finally {
         await listener.close().catch(() => undefined);
       }
-      const text = timedOut ? `timed out: ${messages.length} of ${count} messages` : '';
-      return { data: { messages: messages.length === 0 ? null : messages, timeout: timedOut }, text };
+      if (end === 'interrupted') {
+        return { data: { interrupted: true, messages, timeout: false }, text: `interrupted: ${messages.length} of ${count} messages`, interrupted: true };
+      }
+      if (messages.length < count) throw shortOf('messages', messages.length, count, timeoutMs);
+      return { data: { messages, timeout: false }, text: '' };
     });
   },
 };
@@ -149,36 +164,68 @@ export const recv: CommandSpec = {
 export const listen: CommandSpec = {
   name: 'listen',
   args: ['<port>', '[--count <n>]', '[--timeout <duration>]'],
-  description: 'Receives datagrams sent to a port. Without --count it streams one JSON object per line until interrupted (or --timeout passes); with --count it stops after that many.',
-  returns: 'bounded: {messages: [{bytes, data, src_addr, src_port}], timeout}; unbounded: one {bytes, data, src_addr, src_port} per line',
+  description:
+    'Receives datagrams sent to a port (by "pilotctl sendto" or the SDK\'s sendTo). Without --count it streams one JSON object per line until Ctrl-C (exit 130) or --timeout (exit 0); with --count it stops after that many, and fewer before --timeout is the error timeout.',
+  returns: 'bounded: {messages: [{bytes, data, src_addr, src_port}], timeout: false} (+interrupted: true after Ctrl-C); unbounded: one {bytes, data, src_addr, src_port} per line',
   flags: { count: 'string', timeout: 'string' },
-  async run(ctx, args) {
+  interruptible: true,
+  async run(ctx, args): Promise<CommandResult | undefined> {
     const usage = 'pilotctl listen <port> [--count n] [--timeout 30s]';
     maxPositionals(args, 1, usage);
     const port = parsePort(positional(args, 0, 'port', usage));
     const count = countFlag(args, 'count', 0, { min: 0 });
     const timeoutMs = durationFlag(args, 'timeout', 0, { allowZero: true });
-    return withDriver(ctx, async (d) => {
+    return withDriver(ctx, async (d): Promise<CommandResult | undefined> => {
       const ac = new AbortController();
       const messages: JsonObject[] = [];
-      let timedOut: boolean;
+      let end;
       try {
-        timedOut = await consumeUntil(d.datagrams({ port, signal: ac.signal }), timeoutMs, (dg) => {
-          if (dg.dstPort !== port) return true;
-          const msg = { bytes: dg.data.length, data: dg.data.toString('utf8'), src_addr: formatAddr(dg.srcAddr), src_port: dg.srcPort };
-          if (count === 0) {
-            ctx.out.ndjson(msg);
-            return true;
-          }
-          messages.push(msg);
-          ctx.out.info(`${msg.src_addr}:${msg.src_port}  ${msg.data}`);
-          return messages.length < count;
-        });
+        end = await consumeUntil(
+          d.datagrams({ port, signal: ac.signal }),
+          timeoutMs,
+          (dg) => {
+            if (dg.dstPort !== port) return true;
+            const msg = { bytes: dg.data.length, data: dg.data.toString('utf8'), src_addr: formatAddr(dg.srcAddr), src_port: dg.srcPort };
+            if (count === 0) {
+              ctx.out.ndjson(msg);
+              return true;
+            }
+            messages.push(msg);
+            ctx.out.info(`${msg.src_addr}:${msg.src_port}  ${msg.data}`);
+            return messages.length < count;
+          },
+          ctx.interrupt,
+        );
       } finally {
         ac.abort();
       }
       if (count === 0) return undefined;
-      return { data: { messages, timeout: timedOut }, text: timedOut ? `timed out: ${messages.length} of ${count} datagrams` : '' };
+      if (end === 'interrupted') {
+        return { data: { interrupted: true, messages, timeout: false }, text: `interrupted: ${messages.length} of ${count} datagrams`, interrupted: true };
+      }
+      if (messages.length < count) throw shortOf('datagrams', messages.length, count, timeoutMs);
+      return { data: { messages, timeout: false }, text: '' };
+    });
+  },
+};
+
+export const sendto: CommandSpec = {
+  name: 'sendto',
+  args: ['<node_id|address|hostname>', '<port>', '--data <text>'],
+  description:
+    'Sends one datagram (unreliable, no connection, no reply) to a port of a node, for "pilotctl listen" or an SDK datagram reader there. Success means the daemon sent it, not that it arrived; the receiver must trust this node.',
+  returns: '{bytes, port, target}',
+  flags: { data: 'string' },
+  async run(ctx, args) {
+    const usage = 'pilotctl sendto <target> <port> --data <text>';
+    maxPositionals(args, 2, usage);
+    const targetText = positional(args, 0, 'target', usage);
+    const port = parsePort(positional(args, 1, 'port', usage));
+    const data = Buffer.from(requireFlag(args, 'data', usage));
+    return withDriver(ctx, async (d) => {
+      const target = await resolveTarget(d, targetText);
+      await d.sendTo(target.addr, port, data);
+      return { data: { bytes: data.length, port, target: target.text }, text: `sent ${data.length} bytes to ${target.text} port ${port} (datagram: delivery is not confirmed)` };
     });
   },
 };

@@ -1,12 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PilotError, toPilotError } from '../../errors.js';
 import { formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
 import { countFlag, durationFlag, invalid, maxPositionals, positional } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliConn } from '../context.js';
-import { countUntil, drained, formatMs, readUntil } from '../stream-io.js';
+import { countUntil, drained, formatMs, pause, readUntil } from '../stream-io.js';
 import { resolveTarget, targetLabel } from '../target.js';
 
 const ECHO_PORT = 7;
@@ -21,9 +20,11 @@ const round = (n: number, digits: number): number => Math.round(n * 10 ** digits
 export const ping: CommandSpec = {
   name: 'ping',
   args: ['<node_id|address|hostname>', '[--count <n>]', '[--timeout <duration>]', '[--interval <duration>]'],
-  description: 'Measures round trips: each ping opens a new stream to the echo port 7, sends "ping-<i>" and waits for it to come back. Default 4 pings, 1s apart, 30s overall.',
-  returns: '{results: [{bytes, rtt_ms, seq} or {error, seq}], target, timeout}',
+  description:
+    'Measures round trips: each ping opens a new stream to the echo port 7, sends "ping-<i>" and waits for it to come back. Default 4 pings, 1s apart, 30s overall. No reply at all is an error (timeout, or the code of the last failure); Ctrl-C prints the statistics so far and exits 130.',
+  returns: '{results: [{bytes, rtt_ms, seq} or {error, seq}], target, timeout} (+interrupted: true after Ctrl-C)',
   flags: { count: 'string', timeout: 'string', interval: 'string' },
+  interruptible: true,
   async run(ctx, args) {
     const usage = 'pilotctl ping <target> [--count n] [--timeout 30s] [--interval 1s]';
     maxPositionals(args, 1, usage);
@@ -32,6 +33,7 @@ export const ping: CommandSpec = {
     const timeoutMs = durationFlag(args, 'timeout', 30_000);
     const intervalMs = durationFlag(args, 'interval', 1000, { allowZero: true });
     const out = ctx.out;
+    const stop = ctx.interrupt;
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
       const addr = formatAddr(target.addr);
@@ -39,9 +41,11 @@ export const ping: CommandSpec = {
       const results: JsonObject[] = [];
       const rtts: number[] = [];
       let timedOut = false;
+      let lastError: PilotError | undefined;
       out.info(`PING ${target.text}${target.text === addr ? '' : ` (${addr})`} port ${ECHO_PORT}`);
-      for (let seq = 0; seq < count; seq++) {
-        if (seq > 0) await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+      for (let seq = 0; seq < count && !stop.aborted; seq++) {
+        if (seq > 0) await pause(Math.min(intervalMs, Math.max(0, deadline - Date.now())), stop);
+        if (stop.aborted) break;
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
           timedOut = true;
@@ -51,15 +55,18 @@ export const ping: CommandSpec = {
         const start = performance.now();
         let conn: CliConn | undefined;
         try {
-          conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs: remaining, data: payload });
-          const echoed = await readUntil(conn, (n) => n >= payload.length, Math.max(1, deadline - Date.now()), `ping ${seq}`);
+          conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs: remaining, data: payload, signal: stop });
+          const echoed = await readUntil(conn, (n) => n >= payload.length, Math.max(1, deadline - Date.now()), `ping ${seq}`, stop);
           const rtt = round(performance.now() - start, 3);
           if (echoed.length < payload.length) throw new PilotError('connection_failed', `echo closed after ${echoed.length} of ${payload.length} bytes`);
           results.push({ bytes: echoed.length, rtt_ms: rtt, seq });
           rtts.push(rtt);
           out.info(`${echoed.length} bytes from ${addr}: seq=${seq} time=${rtt.toFixed(2)} ms`);
         } catch (err) {
+          // A probe cut short by Ctrl-C is not a lost ping.
+          if (stop.aborted) break;
           const e = toPilotError(err);
+          lastError = e;
           const entry: JsonObject = { error: e.message, seq };
           if (conn !== undefined) entry.rtt_ms = round(performance.now() - start, 3);
           results.push(entry);
@@ -72,14 +79,24 @@ export const ping: CommandSpec = {
           conn?.destroy();
         }
       }
+      const interrupted = stop.aborted;
       const sent = results.length;
       const loss = sent === 0 ? 100 : round(((sent - rtts.length) / sent) * 100, 1);
-      const summary = [`--- ${target.text} ping statistics ---`, `${sent} sent, ${rtts.length} received, ${loss}% loss${timedOut ? `, timed out after ${formatMs(timeoutMs)}` : ''}`];
+      const ending = interrupted ? ', interrupted' : timedOut ? `, timed out after ${formatMs(timeoutMs)}` : '';
+      const summary = [`--- ${target.text} ping statistics ---`, `${sent} sent, ${rtts.length} received, ${loss}% loss${ending}`];
       if (rtts.length > 0) {
         const avg = rtts.reduce((a, b) => a + b, 0) / rtts.length;
         summary.push(`rtt min/avg/max = ${Math.min(...rtts).toFixed(2)}/${avg.toFixed(2)}/${Math.max(...rtts).toFixed(2)} ms`);
       }
-      return { data: { results, target: target.text, timeout: timedOut }, text: summary.join('\n'), exitCode: rtts.length > 0 ? 0 : 1 };
+      const data: JsonObject = { results, target: target.text, timeout: timedOut };
+      if (interrupted) return { data: { ...data, interrupted: true }, text: summary.join('\n'), interrupted: true };
+      if (rtts.length === 0) {
+        // Every probe failed: the statistics, then the error.
+        out.info(summary.join('\n'));
+        const code = timedOut || lastError === undefined ? 'timeout' : lastError.code;
+        throw new PilotError(code, `no reply from ${target.text}: ${sent} sent, 0 received${lastError !== undefined ? ` (last error: ${lastError.message})` : ''}`, lastError?.hint ?? 'check that the node is up and trusts this one: pilotctl trust, pilotctl peers');
+      }
+      return { data, text: summary.join('\n') };
     });
   },
 };
@@ -115,9 +132,12 @@ function formatDuration(ms: number): string {
 export const bench: CommandSpec = {
   name: 'bench',
   args: ['<node_id|address|hostname>', '[size_mb=1]', '[--timeout <duration>]'],
-  description: 'Measures throughput: sends size_mb MiB (bytes i mod 256) to the echo port 7 while reading the echo back. Every phase is bounded by --timeout (default 120s).',
-  returns: '{recv_bytes, send_duration_ms, send_mbps, sent_bytes, target, total_duration_ms, total_mbps} (rates in MiB/s, as the reference)',
+  description:
+    'Measures throughput: sends size_mb MiB (bytes i mod 256) to the echo port 7 while reading the echo back. Every phase is bounded by --timeout (default 120s). Ctrl-C prints the partial result and exits 130.',
+  returns:
+    '{recv_bytes, send_duration_ms, send_mbps, sent_bytes, target, total_duration_ms, total_mbps} (rates in MiB/s, as the reference); after Ctrl-C the rates cover what was echoed so far, with interrupted: true',
   flags: { timeout: 'string' },
+  interruptible: true,
   async run(ctx, args) {
     const usage = 'pilotctl bench <target> [size_mb] [--timeout 120s]';
     maxPositionals(args, 2, usage);
@@ -125,7 +145,8 @@ export const bench: CommandSpec = {
     const sizeArg = args.positionals[1];
     const total = Math.max(1, Math.round((sizeArg === undefined ? 1 : parseSizeMb(sizeArg)) * 1024 * 1024));
     const timeoutMs = durationFlag(args, 'timeout', 120_000);
-    const signal = AbortSignal.timeout(timeoutMs);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([timeout, ctx.interrupt]);
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
       ctx.out.info(`BENCH ${targetLabel(target)} — sending ${formatBytes(total)} via echo port`);
@@ -136,20 +157,23 @@ export const bench: CommandSpec = {
       const start = performance.now();
       let sent = 0;
       let received = 0;
+      let sendMs: number | undefined;
+      const rate = (mibs: number, what = ''): string => `${mibs.toFixed(1)} MiB/s${what}, ${mbitPerSecond(mibs).toFixed(1)} Mbit/s`;
       try {
         const echo = countUntil(conn, (n) => {
           received = n;
           bar.update(n);
           return n >= total;
-        }, Math.max(1, timeoutMs - (performance.now() - start)), 'bench');
+        }, Math.max(1, timeoutMs - (performance.now() - start)), 'bench', ctx.interrupt);
         echo.catch(() => undefined);
         while (sent < total) {
-          if (signal.aborted) throw new PilotError('timeout', `bench timed out after ${formatMs(timeoutMs)}`);
+          if (ctx.interrupt.aborted) throw ctx.interrupt.reason;
+          if (timeout.aborted) throw new PilotError('timeout', `bench timed out after ${formatMs(timeoutMs)}`);
           const piece = total - sent >= BENCH_CHUNK ? chunk : chunk.subarray(0, total - sent);
           sent += piece.length;
           if (!conn.write(piece)) await drained(conn, signal);
         }
-        const sendMs = performance.now() - start;
+        sendMs = performance.now() - start;
         const back = await echo;
         const totalMs = performance.now() - start;
         bar.finish();
@@ -165,7 +189,6 @@ export const bench: CommandSpec = {
           total_duration_ms: Math.floor(totalMs),
           total_mbps: mibPerSecond(total, totalMs),
         };
-        const rate = (mibs: number, what = ''): string => `${mibs.toFixed(1)} MiB/s${what}, ${mbitPerSecond(mibs).toFixed(1)} Mbit/s`;
         const text = [
           `  Sent:     ${formatBytes(sent)} in ${formatDuration(sendMs)} (${rate(data.send_mbps)})`,
           `  Echoed:   ${formatBytes(back)} in ${formatDuration(totalMs)} (${rate(data.total_mbps, ' round-trip')})`,
@@ -173,6 +196,27 @@ export const bench: CommandSpec = {
         return { data, text };
       } catch (err) {
         bar.finish();
+        if (ctx.interrupt.aborted) {
+          // What was measured until Ctrl-C: bytes written and echoed so far, and their rates.
+          const totalMs = performance.now() - start;
+          const sendDone = sendMs ?? totalMs;
+          const data = {
+            interrupted: true,
+            recv_bytes: received,
+            send_duration_ms: Math.floor(sendDone),
+            send_mbps: mibPerSecond(sent, sendDone),
+            sent_bytes: sent,
+            target: formatAddr(target.addr),
+            total_duration_ms: Math.floor(totalMs),
+            total_mbps: mibPerSecond(received, totalMs),
+          };
+          const text = [
+            `  interrupted after ${formatDuration(totalMs)} (${formatBytes(received)} of ${formatBytes(total)} echoed)`,
+            `  Sent:     ${formatBytes(sent)} in ${formatDuration(sendDone)} (${rate(data.send_mbps)})`,
+            `  Echoed:   ${formatBytes(received)} in ${formatDuration(totalMs)} (${rate(data.total_mbps, ' round-trip')})`,
+          ].join('\n');
+          return { data, text, interrupted: true };
+        }
         const e = toPilotError(err);
         throw new PilotError(e.code, `${e.message} (sent ${sent} of ${total} bytes, received ${received})`, e.hint, { cause: err });
       } finally {

@@ -31,11 +31,27 @@ function idFlag(args: Parameters<CommandSpec['run']>[1], usage: string): string 
 
 const str = (o: JsonObject, k: string): string => (typeof o[k] === 'string' ? (o[k] as string) : '');
 
+/**
+ * Why a receiver refused a task, as a hint. The receiver compares polo scores (the reference's
+ * gate): the submitter's must be at least the receiver's.
+ */
+export function refusalHint(message: string): string {
+  const polo = /submitter=(-?\d+), receiver=(-?\d+)/.exec(message);
+  const gate = "a submitter's polo score must be at least the receiver's; running tasks for others (task accept, execute, send-results) raises yours";
+  if (polo !== undefined && polo !== null) {
+    return `your polo score is ${polo[1]}, the receiver's is ${polo[2]}: ${gate}; see scores with: pilotctl polo [node]`;
+  }
+  if (/polo score/i.test(message)) return `the receiver could not compare polo scores (its registry did not answer); ${gate}`;
+  if (/not enabled/i.test(message)) return 'the receiving node has to run: pilotctl enable-tasks';
+  return `${gate}; see scores with: pilotctl polo [node]`;
+}
+
 export const taskSubmit: CommandSpec = {
   name: 'task submit',
   args: ['<node_id|address|hostname>', '--task <description>'],
-  description: "Submits a task to a node that accepts tasks; refused unless this node's polo score is at least the receiver's.",
-  returns: '{accepted, message, status (200/400), target, task, task_id}',
+  description:
+    "Submits a task to a node that accepts tasks (enable-tasks). The receiver refuses it unless this node's polo score is at least the receiver's; a refusal is an error (code refused) whose hint gives both scores.",
+  returns: '{accepted: true, message, status: 200, target, task, task_id}; a refusal is the error "refused"',
   flags: { task: 'string' },
   async run(ctx, args) {
     const usage = 'pilotctl task submit <target> --task <description>';
@@ -46,21 +62,32 @@ export const taskSubmit: CommandSpec = {
       const target = await resolveTarget(d, text);
       return { ...(await tasks.submitTask(target.addr, description)), target: text };
     });
-    return { data: { ...data }, text: data.accepted ? `task ${data.task_id} submitted to ${text}: ${data.message}` : `task refused by ${text}: ${data.message}` };
+    if (!data.accepted) throw new PilotError('refused', `task refused by ${text}: ${data.message}`, refusalHint(data.message));
+    return { data: { ...data }, text: `task ${data.task_id} submitted to ${text}: ${data.message}` };
   },
 };
+
+/**
+ * Status names as the reference documents them (NEW, ACCEPTED, DECLINED, EXECUTING, SUCCEEDED,
+ * CANCELLED, EXPIRED). The reference's daemon marks a submitted task COMPLETED when its results
+ * arrive while the executor's copy says SUCCEEDED; both sides are shown as SUCCEEDED.
+ */
+export function displayStatus(status: string): string {
+  return status === 'COMPLETED' ? 'SUCCEEDED' : status;
+}
 
 export const taskList: CommandSpec = {
   name: 'task list',
   args: ['[--type received|submitted]'],
-  description: 'Lists received and submitted tasks with their status.',
+  description:
+    'Lists received and submitted tasks with their status: NEW, ACCEPTED, DECLINED, EXECUTING, SUCCEEDED (results sent, and on the submitter\'s side received), CANCELLED (not answered within 1 minute), EXPIRED (queued over 1 hour).',
   returns: '{tasks: [{category, created_at, description, from, status, task_id, to}]}',
   flags: { type: 'string' },
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl task list [--type received|submitted]');
     const type = stringFlag(args, 'type');
     if (type !== undefined && type !== 'received' && type !== 'submitted') throw invalid('--type must be received or submitted');
-    const list = await withTasks(ctx, (t) => t.tasks(type));
+    const list = (await withTasks(ctx, (t) => t.tasks(type))).map((t) => ({ ...t, status: displayStatus(t.status) }));
     const text = list.length === 0 ? 'no tasks' : list.map((t) => `${t.task_id}  ${t.category.padEnd(9)}  ${t.status.padEnd(9)}  ${t.category === 'received' ? `from ${t.from}` : `to ${t.to}`}  ${t.description}`).join('\n');
     return { data: { tasks: list.map((t) => ({ ...t })) }, text };
   },

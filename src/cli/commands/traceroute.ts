@@ -22,7 +22,7 @@ export const traceroute: CommandSpec = {
   name: 'traceroute',
   args: ['<node_id|address|hostname>', '[--timeout <duration>]'],
   description: `Times the connection setup to the echo port 7, then ${SAMPLES} echoes of "trace-<i>" on that stream (30s overall by default).`,
-  returns: '{rtt_samples: [{bytes, rtt_ms} or {error, rtt_ms}], setup_ms, target} or {error, setup_ms, target}',
+  returns: '{rtt_samples: [{bytes, rtt_ms} or {error, rtt_ms}], setup_ms, target}; a failed setup or no echo at all is an error',
   flags: { timeout: 'string' },
   async run(ctx, args) {
     const usage = 'pilotctl traceroute <target> [--timeout 30s]';
@@ -41,12 +41,7 @@ export const traceroute: CommandSpec = {
       } catch (err) {
         const e = toPilotError(err);
         const setup = round3(performance.now() - start);
-        const failed: JsonObject = { error: e.message, setup_ms: setup, target: target.text };
-        return {
-          data: failed,
-          text: `connection setup failed after ${setup.toFixed(2)} ms: ${e.message}`,
-          exitCode: 1,
-        };
+        throw new PilotError(e.code, `connection setup to ${target.text} failed after ${setup.toFixed(2)} ms: ${e.message}`, e.hint, { cause: err });
       }
       const setup = round3(performance.now() - start);
       const lines = [`setup ${setup.toFixed(2)} ms`];
@@ -75,8 +70,12 @@ export const traceroute: CommandSpec = {
       } finally {
         conn.destroy();
       }
-      const ok = samples.some((s) => !('error' in s));
-      return { data: { rtt_samples: samples, setup_ms: setup, target: target.text }, text: lines.join('\n'), exitCode: ok ? 0 : 1 };
+      const failed = samples.find((s) => 'error' in s);
+      if (failed !== undefined && samples.every((s) => 'error' in s)) {
+        ctx.out.info(lines.join('\n'));
+        throw new PilotError('connection_failed', `no echo from ${target.text} on an open stream: ${String(failed.error)}`);
+      }
+      return { data: { rtt_samples: samples, setup_ms: setup, target: target.text }, text: lines.join('\n') };
     });
   },
 };
