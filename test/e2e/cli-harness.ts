@@ -101,9 +101,12 @@ export function okData(r: CtlResult): Record<string, unknown> {
   return data as Record<string, unknown>;
 }
 
-/** A `--json` failure: exit 1, nothing on stdout, one `{"code",…,"status":"error"}` line on stderr. */
-export function errorEnvelope(r: CtlResult): { code: string; message: string; hint?: string } {
-  if (r.code !== 1) throw new Error(`expected exit 1: ${describe(r)}`);
+/**
+ * A `--json` failure: exit 1 (2 for a usage error), nothing on stdout, one
+ * `{"code",…,"status":"error"}` line on stderr.
+ */
+export function errorEnvelope(r: CtlResult, exitCode = 1): { code: string; message: string; hint?: string } {
+  if (r.code !== exitCode) throw new Error(`expected exit ${exitCode}: ${describe(r)}`);
   if (r.stdout !== '') throw new Error(`expected nothing on stdout: ${describe(r)}`);
   const env = oneJsonLine(r.stderr, 'stderr', r);
   const keys = Object.keys(env);

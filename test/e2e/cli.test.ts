@@ -55,7 +55,8 @@ describe('pilotctl quick start: two agents on one machine', () => {
 
   it('daemon start: the first starts the local rendezvous, the second joins it; a second start is refused', async () => {
     const a = okData(await ctl(alice, ['daemon', 'start', '--json']));
-    assert.deepEqual(keys(a), ['address', 'hostname', 'log_file', 'node_id', 'pid', 'socket']);
+    assert.deepEqual(keys(a), ['address', 'beacon', 'hostname', 'log_file', 'node_id', 'pid', 'registry', 'remembered', 'socket']);
+    assert.deepEqual(a.remembered, [], 'no flags given, nothing stored in config.json');
     assert.equal(a.socket, alice.socket);
     assert.equal(a.log_file, join(alice.home, 'pilot.log'));
     pids.add(a.pid as number);
@@ -214,6 +215,44 @@ describe('pilotctl quick start: two agents on one machine', () => {
     }
   });
 
+  it('sendto: a datagram from pilotctl reaches listen --count 1 on the other agent', async () => {
+    const bounded = startCtl(bob, ['listen', '5002', '--count', '1', '--timeout', '20s', '--json'], { timeoutMs: 30_000 });
+    background.push(bounded);
+    let sent: Record<string, unknown> | undefined;
+    const deadline = Date.now() + 15_000;
+    // Datagrams are not queued for a port nobody listens on yet: send until the listener has one.
+    while (bounded.child.exitCode === null && Date.now() < deadline) {
+      sent = okData(await ctl(alice, ['sendto', 'bob', '5002', '--data', 'via sendto', '--json']));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.deepEqual(sent, { bytes: 10, port: 5002, target: 'bob' });
+    const data = okData(await bounded.done);
+    const messages = arrayOf(data.messages, 'messages');
+    assert.equal(messages[0]?.data, 'via sendto');
+    assert.equal(messages[0]?.src_addr, okData(await ctl(alice, ['info', '--json'])).address);
+  });
+
+  it('Ctrl-C: ping prints its statistics so far and exits 130; a streaming listen exits 130', async () => {
+    const ping = startCtl(alice, ['ping', 'bob', '--count', '100', '--interval', '200ms'], { timeoutMs: 40_000 });
+    background.push(ping);
+    await until('a first echo', async () => (/bytes from/.test(ping.stdout()) ? true : undefined), 20_000);
+    ping.child.kill('SIGINT');
+    const r = await ping.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stdout, /--- bob ping statistics ---\n\d+ sent, \d+ received, [\d.]+% loss, interrupted\nrtt min\/avg\/max = /);
+
+    const listen = startCtl(bob, ['listen', '5003'], { timeoutMs: 30_000 });
+    background.push(listen);
+    await until('listen prints a datagram', async () => {
+      await ctl(alice, ['sendto', 'bob', '5003', '--data', 'x']);
+      return listen.stdout().includes('\n') ? true : undefined;
+    }, 20_000);
+    listen.child.kill('SIGINT');
+    const l = await listen.done;
+    assert.equal(l.code, 130, l.stderr);
+    assert.match(l.stdout, /^\{"bytes":1,"data":"x"/);
+  });
+
   it('peers and connections', async () => {
     const peers = okData(await ctl(alice, ['peers', '--json']));
     assert.deepEqual(keys(peers), ['peers', 'total']);
@@ -230,11 +269,11 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.equal(conns.total, arrayOf(conns.connections, 'connections').length);
   });
 
-  it('bad input: --json error envelopes and exit codes', async () => {
-    assert.equal(errorEnvelope(await ctl(alice, ['ping', '0:zzzz', '--json'])).code, 'invalid_argument');
-    assert.equal(errorEnvelope(await ctl(alice, ['connect', 'bob', '99999', '--message', 'x', '--json'])).code, 'invalid_argument');
-    assert.equal(errorEnvelope(await ctl(alice, ['send', 'bob', '1000', '--json'])).code, 'invalid_argument');
-    assert.equal(errorEnvelope(await ctl(alice, ['frobnicate', '--json'])).code, 'invalid_argument');
+  it('bad input: --json error envelopes and exit status 2', async () => {
+    assert.equal(errorEnvelope(await ctl(alice, ['ping', '0:zzzz', '--json']), 2).code, 'invalid_argument');
+    assert.equal(errorEnvelope(await ctl(alice, ['connect', 'bob', '99999', '--message', 'x', '--json']), 2).code, 'invalid_argument');
+    assert.equal(errorEnvelope(await ctl(alice, ['send', 'bob', '1000', '--json']), 2).code, 'invalid_argument');
+    assert.equal(errorEnvelope(await ctl(alice, ['frobnicate', '--json']), 2).code, 'invalid_argument');
     const plain = await ctl(alice, ['frobnicate']);
     assert.equal(plain.code, 2);
     assert.match(plain.stderr, /^error: unknown command "frobnicate"/);
