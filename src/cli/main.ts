@@ -148,32 +148,29 @@ function untilInterrupted<T>(run: Promise<T>, signal: AbortSignal, graceMs: numb
 /** How long a command that watches Ctrl-C may take to stop and print what it has. */
 const INTERRUPT_GRACE_MS = 2000;
 
+/** Help text on stdout; with --json inside the envelope, as `{"help": text}`. */
+function printHelp(ctx: CliContext, text: string): number {
+  if (ctx.out.json) ctx.out.success({ help: text });
+  else ctx.out.stdout.write(text);
+  return EXIT.ok;
+}
+
 async function dispatch(ctx: CliContext, rest: readonly string[]): Promise<number> {
   const first = rest[0];
   if (first === undefined) {
+    if (ctx.out.json) throw new UsageError('no command given', 'run "pilotctl help" for the list of commands');
     ctx.out.stderr.write(usage());
     return EXIT.usage;
   }
-  if (HELP_WORDS.has(first)) {
-    const text = helpText(rest.slice(1).filter((w) => !HELP_WORDS.has(w)));
-    if (ctx.out.json) ctx.out.success({ help: text });
-    else ctx.out.stdout.write(text);
-    return EXIT.ok;
-  }
+  if (HELP_WORDS.has(first)) return printHelp(ctx, helpText(rest.slice(1).filter((w) => !HELP_WORDS.has(w))));
   const found = first === '--version' ? lookupCommand(['version']) : lookupCommand(rest);
   if (found === undefined) {
-    if (groupMembers(first).length > 0 && rest[1] !== undefined && HELP_WORDS.has(rest[1])) {
-      ctx.out.stdout.write(groupHelp(first, groupMembers(first)));
-      return EXIT.ok;
-    }
+    if (groupMembers(first).length > 0 && rest[1] !== undefined && HELP_WORDS.has(rest[1])) return printHelp(ctx, groupHelp(first, groupMembers(first)));
     throw unknownCommand(rest);
   }
   const [spec, words] = found;
   const args = parseArgs(rest.slice(words));
-  if ((args.flags.get('help') === 'true' && !('help' in spec.flags)) || args.positionals.includes('-h')) {
-    ctx.out.stdout.write(commandHelp(spec));
-    return EXIT.ok;
-  }
+  if ((args.flags.get('help') === 'true' && !('help' in spec.flags)) || args.positionals.includes('-h')) return printHelp(ctx, commandHelp(spec));
   checkFlags(spec.name, args, spec.flags);
   const result: CommandResult | undefined = await untilInterrupted(spec.run(ctx, args), ctx.interrupt, spec.interruptible === true ? (spec.interruptGraceMs ?? INTERRUPT_GRACE_MS) : 0);
   if (result === undefined) return ctx.interrupt.aborted ? EXIT.interrupted : EXIT.ok;

@@ -414,6 +414,12 @@ describe('help everywhere', () => {
       const typo = await run(['pign', '7', '--json']);
       assert.equal(typo.code, 2);
       assert.match(String(envelope(typo.err).hint), /did you mean "pilotctl ping"\?/);
+      const jsonHelp = await run(['ping', '-h', '--json']);
+      assert.equal(jsonHelp.code, 0);
+      assert.match(String((envelope(jsonHelp.out).data as { help: string }).help), /^usage: pilotctl ping/);
+      const nothing = await run(['--json']);
+      assert.equal(nothing.code, 2);
+      assert.equal(envelope(nothing.err).message, 'no command given');
       const subTypo = await run(['task', 'sumbit']);
       assert.equal(subTypo.code, 2);
       assert.match(subTypo.err, /did you mean "pilotctl task submit"\?/);
