@@ -43,6 +43,8 @@ export interface RendezvousOptions {
   replication?: ReplicationOptions;
   /** The beacon relays and punches only for nodes that proved their id (no Go daemons). */
   requireBeaconProof?: boolean;
+  /** The beacon's NAT probes (see `BeaconServerOptions.natProbe`). */
+  beaconNatProbe?: false | { otherAddress?: string };
 }
 
 export interface Rendezvous {
@@ -100,6 +102,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       log: opts.log?.child({ component: 'beacon' }),
       directory: registryDirectory(registry),
       ...(opts.requireBeaconProof === true ? { requireProof: true } : {}),
+      ...(opts.beaconNatProbe !== undefined ? { natProbe: opts.beaconNatProbe } : {}),
     });
   } catch (err) {
     await registry.close();

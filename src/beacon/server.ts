@@ -4,11 +4,13 @@ import { isIP } from 'node:net';
 import { PilotError, toPilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BeaconType } from '../protocol/beacon.js';
+import { decodeNatProbe, encodeNatProbeReply, NAT_PROBE, type NatProbeEndpoint, type NatProbeSource } from '../protocol/nat-probe.js';
 import { RegistryClient } from '../registry/client.js';
 import { BeaconCore, DEFAULT_LIMITS, type BeaconDirectory, type BeaconLimits, type DropReason, type Outgoing } from './core.js';
 import { RegistryDirectory } from './registry-directory.js';
 import { BeaconDiscovery, checkDiscoverySettings, type DiscoverySettings } from './discovery.js';
 import { canonicalIp, endpointKey, parseHostPort, type Endpoint } from './endpoint.js';
+import { IpRateLimiter } from './ip-limiter.js';
 
 export interface BeaconServerOptions {
   /** Interface to bind; empty or absent = every interface (dual-stack when IPv6 is available). */
@@ -40,6 +42,12 @@ export interface BeaconServerOptions {
   registry?: { address: string; fingerprint?: string };
   /** Relays and punches only for nodes that proved their id (no Go daemons on the network). */
   requireProof?: boolean;
+  /**
+   * NAT probes (pilot-ts extension): answered from the main socket and from a second port; with
+   * `otherAddress` (another IP of this host) also from there, which tells full from restricted
+   * cones. `false` turns them off.
+   */
+  natProbe?: false | { otherAddress?: string };
 }
 
 export interface BeaconStats {
@@ -94,6 +102,9 @@ export class BeaconServer {
   private discoveredPeers: Endpoint[] = [];
   private discovery: BeaconDiscovery | undefined;
   private readonly registryClient: RegistryClient | undefined;
+  /** The NAT probe sockets: another port (source 1) and another address (source 2). */
+  private readonly probeSockets: (Socket | undefined)[] = [undefined, undefined];
+  private readonly probeLimit = new IpRateLimiter(10, 20, 65_536);
 
   private constructor(
     private readonly socket: Socket,
@@ -138,6 +149,12 @@ export class BeaconServer {
       throw new PilotError('unavailable', `beacon cannot listen on ${opts.host ?? ''}:${opts.port}: ${toPilotError(err).message}`, undefined, { cause: err });
     }
     const server = new BeaconServer(socket, { ...opts, peers: peerSpecs }, opts.log ?? silentLogger(), opts.now ?? Date.now);
+    try {
+      await server.openProbeSockets();
+    } catch (err) {
+      await server.close();
+      throw new PilotError('unavailable', `beacon cannot open its NAT probe sockets: ${toPilotError(err).message}`, undefined, { cause: err });
+    }
     await server.resolvePeers();
     server.startTimers();
     server.startDiscovery();
@@ -178,6 +195,7 @@ export class BeaconServer {
     this.discovery?.close();
     this.registryClient?.close();
     for (const t of this.timers) clearInterval(t);
+    for (const s of this.probeSockets) if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 
@@ -249,9 +267,57 @@ export class BeaconServer {
     for (const o of this.core.gossip(this.now())) this.send(o);
   }
 
+  private async openProbeSockets(): Promise<void> {
+    const cfg = this.opts.natProbe;
+    if (cfg === false) return;
+    const main = this.socket.address();
+    const other = await openSocket(main.address === '::' || main.address === '0.0.0.0' ? '' : main.address, 0);
+    this.probeSockets[0] = other;
+    if (cfg?.otherAddress) this.probeSockets[1] = await openSocket(cfg.otherAddress, 0);
+    this.probeSockets.forEach((s, i) => {
+      s?.on('message', (msg, rinfo) => this.onProbeSocketMessage((i + 1) as NatProbeSource, msg, rinfo));
+      s?.on('error', (err) => this.log.warn({ err }, 'beacon probe socket error'));
+    });
+  }
+
+  private probeEndpoints(): { otherPort: NatProbeEndpoint | undefined; otherAddress: NatProbeEndpoint | undefined } {
+    const ep = (s: Socket | undefined): NatProbeEndpoint | undefined => {
+      if (!s) return undefined;
+      const a = s.address();
+      return { ip: canonicalIp(a.address), port: a.port };
+    };
+    return { otherPort: ep(this.probeSockets[0]), otherAddress: ep(this.probeSockets[1]) };
+  }
+
+  /** A NAT probe: answered (rate limited per source IP) from `sources`, each reply naming its socket. */
+  private answerProbe(msg: Buffer, from: Endpoint, sources: readonly NatProbeSource[]): void {
+    const token = decodeNatProbe(msg);
+    if (!token.ok) return void this.core.drop('malformed');
+    if (!this.probeLimit.take(from.ip, this.now())) return void this.core.drop('rate_limited');
+    for (const source of sources) {
+      const socket = source === 0 ? this.socket : this.probeSockets[source - 1];
+      if (!socket) continue;
+      const bytes = encodeNatProbeReply({ token: token.value, source, observed: from, ...this.probeEndpoints() });
+      const isV4 = isIP(from.ip) === 4;
+      const family = socket.address().family;
+      if (family === 'IPv4' && !isV4) continue;
+      try {
+        socket.send(bytes, from.port, family === 'IPv6' && isV4 ? `::ffff:${from.ip}` : from.ip);
+      } catch {
+        this.core.drop('send_failed');
+      }
+    }
+  }
+
+  private onProbeSocketMessage(source: NatProbeSource, msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.closed || msg[0] !== NAT_PROBE) return;
+    this.answerProbe(msg, { ip: canonicalIp(rinfo.address), port: rinfo.port }, [source]);
+  }
+
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     if (this.closed) return;
     const from = { ip: canonicalIp(rinfo.address), port: rinfo.port };
+    if (msg[0] === NAT_PROBE) return this.answerProbe(msg, from, [0, 1, 2]);
     // A beacon that lists us may have registered after our last look at the registry.
     if (this.discovery && msg[0] === BeaconType.Sync && !this.core.peers.isPeer(from)) this.discovery.refreshSoon();
     let out: Outgoing[];

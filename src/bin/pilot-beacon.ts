@@ -22,6 +22,10 @@ const FLAGS = {
     kind: 'string',
     help: 'address (host:port) registered for other beacons to reach this one (default: the listen IP, or the local IP that routes to the registry)',
   },
+  'nat-probe-addr': {
+    kind: 'string',
+    help: "another IP address of this host: NAT probes are also answered from it, so daemons can tell full from restricted cone NATs (pilot-ts only)",
+  },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   'log-format': LOG_FORMAT_FLAG,
   config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
@@ -55,6 +59,7 @@ async function main(argv: readonly string[]): Promise<void> {
     discovery: discover ? { registry, advertise: advertise || undefined, registryFingerprint: flags['registry-fingerprint'] || undefined } : undefined,
     ...(registry !== '' ? { registry: { address: registry, ...(flags['registry-fingerprint'] ? { fingerprint: flags['registry-fingerprint'] } : {}) } } : {}),
     requireProof: flags['require-proof'] === true,
+    ...(flags['nat-probe-addr'] ? { natProbe: { otherAddress: flags['nat-probe-addr'] } } : {}),
     log,
   });
   let health: HealthServer | undefined;

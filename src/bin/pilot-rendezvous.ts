@@ -12,6 +12,10 @@ import { registryTlsFromFlags } from '../registry/tls.js';
 const FLAGS = {
   'registry-addr': { kind: 'string', help: 'registry TCP listen address (default ":9000")' },
   'beacon-addr': { kind: 'string', help: 'beacon UDP listen address (default ":9001")' },
+  'nat-probe-addr': {
+    kind: 'string',
+    help: "another IP address of this host: the beacon also answers NAT probes from it, so daemons can tell full from restricted cone NATs (pilot-ts only)",
+  },
   store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
   'require-replay-proof': {
@@ -53,6 +57,7 @@ async function main(argv: readonly string[]): Promise<void> {
     adminToken: flags['admin-token'] || undefined,
     requireSignedBody: flags['require-replay-proof'] === true,
     requireBeaconProof: flags['require-replay-proof'] === true,
+    ...(flags['nat-probe-addr'] ? { beaconNatProbe: { otherAddress: flags['nat-probe-addr'] } } : {}),
     ...(tls !== undefined ? { tls } : {}),
     log,
     dashboard: httpAddr,

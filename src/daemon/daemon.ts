@@ -31,6 +31,10 @@ import { WebhookDispatcher } from './webhook.js';
 const KEY_CACHE_LIMIT = 4096;
 /** Direct traffic this recent proves the path to a peer (the tunnel's evidence window). */
 const DIRECT_EVIDENCE_MS = 15_000;
+/** NAT behaviour is checked again this often (and when the beacon sees us at a new endpoint). */
+const NAT_RECHECK_MS = 10 * 60_000;
+/** An endpoint that says nothing about how others reach us. */
+const UNROUTABLE_ENDPOINT = /^(127\.|0\.0\.0\.0|\[?::1?\]?:)/;
 /** How long `pending` waits for a poll of the registry before listing what it has. */
 const PENDING_REFRESH_MS = 3000;
 
@@ -54,6 +58,10 @@ export class Daemon {
   private stopped = false;
   private readonly services: RunningService[] = [];
   private untrustedRefused = 0;
+  /** The UDP endpoint the registry holds for us. */
+  private registeredEndpoint = '';
+  private natTimer: NodeJS.Timeout | undefined;
+  private natRunning = false;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -109,7 +117,8 @@ export class Daemon {
       log: this.log.child({ part: 'tunnel' }),
     });
     const endpoint = await this.endpointToRegister();
-    this.session = new RegistrySession({
+    this.registeredEndpoint = endpoint;
+    const sessionOptions = {
       registry: this.registry,
       listenAddr: endpoint,
       ...(c.owner ? { owner: c.owner } : {}),
@@ -124,10 +133,29 @@ export class Daemon {
       },
       onNotify: () => void this.poller.poll(),
       onReregistered: () => void this.trust.reportAll(),
-    });
+    };
+    this.session = new RegistrySession(sessionOptions);
     await this.session.start();
     this.tunnel.setNodeId(this.session.nodeId);
     this.tunnel.registerWithBeacon();
+    this.tunnel.on('observed-endpoint', (e: { endpoint: string }) => {
+      if (this.stopped || c.endpoint || UNROUTABLE_ENDPOINT.test(e.endpoint) || e.endpoint === this.registeredEndpoint) return;
+      // Our NAT gave us a new public endpoint (rebinding, a new address): tell the registry, so that
+      // new peers find us, and look at the NAT again. Peers we talk to follow by themselves.
+      const previous = this.registeredEndpoint;
+      this.registeredEndpoint = e.endpoint;
+      sessionOptions.listenAddr = e.endpoint;
+      this.log.info({ previous, endpoint: e.endpoint }, 'the beacon sees us at a new endpoint; registering it');
+      this.registry
+        .register({ listenAddr: e.endpoint, ...(c.owner ? { owner: c.owner } : {}) })
+        .catch((err: unknown) => this.log.warn({ err: String(err) }, 'could not register the new endpoint'));
+      this.checkNat();
+    });
+    if (c.beacon) {
+      this.checkNat();
+      this.natTimer = setInterval(() => this.checkNat(), NAT_RECHECK_MS);
+      this.natTimer.unref();
+    }
 
     this.router = new PeerRouter({
       links: this.tunnel,
@@ -231,6 +259,32 @@ export class Daemon {
    */
   private greetTrustedPeers(): void {
     for (const t of this.trust.trusted()) this.stack.ping(t.nodeId);
+  }
+
+  /** Finds our NAT's behaviour in the background (shown by info). */
+  private checkNat(): void {
+    if (this.natRunning || this.stopped) return;
+    this.natRunning = true;
+    this.tunnel
+      .detectNat()
+      .then(
+        (nat) => this.log.info({ nat: nat.type, mapping: nat.mapping, filtering: nat.filtering, endpoint: nat.publicEndpoint }, 'NAT behaviour'),
+        (err: unknown) => this.log.warn({ err: String(err) }, 'NAT detection failed'),
+      )
+      .finally(() => (this.natRunning = false));
+  }
+
+  /** `nat` of info: what is known of the NAT in front of us. */
+  private natInfo(): JsonObject {
+    const nat = this.tunnel.nat;
+    return {
+      type: nat?.type ?? 'unknown',
+      mapping: nat?.mapping ?? 'unknown',
+      filtering: nat?.filtering ?? 'unknown',
+      public_endpoint: this.tunnel.observedEndpoint ?? nat?.publicEndpoint ?? '',
+      registered_endpoint: this.registeredEndpoint,
+      ...(nat ? { checked_secs_ago: Math.floor((Date.now() - nat.checkedAt) / 1000) } : {}),
+    };
   }
 
   /** The UDP endpoint other nodes should use: -endpoint, else what the beacon saw, else our socket. */
@@ -343,6 +397,7 @@ export class Daemon {
         public: this.session.isPublic,
         ...(this.session.hostnameError !== undefined ? { hostname_error: this.session.hostnameError } : {}),
         ...(this.config.beacon ? { beacon: { address: this.config.beacon, proven: this.tunnel.provenAtBeaconWithin(2 * this.config.keepaliveMs + 10_000) } } : {}),
+        nat: this.natInfo(),
         registry: {
           address: this.config.registry,
           reachable: this.session.reachable,
@@ -416,6 +471,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.natTimer);
     this.session?.stop();
     this.poller?.stop();
     for (const s of this.services.splice(0)) await s.close().catch(() => undefined);

@@ -153,7 +153,8 @@ const INFO: Shape<DaemonInfo> = {
   bytes_recv: num,
   pkts_sent: num,
   pkts_recv: num,
-  peer_list: (v) => objects(v).map((p) => pick(p, PEER)),
+  // Keys a pilot-ts daemon adds to a peer (its path: relay) are kept as they came.
+  peer_list: (v) => objects(v).map((p) => ({ ...p, ...pick(p, PEER) })),
   conn_list: (v) => objects(v).map((c) => ({ ...pick(c, CONN), ...(typeof c.nagle === 'boolean' ? { nagle: c.nagle } : {}) })),
 };
 

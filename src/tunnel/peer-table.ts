@@ -21,6 +21,12 @@ export interface PeerState {
   /** While relayed: when to probe the direct path next, and the current back-off. */
   probeAt: number;
   probeIntervalMs: number;
+  /** When our key exchange towards the peer's direct endpoint began (0: not waiting for one). */
+  exchangeSince: number;
+  /** When a packet (not a probe or keep-alive) last went to or came from the peer. */
+  lastPacketAt: number;
+  /** When anything was last sent to the peer. */
+  lastSentAt: number;
   readonly retiredKeys: Uint8Array[];
 }
 
@@ -70,6 +76,9 @@ export class PeerTable {
       lastDirectAt: 0,
       probeAt: 0,
       probeIntervalMs: 0,
+      exchangeSince: 0,
+      lastPacketAt: 0,
+      lastSentAt: 0,
       retiredKeys: [],
     };
     this.#peers.set(nodeId, peer);

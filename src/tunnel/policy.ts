@@ -18,6 +18,22 @@ export const TICK_MS = 250;
 /** A relayed peer's direct path is probed after this, then at doubling intervals up to the maximum. */
 export const PROBE_FIRST_MS = 2000;
 export const PROBE_MAX_MS = 60_000;
+/** A relayed peer's direct path is probed at least this often (with a coordinated punch each time). */
+export const PROBE_CAP_MS = 30_000;
+/**
+ * A key exchange sent straight to a peer and unanswered for this long moves it to the relay
+ * (shorter when our own NAT maps per destination, where punching rarely succeeds); the direct path
+ * is still probed in the background and taken as soon as it answers.
+ */
+export const RELAY_AFTER_MS = 1500;
+export const RELAY_AFTER_SYMMETRIC_MS = 700;
+/** Retries of the PILP datagrams sent on a punch command (the first goes at once). */
+export const PUNCH_RETRY_MS: readonly number[] = [80, 250];
+/** At most one PILA or probe per node in this time in answer to its punch. */
+export const PUNCH_ANSWER_INTERVAL_MS = 100;
+/** Keep-alives: sent to a peer we exchanged packets with in the last PEER_IN_USE_MS when nothing went to it for KEEPALIVE_MS. */
+export const KEEPALIVE_MS = 25_000;
+export const PEER_IN_USE_MS = 180_000;
 /** At most one probe answer per peer in this time. */
 export const PROBE_ANSWER_INTERVAL_MS = 500;
 

@@ -24,6 +24,7 @@ import {
 import { Authenticator } from './authenticator.js';
 import { groupForBatches, SendBatcher } from './batcher.js';
 import { BeaconClient } from './beacon-client.js';
+import { detectNat, type NatReport } from './nat-detect.js';
 import { endpointEquals, formatEndpoint, isLoopbackHost, parseEndpoint, parseListenAddress, type UdpEndpoint } from './endpoint.js';
 import { IntervalLimiter, TokenBucket } from './limits.js';
 import { PeerCrypto } from './peer-crypto.js';
@@ -63,6 +64,9 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   readonly #recoveryLimit = new IntervalLimiter<number>(policy.RECOVERY_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryBudget = new TokenBucket(20, 40);
   readonly #probeAnswers = new IntervalLimiter<number>(policy.PROBE_ANSWER_INTERVAL_MS, policy.MAX_PEERS);
+  readonly #punchAnswers = new IntervalLimiter<number>(policy.PUNCH_ANSWER_INTERVAL_MS, policy.MAX_PEERS);
+  /** What the last NAT detection found (undefined until one ran). */
+  #nat: NatReport | undefined;
   /** Peers currently relayed: their direct path is probed in the background. */
   readonly #relayed = new Set<number>();
   readonly #timer: NodeJS.Timeout;
@@ -76,7 +80,12 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     this.#auth = new Authenticator(options.identity, options.lookupPublicKey);
     this.#log = options.log ?? silentLogger();
     this.#wire = new Wire(socket, beacon, this.#log, (event) => this.emit('dropped', event));
-    this.#beaconClient = new BeaconClient(this.#wire, (bytes) => options.identity.sign(bytes));
+    this.#beaconClient = new BeaconClient(
+      this.#wire,
+      (bytes) => options.identity.sign(bytes),
+      () => this.#nodeId,
+      (endpoint) => this.emit('observed-endpoint', { endpoint }),
+    );
     this.#timer = setInterval(() => this.#tick(), policy.TICK_MS);
     this.#timer.unref();
   }
@@ -184,6 +193,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   send(nodeId: number, packet: Packet): boolean {
     const peer = this.#peers.get(nodeId);
     if (!peer?.endpoint) return false;
+    peer.lastPacketAt = Date.now();
     if (this.#encrypt && peer.crypto) {
       if (peer.batching && !peer.relay) this.#batcher.add(nodeId, packet);
       else this.#sealOne(peer, peer.crypto, packet);
@@ -196,6 +206,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       const queued = this.#pending.add(nodeId, bytes, Date.now());
       if (queued === 'refused') this.#drop('queue_full', peer.endpoint, nodeId);
       if (queued === 'dropped_oldest') this.#drop('queue_overflow', peer.endpoint, nodeId);
+      if (peer.exchangeSince === 0 && !peer.relay) peer.exchangeSince = Date.now();
       this.#sendPila(peer);
     }
     return true;
@@ -209,6 +220,26 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       authenticated: p.authenticated,
       relay: p.relay,
     }));
+  }
+
+  /** The NAT behaviour found by the last `detectNat()`, if any. */
+  get nat(): NatReport | undefined {
+    return this.#nat;
+  }
+
+  /** Our endpoint as the beacon last reported it. */
+  get observedEndpoint(): string | undefined {
+    return this.#beaconClient.observed;
+  }
+
+  /**
+   * Finds how the NAT in front of this socket maps and filters, with NAT probes to the beacon
+   * (a pilot-ts extension; against a Go beacon the answer is "unknown").
+   */
+  async detectNat(timeoutMs = 800): Promise<NatReport> {
+    const report = await detectNat(this.#beaconClient, this.#wire.beacon, this.localPort, timeoutMs);
+    if (!this.#closed) this.#nat = report;
+    return report;
   }
 
   get stats(): TunnelStats {
@@ -284,7 +315,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       case 'PILT':
         return this.#onPilt(data, origin);
       case 'PILP':
-        return;
+        return this.#onPunch(data, origin);
       case 'beacon':
         // Only reachable for a relayed frame: no nesting.
         return this.#drop('malformed', origin.endpoint, origin.relayFrom);
@@ -332,6 +363,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     }
     peer.authenticated = true;
     peer.lastActive = Date.now();
+    peer.exchangeSince = 0;
     // Only a new key arriving through the relay moves the path there: a PILA repeating the key in
     // use may be a replay (anyone can capture one), and the path stays as it is.
     if (origin.relayFrom !== undefined && (!previous || rekeyed)) this.#markRelay(peer);
@@ -381,6 +413,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       if (!split.ok) return this.#drop('malformed', origin.endpoint, node);
       plaintexts = split.value;
     }
+    peer.lastPacketAt = now;
     for (const bytes of plaintexts) {
       // AES-GCM already proved these bytes intact: the CRC-32 inside cannot add anything.
       const packet = this.#checkInner(bytes, node, origin, false);
@@ -450,6 +483,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   #markRelay(peer: PeerState): void {
     if (!peer.relay) {
       peer.relay = true;
+      peer.exchangeSince = 0;
       peer.probeIntervalMs = policy.PROBE_FIRST_MS;
       peer.probeAt = Date.now() + policy.PROBE_FIRST_MS;
       this.#relayed.add(peer.nodeId);
@@ -478,6 +512,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
 
   /** Seals one probe byte and sends it straight to `to`, whatever the peer's path. */
   #sendProbe(peer: PeerState, crypto: PeerCrypto, kind: number, to: UdpEndpoint): void {
+    peer.lastSentAt = Date.now();
     const sealed = crypto.send.seal(Uint8Array.of(kind));
     this.#deliver(encodePils({ senderNode: this.#nodeId, nonce: sealed.nonce, sealed: sealed.sealed }), to, 'probe');
   }
@@ -490,16 +525,71 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
         this.#relayed.delete(node);
         continue;
       }
-      if (now < peer.probeAt || !peer.crypto || !peer.endpoint || endpointEquals(peer.endpoint, this.#wire.beacon)) continue;
-      this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
-      peer.probeIntervalMs = Math.min(Math.max(peer.probeIntervalMs, policy.PROBE_FIRST_MS) * 2, policy.PROBE_MAX_MS);
+      if (now < peer.probeAt || !peer.crypto) continue;
+      // The beacon has both sides punch at once: the peer's PILP (with its id) lets us probe the
+      // address it comes from, which is where its NAT expects us.
+      if (this.#nodeId !== 0) this.requestPunch(node);
+      if (peer.endpoint && !endpointEquals(peer.endpoint, this.#wire.beacon)) this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
+      peer.probeIntervalMs = Math.min(Math.max(peer.probeIntervalMs, policy.PROBE_FIRST_MS) * 2, policy.PROBE_MAX_MS, policy.PROBE_CAP_MS);
       peer.probeAt = now + peer.probeIntervalMs;
+    }
+  }
+
+  /**
+   * A PILP carrying a node id (pilot-ts; the reference's carries none): the node punched towards us
+   * from that address. If we are still trying to reach it, answer there at once: our key exchange
+   * when it has none yet, a path probe when it is relayed. Nothing is learnt from the unauthenticated
+   * datagram itself: the endpoint moves only when an authenticated answer arrives from it.
+   */
+  #onPunch(data: Uint8Array, origin: Origin): void {
+    if (origin.relayFrom !== undefined || data.length < 8) return;
+    const node = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(4);
+    const peer = node === 0 || node === this.#nodeId ? undefined : this.#peers.get(node);
+    if (!peer || !this.#encrypt) return;
+    if (peer.crypto && !peer.relay) return;
+    const now = Date.now();
+    if (!this.#punchAnswers.allow(node, now)) return;
+    if (!peer.crypto) {
+      this.#pilaLimit.allow(node, now);
+      this.#deliver(this.#auth.pila(this.#nodeId), origin.endpoint, 'PILA');
+    } else {
+      this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, origin.endpoint);
+    }
+  }
+
+  /** Key exchanges unanswered straight from the peer for long enough go through the relay. */
+  #relayStalled(now: number): void {
+    if (!this.#wire.beacon) return;
+    const after = this.#nat?.mapping === 'endpoint-dependent' ? policy.RELAY_AFTER_SYMMETRIC_MS : policy.RELAY_AFTER_MS;
+    for (const node of this.#pending.nodes()) {
+      const peer = this.#peers.get(node);
+      if (!peer || peer.crypto || peer.relay || peer.exchangeSince === 0 || now - peer.exchangeSince < after) continue;
+      if (!peer.endpoint || isLoopbackHost(peer.endpoint.host)) continue;
+      this.#log.info({ node }, 'no key exchange on the direct path; relaying through the beacon while punching goes on');
+      this.#markRelay(peer);
+      this.#sendPila(peer, true);
+    }
+  }
+
+  /**
+   * Keep-alives that hold NAT mappings: towards the beacon (so punch commands and relayed frames
+   * reach us), and towards peers in use, each only when nothing else went there for KEEPALIVE_MS.
+   */
+  #keepalive(now: number): void {
+    if (this.#nodeId !== 0 && this.#wire.beacon && now - this.#beaconClient.lastSentAt >= policy.KEEPALIVE_MS) this.#beaconClient.keepalive(this.#nodeId);
+    for (const peer of this.#peers.values()) {
+      if (!peer.crypto || peer.relay || !peer.endpoint || now - peer.lastPacketAt > policy.PEER_IN_USE_MS) continue;
+      if (now - peer.lastSentAt < policy.KEEPALIVE_MS || isLoopbackHost(peer.endpoint.host)) continue;
+      // A sealed probe reply: answered by nobody, dropped by a Go peer.
+      this.#sendProbe(peer, peer.crypto, PATH_PROBE_REPLY, peer.endpoint);
     }
   }
 
   #tick(): void {
     const now = Date.now();
     this.#probeRelayed(now);
+    this.#relayStalled(now);
+    this.#keepalive(now);
     const expired = this.#pending.expire(now);
     this.#wire.countDropped('queue_expired', expired);
     this.#early.expire(now);
@@ -563,6 +653,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   }
 
   #transmit(peer: PeerState, frame: Uint8Array | readonly Uint8Array[], kind: string): void {
+    peer.lastSentAt = Date.now();
     if (peer.relay) this.#relay(peer.nodeId, frame instanceof Uint8Array ? frame : Buffer.concat(frame), kind);
     else if (peer.endpoint) this.#deliver(frame, peer.endpoint, kind);
   }

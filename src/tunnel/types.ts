@@ -45,6 +45,8 @@ export interface TunnelEvents {
   'relay-activated': [event: { peerNodeId: number }];
   /** A relayed peer is reachable directly again: packets to it go direct from now on. */
   'direct-upgraded': [event: { peerNodeId: number; endpoint: string }];
+  /** The beacon reported the endpoint it sees this socket at (after every Discover). */
+  'observed-endpoint': [event: { endpoint: string }];
   'nonce-replay': [event: { peerNodeId: number; counter: bigint }];
   dropped: [event: DroppedEvent];
 }

@@ -48,6 +48,7 @@ function infoText(info: JsonObject): string {
     ['traffic', `sent ${bytes(info.bytes_sent)} in ${s(info.pkts_sent)} packets, received ${bytes(info.bytes_recv)} in ${s(info.pkts_recv)} packets`],
   ];
   if (isJsonObject(info.registry)) rows.push(['registry', registryText(info.registry)]);
+  if (isJsonObject(info.nat)) rows.push(['nat', `${s(info.nat.type)} (mapping ${s(info.nat.mapping)}, filtering ${s(info.nat.filtering)}, seen as ${s(info.nat.public_endpoint) || '-'})`]);
   return rows.map(([k, v]) => `${k.padEnd(12)}${v}`).join('\n');
 }
 
@@ -68,7 +69,7 @@ export const peers: CommandSpec = {
   name: 'peers',
   args: ['[--search <text>]'],
   description: 'Lists tunnel peers; --search keeps those whose node id or endpoint contains the text (any case).',
-  returns: '{peers: [{authenticated, encrypted, endpoint, node_id}] or null, total}',
+  returns: '{peers: [{authenticated, encrypted, endpoint, node_id, relay}] or null, total}',
   flags: { search: 'string' },
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl peers [--search text]');
@@ -79,8 +80,8 @@ export const peers: CommandSpec = {
       found.length === 0
         ? 'no peers'
         : formatTable(
-            ['NODE ID', 'ENDPOINT', 'ENCRYPTED', 'AUTHENTICATED'],
-            found.map((p) => [s(p.node_id), s(p.endpoint), p.encrypted === true ? 'yes' : 'no', p.authenticated === true ? 'yes' : 'no']),
+            ['NODE ID', 'ENDPOINT', 'PATH', 'ENCRYPTED', 'AUTHENTICATED'],
+            found.map((p) => [s(p.node_id), s(p.endpoint), p.relay === true ? 'relay' : 'direct', p.encrypted === true ? 'yes' : 'no', p.authenticated === true ? 'yes' : 'no']),
           );
     return { data: { peers: found.length === 0 ? null : found, total: found.length }, text };
   },
