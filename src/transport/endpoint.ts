@@ -257,9 +257,11 @@ export class TransportEndpoint {
       this.acceptSyn(p, now);
       return;
     }
-    // Data for a connection we do not have: tell the sender so it stops (it may be talking to our previous life).
-    if (!(p.flags & Flag.RST) && p.payload.length > 0) {
-      this.sendReset(p, Flag.RST, p.ack, seqAdd(p.seq, p.payload.length), undefined, now);
+    // Data, a handshake answer or a FIN for a connection we do not have (our previous life, a dial
+    // we abandoned, a connection we reset): tell the sender so that its side does not stay open.
+    if (!(p.flags & Flag.RST) && (p.payload.length > 0 || p.flags & (Flag.SYN | Flag.FIN))) {
+      const length = p.payload.length + (p.flags & Flag.SYN ? 1 : 0) + (p.flags & Flag.FIN ? 1 : 0);
+      this.sendReset(p, Flag.RST, p.ack, seqAdd(p.seq, length), undefined, now);
     }
   }
 
