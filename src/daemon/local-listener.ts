@@ -35,6 +35,8 @@ export class LocalListener extends EventEmitter implements PilotListener {
     if (this.closed) return;
     this.closed = true;
     this.onClose(this.port);
+    // Accepted but never taken: nobody else will ever close them.
+    for (const conn of this.backlog.splice(0)) conn.destroy();
     for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
     this.emit('close');
   }

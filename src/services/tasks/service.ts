@@ -45,7 +45,7 @@ export async function startTaskSubmit(ctx: ServiceContext): Promise<RunningServi
     now,
     emit(category: TaskCategory, task: TaskFile) {
       const frame = jsonFrame(ExtFrameType.LocalEvent, { event: 'task', task: { ...listEntry(category, task) } });
-      for (const w of watchers) w.write(frame);
+      for (const w of watchers) if (!w.writableEnded) w.write(frame);
     },
   };
   const listener: PilotListener = await ctx.net.listen(TASK_PORT);
@@ -98,7 +98,11 @@ async function serve(core: TaskCore, conn: PilotConn, watchers: Set<PilotConn>):
       await refuse(reader.firstType, readFailure(err));
       return;
     }
-    if (frame === null) return;
+    if (frame === null) {
+      // The peer closed without a frame: nothing to answer, our side closes too.
+      conn.end();
+      return;
+    }
     const local = addrEquals(conn.remoteAddr, core.ctx.localAddr);
     if (frame.type === ExtFrameType.Local) {
       if (!local) {
@@ -114,7 +118,10 @@ async function serve(core: TaskCore, conn: PilotConn, watchers: Set<PilotConn>):
         watchers.add(conn);
         conn.once('close', () => watchers.delete(conn));
         await writeFrame(conn, jsonFrame(ExtFrameType.Local, { ok: true, data: { watching: true } }));
-        return; // stays open until the client closes it
+        // Open until the client closes it (or goes away): then our side closes as well.
+        if (conn.readableEnded) conn.end();
+        else conn.once('end', () => conn.end());
+        return;
       }
       let reply: JsonObject;
       try {
