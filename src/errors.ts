@@ -39,3 +39,42 @@ export function toPilotError(err: unknown, fallback: PilotErrorCode = 'internal'
   if (err instanceof Error) return new PilotError(fallback, err.message, undefined, { cause: err });
   return new PilotError(fallback, String(err));
 }
+
+/**
+ * The `code u16` of an IPC Error frame (PROTOCOL.md §8.2) for each kind of failure. The reference
+ * daemon sends 1 for everything (its driver reads only the message), so 1 means "unspecified":
+ * a client falls back to what the operation usually fails with. The numbers are stable: new kinds
+ * get new numbers, and a number never changes meaning.
+ */
+export const IPC_ERROR_CODES: Readonly<Record<PilotErrorCode, number>> = Object.freeze({
+  invalid_argument: 2,
+  not_found: 3,
+  already_exists: 4,
+  refused: 5,
+  untrusted: 6,
+  timeout: 7,
+  unavailable: 8,
+  rate_limited: 9,
+  too_large: 10,
+  connection_failed: 11,
+  protocol: 12,
+  internal: 13,
+  not_running: 14,
+});
+
+/** The reference's only code: the failure's kind is not said. */
+export const IPC_ERROR_UNSPECIFIED = 1;
+
+const BY_IPC_CODE: ReadonlyMap<number, PilotErrorCode> = new Map(
+  (Object.entries(IPC_ERROR_CODES) as [PilotErrorCode, number][]).map(([code, n]) => [n, code]),
+);
+
+/** The IPC Error code for a failure. */
+export function ipcErrorCode(code: PilotErrorCode): number {
+  return IPC_ERROR_CODES[code];
+}
+
+/** The failure an IPC Error code names; undefined for 1 (unspecified) and numbers not in the table. */
+export function pilotCodeOfIpc(code: number): PilotErrorCode | undefined {
+  return BY_IPC_CODE.get(code);
+}

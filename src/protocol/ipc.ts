@@ -46,6 +46,14 @@ export const IpcCmd = {
    * daemon without it answers `unknown command: 0x40`.
    */
   DialData: 0x40,
+  /**
+   * pilot-ts extension, no reply: the client gave up on one of its dials. `dial_seq` counts the
+   * client's Dial and DialData messages on this IPC connection, from 1. A dial still waiting or
+   * under way is abandoned (its reply becomes an Error, the reply the client still expects); one
+   * already answered with DialOK has its connection reset. A client sends it only to a daemon whose
+   * InfoOK lists `dial_cancel` in `ipc_features`.
+   */
+  DialCancel: 0x41,
 } as const;
 
 export type IpcCmdName = keyof typeof IpcCmd;
@@ -98,12 +106,13 @@ export type IpcMessage =
   | { readonly cmd: 'Dial'; readonly addr: Addr; readonly port: number }
   | { readonly cmd: 'DialOK'; readonly connId: number }
   | { readonly cmd: 'DialData'; readonly addr: Addr; readonly port: number; readonly data: Uint8Array }
+  | { readonly cmd: 'DialCancel'; readonly dialSeq: number }
   | { readonly cmd: 'Accept'; readonly localPort: number; readonly connId: number; readonly remoteAddr: Addr; readonly remotePort: number }
   | { readonly cmd: 'Send'; readonly connId: number; readonly data: Uint8Array }
   | { readonly cmd: 'Recv'; readonly connId: number; readonly data: Uint8Array }
   | { readonly cmd: 'Close'; readonly connId: number }
   | { readonly cmd: 'CloseOK'; readonly connId: number }
-  /** The reference always sends code 1. */
+  /** The reference always sends code 1; pilot-ts sends the code of the failure (IPC_ERROR_CODES). */
   | { readonly cmd: 'Error'; readonly code: number; readonly message: string }
   | { readonly cmd: 'SendTo'; readonly addr: Addr; readonly port: number; readonly data: Uint8Array }
   | { readonly cmd: 'RecvFrom'; readonly srcAddr: Addr; readonly srcPort: number; readonly dstPort: number; readonly data: Uint8Array }
@@ -169,6 +178,8 @@ function payloadParts(msg: IpcMessage): Uint8Array[] {
     case 'Close':
     case 'CloseOK':
       return [u32(msg.connId, 'conn id')];
+    case 'DialCancel':
+      return [u32(msg.dialSeq, 'dial sequence number')];
     case 'Accept':
       return [u16(msg.localPort, 'local port'), u32(msg.connId, 'conn id'), addr(msg.remoteAddr), u16(msg.remotePort, 'remote port')];
     case 'Send':
@@ -321,6 +332,8 @@ export function decodeIpcMessage(bytes: Uint8Array): DecodeResult<IpcMessage> {
     case 'Close':
     case 'CloseOK':
       return need(4) ?? ok({ cmd: name, connId: p.readUInt32BE(0) });
+    case 'DialCancel':
+      return need(4) ?? ok({ cmd: name, dialSeq: p.readUInt32BE(0) });
     case 'Accept':
       return (
         need(14) ??

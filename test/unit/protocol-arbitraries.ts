@@ -97,6 +97,7 @@ export const ipcMessage: fc.Arbitrary<IpcMessage> = fc.oneof(
   fc.record({ cmd: fc.constantFrom('Bind' as const, 'BindOK' as const), port: u16 }),
   fc.record({ cmd: fc.constant('Dial' as const), addr, port: u16 }),
   fc.record({ cmd: fc.constant('DialData' as const), addr, port: u16, data: bytes(100) }),
+  fc.record({ cmd: fc.constant('DialCancel' as const), dialSeq: u32 }),
   fc.record({ cmd: fc.constantFrom('DialOK' as const, 'Close' as const, 'CloseOK' as const), connId: u32 }),
   fc.record({ cmd: fc.constant('Accept' as const), localPort: u16, connId: u32, remoteAddr: addr, remotePort: u16 }),
   fc.record({ cmd: fc.constantFrom('Send' as const, 'Recv' as const), connId: u32, data: bytes(100) }),

@@ -162,6 +162,20 @@ describe('protocol vectors', () => {
     if (decoded.cmd === 'DialData') eq({ ...decoded, data: Buffer.from(decoded.data).toString() }, { ...msg, data: 'ping' });
   });
 
+  it('IPC DialCancel (pilot-ts extension 0x41): the third dial of the client', () => {
+    const msg = { cmd: 'DialCancel', dialSeq: 3 } as const;
+    const wire = '000000054100000003';
+    assert.equal(toHex(encodeIpcFrame(msg)), wire);
+    eq(value(decodeIpcMessage(hex(wire).subarray(4))), msg);
+  });
+
+  it('IPC Error with a code other than 1 (pilot-ts: the kind of failure, here 6 untrusted)', () => {
+    const msg = { cmd: 'Error', code: 6, message: 'no' } as const;
+    const wire = '000000050a00066e6f';
+    assert.equal(toHex(encodeIpcFrame(msg)), wire);
+    eq(value(decodeIpcMessage(hex(wire).subarray(4))), msg);
+  });
+
   it('§9.3 data exchange FILE a.txt = "hi"', () => {
     const wire = '00000004000000090005612e7478746869';
     assert.equal(toHex(encodeFileFrame({ name: 'a.txt', data: Buffer.from('hi') })), wire);
