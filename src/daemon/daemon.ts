@@ -386,6 +386,7 @@ export class Daemon {
       owner: this.config.owner ?? '',
       ports: this.stack.endpoint.ports.boundPorts.length,
       connections: this.stack.endpoint.connections(),
+      resources: this.stack.resources(),
       peers: this.tunnel.peers(),
       tunnel: this.tunnel.stats,
       extra: {

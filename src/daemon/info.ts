@@ -16,6 +16,8 @@ export interface InfoSources {
   tunnel: { bytesSent: number; bytesRecv: number; pktsSent: number; pktsRecv: number };
   /** Extra counters of this implementation (refused SYNs, drops, …); ignored by Go clients. */
   extra: JsonObject;
+  /** What the transport stack holds (bound ports, dials, timers); shown as `resources` with the process's memory. */
+  resources?: JsonObject;
 }
 
 const LIVE = new Set(['SYN_SENT', 'SYN_RECV', 'ESTABLISHED']);
@@ -53,6 +55,24 @@ export function connEntry(c: ConnectionInfo): JsonObject {
   };
 }
 
+/**
+ * Connections by state, every state of `conn_list` counted (TIME_WAIT too), so that `info` and
+ * `pilotctl connections` can be compared: `connections` counts only SYN_SENT, SYN_RECV and
+ * ESTABLISHED, as the reference's does.
+ */
+export function connStates(connections: readonly ConnectionInfo[]): Record<string, number> {
+  const states: Record<string, number> = {};
+  for (const c of connections) states[c.state] = (states[c.state] ?? 0) + 1;
+  return states;
+}
+
+/** Timers that keep the process running (unref'd ones are not counted). */
+function activeTimers(): number {
+  let n = 0;
+  for (const r of process.getActiveResourcesInfo()) if (r === 'Timeout') n++;
+  return n;
+}
+
 /** The InfoOK object (PROTOCOL.md §8.4); keys are sorted when encoded, as Go does. */
 export function buildInfo(src: InfoSources): JsonObject {
   const peers = src.peers.map((p) => ({ authenticated: p.authenticated, encrypted: p.encrypted, endpoint: p.endpoint, node_id: p.nodeId, relay: p.relay }));
@@ -76,6 +96,13 @@ export function buildInfo(src: InfoSources): JsonObject {
     pkts_recv: src.tunnel.pktsRecv,
     peer_list: peers,
     conn_list: src.connections.map(connEntry),
+    conn_states: connStates(src.connections),
+    ...(src.resources !== undefined ? { resources: resourcesEntry(src.resources) } : {}),
     ...src.extra,
   };
+}
+
+function resourcesEntry(stack: JsonObject): JsonObject {
+  const m = process.memoryUsage();
+  return { ...stack, active_timers: activeTimers(), memory: { rss: m.rss, heap_used: m.heapUsed } };
 }

@@ -2,8 +2,19 @@ import { chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { JsonObject } from '../protocol/json.js';
 import type { Datagram } from '../sdk/types.js';
-import { IpcSession, type IpcBackend } from './ipc-session.js';
+import { IpcSession, type IpcBackend, type IpcSessionCounts } from './ipc-session.js';
+
+export interface IpcServerOptions {
+  /** How long the connections of a client that went away may take to close before they are reset (default 5 s). */
+  releaseLingerMs?: number;
+}
+
+/** What the IPC clients hold, summed (InfoOK `ipc`). */
+export interface IpcResources extends IpcSessionCounts {
+  clients: number;
+}
 
 /** Answers if some process already serves this socket path. */
 function socketAnswers(path: string): Promise<boolean> {
@@ -20,6 +31,8 @@ function socketAnswers(path: string): Promise<boolean> {
 /** The Unix socket drivers and pilotctl talk to (PROTOCOL.md §8.1): mode 0600, removed on exit. */
 export class IpcServer {
   private readonly sessions = new Set<IpcSession>();
+  /** Connected sessions and those of gone clients whose connections are still closing. */
+  private readonly all = new Set<IpcSession>();
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -27,20 +40,26 @@ export class IpcServer {
     readonly path: string,
   ) {}
 
-  static async start(path: string, backend: IpcBackend, log: Logger): Promise<IpcServer> {
+  static async start(path: string, backend: IpcBackend, log: Logger, options: IpcServerOptions = {}): Promise<IpcServer> {
     if (await socketAnswers(path)) {
       throw new PilotError('already_exists', `another daemon is serving ${path}`, 'stop it first (pilotctl daemon stop) or use another -socket');
     }
     await unlink(path).catch(() => undefined);
     const server = createServer();
     const ipc = new IpcServer(server, path);
+    // A session outlives its socket while the connections it released are closing.
     server.on('connection', (socket) => {
-      const session = new IpcSession(socket, backend, log);
+      const session = new IpcSession(socket, backend, log, {
+        ...(options.releaseLingerMs !== undefined ? { releaseLingerMs: options.releaseLingerMs } : {}),
+        serverStats: () => ipc.resourcesJson(),
+      });
       ipc.sessions.add(session);
       ipc.sockets.add(socket);
+      ipc.all.add(session);
       socket.on('close', () => {
         ipc.sessions.delete(session);
         ipc.sockets.delete(socket);
+        ipc.forgetWhenIdle(session);
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -52,6 +71,28 @@ export class IpcServer {
     });
     await chmod(path, 0o600);
     return ipc;
+  }
+
+  /** Clients connected now, and everything the clients (present and gone) still hold. */
+  resources(): IpcResources {
+    const r: IpcResources = { clients: this.sessions.size, conns: 0, listeners: 0, dials: 0, lingering: 0 };
+    for (const s of this.all) {
+      const c = s.counts();
+      r.conns += c.conns;
+      r.listeners += c.listeners;
+      r.dials += c.dials;
+      r.lingering += c.lingering;
+    }
+    return r;
+  }
+
+  private resourcesJson(): JsonObject {
+    return { ...this.resources() };
+  }
+
+  /** Drops a gone client's session once it holds nothing (its released connections have closed). */
+  private forgetWhenIdle(session: IpcSession): void {
+    session.onIdle(() => this.all.delete(session));
   }
 
   /** Datagrams go to every connected client, as in the reference. */

@@ -1,9 +1,9 @@
 import type { Socket } from 'node:net';
-import { PilotError, toPilotError } from '../errors.js';
+import { ipcErrorCode, PilotError, toPilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
 import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
-import type { JsonObject } from '../protocol/json.js';
+import type { JsonObject, JsonValue } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import type { Datagram, DialOptions, PilotConn, PilotListener } from '../sdk/types.js';
 
@@ -25,16 +25,60 @@ export interface IpcBackend {
   setTaskExec(enabled: boolean): Promise<JsonObject>;
 }
 
-/** How long a half-closed connection may wait for the peer to finish before it is reset. */
+/** How long a connection the client closed (a half-close) may wait for the peer to finish before it is reset. */
 const CLOSE_LINGER_MS = 30_000;
+
+/**
+ * How long a connection whose client went away may take to close before it is reset: its FIN
+ * must be acknowledged and the peer must finish within this time.
+ */
+export const RELEASE_LINGER_MS = 5_000;
 
 /** Largest Recv push: data is forwarded as it is read, not one 4 KiB segment per message. */
 const RECV_CHUNK = 60 * 1024;
 
 /**
- * One IPC client. Commands run one after another (as the reference does), except Send and SendTo,
- * which go straight to their connection so a slow dial never holds up data. Backpressure: a full
- * connection pauses reading from the client; a slow client pauses the connections it reads.
+ * What this IPC server understands beyond the reference (listed in InfoOK as `ipc_features`):
+ * DialData (0x40), DialCancel (0x41), and Error codes that name the kind of failure.
+ */
+export const IPC_FEATURES: readonly string[] = Object.freeze(['dial_data', 'dial_cancel', 'error_codes']);
+
+export interface IpcSessionOptions {
+  /** See RELEASE_LINGER_MS. */
+  releaseLingerMs?: number;
+  /** Counters of the whole IPC server, added to InfoOK as `ipc`. */
+  serverStats?: () => JsonObject;
+}
+
+/** What one session holds, for the daemon's resource counters. */
+export interface IpcSessionCounts {
+  conns: number;
+  listeners: number;
+  /** Dials waiting or under way. */
+  dials: number;
+  /** Connections closed by this session and waiting (with a timer) to finish or be reset. */
+  lingering: number;
+}
+
+/** One Dial or DialData of this client, from its arrival until its connection closes. */
+interface DialEntry {
+  readonly seq: number;
+  readonly controller: AbortController;
+  /** Set once answered with DialOK. */
+  connId?: number;
+}
+
+const cancelled = (): PilotError => new PilotError('timeout', 'dial cancelled by the client');
+
+/**
+ * One IPC client. Commands run one after another (as the reference does), except Send, SendTo and
+ * DialCancel, which act at once so a slow dial never holds up data or its own cancellation.
+ * Backpressure: a full connection pauses reading from the client; a slow client pauses the
+ * connections it reads.
+ *
+ * Everything the client owns is given back when it goes away: dials under way are abandoned,
+ * ports are unbound, and every connection is closed (FIN) with what still arrives discarded, then
+ * reset if it has not finished within `releaseLingerMs`.
  */
 export class IpcSession {
   private readonly splitter = new IpcFrameSplitter();
@@ -44,13 +88,20 @@ export class IpcSession {
   private readonly blockedConns = new Set<PilotConn>();
   /** Connections whose full send buffer keeps us from reading the client. */
   private readonly waitingDrain = new Set<PilotConn>();
+  private readonly dials = new Map<number, DialEntry>();
+  private dialSeq = 0;
+  private readonly lingering = new Map<PilotConn, NodeJS.Timeout>();
+  private readonly releaseLingerMs: number;
   private closed = false;
+  private idleCallback: (() => void) | undefined;
 
   constructor(
     private readonly socket: Socket,
     private readonly backend: IpcBackend,
     private readonly log: Logger,
+    private readonly options: IpcSessionOptions = {},
   ) {
+    this.releaseLingerMs = options.releaseLingerMs ?? RELEASE_LINGER_MS;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       for (const c of this.blockedConns) c.resume();
@@ -64,6 +115,29 @@ export class IpcSession {
     this.write({ cmd: 'RecvFrom', srcAddr: d.srcAddr, srcPort: d.srcPort, dstPort: d.dstPort, data: d.data });
   }
 
+  /**
+   * Calls back once the client is gone and nothing it held is left (its dials ended, its
+   * connections closed); at once if that is already so.
+   */
+  onIdle(callback: () => void): void {
+    this.idleCallback = callback;
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (!this.closed || this.idleCallback === undefined || this.conns.size > 0) return;
+    for (const d of this.dials.values()) if (d.connId === undefined) return;
+    const callback = this.idleCallback;
+    this.idleCallback = undefined;
+    callback();
+  }
+
+  counts(): IpcSessionCounts {
+    let dials = 0;
+    for (const d of this.dials.values()) if (d.connId === undefined) dials++;
+    return { conns: this.conns.size, listeners: this.listeners.size, dials, lingering: this.lingering.size };
+  }
+
   private onData(chunk: Buffer): void {
     for (const frame of this.splitter.push(chunk)) {
       if (!frame.ok) {
@@ -74,7 +148,7 @@ export class IpcSession {
       if (frame.value.length === 0) continue;
       const msg = decodeIpcMessage(frame.value);
       if (!msg.ok) {
-        this.error(msg.error.message);
+        this.error(new PilotError('protocol', msg.error.message));
         continue;
       }
       this.accept(msg.value);
@@ -89,19 +163,30 @@ export class IpcSession {
     if (msg.cmd === 'SendTo') {
       // Larger datagrams cannot cross every path (see MAX_DATAGRAM_PAYLOAD): refused here, with the limit.
       if (msg.data.length > MAX_DATAGRAM_PAYLOAD) {
-        this.error(`datagram of ${msg.data.length} bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes`);
+        this.error(new PilotError('too_large', `datagram of ${msg.data.length} bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes`));
         return;
       }
-      this.backend.sendTo(msg.addr, msg.port, msg.data).catch((err: unknown) => this.error(toPilotError(err).message));
+      this.backend.sendTo(msg.addr, msg.port, msg.data).catch((err: unknown) => this.error(err));
       return;
     }
-    this.chain = this.chain.then(() => this.run(msg)).catch((err: unknown) => this.error(toPilotError(err).message));
+    if (msg.cmd === 'DialCancel') {
+      this.cancelDial(msg.dialSeq);
+      return;
+    }
+    if (msg.cmd === 'Dial' || msg.cmd === 'DialData') {
+      // Numbered on arrival, as the client numbers them when it sends them.
+      const entry: DialEntry = { seq: ++this.dialSeq, controller: new AbortController() };
+      this.dials.set(entry.seq, entry);
+      this.chain = this.chain.then(() => this.dial(msg, entry)).catch((err: unknown) => this.error(err));
+      return;
+    }
+    this.chain = this.chain.then(() => this.run(msg)).catch((err: unknown) => this.error(err));
   }
 
   private send(connId: number, data: Uint8Array): void {
     const conn = this.conns.get(connId) ?? this.backend.connection(connId);
     if (!conn || conn.destroyed || conn.writableEnded) {
-      this.error(`connection ${connId} not found`);
+      this.error(new PilotError('not_found', `connection ${connId} not found`));
       return;
     }
     if (!conn.write(data) && !this.waitingDrain.has(conn)) {
@@ -117,10 +202,56 @@ export class IpcSession {
     }
   }
 
+  /**
+   * A dial, unless the client cancelled it meanwhile or went away. A connection that completes for
+   * a client that gave up on it is reset: nobody would ever read or close it.
+   */
+  private async dial(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, entry: DialEntry): Promise<void> {
+    const { signal } = entry.controller;
+    let conn: PilotConn;
+    try {
+      if (this.closed || signal.aborted) throw cancelled();
+      conn = await this.backend.dial(msg.addr, msg.port, msg.cmd === 'DialData' ? { data: msg.data, signal } : { signal });
+    } catch (err) {
+      this.dials.delete(entry.seq);
+      this.checkIdle();
+      throw err;
+    }
+    if (this.closed || signal.aborted) {
+      this.dials.delete(entry.seq);
+      conn.destroy();
+      this.checkIdle();
+      throw cancelled();
+    }
+    entry.connId = conn.id;
+    this.adopt(conn, entry);
+    this.write({ cmd: 'DialOK', connId: conn.id });
+    this.pipeToClient(conn);
+  }
+
+  /** DialCancel: abandons a dial still waiting or under way, or resets the connection it made. */
+  private cancelDial(seq: number): void {
+    const entry = this.dials.get(seq);
+    if (!entry) return;
+    if (entry.connId === undefined) {
+      entry.controller.abort(cancelled());
+      return;
+    }
+    this.dials.delete(seq);
+    this.conns.get(entry.connId)?.destroy();
+  }
+
   private async run(msg: IpcMessage): Promise<void> {
+    // Commands still queued when the client went away are dropped: what they would open or bind
+    // would belong to nobody.
+    if (this.closed) return;
     switch (msg.cmd) {
       case 'Bind': {
         const listener = await this.backend.listen(msg.port);
+        if (this.closed) {
+          await listener.close();
+          return;
+        }
         this.listeners.set(msg.port, listener);
         listener.on('connection', (conn) => {
           this.adopt(conn);
@@ -130,21 +261,13 @@ export class IpcSession {
         this.write({ cmd: 'BindOK', port: msg.port });
         return;
       }
-      case 'Dial':
-      case 'DialData': {
-        const conn = await this.backend.dial(msg.addr, msg.port, msg.cmd === 'DialData' ? { data: msg.data } : {});
-        this.adopt(conn);
-        this.write({ cmd: 'DialOK', connId: conn.id });
-        this.pipeToClient(conn);
-        return;
-      }
       case 'Close': {
         const owned = this.conns.get(msg.connId);
         if (owned && !owned.readableEnded && !owned.destroyed) {
           // Our Close is a half-close: the peer's remaining data is still pushed, and the CloseOK
           // (reply and end of stream at once) follows when the peer finishes or the linger runs out.
           owned.end();
-          setTimeout(() => owned.destroy(), CLOSE_LINGER_MS).unref();
+          if (!this.lingering.has(owned)) this.linger(owned, CLOSE_LINGER_MS);
           return;
         }
         if (owned) owned.end();
@@ -152,9 +275,12 @@ export class IpcSession {
         this.write({ cmd: 'CloseOK', connId: msg.connId });
         return;
       }
-      case 'Info':
-        this.write({ cmd: 'InfoOK', json: this.backend.info() });
+      case 'Info': {
+        const extra: Record<string, JsonValue> = { ipc_features: [...IPC_FEATURES] };
+        if (this.options.serverStats) extra.ipc = this.options.serverStats();
+        this.write({ cmd: 'InfoOK', json: { ...this.backend.info(), ...extra } });
         return;
+      }
       case 'Handshake':
         this.write({ cmd: 'HandshakeOK', json: await this.backend.handshake(msg.op) });
         return;
@@ -181,11 +307,11 @@ export class IpcSession {
         this.write({ cmd: 'SetTaskExecOK', json: await this.backend.setTaskExec(msg.enabled) });
         return;
       default:
-        throw new PilotError('invalid_argument', `unexpected command from client: ${msg.cmd}`);
+        throw new PilotError('protocol', `unexpected command from client: ${msg.cmd}`);
     }
   }
 
-  private adopt(conn: PilotConn): void {
+  private adopt(conn: PilotConn, dial?: DialEntry): void {
     // No Nagle for an application's connections: the SDK already joins the writes of one tick into
     // one Send, so holding a partial segment for up to a round trip would only add latency.
     conn.setNoDelay?.(true);
@@ -194,8 +320,43 @@ export class IpcSession {
     conn.on('close', () => {
       this.conns.delete(conn.id);
       this.blockedConns.delete(conn);
+      this.unlinger(conn);
+      if (dial) this.dials.delete(dial.seq);
       if (!conn.readableEnded) this.write({ cmd: 'CloseOK', connId: conn.id });
+      this.checkIdle();
     });
+  }
+
+  /** Resets `conn` unless it has closed within `ms`. */
+  private linger(conn: PilotConn, ms: number): void {
+    this.unlinger(conn);
+    const timer = setTimeout(() => {
+      this.lingering.delete(conn);
+      conn.destroy();
+    }, ms);
+    timer.unref();
+    this.lingering.set(conn, timer);
+  }
+
+  private unlinger(conn: PilotConn): void {
+    const timer = this.lingering.get(conn);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.lingering.delete(conn);
+  }
+
+  /**
+   * Closes a connection nobody will read any more: what still arrives is discarded (a closed
+   * window would hold the peer, and our FIN behind it), our side sends FIN after its queued data,
+   * and the connection is reset if the close has not completed within the release linger.
+   */
+  private release(conn: PilotConn): void {
+    conn.removeAllListeners('data');
+    conn.on('data', () => undefined);
+    conn.resume();
+    if (conn.destroyed) return;
+    conn.end();
+    this.linger(conn, this.releaseLingerMs);
   }
 
   private pipeToClient(conn: PilotConn): void {
@@ -212,8 +373,10 @@ export class IpcSession {
     });
   }
 
-  private error(message: string): void {
-    this.write({ cmd: 'Error', code: 1, message });
+  /** An Error frame carrying the failure's code (IPC_ERROR_CODES) and its message. */
+  private error(err: unknown): void {
+    const e = toPilotError(err);
+    this.write({ cmd: 'Error', code: ipcErrorCode(e.code), message: e.message });
   }
 
   private write(msg: IpcMessage): boolean {
@@ -224,9 +387,13 @@ export class IpcSession {
   private teardown(): void {
     if (this.closed) return;
     this.closed = true;
+    const gone = new PilotError('connection_failed', 'the IPC client went away');
+    for (const d of this.dials.values()) if (d.connId === undefined) d.controller.abort(gone);
     for (const l of this.listeners.values()) void l.close();
-    for (const c of this.conns.values()) c.end();
-    this.conns.clear();
     this.listeners.clear();
+    this.waitingDrain.clear();
+    this.blockedConns.clear();
+    // Each connection leaves `conns` when it closes (see adopt), so the counters show what is left.
+    for (const c of [...this.conns.values()]) this.release(c);
   }
 }

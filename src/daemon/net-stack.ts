@@ -12,6 +12,16 @@ import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { closeError, LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
 
+/** What the stack holds (InfoOK `resources`): all of it returns to its idle level once connections close. */
+export type StackResources = {
+  /** Ports listeners are bound to. */
+  bound_ports: number[];
+  /** Dials waiting for their handshake. */
+  dials: number;
+  /** The engine's one timer (0 when no connection needs one), and one timeout per dial under way. */
+  timers: { engine: number; dials: number };
+};
+
 export interface NetStackOptions {
   localAddr: Addr;
   /** Sends a packet to another node (through the tunnel). Packets to this node loop back inside. */
@@ -143,6 +153,10 @@ export class NetStack implements PilotNetwork {
 
   isBound(port: number): boolean {
     return this.endpoint.ports.isBound(port);
+  }
+
+  resources(): StackResources {
+    return { bound_ports: this.endpoint.ports.boundPorts, dials: this.dials.size, timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dials.size } };
   }
 
   dial(addr: Addr, port: number, options: DialOptions = {}): Promise<LocalConn> {
