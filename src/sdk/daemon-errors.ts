@@ -1,21 +1,14 @@
-import { PilotError, type PilotErrorCode } from '../errors.js';
+import { pilotCodeOfIpc, PilotError, type PilotErrorCode } from '../errors.js';
 import { DaemonReplyError } from './ipc-client.js';
 
-/** Turns a daemon Error reply into a PilotError whose code reflects what the message says. */
+/**
+ * Turns a daemon Error reply into a PilotError. The code comes from the frame's code number
+ * (IPC_ERROR_CODES), never from the message; 1 (what the reference always sends) and numbers this
+ * SDK does not know give `fallback`, what the operation usually fails with.
+ */
 export function fromDaemonError(err: unknown, context: string, fallback: PilotErrorCode): PilotError {
   if (!(err instanceof DaemonReplyError)) {
     return err instanceof PilotError ? err : new PilotError('internal', `${context}: ${String(err)}`, undefined, { cause: err });
   }
-  return new PilotError(codeFor(err.message, fallback), `${context}: daemon: ${err.message}`, undefined, { cause: err });
-}
-
-function codeFor(message: string, fallback: PilotErrorCode): PilotErrorCode {
-  const text = message.toLowerCase();
-  if (text.includes('trust')) return 'untrusted';
-  if (text.includes('already bound') || text.includes('already in use')) return 'already_exists';
-  // A pilot-ts node says why it refused a connection: busy (try later) is not "nobody listens".
-  if (text.includes('port full') || text.includes('connection table full')) return 'unavailable';
-  if (text.includes('no listener')) return 'refused';
-  if (fallback !== 'connection_failed' && text.includes('not found')) return 'not_found';
-  return fallback;
+  return new PilotError(pilotCodeOfIpc(err.daemonCode) ?? fallback, `${context}: daemon: ${err.message}`, undefined, { cause: err });
 }

@@ -5,7 +5,7 @@ import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
 import type { IpcCmdName, IpcHandshakeOp, IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
-import { withDeadline } from './abort.js';
+import { abortError, withDeadline } from './abort.js';
 import { AsyncQueue } from './async-queue.js';
 import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
 import { fromDaemonError } from './daemon-errors.js';
@@ -64,8 +64,8 @@ export class Driver extends EventEmitter implements PilotNetwork {
   private readonly boundPorts = new Set<number>();
   private readonly datagramQueues = new Map<AsyncQueue<Datagram>, number | undefined>();
   private ended = false;
-  /** Whether the daemon takes DialData (a pilot-ts extension); learnt from its first refusal. */
-  private dialDataSupported = true;
+  /** The daemon's IPC extensions (InfoOK `ipc_features`; none from the reference): dial_data, dial_cancel. */
+  private features: ReadonlySet<string> = new Set();
   private readonly link: ConnLink = {
     send: (connId, data) => this.ipc().send({ cmd: 'Send', connId, data }),
     onDrain: (callback) => this.ipc().onDrain(callback),
@@ -93,6 +93,7 @@ export class Driver extends EventEmitter implements PilotNetwork {
       });
       const parsed = parseAddr(info.address);
       driver.address = parsed.ok ? parsed.value : { network: 0, node: info.node_id };
+      driver.features = new Set(info.ipc_features ?? []);
     } catch (err) {
       await driver.close();
       throw err;
@@ -128,33 +129,35 @@ export class Driver extends EventEmitter implements PilotNetwork {
     const where = target(remoteAddr, port);
     const data = options.data !== undefined && options.data.length > 0 ? options.data : undefined;
     if (data === undefined) return this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
-    if (this.dialDataSupported) {
-      try {
-        return await this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, where, options);
-      } catch (err) {
-        // A daemon without the extension (the reference): plain Dial from now on.
-        if (!(err instanceof PilotError && err.cause instanceof DaemonReplyError && /unknown command/i.test(err.cause.message))) throw err;
-        this.dialDataSupported = false;
-      }
-    }
+    if (this.features.has('dial_data')) return this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, where, options);
+    // A daemon without the extension (the reference): Dial, then the data as a Send.
     const conn = await this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
     conn.write(data);
     return conn;
   }
 
+  /**
+   * One Dial or DialData. A dial the caller gives up on (signal, timeout) is cancelled in a daemon
+   * that can (DialCancel: it abandons the dial, or resets the connection if it was made); with one
+   * that cannot, a DialOK that arrives afterwards is answered with a Close.
+   */
   private async dialWith(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, where: string, options: DialOptions): Promise<Conn> {
+    if (options.signal?.aborted) throw abortError(options.signal);
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+    const client = this.ipc();
     let abandoned = false;
-    // The daemon answers Dials in order and cannot cancel one, so a DialOK arriving after the
-    // caller gave up is closed right away.
-    const reply = this.ipc().request(msg, 'DialOK', (answer): Conn | null => {
+    let cancelled = false;
+    const before = client.dialsSent;
+    const reply = client.request(msg, 'DialOK', (answer): Conn | null => {
       if (answer.cmd !== 'DialOK') throw new PilotError('protocol', `unexpected ${answer.cmd} reply to ${msg.cmd}`);
       if (abandoned) {
-        void this.link.close(answer.connId);
+        if (!cancelled) void this.link.close(answer.connId);
         return null;
       }
       return this.adopt({ id: answer.connId, localAddr: this.address, localPort: 0, remoteAddr: msg.addr, remotePort: msg.port });
     });
+    // The daemon's number for this dial (unless the request never left: it then fails at once).
+    const seq = client.dialsSent > before ? client.dialsSent : undefined;
     try {
       const conn = await withDeadline(reply, {
         signal: options.signal,
@@ -162,6 +165,9 @@ export class Driver extends EventEmitter implements PilotNetwork {
         onTimeout: () => new PilotError('timeout', `dial ${where}: timed out after ${timeoutMs} ms`),
         onAbandon: () => {
           abandoned = true;
+          if (seq === undefined || !this.features.has('dial_cancel') || client.isClosed) return;
+          client.send({ cmd: 'DialCancel', dialSeq: seq });
+          cancelled = true;
         },
       });
       if (conn === null) throw new PilotError('internal', `dial ${where}: connection lost`);

@@ -67,6 +67,17 @@ export interface DaemonInfo {
   services?: JsonObject;
   /** Tunnel datagrams sent, by kind: PILS, PILM (batches to pilot-ts peers), PILA, … (pilot-ts daemons only). */
   frames_sent?: Record<string, number>;
+  /**
+   * Connections by state, every state of `conn_list` counted (TIME_WAIT too), whereas `connections`
+   * counts only SYN_SENT, SYN_RECV and ESTABLISHED (pilot-ts daemons only).
+   */
+  conn_states?: Record<string, number>;
+  /** The daemon's IPC extensions: `dial_data`, `dial_cancel`, `error_codes` (pilot-ts daemons only). */
+  ipc_features?: string[];
+  /** What the transport holds: `bound_ports`, `dials`, `timers`, `active_timers`, `memory` (pilot-ts daemons only). */
+  resources?: JsonObject;
+  /** What the IPC clients hold: `clients`, `conns`, `listeners`, `dials`, `lingering` (pilot-ts daemons only). */
+  ipc?: JsonObject;
 }
 
 /** A trust request waiting for approval (§8.3 Pending). */
@@ -163,7 +174,13 @@ export function parseDaemonInfo(json: JsonObject): DaemonInfo {
     throw new PilotError('protocol', 'daemon Info reply lacks node_id or address');
   }
   // Keys a pilot-ts daemon adds (service counters, refusals) are kept as they came.
-  return { ...json, ...pick(json, INFO) } as DaemonInfo;
+  const info = { ...json, ...pick(json, INFO) } as DaemonInfo;
+  const features = json.ipc_features;
+  if (features !== undefined) {
+    if (Array.isArray(features)) info.ipc_features = features.filter((f): f is string => typeof f === 'string');
+    else delete info.ipc_features;
+  }
+  return info;
 }
 
 export function parsePending(json: JsonObject): PendingEntry[] {

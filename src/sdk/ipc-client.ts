@@ -5,7 +5,10 @@ import { abortError } from './abort.js';
 
 export const NOT_RUNNING_HINT = 'start it with: pilotctl daemon start';
 
-/** An Error message the daemon sent in reply to a request (the wire code is always 1). */
+/**
+ * An Error message the daemon sent in reply to a request. `daemonCode` is the frame's code: the
+ * kind of failure from a pilot-ts daemon (IPC_ERROR_CODES), always 1 from the reference.
+ */
 export class DaemonReplyError extends Error {
   override readonly name = 'DaemonReplyError';
   constructor(
@@ -44,6 +47,7 @@ export class IpcClient {
   private readonly drainWaiters: Array<(err: Error | null) => void> = [];
   private closeError: PilotError | null = null;
   private closing = false;
+  private dials = 0;
   private readonly closed: Promise<void>;
 
   private constructor(
@@ -96,6 +100,14 @@ export class IpcClient {
   }
 
   /**
+   * Dial and DialData requests written so far: the daemon numbers a client's dials in the same
+   * order, from 1, and DialCancel names a dial by that number.
+   */
+  get dialsSent(): number {
+    return this.dials;
+  }
+
+  /**
    * Sends `msg` and waits for a reply of type `expect` (optionally also satisfying `match`).
    * `onReply` runs synchronously when the reply is read, before any later message is dispatched,
    * so that state it creates (a connection, a bound port) is in place for the pushes that follow.
@@ -126,6 +138,7 @@ export class IpcClient {
       };
       this.pending.push({ expect, match, settle });
       this.socket.write(frame);
+      if (msg.cmd === 'Dial' || msg.cmd === 'DialData') this.dials++;
     });
   }
 

@@ -142,10 +142,10 @@ describe('sdk Driver over IPC', () => {
 
       daemon.intercept = (client, msg) => {
         if (msg.cmd !== 'Dial') return false;
-        daemon.write(client, { cmd: 'Error', code: 1, message: 'node 9 is not trusted' });
+        daemon.write(client, { cmd: 'Error', code: 6, message: 'connection refused: node 9 does not trust this node' });
         return true;
       };
-      await assert.rejects(driver.dial('0:0000.0000.0009', 1000), { code: 'untrusted' });
+      await assert.rejects(driver.dial('0:0000.0000.0009', 1000), { code: 'untrusted', message: 'dial 0:0000.0000.0009:1000: daemon: connection refused: node 9 does not trust this node' });
 
       const dials: PeerClient[] = [];
       daemon.intercept = (client, msg) => {
@@ -164,41 +164,120 @@ describe('sdk Driver over IPC', () => {
     }
   });
 
-  it('sends first bytes with the Dial (DialData) and falls back to Dial + Send for a daemon without it', async () => {
+  it('maps daemon Error codes to typed errors by number, never by message text', async () => {
     const driver = await Driver.connect(daemon.path);
-    let refuseDialData = false;
+    let reply = { code: 1, message: '' };
     daemon.intercept = (client, msg) => {
-      if (msg.cmd !== 'DialData') return false;
-      if (refuseDialData) daemon.write(client, { cmd: 'Error', code: 1, message: 'unknown command: 0x40' });
-      else daemon.write(client, { cmd: 'DialOK', connId: 901 });
+      if (msg.cmd !== 'Dial' && msg.cmd !== 'Bind' && msg.cmd !== 'ResolveHostname' && msg.cmd !== 'Handshake') return false;
+      daemon.write(client, { cmd: 'Error', ...reply });
       return true;
     };
+    const dialCode = async (code: number, message: string): Promise<string> => {
+      reply = { code, message };
+      const err = await driver.dial('0:0000.0000.0009', 1000).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof PilotError);
+      assert.equal(err.message, `dial 0:0000.0000.0009:1000: daemon: ${message}`, 'the message travels unchanged');
+      return err.code;
+    };
     try {
-      const client = daemon.clients.at(-1)!;
-      const sent = (from: number): IpcMessage[] => client.messages.slice(from).map((m) => m.msg);
-      let mark = client.messages.length;
+      const table: [number, string][] = [
+        [2, 'invalid_argument'], [3, 'not_found'], [4, 'already_exists'], [5, 'refused'], [6, 'untrusted'], [7, 'timeout'],
+        [8, 'unavailable'], [9, 'rate_limited'], [10, 'too_large'], [11, 'connection_failed'], [12, 'protocol'], [13, 'internal'], [14, 'not_running'],
+      ];
+      for (const [code, expected] of table) assert.equal(await dialCode(code, 'something failed'), expected, `code ${code}`);
+      // Words in the message mean nothing: 1 (the reference's only code) and unknown numbers give the operation's default.
+      assert.equal(await dialCode(1, 'node 9 is not trusted'), 'connection_failed');
+      assert.equal(await dialCode(1, 'connection refused: no listener on port 1000 of node 9'), 'connection_failed');
+      assert.equal(await dialCode(999, 'port full'), 'connection_failed');
+      assert.equal(await dialCode(3, 'it did trust us once'), 'not_found');
+      reply = { code: 1, message: 'port 4000 already bound' };
+      await assert.rejects(driver.listen(4000), { code: 'connection_failed' });
+      reply = { code: 4, message: 'in use' };
+      await assert.rejects(driver.listen(4000), { code: 'already_exists' });
+      reply = { code: 1, message: 'hostname not found' };
+      await assert.rejects(driver.resolveHostname('nope'), { code: 'not_found' }, 'the default of a lookup');
+      reply = { code: 8, message: 'registry unreachable' };
+      await assert.rejects(driver.resolveHostname('nope'), { code: 'unavailable' });
+      reply = { code: 6, message: 'x' };
+      await assert.rejects(driver.approve(9), { code: 'untrusted' });
+    } finally {
+      daemon.intercept = null;
+      await driver.close();
+    }
+  });
+
+  it('sends first bytes with the Dial (DialData) to a daemon that lists dial_data, and Dial + Send to one that does not', async () => {
+    let dialDataSeen = 0;
+    daemon.intercept = (client, msg) => {
+      if (msg.cmd !== 'DialData') return false;
+      dialDataSeen++;
+      daemon.write(client, { cmd: 'DialOK', connId: 901 });
+      return true;
+    };
+    daemon.features = ['dial_data'];
+    const driver = await Driver.connect(daemon.path);
+    daemon.features = [];
+    const plain = await Driver.connect(daemon.path);
+    const owner = await Driver.connect(daemon.path);
+    try {
+      const client = daemon.clients.at(-3)!;
+      const sent = (c: PeerClient, from: number): IpcMessage[] => c.messages.slice(from).map((m) => m.msg);
+      const mark = client.messages.length;
       const first = await driver.dial(PEER_ADDR, 4000, { data: Buffer.from('hello') });
       assert.equal(first.id, 901);
-      const one = sent(mark);
+      const one = sent(client, mark);
       assert.equal(one.length, 1, 'one frame: the dial carries the data');
       assert.equal(one[0]?.cmd, 'DialData');
       assert.equal(Buffer.from((one[0] as IpcMessage & { cmd: 'DialData' }).data).toString(), 'hello');
 
-      refuseDialData = true;
-      const owner = await Driver.connect(daemon.path);
       await owner.listen(4001);
-      mark = client.messages.length;
-      const fallback = await driver.dial(PEER_ADDR, 4001, { data: Buffer.from('again') });
-      await waitFor(() => sent(mark).some((m) => m.cmd === 'Send'));
-      assert.deepEqual(sent(mark).map((m) => m.cmd), ['DialData', 'Dial', 'Send'], 'refused once, then Dial and the data as a Send');
+      const plainClient = daemon.clients.at(-2)!;
+      const at = plainClient.messages.length;
+      const fallback = await plain.dial(PEER_ADDR, 4001, { data: Buffer.from('again') });
+      await waitFor(() => sent(plainClient, at).some((m) => m.cmd === 'Send'));
+      assert.deepEqual(sent(plainClient, at).map((m) => m.cmd), ['Dial', 'Send'], 'never a DialData to a daemon that did not list it');
+      assert.equal(dialDataSeen, 1);
       fallback.destroy();
-      mark = client.messages.length;
-      const later = await driver.dial(PEER_ADDR, 4001, { data: Buffer.from('third') });
-      await waitFor(() => sent(mark).some((m) => m.cmd === 'Send'));
-      const dialFrames = sent(mark).map((m) => m.cmd).filter((cmd) => cmd !== 'Close');
-      assert.deepEqual(dialFrames, ['Dial', 'Send'], 'no second DialData to a daemon that refused it');
-      later.destroy();
+    } finally {
+      daemon.intercept = null;
       await owner.close();
+      await plain.close();
+      await driver.close();
+    }
+  });
+
+  it('cancels a dial it gave up on in a daemon that lists dial_cancel, naming it by its number', async () => {
+    const held: { client: PeerClient; msg: IpcMessage }[] = [];
+    daemon.intercept = (client, msg) => {
+      if (msg.cmd === 'DialCancel') return true; // no reply, as from a pilot-ts daemon
+      if (msg.cmd !== 'Dial') return false;
+      held.push({ client, msg });
+      return true;
+    };
+    daemon.features = ['dial_cancel'];
+    const driver = await Driver.connect(daemon.path);
+    daemon.features = [];
+    const client = daemon.clients.at(-1)!;
+    const sent = (): IpcMessage[] => client.messages.map((m) => m.msg);
+    try {
+      await assert.rejects(driver.dial(PEER_ADDR, 1000, { timeoutMs: 30 }), { code: 'timeout' });
+      await waitFor(() => sent().some((m) => m.cmd === 'DialCancel'));
+      assert.deepEqual(sent().filter((m) => m.cmd === 'DialCancel'), [{ cmd: 'DialCancel', dialSeq: 1 }]);
+      const ac = new AbortController();
+      const second = driver.dial(PEER_ADDR, 1000, { signal: ac.signal });
+      ac.abort();
+      await assert.rejects(second, { name: 'AbortError' });
+      await waitFor(() => sent().filter((m) => m.cmd === 'DialCancel').length === 2);
+      assert.deepEqual(sent().filter((m) => m.cmd === 'DialCancel').at(-1), { cmd: 'DialCancel', dialSeq: 2 });
+      // An aborted signal sends nothing at all.
+      await assert.rejects(driver.dial(PEER_ADDR, 1000, { signal: ac.signal }), { name: 'AbortError' });
+      assert.equal(sent().filter((m) => m.cmd === 'Dial').length, 2);
+      // The daemon answers the cancelled dials (an Error, a DialOK that came too late): both are
+      // consumed by them, with no Close (the daemon resets what it made), and the next request works.
+      daemon.write(client, { cmd: 'Error', code: 7, message: 'dial cancelled by the client' });
+      daemon.write(client, { cmd: 'DialOK', connId: 55 });
+      assert.equal((await driver.info()).node_id, PEER_ADDR.node);
+      assert.equal(sent().filter((m) => m.cmd === 'Close').length, 0);
     } finally {
       daemon.intercept = null;
       await driver.close();

@@ -30,6 +30,8 @@ interface LoopConn {
 export class TestDaemon {
   readonly clients: PeerClient[] = [];
   intercept: Intercept | null = null;
+  /** What InfoOK lists as `ipc_features` (none: a daemon without the pilot-ts extensions). */
+  features: string[] = [];
   private readonly bound = new Map<number, PeerClient>();
   private readonly conns = new Map<number, LoopConn>();
   private nextConnId = 1;
@@ -94,7 +96,13 @@ export class TestDaemon {
     const json = (cmd: 'HandshakeOK' | 'SetHostnameOK' | 'ResolveHostnameOK', obj: JsonObject): void => reply({ cmd, json: obj });
     switch (msg.cmd) {
       case 'Info':
-        reply({ cmd: 'InfoOK', json: { node_id: PEER_ADDR.node, address: formatAddr(PEER_ADDR), hostname: '', uptime_secs: 12, ports: this.bound.size, peer_list: [], conn_list: [] } });
+        reply({
+          cmd: 'InfoOK',
+          json: {
+            node_id: PEER_ADDR.node, address: formatAddr(PEER_ADDR), hostname: '', uptime_secs: 12, ports: this.bound.size, peer_list: [], conn_list: [],
+            ...(this.features.length > 0 ? { ipc_features: this.features } : {}),
+          },
+        });
         return;
       case 'Bind':
         if (this.bound.has(msg.port)) return reply({ cmd: 'Error', code: 1, message: `port ${msg.port} already bound` });
