@@ -38,7 +38,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.deepEqual(json(h.stdout.text).data, { peers: null, total: 0 });
       h.stdout.text = '';
       await h.run(['peers']);
-      assert.match(h.stdout.text, /^NODE ID +ENDPOINT +ENCRYPTED +AUTHENTICATED\n12 +10\.0\.0\.1:4000 +yes +yes\n30 /);
+      assert.match(h.stdout.text, /^NODE ID +ENDPOINT +PATH +ENCRYPTED +AUTHENTICATED\n12 +10\.0\.0\.1:4000 +direct +yes +yes\n30 /);
     } finally {
       await h.cleanup();
     }
