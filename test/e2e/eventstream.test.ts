@@ -124,8 +124,14 @@ describe('event stream (port 1002) between daemons', () => {
       status: 'ok',
     });
     const none = await pilotctl(b.socket, b.home, ['--json', 'subscribe', a.address, 'quiet', '--count', '1', '--timeout', '500ms']);
-    assert.equal(none.code, 0, none.stderr);
-    assert.deepEqual(JSON.parse(none.stdout), { data: { events: [], timeout: true }, status: 'ok' });
+    assert.equal(none.code, 1, 'fewer events than --count before --timeout is a failure');
+    assert.equal(none.stdout, '');
+    assert.deepEqual(JSON.parse(none.stderr), {
+      code: 'timeout',
+      hint: 'raise --timeout, or check that something publishes on the topic',
+      message: 'timed out after 500ms: received 0 of 1 events',
+      status: 'error',
+    });
   });
 
   it('pilotctl subscribe without --count prints one JSON line per event as it arrives', async () => {

@@ -110,9 +110,14 @@ describe('task submit (port 1003) and the polo score', () => {
   });
 
   it('refuses a submitter whose polo score is below the receiver\'s', async () => {
-    const r = await ctlJson(a, ['task', 'submit', b.address, '--task', 'again']);
-    assert.equal(r.accepted, false);
-    assert.equal(r.message, 'Polo score too low: submitter=-1, receiver=1');
+    const r = await pilotctl(a, ['--json', 'task', 'submit', b.address, '--task', 'again']);
+    assert.equal(r.code, 1, 'a refusal is an error');
+    assert.equal(r.stdout, '');
+    const err = JSON.parse(r.stderr) as { code: string; message: string; hint: string; status: string };
+    assert.equal(err.status, 'error');
+    assert.equal(err.code, 'refused');
+    assert.equal(err.message, `task refused by ${b.address}: Polo score too low: submitter=-1, receiver=1`);
+    assert.match(err.hint, /your polo score is -1, the receiver's is 1/);
   });
 
   it('delivers a file result and refuses disallowed extensions, traversal names and a third node', async () => {
@@ -139,7 +144,7 @@ describe('task submit (port 1003) and the polo score', () => {
     assert.match(traversal?.message ?? '', /not a valid task id/);
     await assert.rejects(tb.acceptTask('../x'), /invalid task id/);
     const bad = await pilotctl(b, ['--json', 'task', 'send-results', '--id', id, '--file', join(b.home, 'identity.key')]);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2, 'a file the CLI refuses to send is a usage error');
 
     const report = join(b.home, 'report.md');
     await writeFile(report, '# chart\n');
@@ -151,7 +156,7 @@ describe('task submit (port 1003) and the polo score', () => {
   it('declines with a justification (and requires one)', async () => {
     const { task_id: id } = await ta.submitTask(b.address, 'mine bitcoin');
     const none = await pilotctl(b, ['--json', 'task', 'decline', '--id', id]);
-    assert.equal(none.code, 1);
+    assert.equal(none.code, 2, 'a missing --justification is a usage error');
     const r = await ctlJson(b, ['task', 'decline', '--id', id, '--justification', 'not my job']);
     assert.deepEqual(r, { justification: 'not my job', message: 'Task declined', status: 'DECLINED', task_id: id });
     await until('DECLINED at submitter', async () => {
