@@ -34,6 +34,14 @@ const CLOSE_LINGER_MS = 30_000;
  */
 export const RELEASE_LINGER_MS = 5_000;
 
+/**
+ * While reading the client is paused (a connection's send buffer is full), nothing would notice
+ * the client going away: this often, an empty frame (which every client ignores, PROTOCOL.md
+ * §8.1) is written, and writing to a gone client fails and ends the session.
+ */
+const PAUSED_PROBE_MS = 1_000;
+const EMPTY_FRAME = Buffer.alloc(4);
+
 /** Largest Recv push: data is forwarded as it is read, not one 4 KiB segment per message. */
 const RECV_CHUNK = 60 * 1024;
 
@@ -94,6 +102,7 @@ export class IpcSession {
   private readonly releaseLingerMs: number;
   private closed = false;
   private idleCallback: (() => void) | undefined;
+  private pausedProbe: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -191,11 +200,11 @@ export class IpcSession {
     }
     if (!conn.write(data) && !this.waitingDrain.has(conn)) {
       this.waitingDrain.add(conn);
-      this.socket.pause();
+      this.pauseClient();
       const resume = (): void => {
         this.waitingDrain.delete(conn);
         conn.off('drain', resume).off('close', resume);
-        if (this.waitingDrain.size === 0) this.socket.resume();
+        if (this.waitingDrain.size === 0) this.resumeClient();
       };
       // A connection that closes while full must not leave the client unread forever.
       conn.on('drain', resume).on('close', resume);
@@ -239,6 +248,21 @@ export class IpcSession {
     }
     this.dials.delete(seq);
     this.conns.get(entry.connId)?.destroy();
+  }
+
+  private pauseClient(): void {
+    this.socket.pause();
+    if (this.pausedProbe !== undefined) return;
+    this.pausedProbe = setInterval(() => {
+      if (!this.closed && !this.socket.destroyed) this.socket.write(EMPTY_FRAME);
+    }, PAUSED_PROBE_MS);
+    this.pausedProbe.unref();
+  }
+
+  private resumeClient(): void {
+    if (this.pausedProbe !== undefined) clearInterval(this.pausedProbe);
+    this.pausedProbe = undefined;
+    if (!this.closed) this.socket.resume();
   }
 
   private async run(msg: IpcMessage): Promise<void> {
@@ -391,6 +415,8 @@ export class IpcSession {
     for (const d of this.dials.values()) if (d.connId === undefined) d.controller.abort(gone);
     for (const l of this.listeners.values()) void l.close();
     this.listeners.clear();
+    if (this.pausedProbe !== undefined) clearInterval(this.pausedProbe);
+    this.pausedProbe = undefined;
     this.waitingDrain.clear();
     this.blockedConns.clear();
     // Each connection leaves `conns` when it closes (see adopt), so the counters show what is left.

@@ -135,11 +135,11 @@ class RawClient {
   }
 }
 
-async function until(what: string, pred: () => boolean, timeoutMs: number, show: () => unknown = () => ''): Promise<void> {
+async function until(what: string, pred: () => boolean, timeoutMs: number, show: () => unknown = () => '', step = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
     if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms (${JSON.stringify(show())})`);
-    await delay(10);
+    await delay(step);
   }
 }
 
@@ -264,6 +264,38 @@ describe('a client that goes away', () => {
       assert.ok(Date.now() - gone < lingerMs + 1500);
       await until('nothing held for the gone client', () => JSON.stringify(server.resources()) === JSON.stringify({ clients: 0, conns: 0, listeners: 0, dials: 0, lingering: 0 }), 500, () => server.resources());
       assert.equal(stuck[0]?.destroyed, true, 'the peer that never finished was reset');
+    } finally {
+      await server.close();
+      n.close();
+    }
+  });
+
+  it('is noticed while the daemon has stopped reading it (a connection it writes to is full)', async () => {
+    const n = new Net();
+    const stuck: PilotConn[] = [];
+    (await n.b.listen(9)).on('connection', (conn) => {
+      conn.pause();
+      conn.on('error', () => undefined);
+      stuck.push(conn);
+    });
+    const lingerMs = 300;
+    const server = await startServer(n.a, { releaseLingerMs: lingerMs });
+    try {
+      const c = await RawClient.connect(server.path);
+      c.send({ cmd: 'Dial', addr: B, port: 9 });
+      const sink = await c.waitFor('DialOK');
+      const chunk = Buffer.alloc(60 * 1024, 7);
+      for (let i = 0; i < 200; i++) c.send({ cmd: 'Send', connId: sink.connId, data: chunk });
+      // Nothing flows towards the client: only the daemon's own probing can tell that it is gone.
+      let sent = -1;
+      await until('the connection is full', () => {
+        const now = n.a.endpoint.connection(sink.connId)?.stats.bytesSent ?? 0;
+        const still = now === sent && now > 0;
+        sent = now;
+        return still;
+      }, 5000, () => n.a.endpoint.connection(sink.connId)?.stats, 300);
+      c.socket.destroy();
+      await until('the client is noticed gone and its connection reset', () => bothEmpty(n) && server.resources().clients === 0, 1500 + lingerMs + 1000, () => [tables(n), server.resources()]);
     } finally {
       await server.close();
       n.close();
