@@ -89,6 +89,30 @@ describe('built-in services close their side when the peer closes', () => {
     });
   }
 
+  it('data exchange: a connection it refused closes as soon as the peer finishes, even if the peer sent on meanwhile', async () => {
+    const conn = await stack.dial(SELF, 1001);
+    const done = ended(conn, 3000);
+    conn.write(Buffer.alloc(64 * 1024, 0x5a)); // not a frame: ERR, and the service ends its side
+    for (let i = 0; i < 64; i++) conn.write(Buffer.alloc(64 * 1024, 0x5a));
+    conn.end();
+    const got = await done;
+    assert.match(got.toString('latin1'), /ERR/);
+    await settled('refused data exchange connection', 3000);
+  });
+
+  it('data exchange: a peer that never finishes after a refusal is reset 5 s later', async () => {
+    const conn = await stack.dial(SELF, 1001);
+    const closed = new Promise<number>((resolve) => conn.once('close', () => resolve(Date.now())));
+    conn.on('error', () => undefined);
+    conn.on('data', () => undefined);
+    conn.write(Buffer.alloc(1024, 0x5a));
+    const refusedAt = Date.now();
+    const at = await Promise.race([closed, delay(7000).then(() => 0)]);
+    assert.ok(at > 0, 'reset within 7 s');
+    assert.ok(at - refusedAt >= 4500, `not before the linger (${at - refusedAt} ms)`);
+    await settled('after the reset');
+  });
+
   it('task submit watch (a worker waiting for tasks): FIN from the peer', async () => {
     const conn = await stack.dial(SELF, 1003);
     const done = ended(conn);

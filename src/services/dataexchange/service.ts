@@ -26,6 +26,9 @@ export interface DataExchangeOptions {
  */
 const CONNECTION_LIMITS: PipelineLimits = { maxInFlight: 16, maxInFlightBytes: 32 * 1024 * 1024 };
 
+/** How long a connection whose last reply was sent may wait for the peer to finish before it is reset. */
+const FINISH_LINGER_MS = 5000;
+
 function envNumber(name: string): number | undefined {
   const v = process.env[name];
   if (v === undefined || v === '' || !/^\d+$/.test(v)) return undefined;
@@ -103,6 +106,18 @@ class DataExchangeService implements RunningService {
   private serve(conn: PilotConn): void {
     this.conns.add(conn);
     const decoder = new DataFrameDecoder();
+    let finished = false;
+    // Our side has said its last: what the peer still sends is discarded (a closed window would
+    // hold back its FIN), and a peer that has not finished within the linger is reset.
+    const finish = (): void => {
+      finished = true;
+      conn.removeAllListeners('data');
+      conn.on('data', () => undefined);
+      conn.resume();
+      const timer = setTimeout(() => conn.destroy(), FINISH_LINGER_MS);
+      timer.unref();
+      conn.once('close', () => clearTimeout(timer));
+    };
     const pipeline = new OrderedReplies<FrameInput>(
       {
         admit: this.intake.connection(formatAddr(conn.remoteAddr)),
@@ -110,12 +125,20 @@ class DataExchangeService implements RunningService {
         send: (reply, last) => {
           if (!last) return conn.write(encodeTextFrame(reply));
           conn.end(encodeTextFrame(reply));
+          finish();
           return true;
         },
-        end: () => conn.end(),
+        end: () => {
+          conn.end();
+          finish();
+        },
         fail: () => conn.destroy(),
-        pause: () => conn.pause(),
-        resume: () => conn.resume(),
+        pause: () => {
+          if (!finished) conn.pause();
+        },
+        resume: () => {
+          if (!finished) conn.resume();
+        },
       },
       CONNECTION_LIMITS,
     );
