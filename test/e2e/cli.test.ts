@@ -117,7 +117,7 @@ describe('pilotctl quick start: two agents on one machine', () => {
   it('ping --count 3 --json returns three echoes', async () => {
     const data = okData(await ctl(alice, ['ping', 'bob', '--count', '3', '--json']));
     assert.deepEqual(keys(data), ['results', 'target', 'timeout']);
-    assert.equal(data.target, 'bob');
+    assert.equal(data.target, bobAddr, 'the resolved address, as the reference prints it');
     assert.equal(data.timeout, false);
     const results = arrayOf(data.results, 'results');
     assert.equal(results.length, 3);
@@ -132,7 +132,7 @@ describe('pilotctl quick start: two agents on one machine', () => {
   it('traceroute --json times the setup and three echoes on one stream', async () => {
     const data = okData(await ctl(alice, ['traceroute', 'bob', '--json']));
     assert.deepEqual(keys(data), ['rtt_samples', 'setup_ms', 'target']);
-    assert.equal(data.target, 'bob');
+    assert.equal(data.target, bobAddr, 'the resolved address, as the reference prints it');
     assert.ok(typeof data.setup_ms === 'number' && data.setup_ms > 0 && data.setup_ms < 5000, `setup ${String(data.setup_ms)}`);
     const samples = arrayOf(data.rtt_samples, 'rtt_samples');
     assert.equal(samples.length, 3);
@@ -162,7 +162,7 @@ describe('pilotctl quick start: two agents on one machine', () => {
   });
 
   it('connect --message, and pipe mode from standard input', async () => {
-    assert.deepEqual(okData(await ctl(alice, ['connect', 'bob', '7', '--message', 'hi', '--json'])), { port: 7, response: 'hi', sent: 'hi', target: 'bob' });
+    assert.deepEqual(okData(await ctl(alice, ['connect', 'bob', '7', '--message', 'hi', '--json'])), { port: 7, response: 'hi', sent: 'hi', target: bobAddr });
     const piped = await ctl(alice, ['connect', 'bob', '7'], { input: 'data\n' });
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(piped.stdout, 'data\n');
@@ -225,7 +225,7 @@ describe('pilotctl quick start: two agents on one machine', () => {
       sent = okData(await ctl(alice, ['sendto', 'bob', '5002', '--data', 'via sendto', '--json']));
       await new Promise((r) => setTimeout(r, 150));
     }
-    assert.deepEqual(sent, { bytes: 10, port: 5002, target: 'bob' });
+    assert.deepEqual(sent, { bytes: 10, port: 5002, target: bobAddr });
     const data = okData(await bounded.done);
     const messages = arrayOf(data.messages, 'messages');
     assert.equal(messages[0]?.data, 'via sendto');

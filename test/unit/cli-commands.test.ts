@@ -220,7 +220,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['send', '7', '1000', '--data', 'hello', '--json']), 0);
-      assert.equal(h.stdout.text, '{"data":{"port":1000,"response":"hello","sent":"hello","target":"7"},"status":"ok"}\n');
+      assert.equal(h.stdout.text, '{"data":{"port":1000,"response":"hello","sent":"hello","target":"0:0000.0000.0007"},"status":"ok"}\n');
       assert.equal(await h.run(['send', '7', '1000', '--json']), 2);
       assert.match(h.stderr.text, /--data is required/);
     } finally {

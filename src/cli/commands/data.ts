@@ -63,7 +63,7 @@ export const sendMessage: CommandSpec = {
     } else {
       result = await withDriver(ctx, async (d) => sdkSendMessage(d, (await resolveTarget(d, targetText)).addr, payload, { type }));
     }
-    const out = resultData(result, { target: targetText, type });
+    const out = resultData(result, { target: result.target, type });
     return { data: out, text: queue ? `queued ${result.bytes} bytes for ${result.target} (id ${result.id ?? ''})` : String(result.ack) };
   },
 };

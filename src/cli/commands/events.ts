@@ -1,4 +1,5 @@
 import { PilotError, toPilotError } from '../../errors.js';
+import { formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
 import { publish as publishEvent, subscribe as subscribeEvents } from '../../sdk/events.js';
 import { countFlag, durationFlag, invalid, maxPositionals, positional, requireFlag } from '../args.js';
@@ -94,7 +95,7 @@ export const publish: CommandSpec = {
       const bytes = await publishEvent(d, target.addr, topic, data, { timeoutMs: DIAL_TIMEOUT_MS }).catch((err: unknown) => {
         throw new PilotError('connection_failed', `cannot publish on ${target.text}: ${toPilotError(err).message}`, 'the node must trust you and run its event stream (no -no-eventstream)', { cause: err });
       });
-      return { data: { bytes, target: target.text, topic }, text: `published ${bytes} bytes to ${topic} on ${target.text}` };
+      return { data: { bytes, target: formatAddr(target.addr), topic }, text: `published ${bytes} bytes to ${topic} on ${target.text}` };
     });
   },
 };

@@ -15,7 +15,7 @@ async function exchange(d: DaemonClient, target: Target, port: number, message: 
   const conn = await d.dial(target.addr, port, { timeoutMs, data: Buffer.from(message) });
   try {
     const reply = await readOnce(conn, timeoutMs);
-    return { port, response: reply.toString('utf8'), sent: message, target: target.text };
+    return { port, response: reply.toString('utf8'), sent: message, target: formatAddr(target.addr) };
   } finally {
     conn.destroy();
   }
@@ -225,7 +225,7 @@ export const sendto: CommandSpec = {
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
       await d.sendTo(target.addr, port, data);
-      return { data: { bytes: data.length, port, target: target.text }, text: `sent ${data.length} bytes to ${target.text} port ${port} (datagram: delivery is not confirmed)` };
+      return { data: { bytes: data.length, port, target: formatAddr(target.addr) }, text: `sent ${data.length} bytes to ${target.text} port ${port} (datagram: delivery is not confirmed)` };
     });
   },
 };

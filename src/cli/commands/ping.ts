@@ -88,7 +88,7 @@ export const ping: CommandSpec = {
         const avg = rtts.reduce((a, b) => a + b, 0) / rtts.length;
         summary.push(`rtt min/avg/max = ${Math.min(...rtts).toFixed(2)}/${avg.toFixed(2)}/${Math.max(...rtts).toFixed(2)} ms`);
       }
-      const data: JsonObject = { results, target: target.text, timeout: timedOut };
+      const data: JsonObject = { results, target: addr, timeout: timedOut };
       if (interrupted) return { data: { ...data, interrupted: true }, text: summary.join('\n'), interrupted: true };
       if (rtts.length === 0) {
         // Every probe failed: the statistics, then the error.

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { PilotError } from '../../errors.js';
-import { parseAddr } from '../../protocol/address.js';
+import { formatAddr, parseAddr } from '../../protocol/address.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
 import { MAX_RESULT_FILE_BYTES, resultFilenameError } from '../../services/tasks/files.js';
 import { Tasks } from '../../sdk/tasks.js';
@@ -60,7 +60,7 @@ export const taskSubmit: CommandSpec = {
     const description = requireFlag(args, 'task', usage);
     const data = await withTasks(ctx, async (tasks, d) => {
       const target = await resolveTarget(d, text);
-      return { ...(await tasks.submitTask(target.addr, description)), target: text };
+      return { ...(await tasks.submitTask(target.addr, description)), target: formatAddr(target.addr) };
     });
     if (!data.accepted) throw new PilotError('refused', `task refused by ${text}: ${data.message}`, refusalHint(data.message));
     return { data: { ...data }, text: `task ${data.task_id} submitted to ${text}: ${data.message}` };

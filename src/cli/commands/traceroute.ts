@@ -75,7 +75,7 @@ export const traceroute: CommandSpec = {
         ctx.out.info(lines.join('\n'));
         throw new PilotError('connection_failed', `no echo from ${target.text} on an open stream: ${String(failed.error)}`);
       }
-      return { data: { rtt_samples: samples, setup_ms: setup, target: target.text }, text: lines.join('\n') };
+      return { data: { rtt_samples: samples, setup_ms: setup, target: formatAddr(target.addr) }, text: lines.join('\n') };
     });
   },
 };
