@@ -12,11 +12,6 @@ export function parseLogLevel(value: string | undefined): LevelWithSilent {
   return level;
 }
 
-/** Go's flag package treats `-h` like `-help`. */
-export function wantsHelp(argv: readonly string[]): boolean {
-  return argv.some((a) => a === '-h' || a === '--h');
-}
-
 /** Closes on the first SIGINT/SIGTERM and exits 0; a second signal exits at once. */
 export function closeOnSignal(close: () => Promise<void>): void {
   let stopping = false;

@@ -4,6 +4,7 @@ import { DAEMON_FLAGS, parseDaemonArgs } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { toPilotError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { versionLine } from '../version.js';
 
 async function main(): Promise<number> {
   let config;
@@ -13,6 +14,10 @@ async function main(): Promise<number> {
     const e = toPilotError(err);
     process.stderr.write(`pilot-daemon: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}\n`);
     return 2;
+  }
+  if (config === 'version') {
+    process.stdout.write(`${versionLine('pilot-daemon')}\n`);
+    return 0;
   }
   if (config === 'help') {
     process.stderr.write(`${flagUsage('pilot-daemon', DAEMON_FLAGS)}\n`);

@@ -13,6 +13,7 @@ import { RegistryServer } from '../registry/server.js';
 import { SqliteRegistryStore } from '../registry/sqlite-store.js';
 import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
+import { versionLine } from '../version.js';
 import { taskClock } from '../config/test-clock.js';
 
 const FLAGS = {
@@ -33,6 +34,7 @@ const FLAGS = {
   'log-format': LOG_FORMAT_FLAG,
   config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
   help: { kind: 'bool', help: 'show this help' },
+  version: { kind: 'bool', help: 'print the version and exit' },
 } as const;
 
 /** Opens the store and fills it from a Go registry's JSON file (all or nothing). */
@@ -51,6 +53,10 @@ const LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'e
 
 async function main(): Promise<number> {
   const { flags } = parseGoFlagsWithConfig(process.argv.slice(2), FLAGS);
+  if (flags.version) {
+    process.stdout.write(`${versionLine('pilot-registry')}\n`);
+    return 0;
+  }
   if (flags.help) {
     process.stdout.write(`${flagUsage('pilot-registry', FLAGS)}\n`);
     return 0;

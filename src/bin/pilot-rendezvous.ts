@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { closeOnSignal, exitWithError, parseLogLevel, wantsHelp } from '../beacon/bin-support.js';
+import { closeOnSignal, exitWithError, parseLogLevel } from '../beacon/bin-support.js';
+import { versionLine } from '../version.js';
 import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
 import { startRendezvous } from '../beacon/rendezvous.js';
 import { parseLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
@@ -33,11 +34,16 @@ const FLAGS = {
   'log-format': LOG_FORMAT_FLAG,
   config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
   help: { kind: 'bool', help: 'show this help' },
+  version: { kind: 'bool', help: 'print the version and exit' },
 } as const satisfies FlagSpec;
 
 async function main(argv: readonly string[]): Promise<void> {
   const { flags, positionals } = parseGoFlagsWithConfig(argv, FLAGS);
-  if (flags.help || wantsHelp(argv)) {
+  if (flags.version) {
+    process.stdout.write(`${versionLine('pilot-rendezvous')}\n`);
+    return;
+  }
+  if (flags.help) {
     process.stdout.write(`${flagUsage('pilot-rendezvous', FLAGS)}\n`);
     return;
   }

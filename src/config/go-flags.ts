@@ -84,7 +84,8 @@ export function parseGoFlags<S extends FlagSpec>(argv: readonly string[], spec: 
     const body = arg.replace(/^--?/, '');
     const eq = body.indexOf('=');
     const given = eq >= 0 ? body.slice(0, eq) : body;
-    const name = canonical.get(given);
+    // Go's flag package takes -h (and --h) for -help.
+    const name = canonical.get(given === 'h' && spec.help !== undefined ? 'help' : given);
     const def = name === undefined ? undefined : spec[name];
     if (name === undefined || def === undefined) {
       throw new PilotError('invalid_argument', `flag provided but not defined: -${given}`, 'run with -help to list the flags');

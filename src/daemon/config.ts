@@ -73,6 +73,7 @@ export const DAEMON_FLAGS = {
   config: { kind: 'string', help: 'JSON file whose keys are flag names' },
   home: { kind: 'string', help: 'pilot home for inbox/received/tasks (default $PILOT_HOME or ~/.pilot)' },
   help: { kind: 'bool', help: 'show this help' },
+  version: { kind: 'bool', help: 'print the version and exit' },
 } as const satisfies FlagSpec;
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'silent']);
@@ -101,9 +102,10 @@ function registryTls(tls: boolean, fingerprint: string | undefined): { fingerpri
   return fingerprint === undefined ? undefined : { fingerprint: normalizeFingerprint(fingerprint, '-registry-fingerprint') };
 }
 
-export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig | 'help' {
+export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig | 'help' | 'version' {
   const { flags, positionals } = parseGoFlags(argv, DAEMON_FLAGS);
   if (flags.help) return 'help';
+  if (flags.version) return 'version';
   if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
   const raw: Raw = { ...(flags.config ? configFileFlags(flags.config, DAEMON_FLAGS) : {}), ...flags };
   const logFormat = parseLogFormat(typeof raw['log-format'] === 'string' ? raw['log-format'] : undefined);

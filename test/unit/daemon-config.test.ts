@@ -9,8 +9,8 @@ import { parseDaemonArgs, type DaemonConfig } from '../../src/daemon/config.js';
 
 const parse = (...argv: string[]): DaemonConfig => {
   const c = parseDaemonArgs(argv, {});
-  assert.notEqual(c, 'help');
-  return c as DaemonConfig;
+  assert.ok(c !== 'help' && c !== 'version');
+  return c;
 };
 
 describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
@@ -113,5 +113,15 @@ describe('text log lines (-log-format text)', () => {
   it('puts time, level, component and message first, then the fields as key=value', () => {
     const line = formatTextLine({ level: 30, time: Date.UTC(2026, 11, 2, 1, 20), pid: 7, name: 'daemon', msg: 'daemon ready', node: 2, socket: '/tmp/a b.sock', peer: { id: 3 } });
     assert.equal(line, '2026-12-02T01:20:00.000Z INFO daemon: daemon ready node=2 socket="/tmp/a b.sock" peer={"id":3}');
+  });
+});
+
+describe('help and version flags of the executables', () => {
+  it('take -h and --h for -help, as Go’s flag package, and -version', () => {
+    assert.equal(parseDaemonArgs(['-h'], {}), 'help');
+    assert.equal(parseDaemonArgs(['--help'], {}), 'help');
+    assert.equal(parseDaemonArgs(['--version'], {}), 'version');
+    assert.equal(parseGoFlagsWithConfig(['--h'], { help: { kind: 'bool', help: '' } }).flags.help, true);
+    assert.throws(() => parseGoFlagsWithConfig(['-h'], {}), /flag provided but not defined: -h/, 'only where -help exists');
   });
 });

@@ -1,18 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { JsonObject } from '../../protocol/json.js';
 import { maxPositionals } from '../args.js';
 import type { CommandSpec } from '../command.js';
-
-/** The package version; src/cli/commands and dist/cli/commands are both three levels below it. */
-export function packageVersion(): string {
-  try {
-    const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
-    const version = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
-    return typeof version === 'string' ? version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
+import { packageVersion } from '../../version.js';
 
 export const ERROR_CODES: Readonly<Record<string, string>> = {
   invalid_argument: 'An argument or flag is missing or malformed; the message names it.',
