@@ -295,7 +295,13 @@ export class IpcSession {
           return;
         }
         if (owned) owned.end();
-        else this.backend.connection(msg.connId)?.destroy();
+        else {
+          // Another client's connection may be closed too (`pilotctl disconnect`, as the reference);
+          // an id that names none is an error, not a CloseOK for nothing.
+          const other = this.backend.connection(msg.connId);
+          if (other === undefined) throw new PilotError('not_found', `no connection ${msg.connId}`);
+          other.destroy();
+        }
         this.write({ cmd: 'CloseOK', connId: msg.connId });
         return;
       }

@@ -33,6 +33,12 @@ export function registryText(r: JsonObject): string {
   return `${s(r.address)} (${state}, ${s(r.signatures)} signatures${push})`;
 }
 
+/** `2 live (ESTABLISHED 2, TIME_WAIT 3)`: the reference's count, and every state as `connections` lists them. */
+function connectionsText(info: JsonObject): string {
+  const states = isJsonObject(info.conn_states) ? Object.entries(info.conn_states).filter(([, n]) => typeof n === 'number' && n > 0) : [];
+  return states.length === 0 ? s(info.connections) : `${s(info.connections)} live (${states.map(([k, n]) => `${k} ${String(n)}`).join(', ')})`;
+}
+
 function infoText(info: JsonObject): string {
   const rows: [string, string][] = [
     ['address', s(info.address)],
@@ -43,7 +49,7 @@ function infoText(info: JsonObject): string {
     ['encrypt', s(info.encrypt)],
     ['uptime', `${s(info.uptime_secs)}s`],
     ['peers', `${s(info.peers)} (${s(info.encrypted_peers)} encrypted, ${s(info.authenticated_peers)} authenticated)`],
-    ['connections', s(info.connections)],
+    ['connections', connectionsText(info)],
     ['ports', s(info.ports)],
     ['traffic', `sent ${bytes(info.bytes_sent)} in ${s(info.pkts_sent)} packets, received ${bytes(info.bytes_recv)} in ${s(info.pkts_recv)} packets`],
   ];
