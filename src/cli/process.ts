@@ -84,13 +84,15 @@ export function tcpAnswers(hostPort: string, timeoutMs = 500): Promise<boolean> 
   });
 }
 
-/** Starts `script` with the CLI's own node flags, detached, stdout and stderr appended to `logFile`. */
+/** Starts `script` with the CLI's own node flags, detached, its standard error (the log) appended to `logFile`. */
 export function spawnDetached(ctx: CliContext, script: string, args: readonly string[], logFile: string): ChildProcess {
   const fd = openSync(logFile, 'a', 0o600);
   try {
     const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, script, ...args], {
       detached: true,
-      stdio: ['ignore', fd, fd],
+      // Standard output carries only what the log already holds (e.g. "daemon ready"): the log
+      // file keeps one format. Standard error carries the log itself and early errors.
+      stdio: ['ignore', 'ignore', fd],
       env: ctx.env,
     });
     child.unref();

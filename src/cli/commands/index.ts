@@ -4,6 +4,7 @@ import { config, init } from './config.js';
 import { inbox, outbox, received, sendFile, sendMessage } from './data.js';
 import { daemonStart, daemonStatus, daemonStop, rendezvousStop } from './daemon.js';
 import { publish, subscribe } from './events.js';
+import { logs } from './logs.js';
 import { bench, ping } from './ping.js';
 import { traceroute } from './traceroute.js';
 import { connect, listen, recv, send, sendto } from './net.js';
@@ -17,7 +18,7 @@ import { approve, handshake, pending, reject, trust, untrust } from './trust.js'
 /** Every command except `context`, in the order usage lists them. */
 export const ALL_COMMANDS: readonly CommandSpec[] = [
   init, config,
-  daemonStart, daemonStop, daemonStatus, rendezvousStop,
+  daemonStart, daemonStop, daemonStatus, rendezvousStop, logs,
   info, peers, connections, disconnect,
   lookup, find, setHostname, clearHostname, setPublic, setPrivate, setTags, clearTags,
   setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
