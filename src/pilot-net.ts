@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { Addr } from '../protocol/address.js';
+import type { Addr } from './protocol/address.js';
 
 /**
  * The stream interfaces every pilot application is written against: the SDK implements them over

@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
-import type { Datagram } from '../sdk/types.js';
+import type { Datagram } from '../pilot-net.js';
 import { IpcSession, type IpcBackend, type IpcSessionCounts } from './ipc-session.js';
 
 export interface IpcServerOptions {

@@ -1,7 +1,7 @@
 import { Duplex } from 'node:stream';
 import { PilotError } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
-import type { PilotConn } from '../sdk/types.js';
+import type { PilotConn } from '../pilot-net.js';
 import type { CloseReason } from '../transport/types.js';
 
 /** What a connection needs from the stack that owns it. */

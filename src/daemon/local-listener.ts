@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { PilotConn, PilotListener } from '../sdk/types.js';
+import type { PilotConn, PilotListener } from '../pilot-net.js';
 
 /** Connections accepted while nobody is taking them are refused beyond this. */
 const MAX_BACKLOG = 128;

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import { Flag, Proto, type Packet } from '../protocol/packet.js';
 import { Port } from '../protocol/ports.js';
-import type { Datagram, DialOptions, PilotNetwork } from '../sdk/types.js';
+import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
 import { PortInUseError } from '../transport/port-table.js';
 import type { ResetCause } from '../transport/reset-cause.js';

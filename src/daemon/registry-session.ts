@@ -2,7 +2,7 @@ import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
 import type { JsonObject } from '../protocol/json.js';
-import type { WebhookSink } from './webhook-sink.js';
+import type { WebhookSink } from '../webhook-sink.js';
 
 /** The registry calls the session makes (RegistryClient has them all). */
 export interface SessionRegistry {

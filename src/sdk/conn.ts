@@ -2,7 +2,7 @@ import { Duplex } from 'node:stream';
 import { PilotError } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
 import { formatAddr } from '../protocol/address.js';
-import type { PilotConn } from './types.js';
+import type { PilotConn } from '../pilot-net.js';
 
 /** Largest data part of one IPC Send message; bigger writes are split. */
 export const MAX_SEND_CHUNK = 64 * 1024;

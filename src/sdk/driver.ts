@@ -12,7 +12,7 @@ import { fromDaemonError } from './daemon-errors.js';
 import { parseDaemonInfo, parsePending, parseTrusted, type DaemonInfo, type PendingEntry, type TrustedEntry } from './info.js';
 import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
 import { Listener } from './listener.js';
-import type { Datagram, DialOptions, PilotNetwork } from './types.js';
+import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
 import { checkPort, checkU32, target, toAddr } from './validate.js';
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { PilotError } from '../errors.js';
 import { parseAddr, type Addr } from '../protocol/address.js';
 import type { JsonObject } from '../protocol/json.js';
-import type { DialOptions, PilotConn, PilotListener, PilotNetwork } from './types.js';
+import type { DialOptions, PilotConn, PilotListener, PilotNetwork } from '../pilot-net.js';
 import { toAddr } from './validate.js';
 
 /**

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { AsyncQueue } from './async-queue.js';
 import type { Conn } from './conn.js';
-import type { PilotListener } from './types.js';
+import type { PilotListener } from '../pilot-net.js';
 
 /** Accepted connections held for the async iterator when no 'connection' listener takes them. */
 export const LISTENER_BACKLOG = 128;

@@ -1,4 +1,4 @@
-import type { PilotConn, PilotListener, PilotNetwork } from '../sdk/types.js';
+import type { PilotConn, PilotListener, PilotNetwork } from '../pilot-net.js';
 
 export const ECHO_PORT = 7;
 

@@ -1,10 +1,10 @@
 import type { Identity } from '../crypto/identity.js';
-import type { WebhookSink } from '../daemon/webhook-sink.js';
+import type { WebhookSink } from '../webhook-sink.js';
 import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { RegistryClient } from '../registry/client.js';
-import type { PilotNetwork } from '../sdk/types.js';
+import type { PilotNetwork } from '../pilot-net.js';
 
 /** What the daemon hands every built-in service. */
 export interface ServiceContext {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/crypto/identity.js';
 import { RegistrySession } from '../../src/daemon/registry-session.js';
-import { noWebhooks } from '../../src/daemon/webhook-sink.js';
+import { noWebhooks } from '../../src/webhook-sink.js';
 import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { RegistryServer } from '../../src/registry/server.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/crypto/identity.js';
 import { NetStack } from '../../src/daemon/net-stack.js';
-import { noWebhooks } from '../../src/daemon/webhook-sink.js';
+import { noWebhooks } from '../../src/webhook-sink.js';
 import { silentLogger } from '../../src/log.js';
 import { encodeEvent } from '../../src/protocol/eventstream.js';
 import { RegistryClient } from '../../src/registry/client.js';

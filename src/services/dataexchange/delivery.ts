@@ -1,7 +1,7 @@
 import type { Logger } from '../../log.js';
 import { parseAddr } from '../../protocol/address.js';
 import { DataType, encodeFilePayload } from '../../protocol/dataexchange.js';
-import type { PilotNetwork } from '../../sdk/types.js';
+import type { PilotNetwork } from '../../pilot-net.js';
 import { afterAttempt, expiredBeforeAttempt, type DeliveryOutcome, type OutboxItem, type Outbox, type Transition } from './outbox.js';
 import { DATA_EXCHANGE_PORT, FrameChannel, isAck } from './wire.js';
 

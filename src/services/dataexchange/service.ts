@@ -1,7 +1,7 @@
 import { formatAddr } from '../../protocol/address.js';
 import { DataFrameDecoder, encodeTextFrame } from '../../protocol/dataexchange.js';
 import type { JsonObject } from '../../protocol/json.js';
-import type { PilotConn } from '../../sdk/types.js';
+import type { PilotConn } from '../../pilot-net.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../types.js';
 import { OutboxRunner } from './delivery.js';
 import { FrameIntake, type FrameInput } from './intake.js';

@@ -1,5 +1,5 @@
 import { formatSocketAddr } from '../../protocol/address.js';
-import type { PilotConn } from '../../sdk/types.js';
+import type { PilotConn } from '../../pilot-net.js';
 import type { RunningService, ServiceContext } from '../types.js';
 import { Broker, type BrokerOptions } from './broker.js';
 import type { QueueLimits } from './queue.js';

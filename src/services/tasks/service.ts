@@ -3,7 +3,7 @@ import { addrEquals, formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
 import { decodeTaskRequest, encodeSubmitResponse, isValidTaskId, TaskFrameType } from '../../protocol/tasksubmit.js';
 import type { TypedFrame } from '../../protocol/typed-frame.js';
-import type { PilotConn, PilotListener } from '../../sdk/types.js';
+import type { PilotConn, PilotListener } from '../../pilot-net.js';
 import type { RunningService, ServiceContext } from '../types.js';
 import { listEntry, TaskBook } from './book.js';
 import { taskClock } from '../../config/test-clock.js';

@@ -1,0 +1,2 @@
+/** The SDK's stream interfaces; defined once, below every layer that implements or uses them. */
+export type { Datagram, DialOptions, PilotConn, PilotListener, PilotNetwork } from '../pilot-net.js';
