@@ -5,7 +5,7 @@ import type { Addr } from '../protocol/address.js';
 import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject, JsonValue } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
-import type { Datagram, DialOptions, PilotConn, PilotListener } from '../sdk/types.js';
+import type { Datagram, DialOptions, PilotConn, PilotListener } from '../pilot-net.js';
 
 /** What the IPC commands of PROTOCOL.md §8 act on. */
 export interface IpcBackend {

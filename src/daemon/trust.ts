@@ -7,9 +7,9 @@ import type { Logger } from '../log.js';
 import { decodeHandshakeMessage, encodeHandshakeMessage, HANDSHAKE_MAX_SIZE, type HandshakeMessage, type HandshakeType } from '../protocol/handshake.js';
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
-import type { PilotConn, PilotNetwork } from '../sdk/types.js';
+import type { PilotConn, PilotNetwork } from '../pilot-net.js';
 import type { PendingPeer, TrustedPeer, TrustStore } from './trust-store.js';
-import type { WebhookSink } from './webhook-sink.js';
+import type { WebhookSink } from '../webhook-sink.js';
 
 export const HANDSHAKE_PORT = 444;
 
