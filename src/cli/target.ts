@@ -21,8 +21,7 @@ export async function resolveTarget(driver: DaemonClient, text: string): Promise
   try {
     reply = await driver.resolveHostname(text);
   } catch (err) {
-    if (err instanceof PilotError && err.code === 'not_running') throw err;
-    throw new PilotError('not_found', `hostname ${JSON.stringify(text)} not found`, 'the node may be private, offline, or not trusting you; try its address', { cause: err });
+    throw hostnameError(text, err);
   }
   const address = isJsonObject(reply) ? reply.address : undefined;
   const parsed = typeof address === 'string' ? parseAddr(address) : undefined;
@@ -30,6 +29,22 @@ export async function resolveTarget(driver: DaemonClient, text: string): Promise
     throw new PilotError('internal', `resolving ${JSON.stringify(text)} returned no valid address`);
   }
   return { text, addr: parsed.value };
+}
+
+/**
+ * Why a hostname could not be resolved, as the user should hear it: not found (or refused, all a
+ * Go registry says), or the real cause when the registry or the daemon could not be asked at all.
+ */
+export function hostnameError(hostname: string, err: unknown): PilotError {
+  const code = err instanceof PilotError ? err.code : 'internal';
+  if (code === 'not_found' || code === 'refused') {
+    return new PilotError('not_found', `hostname ${JSON.stringify(hostname)} not found`, 'the node may be private, offline, or not trusting you; try its address', { cause: err });
+  }
+  if (code === 'connection_failed' || code === 'timeout' || code === 'unavailable') {
+    const detail = err instanceof Error ? err.message : String(err);
+    return new PilotError(code, `cannot resolve hostname ${JSON.stringify(hostname)}: the registry is unreachable (${detail})`, 'see the registry\'s state with: pilotctl daemon status', { cause: err });
+  }
+  return err instanceof PilotError ? err : new PilotError('internal', String(err), undefined, { cause: err });
 }
 
 export function targetLabel(target: Target): string {

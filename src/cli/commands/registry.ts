@@ -5,6 +5,7 @@ import { withDriver, type CommandSpec } from '../command.js';
 import { registryTls, resolveSettings, updateConfig } from '../config-file.js';
 import type { DaemonClient } from '../context.js';
 import { toJson } from '../output.js';
+import { hostnameError } from '../target.js';
 
 function asObject(value: unknown): JsonObject {
   const json = toJson(value);
@@ -72,7 +73,7 @@ export const find: CommandSpec = {
       try {
         return asObject(await d.resolveHostname(hostname));
       } catch (err) {
-        throw new PilotError('not_found', `hostname ${JSON.stringify(hostname)} not found`, 'the node may be private or not trusting you', { cause: err });
+        throw hostnameError(hostname, err);
       }
     });
     const data = { address: reply.address ?? null, hostname: reply.hostname ?? hostname, node_id: reply.node_id ?? null, public: reply.public ?? false };
