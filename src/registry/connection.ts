@@ -3,7 +3,7 @@ import type { JsonObject } from '../protocol/json.js';
 import { encodeRegistryFrame, RegistryFrameSplitter } from '../protocol/registry-frame.js';
 import type { RegistryState, RequestInfo } from './context.js';
 import { errorReply, handleRequest, sortKeys } from './dispatch.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestError } from './request-error.js';
 import { standbyRefusal } from './standby-gate.js';
 
@@ -21,7 +21,7 @@ const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
 
 export interface ConnectionHooks {
   readonly state: RegistryState;
-  readonly requestLimiter: RateLimiter;
+  readonly requestLimiter: KeyedRateLimiter<string>;
   /** Handles `watch_handshakes`; returns the node id the connection now watches. */
   watch(conn: RegistryConnection, msg: JsonObject): number;
   /** Handles `subscribe_replication` (sends the first snapshot); throws RequestError to refuse. */

@@ -3,7 +3,7 @@ import { formatAddr } from '../protocol/address.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { SignatureVerifier } from './auth.js';
 import type { Liveness } from './liveness.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { KeyedRateLimiter } from '../rate-limit.js';
 import type { RequestCounter } from './request-counter.js';
 import { RequestError } from './request-error.js';
 import type { NodeRecord, RegistryStore } from './store.js';
@@ -14,7 +14,7 @@ export interface RegistryState {
   readonly log: Logger;
   readonly liveness: Liveness;
   readonly verifier: SignatureVerifier;
-  readonly registerLimiter: RateLimiter;
+  readonly registerLimiter: KeyedRateLimiter<string>;
   readonly adminToken: string | undefined;
   /** Refuse the reference's static signatures and unsigned registrations (`-require-replay-proof`). */
   readonly requireSignedBody: boolean;

@@ -11,7 +11,7 @@ import { watchChallenge } from './challenges.js';
 import { ACCEPTANCE_TTL_MS } from './handlers-polo.js';
 import { HANDSHAKE_TTL_MS } from './handlers-trust.js';
 import { Liveness } from './liveness.js';
-import { RateLimiter } from './rate-limit.js';
+import { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestCounter } from './request-counter.js';
 import { checkReplicationOptions, startReplication, type Replication, type ReplicationOptions } from './replication.js';
 import { SqliteRegistryStore } from './sqlite-store.js';
@@ -73,7 +73,7 @@ export class RegistryServer {
   readonly tlsFingerprint: string | undefined;
   readonly #server: Server;
   readonly #state: RegistryState;
-  readonly #requestLimiter = new RateLimiter(REQUEST_RATE.perSecond, REQUEST_RATE.burst);
+  readonly #requestLimiter = new KeyedRateLimiter<string>(REQUEST_RATE.perSecond, REQUEST_RATE.burst);
   readonly #connections = new Set<RegistryConnection>();
   /** Accepted TCP sockets, including TLS ones still in the handshake; the connection limits count these. */
   readonly #sockets = new Set<Socket>();
@@ -134,7 +134,7 @@ export class RegistryServer {
       log,
       liveness,
       verifier: new SignatureVerifier(started),
-      registerLimiter: new RateLimiter(REGISTER_RATE.perSecond, REGISTER_RATE.burst),
+      registerLimiter: new KeyedRateLimiter<string>(REGISTER_RATE.perSecond, REGISTER_RATE.burst),
       adminToken: opts.adminToken === '' ? undefined : opts.adminToken,
       requireSignedBody: opts.requireSignedBody === true,
       requests: new RequestCounter(),
@@ -325,8 +325,8 @@ export class RegistryServer {
     const now = state.now();
     try {
       state.verifier.prune(now);
-      state.registerLimiter.prune(now, 120_000);
-      this.#requestLimiter.prune(now, 120_000);
+      state.registerLimiter.reap(now);
+      this.#requestLimiter.reap(now);
       const expired = state.store.pruneHandshakes(now - HANDSHAKE_TTL_MS);
       state.store.pruneBeacons(now);
       state.store.pruneTaskAcceptances(state.taskNow() - ACCEPTANCE_TTL_MS);

@@ -4,7 +4,7 @@ import { ConnectionTable } from './conn-table.js';
 import { Connection } from './connection.js';
 import { MAX_MSS, resolveConnectionOptions } from './options.js';
 import { PortTable } from './port-table.js';
-import { KeyedRateLimiter, TokenBucket } from './rate-limit.js';
+import { KeyedRateLimiter, TokenBucket } from '../rate-limit.js';
 import { encodeResetCause, type ResetCause } from './reset-cause.js';
 import { seqAdd } from './seq.js';
 import type { ConnectionInfo, ConnectionOptions, ConnectionSink, EndpointEvent, Millis } from './types.js';

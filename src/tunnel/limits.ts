@@ -33,26 +33,3 @@ export class IntervalLimiter<K> {
     this.#last.clear();
   }
 }
-
-/** A token bucket on the caller's clock. */
-export class TokenBucket {
-  #tokens: number;
-  #last: number | undefined;
-
-  constructor(
-    private readonly ratePerSecond: number,
-    private readonly burst: number,
-  ) {
-    this.#tokens = burst;
-  }
-
-  take(now: number): boolean {
-    if (this.#last !== undefined && now > this.#last) {
-      this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.ratePerSecond);
-    }
-    if (this.#last === undefined || now > this.#last) this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}

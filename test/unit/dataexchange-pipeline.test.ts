@@ -10,7 +10,7 @@ import { Coalescer } from '../../src/services/dataexchange/coalesce.js';
 import { DirSyncGroup } from '../../src/services/dataexchange/dir-sync.js';
 import { FrameIntake, type FrameInput, type IntakeDeps } from '../../src/services/dataexchange/intake.js';
 import { OrderedReplies, type Admission, type PipelineIo } from '../../src/services/dataexchange/pipeline.js';
-import { RateLimiter, SenderQuota } from '../../src/services/dataexchange/quota.js';
+import { SenderQuota, senderRateLimiter } from '../../src/services/dataexchange/quota.js';
 import { ServiceState } from '../../src/services/dataexchange/state.js';
 import type { StoredItem } from '../../src/services/dataexchange/store.js';
 import { ackText, IDEMPOTENCY_KEY_TYPE } from '../../src/services/dataexchange/wire.js';
@@ -214,7 +214,7 @@ function fakeIntake({ quotaBytes = 1_000_000, scanUsage = async () => new Map(),
       },
     },
     quota,
-    rate: new RateLimiter(1_000_000, () => 0),
+    rate: senderRateLimiter(1_000_000),
     now: () => now,
     scanUsage,
     emit: () => undefined,

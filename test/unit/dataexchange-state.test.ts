@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { afterAttempt, backoffMs, BACKOFF_CAP_MS, expiredBeforeAttempt, Outbox, type OutboxItem } from '../../src/services/dataexchange/outbox.js';
-import { RateLimiter, SenderQuota } from '../../src/services/dataexchange/quota.js';
+import { SenderQuota, senderRateLimiter } from '../../src/services/dataexchange/quota.js';
 import { MAX_KEYS_PER_SENDER, ServiceState } from '../../src/services/dataexchange/state.js';
 import { DataStore } from '../../src/services/dataexchange/store.js';
 
@@ -27,14 +27,14 @@ describe('data exchange quota and rate limit', () => {
 
   it('limits messages per second per sender with an injected clock', () => {
     let now = 0;
-    const r = new RateLimiter(5, () => now);
+    const r = senderRateLimiter(5);
     let allowed = 0;
-    for (let i = 0; i < 20; i++) if (r.take('a')) allowed++;
+    for (let i = 0; i < 20; i++) if (r.take('a', now)) allowed++;
     assert.equal(allowed, 10);
-    assert.ok(r.take('b'));
+    assert.ok(r.take('b', now));
     now += 1000;
     allowed = 0;
-    for (let i = 0; i < 20; i++) if (r.take('a')) allowed++;
+    for (let i = 0; i < 20; i++) if (r.take('a', now)) allowed++;
     assert.equal(allowed, 5);
   });
 });

@@ -9,7 +9,7 @@ import type { RegistryState } from '../../src/registry/context.js';
 import { handleRequest } from '../../src/registry/dispatch.js';
 import { HANDSHAKE_TTL_MS } from '../../src/registry/handlers-trust.js';
 import { Liveness } from '../../src/registry/liveness.js';
-import { RateLimiter } from '../../src/registry/rate-limit.js';
+import { KeyedRateLimiter } from '../../src/rate-limit.js';
 import { RequestCounter } from '../../src/registry/request-counter.js';
 import { signBody } from '../../src/registry/request-signer.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
@@ -34,7 +34,7 @@ describe('registry handlers', () => {
       log: silentLogger(),
       liveness: new Liveness(),
       verifier: new SignatureVerifier(clock),
-      registerLimiter: new RateLimiter(10 / 60, 10),
+      registerLimiter: new KeyedRateLimiter<string>(10 / 60, 10),
       adminToken: undefined,
       requireSignedBody: false,
       requests: new RequestCounter(),

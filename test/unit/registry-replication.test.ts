@@ -10,7 +10,7 @@ import { ReplicationStandby } from '../../src/registry/replication-standby.js';
 import { liveFields } from '../../src/registry/replication.js';
 import { SignatureVerifier } from '../../src/registry/auth.js';
 import type { RegistryState } from '../../src/registry/context.js';
-import { RateLimiter } from '../../src/registry/rate-limit.js';
+import { KeyedRateLimiter } from '../../src/rate-limit.js';
 import { exportSnapshot } from '../../src/registry/snapshot-export.js';
 import { parseLiveFields } from '../../src/registry/snapshot-import.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
@@ -142,7 +142,7 @@ describe('replication primary and standby', () => {
       log: silentLogger(),
       liveness,
       verifier: new SignatureVerifier(0),
-      registerLimiter: new RateLimiter(1, 1),
+      registerLimiter: new KeyedRateLimiter<string>(1, 1),
       adminToken: undefined,
       requireSignedBody: false,
       requests: new RequestCounter(),

@@ -6,7 +6,7 @@ import { errorReply, sortKeys } from '../../src/registry/dispatch.js';
 import { normalizeIp, observedEndpoint, splitHostPort } from '../../src/registry/endpoint.js';
 import { intField, u16Field, u32Field } from '../../src/registry/fields.js';
 import { checkReply } from '../../src/registry/client.js';
-import { RateLimiter } from '../../src/registry/rate-limit.js';
+import { KeyedRateLimiter } from '../../src/rate-limit.js';
 import { RequestError } from '../../src/registry/request-error.js';
 import { signBody } from '../../src/registry/request-signer.js';
 import { canonicalJson, signedBodyText } from '../../src/protocol/registry-auth.js';
@@ -69,12 +69,12 @@ describe('registry validation (PROTOCOL.md §5.8)', () => {
   });
 
   it('rate limiter: burst then refill', () => {
-    const limiter = new RateLimiter(1, 3);
+    const limiter = new KeyedRateLimiter<string>(1, 3);
     assert.deepEqual([0, 0, 0, 0].map(() => limiter.take('ip', 0)), [true, true, true, false]);
     assert.equal(limiter.take('ip', 1000), true);
     assert.equal(limiter.take('ip', 1000), false);
     assert.equal(limiter.take('other', 1000), true);
-    limiter.prune(200_000, 120_000);
+    limiter.reap(200_000);
     assert.equal(limiter.size, 0);
   });
 });

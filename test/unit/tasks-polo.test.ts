@@ -9,7 +9,7 @@ import { DAILY_GAIN_CAP } from '../../src/registry/handlers-polo.js';
 import type { RegistryState } from '../../src/registry/context.js';
 import { handleRequest } from '../../src/registry/dispatch.js';
 import { Liveness } from '../../src/registry/liveness.js';
-import { RateLimiter } from '../../src/registry/rate-limit.js';
+import { KeyedRateLimiter } from '../../src/rate-limit.js';
 import { RequestCounter } from '../../src/registry/request-counter.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 import { acceptMessage, expiredMessage, poloReward, receiptMessage } from '../../src/protocol/task-evidence.js';
@@ -48,7 +48,7 @@ describe('registry task evidence', () => {
       log: silentLogger(),
       liveness: new Liveness(),
       verifier: new SignatureVerifier(0),
-      registerLimiter: new RateLimiter(100, 100),
+      registerLimiter: new KeyedRateLimiter<string>(100, 100),
       adminToken: undefined,
       requireSignedBody: false,
       requests: new RequestCounter(),

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatEndpoint, parseEndpoint, parseListenAddress, normalizeIp } from '../../src/tunnel/endpoint.js';
 import { PublicKeyCache } from '../../src/tunnel/key-cache.js';
-import { IntervalLimiter, TokenBucket } from '../../src/tunnel/limits.js';
+import { TokenBucket } from '../../src/rate-limit.js';
+import { IntervalLimiter } from '../../src/tunnel/limits.js';
 import { BoundedQueues } from '../../src/tunnel/queues.js';
 
 describe('tunnel endpoints', () => {

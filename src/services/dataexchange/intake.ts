@@ -2,7 +2,8 @@ import { DataType, dataTypeName, decodeFilePayload, type DataFrame } from '../..
 import type { DecodeError, DecodeResult } from '../../protocol/result.js';
 import { sanitizeFileName } from './names.js';
 import type { Admission } from './pipeline.js';
-import type { QuotaReservation, RateLimiter, SenderQuota } from './quota.js';
+import type { KeyedRateLimiter } from '../../rate-limit.js';
+import type { QuotaReservation, SenderQuota } from './quota.js';
 import type { ServiceState } from './state.js';
 import { inboxMessageText, type DataStore, type StoredItem } from './store.js';
 import { ackText, errText, IDEMPOTENCY_KEY_TYPE, MAX_KEY_BYTES } from './wire.js';
@@ -22,7 +23,7 @@ export interface IntakeDeps {
   readonly store: Pick<DataStore, 'storeMessageText' | 'storeFile'>;
   readonly state: Pick<ServiceState, 'hasSeen' | 'markSeen' | 'recordFile' | 'save'>;
   readonly quota: SenderQuota;
-  readonly rate: RateLimiter;
+  readonly rate: KeyedRateLimiter<string>;
   readonly now: () => number;
   /** Bytes per sender on disk now (inbox/ and received/). */
   readonly scanUsage: () => Promise<ReadonlyMap<string, number>>;
@@ -93,7 +94,7 @@ export class FrameIntake {
     const size = file ? file.data.length : frame.payload.length;
     const duplicate = this.duplicateOf(from, key, type, size);
     if (duplicate !== undefined) return duplicate;
-    if (!this.deps.rate.take(from)) {
+    if (!this.deps.rate.take(from, this.deps.now())) {
       this.refused.rate_limited++;
       return immediate(errText(type, `rate limited: more than ${this.deps.rate.ratePerSecond} messages/s from ${from}`));
     }

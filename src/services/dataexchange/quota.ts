@@ -1,3 +1,5 @@
+import { KeyedRateLimiter } from '../../rate-limit.js';
+
 /** Per-sender limits of the data-exchange service: bytes stored and messages per second. Pure. */
 
 export const DEFAULT_QUOTA_BYTES = 256 * 1024 * 1024;
@@ -88,38 +90,6 @@ export class SenderQuota {
 }
 
 /** Token bucket per sender: `ratePerSecond` refill, bursts up to twice that. */
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly burst: number;
-
-  constructor(
-    readonly ratePerSecond: number,
-    private readonly now: () => number,
-  ) {
-    this.burst = Math.max(1, ratePerSecond * 2);
-  }
-
-  /** Takes one token for `sender`; false when the sender is over its rate. */
-  take(sender: string): boolean {
-    const now = this.now();
-    let bucket = this.buckets.get(sender);
-    if (bucket === undefined) {
-      if (this.buckets.size >= MAX_TRACKED_SENDERS) this.evictFull(now);
-      bucket = { tokens: this.burst, at: now };
-      this.buckets.set(sender, bucket);
-    }
-    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.ratePerSecond);
-    bucket.at = now;
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  /** Forgets senders whose bucket has refilled: they are indistinguishable from new ones. */
-  private evictFull(now: number): void {
-    for (const [sender, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(sender);
-    }
-    if (this.buckets.size >= MAX_TRACKED_SENDERS) this.buckets.clear();
-  }
+export function senderRateLimiter(ratePerSecond: number): KeyedRateLimiter<string> {
+  return new KeyedRateLimiter<string>(ratePerSecond, Math.max(1, ratePerSecond * 2), MAX_TRACKED_SENDERS, 'clear');
 }

@@ -2,12 +2,13 @@ import { formatAddr } from '../../protocol/address.js';
 import { DataFrameDecoder, encodeTextFrame } from '../../protocol/dataexchange.js';
 import type { JsonObject } from '../../protocol/json.js';
 import type { PilotConn } from '../../pilot-net.js';
+import type { KeyedRateLimiter } from '../../rate-limit.js';
 import type { RunningService, ServiceContext, ServiceStarter } from '../types.js';
 import { OutboxRunner } from './delivery.js';
 import { FrameIntake, type FrameInput } from './intake.js';
 import { Outbox } from './outbox.js';
 import { OrderedReplies, type PipelineLimits } from './pipeline.js';
-import { DEFAULT_QUOTA_BYTES, DEFAULT_RATE_PER_SECOND, RateLimiter, SenderQuota } from './quota.js';
+import { DEFAULT_QUOTA_BYTES, DEFAULT_RATE_PER_SECOND, SenderQuota, senderRateLimiter } from './quota.js';
 import { ServiceState } from './state.js';
 import { DataStore } from './store.js';
 import { DATA_EXCHANGE_PORT } from './wire.js';
@@ -46,7 +47,7 @@ class DataExchangeService implements RunningService {
   readonly name = 'dataexchange';
   private readonly store: DataStore;
   private readonly quota: SenderQuota;
-  private readonly rate: RateLimiter;
+  private readonly rate: KeyedRateLimiter<string>;
   private readonly intake: FrameIntake;
   private readonly runner: OutboxRunner;
   private readonly conns = new Set<PilotConn>();
@@ -59,7 +60,7 @@ class DataExchangeService implements RunningService {
   ) {
     this.store = new DataStore(ctx.home);
     this.quota = new SenderQuota(options.quotaBytes ?? envNumber('PILOT_DX_QUOTA_BYTES') ?? DEFAULT_QUOTA_BYTES);
-    this.rate = new RateLimiter(options.ratePerSecond ?? envNumber('PILOT_DX_RATE') ?? DEFAULT_RATE_PER_SECOND, ctx.now);
+    this.rate = senderRateLimiter(options.ratePerSecond ?? envNumber('PILOT_DX_RATE') ?? DEFAULT_RATE_PER_SECOND);
     this.intake = new FrameIntake({
       store: this.store,
       state,
