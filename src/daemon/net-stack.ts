@@ -8,6 +8,7 @@ import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
 import { PortInUseError } from '../transport/port-table.js';
 import type { ResetCause } from '../transport/reset-cause.js';
+import { seqLt } from '../transport/seq.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { closeError, LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
@@ -444,17 +445,13 @@ export function coalesceAcks(batch: Packet[]): Packet[] {
     if (!byPorts) highest.set(p.dst.node, (byPorts = new Map()));
     const ports = p.dstPort * 0x10000 + p.srcPort;
     const later = byPorts.get(ports);
-    if (later !== undefined && isPureAck(p) && seqLess(p.ack, later)) {
+    if (later !== undefined && isPureAck(p) && seqLt(p.ack, later)) {
       keep[i] = false;
       dropped++;
     }
-    if (later === undefined || seqLess(later, p.ack)) byPorts.set(ports, p.ack);
+    if (later === undefined || seqLt(later, p.ack)) byPorts.set(ports, p.ack);
   }
   return dropped === 0 ? batch : batch.filter((_, i) => keep[i]);
-}
-
-function seqLess(a: number, b: number): boolean {
-  return ((a - b) | 0) < 0;
 }
 
 function now(): number {
