@@ -36,7 +36,8 @@ export async function resolveTarget(driver: DaemonClient, text: string): Promise
  * Go registry says), or the real cause when the registry or the daemon could not be asked at all.
  */
 export function hostnameError(hostname: string, err: unknown): PilotError {
-  const code = err instanceof PilotError ? err.code : 'internal';
+  // A failure without a code (not from the SDK) counts as not found, as the daemon's answer.
+  const code = err instanceof PilotError ? err.code : 'not_found';
   if (code === 'not_found' || code === 'refused') {
     return new PilotError('not_found', `hostname ${JSON.stringify(hostname)} not found`, 'the node may be private, offline, or not trusting you; try its address', { cause: err });
   }
@@ -44,7 +45,7 @@ export function hostnameError(hostname: string, err: unknown): PilotError {
     const detail = err instanceof Error ? err.message : String(err);
     return new PilotError(code, `cannot resolve hostname ${JSON.stringify(hostname)}: the registry is unreachable (${detail})`, 'see the registry\'s state with: pilotctl daemon status', { cause: err });
   }
-  return err instanceof PilotError ? err : new PilotError('internal', String(err), undefined, { cause: err });
+  return err as PilotError;
 }
 
 export function targetLabel(target: Target): string {

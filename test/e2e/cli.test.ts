@@ -100,7 +100,7 @@ describe('pilotctl quick start: two agents on one machine', () => {
       const list = arrayOf(okData(await ctl(bob, ['pending', '--json'])).pending, 'pending');
       return list.find((p) => p.node_id === aliceId);
     });
-    assert.deepEqual(keys(request), ['justification', 'node_id', 'public_key', 'received_at']);
+    assert.deepEqual(keys(request).filter((k) => k !== 'hostname'), ['justification', 'node_id', 'public_key', 'received_at']);
     assert.equal(request.justification, 'why');
 
     assert.deepEqual(okData(await ctl(bob, ['approve', String(aliceId), '--json'])), { node_id: aliceId, status: 'approved' });
@@ -108,7 +108,8 @@ describe('pilotctl quick start: two agents on one machine', () => {
       const list = arrayOf(okData(await ctl(alice, ['trust', '--json'])).trusted, 'trusted');
       return list.find((t) => t.node_id === bobId);
     });
-    assert.deepEqual(keys(entry), ['approved_at', 'mutual', 'network', 'node_id', 'public_key']);
+    assert.deepEqual(keys(entry), ['approved_at', 'hostname', 'mutual', 'network', 'node_id', 'public_key']);
+    assert.equal(entry.hostname, 'bob', 'the hostname, from the registry');
     const bobTrust = arrayOf(okData(await ctl(bob, ['trust', '--json'])).trusted, 'trusted');
     assert.ok(bobTrust.some((t) => t.node_id === aliceId), 'bob trusts alice');
     assert.deepEqual(arrayOf(okData(await ctl(bob, ['pending', '--json'])).pending, 'pending'), []);

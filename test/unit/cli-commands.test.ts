@@ -29,16 +29,20 @@ describe('pilotctl commands against a daemon stand-in', () => {
       { authenticated: false, encrypted: true, endpoint: '192.168.1.9:4000', node_id: 30 },
     ];
     const { driver } = fakeDriver({ info: async () => ({ peer_list: peerList, conn_list: [] }) });
-    const h = await harness({ driver });
+    const registry = { lookup: async (id: number) => (id === 12 ? { hostname: 'gpu-box', node_id: 12 } : { node_id: id }), close: () => undefined };
+    const h = await harness({ driver, registry });
     try {
       assert.equal(await h.run(['peers', '--search', '192.168', '--json']), 0);
       assert.deepEqual(json(h.stdout.text).data, { peers: [peerList[1]], total: 1 });
+      h.stdout.text = '';
+      assert.equal(await h.run(['peers', '--search', 'GPU', '--json']), 0);
+      assert.deepEqual(json(h.stdout.text).data, { peers: [{ ...peerList[0], hostname: 'gpu-box' }], total: 1 }, 'found by hostname');
       h.stdout.text = '';
       await h.run(['peers', '--search', 'nomatch', '--json']);
       assert.deepEqual(json(h.stdout.text).data, { peers: null, total: 0 });
       h.stdout.text = '';
       await h.run(['peers']);
-      assert.match(h.stdout.text, /^NODE ID +ENDPOINT +PATH +ENCRYPTED +AUTHENTICATED\n12 +10\.0\.0\.1:4000 +direct +yes +yes\n30 /);
+      assert.match(h.stdout.text, /^NODE ID +HOSTNAME +ENDPOINT +PATH +ENCRYPTED +AUTHENTICATED\n12 +gpu-box +10\.0\.0\.1:4000 +direct +yes +yes\n30 +- /);
     } finally {
       await h.cleanup();
     }
@@ -80,7 +84,7 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.deepEqual(json(h.stdout.text).data, { pending: [entry] });
       h.stdout.text = '';
       await h.run(['pending']);
-      assert.match(h.stdout.text, /^NODE ID +RECEIVED +JUSTIFICATION\n4 +2023-11-14T22:13:20Z +hi\n$/);
+      assert.match(h.stdout.text, /^NODE ID +HOSTNAME +RECEIVED +JUSTIFICATION\n4 +- +2023-11-14T22:13:20Z +hi\n$/);
       h.stdout.text = '';
       await h.run(['trust', '--json']);
       assert.deepEqual(json(h.stdout.text).data, { trusted: [] });

@@ -73,7 +73,7 @@ export function fakeDriver(overrides: Partial<DaemonClient> = {}): { driver: Dae
     trusted: rec('trusted', []),
     resolveHostname: async (name: string) => {
       calls.push({ method: 'resolveHostname', args: [name] });
-      if (name !== 'bob') throw new PilotError('internal', 'daemon: registry: request failed');
+      if (name !== 'bob') throw new PilotError('not_found', `resolve hostname: daemon: hostname "${name}" is not registered`);
       return { type: 'resolve_hostname_ok', node_id: 7, address: '0:0000.0000.0007', hostname: 'bob', public: true };
     },
     setHostname: rec('setHostname', { type: 'set_hostname_ok', node_id: 5, hostname: 'alice' }),

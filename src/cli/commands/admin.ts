@@ -4,6 +4,7 @@ import { maxPositionals, parseConnId, positional, stringFlag } from '../args.js'
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { formatTable, toJson } from '../output.js';
+import { named } from '../names.js';
 
 async function fetchInfo(ctx: CliContext): Promise<JsonObject> {
   const info = toJson(await withDriver(ctx, (d) => d.info()));
@@ -74,20 +75,20 @@ export const info: CommandSpec = {
 export const peers: CommandSpec = {
   name: 'peers',
   args: ['[--search <text>]'],
-  description: 'Lists tunnel peers; --search keeps those whose node id or endpoint contains the text (any case).',
-  returns: '{peers: [{authenticated, encrypted, endpoint, node_id, relay}] or null, total}',
+  description: 'Lists tunnel peers with their hostnames; --search keeps those whose node id, hostname or endpoint contains the text (any case).',
+  returns: '{peers: [{authenticated, encrypted, endpoint, hostname?, node_id, relay}] or null, total}',
   flags: { search: 'string' },
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl peers [--search text]');
     const search = stringFlag(args, 'search')?.toLowerCase();
-    const all = list(await fetchInfo(ctx), 'peer_list');
-    const found = search === undefined ? all : all.filter((p) => `${s(p.node_id)} ${s(p.endpoint)}`.toLowerCase().includes(search));
+    const all = await named(ctx, list(await fetchInfo(ctx), 'peer_list'));
+    const found = search === undefined ? all : all.filter((p) => `${s(p.node_id)} ${typeof p.hostname === 'string' ? p.hostname : ''} ${s(p.endpoint)}`.toLowerCase().includes(search));
     const text =
       found.length === 0
         ? 'no peers'
         : formatTable(
-            ['NODE ID', 'ENDPOINT', 'PATH', 'ENCRYPTED', 'AUTHENTICATED'],
-            found.map((p) => [s(p.node_id), s(p.endpoint), p.relay === true ? 'relay' : 'direct', p.encrypted === true ? 'yes' : 'no', p.authenticated === true ? 'yes' : 'no']),
+            ['NODE ID', 'HOSTNAME', 'ENDPOINT', 'PATH', 'ENCRYPTED', 'AUTHENTICATED'],
+            found.map((p) => [s(p.node_id), s(p.hostname), s(p.endpoint), p.relay === true ? 'relay' : 'direct', p.encrypted === true ? 'yes' : 'no', p.authenticated === true ? 'yes' : 'no']),
           );
     return { data: { peers: found.length === 0 ? null : found, total: found.length }, text };
   },

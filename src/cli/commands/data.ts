@@ -10,6 +10,7 @@ import { withDriver, type CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
 import { formatTable } from '../output.js';
 import { resolveTarget } from '../target.js';
+import { named } from '../names.js';
 
 /** Data exchange (port 1001): send-message, send-file, inbox, received, outbox. */
 
@@ -113,7 +114,7 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
     name,
     args: ['[--clear]'],
     description: isInbox ? 'Lists the messages other nodes sent to this one (inbox/); --clear deletes them.' : 'Lists the files other nodes sent to this one (received/); --clear deletes them.',
-    returns: isInbox ? '{dir, messages: [{bytes, data, from, received_at, type}], total} or {cleared}' : '{dir, files: [{bytes, modified, name, path}], total} or {cleared}',
+    returns: isInbox ? '{dir, messages: [{bytes, data, from, from_hostname?, received_at, type}], total} or {cleared}' : '{dir, files: [{bytes, modified, name, path}], total} or {cleared}',
     flags: { clear: 'bool' },
     async run(ctx, args) {
       maxPositionals(args, 0, `pilotctl ${name} [--clear]`);
@@ -122,13 +123,14 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
         return { data: { cleared }, text: `cleared ${cleared} ${isInbox ? 'messages' : 'files'}` };
       }
       const data = isInbox ? await listInbox(ctx.paths.home) : await listReceived(ctx.paths.home);
+      if (isInbox && Array.isArray(data.messages)) data.messages = await named(ctx, data.messages as JsonObject[], 'from');
       const rows = ((isInbox ? data.messages : data.files) ?? []) as JsonObject[];
       const cell = (v: JsonValue | undefined): string => (v === undefined || v === null ? '' : String(v));
       const text =
         rows.length === 0
           ? `no ${isInbox ? 'messages' : 'files'}`
           : isInbox
-            ? formatTable(['RECEIVED', 'FROM', 'TYPE', 'BYTES', 'DATA'], rows.map((m) => [cell(m.received_at), cell(m.from), cell(m.type), cell(m.bytes), cell(m.data).slice(0, 60)]))
+            ? formatTable(['RECEIVED', 'FROM', 'TYPE', 'BYTES', 'DATA'], rows.map((m) => [cell(m.received_at), typeof m.from_hostname === 'string' ? `${cell(m.from)} (${m.from_hostname})` : cell(m.from), cell(m.type), cell(m.bytes), cell(m.data).slice(0, 60)]))
             : formatTable(['MODIFIED', 'BYTES', 'NAME'], rows.map((f) => [cell(f.modified), cell(f.bytes), cell(f.name)]));
       return { data, text };
     },

@@ -9,6 +9,7 @@ import { invalid, maxPositionals, parseNodeId, positional, requireFlag, stringFl
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliContext, DaemonClient } from '../context.js';
 import { resolveTarget } from '../target.js';
+import { named } from '../names.js';
 
 /**
  * `pilotctl task …` and `pilotctl polo`. Unlike the reference CLI, which edits the task files
@@ -81,15 +82,20 @@ export const taskList: CommandSpec = {
   args: ['[--type received|submitted]'],
   description:
     'Lists received and submitted tasks with their status: NEW, ACCEPTED, DECLINED, EXECUTING, SUCCEEDED (results sent, and on the submitter\'s side received), CANCELLED (not answered within 1 minute), EXPIRED (queued over 1 hour).',
-  returns: '{tasks: [{category, created_at, description, from, status, task_id, to}]}',
+  returns: '{tasks: [{category, created_at, description, from, from_hostname?, status, task_id, to, to_hostname?}]}',
   flags: { type: 'string' },
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl task list [--type received|submitted]');
     const type = stringFlag(args, 'type');
     if (type !== undefined && type !== 'received' && type !== 'submitted') throw invalid('--type must be received or submitted');
-    const list = (await withTasks(ctx, (t) => t.tasks(type))).map((t) => ({ ...t, status: displayStatus(t.status) }));
-    const text = list.length === 0 ? 'no tasks' : list.map((t) => `${t.task_id}  ${t.category.padEnd(9)}  ${t.status.padEnd(9)}  ${t.category === 'received' ? `from ${t.from}` : `to ${t.to}`}  ${t.description}`).join('\n');
-    return { data: { tasks: list.map((t) => ({ ...t })) }, text };
+    const plain = (await withTasks(ctx, (t) => t.tasks(type))).map((t): JsonObject => ({ ...t, status: displayStatus(t.status) }));
+    const list = await named(ctx, await named(ctx, plain, 'from'), 'to');
+    const who = (t: JsonObject, field: 'from' | 'to'): string => {
+      const name = t[`${field}_hostname`];
+      return typeof name === 'string' ? `${String(t[field])} (${name})` : String(t[field]);
+    };
+    const text = list.length === 0 ? 'no tasks' : list.map((t) => `${String(t.task_id)}  ${String(t.category).padEnd(9)}  ${String(t.status).padEnd(9)}  ${t.category === 'received' ? `from ${who(t, 'from')}` : `to ${who(t, 'to')}`}  ${String(t.description)}`).join('\n');
+    return { data: { tasks: list }, text };
   },
 };
 
@@ -185,15 +191,14 @@ export const taskQueue: CommandSpec = {
 
 export const polo: CommandSpec = {
   name: 'polo',
-  args: ['[node_id|address]'],
-  description: "Shows this node's polo score, or another node's, as the daemon's registry has it.",
+  args: ['[node_id|address|hostname]'],
+  description: "Shows this node's polo score, or another node's (by id, address or hostname), as the daemon's registry has it.",
   returns: '{address, node_id, polo_score, task_exec}',
   flags: {},
   async run(ctx, args) {
-    maxPositionals(args, 1, 'pilotctl polo [node_id]');
+    maxPositionals(args, 1, 'pilotctl polo [node_id|address|hostname]');
     const raw = args.positionals[0];
-    const node = raw === undefined ? undefined : parseNodeId(raw);
-    const data = await withTasks(ctx, (t) => t.score(node));
+    const data = await withTasks(ctx, async (t, d) => t.score(raw === undefined ? undefined : (await resolveTarget(d, raw)).addr.node));
     return { data, text: `node ${String(data.node_id)} polo score ${String(data.polo_score)}` };
   },
 };

@@ -2,6 +2,7 @@ import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/js
 import { maxPositionals, parseNodeId, positional } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
 import { formatTable, toJson } from '../output.js';
+import { named } from '../names.js';
 import { resolveTarget } from '../target.js';
 
 function objects(value: unknown, key: string): JsonObject[] {
@@ -76,17 +77,17 @@ export const pending: CommandSpec = {
   name: 'pending',
   args: [],
   description: 'Lists trust requests waiting for approve or reject.',
-  returns: '{pending: [{justification, node_id, public_key, received_at}]}',
+  returns: '{pending: [{hostname?, justification, node_id, public_key, received_at}]}',
   flags: {},
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl pending');
-    const list = objects(await withDriver(ctx, (d) => d.pending()), 'pending');
+    const list = await named(ctx, objects(await withDriver(ctx, (d) => d.pending()), 'pending'));
     const text =
       list.length === 0
         ? 'no pending trust requests'
         : formatTable(
-            ['NODE ID', 'RECEIVED', 'JUSTIFICATION'],
-            list.map((p) => [cell(p.node_id), unixTime(p.received_at), cell(p.justification)]),
+            ['NODE ID', 'HOSTNAME', 'RECEIVED', 'JUSTIFICATION'],
+            list.map((p) => [cell(p.node_id), cell(p.hostname ?? '-'), unixTime(p.received_at), cell(p.justification)]),
           );
     return { data: { pending: list }, text };
   },
@@ -96,17 +97,17 @@ export const trust: CommandSpec = {
   name: 'trust',
   args: [],
   description: 'Lists the nodes this one trusts.',
-  returns: '{trusted: [{approved_at, mutual, network, node_id, public_key}]}',
+  returns: '{trusted: [{approved_at, hostname?, mutual, network, node_id, public_key}]}',
   flags: {},
   async run(ctx, args) {
     maxPositionals(args, 0, 'pilotctl trust');
-    const list = objects(await withDriver(ctx, (d) => d.trusted()), 'trusted');
+    const list = await named(ctx, objects(await withDriver(ctx, (d) => d.trusted()), 'trusted'));
     const text =
       list.length === 0
         ? 'no trusted nodes'
         : formatTable(
-            ['NODE ID', 'MUTUAL', 'NETWORK', 'APPROVED', 'PUBLIC KEY'],
-            list.map((t) => [cell(t.node_id), t.mutual === true ? 'yes' : 'no', cell(t.network), unixTime(t.approved_at), cell(t.public_key)]),
+            ['NODE ID', 'HOSTNAME', 'MUTUAL', 'NETWORK', 'APPROVED', 'PUBLIC KEY'],
+            list.map((t) => [cell(t.node_id), cell(t.hostname ?? '-'), t.mutual === true ? 'yes' : 'no', cell(t.network), unixTime(t.approved_at), cell(t.public_key)]),
           );
     return { data: { trusted: list }, text };
   },
