@@ -5,6 +5,7 @@ import { sendFile } from '../src/sdk/dataexchange.js';
 import { Driver } from '../src/sdk/driver.js';
 import { DATA_EXCHANGE_PORT, FrameChannel, isAck } from '../src/services/dataexchange/wire.js';
 import { Cluster } from '../test/e2e/cluster.js';
+import { until } from '../test/wait.js';
 
 /**
  * Data exchange throughput between two real daemons on loopback: 1 KiB TEXT messages over one
@@ -18,14 +19,6 @@ const WINDOW = 32;
 const FILE_NAME = 'bench.bin';
 const FILE_BYTES = 16 * 1024 * 1024 - 2 - FILE_NAME.length;
 
-async function until(probe: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await probe().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out');
-}
-
 const cluster = await Cluster.start();
 const work = await mkdtemp(join(tmpdir(), 'pilot-dx-bench-'));
 try {
@@ -34,9 +27,9 @@ try {
   const [a, b] = await Promise.all([cluster.addDaemon('a'), cluster.addDaemon('b')]);
   const [da, db] = await Promise.all([Driver.connect(a.socket), Driver.connect(b.socket)]);
   await da.handshake(b.nodeId, 'bench');
-  await until(async () => (await db.pending()).some((p) => p.node_id === a.nodeId));
+  await until('the request at b', async () => (await db.pending()).some((p) => p.node_id === a.nodeId));
   await db.approve(a.nodeId);
-  await until(async () => (await da.trusted()).some((t) => t.node_id === b.nodeId));
+  await until('a trusts b', async () => (await da.trusted()).some((t) => t.node_id === b.nodeId));
 
   const channel = new FrameChannel(await da.dial(b.address, DATA_EXCHANGE_PORT));
   const payload = Buffer.alloc(MESSAGE_BYTES, 0x61);

@@ -16,7 +16,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Driver } from '../src/sdk/driver.js';
 import { openPublisher, subscribe, type Subscription } from '../src/sdk/events.js';
 import { Cluster, stopProcess } from '../test/e2e/cluster.js';
-import { brokerStats, makeTrust, percentile, until } from '../test/e2e/eventstream-helpers.js';
+import { brokerStats, makeTrust, percentile } from '../test/e2e/eventstream-helpers.js';
+import { until } from '../test/wait.js';
 import { NatsClient } from './nats-client.js';
 
 const SUBSCRIBERS = (process.env.BENCH_SUBS ?? '1,10,100').split(',').map((n) => Number.parseInt(n, 10)).filter((n) => n > 0);

@@ -5,7 +5,8 @@ import { Identity } from '../../src/crypto/identity.js';
 import { encodeBeacon } from '../../src/protocol/beacon.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { Tunnel } from '../../src/tunnel/index.js';
-import { RawSocket, waitFor } from './tunnel-harness.js';
+import { RawSocket } from './tunnel-harness.js';
+import { waitFor } from '../wait.js';
 
 /** Hostile clients of a real rendezvous' beacon, next to a real tunnel that proves its id. */
 describe('attacks on the beacon', () => {

@@ -12,7 +12,8 @@ import type { PilotConn } from '../../src/sdk/types.js';
 import { decodeResetCause } from '../../src/transport/reset-cause.js';
 import { Tunnel } from '../../src/tunnel/index.js';
 import { Cluster, type DaemonHandle } from './cluster.js';
-import { makeTrust, percentile, until } from './eventstream-helpers.js';
+import { makeTrust, percentile } from './eventstream-helpers.js';
+import { until } from '../wait.js';
 import { sleep } from './tunnel-harness.js';
 
 /**

@@ -12,7 +12,8 @@ import { MAX_DATAGRAM_PAYLOAD } from '../../src/protocol/tunnel.js';
 import { encodeTypedFrame, TypedFrameDecoder, type TypedFrame } from '../../src/protocol/typed-frame.js';
 import { Driver } from '../../src/sdk/driver.js';
 import { Cluster, stopProcess, type DaemonHandle } from './cluster.js';
-import { makeTrust, until } from './eventstream-helpers.js';
+import { makeTrust } from './eventstream-helpers.js';
+import { until } from '../wait.js';
 
 /**
  * Hostile clients against real daemons on 127.0.0.1: raw IPC frames on the daemon's socket, raw

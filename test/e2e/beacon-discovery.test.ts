@@ -8,7 +8,8 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { RegistryServer } from '../../src/registry/server.js';
 import { loadRegistryTls } from '../../src/registry/tls.js';
 import { u16, u32, UdpClient } from './beacon-helpers.js';
-import { freePort, until } from './cli-harness.js';
+import { freePort } from './cli-harness.js';
+import { until } from '../wait.js';
 import { spawnBin, stopProcess, type Spawned } from './cluster.js';
 import { RawConn } from './registry-helpers.js';
 
@@ -60,7 +61,7 @@ async function relayArrives(viaPort: number, from: UdpClient, sender: number, de
       return got && hex(got) === `06${u32(sender)}${FRAME}` ? true : undefined;
     },
     10_000,
-    0,
+    { everyMs: 0 },
   );
 }
 
@@ -134,10 +135,10 @@ describe('beacon peer discovery through the registry', () => {
     assert.deepEqual(x.peerAddresses(), [`127.0.0.1:${fake.port}`]);
 
     clock += 61_000;
-    await until('expired beacon dropped', async () => (x.peerAddresses().length === 0 ? true : undefined), 3000, 20);
+    await until('expired beacon dropped', async () => (x.peerAddresses().length === 0 ? true : undefined), 3000, { everyMs: 20 });
     const refused = x.stats().drops.sync_not_peer;
     await fake.send(x.port, `07${u32(9)}${u16(1)}${u32(99)}`);
-    await until('Sync refused', async () => (x.stats().drops.sync_not_peer > refused ? true : undefined), 2000, 20);
+    await until('Sync refused', async () => (x.stats().drops.sync_not_peer > refused ? true : undefined), 2000, { everyMs: 20 });
   });
 
   it('starts while the registry is down, logs the outage once and registers when it comes up', async () => {
@@ -150,14 +151,14 @@ describe('beacon peer discovery through the registry', () => {
     await discover(x.port, client, 10); // serving meanwhile
 
     const failedRounds = (): number => messages().filter((m) => m === 'beacon discovery round failed').length;
-    await until('several failed rounds', async () => (failedRounds() >= 3 ? true : undefined), 5000, 20);
+    await until('several failed rounds', async () => (failedRounds() >= 3 ? true : undefined), 5000, { everyMs: 20 });
     assert.equal(messages().filter((m) => m.includes('registry unavailable')).length, 1);
 
     const registry = await RegistryServer.start({ host: '127.0.0.1', port, storePath: ':memory:' });
     cleanup.push(() => registry.close());
-    await until('registered after the outage', async () => ((await beaconList(port)).length === 1 ? true : undefined), 5000, 50);
+    await until('registered after the outage', async () => ((await beaconList(port)).length === 1 ? true : undefined), 5000, { everyMs: 50 });
     assert.deepEqual(await beaconList(port), [{ id: 4, addr: `127.0.0.1:${x.port}` }]);
-    await until('recovery logged', async () => (messages().includes('beacon discovery: registry reachable again') ? true : undefined), 2000, 20);
+    await until('recovery logged', async () => (messages().includes('beacon discovery: registry reachable again') ? true : undefined), 2000, { everyMs: 20 });
 
     const started = Date.now();
     await x.close();
@@ -172,7 +173,7 @@ describe('beacon peer discovery through the registry', () => {
     cleanup.push(() => rdv.close());
     const other = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 6, discovery: { registry: `127.0.0.1:${rdv.registryPort}`, ...FAST } });
     cleanup.push(() => other.close());
-    await until('peers found', async () => (rdv.beacon.peerAddresses().length === 1 && other.peerAddresses().length === 1 ? true : undefined), 5000, 20);
+    await until('peers found', async () => (rdv.beacon.peerAddresses().length === 1 && other.peerAddresses().length === 1 ? true : undefined), 5000, { everyMs: 20 });
     assert.deepEqual(rdv.beacon.peerAddresses(), [`127.0.0.1:${other.port}`]);
     assert.deepEqual(other.peerAddresses(), [`127.0.0.1:${rdv.beaconPort}`]);
     await assert.rejects(
@@ -227,7 +228,7 @@ describe('pilot-beacon -registry', () => {
     const client = await UdpClient.open();
     cleanup.push(() => client.close());
     await discover(beaconPort, client, 10);
-    await until('outage warning', async () => (proc.stderr.some((l) => l.includes('registry unavailable')) ? true : undefined), 5000, 20);
+    await until('outage warning', async () => (proc.stderr.some((l) => l.includes('registry unavailable')) ? true : undefined), 5000, { everyMs: 20 });
     assert.equal(proc.stderr.length, 1);
     await stopProcess(proc.child);
     assert.equal(proc.child.exitCode, 0);
@@ -235,7 +236,7 @@ describe('pilot-beacon -registry', () => {
 
   it('warns that -registry needs -beacon-id and rejects a bad -advertise', async () => {
     const { proc } = await startBeacon(['-registry', '127.0.0.1:9']);
-    await until('warning', async () => (proc.stderr.length > 0 ? true : undefined), 5000, 20);
+    await until('warning', async () => (proc.stderr.length > 0 ? true : undefined), 5000, { everyMs: 20 });
     assert.match(proc.stderr.join('\n'), /-registry verifies node proofs only: peer discovery needs a non-zero -beacon-id/);
     await stopProcess(proc.child);
 

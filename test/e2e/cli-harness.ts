@@ -162,18 +162,3 @@ export async function killPids(pids: Iterable<number>): Promise<void> {
   while (live.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
-/** Polls `probe` until it returns a value or `timeoutMs` passes. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ctl, errorEnvelope, freePort, killPids, okData, pidAlive, readPidFile, until, type AgentEnv } from './cli-harness.js';
+import { ctl, errorEnvelope, freePort, killPids, okData, pidAlive, readPidFile, type AgentEnv } from './cli-harness.js';
+import { until } from '../wait.js';
 
 /**
  * A new user's first steps with real processes: a registry on a port of their choosing, a

@@ -7,7 +7,8 @@ import { encodeTypedFrameHeader } from '../../src/protocol/typed-frame.js';
 import { sendFile, sendMessage } from '../../src/sdk/dataexchange.js';
 import { Driver } from '../../src/sdk/driver.js';
 import { DATA_EXCHANGE_PORT, FrameChannel } from '../../src/services/dataexchange/wire.js';
-import { ctl, okData, errorEnvelope, until, type AgentEnv } from './cli-harness.js';
+import { ctl, okData, errorEnvelope, type AgentEnv } from './cli-harness.js';
+import { until } from '../wait.js';
 import { Cluster, stopProcess, type DaemonHandle } from './cluster.js';
 
 const MAX_FILE = 16 * 1024 * 1024 - 2 - 'big.bin'.length;
@@ -208,8 +209,8 @@ describe('data exchange (port 1001) between real daemons', () => {
     await new Promise((res) => setTimeout(res, 2500));
     await cluster.restartDaemon(b);
     db = await Driver.connect(b.socket);
-    await until('queued message delivered', async () => ((await inboxOf(b)).some((m) => m.data === 'queued-hello') ? true : undefined), 45_000, 250);
-    await until('outbox empty', async () => (okData(await ctl(agent(a), ['outbox', '--json'])).total === 0 ? true : undefined), 10_000, 250);
+    await until('queued message delivered', async () => ((await inboxOf(b)).some((m) => m.data === 'queued-hello') ? true : undefined), 45_000, { everyMs: 250 });
+    await until('outbox empty', async () => (okData(await ctl(agent(a), ['outbox', '--json'])).total === 0 ? true : undefined), 10_000, { everyMs: 250 });
     await new Promise((res) => setTimeout(res, 1500));
     assert.equal((await inboxOf(b)).filter((m) => m.data === 'queued-hello').length, 1);
   });

@@ -5,16 +5,7 @@ import { isJsonObject, type JsonObject } from '../../src/protocol/json.js';
 import type { Driver } from '../../src/sdk/driver.js';
 import { IpcClient } from '../../src/sdk/ipc-client.js';
 import { binCommand, type DaemonHandle } from './cluster.js';
-
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { until } from '../wait.js';
 
 /** a asks, b approves; returns once both sides trust each other. */
 export async function makeTrust(da: Driver, db: Driver, a: DaemonHandle, b: DaemonHandle): Promise<void> {

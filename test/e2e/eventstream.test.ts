@@ -7,7 +7,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Driver } from '../../src/sdk/driver.js';
 import { openPublisher, publish, subscribe, type PilotEvent, type Subscription } from '../../src/sdk/events.js';
 import { Cluster, type DaemonHandle } from './cluster.js';
-import { brokerStats, makeTrust, percentile, pilotctl, until, webhookSink, type Hooks } from './eventstream-helpers.js';
+import { brokerStats, makeTrust, percentile, pilotctl, webhookSink, type Hooks } from './eventstream-helpers.js';
+import { until } from '../wait.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -4,16 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Driver } from '../../src/sdk/driver.js';
 import { createConnection, serveHttp } from '../../src/sdk/http.js';
 import { Cluster, type DaemonHandle } from './cluster.js';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { until } from '../wait.js';
 
 /** Reads to the end without destroying the stream (a `for await` would, and a Duplex could not answer after). */
 function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {

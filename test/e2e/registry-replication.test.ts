@@ -11,24 +11,12 @@ import { MAX_STANDBYS } from '../../src/registry/replication-primary.js';
 import { RegistryServer } from '../../src/registry/server.js';
 import { spawnBin, stopProcess, type Spawned } from './cluster.js';
 import { RawConn } from './registry-helpers.js';
+import { until } from '../wait.js';
 import type { ReplicationOptions } from '../../src/registry/replication.js';
 import { loadRegistryTls, type RegistryTlsMaterial } from '../../src/registry/tls.js';
 
 const TOKEN = 'replication-token-for-tests-0123456789';
 const FIXTURE = join(import.meta.dirname, '../fixtures/go-registry-store.json');
-
-/** Retries `read` until it succeeds or the deadline passes (then its last error is thrown). */
-async function eventually<T>(read: () => Promise<T>, timeoutMs = 2000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await read();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 /** Frames that arrive within `ms`. */
 async function framesWithin(conn: RawConn, ms: number): Promise<JsonObject[]> {
@@ -96,23 +84,29 @@ describe('registry replication', () => {
     await alice.requestHandshake(2, 'hello from alice');
 
     const reader = client(standby.port);
-    const look = await eventually(async () => {
+    const look = await until('alice with her tags at the standby', async () => {
       const reply = await reader.lookup(1);
       assert.deepEqual(reply.tags, ['ml']);
       return reply;
-    });
+    }, 2000);
     assert.equal(look.public_key, aliceId.publicKeyBase64);
     assert.equal(look.hostname, 'alpha');
     assert.equal((await reader.resolveHostname('alpha')).node_id, 1);
     const bobAtStandby = client(standby.port, bobId, 2);
-    await eventually(async () => assert.equal((await bobAtStandby.resolve(1)).real_addr, '127.0.0.1:4000'), 1000);
+    await until('alice resolved at the standby', async () => {
+      assert.equal((await bobAtStandby.resolve(1)).real_addr, '127.0.0.1:4000');
+      return true;
+    }, 1000);
     assert.equal((await bobAtStandby.heartbeat()).type, 'heartbeat_ok');
     const polled = await bobAtStandby.pollHandshakes();
     assert.deepEqual((polled.requests as JsonObject[]).map((r) => r.justification), ['hello from alice']);
     assert.deepEqual(((await reader.listNodes(0)).nodes as JsonObject[]).map((n) => n.node_id), [1, 2]);
 
     await alice.setHostname('alpha-two');
-    await eventually(async () => assert.equal((await reader.resolveHostname('alpha-two')).node_id, 1));
+    await until('the new hostname at the standby', async () => {
+      assert.equal((await reader.resolveHostname('alpha-two')).node_id, 1);
+      return true;
+    }, 2000);
     await assert.rejects(reader.resolveHostname('alpha'), /not registered/);
 
     await assert.rejects(client(standby.port).register({ listenAddr: ':4002' }), isReadOnly);
@@ -134,7 +128,10 @@ describe('registry replication', () => {
     const writer = new RegistryClient({ address: `127.0.0.1:${primary.port}`, identity: Identity.generate(), tls: { fingerprint: tls.fingerprint }, timeoutMs: 3000 });
     clients.push(writer);
     await writer.register({ listenAddr: '127.0.0.1:4000', hostname: 'over-tls' });
-    await eventually(async () => assert.equal((await client(pinned.port).resolveHostname('over-tls')).node_id, 1));
+    await until('the state at the pinned standby', async () => {
+      assert.equal((await client(pinned.port).resolveHostname('over-tls')).node_id, 1);
+      return true;
+    }, 2000);
     // The others had the same time (and more) to connect: neither a wrong pin nor plain TCP gets the state.
     await new Promise((r) => setTimeout(r, 500));
     for (const standby of [wrongPin, plain]) await assert.rejects(client(standby.port).resolveHostname('over-tls'), /not registered/);
@@ -184,11 +181,12 @@ describe('registry replication', () => {
     const tooMany = await raw(primary.port);
     assert.equal((await tooMany.request({ type: 'subscribe_replication', token: TOKEN })).code, 'rate_limited');
     extra[0]?.close();
-    await eventually(async () => {
+    await until('a freed slot taken again', async () => {
       const c = await raw(primary.port);
       c.send({ type: 'subscribe_replication', token: TOKEN });
       assert.equal((await c.next())?.type, 'replication_snapshot', 'a freed slot can be taken again');
-    });
+      return true;
+    }, 2000);
   });
 
   it('processes: imports a Go store, catches up after the primary restarts, serves after its own restart', async () => {
@@ -209,7 +207,7 @@ describe('registry replication', () => {
     const p1 = await startPrimary('127.0.0.1:0', ['-import-json', FIXTURE]);
     const s1 = await startStandby(p1.port);
     const reader = client(s1.port);
-    const alpha = await eventually(() => reader.lookup(1));
+    const alpha = await until('alpha at the standby', () => reader.lookup(1), 2000);
     assert.equal(alpha.hostname, 'alpha', 'the imported Go state reached the standby');
     assert.deepEqual(alpha.tags, ['gpu', 'ml']);
     assert.equal(alpha.real_addr, '198.51.100.4:4000');
@@ -225,7 +223,10 @@ describe('registry replication', () => {
     const p2 = await startPrimary(`127.0.0.1:${p1.port}`);
     const carol = client(p2.port);
     assert.equal((await carol.register({ listenAddr: '127.0.0.1:4005', hostname: 'gamma' })).node_id, 5);
-    await eventually(async () => assert.equal((await reader.resolveHostname('gamma')).node_id, 5), 8000);
+    await until('gamma at the standby', async () => {
+      assert.equal((await reader.resolveHostname('gamma')).node_id, 5);
+      return true;
+    }, 8000);
     assert.ok(s1.proc.stderr.some((l) => /lost the primary/.test(l)), 'the loss was logged');
 
     await stopProcess(p2.proc.child, 'SIGKILL');

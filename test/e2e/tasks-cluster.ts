@@ -5,20 +5,11 @@ import { decodeIdentityFile, type Identity } from '../../src/crypto/identity.js'
 import { RegistryClient } from '../../src/registry/client.js';
 import type { Driver } from '../../src/sdk/driver.js';
 import { binCommand, Cluster, spawnBin, stopProcess, type DaemonHandle } from './cluster.js';
+import { until } from '../wait.js';
 
 /** Shared by the task e2e tests and bench/tasks.ts: a cluster whose registry has an admin token. */
 
 export const ADMIN_TOKEN = 'tasks-e2e-admin';
-
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
 
 /**
  * A cluster whose rendezvous runs with `-admin-token` (restarted on the same ports before any

@@ -11,9 +11,8 @@ import { Tasks } from '../../src/sdk/tasks.js';
 import { receiptMessage } from '../../src/protocol/task-evidence.js';
 import { decodeAck, FrameReader } from '../../src/services/tasks/wire.js';
 import type { Cluster, DaemonHandle } from './cluster.js';
-import {
-  addDaemonWithClock, ctlJson, identityOf, makeTrust, pilotctl, readJson, registry, score, setClock, setScore, startTaskCluster, until,
-} from './tasks-cluster.js';
+import { addDaemonWithClock, ctlJson, identityOf, makeTrust, pilotctl, readJson, registry, score, setClock, setScore, startTaskCluster } from './tasks-cluster.js';
+import { until } from '../wait.js';
 
 /** Sends one raw frame from `from` to `to`'s task port and returns the ACK (or undefined). */
 async function rawFrame(from: Driver, to: DaemonHandle, type: number, json: Record<string, string | number>): Promise<ReturnType<typeof decodeAck> | null> {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Tunnel } from '../../src/tunnel/index.js';
 import { encodePilmHeader, MAGIC_PILM } from '../../src/protocol/tunnel.js';
-import { closeAfterAll, collect, connectRawPeer, datagram, KeyDirectory, openNode, Proxy, waitFor } from './tunnel-harness.js';
+import { closeAfterAll, collect, connectRawPeer, datagram, KeyDirectory, openNode, Proxy } from './tunnel-harness.js';
+import { waitFor } from '../wait.js';
 
 const track = closeAfterAll();
 

@@ -3,7 +3,8 @@ import type { RemoteInfo } from 'node:dgram';
 import { describe, it } from 'node:test';
 import { decodeBeacon, encodeBeacon } from '../../src/protocol/beacon.js';
 import type { Tunnel } from '../../src/tunnel/index.js';
-import { closeAfterAll, collect, datagram, endpointOf, KeyDirectory, openNode, RawSocket, sleep, waitFor } from './tunnel-harness.js';
+import { closeAfterAll, collect, datagram, endpointOf, KeyDirectory, openNode, RawSocket, sleep } from './tunnel-harness.js';
+import { waitFor } from '../wait.js';
 
 const track = closeAfterAll();
 

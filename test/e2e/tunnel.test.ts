@@ -4,7 +4,8 @@ import { Identity, TunnelSession } from '../../src/crypto/index.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodePils, encodePilk, encodePilt } from '../../src/protocol/tunnel.js';
 import { Tunnel } from '../../src/tunnel/index.js';
-import { closeAfterAll, collect, connectRawPeer, datagram, endpointOf, KeyDirectory, openNode, Proxy, RawPeer, RawSocket, sleep, waitFor } from './tunnel-harness.js';
+import { closeAfterAll, collect, connectRawPeer, datagram, endpointOf, KeyDirectory, openNode, Proxy, RawPeer, RawSocket, sleep } from './tunnel-harness.js';
+import { waitFor } from '../wait.js';
 
 const track = closeAfterAll();
 

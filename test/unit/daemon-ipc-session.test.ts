@@ -15,6 +15,7 @@ import { MAX_DATAGRAM_PAYLOAD } from '../../src/protocol/tunnel.js';
 import { Driver } from '../../src/sdk/driver.js';
 import type { PilotConn } from '../../src/sdk/types.js';
 import { startEcho } from '../../src/services/echo.js';
+import { until } from '../wait.js';
 
 const A = { network: 0, node: 10 };
 const B = { network: 0, node: 11 };
@@ -135,14 +136,6 @@ class RawClient {
   }
 }
 
-async function until(what: string, pred: () => boolean, timeoutMs: number, show: () => unknown = () => '', step = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms (${JSON.stringify(show())})`);
-    await delay(step);
-  }
-}
-
 const tables = (n: Net): { a: string[]; b: string[] } => ({ a: Net.open(n.a), b: Net.open(n.b) });
 const bothEmpty = (n: Net): boolean => Net.open(n.a).length === 0 && Net.open(n.b).length === 0;
 
@@ -159,12 +152,12 @@ describe('dials a client gave up on', () => {
       c.socket.destroy();
       await delay(100);
       n.release(); // B comes back and answers
-      await until('both tables empty', () => bothEmpty(n), 2000, () => tables(n));
+      await until('both tables empty', () => bothEmpty(n), 2000, { show: () => tables(n) });
       // Still empty a while later (no late handshake re-opened anything).
       await delay(500);
       assert.deepEqual(tables(n), { a: [], b: [] });
       assert.ok(n.bNotices.filter((x) => x.kind === 'closed').every((x) => x.kind === 'closed' && x.reason === 'reset'), 'B only saw resets');
-      await until('IPC resources released', () => server.resources().dials === 0 && server.resources().conns === 0, 1000, () => server.resources());
+      await until('IPC resources released', () => server.resources().dials === 0 && server.resources().conns === 0, 1000, { show: () => server.resources() });
     } finally {
       await server.close();
       n.close();
@@ -189,9 +182,9 @@ describe('dials a client gave up on', () => {
       const info = await Promise.race([d.info(), delay(1500).then(() => undefined)]);
       assert.ok(info !== undefined, 'Info answered while the abandoned dials were still under way');
       assert.ok(Date.now() - started < 1000);
-      await until('no dial under way', () => server.resources().dials === 0 && n.a.resources().dials === 0, 1000, () => [server.resources(), n.a.resources()]);
+      await until('no dial under way', () => server.resources().dials === 0 && n.a.resources().dials === 0, 1000, { show: () => [server.resources(), n.a.resources()] });
       n.release();
-      await until('both tables empty', () => bothEmpty(n), 2000, () => tables(n));
+      await until('both tables empty', () => bothEmpty(n), 2000, { show: () => tables(n) });
       await delay(300);
       assert.deepEqual(tables(n), { a: [], b: [] });
       assert.ok(n.bNotices.filter((x) => x.kind === 'closed').every((x) => x.kind === 'closed' && x.reason === 'reset'), 'B only saw resets');
@@ -215,7 +208,7 @@ describe('dials a client gave up on', () => {
       const second = await c.waitFor('DialOK', (m) => m.connId !== first.connId);
       c.send({ cmd: 'DialCancel', dialSeq: 2 });
       await c.waitFor('CloseOK', (m) => m.connId === second.connId);
-      await until('only the first connection left', () => Net.open(n.a).length === 1 && Net.open(n.b).length === 1, 1000, () => tables(n));
+      await until('only the first connection left', () => Net.open(n.a).length === 1 && Net.open(n.b).length === 1, 1000, { show: () => tables(n) });
       assert.equal(n.a.connection(first.connId) !== undefined, true, 'the first dial is untouched');
       assert.ok(n.bNotices.some((x) => x.kind === 'closed' && x.reason === 'reset'), 'the second was reset');
       assert.equal(c.received.filter((m) => m.cmd === 'Error').length, 0);
@@ -255,14 +248,14 @@ describe('a client that goes away', () => {
         c.send({ cmd: 'Send', connId: echo.connId, data: chunk });
         c.send({ cmd: 'Send', connId: sink.connId, data: chunk });
       }
-      await until('the echo stalls on the unread client', () => stuck.length === 1 && (n.a.endpoint.connection(echo.connId)?.stats.recvWindow ?? 1) === 0, 5000, () => n.a.endpoint.connection(echo.connId)?.stats);
+      await until('the echo stalls on the unread client', () => stuck.length === 1 && (n.a.endpoint.connection(echo.connId)?.stats.recvWindow ?? 1) === 0, 5000, { show: () => n.a.endpoint.connection(echo.connId)?.stats });
       assert.equal(n.a.isBound(5000), true);
       const gone = Date.now();
       c.socket.destroy();
       await until('ports unbound', () => !n.a.isBound(5000), 500);
-      await until('every connection closed on both sides', () => bothEmpty(n), lingerMs + 1500, () => tables(n));
+      await until('every connection closed on both sides', () => bothEmpty(n), lingerMs + 1500, { show: () => tables(n) });
       assert.ok(Date.now() - gone < lingerMs + 1500);
-      await until('nothing held for the gone client', () => JSON.stringify(server.resources()) === JSON.stringify({ clients: 0, conns: 0, listeners: 0, dials: 0, lingering: 0 }), 500, () => server.resources());
+      await until('nothing held for the gone client', () => JSON.stringify(server.resources()) === JSON.stringify({ clients: 0, conns: 0, listeners: 0, dials: 0, lingering: 0 }), 500, { show: () => server.resources() });
       assert.equal(stuck[0]?.destroyed, true, 'the peer that never finished was reset');
     } finally {
       await server.close();
@@ -293,9 +286,9 @@ describe('a client that goes away', () => {
         const still = now === sent && now > 0;
         sent = now;
         return still;
-      }, 5000, () => n.a.endpoint.connection(sink.connId)?.stats, 300);
+      }, 5000, { show: () => n.a.endpoint.connection(sink.connId)?.stats, everyMs: 300 });
       c.socket.destroy();
-      await until('the client is noticed gone and its connection reset', () => bothEmpty(n) && server.resources().clients === 0, 1500 + lingerMs + 1000, () => [tables(n), server.resources()]);
+      await until('the client is noticed gone and its connection reset', () => bothEmpty(n) && server.resources().clients === 0, 1500 + lingerMs + 1000, { show: () => [tables(n), server.resources()] });
     } finally {
       await server.close();
       n.close();
@@ -312,7 +305,7 @@ describe('a client that goes away', () => {
       const ok = await c.waitFor('DialOK');
       c.send({ cmd: 'Close', connId: ok.connId });
       await c.waitFor('CloseOK', (m) => m.connId === ok.connId);
-      await until('no lingering timer', () => server.resources().lingering === 0 && server.resources().conns === 0, 1000, () => server.resources());
+      await until('no lingering timer', () => server.resources().lingering === 0 && server.resources().conns === 0, 1000, { show: () => server.resources() });
       c.socket.destroy();
     } finally {
       await server.close();

@@ -15,6 +15,7 @@ import { exportSnapshot } from '../../src/registry/snapshot-export.js';
 import { parseLiveFields } from '../../src/registry/snapshot-import.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 import { RequestCounter } from '../../src/registry/request-counter.js';
+import { waitFor } from '../wait.js';
 
 const TOKEN = 'unit-test-replication-token';
 const key = (n: number): string => Buffer.alloc(32, n).toString('base64');
@@ -65,14 +66,6 @@ async function socketPair(cleanup: (() => void)[]): Promise<[Socket, Socket]> {
   return [serverSide, client];
 }
 
-async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('replication primary and standby', () => {
   const cleanup: (() => void)[] = [];
   afterEach(() => {
@@ -114,17 +107,17 @@ describe('replication primary and standby', () => {
 
     huge = true;
     primary.changed();
-    await until(() => reader.frames.some((f) => f.type === 'error'));
+    await waitFor(() => reader.frames.some((f) => f.type === 'error'));
     const notice = reader.frames.find((f) => f.type === 'error');
     assert.match(String(notice?.message), /exceeds the 1 MiB replication frame limit/);
     assert.equal(notice?.error, 'request failed');
     huge = false;
     hostname = 'fits-again';
     primary.changed();
-    await until(() => reader.frames.some((f) => (f.snapshot as JsonObject | undefined)?.hostname === 'fits-again'));
+    await waitFor(() => reader.frames.some((f) => (f.snapshot as JsonObject | undefined)?.hostname === 'fits-again'));
     assert.equal(primary.subscribers, 1);
     client.destroy();
-    await until(() => primary.subscribers === 0);
+    await waitFor(() => primary.subscribers === 0);
   });
 
   it('heartbeat frames carry what changes without a snapshot, in a form the standby reads back', () => {
@@ -195,24 +188,24 @@ describe('replication primary and standby', () => {
       store.close();
     });
 
-    await until(() => subscriptions.length === 1);
+    await waitFor(() => subscriptions.length === 1);
     assert.deepEqual(subscriptions[0], { type: 'subscribe_replication', token: TOKEN });
     const send = (msg: JsonObject): void => void connections.at(-1)?.write(encodeRegistryFrame(msg));
     send({ type: 'replication_snapshot', snapshot });
-    await until(() => standby.replicating);
+    await waitFor(() => standby.replicating);
     assert.equal(store.getNodeByHostname('alpha')?.id, 1);
     assert.ok(liveness.isOnline(1, Date.now()));
 
     send({ type: 'replication_snapshot', snapshot: { ...snapshot, nodes: { '1': { id: 1, public_key: 'not a key' } } } });
     send({ type: 'heartbeat', pilot_last_seen: { '1': new Date(now - 100).toISOString() }, pilot_beacons: [{ id: 7, addr: '192.0.2.7:9001', ttl_ms: 60_000 }] });
-    await until(() => store.listBeacons(Date.now()).length === 1);
+    await waitFor(() => store.listBeacons(Date.now()).length === 1);
     assert.equal(store.getNodeByHostname('alpha')?.id, 1, 'the invalid snapshot changed nothing');
     assert.equal(standby.snapshotsApplied, 1);
     assert.equal(liveness.lastSeen(1), now - 100, 'heartbeats move last_seen forward');
     assert.deepEqual(store.listBeacons(Date.now()).map((b) => b.addr), ['192.0.2.7:9001']);
 
     // No frame for the read timeout: the standby gives up on the connection and subscribes again.
-    await until(() => subscriptions.length === 2, 2000);
+    await waitFor(() => subscriptions.length === 2, 2000);
     assert.equal(standby.replicating, false);
     assert.equal(store.getNodeByHostname('alpha')?.id, 1, 'the last snapshot stays served');
   });

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { PilotError } from '../../src/errors.js';
 import { MAX_SEND_CHUNK, type Conn } from '../../src/sdk/conn.js';
 import { DATAGRAM_QUEUE_SIZE, Driver } from '../../src/sdk/driver.js';
-import { PEER_ADDR, TestDaemon, waitFor, type PeerClient } from './sdk-test-peer.js';
+import { PEER_ADDR, TestDaemon, type PeerClient } from './sdk-test-peer.js';
+import { waitFor } from '../wait.js';
 
 async function readAll(conn: Conn): Promise<Buffer> {
   const parts: Buffer[] = [];

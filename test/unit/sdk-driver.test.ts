@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { PilotError } from '../../src/errors.js';
 import { encodeIpcFrame, type IpcMessage } from '../../src/protocol/ipc.js';
 import { Driver } from '../../src/sdk/driver.js';
-import { PEER_ADDR, TestDaemon, waitFor, type PeerClient } from './sdk-test-peer.js';
+import { PEER_ADDR, TestDaemon, type PeerClient } from './sdk-test-peer.js';
+import { waitFor } from '../wait.js';
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

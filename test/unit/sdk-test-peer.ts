@@ -157,12 +157,3 @@ export class TestDaemon {
     }
   }
 }
-
-/** Polls until `predicate` holds (fails the test after `ms`). */
-export async function waitFor(predicate: () => boolean, ms = 2000): Promise<void> {
-  const start = Date.now();
-  while (!predicate()) {
-    if (Date.now() - start > ms) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}

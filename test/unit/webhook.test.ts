@@ -6,6 +6,7 @@ import { logEvent } from '../../src/daemon/event-log.js';
 import { encodeWebhookBody, WebhookDispatcher } from '../../src/daemon/webhook.js';
 import { rfc3339Nano } from '../../src/protocol/go-time.js';
 import { PilotError } from '../../src/errors.js';
+import { waitFor } from '../wait.js';
 
 interface Received {
   readonly path: string;
@@ -42,14 +43,6 @@ async function listen(handler: Handler = (_req, res) => res.end()): Promise<{ ur
   };
 }
 
-async function until(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('webhook body', () => {
   it('formats timestamps like Go RFC3339Nano', () => {
     assert.equal(rfc3339Nano(new Date('2026-02-15T10:30:00.120Z')), '2026-02-15T10:30:00.12Z');
@@ -75,7 +68,7 @@ describe('WebhookDispatcher', () => {
     try {
       nodeId = 42;
       hooks.emit('tunnel.peer_added', { peer_node_id: 9, endpoint: '1.2.3.4:4000' });
-      await until(() => hooks.delivered === 1);
+      await waitFor(() => hooks.delivered === 1);
       const [r] = srv.received;
       assert.ok(r);
       assert.equal(r.path, '/hook');
@@ -107,7 +100,7 @@ describe('WebhookDispatcher', () => {
     const hooks = new WebhookDispatcher({ url: srv.url });
     try {
       for (let i = 0; i < 30; i++) hooks.emit('data.datagram', { size: i });
-      await until(() => hooks.delivered === 30);
+      await waitFor(() => hooks.delivered === 30);
       const sizes = srv.received.map((r) => (JSON.parse(r.body) as { data: { size: number } }).data.size);
       assert.deepEqual(sizes, Array.from({ length: 30 }, (_, i) => i));
       assert.equal(maxConcurrent, 1);
@@ -127,7 +120,7 @@ describe('WebhookDispatcher', () => {
       assert.equal(srv.received.length, 0, 'no I/O before emit returns');
       assert.equal(hooks.dropped, 990);
       // The first post times out after 200 ms and the next one goes out.
-      await until(() => srv.received.length >= 2, 2000);
+      await waitFor(() => srv.received.length >= 2, 2000);
       assert.equal(hooks.failed >= 1, true);
       assert.equal(hooks.delivered, 0);
     } finally {
@@ -146,7 +139,7 @@ describe('WebhookDispatcher', () => {
     try {
       hooks.emit('conn.rst');
       hooks.emit('conn.fin');
-      await until(() => hooks.delivered + hooks.failed === 2);
+      await waitFor(() => hooks.delivered + hooks.failed === 2);
       assert.equal(hooks.failed, 1);
       assert.equal(hooks.delivered, 1);
     } finally {
@@ -164,7 +157,7 @@ describe('WebhookDispatcher', () => {
       hooks.setUrl(b.url);
       hooks.emit('pubsub.published', { topic: 't', size: 1, from: 'x' });
       hooks.emit('trust.revoked', { peer_node_id: 3 });
-      await until(() => hooks.delivered === 3);
+      await waitFor(() => hooks.delivered === 3);
       assert.deepEqual(a.received.map((r) => (JSON.parse(r.body) as { event: string }).event), ['node.registered']);
       assert.deepEqual(b.received.map((r) => (JSON.parse(r.body) as { event: string }).event), ['pubsub.published', 'trust.revoked']);
       hooks.setUrl(undefined);
@@ -221,7 +214,7 @@ describe('WebhookDispatcher', () => {
       hooks.emit('conn.rst');
       hooks.setUrl(srv.url);
       hooks.emit('conn.fin');
-      await until(() => hooks.delivered === 1);
+      await waitFor(() => hooks.delivered === 1);
       assert.equal(hooks.failed, 1);
     } finally {
       await hooks.close();
