@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Driver } from '../../src/sdk/driver.js';
 import {
-  agentEnv, ctl, errorEnvelope, freePort, killPids, okData, pidAlive, readPidFile, startCtl, until,
+  agentEnv, ctl, errorEnvelope, freePort, killPids, okData, pidAlive, readPidFile, startCtl,
   type AgentEnv, type CtlRun,
 } from './cli-harness.js';
+import { until } from '../wait.js';
 
 /**
  * The README quick start, driven only through `pilotctl`: two agents on one machine, each with its
