@@ -46,8 +46,8 @@ export class BeaconClient {
     /** Signs with the node's Ed25519 identity key. */
     private readonly sign: (bytes: Uint8Array) => Uint8Array,
     private readonly nodeId: () => number = () => 0,
-    /** Called with every endpoint the beacon reports it saw us at. */
-    private readonly onObserved: (endpoint: string) => void = () => undefined,
+    /** Called with every endpoint the beacon reports it saw us at, and the one it reported before. */
+    private readonly onObserved: (endpoint: string, previous: string | undefined) => void = () => undefined,
   ) {}
 
   #toBeacon(bytes: Uint8Array, to?: UdpEndpoint): void {
@@ -138,8 +138,9 @@ export class BeaconClient {
     switch (msg.type) {
       case 'DiscoverReply': {
         const endpoint = formatEndpoint({ host: msg.ip, port: msg.port });
+        const previous = this.observed;
         this.observed = endpoint;
-        this.onObserved(endpoint);
+        this.onObserved(endpoint, previous);
         for (const done of [...this.#waiters]) done(endpoint);
         return undefined;
       }

@@ -27,6 +27,13 @@ export interface PeerState {
   lastPacketAt: number;
   /** When anything was last sent to the peer. */
   lastSentAt: number;
+  /** Since when packets went to the peer with nothing authenticated coming back (0: answered). */
+  unansweredSince: number;
+  /** When checks of a silent direct path began (0: none running), and when the next one is due. */
+  checkSince: number;
+  checkAt: number;
+  /** The peer sent us a path probe or answered one (a pilot-ts node: a silent path is a broken one). */
+  probes: boolean;
   readonly retiredKeys: Uint8Array[];
 }
 
@@ -79,6 +86,10 @@ export class PeerTable {
       exchangeSince: 0,
       lastPacketAt: 0,
       lastSentAt: 0,
+      unansweredSince: 0,
+      checkSince: 0,
+      checkAt: 0,
+      probes: false,
       retiredKeys: [],
     };
     this.#peers.set(nodeId, peer);

@@ -34,6 +34,20 @@ export const PUNCH_ANSWER_INTERVAL_MS = 100;
 /** Keep-alives: sent to a peer we exchanged packets with in the last PEER_IN_USE_MS when nothing went to it for KEEPALIVE_MS. */
 export const KEEPALIVE_MS = 25_000;
 export const PEER_IN_USE_MS = 180_000;
+/**
+ * Packets sent straight to a peer and nothing authenticated back for SILENCE_MS while we keep
+ * sending (gaps under PATH_IDLE_MS): the path may have broken, e.g. a NAT on either side rebound or
+ * renumbered. Every PATH_CHECK_MS while it lasts we ask the beacon where it sees us (a new endpoint
+ * is proven to it and registered), have both sides punch again and probe the peer. A peer that
+ * answers probes and stays silent for SILENCE_RELAY_MS of checks is relayed meanwhile.
+ */
+export const SILENCE_MS = 1500;
+export const PATH_IDLE_MS = 5000;
+export const PATH_CHECK_MS = 1000;
+export const SILENCE_RELAY_MS = 4000;
+/** After our endpoint changed, peers in use are checked this soon (our proof to the beacon first), and their punches answered for REBIND_PUNCH_MS. */
+export const REBIND_CHECK_DELAY_MS = 300;
+export const REBIND_PUNCH_MS = 10_000;
 /** At most one probe answer per peer in this time. */
 export const PROBE_ANSWER_INTERVAL_MS = 500;
 

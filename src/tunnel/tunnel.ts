@@ -73,6 +73,11 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   readonly #timer: NodeJS.Timeout;
   #nodeId = 0;
   #closed = false;
+  /** When our own endpoint (as the beacon sees it) last changed (0: never). */
+  #reboundAt = 0;
+  readonly #rebindTimers = new Set<NodeJS.Timeout>();
+  /** When a check of a silent path last asked the beacon where it sees us. */
+  #pathCheckDiscoverAt = 0;
 
   private constructor(socket: UdpSocket, options: TunnelOptions, beacon: UdpEndpoint | undefined) {
     super();
@@ -85,7 +90,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       this.#wire,
       (bytes) => options.identity.sign(bytes),
       () => this.#nodeId,
-      (endpoint) => this.emit('observed-endpoint', { endpoint }),
+      (endpoint, previous) => this.#onObserved(endpoint, previous),
     );
     this.#timer = setInterval(() => this.#tick(), policy.TICK_MS);
     this.#timer.unref();
@@ -194,7 +199,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   send(nodeId: number, packet: Packet): boolean {
     const peer = this.#peers.get(nodeId);
     if (!peer?.endpoint) return false;
-    peer.lastPacketAt = Date.now();
+    const now = Date.now();
+    // Silence counts only while we keep sending: a gap resets it.
+    if (peer.unansweredSince === 0 || now - peer.lastPacketAt > policy.PATH_IDLE_MS) {
+      peer.unansweredSince = now;
+      peer.checkSince = 0;
+    }
+    peer.lastPacketAt = now;
     if (this.#encrypt && peer.crypto) {
       if (peer.batching && !peer.relay) this.#batcher.add(nodeId, packet);
       else this.#sealOne(peer, peer.crypto, packet);
@@ -270,6 +281,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    for (const t of this.#rebindTimers) clearTimeout(t);
+    this.#rebindTimers.clear();
     this.#beaconClient.close();
     this.#peers.clear();
     this.#relayed.clear();
@@ -399,6 +412,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     // The AEAD and the replay window proved a fresh frame from the sender: follow a NAT rebinding,
     // and the path it came by (a relayed peer heard directly is reachable directly again).
     const now = Date.now();
+    peer.unansweredSince = 0;
+    peer.checkSince = 0;
     if (origin.relayFrom === undefined) {
       this.#updateEndpoint(peer, origin.endpoint);
       peer.lastDirectAt = now;
@@ -506,6 +521,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   /** A path probe: a request heard directly is answered directly (at most every PROBE_ANSWER_INTERVAL_MS). */
   #onProbe(peer: PeerState, crypto: PeerCrypto, kind: number, origin: Origin): void {
     if (kind !== PATH_PROBE_REQUEST && kind !== PATH_PROBE_REPLY) return this.#drop('malformed', origin.endpoint, peer.nodeId);
+    peer.probes = true;
     if (kind === PATH_PROBE_REQUEST && origin.relayFrom === undefined && this.#probeAnswers.allow(peer.nodeId, Date.now())) {
       this.#sendProbe(peer, crypto, PATH_PROBE_REPLY, origin.endpoint);
     }
@@ -547,14 +563,77 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     const node = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(4);
     const peer = node === 0 || node === this.#nodeId ? undefined : this.#peers.get(node);
     if (!peer || !this.#encrypt) return;
-    if (peer.crypto && !peer.relay) return;
     const now = Date.now();
+    // A direct peer is answered only while its path is in doubt: it is silent, or we just moved.
+    const doubted = (peer.unansweredSince !== 0 && now - peer.unansweredSince >= policy.SILENCE_MS) || (this.#reboundAt !== 0 && now - this.#reboundAt <= policy.REBIND_PUNCH_MS);
+    if (peer.crypto && !peer.relay && !doubted) return;
     if (!this.#punchAnswers.allow(node, now)) return;
     if (!peer.crypto) {
       this.#pilaLimit.allow(node, now);
       this.#deliver(this.#auth.pila(this.#nodeId), origin.endpoint, 'PILA');
     } else {
       this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, origin.endpoint);
+    }
+  }
+
+  /**
+   * The beacon saw us at a new endpoint (our NAT rebound, or our address changed): prove our id to
+   * it there (it keeps a proven node where it proved itself, and refuses our punch requests and
+   * relayed frames from elsewhere), then have the peers in use punch towards the new endpoint, so
+   * that their NATs let our traffic in and they follow it.
+   */
+  #onObserved(endpoint: string, previous: string | undefined): void {
+    if (previous !== undefined && previous !== endpoint && !this.#closed) {
+      const now = Date.now();
+      this.#reboundAt = now;
+      this.#log.info({ previous, endpoint }, 'the beacon sees us at a new endpoint; proving our id there and punching to our peers again');
+      if (this.#nodeId !== 0) this.#beaconClient.register(this.#nodeId);
+      const inUse = [...this.#peers.values()]
+        .filter((p) => p.crypto && !p.relay && p.endpoint && now - p.lastPacketAt <= policy.PEER_IN_USE_MS && !isLoopbackHost(p.endpoint.host))
+        .map((p) => p.nodeId);
+      // After the proof (a round trip or two): a punch request and a probe for each.
+      const t = setTimeout(() => {
+        this.#rebindTimers.delete(t);
+        for (const node of inUse) {
+          const peer = this.#peers.get(node);
+          if (this.#closed || !peer?.crypto || peer.relay || !peer.endpoint) continue;
+          this.requestPunch(node);
+          this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
+        }
+      }, policy.REBIND_CHECK_DELAY_MS);
+      t.unref();
+      this.#rebindTimers.add(t);
+    }
+    this.emit('observed-endpoint', { endpoint });
+  }
+
+  /**
+   * A direct path that stopped answering while we send: ask the beacon where it sees us (a rebinding
+   * shows there), have both sides punch again and probe; relay a peer that answers probes if this
+   * goes on (the relay is left again as soon as the direct path answers).
+   */
+  #checkSilentPaths(now: number): void {
+    for (const peer of this.#peers.values()) {
+      if (!peer.crypto || peer.relay || !peer.endpoint || peer.unansweredSince === 0 || now < peer.checkAt) continue;
+      if (now - peer.unansweredSince < policy.SILENCE_MS || now - peer.lastPacketAt > policy.PATH_IDLE_MS) continue;
+      if (isLoopbackHost(peer.endpoint.host)) continue;
+      if (peer.checkSince === 0) {
+        peer.checkSince = now;
+        this.#log.info({ node: peer.nodeId, silent_ms: now - peer.unansweredSince }, 'no answer on the direct path; checking it');
+      } else if (peer.probes && this.#wire.beacon && now - peer.checkSince >= policy.SILENCE_RELAY_MS) {
+        this.#log.info({ node: peer.nodeId }, 'direct path still silent; relaying through the beacon while probing it');
+        this.#markRelay(peer);
+        continue;
+      }
+      peer.checkAt = now + policy.PATH_CHECK_MS;
+      if (this.#nodeId !== 0 && this.#wire.beacon) {
+        if (now - this.#pathCheckDiscoverAt >= policy.PATH_CHECK_MS) {
+          this.#pathCheckDiscoverAt = now;
+          this.#beaconClient.keepalive(this.#nodeId);
+        }
+        this.requestPunch(peer.nodeId);
+      }
+      this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
     }
   }
 
@@ -589,6 +668,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   #tick(): void {
     const now = Date.now();
     this.#probeRelayed(now);
+    this.#checkSilentPaths(now);
     this.#relayStalled(now);
     this.#keepalive(now);
     const expired = this.#pending.expire(now);
