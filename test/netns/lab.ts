@@ -32,8 +32,8 @@ export interface LabAgent extends AgentSpec {
   /** The router's namespace (undefined for the public agent). */
   readonly routerNs: string | undefined;
   readonly ip: string;
-  /** The router's public address (the agent's own for the public agent). */
-  readonly publicIp: string;
+  /** The router's public address (the agent's own for the public agent); `renumber` changes it. */
+  publicIp: string;
   readonly home: string;
   readonly socket: string;
   nodeId: number;
@@ -419,6 +419,26 @@ export class NatLab {
     const router = this.agent(name).routerNs;
     if (!router) throw new Error(`${name} has no router`);
     await must('ip', ['netns', 'exec', router, 'nft', ...args]);
+  }
+
+  /**
+   * Gives an agent's router a new public address, as an ISP renumbering a line: the old address
+   * goes (the kernel drops the NAT mappings made with it, and anything still sent to it is dropped),
+   * the new one is masqueraded from then on, and whatever conntrack still holds is flushed (with
+   * the conntrack tool where installed), so every flow gets a new mapping.
+   */
+  async renumber(name: string, newIp: string): Promise<void> {
+    const a = this.agent(name);
+    const router = a.routerNs;
+    if (!router) throw new Error(`${name} has no router`);
+    if (!/^198\.1[89]\./.test(newIp)) throw new Error(`${newIp} is outside 198.18.0.0/15`);
+    // Neighbours still hold the old address's MAC for a while: what they send there is dropped.
+    const gone = `table ip lab {\n chain gone {\n  type filter hook prerouting priority -300; policy accept;\n  iifname "wan" ip daddr ${a.publicIp} drop\n }\n}\n`;
+    await must('ip', ['netns', 'exec', router, 'nft', '-f', '-'], gone);
+    await must('ip', ['-n', router, 'addr', 'flush', 'dev', 'wan']);
+    await must('ip', ['-n', router, 'addr', 'add', `${newIp}/24`, 'dev', 'wan']);
+    await run('ip', ['netns', 'exec', router, 'conntrack', '-F']);
+    a.publicIp = newIp;
   }
 
   /**
