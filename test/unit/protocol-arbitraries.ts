@@ -10,6 +10,7 @@ import type { SackBlock } from '../../src/protocol/sack.js';
 import type { SendResults, StatusUpdate, SubmitRequest, SubmitResponse } from '../../src/protocol/tasksubmit.js';
 import { formatTaskId } from '../../src/protocol/tasksubmit.js';
 import type { PilaFrame, PilkFrame, PilsFrame } from '../../src/protocol/tunnel.js';
+import type { NatProbeEndpoint, NatProbeReply } from '../../src/protocol/nat-probe.js';
 
 /** Shared fast-check arbitraries for the protocol codecs. */
 
@@ -182,3 +183,13 @@ export function norm(value: unknown): unknown {
   }
   return value;
 }
+
+/** NAT probe replies (pilot-ts beacon extension 0x0d). */
+export const natProbeEndpoint: fc.Arbitrary<NatProbeEndpoint> = fc.record({ ip: ipText, port: u16 }).map(({ ip, port }) => ({ ip, port }));
+export const natProbeReply: fc.Arbitrary<NatProbeReply> = fc.record({
+  token: u32,
+  source: fc.constantFrom(0 as const, 1 as const, 2 as const),
+  observed: natProbeEndpoint,
+  otherPort: fc.option(natProbeEndpoint, { nil: undefined }),
+  otherAddress: fc.option(natProbeEndpoint, { nil: undefined }),
+}).map((r) => ({ ...r }));
