@@ -38,6 +38,8 @@ export interface DaemonClient {
   untrust(nodeId: number): Promise<unknown>;
   pending(): Promise<unknown>;
   trusted(): Promise<unknown>;
+  /** The handshake requests this node sent (pilot-ts daemons). */
+  outgoing(): Promise<unknown>;
   resolveHostname(name: string): Promise<unknown>;
   setHostname(name: string): Promise<unknown>;
   setVisibility(isPublic: boolean): Promise<unknown>;

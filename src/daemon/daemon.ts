@@ -466,6 +466,18 @@ export class Daemon {
         return {
           trusted: this.trust.trusted().map((t) => ({ approved_at: Math.floor(t.approvedAt / 1000), mutual: t.mutual, network: t.network, node_id: t.nodeId, public_key: t.publicKey })),
         };
+      case 'Outgoing':
+        // Answers may be waiting at the registry (no push from a Go registry): fetch them first.
+        await this.poller.refresh(PENDING_REFRESH_MS);
+        return {
+          outgoing: this.trust.outgoingRequests().map((r) => ({
+            node_id: r.nodeId,
+            sent_at: Math.floor(r.sentAt / 1000),
+            state: r.state,
+            ...(r.answeredAt !== undefined ? { answered_at: Math.floor(r.answeredAt / 1000) } : {}),
+            ...(r.reason !== undefined ? { reason: r.reason } : {}),
+          })),
+        };
     }
   }
 

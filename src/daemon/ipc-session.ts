@@ -49,7 +49,7 @@ const RECV_CHUNK = 60 * 1024;
  * What this IPC server understands beyond the reference (listed in InfoOK as `ipc_features`):
  * DialData (0x40), DialCancel (0x41), and Error codes that name the kind of failure.
  */
-export const IPC_FEATURES: readonly string[] = Object.freeze(['dial_data', 'dial_cancel', 'error_codes']);
+export const IPC_FEATURES: readonly string[] = Object.freeze(['dial_data', 'dial_cancel', 'error_codes', 'handshakes']);
 
 export interface IpcSessionOptions {
   /** See RELEASE_LINGER_MS. */

@@ -51,6 +51,17 @@ const READ_TIMEOUT_MS = 2_000;
 const CLOSE_LINGER_MS = 1_000;
 const DIRECT_DIAL_TIMEOUT_MS = 3_000;
 const SEEN_LIMIT = 10_000;
+const MAX_SENT_RECORDS = 256;
+
+/** A handshake request this node sent, and what became of it. */
+export interface OutgoingRequest {
+  readonly nodeId: number;
+  readonly sentAt: number;
+  readonly state: 'sent' | 'accepted' | 'rejected';
+  readonly answeredAt?: number;
+  /** The peer's reason, when it rejected directly (the registry relays none). */
+  readonly reason?: string;
+}
 
 /**
  * Trust between agents (PROTOCOL.md §6): requests, approvals, rejections and revocations over port
@@ -59,6 +70,8 @@ const SEEN_LIMIT = 10_000;
  */
 export class TrustManager {
   private readonly outgoing = new Set<number>();
+  /** The requests this node sent and what became of them, newest last (bounded). */
+  private readonly sent = new Map<number, OutgoingRequest>();
   private readonly seen = new Map<string, number>();
   private readonly now: () => number;
 
@@ -95,6 +108,9 @@ export class TrustManager {
     if (peer === this.o.selfNode()) throw new PilotError('invalid_argument', 'cannot send a handshake to yourself');
     if (this.o.store.isTrusted(peer)) return { node_id: peer, status: 'sent' };
     this.outgoing.add(peer);
+    this.sent.delete(peer);
+    this.sent.set(peer, { nodeId: peer, sentAt: this.now(), state: 'sent' });
+    if (this.sent.size > MAX_SENT_RECORDS) this.sent.delete(this.sent.keys().next().value as number);
     // The relay reaches a private peer (direct dials to it are refused until trust exists) and the
     // registry pushes it to the peer at once; the direct message is a best-effort extra.
     let relayed = false;
@@ -178,7 +194,7 @@ export class TrustManager {
     for (const r of responses) {
       if (r && typeof r === 'object' && !Array.isArray(r) && typeof r.from_node_id === 'number') {
         if (r.accept === true) await this.onAccept(r.from_node_id, '');
-        else this.outgoing.delete(r.from_node_id);
+        else this.onRejected(r.from_node_id, '');
       }
     }
   }
@@ -214,7 +230,7 @@ export class TrustManager {
         await this.onAccept(from, msg.publicKey);
         return;
       case 'handshake_reject':
-        this.outgoing.delete(from);
+        this.onRejected(from, msg.reason);
         return;
       case 'handshake_revoke':
         await this.onRevokedByPeer(from);
@@ -257,6 +273,7 @@ export class TrustManager {
     }
     if (this.outgoing.has(from)) {
       this.outgoing.delete(from);
+      this.answered(from);
       // Answering the peer's pending request is what completes the registry pair; only then is the
       // peer reported as trusted here (a dial right after must resolve).
       await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
@@ -281,10 +298,30 @@ export class TrustManager {
       return;
     }
     this.outgoing.delete(from);
+    this.answered(from);
     const key = publicKey || ((await this.o.publicKeyOf(from).catch(() => undefined)) ?? '');
     await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
     await this.trustPeer({ nodeId: from, publicKey: key, mutual: true });
     this.o.webhooks.emit('handshake.approved', { peer_node_id: from });
+  }
+
+  /** The peer said no (directly, with its reason, or through the registry): the requester learns it. */
+  private onRejected(from: number, reason: string): void {
+    this.outgoing.delete(from);
+    const record = this.sent.get(from);
+    if (record === undefined || record.state !== 'sent') return;
+    this.sent.set(from, { ...record, state: 'rejected', answeredAt: this.now(), ...(reason !== '' ? { reason } : {}) });
+    this.o.webhooks.emit('handshake.rejected_by_peer', { peer_node_id: from, ...(reason !== '' ? { reason } : {}) });
+  }
+
+  private answered(from: number): void {
+    const record = this.sent.get(from);
+    if (record !== undefined && record.state === 'sent') this.sent.set(from, { ...record, state: 'accepted', answeredAt: this.now() });
+  }
+
+  /** The requests this node sent, newest first, with their state. */
+  outgoingRequests(): OutgoingRequest[] {
+    return [...this.sent.values()].reverse();
   }
 
   private async onRevokedByPeer(from: number): Promise<void> {

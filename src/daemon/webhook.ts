@@ -22,6 +22,7 @@ export const WEBHOOK_EVENTS = [
   'handshake.pending',
   'handshake.approved',
   'handshake.rejected',
+  'handshake.rejected_by_peer',
   'handshake.auto_approved',
   'trust.revoked',
   'trust.revoked_by_peer',

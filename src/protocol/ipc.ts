@@ -66,6 +66,8 @@ export const IpcHandshakeSub = {
   Pending: 0x04,
   Trusted: 0x05,
   Revoke: 0x06,
+  /** pilot-ts extension: the requests this node sent and what became of them (`handshakes` in `ipc_features`). */
+  Outgoing: 0x07,
 } as const;
 
 export type IpcHandshakeOp =
@@ -74,7 +76,8 @@ export type IpcHandshakeOp =
   | { readonly sub: 'Reject'; readonly nodeId: number; readonly reason: string }
   | { readonly sub: 'Pending' }
   | { readonly sub: 'Trusted' }
-  | { readonly sub: 'Revoke'; readonly nodeId: number };
+  | { readonly sub: 'Revoke'; readonly nodeId: number }
+  | { readonly sub: 'Outgoing' };
 
 /** Commands whose payload is one JSON object (replies, including registry objects passed through verbatim). */
 export type IpcJsonCmd =
@@ -161,6 +164,7 @@ function handshakePayload(op: IpcHandshakeOp): Buffer[] {
       return [sub, u32(op.nodeId, 'node id')];
     case 'Pending':
     case 'Trusted':
+    case 'Outgoing':
       return [sub];
   }
 }
@@ -278,6 +282,8 @@ function decodeHandshake(p: Buffer): DecodeResult<IpcMessage> {
       return wrap({ sub: 'Pending' });
     case IpcHandshakeSub.Trusted:
       return wrap({ sub: 'Trusted' });
+    case IpcHandshakeSub.Outgoing:
+      return wrap({ sub: 'Outgoing' });
   }
   const id = nodeId();
   if (!id.ok) return id;

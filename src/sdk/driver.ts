@@ -9,7 +9,7 @@ import { abortError, withDeadline } from './abort.js';
 import { AsyncQueue } from './async-queue.js';
 import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
 import { fromDaemonError } from './daemon-errors.js';
-import { parseDaemonInfo, parsePending, parseTrusted, type DaemonInfo, type PendingEntry, type TrustedEntry } from './info.js';
+import { parseDaemonInfo, parseOutgoing, parsePending, parseTrusted, type DaemonInfo, type OutgoingEntry, type PendingEntry, type TrustedEntry } from './info.js';
 import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
 import { Listener } from './listener.js';
 import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
@@ -237,6 +237,12 @@ export class Driver extends EventEmitter implements PilotNetwork {
 
   async trusted(): Promise<TrustedEntry[]> {
     return parseTrusted(await this.trustOp({ sub: 'Trusted' }, 'trusted'));
+  }
+
+  /** The handshake requests this node sent and what became of them (a pilot-ts daemon's extension). */
+  async outgoing(): Promise<OutgoingEntry[]> {
+    if (!this.features.has('handshakes')) throw new PilotError('unavailable', 'this daemon does not list the handshake requests it sent', 'the Go reference daemon keeps no such list');
+    return parseOutgoing(await this.trustOp({ sub: 'Outgoing' }, 'outgoing'));
   }
 
   async resolveHostname(name: string): Promise<JsonObject> {

@@ -5,7 +5,7 @@ export type { ConnEndpoints, ConnLink, ConnOptions } from './conn.js';
 export { Listener, LISTENER_BACKLOG } from './listener.js';
 export { AbortError } from './abort.js';
 export { NOT_RUNNING_HINT } from './ipc-client.js';
-export type { DaemonInfo, PeerInfo, ConnInfo, PendingEntry, TrustedEntry } from './info.js';
+export type { DaemonInfo, PeerInfo, ConnInfo, OutgoingEntry, PendingEntry, TrustedEntry } from './info.js';
 export { serveHttp, createConnection, PilotAgent } from './http.js';
 export type { CreateConnection, HttpDialer, PilotHttpTarget } from './http.js';
 export type { PilotConn, PilotListener, PilotNetwork, Datagram, DialOptions } from './types.js';

@@ -99,6 +99,17 @@ export interface TrustedEntry {
   approved_at: number;
 }
 
+/** A handshake request this node sent (pilot-ts daemons only). */
+export interface OutgoingEntry {
+  node_id: number;
+  /** Unix seconds. */
+  sent_at: number;
+  state: 'sent' | 'accepted' | 'rejected';
+  answered_at?: number;
+  /** The peer's reason for a direct rejection. */
+  reason?: string;
+}
+
 const num = (v: JsonValue | undefined): number => (typeof v === 'number' ? v : 0);
 const str = (v: JsonValue | undefined): string => (typeof v === 'string' ? v : '');
 const bool = (v: JsonValue | undefined): boolean => v === true;
@@ -187,6 +198,16 @@ export function parsePending(json: JsonObject): PendingEntry[] {
   return objects(json.pending).map((p) =>
     pick<PendingEntry>(p, { node_id: num, justification: str, public_key: str, received_at: num }),
   );
+}
+
+export function parseOutgoing(json: JsonObject): OutgoingEntry[] {
+  return objects(json.outgoing).map((o) => {
+    const state = o.state === 'accepted' || o.state === 'rejected' ? o.state : 'sent';
+    const entry: OutgoingEntry = { node_id: num(o.node_id), sent_at: num(o.sent_at), state };
+    if (typeof o.answered_at === 'number') entry.answered_at = o.answered_at;
+    if (typeof o.reason === 'string') entry.reason = o.reason;
+    return entry;
+  });
 }
 
 export function parseTrusted(json: JsonObject): TrustedEntry[] {

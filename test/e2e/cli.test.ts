@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -104,7 +104,13 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.deepEqual(keys(request).filter((k) => k !== 'hostname'), ['justification', 'node_id', 'public_key', 'received_at']);
     assert.equal(request.justification, 'why');
 
+    const sent = arrayOf(okData(await ctl(alice, ['handshakes', '--json'])).outgoing, 'outgoing');
+    assert.deepEqual(sent.map((o) => [o.node_id, o.state, o.hostname]), [[bobId, 'sent', 'bob']]);
     assert.deepEqual(okData(await ctl(bob, ['approve', String(aliceId), '--json'])), { node_id: aliceId, status: 'approved' });
+    await until('alice learns the request was accepted', async () => {
+      const list = arrayOf(okData(await ctl(alice, ['handshakes', '--json'])).outgoing, 'outgoing');
+      return list[0]?.state === 'accepted' ? true : undefined;
+    });
     const entry = await until('alice trusts bob', async () => {
       const list = arrayOf(okData(await ctl(alice, ['trust', '--json'])).trusted, 'trusted');
       return list.find((t) => t.node_id === bobId);
@@ -295,6 +301,24 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.equal((await ctl(bob, ['daemon', 'status', '--check'])).code, 0);
   });
 
+  it('a rejected request is learnt by the requester (handshakes)', async () => {
+    const carol = agentEnv(dir, 'carol', alice.env.PILOT_REGISTRY as string, alice.env.PILOT_BEACON as string);
+    const c = okData(await ctl(carol, ['daemon', 'start', '--json']));
+    pids.add(c.pid as number);
+    await ctl(carol, ['handshake', String(aliceId), 'let me in', '--json']);
+    await until('the request at alice', async () => {
+      const list = arrayOf(okData(await ctl(alice, ['pending', '--json'])).pending, 'pending');
+      return list.some((p) => p.node_id === c.node_id) ? true : undefined;
+    });
+    assert.deepEqual(okData(await ctl(alice, ['reject', String(c.node_id), 'not now', '--json'])), { node_id: c.node_id, status: 'rejected' });
+    const entry = await until('carol learns of the rejection', async () => {
+      const list = arrayOf(okData(await ctl(carol, ['handshakes', '--json'])).outgoing, 'outgoing');
+      return list.find((o) => o.node_id === aliceId && o.state === 'rejected');
+    });
+    assert.equal(typeof entry.answered_at, 'number');
+    const log = await readFile(join(carol.home, 'pilot.log'), 'utf8');
+    assert.match(log, /handshake\.rejected_by_peer/, 'logged (and posted to a webhook, were one set)');
+  });
   it('daemon stop --all stops both daemons and the rendezvous, leaving no process', async () => {
     const alicePid = await readPidFile(join(alice.home, 'pilot.pid'));
     const bobPid = await readPidFile(join(bob.home, 'pilot.pid'));
@@ -312,4 +336,6 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.equal(errorEnvelope(await ctl(alice, ['daemon', 'stop', '--json'])).code, 'not_running');
     assert.equal(errorEnvelope(await ctl(alice, ['info', '--json'])).code, 'not_running');
   });
+
+
 });

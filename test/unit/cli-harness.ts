@@ -71,6 +71,7 @@ export function fakeDriver(overrides: Partial<DaemonClient> = {}): { driver: Dae
     untrust: rec('untrust', { node_id: 9, status: 'revoked' }),
     pending: rec('pending', []),
     trusted: rec('trusted', []),
+    outgoing: rec('outgoing', []),
     resolveHostname: async (name: string) => {
       calls.push({ method: 'resolveHostname', args: [name] });
       if (name !== 'bob') throw new PilotError('not_found', `resolve hostname: daemon: hostname "${name}" is not registered`);

@@ -146,6 +146,7 @@ export class TestDaemon {
       case 'Handshake':
         if (msg.op.sub === 'Pending') return json('HandshakeOK', { pending: [{ justification: 'hi', node_id: 9, public_key: 'k', received_at: 100 }] });
         if (msg.op.sub === 'Trusted') return json('HandshakeOK', { trusted: [] });
+        if (msg.op.sub === 'Outgoing') return json('HandshakeOK', { outgoing: [] });
         return json('HandshakeOK', { node_id: msg.op.nodeId, status: msg.op.sub === 'Request' ? 'sent' : 'approved' });
       case 'SetHostname':
         return json('SetHostnameOK', { type: 'set_hostname_ok', hostname: msg.hostname, node_id: PEER_ADDR.node });
@@ -157,3 +158,4 @@ export class TestDaemon {
     }
   }
 }
+

@@ -13,7 +13,7 @@ import {
   setHostname, setPrivate, setPublic, setTags, setWebhook,
 } from './registry.js';
 import { TASK_COMMANDS } from './tasks.js';
-import { approve, handshake, pending, reject, trust, untrust } from './trust.js';
+import { approve, handshake, handshakes, pending, reject, trust, untrust } from './trust.js';
 
 /** Every command except `context`, in the order usage lists them. */
 export const ALL_COMMANDS: readonly CommandSpec[] = [
@@ -22,7 +22,7 @@ export const ALL_COMMANDS: readonly CommandSpec[] = [
   info, peers, connections, disconnect,
   lookup, find, setHostname, clearHostname, setPublic, setPrivate, setTags, clearTags,
   setWebhook, clearWebhook, enableTasks, disableTasks, deregister,
-  handshake, pending, approve, reject, trust, untrust,
+  handshake, handshakes, pending, approve, reject, trust, untrust,
   ping, traceroute, bench, connect, send, recv, sendto, listen, subscribe, publish,
   sendMessage, sendFile, inbox, received, outbox,
   ...TASK_COMMANDS,

@@ -93,6 +93,27 @@ export const pending: CommandSpec = {
   },
 };
 
+export const handshakes: CommandSpec = {
+  name: 'handshakes',
+  args: [],
+  description:
+    'Lists the trust requests this node sent and what became of them: sent (no answer yet), accepted, or rejected (with the peer\'s reason when it gave one).',
+  returns: '{outgoing: [{answered_at?, hostname?, node_id, reason?, sent_at, state}]}',
+  flags: {},
+  async run(ctx, args) {
+    maxPositionals(args, 0, 'pilotctl handshakes');
+    const list = await named(ctx, objects(await withDriver(ctx, (d) => d.outgoing()), 'outgoing'));
+    const text =
+      list.length === 0
+        ? 'no trust requests sent'
+        : formatTable(
+            ['NODE ID', 'HOSTNAME', 'SENT', 'STATE', 'REASON'],
+            list.map((o) => [cell(o.node_id), cell(o.hostname ?? '-'), unixTime(o.sent_at), cell(o.state), cell(o.reason ?? '')]),
+          );
+    return { data: { outgoing: list }, text };
+  },
+};
+
 export const trust: CommandSpec = {
   name: 'trust',
   args: [],
