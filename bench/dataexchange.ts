@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sendFile } from '../src/sdk/dataexchange.js';
 import { Driver } from '../src/sdk/driver.js';
-import { DATA_EXCHANGE_PORT, FrameChannel, isAck } from '../src/services/dataexchange/wire.js';
+import { DATA_EXCHANGE_PORT, isAck } from '../src/protocol/dataexchange.js';
+import { FrameChannel } from '../src/services/dataexchange/frame-channel.js';
 import { Cluster } from '../test/e2e/cluster.js';
 import { until } from '../test/wait.js';
 

@@ -1,9 +1,21 @@
 import { asBuffer, utf8Decode, utf8Encode } from './bytes.js';
+import { Port } from './ports.js';
 import type { DecodeResult } from './result.js';
 import type { Decoded } from './stream.js';
 import { decodeTypedFrame, encodeTypedFrame, TYPED_FRAME_MAX_PAYLOAD, TypedFrameDecoder, type TypedFrame } from './typed-frame.js';
 
 /** Data exchange frames on port 1001 (PROTOCOL.md §9.3). */
+
+export const DATA_EXCHANGE_PORT = Port.DataExchange;
+
+/**
+ * Frame type carrying the idempotency key (a UUID, ASCII) of the frame that follows it on the same
+ * connection. Only pilot-ts nodes interpret it: a Go daemon treats it as `UNKNOWN(n)`, stores
+ * nothing and answers it with an ACK like any other frame, so a sender always reads one reply per
+ * frame either way. The key is kept out of the message itself so that its content is unchanged.
+ */
+export const IDEMPOTENCY_KEY_TYPE = 0x70740001;
+export const MAX_KEY_BYTES = 64;
 
 export const DATA_MAX_PAYLOAD = TYPED_FRAME_MAX_PAYLOAD;
 
@@ -76,4 +88,17 @@ export function encodeFileFrame(file: FilePayload): Uint8Array {
 /** Convenience: a complete TEXT frame. */
 export function encodeTextFrame(text: string): Uint8Array {
   return encodeDataFrame({ type: DataType.Text, payload: utf8Encode(text) });
+}
+
+/** True for the service's positive reply `ACK <TYPE> <n> bytes`. */
+export function isAck(reply: string): boolean {
+  return reply.startsWith('ACK ');
+}
+
+export function ackText(type: number, bytes: number): string {
+  return `ACK ${dataTypeName(type)} ${bytes} bytes`;
+}
+
+export function errText(type: number, reason: string): string {
+  return `ERR ${dataTypeName(type)} ${reason}`;
 }

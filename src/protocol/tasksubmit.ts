@@ -266,3 +266,65 @@ export function decodeTaskFrame(bytes: Uint8Array): DecodeResult<Decoded<TypedFr
 
 /** Incremental frame decoder; a declared length above 16 MiB fails with 'too_long' before buffering. */
 export class TaskFrameDecoder extends TypedFrameDecoder {}
+
+/**
+ * Frames on port 1003 beyond the reference's four (PROTOCOL.md §9.5). A Go daemon never sends
+ * them and never reads past its first frame, so they change nothing for a Go peer:
+ *
+ * - ACK (5): the receiver's answer to STATUS_UPDATE / SEND_RESULTS, `{task_id, status (200|400),
+ *   message, receipt_signature?}`. A sender that sees the stream end without one (a Go peer)
+ *   treats the frame as delivered.
+ * - LOCAL (256) / LOCAL_EVENT (257): requests of the local CLI and SDK (`{op, …}` → `{ok, data}` or
+ *   `{ok:false, code, message}`), accepted only on connections whose authenticated source is this
+ *   node itself (the IPC socket), so the daemon's task service stays the single owner of the files.
+ *
+ * Extension fields on reference frames (ignored by Go): STATUS_UPDATE ACCEPTED carries
+ * `accept_signature` and `accepted_at_ms`; SEND_RESULTS carries `receipt_signature`.
+ */
+export const ExtFrameType = { Ack: 5, Local: 256, LocalEvent: 257 } as const;
+
+export function jsonFrame(type: number, json: JsonObject): Uint8Array {
+  return encodeTypedFrame({ type, payload: encodeJson(json) });
+}
+
+export function payloadObject(frame: TypedFrame): JsonObject | undefined {
+  const r = parseJsonObject(frame.payload);
+  return r.ok ? r.value : undefined;
+}
+
+export interface Ack {
+  readonly taskId: string;
+  readonly status: number;
+  readonly message: string;
+  readonly receiptSignature?: string;
+}
+
+export function encodeAck(ack: Ack): Uint8Array {
+  const json: JsonObject = { task_id: ack.taskId, status: ack.status, message: ack.message };
+  if (ack.receiptSignature !== undefined) json.receipt_signature = ack.receiptSignature;
+  return jsonFrame(ExtFrameType.Ack, json);
+}
+
+export function decodeAck(frame: TypedFrame): Ack | undefined {
+  const o = payloadObject(frame);
+  if (frame.type !== ExtFrameType.Ack || o === undefined) return undefined;
+  if (typeof o.status !== 'number' || typeof o.message !== 'string') return undefined;
+  return {
+    taskId: typeof o.task_id === 'string' ? o.task_id : '',
+    status: o.status,
+    message: o.message,
+    ...(typeof o.receipt_signature === 'string' ? { receiptSignature: o.receipt_signature } : {}),
+  };
+}
+
+export function extString(frame: TypedFrame, key: string): string | undefined {
+  const v = payloadObject(frame)?.[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function extInt(frame: TypedFrame, key: string): number | undefined {
+  const v = payloadObject(frame)?.[key];
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+}
+
+export type LocalReply = { ok: true; data: JsonValue } | { ok: false; code: string; message: string; hint?: string };

@@ -6,10 +6,10 @@ import { pilotHome, pilotPaths } from '../config/home.js';
 import { fromBase64 } from '../crypto/base64.js';
 import { PilotError } from '../errors.js';
 import { formatAddr, type Addr } from '../protocol/address.js';
-import { DATA_MAX_PAYLOAD, DataType } from '../protocol/dataexchange.js';
+import { DATA_EXCHANGE_PORT, DATA_MAX_PAYLOAD, DataType, isAck } from '../protocol/dataexchange.js';
 import { isJsonObject, type JsonObject } from '../protocol/json.js';
 import { Outbox } from '../services/dataexchange/outbox.js';
-import { DATA_EXCHANGE_PORT, FrameChannel, isAck, tooLarge } from '../services/dataexchange/wire.js';
+import { FrameChannel, tooLarge } from '../services/dataexchange/frame-channel.js';
 import { toAddr } from './validate.js';
 
 /**

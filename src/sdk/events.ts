@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { PilotError } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
 import { EVENT_MAX_PAYLOAD, EVENT_MAX_TOPIC, EventDecoder, encodeEvent } from '../protocol/eventstream.js';
-import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../services/eventstream/topics.js';
+import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../protocol/event-topics.js';
 import { abortError } from './abort.js';
 import { toAddr } from './validate.js';
 

@@ -2,7 +2,8 @@ import type { Duplex } from 'node:stream';
 import { PilotError, type PilotErrorCode } from '../errors.js';
 import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../protocol/json.js';
-import { ExtFrameType, FrameReader, jsonFrame, payloadObject, writeFrame } from '../services/tasks/wire.js';
+import { ExtFrameType, jsonFrame, payloadObject } from '../protocol/tasksubmit.js';
+import { FrameReader, writeFrame } from '../services/tasks/frame-reader.js';
 
 /**
  * Tasks (port 1003) through the local daemon: every call opens a stream from this node to its

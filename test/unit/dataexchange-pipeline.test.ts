@@ -13,7 +13,7 @@ import { OrderedReplies, type Admission, type PipelineIo } from '../../src/servi
 import { SenderQuota, senderRateLimiter } from '../../src/services/dataexchange/quota.js';
 import { ServiceState } from '../../src/services/dataexchange/state.js';
 import type { StoredItem } from '../../src/services/dataexchange/store.js';
-import { ackText, IDEMPOTENCY_KEY_TYPE } from '../../src/services/dataexchange/wire.js';
+import { ackText, IDEMPOTENCY_KEY_TYPE } from '../../src/protocol/dataexchange.js';
 
 interface Deferred<T> {
   readonly promise: Promise<T>;

@@ -5,7 +5,7 @@ import { EVENT_MAX_PAYLOAD, EventDecoder, encodeEvent, type StreamEvent } from '
 import { PilotError } from '../../src/errors.js';
 import { subscribe } from '../../src/sdk/events.js';
 import { Broker, type BrokerOptions } from '../../src/services/eventstream/broker.js';
-import { DROPPED_TOPIC, ERROR_TOPIC } from '../../src/services/eventstream/topics.js';
+import { DROPPED_TOPIC, ERROR_TOPIC } from '../../src/protocol/event-topics.js';
 
 /** A client end and the broker's end of one in-memory connection; `hold` keeps broker writes unacknowledged. */
 class Link {

@@ -14,7 +14,7 @@ import { dataExchangeStarter } from '../../src/services/dataexchange/service.js'
 import { startEcho } from '../../src/services/echo.js';
 import { startEventStream } from '../../src/services/eventstream/index.js';
 import { startTaskSubmit } from '../../src/services/tasks/service.js';
-import { ExtFrameType, jsonFrame } from '../../src/services/tasks/wire.js';
+import { ExtFrameType, jsonFrame } from '../../src/protocol/tasksubmit.js';
 import type { RunningService, ServiceContext } from '../../src/services/types.js';
 
 const SELF = { network: 0, node: 20 };

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { decodeSubmitResponse, encodeSubmitResponse } from '../../src/protocol/tasksubmit.js';
 import { decodeTypedFrame } from '../../src/protocol/typed-frame.js';
-import { FrameReader } from '../../src/services/tasks/wire.js';
+import { FrameReader } from '../../src/services/tasks/frame-reader.js';
 
 function header(type: number, length: number): Buffer {
   const b = Buffer.alloc(8);

@@ -1,9 +1,9 @@
 import type { Logger } from '../../log.js';
 import { parseAddr } from '../../protocol/address.js';
-import { DataType, encodeFilePayload } from '../../protocol/dataexchange.js';
+import { DATA_EXCHANGE_PORT, DataType, encodeFilePayload, isAck } from '../../protocol/dataexchange.js';
 import type { PilotNetwork } from '../../pilot-net.js';
 import { afterAttempt, expiredBeforeAttempt, type DeliveryOutcome, type OutboxItem, type Outbox, type Transition } from './outbox.js';
-import { DATA_EXCHANGE_PORT, FrameChannel, isAck } from './wire.js';
+import { FrameChannel } from './frame-channel.js';
 
 const SCAN_INTERVAL_MS = 500;
 const DIAL_TIMEOUT_MS = 5000;

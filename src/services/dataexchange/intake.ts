@@ -1,4 +1,4 @@
-import { DataType, dataTypeName, decodeFilePayload, type DataFrame } from '../../protocol/dataexchange.js';
+import { ackText, type DataFrame, DataType, dataTypeName, decodeFilePayload, errText, IDEMPOTENCY_KEY_TYPE, MAX_KEY_BYTES } from '../../protocol/dataexchange.js';
 import type { DecodeError, DecodeResult } from '../../protocol/result.js';
 import { sanitizeFileName } from './names.js';
 import type { Admission } from './pipeline.js';
@@ -6,7 +6,6 @@ import type { KeyedRateLimiter } from '../../rate-limit.js';
 import type { QuotaReservation, SenderQuota } from './quota.js';
 import type { ServiceState } from './state.js';
 import { inboxMessageText, type DataStore, type StoredItem } from './store.js';
-import { ackText, errText, IDEMPOTENCY_KEY_TYPE, MAX_KEY_BYTES } from './wire.js';
 
 /**
  * What the data-exchange service decides for each incoming frame and how it stores it. Decisions

@@ -1,5 +1,5 @@
 import { formatAddr } from '../../protocol/address.js';
-import { DataFrameDecoder, encodeTextFrame } from '../../protocol/dataexchange.js';
+import { DATA_EXCHANGE_PORT, DataFrameDecoder, encodeTextFrame } from '../../protocol/dataexchange.js';
 import type { JsonObject } from '../../protocol/json.js';
 import type { PilotConn } from '../../pilot-net.js';
 import type { KeyedRateLimiter } from '../../rate-limit.js';
@@ -11,7 +11,6 @@ import { OrderedReplies, type PipelineLimits } from './pipeline.js';
 import { DEFAULT_QUOTA_BYTES, DEFAULT_RATE_PER_SECOND, SenderQuota, senderRateLimiter } from './quota.js';
 import { ServiceState } from './state.js';
 import { DataStore } from './store.js';
-import { DATA_EXCHANGE_PORT } from './wire.js';
 
 export interface DataExchangeOptions {
   /** Bytes one sender may keep in inbox/ + received/ (default 256 MiB, env PILOT_DX_QUOTA_BYTES). */

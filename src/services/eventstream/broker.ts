@@ -3,7 +3,7 @@ import { EventDecoder, encodeEvent, type StreamEvent } from '../../protocol/even
 import type { JsonObject } from '../../protocol/json.js';
 import { BrokerClient } from './client.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './queue.js';
-import { isReservedTopic, parsePattern, prefixKeys } from './topics.js';
+import { isReservedTopic, parsePattern, prefixKeys } from '../../protocol/event-topics.js';
 
 export interface BrokerOptions {
   readonly limits?: QueueLimits;

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { encodeEvent } from '../../protocol/eventstream.js';
 import { BoundedQueue, type QueueLimits } from './queue.js';
-import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from './topics.js';
+import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../../protocol/event-topics.js';
 
 /** How long a refused connection may take to read its last event and close before it is destroyed. */
 const REFUSE_LINGER_MS = 5000;

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { PilotError } from '../../errors.js';
 import { formatAddr } from '../../protocol/address.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/json.js';
-import { decodeSubmitResponse, encodeSubmitRequest, formatTaskId, isValidTaskId, TaskFrameType } from '../../protocol/tasksubmit.js';
+import { decodeSubmitResponse, encodeSubmitRequest, formatTaskId, isValidTaskId, jsonFrame, TaskFrameType } from '../../protocol/tasksubmit.js';
 import { ANSWER_TIMEOUT_MS, listEntry, newTask } from './book.js';
 import type { TaskCore } from './core.js';
 import { isoTime, MAX_DESCRIPTION_BYTES, MAX_JUSTIFICATION_BYTES, MAX_RESULT_FILE_BYTES, msOf, resultFilenameError, type TaskCategory, type TaskFile } from './files.js';
 import { addrOf, fileReceipt, notifyPeer, reportAcceptance, selfAddr, sendToPeer, signAcceptance, signReceipt, TASK_PORT } from './peer.js';
-import { FrameReader, jsonFrame, writeFrame } from './wire.js';
+import { FrameReader, writeFrame } from './frame-reader.js';
 
 /** Requests of the local CLI / SDK (frame LOCAL, see wire.ts). Each returns the `data` of §11.2. */
 

@@ -4,7 +4,8 @@ import { formatAddr, parseAddr, type Addr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
 import type { ServiceContext } from '../types.js';
 import { acceptMessage, expiredMessage, receiptMessage, type ReceiptFields } from '../../protocol/task-evidence.js';
-import { decodeAck, FrameReader, writeFrame, type Ack } from './wire.js';
+import { decodeAck, type Ack } from '../../protocol/tasksubmit.js';
+import { FrameReader, writeFrame } from './frame-reader.js';
 
 export const TASK_PORT = 1003;
 const DIAL_TIMEOUT_MS = 15_000;

@@ -1,13 +1,12 @@
 import { addrEquals, formatAddr } from '../../protocol/address.js';
 import type { Addr } from '../../protocol/address.js';
-import { encodeSubmitResponse, TaskFrameType, type SendResults, type StatusUpdate, type SubmitRequest } from '../../protocol/tasksubmit.js';
+import { encodeAck, encodeSubmitResponse, extInt, extString, type SendResults, type StatusUpdate, type SubmitRequest, TaskFrameType } from '../../protocol/tasksubmit.js';
 import type { TypedFrame } from '../../protocol/typed-frame.js';
 import { newTask } from './book.js';
 import type { TaskCore } from './core.js';
 import { MAX_TIMING_MS, receiptMessage, type ReceiptFields } from '../../protocol/task-evidence.js';
 import { isoTime, MAX_DESCRIPTION_BYTES, MAX_JUSTIFICATION_BYTES, MAX_RESULT_FILE_BYTES, msOf, resultFilenameError, type TaskFile } from './files.js';
 import { addrOf, fileExpiry, fileReceipt, selfAddr, signReceipt, verifyPeer } from './peer.js';
-import { encodeAck, extInt, extString } from './wire.js';
 
 /** Frames from other nodes. `from` is the authenticated source of the stream, never a claimed field. */
 

@@ -1,7 +1,7 @@
 import { PilotError, toPilotError } from '../../errors.js';
 import { addrEquals, formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
-import { decodeTaskRequest, encodeSubmitResponse, isValidTaskId, TaskFrameType } from '../../protocol/tasksubmit.js';
+import { decodeTaskRequest, encodeAck, encodeSubmitResponse, ExtFrameType, extString, isValidTaskId, jsonFrame, payloadObject, TaskFrameType } from '../../protocol/tasksubmit.js';
 import type { TypedFrame } from '../../protocol/typed-frame.js';
 import type { PilotConn, PilotListener } from '../../pilot-net.js';
 import type { RunningService, ServiceContext } from '../types.js';
@@ -12,7 +12,7 @@ import { isoTime, TaskDirs, type TaskCategory, type TaskFile } from './files.js'
 import { cancel, handleLocal } from './local.js';
 import { notifyPeer, TASK_PORT } from './peer.js';
 import { handleResults, handleStatusUpdate, handleSubmit, isRemoteFrame } from './remote.js';
-import { encodeAck, ExtFrameType, extString, FrameReader, jsonFrame, payloadObject, writeFrame } from './wire.js';
+import { FrameReader, writeFrame } from './frame-reader.js';
 
 const FIRST_FRAME_TIMEOUT_MS = 30_000;
 const SWEEP_INTERVAL_MS = 1000;

@@ -1,18 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { PilotError } from '../../errors.js';
-import { DataFrameDecoder, DATA_MAX_PAYLOAD, DataType, dataTypeName, encodeDataFrame } from '../../protocol/dataexchange.js';
+import { DataFrameDecoder, DATA_MAX_PAYLOAD, DataType, encodeDataFrame, IDEMPOTENCY_KEY_TYPE } from '../../protocol/dataexchange.js';
 import { encodeTypedFrameHeader } from '../../protocol/typed-frame.js';
-
-export const DATA_EXCHANGE_PORT = 1001;
-
-/**
- * Frame type carrying the idempotency key (a UUID, ASCII) of the frame that follows it on the same
- * connection. Only pilot-ts nodes interpret it: a Go daemon treats it as `UNKNOWN(n)`, stores
- * nothing and answers it with an ACK like any other frame, so a sender always reads one reply per
- * frame either way. The key is kept out of the message itself so that its content is unchanged.
- */
-export const IDEMPOTENCY_KEY_TYPE = 0x70740001;
-export const MAX_KEY_BYTES = 64;
 
 export const MAX_REPLY_WAIT_MS = 30_000;
 
@@ -133,17 +122,4 @@ export class FrameChannel {
 export function tooLarge(size: number, overhead = 0): PilotError {
   const max = DATA_MAX_PAYLOAD - overhead;
   return new PilotError('too_large', `${size} bytes is more than one data-exchange frame carries (${max} bytes here)`, 'send it in several parts');
-}
-
-/** True for the service's positive reply `ACK <TYPE> <n> bytes`. */
-export function isAck(reply: string): boolean {
-  return reply.startsWith('ACK ');
-}
-
-export function ackText(type: number, bytes: number): string {
-  return `ACK ${dataTypeName(type)} ${bytes} bytes`;
-}
-
-export function errText(type: number, reason: string): string {
-  return `ERR ${dataTypeName(type)} ${reason}`;
 }

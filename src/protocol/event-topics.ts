@@ -1,4 +1,4 @@
-import { EVENT_TOPIC_ALL } from '../../protocol/eventstream.js';
+import { EVENT_TOPIC_ALL } from './eventstream.js';
 
 /**
  * Topic patterns of the event stream broker.
