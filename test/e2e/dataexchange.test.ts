@@ -136,10 +136,11 @@ describe('data exchange (port 1001) between real daemons', () => {
       assert.equal(r.ack, `ACK FILE ${size} bytes`);
       assert.equal(r.filename, name);
       if (size === MAX_FILE) console.log(`# 16 MiB send-file took ${ms.toFixed(0)} ms (process start included)`);
-      const files = okData(await ctl(agent(b), ['received', '--json'])).files as { name: string; path: string; bytes: number }[];
+      const files = okData(await ctl(agent(b), ['received', '--json'])).files as { name: string; path: string; bytes: number; from?: string }[];
       const got = files.find((f) => f.name.startsWith(name.split('.')[0] as string));
       assert.ok(got, `no ${name} in received/`);
       assert.equal(got.bytes, size);
+      assert.equal(got.from, a.address, 'the sender of each file is recorded and listed');
       assert.ok((await readFile(got.path)).equals(data));
     }
   });

@@ -5,6 +5,7 @@ import { PilotError } from '../../errors.js';
 import { sendFile as sdkSendFile, sendMessage as sdkSendMessage, type DataDialer, type MessageType, type SendResult } from '../../sdk/dataexchange.js';
 import { Outbox, outboxRow } from '../../services/dataexchange/outbox.js';
 import { clearDir, listInbox, listReceived } from '../../services/dataexchange/store.js';
+import { ServiceState } from '../../services/dataexchange/state.js';
 import { boolFlag, invalid, maxPositionals, parseDirectTarget, positional, requireFlag, stringFlag } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliContext } from '../context.js';
@@ -114,7 +115,7 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
     name,
     args: ['[--clear]'],
     description: isInbox ? 'Lists the messages other nodes sent to this one (inbox/); --clear deletes them.' : 'Lists the files other nodes sent to this one (received/); --clear deletes them.',
-    returns: isInbox ? '{dir, messages: [{bytes, data, from, from_hostname?, received_at, type}], total} or {cleared}' : '{dir, files: [{bytes, modified, name, path}], total} or {cleared}',
+    returns: isInbox ? '{dir, messages: [{bytes, data, from, from_hostname?, received_at, type}], total} or {cleared}' : '{dir, files: [{bytes, from?, from_hostname?, modified, name, path}], total} or {cleared}',
     flags: { clear: 'bool' },
     async run(ctx, args) {
       maxPositionals(args, 0, `pilotctl ${name} [--clear]`);
@@ -124,6 +125,14 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
       }
       const data = isInbox ? await listInbox(ctx.paths.home) : await listReceived(ctx.paths.home);
       if (isInbox && Array.isArray(data.messages)) data.messages = await named(ctx, data.messages as JsonObject[], 'from');
+      if (!isInbox && Array.isArray(data.files)) {
+        const senders = await ServiceState.senders(ctx.paths.home);
+        const withSenders = (data.files as JsonObject[]).map((f) => {
+          const from = typeof f.name === 'string' ? senders.get(f.name) : undefined;
+          return from === undefined ? f : { ...f, from };
+        });
+        data.files = await named(ctx, withSenders, 'from');
+      }
       const rows = ((isInbox ? data.messages : data.files) ?? []) as JsonObject[];
       const cell = (v: JsonValue | undefined): string => (v === undefined || v === null ? '' : String(v));
       const text =
@@ -131,7 +140,7 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
           ? `no ${isInbox ? 'messages' : 'files'}`
           : isInbox
             ? formatTable(['RECEIVED', 'FROM', 'TYPE', 'BYTES', 'DATA'], rows.map((m) => [cell(m.received_at), typeof m.from_hostname === 'string' ? `${cell(m.from)} (${m.from_hostname})` : cell(m.from), cell(m.type), cell(m.bytes), cell(m.data).slice(0, 60)]))
-            : formatTable(['MODIFIED', 'BYTES', 'NAME'], rows.map((f) => [cell(f.modified), cell(f.bytes), cell(f.name)]));
+            : formatTable(['MODIFIED', 'FROM', 'BYTES', 'NAME'], rows.map((f) => [cell(f.modified), typeof f.from_hostname === 'string' ? `${cell(f.from)} (${f.from_hostname})` : cell(f.from ?? '-'), cell(f.bytes), cell(f.name)]));
       return { data, text };
     },
   };

@@ -35,6 +35,11 @@ export class ServiceState {
     return (await removeStaleTemps(dir)).map((name) => join(dir, name));
   }
 
+  /** Who sent each file in received/, as recorded when it was stored (read-only, for listings). */
+  static async senders(home: string): Promise<Map<string, string>> {
+    return (await ServiceState.open(home)).files;
+  }
+
   static async open(home: string): Promise<ServiceState> {
     const state = new ServiceState(join(home, 'dataexchange'));
     const text = await readFile(state.path, 'utf8').catch(() => undefined);
