@@ -1,0 +1,32 @@
+/**
+ * The registry under test, in its own process for bench/registry.ts:
+ *   node --expose-gc --import tsx bench/registry-server.ts <store.db> [port]
+ * Reports `{type:'ready', port, startMs}` over IPC once it listens; answers `{type:'mem'}` with its
+ * memory after a full collection; closes cleanly on SIGTERM or when the parent goes away.
+ */
+import { RegistryServer } from '../src/registry/server.js';
+
+const storePath = process.argv[2];
+if (storePath === undefined) throw new Error('usage: registry-server.ts <store.db> [port]');
+const port = Number.parseInt(process.argv[3] ?? '0', 10) || 0;
+
+const t0 = performance.now();
+const server = await RegistryServer.start({ host: '127.0.0.1', port, storePath });
+process.send?.({ type: 'ready', port: server.port, startMs: performance.now() - t0 });
+
+const collect = (globalThis as { gc?: () => void }).gc;
+process.on('message', (m: { type?: string }) => {
+  if (m.type !== 'mem') return;
+  collect?.();
+  collect?.();
+  const mem = process.memoryUsage();
+  process.send?.({ type: 'mem', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external });
+});
+let closing = false;
+const stop = (): void => {
+  if (closing) return;
+  closing = true;
+  void server.close().finally(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('disconnect', stop);

@@ -1,0 +1,465 @@
+/**
+ * Load and limits of one registry process (SQLite store). The registry runs in its own process
+ * (bench/registry-server.ts); this process generates N real Ed25519 identities and speaks the
+ * registry protocol to it with signed-body requests as daemons send them, from many loopback
+ * source addresses (127.x.y.z) so that the per-IP limits see a realistic spread of sources:
+ *
+ *   1. register N nodes (10 new keys per source address, the registry's per-IP registration burst);
+ *   2. hostname, tag and visibility changes, handshake requests, polls and responses on a subset;
+ *   3. lookups / resolves / resolve_hostname at a target rate from concurrent connections, alone;
+ *   4. the same while every node heartbeats at the daemons' period (30 s), and a new daemon
+ *      registers now and then (its first-registration latency);
+ *   5. the same with one source address flooding the registry (per-IP limits);
+ *   6. memory (RSS after a full GC, above the empty registry's) and a restart with N nodes stored.
+ *
+ * Heartbeats and lookups come from two worker threads with their own event loops, so that the
+ * signing work of one does not delay the latency samples of the other.
+ *
+ *   BENCH_REGISTRY_NODES=10000,100000   node counts, one run each
+ *   BENCH_REGISTRY_STEADY_S=30          seconds of steady load (step 4)
+ *   BENCH_REGISTRY_LOOKUP_RATE=1000     lookups per second in steps 3–5
+ *
+ * Last line: {"runs":[{"store":"sqlite","processes":1,"nodes":…,…},…]}.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { JsonObject } from '../src/protocol/json.js';
+import { progress, round, runBench } from './lib.js';
+import { BodySigner, countError, loopbackIp, RegistryConn, sortedPercentile } from './registry-load.js';
+import type { LoadResult, WorkerCommand } from './registry-worker.js';
+
+const envInt = (name: string, fallback: number): number => {
+  const v = Number.parseInt(process.env[name] ?? '', 10);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
+const NODE_COUNTS = (process.env.BENCH_REGISTRY_NODES ?? '10000,100000')
+  .split(',')
+  .map((s) => Number.parseInt(s.trim(), 10))
+  .filter((n) => Number.isFinite(n) && n > 0);
+const STEADY_S = envInt('BENCH_REGISTRY_STEADY_S', 30);
+const LOOKUP_RATE = envInt('BENCH_REGISTRY_LOOKUP_RATE', 1000);
+/** The daemons' heartbeat period. */
+const HEARTBEAT_PERIOD_S = 30;
+/** Lookups alone, and with a flooding source, are shorter windows. */
+const ALONE_S = 8;
+const FLOOD_S = 10;
+/** New keys the registry accepts per source address before its per-IP registration limit. */
+const REGISTER_BURST = 10;
+const REGISTER_CONCURRENCY = 16;
+/** Per-IP request limit is 200/s: heartbeat connections carry at most ~100/s each. */
+const PER_SOURCE_RATE = 100;
+const LOOKUP_CONNS = 16;
+const SERVER_SCRIPT = fileURLToPath(new URL('./registry-server.ts', import.meta.url));
+const WORKER_SCRIPT = new URL('./registry-worker.ts', import.meta.url).href;
+/** tsx's `--import` hooks stay on the main thread: a worker registers them itself before loading its script. */
+const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_SCRIPT)}); })`;
+
+/** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
+const BLOCK = { register: 10, changes: 30, heartbeat: 31, lookup: 32, fresh: 33, flood: 34, probe: 35 } as const;
+
+interface Run {
+  store: 'sqlite';
+  processes: 1;
+  nodes: number;
+  register_per_s: number;
+  heartbeat_per_s: number;
+  lookup_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  rss_mb: number;
+  bytes_per_node: number;
+  restart_s: number;
+  keygen_s: number;
+  lookup_alone_p99_ms: number;
+  flood_p99_ms: number;
+  first_register_p50_ms: number;
+  changes_per_s: number;
+}
+
+interface Mem {
+  rss: number;
+  heapUsed: number;
+  external: number;
+}
+
+/** The registry in a child process. */
+class RegistryProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    /** Spawn until listening. */
+    readonly readyS: number,
+    /** RegistryServer.start alone. */
+    readonly startS: number,
+  ) {}
+
+  static async start(storePath: string, port = 0): Promise<RegistryProcess> {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', SERVER_SCRIPT, storePath, String(port)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const ready = await new Promise<{ port: number; startMs: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the registry did not start within 60 s')), 60_000);
+      child.once('exit', (code) => reject(new Error(`the registry exited with ${String(code)} before listening`)));
+      child.on('message', (m: { type?: string; port?: number; startMs?: number }) => {
+        if (m.type !== 'ready') return;
+        clearTimeout(timer);
+        resolve({ port: m.port ?? 0, startMs: m.startMs ?? 0 });
+      });
+    });
+    return new RegistryProcess(child, ready.port, (performance.now() - t0) / 1000, ready.startMs / 1000);
+  }
+
+  mem(): Promise<Mem> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no memory report from the registry')), 30_000);
+      const onMessage = (m: Mem & { type?: string }): void => {
+        if (m.type !== 'mem') return;
+        clearTimeout(timer);
+        this.child.off('message', onMessage);
+        resolve(m);
+      };
+      this.child.on('message', onMessage);
+      this.child.send({ type: 'mem' });
+    });
+  }
+
+  /** SIGTERM (a clean close), SIGKILL after 10 s. */
+  stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.child.kill('SIGTERM');
+    });
+  }
+}
+
+/** A worker thread of bench/registry-worker.ts, one command at a time. */
+class LoadThread {
+  readonly #worker = new Worker(WORKER_BOOT, { eval: true });
+
+  call<T>(cmd: WorkerCommand): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: { type?: string; message?: string }): void => {
+        this.#worker.off('error', onError);
+        if (m.type === 'error') reject(new Error(m.message));
+        else resolve(m as T);
+      };
+      const onError = (err: Error): void => {
+        this.#worker.off('message', onMessage);
+        reject(err);
+      };
+      this.#worker.once('message', onMessage);
+      this.#worker.once('error', onError);
+      this.#worker.postMessage(cmd);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.call({ cmd: 'close' }).catch(() => undefined);
+    await this.#worker.terminate();
+  }
+}
+
+interface Keys {
+  readonly privateKeys: KeyObject[];
+  readonly publicKeys: string[];
+}
+
+function generateKeys(n: number): Keys {
+  const privateKeys: KeyObject[] = [];
+  const publicKeys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const pair = generateKeyPairSync('ed25519');
+    privateKeys.push(pair.privateKey);
+    const der = pair.publicKey.export({ format: 'der', type: 'spki' });
+    publicKeys.push(der.subarray(der.length - 32).toString('base64'));
+  }
+  return { privateKeys, publicKeys };
+}
+
+const registerMsg = (signer: BodySigner, keys: Keys, slot: number): JsonObject =>
+  signer.sign(slot, { type: 'register', listen_addr: '0.0.0.0:37736', public_key: keys.publicKeys[slot] as string });
+
+/** Registers slots [from, to) in groups of REGISTER_BURST per source address; node ids by slot. */
+async function registerAll(port: number, keys: Keys, signer: BodySigner, count: number): Promise<{ ids: number[]; seconds: number }> {
+  const ids = new Array<number>(count).fill(0);
+  const errors = new Map<string, number>();
+  const groups = Math.ceil(count / REGISTER_BURST);
+  let nextGroup = 0;
+  let done = 0;
+  let lastReport = performance.now();
+  const t0 = performance.now();
+  const lane = async (): Promise<void> => {
+    for (let g = nextGroup++; g < groups; g = nextGroup++) {
+      const conn = await RegistryConn.open(port, loopbackIp(BLOCK.register + (g >> 16), g & 0xffff));
+      try {
+        const from = g * REGISTER_BURST;
+        const to = Math.min(count, from + REGISTER_BURST);
+        const replies = await Promise.all(Array.from({ length: to - from }, (_, k) => conn.request(registerMsg(signer, keys, from + k))));
+        replies.forEach((r, k) => {
+          if (!countError(errors, r.msg) && typeof r.msg.node_id === 'number') ids[from + k] = r.msg.node_id;
+        });
+        done += to - from;
+      } finally {
+        conn.close();
+      }
+      if (performance.now() - lastReport > 10_000) {
+        lastReport = performance.now();
+        progress(`  registered ${done}/${count} (${Math.round(done / ((lastReport - t0) / 1000))}/s)`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, lane));
+  const seconds = (performance.now() - t0) / 1000;
+  if (errors.size > 0) throw new Error(`registrations refused: ${JSON.stringify(Object.fromEntries(errors))}`);
+  return { ids, seconds };
+}
+
+interface Changes {
+  readonly publicIds: number[];
+  readonly hostnames: string[];
+  readonly perSecond: number;
+}
+
+/** Hostname, tags and visibility of the last `m` nodes, then handshakes between pairs of them. */
+async function changes(port: number, keys: Keys, signer: BodySigner, ids: readonly number[], m: number): Promise<Changes> {
+  const slots = Array.from({ length: m }, (_, k) => ids.length - m + k);
+  const conns = await Promise.all(Array.from({ length: 16 }, (_, i) => RegistryConn.open(port, loopbackIp(BLOCK.changes, i + 1))));
+  const errors = new Map<string, number>();
+  let ops = 0;
+  const runAll = async (jobs: (() => JsonObject)[]): Promise<void> => {
+    let next = 0;
+    await Promise.all(
+      conns.map(async (conn) => {
+        for (let j = next++; j < jobs.length; j = next++) {
+          const reply = await conn.request((jobs[j] as () => JsonObject)());
+          countError(errors, reply.msg);
+          ops++;
+        }
+      }),
+    );
+  };
+  const id = (slot: number): number => ids[slot] as number;
+  const t0 = performance.now();
+  const half = slots.slice(0, Math.floor(m / 2));
+  await runAll(slots.map((s) => () => signer.sign(s, { type: 'set_hostname', node_id: id(s), hostname: `bench-${id(s)}` })));
+  await runAll(slots.map((s) => () => signer.sign(s, { type: 'set_tags', node_id: id(s), tags: ['bench', `g${id(s) % 16}`] })));
+  await runAll(half.map((s) => () => signer.sign(s, { type: 'set_visibility', node_id: id(s), public: true })));
+  // Pairs (a, b) among the other half: a asks, b polls and accepts, a polls the answer.
+  const rest = slots.slice(half.length);
+  const pairs: [number, number][] = [];
+  for (let k = 0; k + 1 < rest.length; k += 2) pairs.push([rest[k] as number, rest[k + 1] as number]);
+  await runAll(pairs.map(([a, b]) => () => signer.sign(a, { type: 'request_handshake', from_node_id: id(a), to_node_id: id(b), justification: 'bench' })));
+  await runAll(pairs.map(([, b]) => () => signer.sign(b, { type: 'poll_handshakes', node_id: id(b) })));
+  await runAll(pairs.map(([a, b]) => () => signer.sign(b, { type: 'respond_handshake', node_id: id(b), peer_id: id(a), accept: true })));
+  await runAll(pairs.map(([a]) => () => signer.sign(a, { type: 'poll_handshakes', node_id: id(a) })));
+  const seconds = (performance.now() - t0) / 1000;
+  for (const c of conns) c.close();
+  if (errors.size > 0) progress(`  changes: error replies ${JSON.stringify(Object.fromEntries(errors))}`);
+  progress(`  ${ops} changes (hostname, tags, visibility, ${pairs.length} handshakes relayed + polls + responses) in ${seconds.toFixed(1)} s: ${Math.round(ops / seconds)}/s`);
+  return { publicIds: half.map(id), hostnames: slots.map((s) => `bench-${id(s)}`), perSecond: ops / seconds };
+}
+
+/** New daemons registering while the load runs, one every `everyMs`: their reply latencies. */
+function freshRegistrations(port: number, keys: Keys, signer: BodySigner, firstSlot: number, everyMs: number, untilMs: number): Promise<number[]> {
+  const samples: number[] = [];
+  let slot = firstSlot;
+  let source = 0;
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const one = async (): Promise<void> => {
+      if (performance.now() - t0 > untilMs || slot >= keys.privateKeys.length) {
+        resolve(samples);
+        return;
+      }
+      const conn = await RegistryConn.open(port, loopbackIp(BLOCK.fresh, ++source)).catch(() => undefined);
+      if (conn !== undefined) {
+        const reply = await conn.request(registerMsg(signer, keys, slot++)).catch(() => undefined);
+        if (reply !== undefined && reply.msg.type === 'register_ok') samples.push(reply.ms);
+        conn.close();
+      }
+      setTimeout(() => void one(), everyMs);
+    };
+    void one();
+  });
+}
+
+/** One source address pipelining lookups over several connections as fast as it can. */
+async function flood(port: number, ids: readonly number[], ms: number): Promise<{ sent: number; limited: number }> {
+  const conns = await Promise.all(Array.from({ length: 8 }, () => RegistryConn.open(port, loopbackIp(BLOCK.flood, 1))));
+  let sent = 0;
+  let limited = 0;
+  const until = performance.now() + ms;
+  await Promise.all(
+    conns.map(async (conn) => {
+      const window = async (): Promise<void> => {
+        while (performance.now() < until) {
+          sent++;
+          const reply = await conn.request({ type: 'lookup', node_id: ids[sent % ids.length] as number }).catch(() => undefined);
+          if (reply === undefined) return;
+          if (reply.msg.code === 'rate_limited') limited++;
+        }
+      };
+      await Promise.all(Array.from({ length: 32 }, window));
+    }),
+  );
+  for (const c of conns) c.close();
+  return { sent, limited };
+}
+
+/** Time from spawning a registry on a store until it answers a lookup. */
+async function restart(storePath: string, port: number, probeId: number): Promise<{ registry: RegistryProcess; seconds: number; startS: number }> {
+  const t0 = performance.now();
+  const pending = RegistryProcess.start(storePath, port);
+  let answered = false;
+  while (!answered) {
+    if (performance.now() - t0 > 60_000) throw new Error('the restarted registry did not answer within 60 s');
+    const conn = await RegistryConn.open(port, loopbackIp(BLOCK.probe, 1), 1000).catch(() => undefined);
+    if (conn === undefined) {
+      await new Promise((r) => setTimeout(r, 10));
+      continue;
+    }
+    const reply = await conn.request({ type: 'lookup', node_id: probeId }).catch(() => undefined);
+    conn.close();
+    answered = reply?.msg.type === 'lookup_ok';
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const registry = await pending;
+  return { registry, seconds, startS: registry.startS };
+}
+
+const fmtLoad = (r: LoadResult): string =>
+  `${r.ok}/${r.sent} ok in ${r.elapsedS.toFixed(1)} s (${Math.round(r.ok / r.elapsedS)}/s), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms` +
+  `${r.skipped > 0 ? `, ${r.skipped} not sent (backlog)` : ''}${Object.keys(r.errors).length > 0 ? `, errors ${JSON.stringify(r.errors)}` : ''}`;
+
+async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): Promise<Run> {
+  progress(`── ${n} nodes ──`);
+  const fresh = Math.max(10, Math.ceil((STEADY_S * 1000) / 500) + 2);
+  let t = performance.now();
+  const keys = generateKeys(n + fresh);
+  const keygenS = (performance.now() - t) / 1000;
+  progress(`generated ${n + fresh} Ed25519 identities in ${keygenS.toFixed(1)} s (${Math.round((n + fresh) / keygenS)}/s, kept in memory only)`);
+
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-registry-'));
+  const storePath = join(dir, 'registry.db');
+  let registry = await RegistryProcess.start(storePath);
+  const threads: LoadThread[] = [];
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    await Promise.all(threads.map((th) => th.close()));
+    await registry.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  onCleanup(cleanup);
+  progress(`registry (pid ${String(registry.child.pid)}) listening after ${registry.readyS.toFixed(2)} s (empty store; ${registry.startS.toFixed(3)} s in RegistryServer.start)`);
+  const port = registry.port;
+  const signer = new BodySigner(keys.privateKeys);
+
+  // Warm up the request path before taking the baseline.
+  const warm = await RegistryConn.open(port, loopbackIp(BLOCK.probe, 2));
+  for (let i = 0; i < 200; i++) await warm.request({ type: 'lookup', node_id: 1 + i });
+  warm.close();
+  const base = await registry.mem();
+  progress(`baseline: rss ${(base.rss / 2 ** 20).toFixed(1)} MB, heap ${(base.heapUsed / 2 ** 20).toFixed(1)} MB`);
+
+  const reg = await registerAll(port, keys, signer, n);
+  const registerPerS = n / reg.seconds;
+  progress(`registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s`);
+  const ids = reg.ids;
+
+  const ch = await changes(port, keys, signer, ids, Math.min(2000, Math.floor(n / 5)));
+
+  const hb = new LoadThread();
+  const lk = new LoadThread();
+  threads.push(hb, lk);
+  const heartbeatRate = n / HEARTBEAT_PERIOD_S;
+  const requesterCount = Math.min(n, 1000);
+  await Promise.all([
+    hb.call({ cmd: 'setup', port, keys: keys.privateKeys.slice(0, n), ids, ipBlock: BLOCK.heartbeat, conns: Math.max(4, Math.ceil(heartbeatRate / PER_SOURCE_RATE)) }),
+    lk.call({ cmd: 'setup', port, keys: keys.privateKeys.slice(n - requesterCount, n), ids: ids.slice(n - requesterCount), ipBlock: BLOCK.lookup, conns: LOOKUP_CONNS }),
+  ]);
+  const lookupCmd = (seconds: number): WorkerCommand => ({
+    cmd: 'lookups',
+    rate: LOOKUP_RATE,
+    durationMs: seconds * 1000,
+    lookupIds: Int32Array.from(ids),
+    resolveTargets: ch.publicIds,
+    hostnames: ch.hostnames,
+  });
+
+  const alone = await lk.call<LoadResult>(lookupCmd(ALONE_S));
+  progress(`lookups alone (${LOOKUP_RATE}/s target; 70% lookup, 15% resolve, 15% resolve_hostname): ${fmtLoad(alone)}`);
+
+  // Every node heartbeats once per period; the first lap starts now.
+  progress(`steady load for ${STEADY_S} s: heartbeats at ${Math.round(heartbeatRate)}/s + lookups at ${LOOKUP_RATE}/s + a new daemon registering every 500 ms`);
+  const [hbRes, lkRes, firstRegs] = await Promise.all([
+    hb.call<LoadResult>({ cmd: 'heartbeats', rate: heartbeatRate, durationMs: STEADY_S * 1000 }),
+    lk.call<LoadResult>(lookupCmd(STEADY_S)),
+    freshRegistrations(port, keys, signer, n, 500, STEADY_S * 1000),
+  ]);
+  progress(`  heartbeats: ${fmtLoad(hbRes)}`);
+  progress(`  lookups:    ${fmtLoad(lkRes)}`);
+  firstRegs.sort((a, b) => a - b);
+  progress(`  first registrations: ${firstRegs.length}, p50 ${sortedPercentile(firstRegs, 50).toFixed(2)} ms, max ${sortedPercentile(firstRegs, 100).toFixed(2)} ms`);
+
+  const loaded = await registry.mem();
+  const bytesPerNode = (loaded.rss - base.rss) / n;
+  progress(
+    `memory with ${n} nodes: rss ${(loaded.rss / 2 ** 20).toFixed(1)} MB (+${((loaded.rss - base.rss) / 2 ** 20).toFixed(1)} MB, ${Math.round(bytesPerNode)} B/node), ` +
+      `heap +${Math.round((loaded.heapUsed - base.heapUsed) / n)} B/node, external +${Math.round((loaded.external - base.external) / n)} B/node`,
+  );
+
+  // Heartbeats keep going at the real rate during the flood, so that nodes stay online.
+  const [, floodLk, floodRes] = await Promise.all([
+    hb.call<LoadResult>({ cmd: 'heartbeats', rate: heartbeatRate, durationMs: FLOOD_S * 1000 }),
+    lk.call<LoadResult>(lookupCmd(FLOOD_S)),
+    flood(port, ids, FLOOD_S * 1000),
+  ]);
+  progress(`one source flooding (${floodRes.sent} requests, ${floodRes.limited} rate-limited): lookups ${fmtLoad(floodLk)}`);
+
+  await Promise.all(threads.splice(0).map((th) => th.close()));
+  await registry.stop();
+  t = performance.now();
+  const re = await restart(storePath, port, ids[0] as number);
+  registry = re.registry;
+  progress(`restart with ${n} nodes stored: answering after ${re.seconds.toFixed(2)} s (process start included; ${re.startS.toFixed(3)} s in RegistryServer.start)`);
+  await cleanup();
+
+  return {
+    store: 'sqlite',
+    processes: 1,
+    nodes: n,
+    register_per_s: round(registerPerS, 1),
+    heartbeat_per_s: round(hbRes.ok / hbRes.elapsedS, 1),
+    lookup_per_s: round(lkRes.ok / lkRes.elapsedS, 1),
+    p50_ms: round(lkRes.p50, 2),
+    p99_ms: round(lkRes.p99, 2),
+    rss_mb: round(loaded.rss / 2 ** 20, 1),
+    bytes_per_node: Math.round(bytesPerNode),
+    restart_s: round(re.seconds, 2),
+    keygen_s: round(keygenS, 1),
+    lookup_alone_p99_ms: round(alone.p99, 2),
+    flood_p99_ms: round(floodLk.p99, 2),
+    first_register_p50_ms: round(sortedPercentile(firstRegs, 50), 2),
+    changes_per_s: round(ch.perSecond, 1),
+  };
+}
+
+runBench('bench:registry', 40 * 60_000, async (onCleanup) => {
+  if (NODE_COUNTS.length === 0) throw new Error('BENCH_REGISTRY_NODES names no node count');
+  const runs: Run[] = [];
+  for (const n of NODE_COUNTS) runs.push(await runOne(n, onCleanup));
+  console.log(JSON.stringify({ runs }));
+});
