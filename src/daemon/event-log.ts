@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { WebhookEvent } from './webhook.js';
+import type { WebhookEvent } from '../webhook-sink.js';
 
 /**
  * The daemon's events in its log, whether or not a webhook is set: trust and path changes, the

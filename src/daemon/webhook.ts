@@ -3,40 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { PilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { rfc3339Nano } from '../protocol/go-time.js';
-
-/** Event names the daemon posts (PROTOCOL.md §12). */
-export const WEBHOOK_EVENTS = [
-  'node.registered',
-  'node.reregistered',
-  'node.deregistered',
-  'conn.syn_received',
-  'conn.established',
-  'conn.fin',
-  'conn.rst',
-  'conn.idle_timeout',
-  'tunnel.peer_added',
-  'tunnel.established',
-  'tunnel.relay_activated',
-  'tunnel.direct_upgraded',
-  'handshake.received',
-  'handshake.pending',
-  'handshake.approved',
-  'handshake.rejected',
-  'handshake.rejected_by_peer',
-  'handshake.auto_approved',
-  'trust.revoked',
-  'trust.revoked_by_peer',
-  'message.received',
-  'file.received',
-  'data.datagram',
-  'pubsub.subscribed',
-  'pubsub.unsubscribed',
-  'pubsub.published',
-  'security.syn_rate_limited',
-  'security.nonce_replay',
-] as const;
-
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+import type { WebhookEvent } from '../webhook-sink.js';
 
 export interface WebhookOptions {
   url?: string;

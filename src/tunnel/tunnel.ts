@@ -31,7 +31,7 @@ import { IntervalLimiter } from './limits.js';
 import { PeerCrypto } from './peer-crypto.js';
 import { PeerTable, isRetiredKey, retireKey, type PeerState } from './peer-table.js';
 import { BoundedQueues } from './queues.js';
-import type { TunnelStats } from './stats.js';
+import type { DropReason, TunnelStats } from './stats.js';
 import type { TunnelEvents, TunnelOptions, TunnelPeerInfo } from './types.js';
 import { UdpSocket } from './udp-socket.js';
 import { Wire } from './wire.js';
@@ -747,7 +747,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (!this.#closed) this.#wire.deliver(bytes, to, kind);
   }
 
-  #drop(reason: string, endpoint: UdpEndpoint, fromNode?: number): void {
+  #drop(reason: DropReason, endpoint: UdpEndpoint, fromNode?: number): void {
     this.#wire.drop(reason, endpoint, fromNode);
   }
 }

@@ -1,6 +1,7 @@
 import type { Identity } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import type { Packet } from '../protocol/packet.js';
+import type { DropReason } from './stats.js';
 
 export interface TunnelOptions {
   /** "host:port", ":0", "127.0.0.1:0", "[::1]:0"; `[::]:port` is dual-stack. */
@@ -32,7 +33,7 @@ export interface EstablishedEvent {
 }
 
 export interface DroppedEvent {
-  reason: string;
+  reason: DropReason;
   fromNode?: number;
   endpoint: string;
 }

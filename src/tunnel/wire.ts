@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { encodeBeacon } from '../protocol/beacon.js';
 import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../protocol/tunnel.js';
 import { formatEndpoint, type UdpEndpoint } from './endpoint.js';
-import { bump, emptyStats, type TunnelStats } from './stats.js';
+import { bump, emptyStats, type DropReason, type TunnelStats } from './stats.js';
 import type { DroppedEvent } from './types.js';
 import type { UdpSocket } from './udp-socket.js';
 
@@ -48,7 +48,7 @@ export class Wire {
     this.deliver(encodeBeacon({ type: 'Relay', sender, dest, frame }), this.beacon, kind);
   }
 
-  drop(reason: string, endpoint: UdpEndpoint, fromNode?: number): void {
+  drop(reason: DropReason, endpoint: UdpEndpoint, fromNode?: number): void {
     bump(this.stats.dropped, reason);
     const event: DroppedEvent = { reason, endpoint: formatEndpoint(endpoint) };
     if (fromNode !== undefined) event.fromNode = fromNode;
@@ -56,7 +56,7 @@ export class Wire {
     this.onDrop(event);
   }
 
-  countDropped(reason: string, count: number): void {
+  countDropped(reason: DropReason, count: number): void {
     if (count > 0) bump(this.stats.dropped, reason, count);
   }
 

@@ -3,6 +3,7 @@ import type { DecodeError, DecodeResult } from '../../protocol/result.js';
 import { sanitizeFileName } from './names.js';
 import type { Admission } from './pipeline.js';
 import type { KeyedRateLimiter } from '../../rate-limit.js';
+import type { WebhookEvent } from '../../webhook-sink.js';
 import type { QuotaReservation, SenderQuota } from './quota.js';
 import type { ServiceState } from './state.js';
 import { inboxMessageText, type DataStore, type StoredItem } from './store.js';
@@ -26,7 +27,7 @@ export interface IntakeDeps {
   readonly now: () => number;
   /** Bytes per sender on disk now (inbox/ and received/). */
   readonly scanUsage: () => Promise<ReadonlyMap<string, number>>;
-  readonly emit: (event: string, data: Record<string, unknown>) => void;
+  readonly emit: (event: WebhookEvent, data: Record<string, unknown>) => void;
   readonly warn: (message: string, data: Record<string, unknown>) => void;
 }
 
