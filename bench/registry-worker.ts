@@ -71,8 +71,12 @@ async function setup(c: SetupCommand): Promise<void> {
   conns = await Promise.all(Array.from({ length: c.conns }, (_, i) => RegistryConn.open(c.port, loopbackIp(c.ipBlock, i + 1))));
 }
 
-/** Sends `next()`'s requests at `rate` per second for `durationMs`, then waits for the replies. */
-async function openLoop(rate: number, durationMs: number, next: () => JsonObject): Promise<LoadResult> {
+/**
+ * Sends `next()`'s requests at `rate` per second for `durationMs`, then waits for the replies.
+ * A request signed by a node goes on the connection of its slot, as a daemon's go on its one
+ * connection: the registry refuses a signed request older than one it accepted (replay).
+ */
+async function openLoop(rate: number, durationMs: number, next: () => { msg: JsonObject; slot?: number }): Promise<LoadResult> {
   const expected = Math.ceil((rate * durationMs) / 1000) + 16;
   const lat = new Float64Array(expected);
   const errors = new Map<string, number>();
@@ -88,13 +92,14 @@ async function openLoop(rate: number, durationMs: number, next: () => JsonObject
       const elapsed = performance.now() - t0;
       const due = Math.min(expected, Math.floor((rate * Math.min(elapsed, durationMs)) / 1000));
       while (sent + skipped < due) {
-        const conn = conns[rr++ % conns.length] as RegistryConn;
+        const { msg, slot } = next();
+        const conn = conns[(slot ?? rr++) % conns.length] as RegistryConn;
         if (conn.inFlight >= MAX_IN_FLIGHT) {
           skipped++;
           continue;
         }
         sent++;
-        const p = conn.request(next()).then(
+        const p = conn.request(msg).then(
           (r) => {
             if (!countError(errors, r.msg)) ok++;
             lat[answered++] = r.ms;
@@ -135,21 +140,21 @@ function heartbeats(c: HeartbeatCommand): Promise<LoadResult> {
   let slot = 0;
   return openLoop(c.rate, c.durationMs, () => {
     const i = slot++ % ids.length;
-    return s.sign(i, { type: 'heartbeat', node_id: ids[i] as number });
+    return { msg: s.sign(i, { type: 'heartbeat', node_id: ids[i] as number }), slot: i };
   });
 }
 
 function lookups(c: LookupCommand): Promise<LoadResult> {
   const s = signer as BodySigner;
   const pick = <T>(list: ArrayLike<T>): T => list[Math.floor(Math.random() * list.length)] as T;
-  return openLoop(c.rate, c.durationMs, () => {
+  return openLoop(c.rate, c.durationMs, (): { msg: JsonObject; slot?: number } => {
     const r = Math.random();
     if (r < 0.15 && c.resolveTargets.length > 0) {
       const slot = Math.floor(Math.random() * ids.length);
-      return s.sign(slot, { type: 'resolve', node_id: pick(c.resolveTargets), requester_id: ids[slot] as number });
+      return { msg: s.sign(slot, { type: 'resolve', node_id: pick(c.resolveTargets), requester_id: ids[slot] as number }), slot };
     }
-    if (r < 0.3 && c.hostnames.length > 0) return { type: 'resolve_hostname', hostname: pick(c.hostnames) };
-    return { type: 'lookup', node_id: pick(c.lookupIds) };
+    if (r < 0.3 && c.hostnames.length > 0) return { msg: { type: 'resolve_hostname', hostname: pick(c.hostnames) } };
+    return { msg: { type: 'lookup', node_id: pick(c.lookupIds) } };
   });
 }
 
