@@ -164,8 +164,11 @@ class LoadThread {
     });
   }
 
+  /** Asks the thread to close its connections (2 s at most: it may have failed to start), then ends it. */
   async close(): Promise<void> {
-    await this.call({ cmd: 'close' }).catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.call({ cmd: 'close' }).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
     await this.#worker.terminate();
   }
 }
@@ -345,9 +348,9 @@ const fmtLoad = (r: LoadResult): string =>
 async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): Promise<Run> {
   progress(`── ${n} nodes ──`);
   const fresh = Math.max(10, Math.ceil((STEADY_S * 1000) / 500) + 2);
-  let t = performance.now();
+  const t0 = performance.now();
   const keys = generateKeys(n + fresh);
-  const keygenS = (performance.now() - t) / 1000;
+  const keygenS = (performance.now() - t0) / 1000;
   progress(`generated ${n + fresh} Ed25519 identities in ${keygenS.toFixed(1)} s (${Math.round((n + fresh) / keygenS)}/s, kept in memory only)`);
 
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-registry-'));
@@ -358,9 +361,12 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   const cleanup = async (): Promise<void> => {
     if (cleaned) return;
     cleaned = true;
-    await Promise.all(threads.map((th) => th.close()));
-    await registry.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await Promise.all(threads.map((th) => th.close()));
+      await registry.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
   onCleanup(cleanup);
   progress(`registry (pid ${String(registry.child.pid)}) listening after ${registry.readyS.toFixed(2)} s (empty store; ${registry.startS.toFixed(3)} s in RegistryServer.start)`);
@@ -431,7 +437,6 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
 
   await Promise.all(threads.splice(0).map((th) => th.close()));
   await registry.stop();
-  t = performance.now();
   const re = await restart(storePath, port, ids[0] as number);
   registry = re.registry;
   progress(`restart with ${n} nodes stored: answering after ${re.seconds.toFixed(2)} s (process start included; ${re.startS.toFixed(3)} s in RegistryServer.start)`);
