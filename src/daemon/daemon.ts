@@ -1,5 +1,4 @@
 import { dirname, join } from 'node:path';
-import { fromBase64 } from '../crypto/base64.js';
 import { Identity, loadOrCreateIdentity } from '../crypto/identity.js';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -8,6 +7,7 @@ import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { Port } from '../protocol/ports.js';
 import { RegistryClient } from '../registry/client.js';
+import { RegistryKeys, registryKeyFetch } from '../registry-keys.js';
 import { dataExchangeStarter } from '../services/dataexchange/service.js';
 import { startEcho } from '../services/echo.js';
 import { startTaskSubmit } from '../services/tasks/service.js';
@@ -28,7 +28,6 @@ import { HANDSHAKE_PORT, TrustManager } from './trust.js';
 import { TrustStore } from './trust-store.js';
 import { WebhookDispatcher } from './webhook.js';
 
-const KEY_CACHE_LIMIT = 4096;
 /** Direct traffic this recent proves the path to a peer (the tunnel's evidence window). */
 const DIRECT_EVIDENCE_MS = 15_000;
 /** NAT behaviour is checked again this often (and when the beacon sees us at a new endpoint). */
@@ -44,7 +43,7 @@ const PENDING_REFRESH_MS = 3000;
  */
 export class Daemon {
   private readonly startedAt = Date.now();
-  private readonly keys = new Map<number, string>();
+  private readonly keys: RegistryKeys;
   private stack!: NetStack;
   private tunnel!: Tunnel;
   private router!: PeerRouter;
@@ -70,6 +69,7 @@ export class Daemon {
     private readonly log: Logger,
   ) {
     this.registry = new RegistryClient({ address: config.registry, identity, log, ...(config.registryTls ? { tls: config.registryTls } : {}) });
+    this.keys = new RegistryKeys(registryKeyFetch(this.registry), { log: log.child({ part: 'keys' }) });
     this.webhooks = new WebhookDispatcher({
       ...(config.webhook ? { url: config.webhook } : {}),
       nodeId: () => this.session?.nodeId ?? 0,
@@ -110,10 +110,7 @@ export class Daemon {
       identity: this.identity,
       encrypt: c.encrypt,
       ...(c.beacon ? { beacon: c.beacon } : {}),
-      lookupPublicKey: async (node) => {
-        const key = await this.publicKeyOf(node);
-        return key ? fromBase64(key) : undefined;
-      },
+      keys: this.keys,
       log: this.log.child({ part: 'tunnel' }),
     });
     const endpoint = await this.endpointToRegister();
@@ -204,7 +201,7 @@ export class Daemon {
       selfNode: () => this.session.nodeId,
       net: this.stack,
       registry: this.registry,
-      publicKeyOf: (node) => this.publicKeyOf(node),
+      keys: this.keys,
       onTrusted: (node) => this.router.retry(node),
       onRevoked: (node) => {
         this.caps.forget(node);
@@ -241,6 +238,7 @@ export class Daemon {
       home: this.config.home,
       identity: this.identity,
       registry: this.registry,
+      keys: this.keys,
       webhooks: this.webhooks,
       log: this.log.child({ part: 'services' }),
       now: Date.now,
@@ -360,19 +358,6 @@ export class Daemon {
     const reply = await this.registry.resolve(node);
     if (typeof reply.real_addr !== 'string' || reply.real_addr === '') throw new PilotError('not_found', `node ${node} has no known endpoint`);
     return reply.real_addr;
-  }
-
-  /** The registry's Ed25519 key for a node (base64), cached. */
-  private async publicKeyOf(node: number): Promise<string | undefined> {
-    const cached = this.keys.get(node);
-    if (cached) return cached;
-    const reply = await this.registry.lookup(node).catch(() => undefined);
-    const key = typeof reply?.public_key === 'string' ? reply.public_key : undefined;
-    if (key) {
-      if (this.keys.size >= KEY_CACHE_LIMIT) this.keys.clear();
-      this.keys.set(node, key);
-    }
-    return key;
   }
 
   info(): JsonObject {

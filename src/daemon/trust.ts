@@ -9,6 +9,7 @@ import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
 import type { PilotConn, PilotNetwork } from '../pilot-net.js';
 import type { PendingPeer, TrustedPeer, TrustStore } from './trust-store.js';
+import type { RegistryKeys } from '../registry-keys.js';
 import type { WebhookSink } from '../webhook-sink.js';
 
 export const HANDSHAKE_PORT = 444;
@@ -28,8 +29,8 @@ export interface TrustManagerOptions {
   selfNode: () => number;
   net: PilotNetwork;
   registry: TrustRegistry;
-  /** Ed25519 key the registry holds for a node, base64 (cached by the caller). */
-  publicKeyOf: (node: number) => Promise<string | undefined>;
+  /** The Ed25519 keys the registry holds for nodes. */
+  keys: RegistryKeys;
   /** A peer became trusted (the route to it may now resolve). */
   onTrusted: (node: number) => void;
   /** Tears down the tunnel and connections of a peer whose trust ended. */
@@ -247,12 +248,20 @@ export class TrustManager {
     const digest = createHash('sha256').update(raw).digest('hex');
     this.reapSeen(now);
     if (this.seen.has(digest)) return 'replayed';
-    const key = await this.o.publicKeyOf(from).catch(() => undefined);
-    if (!key) return 'no registry key for the sender';
+    const found = await this.o.keys.get(from);
+    if (found.status === 'unreachable') return 'registry unreachable, the sender key cannot be checked';
+    if (found.status !== 'ok') return 'no registry key for the sender';
+    const key = toBase64(found.key);
     if (msg.publicKey && msg.publicKey !== key) return 'key differs from the registry key';
     if (!verifyChallenge(key, challenge.requestHandshake(from, this.o.selfNode()), msg.signature)) return 'bad signature';
     this.seen.set(digest, now);
     return undefined;
+  }
+
+  /** The registry's key for a node, base64; empty when there is none or it cannot be asked. */
+  private async registryKey(node: number): Promise<string> {
+    const found = await this.o.keys.get(node);
+    return found.status === 'ok' ? toBase64(found.key) : '';
   }
 
   private reapSeen(now: number): void {
@@ -278,14 +287,14 @@ export class TrustManager {
       // peer reported as trusted here (a dial right after must resolve).
       await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
       await this.registryQuietly('respond_handshake', () => this.o.registry.respondHandshake(from, true));
-      await this.trustPeer({ nodeId: from, publicKey: publicKey || ((await this.o.publicKeyOf(from).catch(() => undefined)) ?? ''), mutual: true });
+      await this.trustPeer({ nodeId: from, publicKey: publicKey || ((await this.registryKey(from))), mutual: true });
       this.o.webhooks.emit('handshake.auto_approved', { peer_node_id: from, reason: 'mutual' });
       if (via === 'direct') void this.sendDirect(from, 'handshake_accept', {});
       return;
     }
     if (this.o.store.getPending(from)) return;
     // A relayed request carries no key; the registry's is the one that counts anyway.
-    const key = publicKey || ((await this.o.publicKeyOf(from).catch(() => undefined)) ?? '');
+    const key = publicKey || ((await this.registryKey(from)));
     await this.o.store.addPending({ nodeId: from, publicKey: key, justification, receivedAt: this.now() });
     this.o.webhooks.emit('handshake.pending', { justification, peer_node_id: from });
   }
@@ -299,7 +308,7 @@ export class TrustManager {
     }
     this.outgoing.delete(from);
     this.answered(from);
-    const key = publicKey || ((await this.o.publicKeyOf(from).catch(() => undefined)) ?? '');
+    const key = publicKey || ((await this.registryKey(from)));
     await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
     await this.trustPeer({ nodeId: from, publicKey: key, mutual: true });
     this.o.webhooks.emit('handshake.approved', { peer_node_id: from });

@@ -5,6 +5,7 @@ import type { Addr } from '../protocol/address.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { PilotNetwork } from '../pilot-net.js';
+import type { RegistryKeys } from '../registry-keys.js';
 
 /** What the daemon hands every built-in service. */
 export interface ServiceContext {
@@ -15,6 +16,8 @@ export interface ServiceContext {
   readonly home: string;
   readonly identity: Identity;
   readonly registry: RegistryClient;
+  /** The Ed25519 keys the registry holds for nodes (shared with the tunnel and trust). */
+  readonly keys: RegistryKeys;
   readonly webhooks: WebhookSink;
   readonly log: Logger;
   /** Wall clock in Unix ms; injectable so tests need not wait for real timeouts. */

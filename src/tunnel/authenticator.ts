@@ -1,8 +1,8 @@
 import { TunnelKeyPair, signAuth, verifyAuth, type Identity } from '../crypto/index.js';
 import { encodePila, type PilaFrame } from '../protocol/tunnel.js';
-import { PublicKeyCache } from './key-cache.js';
+import type { RegistryKeys } from '../registry-keys.js';
 
-export type PilaVerdict = 'ok' | 'unknown_key' | 'key_mismatch' | 'bad_signature' | 'lookup_busy';
+export type PilaVerdict = 'ok' | 'unknown_key' | 'key_mismatch' | 'bad_signature' | 'lookup_busy' | 'registry_unreachable';
 
 /**
  * Our side of the authenticated key exchange: the per-process X25519 key pair, our PILA frame,
@@ -11,12 +11,12 @@ export type PilaVerdict = 'ok' | 'unknown_key' | 'key_mismatch' | 'bad_signature
 export class Authenticator {
   readonly keyPair = TunnelKeyPair.generate();
   readonly #identity: Identity;
-  readonly #keys: PublicKeyCache;
+  readonly #keys: RegistryKeys;
   #pila: { nodeId: number; frame: Uint8Array } | undefined;
 
-  constructor(identity: Identity, lookup: (nodeId: number) => Promise<Uint8Array | undefined>) {
+  constructor(identity: Identity, keys: RegistryKeys) {
     this.#identity = identity;
-    this.#keys = new PublicKeyCache(lookup);
+    this.#keys = keys;
   }
 
   /** Our PILA for `nodeId` (signed once per node id). */
@@ -34,17 +34,21 @@ export class Authenticator {
     return this.#pila.frame;
   }
 
-  /** Checks the frame against the registry key; re-fetches once on failure (the node may have re-registered). */
+  /**
+   * Checks the frame against the registry key; re-fetches once on failure (the node may have
+   * re-registered). A re-fetch that cannot be made leaves the first verdict standing.
+   */
   async verify(frame: PilaFrame): Promise<PilaVerdict> {
     const first = await this.#check(frame, false);
-    if (first === 'ok' || first === 'lookup_busy') return first;
+    if (first === 'ok' || first === 'lookup_busy' || first === 'registry_unreachable') return first;
     const second = await this.#check(frame, true);
-    return second === 'lookup_busy' ? first : second;
+    return second === 'lookup_busy' || second === 'registry_unreachable' ? first : second;
   }
 
   async #check(frame: PilaFrame, refresh: boolean): Promise<PilaVerdict> {
     const found = await this.#keys.get(frame.senderNode, refresh);
     if (found.status === 'busy') return 'lookup_busy';
+    if (found.status === 'unreachable') return 'registry_unreachable';
     if (found.status === 'unknown') return 'unknown_key';
     return verifyAuth(
       { node: frame.senderNode, x25519PublicKey: frame.x25519Public, ed25519PublicKey: frame.ed25519Public, signature: frame.signature },

@@ -21,6 +21,7 @@ export type DropReason =
   | 'key_mismatch'
   | 'bad_signature'
   | 'lookup_busy'
+  | 'registry_unreachable'
   // Sealed frames (PILS, PILM) refused: no key yet, or the AEAD and replay window say no.
   | 'no_context'
   | 'auth_failed'

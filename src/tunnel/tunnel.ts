@@ -83,7 +83,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     super();
     this.localPort = socket.port;
     this.#encrypt = options.encrypt ?? true;
-    this.#auth = new Authenticator(options.identity, options.lookupPublicKey);
+    this.#auth = new Authenticator(options.identity, options.keys);
     this.#log = options.log ?? silentLogger();
     this.#wire = new Wire(socket, beacon, this.#log, (event) => this.emit('dropped', event));
     this.#beaconClient = new BeaconClient(

@@ -1,6 +1,7 @@
 import type { Identity } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 import type { Packet } from '../protocol/packet.js';
+import type { RegistryKeys } from '../registry-keys.js';
 import type { DropReason } from './stats.js';
 
 export interface TunnelOptions {
@@ -12,8 +13,8 @@ export interface TunnelOptions {
   encrypt?: boolean;
   /** Beacon "host:port". */
   beacon?: string;
-  /** Ed25519 public key the registry holds for a node (undefined if unknown). */
-  lookupPublicKey: (nodeId: number) => Promise<Uint8Array | undefined>;
+  /** The Ed25519 keys the registry holds for nodes, checked against each peer's PILA. */
+  keys: RegistryKeys;
   log?: Logger;
 }
 

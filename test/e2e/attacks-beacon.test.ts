@@ -4,6 +4,7 @@ import { startRendezvous, type Rendezvous } from '../../src/beacon/rendezvous.js
 import { Identity } from '../../src/crypto/identity.js';
 import { encodeBeacon } from '../../src/protocol/beacon.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryKeys } from '../../src/registry-keys.js';
 import { Tunnel } from '../../src/tunnel/index.js';
 import { RawSocket } from './tunnel-harness.js';
 import { waitFor } from '../wait.js';
@@ -19,7 +20,7 @@ describe('attacks on the beacon', () => {
     const identity = Identity.generate();
     const registry = new RegistryClient({ address: `127.0.0.1:${rdv.registryPort}`, identity });
     closers.push(() => registry.close());
-    const tunnel = await Tunnel.open({ listen: '127.0.0.1:0', identity, beacon: `127.0.0.1:${rdv.beaconPort}`, lookupPublicKey: async () => undefined });
+    const tunnel = await Tunnel.open({ listen: '127.0.0.1:0', identity, beacon: `127.0.0.1:${rdv.beaconPort}`, keys: new RegistryKeys(async () => undefined) });
     closers.push(() => tunnel.close());
     const reply = await registry.register({ listenAddr: `127.0.0.1:${tunnel.localPort}` });
     const id = reply.node_id as number;

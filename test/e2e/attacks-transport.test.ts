@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fromBase64, Identity } from '../../src/crypto/index.js';
+import { Identity } from '../../src/crypto/index.js';
 import { formatAddr, makeAddr } from '../../src/protocol/address.js';
 import { isJsonObject, type JsonObject } from '../../src/protocol/json.js';
 import { Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryKeys, registryKeyFetch } from '../../src/registry-keys.js';
 import { Driver } from '../../src/sdk/driver.js';
 import { subscribe, type Subscription } from '../../src/sdk/events.js';
 import { IpcClient } from '../../src/sdk/ipc-client.js';
@@ -43,10 +44,7 @@ class RawNode {
     const tunnel = await Tunnel.open({
       listen: '127.0.0.1:0',
       identity,
-      lookupPublicKey: async (node) => {
-        const reply = await registry.lookup(node).catch(() => undefined);
-        return typeof reply?.public_key === 'string' ? fromBase64(reply.public_key) : undefined;
-      },
+      keys: new RegistryKeys(registryKeyFetch(registry)),
     });
     const reply = await registry.register({ listenAddr: `127.0.0.1:${tunnel.localPort}` });
     if (typeof reply.node_id !== 'number') throw new Error('no node id');

@@ -5,6 +5,7 @@ import { makeAddr } from '../../src/protocol/address.js';
 import { Proto, encodePacket, makePacket, type Packet } from '../../src/protocol/packet.js';
 import { encodePacketBatch } from '../../src/protocol/packet-batch.js';
 import { encodePila, encodePilmHeader, encodePils, MAGIC_PILM } from '../../src/protocol/tunnel.js';
+import { RegistryKeys } from '../../src/registry-keys.js';
 import { Tunnel, type TunnelOptions } from '../../src/tunnel/index.js';
 
 /** Returns `track`: everything passed to it is closed after the test file's tests have run. */
@@ -29,14 +30,14 @@ export class KeyDirectory {
   };
 }
 
-export interface NodeOptions extends Partial<Omit<TunnelOptions, 'lookupPublicKey'>> {
+export interface NodeOptions extends Partial<Omit<TunnelOptions, 'keys'>> {
   identity?: Identity;
 }
 
 export async function openNode(dir: KeyDirectory, nodeId: number, options: NodeOptions = {}): Promise<Tunnel> {
   const identity = options.identity ?? Identity.generate();
   dir.keys.set(nodeId, identity.publicKey);
-  const tunnel = await Tunnel.open({ listen: '127.0.0.1:0', ...options, identity, lookupPublicKey: dir.lookup });
+  const tunnel = await Tunnel.open({ listen: '127.0.0.1:0', ...options, identity, keys: new RegistryKeys(dir.lookup) });
   tunnel.setNodeId(nodeId);
   return tunnel;
 }

@@ -9,6 +9,7 @@ import { noWebhooks } from '../../src/webhook-sink.js';
 import { silentLogger } from '../../src/log.js';
 import { encodeEvent } from '../../src/protocol/eventstream.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryKeys, registryKeyFetch } from '../../src/registry-keys.js';
 import type { PilotConn } from '../../src/sdk/types.js';
 import { dataExchangeStarter } from '../../src/services/dataexchange/service.js';
 import { startEcho } from '../../src/services/echo.js';
@@ -34,7 +35,7 @@ describe('built-in services close their side when the peer closes', () => {
     home = mkdtempSync(join(tmpdir(), 'pilot-svc-'));
     stack = new NetStack({ localAddr: SELF, transmit: () => undefined });
     registry = new RegistryClient({ address: '127.0.0.1:1', timeoutMs: 200 });
-    const ctx: ServiceContext = { net: stack, localAddr: SELF, home, identity: Identity.generate(), registry, webhooks: noWebhooks, log: silentLogger(), now: Date.now };
+    const ctx: ServiceContext = { net: stack, localAddr: SELF, home, identity: Identity.generate(), registry, keys: new RegistryKeys(registryKeyFetch(registry)), webhooks: noWebhooks, log: silentLogger(), now: Date.now };
     await startEcho(stack);
     services.push(await dataExchangeStarter()(ctx), await startEventStream(ctx), await startTaskSubmit(ctx));
   });

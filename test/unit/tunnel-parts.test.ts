@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatEndpoint, parseEndpoint, parseListenAddress, normalizeIp } from '../../src/tunnel/endpoint.js';
-import { PublicKeyCache } from '../../src/tunnel/key-cache.js';
+import { RegistryKeys } from '../../src/registry-keys.js';
 import { TokenBucket } from '../../src/rate-limit.js';
 import { IntervalLimiter } from '../../src/tunnel/limits.js';
 import { BoundedQueues } from '../../src/tunnel/queues.js';
@@ -58,7 +58,7 @@ describe('tunnel key cache', () => {
     let now = 0;
     let calls = 0;
     const keys = new Map<number, Uint8Array>([[1, new Uint8Array(32).fill(1)]]);
-    const cache = new PublicKeyCache(
+    const cache = new RegistryKeys(
       async (id) => {
         calls += 1;
         return keys.get(id);
@@ -86,14 +86,14 @@ describe('tunnel key cache', () => {
 
   it('refuses look-ups beyond the concurrency bound and survives a failing registry', async () => {
     const never = new Promise<Uint8Array | undefined>(() => undefined);
-    const busy = new PublicKeyCache(() => never, { maxInFlight: 1 });
+    const busy = new RegistryKeys(() => never, { maxInFlight: 1 });
     void busy.get(1);
     assert.equal((await busy.get(2)).status, 'busy');
-    const failing = new PublicKeyCache(async () => {
+    const failing = new RegistryKeys(async () => {
       throw new Error('registry down');
     });
-    assert.equal((await failing.get(1)).status, 'unknown');
-    const wrongSize = new PublicKeyCache(async () => new Uint8Array(5));
+    assert.equal((await failing.get(1)).status, 'unreachable');
+    const wrongSize = new RegistryKeys(async () => new Uint8Array(5));
     assert.equal((await wrongSize.get(1)).status, 'unknown');
   });
 });

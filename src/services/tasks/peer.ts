@@ -1,4 +1,5 @@
 import { signChallenge, verifyChallenge } from '../../crypto/registry-signing.js';
+import { toBase64 } from '../../crypto/base64.js';
 import { PilotError } from '../../errors.js';
 import { formatAddr, parseAddr, type Addr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
@@ -57,15 +58,10 @@ export function signAcceptance(ctx: ServiceContext, taskId: string, submitter: n
   return sign(ctx, acceptMessage(taskId, submitter, executor, acceptedAtMs));
 }
 
-/** The registry's key for a node, to check a peer's half of a receipt before countersigning. */
-export async function peerKey(ctx: ServiceContext, node: number): Promise<string | undefined> {
-  const reply = await ctx.registry.lookup(node).catch(() => undefined);
-  return typeof reply?.public_key === 'string' ? reply.public_key : undefined;
-}
-
+/** Checks a peer's half of a receipt against the registry's key for it before countersigning. */
 export async function verifyPeer(ctx: ServiceContext, node: number, text: string, signature: string): Promise<boolean> {
-  const key = await peerKey(ctx, node);
-  return key !== undefined && verifyChallenge(key, text, signature);
+  const found = await ctx.keys.get(node);
+  return found.status === 'ok' && verifyChallenge(toBase64(found.key), text, signature);
 }
 
 function receiptRequest(r: ReceiptFields, submitterSig: string, executorSig: string): JsonObject {
