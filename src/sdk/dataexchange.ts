@@ -7,9 +7,10 @@ import { fromBase64 } from '../crypto/base64.js';
 import { PilotError } from '../errors.js';
 import { formatAddr, type Addr } from '../protocol/address.js';
 import { DATA_EXCHANGE_PORT, DATA_MAX_PAYLOAD, DataType, isAck } from '../protocol/dataexchange.js';
-import { isJsonObject, type JsonObject } from '../protocol/json.js';
+import type { JsonObject } from '../protocol/json.js';
 import { Outbox } from '../services/dataexchange/outbox.js';
 import { FrameChannel, tooLarge } from '../services/dataexchange/frame-channel.js';
+import { isInboxName, readInbox, readInboxFile } from '../services/dataexchange/store.js';
 import { toAddr } from './validate.js';
 
 /**
@@ -151,24 +152,8 @@ function toMessage(o: JsonObject, path: string): InboxMessage {
 /** The messages in the local inbox, oldest first. */
 export async function inbox(options: { home?: string } = {}): Promise<InboxMessage[]> {
   const dir = pilotPaths(options.home ?? pilotHome()).inbox;
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
-  const out: InboxMessage[] = [];
-  for (const n of names) {
-    const m = await readMessage(join(dir, n));
-    if (m) out.push(m);
-  }
-  return out;
-}
-
-async function readMessage(path: string): Promise<InboxMessage | undefined> {
-  const text = await readFile(path, 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return isJsonObject(parsed) ? toMessage(parsed, path) : undefined;
-  } catch {
-    return undefined;
-  }
+  const entries = (await readInbox(dir).catch(() => undefined)) ?? [];
+  return entries.map((e) => toMessage(e.body, e.path));
 }
 
 export interface IncomingOptions {
@@ -203,8 +188,8 @@ export async function* incoming(options: IncomingOptions = {}): AsyncGenerator<I
           if (seen.has(path)) continue;
           seen.add(path);
           if (dir === paths.inbox) {
-            const m = await readMessage(path);
-            if (m) yield m;
+            const entry = isInboxName(n) ? await readInboxFile(path) : undefined;
+            if (entry) yield toMessage(entry.body, path);
           } else {
             const st = await stat(path).catch(() => undefined);
             if (st?.isFile()) yield { kind: 'file', name: n, path, bytes: st.size };

@@ -1,9 +1,9 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, removeStaleTemps, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { isJsonObject } from '../../protocol/json.js';
 import { Coalescer } from './coalesce.js';
-import { DataStore } from './store.js';
+import { readInbox, type DataStore } from './store.js';
 
 /**
  * `<home>/dataexchange/state.json`, owned by the running service: the idempotency keys already
@@ -114,18 +114,8 @@ export class ServiceState {
       if (st === undefined) this.files.delete(name);
       else add(sender, st.size);
     }
-    const names = await readdir(store.inbox).catch(() => [] as string[]);
-    for (const name of names) {
-      if (name.startsWith('.') || !name.endsWith('.json')) continue;
-      const text = await readFile(join(store.inbox, name), 'utf8').catch(() => undefined);
-      if (text === undefined) continue;
-      try {
-        const parsed: unknown = JSON.parse(text);
-        if (isJsonObject(parsed) && typeof parsed.from === 'string') add(parsed.from, Buffer.byteLength(text));
-      } catch {
-        // Not one of ours.
-      }
-    }
+    const messages = (await readInbox(store.inbox).catch(() => undefined)) ?? [];
+    for (const m of messages) if (typeof m.body.from === 'string') add(m.body.from, m.size);
     return usage;
   }
 }

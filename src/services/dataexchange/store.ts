@@ -1,5 +1,5 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { toBase64 } from '../../crypto/base64.js';
 import { ensureDir, removeStaleTemps, writeFileAtomic } from '../../crypto/atomic-file.js';
 import { pilotPaths } from '../../config/home.js';
@@ -107,23 +107,51 @@ async function visibleEntries(dir: string): Promise<string[] | undefined> {
   }
 }
 
+/** One message read back from inbox/: the JSON `inboxMessageText` wrote, and its size on disk. */
+export interface InboxEntry {
+  readonly name: string;
+  readonly path: string;
+  readonly body: JsonObject;
+  /** Bytes of the file. */
+  readonly size: number;
+}
+
+/** Reads one inbox/ file; undefined when it is gone or is not a message (foreign or half-edited). */
+export async function readInboxFile(path: string): Promise<InboxEntry | undefined> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return isJsonObject(parsed) ? { name: basename(path), path, body: parsed, size: Buffer.byteLength(text) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a name in inbox/ is a stored message (not a temp file of a store in progress). */
+export function isInboxName(name: string): boolean {
+  return !name.startsWith('.') && name.endsWith('.json');
+}
+
+/** The messages in inbox/, oldest first; undefined when the directory does not exist. */
+export async function readInbox(dir: string): Promise<InboxEntry[] | undefined> {
+  const names = await visibleEntries(dir);
+  if (names === undefined) return undefined;
+  const entries: InboxEntry[] = [];
+  for (const name of names) {
+    if (!isInboxName(name)) continue;
+    const entry = await readInboxFile(join(dir, name));
+    if (entry) entries.push(entry);
+  }
+  return entries;
+}
+
 /** `pilotctl inbox` data: `{dir, messages, total}`, or `{messages:[], total:0}` without the directory. */
 export async function listInbox(home: string): Promise<JsonObject> {
   const dir = pilotPaths(home).inbox;
-  const names = await visibleEntries(dir);
-  if (names === undefined) return { messages: [], total: 0 };
-  const messages: JsonObject[] = [];
-  for (const name of names) {
-    if (!name.endsWith('.json')) continue;
-    const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
-    if (text === undefined) continue;
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (isJsonObject(parsed)) messages.push(parsed);
-    } catch {
-      // A foreign or half-edited file is not a message.
-    }
-  }
+  const entries = await readInbox(dir);
+  if (entries === undefined) return { messages: [], total: 0 };
+  const messages = entries.map((e) => e.body);
   return { dir, messages, total: messages.length };
 }
 
