@@ -175,8 +175,8 @@ const TAG_RE = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 export const MAX_TAGS = 3;
 
 /** Tags with one leading `#` stripped, each checked against the registry's rule (§5.8). */
-export function validateTags(raw: readonly string[]): string[] {
-  if (raw.length === 0) throw invalid('no tags given', 'usage: pilotctl set-tags <tag> [tag] [tag]');
+export function validateTags(raw: readonly string[], usage?: string): string[] {
+  if (raw.length === 0) throw invalid('no tags given', usage === undefined ? undefined : `usage: ${usage}`);
   if (raw.length > MAX_TAGS) throw invalid(`too many tags (${raw.length}): at most ${MAX_TAGS}`);
   return raw.map((t) => {
     const tag = t.startsWith('#') ? t.slice(1) : t;

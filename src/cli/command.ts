@@ -34,7 +34,8 @@ export interface CommandSpec {
   readonly interruptGraceMs?: number;
   /** Runs, but is left out of the usage list and `context` (kept for scripts written for the reference). */
   readonly hidden?: boolean;
-  run(ctx: CliContext, args: ParsedArgs): Promise<CommandResult | undefined>;
+  /** `usage` is `usageLine(spec)`, for the hint of a usage error. */
+  run(ctx: CliContext, args: ParsedArgs, usage: string): Promise<CommandResult | undefined>;
 }
 
 export function usageLine(spec: CommandSpec): string {

@@ -172,7 +172,7 @@ async function dispatch(ctx: CliContext, rest: readonly string[]): Promise<numbe
   const args = parseArgs(rest.slice(words));
   if ((args.flags.get('help') === 'true' && !('help' in spec.flags)) || args.positionals.includes('-h')) return printHelp(ctx, commandHelp(spec));
   checkFlags(spec.name, args, spec.flags);
-  const result: CommandResult | undefined = await untilInterrupted(spec.run(ctx, args), ctx.interrupt, spec.interruptible === true ? (spec.interruptGraceMs ?? INTERRUPT_GRACE_MS) : 0);
+  const result: CommandResult | undefined = await untilInterrupted(spec.run(ctx, args, usageLine(spec)), ctx.interrupt, spec.interruptible === true ? (spec.interruptGraceMs ?? INTERRUPT_GRACE_MS) : 0);
   if (result === undefined) return ctx.interrupt.aborted ? EXIT.interrupted : EXIT.ok;
   if (result.silent !== true) ctx.out.success(result.data, result.text);
   if (result.interrupted === true) return EXIT.interrupted;

@@ -65,8 +65,8 @@ export const info: CommandSpec = {
   description: "Shows the daemon's address, identity, uptime, peers, connections and traffic counters.",
   returns: "the daemon's info object",
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl info');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const data = await fetchInfo(ctx);
     return { data, text: infoText(data) };
   },
@@ -78,8 +78,8 @@ export const peers: CommandSpec = {
   description: 'Lists tunnel peers with their hostnames; --search keeps those whose node id, hostname or endpoint contains the text (any case).',
   returns: '{peers: [{authenticated, encrypted, endpoint, hostname?, node_id, relay}] or null, total}',
   flags: { search: 'string' },
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl peers [--search text]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const search = stringFlag(args, 'search')?.toLowerCase();
     const all = await named(ctx, list(await fetchInfo(ctx), 'peer_list'));
     const found = search === undefined ? all : all.filter((p) => `${s(p.node_id)} ${typeof p.hostname === 'string' ? p.hostname : ''} ${s(p.endpoint)}`.toLowerCase().includes(search));
@@ -100,8 +100,8 @@ export const connections: CommandSpec = {
   description: 'Lists stream connections with their state, traffic and transport counters.',
   returns: '{connections: [...], total}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl connections');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const conns = list(await fetchInfo(ctx), 'conn_list');
     const text =
       conns.length === 0
@@ -129,8 +129,7 @@ export const disconnect: CommandSpec = {
   description: 'Closes one connection by the id "pilotctl connections" shows; an id the daemon does not have is the error not_found.',
   returns: '{conn_id}',
   flags: {},
-  async run(ctx, args) {
-    const usage = 'pilotctl disconnect <conn_id>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const connId = parseConnId(positional(args, 0, 'conn_id', usage));
     await withDriver(ctx, async (d) => {

@@ -52,8 +52,8 @@ export const init: CommandSpec = {
   description: `Writes ~/.pilot/config.json (or $PILOT_HOME/config.json) with the registry, beacon, socket and optional hostname. Each is the flag, else PILOT_REGISTRY / PILOT_BEACON / PILOT_SOCKET, else the default (registry ${DEFAULT_REGISTRY}, socket ${DEFAULT_SOCKET}). The beacon defaults to the registry's host and next port (${DEFAULT_BEACON} for the default registry).`,
   returns: '{beacon, config_path, hostname, registry, socket}',
   flags: { registry: 'string', beacon: 'string', hostname: 'string', socket: 'string' },
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl init [--registry host:port] [--beacon host:port] [--hostname name] [--socket path]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const registryFlag = stringFlag(args, 'registry');
     const registryEnv = envValue(ctx.env, 'PILOT_REGISTRY');
     const registry = validateHostPort(registryFlag ?? registryEnv ?? DEFAULT_REGISTRY, 'registry');
@@ -97,8 +97,8 @@ export const config: CommandSpec = {
     'Shows config.json with the paths and the registry, beacon and socket in effect (a flag-less daemon start uses them; PILOT_SOCKET beats the file, "sources" says where each came from), or stores one string value with --set key=value.',
   returns: 'the config object plus config_path, pid_file, log_file, the registry, beacon and socket in effect and their sources; with --set: {key, value}',
   flags: { set: 'string' },
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl config [--set key=value]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const set = stringFlag(args, 'set');
     if (set !== undefined) {
       const eq = set.indexOf('=');

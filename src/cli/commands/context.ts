@@ -31,8 +31,8 @@ export const versionCommand: CommandSpec = {
   description: 'Prints the pilotctl version (also: pilotctl --version).',
   returns: '{node, version}',
   flags: {},
-  async run(_ctx, args) {
-    maxPositionals(args, 0, 'pilotctl version');
+  async run(_ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const version = packageVersion();
     return { data: { node: process.version, version }, text: `pilotctl ${version} (pilot-ts, node ${process.version})` };
   },
@@ -55,8 +55,8 @@ export function contextCommand(catalog: () => readonly CommandSpec[]): CommandSp
     description: 'Describes every command, its arguments and its JSON result, the environment variables and the error codes.',
     returns: '{commands, config_file, environment, error_codes, exit_codes, global_flags, version}',
     flags: {},
-    async run(ctx, args) {
-      maxPositionals(args, 0, 'pilotctl context');
+    async run(ctx, args, usage) {
+      maxPositionals(args, 0, usage);
       const commands: JsonObject = {};
       for (const spec of catalog()) {
         commands[spec.name] = { args: [...spec.args], description: spec.description, returns: spec.returns };

@@ -145,8 +145,8 @@ export const daemonStart: CommandSpec = {
   // Ctrl-C with --foreground stops the daemon; wait for it as "daemon stop" would.
   interruptible: true,
   interruptGraceMs: STOP_GRACE_MS + 2000,
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl daemon start [flags]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const registry = stringFlag(args, 'registry');
     const beacon = stringFlag(args, 'beacon');
     const settings = await resolveSettings(ctx, {
@@ -264,8 +264,8 @@ export const daemonStop: CommandSpec = {
   description: 'Stops the daemon started by "daemon start": SIGTERM, then SIGKILL after 10s. --all also stops the local rendezvous that "daemon start" may have started.',
   returns: '{pid} or {forced: true, pid}; with --all also {rendezvous: {pid}}',
   flags: { all: 'bool' },
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl daemon stop [--all]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const all = boolFlag(args, 'all');
     const daemon = await stopByPidFile(ctx.paths.pidFile);
     const rendezvous = all ? await stopByPidFile(ctx.paths.rendezvousPidFile) : undefined;
@@ -286,8 +286,8 @@ export const rendezvousStop: CommandSpec = {
   description: 'Stops the local rendezvous (registry + beacon) that "daemon start" started for the default registry.',
   returns: '{pid} or {forced: true, pid}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl rendezvous stop');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const stopped = await stopByPidFile(ctx.paths.rendezvousPidFile);
     if (stopped === undefined) throw new PilotError('not_running', 'no local rendezvous is running', `no live process in ${ctx.paths.rendezvousPidFile}`);
     return { data: stopped, text: stoppedText('local rendezvous', stopped) };
@@ -300,8 +300,8 @@ export const daemonStatus: CommandSpec = {
   description: 'Reports whether the daemon process is alive and answers on its socket. --check prints nothing and exits 0 when it answers, 1 otherwise.',
   returns: '{local_rendezvous (pid or 0), pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, registry, uptime_secs} when responsive, stale_socket: true when the socket file exists but nothing listens on it',
   flags: { check: 'bool' },
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl daemon status [--check]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const { socket } = await resolveSettings(ctx);
     const pid = await readPid(ctx.paths.pidFile);
     const running = pid !== undefined && isAlive(pid);

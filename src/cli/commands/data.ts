@@ -49,8 +49,7 @@ export const sendMessage: CommandSpec = {
     'Sends a message to the node\'s inbox (port 1001) and prints its acknowledgement. JSON is validated first; binary data is given base64-encoded. With --queue it is stored in the local outbox and the daemon delivers it, retrying until acknowledged (24 h).',
   returns: '{ack, bytes, target, type} or, queued, {bytes, id, queued, target, type}',
   flags: { data: 'string', type: 'string', queue: 'bool' },
-  async run(ctx, args) {
-    const usage = 'pilotctl send-message <target> --data <text> [--type text|json|binary] [--queue]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const targetText = positional(args, 0, 'target', usage);
     const data = requireFlag(args, 'data', usage);
@@ -77,8 +76,7 @@ export const sendFile: CommandSpec = {
     'Streams a file (up to 16 MiB less its name) to the node\'s received/ folder (port 1001) and prints its acknowledgement. With --queue it is stored in the local outbox and the daemon delivers it.',
   returns: '{ack, bytes, destination, filename} or, queued, {bytes, destination, filename, id, queued}',
   flags: { queue: 'bool' },
-  async run(ctx, args) {
-    const usage = 'pilotctl send-file <target> <path> [--queue]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const path = positional(args, 1, 'path', usage);
@@ -117,8 +115,8 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
     description: isInbox ? 'Lists the messages other nodes sent to this one (inbox/); --clear deletes them.' : 'Lists the files other nodes sent to this one (received/); --clear deletes them.',
     returns: isInbox ? '{dir, messages: [{bytes, data, from, from_hostname?, received_at, type}], total} or {cleared}' : '{dir, files: [{bytes, from?, from_hostname?, modified, name, path}], total} or {cleared}',
     flags: { clear: 'bool' },
-    async run(ctx, args) {
-      maxPositionals(args, 0, `pilotctl ${name} [--clear]`);
+    async run(ctx, args, usage) {
+      maxPositionals(args, 0, usage);
       if (boolFlag(args, 'clear')) {
         const cleared = await clearDir(isInbox ? ctx.paths.inbox : ctx.paths.received);
         return { data: { cleared }, text: `cleared ${cleared} ${isInbox ? 'messages' : 'files'}` };
@@ -155,8 +153,8 @@ export const outbox: CommandSpec = {
   description: 'Lists the messages and files queued with --queue that the daemon has not delivered yet.',
   returns: '{dir, items: [{attempts, bytes, created_at, expires_at, filename?, id, last_error?, next_attempt_at, target, type}], total}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl outbox');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const box = new Outbox(ctx.paths.home);
     const items = (await box.list()).map(outboxRow);
     const text =

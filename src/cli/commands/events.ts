@@ -22,8 +22,7 @@ export const subscribe: CommandSpec = {
   returns: 'bounded: {events: [{bytes, data, topic}], timeout: false} (+dropped when the broker dropped events for this subscriber, +interrupted: true after Ctrl-C); unbounded: one {bytes, data, topic} per line',
   flags: { count: 'string', timeout: 'string' },
   interruptible: true,
-  async run(ctx, args) {
-    const usage = 'pilotctl subscribe <target> <topic> [--count n] [--timeout 30s]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const topic = checkTopic(positional(args, 1, 'topic', usage));
@@ -83,8 +82,7 @@ export const publish: CommandSpec = {
   description: 'Publishes one event on a node\'s event stream (port 1002) to every subscriber of the topic but this connection.',
   returns: '{bytes, target, topic}',
   flags: { data: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl publish <target> <topic> --data <text>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const topic = checkTopic(positional(args, 1, 'topic', usage));

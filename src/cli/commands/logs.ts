@@ -50,10 +50,10 @@ export const logs: CommandSpec = {
   returns: '{entries: [log objects]}; with --follow one log object per line',
   flags: { follow: 'bool', lines: 'string', rendezvous: 'bool' },
   interruptible: true,
-  async run(ctx, args) {
+  async run(ctx, args, usage) {
     const follow = boolFlag(args, 'follow') || args.positionals.includes('-f');
     const extra = args.positionals.filter((p) => p !== '-f');
-    if (extra.length > 0) throw new PilotError('invalid_argument', `unexpected argument ${JSON.stringify(extra[0])}`, 'usage: pilotctl logs [-f] [--lines n] [--rendezvous]');
+    if (extra.length > 0) throw new PilotError('invalid_argument', `unexpected argument ${JSON.stringify(extra[0])}`, `usage: ${usage}`);
     const count = countFlag(args, 'lines', 50, { min: 1, max: 100_000 });
     const path = boolFlag(args, 'rendezvous') ? ctx.paths.rendezvousLogFile : ctx.paths.logFile;
     const size = await stat(path).then(

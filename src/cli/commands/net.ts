@@ -56,8 +56,7 @@ export const connect: CommandSpec = {
     'Opens a stream to a port (default 1000). With --message: sends it, prints the first reply and closes. Without: piped standard input is sent and whatever comes back is written to standard output until both sides end (with --json, standard input is sent as one message).',
   returns: '{port, response, sent, target}',
   flags: { message: 'string', timeout: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl connect <target> [port] [--message text] [--timeout 30s]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const portArg = args.positionals[1];
@@ -89,8 +88,7 @@ export const send: CommandSpec = {
   description: 'Opens a stream to a port, sends --data, prints the first reply and closes.',
   returns: '{port, response, sent, target}',
   flags: { data: 'string', timeout: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl send <target> <port> --data <text> [--timeout 30s]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const port = parsePort(positional(args, 1, 'port', usage));
@@ -116,8 +114,7 @@ export const recv: CommandSpec = {
   returns: '{messages: [{bytes, data, port, seq} or {error, port, seq}], timeout: false} (+interrupted: true after Ctrl-C)',
   flags: { count: 'string', timeout: 'string' },
   interruptible: true,
-  async run(ctx, args): Promise<CommandResult> {
-    const usage = 'pilotctl recv <port> [--count n] [--timeout 30s]';
+  async run(ctx, args, usage): Promise<CommandResult> {
     maxPositionals(args, 1, usage);
     const port = parsePort(positional(args, 0, 'port', usage));
     const count = countFlag(args, 'count', 1);
@@ -169,8 +166,7 @@ export const listen: CommandSpec = {
   returns: 'bounded: {messages: [{bytes, data, src_addr, src_port}], timeout: false} (+interrupted: true after Ctrl-C); unbounded: one {bytes, data, src_addr, src_port} per line',
   flags: { count: 'string', timeout: 'string' },
   interruptible: true,
-  async run(ctx, args): Promise<CommandResult | undefined> {
-    const usage = 'pilotctl listen <port> [--count n] [--timeout 30s]';
+  async run(ctx, args, usage): Promise<CommandResult | undefined> {
     maxPositionals(args, 1, usage);
     const port = parsePort(positional(args, 0, 'port', usage));
     const count = countFlag(args, 'count', 0, { min: 0 });
@@ -216,8 +212,7 @@ export const sendto: CommandSpec = {
     'Sends one datagram (unreliable, no connection, no reply) to a port of a node, for "pilotctl listen" or an SDK datagram reader there. Success means the daemon sent it, not that it arrived; the receiver must trust this node.',
   returns: '{bytes, port, target}',
   flags: { data: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl sendto <target> <port> --data <text>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const port = parsePort(positional(args, 1, 'port', usage));

@@ -25,8 +25,7 @@ export const ping: CommandSpec = {
   returns: '{results: [{bytes, rtt_ms, seq} or {error, seq}], target, timeout} (+interrupted: true after Ctrl-C)',
   flags: { count: 'string', timeout: 'string', interval: 'string' },
   interruptible: true,
-  async run(ctx, args) {
-    const usage = 'pilotctl ping <target> [--count n] [--timeout 30s] [--interval 1s]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const targetText = positional(args, 0, 'target', usage);
     const count = countFlag(args, 'count', 4);
@@ -138,8 +137,7 @@ export const bench: CommandSpec = {
     '{recv_bytes, send_duration_ms, send_mbps, sent_bytes, target, total_duration_ms, total_mbps} (rates in MiB/s, as the reference); after Ctrl-C the rates cover what was echoed so far, with interrupted: true',
   flags: { timeout: 'string' },
   interruptible: true,
-  async run(ctx, args) {
-    const usage = 'pilotctl bench <target> [size_mb] [--timeout 120s]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 2, usage);
     const targetText = positional(args, 0, 'target', usage);
     const sizeArg = args.positionals[1];

@@ -20,8 +20,8 @@ function passThrough(name: string, description: string, returns: string, call: (
     description,
     returns,
     flags: {},
-    async run(ctx, args) {
-      maxPositionals(args, 0, `pilotctl ${name}`);
+    async run(ctx, args, usage) {
+      maxPositionals(args, 0, usage);
       const reply = asObject(await withDriver(ctx, call));
       return { data: reply, text: text(reply) };
     },
@@ -35,8 +35,7 @@ export const lookup: CommandSpec = {
     'Asks the registry directly (no daemon needed) for what it knows about a node. With a registry fingerprint (flag, config registry_fingerprint or PILOT_REGISTRY_FINGERPRINT) it connects over TLS and checks the certificate.',
   returns: "the registry's lookup_ok reply",
   flags: { registry: 'string', 'registry-tls': 'bool', 'registry-fingerprint': 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl lookup <node_id>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const nodeId = parseNodeId(positional(args, 0, 'node_id', usage));
     const flag = stringFlag(args, 'registry');
@@ -65,8 +64,7 @@ export const find: CommandSpec = {
   description: 'Resolves a hostname to a node id and address through the daemon.',
   returns: '{address, hostname, node_id, public}',
   flags: {},
-  async run(ctx, args) {
-    const usage = 'pilotctl find <hostname>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const hostname = validateHostname(positional(args, 0, 'hostname', usage));
     const reply = await withDriver(ctx, async (d) => {
@@ -87,8 +85,7 @@ export const setHostname: CommandSpec = {
   description: 'Registers a hostname for this node and stores it in config.json for the next daemon start.',
   returns: '{hostname, node_id}',
   flags: {},
-  async run(ctx, args) {
-    const usage = 'pilotctl set-hostname <hostname>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const hostname = validateHostname(positional(args, 0, 'hostname', usage));
     const reply = asObject(await withDriver(ctx, (d) => d.setHostname(hostname)));
@@ -106,8 +103,8 @@ export const clearHostname: CommandSpec = {
   description: "Removes this node's hostname at the registry and from config.json.",
   returns: '{hostname: ""}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl clear-hostname');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     await withDriver(ctx, (d) => d.setHostname(''));
     await updateConfig(ctx.paths.config, (cfg) => {
       delete cfg.hostname;
@@ -162,8 +159,8 @@ export const setTags: CommandSpec = {
   description: 'Replaces the tags of this node (at most 3; a leading # is dropped).',
   returns: '{node_id, tags}',
   flags: {},
-  async run(ctx, args) {
-    const tags = validateTags(args.positionals);
+  async run(ctx, args, usage) {
+    const tags = validateTags(args.positionals, usage);
     const reply = asObject(await withDriver(ctx, (d) => d.setTags(tags)));
     const data = { node_id: reply.node_id ?? null, tags: reply.tags ?? tags };
     return { data, text: `tags set: ${tags.map((t) => `#${t}`).join(' ')}` };
@@ -176,8 +173,8 @@ export const clearTags: CommandSpec = {
   description: 'Removes all tags of this node.',
   returns: '{tags: []}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl clear-tags');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     await withDriver(ctx, (d) => d.setTags([]));
     return { data: { tags: [] }, text: 'tags cleared' };
   },
@@ -207,8 +204,7 @@ export const setWebhook: CommandSpec = {
   description: 'Sets the URL the daemon POSTs its events to; stored in config.json and applied to a running daemon.',
   returns: '{applied, webhook}',
   flags: {},
-  async run(ctx, args) {
-    const usage = 'pilotctl set-webhook <url>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const url = validateWebhookUrl(positional(args, 0, 'url', usage));
     const r = await applyWebhook(ctx, url);
@@ -222,8 +218,8 @@ export const clearWebhook: CommandSpec = {
   description: 'Turns the webhook off, in config.json and on a running daemon.',
   returns: '{applied, webhook: ""}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl clear-webhook');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const r = await applyWebhook(ctx, '');
     return { data: r, text: webhookText(r, 'webhook cleared') };
   },

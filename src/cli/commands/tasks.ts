@@ -54,8 +54,7 @@ export const taskSubmit: CommandSpec = {
     "Submits a task to a node that accepts tasks (enable-tasks). The receiver refuses it unless this node's polo score is at least the receiver's; a refusal is an error (code refused) whose hint gives both scores.",
   returns: '{accepted: true, message, status: 200, target, task, task_id}; a refusal is the error "refused"',
   flags: { task: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl task submit <target> --task <description>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const text = positional(args, 0, 'target', usage);
     const description = requireFlag(args, 'task', usage);
@@ -84,8 +83,8 @@ export const taskList: CommandSpec = {
     'Lists received and submitted tasks with their status: NEW, ACCEPTED, DECLINED, EXECUTING, SUCCEEDED (results sent, and on the submitter\'s side received), CANCELLED (not answered within 1 minute), EXPIRED (queued over 1 hour).',
   returns: '{tasks: [{category, created_at, description, from, from_hostname?, status, task_id, to, to_hostname?}]}',
   flags: { type: 'string' },
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl task list [--type received|submitted]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const type = stringFlag(args, 'type');
     if (type !== undefined && type !== 'received' && type !== 'submitted') throw invalid('--type must be received or submitted');
     const plain = (await withTasks(ctx, (t) => t.tasks(type))).map((t): JsonObject => ({ ...t, status: displayStatus(t.status) }));
@@ -105,8 +104,7 @@ export const taskAccept: CommandSpec = {
   description: 'Accepts a NEW task (within 1 minute of its arrival) and queues it for execution.',
   returns: '{message, status: "ACCEPTED", task_id}',
   flags: { id: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl task accept --id <task_id>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const id = idFlag(args, usage);
     const data = await withTasks(ctx, (t) => t.acceptTask(id));
@@ -120,8 +118,7 @@ export const taskDecline: CommandSpec = {
   description: 'Declines a NEW task; the justification is sent to the submitter.',
   returns: '{justification, message, status: "DECLINED", task_id}',
   flags: { id: 'string', justification: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl task decline --id <task_id> --justification <text>';
+  async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const id = idFlag(args, usage);
     const justification = requireFlag(args, 'justification', usage);
@@ -136,8 +133,8 @@ export const taskExecute: CommandSpec = {
   description: 'Starts the task at the head of the queue (the oldest accepted one) and prints it.',
   returns: '{from, status: "EXECUTING", task_description, task_id}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl task execute');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const data = await withTasks(ctx, (t) => t.executeNext());
     return { data, text: `executing ${str(data, 'task_id')} from ${str(data, 'from')}:\n${str(data, 'task_description')}` };
   },
@@ -161,8 +158,7 @@ export const taskSendResults: CommandSpec = {
   description: 'Sends the results of an executing task to its submitter and marks it SUCCEEDED.',
   returns: '{sent_to, sent_type, status: "SUCCEEDED", task_id, filename?, file_size?}',
   flags: { id: 'string', results: 'string', file: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl task send-results --id <task_id> (--results <text> | --file <path>)';
+  async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const id = idFlag(args, usage);
     const text = stringFlag(args, 'results');
@@ -180,8 +176,8 @@ export const taskQueue: CommandSpec = {
   description: 'Shows the accepted tasks waiting for execution, oldest first.',
   returns: '{count, queue: [{created_at, description, from, task_id}]} or {queue: []}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl task queue');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const data = await withTasks(ctx, (t) => t.queue());
     const q = Array.isArray(data.queue) ? data.queue : [];
     const text = q.length === 0 ? 'queue is empty' : q.map((e) => (isJsonObject(e) ? `${str(e, 'task_id')}  from ${str(e, 'from')}  ${str(e, 'description')}` : '')).join('\n');
@@ -195,8 +191,8 @@ export const polo: CommandSpec = {
   description: "Shows this node's polo score, or another node's (by id, address or hostname), as the daemon's registry has it.",
   returns: '{address, node_id, polo_score, task_exec}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 1, 'pilotctl polo [node_id|address|hostname]');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 1, usage);
     const raw = args.positionals[0];
     const data = await withTasks(ctx, async (t, d) => t.score(raw === undefined ? undefined : (await resolveTarget(d, raw)).addr.node));
     return { data, text: `node ${String(data.node_id)} polo score ${String(data.polo_score)}` };

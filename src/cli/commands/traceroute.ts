@@ -24,8 +24,7 @@ export const traceroute: CommandSpec = {
   description: `Times the connection setup to the echo port 7, then ${SAMPLES} echoes of "trace-<i>" on that stream (30s overall by default).`,
   returns: '{rtt_samples: [{bytes, rtt_ms} or {error, rtt_ms}], setup_ms, target}; a failed setup or no echo at all is an error',
   flags: { timeout: 'string' },
-  async run(ctx, args) {
-    const usage = 'pilotctl traceroute <target> [--timeout 30s]';
+  async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const targetText = positional(args, 0, 'target', usage);
     const timeoutMs = durationFlag(args, 'timeout', 30_000);

@@ -30,8 +30,7 @@ export const handshake: CommandSpec = {
   description: 'Asks a node to trust this one; the justification is shown to its operator.',
   returns: '{node_id, status: "sent"}',
   flags: {},
-  async run(ctx, args) {
-    const usage = 'pilotctl handshake <node_id|address|hostname> [justification]';
+  async run(ctx, args, usage) {
     const targetText = positional(args, 0, 'target', usage);
     const justification = args.positionals.slice(1).join(' ');
     const data = await withDriver(ctx, async (d) => {
@@ -50,8 +49,7 @@ function decision(name: 'approve' | 'reject' | 'untrust', description: string, r
     description,
     returns,
     flags: {},
-    async run(ctx, args) {
-      const usage = `pilotctl ${name} <node_id>${name === 'reject' ? ' [reason]' : ''}`;
+    async run(ctx, args, usage) {
       if (name !== 'reject') maxPositionals(args, 1, usage);
       const nodeId = parseNodeId(positional(args, 0, 'node_id', usage));
       if (name === 'approve') {
@@ -79,8 +77,8 @@ export const pending: CommandSpec = {
   description: 'Lists trust requests waiting for approve or reject.',
   returns: '{pending: [{hostname?, justification, node_id, public_key, received_at}]}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl pending');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const list = await named(ctx, objects(await withDriver(ctx, (d) => d.pending()), 'pending'));
     const text =
       list.length === 0
@@ -100,8 +98,8 @@ export const handshakes: CommandSpec = {
     'Lists the trust requests this node sent and what became of them: sent (no answer yet), accepted, or rejected (with the peer\'s reason when it gave one).',
   returns: '{outgoing: [{answered_at?, hostname?, node_id, reason?, sent_at, state}]}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl handshakes');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const list = await named(ctx, objects(await withDriver(ctx, (d) => d.outgoing()), 'outgoing'));
     const text =
       list.length === 0
@@ -120,8 +118,8 @@ export const trust: CommandSpec = {
   description: 'Lists the nodes this one trusts.',
   returns: '{trusted: [{approved_at, hostname?, mutual, network, node_id, public_key}]}',
   flags: {},
-  async run(ctx, args) {
-    maxPositionals(args, 0, 'pilotctl trust');
+  async run(ctx, args, usage) {
+    maxPositionals(args, 0, usage);
     const list = await named(ctx, objects(await withDriver(ctx, (d) => d.trusted()), 'trusted'));
     const text =
       list.length === 0
