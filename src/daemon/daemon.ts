@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { Identity, loadOrCreateIdentity } from '../crypto/identity.js';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
+import { Proto, makePacket, type Packet } from '../protocol/packet.js';
 import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { Port } from '../protocol/ports.js';
@@ -16,6 +16,7 @@ import type { RunningService, ServiceContext, ServiceStarter } from '../services
 import { Tunnel } from '../tunnel/tunnel.js';
 import type { DaemonConfig } from './config.js';
 import { logEvent } from './event-log.js';
+import { forwardToWebhooks } from './event-webhooks.js';
 import { HandshakePoller } from './handshake-poller.js';
 import { buildInfo } from './info.js';
 import { IpcServer } from './ipc-server.js';
@@ -24,7 +25,8 @@ import { NetStack } from './net-stack.js';
 import { PeerRouter } from './peer-router.js';
 import { RegistrySession } from './registry-session.js';
 import { PeerCaps } from './peer-caps.js';
-import { HANDSHAKE_PORT, TrustManager } from './trust.js';
+import { TrustManager } from './trust.js';
+import { TrustGate } from './trust-gate.js';
 import { TrustStore } from './trust-store.js';
 import { WebhookDispatcher } from './webhook.js';
 
@@ -56,7 +58,7 @@ export class Daemon {
   private readonly webhooks: WebhookDispatcher;
   private stopped = false;
   private readonly services: RunningService[] = [];
-  private untrustedRefused = 0;
+  private gate!: TrustGate;
   /** The UDP endpoint the registry holds for us. */
   private registeredEndpoint = '';
   private natTimer: NodeJS.Timeout | undefined;
@@ -192,8 +194,9 @@ export class Daemon {
       this.log.info({ node: e.peerNodeId }, 'peer reachable directly again; leaving the relay');
       this.caps.refresh(e.peerNodeId);
     });
+    this.gate = new TrustGate({ isTrusted: (node) => this.trust.isTrusted(node), refuse: (p) => this.stack.refuseUntrusted(p) });
     this.tunnel.on('packet', (p: Packet, from: number) => this.onPacket(p, from));
-    this.wireWebhooks();
+    forwardToWebhooks(this.stack, this.tunnel, this.webhooks);
 
     this.trust = new TrustManager({
       store: this.trustStore,
@@ -298,24 +301,9 @@ export class Daemon {
     return local;
   }
 
-  /**
-   * Trust is enforced here, on every packet from the tunnel: an untrusted node may open a
-   * connection only to the handshake port, and its datagrams and pings are dropped.
-   */
+  /** A packet from the tunnel: past the trust gate, capability adverts to the peer table, the rest to the stack. */
   private onPacket(p: Packet, from: number): void {
-    if (!this.trust.isTrusted(from)) {
-      if (p.protocol === Proto.Stream) {
-        const synOnly = (p.flags & (Flag.SYN | Flag.ACK | Flag.RST)) === Flag.SYN;
-        if (synOnly && p.dstPort !== HANDSHAKE_PORT) {
-          this.untrustedRefused++;
-          this.stack.refuseUntrusted(p);
-          return;
-        }
-      } else {
-        this.untrustedRefused++;
-        return;
-      }
-    }
+    if (!this.gate.admit(p, from)) return;
     if (p.protocol === Proto.Control && p.dstPort === Port.Control) {
       this.caps.onAdvert(from, p.payload);
       return;
@@ -328,30 +316,6 @@ export class Daemon {
   private sendControl(node: number, payload: Uint8Array): void {
     const { address } = this.session;
     this.tunnel.send(node, makePacket({ flags: 0, protocol: Proto.Control, src: address, dst: { network: address.network, node }, srcPort: Port.Control, dstPort: Port.Control, seq: 0, ack: 0, window: 0, payload }));
-  }
-
-  private wireWebhooks(): void {
-    this.stack.onNotice((n) => {
-      const remote = `${n.remote.addr.network}:${n.remote.addr.node}`;
-      if (n.kind === 'accepted') {
-        this.webhooks.emit('conn.syn_received', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
-        this.webhooks.emit('conn.established', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
-      } else {
-        const data = { conn_id: n.connId, local_port: n.localPort, remote_addr: remote, remote_port: n.remote.port };
-        if (n.reason === 'reset') this.webhooks.emit('conn.rst', data);
-        else if (n.reason === 'idle_timeout') this.webhooks.emit('conn.idle_timeout', data);
-        else this.webhooks.emit('conn.fin', data);
-      }
-    });
-    this.tunnel.on('established', (e: { peerNodeId: number; authenticated: boolean; rekeyed: boolean; relay: boolean }) =>
-      this.webhooks.emit('tunnel.established', { authenticated: e.authenticated, peer_node_id: e.peerNodeId, rekeyed: e.rekeyed, relay: e.relay }),
-    );
-    this.tunnel.on('peer-added', (e: { peerNodeId: number; endpoint: string }) => this.webhooks.emit('tunnel.peer_added', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
-    this.tunnel.on('relay-activated', (e: { peerNodeId: number }) => this.webhooks.emit('tunnel.relay_activated', { peer_node_id: e.peerNodeId }));
-    this.tunnel.on('direct-upgraded', (e: { peerNodeId: number; endpoint: string }) => this.webhooks.emit('tunnel.direct_upgraded', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
-    this.tunnel.on('nonce-replay', (e: { peerNodeId: number; counter: bigint | number }) =>
-      this.webhooks.emit('security.nonce_replay', { counter: Number(e.counter), peer_node_id: e.peerNodeId }),
-    );
   }
 
   private async resolveEndpoint(node: number): Promise<string> {
@@ -375,7 +339,7 @@ export class Daemon {
       peers: this.tunnel.peers(),
       tunnel: this.tunnel.stats,
       extra: {
-        untrusted_refused: this.untrustedRefused,
+        untrusted_refused: this.gate.refused,
         syn_refused: { ...this.stack.endpoint.refusals },
         webhook_dropped: this.webhooks.dropped,
         frames_sent: { ...this.tunnel.stats.sent },
