@@ -32,6 +32,11 @@ export interface IpcClientHandlers {
 
 interface Pending {
   readonly expect: IpcCmdName;
+  /**
+   * False for a Close: it is answered by CloseOK alone, which a half-close may hold back until the
+   * peer finishes (seconds), so an Error arriving meanwhile belongs to a later request.
+   */
+  readonly takesErrors: boolean;
   readonly match: ((msg: IpcMessage) => boolean) | undefined;
   readonly settle: (msg: IpcMessage | null, err: unknown) => void;
 }
@@ -136,7 +141,7 @@ export class IpcClient {
           reject(e);
         }
       };
-      this.pending.push({ expect, match, settle });
+      this.pending.push({ expect, match, settle, takesErrors: msg.cmd !== 'Close' });
       this.socket.write(frame);
       if (msg.cmd === 'Dial' || msg.cmd === 'DialData') this.dials++;
     });
@@ -198,7 +203,8 @@ export class IpcClient {
         return;
       case 'Error': {
         const err = new DaemonReplyError(msg.code, msg.message);
-        const oldest = this.pending.shift();
+        const index = this.pending.findIndex((p) => p.takesErrors);
+        const [oldest] = index < 0 ? [] : this.pending.splice(index, 1);
         if (oldest) oldest.settle(null, err);
         else this.handlers.onUnsolicitedError(err);
         return;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -43,10 +43,11 @@ describe('pilotctl quick start: two agents on one machine', () => {
 
   after(async () => {
     for (const run of background) run.child.kill('SIGKILL');
-    for (const agent of [alice, bob]) {
-      if (agent === undefined) continue;
+    // Every agent home under the test directory (carol's too), with any rendezvous it started.
+    const homes = dir === undefined ? [] : (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+    for (const home of homes) {
       for (const file of ['pilot.pid', 'rendezvous.pid']) {
-        const pid = await readPidFile(join(agent.home, file));
+        const pid = await readPidFile(join(home, file));
         if (pid !== undefined) pids.add(pid);
       }
     }

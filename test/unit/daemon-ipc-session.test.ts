@@ -340,7 +340,6 @@ describe('IPC Error codes', () => {
       assert.deepEqual(await errorFor({ cmd: 'Bind', port: 5000 }), { code: 4, message: 'port 5000 is already bound' });
       assert.deepEqual(await errorFor({ cmd: 'Dial', addr: B, port: 4242 }), { code: 5, message: 'connection refused: no listener on port 4242 of node 11' });
       assert.deepEqual(await errorFor({ cmd: 'Send', connId: 999, data: Buffer.from('x') }), { code: 3, message: 'connection 999 not found' });
-      assert.deepEqual(await errorFor({ cmd: 'Close', connId: 9999 }), { code: 3, message: 'no connection 9999' });
       assert.deepEqual(await errorFor({ cmd: 'ResolveHostname', hostname: '' }), { code: 2, message: 'hostname is empty' });
       assert.deepEqual(await errorFor({ cmd: 'Handshake', op: { sub: 'Approve', nodeId: 9 } }), { code: 6, message: 'node 9 does not trust you' });
       assert.deepEqual(await errorFor({ cmd: 'SendTo', addr: B, port: 1, data: Buffer.alloc(70_000) }), { code: 10, message: `datagram of 70000 bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes` });
