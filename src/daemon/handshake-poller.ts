@@ -44,9 +44,11 @@ export class HandshakePoller {
     return this.running;
   }
 
-  /** Like `poll`, but only when no push channel brings the news anyway; gives up waiting after `maxWaitMs`. */
+  /**
+   * Polls before a listing, push channel or not (a push channel can be dead without knowing it,
+   * e.g. after the NAT in front of us rebound), and gives up waiting after `maxWaitMs`.
+   */
   async refresh(maxWaitMs: number): Promise<void> {
-    if (this.o.watching()) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.poll(), new Promise<void>((resolve) => (timer = setTimeout(resolve, maxWaitMs)))]);
     clearTimeout(timer);

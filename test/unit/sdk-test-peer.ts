@@ -130,7 +130,8 @@ export class TestDaemon {
       }
       case 'Close': {
         const conn = this.conns.get(msg.connId);
-        if (!conn) return reply({ cmd: 'Error', code: 1, message: 'connection not found' });
+        // As the daemon (and the reference): a Close of an unknown or already closed id is a CloseOK.
+        if (!conn) return reply({ cmd: 'CloseOK', connId: msg.connId });
         this.conns.delete(msg.connId);
         reply({ cmd: 'CloseOK', connId: msg.connId });
         const peer = this.conns.get(conn.peerId);
