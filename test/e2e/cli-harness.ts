@@ -46,21 +46,28 @@ export function agentEnv(dir: string, name: string, registry: string, beacon: st
 
 /** Starts `pilotctl args…` in the agent's environment; killed with SIGKILL after `timeoutMs`. */
 export function startCtl(agent: AgentEnv, args: readonly string[], options: CtlOptions = {}): CtlRun {
-  const started = performance.now();
   const child = spawn(process.execPath, [...binCommand('pilotctl'), ...args], {
     env: { ...process.env, ...agent.env },
     stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  return collectRun(child, `pilotctl ${args.join(' ')}`, options.timeoutMs ?? 30_000, options.input);
+}
+
+/**
+ * Follows a spawned command: collects its output, writes `input` (then closes stdin) and resolves
+ * when it exits; killed with SIGKILL after `timeoutMs`.
+ */
+export function collectRun(child: ChildProcess, label: string, timeoutMs: number, input?: string): CtlRun {
+  const started = performance.now();
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  if (options.input !== undefined) child.stdin?.end(options.input);
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  if (input !== undefined) child.stdin?.end(input);
   const done = new Promise<CtlResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`pilotctl ${args.join(' ')}: no exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`${label}: no exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
     child.once('error', (err) => {
       clearTimeout(timer);

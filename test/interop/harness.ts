@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { binCommand, stopProcess } from '../e2e/cluster.js';
-import { freePort, okData, startCtl, type AgentEnv, type CtlResult } from '../e2e/cli-harness.js';
+import { collectRun, freePort, okData, startCtl, type AgentEnv, type CtlResult } from '../e2e/cli-harness.js';
 import { goBin } from './go-bin.js';
 
 /**
@@ -218,31 +218,10 @@ function cliEnv(node: NodeHandle): NodeJS.ProcessEnv {
 }
 
 function startExe(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number, input?: string): Run {
-  const started = performance.now();
   const child = spawn(cmd, args, { env: cleanEnv(env), stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  if (input !== undefined) child.stdin?.end(input);
-  const done = new Promise<CtlResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')}: no exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-  done.catch(() => undefined);
-  return { child, done, stdout: () => stdout };
+  return collectRun(child, `${cmd} ${args.join(' ')}`, timeoutMs, input);
 }
 
 export interface CliOptions {
