@@ -20,7 +20,8 @@ import { performance } from 'node:perf_hooks';
 import type { Driver } from '../src/sdk/driver.js';
 import { BenchError, percentile, progress, round, runBench, trustedPair, withTimeout } from './lib.js';
 
-const intEnv = (name: string, fallback: number): number => Math.max(1, Number.parseInt(process.env[name] ?? '', 10) || fallback);
+const intEnv = (name: string, fallback: number): number =>
+  Math.max(1, Number.parseInt(process.env[name] ?? '', 10) || fallback);
 const COUNT = intEnv('BENCH_CONNECT_COUNT', 100);
 const GAP_MS = intEnv('BENCH_CONNECT_GAP_MS', 110);
 const WORKERS = intEnv('BENCH_CONNECT_WORKERS', 8);
@@ -48,7 +49,11 @@ async function connectOnce(driver: Driver, address: string): Promise<number> {
 }
 
 /** WORKERS loops of connect → echo → close for SECONDS; completed cycles per second. */
-async function throughput(driver: Driver, target: string, label: string): Promise<{ perSecond: number; failed: number }> {
+async function throughput(
+  driver: Driver,
+  target: string,
+  label: string,
+): Promise<{ perSecond: number; failed: number }> {
   progress(`${label}: ${WORKERS} workers, connect → echo → close back to back for ${SECONDS} s …`);
   let completed = 0;
   let failed = 0;
@@ -80,7 +85,9 @@ async function throughput(driver: Driver, target: string, label: string): Promis
   const sorted = cycles.sort((x, y) => x - y);
   // A dropped SYN costs the dialer its retransmission timeout (about 1 s): count those cycles.
   const slow = sorted.filter((ms) => ms >= 900).length;
-  progress(`  dial → echo per cycle: p50 ${round(percentile(sorted, 50))} ms, p99 ${round(percentile(sorted, 99))} ms, max ${round(sorted.at(-1) ?? Number.NaN)} ms; ${slow} took ≥ 900 ms`);
+  progress(
+    `  dial → echo per cycle: p50 ${round(percentile(sorted, 50))} ms, p99 ${round(percentile(sorted, 99))} ms, max ${round(sorted.at(-1) ?? Number.NaN)} ms; ${slow} took ≥ 900 ms`,
+  );
   for (const [message, n] of errors) progress(`  ${n} × ${message}`);
   if (completed === 0) throw new BenchError(`no connection completed (${label})`);
   return { perSecond, failed };
@@ -91,7 +98,8 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
   const pair = await trustedPair();
   onCleanup(pair.close);
   const target = pair.b.address;
-  for (let i = 0; i < WARMUP; i++) await withTimeout(`warm-up connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target));
+  for (let i = 0; i < WARMUP; i++)
+    await withTimeout(`warm-up connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target));
 
   progress(`${COUNT} connects, at most one per ${GAP_MS} ms …`);
   const times: number[] = [];

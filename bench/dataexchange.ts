@@ -56,13 +56,17 @@ try {
   const fileSecs = (performance.now() - fileStarted) / 1000;
 
   await Promise.all([da.close(), db.close()]);
-  console.log(`messages: ${MESSAGES} x ${MESSAGE_BYTES} B in ${messageSecs.toFixed(2)} s; file: ${FILE_BYTES} B in ${fileSecs.toFixed(2)} s`);
-  console.log(JSON.stringify({
-    messages_per_s: Math.round(MESSAGES / messageSecs),
-    message_bytes: MESSAGE_BYTES,
-    file_mb_s: Number((FILE_BYTES / 1048576 / fileSecs).toFixed(1)),
-    file_bytes: FILE_BYTES,
-  }));
+  console.log(
+    `messages: ${MESSAGES} x ${MESSAGE_BYTES} B in ${messageSecs.toFixed(2)} s; file: ${FILE_BYTES} B in ${fileSecs.toFixed(2)} s`,
+  );
+  console.log(
+    JSON.stringify({
+      messages_per_s: Math.round(MESSAGES / messageSecs),
+      message_bytes: MESSAGE_BYTES,
+      file_mb_s: Number((FILE_BYTES / 1048576 / fileSecs).toFixed(1)),
+      file_bytes: FILE_BYTES,
+    }),
+  );
 } finally {
   await cluster.stop();
   await rm(work, { recursive: true, force: true });

@@ -19,13 +19,27 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { BenchError, exitedChildrenCpuMs, jsonData, processCpuMs, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
+import {
+  BenchError,
+  exitedChildrenCpuMs,
+  jsonData,
+  processCpuMs,
+  progress,
+  round,
+  runBench,
+  runPilotctl,
+  trustedPair,
+  withTimeout,
+} from './lib.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 60 * 1024;
 const RUNS = Math.max(1, Number.parseInt(process.env.BENCH_RUNS ?? '3', 10) || 3);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const SIZES = (process.env.BENCH_SIZES ?? '10,50').split(',').map(Number).filter((n) => n > 0);
+const SIZES = (process.env.BENCH_SIZES ?? '10,50')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
 const PILOT_TIMEOUT_S = 120;
 
 const ECHO_SERVER = `
@@ -71,7 +85,9 @@ async function tcpEcho(port: number, total: number): Promise<number> {
         if (received >= total) resolve();
       });
       sock.once('error', reject);
-      sock.once('close', () => (received >= total ? resolve() : reject(new BenchError(`TCP echo closed after ${received} of ${total} bytes`))));
+      sock.once('close', () =>
+        received >= total ? resolve() : reject(new BenchError(`TCP echo closed after ${received} of ${total} bytes`)),
+      );
     });
     let sent = 0;
     while (sent < total) {
@@ -96,20 +112,37 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
   progress(`TCP echo server on 127.0.0.1:${tcp.port}`);
 
   // Warm-up: tunnel keys, JIT on both paths.
-  jsonData('warm-up pilotctl bench', await runPilotctl(pair.a, ['bench', pair.b.address, '20', '--json', '--timeout', '60s'], 90_000));
+  jsonData(
+    'warm-up pilotctl bench',
+    await runPilotctl(pair.a, ['bench', pair.b.address, '20', '--json', '--timeout', '60s'], 90_000),
+  );
   await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, 20 * MiB));
 
-  const results: { size_mb: number; pilot_mb_s: number; tcp_mb_s: number; ratio: number; cpu_ms_per_mib: Record<string, number> }[] = [];
+  const results: {
+    size_mb: number;
+    pilot_mb_s: number;
+    tcp_mb_s: number;
+    ratio: number;
+    cpu_ms_per_mib: Record<string, number>;
+  }[] = [];
   for (const size of SIZES) {
     const bytes = Math.round(size * MiB);
     const pilotRuns: number[] = [];
     const tcpRuns: number[] = [];
-    const cpuRuns: { pilotctl: number[]; daemon_a: number[]; daemon_b: number[] } = { pilotctl: [], daemon_a: [], daemon_b: [] };
+    const cpuRuns: { pilotctl: number[]; daemon_a: number[]; daemon_b: number[] } = {
+      pilotctl: [],
+      daemon_a: [],
+      daemon_b: [],
+    };
     const [pidA, pidB] = [pair.a.proc.child.pid, pair.b.proc.child.pid];
     for (let run = 0; run < RUNS; run++) {
       const cpuBefore = [exitedChildrenCpuMs(), processCpuMs(pidA), processCpuMs(pidB)];
       const started = performance.now();
-      const out = await runPilotctl(pair.a, ['bench', pair.b.address, String(size), '--json', '--timeout', `${PILOT_TIMEOUT_S}s`], (PILOT_TIMEOUT_S + 30) * 1000);
+      const out = await runPilotctl(
+        pair.a,
+        ['bench', pair.b.address, String(size), '--json', '--timeout', `${PILOT_TIMEOUT_S}s`],
+        (PILOT_TIMEOUT_S + 30) * 1000,
+      );
       const processMs = performance.now() - started;
       const cpuAfter = [exitedChildrenCpuMs(), processCpuMs(pidA), processCpuMs(pidB)];
       const perMib = (i: number): number | undefined => {
@@ -121,7 +154,8 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
         if (v !== undefined) cpuRuns[key].push(v);
       }
       const data = jsonData(`pilotctl bench ${size}`, out);
-      if (data.recv_bytes !== bytes) throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
+      if (data.recv_bytes !== bytes)
+        throw new BenchError(`pilotctl bench ${size}: echoed ${String(data.recv_bytes)} of ${bytes} bytes`);
       // pilotctl reports MiB/s, as the reference does; the TCP figures below are in MB/s.
       const pilotMbS = (Number(data.total_mbps) * 1024 * 1024) / 1e6;
       pilotRuns.push(pilotMbS);
@@ -134,8 +168,18 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
     }
     const pilotMbS = median(pilotRuns);
     const tcpMbS = median(tcpRuns);
-    const cpu = Object.fromEntries(Object.entries(cpuRuns).filter(([, xs]) => xs.length > 0).map(([k, xs]) => [k, round(median(xs), 1)]));
-    results.push({ size_mb: size, pilot_mb_s: round(pilotMbS, 2), tcp_mb_s: round(tcpMbS, 2), ratio: round(pilotMbS / tcpMbS, 4), cpu_ms_per_mib: cpu });
+    const cpu = Object.fromEntries(
+      Object.entries(cpuRuns)
+        .filter(([, xs]) => xs.length > 0)
+        .map(([k, xs]) => [k, round(median(xs), 1)]),
+    );
+    results.push({
+      size_mb: size,
+      pilot_mb_s: round(pilotMbS, 2),
+      tcp_mb_s: round(tcpMbS, 2),
+      ratio: round(pilotMbS / tcpMbS, 4),
+      cpu_ms_per_mib: cpu,
+    });
   }
   console.log(JSON.stringify({ results }));
 });

@@ -61,14 +61,22 @@ export async function trustedPair(timeoutMs = 30_000, daemonArgs: string[] = [])
     await cluster.stop();
   };
   try {
-    const [a, b] = await withTimeout('starting two daemons', timeoutMs, Promise.all([cluster.addDaemon('a', daemonArgs), cluster.addDaemon('b', daemonArgs)]));
+    const [a, b] = await withTimeout(
+      'starting two daemons',
+      timeoutMs,
+      Promise.all([cluster.addDaemon('a', daemonArgs), cluster.addDaemon('b', daemonArgs)]),
+    );
     da = await withTimeout('connecting to daemon a', timeoutMs, Driver.connect(a.socket));
     db = await withTimeout('connecting to daemon b', timeoutMs, Driver.connect(b.socket));
     const [x, y] = [da, db];
     await withTimeout('handshake a → b', timeoutMs, x.handshake(b.nodeId, 'bench'));
-    await poll('the request at b', timeoutMs, async () => ((await y.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+    await poll('the request at b', timeoutMs, async () =>
+      (await y.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined,
+    );
     await withTimeout('approval at b', timeoutMs, y.approve(a.nodeId));
-    await poll('a trusting b', timeoutMs, async () => ((await x.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
+    await poll('a trusting b', timeoutMs, async () =>
+      (await x.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined,
+    );
     // Trust lists can show the peer a moment before the registry lets a resolve b: wait for a dial.
     await poll('a first stream a → b', timeoutMs, async () => {
       const conn = await x.dial(b.address, 7, { timeoutMs: 2000 });
@@ -90,10 +98,14 @@ export interface CtlOutput {
 
 /** Runs `pilotctl args…` against `daemon` (its socket and home); SIGKILLed after `timeoutMs`. */
 export function runPilotctl(daemon: DaemonHandle, args: readonly string[], timeoutMs: number): Promise<CtlOutput> {
-  const child = spawn(process.execPath, [...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...binCommand('pilotctl'), ...args], {
-    env: { ...process.env, PILOT_HOME: daemon.home, PILOT_SOCKET: daemon.socket },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...binCommand('pilotctl'), ...args],
+    {
+      env: { ...process.env, PILOT_HOME: daemon.home, PILOT_SOCKET: daemon.socket },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -134,7 +146,11 @@ export function jsonData(what: string, out: CtlOutput): Record<string, unknown> 
  * Runs `body`, always running `cleanup` after it; a watchdog ends the process if the whole run
  * exceeds `totalMs`. Failures print one clear line on stderr and exit 1.
  */
-export function runBench(name: string, totalMs: number, body: (onCleanup: (fn: () => Promise<void>) => void) => Promise<void>): void {
+export function runBench(
+  name: string,
+  totalMs: number,
+  body: (onCleanup: (fn: () => Promise<void>) => void) => Promise<void>,
+): void {
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.splice(0).reverse()) await withTimeout('cleanup', 15_000, fn()).catch(() => undefined);
@@ -172,7 +188,8 @@ function procCpuMs(statPath: string, fields: readonly [number, number]): number 
 }
 
 /** CPU time (user + system) a process has used so far; undefined where /proc is not available. */
-export const processCpuMs = (pid: number | undefined): number | undefined => (pid === undefined ? undefined : procCpuMs(`/proc/${pid}/stat`, [11, 12]));
+export const processCpuMs = (pid: number | undefined): number | undefined =>
+  pid === undefined ? undefined : procCpuMs(`/proc/${pid}/stat`, [11, 12]);
 
 /** CPU time used by this process's children that have exited and been waited for (e.g. pilotctl runs). */
 export const exitedChildrenCpuMs = (): number | undefined => procCpuMs('/proc/self/stat', [13, 14]);

@@ -22,7 +22,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const lab = await NatLab.start({ dist, agents: LAB_AGENTS });
   try {
-    process.stdout.write(`lab up in ${Date.now() - started} ms: ${[...lab.agents.values()].map((a) => `${a.name}=${a.nodeId}`).join(' ')}\n`);
+    process.stdout.write(
+      `lab up in ${Date.now() - started} ms: ${[...lab.agents.values()].map((a) => `${a.name}=${a.nodeId}`).join(' ')}\n`,
+    );
     const results = await runPairs(lab, labPairs());
     for (const r of results) {
       process.stdout.write(
@@ -45,7 +47,14 @@ async function main(): Promise<void> {
     await lab.impair(undefined);
     process.stdout.write(`impaired link ${a} → ${b}: ${JSON.stringify(netem)}\n`);
     process.stdout.write(`lab total ${Math.round((Date.now() - started) / 1000)} s\n`);
-    const pairs = results.map((r) => ({ a: r.kindA, b: r.kindB, connected: r.connected && r.bench_ok && r.stdio_ok && r.ping_ok, path: r.path, ttfb_ms: r.ttfb_ms, goodput_MBps: r.goodput_MBps }));
+    const pairs = results.map((r) => ({
+      a: r.kindA,
+      b: r.kindB,
+      connected: r.connected && r.bench_ok && r.stdio_ok && r.ping_ok,
+      path: r.path,
+      ttfb_ms: r.ttfb_ms,
+      goodput_MBps: r.goodput_MBps,
+    }));
     process.stdout.write(`${JSON.stringify({ pairs, netem })}\n`);
   } finally {
     await lab.stop();

@@ -32,7 +32,9 @@ export class NatsClient {
 
   /** False when the socket buffer is full (wait for `drained`). */
   publish(subject: string, data: Buffer): boolean {
-    return this.socket.write(Buffer.concat([Buffer.from(`PUB ${subject} ${data.length}\r\n`), data, Buffer.from('\r\n')]));
+    return this.socket.write(
+      Buffer.concat([Buffer.from(`PUB ${subject} ${data.length}\r\n`), data, Buffer.from('\r\n')]),
+    );
   }
 
   drained(): Promise<void> {

@@ -17,7 +17,17 @@
 import { performance } from 'node:perf_hooks';
 import type { Driver } from '../src/sdk/driver.js';
 import { udpRoundTrips } from './udp-echo.js';
-import { BenchError, jsonData, percentile, progress, round, runBench, runPilotctl, trustedPair, withTimeout } from './lib.js';
+import {
+  BenchError,
+  jsonData,
+  percentile,
+  progress,
+  round,
+  runBench,
+  runPilotctl,
+  trustedPair,
+  withTimeout,
+} from './lib.js';
 
 const COUNT = Math.max(1, Number.parseInt(process.env.BENCH_PINGS ?? '100', 10) || 100);
 const WARMUP = 10;
@@ -71,9 +81,14 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
   const sorted = [...rtts].sort((x, y) => x - y);
   const median = percentile(sorted, 50);
   const p99 = percentile(sorted, 99);
-  progress(`SDK: min ${round(sorted[0] as number)} ms, median ${round(median)} ms, p99 ${round(p99)} ms, max ${round(sorted.at(-1) as number)} ms`);
+  progress(
+    `SDK: min ${round(sorted[0] as number)} ms, median ${round(median)} ms, p99 ${round(p99)} ms, max ${round(sorted.at(-1) as number)} ms`,
+  );
 
-  const data = jsonData('pilotctl ping', await runPilotctl(pair.a, ['ping', pair.b.address, '--count', '5', '--json', '--timeout', '30s'], 60_000));
+  const data = jsonData(
+    'pilotctl ping',
+    await runPilotctl(pair.a, ['ping', pair.b.address, '--count', '5', '--json', '--timeout', '30s'], 60_000),
+  );
   const results = Array.isArray(data.results) ? (data.results as Record<string, unknown>[]) : [];
   const cliRtts = results.filter((r) => !('error' in r) && typeof r.rtt_ms === 'number').map((r) => r.rtt_ms as number);
   if (cliRtts.length === 0) throw new BenchError(`pilotctl ping: no echo came back: ${JSON.stringify(data)}`);
@@ -90,6 +105,13 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
   progress(`UDP baseline: median ${round(udpMedian)} ms, p99 ${round(percentile(udp, 99))} ms`);
 
   console.log(
-    JSON.stringify({ count: COUNT, median_ms: round(median), p99_ms: round(p99), cli_median_ms: round(cliMedian), udp_rtt_median_ms: round(udpMedian), ratio_to_udp_rtt: round(median / udpMedian, 2) }),
+    JSON.stringify({
+      count: COUNT,
+      median_ms: round(median),
+      p99_ms: round(p99),
+      cli_median_ms: round(cliMedian),
+      udp_rtt_median_ms: round(udpMedian),
+      ratio_to_udp_rtt: round(median / udpMedian, 2),
+    }),
   );
 });

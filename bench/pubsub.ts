@@ -20,7 +20,10 @@ import { brokerStats, makeTrust, percentile } from '../test/e2e/eventstream-help
 import { until } from '../test/wait.js';
 import { NatsClient } from './nats-client.js';
 
-const SUBSCRIBERS = (process.env.BENCH_SUBS ?? '1,10,100').split(',').map((n) => Number.parseInt(n, 10)).filter((n) => n > 0);
+const SUBSCRIBERS = (process.env.BENCH_SUBS ?? '1,10,100')
+  .split(',')
+  .map((n) => Number.parseInt(n, 10))
+  .filter((n) => n > 0);
 const EVENT_SIZE = 100;
 const WINDOW = 256;
 const BASE_EVENTS = Math.max(100, Number.parseInt(process.env.BENCH_EVENTS ?? '20000', 10) || 20000);
@@ -81,7 +84,12 @@ function eventsFor(subs: number): number {
 }
 
 /** Publishes `events` events through `send`, never more than WINDOW ahead of the slowest pace. */
-async function drive(events: number, subs: number, tally: Tally, send: (payload: Buffer) => Promise<void>): Promise<Measured> {
+async function drive(
+  events: number,
+  subs: number,
+  tally: Tally,
+  send: (payload: Buffer) => Promise<void>,
+): Promise<Measured> {
   const payload = Buffer.alloc(EVENT_SIZE, 0x61);
   const started = performance.now();
   for (let i = 0; i < events; i++) {
@@ -118,15 +126,24 @@ function round(x: number): number {
 }
 
 async function runPilot(cluster: Cluster, da: Driver, subs: number): Promise<Measured & { dropped: number }> {
-  const [a, b] = cluster.daemons as [NonNullable<(typeof cluster.daemons)[0]>, NonNullable<(typeof cluster.daemons)[1]>];
-  const drivers = await Promise.all(Array.from({ length: Math.ceil(subs / SUBS_PER_DRIVER) }, () => Driver.connect(b.socket)));
+  const [a, b] = cluster.daemons as [
+    NonNullable<(typeof cluster.daemons)[0]>,
+    NonNullable<(typeof cluster.daemons)[1]>,
+  ];
+  const drivers = await Promise.all(
+    Array.from({ length: Math.ceil(subs / SUBS_PER_DRIVER) }, () => Driver.connect(b.socket)),
+  );
   const tally = new Tally();
   const subscriptions: Subscription[] = [];
   for (let i = 0; i < subs; i++) {
     const d = drivers[Math.floor(i / SUBS_PER_DRIVER)] as Driver;
     subscriptions.push(await subscribe(d, a.address, 'bench', { maxBuffered: 1 << 16 }));
   }
-  await until(`${subs} subscribers`, async () => (Number((await brokerStats(a.socket)).subscribers) >= subs ? true : undefined), 30_000);
+  await until(
+    `${subs} subscribers`,
+    async () => (Number((await brokerStats(a.socket)).subscribers) >= subs ? true : undefined),
+    30_000,
+  );
   const readers = subscriptions.map(async (s) => {
     for await (const e of s) tally.record(e.data);
   });
@@ -139,7 +156,11 @@ async function runPilot(cluster: Cluster, da: Driver, subs: number): Promise<Mea
   subscriptions.forEach((s) => s.close());
   await Promise.allSettled(readers);
   await Promise.all(drivers.map((d) => d.close()));
-  await until('subscribers gone', async () => (Number((await brokerStats(a.socket)).subscribers) === 0 ? true : undefined), 30_000);
+  await until(
+    'subscribers gone',
+    async () => (Number((await brokerStats(a.socket)).subscribers) === 0 ? true : undefined),
+    30_000,
+  );
   return { ...m, dropped };
 }
 
@@ -148,7 +169,9 @@ function hasNats(): boolean {
 }
 
 async function startNats(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1', '-DV=false'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1', '-DV=false'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
     const onData = (c: Buffer): void => {
@@ -190,11 +213,15 @@ async function main(): Promise<void> {
     if (!nats) console.log('# nats-server not on PATH: NATS figures are null');
     for (const subs of SUBSCRIBERS) {
       const p = await runPilot(cluster, da, subs);
-      console.log(`pilot  subscribers=${subs} events=${eventsFor(subs)} delivered=${p.delivered}/${p.expected} dropped=${p.dropped} events_per_s=${p.eventsPerS} p50_ms=${p.p50} p99_ms=${p.p99}`);
+      console.log(
+        `pilot  subscribers=${subs} events=${eventsFor(subs)} delivered=${p.delivered}/${p.expected} dropped=${p.dropped} events_per_s=${p.eventsPerS} p50_ms=${p.p50} p99_ms=${p.p99}`,
+      );
       let n: Measured | undefined;
       if (nats) {
         n = await runNats(nats.port, subs);
-        console.log(`nats   subscribers=${subs} events=${eventsFor(subs)} delivered=${n.delivered}/${n.expected} events_per_s=${n.eventsPerS} p50_ms=${n.p50} p99_ms=${n.p99}`);
+        console.log(
+          `nats   subscribers=${subs} events=${eventsFor(subs)} delivered=${n.delivered}/${n.expected} events_per_s=${n.eventsPerS} p50_ms=${n.p50} p99_ms=${n.p99}`,
+        );
       }
       results.push({
         subscribers: subs,

@@ -68,7 +68,9 @@ let ids: readonly number[] = [];
 async function setup(c: SetupCommand): Promise<void> {
   signer = new BodySigner(c.keys);
   ids = c.ids;
-  conns = await Promise.all(Array.from({ length: c.conns }, (_, i) => RegistryConn.open(c.port, loopbackIp(c.ipBlock, i + 1))));
+  conns = await Promise.all(
+    Array.from({ length: c.conns }, (_, i) => RegistryConn.open(c.port, loopbackIp(c.ipBlock, i + 1))),
+  );
 }
 
 /**
@@ -76,7 +78,11 @@ async function setup(c: SetupCommand): Promise<void> {
  * A request signed by a node goes on the connection of its slot, as a daemon's go on its one
  * connection: the registry refuses a signed request older than one it accepted (replay).
  */
-async function openLoop(rate: number, durationMs: number, next: () => { msg: JsonObject; slot?: number }): Promise<LoadResult> {
+async function openLoop(
+  rate: number,
+  durationMs: number,
+  next: () => { msg: JsonObject; slot?: number },
+): Promise<LoadResult> {
   const expected = Math.ceil((rate * durationMs) / 1000) + 16;
   const lat = new Float64Array(expected);
   const errors = new Map<string, number>();
@@ -151,7 +157,10 @@ function lookups(c: LookupCommand): Promise<LoadResult> {
     const r = Math.random();
     if (r < 0.15 && c.resolveTargets.length > 0) {
       const slot = Math.floor(Math.random() * ids.length);
-      return { msg: s.sign(slot, { type: 'resolve', node_id: pick(c.resolveTargets), requester_id: ids[slot] as number }), slot };
+      return {
+        msg: s.sign(slot, { type: 'resolve', node_id: pick(c.resolveTargets), requester_id: ids[slot] as number }),
+        slot,
+      };
     }
     if (r < 0.3 && c.hostnames.length > 0) return { msg: { type: 'resolve_hostname', hostname: pick(c.hostnames) } };
     return { msg: { type: 'lookup', node_id: pick(c.lookupIds) } };

@@ -167,7 +167,10 @@ class LoadThread {
   /** Asks the thread to close its connections (2 s at most: it may have failed to start), then ends it. */
   async close(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.call({ cmd: 'close' }).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    await Promise.race([
+      this.call({ cmd: 'close' }).catch(() => undefined),
+      new Promise((r) => (timer = setTimeout(r, 2000))),
+    ]);
     clearTimeout(timer);
     await this.#worker.terminate();
   }
@@ -194,7 +197,12 @@ const registerMsg = (signer: BodySigner, keys: Keys, slot: number): JsonObject =
   signer.sign(slot, { type: 'register', listen_addr: '0.0.0.0:37736', public_key: keys.publicKeys[slot] as string });
 
 /** Registers slots [from, to) in groups of REGISTER_BURST per source address; node ids by slot. */
-async function registerAll(port: number, keys: Keys, signer: BodySigner, count: number): Promise<{ ids: number[]; seconds: number }> {
+async function registerAll(
+  port: number,
+  keys: Keys,
+  signer: BodySigner,
+  count: number,
+): Promise<{ ids: number[]; seconds: number }> {
   const ids = new Array<number>(count).fill(0);
   const errors = new Map<string, number>();
   const groups = Math.ceil(count / REGISTER_BURST);
@@ -208,7 +216,9 @@ async function registerAll(port: number, keys: Keys, signer: BodySigner, count: 
       try {
         const from = g * REGISTER_BURST;
         const to = Math.min(count, from + REGISTER_BURST);
-        const replies = await Promise.all(Array.from({ length: to - from }, (_, k) => conn.request(registerMsg(signer, keys, from + k))));
+        const replies = await Promise.all(
+          Array.from({ length: to - from }, (_, k) => conn.request(registerMsg(signer, keys, from + k))),
+        );
         replies.forEach((r, k) => {
           if (!countError(errors, r.msg) && typeof r.msg.node_id === 'number') ids[from + k] = r.msg.node_id;
         });
@@ -235,9 +245,17 @@ interface Changes {
 }
 
 /** Hostname, tags and visibility of the last `m` nodes, then handshakes between pairs of them. */
-async function changes(port: number, keys: Keys, signer: BodySigner, ids: readonly number[], m: number): Promise<Changes> {
+async function changes(
+  port: number,
+  keys: Keys,
+  signer: BodySigner,
+  ids: readonly number[],
+  m: number,
+): Promise<Changes> {
   const slots = Array.from({ length: m }, (_, k) => ids.length - m + k);
-  const conns = await Promise.all(Array.from({ length: 16 }, (_, i) => RegistryConn.open(port, loopbackIp(BLOCK.changes, i + 1))));
+  const conns = await Promise.all(
+    Array.from({ length: 16 }, (_, i) => RegistryConn.open(port, loopbackIp(BLOCK.changes, i + 1))),
+  );
   const errors = new Map<string, number>();
   let ops = 0;
   const runAll = async (jobs: (() => JsonObject)[]): Promise<void> => {
@@ -255,26 +273,63 @@ async function changes(port: number, keys: Keys, signer: BodySigner, ids: readon
   const id = (slot: number): number => ids[slot] as number;
   const t0 = performance.now();
   const half = slots.slice(0, Math.floor(m / 2));
-  await runAll(slots.map((s) => () => signer.sign(s, { type: 'set_hostname', node_id: id(s), hostname: `bench-${id(s)}` })));
-  await runAll(slots.map((s) => () => signer.sign(s, { type: 'set_tags', node_id: id(s), tags: ['bench', `g${id(s) % 16}`] })));
+  await runAll(
+    slots.map((s) => () => signer.sign(s, { type: 'set_hostname', node_id: id(s), hostname: `bench-${id(s)}` })),
+  );
+  await runAll(
+    slots.map((s) => () => signer.sign(s, { type: 'set_tags', node_id: id(s), tags: ['bench', `g${id(s) % 16}`] })),
+  );
   await runAll(half.map((s) => () => signer.sign(s, { type: 'set_visibility', node_id: id(s), public: true })));
   // Pairs (a, b) among the other half: a asks, b polls and accepts, a polls the answer.
   const rest = slots.slice(half.length);
   const pairs: [number, number][] = [];
   for (let k = 0; k + 1 < rest.length; k += 2) pairs.push([rest[k] as number, rest[k + 1] as number]);
-  await runAll(pairs.map(([a, b]) => () => signer.sign(a, { type: 'request_handshake', from_node_id: id(a), to_node_id: id(b), justification: 'bench' })));
-  await runAll(pairs.map(([, b]) => () => signer.sign(b, { type: 'poll_handshakes', node_id: id(b) })));
-  await runAll(pairs.map(([a, b]) => () => signer.sign(b, { type: 'respond_handshake', node_id: id(b), peer_id: id(a), accept: true })));
-  await runAll(pairs.map(([a]) => () => signer.sign(a, { type: 'poll_handshakes', node_id: id(a) })));
+  await runAll(
+    pairs.map(
+      ([a, b]) =>
+        () =>
+          signer.sign(a, { type: 'request_handshake', from_node_id: id(a), to_node_id: id(b), justification: 'bench' }),
+    ),
+  );
+  await runAll(
+    pairs.map(
+      ([, b]) =>
+        () =>
+          signer.sign(b, { type: 'poll_handshakes', node_id: id(b) }),
+    ),
+  );
+  await runAll(
+    pairs.map(
+      ([a, b]) =>
+        () =>
+          signer.sign(b, { type: 'respond_handshake', node_id: id(b), peer_id: id(a), accept: true }),
+    ),
+  );
+  await runAll(
+    pairs.map(
+      ([a]) =>
+        () =>
+          signer.sign(a, { type: 'poll_handshakes', node_id: id(a) }),
+    ),
+  );
   const seconds = (performance.now() - t0) / 1000;
   for (const c of conns) c.close();
   if (errors.size > 0) progress(`  changes: error replies ${JSON.stringify(Object.fromEntries(errors))}`);
-  progress(`  ${ops} changes (hostname, tags, visibility, ${pairs.length} handshakes relayed + polls + responses) in ${seconds.toFixed(1)} s: ${Math.round(ops / seconds)}/s`);
+  progress(
+    `  ${ops} changes (hostname, tags, visibility, ${pairs.length} handshakes relayed + polls + responses) in ${seconds.toFixed(1)} s: ${Math.round(ops / seconds)}/s`,
+  );
   return { publicIds: half.map(id), hostnames: slots.map((s) => `bench-${id(s)}`), perSecond: ops / seconds };
 }
 
 /** New daemons registering while the load runs, one every `everyMs`: their reply latencies. */
-function freshRegistrations(port: number, keys: Keys, signer: BodySigner, firstSlot: number, everyMs: number, untilMs: number): Promise<number[]> {
+function freshRegistrations(
+  port: number,
+  keys: Keys,
+  signer: BodySigner,
+  firstSlot: number,
+  everyMs: number,
+  untilMs: number,
+): Promise<number[]> {
   const samples: number[] = [];
   let slot = firstSlot;
   let source = 0;
@@ -308,7 +363,9 @@ async function flood(port: number, ids: readonly number[], ms: number): Promise<
       const window = async (): Promise<void> => {
         while (performance.now() < until) {
           sent++;
-          const reply = await conn.request({ type: 'lookup', node_id: ids[sent % ids.length] as number }).catch(() => undefined);
+          const reply = await conn
+            .request({ type: 'lookup', node_id: ids[sent % ids.length] as number })
+            .catch(() => undefined);
           if (reply === undefined) return;
           if (reply.msg.code === 'rate_limited') limited++;
         }
@@ -321,7 +378,11 @@ async function flood(port: number, ids: readonly number[], ms: number): Promise<
 }
 
 /** Time from spawning a registry on a store until it answers a lookup. */
-async function restart(storePath: string, port: number, probeId: number): Promise<{ registry: RegistryProcess; seconds: number; startS: number }> {
+async function restart(
+  storePath: string,
+  port: number,
+  probeId: number,
+): Promise<{ registry: RegistryProcess; seconds: number; startS: number }> {
   const t0 = performance.now();
   const pending = RegistryProcess.start(storePath, port);
   let answered = false;
@@ -351,7 +412,9 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   const t0 = performance.now();
   const keys = generateKeys(n + fresh);
   const keygenS = (performance.now() - t0) / 1000;
-  progress(`generated ${n + fresh} Ed25519 identities in ${keygenS.toFixed(1)} s (${Math.round((n + fresh) / keygenS)}/s, kept in memory only)`);
+  progress(
+    `generated ${n + fresh} Ed25519 identities in ${keygenS.toFixed(1)} s (${Math.round((n + fresh) / keygenS)}/s, kept in memory only)`,
+  );
 
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-registry-'));
   const storePath = join(dir, 'registry.db');
@@ -369,7 +432,9 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
     }
   };
   onCleanup(cleanup);
-  progress(`registry (pid ${String(registry.child.pid)}) listening after ${registry.readyS.toFixed(2)} s (empty store; ${registry.startS.toFixed(3)} s in RegistryServer.start)`);
+  progress(
+    `registry (pid ${String(registry.child.pid)}) listening after ${registry.readyS.toFixed(2)} s (empty store; ${registry.startS.toFixed(3)} s in RegistryServer.start)`,
+  );
   const port = registry.port;
   const signer = new BodySigner(keys.privateKeys);
 
@@ -393,8 +458,22 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   const heartbeatRate = n / HEARTBEAT_PERIOD_S;
   const requesterCount = Math.min(n, 1000);
   await Promise.all([
-    hb.call({ cmd: 'setup', port, keys: keys.privateKeys.slice(0, n), ids, ipBlock: BLOCK.heartbeat, conns: Math.max(4, Math.ceil(heartbeatRate / PER_SOURCE_RATE)) }),
-    lk.call({ cmd: 'setup', port, keys: keys.privateKeys.slice(n - requesterCount, n), ids: ids.slice(n - requesterCount), ipBlock: BLOCK.lookup, conns: LOOKUP_CONNS }),
+    hb.call({
+      cmd: 'setup',
+      port,
+      keys: keys.privateKeys.slice(0, n),
+      ids,
+      ipBlock: BLOCK.heartbeat,
+      conns: Math.max(4, Math.ceil(heartbeatRate / PER_SOURCE_RATE)),
+    }),
+    lk.call({
+      cmd: 'setup',
+      port,
+      keys: keys.privateKeys.slice(n - requesterCount, n),
+      ids: ids.slice(n - requesterCount),
+      ipBlock: BLOCK.lookup,
+      conns: LOOKUP_CONNS,
+    }),
   ]);
   const lookupCmd = (seconds: number): WorkerCommand => ({
     cmd: 'lookups',
@@ -409,7 +488,9 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   progress(`lookups alone (${LOOKUP_RATE}/s target; 70% lookup, 15% resolve, 15% resolve_hostname): ${fmtLoad(alone)}`);
 
   // Every node heartbeats once per period; the first lap starts now.
-  progress(`steady load for ${STEADY_S} s: heartbeats at ${Math.round(heartbeatRate)}/s + lookups at ${LOOKUP_RATE}/s + a new daemon registering every 500 ms`);
+  progress(
+    `steady load for ${STEADY_S} s: heartbeats at ${Math.round(heartbeatRate)}/s + lookups at ${LOOKUP_RATE}/s + a new daemon registering every 500 ms`,
+  );
   const [hbRes, lkRes, firstRegs] = await Promise.all([
     hb.call<LoadResult>({ cmd: 'heartbeats', rate: heartbeatRate, durationMs: STEADY_S * 1000 }),
     lk.call<LoadResult>(lookupCmd(STEADY_S)),
@@ -418,7 +499,9 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   progress(`  heartbeats: ${fmtLoad(hbRes)}`);
   progress(`  lookups:    ${fmtLoad(lkRes)}`);
   firstRegs.sort((a, b) => a - b);
-  progress(`  first registrations: ${firstRegs.length}, p50 ${sortedPercentile(firstRegs, 50).toFixed(2)} ms, max ${sortedPercentile(firstRegs, 100).toFixed(2)} ms`);
+  progress(
+    `  first registrations: ${firstRegs.length}, p50 ${sortedPercentile(firstRegs, 50).toFixed(2)} ms, max ${sortedPercentile(firstRegs, 100).toFixed(2)} ms`,
+  );
 
   const loaded = await registry.mem();
   const bytesPerNode = (loaded.rss - base.rss) / n;
@@ -433,13 +516,17 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
     lk.call<LoadResult>(lookupCmd(FLOOD_S)),
     flood(port, ids, FLOOD_S * 1000),
   ]);
-  progress(`one source flooding (${floodRes.sent} requests, ${floodRes.limited} rate-limited): lookups ${fmtLoad(floodLk)}`);
+  progress(
+    `one source flooding (${floodRes.sent} requests, ${floodRes.limited} rate-limited): lookups ${fmtLoad(floodLk)}`,
+  );
 
   await Promise.all(threads.splice(0).map((th) => th.close()));
   await registry.stop();
   const re = await restart(storePath, port, ids[0] as number);
   registry = re.registry;
-  progress(`restart with ${n} nodes stored: answering after ${re.seconds.toFixed(2)} s (process start included; ${re.startS.toFixed(3)} s in RegistryServer.start)`);
+  progress(
+    `restart with ${n} nodes stored: answering after ${re.seconds.toFixed(2)} s (process start included; ${re.startS.toFixed(3)} s in RegistryServer.start)`,
+  );
   await cleanup();
 
   return {

@@ -41,10 +41,19 @@ try {
   samples.sort((x, y) => x - y);
   const pct = (p: number): number => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))] ?? 0;
   const perSecond = COUNT / seconds;
-  console.log(`${COUNT} round trips in ${seconds.toFixed(2)} s: ${perSecond.toFixed(1)}/s, p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms`);
+  console.log(
+    `${COUNT} round trips in ${seconds.toFixed(2)} s: ${perSecond.toFixed(1)}/s, p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms`,
+  );
   reg.close();
   await Promise.all([da.close(), db.close()]);
-  console.log(JSON.stringify({ round_trips_per_s: Number(perSecond.toFixed(1)), count: COUNT, p50_ms: Number(pct(0.5).toFixed(1)), p99_ms: Number(pct(0.99).toFixed(1)) }));
+  console.log(
+    JSON.stringify({
+      round_trips_per_s: Number(perSecond.toFixed(1)),
+      count: COUNT,
+      p50_ms: Number(pct(0.5).toFixed(1)),
+      p99_ms: Number(pct(0.99).toFixed(1)),
+    }),
+  );
 } finally {
   await cluster.stop();
 }

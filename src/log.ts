@@ -14,7 +14,14 @@ export interface LogOptions {
   format?: LogFormat;
 }
 
-const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Readonly<Record<number, string>> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 /** Fields every entry has, shown in the line's fixed part rather than as key=value. */
 const FIXED = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'name']);
 

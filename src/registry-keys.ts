@@ -119,7 +119,10 @@ export class RegistryKeys {
     } catch (err) {
       if (!this.#outage) {
         this.#outage = true;
-        this.#log.warn({ node: nodeId, err: err instanceof Error ? err.message : String(err) }, 'registry unreachable: node keys cannot be checked');
+        this.#log.warn(
+          { node: nodeId, err: err instanceof Error ? err.message : String(err) },
+          'registry unreachable: node keys cannot be checked',
+        );
       }
       return { status: 'unreachable' };
     } finally {

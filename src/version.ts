@@ -12,4 +12,5 @@ export function packageVersion(): string {
 }
 
 /** What `-version` prints for one of the executables. */
-export const versionLine = (executable: string): string => `${executable} ${packageVersion()} (pilot-ts, node ${process.version})`;
+export const versionLine = (executable: string): string =>
+  `${executable} ${packageVersion()} (pilot-ts, node ${process.version})`;

@@ -16,7 +16,12 @@ export interface UntilOptions {
  * a slow probe (a process started per call) does not run in a busy loop. After `timeoutMs` it
  * throws, naming `what`, the probe's last error and `show()`.
  */
-export async function until<T>(what: string, probe: Probe<T>, timeoutMs = 10_000, options: UntilOptions = {}): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: Probe<T>,
+  timeoutMs = 10_000,
+  options: UntilOptions = {},
+): Promise<T> {
   const { everyMs, show } = options;
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

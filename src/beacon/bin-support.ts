@@ -8,7 +8,11 @@ const LOG_LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn'
 export function parseLogLevel(value: string | undefined): LevelWithSilent {
   if (value === undefined || value === '') return 'info';
   const level = LOG_LEVELS.find((l) => l === value.toLowerCase());
-  if (!level) throw new PilotError('invalid_argument', `-log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`);
+  if (!level)
+    throw new PilotError(
+      'invalid_argument',
+      `-log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`,
+    );
   return level;
 }
 

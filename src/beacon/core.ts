@@ -184,7 +184,11 @@ export class BeaconCore {
     let empty: Uint8Array | undefined;
     return to.map((ep) => {
       const bytes = this.peers.sharesWith(ep, now)
-        ? (full ??= encodeBeacon({ type: 'Sync', beaconId: this.opts.beaconId, nodeIds: this.nodes.recentIds(now, SYNC_MAX_IDS) }))
+        ? (full ??= encodeBeacon({
+            type: 'Sync',
+            beaconId: this.opts.beaconId,
+            nodeIds: this.nodes.recentIds(now, SYNC_MAX_IDS),
+          }))
         : (empty ??= encodeBeacon({ type: 'Sync', beaconId: this.opts.beaconId, nodeIds: [] }));
       return { to: ep, bytes, relay: false };
     });
@@ -218,7 +222,10 @@ export class BeaconCore {
 
   /** 16 bytes bound to the node, its source endpoint and the minute. */
   private cookie(nodeId: number, from: Endpoint, epoch: number): Buffer {
-    return createHmac('sha256', this.cookieSecret).update(`${epoch}|${nodeId}|${from.ip}|${from.port}`).digest().subarray(0, BEACON_COOKIE_SIZE);
+    return createHmac('sha256', this.cookieSecret)
+      .update(`${epoch}|${nodeId}|${from.ip}|${from.port}`)
+      .digest()
+      .subarray(0, BEACON_COOKIE_SIZE);
   }
 
   private onProofRequest(nodeId: number, from: Endpoint, now: number): Outgoing[] {

@@ -78,10 +78,13 @@ export function checkDiscoverySettings(settings: DiscoverySettings, beaconId: nu
 /** Sends one request on a fresh registry connection and waits (until `deadline`) for its reply. */
 function request(socket: FrameSocket, msg: JsonObject, deadline: number): Promise<JsonObject> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new PilotError('timeout', `registry did not answer "${String(msg.type)}" in time`));
-      socket.destroy();
-    }, Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        reject(new PilotError('timeout', `registry did not answer "${String(msg.type)}" in time`));
+        socket.destroy();
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     socket.onFrame = (reply) => {
       clearTimeout(timer);
       socket.onFrame = () => {};
@@ -143,7 +146,10 @@ export class BeaconDiscovery {
   ) {
     checkDiscoverySettings(settings, ctx.beaconId);
     this.target = parseRegistryAddress(settings.registry);
-    this.pin = settings.registryFingerprint === undefined ? undefined : { fingerprint: normalizeFingerprint(settings.registryFingerprint) };
+    this.pin =
+      settings.registryFingerprint === undefined
+        ? undefined
+        : { fingerprint: normalizeFingerprint(settings.registryFingerprint) };
     this.intervalMs = settings.intervalMs ?? DEFAULTS.intervalMs;
     this.minRefreshGapMs = settings.minRefreshGapMs ?? DEFAULTS.minRefreshGapMs;
     this.roundTimeoutMs = settings.roundTimeoutMs ?? DEFAULTS.roundTimeoutMs;
@@ -169,11 +175,14 @@ export class BeaconDiscovery {
     if (this.closed || at >= this.nextAt) return;
     clearTimeout(this.timer);
     this.nextAt = at;
-    this.timer = setTimeout(() => {
-      this.nextAt = Infinity;
-      this.timer = undefined;
-      void this.run();
-    }, Math.max(0, at - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        this.nextAt = Infinity;
+        this.timer = undefined;
+        void this.run();
+      },
+      Math.max(0, at - Date.now()),
+    );
     this.timer.unref();
   }
 
@@ -204,9 +213,14 @@ export class BeaconDiscovery {
     this.socket = socket;
     try {
       const addr = this.settings.advertise ?? this.derivedAddr(socket.localAddress);
-      if (addr !== undefined) await request(socket, { type: 'beacon_register', beacon_id: this.ctx.beaconId, addr }, deadline);
+      if (addr !== undefined)
+        await request(socket, { type: 'beacon_register', beacon_id: this.ctx.beaconId, addr }, deadline);
       const reply = await request(socket, { type: 'beacon_list' }, deadline);
-      const { beacons, skipped } = parseBeaconList(reply, this.ctx.beaconId, this.settings.maxBeacons ?? MAX_DISCOVERED_BEACONS);
+      const { beacons, skipped } = parseBeaconList(
+        reply,
+        this.ctx.beaconId,
+        this.settings.maxBeacons ?? MAX_DISCOVERED_BEACONS,
+      );
       for (const entry of skipped) this.ctx.log.debug({ entry }, 'beacon_list entry ignored');
       const resolved = await this.resolve(beacons, deadline);
       if (!this.closed) this.ctx.onPeers(discoveredPeerSet(resolved, advertisedEndpoint(addr), this.ctx.v4Only));
@@ -223,9 +237,15 @@ export class BeaconDiscovery {
     if (!this.warnedAboutAddr) {
       this.warnedAboutAddr = true;
       if (addr === undefined) {
-        this.ctx.log.warn({ localIp }, 'cannot tell which address other beacons reach this one at; set -advertise (listing peers without registering)');
+        this.ctx.log.warn(
+          { localIp },
+          'cannot tell which address other beacons reach this one at; set -advertise (listing peers without registering)',
+        );
       } else if (fromRoute && localIp !== undefined && isLoopback(canonicalIp(localIp))) {
-        this.ctx.log.warn({ addr }, 'registering a loopback address, which only beacons on this host can reach; set -advertise');
+        this.ctx.log.warn(
+          { addr },
+          'registering a loopback address, which only beacons on this host can reach; set -advertise',
+        );
       }
     }
     return addr;
@@ -240,7 +260,10 @@ export class BeaconDiscovery {
           const { address } = await beforeDeadline(lookup(b.host, { family }), deadline);
           return { ip: canonicalIp(address), port: b.port };
         } catch (err) {
-          this.ctx.log.debug({ beacon: b.id, host: b.host, err: toPilotError(err).message }, 'cannot resolve discovered beacon');
+          this.ctx.log.debug(
+            { beacon: b.id, host: b.host, err: toPilotError(err).message },
+            'cannot resolve discovered beacon',
+          );
           return undefined;
         }
       }),

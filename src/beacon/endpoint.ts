@@ -43,7 +43,11 @@ export function parseHostPort(text: string): HostPort {
   const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port >= 0 && port <= 0xffff)) {
-    throw new PilotError('invalid_argument', `invalid address ${JSON.stringify(text)}`, 'use host:port, [ipv6]:port or :port');
+    throw new PilotError(
+      'invalid_argument',
+      `invalid address ${JSON.stringify(text)}`,
+      'use host:port, [ipv6]:port or :port',
+    );
   }
   const host = m[1] ?? m[2] ?? '';
   if (m[1] !== undefined && isIP(host) !== 6) {

@@ -26,7 +26,12 @@ export async function startHealthServer(host: string, port: number, healthy: () 
       });
     });
   } catch (err) {
-    throw new PilotError('unavailable', `health endpoint cannot listen on ${host}:${port}: ${toPilotError(err).message}`, undefined, { cause: err });
+    throw new PilotError(
+      'unavailable',
+      `health endpoint cannot listen on ${host}:${port}: ${toPilotError(err).message}`,
+      undefined,
+      { cause: err },
+    );
   }
   const address = server.address();
   return {

@@ -29,7 +29,8 @@ export class PeerDirectory {
   setPeers(configured: readonly Endpoint[], discovered: readonly Endpoint[] = []): Endpoint[] {
     const wanted = new Map<string, { ep: Endpoint; configured: boolean }>();
     for (const ep of configured) wanted.set(endpointKey(ep), { ep, configured: true });
-    for (const ep of discovered) if (!wanted.has(endpointKey(ep))) wanted.set(endpointKey(ep), { ep, configured: false });
+    for (const ep of discovered)
+      if (!wanted.has(endpointKey(ep))) wanted.set(endpointKey(ep), { ep, configured: false });
     for (const key of this.peers.keys()) if (!wanted.has(key)) this.peers.delete(key);
     const added: Endpoint[] = [];
     for (const [key, want] of wanted) {

@@ -99,7 +99,11 @@ export function usablePeerIp(ip: string, v4Only: boolean): boolean {
 }
 
 /** Usable, distinct endpoints other than this beacon's own. */
-export function discoveredPeerSet(resolved: readonly Endpoint[], self: Endpoint | undefined, v4Only: boolean): Endpoint[] {
+export function discoveredPeerSet(
+  resolved: readonly Endpoint[],
+  self: Endpoint | undefined,
+  v4Only: boolean,
+): Endpoint[] {
   const keys = new Set<string>(self ? [endpointKey(self)] : []);
   const peers: Endpoint[] = [];
   for (const ep of resolved) {
@@ -120,8 +124,13 @@ export const isWildcardHost = (host: string): boolean => host === '' || host ===
  * interface, else the local IP of the connection to the registry (the interface that routes to
  * it) with the beacon's port. Undefined when neither gives one.
  */
-export function derivedAdvertiseAddr(boundHost: string, port: number, registryLocalIp: string | undefined): string | undefined {
-  if (!isWildcardHost(boundHost) && isIP(canonicalIp(boundHost)) !== 0) return formatHostPort(canonicalIp(boundHost), port);
+export function derivedAdvertiseAddr(
+  boundHost: string,
+  port: number,
+  registryLocalIp: string | undefined,
+): string | undefined {
+  if (!isWildcardHost(boundHost) && isIP(canonicalIp(boundHost)) !== 0)
+    return formatHostPort(canonicalIp(boundHost), port);
   if (registryLocalIp === undefined || isIP(canonicalIp(registryLocalIp)) === 0) return undefined;
   return formatHostPort(canonicalIp(registryLocalIp), port);
 }

@@ -40,18 +40,20 @@ export class RegistryDirectory implements BeaconDirectory {
   #fetch(nodeId: number): void {
     if (this.#inFlight.has(nodeId) || this.#inFlight.size >= MAX_IN_FLIGHT) return;
     this.#inFlight.add(nodeId);
-    this.lookup(nodeId).then(
-      (reply) => {
-        const key = typeof reply.public_key === 'string' ? fromBase64(reply.public_key) : undefined;
-        this.#store(nodeId, key === undefined ? undefined : { publicKey: key, isPublic: reply.public === true });
-      },
-      (err: unknown) => {
-        const e = toPilotError(err);
-        // An unknown node is remembered as such for a while; a failing registry is asked again next time.
-        if (e.code === 'not_found' || e.code === 'refused') this.#store(nodeId, undefined);
-        else this.log.debug({ node: nodeId, err: e.message }, 'node lookup for a beacon proof failed');
-      },
-    ).finally(() => this.#inFlight.delete(nodeId));
+    this.lookup(nodeId)
+      .then(
+        (reply) => {
+          const key = typeof reply.public_key === 'string' ? fromBase64(reply.public_key) : undefined;
+          this.#store(nodeId, key === undefined ? undefined : { publicKey: key, isPublic: reply.public === true });
+        },
+        (err: unknown) => {
+          const e = toPilotError(err);
+          // An unknown node is remembered as such for a while; a failing registry is asked again next time.
+          if (e.code === 'not_found' || e.code === 'refused') this.#store(nodeId, undefined);
+          else this.log.debug({ node: nodeId, err: e.message }, 'node lookup for a beacon proof failed');
+        },
+      )
+      .finally(() => this.#inFlight.delete(nodeId));
   }
 
   #store(nodeId: number, facts: NodeFacts | undefined): void {

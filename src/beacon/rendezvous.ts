@@ -74,9 +74,16 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     throw new PilotError('invalid_argument', 'beacon discovery needs a non-zero beacon id');
   }
   if (opts.storePath !== ':memory:') await ensureDir(dirname(opts.storePath), 0o700);
-  const tls = opts.tls === undefined ? undefined : await loadRegistryTls(opts.tls, { storePath: opts.storePath, listenHost: opts.registryHost ?? '' });
+  const tls =
+    opts.tls === undefined
+      ? undefined
+      : await loadRegistryTls(opts.tls, { storePath: opts.storePath, listenHost: opts.registryHost ?? '' });
   const registryLog = opts.log?.child({ component: 'registry' });
-  if (tls !== undefined) registryLog?.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
+  if (tls !== undefined)
+    registryLog?.info(
+      { origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() },
+      'registry TLS certificate',
+    );
   const registry = await RegistryServer.start({
     host: opts.registryHost,
     port: opts.registryPort,
@@ -111,7 +118,11 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   let dashboard: Dashboard | undefined;
   if (opts.dashboard !== undefined) {
     try {
-      dashboard = await startDashboard({ ...opts.dashboard, source: registry, log: opts.log?.child({ component: 'dashboard' }) });
+      dashboard = await startDashboard({
+        ...opts.dashboard,
+        source: registry,
+        log: opts.log?.child({ component: 'dashboard' }),
+      });
     } catch (err) {
       await Promise.all([beacon.close(), registry.close()]);
       throw err;
@@ -124,6 +135,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     registry,
     beacon,
     dashboard,
-    close: () => (closing ??= Promise.all([dashboard?.close(), beacon.close(), registry.close()]).then(() => undefined)),
+    close: () =>
+      (closing ??= Promise.all([dashboard?.close(), beacon.close(), registry.close()]).then(() => undefined)),
   };
 }

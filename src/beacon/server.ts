@@ -4,9 +4,22 @@ import { isIP } from 'node:net';
 import { PilotError, toPilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BeaconType } from '../protocol/beacon.js';
-import { decodeNatProbe, encodeNatProbeReply, NAT_PROBE, type NatProbeEndpoint, type NatProbeSource } from '../protocol/nat-probe.js';
+import {
+  decodeNatProbe,
+  encodeNatProbeReply,
+  NAT_PROBE,
+  type NatProbeEndpoint,
+  type NatProbeSource,
+} from '../protocol/nat-probe.js';
 import { RegistryClient } from '../registry/client.js';
-import { BeaconCore, DEFAULT_LIMITS, type BeaconDirectory, type BeaconLimits, type DropReason, type Outgoing } from './core.js';
+import {
+  BeaconCore,
+  DEFAULT_LIMITS,
+  type BeaconDirectory,
+  type BeaconLimits,
+  type DropReason,
+  type Outgoing,
+} from './core.js';
 import { RegistryDirectory } from './registry-directory.js';
 import { BeaconDiscovery, checkDiscoverySettings, type DiscoverySettings } from './discovery.js';
 import { canonicalIp, endpointKey, parseHostPort, type Endpoint } from './endpoint.js';
@@ -114,7 +127,12 @@ export class BeaconServer {
   ) {
     let directory = opts.directory;
     if (directory === undefined && opts.registry !== undefined) {
-      const client = new RegistryClient({ address: opts.registry.address, log, timeoutMs: 5000, ...(opts.registry.fingerprint ? { tls: { fingerprint: opts.registry.fingerprint } } : {}) });
+      const client = new RegistryClient({
+        address: opts.registry.address,
+        log,
+        timeoutMs: 5000,
+        ...(opts.registry.fingerprint ? { tls: { fingerprint: opts.registry.fingerprint } } : {}),
+      });
       this.registryClient = client;
       directory = new RegistryDirectory((node) => client.lookup(node), log, now);
     }
@@ -133,7 +151,10 @@ export class BeaconServer {
   }
 
   static async start(opts: BeaconServerOptions): Promise<BeaconServer> {
-    if (opts.beaconId !== undefined && !(Number.isInteger(opts.beaconId) && opts.beaconId >= 0 && opts.beaconId <= 0xffffffff)) {
+    if (
+      opts.beaconId !== undefined &&
+      !(Number.isInteger(opts.beaconId) && opts.beaconId >= 0 && opts.beaconId <= 0xffffffff)
+    ) {
       throw new PilotError('invalid_argument', `beacon id must be a 32-bit unsigned integer, got ${opts.beaconId}`);
     }
     const peerSpecs = (opts.peers ?? []).map((p) => p.trim()).filter((p) => p !== '');
@@ -146,19 +167,37 @@ export class BeaconServer {
     try {
       socket = await openSocket(opts.host ?? '', opts.port);
     } catch (err) {
-      throw new PilotError('unavailable', `beacon cannot listen on ${opts.host ?? ''}:${opts.port}: ${toPilotError(err).message}`, undefined, { cause: err });
+      throw new PilotError(
+        'unavailable',
+        `beacon cannot listen on ${opts.host ?? ''}:${opts.port}: ${toPilotError(err).message}`,
+        undefined,
+        { cause: err },
+      );
     }
-    const server = new BeaconServer(socket, { ...opts, peers: peerSpecs }, opts.log ?? silentLogger(), opts.now ?? Date.now);
+    const server = new BeaconServer(
+      socket,
+      { ...opts, peers: peerSpecs },
+      opts.log ?? silentLogger(),
+      opts.now ?? Date.now,
+    );
     try {
       await server.openProbeSockets();
     } catch (err) {
       await server.close();
-      throw new PilotError('unavailable', `beacon cannot open its NAT probe sockets: ${toPilotError(err).message}`, undefined, { cause: err });
+      throw new PilotError(
+        'unavailable',
+        `beacon cannot open its NAT probe sockets: ${toPilotError(err).message}`,
+        undefined,
+        { cause: err },
+      );
     }
     await server.resolvePeers();
     server.startTimers();
     server.startDiscovery();
-    server.log.info({ port: server.port, peers: peerSpecs.length, registry: opts.discovery?.registry }, 'beacon listening');
+    server.log.info(
+      { port: server.port, peers: peerSpecs.length, registry: opts.discovery?.registry },
+      'beacon listening',
+    );
     return server;
   }
 
@@ -176,7 +215,12 @@ export class BeaconServer {
   }
 
   stats(): BeaconStats {
-    return { nodes: this.core.nodes.size, peers: this.core.peers.endpoints().length, relayed: this.core.relayed, drops: { ...this.core.drops } };
+    return {
+      nodes: this.core.nodes.size,
+      peers: this.core.peers.endpoints().length,
+      relayed: this.core.relayed,
+      drops: { ...this.core.drops },
+    };
   }
 
   /** Peer beacons as `host:port`, configured and discovered; for diagnostics. */
@@ -235,7 +279,10 @@ export class BeaconServer {
     this.discoveredPeers = peers;
     const added = this.core.peers.setPeers(this.configuredPeers, this.discoveredPeers);
     if (added.length > 0 || removed > 0) {
-      this.log.info({ added: added.map(endpointKey), removed, peers: this.core.peers.endpoints().length }, 'peer beacons changed');
+      this.log.info(
+        { added: added.map(endpointKey), removed, peers: this.core.peers.endpoints().length },
+        'peer beacons changed',
+      );
     }
     for (const o of this.core.gossip(this.now(), added)) this.send(o);
   }

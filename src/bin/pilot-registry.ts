@@ -20,19 +20,40 @@ const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
   store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
-  'require-replay-proof': { kind: 'bool', help: 'accept only replay-proof signed requests (pilot-ts daemons); refuse the static signatures and unsigned registrations of Go daemons' },
+  'require-replay-proof': {
+    kind: 'bool',
+    help: 'accept only replay-proof signed requests (pilot-ts daemons); refuse the static signatures and unsigned registrations of Go daemons',
+  },
   http: { kind: 'string', help: 'dashboard HTTP listen address host:port, e.g. 127.0.0.1:8080 (off when empty)' },
-  tls: { kind: 'bool', help: 'serve TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
+  tls: {
+    kind: 'bool',
+    help: 'serve TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store',
+  },
   'tls-cert': { kind: 'string', help: 'TLS certificate PEM file (with -tls and -tls-key)' },
   'tls-key': { kind: 'string', help: 'TLS private key PEM file (with -tls and -tls-cert)' },
-  'replication-token': { kind: 'string', help: 'serve subscribe_replication to standbys with this token; with -standby, the token sent to the primary' },
+  'replication-token': {
+    kind: 'string',
+    help: 'serve subscribe_replication to standbys with this token; with -standby, the token sent to the primary',
+  },
   standby: { kind: 'string', help: 'run as a read-only standby of the primary registry at host:port' },
-  'standby-fingerprint': { kind: 'string', help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
-  'import-json': { kind: 'string', help: 'import a Go registry store file (JSON) into the empty SQLite store, then run' },
+  'standby-fingerprint': {
+    kind: 'string',
+    help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)',
+  },
+  'import-json': {
+    kind: 'string',
+    help: 'import a Go registry store file (JSON) into the empty SQLite store, then run',
+  },
   'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
-  beacon: { kind: 'string', help: 'beacon address, as the reference takes it (accepted; the registry protocol does not use it)' },
+  beacon: {
+    kind: 'string',
+    help: 'beacon address, as the reference takes it (accepted; the registry protocol does not use it)',
+  },
   'log-format': LOG_FORMAT_FLAG,
-  config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
+  config: {
+    kind: 'string',
+    help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins',
+  },
   help: { kind: 'bool', help: 'show this help' },
   version: { kind: 'bool', help: 'print the version and exit' },
 } as const;
@@ -73,14 +94,27 @@ async function main(): Promise<number> {
   if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
   const format = parseLogFormat(flags['log-format']);
-  const log = createLogger({ level, name: 'registry' , format });
-  const tls = tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
-  if (tls !== undefined) log.info({ origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() }, 'registry TLS certificate');
-  const replication = { token: flags['replication-token'], standbyOf: flags.standby, primaryFingerprint: flags['standby-fingerprint'] };
+  const log = createLogger({ level, name: 'registry', format });
+  const tls =
+    tlsSource === undefined ? undefined : await loadRegistryTls(tlsSource, { storePath, listenHost: listen.host });
+  if (tls !== undefined)
+    log.info(
+      { origin: tls.origin, cert: tls.certPath, not_after: tls.notAfter.toISOString() },
+      'registry TLS certificate',
+    );
+  const replication = {
+    token: flags['replication-token'],
+    standbyOf: flags.standby,
+    primaryFingerprint: flags['standby-fingerprint'],
+  };
   checkReplicationOptions(replication);
   const importPath = flags['import-json'];
   if (importPath !== undefined && flags.standby !== undefined) {
-    throw new PilotError('invalid_argument', '-import-json and -standby exclude each other', 'a standby takes its state from the primary');
+    throw new PilotError(
+      'invalid_argument',
+      '-import-json and -standby exclude each other',
+      'a standby takes its state from the primary',
+    );
   }
   const store = importPath === undefined ? undefined : await importedStore(storePath, importPath, log);
   const server = await RegistryServer.start({

@@ -3,7 +3,13 @@ import { closeOnSignal, exitWithError, parseLogLevel } from '../beacon/bin-suppo
 import { versionLine } from '../version.js';
 import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
 import { startRendezvous } from '../beacon/rendezvous.js';
-import { parseLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig, type FlagSpec } from '../config/go-flags.js';
+import {
+  parseLogFormat,
+  flagUsage,
+  LOG_FORMAT_FLAG,
+  parseGoFlagsWithConfig,
+  type FlagSpec,
+} from '../config/go-flags.js';
 import { pilotPaths } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -15,7 +21,7 @@ const FLAGS = {
   'beacon-addr': { kind: 'string', help: 'beacon UDP listen address (default ":9001")' },
   'nat-probe-addr': {
     kind: 'string',
-    help: "another IP address of this host: the beacon also answers NAT probes from it, so daemons can tell full from restricted cone NATs (pilot-ts only)",
+    help: 'another IP address of this host: the beacon also answers NAT probes from it, so daemons can tell full from restricted cone NATs (pilot-ts only)',
   },
   store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
@@ -24,15 +30,27 @@ const FLAGS = {
     help: 'pilot-ts daemons only: the registry refuses static signatures and unsigned registrations, the beacon relays and punches only for nodes that proved their id',
   },
   http: { kind: 'string', help: 'dashboard HTTP listen address host:port, e.g. 127.0.0.1:8080 (off when empty)' },
-  tls: { kind: 'bool', help: 'serve the registry over TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store' },
+  tls: {
+    kind: 'bool',
+    help: 'serve the registry over TLS; without -tls-cert/-tls-key a self-signed certificate is generated once and kept next to the store',
+  },
   'tls-cert': { kind: 'string', help: 'registry TLS certificate PEM file (with -tls and -tls-key)' },
   'tls-key': { kind: 'string', help: 'registry TLS private key PEM file (with -tls and -tls-cert)' },
   standby: { kind: 'string', help: 'run the registry as a read-only standby of the primary at host:port' },
-  'standby-fingerprint': { kind: 'string', help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)' },
-  'replication-token': { kind: 'string', help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary' },
+  'standby-fingerprint': {
+    kind: 'string',
+    help: 'the primary serves TLS: pin its certificate (hex SHA-256 of the DER, as it prints it)',
+  },
+  'replication-token': {
+    kind: 'string',
+    help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary',
+  },
   'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
   'log-format': LOG_FORMAT_FLAG,
-  config: { kind: 'string', help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins' },
+  config: {
+    kind: 'string',
+    help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins',
+  },
   help: { kind: 'bool', help: 'show this help' },
   version: { kind: 'bool', help: 'print the version and exit' },
 } as const satisfies FlagSpec;
@@ -53,7 +71,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
   const tls = registryTlsFromFlags(flags);
   const format = parseLogFormat(flags['log-format']);
-  const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']) , format });
+  const log = createLogger({ name: 'rendezvous', level: parseLogLevel(flags['log-level']), format });
   const rdv = await startRendezvous({
     registryHost: registryAddr.host || undefined,
     registryPort: registryAddr.port,
@@ -67,12 +85,20 @@ async function main(argv: readonly string[]): Promise<void> {
     ...(tls !== undefined ? { tls } : {}),
     log,
     dashboard: httpAddr,
-    replication: { token: flags['replication-token'], standbyOf: flags.standby, primaryFingerprint: flags['standby-fingerprint'] },
+    replication: {
+      token: flags['replication-token'],
+      standbyOf: flags.standby,
+      primaryFingerprint: flags['standby-fingerprint'],
+    },
   });
   process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
-  if (rdv.registry.tlsFingerprint !== undefined) process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);
+  if (rdv.registry.tlsFingerprint !== undefined)
+    process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);
   process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
-  if (httpAddr && rdv.dashboard) process.stdout.write(`dashboard listening on http://${formatHostPort(httpAddr.host || '0.0.0.0', rdv.dashboard.port)}\n`);
+  if (httpAddr && rdv.dashboard)
+    process.stdout.write(
+      `dashboard listening on http://${formatHostPort(httpAddr.host || '0.0.0.0', rdv.dashboard.port)}\n`,
+    );
   closeOnSignal(() => rdv.close());
 }
 

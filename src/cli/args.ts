@@ -49,8 +49,13 @@ export type FlagType = 'string' | 'bool';
 export function checkFlags(command: string, args: ParsedArgs, known: Readonly<Record<string, FlagType>>): void {
   for (const name of args.flags.keys()) {
     if (!(name in known)) {
-      const list = Object.keys(known).map((k) => `--${k}`).join(', ');
-      throw invalid(`unknown flag --${name} for "${command}"`, list ? `accepted flags: ${list}` : `"${command}" takes no flags`);
+      const list = Object.keys(known)
+        .map((k) => `--${k}`)
+        .join(', ');
+      throw invalid(
+        `unknown flag --${name} for "${command}"`,
+        list ? `accepted flags: ${list}` : `"${command}" takes no flags`,
+      );
     }
   }
 }
@@ -84,7 +89,10 @@ export function boolFlag(args: ParsedArgs, name: string): boolean {
   if (v === undefined) return false;
   if (v === '' || v === 'true' || v === '1') return true;
   if (v === 'false' || v === '0') return false;
-  throw invalid(`invalid value ${JSON.stringify(v)} for --${name}: expected true or false`, `write --${name} alone, or --${name}=false`);
+  throw invalid(
+    `invalid value ${JSON.stringify(v)} for --${name}: expected true or false`,
+    `write --${name} alone, or --${name}=false`,
+  );
 }
 
 export function stringFlag(args: ParsedArgs, name: string): string | undefined {
@@ -120,7 +128,10 @@ export function parseNodeId(text: string): number {
   if (/^\d{1,10}$/.test(text) && Number(text) <= 0xffffffff) return Number(text);
   const addr = parseAddr(text);
   if (addr.ok) return addr.value.node;
-  throw invalid(`invalid node id ${JSON.stringify(text)}: expected a number from 0 to 4294967295`, 'node ids are shown by "pilotctl trust", "pilotctl pending" and "pilotctl info"');
+  throw invalid(
+    `invalid node id ${JSON.stringify(text)}: expected a number from 0 to 4294967295`,
+    'node ids are shown by "pilotctl trust", "pilotctl pending" and "pilotctl info"',
+  );
 }
 
 export function parseConnId(text: string): number {
@@ -137,7 +148,12 @@ export function parseCount(text: string, name: string, options: { min?: number; 
   return Number(text);
 }
 
-export function countFlag(args: ParsedArgs, name: string, fallback: number, options: { min?: number; max?: number } = {}): number {
+export function countFlag(
+  args: ParsedArgs,
+  name: string,
+  fallback: number,
+  options: { min?: number; max?: number } = {},
+): number {
   const v = args.flags.get(name);
   return v === undefined ? fallback : parseCount(v, name, options);
 }
@@ -145,13 +161,24 @@ export function countFlag(args: ParsedArgs, name: string, fallback: number, opti
 /** Go-style duration (`30s`, `500ms`, `2m`) or bare seconds, returned in milliseconds. */
 export function parseDurationArg(text: string, name: string, options: { allowZero?: boolean } = {}): number {
   const ms = parseDuration(text);
-  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (ms === 0 && options.allowZero !== true) || ms > 7 * 86_400_000) {
+  if (
+    ms === undefined ||
+    !Number.isFinite(ms) ||
+    ms < 0 ||
+    (ms === 0 && options.allowZero !== true) ||
+    ms > 7 * 86_400_000
+  ) {
     throw invalid(`invalid --${name} ${JSON.stringify(text)}: expected a duration such as 30s, 500ms or 2m`);
   }
   return ms;
 }
 
-export function durationFlag(args: ParsedArgs, name: string, fallbackMs: number, options: { allowZero?: boolean } = {}): number {
+export function durationFlag(
+  args: ParsedArgs,
+  name: string,
+  fallbackMs: number,
+  options: { allowZero?: boolean } = {},
+): number {
   const v = args.flags.get(name);
   return v === undefined ? fallbackMs : parseDurationArg(v, name, options);
 }
@@ -166,7 +193,10 @@ export function isHostname(text: string): boolean {
 export function validateHostname(text: string): string {
   if (RESERVED_HOSTNAMES.has(text)) throw invalid(`hostname ${JSON.stringify(text)} is reserved`);
   if (!HOSTNAME_RE.test(text)) {
-    throw invalid(`invalid hostname ${JSON.stringify(text)}`, '1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
+    throw invalid(
+      `invalid hostname ${JSON.stringify(text)}`,
+      '1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
+    );
   }
   return text;
 }
@@ -181,7 +211,10 @@ export function validateTags(raw: readonly string[], usage?: string): string[] {
   return raw.map((t) => {
     const tag = t.startsWith('#') ? t.slice(1) : t;
     if (!TAG_RE.test(tag)) {
-      throw invalid(`invalid tag ${JSON.stringify(t)}`, '1-32 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
+      throw invalid(
+        `invalid tag ${JSON.stringify(t)}`,
+        '1-32 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
+      );
     }
     return tag;
   });

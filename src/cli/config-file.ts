@@ -20,9 +20,14 @@ export async function readConfig(path: string): Promise<JsonObject> {
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new PilotError('invalid_argument', `${path} is not valid JSON`, 'fix the file or recreate it with: pilotctl init');
+    throw new PilotError(
+      'invalid_argument',
+      `${path} is not valid JSON`,
+      'fix the file or recreate it with: pilotctl init',
+    );
   }
-  if (!isJsonObject(parsed)) throw new PilotError('invalid_argument', `${path} does not hold a JSON object`, 'recreate it with: pilotctl init');
+  if (!isJsonObject(parsed))
+    throw new PilotError('invalid_argument', `${path} does not hold a JSON object`, 'recreate it with: pilotctl init');
   return parsed;
 }
 
@@ -88,7 +93,10 @@ export interface SettingsFlags {
   readonly webhook?: string | undefined;
 }
 
-function pick(candidates: readonly [string | undefined, SettingSource][], fallback: [string, SettingSource]): [string, SettingSource] {
+function pick(
+  candidates: readonly [string | undefined, SettingSource][],
+  fallback: [string, SettingSource],
+): [string, SettingSource] {
   for (const [value, source] of candidates) if (value !== undefined) return [value, source];
   return fallback;
 }
@@ -104,7 +112,11 @@ function pick(candidates: readonly [string | undefined, SettingSource][], fallba
 export async function resolveSettings(ctx: CliContext, flags: SettingsFlags = {}): Promise<Settings> {
   const config = await readConfig(ctx.paths.config);
   const [registry, registrySource] = pick(
-    [[flags.registry, 'flag'], [configString(config, 'registry'), 'config'], [envString(ctx.env, 'PILOT_REGISTRY'), 'env']],
+    [
+      [flags.registry, 'flag'],
+      [configString(config, 'registry'), 'config'],
+      [envString(ctx.env, 'PILOT_REGISTRY'), 'env'],
+    ],
     [DEFAULT_REGISTRY, 'default'],
   );
   const derived = beaconFor(registry);
@@ -119,7 +131,11 @@ export async function resolveSettings(ctx: CliContext, flags: SettingsFlags = {}
     [DEFAULT_BEACON, 'default'],
   );
   const [socket, socketSource] = pick(
-    [[flags.socket, 'flag'], [envString(ctx.env, 'PILOT_SOCKET'), 'env'], [configString(config, 'socket'), 'config']],
+    [
+      [flags.socket, 'flag'],
+      [envString(ctx.env, 'PILOT_SOCKET'), 'env'],
+      [configString(config, 'socket'), 'config'],
+    ],
     [DEFAULT_SOCKET, 'default'],
   );
   return {

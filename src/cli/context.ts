@@ -83,12 +83,18 @@ export async function defaultConnectDriver(socketPath: string): Promise<DaemonCl
     () => false,
   );
   if (!exists) {
-    throw new PilotError('not_running', `daemon is not running (no socket at ${socketPath})`, 'start it with: pilotctl daemon start');
+    throw new PilotError(
+      'not_running',
+      `daemon is not running (no socket at ${socketPath})`,
+      'start it with: pilotctl daemon start',
+    );
   }
   const { Driver } = await import('../sdk/driver.js');
-  const driver = await Driver.connect(socketPath, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }).catch((err: unknown) => {
-    throw staleSocketError(socketPath, err) ?? err;
-  });
+  const driver = await Driver.connect(socketPath, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }).catch(
+    (err: unknown) => {
+      throw staleSocketError(socketPath, err) ?? err;
+    },
+  );
   // Unsolicited daemon errors also fail the request they belong to; unhandled they would crash.
   driver.on('error', () => undefined);
   return driver;
@@ -110,7 +116,12 @@ function staleSocketError(socketPath: string, err: unknown): PilotError | undefi
     );
   }
   if (code === 'ENOTSOCK') {
-    return new PilotError('not_running', `daemon is not running (${socketPath} is not a socket)`, 'check PILOT_SOCKET and the socket key of config.json', { cause: err });
+    return new PilotError(
+      'not_running',
+      `daemon is not running (${socketPath} is not a socket)`,
+      'check PILOT_SOCKET and the socket key of config.json',
+      { cause: err },
+    );
   }
   return undefined;
 }

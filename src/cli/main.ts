@@ -5,7 +5,11 @@ import { ALL_COMMANDS } from './commands/index.js';
 import { contextCommand, versionCommand } from './commands/context.js';
 import { InterruptedError, type CliContext } from './context.js';
 
-export const COMMANDS: readonly CommandSpec[] = [...ALL_COMMANDS, versionCommand, contextCommand(() => COMMANDS.filter((c) => !c.hidden))];
+export const COMMANDS: readonly CommandSpec[] = [
+  ...ALL_COMMANDS,
+  versionCommand,
+  contextCommand(() => COMMANDS.filter((c) => !c.hidden)),
+];
 
 const byName = new Map(COMMANDS.map((c) => [c.name, c]));
 
@@ -41,7 +45,12 @@ function groupMembers(group: string): CommandSpec[] {
 }
 
 function groupHelp(group: string, members: readonly CommandSpec[]): string {
-  const lines = [`usage: pilotctl ${group} <subcommand> [arguments] [--flags]`, '', 'subcommands:', ...listLines(members, `${group} `)];
+  const lines = [
+    `usage: pilotctl ${group} <subcommand> [arguments] [--flags]`,
+    '',
+    'subcommands:',
+    ...listLines(members, `${group} `),
+  ];
   for (const c of members) lines.push('', `pilotctl ${c.name}:`, `  ${c.description}`);
   lines.push('', `pilotctl ${group} <subcommand> -h describes one of them.`);
   return `${lines.join('\n')}\n`;
@@ -57,7 +66,9 @@ function lookupCommand(words: readonly string[]): [CommandSpec, number] | undefi
 
 /** Edit distance with adjacent transpositions counted once (`pign` is one step from `ping`). */
 export function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   const at = (i: number, j: number): number => d[i]?.[j] ?? 0;
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
@@ -94,16 +105,30 @@ function unknownCommand(words: readonly string[]): UsageError {
   const members = groupMembers(first);
   if (members.length > 0) {
     const subs = members.map((c) => c.name.split(' ')[1] as string);
-    if (words[1] === undefined) return new UsageError(`"${first}" needs a subcommand`, `${first} subcommands: ${subs.join(', ')} (pilotctl ${first} -h describes them)`);
+    if (words[1] === undefined)
+      return new UsageError(
+        `"${first}" needs a subcommand`,
+        `${first} subcommands: ${subs.join(', ')} (pilotctl ${first} -h describes them)`,
+      );
     const guess = nearest(words[1], subs);
     return new UsageError(
       `unknown command "${first} ${words[1]}"`,
-      guess !== undefined ? `did you mean "pilotctl ${first} ${guess}"? (${first} subcommands: ${subs.join(', ')})` : `${first} subcommands: ${subs.join(', ')}`,
+      guess !== undefined
+        ? `did you mean "pilotctl ${first} ${guess}"? (${first} subcommands: ${subs.join(', ')})`
+        : `${first} subcommands: ${subs.join(', ')}`,
     );
   }
   const guess = nearest(first, topLevelNames());
-  if (guess !== undefined) return new UsageError(`unknown command ${JSON.stringify(first)}`, `did you mean "pilotctl ${guess}"? (pilotctl help lists the commands)`);
-  return new UsageError(`unknown command ${JSON.stringify(first)}`, 'run "pilotctl help" for the list of commands', true);
+  if (guess !== undefined)
+    return new UsageError(
+      `unknown command ${JSON.stringify(first)}`,
+      `did you mean "pilotctl ${guess}"? (pilotctl help lists the commands)`,
+    );
+  return new UsageError(
+    `unknown command ${JSON.stringify(first)}`,
+    'run "pilotctl help" for the list of commands',
+    true,
+  );
 }
 
 /** `pilotctl help [words…]`: the whole usage, one group, or one command. */
@@ -113,7 +138,11 @@ function helpText(words: readonly string[]): string {
   if (found !== undefined && found[1] === words.length) return commandHelp(found[0]);
   const members = words.length === 1 ? groupMembers(words[0] as string) : [];
   if (members.length > 0) return groupHelp(words[0] as string, members);
-  if (found !== undefined) throw new UsageError(`unexpected ${JSON.stringify(words[found[1]])} after "help ${found[0].name}"`, `run: pilotctl help ${found[0].name}`);
+  if (found !== undefined)
+    throw new UsageError(
+      `unexpected ${JSON.stringify(words[found[1]])} after "help ${found[0].name}"`,
+      `run: pilotctl help ${found[0].name}`,
+    );
   throw unknownCommand(words);
 }
 
@@ -165,14 +194,20 @@ async function dispatch(ctx: CliContext, rest: readonly string[]): Promise<numbe
   if (HELP_WORDS.has(first)) return printHelp(ctx, helpText(rest.slice(1).filter((w) => !HELP_WORDS.has(w))));
   const found = first === '--version' ? lookupCommand(['version']) : lookupCommand(rest);
   if (found === undefined) {
-    if (groupMembers(first).length > 0 && rest[1] !== undefined && HELP_WORDS.has(rest[1])) return printHelp(ctx, groupHelp(first, groupMembers(first)));
+    if (groupMembers(first).length > 0 && rest[1] !== undefined && HELP_WORDS.has(rest[1]))
+      return printHelp(ctx, groupHelp(first, groupMembers(first)));
     throw unknownCommand(rest);
   }
   const [spec, words] = found;
   const args = parseArgs(rest.slice(words));
-  if ((args.flags.get('help') === 'true' && !('help' in spec.flags)) || args.positionals.includes('-h')) return printHelp(ctx, commandHelp(spec));
+  if ((args.flags.get('help') === 'true' && !('help' in spec.flags)) || args.positionals.includes('-h'))
+    return printHelp(ctx, commandHelp(spec));
   checkFlags(spec.name, args, spec.flags);
-  const result: CommandResult | undefined = await untilInterrupted(spec.run(ctx, args, usageLine(spec)), ctx.interrupt, spec.interruptible === true ? (spec.interruptGraceMs ?? INTERRUPT_GRACE_MS) : 0);
+  const result: CommandResult | undefined = await untilInterrupted(
+    spec.run(ctx, args, usageLine(spec)),
+    ctx.interrupt,
+    spec.interruptible === true ? (spec.interruptGraceMs ?? INTERRUPT_GRACE_MS) : 0,
+  );
   if (result === undefined) return ctx.interrupt.aborted ? EXIT.interrupted : EXIT.ok;
   if (result.silent !== true) ctx.out.success(result.data, result.text);
   if (result.interrupted === true) return EXIT.interrupted;

@@ -23,7 +23,8 @@ export async function hostnamesOf(ctx: CliContext, nodeIds: readonly number[]): 
     const lookups = Promise.all(
       ids.map(async (id) => {
         const reply = await client?.lookup(id).catch(() => undefined);
-        if (isJsonObject(reply) && typeof reply.hostname === 'string' && reply.hostname !== '') names.set(id, reply.hostname);
+        if (isJsonObject(reply) && typeof reply.hostname === 'string' && reply.hostname !== '')
+          names.set(id, reply.hostname);
       }),
     );
     let timer: NodeJS.Timeout | undefined;
@@ -48,7 +49,10 @@ export function nodeOfRow(row: JsonObject, field = 'node_id'): number | undefine
 
 /** The rows with `hostname` (or `<field>_hostname` for an address field) added where the registry knows one. */
 export async function named(ctx: CliContext, rows: JsonObject[], field = 'node_id'): Promise<JsonObject[]> {
-  const names = await hostnamesOf(ctx, rows.map((r) => nodeOfRow(r, field)).filter((n): n is number => n !== undefined));
+  const names = await hostnamesOf(
+    ctx,
+    rows.map((r) => nodeOfRow(r, field)).filter((n): n is number => n !== undefined),
+  );
   const key = field === 'node_id' ? 'hostname' : `${field}_hostname`;
   return rows.map((r) => {
     const node = nodeOfRow(r, field);

@@ -116,7 +116,9 @@ export class ProgressBar {
     const width = 30;
     const frac = this.total > 0 ? Math.min(1, done / this.total) : 1;
     const filled = Math.round(frac * width);
-    this.out.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%`);
+    this.out.write(
+      `\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%`,
+    );
   }
 
   finish(): void {

@@ -121,7 +121,12 @@ export function exitWatch(child: ChildProcess): { readonly exited: () => number 
 export async function waitUntil<T>(
   what: string,
   probe: () => Promise<T | undefined>,
-  options: { timeoutMs: number; child?: { exited: () => number | null | undefined }; logFile: string; signal?: AbortSignal },
+  options: {
+    timeoutMs: number;
+    child?: { exited: () => number | null | undefined };
+    logFile: string;
+    signal?: AbortSignal;
+  },
 ): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
   let exitSeen = false;
@@ -138,10 +143,18 @@ export async function waitUntil<T>(
     if (code !== undefined) {
       const reason = await lastPlainLine(options.logFile);
       const detail = reason === undefined ? '' : `: ${reason}`;
-      throw new PilotError('connection_failed', `${what} exited during start-up (code ${code ?? 'unknown'})${detail}`, `see the log: ${options.logFile}`);
+      throw new PilotError(
+        'connection_failed',
+        `${what} exited during start-up (code ${code ?? 'unknown'})${detail}`,
+        `see the log: ${options.logFile}`,
+      );
     }
     if (Date.now() >= deadline) {
-      throw new PilotError('timeout', `${what} did not become ready within ${Math.round(options.timeoutMs / 1000)}s`, `see the log: ${options.logFile}`);
+      throw new PilotError(
+        'timeout',
+        `${what} did not become ready within ${Math.round(options.timeoutMs / 1000)}s`,
+        `see the log: ${options.logFile}`,
+      );
     }
     await sleep(150);
   }
@@ -150,6 +163,10 @@ export async function waitUntil<T>(
 /** The last line of a log that is not a structured JSON record: what the process printed on exit. */
 async function lastPlainLine(logFile: string): Promise<string | undefined> {
   const text = await readFile(logFile, 'utf8').catch(() => '');
-  const lines = text.slice(-8192).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('{'));
+  const lines = text
+    .slice(-8192)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('{'));
   return lines.at(-1);
 }

@@ -15,13 +15,27 @@ export function formatMs(ms: number): string {
  * Reads until `enough(total)` holds, the stream ends, or `timeoutMs` passes (then rejects with a
  * `timeout` error). Resolves with every byte read so far.
  */
-export function readUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read', signal?: AbortSignal): Promise<Buffer> {
+export function readUntil(
+  conn: Duplex,
+  enough: (total: number) => boolean,
+  timeoutMs: number,
+  what = 'read',
+  signal?: AbortSignal,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  return readStreamUntil(conn, (chunk) => chunks.push(chunk), enough, timeoutMs, what, signal).then((total) => Buffer.concat(chunks, total));
+  return readStreamUntil(conn, (chunk) => chunks.push(chunk), enough, timeoutMs, what, signal).then((total) =>
+    Buffer.concat(chunks, total),
+  );
 }
 
 /** Like readUntil, but only counts the bytes (for bulk transfers that need not be kept). */
-export function countUntil(conn: Duplex, enough: (total: number) => boolean, timeoutMs: number, what = 'read', signal?: AbortSignal): Promise<number> {
+export function countUntil(
+  conn: Duplex,
+  enough: (total: number) => boolean,
+  timeoutMs: number,
+  what = 'read',
+  signal?: AbortSignal,
+): Promise<number> {
   return readStreamUntil(conn, () => undefined, enough, timeoutMs, what, signal);
 }
 
@@ -52,7 +66,8 @@ function readStreamUntil(
       if (enough(total)) finish();
     };
     const onEnd = (): void => finish();
-    const onError = (err: Error): void => finish(new PilotError('connection_failed', `${what}: ${err.message}`, undefined, { cause: err }));
+    const onError = (err: Error): void =>
+      finish(new PilotError('connection_failed', `${what}: ${err.message}`, undefined, { cause: err }));
     const timer = setTimeout(() => finish(timeoutError(what, timeoutMs)), timeoutMs);
     if (signal?.aborted === true) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -77,7 +92,8 @@ export function drained(conn: Duplex, signal: AbortSignal): Promise<void> {
     };
     const onDrain = (): void => done();
     const onClose = (): void => done(new PilotError('connection_failed', 'connection closed by the peer'));
-    const onAbort = (): void => done(signal.reason instanceof Error ? signal.reason : new PilotError('timeout', 'timed out'));
+    const onAbort = (): void =>
+      done(signal.reason instanceof Error ? signal.reason : new PilotError('timeout', 'timed out'));
     if (signal.aborted) return onAbort();
     conn.once('drain', onDrain).once('close', onClose).once('error', done);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -147,7 +163,12 @@ export async function readAll(input: NodeJS.ReadableStream, maxBytes: number): P
   for await (const chunk of input) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
     total += buf.length;
-    if (total > maxBytes) throw new PilotError('invalid_argument', `standard input is larger than ${maxBytes} bytes`, 'use pipe mode (without --json) for streams');
+    if (total > maxBytes)
+      throw new PilotError(
+        'invalid_argument',
+        `standard input is larger than ${maxBytes} bytes`,
+        'use pipe mode (without --json) for streams',
+      );
     chunks.push(buf);
   }
   return Buffer.concat(chunks, total);

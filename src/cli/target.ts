@@ -15,7 +15,10 @@ export async function resolveTarget(driver: DaemonClient, text: string): Promise
   const direct = parseDirectTarget(text);
   if (direct !== undefined) return { text, addr: direct };
   if (!isHostname(text)) {
-    throw invalid(`invalid target ${JSON.stringify(text)}`, 'give a node id (5), an address (0:0000.0000.0005) or a hostname');
+    throw invalid(
+      `invalid target ${JSON.stringify(text)}`,
+      'give a node id (5), an address (0:0000.0000.0005) or a hostname',
+    );
   }
   let reply: unknown;
   try {
@@ -39,11 +42,21 @@ export function hostnameError(hostname: string, err: unknown): PilotError {
   // A failure without a code (not from the SDK) counts as not found, as the daemon's answer.
   const code = err instanceof PilotError ? err.code : 'not_found';
   if (code === 'not_found' || code === 'refused') {
-    return new PilotError('not_found', `hostname ${JSON.stringify(hostname)} not found`, 'the node may be private, offline, or not trusting you; try its address', { cause: err });
+    return new PilotError(
+      'not_found',
+      `hostname ${JSON.stringify(hostname)} not found`,
+      'the node may be private, offline, or not trusting you; try its address',
+      { cause: err },
+    );
   }
   if (code === 'connection_failed' || code === 'timeout' || code === 'unavailable') {
     const detail = err instanceof Error ? err.message : String(err);
-    return new PilotError(code, `cannot resolve hostname ${JSON.stringify(hostname)}: the registry is unreachable (${detail})`, 'see the registry\'s state with: pilotctl daemon status', { cause: err });
+    return new PilotError(
+      code,
+      `cannot resolve hostname ${JSON.stringify(hostname)}: the registry is unreachable (${detail})`,
+      "see the registry's state with: pilotctl daemon status",
+      { cause: err },
+    );
   }
   return err as PilotError;
 }

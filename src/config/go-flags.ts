@@ -59,7 +59,11 @@ function convert(name: string, def: FlagDef, raw: string): boolean | string | nu
     case 'duration': {
       const ms = parseDuration(raw);
       if (ms === undefined) {
-        throw new PilotError('invalid_argument', `invalid duration ${JSON.stringify(raw)} for -${name}`, 'use a number with a unit, e.g. 30s, 500ms, 2m');
+        throw new PilotError(
+          'invalid_argument',
+          `invalid duration ${JSON.stringify(raw)} for -${name}`,
+          'use a number with a unit, e.g. 30s, 500ms, 2m',
+        );
       }
       return ms;
     }
@@ -88,7 +92,11 @@ export function parseGoFlags<S extends FlagSpec>(argv: readonly string[], spec: 
     const name = canonical.get(given === 'h' && spec.help !== undefined ? 'help' : given);
     const def = name === undefined ? undefined : spec[name];
     if (name === undefined || def === undefined) {
-      throw new PilotError('invalid_argument', `flag provided but not defined: -${given}`, 'run with -help to list the flags');
+      throw new PilotError(
+        'invalid_argument',
+        `flag provided but not defined: -${given}`,
+        'run with -help to list the flags',
+      );
     }
     let raw: string;
     if (eq >= 0) raw = body.slice(eq + 1);
@@ -122,7 +130,8 @@ export function configFileFlags<S extends FlagSpec>(path: string, spec: S): Flag
   } catch (err) {
     throw new PilotError('invalid_argument', `cannot read config file ${path}: ${(err as Error).message}`);
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new PilotError('invalid_argument', `config file ${path} must hold a JSON object`);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    throw new PilotError('invalid_argument', `config file ${path} must hold a JSON object`);
   const out: Record<string, boolean | string | number> = {};
   for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
     const name = key.replaceAll('_', '-');
@@ -145,7 +154,10 @@ export function parseGoFlagsWithConfig<S extends FlagSpec>(argv: readonly string
 }
 
 /** The reference's `-log-format text|json`: pilot-ts always writes JSON lines; anything else is an error. */
-export const LOG_FORMAT_FLAG = { kind: 'string', help: 'json (default: one JSON object per line) or text (one readable line per entry)' } as const satisfies FlagDef;
+export const LOG_FORMAT_FLAG = {
+  kind: 'string',
+  help: 'json (default: one JSON object per line) or text (one readable line per entry)',
+} as const satisfies FlagDef;
 
 /** The reference's `-log-format text|json`; JSON when absent. */
 export function parseLogFormat(value: string | undefined): LogFormat {

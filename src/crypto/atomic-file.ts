@@ -87,7 +87,11 @@ export async function removeStaleTemps(dir: string, options: TempSweepOptions = 
  * Writes `data` so that after a crash `path` holds either the old or the new
  * content in full: temp file in the same directory, fsync, rename, fsync of the directory.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
   const mode = options.mode ?? 0o600;
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomBytes(TEMP_RANDOM_BYTES).toString('hex')}.tmp`);

@@ -22,7 +22,8 @@ export type AuthVerdict = 'ok' | 'key_mismatch' | 'bad_signature';
 /** `auth` ‖ node u32 BE ‖ X25519 public key (40 bytes). */
 export function authMessage(node: number, x25519PublicKey: Uint8Array): Uint8Array {
   if (!Number.isInteger(node) || node < 0 || node > 0xffffffff) throw new RangeError(`node id out of range: ${node}`);
-  if (x25519PublicKey.length !== X25519_KEY_SIZE) throw new RangeError(`X25519 public key must be 32 bytes, got ${x25519PublicKey.length}`);
+  if (x25519PublicKey.length !== X25519_KEY_SIZE)
+    throw new RangeError(`X25519 public key must be 32 bytes, got ${x25519PublicKey.length}`);
   const msg = Buffer.allocUnsafe(AUTH_MESSAGE_SIZE);
   AUTH_TAG.copy(msg, 0);
   msg.writeUInt32BE(node, 4);
@@ -40,10 +41,18 @@ export function signAuth(identity: Identity, node: number, x25519PublicKey: Uint
  * (PROTOCOL.md §3.6, §14 #11). Never throws.
  */
 export function verifyAuth(claim: AuthClaim, expectedEd25519PublicKey: Uint8Array): AuthVerdict {
-  if (expectedEd25519PublicKey.length !== ED25519_PUBLIC_KEY_SIZE || !bytesEqual(claim.ed25519PublicKey, expectedEd25519PublicKey)) {
+  if (
+    expectedEd25519PublicKey.length !== ED25519_PUBLIC_KEY_SIZE ||
+    !bytesEqual(claim.ed25519PublicKey, expectedEd25519PublicKey)
+  ) {
     return 'key_mismatch';
   }
-  if (!Number.isInteger(claim.node) || claim.node < 0 || claim.node > 0xffffffff || claim.x25519PublicKey.length !== X25519_KEY_SIZE) {
+  if (
+    !Number.isInteger(claim.node) ||
+    claim.node < 0 ||
+    claim.node > 0xffffffff ||
+    claim.x25519PublicKey.length !== X25519_KEY_SIZE
+  ) {
     return 'bad_signature';
   }
   const ok = ed25519Verify(expectedEd25519PublicKey, authMessage(claim.node, claim.x25519PublicKey), claim.signature);

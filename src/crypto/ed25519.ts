@@ -9,7 +9,8 @@ export const ED25519_SIGNATURE_SIZE = 64;
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 export function ed25519PrivateKeyFromSeed(seed: Uint8Array): KeyObject {
-  if (seed.length !== ED25519_SEED_SIZE) throw new CryptoError('bad_key', `Ed25519 seed must be 32 bytes, got ${seed.length}`);
+  if (seed.length !== ED25519_SEED_SIZE)
+    throw new CryptoError('bad_key', `Ed25519 seed must be 32 bytes, got ${seed.length}`);
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
 }
 

@@ -83,15 +83,21 @@ export function decodeIdentityFile(text: string): Identity {
 
 function decodeKeyField(fields: Record<string, unknown>, name: string, size: number): Uint8Array {
   const value = fields[name];
-  if (typeof value !== 'string') throw new CryptoError('bad_identity', `identity file: ${name} missing or not a string`);
+  if (typeof value !== 'string')
+    throw new CryptoError('bad_identity', `identity file: ${name} missing or not a string`);
   const bytes = fromBase64(value);
   if (bytes === undefined) throw new CryptoError('bad_identity', `identity file: ${name} is not standard base64`);
-  if (bytes.length !== size) throw new CryptoError('bad_identity', `identity file: ${name} must be ${size} bytes, got ${bytes.length}`);
+  if (bytes.length !== size)
+    throw new CryptoError('bad_identity', `identity file: ${name} must be ${size} bytes, got ${bytes.length}`);
   return bytes;
 }
 
 /** Writes the identity file atomically (mode 0600, parent directory created 0700). */
-export async function saveIdentity(path: string, identity: Identity, options: { exclusive?: boolean } = {}): Promise<void> {
+export async function saveIdentity(
+  path: string,
+  identity: Identity,
+  options: { exclusive?: boolean } = {},
+): Promise<void> {
   await ensureDir(dirname(path), 0o700);
   await writeFileAtomic(path, encodeIdentityFile(identity), { mode: 0o600, exclusive: options.exclusive ?? false });
 }

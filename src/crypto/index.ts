@@ -24,6 +24,13 @@ export {
   type OpenResult,
   type TunnelSessionOptions,
 } from './tunnel-session.js';
-export { authMessage, signAuth, verifyAuth, AUTH_MESSAGE_SIZE, type AuthClaim, type AuthVerdict } from './auth-exchange.js';
+export {
+  authMessage,
+  signAuth,
+  verifyAuth,
+  AUTH_MESSAGE_SIZE,
+  type AuthClaim,
+  type AuthVerdict,
+} from './auth-exchange.js';
 export { signChallenge, verifyChallenge } from './registry-signing.js';
 export { fromBase64, toBase64 } from './base64.js';

@@ -1,4 +1,11 @@
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { CryptoError } from './errors.js';
 
 export const X25519_KEY_SIZE = 32;
@@ -27,8 +34,11 @@ export class TunnelKeyPair {
 
   /** From a raw 32-byte scalar (clamped per RFC 7748 by the curve code). */
   static fromPrivateKey(raw: Uint8Array): TunnelKeyPair {
-    if (raw.length !== X25519_KEY_SIZE) throw new CryptoError('bad_key', `X25519 private key must be 32 bytes, got ${raw.length}`);
-    return new TunnelKeyPair(createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' }));
+    if (raw.length !== X25519_KEY_SIZE)
+      throw new CryptoError('bad_key', `X25519 private key must be 32 bytes, got ${raw.length}`);
+    return new TunnelKeyPair(
+      createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' }),
+    );
   }
 
   /** Raw X25519 output; throws CryptoError 'bad_key' for a malformed or low-order peer key. */
@@ -37,7 +47,11 @@ export class TunnelKeyPair {
       throw new CryptoError('bad_key', `X25519 public key must be 32 bytes, got ${peerPublicKey.length}`);
     }
     try {
-      const publicKey = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, peerPublicKey]), format: 'der', type: 'spki' });
+      const publicKey = createPublicKey({
+        key: Buffer.concat([SPKI_PREFIX, peerPublicKey]),
+        format: 'der',
+        type: 'spki',
+      });
       return new Uint8Array(diffieHellman({ privateKey: this.#privateKey, publicKey }));
     } catch (cause) {
       // OpenSSL refuses peer keys whose shared secret is all zeros (low-order points), as Go's crypto/ecdh does.

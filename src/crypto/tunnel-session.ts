@@ -49,9 +49,11 @@ export class TunnelSession {
   readonly #replay = new ReplayWindow();
 
   constructor(key: Uint8Array, options: TunnelSessionOptions = {}) {
-    if (key.length !== TUNNEL_KEY_SIZE) throw new CryptoError('bad_key', `tunnel key must be 32 bytes, got ${key.length}`);
+    if (key.length !== TUNNEL_KEY_SIZE)
+      throw new CryptoError('bad_key', `tunnel key must be 32 bytes, got ${key.length}`);
     const prefix = options.noncePrefix ?? randomBytes(NONCE_PREFIX_SIZE);
-    if (prefix.length !== NONCE_PREFIX_SIZE) throw new CryptoError('bad_key', `nonce prefix must be 4 bytes, got ${prefix.length}`);
+    if (prefix.length !== NONCE_PREFIX_SIZE)
+      throw new CryptoError('bad_key', `nonce prefix must be 4 bytes, got ${prefix.length}`);
     const counter = options.sendCounter ?? 0n;
     if (counter < 0n || counter > MAX_COUNTER) throw new RangeError(`send counter out of u64 range: ${counter}`);
     this.#key = Buffer.from(key);
@@ -73,7 +75,10 @@ export class TunnelSession {
   seal(plaintext: Uint8Array): SealedFrame {
     const { nonce, chunks } = this.sealParts([plaintext]);
     const sealed = Buffer.concat(chunks);
-    return { nonce: new Uint8Array(nonce), sealed: new Uint8Array(sealed.buffer, sealed.byteOffset, sealed.byteLength) };
+    return {
+      nonce: new Uint8Array(nonce),
+      sealed: new Uint8Array(sealed.buffer, sealed.byteOffset, sealed.byteLength),
+    };
   }
 
   /**
@@ -82,7 +87,8 @@ export class TunnelSession {
    * not sent (PILM frames bind their magic this way; PILS has none).
    */
   sealParts(parts: readonly Uint8Array[], aad?: Uint8Array): { nonce: Buffer; chunks: Buffer[] } {
-    if (this.#sendCounter >= MAX_COUNTER) throw new CryptoError('counter_exhausted', 'tunnel send counter exhausted; re-key the session');
+    if (this.#sendCounter >= MAX_COUNTER)
+      throw new CryptoError('counter_exhausted', 'tunnel send counter exhausted; re-key the session');
     this.#sendCounter += 1n;
     const nonce = Buffer.allocUnsafe(NONCE_SIZE);
     nonce.set(this.noncePrefix, 0);
@@ -99,7 +105,8 @@ export class TunnelSession {
 
   /** Decrypts a frame from the peer; the counter is recorded only if authentication succeeds. */
   open(nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): OpenResult {
-    if (nonce.length !== NONCE_SIZE) return failed('truncated', `nonce must be ${NONCE_SIZE} bytes, got ${nonce.length}`);
+    if (nonce.length !== NONCE_SIZE)
+      return failed('truncated', `nonce must be ${NONCE_SIZE} bytes, got ${nonce.length}`);
     if (sealed.length < TAG_SIZE) return failed('truncated', `sealed data shorter than the ${TAG_SIZE}-byte tag`);
     const nonceBuf = Buffer.from(nonce.buffer, nonce.byteOffset, nonce.byteLength);
     const counter = nonceBuf.readBigUInt64BE(NONCE_PREFIX_SIZE);

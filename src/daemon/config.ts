@@ -49,7 +49,10 @@ export const DAEMON_FLAGS = {
   endpoint: { kind: 'string', help: 'public host:port to register instead of discovering it' },
   encrypt: { kind: 'bool', help: 'encrypt tunnels (default true)' },
   'registry-tls': { kind: 'bool', help: 'connect to the registry over TLS (needs -registry-fingerprint)' },
-  'registry-fingerprint': { kind: 'string', help: 'SHA-256 (hex) of the registry certificate, as the registry prints it at start' },
+  'registry-fingerprint': {
+    kind: 'string',
+    help: 'SHA-256 (hex) of the registry certificate, as the registry prints it at start',
+  },
   identity: { kind: 'string', help: 'identity file (Ed25519); empty = new identity every start' },
   owner: { kind: 'string', help: 'owner string sent at registration' },
   keepalive: { kind: 'duration', help: 'keepalive and heartbeat interval (default 30s)' },
@@ -82,13 +85,18 @@ type Raw = Record<string, string | number | boolean | undefined>;
 
 function positiveInt(v: unknown, name: string, fallback: number): number {
   if (v === undefined || v === 0) return fallback;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PilotError('invalid_argument', `-${name} must be a positive integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new PilotError('invalid_argument', `-${name} must be a positive integer`);
   return v;
 }
 
 function hostPort(v: unknown, name: string, fallback: string): string {
   if (v === undefined || v === '') return fallback;
-  if (typeof v !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^\s:]*):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(':') + 1)) > 65535) {
+  if (
+    typeof v !== 'string' ||
+    !/^(\[[0-9a-fA-F:.]+\]|[^\s:]*):\d{1,5}$/.test(v) ||
+    Number(v.slice(v.lastIndexOf(':') + 1)) > 65535
+  ) {
     throw new PilotError('invalid_argument', `-${name} must be host:port, got ${JSON.stringify(v)}`);
   }
   return v;
@@ -97,12 +105,19 @@ function hostPort(v: unknown, name: string, fallback: string): string {
 /** The reference's rule: TLS only with a pinned certificate, and a pin only with TLS. */
 function registryTls(tls: boolean, fingerprint: string | undefined): { fingerprint: string } | undefined {
   const hint = 'the registry prints it at start: "registry TLS fingerprint <hex>"';
-  if (tls && fingerprint === undefined) throw new PilotError('invalid_argument', '-registry-tls needs -registry-fingerprint', hint);
-  if (!tls && fingerprint !== undefined) throw new PilotError('invalid_argument', '-registry-fingerprint needs -registry-tls', 'add -registry-tls');
-  return fingerprint === undefined ? undefined : { fingerprint: normalizeFingerprint(fingerprint, '-registry-fingerprint') };
+  if (tls && fingerprint === undefined)
+    throw new PilotError('invalid_argument', '-registry-tls needs -registry-fingerprint', hint);
+  if (!tls && fingerprint !== undefined)
+    throw new PilotError('invalid_argument', '-registry-fingerprint needs -registry-tls', 'add -registry-tls');
+  return fingerprint === undefined
+    ? undefined
+    : { fingerprint: normalizeFingerprint(fingerprint, '-registry-fingerprint') };
 }
 
-export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DaemonConfig | 'help' | 'version' {
+export function parseDaemonArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): DaemonConfig | 'help' | 'version' {
   const { flags, positionals } = parseGoFlags(argv, DAEMON_FLAGS);
   if (flags.help) return 'help';
   if (flags.version) return 'version';
@@ -110,11 +125,14 @@ export function parseDaemonArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   const raw: Raw = { ...(flags.config ? configFileFlags(flags.config, DAEMON_FLAGS) : {}), ...flags };
   const logFormat = parseLogFormat(typeof raw['log-format'] === 'string' ? raw['log-format'] : undefined);
   const level = typeof raw['log-level'] === 'string' ? raw['log-level'] : 'info';
-  if (!LOG_LEVELS.has(level)) throw new PilotError('invalid_argument', `-log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
-  const str = (k: string): string | undefined => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined);
+  if (!LOG_LEVELS.has(level))
+    throw new PilotError('invalid_argument', `-log-level must be one of ${[...LOG_LEVELS].join(', ')}`);
+  const str = (k: string): string | undefined =>
+    typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : undefined;
   const tls = registryTls(raw['registry-tls'] === true, str('registry-fingerprint'));
   const webhook = str('webhook');
-  if (webhook && !/^https?:\/\//.test(webhook)) throw new PilotError('invalid_argument', '-webhook must start with http:// or https://');
+  if (webhook && !/^https?:\/\//.test(webhook))
+    throw new PilotError('invalid_argument', '-webhook must start with http:// or https://');
   const endpoint = str('endpoint');
   return {
     registry: hostPort(raw.registry, 'registry', DEFAULT_REGISTRY),

@@ -70,7 +70,12 @@ export class Daemon {
     private readonly trustStore: TrustStore,
     private readonly log: Logger,
   ) {
-    this.registry = new RegistryClient({ address: config.registry, identity, log, ...(config.registryTls ? { tls: config.registryTls } : {}) });
+    this.registry = new RegistryClient({
+      address: config.registry,
+      identity,
+      log,
+      ...(config.registryTls ? { tls: config.registryTls } : {}),
+    });
     this.keys = new RegistryKeys(registryKeyFetch(this.registry), { log: log.child({ part: 'keys' }) });
     this.webhooks = new WebhookDispatcher({
       ...(config.webhook ? { url: config.webhook } : {}),
@@ -138,7 +143,8 @@ export class Daemon {
     this.tunnel.setNodeId(this.session.nodeId);
     this.tunnel.registerWithBeacon();
     this.tunnel.on('observed-endpoint', (e: { endpoint: string }) => {
-      if (this.stopped || c.endpoint || UNROUTABLE_ENDPOINT.test(e.endpoint) || e.endpoint === this.registeredEndpoint) return;
+      if (this.stopped || c.endpoint || UNROUTABLE_ENDPOINT.test(e.endpoint) || e.endpoint === this.registeredEndpoint)
+        return;
       // Our NAT gave us a new public endpoint (rebinding, a new address): tell the registry, so that
       // new peers find us, and look at the NAT again. Peers we talk to follow by themselves.
       const previous = this.registeredEndpoint;
@@ -178,7 +184,8 @@ export class Daemon {
         // Fresh traffic from the peer came straight to us lately: the path works, the dial failed for
         // another reason (no listener, a wrong address), and moving to the relay would not help.
         if (this.tunnel.directSeenWithin(node, DIRECT_EVIDENCE_MS)) return;
-        if (this.tunnel.setRelay(node, true)) this.log.info({ node }, 'no answer to direct SYNs; relaying through the beacon');
+        if (this.tunnel.setRelay(node, true))
+          this.log.info({ node }, 'no answer to direct SYNs; relaying through the beacon');
       },
     });
     this.caps = new PeerCaps({
@@ -188,13 +195,18 @@ export class Daemon {
       batching: (node, on) => this.tunnel.setBatching(node, on),
     });
     // A re-keyed tunnel may be a restarted peer (maybe another implementation): ask again.
-    this.tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) => (e.rekeyed ? this.caps.forget(e.peerNodeId) : this.caps.refresh(e.peerNodeId)));
+    this.tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) =>
+      e.rekeyed ? this.caps.forget(e.peerNodeId) : this.caps.refresh(e.peerNodeId),
+    );
     this.tunnel.on('relay-activated', (e: { peerNodeId: number }) => this.caps.refresh(e.peerNodeId));
     this.tunnel.on('direct-upgraded', (e: { peerNodeId: number }) => {
       this.log.info({ node: e.peerNodeId }, 'peer reachable directly again; leaving the relay');
       this.caps.refresh(e.peerNodeId);
     });
-    this.gate = new TrustGate({ isTrusted: (node) => this.trust.isTrusted(node), refuse: (p) => this.stack.refuseUntrusted(p) });
+    this.gate = new TrustGate({
+      isTrusted: (node) => this.trust.isTrusted(node),
+      refuse: (p) => this.stack.refuseUntrusted(p),
+    });
     this.tunnel.on('packet', (p: Packet, from: number) => this.onPacket(p, from));
     forwardToWebhooks(this.stack, this.tunnel, this.webhooks);
 
@@ -227,7 +239,12 @@ export class Daemon {
 
     this.ipc = await IpcServer.start(c.socket, this.backend(), this.log.child({ part: 'ipc' }));
     this.stack.onDatagram((d) => {
-      this.webhooks.emit('data.datagram', { dst_port: d.dstPort, size: d.data.length, src_addr: `${d.srcAddr.network}:${d.srcAddr.node}`, src_port: d.srcPort });
+      this.webhooks.emit('data.datagram', {
+        dst_port: d.dstPort,
+        size: d.data.length,
+        src_addr: `${d.srcAddr.network}:${d.srcAddr.node}`,
+        src_port: d.srcPort,
+      });
       this.ipc.broadcastDatagram(d);
     });
     void this.poller.poll();
@@ -247,7 +264,10 @@ export class Daemon {
       now: Date.now,
     };
     const enabled: [boolean, ServiceStarter][] = [
-      [this.config.dataExchange, dataExchangeStarter({ quotaBytes: this.config.inboxQuotaBytes, ratePerSecond: this.config.inboxRate })],
+      [
+        this.config.dataExchange,
+        dataExchangeStarter({ quotaBytes: this.config.inboxQuotaBytes, ratePerSecond: this.config.inboxRate }),
+      ],
       [this.config.eventStream, startEventStream],
       [this.config.taskSubmit, startTaskSubmit],
     ];
@@ -269,7 +289,11 @@ export class Daemon {
     this.tunnel
       .detectNat()
       .then(
-        (nat) => this.log.info({ nat: nat.type, mapping: nat.mapping, filtering: nat.filtering, endpoint: nat.publicEndpoint }, 'NAT behaviour'),
+        (nat) =>
+          this.log.info(
+            { nat: nat.type, mapping: nat.mapping, filtering: nat.filtering, endpoint: nat.publicEndpoint },
+            'NAT behaviour',
+          ),
         (err: unknown) => this.log.warn({ err: String(err) }, 'NAT detection failed'),
       )
       .finally(() => (this.natRunning = false));
@@ -296,7 +320,9 @@ export class Daemon {
     const observed = this.config.beacon ? await this.tunnel.discoverEndpoint(1000).catch(() => undefined) : undefined;
     if (observed && !/^(127\.|0\.0\.0\.0|\[?::1?\]?:)/.test(observed)) return observed;
     if (listenHost && listenHost !== '0.0.0.0' && listenHost !== '::') {
-      return listenHost.includes(':') ? `[${listenHost}]:${this.tunnel.localPort}` : `${listenHost}:${this.tunnel.localPort}`;
+      return listenHost.includes(':')
+        ? `[${listenHost}]:${this.tunnel.localPort}`
+        : `${listenHost}:${this.tunnel.localPort}`;
     }
     return local;
   }
@@ -315,12 +341,27 @@ export class Daemon {
   /** A capability advert (Control packet to port 1, which a Go daemon ignores). */
   private sendControl(node: number, payload: Uint8Array): void {
     const { address } = this.session;
-    this.tunnel.send(node, makePacket({ flags: 0, protocol: Proto.Control, src: address, dst: { network: address.network, node }, srcPort: Port.Control, dstPort: Port.Control, seq: 0, ack: 0, window: 0, payload }));
+    this.tunnel.send(
+      node,
+      makePacket({
+        flags: 0,
+        protocol: Proto.Control,
+        src: address,
+        dst: { network: address.network, node },
+        srcPort: Port.Control,
+        dstPort: Port.Control,
+        seq: 0,
+        ack: 0,
+        window: 0,
+        payload,
+      }),
+    );
   }
 
   private async resolveEndpoint(node: number): Promise<string> {
     const reply = await this.registry.resolve(node);
-    if (typeof reply.real_addr !== 'string' || reply.real_addr === '') throw new PilotError('not_found', `node ${node} has no known endpoint`);
+    if (typeof reply.real_addr !== 'string' || reply.real_addr === '')
+      throw new PilotError('not_found', `node ${node} has no known endpoint`);
     return reply.real_addr;
   }
 
@@ -346,7 +387,14 @@ export class Daemon {
         services: Object.fromEntries(this.services.map((s) => [s.name, s.stats()])),
         public: this.session.isPublic,
         ...(this.session.hostnameError !== undefined ? { hostname_error: this.session.hostnameError } : {}),
-        ...(this.config.beacon ? { beacon: { address: this.config.beacon, proven: this.tunnel.provenAtBeaconWithin(2 * this.config.keepaliveMs + 10_000) } } : {}),
+        ...(this.config.beacon
+          ? {
+              beacon: {
+                address: this.config.beacon,
+                proven: this.tunnel.provenAtBeaconWithin(2 * this.config.keepaliveMs + 10_000),
+              },
+            }
+          : {}),
         nat: this.natInfo(),
         registry: {
           address: this.config.registry,
@@ -409,11 +457,26 @@ export class Daemon {
         // Without push from the registry, fetch what it holds first (bounded: listing must stay quick).
         await this.poller.refresh(PENDING_REFRESH_MS);
         return {
-          pending: this.trust.pending().map((p) => ({ justification: p.justification, node_id: p.nodeId, public_key: p.publicKey, received_at: Math.floor(p.receivedAt / 1000) })),
+          pending: this.trust
+            .pending()
+            .map((p) => ({
+              justification: p.justification,
+              node_id: p.nodeId,
+              public_key: p.publicKey,
+              received_at: Math.floor(p.receivedAt / 1000),
+            })),
         };
       case 'Trusted':
         return {
-          trusted: this.trust.trusted().map((t) => ({ approved_at: Math.floor(t.approvedAt / 1000), mutual: t.mutual, network: t.network, node_id: t.nodeId, public_key: t.publicKey })),
+          trusted: this.trust
+            .trusted()
+            .map((t) => ({
+              approved_at: Math.floor(t.approvedAt / 1000),
+              mutual: t.mutual,
+              network: t.network,
+              node_id: t.nodeId,
+              public_key: t.publicKey,
+            })),
         };
       case 'Outgoing':
         // Answers may be waiting at the registry (no push from a Go registry): fetch them first.

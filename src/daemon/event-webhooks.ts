@@ -10,8 +10,18 @@ export function forwardToWebhooks(stack: NetStack, tunnel: Tunnel, webhooks: Web
   stack.onNotice((n) => {
     const remote = `${n.remote.addr.network}:${n.remote.addr.node}`;
     if (n.kind === 'accepted') {
-      webhooks.emit('conn.syn_received', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
-      webhooks.emit('conn.established', { conn_id: n.connId, dst_port: n.localPort, src_addr: remote, src_port: n.remote.port });
+      webhooks.emit('conn.syn_received', {
+        conn_id: n.connId,
+        dst_port: n.localPort,
+        src_addr: remote,
+        src_port: n.remote.port,
+      });
+      webhooks.emit('conn.established', {
+        conn_id: n.connId,
+        dst_port: n.localPort,
+        src_addr: remote,
+        src_port: n.remote.port,
+      });
     } else {
       const data = { conn_id: n.connId, local_port: n.localPort, remote_addr: remote, remote_port: n.remote.port };
       if (n.reason === 'reset') webhooks.emit('conn.rst', data);
@@ -19,9 +29,22 @@ export function forwardToWebhooks(stack: NetStack, tunnel: Tunnel, webhooks: Web
       else webhooks.emit('conn.fin', data);
     }
   });
-  tunnel.on('established', (e) => webhooks.emit('tunnel.established', { authenticated: e.authenticated, peer_node_id: e.peerNodeId, rekeyed: e.rekeyed, relay: e.relay }));
-  tunnel.on('peer-added', (e) => webhooks.emit('tunnel.peer_added', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
+  tunnel.on('established', (e) =>
+    webhooks.emit('tunnel.established', {
+      authenticated: e.authenticated,
+      peer_node_id: e.peerNodeId,
+      rekeyed: e.rekeyed,
+      relay: e.relay,
+    }),
+  );
+  tunnel.on('peer-added', (e) =>
+    webhooks.emit('tunnel.peer_added', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }),
+  );
   tunnel.on('relay-activated', (e) => webhooks.emit('tunnel.relay_activated', { peer_node_id: e.peerNodeId }));
-  tunnel.on('direct-upgraded', (e) => webhooks.emit('tunnel.direct_upgraded', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }));
-  tunnel.on('nonce-replay', (e) => webhooks.emit('security.nonce_replay', { counter: Number(e.counter), peer_node_id: e.peerNodeId }));
+  tunnel.on('direct-upgraded', (e) =>
+    webhooks.emit('tunnel.direct_upgraded', { endpoint: e.endpoint, peer_node_id: e.peerNodeId }),
+  );
+  tunnel.on('nonce-replay', (e) =>
+    webhooks.emit('security.nonce_replay', { counter: Number(e.counter), peer_node_id: e.peerNodeId }),
+  );
 }

@@ -39,7 +39,9 @@ export class HandshakePoller {
     if (this.stopped) return Promise.resolve();
     this.running ??= this.o
       .poll()
-      .catch((err: unknown) => this.o.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'poll_handshakes failed'))
+      .catch((err: unknown) =>
+        this.o.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'poll_handshakes failed'),
+      )
       .finally(() => (this.running = undefined));
     return this.running;
   }

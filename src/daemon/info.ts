@@ -75,7 +75,13 @@ function activeTimers(): number {
 
 /** The InfoOK object (PROTOCOL.md §8.4); keys are sorted when encoded, as Go does. */
 export function buildInfo(src: InfoSources): JsonObject {
-  const peers = src.peers.map((p) => ({ authenticated: p.authenticated, encrypted: p.encrypted, endpoint: p.endpoint, node_id: p.nodeId, relay: p.relay }));
+  const peers = src.peers.map((p) => ({
+    authenticated: p.authenticated,
+    encrypted: p.encrypted,
+    endpoint: p.endpoint,
+    node_id: p.nodeId,
+    relay: p.relay,
+  }));
   return {
     node_id: src.address.node,
     address: formatAddr(src.address),

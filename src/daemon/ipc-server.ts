@@ -40,9 +40,18 @@ export class IpcServer {
     readonly path: string,
   ) {}
 
-  static async start(path: string, backend: IpcBackend, log: Logger, options: IpcServerOptions = {}): Promise<IpcServer> {
+  static async start(
+    path: string,
+    backend: IpcBackend,
+    log: Logger,
+    options: IpcServerOptions = {},
+  ): Promise<IpcServer> {
     if (await socketAnswers(path)) {
-      throw new PilotError('already_exists', `another daemon is serving ${path}`, 'stop it first (pilotctl daemon stop) or use another -socket');
+      throw new PilotError(
+        'already_exists',
+        `another daemon is serving ${path}`,
+        'stop it first (pilotctl daemon stop) or use another -socket',
+      );
     }
     await unlink(path).catch(() => undefined);
     const server = createServer();

@@ -2,7 +2,13 @@ import type { Socket } from 'node:net';
 import { ipcErrorCode, PilotError, toPilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
-import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcHandshakeOp, type IpcMessage } from '../protocol/ipc.js';
+import {
+  decodeIpcMessage,
+  IpcFrameSplitter,
+  writeIpcFrame,
+  type IpcHandshakeOp,
+  type IpcMessage,
+} from '../protocol/ipc.js';
 import type { JsonObject, JsonValue } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import type { Datagram, DialOptions, PilotConn, PilotListener } from '../pilot-net.js';
@@ -172,7 +178,12 @@ export class IpcSession {
     if (msg.cmd === 'SendTo') {
       // Larger datagrams cannot cross every path (see MAX_DATAGRAM_PAYLOAD): refused here, with the limit.
       if (msg.data.length > MAX_DATAGRAM_PAYLOAD) {
-        this.error(new PilotError('too_large', `datagram of ${msg.data.length} bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes`));
+        this.error(
+          new PilotError(
+            'too_large',
+            `datagram of ${msg.data.length} bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes`,
+          ),
+        );
         return;
       }
       this.backend.sendTo(msg.addr, msg.port, msg.data).catch((err: unknown) => this.error(err));
@@ -220,7 +231,11 @@ export class IpcSession {
     let conn: PilotConn;
     try {
       if (this.closed || signal.aborted) throw cancelled();
-      conn = await this.backend.dial(msg.addr, msg.port, msg.cmd === 'DialData' ? { data: msg.data, signal } : { signal });
+      conn = await this.backend.dial(
+        msg.addr,
+        msg.port,
+        msg.cmd === 'DialData' ? { data: msg.data, signal } : { signal },
+      );
     } catch (err) {
       this.dials.delete(entry.seq);
       this.checkIdle();
@@ -279,7 +294,13 @@ export class IpcSession {
         this.listeners.set(msg.port, listener);
         listener.on('connection', (conn) => {
           this.adopt(conn);
-          this.write({ cmd: 'Accept', localPort: conn.localPort, connId: conn.id, remoteAddr: conn.remoteAddr, remotePort: conn.remotePort });
+          this.write({
+            cmd: 'Accept',
+            localPort: conn.localPort,
+            connId: conn.id,
+            remoteAddr: conn.remoteAddr,
+            remotePort: conn.remotePort,
+          });
           this.pipeToClient(conn);
         });
         this.write({ cmd: 'BindOK', port: msg.port });

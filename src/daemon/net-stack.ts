@@ -157,7 +157,11 @@ export class NetStack implements PilotNetwork {
   }
 
   resources(): StackResources {
-    return { bound_ports: this.endpoint.ports.boundPorts, dials: this.dials.size, timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dials.size } };
+    return {
+      bound_ports: this.endpoint.ports.boundPorts,
+      dials: this.dials.size,
+      timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dials.size },
+    };
   }
 
   dial(addr: Addr, port: number, options: DialOptions = {}): Promise<LocalConn> {
@@ -172,12 +176,18 @@ export class NetStack implements PilotNetwork {
     }
     const localPort = this.endpoint.localPortOf(connId) ?? 0;
     return new Promise<LocalConn>((resolve, reject) => {
-      const timeout = setTimeout(() => fail(new PilotError('timeout', `dial to ${port} timed out`)), options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+      const timeout = setTimeout(
+        () => fail(new PilotError('timeout', `dial to ${port} timed out`)),
+        options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
+      );
       // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
       const stall = this.options.onDialStalled
         ? setTimeout(() => this.options.onDialStalled?.(addr.node), this.options.dialStallMs ?? 3_500)
         : undefined;
-      const onAbort = (): void => fail(options.signal?.reason instanceof Error ? options.signal.reason : new PilotError('timeout', 'dial aborted'));
+      const onAbort = (): void =>
+        fail(
+          options.signal?.reason instanceof Error ? options.signal.reason : new PilotError('timeout', 'dial aborted'),
+        );
       const cleanup = (): void => {
         clearTimeout(timeout);
         if (stall) clearTimeout(stall);
@@ -333,15 +343,23 @@ export class NetStack implements PilotNetwork {
     this.timer = undefined;
     this.timerAt = next;
     if (next === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      this.run(() => this.endpoint.handleTimeout(now()));
-    }, Math.max(0, Math.ceil(next - now())));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        this.run(() => this.endpoint.handleTimeout(now()));
+      },
+      Math.max(0, Math.ceil(next - now())),
+    );
   }
 
   private makeConn(connId: number, localPort: number, remote: SocketAddr): LocalConn {
-    const conn = new LocalConn(this.ops, connId, { localAddr: this.localAddr, localPort, remoteAddr: remote.addr, remotePort: remote.port });
+    const conn = new LocalConn(this.ops, connId, {
+      localAddr: this.localAddr,
+      localPort,
+      remoteAddr: remote.addr,
+      remotePort: remote.port,
+    });
     this.conns.set(connId, conn);
     return conn;
   }
@@ -380,7 +398,13 @@ export class NetStack implements PilotNetwork {
         const conn = this.conns.get(e.connId);
         this.conns.delete(e.connId);
         if (conn) {
-          this.notify({ kind: 'closed', connId: e.connId, localPort: conn.localPort, remote: { addr: conn.remoteAddr, port: conn.remotePort }, reason: e.reason });
+          this.notify({
+            kind: 'closed',
+            connId: e.connId,
+            localPort: conn.localPort,
+            remote: { addr: conn.remoteAddr, port: conn.remotePort },
+            reason: e.reason,
+          });
           conn.onClosed(e.reason);
         }
         return;
@@ -412,13 +436,25 @@ export function dialError(reason: CloseReason, cause: ResetCause | undefined, re
   const where = `port ${remote.port} of node ${remote.addr.node}`;
   switch (cause) {
     case 'port_full':
-      return new PilotError('unavailable', `connection refused: port full (${where} has no free connection slot)`, 'the port is busy: try again later');
+      return new PilotError(
+        'unavailable',
+        `connection refused: port full (${where} has no free connection slot)`,
+        'the port is busy: try again later',
+      );
     case 'table_full':
-      return new PilotError('unavailable', `connection refused: connection table full (node ${remote.addr.node} has no free connection slot)`, 'the node is busy: try again later');
+      return new PilotError(
+        'unavailable',
+        `connection refused: connection table full (node ${remote.addr.node} has no free connection slot)`,
+        'the node is busy: try again later',
+      );
     case 'no_listener':
       return new PilotError('refused', `connection refused: no listener on ${where}`);
     case 'untrusted':
-      return new PilotError('untrusted', `connection refused: node ${remote.addr.node} does not trust this node`, `ask for trust with: pilotctl handshake ${remote.addr.node}`);
+      return new PilotError(
+        'untrusted',
+        `connection refused: node ${remote.addr.node} does not trust this node`,
+        `ask for trust with: pilotctl handshake ${remote.addr.node}`,
+      );
     default:
       return closeError(reason);
   }

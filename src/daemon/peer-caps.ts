@@ -57,8 +57,10 @@ export class PeerCaps {
     const decoded = decodeCaps(payload);
     if (!decoded.ok) return;
     const { request } = decoded.value;
-    if (request && this.answered.allow(node, this.now())) this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }));
-    if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES) this.advertised.delete(this.advertised.keys().next().value as number);
+    if (request && this.answered.allow(node, this.now()))
+      this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }));
+    if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES)
+      this.advertised.delete(this.advertised.keys().next().value as number);
     this.advertised.set(node, decoded.value);
     this.refresh(node);
   }

@@ -83,7 +83,10 @@ export class PeerRouter {
         return;
       }
       this.waiting.delete(node);
-      const e = err instanceof PilotError ? err : new PilotError('connection_failed', `cannot reach node ${node}: ${String(err)}`);
+      const e =
+        err instanceof PilotError
+          ? err
+          : new PilotError('connection_failed', `cannot reach node ${node}: ${String(err)}`);
       if (this.refused.size >= 4096) this.refused.clear();
       this.refused.set(node, { until: Date.now() + NEGATIVE_TTL_MS, err: e });
       this.o.log.debug({ node, err: e.message }, 'resolve failed');

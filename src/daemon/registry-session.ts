@@ -90,7 +90,10 @@ export class RegistrySession {
   }
 
   private async register(): Promise<void> {
-    const reply = await this.o.registry.register({ listenAddr: this.o.listenAddr, ...(this.o.owner ? { owner: this.o.owner } : {}) });
+    const reply = await this.o.registry.register({
+      listenAddr: this.o.listenAddr,
+      ...(this.o.owner ? { owner: this.o.owner } : {}),
+    });
     const id = reply.node_id;
     if (typeof id !== 'number' || id <= 0) throw new PilotError('protocol', 'registry gave no node id');
     this.nodeId = id;
@@ -108,7 +111,10 @@ export class RegistrySession {
         // Say so everywhere rather than go on showing a name others cannot find us by; a
         // re-registration tries the name again.
         this.hostnameError = `hostname "${wanted}" refused by the registry: ${(err as Error).message}`;
-        this.o.log.warn({ err: (err as Error).message, hostname: wanted }, 'the registry refused the configured hostname');
+        this.o.log.warn(
+          { err: (err as Error).message, hostname: wanted },
+          'the registry refused the configured hostname',
+        );
         this.refusedHostname = wanted;
         this.hostname = '';
       }

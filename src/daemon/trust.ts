@@ -4,7 +4,13 @@ import { signChallenge, verifyChallenge } from '../crypto/registry-signing.js';
 import { toBase64 } from '../crypto/base64.js';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { decodeHandshakeMessage, encodeHandshakeMessage, HANDSHAKE_MAX_SIZE, type HandshakeMessage, type HandshakeType } from '../protocol/handshake.js';
+import {
+  decodeHandshakeMessage,
+  encodeHandshakeMessage,
+  HANDSHAKE_MAX_SIZE,
+  type HandshakeMessage,
+  type HandshakeType,
+} from '../protocol/handshake.js';
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
 import type { PilotConn, PilotNetwork } from '../pilot-net.js';
@@ -123,7 +129,11 @@ export class TrustManager {
     }
     const direct = await this.sendDirect(peer, 'handshake_request', { justification });
     if (!relayed && !direct) {
-      throw new PilotError('connection_failed', `could not deliver the handshake to node ${peer}`, 'check that the node id is right and that the registry is reachable');
+      throw new PilotError(
+        'connection_failed',
+        `could not deliver the handshake to node ${peer}`,
+        'check that the node id is right and that the registry is reachable',
+      );
     }
     return { node_id: peer, status: 'sent' };
   }
@@ -132,7 +142,11 @@ export class TrustManager {
     const pending = this.o.store.getPending(peer);
     if (!pending) {
       if (this.o.store.isTrusted(peer)) return { node_id: peer, status: 'approved' };
-      throw new PilotError('not_found', `no pending handshake from node ${peer}`, 'list requests with: pilotctl pending');
+      throw new PilotError(
+        'not_found',
+        `no pending handshake from node ${peer}`,
+        'list requests with: pilotctl pending',
+      );
     }
     // The registry pair first: once we say "trusted", both sides expect to resolve each other.
     await this.registryQuietly('respond_handshake', () => this.o.registry.respondHandshake(peer, true));
@@ -170,7 +184,8 @@ export class TrustManager {
 
   /** After re-registration the registry may have lost our claims: report every trusted peer again. */
   async reportAll(): Promise<void> {
-    for (const t of this.o.store.listTrusted()) await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(t.nodeId));
+    for (const t of this.o.store.listTrusted())
+      await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(t.nodeId));
   }
 
   private async trustPeer(peer: { nodeId: number; publicKey: string; mutual: boolean }): Promise<void> {
@@ -253,7 +268,8 @@ export class TrustManager {
     if (found.status !== 'ok') return 'no registry key for the sender';
     const key = toBase64(found.key);
     if (msg.publicKey && msg.publicKey !== key) return 'key differs from the registry key';
-    if (!verifyChallenge(key, challenge.requestHandshake(from, this.o.selfNode()), msg.signature)) return 'bad signature';
+    if (!verifyChallenge(key, challenge.requestHandshake(from, this.o.selfNode()), msg.signature))
+      return 'bad signature';
     this.seen.set(digest, now);
     return undefined;
   }
@@ -274,7 +290,12 @@ export class TrustManager {
     }
   }
 
-  private async onRequest(from: number, justification: string, publicKey: string, via: 'direct' | 'relay'): Promise<void> {
+  private async onRequest(
+    from: number,
+    justification: string,
+    publicKey: string,
+    via: 'direct' | 'relay',
+  ): Promise<void> {
     this.o.webhooks.emit('handshake.received', { justification, peer_node_id: from });
     if (this.o.store.isTrusted(from)) {
       await this.answerAccept(from, via);
@@ -287,14 +308,14 @@ export class TrustManager {
       // peer reported as trusted here (a dial right after must resolve).
       await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
       await this.registryQuietly('respond_handshake', () => this.o.registry.respondHandshake(from, true));
-      await this.trustPeer({ nodeId: from, publicKey: publicKey || ((await this.registryKey(from))), mutual: true });
+      await this.trustPeer({ nodeId: from, publicKey: publicKey || (await this.registryKey(from)), mutual: true });
       this.o.webhooks.emit('handshake.auto_approved', { peer_node_id: from, reason: 'mutual' });
       if (via === 'direct') void this.sendDirect(from, 'handshake_accept', {});
       return;
     }
     if (this.o.store.getPending(from)) return;
     // A relayed request carries no key; the registry's is the one that counts anyway.
-    const key = publicKey || ((await this.registryKey(from)));
+    const key = publicKey || (await this.registryKey(from));
     await this.o.store.addPending({ nodeId: from, publicKey: key, justification, receivedAt: this.now() });
     this.o.webhooks.emit('handshake.pending', { justification, peer_node_id: from });
   }
@@ -308,7 +329,7 @@ export class TrustManager {
     }
     this.outgoing.delete(from);
     this.answered(from);
-    const key = publicKey || ((await this.registryKey(from)));
+    const key = publicKey || (await this.registryKey(from));
     await this.registryQuietly('report_trust', () => this.o.registry.reportTrust(from));
     await this.trustPeer({ nodeId: from, publicKey: key, mutual: true });
     this.o.webhooks.emit('handshake.approved', { peer_node_id: from });
@@ -325,7 +346,8 @@ export class TrustManager {
 
   private answered(from: number): void {
     const record = this.sent.get(from);
-    if (record !== undefined && record.state === 'sent') this.sent.set(from, { ...record, state: 'accepted', answeredAt: this.now() });
+    if (record !== undefined && record.state === 'sent')
+      this.sent.set(from, { ...record, state: 'accepted', answeredAt: this.now() });
   }
 
   /** The requests this node sent, newest first, with their state. */
@@ -347,7 +369,11 @@ export class TrustManager {
     if (via === 'direct') void this.sendDirect(peer, 'handshake_accept', {});
   }
 
-  private async sendDirect(peer: number, type: HandshakeType, extra: { justification?: string; reason?: string }): Promise<boolean> {
+  private async sendDirect(
+    peer: number,
+    type: HandshakeType,
+    extra: { justification?: string; reason?: string },
+  ): Promise<boolean> {
     const msg = encodeHandshakeMessage({
       type,
       nodeId: this.o.selfNode(),
@@ -358,7 +384,9 @@ export class TrustManager {
       timestamp: Math.floor(this.now() / 1000),
     });
     try {
-      const conn = await this.o.net.dial({ network: 0, node: peer }, HANDSHAKE_PORT, { timeoutMs: DIRECT_DIAL_TIMEOUT_MS });
+      const conn = await this.o.net.dial({ network: 0, node: peer }, HANDSHAKE_PORT, {
+        timeoutMs: DIRECT_DIAL_TIMEOUT_MS,
+      });
       conn.on('error', () => undefined);
       conn.end(msg);
       return true;

@@ -33,7 +33,12 @@ function sortKeys(value: unknown): unknown {
   return out;
 }
 
-export function encodeWebhookBody(event: WebhookEvent, nodeId: number, timestamp: Date, data?: Record<string, unknown>): string {
+export function encodeWebhookBody(
+  event: WebhookEvent,
+  nodeId: number,
+  timestamp: Date,
+  data?: Record<string, unknown>,
+): string {
   const body: Record<string, unknown> = { event, node_id: nodeId, timestamp: rfc3339Nano(timestamp) };
   if (data !== undefined) body.data = sortKeys(data);
   return JSON.stringify(body);
@@ -44,10 +49,18 @@ function parseWebhookUrl(url: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new PilotError('invalid_argument', `invalid webhook URL ${JSON.stringify(url)}`, 'use an http:// or https:// URL');
+    throw new PilotError(
+      'invalid_argument',
+      `invalid webhook URL ${JSON.stringify(url)}`,
+      'use an http:// or https:// URL',
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new PilotError('invalid_argument', `webhook URL must be http or https, got ${parsed.protocol}`, 'use an http:// or https:// URL');
+    throw new PilotError(
+      'invalid_argument',
+      `webhook URL must be http or https, got ${parsed.protocol}`,
+      'use an http:// or https:// URL',
+    );
   }
   return parsed;
 }

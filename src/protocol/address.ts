@@ -21,7 +21,8 @@ export const ADDR_BEACON: Addr = Object.freeze({ network: 0, node: 2 });
 export const ADDR_NAMESERVER: Addr = Object.freeze({ network: 0, node: 3 });
 
 export function makeAddr(network: number, node: number): Addr {
-  if (!Number.isInteger(network) || network < 0 || network > 0xffff) throw new RangeError(`network id out of range: ${network}`);
+  if (!Number.isInteger(network) || network < 0 || network > 0xffff)
+    throw new RangeError(`network id out of range: ${network}`);
   if (!Number.isInteger(node) || node < 0 || node > 0xffffffff) throw new RangeError(`node id out of range: ${node}`);
   return { network, node };
 }

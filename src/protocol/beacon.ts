@@ -54,7 +54,11 @@ export type BeaconMessage =
   /** The beacon verified the proof: relays and punches for the id now come only from this endpoint. */
   | { readonly type: 'ProofOk'; readonly nodeId: number };
 
-function idMessage(type: number, nodeId: number, ...parts: { bytes: Uint8Array; size: number; name: string }[]): Uint8Array {
+function idMessage(
+  type: number,
+  nodeId: number,
+  ...parts: { bytes: Uint8Array; size: number; name: string }[]
+): Uint8Array {
   assertU32(nodeId, 'node id');
   const buf = Buffer.allocUnsafe(5 + parts.reduce((n, p) => n + p.size, 0));
   buf[0] = type;
@@ -86,7 +90,11 @@ export function encodeBeacon(msg: BeaconMessage): Uint8Array {
     case 'ProofRequest':
       return idMessage(BeaconType.ProofRequest, msg.nodeId);
     case 'ProofChallenge':
-      return idMessage(BeaconType.ProofChallenge, msg.nodeId, { bytes: msg.cookie, size: BEACON_COOKIE_SIZE, name: 'cookie' });
+      return idMessage(BeaconType.ProofChallenge, msg.nodeId, {
+        bytes: msg.cookie,
+        size: BEACON_COOKIE_SIZE,
+        name: 'cookie',
+      });
     case 'Proof':
       return idMessage(
         BeaconType.Proof,
@@ -166,7 +174,10 @@ export function decodeBeacon(bytes: Uint8Array): DecodeResult<BeaconMessage> {
       return ep.ok ? ok({ type: 'DiscoverReply', ...ep.value }) : ep;
     }
     case BeaconType.PunchRequest:
-      return need(9, 'PunchRequest') ?? ok({ type: 'PunchRequest', requester: buf.readUInt32BE(1), target: buf.readUInt32BE(5) });
+      return (
+        need(9, 'PunchRequest') ??
+        ok({ type: 'PunchRequest', requester: buf.readUInt32BE(1), target: buf.readUInt32BE(5) })
+      );
     case BeaconType.PunchCommand: {
       const ep = decodeEndpoint(buf, 'PunchCommand');
       return ep.ok ? ok({ type: 'PunchCommand', ...ep.value }) : ep;
@@ -174,10 +185,18 @@ export function decodeBeacon(bytes: Uint8Array): DecodeResult<BeaconMessage> {
     case BeaconType.Relay:
       return (
         need(9, 'Relay') ??
-        ok({ type: 'Relay', sender: buf.readUInt32BE(1), dest: buf.readUInt32BE(5), frame: copyBytes(buf, 9, buf.length) })
+        ok({
+          type: 'Relay',
+          sender: buf.readUInt32BE(1),
+          dest: buf.readUInt32BE(5),
+          frame: copyBytes(buf, 9, buf.length),
+        })
       );
     case BeaconType.RelayDeliver:
-      return need(5, 'RelayDeliver') ?? ok({ type: 'RelayDeliver', sender: buf.readUInt32BE(1), frame: copyBytes(buf, 5, buf.length) });
+      return (
+        need(5, 'RelayDeliver') ??
+        ok({ type: 'RelayDeliver', sender: buf.readUInt32BE(1), frame: copyBytes(buf, 5, buf.length) })
+      );
     case BeaconType.Sync: {
       const short = need(7, 'Sync');
       if (short) return short;
@@ -191,12 +210,20 @@ export function decodeBeacon(bytes: Uint8Array): DecodeResult<BeaconMessage> {
     case BeaconType.ProofRequest:
       return need(5, 'ProofRequest') ?? ok({ type: 'ProofRequest', nodeId: buf.readUInt32BE(1) });
     case BeaconType.ProofChallenge:
-      return need(5 + BEACON_COOKIE_SIZE, 'ProofChallenge') ?? ok({ type: 'ProofChallenge', nodeId: buf.readUInt32BE(1), cookie: copyBytes(buf, 5, 5 + BEACON_COOKIE_SIZE) });
+      return (
+        need(5 + BEACON_COOKIE_SIZE, 'ProofChallenge') ??
+        ok({ type: 'ProofChallenge', nodeId: buf.readUInt32BE(1), cookie: copyBytes(buf, 5, 5 + BEACON_COOKIE_SIZE) })
+      );
     case BeaconType.Proof: {
       const end = 5 + BEACON_COOKIE_SIZE + BEACON_SIGNATURE_SIZE;
       return (
         need(end, 'Proof') ??
-        ok({ type: 'Proof', nodeId: buf.readUInt32BE(1), cookie: copyBytes(buf, 5, 5 + BEACON_COOKIE_SIZE), signature: copyBytes(buf, 5 + BEACON_COOKIE_SIZE, end) })
+        ok({
+          type: 'Proof',
+          nodeId: buf.readUInt32BE(1),
+          cookie: copyBytes(buf, 5, 5 + BEACON_COOKIE_SIZE),
+          signature: copyBytes(buf, 5 + BEACON_COOKIE_SIZE, end),
+        })
       );
     }
     case BeaconType.ProofOk:

@@ -2,7 +2,13 @@ import { asBuffer, utf8Decode, utf8Encode } from './bytes.js';
 import { Port } from './ports.js';
 import type { DecodeResult } from './result.js';
 import type { Decoded } from './stream.js';
-import { decodeTypedFrame, encodeTypedFrame, TYPED_FRAME_MAX_PAYLOAD, TypedFrameDecoder, type TypedFrame } from './typed-frame.js';
+import {
+  decodeTypedFrame,
+  encodeTypedFrame,
+  TYPED_FRAME_MAX_PAYLOAD,
+  TypedFrameDecoder,
+  type TypedFrame,
+} from './typed-frame.js';
 
 /** Data exchange frames on port 1001 (PROTOCOL.md §9.3). */
 

@@ -19,7 +19,8 @@ export function encodeEvent(event: StreamEvent): Uint8Array {
   // The topic is written straight into the frame (no intermediate encoding: this runs per event).
   const topicLength = Buffer.byteLength(event.topic, 'utf8');
   if (topicLength > EVENT_MAX_TOPIC) throw new RangeError(`event topic too long: ${topicLength} bytes`);
-  if (event.payload.length > EVENT_MAX_PAYLOAD) throw new RangeError(`event payload too long: ${event.payload.length} bytes`);
+  if (event.payload.length > EVENT_MAX_PAYLOAD)
+    throw new RangeError(`event payload too long: ${event.payload.length} bytes`);
   const buf = Buffer.allocUnsafe(2 + topicLength + 4 + event.payload.length);
   buf.writeUInt16BE(topicLength, 0);
   buf.write(event.topic, 2, topicLength, 'utf8');
@@ -54,7 +55,8 @@ function eventStep(queue: ByteQueue, topics?: TopicCache): DecodeResult<StreamEv
   if (topicLen > EVENT_MAX_TOPIC) return fail('too_long', `event topic length ${topicLen} exceeds ${EVENT_MAX_TOPIC}`);
   if (queue.length < 6 + topicLen) return null;
   const payloadLen = queue.readUint32(2 + topicLen);
-  if (payloadLen > EVENT_MAX_PAYLOAD) return fail('too_long', `event payload length ${payloadLen} exceeds ${EVENT_MAX_PAYLOAD}`);
+  if (payloadLen > EVENT_MAX_PAYLOAD)
+    return fail('too_long', `event payload length ${payloadLen} exceeds ${EVENT_MAX_PAYLOAD}`);
   if (queue.length < 6 + topicLen + payloadLen) return null;
   let topic: string;
   if (topics) {

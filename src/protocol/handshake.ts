@@ -7,7 +7,12 @@ import { fail, ok, type DecodeResult } from './result.js';
 /** The receiver reads one delivered segment and parses it as the whole message. */
 export const HANDSHAKE_MAX_SIZE = 4096;
 
-export const HANDSHAKE_TYPES = ['handshake_request', 'handshake_accept', 'handshake_reject', 'handshake_revoke'] as const;
+export const HANDSHAKE_TYPES = [
+  'handshake_request',
+  'handshake_accept',
+  'handshake_reject',
+  'handshake_revoke',
+] as const;
 export type HandshakeType = (typeof HANDSHAKE_TYPES)[number];
 
 export interface HandshakeMessage {
@@ -62,7 +67,8 @@ export function decodeHandshakeMessage(bytes: Uint8Array): DecodeResult<Handshak
   const obj = parsed.value;
   if (!isHandshakeType(obj.type)) return fail('bad_value', 'handshake field "type" is missing or unknown');
   const nodeId = obj.node_id;
-  if (typeof nodeId !== 'number' || !isUint(nodeId, 32)) return fail('bad_value', 'handshake field "node_id" must be a u32');
+  if (typeof nodeId !== 'number' || !isUint(nodeId, 32))
+    return fail('bad_value', 'handshake field "node_id" must be a u32');
   const timestamp = obj.timestamp;
   if (typeof timestamp !== 'number' || !Number.isSafeInteger(timestamp)) {
     return fail('bad_value', 'handshake field "timestamp" must be an integer');

@@ -110,7 +110,13 @@ export type IpcMessage =
   | { readonly cmd: 'DialOK'; readonly connId: number }
   | { readonly cmd: 'DialData'; readonly addr: Addr; readonly port: number; readonly data: Uint8Array }
   | { readonly cmd: 'DialCancel'; readonly dialSeq: number }
-  | { readonly cmd: 'Accept'; readonly localPort: number; readonly connId: number; readonly remoteAddr: Addr; readonly remotePort: number }
+  | {
+      readonly cmd: 'Accept';
+      readonly localPort: number;
+      readonly connId: number;
+      readonly remoteAddr: Addr;
+      readonly remotePort: number;
+    }
   | { readonly cmd: 'Send'; readonly connId: number; readonly data: Uint8Array }
   | { readonly cmd: 'Recv'; readonly connId: number; readonly data: Uint8Array }
   | { readonly cmd: 'Close'; readonly connId: number }
@@ -118,7 +124,13 @@ export type IpcMessage =
   /** The reference always sends code 1; pilot-ts sends the code of the failure (IPC_ERROR_CODES). */
   | { readonly cmd: 'Error'; readonly code: number; readonly message: string }
   | { readonly cmd: 'SendTo'; readonly addr: Addr; readonly port: number; readonly data: Uint8Array }
-  | { readonly cmd: 'RecvFrom'; readonly srcAddr: Addr; readonly srcPort: number; readonly dstPort: number; readonly data: Uint8Array }
+  | {
+      readonly cmd: 'RecvFrom';
+      readonly srcAddr: Addr;
+      readonly srcPort: number;
+      readonly dstPort: number;
+      readonly data: Uint8Array;
+    }
   | { readonly cmd: 'Info' }
   | { readonly cmd: 'Handshake'; readonly op: IpcHandshakeOp }
   | { readonly cmd: 'ResolveHostname'; readonly hostname: string }
@@ -185,7 +197,12 @@ function payloadParts(msg: IpcMessage): Uint8Array[] {
     case 'DialCancel':
       return [u32(msg.dialSeq, 'dial sequence number')];
     case 'Accept':
-      return [u16(msg.localPort, 'local port'), u32(msg.connId, 'conn id'), addr(msg.remoteAddr), u16(msg.remotePort, 'remote port')];
+      return [
+        u16(msg.localPort, 'local port'),
+        u32(msg.connId, 'conn id'),
+        addr(msg.remoteAddr),
+        u16(msg.remotePort, 'remote port'),
+      ];
     case 'Send':
     case 'Recv':
       return [u32(msg.connId, 'conn id'), msg.data];
@@ -268,14 +285,17 @@ export function writeIpcFrame(socket: GatheringWriter, msg: IpcMessage): boolean
   return ok;
 }
 
-const CMD_NAMES: ReadonlyMap<number, IpcCmdName> = new Map(Object.entries(IpcCmd).map(([name, code]) => [code, name as IpcCmdName]));
+const CMD_NAMES: ReadonlyMap<number, IpcCmdName> = new Map(
+  Object.entries(IpcCmd).map(([name, code]) => [code, name as IpcCmdName]),
+);
 
 const hex2 = (n: number): string => `0x${n.toString(16).padStart(2, '0')}`;
 
 function decodeHandshake(p: Buffer): DecodeResult<IpcMessage> {
   if (p.length < 1) return fail('truncated', 'Handshake without sub-command');
   const sub = p[0] as number;
-  const nodeId = (): DecodeResult<number> => (p.length < 5 ? fail('truncated', 'Handshake: missing node id') : ok(p.readUInt32BE(1)));
+  const nodeId = (): DecodeResult<number> =>
+    p.length < 5 ? fail('truncated', 'Handshake: missing node id') : ok(p.readUInt32BE(1));
   const wrap = (op: IpcHandshakeOp): DecodeResult<IpcMessage> => ok({ cmd: 'Handshake', op });
   switch (sub) {
     case IpcHandshakeSub.Pending:
@@ -343,7 +363,13 @@ export function decodeIpcMessage(bytes: Uint8Array): DecodeResult<IpcMessage> {
     case 'Accept':
       return (
         need(14) ??
-        ok({ cmd: name, localPort: p.readUInt16BE(0), connId: p.readUInt32BE(2), remoteAddr: readAddr(p, 6), remotePort: p.readUInt16BE(12) })
+        ok({
+          cmd: name,
+          localPort: p.readUInt16BE(0),
+          connId: p.readUInt32BE(2),
+          remoteAddr: readAddr(p, 6),
+          remotePort: p.readUInt16BE(12),
+        })
       );
     case 'Send':
     case 'Recv':
@@ -351,11 +377,19 @@ export function decodeIpcMessage(bytes: Uint8Array): DecodeResult<IpcMessage> {
     case 'Error':
       return need(2) ?? ok({ cmd: name, code: p.readUInt16BE(0), message: utf8Decode(p.subarray(2)) });
     case 'SendTo':
-      return need(8) ?? ok({ cmd: name, addr: readAddr(p, 0), port: p.readUInt16BE(6), data: copyBytes(p, 8, p.length) });
+      return (
+        need(8) ?? ok({ cmd: name, addr: readAddr(p, 0), port: p.readUInt16BE(6), data: copyBytes(p, 8, p.length) })
+      );
     case 'RecvFrom':
       return (
         need(10) ??
-        ok({ cmd: name, srcAddr: readAddr(p, 0), srcPort: p.readUInt16BE(6), dstPort: p.readUInt16BE(8), data: copyBytes(p, 10, p.length) })
+        ok({
+          cmd: name,
+          srcAddr: readAddr(p, 0),
+          srcPort: p.readUInt16BE(6),
+          dstPort: p.readUInt16BE(8),
+          data: copyBytes(p, 10, p.length),
+        })
       );
     case 'Info':
     case 'Deregister':

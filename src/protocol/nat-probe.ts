@@ -72,7 +72,10 @@ function readEndpoint(buf: Buffer, at: number): DecodeResult<{ ep: NatProbeEndpo
   if (len === 0) return ok({ ep: undefined, next: at + 1 });
   if (len !== 4 && len !== 16) return fail('bad_value', `NatProbeReply: bad IP length ${len}`);
   if (buf.length < at + 1 + len + 2) return fail('truncated', 'NatProbeReply truncated');
-  return ok({ ep: { ip: formatIpBytes(buf.subarray(at + 1, at + 1 + len)), port: buf.readUInt16BE(at + 1 + len) }, next: at + 3 + len });
+  return ok({
+    ep: { ip: formatIpBytes(buf.subarray(at + 1, at + 1 + len)), port: buf.readUInt16BE(at + 1 + len) },
+    next: at + 3 + len,
+  });
 }
 
 export function decodeNatProbeReply(bytes: Uint8Array): DecodeResult<NatProbeReply> {
@@ -88,12 +91,23 @@ export function decodeNatProbeReply(bytes: Uint8Array): DecodeResult<NatProbeRep
   if (!otherPort.ok) return otherPort;
   const otherAddress = readEndpoint(buf, otherPort.value.next);
   if (!otherAddress.ok) return otherAddress;
-  return ok({ token: buf.readUInt32BE(1), source: source as NatProbeSource, observed: observed.value.ep, otherPort: otherPort.value.ep, otherAddress: otherAddress.value.ep });
+  return ok({
+    token: buf.readUInt32BE(1),
+    source: source as NatProbeSource,
+    observed: observed.value.ep,
+    otherPort: otherPort.value.ep,
+    otherAddress: otherAddress.value.ep,
+  });
 }
 
 /** NAT behaviour as RFC 4787 names it, and the classic name of the combination. */
 export type NatMapping = 'none' | 'endpoint-independent' | 'endpoint-dependent' | 'unknown';
-export type NatFiltering = 'none' | 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent' | 'unknown';
+export type NatFiltering =
+  | 'none'
+  | 'endpoint-independent'
+  | 'address-dependent'
+  | 'address-and-port-dependent'
+  | 'unknown';
 export type NatType = 'none' | 'full-cone' | 'restricted-cone' | 'port-restricted-cone' | 'symmetric' | 'unknown';
 
 export function natType(mapping: NatMapping, filtering: NatFiltering): NatType {

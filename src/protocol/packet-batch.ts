@@ -25,7 +25,10 @@ export function isBatchable(p: Packet): boolean {
 }
 
 function checkBatchable(p: Packet): void {
-  if (!isBatchable(p)) throw new RangeError(`packet payload of ${p.payload.length} bytes exceeds the batch maximum of ${MAX_BATCHED_PAYLOAD}`);
+  if (!isBatchable(p))
+    throw new RangeError(
+      `packet payload of ${p.payload.length} bytes exceeds the batch maximum of ${MAX_BATCHED_PAYLOAD}`,
+    );
 }
 
 /** Marshals packets into one batch body (a single buffer, ready to seal in one pass). Throws RangeError for an unbatchable packet. */
@@ -68,7 +71,8 @@ export function decodePacketBatch(body: Uint8Array): DecodeResult<Uint8Array[]> 
     if (body.length - at < 2) return fail('truncated', `packet batch: length cut at byte ${at}`);
     const length = ((body[at] as number) << 8) | (body[at + 1] as number);
     if (length < HEADER_SIZE) return fail('bad_value', `packet batch: packet of ${length} bytes`);
-    if (body.length - at - 2 < length) return fail('truncated', `packet batch: packet of ${length} bytes cut at byte ${at}`);
+    if (body.length - at - 2 < length)
+      return fail('truncated', `packet batch: packet of ${length} bytes cut at byte ${at}`);
     packets.push(body.subarray(at + 2, at + 2 + length));
     at += 2 + length;
   }

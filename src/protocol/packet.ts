@@ -98,7 +98,8 @@ export function decodePacket(bytes: Uint8Array, options: { verifyChecksum?: bool
   if (bytes.length < HEADER_SIZE) return fail('truncated', `packet too short: ${bytes.length} bytes`);
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const length = buf.readUInt16BE(2);
-  if (buf.length < HEADER_SIZE + length) return fail('truncated', `payload truncated: want ${length}, have ${buf.length - HEADER_SIZE}`);
+  if (buf.length < HEADER_SIZE + length)
+    return fail('truncated', `payload truncated: want ${length}, have ${buf.length - HEADER_SIZE}`);
   if (options.verifyChecksum !== false) {
     const stored = buf.readUInt32BE(30);
     const header = Buffer.from(buf.subarray(0, HEADER_SIZE));

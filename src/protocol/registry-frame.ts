@@ -20,7 +20,8 @@ export function encodeRegistryFrame(message: JsonObject): Uint8Array {
 function registryStep(queue: ByteQueue): DecodeResult<JsonObject> | null {
   if (queue.length < 4) return null;
   const length = queue.readUint32(0);
-  if (length > REGISTRY_MAX_MESSAGE) return fail('too_long', `registry frame length ${length} exceeds ${REGISTRY_MAX_MESSAGE}`);
+  if (length > REGISTRY_MAX_MESSAGE)
+    return fail('too_long', `registry frame length ${length} exceeds ${REGISTRY_MAX_MESSAGE}`);
   if (queue.length < 4 + length) return null;
   queue.skip(4);
   return parseJsonObject(queue.take(length));

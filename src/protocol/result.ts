@@ -18,7 +18,9 @@ export class DecodeError extends Error {
   }
 }
 
-export type DecodeResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: DecodeError };
+export type DecodeResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: DecodeError };
 
 export function ok<T>(value: T): DecodeResult<T> {
   return { ok: true, value };

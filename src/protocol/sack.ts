@@ -10,7 +10,8 @@ export const SACK_MAGIC = Uint8Array.of(0x53, 0x41, 0x43, 0x4b);
 export const MAX_SACK_BLOCKS = 4;
 
 export function encodeSack(blocks: readonly SackBlock[]): Uint8Array {
-  if (blocks.length < 1 || blocks.length > MAX_SACK_BLOCKS) throw new RangeError(`SACK needs 1..4 blocks, got ${blocks.length}`);
+  if (blocks.length < 1 || blocks.length > MAX_SACK_BLOCKS)
+    throw new RangeError(`SACK needs 1..4 blocks, got ${blocks.length}`);
   const buf = Buffer.allocUnsafe(5 + 8 * blocks.length);
   buf.set(SACK_MAGIC, 0);
   buf[4] = blocks.length;

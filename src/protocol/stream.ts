@@ -62,7 +62,13 @@ export class ByteQueue {
     const first = this.chunks[0];
     const at = i + this.offset;
     if (first !== undefined && at + 4 <= first.length) {
-      return (((first[at] as number) << 24) | ((first[at + 1] as number) << 16) | ((first[at + 2] as number) << 8) | (first[at + 3] as number)) >>> 0;
+      return (
+        (((first[at] as number) << 24) |
+          ((first[at + 1] as number) << 16) |
+          ((first[at + 2] as number) << 8) |
+          (first[at + 3] as number)) >>>
+        0
+      );
     }
     return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
   }

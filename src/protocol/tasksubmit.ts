@@ -1,7 +1,13 @@
 import { encodeJson, parseJsonObject, type JsonObject, type JsonValue } from './json.js';
 import { fail, ok, type DecodeResult } from './result.js';
 import type { Decoded } from './stream.js';
-import { decodeTypedFrame, encodeTypedFrame, TYPED_FRAME_MAX_PAYLOAD, TypedFrameDecoder, type TypedFrame } from './typed-frame.js';
+import {
+  decodeTypedFrame,
+  encodeTypedFrame,
+  TYPED_FRAME_MAX_PAYLOAD,
+  TypedFrameDecoder,
+  type TypedFrame,
+} from './typed-frame.js';
 
 /** Task submit frames on port 1003 (PROTOCOL.md §9.5): type u32, length u32, JSON payload. */
 
@@ -9,7 +15,16 @@ export const TASK_MAX_PAYLOAD = TYPED_FRAME_MAX_PAYLOAD;
 
 export const TaskFrameType = { Submit: 1, Result: 2, StatusUpdate: 3, SendResults: 4 } as const;
 
-export const TASK_STATUSES = ['NEW', 'ACCEPTED', 'DECLINED', 'EXECUTING', 'COMPLETED', 'SUCCEEDED', 'CANCELLED', 'EXPIRED'] as const;
+export const TASK_STATUSES = [
+  'NEW',
+  'ACCEPTED',
+  'DECLINED',
+  'EXECUTING',
+  'COMPLETED',
+  'SUCCEEDED',
+  'CANCELLED',
+  'EXPIRED',
+] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 export function isTaskStatus(value: unknown): value is TaskStatus {
@@ -100,13 +115,18 @@ export function encodeSubmitResponse(msg: SubmitResponse): Uint8Array {
 
 export function encodeStatusUpdate(msg: StatusUpdate): Uint8Array {
   checkTaskId(msg.taskId);
-  return frame(TaskFrameType.StatusUpdate, { task_id: msg.taskId, status: msg.status, justification: msg.justification });
+  return frame(TaskFrameType.StatusUpdate, {
+    task_id: msg.taskId,
+    status: msg.status,
+    justification: msg.justification,
+  });
 }
 
 /** Optional fields are written only when defined. */
 export function encodeSendResults(msg: SendResults): Uint8Array {
   checkTaskId(msg.taskId);
-  if (msg.resultType !== 'text' && msg.resultType !== 'file') throw new RangeError(`invalid result type: ${String(msg.resultType)}`);
+  if (msg.resultType !== 'text' && msg.resultType !== 'file')
+    throw new RangeError(`invalid result type: ${String(msg.resultType)}`);
   checkInt(msg.timeIdleMs, 'time_idle_ms');
   checkInt(msg.timeStagedMs, 'time_staged_ms');
   checkInt(msg.timeCpuMs, 'time_cpu_ms');
@@ -161,7 +181,8 @@ class Fields {
 
   taskId(): string {
     const v = this.string('task_id');
-    if (this.error === null && !isValidTaskId(v)) this.error = 'task field "task_id" is not a valid task id (8-4-4-4-12 lower-case hex digits)';
+    if (this.error === null && !isValidTaskId(v))
+      this.error = 'task field "task_id" is not a valid task id (8-4-4-4-12 lower-case hex digits)';
     return v;
   }
 
@@ -198,7 +219,12 @@ export function decodeSubmitRequest(payload: Uint8Array): DecodeResult<SubmitReq
   const f = fields(payload);
   if (!f.ok) return f;
   const r = f.value;
-  return r.result({ taskId: r.taskId(), taskDescription: r.string('task_description'), fromAddr: r.string('from_addr'), toAddr: r.string('to_addr') });
+  return r.result({
+    taskId: r.taskId(),
+    taskDescription: r.string('task_description'),
+    fromAddr: r.string('from_addr'),
+    toAddr: r.string('to_addr'),
+  });
 }
 
 export function decodeSubmitResponse(payload: Uint8Array): DecodeResult<SubmitResponse> {
@@ -221,7 +247,8 @@ export function decodeSendResults(payload: Uint8Array): DecodeResult<SendResults
   const r = f.value;
   const taskId = r.taskId();
   const resultType = r.string('result_type');
-  if (r.error === null && resultType !== 'text' && resultType !== 'file') r.error = 'task field "result_type" must be "text" or "file"';
+  if (r.error === null && resultType !== 'text' && resultType !== 'file')
+    r.error = 'task field "result_type" must be "text" or "file"';
   const msg: SendResults = {
     taskId,
     resultType: resultType === 'file' ? 'file' : 'text',

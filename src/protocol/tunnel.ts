@@ -79,7 +79,13 @@ export function classifyDatagram(bytes: Uint8Array): DatagramKind {
 }
 
 function hasMagic(bytes: Uint8Array, magic: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === magic[0] && bytes[1] === magic[1] && bytes[2] === magic[2] && bytes[3] === magic[3];
+  return (
+    bytes.length >= 4 &&
+    bytes[0] === magic[0] &&
+    bytes[1] === magic[1] &&
+    bytes[2] === magic[2] &&
+    bytes[3] === magic[3]
+  );
 }
 
 function checkFrame(bytes: Uint8Array, magic: Uint8Array, min: number, name: string): DecodeResult<Buffer> {
@@ -118,7 +124,8 @@ export interface PilsFrame {
 }
 
 export function encodePils(frame: PilsFrame): Uint8Array {
-  if (frame.sealed.length < GCM_TAG_SIZE) throw new RangeError(`sealed data shorter than the tag: ${frame.sealed.length}`);
+  if (frame.sealed.length < GCM_TAG_SIZE)
+    throw new RangeError(`sealed data shorter than the tag: ${frame.sealed.length}`);
   return Buffer.concat([encodePilsHeader(frame.senderNode, frame.nonce), frame.sealed]);
 }
 

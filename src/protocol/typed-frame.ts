@@ -35,7 +35,8 @@ export function encodeTypedFrame(frame: TypedFrame): Uint8Array {
 export function typedFrameStep(queue: ByteQueue): DecodeResult<TypedFrame> | null {
   if (queue.length < TYPED_FRAME_HEADER_SIZE) return null;
   const length = queue.readUint32(4);
-  if (length > TYPED_FRAME_MAX_PAYLOAD) return fail('too_long', `frame length ${length} exceeds ${TYPED_FRAME_MAX_PAYLOAD}`);
+  if (length > TYPED_FRAME_MAX_PAYLOAD)
+    return fail('too_long', `frame length ${length} exceeds ${TYPED_FRAME_MAX_PAYLOAD}`);
   if (queue.length < TYPED_FRAME_HEADER_SIZE + length) return null;
   const type = queue.readUint32(0);
   queue.skip(TYPED_FRAME_HEADER_SIZE);

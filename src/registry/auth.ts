@@ -34,14 +34,25 @@ export class SignatureVerifier {
   verify(publicKey: string, staticChallenge: string, msg: JsonObject, now: number, opts: VerifyOptions): SignatureForm {
     const signature = msg.signature;
     if (typeof signature !== 'string' || signature === '') {
-      throw new RequestError('bad_signature', opts.staticAllowed ? `missing signature (expected over "${staticChallenge}")` : 'missing signature (a signed body is required)');
+      throw new RequestError(
+        'bad_signature',
+        opts.staticAllowed
+          ? `missing signature (expected over "${staticChallenge}")`
+          : 'missing signature (a signed body is required)',
+      );
     }
     if (msg[SIGNED_AT_FIELD] === undefined) {
       if (!opts.staticAllowed) {
-        throw new RequestError('bad_signature', `a static signature over "${staticChallenge}" is refused here: sign the request body (${SIGNED_AT_FIELD})`);
+        throw new RequestError(
+          'bad_signature',
+          `a static signature over "${staticChallenge}" is refused here: sign the request body (${SIGNED_AT_FIELD})`,
+        );
       }
       if (!verifyChallenge(publicKey, staticChallenge, signature)) {
-        throw new RequestError('bad_signature', `signature does not verify over "${staticChallenge}" with the node's key`);
+        throw new RequestError(
+          'bad_signature',
+          `signature does not verify over "${staticChallenge}" with the node's key`,
+        );
       }
       return 'static';
     }
@@ -55,9 +66,13 @@ export class SignatureVerifier {
       throw new RequestError('invalid_argument', `${SIGNED_AT_FIELD} must be an integer number of Unix milliseconds`);
     }
     if (Math.abs(now - at) > SIGNED_AT_WINDOW_MS) {
-      throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is more than ${SIGNED_AT_WINDOW_MS / 1000} s from the registry clock (${now})`);
+      throw new RequestError(
+        'replay',
+        `${SIGNED_AT_FIELD} ${at} is more than ${SIGNED_AT_WINDOW_MS / 1000} s from the registry clock (${now})`,
+      );
     }
-    if (at < this.startedAt) throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is before the registry started (${this.startedAt})`);
+    if (at < this.startedAt)
+      throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is before the registry started (${this.startedAt})`);
     const text = signedBodyText(msg);
     if (text === undefined) throw new RequestError('invalid_argument', 'request nested too deeply');
     if (!verifyChallenge(publicKey, text, signature)) {
@@ -66,7 +81,10 @@ export class SignatureVerifier {
     const key = `${publicKey}|${String(msg.type)}`;
     const newest = this.#newest.get(key);
     if (newest !== undefined && at <= newest) {
-      throw new RequestError('replay', `not later than the last "${String(msg.type)}" accepted from this key (replayed or reordered request)`);
+      throw new RequestError(
+        'replay',
+        `not later than the last "${String(msg.type)}" accepted from this key (replayed or reordered request)`,
+      );
     }
     this.#newest.set(key, at);
   }

@@ -121,7 +121,10 @@ export class RegistryClient {
   }
 
   resolve(nodeId: number): Promise<JsonObject> {
-    return this.#signed((s) => challenge.resolve(s, nodeId), (s) => ({ type: 'resolve', node_id: nodeId, requester_id: s }));
+    return this.#signed(
+      (s) => challenge.resolve(s, nodeId),
+      (s) => ({ type: 'resolve', node_id: nodeId, requester_id: s }),
+    );
   }
 
   resolveHostname(hostname: string): Promise<JsonObject> {
@@ -155,11 +158,17 @@ export class RegistryClient {
   }
 
   reportTrust(peerId: number): Promise<JsonObject> {
-    return this.#signed((s) => challenge.reportTrust(s, peerId), (s) => ({ type: 'report_trust', node_id: s, peer_id: peerId }));
+    return this.#signed(
+      (s) => challenge.reportTrust(s, peerId),
+      (s) => ({ type: 'report_trust', node_id: s, peer_id: peerId }),
+    );
   }
 
   revokeTrust(peerId: number): Promise<JsonObject> {
-    return this.#signed((s) => challenge.revokeTrust(s, peerId), (s) => ({ type: 'revoke_trust', node_id: s, peer_id: peerId }));
+    return this.#signed(
+      (s) => challenge.revokeTrust(s, peerId),
+      (s) => ({ type: 'revoke_trust', node_id: s, peer_id: peerId }),
+    );
   }
 
   requestHandshake(peerId: number, justification: string): Promise<JsonObject> {
@@ -212,7 +221,8 @@ export class RegistryClient {
   watchHandshakes(onNotify: () => void): { stop(): void } {
     const identity = this.#requireIdentity();
     const nodeId = this.#self();
-    if (!this.canWatchHandshakes) throw new PilotError('unavailable', 'the registry does not push handshake notices', 'poll_handshakes instead');
+    if (!this.canWatchHandshakes)
+      throw new PilotError('unavailable', 'the registry does not push handshake notices', 'poll_handshakes instead');
     const watch = new HandshakeWatch({
       target: this.#target,
       ...(this.#pin !== undefined ? { pin: this.#pin } : {}),
@@ -237,12 +247,14 @@ export class RegistryClient {
   }
 
   #requireIdentity(): Identity {
-    if (this.#identity === undefined) throw new PilotError('invalid_argument', 'this registry request needs the node identity');
+    if (this.#identity === undefined)
+      throw new PilotError('invalid_argument', 'this registry request needs the node identity');
     return this.#identity;
   }
 
   #self(): number {
-    if (this.nodeId === undefined) throw new PilotError('invalid_argument', 'not registered with the registry', 'register first');
+    if (this.nodeId === undefined)
+      throw new PilotError('invalid_argument', 'not registered with the registry', 'register first');
     return this.nodeId;
   }
 
@@ -254,7 +266,9 @@ export class RegistryClient {
   async #signed(text: (self: number) => string, fields: (self: number) => JsonObject): Promise<JsonObject> {
     const identity = this.#requireIdentity();
     const self = this.#self();
-    return this.#enqueue(() => (this.signsBody ? signBody(identity, fields(self)) : signStatic(identity, fields(self), text(self))));
+    return this.#enqueue(() =>
+      this.signsBody ? signBody(identity, fields(self)) : signStatic(identity, fields(self), text(self)),
+    );
   }
 
   #enqueue(build: () => JsonObject, signal?: AbortSignal): Promise<JsonObject> {
@@ -321,12 +335,23 @@ export class RegistryClient {
     }
     if (!this.#outage && !this.#closed) {
       this.#outage = true;
-      this.#log.warn({ registry: `${this.#target.host}:${this.#target.port}`, err: lastError?.message }, 'registry unreachable');
+      this.#log.warn(
+        { registry: `${this.#target.host}:${this.#target.port}`, err: lastError?.message },
+        'registry unreachable',
+      );
     }
-    throw new PilotError('connection_failed', lastError?.message ?? `cannot reach the registry at ${this.#target.host}:${this.#target.port}`);
+    throw new PilotError(
+      'connection_failed',
+      lastError?.message ?? `cannot reach the registry at ${this.#target.host}:${this.#target.port}`,
+    );
   }
 
-  #roundTrip(socket: FrameSocket, msg: JsonObject, deadline: number, signal: AbortSignal | undefined): Promise<JsonObject> {
+  #roundTrip(
+    socket: FrameSocket,
+    msg: JsonObject,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<JsonObject> {
     return new Promise<JsonObject>((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -339,11 +364,16 @@ export class RegistryClient {
         socket.destroy();
         reject(signal?.reason instanceof Error ? signal.reason : new PilotError('timeout', 'registry request aborted'));
       };
-      const timer = setTimeout(() => {
-        cleanup();
-        socket.destroy();
-        reject(new PilotError('timeout', `registry did not answer "${String(msg.type)}" within ${this.#timeoutMs} ms`));
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          cleanup();
+          socket.destroy();
+          reject(
+            new PilotError('timeout', `registry did not answer "${String(msg.type)}" within ${this.#timeoutMs} ms`),
+          );
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.#waiter = {
         resolve: (reply) => {
           cleanup();

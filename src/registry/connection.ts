@@ -73,7 +73,12 @@ export class RegistryConnection {
 
   /** Idle between requests (no partial frame) and not a push or replication channel: the first to go when the server is full. */
   get evictable(): boolean {
-    return this.watching === undefined && !this.replicating && this.#splitter.buffered === 0 && this.#frameTimer === undefined;
+    return (
+      this.watching === undefined &&
+      !this.replicating &&
+      this.#splitter.buffered === 0 &&
+      this.#frameTimer === undefined
+    );
   }
 
   /** A frame left incomplete must be finished in time; the timer stops once nothing is pending. */
@@ -88,7 +93,10 @@ export class RegistryConnection {
 
   #armFrameTimer(deadlineMs: number, what: string): void {
     this.#frameTimer = setTimeout(() => {
-      this.hooks.state.log.debug({ ip: this.remoteIp, what }, `registry connection closed: ${what} within ${deadlineMs} ms`);
+      this.hooks.state.log.debug(
+        { ip: this.remoteIp, what },
+        `registry connection closed: ${what} within ${deadlineMs} ms`,
+      );
       this.socket.destroy();
     }, deadlineMs);
     this.#frameTimer.unref();

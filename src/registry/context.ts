@@ -58,7 +58,9 @@ export function registeredNode(state: RegistryState, id: number, role = 'node'):
 export function actingNode(state: RegistryState, req: RequestInfo, id: number, challenge: string): NodeRecord {
   const node = registeredNode(state, id);
   const now = state.now();
-  const form = state.verifier.verify(node.publicKey, challenge, req.msg, now, { staticAllowed: staticAllowed(state, node) });
+  const form = state.verifier.verify(node.publicKey, challenge, req.msg, now, {
+    staticAllowed: staticAllowed(state, node),
+  });
   state.liveness.proven(id, now);
   return form === 'signed-body' ? markSignsBody(state, node) : node;
 }

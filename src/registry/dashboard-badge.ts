@@ -12,7 +12,11 @@ const IDLE_COLOR = '#9f9f9f';
 
 /** 1234 → `1.2K`, as badges have room for a few characters only. */
 export function formatCount(n: number): string {
-  const units: [number, string][] = [[1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
+  const units: [number, string][] = [
+    [1e9, 'B'],
+    [1e6, 'M'],
+    [1e3, 'K'],
+  ];
   for (const [size, suffix] of units) if (n >= size) return `${(n / size).toFixed(1)}${suffix}`;
   return String(Math.trunc(n));
 }

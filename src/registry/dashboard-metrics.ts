@@ -43,9 +43,13 @@ export function renderMetrics(stats: RegistryStats, requestsByType: ReadonlyMap<
     for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
   };
   metric('pilot_registry_nodes', 'gauge', 'Registered nodes.', [['', stats.total_nodes]]);
-  metric('pilot_registry_nodes_online', 'gauge', 'Registered nodes seen within the last 3 minutes.', [['', stats.active_nodes]]);
+  metric('pilot_registry_nodes_online', 'gauge', 'Registered nodes seen within the last 3 minutes.', [
+    ['', stats.active_nodes],
+  ]);
   metric('pilot_registry_nodes_public', 'gauge', 'Registered nodes that are public.', [['', stats.nodes.length]]);
-  metric('pilot_registry_trust_links', 'gauge', 'Trust pairs between registered nodes.', [['', stats.total_trust_links]]);
+  metric('pilot_registry_trust_links', 'gauge', 'Trust pairs between registered nodes.', [
+    ['', stats.total_trust_links],
+  ]);
   metric('pilot_registry_task_executors', 'gauge', 'Registered nodes that accept tasks.', [['', stats.task_executors]]);
   metric('pilot_registry_unique_tags', 'gauge', 'Distinct tags across registered nodes.', [['', stats.unique_tags]]);
   // Both request metrics come from the live counters (the stats may be up to a second old).

@@ -1,4 +1,10 @@
-import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { PilotError, toPilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -36,7 +42,11 @@ const HOST_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i;
 export function parseDashboardAddress(text: string): { host: string; port: number } {
   const parsed = splitHostPort(text.trim());
   if (parsed === undefined || !(parsed.host === '' || isIP(parsed.host) !== 0 || HOST_NAME.test(parsed.host))) {
-    throw new PilotError('invalid_argument', `invalid -http address ${JSON.stringify(text)}`, 'use host:port, e.g. 127.0.0.1:8080 (or :8080 for every interface)');
+    throw new PilotError(
+      'invalid_argument',
+      `invalid -http address ${JSON.stringify(text)}`,
+      'use host:port, e.g. 127.0.0.1:8080 (or :8080 for every interface)',
+    );
   }
   return parsed;
 }
@@ -96,7 +106,11 @@ function route(req: IncomingMessage, stats: StatsCache, source: DashboardSource)
   if (path === '/') {
     return {
       status: 200,
-      headers: { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': DASHBOARD_CSP },
+      headers: {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'Content-Security-Policy': DASHBOARD_CSP,
+      },
       body: DASHBOARD_HTML,
     };
   }
@@ -111,7 +125,11 @@ function route(req: IncomingMessage, stats: StatsCache, source: DashboardSource)
   if (badge !== undefined) {
     return {
       status: 200,
-      headers: { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'public, max-age=10', 'Access-Control-Allow-Origin': '*' },
+      headers: {
+        'Content-Type': 'image/svg+xml',
+        'Cache-Control': 'public, max-age=10',
+        'Access-Control-Allow-Origin': '*',
+      },
       body: renderBadge(badge(stats.get())),
     };
   }
@@ -128,9 +146,16 @@ function route(req: IncomingMessage, stats: StatsCache, source: DashboardSource)
 
 /** Request bodies are never read; a request that has one ends its connection after the reply. */
 const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  req.headers['transfer-encoding'] !== undefined ||
+  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 
-function respond(req: IncomingMessage, res: ServerResponse, stats: StatsCache, source: DashboardSource, log: Logger): void {
+function respond(
+  req: IncomingMessage,
+  res: ServerResponse,
+  stats: StatsCache,
+  source: DashboardSource,
+  log: Logger,
+): void {
   let reply: Reply;
   try {
     if (req.method !== 'GET' && req.method !== 'HEAD') reply = text(405, 'method not allowed', { Allow: 'GET, HEAD' });
@@ -139,7 +164,11 @@ function respond(req: IncomingMessage, res: ServerResponse, stats: StatsCache, s
     log.error({ err, url: req.url?.slice(0, 200) }, 'dashboard request failed');
     reply = text(500, 'internal error');
   }
-  const headers: OutgoingHttpHeaders = { ...COMMON_HEADERS, ...reply.headers, 'Content-Length': Buffer.byteLength(reply.body) };
+  const headers: OutgoingHttpHeaders = {
+    ...COMMON_HEADERS,
+    ...reply.headers,
+    'Content-Length': Buffer.byteLength(reply.body),
+  };
   if (hasBody(req)) headers.Connection = 'close';
   res.writeHead(reply.status, headers);
   res.end(reply.body);
@@ -177,7 +206,12 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       });
     });
   } catch (err) {
-    throw new PilotError('unavailable', `dashboard cannot listen on ${opts.host}:${opts.port}: ${toPilotError(err).message}`, undefined, { cause: err });
+    throw new PilotError(
+      'unavailable',
+      `dashboard cannot listen on ${opts.host}:${opts.port}: ${toPilotError(err).message}`,
+      undefined,
+      { cause: err },
+    );
   }
   server.on('error', (err) => log.error({ err }, 'dashboard listener error'));
   const port = (server.address() as AddressInfo).port;

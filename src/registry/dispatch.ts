@@ -1,10 +1,35 @@
 import type { JsonObject, JsonValue } from '../protocol/json.js';
 import type { Handler, RegistryState, RequestInfo } from './context.js';
-import { handleDeregister, handleHeartbeat, handleListNetworks, handleListNodes, handleLookup, handleResolveHostname, handleSetHostname, handleSetTags, handleSetTaskExec, handleSetVisibility } from './handlers-nodes.js';
-import { handleBeaconList, handleBeaconRegister, handleGetPoloScore, handleSetPoloScore, handleUpdatePoloScore } from './handlers-misc.js';
+import {
+  handleDeregister,
+  handleHeartbeat,
+  handleListNetworks,
+  handleListNodes,
+  handleLookup,
+  handleResolveHostname,
+  handleSetHostname,
+  handleSetTags,
+  handleSetTaskExec,
+  handleSetVisibility,
+} from './handlers-nodes.js';
+import {
+  handleBeaconList,
+  handleBeaconRegister,
+  handleGetPoloScore,
+  handleSetPoloScore,
+  handleUpdatePoloScore,
+} from './handlers-misc.js';
 import { handleTaskAccept, handleTaskExpiry, handleTaskReceipt } from './handlers-polo.js';
 import { handleRegister, handleRotateKey } from './handlers-register.js';
-import { handlePollHandshakes, handlePunch, handleReportTrust, handleRequestHandshake, handleRespondHandshake, handleResolve, handleRevokeTrust } from './handlers-trust.js';
+import {
+  handlePollHandshakes,
+  handlePunch,
+  handleReportTrust,
+  handleRequestHandshake,
+  handleRespondHandshake,
+  handleResolve,
+  handleRevokeTrust,
+} from './handlers-trust.js';
 import { UNKNOWN_REQUEST_TYPE } from './request-counter.js';
 import { RequestError, type ReplyErrorCode } from './request-error.js';
 import { changesState } from './state-changes.js';
@@ -53,7 +78,10 @@ export function handleRequest(state: RegistryState, req: RequestInfo): JsonObjec
   const handler = typeof type === 'string' ? HANDLERS.get(type) : undefined;
   state.requests.count(handler === undefined ? UNKNOWN_REQUEST_TYPE : String(type));
   if (handler === undefined) {
-    return errorReply('unknown_type', typeof type === 'string' ? `unknown message type "${type.slice(0, 64)}"` : 'message has no "type"');
+    return errorReply(
+      'unknown_type',
+      typeof type === 'string' ? `unknown message type "${type.slice(0, 64)}"` : 'message has no "type"',
+    );
   }
   try {
     const reply = handler(state, req);

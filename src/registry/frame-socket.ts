@@ -20,7 +20,11 @@ export interface RegistryPin {
 export function parseRegistryAddress(address: string): HostPort {
   const parsed = splitHostPort(address);
   if (parsed === undefined || parsed.port === 0) {
-    throw new PilotError('invalid_argument', `invalid registry address "${address}"`, 'use host:port, e.g. 127.0.0.1:9000');
+    throw new PilotError(
+      'invalid_argument',
+      `invalid registry address "${address}"`,
+      'use host:port, e.g. 127.0.0.1:9000',
+    );
   }
   return { host: parsed.host === '' ? '127.0.0.1' : parsed.host, port: parsed.port };
 }
@@ -45,7 +49,9 @@ export class FrameSocket {
         if (this.#closed) return;
       }
     });
-    socket.on('error', (err) => this.#end(new PilotError('connection_failed', `registry connection failed: ${err.message}`)));
+    socket.on('error', (err) =>
+      this.#end(new PilotError('connection_failed', `registry connection failed: ${err.message}`)),
+    );
     socket.on('close', () => this.#end(new PilotError('connection_failed', 'registry closed the connection')));
   }
 
@@ -72,7 +78,10 @@ export class FrameSocket {
         socket.destroy();
         reject(err);
       };
-      const timer = setTimeout(() => fail(new PilotError('timeout', `connecting to the registry at ${where} timed out`)), timeoutMs);
+      const timer = setTimeout(
+        () => fail(new PilotError('timeout', `connecting to the registry at ${where} timed out`)),
+        timeoutMs,
+      );
       socket.once('error', (err: NodeJS.ErrnoException) => fail(dialError(err, where, pin !== undefined)));
       socket.once(pin === undefined ? 'connect' : 'secureConnect', () => {
         const mismatch = pin === undefined ? undefined : pinMismatch(socket as TLSSocket, pin, where);
@@ -122,7 +131,11 @@ export class FrameSocket {
 function dialError(err: NodeJS.ErrnoException, where: string, tls: boolean): PilotError {
   // A TLS protocol failure (e.g. a plaintext registry) will not go away by dialling again.
   if (tls && typeof err.code === 'string' && /^ERR_(SSL|TLS)_/.test(err.code)) {
-    return new PilotError('protocol', `TLS handshake with the registry at ${where} failed: ${err.message}`, 'is the registry running with -tls?');
+    return new PilotError(
+      'protocol',
+      `TLS handshake with the registry at ${where} failed: ${err.message}`,
+      'is the registry running with -tls?',
+    );
   }
   return new PilotError('connection_failed', `cannot connect to the registry at ${where}: ${err.message}`);
 }

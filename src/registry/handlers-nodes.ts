@@ -37,7 +37,8 @@ export const handleSetHostname: Handler = (state, req) => {
   const error = hostnameError(hostname);
   if (error !== undefined) throw new RequestError('invalid_argument', error);
   const holder = state.store.getNodeByHostname(hostname);
-  if (holder !== undefined && holder.id !== id) throw new RequestError('already_exists', `hostname "${hostname}" is taken by node ${holder.id}`);
+  if (holder !== undefined && holder.id !== id)
+    throw new RequestError('already_exists', `hostname "${hostname}" is taken by node ${holder.id}`);
   state.store.updateNode(id, { hostname });
   return { type: 'set_hostname_ok', node_id: id, hostname };
 };
@@ -94,9 +95,17 @@ export const handleLookup: Handler = (state, req) => {
 export const handleResolveHostname: Handler = (state, req) => {
   const hostname = strField(req.msg, 'hostname');
   const node = state.store.getNodeByHostname(hostname);
-  if (node === undefined || !node.registered) throw new RequestError('not_found', `hostname "${hostname}" is not registered`);
-  if (!state.liveness.isOnline(node.id, state.now())) throw new RequestError('offline', `node ${node.id} ("${hostname}") is offline`);
-  return { type: 'resolve_hostname_ok', node_id: node.id, address: nodeAddress(node.id), public: node.isPublic, hostname };
+  if (node === undefined || !node.registered)
+    throw new RequestError('not_found', `hostname "${hostname}" is not registered`);
+  if (!state.liveness.isOnline(node.id, state.now()))
+    throw new RequestError('offline', `node ${node.id} ("${hostname}") is offline`);
+  return {
+    type: 'resolve_hostname_ok',
+    node_id: node.id,
+    address: nodeAddress(node.id),
+    public: node.isPublic,
+    hostname,
+  };
 };
 
 export const handleListNetworks: Handler = (state) => {

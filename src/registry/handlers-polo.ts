@@ -1,6 +1,15 @@
 import { verifyChallenge } from '../crypto/registry-signing.js';
 import { isValidTaskId } from '../protocol/tasksubmit.js';
-import { acceptMessage, expiredMessage, MAX_TIMING_MS, poloReward, QUEUE_HEAD_TIMEOUT_MS, RECEIPT_STATUS, receiptMessage, type ReceiptFields } from '../protocol/task-evidence.js';
+import {
+  acceptMessage,
+  expiredMessage,
+  MAX_TIMING_MS,
+  poloReward,
+  QUEUE_HEAD_TIMEOUT_MS,
+  RECEIPT_STATUS,
+  receiptMessage,
+  type ReceiptFields,
+} from '../protocol/task-evidence.js';
 import { nodeAddress, registeredNode, type Handler, type RegistryState } from './context.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
@@ -36,13 +45,22 @@ const DAY_MS = 86_400_000;
 /** An acceptance without a receipt is forgotten after the longest time a receipt may claim. */
 export const ACCEPTANCE_TTL_MS = MAX_TIMING_MS;
 
-function pair(state: RegistryState, msg: Parameters<Handler>[1]['msg']): { taskId: string; submitter: NodeRecord; executor: NodeRecord } {
+function pair(
+  state: RegistryState,
+  msg: Parameters<Handler>[1]['msg'],
+): { taskId: string; submitter: NodeRecord; executor: NodeRecord } {
   const taskId = strField(msg, 'task_id');
-  if (!isValidTaskId(taskId)) throw new RequestError('invalid_argument', 'task_id must be a task id (8-4-4-4-12 lower-case hex)');
+  if (!isValidTaskId(taskId))
+    throw new RequestError('invalid_argument', 'task_id must be a task id (8-4-4-4-12 lower-case hex)');
   const submitterId = u32Field(msg, 'submitter_id');
   const executorId = u32Field(msg, 'executor_id');
-  if (submitterId === executorId) throw new RequestError('invalid_argument', 'submitter and executor must be different nodes');
-  return { taskId, submitter: registeredNode(state, submitterId, 'submitter'), executor: registeredNode(state, executorId, 'executor') };
+  if (submitterId === executorId)
+    throw new RequestError('invalid_argument', 'submitter and executor must be different nodes');
+  return {
+    taskId,
+    submitter: registeredNode(state, submitterId, 'submitter'),
+    executor: registeredNode(state, executorId, 'executor'),
+  };
 }
 
 function timing(msg: Parameters<Handler>[1]['msg'], key: string): number {
@@ -56,7 +74,10 @@ function timing(msg: Parameters<Handler>[1]['msg'], key: string): number {
 function checkSignature(node: NodeRecord, role: string, text: string, signature: string): void {
   if (signature === '') throw new RequestError('bad_signature', `missing ${role} signature (over "${text}")`);
   if (!verifyChallenge(node.publicKey, text, signature)) {
-    throw new RequestError('bad_signature', `${role} signature does not verify over "${text}" with node ${node.id}'s key`);
+    throw new RequestError(
+      'bad_signature',
+      `${role} signature does not verify over "${text}" with node ${node.id}'s key`,
+    );
   }
 }
 
@@ -76,9 +97,27 @@ export const handleTaskReceipt: Handler = (state, req) => {
   checkSignature(submitter, 'submitter', text, strField(req.msg, 'submitter_signature'));
   checkSignature(executor, 'executor', text, strField(req.msg, 'executor_signature'));
   const { reward, creditedCpuMs } = boundedReward(state, fields);
-  const applied = state.store.applyTaskEvidence({ taskId, kind: 'receipt', submitter: submitter.id, executor: executor.id, submitterDelta: -1, executorDelta: reward, at: state.now() });
+  const applied = state.store.applyTaskEvidence({
+    taskId,
+    kind: 'receipt',
+    submitter: submitter.id,
+    executor: executor.id,
+    submitterDelta: -1,
+    executorDelta: reward,
+    at: state.now(),
+  });
   if (!applied) throw new RequestError('replay', `evidence for task ${taskId} was already applied`);
-  state.log.info({ task_id: taskId, submitter: submitter.id, executor: executor.id, reward, claimed_cpu_ms: fields.timeCpuMs, credited_cpu_ms: creditedCpuMs }, 'task receipt applied');
+  state.log.info(
+    {
+      task_id: taskId,
+      submitter: submitter.id,
+      executor: executor.id,
+      reward,
+      claimed_cpu_ms: fields.timeCpuMs,
+      credited_cpu_ms: creditedCpuMs,
+    },
+    'task receipt applied',
+  );
   return {
     type: 'task_receipt_ok',
     task_id: taskId,
@@ -108,10 +147,21 @@ export const handleTaskAccept: Handler = (state, req) => {
   if (typeof acceptedAt !== 'number' || !Number.isSafeInteger(acceptedAt) || acceptedAt < 0) {
     throw new RequestError('invalid_argument', 'accepted_at_ms must be a Unix time in milliseconds');
   }
-  checkSignature(executor, 'executor acceptance', acceptMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'accept_signature'));
-  const result = state.store.recordTaskAcceptance({ taskId, submitter: submitter.id, executor: executor.id, seenAt: state.taskNow() }, MAX_OPEN_ACCEPTANCES);
+  checkSignature(
+    executor,
+    'executor acceptance',
+    acceptMessage(taskId, submitter.id, executor.id, acceptedAt),
+    strField(req.msg, 'accept_signature'),
+  );
+  const result = state.store.recordTaskAcceptance(
+    { taskId, submitter: submitter.id, executor: executor.id, seenAt: state.taskNow() },
+    MAX_OPEN_ACCEPTANCES,
+  );
   if (result === 'full') {
-    throw new RequestError('rate_limited', `node ${executor.id} has ${MAX_OPEN_ACCEPTANCES} accepted tasks without a receipt; file receipts first`);
+    throw new RequestError(
+      'rate_limited',
+      `node ${executor.id} has ${MAX_OPEN_ACCEPTANCES} accepted tasks without a receipt; file receipts first`,
+    );
   }
   return { type: 'task_accept_ok', task_id: taskId };
 };
@@ -125,12 +175,39 @@ export const handleTaskExpiry: Handler = (state, req) => {
   // Without this, an acceptance signature alone would let the submitter cost the executor a point at once.
   const waited = state.taskNow() - acceptedAt;
   if (waited < QUEUE_HEAD_TIMEOUT_MS) {
-    throw new RequestError('forbidden', `task ${taskId} was accepted ${Math.max(0, Math.round(waited / 1000))} s ago; it expires only after ${QUEUE_HEAD_TIMEOUT_MS / 1000} s at the queue head`);
+    throw new RequestError(
+      'forbidden',
+      `task ${taskId} was accepted ${Math.max(0, Math.round(waited / 1000))} s ago; it expires only after ${QUEUE_HEAD_TIMEOUT_MS / 1000} s at the queue head`,
+    );
   }
-  checkSignature(executor, 'executor acceptance', acceptMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'accept_signature'));
-  checkSignature(submitter, 'submitter', expiredMessage(taskId, submitter.id, executor.id, acceptedAt), strField(req.msg, 'submitter_signature'));
-  const applied = state.store.applyTaskEvidence({ taskId, kind: 'expiry', submitter: submitter.id, executor: executor.id, submitterDelta: 0, executorDelta: -1, at: state.now() });
+  checkSignature(
+    executor,
+    'executor acceptance',
+    acceptMessage(taskId, submitter.id, executor.id, acceptedAt),
+    strField(req.msg, 'accept_signature'),
+  );
+  checkSignature(
+    submitter,
+    'submitter',
+    expiredMessage(taskId, submitter.id, executor.id, acceptedAt),
+    strField(req.msg, 'submitter_signature'),
+  );
+  const applied = state.store.applyTaskEvidence({
+    taskId,
+    kind: 'expiry',
+    submitter: submitter.id,
+    executor: executor.id,
+    submitterDelta: 0,
+    executorDelta: -1,
+    at: state.now(),
+  });
   if (!applied) throw new RequestError('replay', `evidence for task ${taskId} was already applied`);
   state.log.info({ task_id: taskId, executor: executor.id }, 'task expiry applied');
-  return { type: 'task_expiry_ok', task_id: taskId, executor_id: executor.id, address: nodeAddress(executor.id), executor_score: registeredNode(state, executor.id).poloScore };
+  return {
+    type: 'task_expiry_ok',
+    task_id: taskId,
+    executor_id: executor.id,
+    address: nodeAddress(executor.id),
+    executor_score: registeredNode(state, executor.id).poloScore,
+  };
 };

@@ -4,7 +4,15 @@ import { challenge } from '../protocol/registry-frame.js';
 import type { JsonObject } from '../protocol/json.js';
 import { FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, SIGNED_AT_FIELD } from '../protocol/registry-auth.js';
 import { registerChallenge } from './challenges.js';
-import { actingNode, markSignsBody, nodeAddress, staticAllowed, type Handler, type RegistryState, type RequestInfo } from './context.js';
+import {
+  actingNode,
+  markSignsBody,
+  nodeAddress,
+  staticAllowed,
+  type Handler,
+  type RegistryState,
+  type RequestInfo,
+} from './context.js';
 import { endpointIp, observedEndpoint } from './endpoint.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
@@ -43,7 +51,14 @@ function provesKey(state: RegistryState, req: RequestInfo, publicKey: string, kn
  * the key, the same source IP as the stored endpoint, or — so that an unsigned Go daemon that
  * changed networks can come back — no proven activity from the key for the stale period.
  */
-function reRegister(state: RegistryState, node: NodeRecord, endpoint: string, proven: boolean, owner: string, remoteIp: string): NodeRecord {
+function reRegister(
+  state: RegistryState,
+  node: NodeRecord,
+  endpoint: string,
+  proven: boolean,
+  owner: string,
+  remoteIp: string,
+): NodeRecord {
   const now = state.now();
   const moving = node.realAddr !== '' && endpointIp(node.realAddr) !== remoteIp;
   if (moving && !proven && state.liveness.recentlyProven(node.id, now)) {
@@ -81,7 +96,10 @@ export const handleRegister: Handler = (state, req) => {
     // The reference hands an existing node (and its id) to any new key that names its owner (§14 #2).
     const holder = state.store.getNodeByOwner(owner);
     if (holder !== undefined) {
-      throw new RequestError('already_exists', `owner "${owner}" belongs to node ${holder.id}, registered with another key`);
+      throw new RequestError(
+        'already_exists',
+        `owner "${owner}" belongs to node ${holder.id}, registered with another key`,
+      );
     }
     node = state.store.createNode({ publicKey, owner, realAddr: endpoint, signsBody: proven });
     state.log.info({ node_id: node.id, endpoint }, 'node registered');
@@ -117,7 +135,8 @@ export const handleRotateKey: Handler = (state, req) => {
   checkPublicKey(newKey, 'new_public_key');
   actingNode(state, req, id, challenge.rotateKey(id));
   const holder = state.store.getNodeByKey(newKey);
-  if (holder !== undefined && holder.id !== id) throw new RequestError('already_exists', `new_public_key is already used by node ${holder.id}`);
+  if (holder !== undefined && holder.id !== id)
+    throw new RequestError('already_exists', `new_public_key is already used by node ${holder.id}`);
   const node = state.store.updateNode(id, { publicKey: newKey });
   state.log.info({ node_id: id }, 'key rotated');
   return { type: 'rotate_key_ok', node_id: id, address: nodeAddress(id), public_key: node.publicKey };

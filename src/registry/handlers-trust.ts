@@ -67,7 +67,8 @@ export const handleRevokeTrust: Handler = (state, req) => {
   const id = u32Field(req.msg, 'node_id');
   const peer = u32Field(req.msg, 'peer_id');
   actingNode(state, req, id, challenge.revokeTrust(id, peer));
-  if (state.store.removeTrustPair(id, peer) === 0) throw new RequestError('not_found', `no trust between node ${id} and node ${peer}`);
+  if (state.store.removeTrustPair(id, peer) === 0)
+    throw new RequestError('not_found', `no trust between node ${id} and node ${peer}`);
   return { type: 'revoke_trust_ok' };
 };
 
@@ -85,7 +86,8 @@ export const handleRequestHandshake: Handler = (state, req) => {
     { fromNodeId: from, toNodeId: to, justification, createdAt: state.now() },
     HANDSHAKE_INBOX_MAX,
   );
-  if (result === 'full') throw new RequestError('rate_limited', `handshake inbox of node ${to} is full (${HANDSHAKE_INBOX_MAX} pending)`);
+  if (result === 'full')
+    throw new RequestError('rate_limited', `handshake inbox of node ${to} is full (${HANDSHAKE_INBOX_MAX} pending)`);
   state.notifyHandshake(to);
   return { type: 'request_handshake_ok', status: 'delivered' };
 };

@@ -35,7 +35,8 @@ export async function importJsonStore(store: RegistryStore, path: string, now = 
   } catch (err) {
     throw new PilotError('not_found', `cannot read ${path}: ${reason(err)}`);
   }
-  if (size > MAX_IMPORT_BYTES) throw new PilotError('too_large', `${path} is ${size} bytes; the import limit is ${MAX_IMPORT_BYTES}`);
+  if (size > MAX_IMPORT_BYTES)
+    throw new PilotError('too_large', `${path} is ${size} bytes; the import limit is ${MAX_IMPORT_BYTES}`);
   let value: unknown;
   try {
     value = JSON.parse(await readFile(path, 'utf8'));

@@ -67,7 +67,8 @@ export class ReplicationPrimary {
 
   /** Checks the token and starts the stream with a snapshot; throws RequestError to refuse. */
   subscribe(socket: Socket, remote: string, msg: JsonObject): void {
-    if (!tokenMatches(msg.token, this.#opts.token)) throw new RequestError('forbidden', 'replication token missing or wrong');
+    if (!tokenMatches(msg.token, this.#opts.token))
+      throw new RequestError('forbidden', 'replication token missing or wrong');
     if (this.#subscribers.size >= MAX_STANDBYS) {
       throw new RequestError('rate_limited', `${MAX_STANDBYS} standbys are subscribed already; no more are accepted`);
     }
@@ -117,7 +118,9 @@ export class ReplicationPrimary {
         );
       }
       this.#oversizeReported ||= tooLarge;
-      const reason = tooLarge ? 'the registry state exceeds the 1 MiB replication frame limit' : 'the primary cannot build a snapshot';
+      const reason = tooLarge
+        ? 'the registry state exceeds the 1 MiB replication frame limit'
+        : 'the primary cannot build a snapshot';
       const notice = encodeRegistryFrame(errorReply('internal', `${reason}; keep serving the last snapshot`));
       for (const sub of targets) this.#write(sub, notice);
       return;
@@ -133,7 +136,10 @@ export class ReplicationPrimary {
     try {
       frame = encodeRegistryFrame({ type: 'heartbeat', ...this.#opts.heartbeatFields() });
     } catch (err) {
-      this.#opts.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'liveness left out of the replication heartbeat');
+      this.#opts.log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'liveness left out of the replication heartbeat',
+      );
       frame = encodeRegistryFrame({ type: 'heartbeat' });
     }
     for (const sub of this.#subscribers) this.#write(sub, frame);

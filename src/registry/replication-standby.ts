@@ -192,7 +192,10 @@ export class ReplicationStandby {
     if (this.#replicating) {
       this.#replicating = false;
       this.#lastProblem = reason;
-      this.#opts.log.warn({ primary: this.#where, reason, retry_ms: retryMs }, 'lost the primary; serving the last snapshot and reconnecting');
+      this.#opts.log.warn(
+        { primary: this.#where, reason, retry_ms: retryMs },
+        'lost the primary; serving the last snapshot and reconnecting',
+      );
     } else {
       this.#problem(reason);
     }

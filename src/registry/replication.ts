@@ -43,16 +43,26 @@ export function checkReplicationOptions(opts: ReplicationOptions | undefined): C
       'generate one, e.g. with: openssl rand -hex 32',
     );
   }
-  const primary = opts?.standbyOf === undefined || opts.standbyOf === '' ? undefined : parseRegistryAddress(opts.standbyOf);
+  const primary =
+    opts?.standbyOf === undefined || opts.standbyOf === '' ? undefined : parseRegistryAddress(opts.standbyOf);
   if (primary !== undefined && token === undefined) {
-    throw new PilotError('invalid_argument', 'a standby needs the primary\'s replication token', 'pass -replication-token with the token the primary was started with');
+    throw new PilotError(
+      'invalid_argument',
+      "a standby needs the primary's replication token",
+      'pass -replication-token with the token the primary was started with',
+    );
   }
   const pinText = opts?.primaryFingerprint === '' ? undefined : opts?.primaryFingerprint;
   if (pinText !== undefined && primary === undefined) {
-    throw new PilotError('invalid_argument', 'a primary fingerprint needs -standby', 'pass -standby <primary host:port> too');
+    throw new PilotError(
+      'invalid_argument',
+      'a primary fingerprint needs -standby',
+      'pass -standby <primary host:port> too',
+    );
   }
   const pin = pinText === undefined ? undefined : { fingerprint: normalizeFingerprint(pinText, 'standby fingerprint') };
-  const connect = opts?.connect ?? (pin && ((target: HostPort, timeoutMs: number) => FrameSocket.connect(target, timeoutMs, pin)));
+  const connect =
+    opts?.connect ?? (pin && ((target: HostPort, timeoutMs: number) => FrameSocket.connect(target, timeoutMs, pin)));
   return { token, primary, connect };
 }
 
@@ -81,7 +91,9 @@ export function liveFields(state: RegistryState): JsonObject {
     const at = state.liveness.lastSeen(node.id);
     if (at !== undefined) lastSeen[String(node.id)] = formatTime(at);
   }
-  const beacons = state.store.listBeacons(now).map((b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: b.expiresAt - now }));
+  const beacons = state.store
+    .listBeacons(now)
+    .map((b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: b.expiresAt - now }));
   return { [EXT_LAST_SEEN]: lastSeen, [EXT_BEACONS]: beacons };
 }
 
@@ -123,7 +135,10 @@ export function startReplication(state: RegistryState, checked: CheckedReplicati
   if (checked.token !== undefined) return primaryOf(state, checked.token);
   return {
     subscribe: () => {
-      throw new RequestError('forbidden', 'replication is not enabled on this registry (no replication token configured)');
+      throw new RequestError(
+        'forbidden',
+        'replication is not enabled on this registry (no replication token configured)',
+      );
     },
     changed: () => {},
     close: () => {},

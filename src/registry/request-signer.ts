@@ -22,7 +22,10 @@ function nextSignedAt(key: string, nowMs: number): number {
 
 /** The request with `signed_at` and a signature over its canonical body (protocol/registry-auth.ts). */
 export function signBody(identity: Identity, msg: JsonObject, nowMs = Date.now()): JsonObject {
-  const signed: JsonObject = { ...msg, [SIGNED_AT_FIELD]: nextSignedAt(`${identity.publicKeyBase64}|${String(msg.type)}`, nowMs) };
+  const signed: JsonObject = {
+    ...msg,
+    [SIGNED_AT_FIELD]: nextSignedAt(`${identity.publicKeyBase64}|${String(msg.type)}`, nowMs),
+  };
   delete signed.signature;
   const text = signedBodyText(signed);
   if (text === undefined) throw new RangeError('registry request nested too deeply to sign');

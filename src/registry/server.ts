@@ -145,7 +145,13 @@ export class RegistryServer {
       stateChanged: () => replication?.changed(),
     };
     const server = opts.tls
-      ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, noDelay: true })
+      ? createTlsServer({
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+          noDelay: true,
+        })
       : createServer({ noDelay: true });
     const host = opts.host ?? '';
     try {
@@ -161,7 +167,10 @@ export class RegistryServer {
       throw err;
     }
     replication = startReplication(state, replicationSettings);
-    self = new RegistryServer(server, state, host, opts.tls?.fingerprint, replication, { ...DEFAULT_LIMITS, ...opts.connectionLimits });
+    self = new RegistryServer(server, state, host, opts.tls?.fingerprint, replication, {
+      ...DEFAULT_LIMITS,
+      ...opts.connectionLimits,
+    });
     const tls = opts.tls ? { tls_fingerprint: opts.tls.fingerprint } : { tls: false };
     log.info({ host, port: self.port, nodes: store.listRegistered().length, ...tls }, 'registry listening');
     return self;
@@ -228,7 +237,10 @@ export class RegistryServer {
     const mine = this.#byIp.get(ip) ?? new Set<Socket>();
     const full = this.#sockets.size >= this.#limits.total && !this.#evictFor(mine.size);
     if (this.#closing !== undefined || mine.size >= this.#limits.perIp || full) {
-      this.#state.log.warn({ ip, count: mine.size, total: this.#sockets.size }, 'connection refused: too many connections');
+      this.#state.log.warn(
+        { ip, count: mine.size, total: this.#sockets.size },
+        'connection refused: too many connections',
+      );
       socket.destroy();
       return false;
     }
@@ -264,7 +276,8 @@ export class RegistryServer {
     for (const socket of heaviest) {
       const conn = this.#connectionByPeer.get(peerKey(socket));
       // Still in the TLS handshake or idle: cheapest to lose. Then anything but a push channel.
-      const rank = conn === undefined ? 0 : conn.evictable ? 1 : conn.watching === undefined && !conn.replicating ? 2 : 3;
+      const rank =
+        conn === undefined ? 0 : conn.evictable ? 1 : conn.watching === undefined && !conn.replicating ? 2 : 3;
       const score = rank * 1e15 + (conn?.lastRequestAt ?? 0);
       if (score < best) {
         best = score;
@@ -272,7 +285,10 @@ export class RegistryServer {
       }
     }
     if (victim === undefined) return false;
-    this.#state.log.info({ ip: heaviestIp, held: heaviest.size }, 'registry full: closing a connection of the heaviest source');
+    this.#state.log.info(
+      { ip: heaviestIp, held: heaviest.size },
+      'registry full: closing a connection of the heaviest source',
+    );
     this.#forget(victim, heaviestIp);
     victim.destroy();
     return true;

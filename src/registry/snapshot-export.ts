@@ -90,35 +90,52 @@ export function exportSnapshot(c: StoreContents, live?: LiveView): JsonObject {
     next_node: c.nextNodeId,
     next_net: NEXT_NETWORK_ID,
     nodes,
-    networks: { '0': { id: 0, name: 'backbone', join_rule: 'open', members, created: formatTime(c.backboneCreatedAt) } },
+    networks: {
+      '0': { id: 0, name: 'backbone', join_rule: 'open', members, created: formatTime(c.backboneCreatedAt) },
+    },
   };
   setIfAny(out, 'trust_pairs', effectivePairs(c));
   setIfAny(out, 'pub_key_idx', keyIndex);
   setIfAny(out, 'handshake_inbox', inbox(c.handshakeRequests, false));
   setIfAny(out, 'handshake_responses', responseLists(c.handshakeResponses));
   setIfAny(out, EXT_DEREGISTERED, deregistered);
-  setIfAny(out, EXT_TRUST_CLAIMS, c.trustClaims.map((t) => `${t.from}:${t.to}`));
+  setIfAny(
+    out,
+    EXT_TRUST_CLAIMS,
+    c.trustClaims.map((t) => `${t.from}:${t.to}`),
+  );
   setIfAny(out, EXT_HANDSHAKE_DELIVERED, inbox(c.handshakeRequests, true));
   setIfAny(
     out,
     EXT_TASK_EVIDENCE,
-    c.taskEvidence.map((e): JsonObject => ({
-      task_id: e.taskId,
-      kind: e.kind,
-      submitter_id: e.submitter,
-      executor_id: e.executor,
-      submitter_delta: e.submitterDelta,
-      executor_delta: e.executorDelta,
-      applied: formatTime(e.at),
-    })),
+    c.taskEvidence.map(
+      (e): JsonObject => ({
+        task_id: e.taskId,
+        kind: e.kind,
+        submitter_id: e.submitter,
+        executor_id: e.executor,
+        submitter_delta: e.submitterDelta,
+        executor_delta: e.executorDelta,
+        applied: formatTime(e.at),
+      }),
+    ),
   );
   setIfAny(
     out,
     EXT_TASK_ACCEPTANCES,
-    c.taskAcceptances.map((a): JsonObject => ({ task_id: a.taskId, submitter_id: a.submitter, executor_id: a.executor, seen: formatTime(a.seenAt) })),
+    c.taskAcceptances.map(
+      (a): JsonObject => ({
+        task_id: a.taskId,
+        submitter_id: a.submitter,
+        executor_id: a.executor,
+        seen: formatTime(a.seenAt),
+      }),
+    ),
   );
   if (live !== undefined) {
-    out[EXT_BEACONS] = live.beacons.map((b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: Math.max(0, b.expiresAt - live.now) }));
+    out[EXT_BEACONS] = live.beacons.map(
+      (b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: Math.max(0, b.expiresAt - live.now) }),
+    );
   }
   return out;
 }

@@ -32,7 +32,15 @@ import {
   readU32,
   snapshotError,
 } from './snapshot-read.js';
-import type { BeaconRecord, HandshakeResponse, NodeRecord, PendingHandshakeRequest, TaskAcceptance, TaskEvidence, TrustClaim } from './store.js';
+import type {
+  BeaconRecord,
+  HandshakeResponse,
+  NodeRecord,
+  PendingHandshakeRequest,
+  TaskAcceptance,
+  TaskEvidence,
+  TrustClaim,
+} from './store.js';
 import { hostnameError, MAX_TAGS, normalizeTags } from './validation.js';
 
 const keyPath = (map: string, key: string): string => `${map}[${JSON.stringify(key.slice(0, 64))}]`;
@@ -45,7 +53,8 @@ function required(top: JsonObject, key: string): unknown {
 function readPublicKey(value: unknown, path: string): string {
   const text = readString(value, path, 64);
   const raw = fromBase64(text);
-  if (raw === undefined || raw.length !== ED25519_PUBLIC_KEY_SIZE) throw snapshotError(path, 'not a standard-base64 32-byte Ed25519 key');
+  if (raw === undefined || raw.length !== ED25519_PUBLIC_KEY_SIZE)
+    throw snapshotError(path, 'not a standard-base64 32-byte Ed25519 key');
   return text;
 }
 
@@ -60,7 +69,8 @@ class NodeTable {
     const keyHolder = this.#byKey.get(node.publicKey);
     if (keyHolder !== undefined) throw snapshotError(path, `public key of node ${node.id} is also node ${keyHolder}'s`);
     const nameHolder = node.hostname === '' ? undefined : this.#byHostname.get(node.hostname);
-    if (nameHolder !== undefined) throw snapshotError(path, `hostname "${node.hostname}" of node ${node.id} is also node ${nameHolder}'s`);
+    if (nameHolder !== undefined)
+      throw snapshotError(path, `hostname "${node.hostname}" of node ${node.id} is also node ${nameHolder}'s`);
     this.byId.set(node.id, node);
     this.#byKey.set(node.publicKey, node.id);
     if (node.hostname !== '') this.#byHostname.set(node.hostname, node.id);
@@ -78,14 +88,22 @@ function readTags(value: unknown, path: string): string[] {
   return result.tags;
 }
 
-function readNode(value: unknown, path: string, key: string, registered: boolean): { node: NodeRecord; lastSeen: number | undefined } {
+function readNode(
+  value: unknown,
+  path: string,
+  key: string,
+  registered: boolean,
+): { node: NodeRecord; lastSeen: number | undefined } {
   const expectedId = readIdKey(key, path, 1, 0xffffffff);
   const o = readObject(value, path);
   const id = readNodeId(o.id, `${path}.id`);
   if (id !== expectedId) throw snapshotError(`${path}.id`, `${id} does not match its key "${key}"`);
   const realAddr = readOptionalString(o.real_addr, `${path}.real_addr`, LIMITS.addr);
-  if (realAddr !== '' && splitHostPort(realAddr) === undefined) throw snapshotError(`${path}.real_addr`, `"${realAddr}" is not host:port`);
-  readArray(o.networks, `${path}.networks`, LIMITS.networksPerNode).forEach((n, i) => readInteger(n, `${path}.networks[${i}]`, 0, 0xffff));
+  if (realAddr !== '' && splitHostPort(realAddr) === undefined)
+    throw snapshotError(`${path}.real_addr`, `"${realAddr}" is not host:port`);
+  readArray(o.networks, `${path}.networks`, LIMITS.networksPerNode).forEach((n, i) =>
+    readInteger(n, `${path}.networks[${i}]`, 0, 0xffff),
+  );
   const hostname = readOptionalString(o.hostname, `${path}.hostname`, 253);
   const hostnameProblem = hostnameError(hostname);
   if (hostnameProblem !== undefined) throw snapshotError(`${path}.hostname`, hostnameProblem);
@@ -98,7 +116,10 @@ function readNode(value: unknown, path: string, key: string, registered: boolean
     hostname,
     tags: readTags(o.tags, `${path}.tags`),
     taskExec: readOptionalBool(o.task_exec, `${path}.task_exec`),
-    poloScore: o.polo_score === undefined ? 0 : readInteger(o.polo_score, `${path}.polo_score`, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    poloScore:
+      o.polo_score === undefined
+        ? 0
+        : readInteger(o.polo_score, `${path}.polo_score`, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
     registered,
     signsBody: readOptionalBool(o[EXT_SIGNS_BODY], `${path}.${EXT_SIGNS_BODY}`),
   };
@@ -121,7 +142,22 @@ function readKeyIndex(value: unknown, nodes: NodeTable): void {
       continue;
     }
     if (nodes.byId.has(id)) continue;
-    nodes.add({ id, publicKey: key, owner: '', realAddr: '', isPublic: false, hostname: '', tags: [], taskExec: false, poloScore: 0, registered: false, signsBody: false }, path);
+    nodes.add(
+      {
+        id,
+        publicKey: key,
+        owner: '',
+        realAddr: '',
+        isPublic: false,
+        hostname: '',
+        tags: [],
+        taskExec: false,
+        poloScore: 0,
+        registered: false,
+        signsBody: false,
+      },
+      path,
+    );
   }
 }
 
@@ -133,7 +169,8 @@ function readNetworks(value: unknown, now: number): { backboneCreatedAt: number;
     const path = keyPath('networks', key);
     const id = readIdKey(key, path, 0, 0xffff);
     const o = readObject(v, path);
-    if (readInteger(o.id, `${path}.id`, 0, 0xffff) !== id) throw snapshotError(`${path}.id`, `does not match its key "${key}"`);
+    if (readInteger(o.id, `${path}.id`, 0, 0xffff) !== id)
+      throw snapshotError(`${path}.id`, `does not match its key "${key}"`);
     const name = readString(o.name, `${path}.name`, LIMITS.networkName);
     readString(o.join_rule, `${path}.join_rule`, 32);
     readOptionalString(o.token, `${path}.token`, LIMITS.networkToken);
@@ -180,7 +217,8 @@ function readInbox(value: unknown, name: string, delivered: boolean, seen: Set<s
       const justification = readOptionalString(o.justification, `${p}.justification`, MAX_JUSTIFICATION);
       const createdAt = readTime(o.timestamp, `${p}.timestamp`);
       const pair = `${fromNodeId}>${toNodeId}`;
-      if (seen.has(pair)) throw snapshotError(p, `a second pending request from node ${fromNodeId} to node ${toNodeId}`);
+      if (seen.has(pair))
+        throw snapshotError(p, `a second pending request from node ${fromNodeId} to node ${toNodeId}`);
       seen.add(pair);
       out.push({ fromNodeId, toNodeId, justification, createdAt, delivered });
     });
@@ -197,7 +235,12 @@ function readResponses(value: unknown): HandshakeResponse[] {
       const p = `${path}[${i}]`;
       const o = readObject(item, p);
       const fromNodeId = readNodeId(o.from_node_id, `${p}.from_node_id`);
-      return { fromNodeId, toNodeId, accept: readOptionalBool(o.accept, `${p}.accept`), createdAt: readTime(o.timestamp, `${p}.timestamp`) };
+      return {
+        fromNodeId,
+        toNodeId,
+        accept: readOptionalBool(o.accept, `${p}.accept`),
+        createdAt: readTime(o.timestamp, `${p}.timestamp`),
+      };
     });
     out.push(...items.slice(-HANDSHAKE_INBOX_MAX));
   }
@@ -212,11 +255,13 @@ function readEvidence(value: unknown): TaskEvidence[] {
     const taskId = readString(o.task_id, `${p}.task_id`, 36);
     if (!isValidTaskId(taskId)) throw snapshotError(`${p}.task_id`, `"${taskId}" is not a task id`);
     const kind = readString(o.kind, `${p}.kind`, 8);
-    if (kind !== 'receipt' && kind !== 'expiry') throw snapshotError(`${p}.kind`, `"${kind}" is neither "receipt" nor "expiry"`);
+    if (kind !== 'receipt' && kind !== 'expiry')
+      throw snapshotError(`${p}.kind`, `"${kind}" is neither "receipt" nor "expiry"`);
     const submitter = readNodeId(o.submitter_id, `${p}.submitter_id`);
     const executor = readNodeId(o.executor_id, `${p}.executor_id`);
     const key = `${taskId}|${submitter}|${executor}`;
-    if (seen.has(key)) throw snapshotError(p, `evidence for task ${taskId} between ${submitter} and ${executor} appears twice`);
+    if (seen.has(key))
+      throw snapshotError(p, `evidence for task ${taskId} between ${submitter} and ${executor} appears twice`);
     seen.add(key);
     return {
       taskId,
@@ -240,7 +285,8 @@ function readAcceptances(value: unknown): TaskAcceptance[] {
     const submitter = readNodeId(o.submitter_id, `${p}.submitter_id`);
     const executor = readNodeId(o.executor_id, `${p}.executor_id`);
     const key = `${taskId}|${submitter}|${executor}`;
-    if (seen.has(key)) throw snapshotError(p, `acceptance of task ${taskId} between ${submitter} and ${executor} appears twice`);
+    if (seen.has(key))
+      throw snapshotError(p, `acceptance of task ${taskId} between ${submitter} and ${executor} appears twice`);
     seen.add(key);
     return { taskId, submitter, executor, seenAt: readTime(o.seen, `${p}.seen`) };
   });
@@ -252,7 +298,11 @@ function readBeacons(value: unknown, now: number): BeaconRecord[] {
     const o = readObject(item, p);
     const addr = readString(o.addr, `${p}.addr`, LIMITS.addr);
     if (addr === '') throw snapshotError(`${p}.addr`, 'empty');
-    return { id: readNodeId(o.id, `${p}.id`), addr, expiresAt: now + readInteger(o.ttl_ms, `${p}.ttl_ms`, 0, BEACON_TTL_MS) };
+    return {
+      id: readNodeId(o.id, `${p}.id`),
+      addr,
+      expiresAt: now + readInteger(o.ttl_ms, `${p}.ttl_ms`, 0, BEACON_TTL_MS),
+    };
   });
 }
 
@@ -304,7 +354,10 @@ export function parseSnapshot(value: unknown, now: number): ParsedSnapshot {
 }
 
 /** What a replication heartbeat frame carries besides its type (our extension; Go sends none). */
-export function parseLiveFields(msg: JsonObject, now: number): { lastSeen: Map<number, number>; beacons: BeaconRecord[] } {
+export function parseLiveFields(
+  msg: JsonObject,
+  now: number,
+): { lastSeen: Map<number, number>; beacons: BeaconRecord[] } {
   const lastSeen = new Map<number, number>();
   for (const [key, v] of readMapEntries(msg[EXT_LAST_SEEN], EXT_LAST_SEEN, LIMITS.nodes)) {
     const path = keyPath(EXT_LAST_SEEN, key);

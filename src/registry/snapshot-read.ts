@@ -11,7 +11,8 @@ export function snapshotError(path: string, problem: string): PilotError {
   return new PilotError('invalid_argument', `invalid registry snapshot: ${path}: ${problem}`);
 }
 
-const describe = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value);
+const describe = (value: unknown): string =>
+  value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 
 export function readObject(value: unknown, path: string): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -38,7 +39,10 @@ export function readArray(value: unknown, path: string, max: number): unknown[] 
 
 export function readInteger(value: unknown, path: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw snapshotError(path, `expected an integer from ${min} to ${max}, got ${typeof value === 'number' ? value : describe(value)}`);
+    throw snapshotError(
+      path,
+      `expected an integer from ${min} to ${max}, got ${typeof value === 'number' ? value : describe(value)}`,
+    );
   }
   return value;
 }
@@ -53,7 +57,8 @@ export function readBool(value: unknown, path: string): boolean {
   return value;
 }
 
-export const readOptionalBool = (value: unknown, path: string): boolean => (value === undefined ? false : readBool(value, path));
+export const readOptionalBool = (value: unknown, path: string): boolean =>
+  value === undefined ? false : readBool(value, path);
 
 export function readString(value: unknown, path: string, maxLength: number): string {
   if (typeof value !== 'string') throw snapshotError(path, `expected a string, got ${describe(value)}`);
@@ -66,7 +71,8 @@ export const readOptionalString = (value: unknown, path: string, maxLength: numb
 
 /** A map key that must be a decimal id (`"7"`), as Go writes integer map keys. */
 export function readIdKey(key: string, path: string, min: number, max: number): number {
-  if (!/^(0|[1-9]\d{0,9})$/.test(key)) throw snapshotError(path, `key ${JSON.stringify(key.slice(0, 40))} is not a decimal id`);
+  if (!/^(0|[1-9]\d{0,9})$/.test(key))
+    throw snapshotError(path, `key ${JSON.stringify(key.slice(0, 40))} is not a decimal id`);
   const id = Number(key);
   if (id < min || id > max) throw snapshotError(path, `id ${id} is out of range (${min} to ${max})`);
   return id;

@@ -100,7 +100,14 @@ interface EvidenceRow {
 }
 
 /** Tables `replaceState` empties and fills (beacons are volatile and stay). */
-const REPLACED_TABLES = ['nodes', 'trust_claims', 'handshake_requests', 'handshake_responses', 'task_evidence', 'task_acceptances'] as const;
+const REPLACED_TABLES = [
+  'nodes',
+  'trust_claims',
+  'handshake_requests',
+  'handshake_responses',
+  'task_evidence',
+  'task_acceptances',
+] as const;
 
 function parseTags(text: string): string[] {
   try {
@@ -164,7 +171,12 @@ export class SqliteRegistryStore implements RegistryStore {
 
   /** Columns added after the first release of the schema, for stores created before them. */
   #migrate(): void {
-    const columns = new Set(this.#db.prepare<[], { name: string }>('PRAGMA table_info(nodes)').all().map((c) => c.name));
+    const columns = new Set(
+      this.#db
+        .prepare<[], { name: string }>('PRAGMA table_info(nodes)')
+        .all()
+        .map((c) => c.name),
+    );
     if (!columns.has('signs_body')) this.#db.exec('ALTER TABLE nodes ADD COLUMN signs_body INTEGER NOT NULL DEFAULT 0');
   }
 
@@ -209,8 +221,13 @@ export class SqliteRegistryStore implements RegistryStore {
       const row = this.#stmt<[], { value: number }>("SELECT value FROM meta WHERE key = 'next_node'").get();
       const id = Math.max(1, row?.value ?? 1);
       if (id > MAX_NODE_ID) throw new RangeError('node ids are exhausted: every u32 id has been handed out');
-      this.#stmt('INSERT INTO nodes (id, public_key, owner, real_addr, signs_body) VALUES (?, ?, ?, ?, ?)')
-        .run(id, n.publicKey, n.owner, n.realAddr, n.signsBody === true ? 1 : 0);
+      this.#stmt('INSERT INTO nodes (id, public_key, owner, real_addr, signs_body) VALUES (?, ?, ?, ?, ?)').run(
+        id,
+        n.publicKey,
+        n.owner,
+        n.realAddr,
+        n.signsBody === true ? 1 : 0,
+      );
       this.#stmt("UPDATE meta SET value = ? WHERE key = 'next_node'").run(id + 1);
       return id;
     });
@@ -259,49 +276,59 @@ export class SqliteRegistryStore implements RegistryStore {
 
   addHandshakeRequest(request: HandshakeRequest, maxPerTarget: number): AddRequestResult {
     const add = this.#db.transaction((r: HandshakeRequest): AddRequestResult => {
-      const refreshed = this.#stmt('UPDATE handshake_requests SET justification = ?, created_at = ?, delivered = 0 WHERE to_id = ? AND from_id = ?')
-        .run(r.justification, r.createdAt, r.toNodeId, r.fromNodeId);
+      const refreshed = this.#stmt(
+        'UPDATE handshake_requests SET justification = ?, created_at = ?, delivered = 0 WHERE to_id = ? AND from_id = ?',
+      ).run(r.justification, r.createdAt, r.toNodeId, r.fromNodeId);
       if (refreshed.changes > 0) return 'refreshed';
-      const count = this.#stmt<[number], { n: number }>('SELECT COUNT(*) AS n FROM handshake_requests WHERE to_id = ?')
-        .get(r.toNodeId);
+      const count = this.#stmt<[number], { n: number }>(
+        'SELECT COUNT(*) AS n FROM handshake_requests WHERE to_id = ?',
+      ).get(r.toNodeId);
       if ((count?.n ?? 0) >= maxPerTarget) return 'full';
-      this.#stmt('INSERT INTO handshake_requests (to_id, from_id, justification, created_at) VALUES (?, ?, ?, ?)')
-        .run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt);
+      this.#stmt('INSERT INTO handshake_requests (to_id, from_id, justification, created_at) VALUES (?, ?, ?, ?)').run(
+        r.toNodeId,
+        r.fromNodeId,
+        r.justification,
+        r.createdAt,
+      );
       return 'added';
     });
     return add.immediate(request);
   }
 
   takeHandshakeRequest(from: number, to: number): HandshakeRequest | undefined {
-    const row = this.#stmt<[number, number], RequestRow>('DELETE FROM handshake_requests WHERE to_id = ? AND from_id = ? RETURNING *')
-      .get(to, from);
+    const row = this.#stmt<[number, number], RequestRow>(
+      'DELETE FROM handshake_requests WHERE to_id = ? AND from_id = ? RETURNING *',
+    ).get(to, from);
     return row === undefined ? undefined : toRequest(row);
   }
 
   deliverHandshakeRequests(to: number): HandshakeRequest[] {
     const rows = this.#stmt<[number], RequestRow>(
-        'UPDATE handshake_requests SET delivered = 1 WHERE to_id = ? AND delivered = 0 RETURNING *',
-      )
-      .all(to);
+      'UPDATE handshake_requests SET delivered = 1 WHERE to_id = ? AND delivered = 0 RETURNING *',
+    ).all(to);
     return rows.map(toRequest).sort((a, b) => a.createdAt - b.createdAt || a.fromNodeId - b.fromNodeId);
   }
 
   addHandshakeResponse(response: HandshakeResponse, maxPerTarget: number): void {
     const add = this.#db.transaction((r: HandshakeResponse): void => {
-      this.#stmt('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)')
-        .run(r.toNodeId, r.fromNodeId, r.accept ? 1 : 0, r.createdAt);
+      this.#stmt('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)').run(
+        r.toNodeId,
+        r.fromNodeId,
+        r.accept ? 1 : 0,
+        r.createdAt,
+      );
       this.#stmt(
-          'DELETE FROM handshake_responses WHERE to_id = ? AND seq NOT IN (SELECT seq FROM handshake_responses WHERE to_id = ? ORDER BY seq DESC LIMIT ?)',
-        )
-        .run(r.toNodeId, r.toNodeId, maxPerTarget);
+        'DELETE FROM handshake_responses WHERE to_id = ? AND seq NOT IN (SELECT seq FROM handshake_responses WHERE to_id = ? ORDER BY seq DESC LIMIT ?)',
+      ).run(r.toNodeId, r.toNodeId, maxPerTarget);
     });
     add.immediate(response);
   }
 
   takeHandshakeResponses(to: number): HandshakeResponse[] {
     const take = this.#db.transaction((id: number): ResponseRow[] => {
-      const rows = this.#stmt<[number], ResponseRow>('SELECT * FROM handshake_responses WHERE to_id = ? ORDER BY seq')
-        .all(id);
+      const rows = this.#stmt<[number], ResponseRow>(
+        'SELECT * FROM handshake_responses WHERE to_id = ? ORDER BY seq',
+      ).all(id);
       this.#stmt('DELETE FROM handshake_responses WHERE to_id = ?').run(id);
       return rows;
     });
@@ -319,13 +346,19 @@ export class SqliteRegistryStore implements RegistryStore {
 
   applyTaskEvidence(evidence: TaskEvidence): boolean {
     const apply = this.#db.transaction((e: TaskEvidence): boolean => {
-      const added = this.#stmt('INSERT OR IGNORE INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
+      const added = this.#stmt(
+        'INSERT OR IGNORE INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
       if (added.changes === 0) return false;
       const bump = this.#stmt('UPDATE nodes SET polo_score = polo_score + ? WHERE id = ?');
       if (e.submitterDelta !== 0) bump.run(e.submitterDelta, e.submitter);
       if (e.executorDelta !== 0) bump.run(e.executorDelta, e.executor);
-      if (e.kind === 'receipt') this.#stmt('DELETE FROM task_acceptances WHERE task_id = ? AND submitter = ? AND executor = ?').run(e.taskId, e.submitter, e.executor);
+      if (e.kind === 'receipt')
+        this.#stmt('DELETE FROM task_acceptances WHERE task_id = ? AND submitter = ? AND executor = ?').run(
+          e.taskId,
+          e.submitter,
+          e.executor,
+        );
       return true;
     });
     return apply.immediate(evidence);
@@ -334,20 +367,26 @@ export class SqliteRegistryStore implements RegistryStore {
   recordTaskAcceptance(a: TaskAcceptance, maxOpen: number): 'recorded' | 'known' | 'full' {
     const record = this.#db.transaction((): 'recorded' | 'known' | 'full' => {
       if (this.getTaskAcceptance(a.taskId, a.submitter, a.executor) !== undefined) return 'known';
-      const open = this.#stmt<[number], { n: number }>('SELECT COUNT(*) AS n FROM task_acceptances WHERE executor = ?').get(a.executor)?.n ?? 0;
+      const open =
+        this.#stmt<[number], { n: number }>('SELECT COUNT(*) AS n FROM task_acceptances WHERE executor = ?').get(
+          a.executor,
+        )?.n ?? 0;
       if (open >= maxOpen) return 'full';
-      this.#stmt('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)').run(a.taskId, a.submitter, a.executor, a.seenAt);
+      this.#stmt('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)').run(
+        a.taskId,
+        a.submitter,
+        a.executor,
+        a.seenAt,
+      );
       return 'recorded';
     });
     return record.immediate();
   }
 
   getTaskAcceptance(taskId: string, submitter: number, executor: number): TaskAcceptance | undefined {
-    const row = this.#stmt<[string, number, number], { seen_at: number }>('SELECT seen_at FROM task_acceptances WHERE task_id = ? AND submitter = ? AND executor = ?').get(
-      taskId,
-      submitter,
-      executor,
-    );
+    const row = this.#stmt<[string, number, number], { seen_at: number }>(
+      'SELECT seen_at FROM task_acceptances WHERE task_id = ? AND submitter = ? AND executor = ?',
+    ).get(taskId, submitter, executor);
     return row === undefined ? undefined : { taskId, submitter, executor, seenAt: row.seen_at };
   }
 
@@ -371,36 +410,54 @@ export class SqliteRegistryStore implements RegistryStore {
       const meta = (key: string): number | undefined =>
         db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?').get(key)?.value;
       const trustClaims = db
-        .prepare<[], { from_id: number; to_id: number; created_at: number }>('SELECT * FROM trust_claims ORDER BY from_id, to_id')
+        .prepare<[], { from_id: number; to_id: number; created_at: number }>(
+          'SELECT * FROM trust_claims ORDER BY from_id, to_id',
+        )
         .all()
         .map((r): TrustClaim => ({ from: r.from_id, to: r.to_id, createdAt: r.created_at }));
       const handshakeRequests = db
-        .prepare<[], RequestRow & { delivered: number }>('SELECT * FROM handshake_requests ORDER BY to_id, created_at, from_id')
+        .prepare<[], RequestRow & { delivered: number }>(
+          'SELECT * FROM handshake_requests ORDER BY to_id, created_at, from_id',
+        )
         .all()
         .map((r): PendingHandshakeRequest => ({ ...toRequest(r), delivered: r.delivered !== 0 }));
       const taskEvidence = db
         .prepare<[], EvidenceRow>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
         .all()
-        .map((r): TaskEvidence => ({
-          taskId: r.task_id,
-          kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
-          submitter: r.submitter,
-          executor: r.executor,
-          submitterDelta: r.submitter_delta,
-          executorDelta: r.executor_delta,
-          at: r.applied_at,
-        }));
+        .map(
+          (r): TaskEvidence => ({
+            taskId: r.task_id,
+            kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
+            submitter: r.submitter,
+            executor: r.executor,
+            submitterDelta: r.submitter_delta,
+            executorDelta: r.executor_delta,
+            at: r.applied_at,
+          }),
+        );
       const taskAcceptances = db
-        .prepare<[], { task_id: string; submitter: number; executor: number; seen_at: number }>('SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor')
+        .prepare<[], { task_id: string; submitter: number; executor: number; seen_at: number }>(
+          'SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor',
+        )
         .all()
-        .map((r): TaskAcceptance => ({ taskId: r.task_id, submitter: r.submitter, executor: r.executor, seenAt: r.seen_at }));
+        .map(
+          (r): TaskAcceptance => ({
+            taskId: r.task_id,
+            submitter: r.submitter,
+            executor: r.executor,
+            seenAt: r.seen_at,
+          }),
+        );
       return {
         nextNodeId: meta('next_node') ?? 1,
         backboneCreatedAt: meta('backbone_created') ?? 0,
         nodes: db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY id').all().map(toNode),
         trustClaims,
         handshakeRequests,
-        handshakeResponses: db.prepare<[], ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq').all().map(toResponse),
+        handshakeResponses: db
+          .prepare<[], ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq')
+          .all()
+          .map(toResponse),
         taskEvidence,
         taskAcceptances,
       };
@@ -417,24 +474,40 @@ export class SqliteRegistryStore implements RegistryStore {
     const insertRequest = db.prepare(
       'INSERT INTO handshake_requests (to_id, from_id, justification, created_at, delivered) VALUES (?, ?, ?, ?, ?)',
     );
-    const insertResponse = db.prepare('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)');
+    const insertResponse = db.prepare(
+      'INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)',
+    );
     const insertEvidence = db.prepare(
       'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
-    const insertAcceptance = db.prepare('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)');
-    const setMeta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+    const insertAcceptance = db.prepare(
+      'INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)',
+    );
+    const setMeta = db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
     const replace = db.transaction((c: StoreContents): void => {
       for (const table of REPLACED_TABLES) db.exec(`DELETE FROM ${table}`);
       let maxId = 0;
       for (const n of c.nodes) {
         insertNode.run(
-          n.id, n.publicKey, n.owner, n.realAddr, n.isPublic ? 1 : 0, n.hostname === '' ? null : n.hostname,
-          JSON.stringify(n.tags), n.taskExec ? 1 : 0, Math.trunc(n.poloScore), n.registered ? 1 : 0, n.signsBody ? 1 : 0,
+          n.id,
+          n.publicKey,
+          n.owner,
+          n.realAddr,
+          n.isPublic ? 1 : 0,
+          n.hostname === '' ? null : n.hostname,
+          JSON.stringify(n.tags),
+          n.taskExec ? 1 : 0,
+          Math.trunc(n.poloScore),
+          n.registered ? 1 : 0,
+          n.signsBody ? 1 : 0,
         );
         maxId = Math.max(maxId, n.id);
       }
       for (const t of c.trustClaims) insertClaim.run(t.from, t.to, t.createdAt);
-      for (const r of c.handshakeRequests) insertRequest.run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt, r.delivered ? 1 : 0);
+      for (const r of c.handshakeRequests)
+        insertRequest.run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt, r.delivered ? 1 : 0);
       for (const r of c.handshakeResponses) insertResponse.run(r.toNodeId, r.fromNodeId, r.accept ? 1 : 0, r.createdAt);
       for (const e of c.taskEvidence) {
         insertEvidence.run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
@@ -448,15 +521,14 @@ export class SqliteRegistryStore implements RegistryStore {
 
   upsertBeacon(beacon: BeaconRecord): void {
     this.#stmt(
-        'INSERT INTO beacons (id, addr, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, expires_at = excluded.expires_at',
-      )
-      .run(beacon.id, beacon.addr, beacon.expiresAt);
+      'INSERT INTO beacons (id, addr, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, expires_at = excluded.expires_at',
+    ).run(beacon.id, beacon.addr, beacon.expiresAt);
   }
 
   listBeacons(now: number): BeaconRecord[] {
     return this.#stmt<[number], { id: number; addr: string; expires_at: number }>(
-        'SELECT * FROM beacons WHERE expires_at > ? ORDER BY id',
-      )
+      'SELECT * FROM beacons WHERE expires_at > ? ORDER BY id',
+    )
       .all(now)
       .map((r) => ({ id: r.id, addr: r.addr, expiresAt: r.expires_at }));
   }

@@ -50,7 +50,8 @@ export interface StatsInput {
   readonly uptimeMs: number;
 }
 
-const byAddress = (a: { address: string }, b: { address: string }): number => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
+const byAddress = (a: { address: string }, b: { address: string }): number =>
+  a.address < b.address ? -1 : a.address > b.address ? 1 : 0;
 
 export function computeStats(input: StatsInput): RegistryStats {
   const byId = new Map(input.nodes.map((node) => [node.id, node]));
@@ -64,7 +65,8 @@ export function computeStats(input: StatsInput): RegistryStats {
     totalLinks++;
     linksPerNode.set(a, (linksPerNode.get(a) ?? 0) + 1);
     linksPerNode.set(b, (linksPerNode.get(b) ?? 0) + 1);
-    if (nodeA.isPublic && nodeB.isPublic) edges.push({ source: nodeAddress(Math.min(a, b)), target: nodeAddress(Math.max(a, b)) });
+    if (nodeA.isPublic && nodeB.isPublic)
+      edges.push({ source: nodeAddress(Math.min(a, b)), target: nodeAddress(Math.max(a, b)) });
   }
 
   const tags = new Set<string>();
@@ -87,7 +89,11 @@ export function computeStats(input: StatsInput): RegistryStats {
     });
   }
   nodes.sort(byAddress);
-  edges.sort((x, y) => byAddress({ address: x.source }, { address: y.source }) || byAddress({ address: x.target }, { address: y.target }));
+  edges.sort(
+    (x, y) =>
+      byAddress({ address: x.source }, { address: y.source }) ||
+      byAddress({ address: x.target }, { address: y.target }),
+  );
 
   return {
     total_nodes: input.nodes.length,

@@ -19,7 +19,8 @@ export function subjectAltNames(listenHost: string): { type: 'dns' | 'ip'; value
     { type: 'ip', value: '::1' },
   ];
   const unspecified = listenHost === '0.0.0.0' || listenHost === '::';
-  if (isIP(listenHost) !== 0 && !unspecified && !names.some((n) => n.value === listenHost)) names.push({ type: 'ip', value: listenHost });
+  if (isIP(listenHost) !== 0 && !unspecified && !names.some((n) => n.value === listenHost))
+    names.push({ type: 'ip', value: listenHost });
   return names;
 }
 

@@ -31,17 +31,28 @@ export const GENERATED_CERT_FILE = 'registry-tls.crt';
 export const GENERATED_KEY_FILE = 'registry-tls.key';
 
 /** `-tls`, `-tls-cert`, `-tls-key` → a source, or undefined for plain TCP. */
-export function registryTlsFromFlags(flags: { tls?: boolean; 'tls-cert'?: string; 'tls-key'?: string }): RegistryTlsSource | undefined {
+export function registryTlsFromFlags(flags: {
+  tls?: boolean;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+}): RegistryTlsSource | undefined {
   const certFile = flags['tls-cert'] || undefined;
   const keyFile = flags['tls-key'] || undefined;
   if (flags.tls !== true) {
     if (certFile !== undefined || keyFile !== undefined) {
-      throw new PilotError('invalid_argument', '-tls-cert and -tls-key need -tls', 'add -tls to serve the registry over TLS');
+      throw new PilotError(
+        'invalid_argument',
+        '-tls-cert and -tls-key need -tls',
+        'add -tls to serve the registry over TLS',
+      );
     }
     return undefined;
   }
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new PilotError('invalid_argument', '-tls-cert and -tls-key go together: give both, or neither for a self-signed certificate');
+    throw new PilotError(
+      'invalid_argument',
+      '-tls-cert and -tls-key go together: give both, or neither for a self-signed certificate',
+    );
   }
   return certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : {};
 }
@@ -53,7 +64,10 @@ export function generatedTlsPaths(storePath: string): { cert: string; key: strin
   return { cert: join(dir, GENERATED_CERT_FILE), key: join(dir, GENERATED_KEY_FILE) };
 }
 
-export async function loadRegistryTls(source: RegistryTlsSource, opts: { storePath: string; listenHost: string }): Promise<RegistryTlsMaterial> {
+export async function loadRegistryTls(
+  source: RegistryTlsSource,
+  opts: { storePath: string; listenHost: string },
+): Promise<RegistryTlsMaterial> {
   if (source.certFile !== undefined && source.keyFile !== undefined) {
     const pair = { cert: await readPem(source.certFile, 'certificate'), key: await readPem(source.keyFile, 'key') };
     return material(pair, 'files', source.certFile, source.keyFile);
@@ -89,7 +103,12 @@ async function loadOrCreate(paths: { cert: string; key: string }, listenHost: st
 }
 
 /** Checks that the certificate parses and belongs to the key, and computes its fingerprint. */
-function material(pair: PemPair, origin: RegistryTlsMaterial['origin'], certPath?: string, keyPath?: string): RegistryTlsMaterial {
+function material(
+  pair: PemPair,
+  origin: RegistryTlsMaterial['origin'],
+  certPath?: string,
+  keyPath?: string,
+): RegistryTlsMaterial {
   const certName = certPath ?? 'generated certificate';
   let cert: X509Certificate;
   try {
@@ -101,7 +120,10 @@ function material(pair: PemPair, origin: RegistryTlsMaterial['origin'], certPath
   try {
     key = createPrivateKey(pair.key);
   } catch (err) {
-    throw new PilotError('invalid_argument', `${keyPath ?? 'generated key'} does not hold a PEM private key: ${(err as Error).message}`);
+    throw new PilotError(
+      'invalid_argument',
+      `${keyPath ?? 'generated key'} does not hold a PEM private key: ${(err as Error).message}`,
+    );
   }
   if (!cert.checkPrivateKey(key)) {
     throw new PilotError('invalid_argument', `${keyPath ?? 'the key'} is not the private key of ${certName}`);
@@ -123,7 +145,10 @@ async function readPem(path: string, what: string): Promise<string> {
     return await readBounded(path);
   } catch (err) {
     if (err instanceof PilotError) throw err;
-    throw new PilotError('invalid_argument', `cannot read the TLS ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new PilotError(
+      'invalid_argument',
+      `cannot read the TLS ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 
@@ -141,7 +166,8 @@ async function readBounded(path: string): Promise<string> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
-    if (size > MAX_PEM_BYTES) throw new PilotError('invalid_argument', `${path} is too large for a PEM file (${size} bytes)`);
+    if (size > MAX_PEM_BYTES)
+      throw new PilotError('invalid_argument', `${path} is too large for a PEM file (${size} bytes)`);
     return await fh.readFile('utf8');
   } finally {
     await fh.close();

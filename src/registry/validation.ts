@@ -25,7 +25,9 @@ export function normalizeTags(tags: readonly string[]): { tags: string[] } | { e
     const tag = raw.startsWith('#') ? raw.slice(1) : raw;
     if (tag.length < 1 || tag.length > 32) return { error: `tag "${raw.slice(0, 40)}" must be 1 to 32 characters` };
     if (!TAG.test(tag)) {
-      return { error: `tag "${raw}" is invalid: use lower-case letters, digits and '-', not starting or ending with '-'` };
+      return {
+        error: `tag "${raw}" is invalid: use lower-case letters, digits and '-', not starting or ending with '-'`,
+      };
     }
     out.push(tag);
   }

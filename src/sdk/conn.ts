@@ -77,7 +77,9 @@ export class Conn extends Duplex implements PilotConn {
     if (this.readableLength > this.maxUnread) {
       // The protocol has no per-connection flow control towards the driver, so an unread
       // connection would otherwise grow without limit.
-      this.destroy(new PilotError('too_large', `connection ${this.id}: more than ${this.maxUnread} received bytes left unread`));
+      this.destroy(
+        new PilotError('too_large', `connection ${this.id}: more than ${this.maxUnread} received bytes left unread`),
+      );
     }
   }
 

@@ -8,7 +8,11 @@ import { DaemonReplyError } from './ipc-client.js';
  */
 export function fromDaemonError(err: unknown, context: string, fallback: PilotErrorCode): PilotError {
   if (!(err instanceof DaemonReplyError)) {
-    return err instanceof PilotError ? err : new PilotError('internal', `${context}: ${String(err)}`, undefined, { cause: err });
+    return err instanceof PilotError
+      ? err
+      : new PilotError('internal', `${context}: ${String(err)}`, undefined, { cause: err });
   }
-  return new PilotError(pilotCodeOfIpc(err.daemonCode) ?? fallback, `${context}: daemon: ${err.message}`, undefined, { cause: err });
+  return new PilotError(pilotCodeOfIpc(err.daemonCode) ?? fallback, `${context}: daemon: ${err.message}`, undefined, {
+    cause: err,
+  });
 }

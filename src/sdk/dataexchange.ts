@@ -53,7 +53,12 @@ const TYPE_CODES: Record<MessageType, number> = { text: DataType.Text, json: Dat
 const FILE_CHUNK = 256 * 1024;
 
 /** Sends one TEXT, JSON or BINARY message; JSON text is validated first. Rejects unless acknowledged. */
-export async function sendMessage(driver: DataDialer, target: Addr | string, data: string | Uint8Array, options: SendMessageOptions = {}): Promise<SendResult> {
+export async function sendMessage(
+  driver: DataDialer,
+  target: Addr | string,
+  data: string | Uint8Array,
+  options: SendMessageOptions = {},
+): Promise<SendResult> {
   const type = options.type ?? 'text';
   const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
   if (type === 'json') {
@@ -68,8 +73,14 @@ export async function sendMessage(driver: DataDialer, target: Addr | string, dat
 }
 
 /** Sends a file: a local path (streamed from disk) or `{name, data}`. */
-export async function sendFile(driver: DataDialer, target: Addr | string, file: string | { name: string; data: Uint8Array }, options: SendOptions = {}): Promise<SendResult> {
-  if (typeof file !== 'string') return deliver(driver, target, DataType.File, Buffer.from(file.data), file.name, options);
+export async function sendFile(
+  driver: DataDialer,
+  target: Addr | string,
+  file: string | { name: string; data: Uint8Array },
+  options: SendOptions = {},
+): Promise<SendResult> {
+  if (typeof file !== 'string')
+    return deliver(driver, target, DataType.File, Buffer.from(file.data), file.name, options);
   const name = basename(file);
   const st = await stat(file).catch((err: Error) => {
     throw new PilotError('not_found', `cannot read ${file}: ${err.message}`);
@@ -83,7 +94,12 @@ export async function sendFile(driver: DataDialer, target: Addr | string, file: 
   try {
     const fh = await open(file, 'r');
     try {
-      await channel.sendFileStream(name, st.size, fh.createReadStream({ highWaterMark: FILE_CHUNK, autoClose: false }), (n) => options.onProgress?.(n, st.size));
+      await channel.sendFileStream(
+        name,
+        st.size,
+        fh.createReadStream({ highWaterMark: FILE_CHUNK, autoClose: false }),
+        (n) => options.onProgress?.(n, st.size),
+      );
     } finally {
       await fh.close();
     }
@@ -102,11 +118,24 @@ function acked(reply: string, bytes: number, addr: Addr): SendResult {
   return { ack: reply, bytes, target: formatAddr(addr) };
 }
 
-async function deliver(driver: DataDialer, target: Addr | string, type: number, data: Buffer, filename: string | undefined, options: SendOptions): Promise<SendResult> {
+async function deliver(
+  driver: DataDialer,
+  target: Addr | string,
+  type: number,
+  data: Buffer,
+  filename: string | undefined,
+  options: SendOptions,
+): Promise<SendResult> {
   const addr = toAddr(target);
   if (options.queue === true) {
     const outbox = new Outbox(options.home ?? pilotHome());
-    const item = await outbox.enqueue({ target: formatAddr(addr), type, data, ...(filename !== undefined ? { filename } : {}), ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}) });
+    const item = await outbox.enqueue({
+      target: formatAddr(addr),
+      type,
+      data,
+      ...(filename !== undefined ? { filename } : {}),
+      ...(options.ttlMs !== undefined ? { ttlMs: options.ttlMs } : {}),
+    });
     return { bytes: data.length, target: item.target, queued: true, id: item.id };
   }
   const channel = new FrameChannel(await driver.dial(addr, DATA_EXCHANGE_PORT, dialOptions(options)));
@@ -144,8 +173,13 @@ function toMessage(o: JsonObject, path: string): InboxMessage {
   const raw = typeof o.data === 'string' ? o.data : '';
   const data = o.encoding === 'base64' ? Buffer.from(fromBase64(raw) ?? new Uint8Array()) : Buffer.from(raw, 'utf8');
   return {
-    kind: 'message', type: String(o.type ?? ''), from: String(o.from ?? ''), bytes: typeof o.bytes === 'number' ? o.bytes : data.length,
-    receivedAt: String(o.received_at ?? ''), data, path,
+    kind: 'message',
+    type: String(o.type ?? ''),
+    from: String(o.from ?? ''),
+    bytes: typeof o.bytes === 'number' ? o.bytes : data.length,
+    receivedAt: String(o.received_at ?? ''),
+    data,
+    path,
   };
 }
 
@@ -168,7 +202,8 @@ export async function* incoming(options: IncomingOptions = {}): AsyncGenerator<I
   const paths = pilotPaths(options.home ?? pilotHome());
   const dirs = [paths.inbox, paths.received];
   const seen = new Set<string>();
-  const visible = async (dir: string): Promise<string[]> => (await readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+  const visible = async (dir: string): Promise<string[]> =>
+    (await readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
   for (const dir of dirs) for (const n of await visible(dir)) seen.add(join(dir, n));
   let wake: (() => void) | undefined;
   const watchers = dirs.flatMap((dir) => {

@@ -9,7 +9,16 @@ import { abortError, withDeadline } from './abort.js';
 import { AsyncQueue } from './async-queue.js';
 import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
 import { fromDaemonError } from './daemon-errors.js';
-import { parseDaemonInfo, parseOutgoing, parsePending, parseTrusted, type DaemonInfo, type OutgoingEntry, type PendingEntry, type TrustedEntry } from './info.js';
+import {
+  parseDaemonInfo,
+  parseOutgoing,
+  parsePending,
+  parseTrusted,
+  type DaemonInfo,
+  type OutgoingEntry,
+  type PendingEntry,
+  type TrustedEntry,
+} from './info.js';
 import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
 import { Listener } from './listener.js';
 import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
@@ -129,7 +138,8 @@ export class Driver extends EventEmitter implements PilotNetwork {
     const where = target(remoteAddr, port);
     const data = options.data !== undefined && options.data.length > 0 ? options.data : undefined;
     if (data === undefined) return this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
-    if (this.features.has('dial_data')) return this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, where, options);
+    if (this.features.has('dial_data'))
+      return this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, where, options);
     // A daemon without the extension (the reference): Dial, then the data as a Send.
     const conn = await this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
     conn.write(data);
@@ -141,7 +151,11 @@ export class Driver extends EventEmitter implements PilotNetwork {
    * that can (DialCancel: it abandons the dial, or resets the connection if it was made); with one
    * that cannot, a DialOK that arrives afterwards is answered with a Close.
    */
-  private async dialWith(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, where: string, options: DialOptions): Promise<Conn> {
+  private async dialWith(
+    msg: IpcMessage & { cmd: 'Dial' | 'DialData' },
+    where: string,
+    options: DialOptions,
+  ): Promise<Conn> {
     if (options.signal?.aborted) throw abortError(options.signal);
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     const client = this.ipc();
@@ -154,7 +168,13 @@ export class Driver extends EventEmitter implements PilotNetwork {
         if (!cancelled) void this.link.close(answer.connId);
         return null;
       }
-      return this.adopt({ id: answer.connId, localAddr: this.address, localPort: 0, remoteAddr: msg.addr, remotePort: msg.port });
+      return this.adopt({
+        id: answer.connId,
+        localAddr: this.address,
+        localPort: 0,
+        remoteAddr: msg.addr,
+        remotePort: msg.port,
+      });
     });
     // The daemon's number for this dial (unless the request never left: it then fails at once).
     const seq = client.dialsSent > before ? client.dialsSent : undefined;
@@ -199,7 +219,11 @@ export class Driver extends EventEmitter implements PilotNetwork {
   async sendTo(addr: Addr | string, port: number, data: Uint8Array): Promise<void> {
     const to = toAddr(addr);
     checkPort(port);
-    if (data.length > MAX_DATAGRAM) throw new PilotError('too_large', `datagram of ${data.length} bytes exceeds the maximum of ${MAX_DATAGRAM} bytes`);
+    if (data.length > MAX_DATAGRAM)
+      throw new PilotError(
+        'too_large',
+        `datagram of ${data.length} bytes exceeds the maximum of ${MAX_DATAGRAM} bytes`,
+      );
     const client = this.ipc();
     client.send({ cmd: 'SendTo', addr: to, port, data });
     await new Promise<void>((resolve, reject) => client.onDrain((err) => (err ? reject(err) : resolve())));
@@ -216,7 +240,10 @@ export class Driver extends EventEmitter implements PilotNetwork {
   }
 
   async handshake(nodeId: number, justification = ''): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Request', nodeId: checkU32(nodeId, 'node id'), justification }, `handshake with node ${nodeId}`);
+    return this.trustOp(
+      { sub: 'Request', nodeId: checkU32(nodeId, 'node id'), justification },
+      `handshake with node ${nodeId}`,
+    );
   }
 
   async approve(nodeId: number): Promise<JsonObject> {
@@ -241,7 +268,12 @@ export class Driver extends EventEmitter implements PilotNetwork {
 
   /** The handshake requests this node sent and what became of them (a pilot-ts daemon's extension). */
   async outgoing(): Promise<OutgoingEntry[]> {
-    if (!this.features.has('handshakes')) throw new PilotError('unavailable', 'this daemon does not list the handshake requests it sent', 'the Go reference daemon keeps no such list');
+    if (!this.features.has('handshakes'))
+      throw new PilotError(
+        'unavailable',
+        'this daemon does not list the handshake requests it sent',
+        'the Go reference daemon keeps no such list',
+      );
     return parseOutgoing(await this.trustOp({ sub: 'Outgoing' }, 'outgoing'));
   }
 
@@ -302,7 +334,12 @@ export class Driver extends EventEmitter implements PilotNetwork {
     );
   }
 
-  private async json(msg: IpcMessage, expect: IpcCmdName, context: string, fallback: 'connection_failed' | 'not_found' = 'connection_failed'): Promise<JsonObject> {
+  private async json(
+    msg: IpcMessage,
+    expect: IpcCmdName,
+    context: string,
+    fallback: 'connection_failed' | 'not_found' = 'connection_failed',
+  ): Promise<JsonObject> {
     const reply = this.ipc().request(msg, expect, (m): JsonObject => {
       if ('json' in m) return m.json;
       throw new PilotError('protocol', `${context}: unexpected ${m.cmd} reply`);
@@ -336,7 +373,8 @@ export class Driver extends EventEmitter implements PilotNetwork {
       onUnsolicitedError: (err) => {
         // Without a listener an 'error' event would throw; an asynchronous Send failure is not
         // worth crashing the process for.
-        if (this.listenerCount('error') > 0) this.emit('error', new PilotError('connection_failed', `daemon: ${err.message}`, undefined, { cause: err }));
+        if (this.listenerCount('error') > 0)
+          this.emit('error', new PilotError('connection_failed', `daemon: ${err.message}`, undefined, { cause: err }));
       },
       onClose: (err) => this.onClose(err),
     };
@@ -345,7 +383,13 @@ export class Driver extends EventEmitter implements PilotNetwork {
   private onPush(msg: IpcPush): void {
     switch (msg.cmd) {
       case 'Accept': {
-        const conn = this.adopt({ id: msg.connId, localAddr: this.address, localPort: msg.localPort, remoteAddr: msg.remoteAddr, remotePort: msg.remotePort });
+        const conn = this.adopt({
+          id: msg.connId,
+          localAddr: this.address,
+          localPort: msg.localPort,
+          remoteAddr: msg.remoteAddr,
+          remotePort: msg.remotePort,
+        });
         const listener = this.portListeners.get(msg.localPort);
         if (!listener || !listener.deliver(conn)) conn.destroy();
         return;
@@ -357,7 +401,12 @@ export class Driver extends EventEmitter implements PilotNetwork {
         this.conns.get(msg.connId)?.remoteClosed();
         return;
       case 'RecvFrom': {
-        const datagram: Datagram = { srcAddr: msg.srcAddr, srcPort: msg.srcPort, dstPort: msg.dstPort, data: Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength) };
+        const datagram: Datagram = {
+          srcAddr: msg.srcAddr,
+          srcPort: msg.srcPort,
+          dstPort: msg.dstPort,
+          data: Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength),
+        };
         this.emit('datagram', datagram);
         for (const [queue, port] of this.datagramQueues) {
           if (port === undefined || port === msg.dstPort) queue.push(datagram);

@@ -47,7 +47,8 @@ export interface Subscription extends AsyncIterableIterator<PilotEvent> {
 }
 
 function checkTopic(topic: string): void {
-  if (Buffer.byteLength(topic) > EVENT_MAX_TOPIC) throw new PilotError('invalid_argument', `topic is longer than ${EVENT_MAX_TOPIC} bytes`);
+  if (Buffer.byteLength(topic) > EVENT_MAX_TOPIC)
+    throw new PilotError('invalid_argument', `topic is longer than ${EVENT_MAX_TOPIC} bytes`);
 }
 
 class EventSubscription implements Subscription {
@@ -70,7 +71,9 @@ class EventSubscription implements Subscription {
     conn.on('data', (chunk: Buffer) => this.onData(chunk));
     conn.once('end', () => this.finish(null));
     conn.once('close', () => this.finish(null));
-    conn.once('error', (err: Error) => this.finish(new PilotError('connection_failed', `event stream: ${err.message}`, undefined, { cause: err })));
+    conn.once('error', (err: Error) =>
+      this.finish(new PilotError('connection_failed', `event stream: ${err.message}`, undefined, { cause: err })),
+    );
     signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
@@ -85,7 +88,10 @@ class EventSubscription implements Subscription {
         return;
       }
       const payload = r.value.payload;
-      const event: PilotEvent = { topic: r.value.topic, data: Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
+      const event: PilotEvent = {
+        topic: r.value.topic,
+        data: Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      };
       if (event.topic === ERROR_TOPIC) {
         // The broker's last word before it closes the connection: why.
         this.finish(brokerRefusal(event.data));
@@ -187,7 +193,12 @@ function parseDropped(data: Buffer): number | undefined {
  * Iterate the result for events; `dropped` counts events the broker had to drop for this
  * subscriber. Ends when the broker closes the connection; aborting `signal` fails the iteration.
  */
-export async function subscribe(driver: EventDialer, target: Addr | string, topics: string | readonly string[], options: SubscribeOptions = {}): Promise<Subscription> {
+export async function subscribe(
+  driver: EventDialer,
+  target: Addr | string,
+  topics: string | readonly string[],
+  options: SubscribeOptions = {},
+): Promise<Subscription> {
   const list = typeof topics === 'string' ? [topics] : [...new Set(topics)];
   if (list.length === 0) throw new PilotError('invalid_argument', 'no topic to subscribe to');
   list.forEach(checkTopic);
@@ -236,7 +247,8 @@ class EventPublisher implements Publisher {
   async publish(topic: string, data: string | Uint8Array): Promise<void> {
     checkTopic(topic);
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
-    if (payload.length > EVENT_MAX_PAYLOAD) throw new PilotError('invalid_argument', `event is larger than ${EVENT_MAX_PAYLOAD} bytes`);
+    if (payload.length > EVENT_MAX_PAYLOAD)
+      throw new PilotError('invalid_argument', `event is larger than ${EVENT_MAX_PAYLOAD} bytes`);
     if (this.failure) throw this.failure;
     // The first event on a connection is its subscription (§9.4), as the reference CLI does it.
     if (!this.subscribed) {
@@ -268,13 +280,23 @@ class EventPublisher implements Publisher {
   }
 }
 
-export async function openPublisher(driver: EventDialer, target: Addr | string, options: PublishOptions = {}): Promise<Publisher> {
+export async function openPublisher(
+  driver: EventDialer,
+  target: Addr | string,
+  options: PublishOptions = {},
+): Promise<Publisher> {
   const conn = await driver.dial(toAddr(target), options.port ?? EVENT_STREAM_PORT, dialOptions(options));
   return new EventPublisher(conn);
 }
 
 /** Publishes one event (connect, subscribe to the topic, publish, close); resolves with the payload size. */
-export async function publish(driver: EventDialer, target: Addr | string, topic: string, data: string | Uint8Array, options: PublishOptions = {}): Promise<number> {
+export async function publish(
+  driver: EventDialer,
+  target: Addr | string,
+  topic: string,
+  data: string | Uint8Array,
+  options: PublishOptions = {},
+): Promise<number> {
   checkTopic(topic);
   const payload = typeof data === 'string' ? Buffer.from(data) : data;
   const pub = await openPublisher(driver, target, options);
@@ -286,7 +308,10 @@ export async function publish(driver: EventDialer, target: Addr | string, topic:
   return payload.length;
 }
 
-function dialOptions(options: { signal?: AbortSignal; timeoutMs?: number }): { signal?: AbortSignal; timeoutMs?: number } {
+function dialOptions(options: { signal?: AbortSignal; timeoutMs?: number }): {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+} {
   const out: { signal?: AbortSignal; timeoutMs?: number } = {};
   if (options.signal) out.signal = options.signal;
   if (options.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;

@@ -11,7 +11,11 @@ import { toAddr } from './validate.js';
  * accepted connection is handed to the server as if it came from `server.listen()`. The listener
  * closes with the server.
  */
-export async function serveHttp(network: Pick<PilotNetwork, 'listen'>, port: number, server: Server): Promise<PilotListener> {
+export async function serveHttp(
+  network: Pick<PilotNetwork, 'listen'>,
+  port: number,
+  server: Server,
+): Promise<PilotListener> {
   const listener = await network.listen(port);
   listener.on('connection', (conn) => server.emit('connection', conn));
   server.once('close', () => void listener.close());
@@ -32,7 +36,10 @@ export interface PilotHttpTarget {
   dialTimeoutMs?: number;
 }
 
-export type CreateConnection = (options: ClientRequestArgs, oncreate: (err: Error | null, socket: Duplex) => void) => undefined;
+export type CreateConnection = (
+  options: ClientRequestArgs,
+  oncreate: (err: Error | null, socket: Duplex) => void,
+) => undefined;
 
 /**
  * A `createConnection` for `http.request`: the request's `host` is a pilot address such as
@@ -57,17 +64,25 @@ export class PilotAgent extends Agent {
   constructor(dialer: HttpDialer, options: AgentOptions & PilotHttpTarget = {}) {
     super(options);
     const { addr, port, dialTimeoutMs } = options;
-    this.connect = createConnection(dialer, { ...(addr === undefined ? {} : { addr }), ...(port === undefined ? {} : { port }), ...(dialTimeoutMs === undefined ? {} : { dialTimeoutMs }) });
+    this.connect = createConnection(dialer, {
+      ...(addr === undefined ? {} : { addr }),
+      ...(port === undefined ? {} : { port }),
+      ...(dialTimeoutMs === undefined ? {} : { dialTimeoutMs }),
+    });
   }
 
-  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
     return this.connect(options, callback ?? (() => undefined));
   }
 }
 
 async function connectFor(dialer: HttpDialer, fixed: PilotHttpTarget, options: ClientRequestArgs): Promise<PilotConn> {
   const host = fixed.addr ?? options.host ?? options.hostname ?? undefined;
-  if (host === undefined || host === null) throw new PilotError('invalid_argument', 'http request over pilot needs a host (pilot address or hostname)');
+  if (host === undefined || host === null)
+    throw new PilotError('invalid_argument', 'http request over pilot needs a host (pilot address or hostname)');
   const addr = await resolveHost(dialer, host);
   const port = fixed.port ?? Number(options.port ?? options.defaultPort ?? 80);
   return dialer.dial(addr, port, fixed.dialTimeoutMs === undefined ? {} : { timeoutMs: fixed.dialTimeoutMs });
@@ -81,6 +96,7 @@ async function resolveHost(dialer: HttpDialer, host: Addr | string): Promise<Add
   if (parsed.ok) return parsed.value;
   if (!dialer.resolveHostname) throw new PilotError('invalid_argument', `not a pilot address: ${text}`);
   const reply = await dialer.resolveHostname(text);
-  if (typeof reply.address !== 'string') throw new PilotError('not_found', `hostname ${text} did not resolve to an address`);
+  if (typeof reply.address !== 'string')
+    throw new PilotError('not_found', `hostname ${text} did not resolve to an address`);
   return toAddr(reply.address);
 }

@@ -9,6 +9,30 @@ export type { DaemonInfo, PeerInfo, ConnInfo, OutgoingEntry, PendingEntry, Trust
 export { serveHttp, createConnection, PilotAgent } from './http.js';
 export type { CreateConnection, HttpDialer, PilotHttpTarget } from './http.js';
 export type { PilotConn, PilotListener, PilotNetwork, Datagram, DialOptions } from './types.js';
-export { sendMessage, sendFile, inbox, incoming, type DataDialer, type InboxMessage, type IncomingOptions, type MessageType, type ReceivedFile, type SendMessageOptions, type SendOptions, type SendResult } from './dataexchange.js';
-export { subscribe, publish, openPublisher, EVENT_STREAM_PORT, type EventDialer, type PilotEvent, type Publisher, type PublishOptions, type SubscribeOptions, type Subscription } from './events.js';
+export {
+  sendMessage,
+  sendFile,
+  inbox,
+  incoming,
+  type DataDialer,
+  type InboxMessage,
+  type IncomingOptions,
+  type MessageType,
+  type ReceivedFile,
+  type SendMessageOptions,
+  type SendOptions,
+  type SendResult,
+} from './dataexchange.js';
+export {
+  subscribe,
+  publish,
+  openPublisher,
+  EVENT_STREAM_PORT,
+  type EventDialer,
+  type PilotEvent,
+  type Publisher,
+  type PublishOptions,
+  type SubscribeOptions,
+  type Subscription,
+} from './events.js';
 export { Tasks, TASK_PORT, type TaskTransport, type TaskSummary, type SubmitResult, type TaskResult } from './tasks.js';

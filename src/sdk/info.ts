@@ -177,7 +177,8 @@ const INFO: Shape<DaemonInfo> = {
   pkts_recv: num,
   // Keys a pilot-ts daemon adds to a peer (its path: relay) are kept as they came.
   peer_list: (v) => objects(v).map((p) => ({ ...p, ...pick(p, PEER) })),
-  conn_list: (v) => objects(v).map((c) => ({ ...pick(c, CONN), ...(typeof c.nagle === 'boolean' ? { nagle: c.nagle } : {}) })),
+  conn_list: (v) =>
+    objects(v).map((c) => ({ ...pick(c, CONN), ...(typeof c.nagle === 'boolean' ? { nagle: c.nagle } : {}) })),
 };
 
 export function parseDaemonInfo(json: JsonObject): DaemonInfo {

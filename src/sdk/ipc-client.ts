@@ -1,6 +1,13 @@
 import { createConnection, type Socket } from 'node:net';
 import { PilotError } from '../errors.js';
-import { decodeIpcMessage, encodeIpcFrame, IpcFrameSplitter, writeIpcFrame, type IpcCmdName, type IpcMessage } from '../protocol/ipc.js';
+import {
+  decodeIpcMessage,
+  encodeIpcFrame,
+  IpcFrameSplitter,
+  writeIpcFrame,
+  type IpcCmdName,
+  type IpcMessage,
+} from '../protocol/ipc.js';
 import { abortError } from './abort.js';
 
 export const NOT_RUNNING_HINT = 'start it with: pilotctl daemon start';
@@ -63,7 +70,9 @@ export class IpcClient {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.flushDrainWaiters(null));
     socket.on('error', (err) => {
-      this.closeError ??= new PilotError('not_running', `daemon connection failed: ${err.message}`, undefined, { cause: err });
+      this.closeError ??= new PilotError('not_running', `daemon connection failed: ${err.message}`, undefined, {
+        cause: err,
+      });
     });
     socket.on('close', () => this.onSocketClose());
   }
@@ -117,7 +126,12 @@ export class IpcClient {
    * `onReply` runs synchronously when the reply is read, before any later message is dispatched,
    * so that state it creates (a connection, a bound port) is in place for the pushes that follow.
    */
-  request<T>(msg: IpcMessage, expect: IpcCmdName, onReply: (reply: IpcMessage) => T, match?: (reply: IpcMessage) => boolean): Promise<T> {
+  request<T>(
+    msg: IpcMessage,
+    expect: IpcCmdName,
+    onReply: (reply: IpcMessage) => T,
+    match?: (reply: IpcMessage) => boolean,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.isClosed) {
         reject(this.lostError());
@@ -237,7 +251,11 @@ export class IpcClient {
 
 function connectError(path: string, err: NodeJS.ErrnoException): PilotError {
   if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') {
-    return new PilotError('not_running', `daemon is not running (no socket at ${path})`, NOT_RUNNING_HINT, { cause: err });
+    return new PilotError('not_running', `daemon is not running (no socket at ${path})`, NOT_RUNNING_HINT, {
+      cause: err,
+    });
   }
-  return new PilotError('connection_failed', `cannot connect to the daemon at ${path}: ${err.message}`, undefined, { cause: err });
+  return new PilotError('connection_failed', `cannot connect to the daemon at ${path}: ${err.message}`, undefined, {
+    cause: err,
+  });
 }

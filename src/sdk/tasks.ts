@@ -48,19 +48,43 @@ export interface SubmitResult {
 export type TaskResult = { readonly text: string } | { readonly filename: string; readonly data: Uint8Array };
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<PilotErrorCode>([
-  'invalid_argument', 'not_running', 'already_exists', 'connection_failed', 'not_found', 'timeout', 'untrusted',
-  'refused', 'unavailable', 'rate_limited', 'too_large', 'protocol', 'internal',
+  'invalid_argument',
+  'not_running',
+  'already_exists',
+  'connection_failed',
+  'not_found',
+  'timeout',
+  'untrusted',
+  'refused',
+  'unavailable',
+  'rate_limited',
+  'too_large',
+  'protocol',
+  'internal',
 ]);
 
 function toError(reply: JsonObject): PilotError {
-  const code = typeof reply.code === 'string' && KNOWN_CODES.has(reply.code) ? (reply.code as PilotErrorCode) : 'internal';
-  return new PilotError(code, typeof reply.message === 'string' ? reply.message : 'task request failed', typeof reply.hint === 'string' ? reply.hint : undefined);
+  const code =
+    typeof reply.code === 'string' && KNOWN_CODES.has(reply.code) ? (reply.code as PilotErrorCode) : 'internal';
+  return new PilotError(
+    code,
+    typeof reply.message === 'string' ? reply.message : 'task request failed',
+    typeof reply.hint === 'string' ? reply.hint : undefined,
+  );
 }
 
 function summary(v: JsonValue | undefined): TaskSummary | undefined {
   if (!isJsonObject(v) || typeof v.task_id !== 'string') return undefined;
   const s = (k: string): string => (typeof v[k] === 'string' ? (v[k] as string) : '');
-  return { category: s('category') === 'submitted' ? 'submitted' : 'received', created_at: s('created_at'), description: s('description'), from: s('from'), status: s('status'), task_id: s('task_id'), to: s('to') };
+  return {
+    category: s('category') === 'submitted' ? 'submitted' : 'received',
+    created_at: s('created_at'),
+    description: s('description'),
+    from: s('from'),
+    status: s('status'),
+    task_id: s('task_id'),
+    to: s('to'),
+  };
 }
 
 export class Tasks {
@@ -71,7 +95,8 @@ export class Tasks {
   ) {}
 
   private addr(): Addr {
-    if (this.self === undefined) throw new PilotError('invalid_argument', 'the task client needs the local node address');
+    if (this.self === undefined)
+      throw new PilotError('invalid_argument', 'the task client needs the local node address');
     return this.self;
   }
 
@@ -80,7 +105,12 @@ export class Tasks {
     try {
       conn = await this.driver.dial(this.addr(), TASK_PORT, { timeoutMs: 10_000 });
     } catch (err) {
-      throw new PilotError('unavailable', `the daemon's task service is not running: ${(err as Error).message}`, 'it is off when the daemon runs with -no-tasksubmit', { cause: err });
+      throw new PilotError(
+        'unavailable',
+        `the daemon's task service is not running: ${(err as Error).message}`,
+        'it is off when the daemon runs with -no-tasksubmit',
+        { cause: err },
+      );
     }
     const reader = new FrameReader(conn);
     try {
@@ -112,7 +142,11 @@ export class Tasks {
   async submitTask(target: Addr | string, description: string): Promise<SubmitResult> {
     const addr = typeof target === 'string' ? parseAddr(target) : { ok: true as const, value: target };
     if (!addr.ok) throw new PilotError('invalid_argument', `invalid target address ${JSON.stringify(target)}`);
-    return (await this.object({ op: 'submit', target: formatAddr(addr.value), description })) as unknown as SubmitResult;
+    return (await this.object({
+      op: 'submit',
+      target: formatAddr(addr.value),
+      description,
+    })) as unknown as SubmitResult;
   }
 
   async tasks(type?: 'received' | 'submitted'): Promise<TaskSummary[]> {
@@ -141,7 +175,12 @@ export class Tasks {
 
   sendResults(taskId: string, result: TaskResult): Promise<JsonObject> {
     if ('text' in result) return this.object({ op: 'send_results', task_id: taskId, text: result.text });
-    return this.object({ op: 'send_results', task_id: taskId, filename: result.filename, file_data: Buffer.from(result.data).toString('base64') });
+    return this.object({
+      op: 'send_results',
+      task_id: taskId,
+      filename: result.filename,
+      file_data: Buffer.from(result.data).toString('base64'),
+    });
   }
 
   /** `{address, node_id, polo_score, task_exec}` of this node, or of `nodeId`. */

@@ -17,12 +17,14 @@ export function toAddr(target: Addr | string): Addr {
 }
 
 export function checkPort(port: number): number {
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new PilotError('invalid_argument', `invalid port: ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 0xffff)
+    throw new PilotError('invalid_argument', `invalid port: ${port}`);
   return port;
 }
 
 export function checkU32(value: number, what: string): number {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new PilotError('invalid_argument', `invalid ${what}: ${value}`);
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+    throw new PilotError('invalid_argument', `invalid ${what}: ${value}`);
   return value;
 }
 

@@ -34,7 +34,8 @@ export class ByteQueue {
     const first = this.chunks[this.head];
     if (first !== undefined) {
       const avail = first.length - this.headOffset;
-      if (avail >= viewAtLeast || avail >= n) return first.subarray(this.headOffset, this.headOffset + Math.min(avail, n));
+      if (avail >= viewAtLeast || avail >= n)
+        return first.subarray(this.headOffset, this.headOffset + Math.min(avail, n));
     }
     return this.take(n, false);
   }

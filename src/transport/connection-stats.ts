@@ -10,7 +10,12 @@ export interface ReceiveCounters {
 }
 
 /** A snapshot of a connection's counters and congestion state (for `info` / `connections`). */
-export function connectionStats(sender: StreamSender, receiver: StreamReceiver | undefined, recv: ReceiveCounters, opts: ConnectionOptions): ConnectionStats {
+export function connectionStats(
+  sender: StreamSender,
+  receiver: StreamReceiver | undefined,
+  recv: ReceiveCounters,
+  opts: ConnectionOptions,
+): ConnectionStats {
   return {
     ...sender.counters,
     ...recv,

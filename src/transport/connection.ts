@@ -7,7 +7,15 @@ import { StreamSender, WINDOW_UNIT } from './sender.js';
 import { earliest } from './deadline.js';
 import { decodeResetCause, type ResetCause } from './reset-cause.js';
 import { seqAdd, seqLt } from './seq.js';
-import type { CloseReason, ConnState, ConnectionInfo, ConnectionOptions, ConnectionParams, ConnectionSink, Millis } from './types.js';
+import type {
+  CloseReason,
+  ConnState,
+  ConnectionInfo,
+  ConnectionOptions,
+  ConnectionParams,
+  ConnectionSink,
+  Millis,
+} from './types.js';
 
 const EMPTY = new Uint8Array(0);
 const KEEPALIVE_BYTE = Uint8Array.of(0);
@@ -137,7 +145,8 @@ export class Connection {
       const win = this.advertisedWindow();
       const step = Math.max(2, Math.floor(this.opts.recvBufferBytes / WINDOW_UNIT / 4));
       const release = wasHolding && !r.holding;
-      if (release || win - this.lastAdvertised >= step || (this.lastAdvertised < 2 && win >= 2)) this.sendWindowUpdate(release, this.lastSendAt);
+      if (release || win - this.lastAdvertised >= step || (this.lastAdvertised < 2 && win >= 2))
+        this.sendWindowUpdate(release, this.lastSendAt);
     }
     return data;
   }
@@ -176,7 +185,8 @@ export class Connection {
       return;
     }
     if (this.state === 'SYN_SENT') {
-      if ((p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK) && p.ack === this.sender.sndUna) this.onSynAck(p, now);
+      if ((p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK) && p.ack === this.sender.sndUna)
+        this.onSynAck(p, now);
       return;
     }
     if (p.flags & Flag.SYN) {
@@ -240,7 +250,8 @@ export class Connection {
     if (this.opts.peerHonoursZeroWindow) return;
     const copies = this.droppedBeyondWindow ? DUP_ACK_THRESHOLD : release ? 1 : 0;
     this.droppedBeyondWindow = false;
-    for (let i = 0; i < copies; i++) this.emit(Flag.ACK, this.finSent ? this.finSeq : this.sender.sndNxt, this.ackField(), EMPTY, now);
+    for (let i = 0; i < copies; i++)
+      this.emit(Flag.ACK, this.finSent ? this.finSeq : this.sender.sndNxt, this.ackField(), EMPTY, now);
   }
 
   private onData(p: Packet, now: Millis): void {
@@ -341,14 +352,18 @@ export class Connection {
         this.delayedAckDeadline = undefined;
       }
     }
-    this.nagleDeadline = this.sender.nagleHolding && !this.closeRequested ? (this.nagleDeadline ?? now + this.sender.nagleHoldMs) : undefined;
+    this.nagleDeadline =
+      this.sender.nagleHolding && !this.closeRequested
+        ? (this.nagleDeadline ?? now + this.sender.nagleHoldMs)
+        : undefined;
     if (this.sender.zeroWindow && this.sender.inFlightBytes === 0 && this.sender.unsentBytes > 0) {
       this.persistDeadline ??= now + this.persistInterval;
     } else {
       this.persistDeadline = undefined;
       this.persistInterval = 500;
     }
-    if (this.closeRequested && !this.finSent && this.sender.unsentBytes === 0 && this.sender.inFlightBytes === 0) this.sendFin(now);
+    if (this.closeRequested && !this.finSent && this.sender.unsentBytes === 0 && this.sender.inFlightBytes === 0)
+      this.sendFin(now);
     this.maybeTimeWait(now);
   }
 
@@ -430,7 +445,8 @@ export class Connection {
     t = earliest(t, this.sender.reorderDeadline);
     if (this.state !== 'SYN_SENT') {
       if (this.opts.idleTimeoutMs > 0) t = earliest(t, this.lastRecvAt + this.opts.idleTimeoutMs);
-      if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0) t = earliest(t, this.lastSendAt + this.opts.keepaliveMs);
+      if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0)
+        t = earliest(t, this.lastSendAt + this.opts.keepaliveMs);
     }
     return t;
   }
@@ -464,7 +480,8 @@ export class Connection {
         return;
       }
     }
-    if (this.sender.reorderDeadline !== undefined && now >= this.sender.reorderDeadline) this.sender.onReorderTimeout(now);
+    if (this.sender.reorderDeadline !== undefined && now >= this.sender.reorderDeadline)
+      this.sender.onReorderTimeout(now);
     if (this.finDeadline !== undefined && now >= this.finDeadline) {
       if (this.finXmits > this.opts.maxRetransmits) {
         this.finish('closed');
@@ -482,7 +499,11 @@ export class Connection {
     const flushNagle = this.nagleDeadline !== undefined && now >= this.nagleDeadline;
     if (flushNagle) this.nagleDeadline = undefined;
     this.pump(now, flushNagle);
-    if (this.opts.keepaliveMs > 0 && this.sender.inFlightBytes === 0 && now >= this.lastSendAt + this.opts.keepaliveMs) {
+    if (
+      this.opts.keepaliveMs > 0 &&
+      this.sender.inFlightBytes === 0 &&
+      now >= this.lastSendAt + this.opts.keepaliveMs
+    ) {
       // One already-acknowledged byte: every receiver answers it with an ACK, which keeps both sides alive.
       this.emit(Flag.ACK, seqAdd(this.sender.sndUna, -1), this.ackField(), KEEPALIVE_BYTE, now);
     }
@@ -506,7 +527,11 @@ export class Connection {
   private emitClosed(reason: CloseReason, cause?: ResetCause): void {
     if (this.closedEmitted) return;
     this.closedEmitted = true;
-    this.sink.event(cause === undefined ? { type: 'closed', connId: this.id, reason } : { type: 'closed', connId: this.id, reason, cause });
+    this.sink.event(
+      cause === undefined
+        ? { type: 'closed', connId: this.id, reason }
+        : { type: 'closed', connId: this.id, reason, cause },
+    );
   }
 
   private clearTimers(): void {

@@ -90,7 +90,15 @@ export class TransportEndpoint {
   readonly localAddr: Addr;
   readonly ports = new PortTable();
   /** Inbound SYNs refused by reason, evictions and withheld RSTs (for counters and webhooks). */
-  readonly refusals: RefusalCounters = { rate_limited: 0, no_listener: 0, port_full: 0, total_full: 0, untrusted: 0, evicted: 0, rst_suppressed: 0 };
+  readonly refusals: RefusalCounters = {
+    rate_limited: 0,
+    no_listener: 0,
+    port_full: 0,
+    total_full: 0,
+    untrusted: 0,
+    evicted: 0,
+    rst_suppressed: 0,
+  };
 
   private readonly connOptions: ConnectionOptions;
   private readonly maxConnsPerPort: number;
@@ -130,7 +138,11 @@ export class TransportEndpoint {
     this.peerShare = options.peerShare ?? 0.25;
     if (!(this.peerShare > 0 && this.peerShare <= 1)) throw new RangeError(`peerShare out of range: ${this.peerShare}`);
     const resetRate = options.resetRatePerSource ?? 10;
-    this.resetBudget = new KeyedRateLimiter(resetRate, options.resetBurstPerSource ?? 2 * resetRate, MAX_TRACKED_SOURCES);
+    this.resetBudget = new KeyedRateLimiter(
+      resetRate,
+      options.resetBurstPerSource ?? 2 * resetRate,
+      MAX_TRACKED_SOURCES,
+    );
     for (const [port, policy] of Object.entries(options.portPolicies ?? {})) this.setPortPolicy(Number(port), policy);
   }
 
@@ -141,7 +153,10 @@ export class TransportEndpoint {
       return;
     }
     const rate = policy.synRatePerSource;
-    this.policies.set(port, { policy: { ...policy }, syn: rate === undefined ? undefined : new KeyedRateLimiter(rate, 2 * rate, MAX_TRACKED_SOURCES) });
+    this.policies.set(port, {
+      policy: { ...policy },
+      syn: rate === undefined ? undefined : new KeyedRateLimiter(rate, 2 * rate, MAX_TRACKED_SOURCES),
+    });
   }
 
   // ---- listeners ----
@@ -209,7 +224,8 @@ export class TransportEndpoint {
   // ---- datagrams and pings ----
 
   sendDatagram(dst: SocketAddr, data: Uint8Array, _now: Millis, srcPort?: number): void {
-    if (data.length > 0xffff) throw new TransportError('payload_too_large', `datagram of ${data.length} bytes exceeds 65535`);
+    if (data.length > 0xffff)
+      throw new TransportError('payload_too_large', `datagram of ${data.length} bytes exceeds 65535`);
     const port = srcPort ?? this.ports.allocate(() => false) ?? 0;
     this.outbox.push(this.packet(Proto.Datagram, 0, port, dst, 0, 0, data));
   }
@@ -228,7 +244,12 @@ export class TransportEndpoint {
         break;
       case Proto.Datagram:
         if (p.payload.length > 0) {
-          this.events.push({ type: 'datagram', src: { addr: p.src, port: p.srcPort }, dstPort: p.dstPort, data: p.payload });
+          this.events.push({
+            type: 'datagram',
+            src: { addr: p.src, port: p.srcPort },
+            dstPort: p.dstPort,
+            data: p.payload,
+          });
         }
         break;
       case Proto.Control:
@@ -282,12 +303,29 @@ export class TransportEndpoint {
    * A RST in answer to `to` (a packet we will not take), unless its sender has used up its reset
    * budget: one node must not turn us into a stream of RSTs (the reference answers every one).
    */
-  private sendReset(to: Packet, flags: number, seq: number, ack: number, cause: ResetCause | undefined, now: Millis): void {
+  private sendReset(
+    to: Packet,
+    flags: number,
+    seq: number,
+    ack: number,
+    cause: ResetCause | undefined,
+    now: Millis,
+  ): void {
     if (!this.resetBudget.take(to.src.node, now)) {
       this.refusals.rst_suppressed++;
       return;
     }
-    this.outbox.push(this.packet(Proto.Stream, flags, to.dstPort, { addr: to.src, port: to.srcPort }, seq, ack, cause ? encodeResetCause(cause) : EMPTY));
+    this.outbox.push(
+      this.packet(
+        Proto.Stream,
+        flags,
+        to.dstPort,
+        { addr: to.src, port: to.srcPort },
+        seq,
+        ack,
+        cause ? encodeResetCause(cause) : EMPTY,
+      ),
+    );
   }
 
   private acceptSyn(syn: Packet, now: Millis): void {
@@ -303,7 +341,8 @@ export class TransportEndpoint {
     const cap = rules?.policy.maxConnsPerSource;
     if (cap !== undefined) {
       // A node at its cap on this port makes room with its own oldest connection there.
-      for (let mine = this.conns.inboundFrom(node, port); mine.size >= Math.max(1, cap); ) this.evict(firstOf(mine) as Connection, now);
+      for (let mine = this.conns.inboundFrom(node, port); mine.size >= Math.max(1, cap); )
+        this.evict(firstOf(mine) as Connection, now);
     }
     if (this.conns.activeOnPort(port) >= this.maxConnsPerPort) {
       const victim = this.victimOnPort(port, node, rules?.policy.evictOldestWhenFull === true);
@@ -369,7 +408,9 @@ export class TransportEndpoint {
       return;
     }
     if (p.dstPort !== 0) return;
-    this.outbox.push(this.packet(Proto.Control, Flag.ACK, 0, { addr: p.src, port: p.srcPort }, p.seq, seqAdd(p.seq, 1), p.payload));
+    this.outbox.push(
+      this.packet(Proto.Control, Flag.ACK, 0, { addr: p.src, port: p.srcPort }, p.seq, seqAdd(p.seq, 1), p.payload),
+    );
   }
 
   // ---- time ----
@@ -442,7 +483,8 @@ export class TransportEndpoint {
       mss = this.connOptions.mss;
     } else {
       if (!Number.isInteger(mss) || mss < 16 || mss > MAX_MSS) throw new RangeError(`mss out of range: ${mss}`);
-      if (!this.peerMss.has(node) && this.peerMss.size >= MAX_PEER_MSS_ENTRIES) this.peerMss.delete(this.peerMss.keys().next().value as number);
+      if (!this.peerMss.has(node) && this.peerMss.size >= MAX_PEER_MSS_ENTRIES)
+        this.peerMss.delete(this.peerMss.keys().next().value as number);
       this.peerMss.set(node, mss);
     }
     for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setSegmentSize(mss);
@@ -489,8 +531,27 @@ export class TransportEndpoint {
     return conn;
   }
 
-  private packet(protocol: number, flags: number, srcPort: number, dst: SocketAddr, seq: number, ack: number, payload: Uint8Array): Packet {
-    return makePacket({ flags, protocol, src: this.localAddr, dst: dst.addr, srcPort, dstPort: dst.port, seq, ack, window: 0, payload });
+  private packet(
+    protocol: number,
+    flags: number,
+    srcPort: number,
+    dst: SocketAddr,
+    seq: number,
+    ack: number,
+    payload: Uint8Array,
+  ): Packet {
+    return makePacket({
+      flags,
+      protocol,
+      src: this.localAddr,
+      dst: dst.addr,
+      srcPort,
+      dstPort: dst.port,
+      seq,
+      ack,
+      window: 0,
+      payload,
+    });
   }
 }
 

@@ -17,7 +17,6 @@ export type DataVerdict =
   | 'duplicate'
   | 'beyond_window';
 
-
 /**
  * Receive side of a stream: reassembly, the buffer the application reads from, the advertised
  * window and SACK blocks. Out-of-order data is kept for everything inside the advertised window,
@@ -98,7 +97,8 @@ export class StreamReceiver {
       data = data.subarray(seqDiff(this.rcvNxt, start));
       start = this.rcvNxt;
     }
-    const room = this.slackBytes > 0 ? Math.max(0, this.capacity + this.slackBytes - this.readable.length) : this.windowBytes;
+    const room =
+      this.slackBytes > 0 ? Math.max(0, this.capacity + this.slackBytes - this.readable.length) : this.windowBytes;
     const windowEnd = seqAdd(this.rcvNxt, room);
     if (seqGe(start, windowEnd)) return 'beyond_window';
     if (seqGt(seqAdd(start, data.length), windowEnd)) {

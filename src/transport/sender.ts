@@ -169,7 +169,13 @@ export class StreamSender {
     if (info.sack && info.sack.length > 0) {
       this.counters.sackBlocksRecv += info.sack.length;
       if (this.applySack(info.sack, now)) delivered = true;
-    } else if (!advances && info.payloadLength === 0 && this.inFlightBytes > 0 && info.ack === this.sndUna && info.window === this.lastWindowField) {
+    } else if (
+      !advances &&
+      info.payloadLength === 0 &&
+      this.inFlightBytes > 0 &&
+      info.ack === this.sndUna &&
+      info.window === this.lastWindowField
+    ) {
       this.counters.dupAcks++;
       // Peers that never send SACK still get a classic fast retransmit on the 3rd duplicate ACK.
       if (++this.dupAckRun === 3) this.markLost(this.firstUnsacked(), true);

@@ -5,7 +5,15 @@ import type { ResetCause } from './reset-cause.js';
 /** Milliseconds on the caller's clock (real or virtual). The engine never reads a clock itself. */
 export type Millis = number;
 
-export type ConnState = 'CLOSED' | 'LISTEN' | 'SYN_SENT' | 'SYN_RECV' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'TIME_WAIT';
+export type ConnState =
+  | 'CLOSED'
+  | 'LISTEN'
+  | 'SYN_SENT'
+  | 'SYN_RECV'
+  | 'ESTABLISHED'
+  | 'FIN_WAIT'
+  | 'CLOSE_WAIT'
+  | 'TIME_WAIT';
 
 export type CloseReason =
   /** Both sides closed cleanly. */

@@ -2,7 +2,13 @@ import { TunnelKeyPair, signAuth, verifyAuth, type Identity } from '../crypto/in
 import { encodePila, type PilaFrame } from '../protocol/tunnel.js';
 import type { RegistryKeys } from '../registry-keys.js';
 
-export type PilaVerdict = 'ok' | 'unknown_key' | 'key_mismatch' | 'bad_signature' | 'lookup_busy' | 'registry_unreachable';
+export type PilaVerdict =
+  | 'ok'
+  | 'unknown_key'
+  | 'key_mismatch'
+  | 'bad_signature'
+  | 'lookup_busy'
+  | 'registry_unreachable';
 
 /**
  * Our side of the authenticated key exchange: the per-process X25519 key pair, our PILA frame,
@@ -51,7 +57,12 @@ export class Authenticator {
     if (found.status === 'unreachable') return 'registry_unreachable';
     if (found.status === 'unknown') return 'unknown_key';
     return verifyAuth(
-      { node: frame.senderNode, x25519PublicKey: frame.x25519Public, ed25519PublicKey: frame.ed25519Public, signature: frame.signature },
+      {
+        node: frame.senderNode,
+        x25519PublicKey: frame.x25519Public,
+        ed25519PublicKey: frame.ed25519Public,
+        signature: frame.signature,
+      },
       found.key,
     );
   }

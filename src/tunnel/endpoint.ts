@@ -75,7 +75,12 @@ export function endpointEquals(a: UdpEndpoint | undefined, b: UdpEndpoint | unde
 /** `:0`, `0.0.0.0:4000`, `127.0.0.1:0`, `[::1]:0`, `[::]:0`, `localhost:0`. */
 export function parseListenAddress(text: string): ListenAddress {
   const parts = splitHostPort(text);
-  if (!parts) throw new PilotError('invalid_argument', `invalid listen address "${text}"`, 'use host:port, for example :4000 or [::1]:0');
+  if (!parts)
+    throw new PilotError(
+      'invalid_argument',
+      `invalid listen address "${text}"`,
+      'use host:port, for example :4000 or [::1]:0',
+    );
   const host = parts.host === '' ? '0.0.0.0' : parts.host === 'localhost' ? '127.0.0.1' : parts.host;
   const family = isIP(host);
   if (family === 0) throw new PilotError('invalid_argument', `listen host must be an IP address: "${parts.host}"`);

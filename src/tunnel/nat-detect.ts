@@ -1,6 +1,13 @@
 import { randomInt } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { natType, type NatFiltering, type NatMapping, type NatProbeEndpoint, type NatProbeReply, type NatType } from '../protocol/nat-probe.js';
+import {
+  natType,
+  type NatFiltering,
+  type NatMapping,
+  type NatProbeEndpoint,
+  type NatProbeReply,
+  type NatType,
+} from '../protocol/nat-probe.js';
 import type { BeaconClient } from './beacon-client.js';
 import { formatEndpoint, makeEndpoint, type UdpEndpoint } from './endpoint.js';
 
@@ -38,7 +45,8 @@ async function probe(client: BeaconClient, to: UdpEndpoint | undefined, ms: numb
   return replies;
 }
 
-const sameEp = (a: NatProbeEndpoint | undefined, b: NatProbeEndpoint | undefined): boolean => a !== undefined && b !== undefined && a.ip === b.ip && a.port === b.port;
+const sameEp = (a: NatProbeEndpoint | undefined, b: NatProbeEndpoint | undefined): boolean =>
+  a !== undefined && b !== undefined && a.ip === b.ip && a.port === b.port;
 
 /**
  * Mapping and filtering of the NAT in front of our socket (RFC 4787 terms, RFC 5780's method on
@@ -50,9 +58,20 @@ const sameEp = (a: NatProbeEndpoint | undefined, b: NatProbeEndpoint | undefined
  *    if they see us at another port than the main socket did, the mapping is endpoint-dependent.
  * An observed endpoint that is one of our own addresses and port means no NAT at all.
  */
-export async function detectNat(client: BeaconClient, beacon: UdpEndpoint | undefined, localPort: number, timeoutMs: number): Promise<NatReport> {
+export async function detectNat(
+  client: BeaconClient,
+  beacon: UdpEndpoint | undefined,
+  localPort: number,
+  timeoutMs: number,
+): Promise<NatReport> {
   const checkedAt = Date.now();
-  const unknown: NatReport = { type: 'unknown', mapping: 'unknown', filtering: 'unknown', publicEndpoint: client.observed ?? '', checkedAt };
+  const unknown: NatReport = {
+    type: 'unknown',
+    mapping: 'unknown',
+    filtering: 'unknown',
+    publicEndpoint: client.observed ?? '',
+    checkedAt,
+  };
   if (!beacon) return unknown;
   const first = await probe(client, undefined, timeoutMs);
   const main = first.find((r) => r.source === 0);
@@ -66,7 +85,9 @@ export async function detectNat(client: BeaconClient, beacon: UdpEndpoint | unde
   else if (main.otherAddress && first.some((r) => r.source === 1)) filtering = 'address-dependent';
   else if (main.otherPort) filtering = first.some((r) => r.source === 1) ? 'unknown' : 'address-and-port-dependent';
   // Our beacon address with the other port: same IP, so any difference is the NAT's doing.
-  const targets = [main.otherPort && { ...main.otherPort, ip: beacon.host }, main.otherAddress].filter((t): t is NatProbeEndpoint => !!t);
+  const targets = [main.otherPort && { ...main.otherPort, ip: beacon.host }, main.otherAddress].filter(
+    (t): t is NatProbeEndpoint => !!t,
+  );
   const seen: NatProbeEndpoint[] = [];
   await Promise.all(
     targets.map(async (t) => {
@@ -77,6 +98,7 @@ export async function detectNat(client: BeaconClient, beacon: UdpEndpoint | unde
     }),
   );
   let mapping: NatMapping = 'unknown';
-  if (seen.length > 0) mapping = seen.every((ep) => sameEp(ep, main.observed)) ? 'endpoint-independent' : 'endpoint-dependent';
+  if (seen.length > 0)
+    mapping = seen.every((ep) => sameEp(ep, main.observed)) ? 'endpoint-independent' : 'endpoint-dependent';
   return { type: natType(mapping, filtering), mapping, filtering, publicEndpoint, checkedAt };
 }

@@ -25,7 +25,14 @@ import { Authenticator } from './authenticator.js';
 import { groupForBatches, SendBatcher } from './batcher.js';
 import { BeaconClient } from './beacon-client.js';
 import { detectNat, type NatReport } from './nat-detect.js';
-import { endpointEquals, formatEndpoint, isLoopbackHost, parseEndpoint, parseListenAddress, type UdpEndpoint } from './endpoint.js';
+import {
+  endpointEquals,
+  formatEndpoint,
+  isLoopbackHost,
+  parseEndpoint,
+  parseListenAddress,
+  type UdpEndpoint,
+} from './endpoint.js';
 import { TokenBucket } from '../rate-limit.js';
 import { IntervalLimiter } from './limits.js';
 import { PeerCrypto } from './peer-crypto.js';
@@ -60,7 +67,11 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       this.#log.warn({ node, packets, err: String(err) }, 'packets to a node could not be sent');
     },
   );
-  readonly #early = new BoundedQueues<{ frame: PilsFrame; origin: Origin; batch: boolean }>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
+  readonly #early = new BoundedQueues<{ frame: PilsFrame; origin: Origin; batch: boolean }>(
+    policy.EARLY_PER_PEER,
+    policy.EARLY_PEERS,
+    policy.EARLY_MAX_AGE_MS,
+  );
   readonly #pilaLimit = new IntervalLimiter<number>(policy.PILA_MIN_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryLimit = new IntervalLimiter<number>(policy.RECOVERY_INTERVAL_MS, policy.MAX_PEERS);
   readonly #recoveryBudget = new TokenBucket(20, 40);
@@ -133,14 +144,20 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   }
 
   setNodeId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new PilotError('invalid_argument', `node id out of range: ${id}`);
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
+      throw new PilotError('invalid_argument', `node id out of range: ${id}`);
     this.#nodeId = id;
   }
 
   /** Adds a peer or replaces its endpoint; with encryption on, starts the key exchange. */
   addPeer(nodeId: number, endpoint: string): void {
     const ep = parseEndpoint(endpoint);
-    if (!ep) throw new PilotError('invalid_argument', `invalid peer endpoint "${endpoint}"`, 'expected ip:port or [ipv6]:port');
+    if (!ep)
+      throw new PilotError(
+        'invalid_argument',
+        `invalid peer endpoint "${endpoint}"`,
+        'expected ip:port or [ipv6]:port',
+      );
     const { peer, created } = this.#ensurePeer(nodeId);
     peer.endpoint = ep;
     if (created) this.emit('peer-added', { peerNodeId: nodeId, endpoint: formatEndpoint(ep) });
@@ -344,10 +361,12 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     const frame = decoded.value;
     const node = frame.senderNode;
     if (!this.#encrypt) return this.#drop('encryption_off', origin.endpoint, node);
-    if (origin.relayFrom !== undefined && origin.relayFrom !== node) return this.#drop('relay_sender_mismatch', origin.endpoint, node);
+    if (origin.relayFrom !== undefined && origin.relayFrom !== node)
+      return this.#drop('relay_sender_mismatch', origin.endpoint, node);
     if (node === this.#nodeId) return this.#drop('own_node_id', origin.endpoint, node);
     const known = this.#peers.get(node);
-    if (known && isRetiredKey(known, frame.x25519Public)) return this.#drop('stale_key_exchange', origin.endpoint, node);
+    if (known && isRetiredKey(known, frame.x25519Public))
+      return this.#drop('stale_key_exchange', origin.endpoint, node);
     const key = this.#auth.deriveKey(frame.x25519Public);
     if (!key) return this.#drop('bad_key', origin.endpoint, node);
     this.#auth.verify(frame).then(
@@ -391,7 +410,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   /** A PILS frame, or with `batch` a PILM frame (several packets). */
   #onSealed(frame: PilsFrame, origin: Origin, batch: boolean): void {
     const node = frame.senderNode;
-    if (origin.relayFrom !== undefined && origin.relayFrom !== node) return this.#drop('relay_sender_mismatch', origin.endpoint, node);
+    if (origin.relayFrom !== undefined && origin.relayFrom !== node)
+      return this.#drop('relay_sender_mismatch', origin.endpoint, node);
     const peer = this.#peers.get(node);
     const crypto = peer?.crypto;
     if (!peer || !crypto) {
@@ -403,10 +423,12 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     const opened = crypto.open(frame.nonce, frame.sealed, batch ? MAGIC_PILM : undefined);
     if (!opened.ok) {
       const code = opened.error.code;
-      if (code === 'replay') this.emit('nonce-replay', { peerNodeId: node, counter: Buffer.from(frame.nonce).readBigUInt64BE(4) });
+      if (code === 'replay')
+        this.emit('nonce-replay', { peerNodeId: node, counter: Buffer.from(frame.nonce).readBigUInt64BE(4) });
       this.#drop(code === 'truncated' ? 'malformed' : code, origin.endpoint, node);
       // The peer may hold a newer key whose PILA we missed; offer ours to its known address only.
-      if (code === 'auth_failed' && peer.endpoint) this.#sendRecoveryPila(node, { endpoint: peer.endpoint, relayFrom: peer.relay ? node : undefined });
+      if (code === 'auth_failed' && peer.endpoint)
+        this.#sendRecoveryPila(node, { endpoint: peer.endpoint, relayFrom: peer.relay ? node : undefined });
       return;
     }
     // The AEAD and the replay window proved a fresh frame from the sender: follow a NAT rebinding,
@@ -442,7 +464,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     const frame = decodePilt(data);
     if (!frame.ok) return this.#drop('malformed', origin.endpoint);
     const probe = decodePacket(frame.value.packet);
-    if (!probe.ok) return this.#drop(probe.error.code === 'bad_checksum' ? 'bad_checksum' : 'malformed', origin.endpoint);
+    if (!probe.ok)
+      return this.#drop(probe.error.code === 'bad_checksum' ? 'bad_checksum' : 'malformed', origin.endpoint);
     const node = probe.value.src.node;
     const packet = this.#checkInner(frame.value.packet, origin.relayFrom ?? node, origin);
     if (!packet) return;
@@ -486,7 +509,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
   #adoptPeer(nodeId: number, origin: Origin): PeerState {
     const { peer, created } = this.#ensurePeer(nodeId);
     if (!peer.endpoint) peer.endpoint = origin.relayFrom === undefined ? origin.endpoint : this.#wire.beacon;
-    if (created && peer.endpoint) this.emit('peer-added', { peerNodeId: nodeId, endpoint: formatEndpoint(peer.endpoint) });
+    if (created && peer.endpoint)
+      this.emit('peer-added', { peerNodeId: nodeId, endpoint: formatEndpoint(peer.endpoint) });
     return peer;
   }
 
@@ -515,14 +539,20 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     peer.relay = false;
     peer.relayAnnounced = false;
     this.#relayed.delete(peer.nodeId);
-    if (peer.endpoint) this.emit('direct-upgraded', { peerNodeId: peer.nodeId, endpoint: formatEndpoint(peer.endpoint) });
+    if (peer.endpoint)
+      this.emit('direct-upgraded', { peerNodeId: peer.nodeId, endpoint: formatEndpoint(peer.endpoint) });
   }
 
   /** A path probe: a request heard directly is answered directly (at most every PROBE_ANSWER_INTERVAL_MS). */
   #onProbe(peer: PeerState, crypto: PeerCrypto, kind: number, origin: Origin): void {
-    if (kind !== PATH_PROBE_REQUEST && kind !== PATH_PROBE_REPLY) return this.#drop('malformed', origin.endpoint, peer.nodeId);
+    if (kind !== PATH_PROBE_REQUEST && kind !== PATH_PROBE_REPLY)
+      return this.#drop('malformed', origin.endpoint, peer.nodeId);
     peer.probes = true;
-    if (kind === PATH_PROBE_REQUEST && origin.relayFrom === undefined && this.#probeAnswers.allow(peer.nodeId, Date.now())) {
+    if (
+      kind === PATH_PROBE_REQUEST &&
+      origin.relayFrom === undefined &&
+      this.#probeAnswers.allow(peer.nodeId, Date.now())
+    ) {
       this.#sendProbe(peer, crypto, PATH_PROBE_REPLY, origin.endpoint);
     }
   }
@@ -546,8 +576,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       // The beacon has both sides punch at once: the peer's PILP (with its id) lets us probe the
       // address it comes from, which is where its NAT expects us.
       if (this.#nodeId !== 0) this.requestPunch(node);
-      if (peer.endpoint && !endpointEquals(peer.endpoint, this.#wire.beacon)) this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
-      peer.probeIntervalMs = Math.min(Math.max(peer.probeIntervalMs, policy.PROBE_FIRST_MS) * 2, policy.PROBE_MAX_MS, policy.PROBE_CAP_MS);
+      if (peer.endpoint && !endpointEquals(peer.endpoint, this.#wire.beacon))
+        this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint);
+      peer.probeIntervalMs = Math.min(
+        Math.max(peer.probeIntervalMs, policy.PROBE_FIRST_MS) * 2,
+        policy.PROBE_MAX_MS,
+        policy.PROBE_CAP_MS,
+      );
       peer.probeAt = now + peer.probeIntervalMs;
     }
   }
@@ -565,7 +600,9 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (!peer || !this.#encrypt) return;
     const now = Date.now();
     // A direct peer is answered only while its path is in doubt: it is silent, or we just moved.
-    const doubted = (peer.unansweredSince !== 0 && now - peer.unansweredSince >= policy.SILENCE_MS) || (this.#reboundAt !== 0 && now - this.#reboundAt <= policy.REBIND_PUNCH_MS);
+    const doubted =
+      (peer.unansweredSince !== 0 && now - peer.unansweredSince >= policy.SILENCE_MS) ||
+      (this.#reboundAt !== 0 && now - this.#reboundAt <= policy.REBIND_PUNCH_MS);
     if (peer.crypto && !peer.relay && !doubted) return;
     if (!this.#punchAnswers.allow(node, now)) return;
     if (!peer.crypto) {
@@ -586,10 +623,20 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     if (previous !== undefined && previous !== endpoint && !this.#closed) {
       const now = Date.now();
       this.#reboundAt = now;
-      this.#log.info({ previous, endpoint }, 'the beacon sees us at a new endpoint; proving our id there and punching to our peers again');
+      this.#log.info(
+        { previous, endpoint },
+        'the beacon sees us at a new endpoint; proving our id there and punching to our peers again',
+      );
       if (this.#nodeId !== 0) this.#beaconClient.register(this.#nodeId);
       const inUse = [...this.#peers.values()]
-        .filter((p) => p.crypto && !p.relay && p.endpoint && now - p.lastPacketAt <= policy.PEER_IN_USE_MS && !isLoopbackHost(p.endpoint.host))
+        .filter(
+          (p) =>
+            p.crypto &&
+            !p.relay &&
+            p.endpoint &&
+            now - p.lastPacketAt <= policy.PEER_IN_USE_MS &&
+            !isLoopbackHost(p.endpoint.host),
+        )
         .map((p) => p.nodeId);
       // After the proof (a round trip or two): a punch request and a probe for each.
       const t = setTimeout(() => {
@@ -619,7 +666,10 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       if (isLoopbackHost(peer.endpoint.host)) continue;
       if (peer.checkSince === 0) {
         peer.checkSince = now;
-        this.#log.info({ node: peer.nodeId, silent_ms: now - peer.unansweredSince }, 'no answer on the direct path; checking it');
+        this.#log.info(
+          { node: peer.nodeId, silent_ms: now - peer.unansweredSince },
+          'no answer on the direct path; checking it',
+        );
       } else if (peer.probes && this.#wire.beacon && now - peer.checkSince >= policy.SILENCE_RELAY_MS) {
         this.#log.info({ node: peer.nodeId }, 'direct path still silent; relaying through the beacon while probing it');
         this.#markRelay(peer);
@@ -645,7 +695,10 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
       const peer = this.#peers.get(node);
       if (!peer || peer.crypto || peer.relay || peer.exchangeSince === 0 || now - peer.exchangeSince < after) continue;
       if (!peer.endpoint || isLoopbackHost(peer.endpoint.host)) continue;
-      this.#log.info({ node }, 'no key exchange on the direct path; relaying through the beacon while punching goes on');
+      this.#log.info(
+        { node },
+        'no key exchange on the direct path; relaying through the beacon while punching goes on',
+      );
       this.#markRelay(peer);
       this.#sendPila(peer, true);
     }
@@ -656,7 +709,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
    * reach us), and towards peers in use, each only when nothing else went there for KEEPALIVE_MS.
    */
   #keepalive(now: number): void {
-    if (this.#nodeId !== 0 && this.#wire.beacon && now - this.#beaconClient.lastSentAt >= policy.KEEPALIVE_MS) this.#beaconClient.keepalive(this.#nodeId);
+    if (this.#nodeId !== 0 && this.#wire.beacon && now - this.#beaconClient.lastSentAt >= policy.KEEPALIVE_MS)
+      this.#beaconClient.keepalive(this.#nodeId);
     for (const peer of this.#peers.values()) {
       if (!peer.crypto || peer.relay || !peer.endpoint || now - peer.lastPacketAt > policy.PEER_IN_USE_MS) continue;
       if (now - peer.lastSentAt < policy.KEEPALIVE_MS || isLoopbackHost(peer.endpoint.host)) continue;

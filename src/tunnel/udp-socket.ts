@@ -22,11 +22,26 @@ export class UdpSocket {
     this.port = socket.address().port;
   }
 
-  static async bind(listen: ListenAddress, onMessage: MessageHandler, onError: (err: Error) => void): Promise<UdpSocket> {
+  static async bind(
+    listen: ListenAddress,
+    onMessage: MessageHandler,
+    onError: (err: Error) => void,
+  ): Promise<UdpSocket> {
     const dualStack = listen.family === 6 && listen.host === '::';
-    const socket = createSocket({ type: listen.family === 4 ? 'udp4' : 'udp6', ipv6Only: listen.family === 6 && !dualStack });
+    const socket = createSocket({
+      type: listen.family === 4 ? 'udp4' : 'udp6',
+      ipv6Only: listen.family === 6 && !dualStack,
+    });
     await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error): void => reject(new PilotError('unavailable', `cannot listen on UDP ${listen.host}:${listen.port}: ${err.message}`, undefined, { cause: err }));
+      const fail = (err: Error): void =>
+        reject(
+          new PilotError(
+            'unavailable',
+            `cannot listen on UDP ${listen.host}:${listen.port}: ${err.message}`,
+            undefined,
+            { cause: err },
+          ),
+        );
       socket.once('error', fail);
       socket.bind(listen.port, listen.host, () => {
         socket.off('error', fail);
@@ -76,7 +91,8 @@ export class UdpSocket {
   /** Resolves `host:port` (hostname allowed) to an address this socket can reach. */
   async resolve(text: string): Promise<UdpEndpoint> {
     const parts = splitHostPort(text);
-    if (!parts || parts.port === 0 || parts.host === '') throw new PilotError('invalid_argument', `invalid beacon address "${text}"`);
+    if (!parts || parts.port === 0 || parts.host === '')
+      throw new PilotError('invalid_argument', `invalid beacon address "${text}"`);
     const literal = makeEndpoint(parts.host, parts.port);
     if (literal) return literal;
     const found = await lookup(parts.host, { all: true }).catch((err: unknown) => {

@@ -20,7 +20,12 @@ describe('attacks on the beacon', () => {
     const identity = Identity.generate();
     const registry = new RegistryClient({ address: `127.0.0.1:${rdv.registryPort}`, identity });
     closers.push(() => registry.close());
-    const tunnel = await Tunnel.open({ listen: '127.0.0.1:0', identity, beacon: `127.0.0.1:${rdv.beaconPort}`, keys: new RegistryKeys(async () => undefined) });
+    const tunnel = await Tunnel.open({
+      listen: '127.0.0.1:0',
+      identity,
+      beacon: `127.0.0.1:${rdv.beaconPort}`,
+      keys: new RegistryKeys(async () => undefined),
+    });
     closers.push(() => tunnel.close());
     const reply = await registry.register({ listenAddr: `127.0.0.1:${tunnel.localPort}` });
     const id = reply.node_id as number;
@@ -31,7 +36,13 @@ describe('attacks on the beacon', () => {
   }
 
   it('a daemon proves its id; a Discover from elsewhere cannot take it, nor relay in its name', async () => {
-    const rdv = await startRendezvous({ registryHost: '127.0.0.1', registryPort: 0, beaconHost: '127.0.0.1', beaconPort: 0, storePath: ':memory:' });
+    const rdv = await startRendezvous({
+      registryHost: '127.0.0.1',
+      registryPort: 0,
+      beaconHost: '127.0.0.1',
+      beaconPort: 0,
+      storePath: ':memory:',
+    });
     closers.push(() => rdv.close());
     const victim = await node(rdv);
     const other = await node(rdv);
@@ -39,7 +50,10 @@ describe('attacks on the beacon', () => {
     closers.push(() => attacker.close());
     await attacker.send(encodeBeacon({ type: 'Discover', nodeId: victim.id }), rdv.beaconPort);
     await waitFor(() => attacker.received.length === 1, 1000, 'STUN answer');
-    await attacker.send(encodeBeacon({ type: 'Relay', sender: victim.id, dest: other.id, frame: Buffer.from('PILS-forged') }), rdv.beaconPort);
+    await attacker.send(
+      encodeBeacon({ type: 'Relay', sender: victim.id, dest: other.id, frame: Buffer.from('PILS-forged') }),
+      rdv.beaconPort,
+    );
     await attacker.send(encodeBeacon({ type: 'PunchRequest', requester: victim.id, target: other.id }), rdv.beaconPort);
     await waitFor(() => rdv.beacon.stats().drops.punch_refused === 1, 1000, 'punch refused');
     const stats = rdv.beacon.stats();

@@ -15,7 +15,12 @@ describe('attacks on the registry', () => {
   const clients: RegistryClient[] = [];
 
   const start = async (limits: Partial<ConnectionLimits>): Promise<RegistryServer> => {
-    server = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:', connectionLimits: limits });
+    server = await RegistryServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      storePath: ':memory:',
+      connectionLimits: limits,
+    });
     return server;
   };
   const open = async (port: number, from?: string): Promise<RawConn> => {
@@ -68,7 +73,13 @@ describe('attacks on the registry', () => {
     // What the victim's daemon signs in a direct handshake_reject to the attacker (PROTOCOL.md §6.1).
     const sig = signChallenge(victimKey, `handshake:${v}:${a}`);
     const wire = await open(s.port);
-    const forged = await wire.request({ type: 'request_handshake', from_node_id: v, to_node_id: a, justification: 'x', signature: sig });
+    const forged = await wire.request({
+      type: 'request_handshake',
+      from_node_id: v,
+      to_node_id: a,
+      justification: 'x',
+      signature: sig,
+    });
     assert.equal(forged.code, 'bad_signature');
     // The attacker accepting the "request" creates no pair: the victim never claimed trust.
     await attacker.respondHandshake(v, true).catch(() => undefined);
@@ -83,7 +94,11 @@ describe('attacks on the registry', () => {
     const id = (await node.register({ listenAddr: '127.0.0.1:4000' })).node_id as number;
     await node.setVisibility(true);
     const wire = await open(s.port);
-    const moved = await wire.request({ type: 'register', listen_addr: '127.0.0.1:6666', public_key: identity.publicKeyBase64 });
+    const moved = await wire.request({
+      type: 'register',
+      listen_addr: '127.0.0.1:6666',
+      public_key: identity.publicKeyBase64,
+    });
     assert.equal(moved.code, 'bad_signature');
     assert.equal((await node.lookup(id)).real_addr, '127.0.0.1:4000');
   });

@@ -85,7 +85,21 @@ class RawNode {
   private send(d: DaemonHandle, flags: number, port: number, payload: Uint8Array): void {
     const srcPort = this.nextPort;
     this.nextPort = srcPort === 65535 ? 49152 : srcPort + 1;
-    this.tunnel.send(d.nodeId, makePacket({ flags, protocol: Proto.Stream, src: makeAddr(0, this.nodeId), dst: makeAddr(0, d.nodeId), srcPort, dstPort: port, seq: 0, ack: flags & Flag.ACK ? 1 : 0, window: 512, payload }));
+    this.tunnel.send(
+      d.nodeId,
+      makePacket({
+        flags,
+        protocol: Proto.Stream,
+        src: makeAddr(0, this.nodeId),
+        dst: makeAddr(0, d.nodeId),
+        srcPort,
+        dstPort: port,
+        seq: 0,
+        ack: flags & Flag.ACK ? 1 : 0,
+        window: 512,
+        payload,
+      }),
+    );
   }
 
   resets(): Packet[] {
@@ -112,7 +126,11 @@ class RawNode {
 
 /** The daemon's whole Info JSON (the SDK's typed info() keeps only the reference's fields). */
 async function rawInfo(d: DaemonHandle): Promise<JsonObject> {
-  const client = await IpcClient.connect(d.socket, { onPush: () => undefined, onUnsolicitedError: () => undefined, onClose: () => undefined });
+  const client = await IpcClient.connect(d.socket, {
+    onPush: () => undefined,
+    onUnsolicitedError: () => undefined,
+    onClose: () => undefined,
+  });
   try {
     return await client.request({ cmd: 'Info' }, 'InfoOK', (m) => ('json' in m ? m.json : {}));
   } finally {
@@ -209,14 +227,23 @@ describe('attacks on the transport of a daemon', () => {
     await sampler;
     echo.destroy();
 
-    t.diagnostic(`sent ${sent} SYNs; flooder held at most ${worst}; dials ${dialTimes.join('/')} ms; echo p50 ${percentile(baseline, 50).toFixed(2)} -> ${percentile(during, 50).toFixed(2)} ms, p90 ${percentile(baseline, 90).toFixed(2)} -> ${percentile(during, 90).toFixed(2)} ms`);
+    t.diagnostic(
+      `sent ${sent} SYNs; flooder held at most ${worst}; dials ${dialTimes.join('/')} ms; echo p50 ${percentile(baseline, 50).toFixed(2)} -> ${percentile(during, 50).toFixed(2)} ms, p90 ${percentile(baseline, 90).toFixed(2)} -> ${percentile(during, 90).toFixed(2)} ms`,
+    );
     assert.ok(sent > 20_000, `flood sent ${sent} SYNs`);
     assert.ok(worst <= 4, `the flooder held ${worst} connections on port 444 at once`);
     assert.ok(Math.max(...dialTimes) < 1_000, `handshake dials took ${dialTimes.join(', ')} ms`);
     const [p50Before, p50During] = [percentile(baseline, 50), percentile(during, 50)];
-    assert.ok(p50During < Math.max(3 * p50Before, p50Before + 15), `echo RTT p50 ${p50Before.toFixed(1)} ms before, ${p50During.toFixed(1)} ms during the flood`);
+    assert.ok(
+      p50During < Math.max(3 * p50Before, p50Before + 15),
+      `echo RTT p50 ${p50Before.toFixed(1)} ms before, ${p50During.toFixed(1)} ms during the flood`,
+    );
     // Its connections end within seconds of the flood, not minutes.
-    await until('the flooder holds nothing on 444', async () => (((await holders(b, 444)).get(x.address) ?? 0) === 0 ? true : undefined), 7_000);
+    await until(
+      'the flooder holds nothing on 444',
+      async () => (((await holders(b, 444)).get(x.address) ?? 0) === 0 ? true : undefined),
+      7_000,
+    );
     const info = await rawInfo(b);
     assert.ok(counter(info, 'syn_refused', 'rate_limited') > 1000, 'the excess was dropped by the SYN limits');
   });
@@ -234,7 +261,8 @@ describe('attacks on the transport of a daemon', () => {
     }
     assert.equal(subs.length, 64, `a got ${subs.length} subscriptions`);
     assert.equal(refusals.length, 6);
-    for (const err of refusals) assert.match(err.message, /port full/, 'the dialer learns the port is full, not that nobody listens');
+    for (const err of refusals)
+      assert.match(err.message, /port full/, 'the dialer learns the port is full, not that nobody listens');
     assert.equal((err(refusals[0]) as { code?: string }).code, 'unavailable');
     // ...but another trusted peer still gets in, up to its share (16 of 64).
     const ds = await trustedPeer('d');
@@ -244,7 +272,10 @@ describe('attacks on the transport of a daemon', () => {
     assert.equal(held.get(formatAddr(makeAddr(0, ds.handle.nodeId))), 3);
     assert.equal(held.get(a.address), 61);
     await assert.rejects(subscribe(da, b.address, 'hog.more'), /port full/);
-    await assert.rejects(da.dial(b.address, 4242, { timeoutMs: 5000 }), (e: Error & { code?: string }) => /no listener/.test(e.message) && e.code === 'refused');
+    await assert.rejects(
+      da.dial(b.address, 4242, { timeoutMs: 5000 }),
+      (e: Error & { code?: string }) => /no listener/.test(e.message) && e.code === 'refused',
+    );
     const info = await rawInfo(b);
     assert.ok(counter(info, 'syn_refused', 'evicted') >= 3);
     for (const s of [...subs, ...theirs]) s.close();
@@ -254,7 +285,9 @@ describe('attacks on the transport of a daemon', () => {
     const y = await RawNode.join(cluster);
     raw.push(y);
     await y.registry.requestHandshake(b.nodeId, 'raw');
-    await until('pending at b', async () => ((await db.pending()).some((p) => p.node_id === y.nodeId) ? true : undefined));
+    await until('pending at b', async () =>
+      (await db.pending()).some((p) => p.node_id === y.nodeId) ? true : undefined,
+    );
     await db.approve(y.nodeId);
     await y.reach(b);
     const before = counter(await rawInfo(b), 'syn_refused', 'rst_suppressed');

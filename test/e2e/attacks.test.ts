@@ -89,7 +89,11 @@ function addrOf(d: DaemonHandle): Addr {
  * A connection from a's daemon to b's `port` on a driver of its own: the errors the daemon sends
  * about a connection the attacker abandons must not reach anyone else's requests.
  */
-async function hostile(from: DaemonHandle, to: DaemonHandle, port: number): Promise<{ conn: Duplex; done: () => Promise<void> }> {
+async function hostile(
+  from: DaemonHandle,
+  to: DaemonHandle,
+  port: number,
+): Promise<{ conn: Duplex; done: () => Promise<void> }> {
   const driver = await Driver.connect(from.socket);
   const conn = await driver.dial(to.address, port);
   return {
@@ -199,7 +203,15 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
     for (const [type, body] of [
       [1, (id: string) => ({ task_id: id, task_description: 'x', from_addr: a.address, to_addr: b.address })],
       [3, (id: string) => ({ task_id: id, status: 'ACCEPTED', justification: '' })],
-      [4, (id: string) => ({ task_id: id, result_type: 'text', result_text: 'x', completed_at: new Date().toISOString() })],
+      [
+        4,
+        (id: string) => ({
+          task_id: id,
+          result_type: 'text',
+          result_text: 'x',
+          completed_at: new Date().toISOString(),
+        }),
+      ],
     ] as const) {
       for (const id of ids) {
         const { conn, done } = await hostile(a, b, 1003);
@@ -223,7 +235,13 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
 
   it('task submit (1003): a 13 MiB result frame is answered with the frame limit before the close', async () => {
     const data = Buffer.alloc(13 * 1024 * 1024, 0x61).toString('base64');
-    const payload = encodeJson({ task_id: VALID_ID, result_type: 'file', filename: 'big.bin', file_data: data, completed_at: new Date().toISOString() });
+    const payload = encodeJson({
+      task_id: VALID_ID,
+      result_type: 'file',
+      filename: 'big.bin',
+      file_data: data,
+      completed_at: new Date().toISOString(),
+    });
     const { conn, done } = await hostile(a, b, 1003);
     const reply = readToEnd(conn, 30_000);
     // Header and payload as two writes, as the reference does; the payload is not awaited.
@@ -287,7 +305,16 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
       [`tasks/.evidence/.${VALID_ID}.json.00112233aabe.tmp`]: { content: '', gone: true },
       [`outbox/${outboxId}.data`]: { content: 'queued', gone: false },
       [`outbox/${outboxId}.json`]: {
-        content: JSON.stringify({ id: outboxId, target: b.address, type: 1, bytes: 6, created_at: Date.now(), expires_at: Date.now() + 86_400_000, attempts: 0, next_attempt_at: Date.now() + 86_400_000 }),
+        content: JSON.stringify({
+          id: outboxId,
+          target: b.address,
+          type: 1,
+          bytes: 6,
+          created_at: Date.now(),
+          expires_at: Date.now() + 86_400_000,
+          attempts: 0,
+          next_attempt_at: Date.now() + 86_400_000,
+        }),
         gone: false,
       },
       // An enqueue that died between its two writes (data written, metadata never), long ago.
@@ -304,8 +331,13 @@ describe('attacks on a daemon: every refusal says why, nothing throws', () => {
       if (f.old === true) await utimes(path, old, old);
     }
     await cluster.restartDaemon(c);
-    const present = async (rel: string): Promise<boolean> => stat(join(h, rel)).then(() => true, () => false);
-    for (const [rel, f] of Object.entries(files)) assert.equal(await present(rel), !f.gone, `${rel} should ${f.gone ? 'be removed' : 'stay'}`);
+    const present = async (rel: string): Promise<boolean> =>
+      stat(join(h, rel)).then(
+        () => true,
+        () => false,
+      );
+    for (const [rel, f] of Object.entries(files))
+      assert.equal(await present(rel), !f.gone, `${rel} should ${f.gone ? 'be removed' : 'stay'}`);
   });
 });
 

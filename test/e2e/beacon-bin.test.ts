@@ -71,7 +71,15 @@ function tcpConnects(port: number): Promise<void> {
 
 describe('pilot-beacon', () => {
   it('serves on the given address with a health endpoint and stops on SIGTERM', async () => {
-    const child = run('pilot-beacon.ts', ['-addr', '127.0.0.1:0', '--health=127.0.0.1:0', '-beacon-id', '3', '-log-level', 'silent']);
+    const child = run('pilot-beacon.ts', [
+      '-addr',
+      '127.0.0.1:0',
+      '--health=127.0.0.1:0',
+      '-beacon-id',
+      '3',
+      '-log-level',
+      'silent',
+    ]);
     const ports = await listeningLines(child, 2);
     const beaconPort = ports.get('beacon');
     const healthPort = ports.get('health');
@@ -110,7 +118,16 @@ describe('pilot-rendezvous', () => {
   it('runs a registry and a beacon in one process', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pilot-rdv-'));
     const store = join(dir, 'sub', 'registry.db');
-    const child = run('pilot-rendezvous.ts', ['-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-store', store, '-log-level', 'silent']);
+    const child = run('pilot-rendezvous.ts', [
+      '-registry-addr',
+      '127.0.0.1:0',
+      '-beacon-addr',
+      '127.0.0.1:0',
+      '-store',
+      store,
+      '-log-level',
+      'silent',
+    ]);
     try {
       const ports = await listeningLines(child, 2);
       const registryPort = ports.get('registry');
@@ -129,7 +146,13 @@ describe('pilot-rendezvous', () => {
   });
 
   it('startRendezvous starts and closes both servers', async () => {
-    const rdv = await startRendezvous({ registryHost: '127.0.0.1', registryPort: 0, beaconHost: '127.0.0.1', beaconPort: 0, storePath: ':memory:' });
+    const rdv = await startRendezvous({
+      registryHost: '127.0.0.1',
+      registryPort: 0,
+      beaconHost: '127.0.0.1',
+      beaconPort: 0,
+      storePath: ':memory:',
+    });
     try {
       await tcpConnects(rdv.registryPort);
       await discoverWorks(rdv.beaconPort);

@@ -52,7 +52,13 @@ async function receives(client: UdpClient, expected: string, timeoutMs: number):
 }
 
 /** Sends a relay from `sender` (registered at `viaPort`) to `dest` until `receiver` gets it. */
-async function relayArrives(viaPort: number, from: UdpClient, sender: number, dest: number, receiver: UdpClient): Promise<void> {
+async function relayArrives(
+  viaPort: number,
+  from: UdpClient,
+  sender: number,
+  dest: number,
+  receiver: UdpClient,
+): Promise<void> {
   await until(
     `relay ${sender} → ${dest}`,
     async () => {
@@ -76,12 +82,26 @@ describe('beacon peer discovery through the registry', () => {
     const registry = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:', tls });
     cleanup.push(() => registry.close());
     const at = `127.0.0.1:${registry.port}`;
-    const pinned = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 7, discovery: { registry: at, registryFingerprint: tls.fingerprint, ...FAST } });
-    const wrong = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 8, discovery: { registry: at, registryFingerprint: 'cd'.repeat(32), ...FAST } });
-    cleanup.push(() => pinned.close(), () => wrong.close());
+    const pinned = await BeaconServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      beaconId: 7,
+      discovery: { registry: at, registryFingerprint: tls.fingerprint, ...FAST },
+    });
+    const wrong = await BeaconServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      beaconId: 8,
+      discovery: { registry: at, registryFingerprint: 'cd'.repeat(32), ...FAST },
+    });
+    cleanup.push(
+      () => pinned.close(),
+      () => wrong.close(),
+    );
     const reader = new RegistryClient({ address: at, tls: { fingerprint: tls.fingerprint } });
     cleanup.push(() => reader.close());
-    const ids = async (): Promise<number[]> => ((await reader.request({ type: 'beacon_list' })).beacons as JsonObject[]).map((b) => Number(b.id));
+    const ids = async (): Promise<number[]> =>
+      ((await reader.request({ type: 'beacon_list' })).beacons as JsonObject[]).map((b) => Number(b.id));
     await until('beacon 7 registered over TLS', async () => ((await ids()).includes(7) ? true : undefined), 5000);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(await ids(), [7], 'the beacon with the wrong pin never registered');
@@ -93,11 +113,19 @@ describe('beacon peer discovery through the registry', () => {
     const discovery = { registry: `127.0.0.1:${registry.port}`, ...FAST };
     const x = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 1, discovery, syncIntervalMs: 100 });
     const y = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 2, discovery, syncIntervalMs: 100 });
-    cleanup.push(() => x.close(), () => y.close());
+    cleanup.push(
+      () => x.close(),
+      () => y.close(),
+    );
     const [a, b] = await Promise.all([UdpClient.open(), UdpClient.open()]);
-    cleanup.push(() => a.close(), () => b.close());
+    cleanup.push(
+      () => a.close(),
+      () => b.close(),
+    );
 
-    await until('both beacons registered', async () => ((await beaconList(registry.port)).length === 2 ? true : undefined));
+    await until('both beacons registered', async () =>
+      (await beaconList(registry.port)).length === 2 ? true : undefined,
+    );
     assert.deepEqual(await beaconList(registry.port), [
       { id: 1, addr: `127.0.0.1:${x.port}` },
       { id: 2, addr: `127.0.0.1:${y.port}` },
@@ -112,19 +140,33 @@ describe('beacon peer discovery through the registry', () => {
 
   it('gives an unanswering registered address only empty Syncs and drops it when its registration expires', async () => {
     let clock = Date.now();
-    const registry = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:', now: () => clock });
+    const registry = await RegistryServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      storePath: ':memory:',
+      now: () => clock,
+    });
     cleanup.push(() => registry.close());
     const x = await BeaconServer.start({
-      host: '127.0.0.1', port: 0, beaconId: 1, syncIntervalMs: 100,
+      host: '127.0.0.1',
+      port: 0,
+      beaconId: 1,
+      syncIntervalMs: 100,
       discovery: { registry: `127.0.0.1:${registry.port}`, ...FAST },
     });
     cleanup.push(() => x.close());
     const [node, fake] = await Promise.all([UdpClient.open(), UdpClient.open()]);
-    cleanup.push(() => node.close(), () => fake.close());
+    cleanup.push(
+      () => node.close(),
+      () => fake.close(),
+    );
     await discover(x.port, node, 10);
     const conn = await RawConn.open(registry.port);
     cleanup.push(() => conn.close());
-    assert.equal((await conn.request({ type: 'beacon_register', beacon_id: 9, addr: `127.0.0.1:${fake.port}` })).type, 'beacon_register_ok');
+    assert.equal(
+      (await conn.request({ type: 'beacon_register', beacon_id: 9, addr: `127.0.0.1:${fake.port}` })).type,
+      'beacon_register_ok',
+    );
 
     // Whoever registers an address cannot make the beacon send its node list there …
     assert.equal(hex(await fake.next(3000)), `07${u32(1)}${u16(0)}`);
@@ -135,16 +177,26 @@ describe('beacon peer discovery through the registry', () => {
     assert.deepEqual(x.peerAddresses(), [`127.0.0.1:${fake.port}`]);
 
     clock += 61_000;
-    await until('expired beacon dropped', async () => (x.peerAddresses().length === 0 ? true : undefined), 3000, { everyMs: 20 });
+    await until('expired beacon dropped', async () => (x.peerAddresses().length === 0 ? true : undefined), 3000, {
+      everyMs: 20,
+    });
     const refused = x.stats().drops.sync_not_peer;
     await fake.send(x.port, `07${u32(9)}${u16(1)}${u32(99)}`);
-    await until('Sync refused', async () => (x.stats().drops.sync_not_peer > refused ? true : undefined), 2000, { everyMs: 20 });
+    await until('Sync refused', async () => (x.stats().drops.sync_not_peer > refused ? true : undefined), 2000, {
+      everyMs: 20,
+    });
   });
 
   it('starts while the registry is down, logs the outage once and registers when it comes up', async () => {
     const port = await freePort('tcp');
     const { log, messages } = recordingLogger();
-    const x = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 4, log, discovery: { registry: `127.0.0.1:${port}`, ...FAST } });
+    const x = await BeaconServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      beaconId: 4,
+      log,
+      discovery: { registry: `127.0.0.1:${port}`, ...FAST },
+    });
     cleanup.push(() => x.close());
     const client = await UdpClient.open();
     cleanup.push(() => client.close());
@@ -156,9 +208,19 @@ describe('beacon peer discovery through the registry', () => {
 
     const registry = await RegistryServer.start({ host: '127.0.0.1', port, storePath: ':memory:' });
     cleanup.push(() => registry.close());
-    await until('registered after the outage', async () => ((await beaconList(port)).length === 1 ? true : undefined), 5000, { everyMs: 50 });
+    await until(
+      'registered after the outage',
+      async () => ((await beaconList(port)).length === 1 ? true : undefined),
+      5000,
+      { everyMs: 50 },
+    );
     assert.deepEqual(await beaconList(port), [{ id: 4, addr: `127.0.0.1:${x.port}` }]);
-    await until('recovery logged', async () => (messages().includes('beacon discovery: registry reachable again') ? true : undefined), 2000, { everyMs: 20 });
+    await until(
+      'recovery logged',
+      async () => (messages().includes('beacon discovery: registry reachable again') ? true : undefined),
+      2000,
+      { everyMs: 20 },
+    );
 
     const started = Date.now();
     await x.close();
@@ -167,13 +229,28 @@ describe('beacon peer discovery through the registry', () => {
 
   it('lets a rendezvous beacon register with its own registry', async () => {
     const rdv = await startRendezvous({
-      registryHost: '127.0.0.1', registryPort: 0, beaconHost: '127.0.0.1', beaconPort: 0, storePath: ':memory:',
-      beaconId: 5, beaconDiscovery: FAST,
+      registryHost: '127.0.0.1',
+      registryPort: 0,
+      beaconHost: '127.0.0.1',
+      beaconPort: 0,
+      storePath: ':memory:',
+      beaconId: 5,
+      beaconDiscovery: FAST,
     });
     cleanup.push(() => rdv.close());
-    const other = await BeaconServer.start({ host: '127.0.0.1', port: 0, beaconId: 6, discovery: { registry: `127.0.0.1:${rdv.registryPort}`, ...FAST } });
+    const other = await BeaconServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      beaconId: 6,
+      discovery: { registry: `127.0.0.1:${rdv.registryPort}`, ...FAST },
+    });
     cleanup.push(() => other.close());
-    await until('peers found', async () => (rdv.beacon.peerAddresses().length === 1 && other.peerAddresses().length === 1 ? true : undefined), 5000, { everyMs: 20 });
+    await until(
+      'peers found',
+      async () => (rdv.beacon.peerAddresses().length === 1 && other.peerAddresses().length === 1 ? true : undefined),
+      5000,
+      { everyMs: 20 },
+    );
     assert.deepEqual(rdv.beacon.peerAddresses(), [`127.0.0.1:${other.port}`]);
     assert.deepEqual(other.peerAddresses(), [`127.0.0.1:${rdv.beaconPort}`]);
     await assert.rejects(
@@ -202,7 +279,10 @@ describe('pilot-beacon -registry', () => {
     const registry = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:' });
     cleanup.push(() => registry.close());
     const [a, b] = await Promise.all([UdpClient.open(), UdpClient.open()]);
-    cleanup.push(() => a.close(), () => b.close());
+    cleanup.push(
+      () => a.close(),
+      () => b.close(),
+    );
     const reg = `127.0.0.1:${registry.port}`;
     const one = await startBeacon(['-registry', reg, '-beacon-id', '1']);
     await discover(one.port, a, 10);
@@ -228,7 +308,12 @@ describe('pilot-beacon -registry', () => {
     const client = await UdpClient.open();
     cleanup.push(() => client.close());
     await discover(beaconPort, client, 10);
-    await until('outage warning', async () => (proc.stderr.some((l) => l.includes('registry unavailable')) ? true : undefined), 5000, { everyMs: 20 });
+    await until(
+      'outage warning',
+      async () => (proc.stderr.some((l) => l.includes('registry unavailable')) ? true : undefined),
+      5000,
+      { everyMs: 20 },
+    );
     assert.equal(proc.stderr.length, 1);
     await stopProcess(proc.child);
     assert.equal(proc.child.exitCode, 0);
@@ -237,10 +322,22 @@ describe('pilot-beacon -registry', () => {
   it('warns that -registry needs -beacon-id and rejects a bad -advertise', async () => {
     const { proc } = await startBeacon(['-registry', '127.0.0.1:9']);
     await until('warning', async () => (proc.stderr.length > 0 ? true : undefined), 5000, { everyMs: 20 });
-    assert.match(proc.stderr.join('\n'), /-registry verifies node proofs only: peer discovery needs a non-zero -beacon-id/);
+    assert.match(
+      proc.stderr.join('\n'),
+      /-registry verifies node proofs only: peer discovery needs a non-zero -beacon-id/,
+    );
     await stopProcess(proc.child);
 
-    const bad = spawnBin('pilot-beacon', ['-addr', '127.0.0.1:0', '-registry', '127.0.0.1:9', '-beacon-id', '1', '-advertise', ':9001']);
+    const bad = spawnBin('pilot-beacon', [
+      '-addr',
+      '127.0.0.1:0',
+      '-registry',
+      '127.0.0.1:9',
+      '-beacon-id',
+      '1',
+      '-advertise',
+      ':9001',
+    ]);
     procs.push(bad);
     const code = await new Promise<number | null>((resolve) => bad.child.once('exit', resolve));
     assert.equal(code, 2);

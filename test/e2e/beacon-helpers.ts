@@ -24,7 +24,9 @@ export class UdpClient {
 
   send(port: number, bytes: Uint8Array | string): Promise<void> {
     const data = typeof bytes === 'string' ? Buffer.from(bytes.replace(/\s+/g, ''), 'hex') : bytes;
-    return new Promise((resolve, reject) => this.socket.send(data, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.send(data, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** The next datagram, or a rejection after `timeoutMs`. */

@@ -112,9 +112,21 @@ describe('beacon server', () => {
   it('survives malformed datagrams and keeps answering', async () => {
     await withBeacon({}, async (beacon, clients) => {
       const [a] = three(clients);
-      const garbage = ['', '01', '010000', '03000000', '05000000010000', '07000000010005', 'ff', '0204', '0211', '0500000001000000025049'];
+      const garbage = [
+        '',
+        '01',
+        '010000',
+        '03000000',
+        '05000000010000',
+        '07000000010005',
+        'ff',
+        '0204',
+        '0211',
+        '0500000001000000025049',
+      ];
       for (const g of garbage) await a.send(beacon.port, g === '' ? new Uint8Array(0) : g);
-      for (let i = 0; i < 20; i++) await a.send(beacon.port, Buffer.from(Array.from({ length: 1 + i * 7 }, (_, j) => (i * 31 + j * 17) & 0xff)));
+      for (let i = 0; i < 20; i++)
+        await a.send(beacon.port, Buffer.from(Array.from({ length: 1 + i * 7 }, (_, j) => (i * 31 + j * 17) & 0xff)));
       await a.drain(100);
       await discover(beacon, a, 9);
       const { drops } = beacon.stats();
@@ -206,8 +218,20 @@ describe('beacon gossip between peers', () => {
     const probeY = await BeaconServer.start({ host: '127.0.0.1', port: 0 });
     const [px, py] = [probeX.port, probeY.port];
     await Promise.all([probeX.close(), probeY.close()]);
-    x = await BeaconServer.start({ host: '127.0.0.1', port: px, beaconId: 1, peers: [`127.0.0.1:${py}`], syncIntervalMs: 50 });
-    y = await BeaconServer.start({ host: '127.0.0.1', port: py, beaconId: 2, peers: [`127.0.0.1:${px}`], syncIntervalMs: 50 });
+    x = await BeaconServer.start({
+      host: '127.0.0.1',
+      port: px,
+      beaconId: 1,
+      peers: [`127.0.0.1:${py}`],
+      syncIntervalMs: 50,
+    });
+    y = await BeaconServer.start({
+      host: '127.0.0.1',
+      port: py,
+      beaconId: 2,
+      peers: [`127.0.0.1:${px}`],
+      syncIntervalMs: 50,
+    });
     clients = await Promise.all([UdpClient.open(), UdpClient.open()]);
   });
 

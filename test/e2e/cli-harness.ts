@@ -41,7 +41,12 @@ export interface AgentEnv {
 export function agentEnv(dir: string, name: string, registry: string, beacon: string): AgentEnv {
   const home = join(dir, name);
   const socket = join(dir, `${name}.sock`);
-  return { name, home, socket, env: { PILOT_HOME: home, PILOT_SOCKET: socket, PILOT_REGISTRY: registry, PILOT_BEACON: beacon } };
+  return {
+    name,
+    home,
+    socket,
+    env: { PILOT_HOME: home, PILOT_SOCKET: socket, PILOT_REGISTRY: registry, PILOT_BEACON: beacon },
+  };
 }
 
 /** Starts `pilotctl args…` in the agent's environment; killed with SIGKILL after `timeoutMs`. */
@@ -94,7 +99,8 @@ function oneJsonLine(text: string, where: string, r: CtlResult): Record<string, 
   const lines = text.split('\n').filter((l) => l !== '');
   if (lines.length !== 1) throw new Error(`expected one line on ${where}, got ${lines.length}\n${describe(r)}`);
   const parsed: unknown = JSON.parse(lines[0] as string);
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`${where} is not a JSON object\n${describe(r)}`);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new Error(`${where} is not a JSON object\n${describe(r)}`);
   return parsed as Record<string, unknown>;
 }
 
@@ -102,9 +108,11 @@ function oneJsonLine(text: string, where: string, r: CtlResult): Record<string, 
 export function okData(r: CtlResult): Record<string, unknown> {
   if (r.code !== 0) throw new Error(`pilotctl failed: ${describe(r)}`);
   const env = oneJsonLine(r.stdout, 'stdout', r);
-  if (env.status !== 'ok' || Object.keys(env).join(',') !== 'data,status') throw new Error(`not a success envelope: ${describe(r)}`);
+  if (env.status !== 'ok' || Object.keys(env).join(',') !== 'data,status')
+    throw new Error(`not a success envelope: ${describe(r)}`);
   const data = env.data;
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new Error(`data is not an object: ${describe(r)}`);
+  if (data === null || typeof data !== 'object' || Array.isArray(data))
+    throw new Error(`data is not an object: ${describe(r)}`);
   return data as Record<string, unknown>;
 }
 
@@ -119,7 +127,8 @@ export function errorEnvelope(r: CtlResult, exitCode = 1): { code: string; messa
   const keys = Object.keys(env);
   const expected = 'hint' in env ? 'code,hint,message,status' : 'code,message,status';
   if (env.status !== 'error' || keys.join(',') !== expected) throw new Error(`not an error envelope: ${describe(r)}`);
-  if (typeof env.code !== 'string' || typeof env.message !== 'string') throw new Error(`bad error envelope: ${describe(r)}`);
+  if (typeof env.code !== 'string' || typeof env.message !== 'string')
+    throw new Error(`bad error envelope: ${describe(r)}`);
   return { code: env.code, message: env.message, ...(typeof env.hint === 'string' ? { hint: env.hint } : {}) };
 }
 
@@ -168,4 +177,3 @@ export async function killPids(pids: Iterable<number>): Promise<void> {
   const deadline = Date.now() + 5000;
   while (live.some(pidAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
-

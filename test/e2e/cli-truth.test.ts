@@ -42,7 +42,12 @@ describe('pilotctl truth: a registry on its own port, restart, kill -9', () => {
     const home = join(dir, 'carol');
     const socket = join(dir, 'carol.sock');
     // No PILOT_REGISTRY / PILOT_BEACON: only the flags of the first start say where the network is.
-    agent = { name: 'carol', home, socket, env: { PILOT_HOME: home, PILOT_SOCKET: socket, PILOT_REGISTRY: '', PILOT_BEACON: '' } };
+    agent = {
+      name: 'carol',
+      home,
+      socket,
+      env: { PILOT_HOME: home, PILOT_SOCKET: socket, PILOT_REGISTRY: '', PILOT_BEACON: '' },
+    };
   });
 
   after(async () => {
@@ -64,7 +69,11 @@ describe('pilotctl truth: a registry on its own port, restart, kill -9', () => {
     assert.ok(rendezvousPid !== undefined);
     pids.add(rendezvousPid);
     const cmdline = (await readFile(`/proc/${rendezvousPid}/cmdline`, 'utf8')).split('\0');
-    assert.equal(cmdline[cmdline.indexOf('-beacon-addr') + 1], beacon, 'the rendezvous beacon is on the registry port + 1');
+    assert.equal(
+      cmdline[cmdline.indexOf('-beacon-addr') + 1],
+      beacon,
+      'the rendezvous beacon is on the registry port + 1',
+    );
     assert.equal(await udpTaken(port + 1), true, 'and listening there');
     const config = JSON.parse(await readFile(join(agent.home, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(config.registry, registry);

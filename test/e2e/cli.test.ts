@@ -5,8 +5,17 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Driver } from '../../src/sdk/driver.js';
 import {
-  agentEnv, ctl, errorEnvelope, freePort, killPids, okData, pidAlive, readPidFile, startCtl,
-  type AgentEnv, type CtlRun,
+  agentEnv,
+  ctl,
+  errorEnvelope,
+  freePort,
+  killPids,
+  okData,
+  pidAlive,
+  readPidFile,
+  startCtl,
+  type AgentEnv,
+  type CtlRun,
 } from './cli-harness.js';
 import { until } from '../wait.js';
 
@@ -44,7 +53,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
   after(async () => {
     for (const run of background) run.child.kill('SIGKILL');
     // Every agent home under the test directory (carol's too), with any rendezvous it started.
-    const homes = dir === undefined ? [] : (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+    const homes =
+      dir === undefined
+        ? []
+        : (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
     for (const home of homes) {
       for (const file of ['pilot.pid', 'rendezvous.pid']) {
         const pid = await readPidFile(join(home, file));
@@ -57,18 +69,35 @@ describe('pilotctl quick start: two agents on one machine', () => {
 
   it('daemon start: the first starts the local rendezvous, the second joins it; a second start is refused', async () => {
     const a = okData(await ctl(alice, ['daemon', 'start', '--json']));
-    assert.deepEqual(keys(a), ['address', 'beacon', 'hostname', 'log_file', 'node_id', 'pid', 'registry', 'remembered', 'socket']);
+    assert.deepEqual(keys(a), [
+      'address',
+      'beacon',
+      'hostname',
+      'log_file',
+      'node_id',
+      'pid',
+      'registry',
+      'remembered',
+      'socket',
+    ]);
     assert.deepEqual(a.remembered, [], 'no flags given, nothing stored in config.json');
     assert.equal(a.socket, alice.socket);
     assert.equal(a.log_file, join(alice.home, 'pilot.log'));
     pids.add(a.pid as number);
     const rendezvousPid = await readPidFile(join(alice.home, 'rendezvous.pid'));
-    assert.ok(rendezvousPid !== undefined && pidAlive(rendezvousPid), 'the first daemon start records a live rendezvous');
+    assert.ok(
+      rendezvousPid !== undefined && pidAlive(rendezvousPid),
+      'the first daemon start records a live rendezvous',
+    );
     pids.add(rendezvousPid);
 
     const b = okData(await ctl(bob, ['daemon', 'start', '--json']));
     pids.add(b.pid as number);
-    assert.equal(await readPidFile(join(bob.home, 'rendezvous.pid')), undefined, 'the second start joins the running rendezvous');
+    assert.equal(
+      await readPidFile(join(bob.home, 'rendezvous.pid')),
+      undefined,
+      'the second start joins the running rendezvous',
+    );
     assert.equal(typeof a.node_id, 'number');
     assert.notEqual(a.node_id, b.node_id);
     aliceId = a.node_id as number;
@@ -85,7 +114,8 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.equal(info.node_id, aliceId);
     assert.equal(info.encrypt, true);
     assert.equal(typeof info.public_key, 'string');
-    for (const k of ['address', 'connections', 'peers', 'uptime_secs', 'peer_list', 'conn_list']) assert.ok(k in info, `info has ${k}`);
+    for (const k of ['address', 'connections', 'peers', 'uptime_secs', 'peer_list', 'conn_list'])
+      assert.ok(k in info, `info has ${k}`);
     assert.deepEqual(keys(info), keys(info).slice().sort(), 'keys are sorted');
   });
 
@@ -97,17 +127,29 @@ describe('pilotctl quick start: two agents on one machine', () => {
   });
 
   it('handshake by hostname, pending, approve, trust', async () => {
-    assert.deepEqual(okData(await ctl(alice, ['handshake', 'bob', 'why', '--json'])), { node_id: bobId, status: 'sent' });
-    const request = await until('the request in bob\'s pending list', async () => {
+    assert.deepEqual(okData(await ctl(alice, ['handshake', 'bob', 'why', '--json'])), {
+      node_id: bobId,
+      status: 'sent',
+    });
+    const request = await until("the request in bob's pending list", async () => {
       const list = arrayOf(okData(await ctl(bob, ['pending', '--json'])).pending, 'pending');
       return list.find((p) => p.node_id === aliceId);
     });
-    assert.deepEqual(keys(request).filter((k) => k !== 'hostname'), ['justification', 'node_id', 'public_key', 'received_at']);
+    assert.deepEqual(
+      keys(request).filter((k) => k !== 'hostname'),
+      ['justification', 'node_id', 'public_key', 'received_at'],
+    );
     assert.equal(request.justification, 'why');
 
     const sent = arrayOf(okData(await ctl(alice, ['handshakes', '--json'])).outgoing, 'outgoing');
-    assert.deepEqual(sent.map((o) => [o.node_id, o.state, o.hostname]), [[bobId, 'sent', 'bob']]);
-    assert.deepEqual(okData(await ctl(bob, ['approve', String(aliceId), '--json'])), { node_id: aliceId, status: 'approved' });
+    assert.deepEqual(
+      sent.map((o) => [o.node_id, o.state, o.hostname]),
+      [[bobId, 'sent', 'bob']],
+    );
+    assert.deepEqual(okData(await ctl(bob, ['approve', String(aliceId), '--json'])), {
+      node_id: aliceId,
+      status: 'approved',
+    });
     await until('alice learns the request was accepted', async () => {
       const list = arrayOf(okData(await ctl(alice, ['handshakes', '--json'])).outgoing, 'outgoing');
       return list[0]?.state === 'accepted' ? true : undefined;
@@ -119,7 +161,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.deepEqual(keys(entry), ['approved_at', 'hostname', 'mutual', 'network', 'node_id', 'public_key']);
     assert.equal(entry.hostname, 'bob', 'the hostname, from the registry');
     const bobTrust = arrayOf(okData(await ctl(bob, ['trust', '--json'])).trusted, 'trusted');
-    assert.ok(bobTrust.some((t) => t.node_id === aliceId), 'bob trusts alice');
+    assert.ok(
+      bobTrust.some((t) => t.node_id === aliceId),
+      'bob trusts alice',
+    );
     assert.deepEqual(arrayOf(okData(await ctl(bob, ['pending', '--json'])).pending, 'pending'), []);
   });
 
@@ -142,7 +187,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
     const data = okData(await ctl(alice, ['traceroute', 'bob', '--json']));
     assert.deepEqual(keys(data), ['rtt_samples', 'setup_ms', 'target']);
     assert.equal(data.target, bobAddr, 'the resolved address, as the reference prints it');
-    assert.ok(typeof data.setup_ms === 'number' && data.setup_ms > 0 && data.setup_ms < 5000, `setup ${String(data.setup_ms)}`);
+    assert.ok(
+      typeof data.setup_ms === 'number' && data.setup_ms > 0 && data.setup_ms < 5000,
+      `setup ${String(data.setup_ms)}`,
+    );
     const samples = arrayOf(data.rtt_samples, 'rtt_samples');
     assert.equal(samples.length, 3);
     samples.forEach((s, i) => {
@@ -156,22 +204,41 @@ describe('pilotctl quick start: two agents on one machine', () => {
 
   it('bench 1 MiB through the echo port', async () => {
     const data = okData(await ctl(alice, ['bench', 'bob', '1', '--json'], { timeoutMs: 60_000 }));
-    assert.deepEqual(keys(data), ['recv_bytes', 'send_duration_ms', 'send_mbps', 'sent_bytes', 'target', 'total_duration_ms', 'total_mbps']);
+    assert.deepEqual(keys(data), [
+      'recv_bytes',
+      'send_duration_ms',
+      'send_mbps',
+      'sent_bytes',
+      'target',
+      'total_duration_ms',
+      'total_mbps',
+    ]);
     assert.equal(data.sent_bytes, 1024 * 1024);
     assert.equal(data.recv_bytes, 1024 * 1024);
     assert.equal(data.target, bobAddr, 'the resolved address, as the reference prints it');
     // MiB/s as the reference (whole milliseconds truncated, the rate over the exact duration):
     // Mbit/s would be 8.4 times more.
-    for (const [rateKey, msKey] of [['send_mbps', 'send_duration_ms'], ['total_mbps', 'total_duration_ms']] as const) {
+    for (const [rateKey, msKey] of [
+      ['send_mbps', 'send_duration_ms'],
+      ['total_mbps', 'total_duration_ms'],
+    ] as const) {
       const dur = data[msKey] as number;
       const rate = data[rateKey] as number;
       const oneMibPerSecond = (ms: number): number => 1000 / ms;
-      assert.ok(rate >= oneMibPerSecond(dur + 1) && rate <= oneMibPerSecond(Math.max(dur, 0.5)), `${rateKey} ${rate} for 1 MiB in ${dur} ms is not MiB/s`);
+      assert.ok(
+        rate >= oneMibPerSecond(dur + 1) && rate <= oneMibPerSecond(Math.max(dur, 0.5)),
+        `${rateKey} ${rate} for 1 MiB in ${dur} ms is not MiB/s`,
+      );
     }
   });
 
   it('connect --message, and pipe mode from standard input', async () => {
-    assert.deepEqual(okData(await ctl(alice, ['connect', 'bob', '7', '--message', 'hi', '--json'])), { port: 7, response: 'hi', sent: 'hi', target: bobAddr });
+    assert.deepEqual(okData(await ctl(alice, ['connect', 'bob', '7', '--message', 'hi', '--json'])), {
+      port: 7,
+      response: 'hi',
+      sent: 'hi',
+      target: bobAddr,
+    });
     const piped = await ctl(alice, ['connect', 'bob', '7'], { input: 'data\n' });
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(piped.stdout, 'data\n');
@@ -181,7 +248,9 @@ describe('pilotctl quick start: two agents on one machine', () => {
     const portsBefore = okData(await ctl(bob, ['info', '--json'])).ports as number;
     const recv = startCtl(bob, ['recv', '1000', '--timeout', '20s', '--json'], { timeoutMs: 30_000 });
     background.push(recv);
-    await until('recv bound port 1000', async () => ((okData(await ctl(bob, ['info', '--json'])).ports as number) > portsBefore ? true : undefined));
+    await until('recv bound port 1000', async () =>
+      (okData(await ctl(bob, ['info', '--json'])).ports as number) > portsBefore ? true : undefined,
+    );
     const sent = okData(await ctl(alice, ['send', bobAddr, '1000', '--data', 'hello bob', '--json']));
     assert.deepEqual(sent, { port: 1000, response: '', sent: 'hello bob', target: bobAddr });
     const got = okData(await recv.done);
@@ -198,7 +267,9 @@ describe('pilotctl quick start: two agents on one machine', () => {
           await new Promise((r) => setTimeout(r, 150));
         }
       };
-      const bounded = startCtl(bob, ['listen', '5000', '--count', '1', '--timeout', '20s', '--json'], { timeoutMs: 30_000 });
+      const bounded = startCtl(bob, ['listen', '5000', '--count', '1', '--timeout', '20s', '--json'], {
+        timeoutMs: 30_000,
+      });
       background.push(bounded);
       await keepSending(bounded, 5000, 'dgram', () => false);
       const data = okData(await bounded.done);
@@ -225,7 +296,9 @@ describe('pilotctl quick start: two agents on one machine', () => {
   });
 
   it('sendto: a datagram from pilotctl reaches listen --count 1 on the other agent', async () => {
-    const bounded = startCtl(bob, ['listen', '5002', '--count', '1', '--timeout', '20s', '--json'], { timeoutMs: 30_000 });
+    const bounded = startCtl(bob, ['listen', '5002', '--count', '1', '--timeout', '20s', '--json'], {
+      timeoutMs: 30_000,
+    });
     background.push(bounded);
     let sent: Record<string, unknown> | undefined;
     const deadline = Date.now() + 15_000;
@@ -248,14 +321,21 @@ describe('pilotctl quick start: two agents on one machine', () => {
     ping.child.kill('SIGINT');
     const r = await ping.done;
     assert.equal(r.code, 130, r.stderr);
-    assert.match(r.stdout, /--- bob ping statistics ---\n\d+ sent, \d+ received, [\d.]+% loss, interrupted\nrtt min\/avg\/max = /);
+    assert.match(
+      r.stdout,
+      /--- bob ping statistics ---\n\d+ sent, \d+ received, [\d.]+% loss, interrupted\nrtt min\/avg\/max = /,
+    );
 
     const listen = startCtl(bob, ['listen', '5003'], { timeoutMs: 30_000 });
     background.push(listen);
-    await until('listen prints a datagram', async () => {
-      await ctl(alice, ['sendto', 'bob', '5003', '--data', 'x']);
-      return listen.stdout().includes('\n') ? true : undefined;
-    }, 20_000);
+    await until(
+      'listen prints a datagram',
+      async () => {
+        await ctl(alice, ['sendto', 'bob', '5003', '--data', 'x']);
+        return listen.stdout().includes('\n') ? true : undefined;
+      },
+      20_000,
+    );
     listen.child.kill('SIGINT');
     const l = await listen.done;
     assert.equal(l.code, 130, l.stderr);
@@ -271,7 +351,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.ok(bobPeer !== undefined, 'bob is a peer');
     assert.equal(bobPeer.encrypted, true);
     assert.equal(bobPeer.authenticated, true);
-    assert.deepEqual(okData(await ctl(alice, ['peers', '--search', 'no-such-peer', '--json'])), { peers: null, total: 0 });
+    assert.deepEqual(okData(await ctl(alice, ['peers', '--search', 'no-such-peer', '--json'])), {
+      peers: null,
+      total: 0,
+    });
 
     const conns = okData(await ctl(alice, ['connections', '--json']));
     assert.deepEqual(keys(conns), ['connections', 'total']);
@@ -280,7 +363,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
 
   it('bad input: --json error envelopes and exit status 2', async () => {
     assert.equal(errorEnvelope(await ctl(alice, ['ping', '0:zzzz', '--json']), 2).code, 'invalid_argument');
-    assert.equal(errorEnvelope(await ctl(alice, ['connect', 'bob', '99999', '--message', 'x', '--json']), 2).code, 'invalid_argument');
+    assert.equal(
+      errorEnvelope(await ctl(alice, ['connect', 'bob', '99999', '--message', 'x', '--json']), 2).code,
+      'invalid_argument',
+    );
     assert.equal(errorEnvelope(await ctl(alice, ['send', 'bob', '1000', '--json']), 2).code, 'invalid_argument');
     assert.equal(errorEnvelope(await ctl(alice, ['frobnicate', '--json']), 2).code, 'invalid_argument');
     const plain = await ctl(alice, ['frobnicate']);
@@ -311,7 +397,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
       const list = arrayOf(okData(await ctl(alice, ['pending', '--json'])).pending, 'pending');
       return list.some((p) => p.node_id === c.node_id) ? true : undefined;
     });
-    assert.deepEqual(okData(await ctl(alice, ['reject', String(c.node_id), 'not now', '--json'])), { node_id: c.node_id, status: 'rejected' });
+    assert.deepEqual(okData(await ctl(alice, ['reject', String(c.node_id), 'not now', '--json'])), {
+      node_id: c.node_id,
+      status: 'rejected',
+    });
     const entry = await until('carol learns of the rejection', async () => {
       const list = arrayOf(okData(await ctl(carol, ['handshakes', '--json'])).outgoing, 'outgoing');
       return list.find((o) => o.node_id === aliceId && o.state === 'rejected');
@@ -327,7 +416,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.ok(alicePid !== undefined && bobPid !== undefined && rendezvousPid !== undefined);
 
     assert.deepEqual(okData(await ctl(bob, ['daemon', 'stop', '--all', '--json'])), { pid: bobPid });
-    assert.deepEqual(okData(await ctl(alice, ['daemon', 'stop', '--all', '--json'])), { pid: alicePid, rendezvous: { pid: rendezvousPid } });
+    assert.deepEqual(okData(await ctl(alice, ['daemon', 'stop', '--all', '--json'])), {
+      pid: alicePid,
+      rendezvous: { pid: rendezvousPid },
+    });
     for (const pid of [alicePid, bobPid, rendezvousPid]) assert.equal(pidAlive(pid), false, `pid ${pid} is gone`);
 
     const status = okData(await ctl(alice, ['daemon', 'status', '--json']));
@@ -337,6 +429,4 @@ describe('pilotctl quick start: two agents on one machine', () => {
     assert.equal(errorEnvelope(await ctl(alice, ['daemon', 'stop', '--json'])).code, 'not_running');
     assert.equal(errorEnvelope(await ctl(alice, ['info', '--json'])).code, 'not_running');
   });
-
-
 });

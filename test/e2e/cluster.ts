@@ -27,7 +27,10 @@ export interface Spawned {
 export function spawnBin(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
   // PILOT_TEST_NODE_ARGS adds Node flags to every spawned process (e.g. --cpu-prof for profiling).
   const nodeArgs = process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, ...binCommand(name), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, ...binCommand(name), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const stderr: string[] = [];
   const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
@@ -55,7 +58,15 @@ export function spawnBin(name: string, args: string[], env: NodeJS.ProcessEnv = 
         if (m) return Promise.resolve(m);
       }
       return new Promise((resolvePromise, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; stderr:\n${stderr.slice(-30).join('\n')}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `${name}: no line matching ${re} within ${timeoutMs} ms; stderr:\n${stderr.slice(-30).join('\n')}`,
+              ),
+            ),
+          timeoutMs,
+        );
         const onExit = (code: number | null): void => {
           clearTimeout(timer);
           reject(new Error(`${name} exited (${code}) before printing ${re}; stderr:\n${stderr.slice(-30).join('\n')}`));
@@ -114,9 +125,21 @@ export class Cluster {
   }
 
   async startRendezvous(): Promise<void> {
-    const ports = this.registryPort ? [`127.0.0.1:${this.registryPort}`, `127.0.0.1:${this.beaconPort}`] : ['127.0.0.1:0', '127.0.0.1:0'];
-    this.rendezvous = spawnBin('pilot-rendezvous', ['-registry-addr', ports[0] as string, '-beacon-addr', ports[1] as string, '-store', join(this.dir, 'registry.db')]);
-    const [r, b] = await Promise.all([this.rendezvous.waitFor(/registry listening on .*:(\d+)/), this.rendezvous.waitFor(/beacon listening on .*:(\d+)/)]);
+    const ports = this.registryPort
+      ? [`127.0.0.1:${this.registryPort}`, `127.0.0.1:${this.beaconPort}`]
+      : ['127.0.0.1:0', '127.0.0.1:0'];
+    this.rendezvous = spawnBin('pilot-rendezvous', [
+      '-registry-addr',
+      ports[0] as string,
+      '-beacon-addr',
+      ports[1] as string,
+      '-store',
+      join(this.dir, 'registry.db'),
+    ]);
+    const [r, b] = await Promise.all([
+      this.rendezvous.waitFor(/registry listening on .*:(\d+)/),
+      this.rendezvous.waitFor(/beacon listening on .*:(\d+)/),
+    ]);
     this.registryPort = Number(r[1]);
     this.beaconPort = Number(b[1]);
   }
@@ -126,10 +149,31 @@ export class Cluster {
     await mkdir(home, { recursive: true, mode: 0o700 });
     const socket = join(this.dir, `${name}.sock`);
     const args = [
-      '-registry', this.registry, '-beacon', `127.0.0.1:${this.beaconPort}`, '-listen', '127.0.0.1:0',
-      '-socket', socket, '-identity', join(home, 'identity.key'), '-home', home, '-log-level', 'warn', ...extra,
+      '-registry',
+      this.registry,
+      '-beacon',
+      `127.0.0.1:${this.beaconPort}`,
+      '-listen',
+      '127.0.0.1:0',
+      '-socket',
+      socket,
+      '-identity',
+      join(home, 'identity.key'),
+      '-home',
+      home,
+      '-log-level',
+      'warn',
+      ...extra,
     ];
-    const handle: DaemonHandle = { name, home, socket, nodeId: 0, address: '', proc: spawnBin('pilot-daemon', args, { PILOT_HOME: home }), args };
+    const handle: DaemonHandle = {
+      name,
+      home,
+      socket,
+      nodeId: 0,
+      address: '',
+      proc: spawnBin('pilot-daemon', args, { PILOT_HOME: home }),
+      args,
+    };
     await this.ready(handle);
     this.daemons.push(handle);
     return handle;

@@ -35,7 +35,8 @@ class RawClient {
     for (;;) {
       const m = this.received.find(pred);
       if (m) return m;
-      if (Date.now() > deadline) throw new Error(`no matching IPC message; got ${JSON.stringify(this.received.map((x) => x.cmd))}`);
+      if (Date.now() > deadline)
+        throw new Error(`no matching IPC message; got ${JSON.stringify(this.received.map((x) => x.cmd))}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }

@@ -16,9 +16,13 @@ const MAX_FILE = 16 * 1024 * 1024 - 2 - 'big.bin'.length;
 
 async function makeTrust(da: Driver, db: Driver, a: DaemonHandle, b: DaemonHandle): Promise<void> {
   await da.handshake(b.nodeId, 'e2e data exchange');
-  await until('pending request', async () => ((await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+  await until('pending request', async () =>
+    (await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined,
+  );
   await db.approve(a.nodeId);
-  await until('mutual trust', async () => ((await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
+  await until('mutual trust', async () =>
+    (await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined,
+  );
 }
 
 function agent(d: DaemonHandle): AgentEnv {
@@ -59,11 +63,25 @@ describe('data exchange (port 1001) between real daemons', () => {
   it('delivers text, json and binary messages with the authenticated sender', async () => {
     const text = okData(await ctl(agent(a), ['send-message', b.address, '--data', 'hello', '--json']));
     assert.equal(text.ack, 'ACK TEXT 5 bytes');
-    const json = okData(await ctl(agent(a), ['send-message', String(b.nodeId), '--data', '{"k":1}', '--type', 'json', '--json']));
+    const json = okData(
+      await ctl(agent(a), ['send-message', String(b.nodeId), '--data', '{"k":1}', '--type', 'json', '--json']),
+    );
     assert.equal(json.ack, 'ACK JSON 7 bytes');
-    const bin = okData(await ctl(agent(a), ['send-message', b.address, '--data', Buffer.from([0, 255, 1]).toString('base64'), '--type', 'binary', '--json']));
+    const bin = okData(
+      await ctl(agent(a), [
+        'send-message',
+        b.address,
+        '--data',
+        Buffer.from([0, 255, 1]).toString('base64'),
+        '--type',
+        'binary',
+        '--json',
+      ]),
+    );
     assert.equal(bin.ack, 'ACK BINARY 3 bytes');
-    const bad = errorEnvelope(await ctl(agent(a), ['send-message', b.address, '--data', '{oops', '--type', 'json', '--json']));
+    const bad = errorEnvelope(
+      await ctl(agent(a), ['send-message', b.address, '--data', '{oops', '--type', 'json', '--json']),
+    );
     assert.equal(bad.code, 'invalid_argument');
     const msgs = await inboxOf(b);
     assert.equal(msgs.length, 3);
@@ -85,13 +103,21 @@ describe('data exchange (port 1001) between real daemons', () => {
     for (let i = 0; i < count; i++) replies.push(await channel.reply());
     channel.close();
     // Every body has its own length, so the replies' order shows in their byte counts.
-    assert.deepEqual(replies, bodies.map((body) => `ACK TEXT ${Buffer.byteLength(body)} bytes`));
+    assert.deepEqual(
+      replies,
+      bodies.map((body) => `ACK TEXT ${Buffer.byteLength(body)} bytes`),
+    );
     const names = (await readdir(join(b.home, 'inbox'))).filter((n) => !n.startsWith('.'));
     assert.equal(names.length, count);
     assert.equal(new Set(names).size, count);
     const stored: string[] = [];
     for (const name of names) {
-      const m = JSON.parse(await readFile(join(b.home, 'inbox', name), 'utf8')) as { data: string; from: string; type: string; bytes: number };
+      const m = JSON.parse(await readFile(join(b.home, 'inbox', name), 'utf8')) as {
+        data: string;
+        from: string;
+        type: string;
+        bytes: number;
+      };
       assert.equal(m.from, a.address);
       assert.equal(m.type, 'TEXT');
       assert.equal(m.bytes, Buffer.byteLength(m.data));
@@ -124,7 +150,11 @@ describe('data exchange (port 1001) between real daemons', () => {
   });
 
   it('streams files of 0 B, 1 MiB and the 16 MiB frame maximum byte-exact', async () => {
-    const sizes: [string, number][] = [['empty.txt', 0], ['one.bin', 1024 * 1024], ['big.bin', MAX_FILE]];
+    const sizes: [string, number][] = [
+      ['empty.txt', 0],
+      ['one.bin', 1024 * 1024],
+      ['big.bin', MAX_FILE],
+    ];
     for (const [name, size] of sizes) {
       const data = Buffer.alloc(size);
       for (let i = 0; i < size; i += 4096) data[i] = (i / 4096) & 0xff;
@@ -136,7 +166,12 @@ describe('data exchange (port 1001) between real daemons', () => {
       assert.equal(r.ack, `ACK FILE ${size} bytes`);
       assert.equal(r.filename, name);
       if (size === MAX_FILE) console.log(`# 16 MiB send-file took ${ms.toFixed(0)} ms (process start included)`);
-      const files = okData(await ctl(agent(b), ['received', '--json'])).files as { name: string; path: string; bytes: number; from?: string }[];
+      const files = okData(await ctl(agent(b), ['received', '--json'])).files as {
+        name: string;
+        path: string;
+        bytes: number;
+        from?: string;
+      }[];
       const got = files.find((f) => f.name.startsWith(name.split('.')[0] as string));
       assert.ok(got, `no ${name} in received/`);
       assert.equal(got.bytes, size);
@@ -165,7 +200,10 @@ describe('data exchange (port 1001) between real daemons', () => {
     const r = await sendFile(da, b.address, { name: '../../x', data: Buffer.from('trap') });
     assert.equal(r.ack, 'ACK FILE 4 bytes');
     const names = await readdir(join(b.home, 'received'));
-    assert.ok(names.some((n) => /^x-\d{8}-\d{6}\.\d{3}-\d{6}$/.test(n)), names.join(','));
+    assert.ok(
+      names.some((n) => /^x-\d{8}-\d{6}\.\d{3}-\d{6}$/.test(n)),
+      names.join(','),
+    );
     assert.ok(!(await readdir(cluster.dir)).includes('x'));
     const hidden = await sendFile(da, b.address, { name: '.bashrc', data: Buffer.from('h') });
     assert.ok(hidden.ack);
@@ -176,7 +214,10 @@ describe('data exchange (port 1001) between real daemons', () => {
     const chunk = Buffer.alloc(40_000, 7);
     await sendFile(da, q.address, { name: 'q1', data: chunk });
     await sendFile(da, q.address, { name: 'q2', data: chunk });
-    await assert.rejects(sendFile(da, q.address, { name: 'q3', data: chunk }), (e: Error & { code?: string }) => e.code === 'refused' && /quota exceeded/.test(e.message));
+    await assert.rejects(
+      sendFile(da, q.address, { name: 'q3', data: chunk }),
+      (e: Error & { code?: string }) => e.code === 'refused' && /quota exceeded/.test(e.message),
+    );
     assert.equal((await readdir(join(q.home, 'received'))).length, 2);
   });
 
@@ -211,8 +252,18 @@ describe('data exchange (port 1001) between real daemons', () => {
     await new Promise((res) => setTimeout(res, 2500));
     await cluster.restartDaemon(b);
     db = await Driver.connect(b.socket);
-    await until('queued message delivered', async () => ((await inboxOf(b)).some((m) => m.data === 'queued-hello') ? true : undefined), 45_000, { everyMs: 250 });
-    await until('outbox empty', async () => (okData(await ctl(agent(a), ['outbox', '--json'])).total === 0 ? true : undefined), 10_000, { everyMs: 250 });
+    await until(
+      'queued message delivered',
+      async () => ((await inboxOf(b)).some((m) => m.data === 'queued-hello') ? true : undefined),
+      45_000,
+      { everyMs: 250 },
+    );
+    await until(
+      'outbox empty',
+      async () => (okData(await ctl(agent(a), ['outbox', '--json'])).total === 0 ? true : undefined),
+      10_000,
+      { everyMs: 250 },
+    );
     await new Promise((res) => setTimeout(res, 1500));
     assert.equal((await inboxOf(b)).filter((m) => m.data === 'queued-hello').length, 1);
   });

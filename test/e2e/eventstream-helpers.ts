@@ -10,14 +10,20 @@ import { until } from '../wait.js';
 /** a asks, b approves; returns once both sides trust each other. */
 export async function makeTrust(da: Driver, db: Driver, a: DaemonHandle, b: DaemonHandle): Promise<void> {
   await da.handshake(b.nodeId, 'e2e test');
-  await until('pending request at b', async () => ((await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+  await until('pending request at b', async () =>
+    (await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined,
+  );
   await db.approve(a.nodeId);
   await until('a trusts b', async () => ((await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
 }
 
 /** `services.eventstream` of the daemon's raw Info reply (the SDK's typed info() keeps only §8.4 fields). */
 export async function brokerStats(socket: string): Promise<JsonObject> {
-  const client = await IpcClient.connect(socket, { onPush: () => undefined, onUnsolicitedError: () => undefined, onClose: () => undefined });
+  const client = await IpcClient.connect(socket, {
+    onPush: () => undefined,
+    onUnsolicitedError: () => undefined,
+    onClose: () => undefined,
+  });
   try {
     const info = await client.request({ cmd: 'Info' }, 'InfoOK', (m) => ('json' in m ? m.json : {}));
     const services = info.services;

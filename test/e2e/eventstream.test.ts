@@ -28,7 +28,11 @@ async function subscribers(d: DaemonHandle): Promise<number> {
 }
 
 /** A subscriber in its own process, so that it can be frozen with SIGSTOP (a subscriber that does not read). */
-function spawnSubscriber(socket: string, target: string, topic: string): { child: ChildProcess; lines: string[]; waitLine: (re: RegExp) => Promise<string> } {
+function spawnSubscriber(
+  socket: string,
+  target: string,
+  topic: string,
+): { child: ChildProcess; lines: string[]; waitLine: (re: RegExp) => Promise<string> } {
   const sdk = pathToFileURL(join(ROOT, 'dist', 'sdk', 'index.js')).href;
   const code = `
     import { Driver, subscribe } from ${JSON.stringify(sdk)};
@@ -42,7 +46,10 @@ function spawnSubscriber(socket: string, target: string, topic: string): { child
     }
     await d.close();
     process.exit(0);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { env: { ...process.env, SOCK: socket, TARGET: target, TOPIC: topic }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    env: { ...process.env, SOCK: socket, TARGET: target, TOPIC: topic },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
@@ -96,35 +103,78 @@ describe('event stream (port 1002) between daemons', () => {
     const published = ['status', 'metrics.cpu', 'metrics.mem.free', 'metrics', 'alerts', 'other'];
     for (const t of published) await pub.publish(t, `v-${t}`);
     const [e1, e2, e3, e4] = await Promise.all([take(exact, 1), take(all, 6), take(prefix, 2), take(multi, 2)]);
-    assert.deepEqual(e1?.map((e) => `${e.topic}=${e.data.toString()}`), ['status=v-status']);
-    assert.deepEqual(e2?.map((e) => e.topic), published);
-    assert.deepEqual(e3?.map((e) => e.topic), ['metrics.cpu', 'metrics.mem.free']);
-    assert.deepEqual(e4?.map((e) => e.topic), ['metrics.cpu', 'alerts']);
+    assert.deepEqual(
+      e1?.map((e) => `${e.topic}=${e.data.toString()}`),
+      ['status=v-status'],
+    );
+    assert.deepEqual(
+      e2?.map((e) => e.topic),
+      published,
+    );
+    assert.deepEqual(
+      e3?.map((e) => e.topic),
+      ['metrics.cpu', 'metrics.mem.free'],
+    );
+    assert.deepEqual(
+      e4?.map((e) => e.topic),
+      ['metrics.cpu', 'alerts'],
+    );
     await pub.close();
     await until('subscribers gone', async () => ((await subscribers(a)) === 0 ? true : undefined));
     const remote = /^0:[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}:\d+$/;
     const subscribed = hooks.events.filter((e) => e.event === 'pubsub.subscribed');
     assert.ok(subscribed.some((e) => e.data?.topic === 'metrics.*' && remote.test(String(e.data.remote))));
-    const pubHook = await until('published hook', async () => hooks.events.find((e) => e.event === 'pubsub.published' && e.data?.topic === 'status'));
+    const pubHook = await until('published hook', async () =>
+      hooks.events.find((e) => e.event === 'pubsub.published' && e.data?.topic === 'status'),
+    );
     assert.equal(pubHook.data?.size, 8);
     assert.ok(remote.test(String(pubHook.data?.from)));
-    await until('unsubscribed hooks', async () => (hooks.events.filter((e) => e.event === 'pubsub.unsubscribed').length >= 6 ? true : undefined));
+    await until('unsubscribed hooks', async () =>
+      hooks.events.filter((e) => e.event === 'pubsub.unsubscribed').length >= 6 ? true : undefined,
+    );
   });
 
   it('pilotctl subscribe --count returns a JSON envelope; --timeout bounds it; publish reports bytes', async () => {
-    const sub = pilotctl(b.socket, b.home, ['--json', 'subscribe', a.address, 'news.*', '--count', '2', '--timeout', '20s']);
+    const sub = pilotctl(b.socket, b.home, [
+      '--json',
+      'subscribe',
+      a.address,
+      'news.*',
+      '--count',
+      '2',
+      '--timeout',
+      '20s',
+    ]);
     await until('CLI subscriber', async () => ((await subscribers(a)) === 1 ? true : undefined));
     const p1 = await pilotctl(a.socket, a.home, ['--json', 'publish', a.address, 'news.tech', '--data', 'hello']);
     assert.equal(p1.code, 0, p1.stderr);
-    assert.deepEqual(JSON.parse(p1.stdout), { data: { bytes: 5, target: a.address, topic: 'news.tech' }, status: 'ok' });
+    assert.deepEqual(JSON.parse(p1.stdout), {
+      data: { bytes: 5, target: a.address, topic: 'news.tech' },
+      status: 'ok',
+    });
     await publish(da, a.address, 'news.world', 'second');
     const out = await sub;
     assert.equal(out.code, 0, out.stderr);
     assert.deepEqual(JSON.parse(out.stdout), {
-      data: { events: [{ bytes: 5, data: 'hello', topic: 'news.tech' }, { bytes: 6, data: 'second', topic: 'news.world' }], timeout: false },
+      data: {
+        events: [
+          { bytes: 5, data: 'hello', topic: 'news.tech' },
+          { bytes: 6, data: 'second', topic: 'news.world' },
+        ],
+        timeout: false,
+      },
       status: 'ok',
     });
-    const none = await pilotctl(b.socket, b.home, ['--json', 'subscribe', a.address, 'quiet', '--count', '1', '--timeout', '500ms']);
+    const none = await pilotctl(b.socket, b.home, [
+      '--json',
+      'subscribe',
+      a.address,
+      'quiet',
+      '--count',
+      '1',
+      '--timeout',
+      '500ms',
+    ]);
     assert.equal(none.code, 1, 'fewer events than --count before --timeout is a failure');
     assert.equal(none.stdout, '');
     assert.deepEqual(JSON.parse(none.stderr), {
@@ -144,11 +194,20 @@ describe('event stream (port 1002) between daemons', () => {
     await publish(da, a.address, 'status', 'busy');
     const out = await sub;
     assert.equal(out.code, 0, out.stderr);
-    assert.deepEqual(out.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown), [
-      { bytes: 6, data: 'online', topic: 'status' },
-      { bytes: 4, data: 'busy', topic: 'status' },
-    ]);
-    assert.ok((out.lineTimes[0] ?? Infinity) < publishedAt + 2000, `first line at ${out.lineTimes[0]} ms, published at ${publishedAt} ms`);
+    assert.deepEqual(
+      out.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as unknown),
+      [
+        { bytes: 6, data: 'online', topic: 'status' },
+        { bytes: 4, data: 'busy', topic: 'status' },
+      ],
+    );
+    assert.ok(
+      (out.lineTimes[0] ?? Infinity) < publishedAt + 2000,
+      `first line at ${out.lineTimes[0]} ms, published at ${publishedAt} ms`,
+    );
   });
 
   it('a subscriber that does not read loses events alone and learns how many; a fast one is not held back', async () => {
@@ -176,7 +235,12 @@ describe('event stream (port 1002) between daemons', () => {
         payload.writeDoubleBE(performance.now(), 0);
         await pub.publish('load', payload);
       }
-      await Promise.race([reader, new Promise((_, rej) => setTimeout(() => rej(new Error(`fast subscriber got ${received} of ${total}`)), 30_000))]);
+      await Promise.race([
+        reader,
+        new Promise((_, rej) =>
+          setTimeout(() => rej(new Error(`fast subscriber got ${received} of ${total}`)), 30_000),
+        ),
+      ]);
       latencies.sort((x, y) => x - y);
       const stats = await brokerStats(a.socket);
       const clients = stats.clients as { topics: string[]; dropped: number; queued_bytes: number }[];
@@ -184,7 +248,9 @@ describe('event stream (port 1002) between daemons', () => {
       const fastStats = clients.find((c) => c.topics.includes('load'));
       const p50 = percentile(latencies, 50);
       const p99 = percentile(latencies, 99);
-      console.log(`# fast subscriber: ${received} events of 16 KiB, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; slow: dropped ${slowStats?.dropped}, queued ${slowStats?.queued_bytes} bytes`);
+      console.log(
+        `# fast subscriber: ${received} events of 16 KiB, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; slow: dropped ${slowStats?.dropped}, queued ${slowStats?.queued_bytes} bytes`,
+      );
       assert.equal(received, total);
       assert.equal(fastStats?.dropped, 0);
       assert.ok((slowStats?.dropped ?? 0) > 0, 'the frozen subscriber overflowed its queue');

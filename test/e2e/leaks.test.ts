@@ -39,7 +39,10 @@ interface Proc {
 }
 
 function start(name: string, args: string[], socket: string, home: string): Proc {
-  const child = spawn(process.execPath, args, { env: { ...process.env, PILOT_SOCKET: socket, PILOT_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, PILOT_SOCKET: socket, PILOT_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const stderr: string[] = [];
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => lines.push(l));
@@ -58,15 +61,18 @@ function start(name: string, args: string[], socket: string, home: string): Proc
       for (;;) {
         const hit = lines.find((l) => re.test(l));
         if (hit !== undefined) return hit;
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${name}: no line matching ${re}; output:\n${lines.join('\n')}`);
+        if (child.exitCode !== null || Date.now() > deadline)
+          throw new Error(`${name}: no line matching ${re}; output:\n${lines.join('\n')}`);
         await delay(20);
       }
     },
   };
 }
 
-const sdkClient = (d: DaemonHandle, ...args: string[]): Proc => start(`sdk ${args.join(' ')}`, ['--import', 'tsx', CLIENT, ...args], d.socket, d.home);
-const pilotctl = (d: DaemonHandle, ...args: string[]): Proc => start(`pilotctl ${args.join(' ')}`, [...binCommand('pilotctl'), ...args], d.socket, d.home);
+const sdkClient = (d: DaemonHandle, ...args: string[]): Proc =>
+  start(`sdk ${args.join(' ')}`, ['--import', 'tsx', CLIENT, ...args], d.socket, d.home);
+const pilotctl = (d: DaemonHandle, ...args: string[]): Proc =>
+  start(`pilotctl ${args.join(' ')}`, [...binCommand('pilotctl'), ...args], d.socket, d.home);
 
 async function kill(p: Proc, signal: NodeJS.Signals): Promise<void> {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
@@ -77,7 +83,11 @@ async function kill(p: Proc, signal: NodeJS.Signals): Promise<void> {
 
 /** The daemon's InfoOK object as it is on the wire (one IPC client: counted in `ipc.clients`). */
 async function info(d: DaemonHandle): Promise<JsonObject> {
-  const client = await IpcClient.connect(d.socket, { onPush: () => undefined, onUnsolicitedError: () => undefined, onClose: () => undefined });
+  const client = await IpcClient.connect(d.socket, {
+    onPush: () => undefined,
+    onUnsolicitedError: () => undefined,
+    onClose: () => undefined,
+  });
   try {
     return await client.request({ cmd: 'Info' }, 'InfoOK', (m) => ('json' in m ? m.json : {}));
   } finally {
@@ -112,7 +122,9 @@ function snapshotOf(i: JsonObject): Snapshot {
     timers: obj(resources.timers),
     activeTimers: Number(resources.active_timers),
     heap: Number(obj(resources.memory).heap_used),
-    conns: (Array.isArray(i.conn_list) ? i.conn_list.filter(isJsonObject) : []).map((c) => `${String(c.local_port)}>${String(c.remote_addr)}:${String(c.remote_port)} ${String(c.state)}`),
+    conns: (Array.isArray(i.conn_list) ? i.conn_list.filter(isJsonObject) : []).map(
+      (c) => `${String(c.local_port)}>${String(c.remote_addr)}:${String(c.remote_port)} ${String(c.state)}`,
+    ),
   };
 }
 
@@ -128,8 +140,16 @@ describe('no leaks when clients give up in every phase', { timeout: 180_000 }, (
 
   before(async () => {
     cluster = await Cluster.start();
-    [alice, bob, carol] = [await cluster.addDaemon('alice'), await cluster.addDaemon('bob'), await cluster.addDaemon('carol')];
-    const [da, db, dc] = await Promise.all([Driver.connect(alice.socket), Driver.connect(bob.socket), Driver.connect(carol.socket)]);
+    [alice, bob, carol] = [
+      await cluster.addDaemon('alice'),
+      await cluster.addDaemon('bob'),
+      await cluster.addDaemon('carol'),
+    ];
+    const [da, db, dc] = await Promise.all([
+      Driver.connect(alice.socket),
+      Driver.connect(bob.socket),
+      Driver.connect(carol.socket),
+    ]);
     try {
       await makeTrust(da, db, alice, bob);
       await makeTrust(da, dc, alice, carol);
@@ -165,10 +185,15 @@ describe('no leaks when clients give up in every phase', { timeout: 180_000 }, (
       for (const c of list) byState[String(c.state)] = (byState[String(c.state)] ?? 0) + 1;
       const states = sorted(obj(inf.conn_states) as Record<string, number>);
       const live = list.filter((c) => ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED'].includes(String(c.state))).length;
-      if (attempt < 4 && (JSON.stringify(sorted(byState)) !== JSON.stringify(states) || inf.connections !== live)) continue;
+      if (attempt < 4 && (JSON.stringify(sorted(byState)) !== JSON.stringify(states) || inf.connections !== live))
+        continue;
       assert.deepEqual(sorted(byState), states, 'conn_states counts what `connections` lists');
       assert.equal(conns.total, list.length);
-      assert.equal(inf.connections, live, '`connections` counts SYN_SENT, SYN_RECV and ESTABLISHED only, as the reference');
+      assert.equal(
+        inf.connections,
+        live,
+        '`connections` counts SYN_SENT, SYN_RECV and ESTABLISHED only, as the reference',
+      );
       assert.ok((states.TIME_WAIT ?? 0) > 0, 'the warm-up left connections in TIME_WAIT: listed, and counted by state');
       return;
     }
@@ -185,10 +210,17 @@ describe('no leaks when clients give up in every phase', { timeout: 180_000 }, (
     carol.proc.child.kill('SIGSTOP');
     const aborting = [1, 2, 3].map(() => launch(sdkClient(alice, 'dial-abort', carol.address, '7', '600')));
     const hanging = [1, 2].map(() => launch(sdkClient(alice, 'dial-hang', carol.address, '7')));
-    const pingTimeout = [1, 2].map(() => launch(pilotctl(alice, 'ping', carol.address, '--count', '1', '--timeout', '1s')));
+    const pingTimeout = [1, 2].map(() =>
+      launch(pilotctl(alice, 'ping', carol.address, '--count', '1', '--timeout', '1s')),
+    );
     const pingInt = launch(pilotctl(alice, 'ping', carol.address, '--count', '1'));
     const pingKill = launch(pilotctl(alice, 'ping', carol.address, '--count', '1'));
-    await Promise.all([...aborting.map((p) => p.waitLine(/^aborted$/)), ...hanging.map((p) => p.waitLine(/^dialing$/)), pingInt.waitLine(/PING/), pingKill.waitLine(/PING/)]);
+    await Promise.all([
+      ...aborting.map((p) => p.waitLine(/^aborted$/)),
+      ...hanging.map((p) => p.waitLine(/^dialing$/)),
+      pingInt.waitLine(/PING/),
+      pingKill.waitLine(/PING/),
+    ]);
     await delay(300);
     await Promise.all([...hanging.map((p) => kill(p, 'SIGKILL')), kill(pingInt, 'SIGINT'), kill(pingKill, 'SIGKILL')]);
     await Promise.all(pingTimeout.map((p) => p.exited));
@@ -201,18 +233,33 @@ describe('no leaks when clients give up in every phase', { timeout: 180_000 }, (
     // Her late answers were reset: nothing open between alice and carol, although the clients
     // that aborted their dials are still connected to alice.
     const toCarol = (await info(alice)).conn_list;
-    const open = (Array.isArray(toCarol) ? toCarol.filter(isJsonObject) : []).filter((c) => c.remote_addr === carol.address && c.state !== 'TIME_WAIT');
+    const open = (Array.isArray(toCarol) ? toCarol.filter(isJsonObject) : []).filter(
+      (c) => c.remote_addr === carol.address && c.state !== 'TIME_WAIT',
+    );
     assert.deepEqual(open, [], 'no connection to carol left open at alice');
     assert.equal(snapshotOf(await info(carol)).live, 0, 'no connection left open at carol');
-    assert.ok(aborting.every((p) => p.child.exitCode === null), 'the clients that aborted their dials are still there');
+    assert.ok(
+      aborting.every((p) => p.child.exitCode === null),
+      'the clients that aborted their dials are still there',
+    );
     await Promise.all(aborting.map((p) => kill(p, 'SIGTERM')));
 
     // ---- mid-transfer, mid-bench, mid-subscribe, a task worker: all at once ----
     const benchInt = [1, 2].map(() => launch(pilotctl(alice, 'bench', bob.address, '256')));
     const benchKill = launch(pilotctl(alice, 'bench', bob.address, '256'));
-    const streams = [launch(sdkClient(alice, 'stream', bob.address, '7')), launch(sdkClient(alice, 'stream', bob.address, '7')), launch(sdkClient(alice, 'stream', bob.address, '1001'))];
-    const subs = [launch(sdkClient(alice, 'subscribe', bob.address, 'jobs')), launch(sdkClient(alice, 'subscribe', bob.address, '*'))];
-    const subCtl = [launch(pilotctl(alice, 'subscribe', bob.address, 'jobs')), launch(pilotctl(alice, 'subscribe', bob.address, 'jobs'))];
+    const streams = [
+      launch(sdkClient(alice, 'stream', bob.address, '7')),
+      launch(sdkClient(alice, 'stream', bob.address, '7')),
+      launch(sdkClient(alice, 'stream', bob.address, '1001')),
+    ];
+    const subs = [
+      launch(sdkClient(alice, 'subscribe', bob.address, 'jobs')),
+      launch(sdkClient(alice, 'subscribe', bob.address, '*')),
+    ];
+    const subCtl = [
+      launch(pilotctl(alice, 'subscribe', bob.address, 'jobs')),
+      launch(pilotctl(alice, 'subscribe', bob.address, 'jobs')),
+    ];
     const workers = [launch(sdkClient(alice, 'watch')), launch(sdkClient(bob, 'watch'))];
     await Promise.all([
       ...[...benchInt, benchKill].map((p) => p.waitLine(/BENCH/)),
@@ -237,30 +284,53 @@ describe('no leaks when clients give up in every phase', { timeout: 180_000 }, (
     const reached = new Map<string, { live?: number; empty?: number }>();
     let last = new Map<string, Snapshot>();
     while (Date.now() - gone < EMPTY_BOUND_MS + 2000) {
-      last = new Map(await Promise.all([alice, bob, carol].map(async (d) => [d.name, snapshotOf(await info(d))] as const)));
+      last = new Map(
+        await Promise.all([alice, bob, carol].map(async (d) => [d.name, snapshotOf(await info(d))] as const)),
+      );
       for (const [name, s] of last) {
         const base = baseline.get(name) as Snapshot;
         const r = reached.get(name) ?? {};
-        const released = s.live === 0 && s.boundPorts === base.boundPorts && JSON.stringify(s.ipc) === JSON.stringify(NO_CLIENT) && s.dials === 0 && Number(s.timers.dials) === 0;
+        const released =
+          s.live === 0 &&
+          s.boundPorts === base.boundPorts &&
+          JSON.stringify(s.ipc) === JSON.stringify(NO_CLIENT) &&
+          s.dials === 0 &&
+          Number(s.timers.dials) === 0;
         if (released) r.live ??= Date.now() - gone;
         else delete r.live;
-        if (released && Object.keys(s.states).length === 0 && Number(s.timers.engine) === 0 && s.activeTimers <= base.activeTimers) r.empty ??= Date.now() - gone;
+        if (
+          released &&
+          Object.keys(s.states).length === 0 &&
+          Number(s.timers.engine) === 0 &&
+          s.activeTimers <= base.activeTimers
+        )
+          r.empty ??= Date.now() - gone;
         else delete r.empty;
         reached.set(name, r);
       }
       if ([...reached.values()].every((r) => r.empty !== undefined)) break;
       await delay(250);
     }
-    const report = Object.fromEntries([...last].map(([name, s]) => [name, { ...s, reached: reached.get(name), baseline: baseline.get(name) }]));
+    const report = Object.fromEntries(
+      [...last].map(([name, s]) => [name, { ...s, reached: reached.get(name), baseline: baseline.get(name) }]),
+    );
     for (const d of [alice, bob, carol]) {
       const r = reached.get(d.name) ?? {};
-      assert.ok(r.live !== undefined && r.live <= LIVE_BOUND_MS, `${d.name}: clients' resources not released within ${LIVE_BOUND_MS} ms: ${JSON.stringify(report[d.name])}`);
-      assert.ok(r.empty !== undefined && r.empty <= EMPTY_BOUND_MS, `${d.name}: not back to an empty table within ${EMPTY_BOUND_MS} ms: ${JSON.stringify(report[d.name])}`);
+      assert.ok(
+        r.live !== undefined && r.live <= LIVE_BOUND_MS,
+        `${d.name}: clients' resources not released within ${LIVE_BOUND_MS} ms: ${JSON.stringify(report[d.name])}`,
+      );
+      assert.ok(
+        r.empty !== undefined && r.empty <= EMPTY_BOUND_MS,
+        `${d.name}: not back to an empty table within ${EMPTY_BOUND_MS} ms: ${JSON.stringify(report[d.name])}`,
+      );
       const s = last.get(d.name) as Snapshot;
       const base = baseline.get(d.name) as Snapshot;
       assert.ok(s.heap <= base.heap + HEAP_SLACK, `${d.name}: heap ${s.heap} vs ${base.heap} before`);
     }
-    console.log(`leak test: released after ${JSON.stringify(Object.fromEntries([...reached].map(([n, r]) => [n, r])))} ms; heap MiB ${JSON.stringify(Object.fromEntries([...last].map(([n, s]) => [n, [Math.round((baseline.get(n) as Snapshot).heap / 1048576), Math.round(s.heap / 1048576)]])))}`);
+    console.log(
+      `leak test: released after ${JSON.stringify(Object.fromEntries([...reached].map(([n, r]) => [n, r])))} ms; heap MiB ${JSON.stringify(Object.fromEntries([...last].map(([n, s]) => [n, [Math.round((baseline.get(n) as Snapshot).heap / 1048576), Math.round(s.heap / 1048576)]])))}`,
+    );
   });
 });
 

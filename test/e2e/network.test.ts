@@ -20,7 +20,9 @@ function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 async function makeTrust(da: Driver, db: Driver, a: DaemonHandle, b: DaemonHandle): Promise<number> {
   const started = Date.now();
   await da.handshake(b.nodeId, 'e2e test');
-  await until('pending request at b', async () => ((await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+  await until('pending request at b', async () =>
+    (await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined,
+  );
   const reached = Date.now() - started;
   await db.approve(a.nodeId);
   await until('a trusts b', async () => ((await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
@@ -38,7 +40,11 @@ describe('two daemons, a registry and a beacon on loopback', () => {
 
   before(async () => {
     cluster = await Cluster.start();
-    [a, b, c] = await Promise.all([cluster.addDaemon('a'), cluster.addDaemon('b'), cluster.addDaemon('c', ['-no-echo'])]);
+    [a, b, c] = await Promise.all([
+      cluster.addDaemon('a'),
+      cluster.addDaemon('b'),
+      cluster.addDaemon('c', ['-no-echo']),
+    ]);
     [da, db, dc] = await Promise.all([Driver.connect(a.socket), Driver.connect(b.socket), Driver.connect(c.socket)]);
   });
 
@@ -56,7 +62,9 @@ describe('two daemons, a registry and a beacon on loopback', () => {
   });
 
   it('refuses connections and datagrams from a peer that is not trusted', async () => {
-    await assert.rejects(da.dial(b.address, 7, { timeoutMs: 5000 }), (err: Error & { code?: string }) => ['refused', 'untrusted', 'connection_failed'].includes(err.code ?? ''));
+    await assert.rejects(da.dial(b.address, 7, { timeoutMs: 5000 }), (err: Error & { code?: string }) =>
+      ['refused', 'untrusted', 'connection_failed'].includes(err.code ?? ''),
+    );
   });
 
   it('delivers a handshake in well under a second, and approval makes both sides trust', async () => {
@@ -107,7 +115,10 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     conn.end('second');
     assert.equal((await back).toString(), 'first|second');
     const before = (await da.info()).conn_list.length;
-    await assert.rejects(da.dial(b.address, 4321, { data: Buffer.from('nobody listens'), timeoutMs: 5000 }), (err: Error & { code?: string }) => ['refused', 'connection_failed'].includes(err.code ?? ''));
+    await assert.rejects(
+      da.dial(b.address, 4321, { data: Buffer.from('nobody listens'), timeoutMs: 5000 }),
+      (err: Error & { code?: string }) => ['refused', 'connection_failed'].includes(err.code ?? ''),
+    );
     assert.ok((await da.info()).conn_list.length <= before, 'a refused DialData leaves no connection behind');
   });
 
@@ -144,7 +155,10 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     })();
     await until('datagram', async () => {
       await da.sendTo(b.address, 6000, Buffer.from('dgram'));
-      return (await Promise.race([received, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))])) ?? undefined;
+      return (
+        (await Promise.race([received, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))])) ??
+        undefined
+      );
     });
     const d = await received;
     assert.equal(d?.data.toString(), 'dgram');
@@ -155,9 +169,12 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     const server = createServer((req, res) => res.end(`pilot http ${req.url}`));
     const stop = await serveHttp(db, 8080, server);
     const body = await new Promise<string>((resolve, reject) => {
-      const req = request({ host: b.address, port: 8080, path: '/hello', createConnection: createConnection(da) }, (res) => {
-        readAll(res).then((b) => resolve(b.toString()), reject);
-      });
+      const req = request(
+        { host: b.address, port: 8080, path: '/hello', createConnection: createConnection(da) },
+        (res) => {
+          readAll(res).then((b) => resolve(b.toString()), reject);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -167,8 +184,16 @@ describe('two daemons, a registry and a beacon on loopback', () => {
 
   it('auto-approves mutual handshakes, and a disabled service refuses', async () => {
     await Promise.all([da.handshake(c.nodeId, 'mutual'), dc.handshake(a.nodeId, 'mutual')]);
-    await until('mutual trust', async () => ((await da.trusted()).some((t) => t.node_id === c.nodeId) && (await dc.trusted()).some((t) => t.node_id === a.nodeId) ? true : undefined));
-    await assert.rejects(da.dial(c.address, 7, { timeoutMs: 5000 }), (err: Error & { code?: string }) => err.code === 'refused' || err.code === 'connection_failed');
+    await until('mutual trust', async () =>
+      (await da.trusted()).some((t) => t.node_id === c.nodeId) &&
+      (await dc.trusted()).some((t) => t.node_id === a.nodeId)
+        ? true
+        : undefined,
+    );
+    await assert.rejects(
+      da.dial(c.address, 7, { timeoutMs: 5000 }),
+      (err: Error & { code?: string }) => err.code === 'refused' || err.code === 'connection_failed',
+    );
   });
 
   it('keeps identity, address and trust across a daemon restart, and traffic resumes', async () => {
@@ -181,17 +206,23 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     assert.equal((await db.info()).hostname, 'bee');
     assert.equal((await da.resolveHostname('bee')).node_id, before);
     assert.ok((await db.trusted()).some((t) => t.node_id === a.nodeId));
-    await until('echo after restart', async () => {
-      const conn = await da.dial(b.address, 7, { timeoutMs: 2000 });
-      const back = readAll(conn);
-      conn.end('again');
-      return (await back).toString() === 'again' ? true : undefined;
-    }, 10_000);
+    await until(
+      'echo after restart',
+      async () => {
+        const conn = await da.dial(b.address, 7, { timeoutMs: 2000 });
+        const back = readAll(conn);
+        conn.end('again');
+        return (await back).toString() === 'again' ? true : undefined;
+      },
+      10_000,
+    );
   });
 
   it('untrust tears the peer down on both sides', async () => {
     await da.untrust(b.nodeId);
-    await until('b forgets a', async () => ((await db.trusted()).some((t) => t.node_id === a.nodeId) ? undefined : true));
+    await until('b forgets a', async () =>
+      (await db.trusted()).some((t) => t.node_id === a.nodeId) ? undefined : true,
+    );
     await assert.rejects(da.dial(b.address, 7, { timeoutMs: 3000 }));
   });
 
@@ -199,9 +230,13 @@ describe('two daemons, a registry and a beacon on loopback', () => {
     let lastRevoke = Math.floor(Date.now() / 1000); // the test before revoked too
     for (let round = 0; round < 6; round++) {
       await da.handshake(b.nodeId, `round ${round}`);
-      await until('the request at b', async () => ((await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+      await until('the request at b', async () =>
+        (await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined,
+      );
       await db.approve(a.nodeId);
-      await until('a trusting b', async () => ((await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
+      await until('a trusting b', async () =>
+        (await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined,
+      );
       // No retry: the handshake's own dial was refused a moment ago, and that must not linger;
       // nor may the key exchange with the re-added peer wait out a rate limit (a lost SYN = 1 s).
       const started = Date.now();
@@ -213,7 +248,9 @@ describe('two daemons, a registry and a beacon on loopback', () => {
       while (Math.floor(Date.now() / 1000) === lastRevoke) await new Promise((r) => setTimeout(r, 20));
       lastRevoke = Math.floor(Date.now() / 1000);
       await da.untrust(b.nodeId);
-      await until('b forgets a', async () => ((await db.trusted()).some((t) => t.node_id === a.nodeId) ? undefined : true));
+      await until('b forgets a', async () =>
+        (await db.trusted()).some((t) => t.node_id === a.nodeId) ? undefined : true,
+      );
     }
   });
 });

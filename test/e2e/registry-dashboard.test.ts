@@ -25,7 +25,18 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
     dir = await mkdtemp(join(tmpdir(), 'pilot-dashboard-'));
     rdv = spawnBin(
       'pilot-rendezvous',
-      ['-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-store', join(dir, 'registry.db'), '-http', '127.0.0.1:0', '-log-level', 'warn'],
+      [
+        '-registry-addr',
+        '127.0.0.1:0',
+        '-beacon-addr',
+        '127.0.0.1:0',
+        '-store',
+        join(dir, 'registry.db'),
+        '-http',
+        '127.0.0.1:0',
+        '-log-level',
+        'warn',
+      ],
       { PILOT_HOME: dir },
     );
     registryPort = Number((await rdv.waitFor(/^registry listening on .*:(\d+)$/))[1]);
@@ -38,7 +49,11 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
   });
 
   const client = async (): Promise<RegistryClient> => {
-    const c = new RegistryClient({ address: `127.0.0.1:${registryPort}`, identity: Identity.generate(), timeoutMs: 5000 });
+    const c = new RegistryClient({
+      address: `127.0.0.1:${registryPort}`,
+      identity: Identity.generate(),
+      timeoutMs: 5000,
+    });
     clients.push(c);
     await c.register({ listenAddr: '127.0.0.1:4000' });
     return c;
@@ -68,7 +83,16 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     const stats = (await res.json()) as RegistryStats;
     assert.deepEqual(Object.keys(stats), [
-      'total_nodes', 'active_nodes', 'total_trust_links', 'total_requests', 'unique_tags', 'task_executors', 'networks', 'nodes', 'edges', 'uptime_secs',
+      'total_nodes',
+      'active_nodes',
+      'total_trust_links',
+      'total_requests',
+      'unique_tags',
+      'task_executors',
+      'networks',
+      'nodes',
+      'edges',
+      'uptime_secs',
     ]);
     assert.equal(stats.total_nodes, 3);
     assert.equal(stats.active_nodes, 3);
@@ -104,7 +128,9 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
   });
 
   it('serves /metrics to a loopback client whatever X-Real-IP claims', async () => {
-    const res = await fetch(`${base}/metrics`, { headers: { 'X-Real-IP': '203.0.113.5', 'X-Forwarded-For': '203.0.113.5' } });
+    const res = await fetch(`${base}/metrics`, {
+      headers: { 'X-Real-IP': '203.0.113.5', 'X-Forwarded-For': '203.0.113.5' },
+    });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
@@ -120,8 +146,14 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
     assert.equal((await fetch(`${base}/api/badge/everything`)).status, 404);
     assert.equal((await fetch(`${base}/api/stats`, { method: 'PUT', body: '{}' })).status, 405);
     assert.match(await rawHttp(Number(new URL(base).port), '\x00\x01garbage\r\n\r\n'), /^HTTP\/1\.1 400/);
-    assert.match(await rawHttp(Number(new URL(base).port), `GET / HTTP/1.1\r\nHost: x\r\nCookie: ${'c'.repeat(64_000)}\r\n\r\n`), /^HTTP\/1\.1 431/);
-    assert.match(await rawHttp(Number(new URL(base).port), 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n'), /^HTTP\/1\.1 400/);
+    assert.match(
+      await rawHttp(Number(new URL(base).port), `GET / HTTP/1.1\r\nHost: x\r\nCookie: ${'c'.repeat(64_000)}\r\n\r\n`),
+      /^HTTP\/1\.1 431/,
+    );
+    assert.match(
+      await rawHttp(Number(new URL(base).port), 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n'),
+      /^HTTP\/1\.1 400/,
+    );
     assert.equal((await fetch(`${base}/api/stats`)).status, 200);
     assert.equal(rdv.child.exitCode, null);
   });
@@ -136,7 +168,16 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
 
 describe('pilot-registry -http', () => {
   it('serves the dashboard next to the registry', async () => {
-    const reg = spawnBin('pilot-registry', ['-addr', '127.0.0.1:0', '-store', ':memory:', '-http', '127.0.0.1:0', '-log-level', 'silent']);
+    const reg = spawnBin('pilot-registry', [
+      '-addr',
+      '127.0.0.1:0',
+      '-store',
+      ':memory:',
+      '-http',
+      '127.0.0.1:0',
+      '-log-level',
+      'silent',
+    ]);
     try {
       await reg.waitFor(/^registry listening on /);
       const base = `http://127.0.0.1:${(await reg.waitFor(DASHBOARD_LINE))[1]}`;

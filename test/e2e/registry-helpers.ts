@@ -28,7 +28,9 @@ export class RawConn {
   /** `localAddress` (another 127.x address) makes the connection come from another source IP. */
   static open(port: number, localAddress?: string): Promise<RawConn> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port, ...(localAddress !== undefined ? { localAddress } : {}) }, () => resolve(new RawConn(socket)));
+      const socket = connect({ host: '127.0.0.1', port, ...(localAddress !== undefined ? { localAddress } : {}) }, () =>
+        resolve(new RawConn(socket)),
+      );
       socket.once('error', reject);
     });
   }

@@ -18,9 +18,13 @@ interface Running {
 
 /** Starts the registry binary and waits for its `registry listening on host:port` line. */
 function startRegistry(store: string, extra: string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, '-addr', '127.0.0.1:0', '-store', store, '-log-level', 'warn', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', BIN, '-addr', '127.0.0.1:0', '-store', store, '-log-level', 'warn', ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -43,7 +47,8 @@ function startRegistry(store: string, extra: string[] = []): Promise<Running> {
 }
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
@@ -95,7 +100,11 @@ describe('pilot-registry process', () => {
     const look = await b2.lookup(1);
     assert.equal(look.hostname, 'alice');
     assert.deepEqual(look.tags, ['ml']);
-    const carol = new RegistryClient({ address: `127.0.0.1:${second.port}`, identity: Identity.generate(), timeoutMs: 3000 });
+    const carol = new RegistryClient({
+      address: `127.0.0.1:${second.port}`,
+      identity: Identity.generate(),
+      timeoutMs: 3000,
+    });
     assert.equal((await carol.register({ listenAddr: ':4002' })).node_id, 3, 'the id counter survived');
 
     const bad = await RawConn.open(second.port);

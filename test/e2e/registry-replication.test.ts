@@ -39,8 +39,19 @@ describe('registry replication', () => {
   const raws: RawConn[] = [];
   const procs: Spawned[] = [];
 
-  const server = async (name: string, replication: ReplicationOptions, port = 0, tls?: RegistryTlsMaterial): Promise<RegistryServer> => {
-    const s = await RegistryServer.start({ host: '127.0.0.1', port, storePath: join(dir, `${name}.db`), replication, ...(tls ? { tls } : {}) });
+  const server = async (
+    name: string,
+    replication: ReplicationOptions,
+    port = 0,
+    tls?: RegistryTlsMaterial,
+  ): Promise<RegistryServer> => {
+    const s = await RegistryServer.start({
+      host: '127.0.0.1',
+      port,
+      storePath: join(dir, `${name}.db`),
+      replication,
+      ...(tls ? { tls } : {}),
+    });
     servers.push(s);
     return s;
   };
@@ -84,29 +95,47 @@ describe('registry replication', () => {
     await alice.requestHandshake(2, 'hello from alice');
 
     const reader = client(standby.port);
-    const look = await until('alice with her tags at the standby', async () => {
-      const reply = await reader.lookup(1);
-      assert.deepEqual(reply.tags, ['ml']);
-      return reply;
-    }, 2000);
+    const look = await until(
+      'alice with her tags at the standby',
+      async () => {
+        const reply = await reader.lookup(1);
+        assert.deepEqual(reply.tags, ['ml']);
+        return reply;
+      },
+      2000,
+    );
     assert.equal(look.public_key, aliceId.publicKeyBase64);
     assert.equal(look.hostname, 'alpha');
     assert.equal((await reader.resolveHostname('alpha')).node_id, 1);
     const bobAtStandby = client(standby.port, bobId, 2);
-    await until('alice resolved at the standby', async () => {
-      assert.equal((await bobAtStandby.resolve(1)).real_addr, '127.0.0.1:4000');
-      return true;
-    }, 1000);
+    await until(
+      'alice resolved at the standby',
+      async () => {
+        assert.equal((await bobAtStandby.resolve(1)).real_addr, '127.0.0.1:4000');
+        return true;
+      },
+      1000,
+    );
     assert.equal((await bobAtStandby.heartbeat()).type, 'heartbeat_ok');
     const polled = await bobAtStandby.pollHandshakes();
-    assert.deepEqual((polled.requests as JsonObject[]).map((r) => r.justification), ['hello from alice']);
-    assert.deepEqual(((await reader.listNodes(0)).nodes as JsonObject[]).map((n) => n.node_id), [1, 2]);
+    assert.deepEqual(
+      (polled.requests as JsonObject[]).map((r) => r.justification),
+      ['hello from alice'],
+    );
+    assert.deepEqual(
+      ((await reader.listNodes(0)).nodes as JsonObject[]).map((n) => n.node_id),
+      [1, 2],
+    );
 
     await alice.setHostname('alpha-two');
-    await until('the new hostname at the standby', async () => {
-      assert.equal((await reader.resolveHostname('alpha-two')).node_id, 1);
-      return true;
-    }, 2000);
+    await until(
+      'the new hostname at the standby',
+      async () => {
+        assert.equal((await reader.resolveHostname('alpha-two')).node_id, 1);
+        return true;
+      },
+      2000,
+    );
     await assert.rejects(reader.resolveHostname('alpha'), /not registered/);
 
     await assert.rejects(client(standby.port).register({ listenAddr: ':4002' }), isReadOnly);
@@ -115,38 +144,65 @@ describe('registry replication', () => {
     const refused = await conn.request({ type: 'report_trust', node_id: 1, peer_id: 2, signature: 'x' });
     assert.equal(refused.error, 'request failed', 'Go clients see the usual error');
     assert.equal(refused.code, 'read_only');
-    assert.equal((await conn.request({ type: 'subscribe_replication', token: TOKEN })).code, 'read_only', 'no chained standbys');
+    assert.equal(
+      (await conn.request({ type: 'subscribe_replication', token: TOKEN })).code,
+      'read_only',
+      'no chained standbys',
+    );
     assert.equal((await reader.lookup(1)).hostname, 'alpha-two', 'nothing of it reached the store');
   });
 
   it('replicates from a TLS primary to a standby pinning its certificate, and never past a wrong pin', async () => {
     const tls = await loadRegistryTls({}, { storePath: ':memory:', listenHost: '127.0.0.1' });
     const primary = await server('tls-p', { token: TOKEN }, 0, tls);
-    const pinned = await server('tls-s', { token: TOKEN, standbyOf: `127.0.0.1:${primary.port}`, primaryFingerprint: tls.fingerprint.toUpperCase() });
-    const wrongPin = await server('tls-w', { token: TOKEN, standbyOf: `127.0.0.1:${primary.port}`, primaryFingerprint: 'ab'.repeat(32) });
+    const pinned = await server('tls-s', {
+      token: TOKEN,
+      standbyOf: `127.0.0.1:${primary.port}`,
+      primaryFingerprint: tls.fingerprint.toUpperCase(),
+    });
+    const wrongPin = await server('tls-w', {
+      token: TOKEN,
+      standbyOf: `127.0.0.1:${primary.port}`,
+      primaryFingerprint: 'ab'.repeat(32),
+    });
     const plain = await server('tls-x', { token: TOKEN, standbyOf: `127.0.0.1:${primary.port}` });
-    const writer = new RegistryClient({ address: `127.0.0.1:${primary.port}`, identity: Identity.generate(), tls: { fingerprint: tls.fingerprint }, timeoutMs: 3000 });
+    const writer = new RegistryClient({
+      address: `127.0.0.1:${primary.port}`,
+      identity: Identity.generate(),
+      tls: { fingerprint: tls.fingerprint },
+      timeoutMs: 3000,
+    });
     clients.push(writer);
     await writer.register({ listenAddr: '127.0.0.1:4000', hostname: 'over-tls' });
-    await until('the state at the pinned standby', async () => {
-      assert.equal((await client(pinned.port).resolveHostname('over-tls')).node_id, 1);
-      return true;
-    }, 2000);
+    await until(
+      'the state at the pinned standby',
+      async () => {
+        assert.equal((await client(pinned.port).resolveHostname('over-tls')).node_id, 1);
+        return true;
+      },
+      2000,
+    );
     // The others had the same time (and more) to connect: neither a wrong pin nor plain TCP gets the state.
     await new Promise((r) => setTimeout(r, 500));
-    for (const standby of [wrongPin, plain]) await assert.rejects(client(standby.port).resolveHostname('over-tls'), /not registered/);
+    for (const standby of [wrongPin, plain])
+      await assert.rejects(client(standby.port).resolveHostname('over-tls'), /not registered/);
   });
 
   it('streams snapshots only to a holder of the token, coalesced, without heartbeats triggering one', async () => {
     const plain = await server('plain', {});
     const noToken = await raw(plain.port);
-    assert.match(String((await noToken.request({ type: 'subscribe_replication', token: TOKEN })).message), /not enabled/);
+    assert.match(
+      String((await noToken.request({ type: 'subscribe_replication', token: TOKEN })).message),
+      /not enabled/,
+    );
     await noToken.waitClosed();
 
     const primary = await server('p2', { token: TOKEN });
     for (const token of ['wrong-token-wrong-token-wrong', undefined]) {
       const bad = await raw(primary.port);
-      const reply = await bad.request(token === undefined ? { type: 'subscribe_replication' } : { type: 'subscribe_replication', token });
+      const reply = await bad.request(
+        token === undefined ? { type: 'subscribe_replication' } : { type: 'subscribe_replication', token },
+      );
       assert.equal(reply.code, 'forbidden');
       assert.equal(reply.error, 'request failed');
       await bad.waitClosed();
@@ -181,25 +237,54 @@ describe('registry replication', () => {
     const tooMany = await raw(primary.port);
     assert.equal((await tooMany.request({ type: 'subscribe_replication', token: TOKEN })).code, 'rate_limited');
     extra[0]?.close();
-    await until('a freed slot taken again', async () => {
-      const c = await raw(primary.port);
-      c.send({ type: 'subscribe_replication', token: TOKEN });
-      assert.equal((await c.next())?.type, 'replication_snapshot', 'a freed slot can be taken again');
-      return true;
-    }, 2000);
+    await until(
+      'a freed slot taken again',
+      async () => {
+        const c = await raw(primary.port);
+        c.send({ type: 'subscribe_replication', token: TOKEN });
+        assert.equal((await c.next())?.type, 'replication_snapshot', 'a freed slot can be taken again');
+        return true;
+      },
+      2000,
+    );
   });
 
   it('processes: imports a Go store, catches up after the primary restarts, serves after its own restart', async () => {
     const primaryStore = join(dir, 'primary.db');
     const standbyStore = join(dir, 'standby.db');
     const startPrimary = async (addr: string, extra: string[] = []): Promise<{ proc: Spawned; port: number }> => {
-      const proc = spawnBin('pilot-registry', ['-addr', addr, '-store', primaryStore, '-replication-token', TOKEN, '-log-level', 'warn', ...extra]);
+      const proc = spawnBin('pilot-registry', [
+        '-addr',
+        addr,
+        '-store',
+        primaryStore,
+        '-replication-token',
+        TOKEN,
+        '-log-level',
+        'warn',
+        ...extra,
+      ]);
       procs.push(proc);
       return { proc, port: Number((await proc.waitFor(/registry listening on .*:(\d+)$/))[1]) };
     };
     const startStandby = async (primaryPort: number): Promise<{ proc: Spawned; port: number }> => {
-      const args = ['-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-store', standbyStore, '-log-level', 'info'];
-      const proc = spawnBin('pilot-rendezvous', [...args, '-standby', `127.0.0.1:${primaryPort}`, '-replication-token', TOKEN]);
+      const args = [
+        '-registry-addr',
+        '127.0.0.1:0',
+        '-beacon-addr',
+        '127.0.0.1:0',
+        '-store',
+        standbyStore,
+        '-log-level',
+        'info',
+      ];
+      const proc = spawnBin('pilot-rendezvous', [
+        ...args,
+        '-standby',
+        `127.0.0.1:${primaryPort}`,
+        '-replication-token',
+        TOKEN,
+      ]);
       procs.push(proc);
       return { proc, port: Number((await proc.waitFor(/registry listening on .*:(\d+)$/))[1]) };
     };
@@ -214,7 +299,14 @@ describe('registry replication', () => {
 
     await stopProcess(p1.proc.child, 'SIGKILL');
     assert.equal((await reader.lookup(2)).node_id, 2, 'the standby serves on while the primary is down');
-    const refusedImport = spawnBin('pilot-registry', ['-addr', '127.0.0.1:0', '-store', primaryStore, '-import-json', FIXTURE]);
+    const refusedImport = spawnBin('pilot-registry', [
+      '-addr',
+      '127.0.0.1:0',
+      '-store',
+      primaryStore,
+      '-import-json',
+      FIXTURE,
+    ]);
     procs.push(refusedImport);
     const code = await new Promise<number | null>((r) => refusedImport.child.once('close', (c) => r(c)));
     assert.equal(code, 1);
@@ -223,11 +315,18 @@ describe('registry replication', () => {
     const p2 = await startPrimary(`127.0.0.1:${p1.port}`);
     const carol = client(p2.port);
     assert.equal((await carol.register({ listenAddr: '127.0.0.1:4005', hostname: 'gamma' })).node_id, 5);
-    await until('gamma at the standby', async () => {
-      assert.equal((await reader.resolveHostname('gamma')).node_id, 5);
-      return true;
-    }, 8000);
-    assert.ok(s1.proc.stderr.some((l) => /lost the primary/.test(l)), 'the loss was logged');
+    await until(
+      'gamma at the standby',
+      async () => {
+        assert.equal((await reader.resolveHostname('gamma')).node_id, 5);
+        return true;
+      },
+      8000,
+    );
+    assert.ok(
+      s1.proc.stderr.some((l) => /lost the primary/.test(l)),
+      'the loss was logged',
+    );
 
     await stopProcess(p2.proc.child, 'SIGKILL');
     await stopProcess(s1.proc.child);

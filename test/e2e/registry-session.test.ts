@@ -12,7 +12,11 @@ describe('registry session against a real registry', () => {
   const clients: RegistryClient[] = [];
   const sessions: RegistrySession[] = [];
   const client = (): RegistryClient => {
-    const c = new RegistryClient({ address: `127.0.0.1:${server.port}`, identity: Identity.generate(), timeoutMs: 3000 });
+    const c = new RegistryClient({
+      address: `127.0.0.1:${server.port}`,
+      identity: Identity.generate(),
+      timeoutMs: 3000,
+    });
     clients.push(c);
     return c;
   };

@@ -108,7 +108,11 @@ describe('registry over TLS with a pinned certificate', () => {
   it('a pinned client refuses a plaintext registry at once', async () => {
     const plain = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:' });
     try {
-      const c = new RegistryClient({ address: `127.0.0.1:${plain.port}`, tls: { fingerprint: registry.fingerprint }, timeoutMs: 10_000 });
+      const c = new RegistryClient({
+        address: `127.0.0.1:${plain.port}`,
+        tls: { fingerprint: registry.fingerprint },
+        timeoutMs: 10_000,
+      });
       const { err, ms } = await failure(c.lookup(1));
       c.close();
       assert.equal(err.code, 'protocol');
@@ -124,7 +128,11 @@ describe('registry over TLS with a pinned certificate', () => {
     await stopProcess(registry.proc.child);
     registry = await startTlsRegistry(store);
     assert.equal(registry.fingerprint, before);
-    assert.equal((await client({ tls: { fingerprint: before } }).resolveHostname('alice')).type, 'resolve_hostname_ok', 'state survived too');
+    assert.equal(
+      (await client({ tls: { fingerprint: before } }).resolveHostname('alice')).type,
+      'resolve_hostname_ok',
+      'state survived too',
+    );
   });
 });
 
@@ -139,8 +147,20 @@ describe('daemon and pilotctl against a TLS registry', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pilot-daemon-tls-e2e-'));
-    rendezvous = spawnBin('pilot-rendezvous', ['-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-store', join(dir, 'rdv', 'registry.db'), '-tls']);
-    const [r, b, f] = await Promise.all([rendezvous.waitFor(LISTENING), rendezvous.waitFor(/beacon listening on .*:(\d+)/), rendezvous.waitFor(FINGERPRINT)]);
+    rendezvous = spawnBin('pilot-rendezvous', [
+      '-registry-addr',
+      '127.0.0.1:0',
+      '-beacon-addr',
+      '127.0.0.1:0',
+      '-store',
+      join(dir, 'rdv', 'registry.db'),
+      '-tls',
+    ]);
+    const [r, b, f] = await Promise.all([
+      rendezvous.waitFor(LISTENING),
+      rendezvous.waitFor(/beacon listening on .*:(\d+)/),
+      rendezvous.waitFor(FINGERPRINT),
+    ]);
     registryAddr = `127.0.0.1:${r[1]}`;
     beaconAddr = `127.0.0.1:${b[1]}`;
     fingerprint = f[1] as string;
@@ -162,8 +182,23 @@ describe('daemon and pilotctl against a TLS registry', () => {
   function daemon(name: string, pin: string): Spawned {
     const home = join(dir, name);
     const args = [
-      '-registry', registryAddr, '-beacon', beaconAddr, '-listen', '127.0.0.1:0', '-socket', join(dir, `${name}.sock`),
-      '-identity', join(home, 'identity.key'), '-home', home, '-log-level', 'warn', '-registry-tls', '-registry-fingerprint', pin,
+      '-registry',
+      registryAddr,
+      '-beacon',
+      beaconAddr,
+      '-listen',
+      '127.0.0.1:0',
+      '-socket',
+      join(dir, `${name}.sock`),
+      '-identity',
+      join(home, 'identity.key'),
+      '-home',
+      home,
+      '-log-level',
+      'warn',
+      '-registry-tls',
+      '-registry-fingerprint',
+      pin,
     ];
     const proc = spawnBin('pilot-daemon', args, { PILOT_HOME: home });
     daemons.push(proc);
@@ -174,7 +209,15 @@ describe('daemon and pilotctl against a TLS registry', () => {
     const help = spawnBin('pilot-rendezvous', ['-help']);
     await once(help.child, 'exit');
     assert.match(help.lines.join('\n'), /-tls-cert string/);
-    const bad = spawnBin('pilot-rendezvous', ['-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-tls', '-tls-key', join(dir, 'k.pem')]);
+    const bad = spawnBin('pilot-rendezvous', [
+      '-registry-addr',
+      '127.0.0.1:0',
+      '-beacon-addr',
+      '127.0.0.1:0',
+      '-tls',
+      '-tls-key',
+      join(dir, 'k.pem'),
+    ]);
     const [code] = (await once(bad.child, 'exit')) as [number | null];
     assert.equal(code, 2);
     assert.match(bad.stderr.join('\n'), /-tls-cert and -tls-key go together/);
@@ -207,9 +250,17 @@ describe('daemon and pilotctl against a TLS registry', () => {
     agents.push(agent);
     const byFlag = okData(await ctl(agent, ['lookup', '1', '--registry-fingerprint', fingerprint, '--json']));
     assert.equal(byFlag.type, 'lookup_ok');
-    const byEnv = okData(await ctl({ ...agent, env: { ...agent.env, PILOT_REGISTRY_FINGERPRINT: fingerprint } }, ['lookup', '1', '--json']));
+    const byEnv = okData(
+      await ctl({ ...agent, env: { ...agent.env, PILOT_REGISTRY_FINGERPRINT: fingerprint } }, [
+        'lookup',
+        '1',
+        '--json',
+      ]),
+    );
     assert.equal(byEnv.node_id, 1);
-    const wrong = errorEnvelope(await ctl(agent, ['lookup', '1', '--registry-fingerprint', otherFingerprint(fingerprint), '--json']));
+    const wrong = errorEnvelope(
+      await ctl(agent, ['lookup', '1', '--registry-fingerprint', otherFingerprint(fingerprint), '--json']),
+    );
     assert.equal(wrong.code, 'refused');
     assert.match(wrong.message, /does not match the pinned fingerprint/);
     const unpinned = errorEnvelope(await ctl(agent, ['lookup', '1', '--registry-tls', '--json']));
@@ -224,7 +275,10 @@ describe('daemon and pilotctl against a TLS registry', () => {
     agents.push(agent);
     await mkdir(agent.home, { recursive: true, mode: 0o700 });
     // The certificate the local rendezvous will find next to its store, as after an earlier run.
-    const { fingerprint: local } = await loadRegistryTls({}, { storePath: join(agent.home, 'registry.db'), listenHost: '127.0.0.1' });
+    const { fingerprint: local } = await loadRegistryTls(
+      {},
+      { storePath: join(agent.home, 'registry.db'), listenHost: '127.0.0.1' },
+    );
     okData(await ctl(agent, ['config', '--set', `registry_fingerprint=${local.toUpperCase()}`, '--json']));
     const started = okData(await ctl(agent, ['daemon', 'start', '--json']));
     assert.equal(typeof started.node_id, 'number');

@@ -20,7 +20,13 @@ describe('registry server end to end', () => {
 
   const start = async (opts: Partial<RegistryServerOptions> = {}): Promise<void> => {
     await server?.close();
-    server = await RegistryServer.start({ host: '127.0.0.1', port: 0, storePath: ':memory:', now: () => clock ?? Date.now(), ...opts });
+    server = await RegistryServer.start({
+      host: '127.0.0.1',
+      port: 0,
+      storePath: ':memory:',
+      now: () => clock ?? Date.now(),
+      ...opts,
+    });
   };
   const client = (identity = Identity.generate(), timeoutMs = 3000): RegistryClient => {
     const c = new RegistryClient({ address: `127.0.0.1:${server.port}`, identity, timeoutMs });
@@ -88,7 +94,13 @@ describe('registry server end to end', () => {
     await assert.rejects(b.setHostname('-bad'), isCode('invalid_argument'));
     await assert.rejects(b.setHostname('localhost'), isCode('invalid_argument'));
     assert.deepEqual(await b.setHostname('beta'), { type: 'set_hostname_ok', node_id: 2, hostname: 'beta' });
-    assert.deepEqual(await a.resolveHostname('beta'), { type: 'resolve_hostname_ok', node_id: 2, address: '0:0000.0000.0002', public: false, hostname: 'beta' });
+    assert.deepEqual(await a.resolveHostname('beta'), {
+      type: 'resolve_hostname_ok',
+      node_id: 2,
+      address: '0:0000.0000.0002',
+      public: false,
+      hostname: 'beta',
+    });
     await assert.rejects(a.resolveHostname('nobody'), isCode('not_found'));
 
     const list = await a.listNodes();
@@ -96,7 +108,12 @@ describe('registry server end to end', () => {
       { node_id: 1, address: '0:0000.0000.0001', hostname: 'alpha', task_exec: true, real_addr: '127.0.0.1:4000' },
       { node_id: 2, address: '0:0000.0000.0002', hostname: 'beta' },
     ]);
-    assert.deepEqual(await a.getPoloScore(2), { type: 'get_polo_score_ok', node_id: 2, address: '0:0000.0000.0002', polo_score: 0 });
+    assert.deepEqual(await a.getPoloScore(2), {
+      type: 'get_polo_score_ok',
+      node_id: 2,
+      address: '0:0000.0000.0002',
+      polo_score: 0,
+    });
     const hb = await a.heartbeat();
     assert.equal(hb.type, 'heartbeat_ok');
     assert.ok(Math.abs((hb.time as number) - nowSeconds()) <= 2);
@@ -124,11 +141,19 @@ describe('registry server end to end', () => {
     const reg = await r.request({ type: 'register', listen_addr: ':4000', public_key: identity.publicKeyBase64 });
     assert.equal(reg.type, 'register_ok');
     const nodeId = reg.node_id as number;
-    const ok = await r.request({ type: 'heartbeat', node_id: nodeId, signature: signChallenge(identity, `heartbeat:${nodeId}`) });
+    const ok = await r.request({
+      type: 'heartbeat',
+      node_id: nodeId,
+      signature: signChallenge(identity, `heartbeat:${nodeId}`),
+    });
     assert.equal(ok.type, 'heartbeat_ok');
 
     const other = Identity.generate();
-    const bad = await r.request({ type: 'heartbeat', node_id: nodeId, signature: signChallenge(other, `heartbeat:${nodeId}`) });
+    const bad = await r.request({
+      type: 'heartbeat',
+      node_id: nodeId,
+      signature: signChallenge(other, `heartbeat:${nodeId}`),
+    });
     assert.equal(bad.type, 'error');
     assert.equal(bad.error, 'request failed');
     assert.equal(bad.code, 'bad_signature');
@@ -147,7 +172,11 @@ describe('registry server end to end', () => {
     assert.equal(a.canWatchHandshakes, true);
     assert.equal((await a.heartbeat()).type, 'heartbeat_ok');
     const r = await raw();
-    const staticSig = await r.request({ type: 'heartbeat', node_id: id(a), signature: signChallenge(identity, `heartbeat:${id(a)}`) });
+    const staticSig = await r.request({
+      type: 'heartbeat',
+      node_id: id(a),
+      signature: signChallenge(identity, `heartbeat:${id(a)}`),
+    });
     assert.equal(staticSig.code, 'bad_signature');
   });
 
@@ -166,7 +195,11 @@ describe('registry server end to end', () => {
     assert.equal((await r.request(msg)).code, 'replay');
     assert.equal((await r.request(at(now - 400_000, { type: 'heartbeat', node_id: id(a) }))).code, 'replay', 'stale');
     const later = at(now + 1, { type: 'set_tags', node_id: id(a), tags: ['gpu'] });
-    assert.equal((await r.request({ ...later, tags: ['evil'] })).code, 'bad_signature', 'the tags are covered by the signature');
+    assert.equal(
+      (await r.request({ ...later, tags: ['evil'] })).code,
+      'bad_signature',
+      'the tags are covered by the signature',
+    );
     assert.deepEqual((await a.lookup(id(a))).tags, ['gpu']);
   });
 
@@ -208,12 +241,19 @@ describe('registry server end to end', () => {
   it('creates trust from respond_handshake only when it answers a real request', async () => {
     const a = await registered();
     const b = await registered();
-    assert.deepEqual(await b.respondHandshake(id(a), true), { type: 'respond_handshake_ok', accept: true, peer_id: id(a) });
+    assert.deepEqual(await b.respondHandshake(id(a), true), {
+      type: 'respond_handshake_ok',
+      accept: true,
+      peer_id: id(a),
+    });
     await assert.rejects(a.resolve(id(b)), isCode('untrusted'), 'no request, no pair');
     const unsolicited = await a.pollHandshakes();
     assert.equal((unsolicited.responses as JsonObject[]).length, 1, 'the response is still delivered');
 
-    assert.deepEqual(await a.requestHandshake(id(b), 'let us talk'), { type: 'request_handshake_ok', status: 'delivered' });
+    assert.deepEqual(await a.requestHandshake(id(b), 'let us talk'), {
+      type: 'request_handshake_ok',
+      status: 'delivered',
+    });
     const polled = await b.pollHandshakes();
     const requests = polled.requests as JsonObject[];
     assert.equal(requests.length, 1);
@@ -308,7 +348,10 @@ describe('registry server end to end', () => {
     await start({ adminToken: 's3cret' });
     const b = await registered();
     const r2 = await raw();
-    assert.equal((await r2.request({ type: 'set_polo_score', node_id: id(b), polo_score: 7, admin_token: 'wrong' })).code, 'forbidden');
+    assert.equal(
+      (await r2.request({ type: 'set_polo_score', node_id: id(b), polo_score: 7, admin_token: 'wrong' })).code,
+      'forbidden',
+    );
     const set = await r2.request({ type: 'set_polo_score', node_id: id(b), polo_score: 7, admin_token: 's3cret' });
     assert.deepEqual(set, { type: 'set_polo_score_ok', node_id: id(b), address: '0:0000.0000.0001', polo_score: 7 });
     const upd = await r2.request({ type: 'update_polo_score', node_id: id(b), delta: -2.9, admin_token: 's3cret' });
@@ -326,7 +369,10 @@ describe('registry server end to end', () => {
     await a.heartbeat();
     await assert.rejects(a.resolve(id(b)), isCode('unavailable'));
     await assert.rejects(a.resolveHostname('quiet'), isCode('unavailable'));
-    assert.deepEqual(((await a.listNodes()).nodes as JsonObject[]).map((n) => n.node_id), [id(a)]);
+    assert.deepEqual(
+      ((await a.listNodes()).nodes as JsonObject[]).map((n) => n.node_id),
+      [id(a)],
+    );
     assert.equal((await a.lookup(id(b))).hostname, 'quiet', 'id, key and hostname survive');
     await b.heartbeat();
     assert.equal((await a.resolve(id(b))).type, 'resolve_ok');
@@ -334,8 +380,14 @@ describe('registry server end to end', () => {
 
   it('serves beacons and the backbone network', async () => {
     const r = await raw();
-    assert.deepEqual(await r.request({ type: 'beacon_register', beacon_id: 9, addr: '127.0.0.1:9001' }), { type: 'beacon_register_ok', beacon_id: 9 });
-    assert.deepEqual(await r.request({ type: 'beacon_list' }), { type: 'beacon_list_ok', beacons: [{ id: 9, addr: '127.0.0.1:9001' }] });
+    assert.deepEqual(await r.request({ type: 'beacon_register', beacon_id: 9, addr: '127.0.0.1:9001' }), {
+      type: 'beacon_register_ok',
+      beacon_id: 9,
+    });
+    assert.deepEqual(await r.request({ type: 'beacon_list' }), {
+      type: 'beacon_list_ok',
+      beacons: [{ id: 9, addr: '127.0.0.1:9001' }],
+    });
     assert.equal((await r.request({ type: 'beacon_register', beacon_id: 0, addr: 'x:1' })).code, 'invalid_argument');
     await registered();
     assert.deepEqual(await r.request({ type: 'list_networks' }), {

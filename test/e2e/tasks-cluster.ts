@@ -19,17 +19,32 @@ export async function startTaskCluster(clockFile?: (dir: string) => string): Pro
   const cluster = await Cluster.start();
   await stopProcess(cluster.rendezvous.child);
   const env = clockFile ? { PILOT_TEST_CLOCK_OFFSET_FILE: clockFile(cluster.dir) } : {};
-  cluster.rendezvous = spawnBin('pilot-rendezvous', [
-    '-registry-addr', `127.0.0.1:${cluster.registryPort}`, '-beacon-addr', `127.0.0.1:${cluster.beaconPort}`,
-    '-store', join(cluster.dir, 'registry.db'), '-admin-token', ADMIN_TOKEN,
-  ], env);
+  cluster.rendezvous = spawnBin(
+    'pilot-rendezvous',
+    [
+      '-registry-addr',
+      `127.0.0.1:${cluster.registryPort}`,
+      '-beacon-addr',
+      `127.0.0.1:${cluster.beaconPort}`,
+      '-store',
+      join(cluster.dir, 'registry.db'),
+      '-admin-token',
+      ADMIN_TOKEN,
+    ],
+    env,
+  );
   await cluster.rendezvous.waitFor(/registry listening on/);
   await cluster.rendezvous.waitFor(/beacon listening on/);
   return cluster;
 }
 
 /** Adds a daemon whose task clock runs `offsetFile` ms ahead (PILOT_TEST_CLOCK_OFFSET_FILE). */
-export async function addDaemonWithClock(cluster: Cluster, name: string, offsetFile: string | undefined, extra: string[] = []): Promise<DaemonHandle> {
+export async function addDaemonWithClock(
+  cluster: Cluster,
+  name: string,
+  offsetFile: string | undefined,
+  extra: string[] = [],
+): Promise<DaemonHandle> {
   const saved = process.env.PILOT_TEST_CLOCK_OFFSET_FILE;
   if (offsetFile !== undefined) process.env.PILOT_TEST_CLOCK_OFFSET_FILE = offsetFile;
   try {
@@ -48,7 +63,9 @@ export async function setClock(file: string, offsetMs: number): Promise<void> {
 /** a asks, b approves; returns once both sides trust each other. */
 export async function makeTrust(da: Driver, db: Driver, a: DaemonHandle, b: DaemonHandle): Promise<void> {
   await da.handshake(b.nodeId, 'tasks e2e');
-  await until('pending request', async () => ((await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined));
+  await until('pending request', async () =>
+    (await db.pending()).some((p) => p.node_id === a.nodeId) ? true : undefined,
+  );
   await db.approve(a.nodeId);
   await until('trust', async () => ((await da.trusted()).some((t) => t.node_id === b.nodeId) ? true : undefined));
 }

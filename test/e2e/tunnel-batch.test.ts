@@ -8,7 +8,12 @@ import { waitFor } from '../wait.js';
 const track = closeAfterAll();
 
 /** Two tunnels (nodes 1 and 2) whose traffic from A to B passes a recording proxy, keys exchanged. */
-async function pairThroughProxy(): Promise<{ a: Tunnel; b: Tunnel; proxy: Proxy; atB: { from: number; text: string }[] }> {
+async function pairThroughProxy(): Promise<{
+  a: Tunnel;
+  b: Tunnel;
+  proxy: Proxy;
+  atB: { from: number; text: string }[];
+}> {
   const dir = new KeyDirectory();
   const a = track(await openNode(dir, 1));
   const b = track(await openNode(dir, 2));
@@ -28,7 +33,10 @@ describe('tunnel: PILM batches (pilot-ts peers only)', () => {
     const texts = Array.from({ length: 50 }, (_, i) => `event ${i}`);
     for (const t of texts) a.send(2, datagram(1, 2, t));
     await waitFor(() => atB.length === 51, 2000, 'batched packets');
-    assert.deepEqual(atB.slice(1).map((g) => g.text), texts);
+    assert.deepEqual(
+      atB.slice(1).map((g) => g.text),
+      texts,
+    );
     assert.equal(proxy.framesOf('PILM').length, 1);
     assert.equal(proxy.framesOf('PILS').length, 1, 'only the packet before batching was on');
   });
@@ -44,7 +52,10 @@ describe('tunnel: PILM batches (pilot-ts peers only)', () => {
     a.send(2, datagram(1, 2, big));
     a.send(2, datagram(1, 2, 'small 2'));
     await waitFor(() => atB.length === 5, 2000, 'mixed run');
-    assert.deepEqual(atB.slice(2).map((g) => (g.text.length > 100 ? 'big' : g.text)), ['small 1', 'big', 'small 2']);
+    assert.deepEqual(
+      atB.slice(2).map((g) => (g.text.length > 100 ? 'big' : g.text)),
+      ['small 1', 'big', 'small 2'],
+    );
     assert.equal(proxy.framesOf('PILM').length, 4, 'order kept: small 1, big and small 2 each in their own frame');
     assert.equal(proxy.framesOf('PILS').length, 1, 'only the packet before batching was on');
     assert.ok(Math.max(...proxy.framesOf('PILM').map((f) => f.length)) <= 65_001);
@@ -57,7 +68,10 @@ describe('tunnel: PILM batches (pilot-ts peers only)', () => {
     for (const size of [65_435, 65_436, 65_501, 65_502, 65_535]) a.send(2, datagram(1, 2, 'z'.repeat(size)));
     a.send(2, datagram(1, 2, 'after'));
     await waitFor(() => atB.length === 3, 2000, 'the packets that fit');
-    assert.deepEqual(atB.slice(1).map((g) => (g.text.length > 100 ? g.text.length : g.text)), [65_435, 'after']);
+    assert.deepEqual(
+      atB.slice(1).map((g) => (g.text.length > 100 ? g.text.length : g.text)),
+      [65_435, 'after'],
+    );
     assert.equal(a.stats.dropped.too_large, 4);
     assert.equal(a.stats.dropped.batch_error, undefined);
     assert.ok(Math.max(...proxy.framesOf('PILM').map((f) => f.length)) <= 65_507);
@@ -78,7 +92,10 @@ describe('tunnel: PILM batches (pilot-ts peers only)', () => {
     await peer.raw.send(frame, t.localPort);
     await peer.raw.send(frame, t.localPort);
     await waitFor(() => t.stats.dropped.replay === 1, 1000, 'replay refused');
-    assert.deepEqual(got.map((g) => g.text), ['one', 'two', 'three', 'four']);
+    assert.deepEqual(
+      got.map((g) => g.text),
+      ['one', 'two', 'three', 'four'],
+    );
 
     // A batch whose inner packet is spoofed loses only that packet.
     await peer.raw.send(peer.pilm([datagram(4, 1, 'spoofed'), datagram(3, 1, 'five')]), t.localPort);

@@ -3,7 +3,16 @@ import type { RemoteInfo } from 'node:dgram';
 import { describe, it } from 'node:test';
 import { decodeBeacon, encodeBeacon } from '../../src/protocol/beacon.js';
 import type { Tunnel } from '../../src/tunnel/index.js';
-import { closeAfterAll, collect, datagram, endpointOf, KeyDirectory, openNode, RawSocket, sleep } from './tunnel-harness.js';
+import {
+  closeAfterAll,
+  collect,
+  datagram,
+  endpointOf,
+  KeyDirectory,
+  openNode,
+  RawSocket,
+  sleep,
+} from './tunnel-harness.js';
 import { waitFor } from '../wait.js';
 
 const track = closeAfterAll();
@@ -119,7 +128,9 @@ describe('tunnel: beacon', () => {
   });
 
   /** Two tunnels with a working direct path between them, known to the beacon. */
-  async function directPair(mini: MiniBeacon): Promise<{ a: Tunnel; b: Tunnel; atA: { from: number; text: string }[]; atB: { from: number; text: string }[] }> {
+  async function directPair(
+    mini: MiniBeacon,
+  ): Promise<{ a: Tunnel; b: Tunnel; atA: { from: number; text: string }[]; atB: { from: number; text: string }[] }> {
     const dir = new KeyDirectory();
     const a = track(await openNode(dir, 1, { beacon: mini.address }));
     const b = track(await openNode(dir, 2, { beacon: mini.address }));

@@ -98,7 +98,9 @@ export class RawSocket {
   }
 
   send(bytes: Uint8Array, port: number, host = '127.0.0.1'): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.send(bytes, port, host, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.send(bytes, port, host, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   framesOf(magic: string): Buffer[] {
@@ -123,7 +125,12 @@ export class RawPeer {
 
   pila(nodeId = this.nodeId, identity = this.identity): Uint8Array {
     const x25519Public = this.keyPair.publicKey;
-    return encodePila({ senderNode: nodeId, x25519Public, ed25519Public: identity.publicKey, signature: signAuth(identity, nodeId, x25519Public) });
+    return encodePila({
+      senderNode: nodeId,
+      x25519Public,
+      ed25519Public: identity.publicKey,
+      signature: signAuth(identity, nodeId, x25519Public),
+    });
   }
 
   /** Sets up the send session for the tunnel whose X25519 key is given. */

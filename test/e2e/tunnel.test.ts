@@ -4,7 +4,19 @@ import { Identity, TunnelSession } from '../../src/crypto/index.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodePils, encodePilk, encodePilt } from '../../src/protocol/tunnel.js';
 import { Tunnel } from '../../src/tunnel/index.js';
-import { closeAfterAll, collect, connectRawPeer, datagram, endpointOf, KeyDirectory, openNode, Proxy, RawPeer, RawSocket, sleep } from './tunnel-harness.js';
+import {
+  closeAfterAll,
+  collect,
+  connectRawPeer,
+  datagram,
+  endpointOf,
+  KeyDirectory,
+  openNode,
+  Proxy,
+  RawPeer,
+  RawSocket,
+  sleep,
+} from './tunnel-harness.js';
 import { waitFor } from '../wait.js';
 
 const track = closeAfterAll();
@@ -36,14 +48,19 @@ describe('tunnel: first contact', () => {
     assert.equal(b.send(1, datagram(2, 1, 'b1')), true);
     await waitFor(() => atA.length === 1, 2000, 'packet at A');
     await sleep(150);
-    assert.deepEqual(atB, [{ from: 1, text: 'a1' }, { from: 1, text: 'a2' }]);
+    assert.deepEqual(atB, [
+      { from: 1, text: 'a1' },
+      { from: 1, text: 'a2' },
+    ]);
     assert.deepEqual(atA, [{ from: 2, text: 'b1' }]);
     for (const t of [a, b]) {
       assert.equal(t.stats.sent.PILT, undefined);
       assert.ok((t.stats.sent.PILS ?? 0) >= 1);
       assert.equal(t.stats.dropped.plaintext, undefined);
     }
-    assert.deepEqual(b.peers(), [{ nodeId: 1, endpoint: endpointOf(a), encrypted: true, authenticated: true, relay: false }]);
+    assert.deepEqual(b.peers(), [
+      { nodeId: 1, endpoint: endpointOf(a), encrypted: true, authenticated: true, relay: false },
+    ]);
     assert.equal(a.send(99, datagram(1, 99, 'nobody')), false);
   });
 
@@ -59,8 +76,14 @@ describe('tunnel: first contact', () => {
     }
     await waitFor(() => atA.length === 5 && atB.length === 5, 2000, 'both directions');
     await sleep(150);
-    assert.deepEqual(atB.map((g) => g.text), ['a0', 'a1', 'a2', 'a3', 'a4']);
-    assert.deepEqual(atA.map((g) => g.text), ['b0', 'b1', 'b2', 'b3', 'b4']);
+    assert.deepEqual(
+      atB.map((g) => g.text),
+      ['a0', 'a1', 'a2', 'a3', 'a4'],
+    );
+    assert.deepEqual(
+      atA.map((g) => g.text),
+      ['b0', 'b1', 'b2', 'b3', 'b4'],
+    );
     assert.equal(a.stats.sent.PILT, undefined);
     assert.ok((a.stats.sent.PILA ?? 0) <= 3, `PILA count ${a.stats.sent.PILA}`);
   });
@@ -134,7 +157,11 @@ describe('tunnel: refusals', () => {
     const forged = Buffer.from(attacker.pila());
     forged.set(genuineKey, 40);
     await attacker.raw.send(forged, t.localPort);
-    await waitFor(() => (t.stats.dropped.key_mismatch ?? 0) + (t.stats.dropped.bad_signature ?? 0) === 2, 2000, 'refusals');
+    await waitFor(
+      () => (t.stats.dropped.key_mismatch ?? 0) + (t.stats.dropped.bad_signature ?? 0) === 2,
+      2000,
+      'refusals',
+    );
     assert.equal(t.stats.dropped.key_mismatch, 1);
     assert.equal(t.stats.dropped.bad_signature, 1);
     assert.equal(t.hasPeer(3), false);
@@ -151,7 +178,10 @@ describe('tunnel: refusals', () => {
     await peer.raw.send(peer.pils(datagram(3, 0xffffffff, 'broadcast')), t.localPort);
     await peer.raw.send(peer.pils(datagram(3, 1, 'fine')), t.localPort);
     await waitFor(() => got.length === 2, 1000, 'valid packets');
-    assert.deepEqual(got.map((g) => g.text), ['broadcast', 'fine']);
+    assert.deepEqual(
+      got.map((g) => g.text),
+      ['broadcast', 'fine'],
+    );
     assert.equal(t.stats.dropped.spoofed_source, 1);
     assert.equal(t.stats.dropped.wrong_destination, 1);
   });
@@ -259,7 +289,14 @@ describe('tunnel: restart and modes', () => {
   it('counts malformed datagrams without throwing', async () => {
     const { t } = await tunnelAndRawPeer();
     const raw = track(await RawSocket.open());
-    for (const bytes of [Buffer.alloc(0), Buffer.from('PI'), Buffer.from('PILS123'), Buffer.from('PILA'), Buffer.from('XXXXXXXX'), Buffer.from('PILT')]) {
+    for (const bytes of [
+      Buffer.alloc(0),
+      Buffer.from('PI'),
+      Buffer.from('PILS123'),
+      Buffer.from('PILA'),
+      Buffer.from('XXXXXXXX'),
+      Buffer.from('PILT'),
+    ]) {
       await raw.send(bytes, t.localPort);
     }
     await waitFor(() => t.stats.dropped.malformed === 5 && t.stats.dropped.plaintext === 1, 1000, 'malformed count');

@@ -4,8 +4,16 @@ import { join } from 'node:path';
 /** Where the Go reference's binaries are ($PILOT_GO_BIN), and which of those the suite runs. */
 
 export const GO_BINARIES = [
-  'rendezvous', 'daemon', 'pilotctl', 'example-echo', 'example-client', 'example-webserver', 'example-httpclient',
-  'example-secure', 'example-dataexchange', 'example-eventstream',
+  'rendezvous',
+  'daemon',
+  'pilotctl',
+  'example-echo',
+  'example-client',
+  'example-webserver',
+  'example-httpclient',
+  'example-secure',
+  'example-dataexchange',
+  'example-eventstream',
 ] as const;
 
 export function goBinDir(): string | undefined {

@@ -28,13 +28,14 @@ function cleanEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
   // Last resort when the runner dies: nothing we started outlives it.
-  for (const child of live) if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // gone
+  for (const child of live)
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
     }
-  }
 });
 
 /** SIGKILLs (by PID) every process of ours still running, e.g. a subscriber whose check failed. */
@@ -55,7 +56,13 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-export function spawnProc(name: string, cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, logPath: string): Proc {
+export function spawnProc(
+  name: string,
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  logPath: string,
+): Proc {
   const child = spawn(cmd, args, { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   child.once('exit', () => live.delete(child));
@@ -96,13 +103,18 @@ export function spawnProc(name: string, cmd: string, args: readonly string[], en
       }
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
-          waiters.splice(waiters.findIndex((w) => w.resolve === done), 1);
+          waiters.splice(
+            waiters.findIndex((w) => w.resolve === done),
+            1,
+          );
           child.off('exit', onExit);
           reject(new Error(`${name}: no line matching ${re} within ${timeoutMs} ms; log ${logPath}:\n${tail(20)}`));
         }, timeoutMs);
         const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
           clearTimeout(timer);
-          reject(new Error(`${name} exited (${String(code ?? signal)}) before printing ${re}; log ${logPath}:\n${tail(20)}`));
+          reject(
+            new Error(`${name} exited (${String(code ?? signal)}) before printing ${re}; log ${logPath}:\n${tail(20)}`),
+          );
         };
         const done = (m: RegExpMatchArray): void => {
           clearTimeout(timer);
@@ -137,13 +149,28 @@ export async function startRendezvous(impl: Impl, dir: string): Promise<Rendezvo
   if (impl === 'go') {
     const rport = await freePort('tcp');
     const bport = await freePort('udp');
-    const proc = spawnProc('go rendezvous', goBin('rendezvous'), ['-registry-addr', `127.0.0.1:${rport}`, '-beacon-addr', `127.0.0.1:${bport}`], {}, logPath);
+    const proc = spawnProc(
+      'go rendezvous',
+      goBin('rendezvous'),
+      ['-registry-addr', `127.0.0.1:${rport}`, '-beacon-addr', `127.0.0.1:${bport}`],
+      {},
+      logPath,
+    );
     await Promise.all([proc.waitFor(/msg="registry listening"/), proc.waitFor(/msg="beacon listening"/)]);
     return { impl, registry: `127.0.0.1:${rport}`, beacon: `127.0.0.1:${bport}`, proc };
   }
   const [cmd, pre] = tsCommand('pilot-rendezvous');
-  const proc = spawnProc('pilot-rendezvous', cmd, [...pre, '-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-store', join(dir, 'registry.db')], {}, logPath);
-  const [r, b] = await Promise.all([proc.waitFor(/registry listening on .*:(\d+)/), proc.waitFor(/beacon listening on .*:(\d+)/)]);
+  const proc = spawnProc(
+    'pilot-rendezvous',
+    cmd,
+    [...pre, '-registry-addr', '127.0.0.1:0', '-beacon-addr', '127.0.0.1:0', '-store', join(dir, 'registry.db')],
+    {},
+    logPath,
+  );
+  const [r, b] = await Promise.all([
+    proc.waitFor(/registry listening on .*:(\d+)/),
+    proc.waitFor(/beacon listening on .*:(\d+)/),
+  ]);
   return { impl, registry: `127.0.0.1:${r[1]}`, beacon: `127.0.0.1:${b[1]}`, proc };
 }
 
@@ -173,7 +200,13 @@ export interface DaemonOptions {
   readonly extra?: readonly string[];
 }
 
-export async function startDaemon(impl: Impl, dir: string, rv: Rendezvous, name: string, opts: DaemonOptions): Promise<NodeHandle> {
+export async function startDaemon(
+  impl: Impl,
+  dir: string,
+  rv: Rendezvous,
+  name: string,
+  opts: DaemonOptions,
+): Promise<NodeHandle> {
   const home = join(dir, name);
   const pilotHome = join(home, '.pilot');
   await mkdir(pilotHome, { recursive: true, mode: 0o700 });
@@ -181,9 +214,22 @@ export async function startDaemon(impl: Impl, dir: string, rv: Rendezvous, name:
   const udpPort = await freePort('udp');
   const listen = `127.0.0.1:${udpPort}`;
   const common = [
-    '-registry', rv.registry, '-beacon', rv.beacon, '-listen', listen, '-socket', socket,
-    '-identity', join(pilotHome, 'identity.key'), '-keepalive', '2s', '-hostname', opts.hostname,
-    ...(opts.public === true ? ['-public'] : []), ...(opts.extra ?? []),
+    '-registry',
+    rv.registry,
+    '-beacon',
+    rv.beacon,
+    '-listen',
+    listen,
+    '-socket',
+    socket,
+    '-identity',
+    join(pilotHome, 'identity.key'),
+    '-keepalive',
+    '2s',
+    '-hostname',
+    opts.hostname,
+    ...(opts.public === true ? ['-public'] : []),
+    ...(opts.extra ?? []),
   ];
   const logPath = join(dir, `${name}.log`);
   let proc: Proc;
@@ -196,12 +242,31 @@ export async function startDaemon(impl: Impl, dir: string, rv: Rendezvous, name:
     address = m[2] as string;
   } else {
     const [cmd, pre] = tsCommand('pilot-daemon');
-    proc = spawnProc(`pilot-daemon ${name}`, cmd, [...pre, ...common, '-home', pilotHome], { HOME: home, PILOT_HOME: pilotHome }, logPath);
+    proc = spawnProc(
+      `pilot-daemon ${name}`,
+      cmd,
+      [...pre, ...common, '-home', pilotHome],
+      { HOME: home, PILOT_HOME: pilotHome },
+      logPath,
+    );
     const m = await proc.waitFor(/daemon ready (\S+) node (\d+)/, 20_000);
     address = m[1] as string;
     nodeId = Number(m[2]);
   }
-  return { name, impl, home, pilotHome, socket, hostname: opts.hostname, public: opts.public === true, rv, proc, address, nodeId, udpPort };
+  return {
+    name,
+    impl,
+    home,
+    pilotHome,
+    socket,
+    hostname: opts.hostname,
+    public: opts.public === true,
+    rv,
+    proc,
+    address,
+    nodeId,
+    udpPort,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -214,11 +279,26 @@ export interface Run {
 }
 
 function cliEnv(node: NodeHandle): NodeJS.ProcessEnv {
-  return { HOME: node.home, PILOT_HOME: node.pilotHome, PILOT_SOCKET: node.socket, PILOT_REGISTRY: node.rv.registry, PILOT_BEACON: node.rv.beacon };
+  return {
+    HOME: node.home,
+    PILOT_HOME: node.pilotHome,
+    PILOT_SOCKET: node.socket,
+    PILOT_REGISTRY: node.rv.registry,
+    PILOT_BEACON: node.rv.beacon,
+  };
 }
 
-function startExe(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number, input?: string): Run {
-  const child = spawn(cmd, args, { env: cleanEnv(env), stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+function startExe(
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  input?: string,
+): Run {
+  const child = spawn(cmd, args, {
+    env: cleanEnv(env),
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
   live.add(child);
   child.once('exit', () => live.delete(child));
   return collectRun(child, `${cmd} ${args.join(' ')}`, timeoutMs, input);
@@ -252,12 +332,19 @@ export function cli(impl: Impl, node: NodeHandle, args: readonly string[], opts:
 }
 
 /** The `data` of a successful `--json` run of either CLI (exit 0, one envelope line on stdout). */
-export async function cliData(impl: Impl, node: NodeHandle, args: readonly string[], opts: CliOptions = {}): Promise<Record<string, unknown>> {
+export async function cliData(
+  impl: Impl,
+  node: NodeHandle,
+  args: readonly string[],
+  opts: CliOptions = {},
+): Promise<Record<string, unknown>> {
   const r = await cli(impl, node, args, opts);
   try {
     return okData(r);
   } catch (err) {
-    throw new Error(`${impl} pilotctl ${args.join(' ')} (daemon ${node.name}, ${node.impl}): ${(err as Error).message}`);
+    throw new Error(
+      `${impl} pilotctl ${args.join(' ')} (daemon ${node.name}, ${node.impl}): ${(err as Error).message}`,
+    );
   }
 }
 
@@ -274,7 +361,12 @@ export function serveExample(dir: string, name: string, tag: string, args: reado
 // ---------------------------------------------------------------------------------------------
 // Odds and ends
 
-export async function poll<T>(what: string, timeoutMs: number, everyMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+export async function poll<T>(
+  what: string,
+  timeoutMs: number,
+  everyMs: number,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -284,7 +376,10 @@ export async function poll<T>(what: string, timeoutMs: number, everyMs: number, 
     } catch (err) {
       last = err;
     }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `; last error: ${last.message}` : ''}`);
+    if (Date.now() >= deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `; last error: ${last.message}` : ''}`,
+      );
     await sleep(everyMs);
   }
 }

@@ -55,7 +55,8 @@ export class Suite {
 
   check(name: string, opts: CheckOptions, fn: () => Promise<void>): void {
     if (this.#defined.has(name)) throw new Error(`check defined twice: ${name}`);
-    for (const n of opts.needs ?? []) if (!this.#defined.has(n)) throw new Error(`check "${name}" needs "${n}", which is not defined before it`);
+    for (const n of opts.needs ?? [])
+      if (!this.#defined.has(n)) throw new Error(`check "${name}" needs "${n}", which is not defined before it`);
     this.#defined.add(name);
     const timeoutMs = opts.timeoutMs ?? 60_000;
     it(name, { timeout: timeoutMs + 15_000 }, async (t) => {
@@ -79,10 +80,23 @@ export class Suite {
       } catch (err) {
         const seconds = (performance.now() - started) / 1000;
         const message = err instanceof Error ? err.message : String(err);
-        this.#record(name, 'fail', seconds, message.split('\n').filter((l) => l.trim() !== '').slice(0, 2).join(' | '));
-        const logs = (opts.logs?.() ?? []).filter((p): p is Proc => p !== undefined).map((p) => logTail(p)).join('\n');
+        this.#record(
+          name,
+          'fail',
+          seconds,
+          message
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .slice(0, 2)
+            .join(' | '),
+        );
+        const logs = (opts.logs?.() ?? [])
+          .filter((p): p is Proc => p !== undefined)
+          .map((p) => logTail(p))
+          .join('\n');
         const wrapped = new Error(logs === '' ? message : `${message}\n${logs}`);
-        if (err instanceof Error && err.stack) wrapped.stack = `${wrapped.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
+        if (err instanceof Error && err.stack)
+          wrapped.stack = `${wrapped.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
         throw wrapped;
       } finally {
         clearTimeout(timer);
@@ -94,7 +108,9 @@ export class Suite {
     this.#status.set(name, status);
     records.push({ suite: this.label, name, status, seconds: round(seconds), ...(note !== undefined ? { note } : {}) });
     const head = status === 'pass' ? 'ok  ' : status === 'fail' ? 'FAIL' : 'skip';
-    process.stderr.write(`[interop] ${new Date().toISOString().slice(11, 23)} ${head} ${this.label} › ${name} (${seconds.toFixed(1)} s)${note !== undefined ? ` — ${note.slice(0, 300)}` : ''}\n`);
+    process.stderr.write(
+      `[interop] ${new Date().toISOString().slice(11, 23)} ${head} ${this.label} › ${name} (${seconds.toFixed(1)} s)${note !== undefined ? ` — ${note.slice(0, 300)}` : ''}\n`,
+    );
   }
 }
 
@@ -110,7 +126,9 @@ export function summary(extra: Record<string, unknown> = {}): Record<string, unk
     const mine = records.filter((r) => r.suite === label);
     suites[label] = { passed: count(mine, 'pass'), failed: count(mine, 'fail'), skipped: count(mine, 'skip') };
   }
-  const failures = Object.fromEntries(records.filter((r) => r.status === 'fail').map((r) => [`${r.suite} › ${r.name}`, (r.note ?? '').slice(0, 300)]));
+  const failures = Object.fromEntries(
+    records.filter((r) => r.status === 'fail').map((r) => [`${r.suite} › ${r.name}`, (r.note ?? '').slice(0, 300)]),
+  );
   const skippedBecause: Record<string, number> = {};
   for (const r of records.filter((x) => x.status === 'skip')) {
     const k = `${r.suite} › ${r.note ?? ''}`;

@@ -16,7 +16,9 @@ import { goBinDir, missingGoBinaries } from './go-bin.js';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = goBinDir();
 if (bin === undefined) {
-  process.stdout.write('test:interop skipped: PILOT_GO_BIN is not set (the directory holding the Go reference binaries: rendezvous, daemon, pilotctl, example-*)\n');
+  process.stdout.write(
+    'test:interop skipped: PILOT_GO_BIN is not set (the directory holding the Go reference binaries: rendezvous, daemon, pilotctl, example-*)\n',
+  );
   process.exit(0);
 }
 const missing = missingGoBinaries(bin);
@@ -35,7 +37,15 @@ const tmp = mkdtempSync(join(tmpdir(), 'pilot-interop-summary-'));
 const summaryFile = join(tmp, 'summary.json');
 const run = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-timeout=900000', '--test-reporter=spec', ...process.argv.slice(2), 'test/interop/interop.test.ts'],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-timeout=900000',
+    '--test-reporter=spec',
+    ...process.argv.slice(2),
+    'test/interop/interop.test.ts',
+  ],
   { cwd: ROOT, stdio: 'inherit', env: { ...process.env, PILOT_INTEROP_SUMMARY: summaryFile } },
 );
 let summary = '';

@@ -48,10 +48,19 @@ export interface CommandResult {
 
 function run(cmd: string, args: readonly string[], input?: string, timeoutMs = 60_000): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr: stderr || (err && code !== 0 && !stderr ? String(err.message) : stderr) });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, stdout, stderr: stderr || (err && code !== 0 && !stderr ? String(err.message) : stderr) });
+      },
+    );
     if (input !== undefined) child.stdin?.end(input);
   });
 }
@@ -85,7 +94,9 @@ function alive(pid: number): boolean {
 /** Kills whatever runs in a namespace, then deletes it (its links and rules go with it). */
 function deleteNamespace(ns: string): void {
   try {
-    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => p !== '');
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+      .split('\n')
+      .filter((p) => p !== '');
     for (const p of pids) {
       try {
         process.kill(Number(p), 'SIGKILL');
@@ -117,11 +128,14 @@ export function removeLeftovers(): string[] {
 
 /** Why the lab cannot run here, or undefined when it can. */
 export async function labSkipReason(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return `NAT lab skipped: needs Linux network namespaces (platform ${process.platform})`;
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'NAT lab skipped: needs root (ip netns, nft)';
+  if (process.platform !== 'linux')
+    return `NAT lab skipped: needs Linux network namespaces (platform ${process.platform})`;
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0)
+    return 'NAT lab skipped: needs root (ip netns, nft)';
   for (const tool of ['ip', 'nft', 'tc']) {
     const r = await run(tool, ['-V']);
-    if (r.code !== 0 && !/version|utility|nftables/i.test(r.stdout + r.stderr)) return `NAT lab skipped: "${tool}" is not installed`;
+    if (r.code !== 0 && !/version|utility|nftables/i.test(r.stdout + r.stderr))
+      return `NAT lab skipped: "${tool}" is not installed`;
   }
   const probe = `${PREFIX}${process.pid}-probe`;
   const add = await run('ip', ['netns', 'add', probe]);
@@ -272,7 +286,17 @@ export class NatLab {
         const ip = `198.18.0.${20 + publicHosts++}`;
         const ns = await this.#ns(`a-${spec.name}`);
         await this.#toBridge(ns, 'eth0', ip);
-        this.agents.set(spec.name, { ...spec, ns, routerNs: undefined, ip, publicIp: ip, home, socket, nodeId: 0, proc: undefined });
+        this.agents.set(spec.name, {
+          ...spec,
+          ns,
+          routerNs: undefined,
+          ip,
+          publicIp: ip,
+          home,
+          socket,
+          nodeId: 0,
+          proc: undefined,
+        });
         continue;
       }
       const n = ++this.#routers;
@@ -289,12 +313,29 @@ export class NatLab {
       await must('ip', ['-n', ns, 'route', 'add', 'default', 'via', `${lanNet}.1`]);
       await must('ip', ['netns', 'exec', router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       await must('ip', ['netns', 'exec', router, 'nft', '-f', '-'], routerRules(spec.kind, `${lanNet}.2`));
-      this.agents.set(spec.name, { ...spec, ns, routerNs: router, ip: `${lanNet}.2`, publicIp: wanIp, home, socket, nodeId: 0, proc: undefined });
+      this.agents.set(spec.name, {
+        ...spec,
+        ns,
+        routerNs: router,
+        ip: `${lanNet}.2`,
+        publicIp: wanIp,
+        home,
+        socket,
+        nodeId: 0,
+        proc: undefined,
+      });
     }
   }
 
   /** Spawns `node <dist/bin/...>` inside a namespace; resolves when `ready` appears on stdout. */
-  spawnNode(ns: string, label: string, script: string, args: readonly string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  spawnNode(
+    ns: string,
+    label: string,
+    script: string,
+    args: readonly string[],
+    ready: RegExp,
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<ChildProcess> {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, join(this.opts.dist, 'bin', script), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
@@ -304,7 +345,10 @@ export class NatLab {
     this.#logs.set(label, log);
     return new Promise((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`${label} did not start in 20 s:\n${log.join('').slice(-3000)}`)), 20_000);
+      const timer = setTimeout(
+        () => reject(new Error(`${label} did not start in 20 s:\n${log.join('').slice(-3000)}`)),
+        20_000,
+      );
       const onData = (chunk: Buffer): void => {
         const text = chunk.toString('utf8');
         log.push(text);
@@ -340,7 +384,19 @@ export class NatLab {
       this.rdvNs,
       'rendezvous',
       'pilot-rendezvous.js',
-      ['-registry-addr', REGISTRY_ADDR, '-beacon-addr', BEACON_ADDR, '-nat-probe-addr', BEACON_ALT_IP, '-store', join(this.dir, 'registry.db'), '-log-level', 'warn', ...(this.opts.beaconFlags ?? [])],
+      [
+        '-registry-addr',
+        REGISTRY_ADDR,
+        '-beacon-addr',
+        BEACON_ADDR,
+        '-nat-probe-addr',
+        BEACON_ALT_IP,
+        '-store',
+        join(this.dir, 'registry.db'),
+        '-log-level',
+        'warn',
+        ...(this.opts.beaconFlags ?? []),
+      ],
       /beacon listening/,
     );
   }
@@ -366,7 +422,9 @@ export class NatLab {
       'info',
       ...(this.opts.daemonFlags ?? []),
     ];
-    const proc = await this.spawnNode(a.ns, a.name, 'pilot-daemon.js', args, /daemon ready .* node (\d+)/, { PILOT_HOME: a.home });
+    const proc = await this.spawnNode(a.ns, a.name, 'pilot-daemon.js', args, /daemon ready .* node (\d+)/, {
+      PILOT_HOME: a.home,
+    });
     const m = /daemon ready .* node (\d+)/.exec(this.logOf(a.name));
     a.nodeId = Number(m?.[1] ?? 0);
     a.proc = proc;
@@ -396,7 +454,12 @@ export class NatLab {
   }
 
   /** `pilotctl --json …` run inside the agent's namespace against its daemon; the `data` object. */
-  async ctl(name: string, args: readonly string[], input?: string, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+  async ctl(
+    name: string,
+    args: readonly string[],
+    input?: string,
+    timeoutMs = 120_000,
+  ): Promise<Record<string, unknown>> {
     const r = await this.ctlRaw(name, ['--json', ...args], input, timeoutMs);
     let parsed: unknown;
     try {
@@ -411,7 +474,19 @@ export class NatLab {
 
   ctlRaw(name: string, args: readonly string[], input?: string, timeoutMs = 120_000): Promise<CommandResult> {
     const a = this.agent(name);
-    return this.exec(a.ns, 'env', [`PILOT_SOCKET=${a.socket}`, `PILOT_HOME=${a.home}`, process.execPath, join(this.opts.dist, 'bin', 'pilotctl.js'), ...args], input, timeoutMs);
+    return this.exec(
+      a.ns,
+      'env',
+      [
+        `PILOT_SOCKET=${a.socket}`,
+        `PILOT_HOME=${a.home}`,
+        process.execPath,
+        join(this.opts.dist, 'bin', 'pilotctl.js'),
+        ...args,
+      ],
+      input,
+      timeoutMs,
+    );
   }
 
   /** Runs an nft command on an agent's router. */
@@ -453,7 +528,22 @@ export class NatLab {
       await run('ip', ['netns', 'exec', a.routerNs, 'tc', 'qdisc', 'del', 'dev', 'wan', 'root']);
       await run('ip', ['netns', 'exec', a.routerNs, 'nft', 'delete', 'chain', 'ip', 'lab', 'impair']);
       if (!spec) continue;
-      const netem = await run('ip', ['netns', 'exec', a.routerNs, 'tc', 'qdisc', 'add', 'dev', 'wan', 'root', 'netem', 'delay', `${spec.delayMs}ms`, 'loss', `${spec.lossPct}%`]);
+      const netem = await run('ip', [
+        'netns',
+        'exec',
+        a.routerNs,
+        'tc',
+        'qdisc',
+        'add',
+        'dev',
+        'wan',
+        'root',
+        'netem',
+        'delay',
+        `${spec.delayMs}ms`,
+        'loss',
+        `${spec.lossPct}%`,
+      ]);
       if (netem.code === 0) continue;
       delayed = false;
       // Both directions of the router's forwarding, before the NAT and filter rules decide.

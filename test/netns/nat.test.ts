@@ -38,14 +38,28 @@ function registryEndpoint(lab: NatLab, node: number): string {
 describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
   let lab: NatLab;
   before(async () => {
-    lab = await NatLab.start({ dist, agents: [...LAB_AGENTS, { name: 'fullcone2', kind: 'fullcone' }, { name: 'restricted2', kind: 'restricted' }, ...REBIND_AGENTS] });
+    lab = await NatLab.start({
+      dist,
+      agents: [
+        ...LAB_AGENTS,
+        { name: 'fullcone2', kind: 'fullcone' },
+        { name: 'restricted2', kind: 'restricted' },
+        ...REBIND_AGENTS,
+      ],
+    });
   });
   after(async () => {
     await lab?.stop();
   });
 
   test('each daemon detects the NAT in front of it (info nat)', async () => {
-    const want: Record<NatKind, string> = { public: 'none', fullcone: 'full-cone', restricted: 'restricted-cone', portrestricted: 'port-restricted-cone', symmetric: 'symmetric' };
+    const want: Record<NatKind, string> = {
+      public: 'none',
+      fullcone: 'full-cone',
+      restricted: 'restricted-cone',
+      portrestricted: 'port-restricted-cone',
+      symmetric: 'symmetric',
+    };
     for (const a of lab.agents.values()) {
       let nat: Record<string, unknown> = {};
       for (let i = 0; i < 40; i++) {
@@ -63,7 +77,9 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
 
   test('every pair connects: direct, except symmetric with symmetric or port-restricted (relay)', async () => {
     const results: PairResult[] = await runPairs(lab, labPairs());
-    const lines = results.map((r) => `${r.a}↔${r.b} ${r.path} ttfb ${r.ttfb_ms} ms ${r.goodput_MBps} MB/s${r.error ? ` ${r.error}` : ''}`);
+    const lines = results.map(
+      (r) => `${r.a}↔${r.b} ${r.path} ttfb ${r.ttfb_ms} ms ${r.goodput_MBps} MB/s${r.error ? ` ${r.error}` : ''}`,
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
     for (const r of results) {
       assert.ok(r.connected && r.ping_ok && r.bench_ok && r.stdio_ok, `${r.a}↔${r.b}: ${r.error ?? 'incomplete'}`);
@@ -80,7 +96,14 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
     const fc = lab.agent('fullcone2');
     const rc = lab.agent('restricted2');
     await lab.nft('fullcone2', ['insert', 'rule', 'ip', 'lab', 'filter_fwd', 'ip', 'daddr', rc.publicIp, 'drop']);
-    await lab.nft('fullcone2', ['add', 'chain', 'ip', 'lab', 'block_in', '{ type filter hook prerouting priority -300; policy accept; }']);
+    await lab.nft('fullcone2', [
+      'add',
+      'chain',
+      'ip',
+      'lab',
+      'block_in',
+      '{ type filter hook prerouting priority -300; policy accept; }',
+    ]);
     await lab.nft('fullcone2', ['add', 'rule', 'ip', 'lab', 'block_in', 'ip', 'saddr', rc.publicIp, 'drop']);
     await trustPair(lab, 'fullcone2', 'restricted2');
     await lab.ctl('fullcone2', ['ping', String(rc.nodeId), '--count', '1', '--timeout', '30s']);
@@ -90,8 +113,29 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
     // Unblock (rule handles are not needed: the chain goes, and the forward rule is the first one).
     await lab.nft('fullcone2', ['delete', 'chain', 'ip', 'lab', 'block_in']).catch(() => undefined);
     await lab.nft('fullcone2', ['flush', 'chain', 'ip', 'lab', 'filter_fwd']);
-    await lab.nft('fullcone2', ['add', 'rule', 'ip', 'lab', 'filter_fwd', 'iifname', '"lan"', 'oifname', '"wan"', 'accept']);
-    await lab.nft('fullcone2', ['add', 'rule', 'ip', 'lab', 'filter_fwd', 'ct', 'state', 'established,related', 'accept']);
+    await lab.nft('fullcone2', [
+      'add',
+      'rule',
+      'ip',
+      'lab',
+      'filter_fwd',
+      'iifname',
+      '"lan"',
+      'oifname',
+      '"wan"',
+      'accept',
+    ]);
+    await lab.nft('fullcone2', [
+      'add',
+      'rule',
+      'ip',
+      'lab',
+      'filter_fwd',
+      'ct',
+      'state',
+      'established,related',
+      'accept',
+    ]);
     await lab.nft('fullcone2', ['add', 'rule', 'ip', 'lab', 'filter_fwd', 'ct', 'status', 'dnat', 'accept']);
     const goodput = await running; // throws unless every byte came back
     assert.ok(goodput > 0);
@@ -122,7 +166,12 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
       benchDoneAt = Date.now();
       return g;
     });
-    const pinging = lab.ctl('rebind', ['ping', String(B.nodeId), '--count', '30', '--interval', '200ms', '--timeout', '60s'], undefined, 90_000);
+    const pinging = lab.ctl(
+      'rebind',
+      ['ping', String(B.nodeId), '--count', '30', '--interval', '200ms', '--timeout', '60s'],
+      undefined,
+      90_000,
+    );
     await sleep(1000);
     const newIp = `198.18.0.${Number(oldIp.split('.')[3]) + 100}`;
     const changedAt = Date.now();
@@ -156,7 +205,15 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
     process.stdout.write(
       `rebinding: ${oldEndpoint} → ${newEndpoint} seen and registered after ${seenAfterMs} ms; bench of 64 MiB completed ${benchDoneAt - changedAt} ms after the change (${goodput} MB/s over ${benchDoneAt - started} ms); ${pings.length} pings, ${failed.length} failed, slowest ${Math.round(worst)} ms\n`,
     );
-    if (process.env.PILOT_LAB_DEBUG) for (const n of ['rebind', 'rebindpeer']) process.stdout.write(lab.logOf(n).split('\n').filter((l) => /endpoint|silent|relay|direct|checking/.test(l)).join('\n') + '\n');
+    if (process.env.PILOT_LAB_DEBUG)
+      for (const n of ['rebind', 'rebindpeer'])
+        process.stdout.write(
+          lab
+            .logOf(n)
+            .split('\n')
+            .filter((l) => /endpoint|silent|relay|direct|checking/.test(l))
+            .join('\n') + '\n',
+        );
     assert.equal(failed.length, 0, `pings failed: ${JSON.stringify(failed)}`);
     assert.ok(worst < 8000, `pings resumed only after ${worst} ms`);
 
@@ -164,7 +221,9 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
     let peerEndpoint = '';
     for (let i = 0; i < 60; i++) {
       const info = await lab.ctl('rebindpeer', ['info']);
-      const p = (info.peer_list as { node_id: number; relay: boolean; endpoint: string }[]).find((x) => x.node_id === A.nodeId);
+      const p = (info.peer_list as { node_id: number; relay: boolean; endpoint: string }[]).find(
+        (x) => x.node_id === A.nodeId,
+      );
       peerEndpoint = p && !p.relay ? p.endpoint : '';
       if (peerEndpoint === newEndpoint) break;
       await sleep(250);

@@ -111,7 +111,12 @@ export async function pathOf(lab: NatLab, a: string, b: string): Promise<'direct
 
 /** 4 MiB through the echo service; MB/s (10^6 bytes) of payload sent and echoed, or an error. */
 export async function bench(lab: NatLab, a: string, b: string, sizeMb = 4, timeout = '90s'): Promise<number> {
-  const r = await lab.ctl(a, ['bench', String(lab.agent(b).nodeId), String(sizeMb), '--timeout', timeout], undefined, 150_000);
+  const r = await lab.ctl(
+    a,
+    ['bench', String(lab.agent(b).nodeId), String(sizeMb), '--timeout', timeout],
+    undefined,
+    150_000,
+  );
   const sent = Number(r.sent_bytes);
   const recv = Number(r.recv_bytes);
   if (sent !== sizeMb * 1024 * 1024 || recv !== sent) throw new Error(`bench ${a}→${b}: sent ${sent}, echoed ${recv}`);
@@ -123,7 +128,8 @@ export async function bench(lab: NatLab, a: string, b: string, sizeMb = 4, timeo
 export async function stdioExchange(lab: NatLab, a: string, b: string): Promise<void> {
   const text = randomBytes(3000).toString('base64');
   const r = await lab.ctlRaw(a, ['connect', String(lab.agent(b).nodeId), '7', '--timeout', '30s'], `${text}\n`, 60_000);
-  if (r.code !== 0 || r.stdout.trim() !== text) throw new Error(`stdio exchange ${a}→${b} failed (${r.code}): ${r.stderr.trim()} got ${r.stdout.length} bytes`);
+  if (r.code !== 0 || r.stdout.trim() !== text)
+    throw new Error(`stdio exchange ${a}→${b} failed (${r.code}): ${r.stderr.trim()} got ${r.stdout.length} bytes`);
 }
 
 /** First contact (dial → first echoed byte, in ms), then pings, a bench and a stdio exchange. */
@@ -147,13 +153,23 @@ export async function runPair(lab: NatLab, pair: PairSpec): Promise<PairResult> 
     // First contact: a pings (a dial to the echo port and one echo) the moment b has approved; the
     // approving daemon reaches out as well, so both race through resolve, punch and key exchange.
     await trustPair(lab, pair.a, pair.b, async () => {
-      const first = await lab.ctl(pair.a, ['ping', String(B.nodeId), '--count', '1', '--timeout', '30s'], undefined, 60_000);
+      const first = await lab.ctl(
+        pair.a,
+        ['ping', String(B.nodeId), '--count', '1', '--timeout', '30s'],
+        undefined,
+        60_000,
+      );
       const r0 = (first.results as { rtt_ms?: number; error?: string }[])[0];
       if (r0?.rtt_ms === undefined) throw new Error(`first ping ${pair.a}→${pair.b}: ${r0?.error ?? 'no result'}`);
       result.ttfb_ms = Math.round(r0.rtt_ms * 10) / 10;
       result.connected = true;
     });
-    const pings = await lab.ctl(pair.a, ['ping', String(B.nodeId), '--count', '3', '--interval', '100ms', '--timeout', '30s'], undefined, 60_000);
+    const pings = await lab.ctl(
+      pair.a,
+      ['ping', String(B.nodeId), '--count', '3', '--interval', '100ms', '--timeout', '30s'],
+      undefined,
+      60_000,
+    );
     result.ping_ok = (pings.results as { rtt_ms?: number }[]).every((x) => x.rtt_ms !== undefined);
     result.goodput_MBps = await bench(lab, pair.a, pair.b);
     result.bench_ok = true;

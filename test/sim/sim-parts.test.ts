@@ -10,8 +10,14 @@ describe('prng', () => {
     const y = new Prng(42);
     const z = new Prng(43);
     const xs = Array.from({ length: 100 }, () => x.nextU32());
-    assert.deepEqual(Array.from({ length: 100 }, () => y.nextU32()), xs);
-    assert.notDeepEqual(Array.from({ length: 100 }, () => z.nextU32()), xs);
+    assert.deepEqual(
+      Array.from({ length: 100 }, () => y.nextU32()),
+      xs,
+    );
+    assert.notDeepEqual(
+      Array.from({ length: 100 }, () => z.nextU32()),
+      xs,
+    );
   });
 
   test('next, int and chance stay in range and are roughly uniform', () => {

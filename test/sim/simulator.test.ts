@@ -36,7 +36,18 @@ class TestNode implements SimEndpoint {
   ) {}
 
   packet(dst: Addr, payload: Uint8Array, dstPort = 9, srcPort = 5000): Packet {
-    return makePacket({ flags: 0, protocol: Proto.Datagram, src: this.addr, dst, srcPort, dstPort, seq: 0, ack: 0, window: 0, payload });
+    return makePacket({
+      flags: 0,
+      protocol: Proto.Datagram,
+      src: this.addr,
+      dst,
+      srcPort,
+      dstPort,
+      seq: 0,
+      ack: 0,
+      window: 0,
+      payload,
+    });
   }
 
   send(dst: Addr, payload: Uint8Array, dstPort = 9, srcPort = 5000): void {
@@ -57,9 +68,16 @@ class TestNode implements SimEndpoint {
 
   handlePacket(packet: Packet, now: number): void {
     this.arrivals.push({ at: now, packet });
-    this.events.push({ type: 'datagram', src: { addr: packet.src, port: packet.srcPort }, dstPort: packet.dstPort, data: packet.payload });
+    this.events.push({
+      type: 'datagram',
+      src: { addr: packet.src, port: packet.srcPort },
+      dstPort: packet.dstPort,
+      data: packet.payload,
+    });
     if (this.echo && packet.dstPort === ECHO_PORT) {
-      this.out.push(makePacket({ ...packet, src: this.addr, dst: packet.src, srcPort: packet.dstPort, dstPort: packet.srcPort }));
+      this.out.push(
+        makePacket({ ...packet, src: this.addr, dst: packet.src, srcPort: packet.dstPort, dstPort: packet.srcPort }),
+      );
     }
   }
 
@@ -119,8 +137,14 @@ describe('links', () => {
     const p = pair(1, { latencyMs: 10 }, { latencyMs: 30 }, true);
     p.a.endpoint.send(p.b.addr, numbered(1), ECHO_PORT);
     p.net.runFor(1000);
-    assert.deepEqual(p.b.endpoint.arrivals.map((x) => x.at), [10]);
-    assert.deepEqual(p.a.endpoint.arrivals.map((x) => x.at), [40]);
+    assert.deepEqual(
+      p.b.endpoint.arrivals.map((x) => x.at),
+      [10],
+    );
+    assert.deepEqual(
+      p.a.endpoint.arrivals.map((x) => x.at),
+      [40],
+    );
     assert.equal(p.net.now, 1000);
   });
 
@@ -133,7 +157,10 @@ describe('links', () => {
       p.b.endpoint.arrivals.map((x) => x.at),
       [15, 25, 35, 45, 55],
     );
-    assert.deepEqual(p.b.endpoint.arrivals.map((x) => seqOf(x.packet)), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      p.b.endpoint.arrivals.map((x) => seqOf(x.packet)),
+      [0, 1, 2, 3, 4],
+    );
   });
 
   test('a full queue tail-drops, and accepts again once drained', () => {
@@ -142,7 +169,10 @@ describe('links', () => {
     p.net.runFor(100);
     const link = p.net.link(p.a, p.b);
     assert.equal(link.stats.queueDrops, 7);
-    assert.deepEqual(p.b.endpoint.arrivals.map((x) => seqOf(x.packet)), [0, 1, 2]);
+    assert.deepEqual(
+      p.b.endpoint.arrivals.map((x) => seqOf(x.packet)),
+      [0, 1, 2],
+    );
     p.a.endpoint.send(p.b.addr, numbered(99, 1000 - HEADER));
     p.net.runFor(100);
     assert.equal(p.b.endpoint.arrivals.length, 4);
@@ -212,7 +242,10 @@ describe('links', () => {
         assert.equal(bits, k);
       }
     }
-    assert.ok(original.every((b) => b === 0), 'the original is untouched');
+    assert.ok(
+      original.every((b) => b === 0),
+      'the original is untouched',
+    );
   });
 
   test('corruption is caught by the checksum and never delivered', () => {
@@ -301,7 +334,10 @@ describe('network', () => {
     p.a.endpoint.send(p.b.addr, numbered(1));
     p.net.runFor(100);
     assert.deepEqual(seen, [[3, 'datagram']]);
-    assert.deepEqual(p.a.endpoint.arrivals.map((x) => x.at), [6]);
+    assert.deepEqual(
+      p.a.endpoint.arrivals.map((x) => x.at),
+      [6],
+    );
   });
 
   test('handlers can be removed', () => {
@@ -371,7 +407,10 @@ describe('network', () => {
     const { net, a, b } = pair(1, { latencyMs: 0 }, { latencyMs: 0 }, true);
     // Port 7 to port 7: every echo is echoed again, without the clock moving.
     a.endpoint.send(b.addr, numbered(1), ECHO_PORT, ECHO_PORT);
-    assert.throws(() => net.runFor(10), (e: unknown) => e instanceof SimError && e.code === 'livelock');
+    assert.throws(
+      () => net.runFor(10),
+      (e: unknown) => e instanceof SimError && e.code === 'livelock',
+    );
     assert.equal(net.now, 0);
   });
 
@@ -381,7 +420,10 @@ describe('network', () => {
     const b = net.addNode('b', makeAddr(1, 2), new TestNode(makeAddr(1, 2), true));
     net.connect(a, b, { latencyMs: 1 });
     a.endpoint.send(b.addr, numbered(1), ECHO_PORT, ECHO_PORT);
-    assert.throws(() => net.runFor(1_000_000), (e: unknown) => e instanceof SimError && e.code === 'max_steps');
+    assert.throws(
+      () => net.runFor(1_000_000),
+      (e: unknown) => e instanceof SimError && e.code === 'max_steps',
+    );
     assert.ok(net.steps >= 200 && net.now < 300);
   });
 });

@@ -175,7 +175,8 @@ function condition(name: string): Condition {
 describe('transfers across conditions and sizes', () => {
   for (const cond of CONDITIONS) {
     describe(cond.name, () => {
-      for (const bytes of SMALL_SIZES) simCase(`${cond.name}/${bytes}`, 2, (seed, tag) => runTransferCase(cond, bytes, seed, tag));
+      for (const bytes of SMALL_SIZES)
+        simCase(`${cond.name}/${bytes}`, 2, (seed, tag) => runTransferCase(cond, bytes, seed, tag));
       simCase(`${cond.name}/${MiB}`, 1, (seed, tag) => runTransferCase(cond, MiB, seed, tag));
     });
   }
@@ -187,7 +188,10 @@ describe('transfers across conditions and sizes', () => {
 });
 
 describe('partitions', () => {
-  const path: Condition = { name: 'partition', ab: { ...rtt(40), bandwidthBytesPerSec: 2 * MiB, queueLimitBytes: 4 * MiB } };
+  const path: Condition = {
+    name: 'partition',
+    ab: { ...rtt(40), bandwidthBytesPerSec: 2 * MiB, queueLimitBytes: 4 * MiB },
+  };
 
   for (const outageMs of [1_000, 3_000, 5_000]) {
     simCase(`partition-heal-${outageMs}ms`, 2, (seed, tag) => {
@@ -213,7 +217,10 @@ describe('partitions', () => {
     assert.ok(r.finished, `both sides should give up: ${info}`);
     assert.equal(r.dialer.reason, 'retransmit_timeout', `sender reason: ${info}`);
     const receiverReasons: CloseReason[] = ['idle_timeout', 'retransmit_timeout'];
-    assert.ok(r.acceptor.reason !== undefined && receiverReasons.includes(r.acceptor.reason), `receiver reason: ${info}`);
+    assert.ok(
+      r.acceptor.reason !== undefined && receiverReasons.includes(r.acceptor.reason),
+      `receiver reason: ${info}`,
+    );
     assert.ok(r.acceptor.bytesRead < r.bytes, `receiver cannot have everything: ${info}`);
     assertNoLeak(w, tag);
   });
@@ -246,7 +253,15 @@ describe('several streams', () => {
 
   simCase('both-ways-one-connection', 2, (seed, tag) => {
     const w = world(seed, shared);
-    const r = transfer(w.net, { from: w.a, to: w.b, port: PORT, bytes: 500_000, replyBytes: 700_001, seed, maxVirtualMs: MAX_TRANSFER_MS });
+    const r = transfer(w.net, {
+      from: w.a,
+      to: w.b,
+      port: PORT,
+      bytes: 500_000,
+      replyBytes: 700_001,
+      seed,
+      maxVirtualMs: MAX_TRANSFER_MS,
+    });
     assertDelivered(r, tag);
     assertNoLeak(w, tag);
   });
@@ -277,7 +292,10 @@ describe('several streams', () => {
 
 describe('datagrams and refusals', () => {
   simCase('datagrams-lossy', 2, (seed, tag) => {
-    const cond: Condition = { name: 'dgram', ab: { ...rtt(20), loss: 0.1, duplicate: 0.05, reorder: 0.1, corrupt: 0.05 } };
+    const cond: Condition = {
+      name: 'dgram',
+      ab: { ...rtt(20), loss: 0.1, duplicate: 0.05, reorder: 0.1, corrupt: 0.05 },
+    };
     const w = world(seed, cond);
     const rng = new Prng(seed).fork('datagrams');
     const sent = new Map<string, Uint8Array>();
@@ -334,7 +352,14 @@ describe('engine determinism', () => {
     const run = (): { trace: string[]; result: TransferResult } => {
       const trace: string[] = [];
       const w = world(seed, condition('chaos-rtt20'), (line) => trace.push(line));
-      const result = transfer(w.net, { from: w.a, to: w.b, port: PORT, bytes: 300_000, seed, maxVirtualMs: MAX_TRANSFER_MS });
+      const result = transfer(w.net, {
+        from: w.a,
+        to: w.b,
+        port: PORT,
+        bytes: 300_000,
+        seed,
+        maxVirtualMs: MAX_TRANSFER_MS,
+      });
       return { trace, result };
     };
     const first = run();
@@ -343,6 +368,10 @@ describe('engine determinism', () => {
     assert.equal(second.result.durationMs, first.result.durationMs, `${tag} durations differ`);
     assert.equal(second.trace.length, first.trace.length, `${tag} trace lengths differ`);
     const diverge = first.trace.findIndex((line, i) => line !== second.trace[i]);
-    assert.equal(diverge, -1, `${tag} traces diverge at entry ${diverge}: ${first.trace[diverge]} vs ${second.trace[diverge]}`);
+    assert.equal(
+      diverge,
+      -1,
+      `${tag} traces diverge at entry ${diverge}: ${first.trace[diverge]} vs ${second.trace[diverge]}`,
+    );
   });
 });

@@ -87,7 +87,17 @@ describe('beacon_list parsing', () => {
 
 describe('discovered peer set', () => {
   it('refuses addresses gossip must never be sent to', () => {
-    for (const ip of ['0.0.0.0', '0.1.2.3', '224.0.0.1', '239.1.2.3', '255.255.255.255', '::', '0:0:0:0:0:0:0:0', 'ff02::1', 'nonsense']) {
+    for (const ip of [
+      '0.0.0.0',
+      '0.1.2.3',
+      '224.0.0.1',
+      '239.1.2.3',
+      '255.255.255.255',
+      '::',
+      '0:0:0:0:0:0:0:0',
+      'ff02::1',
+      'nonsense',
+    ]) {
       assert.equal(usablePeerIp(ip, false), false, ip);
     }
     for (const ip of ['127.0.0.1', '10.1.2.3', '203.0.113.9', '::1', '2001:db8::7', '::ffff:10.0.0.1']) {
@@ -100,7 +110,15 @@ describe('discovered peer set', () => {
   it('drops its own endpoint, duplicates and unusable addresses', () => {
     const self = ep('10.0.0.1');
     const peers = discoveredPeerSet(
-      [ep('10.0.0.1'), ep('::ffff:10.0.0.2'), ep('10.0.0.2'), ep('224.0.0.1'), ep('10.0.0.3', 0), ep('2001:db8::1'), ep('10.0.0.4')],
+      [
+        ep('10.0.0.1'),
+        ep('::ffff:10.0.0.2'),
+        ep('10.0.0.2'),
+        ep('224.0.0.1'),
+        ep('10.0.0.3', 0),
+        ep('2001:db8::1'),
+        ep('10.0.0.4'),
+      ],
       self,
       true,
     );
@@ -119,11 +137,17 @@ describe('discovered peer set', () => {
   });
 
   it('validates discovery settings', () => {
-    assert.doesNotThrow(() => checkDiscoverySettings({ registry: '127.0.0.1:9000', advertise: 'beacon.example.com:9001' }, 7));
+    assert.doesNotThrow(() =>
+      checkDiscoverySettings({ registry: '127.0.0.1:9000', advertise: 'beacon.example.com:9001' }, 7),
+    );
     assert.throws(() => checkDiscoverySettings({ registry: '127.0.0.1:9000' }, 0), /non-zero beacon id/);
     assert.throws(() => checkDiscoverySettings({ registry: 'nowhere' }, 7), /invalid registry address/);
     for (const advertise of [':9001', '0.0.0.0:9001', '[::]:9001', '10.0.0.1:0', 'a b:1', '224.0.0.1:9001']) {
-      assert.throws(() => checkDiscoverySettings({ registry: '127.0.0.1:9000', advertise }, 7), /invalid -advertise/, advertise);
+      assert.throws(
+        () => checkDiscoverySettings({ registry: '127.0.0.1:9000', advertise }, 7),
+        /invalid -advertise/,
+        advertise,
+      );
     }
     assert.throws(() => checkDiscoverySettings({ registry: '127.0.0.1:9000', intervalMs: 0 }, 7), /intervalMs/);
   });
@@ -169,7 +193,14 @@ describe('BeaconCore gossip with discovered peers', () => {
     return decoded?.ok && decoded.value.type === 'Sync' ? decoded.value.nodeIds : undefined;
   };
   const core = (): BeaconCore =>
-    new BeaconCore({ beaconId: 1, maxNodes: 100, ttlMs: 60_000, maxNodesPerIp: 10, peerStaleMs: 30_000, limits: DEFAULT_LIMITS });
+    new BeaconCore({
+      beaconId: 1,
+      maxNodes: 100,
+      ttlMs: 60_000,
+      maxNodesPerIp: 10,
+      peerStaleMs: 30_000,
+      limits: DEFAULT_LIMITS,
+    });
 
   it('sends an unproven discovered peer an empty Sync and its list once it answers', () => {
     const c = core();

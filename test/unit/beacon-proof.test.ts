@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Identity } from '../../src/crypto/identity.js';
-import { BeaconCore, DEFAULT_LIMITS, type BeaconCoreOptions, type NodeFacts, type Outgoing } from '../../src/beacon/core.js';
+import {
+  BeaconCore,
+  DEFAULT_LIMITS,
+  type BeaconCoreOptions,
+  type NodeFacts,
+  type Outgoing,
+} from '../../src/beacon/core.js';
 import type { Endpoint } from '../../src/beacon/endpoint.js';
 import { beaconProofText, decodeBeacon, encodeBeacon, type BeaconMessage } from '../../src/protocol/beacon.js';
 
@@ -11,7 +17,9 @@ const NOW = 1_800_000_000_000;
 /** A beacon core with a directory of three registered nodes: 1 and 2 private and trusting each other, 3 public. */
 function setup(extra: Partial<BeaconCoreOptions> = {}) {
   const ids = new Map<number, Identity>([1, 2, 3, 4].map((n) => [n, Identity.generate()]));
-  const facts = new Map<number, NodeFacts>([...ids].map(([n, id]) => [n, { publicKey: id.publicKey, isPublic: n === 3 }]));
+  const facts = new Map<number, NodeFacts>(
+    [...ids].map(([n, id]) => [n, { publicKey: id.publicKey, isPublic: n === 3 }]),
+  );
   const core = new BeaconCore({
     beaconId: 0,
     maxNodes: 1000,
@@ -23,17 +31,20 @@ function setup(extra: Partial<BeaconCoreOptions> = {}) {
     ...extra,
   });
   const send = (msg: BeaconMessage, from: Endpoint): Outgoing[] => core.handle(encodeBeacon(msg), from, NOW);
-  const decoded = (out: Outgoing[]): BeaconMessage[] => out.map((o) => {
-    const d = decodeBeacon(o.bytes);
-    assert.ok(d.ok);
-    return d.value;
-  });
+  const decoded = (out: Outgoing[]): BeaconMessage[] =>
+    out.map((o) => {
+      const d = decodeBeacon(o.bytes);
+      assert.ok(d.ok);
+      return d.value;
+    });
   /** The whole exchange a pilot-ts daemon makes; returns the beacon's last answer. */
   const prove = (node: number, from: Endpoint, signer = ids.get(node) as Identity): BeaconMessage[] => {
     const [challenge] = decoded(send({ type: 'ProofRequest', nodeId: node }, from));
     assert.equal(challenge?.type, 'ProofChallenge');
     const cookie = (challenge as { cookie: Uint8Array }).cookie;
-    return decoded(send({ type: 'Proof', nodeId: node, cookie, signature: signer.sign(beaconProofText(node, cookie)) }, from));
+    return decoded(
+      send({ type: 'Proof', nodeId: node, cookie, signature: signer.sign(beaconProofText(node, cookie)) }, from),
+    );
   };
   return { core, send, decoded, prove, ids };
 }
@@ -51,7 +62,12 @@ describe('beacon: proofs of node ids (pilot-ts extension)', () => {
     const { core, send, decoded, ids } = setup();
     const [challenge] = decoded(send({ type: 'ProofRequest', nodeId: 1 }, ep(4000)));
     const cookie = (challenge as { cookie: Uint8Array }).cookie;
-    const proof: BeaconMessage = { type: 'Proof', nodeId: 1, cookie, signature: (ids.get(1) as Identity).sign(beaconProofText(1, cookie)) };
+    const proof: BeaconMessage = {
+      type: 'Proof',
+      nodeId: 1,
+      cookie,
+      signature: (ids.get(1) as Identity).sign(beaconProofText(1, cookie)),
+    };
     assert.deepEqual(send(proof, ep(6666, '203.0.113.66')), []);
     assert.deepEqual(send({ ...proof, cookie: new Uint8Array(16) } as BeaconMessage, ep(4000)), []);
     assert.equal(core.drops.proof_invalid, 2);
@@ -85,12 +101,32 @@ describe('beacon: proofs of node ids (pilot-ts extension)', () => {
     send({ type: 'Discover', nodeId: 4 }, ep(4003));
     const stranger = ep(6666, '203.0.113.66');
     assert.deepEqual(send({ type: 'PunchRequest', requester: 9, target: 1 }, stranger), [], 'an unregistered source');
-    assert.deepEqual(send({ type: 'PunchRequest', requester: 4, target: 1 }, stranger), [], 'a registered id from another endpoint');
-    assert.deepEqual(send({ type: 'PunchRequest', requester: 4, target: 1 }, ep(4003)), [], 'an unproven requester, private target');
+    assert.deepEqual(
+      send({ type: 'PunchRequest', requester: 4, target: 1 }, stranger),
+      [],
+      'a registered id from another endpoint',
+    );
+    assert.deepEqual(
+      send({ type: 'PunchRequest', requester: 4, target: 1 }, ep(4003)),
+      [],
+      'an unproven requester, private target',
+    );
     assert.equal(core.drops.punch_refused, 3);
-    assert.equal(decoded(send({ type: 'PunchRequest', requester: 4, target: 3 }, ep(4003)))[0]?.type, 'PunchCommand', 'a public target');
-    assert.equal(send({ type: 'PunchRequest', requester: 1, target: 2 }, ep(4000)).length, 2, 'proven requester, trusted peer');
-    assert.deepEqual(send({ type: 'PunchRequest', requester: 1, target: 4 }, ep(4000)), [], 'proven requester, untrusted private target');
+    assert.equal(
+      decoded(send({ type: 'PunchRequest', requester: 4, target: 3 }, ep(4003)))[0]?.type,
+      'PunchCommand',
+      'a public target',
+    );
+    assert.equal(
+      send({ type: 'PunchRequest', requester: 1, target: 2 }, ep(4000)).length,
+      2,
+      'proven requester, trusted peer',
+    );
+    assert.deepEqual(
+      send({ type: 'PunchRequest', requester: 1, target: 4 }, ep(4000)),
+      [],
+      'proven requester, untrusted private target',
+    );
   });
 
   it('with requireProof, only proven nodes are recorded, relayed and punched for', () => {
@@ -103,7 +139,14 @@ describe('beacon: proofs of node ids (pilot-ts extension)', () => {
   });
 
   it('without a directory, proofs are not offered (as the reference, which ignores them)', () => {
-    const core = new BeaconCore({ beaconId: 0, maxNodes: 10, ttlMs: 1000, maxNodesPerIp: 10, peerStaleMs: 1000, limits: DEFAULT_LIMITS });
+    const core = new BeaconCore({
+      beaconId: 0,
+      maxNodes: 10,
+      ttlMs: 1000,
+      maxNodesPerIp: 10,
+      peerStaleMs: 1000,
+      limits: DEFAULT_LIMITS,
+    });
     assert.deepEqual(core.handle(encodeBeacon({ type: 'ProofRequest', nodeId: 1 }), ep(4000), NOW), []);
     assert.equal(core.drops.proof_unsupported, 1);
   });

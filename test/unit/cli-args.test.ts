@@ -1,13 +1,27 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  boolFlag, checkFlags, countFlag, durationFlag, extractJsonFlag, parseArgs, parseDirectTarget, parseNodeId, parsePort,
-  validateHostPort, validateHostname, validateTags, validateWebhookUrl,
+  boolFlag,
+  checkFlags,
+  countFlag,
+  durationFlag,
+  extractJsonFlag,
+  parseArgs,
+  parseDirectTarget,
+  parseNodeId,
+  parsePort,
+  validateHostPort,
+  validateHostname,
+  validateTags,
+  validateWebhookUrl,
 } from '../../src/cli/args.js';
 import { PilotError } from '../../src/errors.js';
 
 function rejects(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => err instanceof PilotError && err.code === 'invalid_argument' && pattern.test(err.message));
+  assert.throws(
+    fn,
+    (err: unknown) => err instanceof PilotError && err.code === 'invalid_argument' && pattern.test(err.message),
+  );
 }
 
 describe('pilotctl argument parsing', () => {
@@ -42,7 +56,8 @@ describe('pilotctl argument parsing', () => {
   it('refuses unknown flags and names the accepted ones', () => {
     assert.throws(
       () => checkFlags('ping', parseArgs(['--cout', '3']), { count: 'string' }),
-      (err: unknown) => err instanceof PilotError && /unknown flag --cout/.test(err.message) && err.hint === 'accepted flags: --count',
+      (err: unknown) =>
+        err instanceof PilotError && /unknown flag --cout/.test(err.message) && err.hint === 'accepted flags: --count',
     );
   });
 

@@ -14,7 +14,10 @@ describe('pilotctl commands against a daemon stand-in', () => {
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['info', '--json']), 0);
-      assert.equal(h.stdout.text, '{"data":{"address":"0:0000.0000.0005","conn_list":[],"hostname":"alice","node_id":5,"peer_list":[]},"status":"ok"}\n');
+      assert.equal(
+        h.stdout.text,
+        '{"data":{"address":"0:0000.0000.0005","conn_list":[],"hostname":"alice","node_id":5,"peer_list":[]},"status":"ok"}\n',
+      );
       h.stdout.text = '';
       assert.equal(await h.run(['info']), 0);
       assert.match(h.stdout.text, /^address {5}0:0000\.0000\.0005$/m);
@@ -29,20 +32,30 @@ describe('pilotctl commands against a daemon stand-in', () => {
       { authenticated: false, encrypted: true, endpoint: '192.168.1.9:4000', node_id: 30 },
     ];
     const { driver } = fakeDriver({ info: async () => ({ peer_list: peerList, conn_list: [] }) });
-    const registry = { lookup: async (id: number) => (id === 12 ? { hostname: 'gpu-box', node_id: 12 } : { node_id: id }), close: () => undefined };
+    const registry = {
+      lookup: async (id: number) => (id === 12 ? { hostname: 'gpu-box', node_id: 12 } : { node_id: id }),
+      close: () => undefined,
+    };
     const h = await harness({ driver, registry });
     try {
       assert.equal(await h.run(['peers', '--search', '192.168', '--json']), 0);
       assert.deepEqual(json(h.stdout.text).data, { peers: [peerList[1]], total: 1 });
       h.stdout.text = '';
       assert.equal(await h.run(['peers', '--search', 'GPU', '--json']), 0);
-      assert.deepEqual(json(h.stdout.text).data, { peers: [{ ...peerList[0], hostname: 'gpu-box' }], total: 1 }, 'found by hostname');
+      assert.deepEqual(
+        json(h.stdout.text).data,
+        { peers: [{ ...peerList[0], hostname: 'gpu-box' }], total: 1 },
+        'found by hostname',
+      );
       h.stdout.text = '';
       await h.run(['peers', '--search', 'nomatch', '--json']);
       assert.deepEqual(json(h.stdout.text).data, { peers: null, total: 0 });
       h.stdout.text = '';
       await h.run(['peers']);
-      assert.match(h.stdout.text, /^NODE ID +HOSTNAME +ENDPOINT +PATH +ENCRYPTED +AUTHENTICATED\n12 +gpu-box +10\.0\.0\.1:4000 +direct +yes +yes\n30 +- /);
+      assert.match(
+        h.stdout.text,
+        /^NODE ID +HOSTNAME +ENDPOINT +PATH +ENCRYPTED +AUTHENTICATED\n12 +gpu-box +10\.0\.0\.1:4000 +direct +yes +yes\n30 +- /,
+      );
     } finally {
       await h.cleanup();
     }
@@ -55,7 +68,10 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.equal(await h.run(['handshake', 'bob', 'please', 'trust', 'me', '--json']), 0);
       assert.deepEqual(calls.find((c) => c.method === 'handshake')?.args, [7, 'please trust me']);
       assert.deepEqual(json(h.stdout.text).data, { node_id: 9, status: 'sent' });
-      assert.ok(calls.some((c) => c.method === 'close'), 'driver closed');
+      assert.ok(
+        calls.some((c) => c.method === 'close'),
+        'driver closed',
+      );
     } finally {
       await h.cleanup();
     }
@@ -133,10 +149,21 @@ describe('pilotctl commands against a daemon stand-in', () => {
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['ping', '0:0000.0000.0007', '--count', '3', '--interval', '0', '--json']), 0);
-      const data = json(h.stdout.text).data as { results: { bytes: number; seq: number; rtt_ms: number }[]; target: string; timeout: boolean };
+      const data = json(h.stdout.text).data as {
+        results: { bytes: number; seq: number; rtt_ms: number }[];
+        target: string;
+        timeout: boolean;
+      };
       assert.equal(data.target, '0:0000.0000.0007');
       assert.equal(data.timeout, false);
-      assert.deepEqual(data.results.map((r) => [r.seq, r.bytes]), [[0, 6], [1, 6], [2, 6]]);
+      assert.deepEqual(
+        data.results.map((r) => [r.seq, r.bytes]),
+        [
+          [0, 6],
+          [1, 6],
+          [2, 6],
+        ],
+      );
       assert.ok(data.results.every((r) => typeof r.rtt_ms === 'number'));
       assert.equal(calls.filter((c) => c.method === 'dial' && c.args[1] === 7).length, 3);
     } finally {
@@ -174,23 +201,37 @@ describe('pilotctl commands against a daemon stand-in', () => {
       const data = json(h.stdout.text).data;
       assert.equal(data.sent_bytes, 262_144);
       assert.equal(data.recv_bytes, 262_144);
-      assert.deepEqual(Object.keys(data), ['recv_bytes', 'send_duration_ms', 'send_mbps', 'sent_bytes', 'target', 'total_duration_ms', 'total_mbps']);
+      assert.deepEqual(Object.keys(data), [
+        'recv_bytes',
+        'send_duration_ms',
+        'send_mbps',
+        'sent_bytes',
+        'target',
+        'total_duration_ms',
+        'total_mbps',
+      ]);
       assert.equal(data.target, '0:0000.0000.0007', 'the address, not the argument as typed');
-      for (const [rate, ms] of [['send_mbps', 'send_duration_ms'], ['total_mbps', 'total_duration_ms']] as const) {
+      for (const [rate, ms] of [
+        ['send_mbps', 'send_duration_ms'],
+        ['total_mbps', 'total_duration_ms'],
+      ] as const) {
         const v = data[rate] as number;
         const dur = data[ms] as number;
         assert.ok(Number.isInteger(dur) && dur >= 5, `${ms} = ${dur}`);
         // Milliseconds are truncated, the rate uses the exact duration: it lies between these.
         const lo = 262_144 / ((dur + 1) / 1000) / 1024 / 1024;
         const hi = 262_144 / (dur / 1000) / 1024 / 1024;
-        assert.ok(v >= lo && v <= hi, `${rate} = ${v}: MiB/s over ${dur} ms would be ${lo.toFixed(3)}–${hi.toFixed(3)} (Mbit/s would be ${((v * 8 * 1024 * 1024) / 1e6).toFixed(1)})`);
+        assert.ok(
+          v >= lo && v <= hi,
+          `${rate} = ${v}: MiB/s over ${dur} ms would be ${lo.toFixed(3)}–${hi.toFixed(3)} (Mbit/s would be ${((v * 8 * 1024 * 1024) / 1e6).toFixed(1)})`,
+        );
       }
     } finally {
       await h.cleanup();
     }
   });
 
-  it('bench prints the reference\'s lines, with MiB/s and Mbit/s', async () => {
+  it("bench prints the reference's lines, with MiB/s and Mbit/s", async () => {
     const { driver } = fakeDriver({ dial: async () => new SlowEcho() });
     const h = await harness({ driver });
     try {
@@ -198,8 +239,13 @@ describe('pilotctl commands against a daemon stand-in', () => {
       const lines = h.stdout.text.trimEnd().split('\n');
       assert.equal(lines[0], 'BENCH 7 (0:0000.0000.0007) — sending 256.0 KiB via echo port');
       assert.match(lines[1] ?? '', /^ {2}Sent: {5}256\.0 KiB in \d+(\.\d+)?m?s \(\d+\.\d MiB\/s, \d+\.\d Mbit\/s\)$/);
-      assert.match(lines[2] ?? '', /^ {2}Echoed: {3}256\.0 KiB in \d+(\.\d+)?m?s \(\d+\.\d MiB\/s round-trip, \d+\.\d Mbit\/s\)$/);
-      const [mib, mbit] = (lines[2]?.match(/\(([\d.]+) MiB\/s round-trip, ([\d.]+) Mbit\/s/) ?? []).slice(1).map(Number);
+      assert.match(
+        lines[2] ?? '',
+        /^ {2}Echoed: {3}256\.0 KiB in \d+(\.\d+)?m?s \(\d+\.\d MiB\/s round-trip, \d+\.\d Mbit\/s\)$/,
+      );
+      const [mib, mbit] = (lines[2]?.match(/\(([\d.]+) MiB\/s round-trip, ([\d.]+) Mbit\/s/) ?? [])
+        .slice(1)
+        .map(Number);
       assert.ok(mib !== undefined && mbit !== undefined && Math.abs(mbit - mib * 8.388608) <= 0.1 + mbit * 0.01);
     } finally {
       await h.cleanup();
@@ -224,7 +270,10 @@ describe('pilotctl commands against a daemon stand-in', () => {
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['send', '7', '1000', '--data', 'hello', '--json']), 0);
-      assert.equal(h.stdout.text, '{"data":{"port":1000,"response":"hello","sent":"hello","target":"0:0000.0000.0007"},"status":"ok"}\n');
+      assert.equal(
+        h.stdout.text,
+        '{"data":{"port":1000,"response":"hello","sent":"hello","target":"0:0000.0000.0007"},"status":"ok"}\n',
+      );
       assert.equal(await h.run(['send', '7', '1000', '--json']), 2);
       assert.match(h.stderr.text, /--data is required/);
     } finally {
@@ -265,14 +314,22 @@ describe('pilotctl commands against a daemon stand-in', () => {
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['recv', '1000', '--json']), 0);
-      assert.equal(h.stdout.text, '{"data":{"messages":[{"bytes":8,"data":"incoming","port":1000,"seq":0}],"timeout":false},"status":"ok"}\n');
+      assert.equal(
+        h.stdout.text,
+        '{"data":{"messages":[{"bytes":8,"data":"incoming","port":1000,"seq":0}],"timeout":false},"status":"ok"}\n',
+      );
     } finally {
       await h.cleanup();
     }
   });
 
   it('listen streams NDJSON without --count and stops at --timeout', async () => {
-    const dg = (data: string, dstPort = 5000): CliDatagram => ({ srcAddr: { network: 0, node: 2 }, srcPort: 49152, dstPort, data: Buffer.from(data) });
+    const dg = (data: string, dstPort = 5000): CliDatagram => ({
+      srcAddr: { network: 0, node: 2 },
+      srcPort: 49152,
+      dstPort,
+      data: Buffer.from(data),
+    });
     const { driver } = fakeDriver({
       datagrams: () =>
         (async function* () {
@@ -299,7 +356,9 @@ describe('pilotctl commands against a daemon stand-in', () => {
 
   it('lookup asks the registry directly', async () => {
     const asked: number[] = [];
-    const h = await harness({ registry: { lookup: async (id) => (asked.push(id), { type: 'lookup_ok', node_id: id }), close: () => undefined } });
+    const h = await harness({
+      registry: { lookup: async (id) => (asked.push(id), { type: 'lookup_ok', node_id: id }), close: () => undefined },
+    });
     try {
       assert.equal(await h.run(['lookup', '12', '--json']), 0);
       assert.deepEqual(asked, [12]);
@@ -317,7 +376,14 @@ describe('pilotctl commands against a daemon stand-in', () => {
       assert.equal(await h.run(['daemon', 'status', '--check']), 1);
       assert.equal(h.stdout.text, '');
       assert.equal(await h.run(['daemon', 'status', '--json']), 0);
-      assert.deepEqual(json(h.stdout.text).data, { local_rendezvous: 0, pid: 0, pid_file: join(h.home, 'pilot.pid'), responsive: false, running: false, socket: join(h.home, 'pilot.sock') });
+      assert.deepEqual(json(h.stdout.text).data, {
+        local_rendezvous: 0,
+        pid: 0,
+        pid_file: join(h.home, 'pilot.pid'),
+        responsive: false,
+        running: false,
+        socket: join(h.home, 'pilot.sock'),
+      });
       h.stderr.text = '';
       assert.equal(await h.run(['daemon', 'stop', '--json']), 1);
       assert.equal(JSON.parse(h.stderr.text).code, 'not_running');

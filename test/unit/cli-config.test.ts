@@ -12,11 +12,21 @@ describe('pilotctl init and config', () => {
     const h = await harness();
     try {
       const home = join(h.home, 'nested');
-      const code = await (await harnessAt(h, home)).run(['init', '--hostname', 'alice', '--registry', '10.0.0.1:9000', '--json']);
+      const code = await (await harnessAt(h, home)).run([
+        'init',
+        '--hostname',
+        'alice',
+        '--registry',
+        '10.0.0.1:9000',
+        '--json',
+      ]);
       assert.equal(code, 0);
       const text = await readFile(join(home, 'config.json'), 'utf8');
       // The beacon goes with the registry given: its host, the next port.
-      assert.equal(text, '{\n  "registry": "10.0.0.1:9000",\n  "beacon": "10.0.0.1:9001",\n  "socket": "/tmp/pilot.sock",\n  "hostname": "alice"\n}\n');
+      assert.equal(
+        text,
+        '{\n  "registry": "10.0.0.1:9000",\n  "beacon": "10.0.0.1:9001",\n  "socket": "/tmp/pilot.sock",\n  "hostname": "alice"\n}\n',
+      );
       assert.equal((await stat(home)).mode & 0o777, 0o700);
       assert.equal((await stat(join(home, 'config.json'))).mode & 0o777, 0o600);
     } finally {
@@ -42,7 +52,10 @@ describe('pilotctl init and config', () => {
     const h = await harness();
     try {
       assert.equal(await h.run(['init', '--hostname', 'Not_Valid', '--json']), 2, 'a usage error');
-      assert.match(h.stderr.text, /^\{"code":"invalid_argument","hint":".*","message":"invalid hostname \\"Not_Valid\\"","status":"error"\}\n$/);
+      assert.match(
+        h.stderr.text,
+        /^\{"code":"invalid_argument","hint":".*","message":"invalid hostname \\"Not_Valid\\"","status":"error"\}\n$/,
+      );
       await assert.rejects(stat(join(h.home, 'config.json')));
     } finally {
       await h.cleanup();
@@ -55,7 +68,10 @@ describe('pilotctl init and config', () => {
       await writeFile(join(h.home, 'config.json'), '{"custom": 5}');
       assert.equal(await h.run(['config', '--set', 'registry=10.1.1.1:9000', '--json']), 0);
       assert.equal(h.stdout.text, '{"data":{"key":"registry","value":"10.1.1.1:9000"},"status":"ok"}\n');
-      assert.deepEqual(JSON.parse(await readFile(join(h.home, 'config.json'), 'utf8')), { custom: 5, registry: '10.1.1.1:9000' });
+      assert.deepEqual(JSON.parse(await readFile(join(h.home, 'config.json'), 'utf8')), {
+        custom: 5,
+        registry: '10.1.1.1:9000',
+      });
       h.stdout.text = '';
       assert.equal(await h.run(['config', '--json']), 0);
       const data = JSON.parse(h.stdout.text).data;
@@ -82,7 +98,11 @@ describe('pilotctl init and config', () => {
       assert.equal(await h.run(['config', '--set', 'registry_fingerprint=abc', '--json']), 2);
       assert.match(h.stderr.text, /invalid registry_fingerprint \\"abc\\": expected the 64 hex digits/);
       assert.equal(await h.run(['config', '--set', `registry_fingerprint=${'AB:'.repeat(31)}AB`, '--json']), 0);
-      assert.equal(h.stdout.text, `{"data":{"key":"registry_fingerprint","value":"${'ab'.repeat(32)}"},"status":"ok"}\n`, 'stored normalised');
+      assert.equal(
+        h.stdout.text,
+        `{"data":{"key":"registry_fingerprint","value":"${'ab'.repeat(32)}"},"status":"ok"}\n`,
+        'stored normalised',
+      );
     } finally {
       await h.cleanup();
     }
@@ -97,15 +117,42 @@ describe('pilotctl context', () => {
       const env = JSON.parse(h.stdout.text);
       assert.equal(env.status, 'ok');
       const data = env.data;
-      assert.deepEqual(Object.keys(data), ['commands', 'config_file', 'environment', 'error_codes', 'exit_codes', 'global_flags', 'version']);
-      for (const name of ['init', 'config', 'daemon start', 'daemon stop', 'daemon status', 'ping', 'bench', 'listen', 'handshake', 'trust']) {
+      assert.deepEqual(Object.keys(data), [
+        'commands',
+        'config_file',
+        'environment',
+        'error_codes',
+        'exit_codes',
+        'global_flags',
+        'version',
+      ]);
+      for (const name of [
+        'init',
+        'config',
+        'daemon start',
+        'daemon stop',
+        'daemon status',
+        'ping',
+        'bench',
+        'listen',
+        'handshake',
+        'trust',
+      ]) {
         const c = data.commands[name];
         assert.ok(Array.isArray(c.args), name);
         assert.equal(typeof c.description, 'string');
         assert.equal(typeof c.returns, 'string');
       }
       assert.ok('PILOT_SOCKET' in data.environment && 'PILOT_REGISTRY' in data.environment);
-      for (const code of ['already_exists', 'connection_failed', 'internal', 'invalid_argument', 'not_found', 'not_running', 'timeout']) {
+      for (const code of [
+        'already_exists',
+        'connection_failed',
+        'internal',
+        'invalid_argument',
+        'not_found',
+        'not_running',
+        'timeout',
+      ]) {
         assert.ok(code in data.error_codes, code);
       }
       assert.ok('--json' in data.global_flags);

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import { pilotPaths } from '../../src/config/home.js';
 import { PilotError } from '../../src/errors.js';
-import type { CliConn, CliContext, CliDatagram, CliListener, DaemonClient, RegistryLookup } from '../../src/cli/context.js';
+import type {
+  CliConn,
+  CliContext,
+  CliDatagram,
+  CliListener,
+  DaemonClient,
+  RegistryLookup,
+} from '../../src/cli/context.js';
 import { main } from '../../src/cli/main.js';
 import { Output, type Writer } from '../../src/cli/output.js';
 import type { Addr } from '../../src/protocol/address.js';
@@ -74,7 +81,8 @@ export function fakeDriver(overrides: Partial<DaemonClient> = {}): { driver: Dae
     outgoing: rec('outgoing', []),
     resolveHostname: async (name: string) => {
       calls.push({ method: 'resolveHostname', args: [name] });
-      if (name !== 'bob') throw new PilotError('not_found', `resolve hostname: daemon: hostname "${name}" is not registered`);
+      if (name !== 'bob')
+        throw new PilotError('not_found', `resolve hostname: daemon: hostname "${name}" is not registered`);
       return { type: 'resolve_hostname_ok', node_id: 7, address: '0:0000.0000.0007', hostname: 'bob', public: true };
     },
     setHostname: rec('setHostname', { type: 'set_hostname_ok', node_id: 5, hostname: 'alice' }),
@@ -120,11 +128,15 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
     out: new Output(stdout, stderr, json),
     stdin: options.stdin ?? Object.assign(new PassThrough(), { isTTY: true }),
     connectDriver: async () => {
-      if (options.driver === undefined) throw new PilotError('not_running', 'daemon is not running', 'start it with: pilotctl daemon start');
+      if (options.driver === undefined)
+        throw new PilotError('not_running', 'daemon is not running', 'start it with: pilotctl daemon start');
       return options.driver;
     },
     connectRegistry: () => options.registry ?? { lookup: async () => ({}), close: () => undefined },
-    scripts: options.scripts ?? { daemon: '/nonexistent/pilot-daemon.js', rendezvous: '/nonexistent/pilot-rendezvous.js' },
+    scripts: options.scripts ?? {
+      daemon: '/nonexistent/pilot-daemon.js',
+      rendezvous: '/nonexistent/pilot-rendezvous.js',
+    },
     node: { execPath: process.execPath, execArgv: [] },
     interrupt: options.interrupt ?? new AbortController().signal,
   });

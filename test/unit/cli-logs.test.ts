@@ -14,12 +14,18 @@ describe('pilotctl logs', () => {
     try {
       await writeFile(join(h.home, 'pilot.log'), entry('one') + entry('two', { node: 2 }) + entry('three'));
       assert.equal(await h.run(['logs', '--lines', '2']), 0);
-      assert.equal(h.stdout.text, '2026-12-02T00:00:00.000Z INFO daemon: two node=2\n2026-12-02T00:00:00.000Z INFO daemon: three\n');
+      assert.equal(
+        h.stdout.text,
+        '2026-12-02T00:00:00.000Z INFO daemon: two node=2\n2026-12-02T00:00:00.000Z INFO daemon: three\n',
+      );
       const j = await harness();
       await writeFile(join(j.home, 'pilot.log'), entry('one'));
       assert.equal(await j.run(['--json', 'logs']), 0);
       const data = (JSON.parse(j.stdout.text) as { data: { entries: { msg: string }[] } }).data;
-      assert.deepEqual(data.entries.map((e) => e.msg), ['one']);
+      assert.deepEqual(
+        data.entries.map((e) => e.msg),
+        ['one'],
+      );
       await j.cleanup();
     } finally {
       await h.cleanup();

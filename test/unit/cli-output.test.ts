@@ -48,7 +48,16 @@ describe('pilotctl output', () => {
   });
 
   it('aligns table columns', () => {
-    assert.equal(formatTable(['ID', 'NAME'], [['1', 'alpha'], ['100', 'b']]), 'ID   NAME\n1    alpha\n100  b\n');
+    assert.equal(
+      formatTable(
+        ['ID', 'NAME'],
+        [
+          ['1', 'alpha'],
+          ['100', 'b'],
+        ],
+      ),
+      'ID   NAME\n1    alpha\n100  b\n',
+    );
   });
 
   it('draws a progress bar only on a terminal', () => {

@@ -21,7 +21,10 @@ function pilotctl(args: readonly string[], extraEnv: Record<string, string> = {}
     execFile(
       process.execPath,
       ['--import', 'tsx', BIN, ...args],
-      { env: { ...process.env, PILOT_HOME: home, PILOT_SOCKET: join(home, 'pilot.sock'), ...extraEnv }, timeout: 10_000 },
+      {
+        env: { ...process.env, PILOT_HOME: home, PILOT_SOCKET: join(home, 'pilot.sock'), ...extraEnv },
+        timeout: 10_000,
+      },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
         resolve({ code, stdout, stderr });
@@ -66,7 +69,11 @@ describe('pilotctl executable', () => {
   });
 
   it('info without a daemon: exit 1 and a not_running envelope on stderr, --json anywhere', async () => {
-    const [after, before, text] = await Promise.all([pilotctl(['info', '--json']), pilotctl(['--json', 'info']), pilotctl(['info'])]);
+    const [after, before, text] = await Promise.all([
+      pilotctl(['info', '--json']),
+      pilotctl(['--json', 'info']),
+      pilotctl(['info']),
+    ]);
     for (const r of [after, before]) {
       assert.equal(r.code, 1);
       assert.equal(r.stdout, '');

@@ -30,7 +30,10 @@ class TaskServiceConn extends Duplex implements CliConn {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.#buf = Buffer.concat([this.#buf, chunk]);
     if (this.#buf.length >= 8 && this.#buf.length >= 8 + this.#buf.readUInt32BE(4)) {
-      const op = JSON.parse(this.#buf.subarray(8, 8 + this.#buf.readUInt32BE(4)).toString('utf8')) as Record<string, unknown>;
+      const op = JSON.parse(this.#buf.subarray(8, 8 + this.#buf.readUInt32BE(4)).toString('utf8')) as Record<
+        string,
+        unknown
+      >;
       const body = Buffer.from(JSON.stringify({ ok: true, data: this.answer(op) }));
       const head = Buffer.alloc(8);
       head.writeUInt32BE(256, 0);
@@ -55,13 +58,21 @@ function taskDriver(answer: (op: Record<string, unknown>) => unknown): ReturnTyp
 }
 
 /** A connection that never answers (an echo that hangs, a quiet event stream). */
-const silent = (): CliConn => Object.assign(new Duplex({ read: () => undefined, write: (_c, _e, cb: () => void) => cb() }), { id: 2 });
+const silent = (): CliConn =>
+  Object.assign(new Duplex({ read: () => undefined, write: (_c, _e, cb: () => void) => cb() }), { id: 2 });
 
 describe('task submit: a refusal is an error', () => {
   it('below the polo gate: exit 1, status error, code refused, a hint with both scores', async () => {
     const { driver } = taskDriver((op) => {
       assert.equal(op.op, 'submit');
-      return { accepted: false, message: 'Polo score too low: submitter=-1, receiver=1', status: 400, target: '0:0000.0000.0007', task: 'x', task_id: 'id-1' };
+      return {
+        accepted: false,
+        message: 'Polo score too low: submitter=-1, receiver=1',
+        status: 400,
+        target: '0:0000.0000.0007',
+        task: 'x',
+        task_id: 'id-1',
+      };
     });
     const h = await harness({ driver });
     try {
@@ -83,7 +94,14 @@ describe('task submit: a refusal is an error', () => {
   });
 
   it('accepted: exit 0 and the reference payload', async () => {
-    const { driver } = taskDriver(() => ({ accepted: true, message: 'Task received with status NEW', status: 200, target: '0:0000.0000.0007', task: 'x', task_id: 'id-2' }));
+    const { driver } = taskDriver(() => ({
+      accepted: true,
+      message: 'Task received with status NEW',
+      status: 200,
+      target: '0:0000.0000.0007',
+      task: 'x',
+      task_id: 'id-2',
+    }));
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['task', 'submit', '7', '--task', 'x', '--json']), 0);
@@ -94,15 +112,26 @@ describe('task submit: a refusal is an error', () => {
   });
 });
 
-describe('task list: the reference\'s status names on both sides', () => {
-  it('a submitted task whose results arrived reads SUCCEEDED, like the executor\'s copy', async () => {
-    const task = (category: string, status: string): Record<string, string> => ({ category, created_at: '2026-01-01T00:00:00Z', description: 'd', from: 'a', status, task_id: `${category}-1`, to: 'b' });
+describe("task list: the reference's status names on both sides", () => {
+  it("a submitted task whose results arrived reads SUCCEEDED, like the executor's copy", async () => {
+    const task = (category: string, status: string): Record<string, string> => ({
+      category,
+      created_at: '2026-01-01T00:00:00Z',
+      description: 'd',
+      from: 'a',
+      status,
+      task_id: `${category}-1`,
+      to: 'b',
+    });
     const { driver } = taskDriver(() => ({ tasks: [task('submitted', 'COMPLETED'), task('received', 'SUCCEEDED')] }));
     const h = await harness({ driver });
     try {
       assert.equal(await h.run(['task', 'list', '--json']), 0);
       const tasks = (envelope(h.stdout.text).data as { tasks: { status: string }[] }).tasks;
-      assert.deepEqual(tasks.map((t) => t.status), ['SUCCEEDED', 'SUCCEEDED']);
+      assert.deepEqual(
+        tasks.map((t) => t.status),
+        ['SUCCEEDED', 'SUCCEEDED'],
+      );
       h.stdout.text = '';
       assert.equal(await h.run(['task', 'list']), 0);
       assert.doesNotMatch(h.stdout.text, /COMPLETED/);
@@ -134,7 +163,15 @@ describe('exit statuses: 0 success, 1 failure, 2 usage, 130 Ctrl-C', () => {
   it('usage errors exit 2 with and without --json', async () => {
     const h = await harness({ driver: fakeDriver().driver });
     try {
-      for (const argv of [['ping'], ['ping', '7', '--bogus'], ['ping', '7', '--count', 'x'], ['frobnicate'], ['send', '7', '1000'], ['task', 'nosuch'], ['daemon']]) {
+      for (const argv of [
+        ['ping'],
+        ['ping', '7', '--bogus'],
+        ['ping', '7', '--count', 'x'],
+        ['frobnicate'],
+        ['send', '7', '1000'],
+        ['task', 'nosuch'],
+        ['daemon'],
+      ]) {
         h.stderr.text = '';
         assert.equal(await h.run(argv), 2, argv.join(' '));
         assert.match(h.stderr.text, /^error: /, argv.join(' '));
@@ -176,7 +213,16 @@ describe('exit statuses: 0 success, 1 failure, 2 usage, 130 Ctrl-C', () => {
         })(),
       dial: async (_a: Addr, port: number, _o?: DialOptions) => {
         assert.equal(port, 1002);
-        setTimeout(() => events.push(Buffer.concat([encodeEvent({ topic: 't', payload: Buffer.from('a') }), encodeEvent({ topic: 't', payload: Buffer.from('b') })])), 10);
+        setTimeout(
+          () =>
+            events.push(
+              Buffer.concat([
+                encodeEvent({ topic: 't', payload: Buffer.from('a') }),
+                encodeEvent({ topic: 't', payload: Buffer.from('b') }),
+              ]),
+            ),
+          10,
+        );
         return Object.assign(events, { id: 4 });
       },
     });
@@ -192,7 +238,11 @@ describe('exit statuses: 0 success, 1 failure, 2 usage, 130 Ctrl-C', () => {
       assert.equal(err.code, 'timeout');
       assert.match(String(err.message), /received 2 of 5 events/);
       h.stderr.text = '';
-      assert.equal(await h.run(['listen', '5000', '--count', '1', '--timeout', '200ms', '--json']), 0, 'enough arrived');
+      assert.equal(
+        await h.run(['listen', '5000', '--count', '1', '--timeout', '200ms', '--json']),
+        0,
+        'enough arrived',
+      );
     } finally {
       await h.cleanup();
     }
@@ -313,7 +363,11 @@ describe('init, config and the socket in use', () => {
       await writeFile(join(other.home, 'config.json'), '{"socket":"/tmp/pilot.sock"}');
       assert.equal(await other.run(['config', '--json']), 0);
       const data = envelope(other.stdout.text).data as { socket: string; sources: Record<string, string> };
-      assert.equal(data.socket, '/tmp/from-env.sock', 'the socket in effect, not the file value PILOT_SOCKET overrides');
+      assert.equal(
+        data.socket,
+        '/tmp/from-env.sock',
+        'the socket in effect, not the file value PILOT_SOCKET overrides',
+      );
       assert.equal(data.sources.socket, 'PILOT_SOCKET');
     } finally {
       await other.cleanup();
@@ -324,7 +378,11 @@ describe('init, config and the socket in use', () => {
     const h = await harness();
     try {
       const path = join(h.home, 'stale.sock');
-      const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(
+        process.execPath,
+        ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
       child.kill('SIGKILL');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -348,16 +406,25 @@ describe('daemon start: the beacon goes with the registry, flags are remembered'
     const argsFile = join(dir, 'argv.json');
     // Stands in for pilot-daemon: records its arguments and exits.
     const script = join(dir, 'fake-daemon.mjs');
-    await writeFile(script, `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(argsFile)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`);
+    await writeFile(
+      script,
+      `import { appendFileSync } from 'node:fs';\nappendFileSync(${JSON.stringify(argsFile)}, JSON.stringify(process.argv.slice(2)) + '\\n');\n`,
+    );
     const h = await harness({ scripts: { daemon: script, rendezvous: '/nonexistent' } });
     try {
       // The fake daemon exits at once, so the start fails; what matters is what it was given.
-      assert.equal(await h.run(['daemon', 'start', '--registry', '10.9.9.9:19600', '--hostname', 'alice', '--public']), 1);
+      assert.equal(
+        await h.run(['daemon', 'start', '--registry', '10.9.9.9:19600', '--hostname', 'alice', '--public']),
+        1,
+      );
       assert.match(h.stderr.text, /exited during start-up/);
       const cfg = JSON.parse(await readFile(join(h.home, 'config.json'), 'utf8')) as Record<string, unknown>;
       assert.deepEqual(cfg, { registry: '10.9.9.9:19600', beacon: '10.9.9.9:19601', hostname: 'alice', public: true });
       assert.equal(await h.run(['daemon', 'start']), 1);
-      const runs = (await readFile(argsFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+      const runs = (await readFile(argsFile, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as string[]);
       assert.equal(runs.length, 2);
       for (const argv of runs) {
         const flag = (name: string): string | undefined => argv[argv.indexOf(name) + 1];
@@ -388,7 +455,11 @@ describe('help everywhere', () => {
         assert.equal(r.code, 0, argv.join(' '));
         assert.match(r.out, /^usage: pilotctl/);
       }
-      for (const argv of [['ping', '-h'], ['ping', '--help'], ['help', 'ping']]) {
+      for (const argv of [
+        ['ping', '-h'],
+        ['ping', '--help'],
+        ['help', 'ping'],
+      ]) {
         const r = await run(argv);
         assert.equal(r.code, 0, argv.join(' '));
         assert.match(r.out, /^usage: pilotctl ping <node_id\|address\|hostname>/);
@@ -396,7 +467,11 @@ describe('help everywhere', () => {
       const start = await run(['daemon', 'start', '-h']);
       assert.equal(start.code, 0);
       assert.match(start.out, /^usage: pilotctl daemon start/);
-      for (const argv of [['task', '-h'], ['task', '--help'], ['help', 'task']]) {
+      for (const argv of [
+        ['task', '-h'],
+        ['task', '--help'],
+        ['help', 'task'],
+      ]) {
         const r = await run(argv);
         assert.equal(r.code, 0, argv.join(' '));
         assert.match(r.out, /^usage: pilotctl task <subcommand>/);

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Identity, TunnelKeyPair, signAuth, signChallenge, verifyAuth, verifyChallenge, type AuthClaim } from '../../src/crypto/index.js';
+import {
+  Identity,
+  TunnelKeyPair,
+  signAuth,
+  signChallenge,
+  verifyAuth,
+  verifyChallenge,
+  type AuthClaim,
+} from '../../src/crypto/index.js';
 
 const id = Identity.fromSeed(new Uint8Array(32).fill(0x33));
 const other = Identity.fromSeed(new Uint8Array(32).fill(0x44));

@@ -73,7 +73,7 @@ describe('identity file (PROTOCOL.md §10.2)', () => {
     assert.equal(await readFile(path, 'utf8'), text);
   });
 
-  it('private key whose second half is not the seed\'s public key is a mismatch', () => {
+  it("private key whose second half is not the seed's public key is a mismatch", () => {
     const good = Identity.fromSeed(new Uint8Array(32).fill(1));
     const wrongHalf = Buffer.concat([Buffer.from(good.seed()), Buffer.alloc(32, 9)]).toString('base64');
     const text = JSON.stringify({ private_key: wrongHalf, public_key: good.publicKeyBase64 });
@@ -125,7 +125,10 @@ describe('atomic file writes', () => {
   it('exclusive mode refuses to replace and cleans up', async () => {
     const path = join(root, 'x.json');
     await writeFileAtomic(path, 'first', { exclusive: true });
-    await assert.rejects(writeFileAtomic(path, 'second', { exclusive: true }), (e: unknown) => (e as NodeJS.ErrnoException).code === 'EEXIST');
+    await assert.rejects(
+      writeFileAtomic(path, 'second', { exclusive: true }),
+      (e: unknown) => (e as NodeJS.ErrnoException).code === 'EEXIST',
+    );
     assert.equal(await readFile(path, 'utf8'), 'first');
     assert.deepEqual((await readdir(root)).sort(), ['f.json', 'x.json']);
   });

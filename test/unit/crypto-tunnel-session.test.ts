@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CryptoError, MAX_COUNTER, TunnelKeyPair, TunnelSession, type OpenResult, type SealedFrame } from '../../src/crypto/index.js';
+import {
+  CryptoError,
+  MAX_COUNTER,
+  TunnelKeyPair,
+  TunnelSession,
+  type OpenResult,
+  type SealedFrame,
+} from '../../src/crypto/index.js';
 
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 const KEY = unhex('bd50a238bb53259a4b72ee6c2e9263a8c017e5b85651e8daeecd58c513764317');
@@ -86,8 +93,10 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
   it('bit flips anywhere in ciphertext, tag or nonce fail authentication', () => {
     const { alice, bob } = pair();
     const f = alice.seal(SYN);
-    for (let i = 0; i < f.sealed.length; i++) assert.equal(code(bob.open(f.nonce, flip(f.sealed, i))), 'auth_failed', `sealed byte ${i}`);
-    for (let i = 0; i < 11; i++) assert.equal(code(bob.open(flip(f.nonce, i), f.sealed)), 'auth_failed', `nonce byte ${i}`);
+    for (let i = 0; i < f.sealed.length; i++)
+      assert.equal(code(bob.open(f.nonce, flip(f.sealed, i))), 'auth_failed', `sealed byte ${i}`);
+    for (let i = 0; i < 11; i++)
+      assert.equal(code(bob.open(flip(f.nonce, i), f.sealed)), 'auth_failed', `nonce byte ${i}`);
     // Flipping the counter's low bit turns 1 into 0, which the window refuses before decrypting.
     assert.equal(code(bob.open(flip(f.nonce, 11), f.sealed)), 'replay');
     assert.equal(code(bob.open(f.nonce, f.sealed)), 'ok');
@@ -122,18 +131,32 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     const s = new TunnelSession(KEY, { sendCounter: MAX_COUNTER - 1n });
     const f = s.seal(SYN);
     assert.equal(Buffer.from(f.nonce).readBigUInt64BE(4), MAX_COUNTER);
-    assert.throws(() => s.seal(SYN), (e: unknown) => e instanceof CryptoError && e.code === 'counter_exhausted');
-    assert.throws(() => s.seal(SYN), (e: unknown) => e instanceof CryptoError && e.code === 'counter_exhausted');
+    assert.throws(
+      () => s.seal(SYN),
+      (e: unknown) => e instanceof CryptoError && e.code === 'counter_exhausted',
+    );
+    assert.throws(
+      () => s.seal(SYN),
+      (e: unknown) => e instanceof CryptoError && e.code === 'counter_exhausted',
+    );
     assert.equal(s.sendCounter, MAX_COUNTER);
   });
 
   it('refuses bad keys and prefixes', () => {
-    assert.throws(() => new TunnelSession(new Uint8Array(16)), (e: unknown) => e instanceof CryptoError && e.code === 'bad_key');
-    assert.throws(() => new TunnelSession(KEY, { noncePrefix: new Uint8Array(3) }), (e: unknown) => e instanceof CryptoError && e.code === 'bad_key');
+    assert.throws(
+      () => new TunnelSession(new Uint8Array(16)),
+      (e: unknown) => e instanceof CryptoError && e.code === 'bad_key',
+    );
+    assert.throws(
+      () => new TunnelSession(KEY, { noncePrefix: new Uint8Array(3) }),
+      (e: unknown) => e instanceof CryptoError && e.code === 'bad_key',
+    );
   });
 
   it('random prefixes differ between sessions', () => {
-    const prefixes = new Set(Array.from({ length: 8 }, () => Buffer.from(new TunnelSession(KEY).noncePrefix).toString('hex')));
+    const prefixes = new Set(
+      Array.from({ length: 8 }, () => Buffer.from(new TunnelSession(KEY).noncePrefix).toString('hex')),
+    );
     assert.ok(prefixes.size > 1);
   });
 
@@ -141,20 +164,23 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     const a = TunnelKeyPair.fromPrivateKey(new Uint8Array(32).fill(0x11));
     const b = TunnelKeyPair.fromPrivateKey(new Uint8Array(32).fill(0x22));
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.boolean(), fc.uint8Array({ maxLength: 1200 })), { minLength: 1, maxLength: 40 }), (steps) => {
-        const atA = new TunnelSession(a.tunnelKey(b.publicKey));
-        const atB = new TunnelSession(b.tunnelKey(a.publicKey));
-        for (const [fromA, packet] of steps) {
-          const [tx, rx] = fromA ? [atA, atB] : [atB, atA];
-          const f = tx.seal(packet);
-          assert.deepEqual(f.nonce.subarray(0, 4), tx.noncePrefix);
-          assert.equal(f.sealed.length, packet.length + 16);
-          const r = rx.open(f.nonce, f.sealed);
-          assert.ok(r.ok, r.ok ? '' : r.error.message);
-          assert.deepEqual(r.value, packet);
-          assert.equal(code(rx.open(f.nonce, f.sealed)), 'replay');
-        }
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.uint8Array({ maxLength: 1200 })), { minLength: 1, maxLength: 40 }),
+        (steps) => {
+          const atA = new TunnelSession(a.tunnelKey(b.publicKey));
+          const atB = new TunnelSession(b.tunnelKey(a.publicKey));
+          for (const [fromA, packet] of steps) {
+            const [tx, rx] = fromA ? [atA, atB] : [atB, atA];
+            const f = tx.seal(packet);
+            assert.deepEqual(f.nonce.subarray(0, 4), tx.noncePrefix);
+            assert.equal(f.sealed.length, packet.length + 16);
+            const r = rx.open(f.nonce, f.sealed);
+            assert.ok(r.ok, r.ok ? '' : r.error.message);
+            assert.deepEqual(r.value, packet);
+            assert.equal(code(rx.open(f.nonce, f.sealed)), 'replay');
+          }
+        },
+      ),
       { numRuns: 100 },
     );
   });

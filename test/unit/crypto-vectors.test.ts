@@ -50,7 +50,10 @@ describe('crypto test vectors (PROTOCOL.md §3.3, §5.3, §10.2, Appendix A)', (
     const session = new TunnelSession(unhex(KEY), { noncePrefix: unhex('a1a2a3a4') });
     const frame = session.seal(unhex(SYN));
     assert.equal(hex(frame.nonce), 'a1a2a3a40000000000000001');
-    assert.equal(hex(frame.sealed.subarray(0, 34)), '2f5ddd9069e1279529f7f6b8e2962f4d947e4ca87cdce6ad54dad981f62aa366e53d');
+    assert.equal(
+      hex(frame.sealed.subarray(0, 34)),
+      '2f5ddd9069e1279529f7f6b8e2962f4d947e4ca87cdce6ad54dad981f62aa366e53d',
+    );
     assert.equal(hex(frame.sealed.subarray(34)), '1caf3cfdc3d97ac580a61c06f0f076f5');
     assert.equal(session.sendCounter, 1n);
   });
@@ -85,10 +88,22 @@ describe('crypto test vectors (PROTOCOL.md §3.3, §5.3, §10.2, Appendix A)', (
   });
 
   it('refuses wrongly sized keys and low-order X25519 points', () => {
-    assert.throws(() => TunnelKeyPair.fromPrivateKey(new Uint8Array(31)), (e: unknown) => e instanceof CryptoError && e.code === 'bad_key');
-    assert.throws(() => a.sharedSecret(new Uint8Array(31)), (e: unknown) => e instanceof CryptoError && e.code === 'bad_key');
-    assert.throws(() => a.sharedSecret(new Uint8Array(32)), (e: unknown) => e instanceof CryptoError && e.code === 'bad_key');
-    assert.throws(() => Identity.fromSeed(new Uint8Array(64)), (e: unknown) => e instanceof CryptoError && e.code === 'bad_key');
+    assert.throws(
+      () => TunnelKeyPair.fromPrivateKey(new Uint8Array(31)),
+      (e: unknown) => e instanceof CryptoError && e.code === 'bad_key',
+    );
+    assert.throws(
+      () => a.sharedSecret(new Uint8Array(31)),
+      (e: unknown) => e instanceof CryptoError && e.code === 'bad_key',
+    );
+    assert.throws(
+      () => a.sharedSecret(new Uint8Array(32)),
+      (e: unknown) => e instanceof CryptoError && e.code === 'bad_key',
+    );
+    assert.throws(
+      () => Identity.fromSeed(new Uint8Array(64)),
+      (e: unknown) => e instanceof CryptoError && e.code === 'bad_key',
+    );
   });
 
   it('generated key pairs differ and agree', () => {

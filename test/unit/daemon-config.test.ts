@@ -15,8 +15,25 @@ const parse = (...argv: string[]): DaemonConfig => {
 
 describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
   it('takes the reference flags in single- and double-dash form, with Go durations', () => {
-    const one = parse('-registry', '127.0.0.1:9100', '-listen', ':4001', '-keepalive', '15s', '-no-echo', '-syn-rate-limit', '50');
-    const two = parse('--registry=127.0.0.1:9100', '--listen', ':4001', '--keepalive=15s', '--no-echo', '--syn-rate-limit=50');
+    const one = parse(
+      '-registry',
+      '127.0.0.1:9100',
+      '-listen',
+      ':4001',
+      '-keepalive',
+      '15s',
+      '-no-echo',
+      '-syn-rate-limit',
+      '50',
+    );
+    const two = parse(
+      '--registry=127.0.0.1:9100',
+      '--listen',
+      ':4001',
+      '--keepalive=15s',
+      '--no-echo',
+      '--syn-rate-limit=50',
+    );
     for (const c of [one, two]) {
       assert.equal(c.registry, '127.0.0.1:9100');
       assert.equal(c.listen, ':4001');
@@ -48,10 +65,15 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     const hex = '0f'.repeat(32);
     assert.equal(parse().registryTls, undefined);
     assert.deepEqual(parse('-registry-tls', '-registry-fingerprint', hex).registryTls, { fingerprint: hex });
-    assert.deepEqual(parse('--registry-tls', `--registry-fingerprint=${hex.toUpperCase()}`).registryTls, { fingerprint: hex });
+    assert.deepEqual(parse('--registry-tls', `--registry-fingerprint=${hex.toUpperCase()}`).registryTls, {
+      fingerprint: hex,
+    });
     assert.throws(() => parse('-registry-tls'), /-registry-tls needs -registry-fingerprint/);
     assert.throws(() => parse('-registry-fingerprint', hex), /-registry-fingerprint needs -registry-tls/);
-    assert.throws(() => parse('-registry-tls', '-registry-fingerprint', 'abc'), /invalid -registry-fingerprint "abc": expected the 64 hex digits/);
+    assert.throws(
+      () => parse('-registry-tls', '-registry-fingerprint', 'abc'),
+      /invalid -registry-fingerprint "abc": expected the 64 hex digits/,
+    );
     assert.throws(() => parse('-registry-tls=false', '-registry-fingerprint', hex), /needs -registry-tls/);
     const dir = mkdtempSync(join(tmpdir(), 'pilot-config-'));
     try {
@@ -67,7 +89,10 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pilot-config-'));
     try {
       const file = join(dir, 'daemon.json');
-      writeFileSync(file, JSON.stringify({ syn_rate_per_source: 7, 'idle-timeout': '2m', hostname: 'from-file', unknown_key: 1 }));
+      writeFileSync(
+        file,
+        JSON.stringify({ syn_rate_per_source: 7, 'idle-timeout': '2m', hostname: 'from-file', unknown_key: 1 }),
+      );
       const c = parse('-config', file, '-hostname', 'from-flag');
       assert.equal(c.synRatePerSource, 7);
       assert.equal(c.idleTimeoutMs, 120_000);
@@ -90,14 +115,26 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pilot-config-'));
     try {
       const file = join(dir, 'beacon.json');
-      writeFileSync(file, JSON.stringify({ addr: ':9101', beacon_id: 7, health: true, timeout: '2s', config: 'ignored', other: [1] }));
+      writeFileSync(
+        file,
+        JSON.stringify({ addr: ':9101', beacon_id: 7, health: true, timeout: '2s', config: 'ignored', other: [1] }),
+      );
       const { flags } = parseGoFlagsWithConfig(['-config', file, '-addr', ':9202'], spec);
-      assert.deepEqual({ ...flags, config: undefined }, { addr: ':9202', 'beacon-id': 7, health: true, timeout: 2000, config: undefined });
+      assert.deepEqual(
+        { ...flags, config: undefined },
+        { addr: ':9202', 'beacon-id': 7, health: true, timeout: 2000, config: undefined },
+      );
       writeFileSync(file, JSON.stringify({ 'beacon-id': 'seven' }));
-      assert.throws(() => parseGoFlagsWithConfig(['-config', file], spec), /invalid integer value "seven" for -beacon-id/);
+      assert.throws(
+        () => parseGoFlagsWithConfig(['-config', file], spec),
+        /invalid integer value "seven" for -beacon-id/,
+      );
       writeFileSync(file, JSON.stringify({ addr: { host: 'x' } }));
       assert.throws(() => parseGoFlagsWithConfig(['-config', file], spec), /addr must be a string, number or boolean/);
-      assert.throws(() => parseGoFlagsWithConfig(['-config', join(dir, 'missing.json')], spec), /cannot read config file/);
+      assert.throws(
+        () => parseGoFlagsWithConfig(['-config', join(dir, 'missing.json')], spec),
+        /cannot read config file/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -111,8 +148,20 @@ describe('pilot-daemon flags (PROTOCOL.md §10.4)', () => {
 
 describe('text log lines (-log-format text)', () => {
   it('puts time, level, component and message first, then the fields as key=value', () => {
-    const line = formatTextLine({ level: 30, time: Date.UTC(2026, 11, 2, 1, 20), pid: 7, name: 'daemon', msg: 'daemon ready', node: 2, socket: '/tmp/a b.sock', peer: { id: 3 } });
-    assert.equal(line, '2026-12-02T01:20:00.000Z INFO daemon: daemon ready node=2 socket="/tmp/a b.sock" peer={"id":3}');
+    const line = formatTextLine({
+      level: 30,
+      time: Date.UTC(2026, 11, 2, 1, 20),
+      pid: 7,
+      name: 'daemon',
+      msg: 'daemon ready',
+      node: 2,
+      socket: '/tmp/a b.sock',
+      peer: { id: 3 },
+    });
+    assert.equal(
+      line,
+      '2026-12-02T01:20:00.000Z INFO daemon: daemon ready node=2 socket="/tmp/a b.sock" peer={"id":3}',
+    );
   });
 });
 
@@ -122,6 +171,10 @@ describe('help and version flags of the executables', () => {
     assert.equal(parseDaemonArgs(['--help'], {}), 'help');
     assert.equal(parseDaemonArgs(['--version'], {}), 'version');
     assert.equal(parseGoFlagsWithConfig(['--h'], { help: { kind: 'bool', help: '' } }).flags.help, true);
-    assert.throws(() => parseGoFlagsWithConfig(['-h'], {}), /flag provided but not defined: -h/, 'only where -help exists');
+    assert.throws(
+      () => parseGoFlagsWithConfig(['-h'], {}),
+      /flag provided but not defined: -h/,
+      'only where -help exists',
+    );
   });
 });

@@ -65,7 +65,10 @@ class Net {
 
   /** Connections of a stack in any state but TIME_WAIT (a closed connection lingering is not a leak). */
   static open(stack: NetStack): string[] {
-    return stack.endpoint.connections().filter((c) => c.state !== 'TIME_WAIT').map((c) => `${c.id}:${c.state}`);
+    return stack.endpoint
+      .connections()
+      .filter((c) => c.state !== 'TIME_WAIT')
+      .map((c) => `${c.id}:${c.state}`);
   }
 
   close(): void {
@@ -81,7 +84,10 @@ function backend(stack: NetStack, extra: Partial<IpcBackend> = {}): IpcBackend {
     dial: (addr, port, options) => stack.dial(addr, port, options),
     sendTo: (addr, port, data) => stack.sendTo(addr, port, data),
     connection: (id) => stack.connection(id),
-    info: () => ({ node_id: stack.localAddr.node, address: `0:0000.0000.${stack.localAddr.node.toString(16).padStart(4, '0')}` }),
+    info: () => ({
+      node_id: stack.localAddr.node,
+      address: `0:0000.0000.${stack.localAddr.node.toString(16).padStart(4, '0')}`,
+    }),
     handshake: none,
     resolveHostname: none,
     setHostname: none,
@@ -94,7 +100,11 @@ function backend(stack: NetStack, extra: Partial<IpcBackend> = {}): IpcBackend {
   };
 }
 
-function startServer(stack: NetStack, options: { releaseLingerMs?: number } = {}, extra: Partial<IpcBackend> = {}): Promise<IpcServer> {
+function startServer(
+  stack: NetStack,
+  options: { releaseLingerMs?: number } = {},
+  extra: Partial<IpcBackend> = {},
+): Promise<IpcServer> {
   return IpcServer.start(join(dir, `d${++sockets}.sock`), backend(stack, extra), silentLogger(), options);
 }
 
@@ -125,10 +135,16 @@ class RawClient {
     return this.socket.write(encodeIpcFrame(msg));
   }
 
-  async waitFor<T extends IpcMessage['cmd']>(cmd: T, pred: (m: IpcMessage & { cmd: T }) => boolean = () => true, timeoutMs = 3000): Promise<IpcMessage & { cmd: T }> {
+  async waitFor<T extends IpcMessage['cmd']>(
+    cmd: T,
+    pred: (m: IpcMessage & { cmd: T }) => boolean = () => true,
+    timeoutMs = 3000,
+  ): Promise<IpcMessage & { cmd: T }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = this.received.find((x): x is IpcMessage & { cmd: T } => x.cmd === cmd && pred(x as IpcMessage & { cmd: T }));
+      const m = this.received.find(
+        (x): x is IpcMessage & { cmd: T } => x.cmd === cmd && pred(x as IpcMessage & { cmd: T }),
+      );
       if (m) return m;
       if (Date.now() > deadline) throw new Error(`no ${cmd}; got ${JSON.stringify(this.received.map((x) => x.cmd))}`);
       await delay(5);
@@ -156,8 +172,16 @@ describe('dials a client gave up on', () => {
       // Still empty a while later (no late handshake re-opened anything).
       await delay(500);
       assert.deepEqual(tables(n), { a: [], b: [] });
-      assert.ok(n.bNotices.filter((x) => x.kind === 'closed').every((x) => x.kind === 'closed' && x.reason === 'reset'), 'B only saw resets');
-      await until('IPC resources released', () => server.resources().dials === 0 && server.resources().conns === 0, 1000, { show: () => server.resources() });
+      assert.ok(
+        n.bNotices.filter((x) => x.kind === 'closed').every((x) => x.kind === 'closed' && x.reason === 'reset'),
+        'B only saw resets',
+      );
+      await until(
+        'IPC resources released',
+        () => server.resources().dials === 0 && server.resources().conns === 0,
+        1000,
+        { show: () => server.resources() },
+      );
     } finally {
       await server.close();
       n.close();
@@ -182,12 +206,17 @@ describe('dials a client gave up on', () => {
       const info = await Promise.race([d.info(), delay(1500).then(() => undefined)]);
       assert.ok(info !== undefined, 'Info answered while the abandoned dials were still under way');
       assert.ok(Date.now() - started < 1000);
-      await until('no dial under way', () => server.resources().dials === 0 && n.a.resources().dials === 0, 1000, { show: () => [server.resources(), n.a.resources()] });
+      await until('no dial under way', () => server.resources().dials === 0 && n.a.resources().dials === 0, 1000, {
+        show: () => [server.resources(), n.a.resources()],
+      });
       n.release();
       await until('both tables empty', () => bothEmpty(n), 2000, { show: () => tables(n) });
       await delay(300);
       assert.deepEqual(tables(n), { a: [], b: [] });
-      assert.ok(n.bNotices.filter((x) => x.kind === 'closed').every((x) => x.kind === 'closed' && x.reason === 'reset'), 'B only saw resets');
+      assert.ok(
+        n.bNotices.filter((x) => x.kind === 'closed').every((x) => x.kind === 'closed' && x.reason === 'reset'),
+        'B only saw resets',
+      );
       assert.equal(d.closed, false, 'the cancellation, not a disconnect, released them');
     } finally {
       await d.close();
@@ -208,9 +237,17 @@ describe('dials a client gave up on', () => {
       const second = await c.waitFor('DialOK', (m) => m.connId !== first.connId);
       c.send({ cmd: 'DialCancel', dialSeq: 2 });
       await c.waitFor('CloseOK', (m) => m.connId === second.connId);
-      await until('only the first connection left', () => Net.open(n.a).length === 1 && Net.open(n.b).length === 1, 1000, { show: () => tables(n) });
+      await until(
+        'only the first connection left',
+        () => Net.open(n.a).length === 1 && Net.open(n.b).length === 1,
+        1000,
+        { show: () => tables(n) },
+      );
       assert.equal(n.a.connection(first.connId) !== undefined, true, 'the first dial is untouched');
-      assert.ok(n.bNotices.some((x) => x.kind === 'closed' && x.reason === 'reset'), 'the second was reset');
+      assert.ok(
+        n.bNotices.some((x) => x.kind === 'closed' && x.reason === 'reset'),
+        'the second was reset',
+      );
       assert.equal(c.received.filter((m) => m.cmd === 'Error').length, 0);
       c.socket.destroy();
     } finally {
@@ -248,14 +285,28 @@ describe('a client that goes away', () => {
         c.send({ cmd: 'Send', connId: echo.connId, data: chunk });
         c.send({ cmd: 'Send', connId: sink.connId, data: chunk });
       }
-      await until('the echo stalls on the unread client', () => stuck.length === 1 && (n.a.endpoint.connection(echo.connId)?.stats.recvWindow ?? 1) === 0, 5000, { show: () => n.a.endpoint.connection(echo.connId)?.stats });
+      await until(
+        'the echo stalls on the unread client',
+        () => stuck.length === 1 && (n.a.endpoint.connection(echo.connId)?.stats.recvWindow ?? 1) === 0,
+        5000,
+        { show: () => n.a.endpoint.connection(echo.connId)?.stats },
+      );
       assert.equal(n.a.isBound(5000), true);
       const gone = Date.now();
       c.socket.destroy();
       await until('ports unbound', () => !n.a.isBound(5000), 500);
-      await until('every connection closed on both sides', () => bothEmpty(n), lingerMs + 1500, { show: () => tables(n) });
+      await until('every connection closed on both sides', () => bothEmpty(n), lingerMs + 1500, {
+        show: () => tables(n),
+      });
       assert.ok(Date.now() - gone < lingerMs + 1500);
-      await until('nothing held for the gone client', () => JSON.stringify(server.resources()) === JSON.stringify({ clients: 0, conns: 0, listeners: 0, dials: 0, lingering: 0 }), 500, { show: () => server.resources() });
+      await until(
+        'nothing held for the gone client',
+        () =>
+          JSON.stringify(server.resources()) ===
+          JSON.stringify({ clients: 0, conns: 0, listeners: 0, dials: 0, lingering: 0 }),
+        500,
+        { show: () => server.resources() },
+      );
       assert.equal(stuck[0]?.destroyed, true, 'the peer that never finished was reset');
     } finally {
       await server.close();
@@ -281,14 +332,24 @@ describe('a client that goes away', () => {
       for (let i = 0; i < 200; i++) c.send({ cmd: 'Send', connId: sink.connId, data: chunk });
       // Nothing flows towards the client: only the daemon's own probing can tell that it is gone.
       let sent = -1;
-      await until('the connection is full', () => {
-        const now = n.a.endpoint.connection(sink.connId)?.stats.bytesSent ?? 0;
-        const still = now === sent && now > 0;
-        sent = now;
-        return still;
-      }, 5000, { show: () => n.a.endpoint.connection(sink.connId)?.stats, everyMs: 300 });
+      await until(
+        'the connection is full',
+        () => {
+          const now = n.a.endpoint.connection(sink.connId)?.stats.bytesSent ?? 0;
+          const still = now === sent && now > 0;
+          sent = now;
+          return still;
+        },
+        5000,
+        { show: () => n.a.endpoint.connection(sink.connId)?.stats, everyMs: 300 },
+      );
       c.socket.destroy();
-      await until('the client is noticed gone and its connection reset', () => bothEmpty(n) && server.resources().clients === 0, 1500 + lingerMs + 1000, { show: () => [tables(n), server.resources()] });
+      await until(
+        'the client is noticed gone and its connection reset',
+        () => bothEmpty(n) && server.resources().clients === 0,
+        1500 + lingerMs + 1000,
+        { show: () => [tables(n), server.resources()] },
+      );
     } finally {
       await server.close();
       n.close();
@@ -305,7 +366,12 @@ describe('a client that goes away', () => {
       const ok = await c.waitFor('DialOK');
       c.send({ cmd: 'Close', connId: ok.connId });
       await c.waitFor('CloseOK', (m) => m.connId === ok.connId);
-      await until('no lingering timer', () => server.resources().lingering === 0 && server.resources().conns === 0, 1000, { show: () => server.resources() });
+      await until(
+        'no lingering timer',
+        () => server.resources().lingering === 0 && server.resources().conns === 0,
+        1000,
+        { show: () => server.resources() },
+      );
       c.socket.destroy();
     } finally {
       await server.close();
@@ -317,10 +383,14 @@ describe('a client that goes away', () => {
 describe('IPC Error codes', () => {
   it('every failure carries the code of its kind (IPC_ERROR_CODES), the message unchanged', async () => {
     const n = new Net();
-    const server = await startServer(n.a, {}, {
-      handshake: () => Promise.reject(new PilotError('untrusted', 'node 9 does not trust you')),
-      setTags: () => Promise.reject(new Error('disk on fire')),
-    });
+    const server = await startServer(
+      n.a,
+      {},
+      {
+        handshake: () => Promise.reject(new PilotError('untrusted', 'node 9 does not trust you')),
+        setTags: () => Promise.reject(new Error('disk on fire')),
+      },
+    );
     try {
       const c = await RawClient.connect(server.path);
       const errorFor = async (msg: IpcMessage | Buffer): Promise<{ code: number; message: string }> => {
@@ -338,11 +408,26 @@ describe('IPC Error codes', () => {
       c.send({ cmd: 'Bind', port: 5000 });
       await c.waitFor('BindOK');
       assert.deepEqual(await errorFor({ cmd: 'Bind', port: 5000 }), { code: 4, message: 'port 5000 is already bound' });
-      assert.deepEqual(await errorFor({ cmd: 'Dial', addr: B, port: 4242 }), { code: 5, message: 'connection refused: no listener on port 4242 of node 11' });
-      assert.deepEqual(await errorFor({ cmd: 'Send', connId: 999, data: Buffer.from('x') }), { code: 3, message: 'connection 999 not found' });
-      assert.deepEqual(await errorFor({ cmd: 'ResolveHostname', hostname: '' }), { code: 2, message: 'hostname is empty' });
-      assert.deepEqual(await errorFor({ cmd: 'Handshake', op: { sub: 'Approve', nodeId: 9 } }), { code: 6, message: 'node 9 does not trust you' });
-      assert.deepEqual(await errorFor({ cmd: 'SendTo', addr: B, port: 1, data: Buffer.alloc(70_000) }), { code: 10, message: `datagram of 70000 bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes` });
+      assert.deepEqual(await errorFor({ cmd: 'Dial', addr: B, port: 4242 }), {
+        code: 5,
+        message: 'connection refused: no listener on port 4242 of node 11',
+      });
+      assert.deepEqual(await errorFor({ cmd: 'Send', connId: 999, data: Buffer.from('x') }), {
+        code: 3,
+        message: 'connection 999 not found',
+      });
+      assert.deepEqual(await errorFor({ cmd: 'ResolveHostname', hostname: '' }), {
+        code: 2,
+        message: 'hostname is empty',
+      });
+      assert.deepEqual(await errorFor({ cmd: 'Handshake', op: { sub: 'Approve', nodeId: 9 } }), {
+        code: 6,
+        message: 'node 9 does not trust you',
+      });
+      assert.deepEqual(await errorFor({ cmd: 'SendTo', addr: B, port: 1, data: Buffer.alloc(70_000) }), {
+        code: 10,
+        message: `datagram of 70000 bytes exceeds the maximum of ${MAX_DATAGRAM_PAYLOAD} bytes`,
+      });
       assert.deepEqual(await errorFor(Buffer.from([0, 0, 0, 1, 0x7f])), { code: 12, message: 'unknown command: 0x7f' });
       assert.deepEqual(await errorFor({ cmd: 'SetTags', tags: ['a'] }), { code: 13, message: 'disk on fire' });
       c.socket.destroy();

@@ -18,7 +18,14 @@ function pair(): { a: NetStack; b: NetStack; close: () => void } {
   const b = new NetStack({ localAddr: B, transmit: wire });
   stacks[A.node] = a;
   stacks[B.node] = b;
-  return { a, b, close: () => { a.close(); b.close(); } };
+  return {
+    a,
+    b,
+    close: () => {
+      a.close();
+      b.close();
+    },
+  };
 }
 
 async function readAll(conn: PilotConn): Promise<Buffer> {
@@ -86,7 +93,11 @@ describe('in-process network stack', () => {
 describe('capabilities of a peer', () => {
   it('a capability advert lets connections with the node advertise a zero window; forgetting it does not', () => {
     const stack = new NetStack({ localAddr: A, transmit: () => {} });
-    assert.equal(stack.endpoint.peerHonoursZeroWindow(B.node), false, 'any peer may be the reference, which reads window 0 as no limit');
+    assert.equal(
+      stack.endpoint.peerHonoursZeroWindow(B.node),
+      false,
+      'any peer may be the reference, which reads window 0 as no limit',
+    );
     stack.setPeerSegmentSize(B.node, 4096);
     assert.equal(stack.endpoint.peerHonoursZeroWindow(B.node), true);
     stack.setPeerSegmentSize(B.node, 61_440);
@@ -99,12 +110,33 @@ describe('capabilities of a peer', () => {
 
 describe('coalesceAcks', () => {
   const ack = (node: number, dstPort: number, srcPort: number, n: number, payload = 0): Packet =>
-    makePacket({ flags: Flag.ACK, protocol: Proto.Stream, src: A, dst: { network: 0, node }, srcPort, dstPort, seq: 1, ack: n, window: 8, payload: Buffer.alloc(payload) });
+    makePacket({
+      flags: Flag.ACK,
+      protocol: Proto.Stream,
+      src: A,
+      dst: { network: 0, node },
+      srcPort,
+      dstPort,
+      seq: 1,
+      ack: n,
+      window: 8,
+      payload: Buffer.alloc(payload),
+    });
 
   it('drops pure ACKs superseded later in the batch on the same connection only', () => {
-    const batch = [ack(11, 1002, 50000, 100), ack(11, 1002, 50001, 100), ack(12, 1002, 50000, 100), ack(11, 1002, 50000, 200), ack(11, 1002, 50000, 300, 10)];
+    const batch = [
+      ack(11, 1002, 50000, 100),
+      ack(11, 1002, 50001, 100),
+      ack(12, 1002, 50000, 100),
+      ack(11, 1002, 50000, 200),
+      ack(11, 1002, 50000, 300, 10),
+    ];
     const kept = coalesceAcks(batch);
-    assert.deepEqual(kept, [batch[1], batch[2], batch[4]], 'other ports and other nodes keep their ACKs; data is never dropped');
+    assert.deepEqual(
+      kept,
+      [batch[1], batch[2], batch[4]],
+      'other ports and other nodes keep their ACKs; data is never dropped',
+    );
   });
 
   it('keeps duplicate ACKs (a Go sender counts them) and ACKs across sequence wrap-around', () => {

@@ -41,7 +41,11 @@ describe('capability advert (Control packet to port 1)', () => {
     assert.deepEqual(decodeCaps(plain), { ok: true, value: { request: false, maxSegment: 4096, batch: false } });
     const unknownFlags = Buffer.from(plain);
     unknownFlags[5] = 0xfc;
-    assert.deepEqual(decodeCaps(unknownFlags), { ok: true, value: { request: false, maxSegment: 4096, batch: false } }, 'unknown flag bits are ignored');
+    assert.deepEqual(
+      decodeCaps(unknownFlags),
+      { ok: true, value: { request: false, maxSegment: 4096, batch: false } },
+      'unknown flag bits are ignored',
+    );
     assert.equal(decodeCaps(bytes.subarray(0, 7)).ok, false);
     assert.equal(decodeCaps(Buffer.from('ping-123')).ok, false);
     const v2 = Buffer.from(bytes);
@@ -77,7 +81,11 @@ describe('PeerCaps', () => {
     assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }]);
     h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true }));
     assert.equal(h.sent.length, 1, 'a repeated question within a second is not answered again');
-    assert.deepEqual(h.applied.at(-1), { node: 3, mss: 4096 }, 'not loopback: the default size (but known to be pilot-ts: a zero window is honoured)');
+    assert.deepEqual(
+      h.applied.at(-1),
+      { node: 3, mss: 4096 },
+      'not loopback: the default size (but known to be pilot-ts: a zero window is honoured)',
+    );
     assert.equal(h.batching.get(3), true, 'batching does not depend on the path');
     h.loopback.add(3);
     h.caps.refresh(3);
@@ -96,7 +104,11 @@ describe('PeerCaps', () => {
     h.caps.onAdvert(9, Buffer.from('garbage!'));
     assert.equal(h.applied.length, 1);
     h.caps.forget(9);
-    assert.deepEqual(h.applied.at(-1), { node: 9, mss: 0 }, 'no longer known to be pilot-ts (it may have restarted as the reference)');
+    assert.deepEqual(
+      h.applied.at(-1),
+      { node: 9, mss: 0 },
+      'no longer known to be pilot-ts (it may have restarted as the reference)',
+    );
     assert.equal(h.batching.get(9), false, 'a restarted peer may not read them any more');
     assert.equal(h.caps.advertisedBy(9), undefined);
     h.caps.observe(9);

@@ -10,9 +10,23 @@ describe('trust.json', () => {
     const dir = await mkdtemp(join(tmpdir(), 'pilot-trust-'));
     const path = join(dir, 'trust.json');
     const store = await TrustStore.open(path);
-    await store.addPending({ nodeId: 12, publicKey: '', justification: 'hello', receivedAt: Date.UTC(2026, 1, 15, 9, 30) });
-    await store.trust({ nodeId: 9, publicKey: 'a2V5', approvedAt: Date.UTC(2026, 1, 15, 10, 30), mutual: true, network: 0 });
-    const doc = JSON.parse(await readFile(path, 'utf8')) as { trusted: Record<string, unknown>[]; pending: Record<string, unknown>[] };
+    await store.addPending({
+      nodeId: 12,
+      publicKey: '',
+      justification: 'hello',
+      receivedAt: Date.UTC(2026, 1, 15, 9, 30),
+    });
+    await store.trust({
+      nodeId: 9,
+      publicKey: 'a2V5',
+      approvedAt: Date.UTC(2026, 1, 15, 10, 30),
+      mutual: true,
+      network: 0,
+    });
+    const doc = JSON.parse(await readFile(path, 'utf8')) as {
+      trusted: Record<string, unknown>[];
+      pending: Record<string, unknown>[];
+    };
     assert.deepEqual(Object.keys(doc), ['trusted', 'pending']);
     assert.deepEqual(Object.keys(doc.trusted[0] ?? {}), ['node_id', 'public_key', 'approved_at', 'mutual']);
     assert.match(String(doc.trusted[0]?.approved_at), /^2026-02-15T\d\d:30:00(Z|[+-]\d\d:\d\d)$/);
@@ -38,7 +52,10 @@ describe('trust.json', () => {
     assert.deepEqual(store.listTrusted(), []);
     await writeFile(path, '{"trusted":[{"node_id":-1},{"node_id":5,"mutual":true}]}');
     const partial = await TrustStore.open(path);
-    assert.deepEqual(partial.listTrusted().map((t) => t.nodeId), [5]);
+    assert.deepEqual(
+      partial.listTrusted().map((t) => t.nodeId),
+      [5],
+    );
     await rm(dir, { recursive: true });
   });
 });

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FALLBACK_NAME, MAX_NAME_BYTES, receivedFileName, sanitizeFileName, stamp } from '../../src/services/dataexchange/names.js';
+import {
+  FALLBACK_NAME,
+  MAX_NAME_BYTES,
+  receivedFileName,
+  sanitizeFileName,
+  stamp,
+} from '../../src/services/dataexchange/names.js';
 
 describe('data exchange file names', () => {
   it('keeps only a safe last path element', () => {

@@ -159,7 +159,9 @@ describe('ordered reply pipeline', () => {
   });
 
   it('reports a rejected reply as a failure and sends nothing more', async () => {
-    const conn = new FakeConn<number>(async (n) => ({ reply: n === 1 ? Promise.reject(new Error('bug')) : Promise.resolve('ok') }));
+    const conn = new FakeConn<number>(async (n) => ({
+      reply: n === 1 ? Promise.reject(new Error('bug')) : Promise.resolve('ok'),
+    }));
     const pipeline = new OrderedReplies(conn, { maxInFlight: 4, maxInFlightBytes: 1000 });
     pipeline.push([1, 2]);
     await settle();
@@ -190,7 +192,11 @@ interface FakeIntake {
   saves(): number;
 }
 
-function fakeIntake({ quotaBytes = 1_000_000, scanUsage = async () => new Map(), now = 0 }: FakeOptions = {}): FakeIntake {
+function fakeIntake({
+  quotaBytes = 1_000_000,
+  scanUsage = async () => new Map(),
+  now = 0,
+}: FakeOptions = {}): FakeIntake {
   const calls: StoreCall[] = [];
   const seen = new Set<string>();
   let saves = 0;
@@ -225,11 +231,17 @@ function fakeIntake({ quotaBytes = 1_000_000, scanUsage = async () => new Map(),
 
 const text = (s: string): FrameInput => ({ ok: true, value: { type: DataType.Text, payload: Buffer.from(s) } });
 const key = (k: string): FrameInput => ({ ok: true, value: { type: IDEMPOTENCY_KEY_TYPE, payload: Buffer.from(k) } });
-const file = (name: string, data: Buffer): FrameInput => ({ ok: true, value: { type: DataType.File, payload: encodeFilePayload({ name, data }) } });
+const file = (name: string, data: Buffer): FrameInput => ({
+  ok: true,
+  value: { type: DataType.File, payload: encodeFilePayload({ name, data }) },
+});
 const keyAck = ackText(IDEMPOTENCY_KEY_TYPE, 3);
 const stored = (size: number): StoredItem => ({ name: 'n', path: '/p', size });
 
-function connect(intake: FrameIntake, from = 'peer'): { conn: FakeConn<FrameInput>; pipeline: OrderedReplies<FrameInput> } {
+function connect(
+  intake: FrameIntake,
+  from = 'peer',
+): { conn: FakeConn<FrameInput>; pipeline: OrderedReplies<FrameInput> } {
   const conn = new FakeConn<FrameInput>(intake.connection(from));
   return { conn, pipeline: new OrderedReplies(conn, { maxInFlight: 16, maxInFlightBytes: 1 << 20 }) };
 }

@@ -3,14 +3,28 @@ import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { afterAttempt, backoffMs, BACKOFF_CAP_MS, expiredBeforeAttempt, Outbox, type OutboxItem } from '../../src/services/dataexchange/outbox.js';
+import {
+  afterAttempt,
+  backoffMs,
+  BACKOFF_CAP_MS,
+  expiredBeforeAttempt,
+  Outbox,
+  type OutboxItem,
+} from '../../src/services/dataexchange/outbox.js';
 import { SenderQuota, senderRateLimiter } from '../../src/services/dataexchange/quota.js';
 import { MAX_KEYS_PER_SENDER, ServiceState } from '../../src/services/dataexchange/state.js';
 import { DataStore } from '../../src/services/dataexchange/store.js';
 
 const item = (over: Partial<OutboxItem> = {}): OutboxItem => ({
-  id: '00000000-0000-0000-0000-000000000001', target: '0:0000.0000.0005', type: 1, bytes: 3,
-  createdAt: 0, expiresAt: 100_000, attempts: 0, nextAttemptAt: 0, ...over,
+  id: '00000000-0000-0000-0000-000000000001',
+  target: '0:0000.0000.0005',
+  type: 1,
+  bytes: 3,
+  createdAt: 0,
+  expiresAt: 100_000,
+  attempts: 0,
+  nextAttemptAt: 0,
+  ...over,
 });
 
 describe('data exchange quota and rate limit', () => {
@@ -41,7 +55,10 @@ describe('data exchange quota and rate limit', () => {
 
 describe('outbox state machine', () => {
   it('backs off exponentially up to the cap', () => {
-    assert.deepEqual([1, 2, 3, 4].map((n) => backoffMs(n)), [1000, 2000, 4000, 8000]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map((n) => backoffMs(n)),
+      [1000, 2000, 4000, 8000],
+    );
     assert.equal(backoffMs(20), BACKOFF_CAP_MS);
   });
 
@@ -63,7 +80,10 @@ describe('outbox state machine', () => {
   it('persists items and moves expired ones aside with a reason', async () => {
     const home = await mkdtemp(join(tmpdir(), 'pilot-outbox-'));
     const box = new Outbox(home);
-    const it1 = await box.enqueue({ target: '0:0000.0000.0005', type: 4, data: Buffer.from('abc'), filename: 'a.txt' }, 1000);
+    const it1 = await box.enqueue(
+      { target: '0:0000.0000.0005', type: 4, data: Buffer.from('abc'), filename: 'a.txt' },
+      1000,
+    );
     const listed = await box.list();
     assert.equal(listed.length, 1);
     assert.equal(listed[0]?.filename, 'a.txt');

@@ -32,7 +32,9 @@ class Link {
   }
 
   send(topic: string, payload: string | Uint8Array = ''): void {
-    this.server.push(Buffer.from(encodeEvent({ topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload })));
+    this.server.push(
+      Buffer.from(encodeEvent({ topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload })),
+    );
   }
 
   raw(bytes: Uint8Array): void {
@@ -81,9 +83,15 @@ describe('event stream broker', () => {
     pub.send('*', 'star');
     s1.send('status', 'from-s1');
     await tick();
-    assert.deepEqual(s1.received.map((e) => Buffer.from(e.payload).toString()), ['online']);
+    assert.deepEqual(
+      s1.received.map((e) => Buffer.from(e.payload).toString()),
+      ['online'],
+    );
     assert.deepEqual(all.topics(), ['status', 'other', '*', 'status']);
-    assert.deepEqual(pub.received.map((e) => Buffer.from(e.payload).toString()), ['from-s1']);
+    assert.deepEqual(
+      pub.received.map((e) => Buffer.from(e.payload).toString()),
+      ['from-s1'],
+    );
     assert.ok(log.includes('sub s1 status') && log.includes('pub pub status 6'));
     assert.equal(broker.stats().subscribers, 3);
   });
@@ -135,7 +143,10 @@ describe('event stream broker', () => {
     a.raw(Buffer.from([0x04, 0x01]));
     await tick();
     assert.equal(a.server.writableEnded, true);
-    assert.deepEqual(a.received.map((e) => [e.topic, JSON.parse(Buffer.from(e.payload).toString()) as unknown]), [[ERROR_TOPIC, { error: 'event topic length 1025 exceeds 1024' }]]);
+    assert.deepEqual(
+      a.received.map((e) => [e.topic, JSON.parse(Buffer.from(e.payload).toString()) as unknown]),
+      [[ERROR_TOPIC, { error: 'event topic length 1025 exceeds 1024' }]],
+    );
     const b = new Link(broker, 'b');
     b.send('t');
     const header = Buffer.alloc(7);
@@ -146,7 +157,10 @@ describe('event stream broker', () => {
     await tick();
     assert.equal(b.server.writableEnded, true);
     assert.deepEqual(b.topics(), [ERROR_TOPIC]);
-    assert.match(Buffer.from(b.received[0]?.payload ?? []).toString(), /event payload length 16777217 exceeds 16777216/);
+    assert.match(
+      Buffer.from(b.received[0]?.payload ?? []).toString(),
+      /event payload length 16777217 exceeds 16777216/,
+    );
     // Nothing more is read from a refused connection.
     b.send('t2');
     await tick();
@@ -183,9 +197,19 @@ describe('event stream broker', () => {
     const notice = slow.received.find((e) => e.topic === DROPPED_TOPIC);
     assert.deepEqual(JSON.parse(Buffer.from(notice?.payload ?? []).toString()), { dropped: slowDropped });
     assert.equal(slow.received.length, 1000 - slowDropped + 1);
-    const payloads = slow.received.filter((e) => e.topic === 't').map((e) => Number(Buffer.from(e.payload).toString().slice(6)));
-    assert.deepEqual(payloads, [...payloads].sort((x, y) => x - y), 'order is kept');
-    assert.equal(slowQuiet.received.some((e) => e.topic === DROPPED_TOPIC), false, 'no notice without asking for it');
+    const payloads = slow.received
+      .filter((e) => e.topic === 't')
+      .map((e) => Number(Buffer.from(e.payload).toString().slice(6)));
+    assert.deepEqual(
+      payloads,
+      [...payloads].sort((x, y) => x - y),
+      'order is kept',
+    );
+    assert.equal(
+      slowQuiet.received.some((e) => e.topic === DROPPED_TOPIC),
+      false,
+      'no notice without asking for it',
+    );
     pub.send('t', 'after');
     await tick();
     assert.equal(slow.received.at(-1)?.topic, 't');
@@ -224,7 +248,10 @@ describe('event stream broker', () => {
     await tick();
     assert.equal(broker.stats().subscribers, 0);
     assert.equal(broker.stats().connections, 0);
-    assert.deepEqual(log.filter((l) => l.startsWith('unsub')), ['unsub a x', 'unsub a y.*']);
+    assert.deepEqual(
+      log.filter((l) => l.startsWith('unsub')),
+      ['unsub a x', 'unsub a y.*'],
+    );
   });
 
   it('limits subscriptions per connection, and tells the connection it closes why, whatever it subscribed to', async () => {
@@ -241,7 +268,9 @@ describe('event stream broker', () => {
     assert.equal(a.server.writableEnded, true);
     // The event queued for a in the same turn is discarded: the reason is the last (and only) word.
     assert.deepEqual(a.topics(), [ERROR_TOPIC]);
-    assert.deepEqual(JSON.parse(Buffer.from(a.received[0]?.payload ?? []).toString()), { error: 'more than 2 subscriptions on one connection' });
+    assert.deepEqual(JSON.parse(Buffer.from(a.received[0]?.payload ?? []).toString()), {
+      error: 'more than 2 subscriptions on one connection',
+    });
     assert.equal(broker.stats().delivered, 1, 'the event was queued for a before the refusal');
     assert.equal(broker.stats().subscribers, 1);
   });
@@ -262,7 +291,10 @@ function streamPair(): [Duplex, Duplex] {
         cb();
       },
     });
-  ends.push(make(() => ends[1] as Duplex), make(() => ends[0] as Duplex));
+  ends.push(
+    make(() => ends[1] as Duplex),
+    make(() => ends[0] as Duplex),
+  );
   return [ends[0] as Duplex, ends[1] as Duplex];
 }
 
@@ -271,8 +303,14 @@ describe('SDK subscription refused by the broker', () => {
     const broker = new Broker({ maxTopicsPerConn: 2 });
     const [client, server] = streamPair();
     broker.accept(server, 'sdk');
-    const sub = await subscribe({ dial: async () => client }, '0:0000.0000.0001', ['a', 'b', 'c'], { dropNotices: false });
-    await assert.rejects(sub.next(), (err: unknown) => err instanceof PilotError && err.code === 'refused' && /more than 2 subscriptions/.test(err.message));
+    const sub = await subscribe({ dial: async () => client }, '0:0000.0000.0001', ['a', 'b', 'c'], {
+      dropNotices: false,
+    });
+    await assert.rejects(
+      sub.next(),
+      (err: unknown) =>
+        err instanceof PilotError && err.code === 'refused' && /more than 2 subscriptions/.test(err.message),
+    );
   });
 });
 

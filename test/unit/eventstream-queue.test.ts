@@ -52,7 +52,10 @@ describe('bounded subscriber queue', () => {
             else dropped++;
           }
           assert.equal(q.length, model.length);
-          assert.equal(q.bytes, model.reduce((s, m) => s + m.size, 0));
+          assert.equal(
+            q.bytes,
+            model.reduce((s, m) => s + m.size, 0),
+          );
           assert.ok(q.length <= 20);
           assert.ok(q.length <= 1 || q.bytes <= 1000);
         });

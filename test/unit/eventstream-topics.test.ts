@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DROPPED_TOPIC, isReservedTopic, parsePattern, prefixKeys, topicMatches } from '../../src/protocol/event-topics.js';
+import {
+  DROPPED_TOPIC,
+  isReservedTopic,
+  parsePattern,
+  prefixKeys,
+  topicMatches,
+} from '../../src/protocol/event-topics.js';
 
 describe('event stream topic patterns', () => {
   it('"*" matches every topic, including reserved ones', () => {

@@ -271,7 +271,20 @@ export class GoSender {
   }
 
   private emit(flags: number, seq: number, ack: number, window: number, payload?: Uint8Array): void {
-    this.out.push(makePacket({ flags, protocol: Proto.Stream, src: this.src, dst: this.dst.addr, srcPort: this.srcPort, dstPort: this.dst.port, seq, ack, window, payload }));
+    this.out.push(
+      makePacket({
+        flags,
+        protocol: Proto.Stream,
+        src: this.src,
+        dst: this.dst.addr,
+        srcPort: this.srcPort,
+        dstPort: this.dst.port,
+        seq,
+        ack,
+        window,
+        payload,
+      }),
+    );
   }
 }
 
@@ -322,7 +335,8 @@ export class GoLink {
       this.wire.push({ at: this.now, packet: copy });
       this.queue.push({ at: this.now + this.delay, to: 'go', packet: copy });
     }
-    for (const q of this.go.out.splice(0)) this.queue.push({ at: this.now + this.delay, to: 'ep', packet: this.roundTrip(q) });
+    for (const q of this.go.out.splice(0))
+      this.queue.push({ at: this.now + this.delay, to: 'ep', packet: this.roundTrip(q) });
     let e: EndpointEvent | undefined;
     while ((e = this.ep.pollEvent())) this.events.push(e);
   }
@@ -337,7 +351,11 @@ export class GoLink {
     this.drain();
     for (let guard = 0; guard < 10_000_000; guard++) {
       if (stop()) return;
-      const next = Math.min(this.queue[0]?.at ?? Infinity, this.ep.nextTimeout() ?? Infinity, this.go.nextTimeout() ?? Infinity);
+      const next = Math.min(
+        this.queue[0]?.at ?? Infinity,
+        this.ep.nextTimeout() ?? Infinity,
+        this.go.nextTimeout() ?? Infinity,
+      );
       if (next > until) {
         this.now = until;
         return;
@@ -346,7 +364,8 @@ export class GoLink {
       while (this.queue.length > 0 && (this.queue[0] as { at: number }).at <= this.now) {
         const item = this.queue.shift() as { at: number; to: 'ep' | 'go'; packet: Packet };
         if (item.to === 'ep') {
-          if (item.packet.payload.length > 0 && !decodeSack(item.packet.payload)) this.arrivals.push({ at: this.now, seq: item.packet.seq, length: item.packet.payload.length });
+          if (item.packet.payload.length > 0 && !decodeSack(item.packet.payload))
+            this.arrivals.push({ at: this.now, seq: item.packet.seq, length: item.packet.payload.length });
           this.ep.handlePacket(item.packet, this.now);
           this.observe();
         } else {

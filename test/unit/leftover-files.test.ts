@@ -35,8 +35,17 @@ const ID = '00112233-4455-6677-8899-aabbccddeeff';
 
 describe('temp files of writeFileAtomic', () => {
   it('names: only `.<name>.<12 hex>.tmp`', () => {
-    for (const yes of ['.a.json.0123456789ab.tmp', `.${ID}.json.ffffffffffff.tmp`, '.report v2.pdf.000000000000.tmp']) assert.equal(isAtomicTempName(yes), true, yes);
-    for (const no of ['a.json.0123456789ab.tmp', '.a.json.0123456789a.tmp', '.a.json.0123456789AB.tmp', '.a.0123456789ab.tmp.json', 'notes.tmp', '.tmp', `${ID}.json`]) {
+    for (const yes of ['.a.json.0123456789ab.tmp', `.${ID}.json.ffffffffffff.tmp`, '.report v2.pdf.000000000000.tmp'])
+      assert.equal(isAtomicTempName(yes), true, yes);
+    for (const no of [
+      'a.json.0123456789ab.tmp',
+      '.a.json.0123456789a.tmp',
+      '.a.json.0123456789AB.tmp',
+      '.a.0123456789ab.tmp.json',
+      'notes.tmp',
+      '.tmp',
+      `${ID}.json`,
+    ]) {
       assert.equal(isAtomicTempName(no), false, no);
     }
   });
@@ -51,7 +60,10 @@ describe('temp files of writeFileAtomic', () => {
     await put(join(dir, 'notes.tmp'), 'user file');
     await mkdir(join(dir, '.sub.0123456789ad.tmp'));
     assert.deepEqual(await removeStaleTemps(dir, { olderThanMs: 60_000 }), []);
-    assert.deepEqual((await removeStaleTemps(dir)).sort(), ['.fresh.json.0123456789ac.tmp', '.kept.json.0123456789ab.tmp']);
+    assert.deepEqual((await removeStaleTemps(dir)).sort(), [
+      '.fresh.json.0123456789ac.tmp',
+      '.kept.json.0123456789ab.tmp',
+    ]);
     assert.deepEqual((await readdir(dir)).sort(), ['.sub.0123456789ad.tmp', 'kept.json', 'notes.tmp']);
     assert.deepEqual(await removeStaleTemps(join(dir, 'missing')), []);
   });
@@ -76,7 +88,11 @@ describe('start-up clean-up by each directory owner', () => {
   it('outbox: old temp files and old data without metadata go; complete items, failed/ items and recent files stay', async () => {
     const h = await home();
     const old = LEFTOVER_AGE_MS + 60_000;
-    const ids = ['10000000-0000-4000-8000-000000000001', '20000000-0000-4000-8000-000000000002', '30000000-0000-4000-8000-000000000003'];
+    const ids = [
+      '10000000-0000-4000-8000-000000000001',
+      '20000000-0000-4000-8000-000000000002',
+      '30000000-0000-4000-8000-000000000003',
+    ];
     const [complete, orphan, recent] = ids as [string, string, string];
     await put(join(h, 'outbox', `${complete}.data`), 'x', old);
     await put(join(h, 'outbox', `${complete}.json`), '{}', old);
@@ -88,7 +104,10 @@ describe('start-up clean-up by each directory owner', () => {
     await put(join(h, 'outbox', 'failed', `.${orphan}.json.0123456789ad.tmp`), '');
     const removed = await new Outbox(h).removeLeftovers();
     assert.equal(removed.length, 3);
-    assert.deepEqual((await readdir(join(h, 'outbox'))).sort(), [`.${recent}.json.0123456789ac.tmp`, `${complete}.data`, `${complete}.json`, `${recent}.data`, 'failed'].sort());
+    assert.deepEqual(
+      (await readdir(join(h, 'outbox'))).sort(),
+      [`.${recent}.json.0123456789ac.tmp`, `${complete}.data`, `${complete}.json`, `${recent}.data`, 'failed'].sort(),
+    );
     assert.deepEqual(await readdir(join(h, 'outbox', 'failed')), [`${orphan}.data`]);
   });
 
@@ -98,7 +117,8 @@ describe('start-up clean-up by each directory owner', () => {
     await dirs.ensure();
     await put(join(dirs.dir('received'), `${ID}.json`), '{}');
     await put(join(dirs.dir('results'), `${ID}_result.txt`), 'done');
-    for (const d of ['received', 'submitted', 'results', '.evidence'] as const) await put(join(dirs.dir(d), `.${ID}.json.0123456789ab.tmp`), '');
+    for (const d of ['received', 'submitted', 'results', '.evidence'] as const)
+      await put(join(dirs.dir(d), `.${ID}.json.0123456789ab.tmp`), '');
     assert.equal((await dirs.removeLeftovers()).length, 4);
     assert.deepEqual(await readdir(dirs.dir('received')), [`${ID}.json`]);
     assert.deepEqual(await readdir(dirs.dir('results')), [`${ID}_result.txt`]);

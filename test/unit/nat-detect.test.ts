@@ -21,7 +21,10 @@ interface Behaviour {
 }
 
 /** A beacon client whose probes are answered as a NAT of the given behaviour lets through. */
-function fakeClient(b: Behaviour | 'silent', observed?: string): { client: BeaconClient; sent: (UdpEndpoint | undefined)[] } {
+function fakeClient(
+  b: Behaviour | 'silent',
+  observed?: string,
+): { client: BeaconClient; sent: (UdpEndpoint | undefined)[] } {
   const sent: (UdpEndpoint | undefined)[] = [];
   const fake = {
     observed,
@@ -44,7 +47,10 @@ function fakeClient(b: Behaviour | 'silent', observed?: string): { client: Beaco
 }
 
 const same = (): NatProbeEndpoint => PUBLIC;
-const perDestination = (to: UdpEndpoint): NatProbeEndpoint => ({ ip: PUBLIC.ip, port: PUBLIC.port + (to.port === 9002 ? 1 : 2) });
+const perDestination = (to: UdpEndpoint): NatProbeEndpoint => ({
+  ip: PUBLIC.ip,
+  port: PUBLIC.port + (to.port === 9002 ? 1 : 2),
+});
 const full = { otherPort: OTHER_PORT, otherAddress: OTHER_ADDRESS };
 
 describe('detectNat', () => {
@@ -54,14 +60,56 @@ describe('detectNat', () => {
   after(() => clearInterval(hold));
 
   const cases: [string, Behaviour, string, string, string][] = [
-    ['answers from every socket, same mapping', { firstThrough: [0, 1, 2], seenByOthers: same, ...full }, 'endpoint-independent', 'endpoint-independent', 'full-cone'],
-    ['answers from the main socket and other port only', { firstThrough: [0, 1], seenByOthers: same, ...full }, 'endpoint-independent', 'address-dependent', 'restricted-cone'],
-    ['answers from the main socket only', { firstThrough: [0], seenByOthers: same, ...full }, 'endpoint-independent', 'address-and-port-dependent', 'port-restricted-cone'],
-    ['other sockets see another port', { firstThrough: [0], seenByOthers: perDestination, ...full }, 'endpoint-dependent', 'address-and-port-dependent', 'symmetric'],
-    ['other sockets see another port, all answers through', { firstThrough: [0, 1, 2], seenByOthers: perDestination, ...full }, 'endpoint-dependent', 'endpoint-independent', 'symmetric'],
+    [
+      'answers from every socket, same mapping',
+      { firstThrough: [0, 1, 2], seenByOthers: same, ...full },
+      'endpoint-independent',
+      'endpoint-independent',
+      'full-cone',
+    ],
+    [
+      'answers from the main socket and other port only',
+      { firstThrough: [0, 1], seenByOthers: same, ...full },
+      'endpoint-independent',
+      'address-dependent',
+      'restricted-cone',
+    ],
+    [
+      'answers from the main socket only',
+      { firstThrough: [0], seenByOthers: same, ...full },
+      'endpoint-independent',
+      'address-and-port-dependent',
+      'port-restricted-cone',
+    ],
+    [
+      'other sockets see another port',
+      { firstThrough: [0], seenByOthers: perDestination, ...full },
+      'endpoint-dependent',
+      'address-and-port-dependent',
+      'symmetric',
+    ],
+    [
+      'other sockets see another port, all answers through',
+      { firstThrough: [0, 1, 2], seenByOthers: perDestination, ...full },
+      'endpoint-dependent',
+      'endpoint-independent',
+      'symmetric',
+    ],
     ['other sockets never answer', { firstThrough: [0], ...full }, 'unknown', 'address-and-port-dependent', 'unknown'],
-    ['other port answers but the beacon has no other address', { firstThrough: [0, 1], seenByOthers: same, otherPort: OTHER_PORT }, 'endpoint-independent', 'unknown', 'unknown'],
-    ['a beacon with only another port, main answer only', { firstThrough: [0], seenByOthers: same, otherPort: OTHER_PORT }, 'endpoint-independent', 'address-and-port-dependent', 'port-restricted-cone'],
+    [
+      'other port answers but the beacon has no other address',
+      { firstThrough: [0, 1], seenByOthers: same, otherPort: OTHER_PORT },
+      'endpoint-independent',
+      'unknown',
+      'unknown',
+    ],
+    [
+      'a beacon with only another port, main answer only',
+      { firstThrough: [0], seenByOthers: same, otherPort: OTHER_PORT },
+      'endpoint-independent',
+      'address-and-port-dependent',
+      'port-restricted-cone',
+    ],
     ['a beacon with no other socket', { firstThrough: [0] }, 'unknown', 'unknown', 'unknown'],
   ];
   for (const [name, behaviour, mapping, filtering, type] of cases) {
@@ -74,7 +122,12 @@ describe('detectNat', () => {
   }
 
   it('probes the other sockets only after the first answers, the other port at the beacon address we use', async () => {
-    const { client, sent } = fakeClient({ firstThrough: [0], seenByOthers: same, otherPort: { ip: '198.18.9.9', port: 9002 }, otherAddress: OTHER_ADDRESS });
+    const { client, sent } = fakeClient({
+      firstThrough: [0],
+      seenByOthers: same,
+      otherPort: { ip: '198.18.9.9', port: 9002 },
+      otherAddress: OTHER_ADDRESS,
+    });
     await detectNat(client, BEACON, 5000, 30);
     assert.equal(sent[0], undefined);
     const later = sent.filter((t) => t !== undefined).map((t) => `${t.host}:${t.port}`);
@@ -84,7 +137,10 @@ describe('detectNat', () => {
   it('a beacon that ignores probes (a Go beacon): unknown, with the endpoint Discover saw', async () => {
     const { client, sent } = fakeClient('silent', '198.18.0.101:40000');
     const r = await detectNat(client, BEACON, 5000, 30);
-    assert.deepEqual({ type: r.type, mapping: r.mapping, filtering: r.filtering, publicEndpoint: r.publicEndpoint }, { type: 'unknown', mapping: 'unknown', filtering: 'unknown', publicEndpoint: '198.18.0.101:40000' });
+    assert.deepEqual(
+      { type: r.type, mapping: r.mapping, filtering: r.filtering, publicEndpoint: r.publicEndpoint },
+      { type: 'unknown', mapping: 'unknown', filtering: 'unknown', publicEndpoint: '198.18.0.101:40000' },
+    );
     assert.equal(sent.length, 2, 'the probe is sent again once when unanswered');
   });
 
@@ -96,10 +152,28 @@ describe('detectNat', () => {
   });
 
   it('seen at one of our own addresses and our port: no NAT', async () => {
-    const { client } = fakeClient({ firstThrough: [0, 1, 2], seenByOthers: same, ...full, observed: { ip: '127.0.0.1', port: 5000 } });
+    const { client } = fakeClient({
+      firstThrough: [0, 1, 2],
+      seenByOthers: same,
+      ...full,
+      observed: { ip: '127.0.0.1', port: 5000 },
+    });
     const r = await detectNat(client, BEACON, 5000, 30);
-    assert.deepEqual({ type: r.type, mapping: r.mapping, filtering: r.filtering }, { type: 'none', mapping: 'none', filtering: 'none' });
-    const moved = await detectNat(fakeClient({ firstThrough: [0, 1, 2], seenByOthers: () => ({ ip: '127.0.0.1', port: 6000 }), ...full, observed: { ip: '127.0.0.1', port: 6000 } }).client, BEACON, 5000, 30);
+    assert.deepEqual(
+      { type: r.type, mapping: r.mapping, filtering: r.filtering },
+      { type: 'none', mapping: 'none', filtering: 'none' },
+    );
+    const moved = await detectNat(
+      fakeClient({
+        firstThrough: [0, 1, 2],
+        seenByOthers: () => ({ ip: '127.0.0.1', port: 6000 }),
+        ...full,
+        observed: { ip: '127.0.0.1', port: 6000 },
+      }).client,
+      BEACON,
+      5000,
+      30,
+    );
     assert.equal(moved.type, 'full-cone', 'our address at another port is a NAT (port translation)');
   });
 });

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeNatProbe, decodeNatProbeReply, encodeNatProbe, encodeNatProbeReply, NAT_PROBE, NAT_PROBE_REPLY, natType } from '../../src/protocol/nat-probe.js';
+import {
+  decodeNatProbe,
+  decodeNatProbeReply,
+  encodeNatProbe,
+  encodeNatProbeReply,
+  NAT_PROBE,
+  NAT_PROBE_REPLY,
+  natType,
+} from '../../src/protocol/nat-probe.js';
 import { decodeBeacon } from '../../src/protocol/beacon.js';
 import * as arb from './protocol-arbitraries.js';
 
@@ -32,12 +40,29 @@ describe('NAT probe codec', () => {
   });
 
   it('NatProbeReply layout: token, source, then ip length, ip, port per endpoint (0: none)', () => {
-    const bytes = encodeNatProbeReply({ token: 7, source: 1, observed: { ip: '198.18.0.101', port: 4000 }, otherPort: undefined, otherAddress: { ip: '198.18.0.11', port: 9001 } });
-    assert.deepEqual([...bytes], [NAT_PROBE_REPLY, 0, 0, 0, 7, 1, 4, 198, 18, 0, 101, 0x0f, 0xa0, 0, 4, 198, 18, 0, 11, 0x23, 0x29]);
+    const bytes = encodeNatProbeReply({
+      token: 7,
+      source: 1,
+      observed: { ip: '198.18.0.101', port: 4000 },
+      otherPort: undefined,
+      otherAddress: { ip: '198.18.0.11', port: 9001 },
+    });
+    assert.deepEqual(
+      [...bytes],
+      [NAT_PROBE_REPLY, 0, 0, 0, 7, 1, 4, 198, 18, 0, 101, 0x0f, 0xa0, 0, 4, 198, 18, 0, 11, 0x23, 0x29],
+    );
   });
 
   it('rejects what is not a well-formed reply, with a typed error', () => {
-    const good = Buffer.from(encodeNatProbeReply({ token: 1, source: 0, observed: { ip: '198.18.0.1', port: 1 }, otherPort: undefined, otherAddress: undefined }));
+    const good = Buffer.from(
+      encodeNatProbeReply({
+        token: 1,
+        source: 0,
+        observed: { ip: '198.18.0.1', port: 1 },
+        otherPort: undefined,
+        otherAddress: undefined,
+      }),
+    );
     const bad = (b: Uint8Array, code: string): void => {
       const r = decodeNatProbeReply(b);
       assert.equal(r.ok, false);
@@ -55,17 +80,25 @@ describe('NAT probe codec', () => {
   });
 
   it('total decoders: random bytes and mutated encodings never throw', () => {
-    const seeds = fc.sample(arb.natProbeReply, { numRuns: 64, seed: 0x5eed }).map((r) => Buffer.from(encodeNatProbeReply(r)));
-    const mutated = fc.tuple(fc.constantFrom(...seeds), fc.nat(), fc.uint8Array({ maxLength: 8 }), fc.integer({ min: 0, max: 3 })).map(([s, at, extra, how]) => {
-      const b = Buffer.from(s);
-      const i = at % Math.max(1, b.length);
-      if (how === 0 && b.length > 0) b[i] = (b[i] as number) ^ 0xff;
-      if (how === 1) return b.subarray(0, i);
-      if (how === 2) return Buffer.concat([b.subarray(0, i), extra, b.subarray(i)]);
-      if (how === 3 && b.length > 6) b[6 + (i % (b.length - 6))] = [0, 4, 16, 0xff][at % 4] as number;
-      return b;
-    });
-    const input = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.concat([Buffer.of(NAT_PROBE_REPLY), b])), mutated);
+    const seeds = fc
+      .sample(arb.natProbeReply, { numRuns: 64, seed: 0x5eed })
+      .map((r) => Buffer.from(encodeNatProbeReply(r)));
+    const mutated = fc
+      .tuple(fc.constantFrom(...seeds), fc.nat(), fc.uint8Array({ maxLength: 8 }), fc.integer({ min: 0, max: 3 }))
+      .map(([s, at, extra, how]) => {
+        const b = Buffer.from(s);
+        const i = at % Math.max(1, b.length);
+        if (how === 0 && b.length > 0) b[i] = (b[i] as number) ^ 0xff;
+        if (how === 1) return b.subarray(0, i);
+        if (how === 2) return Buffer.concat([b.subarray(0, i), extra, b.subarray(i)]);
+        if (how === 3 && b.length > 6) b[6 + (i % (b.length - 6))] = [0, 4, 16, 0xff][at % 4] as number;
+        return b;
+      });
+    const input = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.concat([Buffer.of(NAT_PROBE_REPLY), b])),
+      mutated,
+    );
     fc.assert(
       fc.property(input, (b) => {
         for (const decode of [decodeNatProbeReply, decodeNatProbe]) {

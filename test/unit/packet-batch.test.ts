@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeAddr } from '../../src/protocol/address.js';
 import { decodePacket, encodePacket, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
-import { batchedSize, decodePacketBatch, encodeBatchedHeader, encodePacketBatch, isBatchable, MAX_BATCHED_PAYLOAD } from '../../src/protocol/packet-batch.js';
+import {
+  batchedSize,
+  decodePacketBatch,
+  encodeBatchedHeader,
+  encodePacketBatch,
+  isBatchable,
+  MAX_BATCHED_PAYLOAD,
+} from '../../src/protocol/packet-batch.js';
 import { groupForBatches, SendBatcher } from '../../src/tunnel/batcher.js';
 
 function packet(seq: number, size: number): Packet {
@@ -24,7 +31,10 @@ describe('packet batch (PILM plaintext)', () => {
   it('round-trips packets in order, each decodable as a packet', () => {
     const packets = [packet(1, 0), packet(2, 100), packet(3, 4096)];
     const body = encodePacketBatch(packets);
-    assert.equal(body.length, packets.reduce((n, p) => n + batchedSize(p), 0));
+    assert.equal(
+      body.length,
+      packets.reduce((n, p) => n + batchedSize(p), 0),
+    );
     assert.equal(body.readUInt16BE(0), 34, 'length prefix of an empty-payload packet');
     const split = decodePacketBatch(body);
     assert.ok(split.ok);
@@ -74,18 +84,33 @@ describe('groupForBatches', () => {
   it('keeps order and fills each group up to the limit', () => {
     const packets = Array.from({ length: 10 }, (_, i) => packet(i, 64)); // 100 bytes each
     const groups = groupForBatches(packets, 350);
-    assert.deepEqual(groups.map((g) => g.length), [3, 3, 3, 1]);
-    assert.deepEqual(groups.flat().map((p) => p.seq), packets.map((p) => p.seq));
+    assert.deepEqual(
+      groups.map((g) => g.length),
+      [3, 3, 3, 1],
+    );
+    assert.deepEqual(
+      groups.flat().map((p) => p.seq),
+      packets.map((p) => p.seq),
+    );
   });
 
   it('gives a packet larger than the limit a group of its own', () => {
     const groups = groupForBatches([packet(1, 10), packet(2, 5000), packet(3, 10)], 1364);
-    assert.deepEqual(groups.map((g) => g.map((p) => p.seq)), [[1], [2], [3]]);
+    assert.deepEqual(
+      groups.map((g) => g.map((p) => p.seq)),
+      [[1], [2], [3]],
+    );
   });
 
   it('gives a packet too large for any batch a group of its own, whatever the limit', () => {
-    const groups = groupForBatches([packet(1, 10), packet(2, 65_502), packet(3, 65_535), packet(4, 10), packet(5, 10)], 1_000_000);
-    assert.deepEqual(groups.map((g) => g.map((p) => p.seq)), [[1], [2], [3], [4, 5]]);
+    const groups = groupForBatches(
+      [packet(1, 10), packet(2, 65_502), packet(3, 65_535), packet(4, 10), packet(5, 10)],
+      1_000_000,
+    );
+    assert.deepEqual(
+      groups.map((g) => g.map((p) => p.seq)),
+      [[1], [2], [3], [4, 5]],
+    );
   });
 });
 

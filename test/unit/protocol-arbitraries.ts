@@ -17,7 +17,8 @@ import type { NatProbeEndpoint, NatProbeReply } from '../../src/protocol/nat-pro
 export const u8 = fc.integer({ min: 0, max: 0xff });
 export const u16 = fc.integer({ min: 0, max: 0xffff });
 export const u32 = fc.integer({ min: 0, max: 0xffffffff });
-export const bytes = (maxLength = 64, minLength = 0): fc.Arbitrary<Uint8Array> => fc.uint8Array({ minLength, maxLength });
+export const bytes = (maxLength = 64, minLength = 0): fc.Arbitrary<Uint8Array> =>
+  fc.uint8Array({ minLength, maxLength });
 export const fixedBytes = (n: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ minLength: n, maxLength: n });
 /** Valid Unicode text (no lone surrogates), so that it survives UTF-8. */
 export const text = (maxLength = 32): fc.Arbitrary<string> => fc.string({ unit: 'binary', maxLength });
@@ -38,9 +39,16 @@ export const packet: fc.Arbitrary<Packet> = fc.record({
   payload: bytes(200),
 });
 
-export const sackBlocks: fc.Arbitrary<SackBlock[]> = fc.array(fc.record({ left: u32, right: u32 }), { minLength: 1, maxLength: 4 });
+export const sackBlocks: fc.Arbitrary<SackBlock[]> = fc.array(fc.record({ left: u32, right: u32 }), {
+  minLength: 1,
+  maxLength: 4,
+});
 
-export const pils: fc.Arbitrary<PilsFrame> = fc.record({ senderNode: u32, nonce: fixedBytes(12), sealed: bytes(120, 16) });
+export const pils: fc.Arbitrary<PilsFrame> = fc.record({
+  senderNode: u32,
+  nonce: fixedBytes(12),
+  sealed: bytes(120, 16),
+});
 export const pilk: fc.Arbitrary<PilkFrame> = fc.record({ senderNode: u32, x25519Public: fixedBytes(32) });
 export const pila: fc.Arbitrary<PilaFrame> = fc.record({
   senderNode: u32,
@@ -70,8 +78,12 @@ export const beacon: fc.Arbitrary<BeaconMessage> = fc.oneof(
 );
 
 /** JSON values as they survive the wire (JSON has no -0: it reads back as 0). */
-export const jsonValue: fc.Arbitrary<JsonValue> = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as JsonValue);
-export const jsonObject: fc.Arbitrary<JsonObject> = fc.dictionary(fc.string({ maxLength: 10 }), jsonValue, { maxKeys: 6 });
+export const jsonValue: fc.Arbitrary<JsonValue> = fc
+  .jsonValue({ maxDepth: 3 })
+  .map((v) => JSON.parse(JSON.stringify(v)) as JsonValue);
+export const jsonObject: fc.Arbitrary<JsonObject> = fc.dictionary(fc.string({ maxLength: 10 }), jsonValue, {
+  maxKeys: 6,
+});
 
 const handshakeOp: fc.Arbitrary<IpcHandshakeOp> = fc.oneof(
   fc.record({ sub: fc.constant('Request' as const), nodeId: u32, justification: text() }),
@@ -116,7 +128,12 @@ export const ipcMessage: fc.Arbitrary<IpcMessage> = fc.oneof(
 );
 
 export const handshakeMessage: fc.Arbitrary<HandshakeMessage> = fc.record({
-  type: fc.constantFrom('handshake_request' as const, 'handshake_accept' as const, 'handshake_reject' as const, 'handshake_revoke' as const),
+  type: fc.constantFrom(
+    'handshake_request' as const,
+    'handshake_accept' as const,
+    'handshake_reject' as const,
+    'handshake_revoke' as const,
+  ),
   nodeId: u32,
   publicKey: fc.base64String({ maxLength: 44 }),
   justification: text(200),
@@ -185,11 +202,15 @@ export function norm(value: unknown): unknown {
 }
 
 /** NAT probe replies (pilot-ts beacon extension 0x0d). */
-export const natProbeEndpoint: fc.Arbitrary<NatProbeEndpoint> = fc.record({ ip: ipText, port: u16 }).map(({ ip, port }) => ({ ip, port }));
-export const natProbeReply: fc.Arbitrary<NatProbeReply> = fc.record({
-  token: u32,
-  source: fc.constantFrom(0 as const, 1 as const, 2 as const),
-  observed: natProbeEndpoint,
-  otherPort: fc.option(natProbeEndpoint, { nil: undefined }),
-  otherAddress: fc.option(natProbeEndpoint, { nil: undefined }),
-}).map((r) => ({ ...r }));
+export const natProbeEndpoint: fc.Arbitrary<NatProbeEndpoint> = fc
+  .record({ ip: ipText, port: u16 })
+  .map(({ ip, port }) => ({ ip, port }));
+export const natProbeReply: fc.Arbitrary<NatProbeReply> = fc
+  .record({
+    token: u32,
+    source: fc.constantFrom(0 as const, 1 as const, 2 as const),
+    observed: natProbeEndpoint,
+    otherPort: fc.option(natProbeEndpoint, { nil: undefined }),
+    otherAddress: fc.option(natProbeEndpoint, { nil: undefined }),
+  })
+  .map((r) => ({ ...r }));

@@ -3,15 +3,39 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { parseAddr, parseSocketAddr } from '../../src/protocol/address.js';
 import { decodeBeacon, encodeBeacon } from '../../src/protocol/beacon.js';
-import { DataFrameDecoder, decodeDataFrame, decodeFilePayload, encodeDataFrame, encodeFilePayload, DATA_MAX_PAYLOAD } from '../../src/protocol/dataexchange.js';
-import { decodeEvent, encodeEvent, EventDecoder, EVENT_MAX_PAYLOAD, EVENT_MAX_TOPIC } from '../../src/protocol/eventstream.js';
+import {
+  DataFrameDecoder,
+  decodeDataFrame,
+  decodeFilePayload,
+  encodeDataFrame,
+  encodeFilePayload,
+  DATA_MAX_PAYLOAD,
+} from '../../src/protocol/dataexchange.js';
+import {
+  decodeEvent,
+  encodeEvent,
+  EventDecoder,
+  EVENT_MAX_PAYLOAD,
+  EVENT_MAX_TOPIC,
+} from '../../src/protocol/eventstream.js';
 import { decodeHandshakeMessage, encodeHandshakeMessage, HANDSHAKE_MAX_SIZE } from '../../src/protocol/handshake.js';
-import { decodeIpcMessage, encodeIpcFrame, encodeIpcMessage, IPC_MAX_MESSAGE, IpcFrameSplitter } from '../../src/protocol/ipc.js';
+import {
+  decodeIpcMessage,
+  encodeIpcFrame,
+  encodeIpcMessage,
+  IPC_MAX_MESSAGE,
+  IpcFrameSplitter,
+} from '../../src/protocol/ipc.js';
 import { parseJson } from '../../src/protocol/json.js';
 import { decodeCaps, encodeCaps } from '../../src/protocol/caps.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodePacketBatch, encodePacketBatch } from '../../src/protocol/packet-batch.js';
-import { decodeRegistryFrame, encodeRegistryFrame, REGISTRY_MAX_MESSAGE, RegistryFrameSplitter } from '../../src/protocol/registry-frame.js';
+import {
+  decodeRegistryFrame,
+  encodeRegistryFrame,
+  REGISTRY_MAX_MESSAGE,
+  RegistryFrameSplitter,
+} from '../../src/protocol/registry-frame.js';
 import { DecodeError, type DecodeResult } from '../../src/protocol/result.js';
 import { decodeSack, encodeSack } from '../../src/protocol/sack.js';
 import {
@@ -25,7 +49,19 @@ import {
   encodeSubmitRequest,
   encodeSubmitResponse,
 } from '../../src/protocol/tasksubmit.js';
-import { classifyDatagram, decodePila, decodePilk, decodePilm, decodePilp, decodePils, decodePilt, encodePila, encodePilk, encodePils, encodePilt } from '../../src/protocol/tunnel.js';
+import {
+  classifyDatagram,
+  decodePila,
+  decodePilk,
+  decodePilm,
+  decodePilp,
+  decodePils,
+  decodePilt,
+  encodePila,
+  encodePilk,
+  encodePils,
+  encodePilt,
+} from '../../src/protocol/tunnel.js';
 import { decodeTypedFrame, encodeTypedFrame } from '../../src/protocol/typed-frame.js';
 import { Prng } from '../../src/transport/sim/prng.js';
 import * as arb from './protocol-arbitraries.js';
@@ -87,16 +123,24 @@ function randomBytes(rng: Prng): Uint8Array {
 }
 
 /** Runs `decode` over RUNS inputs; `check` validates whatever came back. */
-function fuzz(name: string, seeds: Uint8Array[], decode: (b: Uint8Array) => unknown, check: (r: unknown) => void = checkResult): void {
-  const rng = new Prng(SEED ^ name.length * 7919);
+function fuzz(
+  name: string,
+  seeds: Uint8Array[],
+  decode: (b: Uint8Array) => unknown,
+  check: (r: unknown) => void = checkResult,
+): void {
+  const rng = new Prng(SEED ^ (name.length * 7919));
   let accepted = 0;
   for (let i = 0; i < RUNS; i++) {
-    const input = i % 2 === 0 || seeds.length === 0 ? randomBytes(rng) : mutate(rng, seeds[rng.int(seeds.length)] as Uint8Array);
+    const input =
+      i % 2 === 0 || seeds.length === 0 ? randomBytes(rng) : mutate(rng, seeds[rng.int(seeds.length)] as Uint8Array);
     let result: unknown;
     try {
       result = decode(input);
     } catch (err) {
-      assert.fail(`${name} threw on input ${Buffer.from(input).toString('hex').slice(0, 400)} (FUZZ_SEED=${SEED}): ${String(err)}`);
+      assert.fail(
+        `${name} threw on input ${Buffer.from(input).toString('hex').slice(0, 400)} (FUZZ_SEED=${SEED}): ${String(err)}`,
+      );
     }
     check(result);
     if (isResult(result) && result.ok) accepted++;
@@ -116,7 +160,10 @@ function checkResult(r: unknown): void {
 }
 
 /** Feeds the input to a stream decoder in random chunks; every item must be a typed result. */
-function splitInto(rng: Prng, make: () => { push(c: Uint8Array): DecodeResult<unknown>[] }): (b: Uint8Array) => DecodeResult<unknown> {
+function splitInto(
+  rng: Prng,
+  make: () => { push(c: Uint8Array): DecodeResult<unknown>[] },
+): (b: Uint8Array) => DecodeResult<unknown> {
   return (bytes) => {
     const dec = make();
     let off = 0;
@@ -143,7 +190,14 @@ describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
   });
 
   it('capability advert', () =>
-    fuzz('caps', [encodeCaps({ request: true, maxSegment: 61_440, batch: true }), encodeCaps({ request: false, maxSegment: 4096, batch: false })], decodeCaps));
+    fuzz(
+      'caps',
+      [
+        encodeCaps({ request: true, maxSegment: 61_440, batch: true }),
+        encodeCaps({ request: false, maxSegment: 4096, batch: false }),
+      ],
+      decodeCaps,
+    ));
 
   it('SACK payload', () =>
     fuzz('sack', sample(arb.sackBlocks).map(encodeSack), decodeSack, (r) => {
@@ -160,7 +214,11 @@ describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
     fuzz('classify', seeds, classifyDatagram, (r) => assert.equal(typeof r, 'string'));
     fuzz('pilt', seeds, decodePilt);
     fuzz('pils', seeds, decodePils);
-    fuzz('pilm', seeds.map((b) => (b.length > 3 && b[3] === 0x53 ? Buffer.concat([Buffer.from('PILM'), b.subarray(4)]) : b)), decodePilm);
+    fuzz(
+      'pilm',
+      seeds.map((b) => (b.length > 3 && b[3] === 0x53 ? Buffer.concat([Buffer.from('PILM'), b.subarray(4)]) : b)),
+      decodePilm,
+    );
     fuzz('pilk', seeds, decodePilk);
     fuzz('pila', seeds, decodePila);
     fuzz('pilp', [Buffer.from('PILP')], decodePilp);
@@ -172,35 +230,82 @@ describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
     const msgs = sample(arb.ipcMessage, 128);
     fuzz('ipc', msgs.map(encodeIpcMessage), decodeIpcMessage);
     const rng = new Prng(SEED);
-    fuzz('ipc-stream', msgs.map(encodeIpcFrame), splitInto(rng, () => new IpcFrameSplitter()));
+    fuzz(
+      'ipc-stream',
+      msgs.map(encodeIpcFrame),
+      splitInto(rng, () => new IpcFrameSplitter()),
+    );
   });
 
   it('registry frames and JSON', () => {
     const frames = sample(arb.jsonObject).map(encodeRegistryFrame);
     fuzz('registry', frames, decodeRegistryFrame);
-    fuzz('registry-stream', frames, splitInto(new Prng(SEED), () => new RegistryFrameSplitter()));
-    fuzz('json', sample(arb.jsonValue).map((v) => Buffer.from(JSON.stringify(v))), parseJson);
+    fuzz(
+      'registry-stream',
+      frames,
+      splitInto(new Prng(SEED), () => new RegistryFrameSplitter()),
+    );
+    fuzz(
+      'json',
+      sample(arb.jsonValue).map((v) => Buffer.from(JSON.stringify(v))),
+      parseJson,
+    );
   });
 
-  it('trust handshake message', () => fuzz('handshake', sample(arb.handshakeMessage).map(encodeHandshakeMessage), decodeHandshakeMessage));
+  it('trust handshake message', () =>
+    fuzz('handshake', sample(arb.handshakeMessage).map(encodeHandshakeMessage), decodeHandshakeMessage));
 
   it('service frames', () => {
-    const dataSeeds = sample(arb.bytes(64)).map((b, i) => encodeDataFrame({ type: 1 + (i % 4), payload: i % 4 === 3 ? encodeFilePayload({ name: `f${i}.txt`, data: b }) : b }));
+    const dataSeeds = sample(arb.bytes(64)).map((b, i) =>
+      encodeDataFrame({
+        type: 1 + (i % 4),
+        payload: i % 4 === 3 ? encodeFilePayload({ name: `f${i}.txt`, data: b }) : b,
+      }),
+    );
     fuzz('data', dataSeeds, decodeDataFrame);
-    fuzz('data-stream', dataSeeds, splitInto(new Prng(SEED), () => new DataFrameDecoder()));
-    fuzz('file-payload', dataSeeds.map((f) => f.subarray(8)), decodeFilePayload, (r) => {
-      assert.ok(typeof r === 'object' && r !== null && 'name' in r && 'data' in r);
-    });
+    fuzz(
+      'data-stream',
+      dataSeeds,
+      splitInto(new Prng(SEED), () => new DataFrameDecoder()),
+    );
+    fuzz(
+      'file-payload',
+      dataSeeds.map((f) => f.subarray(8)),
+      decodeFilePayload,
+      (r) => {
+        assert.ok(typeof r === 'object' && r !== null && 'name' in r && 'data' in r);
+      },
+    );
     const eventSeeds = sample(fc.record({ topic: arb.text(20), payload: arb.bytes(40) })).map(encodeEvent);
     fuzz('event', eventSeeds, decodeEvent);
-    fuzz('event-stream', eventSeeds, splitInto(new Prng(SEED), () => new EventDecoder()));
+    fuzz(
+      'event-stream',
+      eventSeeds,
+      splitInto(new Prng(SEED), () => new EventDecoder()),
+    );
     const typed = sample(fc.record({ type: arb.u32, payload: arb.bytes(40) })).map(encodeTypedFrame);
     fuzz('typed', typed, decodeTypedFrame);
     fuzz('task-frame', typed, decodeTaskFrame);
-    fuzz('submit-request', sample(arb.submitRequest).map((m) => encodeSubmitRequest(m).subarray(8)), decodeSubmitRequest);
-    fuzz('submit-response', sample(arb.submitResponse).map((m) => encodeSubmitResponse(m).subarray(8)), decodeSubmitResponse);
-    fuzz('status-update', sample(arb.statusUpdate).map((m) => encodeStatusUpdate(m).subarray(8)), decodeStatusUpdate);
-    fuzz('send-results', sample(arb.sendResults).map((m) => encodeSendResults(m).subarray(8)), decodeSendResults);
+    fuzz(
+      'submit-request',
+      sample(arb.submitRequest).map((m) => encodeSubmitRequest(m).subarray(8)),
+      decodeSubmitRequest,
+    );
+    fuzz(
+      'submit-response',
+      sample(arb.submitResponse).map((m) => encodeSubmitResponse(m).subarray(8)),
+      decodeSubmitResponse,
+    );
+    fuzz(
+      'status-update',
+      sample(arb.statusUpdate).map((m) => encodeStatusUpdate(m).subarray(8)),
+      decodeStatusUpdate,
+    );
+    fuzz(
+      'send-results',
+      sample(arb.sendResults).map((m) => encodeSendResults(m).subarray(8)),
+      decodeSendResults,
+    );
   });
 
   it('address text', () => {

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { formatAddr, formatSocketAddr, parseAddr, parseSocketAddr, readAddr, writeAddr } from '../../src/protocol/address.js';
+import {
+  formatAddr,
+  formatSocketAddr,
+  parseAddr,
+  parseSocketAddr,
+  readAddr,
+  writeAddr,
+} from '../../src/protocol/address.js';
 import { decodeBeacon, encodeBeacon } from '../../src/protocol/beacon.js';
 import {
   DataFrameDecoder,
@@ -170,7 +177,10 @@ describe('protocol round trips', () => {
         const wire = Buffer.concat(frames.flatMap((f) => [Buffer.alloc(4), f]));
         const splitter = new IpcFrameSplitter();
         const got = collect((c) => splitter.push(c), A.chunked(wire, cs));
-        eq(got.map((b) => value(decodeIpcMessage(b))), msgs);
+        eq(
+          got.map((b) => value(decodeIpcMessage(b))),
+          msgs,
+        );
         assert.equal(splitter.buffered, 0);
       }),
       RUNS,
@@ -185,7 +195,10 @@ describe('protocol round trips', () => {
         eq(first.value, objs[0]);
         assert.equal(first.length, (frames[0] as Uint8Array).length);
         const splitter = new RegistryFrameSplitter();
-        eq(collect((c) => splitter.push(c), A.chunked(Buffer.concat(frames), cs)), objs);
+        eq(
+          collect((c) => splitter.push(c), A.chunked(Buffer.concat(frames), cs)),
+          objs,
+        );
       }),
       RUNS,
     );
@@ -209,7 +222,10 @@ describe('protocol round trips', () => {
         const first = value(decodeDataFrame(wire));
         eq(first.value, frames[0]);
         const decoder = new DataFrameDecoder();
-        eq(collect((c) => decoder.push(c), A.chunked(wire, cs)), frames);
+        eq(
+          collect((c) => decoder.push(c), A.chunked(wire, cs)),
+          frames,
+        );
       }),
       RUNS,
     );
@@ -228,7 +244,10 @@ describe('protocol round trips', () => {
         const wire = Buffer.concat(events.map(encodeEvent));
         eq(value(decodeEvent(wire)).value, events[0]);
         const decoder = new EventDecoder();
-        eq(collect((c) => decoder.push(c), A.chunked(wire, cs)), events);
+        eq(
+          collect((c) => decoder.push(c), A.chunked(wire, cs)),
+          events,
+        );
       }),
       RUNS,
     );
@@ -237,7 +256,12 @@ describe('protocol round trips', () => {
   it('task submit messages and decoder', () => {
     fc.assert(
       fc.property(A.submitRequest, A.submitResponse, A.statusUpdate, A.sendResults, cuts, (req, res, st, sr, cs) => {
-        const wire = [encodeSubmitRequest(req), encodeSubmitResponse(res), encodeStatusUpdate(st), encodeSendResults(sr)];
+        const wire = [
+          encodeSubmitRequest(req),
+          encodeSubmitResponse(res),
+          encodeStatusUpdate(st),
+          encodeSendResults(sr),
+        ];
         const frames = wire.map((w) => value(decodeTaskFrame(w)).value);
         assert.deepEqual(
           frames.map((f) => f.type),
@@ -252,7 +276,10 @@ describe('protocol round trips', () => {
         eq(value(decodeTaskRequest(f3)), { kind: 'SendResults', message: sr });
         assert.ok(isValidTaskId(req.taskId));
         const decoder = new TaskFrameDecoder();
-        eq(collect((c) => decoder.push(c), A.chunked(Buffer.concat(wire), cs)), frames);
+        eq(
+          collect((c) => decoder.push(c), A.chunked(Buffer.concat(wire), cs)),
+          frames,
+        );
       }),
       RUNS,
     );

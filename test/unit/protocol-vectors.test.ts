@@ -130,7 +130,9 @@ describe('protocol vectors', () => {
     const frame = {
       senderNode: 1,
       nonce: hex('a1a2a3a4 0000000000000001'),
-      sealed: hex('2f5ddd9069e1279529f7f6b8e2962f4d947e4ca87cdce6ad54dad981f62aa366e53d 1caf3cfdc3d97ac580a61c06f0f076f5'),
+      sealed: hex(
+        '2f5ddd9069e1279529f7f6b8e2962f4d947e4ca87cdce6ad54dad981f62aa366e53d 1caf3cfdc3d97ac580a61c06f0f076f5',
+      ),
     };
     const encoded = encodePils(frame);
     assert.equal(encoded.length, 70);
@@ -159,7 +161,8 @@ describe('protocol vectors', () => {
     assert.equal(toHex(encodeIpcFrame(msg)), wire);
     const decoded = value(decodeIpcMessage(hex(wire).subarray(4)));
     assert.equal(decoded.cmd, 'DialData');
-    if (decoded.cmd === 'DialData') eq({ ...decoded, data: Buffer.from(decoded.data).toString() }, { ...msg, data: 'ping' });
+    if (decoded.cmd === 'DialData')
+      eq({ ...decoded, data: Buffer.from(decoded.data).toString() }, { ...msg, data: 'ping' });
   });
 
   it('IPC DialCancel (pilot-ts extension 0x41): the third dial of the client', () => {

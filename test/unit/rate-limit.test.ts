@@ -17,7 +17,10 @@ describe('token bucket', () => {
 describe('keyed rate limiter', () => {
   it('keeps a bucket per key and forgets refilled ones on reap', () => {
     const l = new KeyedRateLimiter<string>(1, 3);
-    assert.deepEqual([0, 0, 0, 0].map(() => l.take('a', 0)), [true, true, true, false]);
+    assert.deepEqual(
+      [0, 0, 0, 0].map(() => l.take('a', 0)),
+      [true, true, true, false],
+    );
     assert.equal(l.take('b', 0), true);
     assert.equal(l.level('a', 0), 0);
     assert.equal(l.level('unknown', 0), 1);

@@ -42,13 +42,21 @@ class ReferenceLikeRegistry {
     const staticOk = (challenge: string): boolean => msg.signature === signChallenge(this.node, challenge);
     switch (msg.type) {
       case 'register':
-        return { type: 'register_ok', node_id: 7, network_id: 0, address: '0:0000.0000.0007', public_key: msg.public_key ?? '' };
+        return {
+          type: 'register_ok',
+          node_id: 7,
+          network_id: 0,
+          address: '0:0000.0000.0007',
+          public_key: msg.public_key ?? '',
+        };
       case 'heartbeat':
         return staticOk('heartbeat:7') ? { type: 'heartbeat_ok', time: 1 } : failed;
       case 'set_tags':
         return staticOk('set_tags:7') ? { type: 'set_tags_ok', node_id: 7, tags: msg.tags ?? null } : failed;
       case 'request_handshake':
-        return staticOk(`handshake:7:${String(msg.to_node_id)}`) ? { type: 'request_handshake_ok', status: 'delivered' } : failed;
+        return staticOk(`handshake:7:${String(msg.to_node_id)}`)
+          ? { type: 'request_handshake_ok', status: 'delivered' }
+          : failed;
       default:
         return failed;
     }
@@ -83,7 +91,11 @@ describe('registry client with a registry that knows only static challenges (the
     assert.equal((await client.setTags(['gpu'])).type, 'set_tags_ok');
     assert.equal((await client.requestHandshake(9, 'hi')).status, 'delivered');
     const heartbeat = registry.received.find((m) => m.type === 'heartbeat');
-    assert.deepEqual(heartbeat, { type: 'heartbeat', node_id: 7, signature: signChallenge(identity, 'heartbeat:7') }, 'exactly the reference frame');
+    assert.deepEqual(
+      heartbeat,
+      { type: 'heartbeat', node_id: 7, signature: signChallenge(identity, 'heartbeat:7') },
+      'exactly the reference frame',
+    );
   });
 
   it('does not open the handshake push channel the registry does not have', () => {

@@ -19,15 +19,36 @@ const SAMPLE: RegistryStats = {
   unique_tags: 2,
   task_executors: 1,
   networks: [{ id: 0, name: 'backbone', members: 3, online_members: 2 }],
-  nodes: [{ address: '0:0000.0000.0001', tags: ['<img src=x onerror=alert(1)>'], online: true, trust_links: 1, task_exec: true, polo_score: 4 }],
+  nodes: [
+    {
+      address: '0:0000.0000.0001',
+      tags: ['<img src=x onerror=alert(1)>'],
+      online: true,
+      trust_links: 1,
+      task_exec: true,
+      polo_score: 4,
+    },
+  ],
   edges: [],
   uptime_secs: 3725,
 };
 
 describe('dashboard /metrics locality', () => {
   it('accepts loopback peers only, in every spelling', () => {
-    for (const ip of ['127.0.0.1', '127.255.0.9', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::ffff:7f00:2']) assert.ok(isLoopbackAddress(ip), ip);
-    for (const ip of ['10.0.0.1', '203.0.113.5', '128.0.0.1', '::2', '::ffff:10.0.0.1', 'fe80::1', 'localhost', '', undefined]) assert.ok(!isLoopbackAddress(ip), String(ip));
+    for (const ip of ['127.0.0.1', '127.255.0.9', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::ffff:7f00:2'])
+      assert.ok(isLoopbackAddress(ip), ip);
+    for (const ip of [
+      '10.0.0.1',
+      '203.0.113.5',
+      '128.0.0.1',
+      '::2',
+      '::ffff:10.0.0.1',
+      'fe80::1',
+      'localhost',
+      '',
+      undefined,
+    ])
+      assert.ok(!isLoopbackAddress(ip), String(ip));
   });
 
   it('ignores X-Real-IP and X-Forwarded-For both ways', () => {
@@ -35,7 +56,10 @@ describe('dashboard /metrics locality', () => {
     assert.equal(isLocalRequest({ socket: { remoteAddress: '203.0.113.5' }, headers: forged }), false);
     assert.equal(isLocalRequest({ socket: { remoteAddress: '::ffff:198.51.100.7' }, headers: forged }), false);
     assert.equal(isLocalRequest({ socket: {}, headers: forged }), false);
-    assert.equal(isLocalRequest({ socket: { remoteAddress: '127.0.0.1' }, headers: { 'x-real-ip': '203.0.113.5' } }), true);
+    assert.equal(
+      isLocalRequest({ socket: { remoteAddress: '127.0.0.1' }, headers: { 'x-real-ip': '203.0.113.5' } }),
+      true,
+    );
   });
 });
 
@@ -51,7 +75,13 @@ describe('dashboard rendering', () => {
   });
 
   it('writes Prometheus text with escaped label values', () => {
-    const text = renderMetrics(SAMPLE, new Map([['heartbeat', 7], ['we"ird\\', 2]]));
+    const text = renderMetrics(
+      SAMPLE,
+      new Map([
+        ['heartbeat', 7],
+        ['we"ird\\', 2],
+      ]),
+    );
     assert.match(text, /^# TYPE pilot_registry_nodes gauge\npilot_registry_nodes 3$/m);
     assert.match(text, /^pilot_registry_nodes_online 2$/m);
     assert.match(text, /^pilot_registry_nodes_public 1$/m);
@@ -63,7 +93,14 @@ describe('dashboard rendering', () => {
   });
 
   it('formats badge values and escapes badge text', () => {
-    assert.deepEqual([0, 999, 1000, 1500, 2_345_678, 3e9].map(formatCount), ['0', '999', '1.0K', '1.5K', '2.3M', '3.0B']);
+    assert.deepEqual([0, 999, 1000, 1500, 2_345_678, 3e9].map(formatCount), [
+      '0',
+      '999',
+      '1.0K',
+      '1.5K',
+      '2.3M',
+      '3.0B',
+    ]);
     const svg = renderBadge({ label: 'a<b>&"', value: '1', color: '#fff' });
     assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
     assert.ok(!svg.includes('<b>'));
@@ -115,7 +152,10 @@ describe('dashboard rendering', () => {
     assert.deepEqual(fetched, ['api/stats']);
     assert.equal(byId.get('total_requests')?.textContent, (1500).toLocaleString());
     const row = byId.get('nodes')?.children[0];
-    assert.deepEqual(row?.children.map((c) => c.textContent), ['0:0000.0000.0001', '<img src=x onerror=alert(1)>', 'online', '1', 'yes', '4']);
+    assert.deepEqual(
+      row?.children.map((c) => c.textContent),
+      ['0:0000.0000.0001', '<img src=x onerror=alert(1)>', 'online', '1', 'yes', '4'],
+    );
     assert.equal(byId.get('networks')?.children[0]?.children[1]?.textContent, 'backbone');
     assert.match(byId.get('status')?.textContent ?? '', /^up 1h 2m · updated /);
   });
@@ -178,7 +218,8 @@ describe('dashboard server', () => {
   });
 
   it('answers 404, 405 and HEAD, and closes connections that send a body', async () => {
-    for (const path of ['/api/badge/other', '/api/stats/', '/debug/pprof/', '/index.html']) assert.equal((await fetch(`${base}${path}`)).status, 404, path);
+    for (const path of ['/api/badge/other', '/api/stats/', '/debug/pprof/', '/index.html'])
+      assert.equal((await fetch(`${base}${path}`)).status, 404, path);
     const post = await fetch(`${base}/api/stats`, { method: 'POST', body: 'x'.repeat(100_000) });
     assert.equal(post.status, 405);
     assert.equal(post.headers.get('allow'), 'GET, HEAD');
@@ -191,8 +232,14 @@ describe('dashboard server', () => {
 
   it('survives malformed and oversized requests', async () => {
     assert.match(await rawHttp(dashboard.port, 'NOT HTTP AT ALL\r\n\r\n'), /^HTTP\/1\.1 400/);
-    assert.match(await rawHttp(dashboard.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431/);
-    assert.match(await rawHttp(dashboard.port, 'GET http://[bad/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 (400|404)/);
+    assert.match(
+      await rawHttp(dashboard.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      /^HTTP\/1\.1 431/,
+    );
+    assert.match(
+      await rawHttp(dashboard.port, 'GET http://[bad/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      /^HTTP\/1\.1 (400|404)/,
+    );
     assert.equal((await fetch(`${base}/api/stats`)).status, 200);
   });
 });

@@ -18,13 +18,15 @@ describe('registry handlers', () => {
   let clock = 0;
   let state: RegistryState;
   let notified: number[];
-  const call = (msg: JsonObject, remoteIp = '10.0.0.1'): JsonObject => handleRequest(state, { msg, remoteIp, remotePort: 50000 });
+  const call = (msg: JsonObject, remoteIp = '10.0.0.1'): JsonObject =>
+    handleRequest(state, { msg, remoteIp, remotePort: 50000 });
   const register = (identity: Identity, remoteIp: string, signed: boolean): JsonObject => {
     const msg: JsonObject = { type: 'register', listen_addr: '0.0.0.0:4000', public_key: identity.publicKeyBase64 };
     return call(signed ? signBody(identity, msg, clock) : msg, remoteIp);
   };
   /** A request signed over its body by `identity`, at the test clock. */
-  const signed = (identity: Identity, msg: JsonObject, remoteIp?: string): JsonObject => call(signBody(identity, msg, clock), remoteIp);
+  const signed = (identity: Identity, msg: JsonObject, remoteIp?: string): JsonObject =>
+    call(signBody(identity, msg, clock), remoteIp);
 
   beforeEach(() => {
     clock = Date.now();
@@ -72,16 +74,28 @@ describe('registry handlers', () => {
     assert.equal(state.store.getNode(1)?.signsBody, true);
     assert.equal(state.store.getNode(2)?.signsBody, false);
     // The Go node keeps its static challenges …
-    assert.equal(call({ type: 'heartbeat', node_id: 2, signature: signChallenge(go, 'heartbeat:2') }).type, 'heartbeat_ok');
+    assert.equal(
+      call({ type: 'heartbeat', node_id: 2, signature: signChallenge(go, 'heartbeat:2') }).type,
+      'heartbeat_ok',
+    );
     // … but alice's static signature (e.g. one captured from a port-444 message) is refused.
-    const staticReply = call({ type: 'request_handshake', from_node_id: 1, to_node_id: 2, justification: 'x', signature: signChallenge(alice, 'handshake:1:2') });
+    const staticReply = call({
+      type: 'request_handshake',
+      from_node_id: 1,
+      to_node_id: 2,
+      justification: 'x',
+      signature: signChallenge(alice, 'handshake:1:2'),
+    });
     assert.equal(staticReply.code, 'bad_signature');
     assert.match(staticReply.message as string, /static signature/);
     assert.equal(register(alice, '10.0.0.1', false).code, 'bad_signature', 'unsigned register of a body-signing key');
     assert.equal(signed(alice, { type: 'heartbeat', node_id: 1 }).type, 'heartbeat_ok');
     // Once the Go node signs a body (an upgraded daemon), the rule holds for it too.
     assert.equal(signed(go, { type: 'heartbeat', node_id: 2 }).type, 'heartbeat_ok');
-    assert.equal(call({ type: 'heartbeat', node_id: 2, signature: signChallenge(go, 'heartbeat:2') }).code, 'bad_signature');
+    assert.equal(
+      call({ type: 'heartbeat', node_id: 2, signature: signChallenge(go, 'heartbeat:2') }).code,
+      'bad_signature',
+    );
   });
 
   it('advertises its features in register_ok', () => {
@@ -97,7 +111,10 @@ describe('registry handlers', () => {
     assert.match(unsigned.message as string, /requires a signed register/);
     const alice = Identity.generate();
     assert.equal(register(alice, '10.0.0.1', true).node_id, 1);
-    assert.equal(call({ type: 'heartbeat', node_id: 1, signature: signChallenge(alice, 'heartbeat:1') }).code, 'bad_signature');
+    assert.equal(
+      call({ type: 'heartbeat', node_id: 1, signature: signChallenge(alice, 'heartbeat:1') }).code,
+      'bad_signature',
+    );
     assert.equal(signed(alice, { type: 'heartbeat', node_id: 1 }).type, 'heartbeat_ok');
   });
 

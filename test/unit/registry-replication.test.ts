@@ -87,9 +87,15 @@ describe('replication primary and standby', () => {
     const [serverSide, client] = await socketPair(cleanup);
     const reader = new FrameReader(client);
 
-    assert.throws(() => primary.subscribe(serverSide, 'test', { type: 'subscribe_replication', token: 'nope' }), /token missing or wrong/);
+    assert.throws(
+      () => primary.subscribe(serverSide, 'test', { type: 'subscribe_replication', token: 'nope' }),
+      /token missing or wrong/,
+    );
     primary.subscribe(serverSide, 'test', { type: 'subscribe_replication', token: TOKEN });
-    assert.deepEqual((await reader.until(1))[0], { type: 'replication_snapshot', snapshot: { hostname: 'first', padding: '' } });
+    assert.deepEqual((await reader.until(1))[0], {
+      type: 'replication_snapshot',
+      snapshot: { hostname: 'first', padding: '' },
+    });
 
     hostname = 'second';
     primary.changed();
@@ -144,7 +150,10 @@ describe('replication primary and standby', () => {
       notifyHandshake: () => {},
     };
     const fields = liveFields(state);
-    assert.deepEqual(fields, { pilot_last_seen: { '1': '2025-05-31T23:59:58.5Z' }, pilot_beacons: [{ id: 5, addr: '192.0.2.5:9001', ttl_ms: 20_000 }] });
+    assert.deepEqual(fields, {
+      pilot_last_seen: { '1': '2025-05-31T23:59:58.5Z' },
+      pilot_beacons: [{ id: 5, addr: '192.0.2.5:9001', ttl_ms: 20_000 }],
+    });
     const read = parseLiveFields(JSON.parse(JSON.stringify(fields)) as JsonObject, now + 1000);
     assert.deepEqual([...read.lastSeen], [[1, now - 1500]], 'registered nodes only');
     assert.deepEqual(read.beacons, [{ id: 5, addr: '192.0.2.5:9001', expiresAt: now + 21_000 }]);
@@ -196,13 +205,23 @@ describe('replication primary and standby', () => {
     assert.equal(store.getNodeByHostname('alpha')?.id, 1);
     assert.ok(liveness.isOnline(1, Date.now()));
 
-    send({ type: 'replication_snapshot', snapshot: { ...snapshot, nodes: { '1': { id: 1, public_key: 'not a key' } } } });
-    send({ type: 'heartbeat', pilot_last_seen: { '1': new Date(now - 100).toISOString() }, pilot_beacons: [{ id: 7, addr: '192.0.2.7:9001', ttl_ms: 60_000 }] });
+    send({
+      type: 'replication_snapshot',
+      snapshot: { ...snapshot, nodes: { '1': { id: 1, public_key: 'not a key' } } },
+    });
+    send({
+      type: 'heartbeat',
+      pilot_last_seen: { '1': new Date(now - 100).toISOString() },
+      pilot_beacons: [{ id: 7, addr: '192.0.2.7:9001', ttl_ms: 60_000 }],
+    });
     await waitFor(() => store.listBeacons(Date.now()).length === 1);
     assert.equal(store.getNodeByHostname('alpha')?.id, 1, 'the invalid snapshot changed nothing');
     assert.equal(standby.snapshotsApplied, 1);
     assert.equal(liveness.lastSeen(1), now - 100, 'heartbeats move last_seen forward');
-    assert.deepEqual(store.listBeacons(Date.now()).map((b) => b.addr), ['192.0.2.7:9001']);
+    assert.deepEqual(
+      store.listBeacons(Date.now()).map((b) => b.addr),
+      ['192.0.2.7:9001'],
+    );
 
     // No frame for the read timeout: the standby gives up on the connection and subscribes again.
     await waitFor(() => subscriptions.length === 2, 2000);

@@ -37,7 +37,15 @@ function populatedStore(): SqliteRegistryStore {
   store.addHandshakeRequest({ fromNodeId: 2, toNodeId: 1, justification: 'again', createdAt: NOW - 3000 }, 100);
   store.addHandshakeResponse({ fromNodeId: 1, toNodeId: 2, accept: true, createdAt: NOW - 2000 }, 100);
   store.addHandshakeResponse({ fromNodeId: 3, toNodeId: 2, accept: false, createdAt: NOW - 1000 }, 100);
-  store.applyTaskEvidence({ taskId: TASK, kind: 'receipt', submitter: 2, executor: 1, submitterDelta: -1, executorDelta: 3, at: NOW - 900 });
+  store.applyTaskEvidence({
+    taskId: TASK,
+    kind: 'receipt',
+    submitter: 2,
+    executor: 1,
+    submitterDelta: -1,
+    executorDelta: 3,
+    at: NOW - 900,
+  });
   return store;
 }
 
@@ -58,22 +66,54 @@ describe('registry snapshot (§5.9 JSON)', () => {
   it('exports the reference shape and imports it back unchanged', () => {
     const source = populatedStore();
     const state = source.exportState();
-    const snapshot = exportSnapshot(state, { now: NOW, lastSeen: (id) => (id === 1 ? NOW - 10_000 : undefined), beacons: [{ id: 9, addr: '192.0.2.9:9001', expiresAt: NOW + 30_000 }] });
+    const snapshot = exportSnapshot(state, {
+      now: NOW,
+      lastSeen: (id) => (id === 1 ? NOW - 10_000 : undefined),
+      beacons: [{ id: 9, addr: '192.0.2.9:9001', expiresAt: NOW + 30_000 }],
+    });
 
     assert.deepEqual(Object.keys(snapshot.nodes as JsonObject), ['1', '2'], 'deregistered nodes are not in "nodes"');
     assert.deepEqual((snapshot.nodes as JsonObject)['1'], {
-      id: 1, owner: 'alice', public_key: key(1), real_addr: '198.51.100.1:4000', networks: [0], public: true,
-      last_seen: '2025-05-31T23:59:50Z', hostname: 'alpha', tags: ['gpu', 'ml'], polo_score: 10, task_exec: true,
+      id: 1,
+      owner: 'alice',
+      public_key: key(1),
+      real_addr: '198.51.100.1:4000',
+      networks: [0],
+      public: true,
+      last_seen: '2025-05-31T23:59:50Z',
+      hostname: 'alpha',
+      tags: ['gpu', 'ml'],
+      polo_score: 10,
+      task_exec: true,
     });
-    assert.deepEqual((snapshot.nodes as JsonObject)['2'], { id: 2, public_key: key(2), real_addr: '[2001:db8::2]:4000', networks: [0], hostname: 'beta', polo_score: -3, pilot_signs_body: true }, 'scores include the task evidence');
+    assert.deepEqual(
+      (snapshot.nodes as JsonObject)['2'],
+      {
+        id: 2,
+        public_key: key(2),
+        real_addr: '[2001:db8::2]:4000',
+        networks: [0],
+        hostname: 'beta',
+        polo_score: -3,
+        pilot_signs_body: true,
+      },
+      'scores include the task evidence',
+    );
     assert.deepEqual(snapshot.trust_pairs, ['1:2'], 'only the pair claimed both ways');
     assert.deepEqual(snapshot.pilot_trust_claims, ['1:2', '1:3', '2:1']);
     assert.deepEqual(snapshot.pub_key_idx, { [key(1)]: 1, [key(2)]: 2, [key(3)]: 3 });
     const backbone = (snapshot.networks as JsonObject)['0'] as JsonObject;
-    assert.deepEqual({ ...backbone, created: undefined }, { id: 0, name: 'backbone', join_rule: 'open', members: [1, 2], created: undefined });
+    assert.deepEqual(
+      { ...backbone, created: undefined },
+      { id: 0, name: 'backbone', join_rule: 'open', members: [1, 2], created: undefined },
+    );
     assert.equal(Date.parse(backbone.created as string), state.backboneCreatedAt);
-    assert.deepEqual(snapshot.handshake_inbox, { '1': [{ from_node_id: 2, justification: 'again', timestamp: '2025-05-31T23:59:57Z' }] });
-    assert.deepEqual(snapshot.pilot_handshake_delivered, { '1': [{ from_node_id: 3, justification: 'seen already', timestamp: '2025-05-31T23:59:56Z' }] });
+    assert.deepEqual(snapshot.handshake_inbox, {
+      '1': [{ from_node_id: 2, justification: 'again', timestamp: '2025-05-31T23:59:57Z' }],
+    });
+    assert.deepEqual(snapshot.pilot_handshake_delivered, {
+      '1': [{ from_node_id: 3, justification: 'seen already', timestamp: '2025-05-31T23:59:56Z' }],
+    });
     assert.deepEqual(snapshot.handshake_responses, {
       '2': [
         { from_node_id: 1, accept: true, timestamp: '2025-05-31T23:59:58Z' },
@@ -93,7 +133,18 @@ describe('registry snapshot (§5.9 JSON)', () => {
     assert.equal(copy.getNodeByHostname('beta')?.id, 2);
     assert.equal(copy.getNodeByKey(key(3))?.registered, false);
     assert.equal(copy.createNode({ publicKey: key(4), owner: '', realAddr: '' }).id, 4);
-    assert.equal(copy.applyTaskEvidence({ taskId: TASK, kind: 'receipt', submitter: 2, executor: 1, submitterDelta: -1, executorDelta: 3, at: NOW }), false);
+    assert.equal(
+      copy.applyTaskEvidence({
+        taskId: TASK,
+        kind: 'receipt',
+        submitter: 2,
+        executor: 1,
+        submitterDelta: -1,
+        executorDelta: 3,
+        at: NOW,
+      }),
+      false,
+    );
     assert.equal(copy.deliverHandshakeRequests(1).length, 1, 'a delivered request stays delivered');
     source.close();
     copy.close();
@@ -105,22 +156,45 @@ describe('registry snapshot (§5.9 JSON)', () => {
     assert.deepEqual(summary, { nodes: 4, registered: 3, trustClaims: 2, handshakeRequests: 1, droppedNetworks: 0 });
     const alpha = store.getNode(1);
     assert.deepEqual(alpha, {
-      id: 1, publicKey: key(1), owner: 'alice@example.com', realAddr: '198.51.100.4:4000', isPublic: true,
-      hostname: 'alpha', tags: ['gpu', 'ml'], taskExec: true, poloScore: 12, registered: true, signsBody: false,
+      id: 1,
+      publicKey: key(1),
+      owner: 'alice@example.com',
+      realAddr: '198.51.100.4:4000',
+      isPublic: true,
+      hostname: 'alpha',
+      tags: ['gpu', 'ml'],
+      taskExec: true,
+      poloScore: 12,
+      registered: true,
+      signsBody: false,
     });
     assert.equal(store.getNode(3)?.registered, false, 'a key only in pub_key_idx keeps its id reserved');
     assert.equal(store.getNodeByKey(key(3))?.id, 3);
     assert.ok(store.hasTrustClaim(1, 2) && store.hasTrustClaim(2, 1), 'a reference pair is mutual');
-    assert.deepEqual(store.deliverHandshakeRequests(1).map((r) => [r.fromNodeId, r.justification, r.createdAt]), [[4, 'please let me in', Date.parse('2025-03-01T11:59:00.500Z')]]);
-    assert.deepEqual(store.takeHandshakeResponses(4).map((r) => [r.fromNodeId, r.accept]), [[2, false]]);
-    assert.equal(store.createNode({ publicKey: Buffer.alloc(32, 5).toString('base64'), owner: '', realAddr: '' }).id, 5, 'next_node carried over');
+    assert.deepEqual(
+      store.deliverHandshakeRequests(1).map((r) => [r.fromNodeId, r.justification, r.createdAt]),
+      [[4, 'please let me in', Date.parse('2025-03-01T11:59:00.500Z')]],
+    );
+    assert.deepEqual(
+      store.takeHandshakeResponses(4).map((r) => [r.fromNodeId, r.accept]),
+      [[2, false]],
+    );
+    assert.equal(
+      store.createNode({ publicKey: Buffer.alloc(32, 5).toString('base64'), owner: '', realAddr: '' }).id,
+      5,
+      'next_node carried over',
+    );
     assert.equal(store.exportState().backboneCreatedAt, Date.parse('2025-01-01T00:00:00Z'));
 
     const parsed = parseSnapshot(JSON.parse(await readFile(FIXTURE, 'utf8')), NOW);
     assert.equal(parsed.lastSeen.get(1), Date.parse('2025-03-01T12:00:00.123Z'), 'nanoseconds are cut to milliseconds');
     assert.equal(parsed.lastSeen.get(2), Date.parse('2025-03-01T12:00:05Z'), 'zone offsets are applied');
 
-    await assert.rejects(importJsonStore(store, FIXTURE, NOW), (err: unknown) => err instanceof PilotError && err.code === 'already_exists' && /already holds 5 node/.test(err.message));
+    await assert.rejects(
+      importJsonStore(store, FIXTURE, NOW),
+      (err: unknown) =>
+        err instanceof PilotError && err.code === 'already_exists' && /already holds 5 node/.test(err.message),
+    );
     store.close();
   });
 
@@ -135,25 +209,61 @@ describe('registry snapshot (§5.9 JSON)', () => {
       ['missing next_node', (s) => delete s.next_node, /next_node: missing/],
       ['string id', (s) => (node(s, '1').id = '1'), /nodes\["1"\]\.id: expected an integer/],
       ['id not matching its key', (s) => (node(s, '2').id = 7), /does not match its key/],
-      ['bad base64 key', (s) => (node(s, '2').public_key = 'AgIC*not-base64*'), /nodes\["2"\]\.public_key: not a standard-base64 32-byte Ed25519 key/],
+      [
+        'bad base64 key',
+        (s) => (node(s, '2').public_key = 'AgIC*not-base64*'),
+        /nodes\["2"\]\.public_key: not a standard-base64 32-byte Ed25519 key/,
+      ],
       ['short key', (s) => (node(s, '2').public_key = Buffer.alloc(16, 2).toString('base64')), /32-byte/],
       ['huge owner', (s) => (node(s, '2').owner = 'x'.repeat(5000)), /owner: 5000 characters \(at most 1024\)/],
-      ['too many tags', (s) => (node(s, '1').tags = Array.from({ length: 11 }, (_, i) => `t${i}`)), /tags: 11 items \(at most 10\)/],
+      [
+        'too many tags',
+        (s) => (node(s, '1').tags = Array.from({ length: 11 }, (_, i) => `t${i}`)),
+        /tags: 11 items \(at most 10\)/,
+      ],
       ['invalid hostname', (s) => (node(s, '1').hostname = 'Not_Valid'), /hostname/],
       ['duplicate hostname', (s) => (node(s, '2').hostname = 'alpha'), /hostname "alpha" of node 2 is also node 1's/],
       ['bad address', (s) => (node(s, '2').real_addr = 'nowhere'), /real_addr: "nowhere" is not host:port/],
       ['bad time', (s) => (node(s, '2').last_seen = 'yesterday'), /last_seen: "yesterday" is not an RFC 3339 time/],
       ['bad trust pair', (s) => (s.trust_pairs = ['1:1']), /trust_pairs\[0\]/],
-      ['huge justification', (s) => (((s.handshake_inbox as JsonObject)['1'] as JsonObject[])[0] as JsonObject).justification = 'j'.repeat(5000), /justification: 5000 characters/],
-      ['inbox over its bound', (s) => ((s.handshake_inbox as JsonObject)['1'] = Array.from({ length: 101 }, (_, i) => ({ from_node_id: i + 1, justification: '', timestamp: '2025-01-01T00:00:00Z' }))), /101 items \(at most 100\)/],
-      ['key index contradicting a node', (s) => ((s.pub_key_idx as JsonObject)[key(1)] = 2), /maps node 1's key to node 2/],
-      ['bad key in the index', (s) => ((s.pub_key_idx as JsonObject)['%%%'] = 9), /pub_key_idx\["%%%"\]: not a standard-base64/],
+      [
+        'huge justification',
+        (s) =>
+          ((((s.handshake_inbox as JsonObject)['1'] as JsonObject[])[0] as JsonObject).justification = 'j'.repeat(
+            5000,
+          )),
+        /justification: 5000 characters/,
+      ],
+      [
+        'inbox over its bound',
+        (s) =>
+          ((s.handshake_inbox as JsonObject)['1'] = Array.from({ length: 101 }, (_, i) => ({
+            from_node_id: i + 1,
+            justification: '',
+            timestamp: '2025-01-01T00:00:00Z',
+          }))),
+        /101 items \(at most 100\)/,
+      ],
+      [
+        'key index contradicting a node',
+        (s) => ((s.pub_key_idx as JsonObject)[key(1)] = 2),
+        /maps node 1's key to node 2/,
+      ],
+      [
+        'bad key in the index',
+        (s) => ((s.pub_key_idx as JsonObject)['%%%'] = 9),
+        /pub_key_idx\["%%%"\]: not a standard-base64/,
+      ],
       ['negative next_node', (s) => (s.next_node = -1), /next_node: expected an integer from 0 to 4294967295/],
     ];
     for (const [name, mutate, message] of cases) {
       const snapshot = good();
       mutate(snapshot);
-      assert.throws(() => importInto(store, snapshot), (err: unknown) => err instanceof PilotError && err.code === 'invalid_argument' && message.test(err.message), name);
+      assert.throws(
+        () => importInto(store, snapshot),
+        (err: unknown) => err instanceof PilotError && err.code === 'invalid_argument' && message.test(err.message),
+        name,
+      );
       assert.deepEqual(store.exportState(), before, `${name}: store untouched`);
     }
     const file = join(dir, 'broken.json');

@@ -10,7 +10,11 @@ const addr = (id: number): string => `0:0000.0000.${id.toString(16).toUpperCase(
 describe('registry dashboard statistics', () => {
   let store: SqliteRegistryStore;
   const node = (patch: NodePatch = {}): number => {
-    const id = store.createNode({ publicKey: Identity.generate().publicKeyBase64, owner: '', realAddr: '127.0.0.1:4000' }).id;
+    const id = store.createNode({
+      publicKey: Identity.generate().publicKeyBase64,
+      owner: '',
+      realAddr: '127.0.0.1:4000',
+    }).id;
     store.updateNode(id, patch);
     return id;
   };
@@ -62,7 +66,16 @@ describe('registry dashboard statistics', () => {
   it('keeps the reference’s field order', () => {
     const stats = computeStats(input([]));
     assert.deepEqual(Object.keys(stats), [
-      'total_nodes', 'active_nodes', 'total_trust_links', 'total_requests', 'unique_tags', 'task_executors', 'networks', 'nodes', 'edges', 'uptime_secs',
+      'total_nodes',
+      'active_nodes',
+      'total_trust_links',
+      'total_requests',
+      'unique_tags',
+      'task_executors',
+      'networks',
+      'nodes',
+      'edges',
+      'uptime_secs',
     ]);
     assert.deepEqual(stats.nodes, []);
     assert.deepEqual(stats.edges, []);
@@ -74,7 +87,10 @@ describe('registry dashboard statistics', () => {
     trust(ids[15] as number, ids[2] as number);
     const shuffled = [...store.listRegistered()].reverse();
     const stats = computeStats({ ...input([]), nodes: shuffled, trustPairs: [...store.listTrustPairs()].reverse() });
-    assert.deepEqual(stats.nodes.map((n) => n.address), ids.map(addr));
+    assert.deepEqual(
+      stats.nodes.map((n) => n.address),
+      ids.map(addr),
+    );
     assert.deepEqual(stats.edges, [
       { source: addr(ids[2] as number), target: addr(ids[15] as number) },
       { source: addr(ids[3] as number), target: addr(ids[19] as number) },
@@ -93,7 +109,13 @@ describe('registry dashboard statistics', () => {
     const stats = computeStats(input([]));
     assert.equal(stats.total_nodes, 2);
     assert.equal(stats.total_trust_links, 1);
-    assert.deepEqual(stats.nodes.map((n) => n.trust_links), [1, 1]);
-    assert.deepEqual(store.listTrustPairs(), [[a, b], [a, gone]]);
+    assert.deepEqual(
+      stats.nodes.map((n) => n.trust_links),
+      [1, 1],
+    );
+    assert.deepEqual(store.listTrustPairs(), [
+      [a, b],
+      [a, gone],
+    ]);
   });
 });

@@ -36,7 +36,17 @@ describe('SqliteRegistryStore', () => {
     assert.equal(a.id, 1);
     assert.equal(b.id, 2);
     assert.deepEqual(a, {
-      id: 1, publicKey: key(1), owner: 'alice', realAddr: '1.2.3.4:4000', isPublic: false, hostname: '', tags: [], taskExec: false, poloScore: 0, registered: true, signsBody: false,
+      id: 1,
+      publicKey: key(1),
+      owner: 'alice',
+      realAddr: '1.2.3.4:4000',
+      isPublic: false,
+      hostname: '',
+      tags: [],
+      taskExec: false,
+      poloScore: 0,
+      registered: true,
+      signsBody: false,
     });
     store.updateNode(1, { hostname: 'alice', tags: ['ml', 'gpu'], isPublic: true, taskExec: true, poloScore: 3 });
     store.updateNode(2, { registered: false });
@@ -49,7 +59,10 @@ describe('SqliteRegistryStore', () => {
     assert.equal(store.getNodeByOwner('alice')?.id, 1);
     assert.equal(store.getNodeByOwner(''), undefined);
     assert.equal(store.getNodeByHostname('alice')?.id, 1);
-    assert.deepEqual(store.listRegistered().map((n) => n.id), [1]);
+    assert.deepEqual(
+      store.listRegistered().map((n) => n.id),
+      [1],
+    );
     assert.ok(store.hasTrustClaim(1, 2));
     assert.ok(!store.hasTrustClaim(2, 1));
     assert.equal(store.createNode({ publicKey: key(3), owner: '', realAddr: '' }).id, 3);
@@ -67,7 +80,11 @@ describe('SqliteRegistryStore', () => {
     store.updateNode(2, { hostname: 'x' });
     assert.equal(store.getNodeByHostname('x')?.id, 2);
     assert.throws(() => store.updateNode(99, { isPublic: true }), RangeError);
-    assert.equal(store.createNode({ publicKey: key(4), owner: '', realAddr: '' }).id, 3, 'a failed insert does not burn an id');
+    assert.equal(
+      store.createNode({ publicKey: key(4), owner: '', realAddr: '' }).id,
+      3,
+      'a failed insert does not burn an id',
+    );
     store.close();
   });
 
@@ -83,19 +100,42 @@ describe('SqliteRegistryStore', () => {
 
   it('handshake inboxes: one pending request per pair, bounded, delivered once, expiring', () => {
     const store = new SqliteRegistryStore(':memory:');
-    assert.equal(store.addHandshakeRequest({ fromNodeId: 1, toNodeId: 9, justification: 'a', createdAt: 100 }, 2), 'added');
-    assert.equal(store.addHandshakeRequest({ fromNodeId: 2, toNodeId: 9, justification: 'b', createdAt: 200 }, 2), 'added');
-    assert.equal(store.addHandshakeRequest({ fromNodeId: 3, toNodeId: 9, justification: 'c', createdAt: 300 }, 2), 'full');
-    assert.deepEqual(store.deliverHandshakeRequests(9).map((r) => r.fromNodeId), [1, 2]);
+    assert.equal(
+      store.addHandshakeRequest({ fromNodeId: 1, toNodeId: 9, justification: 'a', createdAt: 100 }, 2),
+      'added',
+    );
+    assert.equal(
+      store.addHandshakeRequest({ fromNodeId: 2, toNodeId: 9, justification: 'b', createdAt: 200 }, 2),
+      'added',
+    );
+    assert.equal(
+      store.addHandshakeRequest({ fromNodeId: 3, toNodeId: 9, justification: 'c', createdAt: 300 }, 2),
+      'full',
+    );
+    assert.deepEqual(
+      store.deliverHandshakeRequests(9).map((r) => r.fromNodeId),
+      [1, 2],
+    );
     assert.deepEqual(store.deliverHandshakeRequests(9), []);
-    assert.equal(store.addHandshakeRequest({ fromNodeId: 1, toNodeId: 9, justification: 'again', createdAt: 400 }, 2), 'refreshed');
-    assert.deepEqual(store.deliverHandshakeRequests(9).map((r) => r.justification), ['again']);
+    assert.equal(
+      store.addHandshakeRequest({ fromNodeId: 1, toNodeId: 9, justification: 'again', createdAt: 400 }, 2),
+      'refreshed',
+    );
+    assert.deepEqual(
+      store.deliverHandshakeRequests(9).map((r) => r.justification),
+      ['again'],
+    );
     assert.equal(store.takeHandshakeRequest(1, 9)?.justification, 'again');
     assert.equal(store.takeHandshakeRequest(1, 9), undefined);
 
-    for (let i = 0; i < 5; i++) store.addHandshakeResponse({ fromNodeId: 10 + i, toNodeId: 1, accept: i % 2 === 0, createdAt: 1000 + i }, 3);
+    for (let i = 0; i < 5; i++)
+      store.addHandshakeResponse({ fromNodeId: 10 + i, toNodeId: 1, accept: i % 2 === 0, createdAt: 1000 + i }, 3);
     const responses = store.takeHandshakeResponses(1);
-    assert.deepEqual(responses.map((r) => r.fromNodeId), [12, 13, 14], 'oldest dropped beyond the bound');
+    assert.deepEqual(
+      responses.map((r) => r.fromNodeId),
+      [12, 13, 14],
+      'oldest dropped beyond the bound',
+    );
     assert.equal(responses[0]?.accept, true);
     assert.deepEqual(store.takeHandshakeResponses(1), []);
 
@@ -114,7 +154,10 @@ describe('SqliteRegistryStore', () => {
       { id: 2, addr: 'b:1', expiresAt: 200 },
     ]);
     assert.equal(store.pruneBeacons(250), 1);
-    assert.deepEqual(store.listBeacons(0).map((b) => b.id), [1]);
+    assert.deepEqual(
+      store.listBeacons(0).map((b) => b.id),
+      [1],
+    );
     store.close();
   });
 });

@@ -5,12 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isPilotError } from '../../src/errors.js';
-import { GENERATED_CERT_FILE, GENERATED_KEY_FILE, loadRegistryTls, registryTlsFromFlags } from '../../src/registry/tls.js';
+import {
+  GENERATED_CERT_FILE,
+  GENERATED_KEY_FILE,
+  loadRegistryTls,
+  registryTlsFromFlags,
+} from '../../src/registry/tls.js';
 import { certificateFingerprint, matchesPin, normalizeFingerprint } from '../../src/registry/tls-pin.js';
 import { generateSelfSigned, subjectAltNames } from '../../src/registry/tls-self-signed.js';
 
 /** What `openssl`/Node print (`AB:CD:…`) in the form clients pin. */
-const nodeFingerprint = (pem: string): string => new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
+const nodeFingerprint = (pem: string): string =>
+  new X509Certificate(pem).fingerprint256.replaceAll(':', '').toLowerCase();
 
 const invalidArgument = (pattern: RegExp) => (err: unknown) => {
   assert.ok(isPilotError(err), `not a PilotError: ${String(err)}`);
@@ -35,7 +41,10 @@ describe('registry TLS certificate', () => {
     assert.equal(cert.issuer, 'CN=pilot-registry');
     assert.equal(cert.publicKey.asymmetricKeyType, 'ec');
     assert.equal(cert.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
-    assert.equal(cert.subjectAltName, 'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, IP Address:10.1.2.3');
+    assert.equal(
+      cert.subjectAltName,
+      'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, IP Address:10.1.2.3',
+    );
     assert.ok(new Date(cert.validTo).getTime() - Date.now() > 9 * 365 * 86_400_000, cert.validTo);
     assert.ok(new Date(cert.validFrom).getTime() <= Date.now());
     assert.ok(cert.verify(cert.publicKey), 'self-signed');
@@ -69,8 +78,14 @@ describe('registry TLS certificate', () => {
     assert.equal(normalizeFingerprint(` ${hex}\n`), hex);
     assert.throws(() => normalizeFingerprint('ab'.repeat(31)), invalidArgument(/64 hex digits/));
     assert.throws(() => normalizeFingerprint(`${'ab'.repeat(31)}zz`), invalidArgument(/invalid registry fingerprint/));
-    assert.throws(() => normalizeFingerprint('', '-registry-fingerprint'), invalidArgument(/invalid -registry-fingerprint ""/));
-    assert.throws(() => normalizeFingerprint('x'.repeat(5000)), (err: unknown) => isPilotError(err) && err.message.length < 300);
+    assert.throws(
+      () => normalizeFingerprint('', '-registry-fingerprint'),
+      invalidArgument(/invalid -registry-fingerprint ""/),
+    );
+    assert.throws(
+      () => normalizeFingerprint('x'.repeat(5000)),
+      (err: unknown) => isPilotError(err) && err.message.length < 300,
+    );
   });
 
   it('generates the certificate once next to the store (key 0600) and reuses it', async () => {
@@ -116,7 +131,10 @@ describe('registry TLS certificate', () => {
       return true;
     });
     await unlink(keyPath);
-    await assert.rejects(loadRegistryTls({}, { storePath, listenHost: '' }), invalidArgument(/exists but its key .* is missing/));
+    await assert.rejects(
+      loadRegistryTls({}, { storePath, listenHost: '' }),
+      invalidArgument(/exists but its key .* is missing/),
+    );
   });
 
   it('loads the operator files: both must be readable PEM and belong together', async () => {
@@ -131,23 +149,44 @@ describe('registry TLS certificate', () => {
     assert.equal(loaded.fingerprint, nodeFingerprint(pair.cert));
     await assert.rejects(stat(join(dir, 'op', GENERATED_CERT_FILE)), 'nothing is generated');
 
-    await assert.rejects(loadRegistryTls({ certFile: join(dir, 'missing.crt'), keyFile }, opts), invalidArgument(/cannot read the TLS certificate .*missing\.crt: ENOENT/));
-    await assert.rejects(loadRegistryTls({ certFile: keyFile, keyFile }, opts), invalidArgument(/op\.key does not hold a PEM certificate/));
-    await assert.rejects(loadRegistryTls({ certFile, keyFile: certFile }, opts), invalidArgument(/op\.crt does not hold a PEM private key/));
+    await assert.rejects(
+      loadRegistryTls({ certFile: join(dir, 'missing.crt'), keyFile }, opts),
+      invalidArgument(/cannot read the TLS certificate .*missing\.crt: ENOENT/),
+    );
+    await assert.rejects(
+      loadRegistryTls({ certFile: keyFile, keyFile }, opts),
+      invalidArgument(/op\.key does not hold a PEM certificate/),
+    );
+    await assert.rejects(
+      loadRegistryTls({ certFile, keyFile: certFile }, opts),
+      invalidArgument(/op\.crt does not hold a PEM private key/),
+    );
     const stranger = join(dir, 'stranger.key');
     await writeFile(stranger, (await generateSelfSigned('')).key);
-    await assert.rejects(loadRegistryTls({ certFile, keyFile: stranger }, opts), invalidArgument(/stranger\.key is not the private key of .*op\.crt/));
+    await assert.rejects(
+      loadRegistryTls({ certFile, keyFile: stranger }, opts),
+      invalidArgument(/stranger\.key is not the private key of .*op\.crt/),
+    );
     const huge = join(dir, 'huge.crt');
     await writeFile(huge, Buffer.alloc(2 * 1024 * 1024, 0x41));
-    await assert.rejects(loadRegistryTls({ certFile: huge, keyFile }, opts), invalidArgument(/too large for a PEM file/));
+    await assert.rejects(
+      loadRegistryTls({ certFile: huge, keyFile }, opts),
+      invalidArgument(/too large for a PEM file/),
+    );
   });
 
   it('-tls, -tls-cert, -tls-key: both files or neither, and only with -tls', () => {
     assert.equal(registryTlsFromFlags({}), undefined);
     assert.deepEqual(registryTlsFromFlags({ tls: true }), {});
-    assert.deepEqual(registryTlsFromFlags({ tls: true, 'tls-cert': 'c.pem', 'tls-key': 'k.pem' }), { certFile: 'c.pem', keyFile: 'k.pem' });
+    assert.deepEqual(registryTlsFromFlags({ tls: true, 'tls-cert': 'c.pem', 'tls-key': 'k.pem' }), {
+      certFile: 'c.pem',
+      keyFile: 'k.pem',
+    });
     assert.throws(() => registryTlsFromFlags({ tls: true, 'tls-cert': 'c.pem' }), invalidArgument(/go together/));
     assert.throws(() => registryTlsFromFlags({ tls: true, 'tls-key': 'k.pem' }), invalidArgument(/go together/));
-    assert.throws(() => registryTlsFromFlags({ 'tls-cert': 'c.pem', 'tls-key': 'k.pem' }), invalidArgument(/need -tls/));
+    assert.throws(
+      () => registryTlsFromFlags({ 'tls-cert': 'c.pem', 'tls-key': 'k.pem' }),
+      invalidArgument(/need -tls/),
+    );
   });
 });

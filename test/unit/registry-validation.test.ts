@@ -58,19 +58,38 @@ describe('registry validation (PROTOCOL.md §5.8)', () => {
   });
 
   it('replies: Go map key order and the error shape', () => {
-    assert.deepEqual(Object.keys(sortKeys({ type: 'x', b: { z: 1, a: 2 }, a: [{ d: 1, c: 2 }] }) as object), ['a', 'b', 'type']);
+    assert.deepEqual(Object.keys(sortKeys({ type: 'x', b: { z: 1, a: 2 }, a: [{ d: 1, c: 2 }] }) as object), [
+      'a',
+      'b',
+      'type',
+    ]);
     assert.deepEqual(errorReply('not_found', 'node 3 is not registered'), {
-      type: 'error', error: 'request failed', code: 'not_found', message: 'node 3 is not registered',
+      type: 'error',
+      error: 'request failed',
+      code: 'not_found',
+      message: 'node 3 is not registered',
     });
-    assert.throws(() => checkReply({ type: 'error', error: 'request failed' }), (e: unknown) => e instanceof PilotError && e.code === 'refused' && e.message === 'registry: request failed');
-    assert.throws(() => checkReply(errorReply('offline', 'gone')), (e: unknown) => e instanceof PilotError && e.code === 'unavailable' && e.message === 'gone');
-    assert.throws(() => checkReply(errorReply('replay', 'again')), (e: unknown) => e instanceof PilotError && e.code === 'refused');
+    assert.throws(
+      () => checkReply({ type: 'error', error: 'request failed' }),
+      (e: unknown) => e instanceof PilotError && e.code === 'refused' && e.message === 'registry: request failed',
+    );
+    assert.throws(
+      () => checkReply(errorReply('offline', 'gone')),
+      (e: unknown) => e instanceof PilotError && e.code === 'unavailable' && e.message === 'gone',
+    );
+    assert.throws(
+      () => checkReply(errorReply('replay', 'again')),
+      (e: unknown) => e instanceof PilotError && e.code === 'refused',
+    );
     assert.deepEqual(checkReply({ type: 'ok' }), { type: 'ok' });
   });
 
   it('rate limiter: burst then refill', () => {
     const limiter = new KeyedRateLimiter<string>(1, 3);
-    assert.deepEqual([0, 0, 0, 0].map(() => limiter.take('ip', 0)), [true, true, true, false]);
+    assert.deepEqual(
+      [0, 0, 0, 0].map(() => limiter.take('ip', 0)),
+      [true, true, true, false],
+    );
     assert.equal(limiter.take('ip', 1000), true);
     assert.equal(limiter.take('ip', 1000), false);
     assert.equal(limiter.take('other', 1000), true);
@@ -112,10 +131,19 @@ describe('registry signatures (§5.3, §14 #5)', () => {
     assert.throws(() => v.verify(key, 'heartbeat:1', early, now, strict), code('replay'));
     const beforeStart = bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 11_000);
     assert.throws(() => v.verify(key, 'poll_handshakes:1', beforeStart, now, strict), code('replay'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', { ...msg, signed_at: now + 5 }, now, strict), code('bad_signature'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', { ...msg, signed_at: '1' }, now, strict), code('invalid_argument'));
+    assert.throws(
+      () => v.verify(key, 'heartbeat:1', { ...msg, signed_at: now + 5 }, now, strict),
+      code('bad_signature'),
+    );
+    assert.throws(
+      () => v.verify(key, 'heartbeat:1', { ...msg, signed_at: '1' }, now, strict),
+      code('invalid_argument'),
+    );
     // Another type from the same key has its own order.
-    assert.equal(v.verify(key, 'poll_handshakes:1', bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 5), now, strict), 'signed-body');
+    assert.equal(
+      v.verify(key, 'poll_handshakes:1', bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 5), now, strict),
+      'signed-body',
+    );
     assert.equal(v.size, 2);
     v.prune(now + 301_000);
     assert.equal(v.size, 0);
@@ -124,12 +152,16 @@ describe('registry signatures (§5.3, §14 #5)', () => {
   it('the client signer makes times strictly increasing per (key, type)', () => {
     const v = new SignatureVerifier(0);
     const at = Date.now();
-    for (let i = 0; i < 5; i++) v.verify(key, 'poll_handshakes:1', signBody(id, { type: 'poll_handshakes', node_id: 1 }, at), at, strict);
+    for (let i = 0; i < 5; i++)
+      v.verify(key, 'poll_handshakes:1', signBody(id, { type: 'poll_handshakes', node_id: 1 }, at), at, strict);
     assert.equal(v.size, 1);
   });
 
   it('canonical JSON sorts keys at every level and refuses deep nesting', () => {
-    assert.equal(canonicalJson({ b: 1, a: [{ d: 'x', c: null }], é: true }), '{"a":[{"c":null,"d":"x"}],"b":1,"é":true}');
+    assert.equal(
+      canonicalJson({ b: 1, a: [{ d: 'x', c: null }], é: true }),
+      '{"a":[{"c":null,"d":"x"}],"b":1,"é":true}',
+    );
     let deep: JsonValue = 1;
     for (let i = 0; i < 20; i++) deep = [deep];
     assert.equal(canonicalJson(deep), undefined);

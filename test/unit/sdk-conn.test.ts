@@ -52,10 +52,13 @@ describe('sdk Conn, Listener and datagrams', () => {
   it('chunks a 1 MiB write into Send messages of at most 64 KiB and delivers it intact', async () => {
     const listener = await server.listen(1001);
     const data = pattern(1024 * 1024);
-    const [accepted] = await Promise.all([once(listener, 'connection') as Promise<[Conn]>, (async () => {
-      const conn = await client.dial(PEER_ADDR, 1001);
-      conn.end(data);
-    })()]);
+    const [accepted] = await Promise.all([
+      once(listener, 'connection') as Promise<[Conn]>,
+      (async () => {
+        const conn = await client.dial(PEER_ADDR, 1001);
+        conn.end(data);
+      })(),
+    ]);
     const received = await readAll(accepted[0]);
     assert.equal(received.length, data.length);
     assert.ok(received.equals(data));
@@ -164,7 +167,14 @@ describe('sdk Conn, Listener and datagrams', () => {
     const peer = daemon.clients[1]!;
     let events = 0;
     client.on('datagram', () => events++);
-    for (let i = 0; i < 300; i++) daemon.write(peer, { cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 1, dstPort: i % 2 === 0 ? 9 : 10, data: Buffer.of(i & 0xff) });
+    for (let i = 0; i < 300; i++)
+      daemon.write(peer, {
+        cmd: 'RecvFrom',
+        srcAddr: PEER_ADDR,
+        srcPort: 1,
+        dstPort: i % 2 === 0 ? 9 : 10,
+        data: Buffer.of(i & 0xff),
+      });
     await waitFor(() => events === 300);
     const got: number[] = [];
     const iterator = all[Symbol.asyncIterator]();

@@ -46,7 +46,13 @@ describe('sdk Driver over IPC', () => {
     daemon.intercept = (client, msg) => {
       if (msg.cmd !== 'SetHostname') return false;
       const a = encodeIpcFrame({ cmd: 'SetHostnameOK', json: { hostname: msg.hostname } });
-      const push = encodeIpcFrame({ cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 1, dstPort: 2, data: Buffer.from('x') });
+      const push = encodeIpcFrame({
+        cmd: 'RecvFrom',
+        srcAddr: PEER_ADDR,
+        srcPort: 1,
+        dstPort: 2,
+        data: Buffer.from('x'),
+      });
       void (async () => {
         for (const part of [a.subarray(0, 2), a.subarray(2, 7), a.subarray(7)]) {
           client.socket.write(part);
@@ -80,11 +86,20 @@ describe('sdk Driver over IPC', () => {
       const second = driver.setHostname('b');
       await waitFor(() => held.length === 3);
       const client = held[0]!.client;
-      const datagram: IpcMessage = { cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 9, dstPort: 9, data: Buffer.from('d') };
+      const datagram: IpcMessage = {
+        cmd: 'RecvFrom',
+        srcAddr: PEER_ADDR,
+        srcPort: 9,
+        dstPort: 9,
+        data: Buffer.from('d'),
+      };
       let datagrams = 0;
       driver.on('datagram', () => datagrams++);
       daemon.write(client, datagram);
-      daemon.write(client, { cmd: 'ResolveHostnameOK', json: { type: 'resolve_hostname_ok', address: '0:0000.0000.0007' } });
+      daemon.write(client, {
+        cmd: 'ResolveHostnameOK',
+        json: { type: 'resolve_hostname_ok', address: '0:0000.0000.0007' },
+      });
       daemon.write(client, { cmd: 'SetHostnameOK', json: { hostname: 'a' } });
       daemon.write(client, datagram);
       daemon.write(client, { cmd: 'SetHostnameOK', json: { hostname: 'b' } });
@@ -113,7 +128,10 @@ describe('sdk Driver over IPC', () => {
       const client = held[0]!;
       daemon.write(client, { cmd: 'Error', code: 1, message: 'registry: request failed' });
       daemon.write(client, { cmd: 'SetHostnameOK', json: { hostname: 'b' } });
-      await assert.rejects(first, (err: unknown) => err instanceof PilotError && /registry: request failed/.test(err.message));
+      await assert.rejects(
+        first,
+        (err: unknown) => err instanceof PilotError && /registry: request failed/.test(err.message),
+      );
       assert.deepEqual(await second, { hostname: 'b' });
 
       // No listener: dropped without crashing.
@@ -136,7 +154,10 @@ describe('sdk Driver over IPC', () => {
   it('maps dial errors, validates arguments, and times out a dial', async () => {
     const driver = await Driver.connect(daemon.path);
     try {
-      await assert.rejects(driver.dial('0:0000.0000.0009', 4242), { code: 'connection_failed', message: /connection refused/ });
+      await assert.rejects(driver.dial('0:0000.0000.0009', 4242), {
+        code: 'connection_failed',
+        message: /connection refused/,
+      });
       await assert.rejects(driver.dial('not-an-address', 1), { code: 'invalid_argument' });
       await assert.rejects(driver.dial(PEER_ADDR, 70000), { code: 'invalid_argument' });
       await assert.rejects(driver.setTags(['a', 'b', 'c', 'd']), { code: 'invalid_argument' });
@@ -146,7 +167,10 @@ describe('sdk Driver over IPC', () => {
         daemon.write(client, { cmd: 'Error', code: 6, message: 'connection refused: node 9 does not trust this node' });
         return true;
       };
-      await assert.rejects(driver.dial('0:0000.0000.0009', 1000), { code: 'untrusted', message: 'dial 0:0000.0000.0009:1000: daemon: connection refused: node 9 does not trust this node' });
+      await assert.rejects(driver.dial('0:0000.0000.0009', 1000), {
+        code: 'untrusted',
+        message: 'dial 0:0000.0000.0009:1000: daemon: connection refused: node 9 does not trust this node',
+      });
 
       const dials: PeerClient[] = [];
       daemon.intercept = (client, msg) => {
@@ -169,23 +193,39 @@ describe('sdk Driver over IPC', () => {
     const driver = await Driver.connect(daemon.path);
     let reply = { code: 1, message: '' };
     daemon.intercept = (client, msg) => {
-      if (msg.cmd !== 'Dial' && msg.cmd !== 'Bind' && msg.cmd !== 'ResolveHostname' && msg.cmd !== 'Handshake') return false;
+      if (msg.cmd !== 'Dial' && msg.cmd !== 'Bind' && msg.cmd !== 'ResolveHostname' && msg.cmd !== 'Handshake')
+        return false;
       daemon.write(client, { cmd: 'Error', ...reply });
       return true;
     };
     const dialCode = async (code: number, message: string): Promise<string> => {
       reply = { code, message };
-      const err = await driver.dial('0:0000.0000.0009', 1000).then(() => undefined, (e: unknown) => e);
+      const err = await driver.dial('0:0000.0000.0009', 1000).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof PilotError);
       assert.equal(err.message, `dial 0:0000.0000.0009:1000: daemon: ${message}`, 'the message travels unchanged');
       return err.code;
     };
     try {
       const table: [number, string][] = [
-        [2, 'invalid_argument'], [3, 'not_found'], [4, 'already_exists'], [5, 'refused'], [6, 'untrusted'], [7, 'timeout'],
-        [8, 'unavailable'], [9, 'rate_limited'], [10, 'too_large'], [11, 'connection_failed'], [12, 'protocol'], [13, 'internal'], [14, 'not_running'],
+        [2, 'invalid_argument'],
+        [3, 'not_found'],
+        [4, 'already_exists'],
+        [5, 'refused'],
+        [6, 'untrusted'],
+        [7, 'timeout'],
+        [8, 'unavailable'],
+        [9, 'rate_limited'],
+        [10, 'too_large'],
+        [11, 'connection_failed'],
+        [12, 'protocol'],
+        [13, 'internal'],
+        [14, 'not_running'],
       ];
-      for (const [code, expected] of table) assert.equal(await dialCode(code, 'something failed'), expected, `code ${code}`);
+      for (const [code, expected] of table)
+        assert.equal(await dialCode(code, 'something failed'), expected, `code ${code}`);
       // Words in the message mean nothing: 1 (the reference's only code) and unknown numbers give the operation's default.
       assert.equal(await dialCode(1, 'node 9 is not trusted'), 'connection_failed');
       assert.equal(await dialCode(1, 'connection refused: no listener on port 1000 of node 9'), 'connection_failed');
@@ -236,7 +276,11 @@ describe('sdk Driver over IPC', () => {
       const at = plainClient.messages.length;
       const fallback = await plain.dial(PEER_ADDR, 4001, { data: Buffer.from('again') });
       await waitFor(() => sent(plainClient, at).some((m) => m.cmd === 'Send'));
-      assert.deepEqual(sent(plainClient, at).map((m) => m.cmd), ['Dial', 'Send'], 'never a DialData to a daemon that did not list it');
+      assert.deepEqual(
+        sent(plainClient, at).map((m) => m.cmd),
+        ['Dial', 'Send'],
+        'never a DialData to a daemon that did not list it',
+      );
       assert.equal(dialDataSeen, 1);
       fallback.destroy();
     } finally {
@@ -263,13 +307,21 @@ describe('sdk Driver over IPC', () => {
     try {
       await assert.rejects(driver.dial(PEER_ADDR, 1000, { timeoutMs: 30 }), { code: 'timeout' });
       await waitFor(() => sent().some((m) => m.cmd === 'DialCancel'));
-      assert.deepEqual(sent().filter((m) => m.cmd === 'DialCancel'), [{ cmd: 'DialCancel', dialSeq: 1 }]);
+      assert.deepEqual(
+        sent().filter((m) => m.cmd === 'DialCancel'),
+        [{ cmd: 'DialCancel', dialSeq: 1 }],
+      );
       const ac = new AbortController();
       const second = driver.dial(PEER_ADDR, 1000, { signal: ac.signal });
       ac.abort();
       await assert.rejects(second, { name: 'AbortError' });
       await waitFor(() => sent().filter((m) => m.cmd === 'DialCancel').length === 2);
-      assert.deepEqual(sent().filter((m) => m.cmd === 'DialCancel').at(-1), { cmd: 'DialCancel', dialSeq: 2 });
+      assert.deepEqual(
+        sent()
+          .filter((m) => m.cmd === 'DialCancel')
+          .at(-1),
+        { cmd: 'DialCancel', dialSeq: 2 },
+      );
       // An aborted signal sends nothing at all.
       await assert.rejects(driver.dial(PEER_ADDR, 1000, { signal: ac.signal }), { name: 'AbortError' });
       assert.equal(sent().filter((m) => m.cmd === 'Dial').length, 2);
@@ -289,7 +341,9 @@ describe('sdk Driver over IPC', () => {
     const driver = await Driver.connect(daemon.path);
     try {
       assert.deepEqual(await driver.handshake(9, 'hello'), { node_id: 9, status: 'sent' });
-      assert.deepEqual(await driver.pending(), [{ node_id: 9, justification: 'hi', public_key: 'k', received_at: 100 }]);
+      assert.deepEqual(await driver.pending(), [
+        { node_id: 9, justification: 'hi', public_key: 'k', received_at: 100 },
+      ]);
       assert.deepEqual(await driver.trusted(), []);
       await assert.rejects(driver.resolveHostname('nobody'), { code: 'not_found' });
       await assert.rejects(driver.approve(-1), { code: 'invalid_argument' });

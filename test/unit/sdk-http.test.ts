@@ -39,13 +39,21 @@ describe('sdk HTTP over pilot', () => {
   });
 
   it('serves http.Server requests made with createConnection', async () => {
-    const res = await fetchText({ host: '0:0000.0000.0005', port: 80, path: '/hello', createConnection: createConnection(clientSide) });
+    const res = await fetchText({
+      host: '0:0000.0000.0005',
+      port: 80,
+      path: '/hello',
+      createConnection: createConnection(clientSide),
+    });
     assert.deepEqual(res, { status: 200, text: 'GET /hello 0' });
   });
 
   it('carries a large request body and resolves hostnames through the daemon', async () => {
     const body = Buffer.alloc(300 * 1024, 0x61);
-    const res = await fetchText({ host: 'web', port: 80, method: 'POST', path: '/upload', createConnection: createConnection(clientSide) }, body);
+    const res = await fetchText(
+      { host: 'web', port: 80, method: 'POST', path: '/upload', createConnection: createConnection(clientSide) },
+      body,
+    );
     assert.deepEqual(res, { status: 200, text: `POST /upload ${body.length}` });
   });
 
@@ -65,7 +73,12 @@ describe('sdk HTTP over pilot', () => {
   });
 
   it('reports a refused dial as a request error', async () => {
-    const req = request({ host: '0:0000.0000.0005', port: 81, path: '/', createConnection: createConnection(clientSide) });
+    const req = request({
+      host: '0:0000.0000.0005',
+      port: 81,
+      path: '/',
+      createConnection: createConnection(clientSide),
+    });
     req.end();
     const [err] = (await once(req, 'error')) as [Error & { code?: string }];
     assert.equal(err.code, 'connection_failed');

@@ -23,19 +23,34 @@ describe('IPC client: Errors go to the request they answer', () => {
           if (!m.ok) continue;
           seen.push(m.value);
           // The dial fails at once; the Close's CloseOK comes only later, when the peer finishes.
-          if (m.value.cmd === 'Dial') socket.write(encodeIpcFrame({ cmd: 'Error', code: 5, message: 'connection refused: no listener on port 7' }));
+          if (m.value.cmd === 'Dial')
+            socket.write(
+              encodeIpcFrame({ cmd: 'Error', code: 5, message: 'connection refused: no listener on port 7' }),
+            );
         }
       });
     });
     await new Promise<void>((resolve) => server.listen(path, resolve));
-    const client = await IpcClient.connect(path, { onPush: () => undefined, onUnsolicitedError: () => undefined, onClose: () => undefined });
+    const client = await IpcClient.connect(path, {
+      onPush: () => undefined,
+      onUnsolicitedError: () => undefined,
+      onClose: () => undefined,
+    });
     try {
-      const closed = client.request({ cmd: 'Close', connId: 4 }, 'CloseOK', () => 'closed', (m) => m.cmd === 'CloseOK' && m.connId === 4);
+      const closed = client.request(
+        { cmd: 'Close', connId: 4 },
+        'CloseOK',
+        () => 'closed',
+        (m) => m.cmd === 'CloseOK' && m.connId === 4,
+      );
       const dial = client.request({ cmd: 'Dial', addr: { network: 0, node: 9 }, port: 7 }, 'DialOK', () => 'dialled');
       await assert.rejects(dial, (err: unknown) => err instanceof DaemonReplyError && err.daemonCode === 5);
       daemon?.write(encodeIpcFrame({ cmd: 'CloseOK', connId: 4 }));
       assert.equal(await closed, 'closed');
-      assert.deepEqual(seen.map((m) => m.cmd), ['Close', 'Dial']);
+      assert.deepEqual(
+        seen.map((m) => m.cmd),
+        ['Close', 'Dial'],
+      );
     } finally {
       await client.close();
       server.close();

@@ -93,19 +93,27 @@ export class TestDaemon {
 
   private handle(client: PeerClient, msg: IpcMessage): void {
     const reply = (m: IpcMessage): void => void this.write(client, m);
-    const json = (cmd: 'HandshakeOK' | 'SetHostnameOK' | 'ResolveHostnameOK', obj: JsonObject): void => reply({ cmd, json: obj });
+    const json = (cmd: 'HandshakeOK' | 'SetHostnameOK' | 'ResolveHostnameOK', obj: JsonObject): void =>
+      reply({ cmd, json: obj });
     switch (msg.cmd) {
       case 'Info':
         reply({
           cmd: 'InfoOK',
           json: {
-            node_id: PEER_ADDR.node, address: formatAddr(PEER_ADDR), hostname: '', uptime_secs: 12, ports: this.bound.size, peer_list: [], conn_list: [],
+            node_id: PEER_ADDR.node,
+            address: formatAddr(PEER_ADDR),
+            hostname: '',
+            uptime_secs: 12,
+            ports: this.bound.size,
+            peer_list: [],
+            conn_list: [],
             ...(this.features.length > 0 ? { ipc_features: this.features } : {}),
           },
         });
         return;
       case 'Bind':
-        if (this.bound.has(msg.port)) return reply({ cmd: 'Error', code: 1, message: `port ${msg.port} already bound` });
+        if (this.bound.has(msg.port))
+          return reply({ cmd: 'Error', code: 1, message: `port ${msg.port} already bound` });
         this.bound.set(msg.port, client);
         return reply({ cmd: 'BindOK', port: msg.port });
       case 'Dial': {
@@ -116,7 +124,13 @@ export class TestDaemon {
         this.conns.set(a, { client, peerId: b });
         this.conns.set(b, { client: owner, peerId: a });
         reply({ cmd: 'DialOK', connId: a });
-        this.write(owner, { cmd: 'Accept', localPort: msg.port, connId: b, remoteAddr: PEER_ADDR, remotePort: this.nextEphemeral++ });
+        this.write(owner, {
+          cmd: 'Accept',
+          localPort: msg.port,
+          connId: b,
+          remoteAddr: PEER_ADDR,
+          remotePort: this.nextEphemeral++,
+        });
         return;
       }
       case 'Send': {
@@ -142,10 +156,14 @@ export class TestDaemon {
         return;
       }
       case 'SendTo':
-        for (const c of this.clients) this.write(c, { cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 40000, dstPort: msg.port, data: msg.data });
+        for (const c of this.clients)
+          this.write(c, { cmd: 'RecvFrom', srcAddr: PEER_ADDR, srcPort: 40000, dstPort: msg.port, data: msg.data });
         return;
       case 'Handshake':
-        if (msg.op.sub === 'Pending') return json('HandshakeOK', { pending: [{ justification: 'hi', node_id: 9, public_key: 'k', received_at: 100 }] });
+        if (msg.op.sub === 'Pending')
+          return json('HandshakeOK', {
+            pending: [{ justification: 'hi', node_id: 9, public_key: 'k', received_at: 100 }],
+          });
         if (msg.op.sub === 'Trusted') return json('HandshakeOK', { trusted: [] });
         if (msg.op.sub === 'Outgoing') return json('HandshakeOK', { outgoing: [] });
         return json('HandshakeOK', { node_id: msg.op.nodeId, status: msg.op.sub === 'Request' ? 'sent' : 'approved' });
@@ -153,10 +171,15 @@ export class TestDaemon {
         return json('SetHostnameOK', { type: 'set_hostname_ok', hostname: msg.hostname, node_id: PEER_ADDR.node });
       case 'ResolveHostname':
         if (msg.hostname !== 'web') return reply({ cmd: 'Error', code: 1, message: 'hostname not found' });
-        return json('ResolveHostnameOK', { type: 'resolve_hostname_ok', address: formatAddr(PEER_ADDR), node_id: PEER_ADDR.node, hostname: 'web', public: true });
+        return json('ResolveHostnameOK', {
+          type: 'resolve_hostname_ok',
+          address: formatAddr(PEER_ADDR),
+          node_id: PEER_ADDR.node,
+          hostname: 'web',
+          public: true,
+        });
       default:
         reply({ cmd: 'Error', code: 1, message: `unknown command: ${msg.cmd}` });
     }
   }
 }
-

@@ -35,7 +35,17 @@ describe('built-in services close their side when the peer closes', () => {
     home = mkdtempSync(join(tmpdir(), 'pilot-svc-'));
     stack = new NetStack({ localAddr: SELF, transmit: () => undefined });
     registry = new RegistryClient({ address: '127.0.0.1:1', timeoutMs: 200 });
-    const ctx: ServiceContext = { net: stack, localAddr: SELF, home, identity: Identity.generate(), registry, keys: new RegistryKeys(registryKeyFetch(registry)), webhooks: noWebhooks, log: silentLogger(), now: Date.now };
+    const ctx: ServiceContext = {
+      net: stack,
+      localAddr: SELF,
+      home,
+      identity: Identity.generate(),
+      registry,
+      keys: new RegistryKeys(registryKeyFetch(registry)),
+      webhooks: noWebhooks,
+      log: silentLogger(),
+      now: Date.now,
+    };
     await startEcho(stack);
     services.push(await dataExchangeStarter()(ctx), await startEventStream(ctx), await startTaskSubmit(ctx));
   });
@@ -48,7 +58,11 @@ describe('built-in services close their side when the peer closes', () => {
   });
 
   /** Connections in any state but TIME_WAIT (a closed connection lingering is not held by anyone). */
-  const open = (): string[] => stack.endpoint.connections().filter((c) => c.state !== 'TIME_WAIT').map((c) => `${c.localPort}:${c.state}`);
+  const open = (): string[] =>
+    stack.endpoint
+      .connections()
+      .filter((c) => c.state !== 'TIME_WAIT')
+      .map((c) => `${c.localPort}:${c.state}`);
 
   async function settled(what: string, ms = 1500): Promise<void> {
     const deadline = Date.now() + ms;
@@ -62,7 +76,15 @@ describe('built-in services close their side when the peer closes', () => {
   function ended(conn: PilotConn, ms = 1500): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const parts: Buffer[] = [];
-      const timer = setTimeout(() => reject(new Error(`port ${conn.remotePort}: the service did not close its side within ${ms} ms (${open().join(', ')})`)), ms);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `port ${conn.remotePort}: the service did not close its side within ${ms} ms (${open().join(', ')})`,
+            ),
+          ),
+        ms,
+      );
       conn.on('data', (b: Buffer) => parts.push(b));
       conn.on('error', () => undefined);
       conn.once('end', () => {

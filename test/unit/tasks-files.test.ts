@@ -12,15 +12,31 @@ const ID = '00112233-4455-6677-8899-aabbccddeeff';
 
 describe('task files', () => {
   it('writes the reference struct order, indented by two spaces', () => {
-    const t = { ...newTask({ id: ID, description: 'd', from: '0:0000.0000.0001', to: '0:0000.0000.0002', now: 0 }), time_cpu_ms: 5, accepted_at: '1970-01-01T00:00:01.000Z' };
+    const t = {
+      ...newTask({ id: ID, description: 'd', from: '0:0000.0000.0001', to: '0:0000.0000.0002', now: 0 }),
+      time_cpu_ms: 5,
+      accepted_at: '1970-01-01T00:00:01.000Z',
+    };
     const text = encodeTaskFile(t);
-    assert.deepEqual(Object.keys(JSON.parse(text) as object), ['task_id', 'task_description', 'created_at', 'status', 'status_justification', 'from', 'to', 'accepted_at', 'time_cpu_ms']);
+    assert.deepEqual(Object.keys(JSON.parse(text) as object), [
+      'task_id',
+      'task_description',
+      'created_at',
+      'status',
+      'status_justification',
+      'from',
+      'to',
+      'accepted_at',
+      'time_cpu_ms',
+    ]);
     assert.match(text, /^\{\n {2}"task_id": /);
   });
 
   it('allows plain result names with listed extensions only', () => {
-    for (const ok of ['report.md', 'model.SAFETENSORS', 'a b.csv']) assert.equal(resultFilenameError(ok), undefined, ok);
-    for (const bad of ['run.sh', 'x.py', '../a.txt', 'a/b.txt', 'a\\b.txt', '.env.txt', 'noext', '', 'a.txt\u0000.sh']) assert.notEqual(resultFilenameError(bad), undefined, bad);
+    for (const ok of ['report.md', 'model.SAFETENSORS', 'a b.csv'])
+      assert.equal(resultFilenameError(ok), undefined, ok);
+    for (const bad of ['run.sh', 'x.py', '../a.txt', 'a/b.txt', 'a\\b.txt', '.env.txt', 'noext', '', 'a.txt\u0000.sh'])
+      assert.notEqual(resultFilenameError(bad), undefined, bad);
   });
 
   it('never builds a path from an invalid id or name', async () => {
@@ -28,7 +44,12 @@ describe('task files', () => {
     try {
       const dirs = new TaskDirs(home);
       await dirs.ensure();
-      await assert.rejects(dirs.write('received', { ...newTask({ id: ID, description: '', from: '', to: '', now: 0 }), task_id: '../../x' }));
+      await assert.rejects(
+        dirs.write('received', {
+          ...newTask({ id: ID, description: '', from: '', to: '', now: 0 }),
+          task_id: '../../x',
+        }),
+      );
       await assert.rejects(dirs.writeResult(ID, '../x.txt', 'x'));
       await dirs.writeResult(ID, 'result.txt', 'hi');
       assert.deepEqual(await readdir(join(home, 'tasks', 'results')), [`${ID}_result.txt`]);
@@ -50,7 +71,10 @@ describe('task files', () => {
       now += 1;
       assert.equal(book.unanswered().length, 1);
       const id2 = '00112233-4455-6677-8899-aabbccddee00';
-      await book.save('received', { ...newTask({ id: id2, description: 'y', from: 'a', to: 'b', now }), status: 'ACCEPTED' });
+      await book.save('received', {
+        ...newTask({ id: id2, description: 'y', from: 'a', to: 'b', now }),
+        status: 'ACCEPTED',
+      });
       book.enqueue(ID);
       book.enqueue(id2);
       now += QUEUE_HEAD_TIMEOUT_MS;

@@ -56,21 +56,45 @@ describe('registry task evidence', () => {
       taskNow: () => taskNow,
       notifyHandshake: () => undefined,
     };
-    const reg = (id: Identity): number => state.store.createNode({ publicKey: id.publicKeyBase64, owner: '', realAddr: '127.0.0.1:1' }).id;
+    const reg = (id: Identity): number =>
+      state.store.createNode({ publicKey: id.publicKeyBase64, owner: '', realAddr: '127.0.0.1:1' }).id;
     [s, x, o] = [reg(sub), reg(exe), reg(other)];
   });
 
-  const receipt = (cpu: number, signers: { s?: Identity; x?: Identity } = { s: sub, x: exe }, ids = { task: TASK, s, x }): JsonObject => {
-    const text = receiptMessage({ taskId: ids.task, submitter: ids.s, executor: ids.x, timeIdleMs: 0, timeStagedMs: 0, timeCpuMs: cpu });
+  const receipt = (
+    cpu: number,
+    signers: { s?: Identity; x?: Identity } = { s: sub, x: exe },
+    ids = { task: TASK, s, x },
+  ): JsonObject => {
+    const text = receiptMessage({
+      taskId: ids.task,
+      submitter: ids.s,
+      executor: ids.x,
+      timeIdleMs: 0,
+      timeStagedMs: 0,
+      timeCpuMs: cpu,
+    });
     return {
-      type: 'task_receipt', task_id: ids.task, submitter_id: ids.s, executor_id: ids.x, status: 'SUCCEEDED', time_idle_ms: 0, time_staged_ms: 0, time_cpu_ms: cpu,
-      submitter_signature: signers.s ? signChallenge(signers.s, text) : '', executor_signature: signers.x ? signChallenge(signers.x, text) : '',
+      type: 'task_receipt',
+      task_id: ids.task,
+      submitter_id: ids.s,
+      executor_id: ids.x,
+      status: 'SUCCEEDED',
+      time_idle_ms: 0,
+      time_staged_ms: 0,
+      time_cpu_ms: cpu,
+      submitter_signature: signers.s ? signChallenge(signers.s, text) : '',
+      executor_signature: signers.x ? signChallenge(signers.x, text) : '',
     };
   };
   /** The executor's acceptance, as its daemon reports it to the registry. */
   const accept = (executor: Identity, ids = { task: TASK, s, x }): JsonObject =>
     call({
-      type: 'task_accept', task_id: ids.task, submitter_id: ids.s, executor_id: ids.x, accepted_at_ms: 1,
+      type: 'task_accept',
+      task_id: ids.task,
+      submitter_id: ids.s,
+      executor_id: ids.x,
+      accepted_at_ms: 1,
       accept_signature: signChallenge(executor, acceptMessage(ids.task, ids.s, ids.x, 1)),
     });
   const taskId = (i: number): string => `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
@@ -135,7 +159,8 @@ describe('registry task evidence', () => {
       accept(exe, ids);
     }
     taskNow += 60 * 60_000; // an hour of "work" for eight tasks at once
-    for (let i = 0; i < 8; i++) rewards.push(call(receipt(60 * 60_000, { s: sub, x: exe }, { task: taskId(200 + i), s, x })).reward as number);
+    for (let i = 0; i < 8; i++)
+      rewards.push(call(receipt(60 * 60_000, { s: sub, x: exe }, { task: taskId(200 + i), s, x })).reward as number);
     assert.deepEqual(rewards, [7, 3, 1, 1, 1, 1, 1, 1], 'halved for every earlier receipt of the pair within 24 h');
     // Many submitters cannot lift one executor past the daily cap.
     let gained = rewards.reduce((a, b) => a + b, 0);
@@ -160,10 +185,18 @@ describe('registry task evidence', () => {
   it('takes one point from an executor on the executor’s acceptance plus the submitter’s expiry statement', () => {
     const at = 1_700_000_000_000;
     const msg = {
-      type: 'task_expiry', task_id: TASK, submitter_id: s, executor_id: x, accepted_at_ms: at,
-      accept_signature: signChallenge(exe, acceptMessage(TASK, s, x, at)), submitter_signature: signChallenge(sub, expiredMessage(TASK, s, x, at)),
+      type: 'task_expiry',
+      task_id: TASK,
+      submitter_id: s,
+      executor_id: x,
+      accepted_at_ms: at,
+      accept_signature: signChallenge(exe, acceptMessage(TASK, s, x, at)),
+      submitter_signature: signChallenge(sub, expiredMessage(TASK, s, x, at)),
     };
-    assert.equal(call({ ...msg, accept_signature: signChallenge(sub, acceptMessage(TASK, s, x, at)) }).code, 'bad_signature');
+    assert.equal(
+      call({ ...msg, accept_signature: signChallenge(sub, acceptMessage(TASK, s, x, at)) }).code,
+      'bad_signature',
+    );
     assert.equal(call({ ...msg, submitter_signature: '' }).code, 'bad_signature');
     assert.equal(call({ ...msg, accepted_at_ms: at + 1 }).code, 'bad_signature');
     taskNow = at + 3_599_000;
@@ -189,7 +222,15 @@ describe('registry task evidence', () => {
       let store = new SqliteRegistryStore(path);
       const a = store.createNode({ publicKey: sub.publicKeyBase64, owner: '', realAddr: '' }).id;
       const b = store.createNode({ publicKey: exe.publicKeyBase64, owner: '', realAddr: '' }).id;
-      const ev = { taskId: TASK, kind: 'receipt' as const, submitter: a, executor: b, submitterDelta: -1, executorDelta: 3, at: 1 };
+      const ev = {
+        taskId: TASK,
+        kind: 'receipt' as const,
+        submitter: a,
+        executor: b,
+        submitterDelta: -1,
+        executorDelta: 3,
+        at: 1,
+      };
       assert.equal(store.applyTaskEvidence(ev), true);
       store.close();
       store = new SqliteRegistryStore(path);

@@ -35,12 +35,20 @@ describe('task frame reader', () => {
 
 describe('SUBMIT response', () => {
   it('may carry an empty task id: the refusal of a request whose id could not be read', () => {
-    const bytes = encodeSubmitResponse({ taskId: '', status: 400, message: 'task field "task_id" is not a valid task id' });
+    const bytes = encodeSubmitResponse({
+      taskId: '',
+      status: 400,
+      message: 'task field "task_id" is not a valid task id',
+    });
     const frame = decodeTypedFrame(bytes);
     assert.ok(frame.ok);
     const decoded = decodeSubmitResponse(frame.value.value.payload);
     assert.ok(decoded.ok);
-    assert.deepEqual(decoded.value, { taskId: '', status: 400, message: 'task field "task_id" is not a valid task id' });
+    assert.deepEqual(decoded.value, {
+      taskId: '',
+      status: 400,
+      message: 'task field "task_id" is not a valid task id',
+    });
     assert.throws(() => encodeSubmitResponse({ taskId: '../x', status: 400, message: '' }), RangeError);
   });
 });

@@ -33,10 +33,16 @@ describe('transport: opening', () => {
     pair.run(100);
     const [syn, data, ...rest] = streamPackets(pair, 'a');
     const [synAck] = streamPackets(pair, 'b');
-    assert.deepEqual([syn?.flags, syn?.seq, syn?.ack, syn?.window, syn?.srcPort, syn?.dstPort], [Flag.SYN, 0, 0, 512, 49152, 1000]);
+    assert.deepEqual(
+      [syn?.flags, syn?.seq, syn?.ack, syn?.window, syn?.srcPort, syn?.dstPort],
+      [Flag.SYN, 0, 0, 512, 49152, 1000],
+    );
     assert.deepEqual([synAck?.flags, synAck?.seq, synAck?.ack, synAck?.window], [Flag.SYN | Flag.ACK, 0, 1, 512]);
     // The handshake's last ACK rides on the first data segment.
-    assert.deepEqual([data?.flags, data?.seq, data?.ack, Buffer.from(data?.payload ?? []).toString()], [Flag.ACK, 1, 1, 'hello']);
+    assert.deepEqual(
+      [data?.flags, data?.seq, data?.ack, Buffer.from(data?.payload ?? []).toString()],
+      [Flag.ACK, 1, 1, 'hello'],
+    );
     assert.equal(rest.filter((p) => p.payload.length === 0 && p.ack === 1).length, 0, 'no separate handshake ACK');
   });
 
@@ -53,7 +59,9 @@ describe('transport: opening', () => {
     const pair = new Pair();
     const ca = pair.a.dial({ addr: B_ADDR, port: 4242 }, 0);
     pair.run(1000);
-    assert.deepEqual(pair.eventsOf('a', 'closed'), [{ type: 'closed', connId: ca, reason: 'refused', cause: 'no_listener' }]);
+    assert.deepEqual(pair.eventsOf('a', 'closed'), [
+      { type: 'closed', connId: ca, reason: 'refused', cause: 'no_listener' },
+    ]);
     assert.equal(pair.b.refusals.no_listener, 1);
     assert.equal(pair.a.connections().length, 0);
   });
@@ -106,8 +114,14 @@ describe('transport: closing', () => {
     assert.equal(pair.readAll('a', ca).toString(), 'late reply');
     pair.b.close(cb, pair.now);
     pair.run(500);
-    assert.deepEqual(pair.eventsOf('a', 'closed').map((e) => e.reason), ['closed']);
-    assert.deepEqual(pair.eventsOf('b', 'closed').map((e) => e.reason), ['closed']);
+    assert.deepEqual(
+      pair.eventsOf('a', 'closed').map((e) => e.reason),
+      ['closed'],
+    );
+    assert.deepEqual(
+      pair.eventsOf('b', 'closed').map((e) => e.reason),
+      ['closed'],
+    );
     const finAck = streamPackets(pair, 'a').filter((p) => p.flags === (Flag.FIN | Flag.ACK));
     assert.equal(finAck.length, 1, 'a answers b FIN with one FIN|ACK');
     // Inject a Go-style FIN|ACK echo into b (TIME_WAIT): b must stay silent.
@@ -148,7 +162,10 @@ describe('transport: closing', () => {
     // 30 > maxConnsTotal: lingering connections do not count as live ones.
     assert.equal(pair.eventsOf('b', 'accepted').length, 30);
     const states = pair.a.connections().map((c) => c.state);
-    assert.ok(states.length >= 29 && states.every((st) => st === 'TIME_WAIT'), `a lists its lingering connections: ${states.join(',')}`);
+    assert.ok(
+      states.length >= 29 && states.every((st) => st === 'TIME_WAIT'),
+      `a lists its lingering connections: ${states.join(',')}`,
+    );
     const next = pair.a.nextTimeout();
     assert.ok(next !== undefined && next <= pair.now + 10_000, 'the oldest TIME_WAIT deadline is a timer');
     const lingeringPorts = new Set(pair.a.connections().map((c) => c.localPort));
@@ -240,9 +257,14 @@ describe('transport: data path', () => {
     writeAll(pair, 'a', ca, data.subarray(half));
     pair.run(2000);
     assert.deepEqual(pair.readAll('b', cb), data);
-    const sizes = streamPackets(pair, 'a').map((p) => p.payload.length).filter((n) => n > 0);
+    const sizes = streamPackets(pair, 'a')
+      .map((p) => p.payload.length)
+      .filter((n) => n > 0);
     assert.ok(sizes.includes(61_440), 'large segments were sent');
-    assert.ok(sizes.slice(-3).every((n) => n <= 4096), 'the default again after the reset');
+    assert.ok(
+      sizes.slice(-3).every((n) => n <= 4096),
+      'the default again after the reset',
+    );
     // New connections with the node take the size it was given.
     pair.a.setPeerSegmentSize(B_ADDR.node, 8192);
     const second = pair.connect();
@@ -260,8 +282,14 @@ describe('transport: data path', () => {
     for (const chunk of [...large, ...small]) writeAll(pair, 'a', ca, chunk);
     pair.run(2000);
     assert.deepEqual(pair.readAll('b', cb), Buffer.concat([...large, ...small]));
-    const sizes = streamPackets(pair, 'a').map((p) => p.payload.length).filter((n) => n > 0);
-    assert.deepEqual(sizes, [30_000, 30_000, 30_000, 300], 'queued large writes are not merged up to the MSS; small ones are');
+    const sizes = streamPackets(pair, 'a')
+      .map((p) => p.payload.length)
+      .filter((n) => n > 0);
+    assert.deepEqual(
+      sizes,
+      [30_000, 30_000, 30_000, 300],
+      'queued large writes are not merged up to the MSS; small ones are',
+    );
   });
 
   it('turns Nagle off for one connection (setNoDelay), sending what it held at once', () => {
@@ -276,7 +304,11 @@ describe('transport: data path', () => {
     assert.equal(afterToggle, before + 1, 'the held bytes go out at once');
     for (let i = 3; i < 6; i++) pair.a.write(ca, Buffer.from([i]), pair.now);
     pair.drain();
-    assert.equal(streamPackets(pair, 'a').filter((p) => p.payload.length > 0).length, afterToggle + 3, 'one segment per write');
+    assert.equal(
+      streamPackets(pair, 'a').filter((p) => p.payload.length > 0).length,
+      afterToggle + 3,
+      'one segment per write',
+    );
     pair.run(200);
     assert.deepEqual([...pair.readAll('b', cb)], [0, 1, 2, 3, 4, 5]);
   });
@@ -347,7 +379,9 @@ describe('transport: timers', () => {
     assert.equal(pair.a.connection(ca)?.state, 'ESTABLISHED');
     assert.equal(pair.b.connection(cb)?.state, 'ESTABLISHED');
     // Whichever side's timer fires first probes; the other side's answer resets its own timer.
-    const keepalives = [...streamPackets(pair, 'a'), ...streamPackets(pair, 'b')].filter((p) => p.payload.length === 1 && p.seq === 0);
+    const keepalives = [...streamPackets(pair, 'a'), ...streamPackets(pair, 'b')].filter(
+      (p) => p.payload.length === 1 && p.seq === 0,
+    );
     assert.ok(keepalives.length >= 5, `saw ${keepalives.length} keepalives`);
   });
 
@@ -407,7 +441,10 @@ describe('transport: datagrams, pings, ports, limits', () => {
     pair.run(500);
     assert.equal(pair.eventsOf('b', 'accepted').length, 3);
     assert.equal(pair.b.refusals.total_full, 1);
-    assert.deepEqual(pair.eventsOf('a', 'closed').map((e) => e.reason), ['refused', 'refused']);
+    assert.deepEqual(
+      pair.eventsOf('a', 'closed').map((e) => e.reason),
+      ['refused', 'refused'],
+    );
   });
 
   it('rate-limits SYNs per source silently', () => {
@@ -427,9 +464,25 @@ describe('transport: datagrams, pings, ports, limits', () => {
     pair.a.dial({ addr: B_ADDR, port: 1 }, 0);
     pair.a.dial({ addr: B_ADDR, port: 1 }, 0);
     pair.run(100);
-    assert.deepEqual(pair.a.connections().map((c) => c.localPort), [49152, 49153]);
+    assert.deepEqual(
+      pair.a.connections().map((c) => c.localPort),
+      [49152, 49153],
+    );
     const before = pair.wire.length;
-    pair.b.handlePacket(makePacket({ flags: Flag.SYN, protocol: Proto.Stream, src: A_ADDR, dst: { network: 0, node: 99 }, srcPort: 5, dstPort: 1, seq: 0, ack: 0, window: 512 }), pair.now);
+    pair.b.handlePacket(
+      makePacket({
+        flags: Flag.SYN,
+        protocol: Proto.Stream,
+        src: A_ADDR,
+        dst: { network: 0, node: 99 },
+        srcPort: 5,
+        dstPort: 1,
+        seq: 0,
+        ack: 0,
+        window: 512,
+      }),
+      pair.now,
+    );
     pair.drain();
     assert.equal(pair.wire.length, before);
   });

@@ -17,12 +17,34 @@ const SELF = { network: 0, node: 2 };
 
 /** A SYN from `node` (its source port tells its connections apart). */
 function syn(node: number, dstPort: number, srcPort: number): Packet {
-  return makePacket({ flags: Flag.SYN, protocol: Proto.Stream, src: { network: 0, node }, dst: SELF, srcPort, dstPort, seq: 0, ack: 0, window: 512, payload: new Uint8Array(0) });
+  return makePacket({
+    flags: Flag.SYN,
+    protocol: Proto.Stream,
+    src: { network: 0, node },
+    dst: SELF,
+    srcPort,
+    dstPort,
+    seq: 0,
+    ack: 0,
+    window: 512,
+    payload: new Uint8Array(0),
+  });
 }
 
 /** A data segment for a connection the endpoint does not have. */
 function stray(node: number, dstPort: number, srcPort: number): Packet {
-  return makePacket({ flags: Flag.ACK, protocol: Proto.Stream, src: { network: 0, node }, dst: SELF, srcPort, dstPort, seq: 1, ack: 1, window: 512, payload: Buffer.from('x') });
+  return makePacket({
+    flags: Flag.ACK,
+    protocol: Proto.Stream,
+    src: { network: 0, node },
+    dst: SELF,
+    srcPort,
+    dstPort,
+    seq: 1,
+    ack: 1,
+    window: 512,
+    payload: Buffer.from('x'),
+  });
 }
 
 class Victim {
@@ -232,11 +254,17 @@ describe('transport fairness: the dialer learns why', () => {
     pair.run(100);
     const full = pair.a.dial({ addr: B_ADDR, port: 1002 }, pair.now);
     pair.run(100);
-    assert.deepEqual(pair.eventsOf('a', 'closed').find((e) => e.connId === full), { type: 'closed', connId: full, reason: 'refused', cause: 'port_full' });
+    assert.deepEqual(
+      pair.eventsOf('a', 'closed').find((e) => e.connId === full),
+      { type: 'closed', connId: full, reason: 'refused', cause: 'port_full' },
+    );
     pair.filter = (from, p) => (from === 'b' && p.flags & Flag.RST ? { ...p, payload: new Uint8Array(0) } : p);
     const bare = pair.a.dial({ addr: B_ADDR, port: 4242 }, pair.now);
     pair.run(100);
-    assert.deepEqual(pair.eventsOf('a', 'closed').find((e) => e.connId === bare), { type: 'closed', connId: bare, reason: 'refused' });
+    assert.deepEqual(
+      pair.eventsOf('a', 'closed').find((e) => e.connId === bare),
+      { type: 'closed', connId: bare, reason: 'refused' },
+    );
   });
 
   it('NetStack dials fail with "port full" (unavailable) vs "no listener" (refused) vs "does not trust" (untrusted)', async () => {
@@ -257,9 +285,18 @@ describe('transport fairness: the dialer learns why', () => {
       const l = b.listenSync(1002);
       l.on('connection', () => undefined);
       const first = await a.dial(B, 1002);
-      await assert.rejects(a.dial(B, 1002), (err: Error & { code?: string }) => err.code === 'unavailable' && /port full/.test(err.message));
-      await assert.rejects(a.dial(B, 4242), (err: Error & { code?: string }) => err.code === 'refused' && /no listener/.test(err.message));
-      await assert.rejects(a.dial(B, 9), (err: Error & { code?: string }) => err.code === 'untrusted' && /does not trust/.test(err.message));
+      await assert.rejects(
+        a.dial(B, 1002),
+        (err: Error & { code?: string }) => err.code === 'unavailable' && /port full/.test(err.message),
+      );
+      await assert.rejects(
+        a.dial(B, 4242),
+        (err: Error & { code?: string }) => err.code === 'refused' && /no listener/.test(err.message),
+      );
+      await assert.rejects(
+        a.dial(B, 9),
+        (err: Error & { code?: string }) => err.code === 'untrusted' && /does not trust/.test(err.message),
+      );
       first.destroy();
     } finally {
       a.close();

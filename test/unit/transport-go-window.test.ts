@@ -18,7 +18,9 @@ const pattern = (n: number, salt = 0): Buffer => {
 
 /** Window fields the endpoint sent on packets other than FIN and RST. */
 function windows(wire: { packet: Packet }[]): number[] {
-  return wire.filter((w) => w.packet.protocol === Proto.Stream && !(w.packet.flags & (Flag.FIN | Flag.RST))).map((w) => w.packet.window);
+  return wire
+    .filter((w) => w.packet.protocol === Proto.Stream && !(w.packet.flags & (Flag.FIN | Flag.RST)))
+    .map((w) => w.packet.window);
 }
 
 /** Tracks the most the endpoint buffered for one connection (in order plus out of order). */
@@ -52,7 +54,10 @@ describe('transport: a reference sender, which reads window 0 as "no limit"', ()
     assert.equal(link.go.state, 'ESTABLISHED');
     assert.equal(link.go.counters.retransmits, 0, 'nothing was dropped, nothing retransmitted');
     assert.ok(buffered.max <= CAPACITY + SLACK, `buffered ${buffered.max} bytes, more than capacity + ${SLACK}`);
-    assert.ok(link.go.bytesInFlight > 0 && link.go.bytesInFlight < 2 * UNIT, 'the sender waits with the held data in flight');
+    assert.ok(
+      link.go.bytesInFlight > 0 && link.go.bytesInFlight < 2 * UNIT,
+      'the sender waits with the held data in flight',
+    );
     assert.ok(!windows(link.wire).includes(0), 'window 0 was never advertised');
 
     const resumeAt = link.now;
@@ -65,7 +70,10 @@ describe('transport: a reference sender, which reads window 0 as "no limit"', ()
     }
     const next = link.arrivals[arrivedBefore];
     assert.ok(next, 'data arrived after the application read again');
-    assert.ok(next.at - resumeAt <= 2 * link.delay, `the next segment came ${next.at - resumeAt} ms after the read (RTT ${2 * link.delay} ms)`);
+    assert.ok(
+      next.at - resumeAt <= 2 * link.delay,
+      `the next segment came ${next.at - resumeAt} ms after the read (RTT ${2 * link.delay} ms)`,
+    );
     assert.ok(Buffer.concat(got).equals(data), 'byte-exact');
     assert.equal(link.go.counters.retransmits, 0);
     assert.ok(buffered.max <= CAPACITY + SLACK);
@@ -89,7 +97,10 @@ describe('transport: a reference sender, which reads window 0 as "no limit"', ()
     }
     assert.ok(Buffer.concat(got).equals(data), 'byte-exact');
     const reads = Math.ceil(data.length / (128 * 1024));
-    assert.ok(link.now - start <= reads * 50 + 100, `took ${link.now - start} ms; the reader alone needs ${reads * 50} ms`);
+    assert.ok(
+      link.now - start <= reads * 50 + 100,
+      `took ${link.now - start} ms; the reader alone needs ${reads * 50} ms`,
+    );
     assert.equal(link.go.ended, undefined);
     assert.equal(link.go.counters.retransmits, 0, 'nothing was dropped');
     assert.ok(buffered.max <= CAPACITY + SLACK, `buffered ${buffered.max} bytes`);
@@ -104,7 +115,10 @@ describe('transport: a reference sender, which reads window 0 as "no limit"', ()
     const buffered = trackBuffered(link, cb);
     link.run(2_000);
     const readable = link.ep.readableBytes(cb);
-    assert.ok(readable > capacity && readable <= capacity + SLACK, `holding ${readable - capacity} bytes beyond the buffer`);
+    assert.ok(
+      readable > capacity && readable <= capacity + SLACK,
+      `holding ${readable - capacity} bytes beyond the buffer`,
+    );
     // A sender misled into ignoring the window (as reordered ACKs could) sends one segment more
     // than the slack takes; it goes at its next window probe.
     const fits = (capacity + SLACK - readable) / UNIT;
@@ -123,7 +137,10 @@ describe('transport: a reference sender, which reads window 0 as "no limit"', ()
     const update = link.wire.slice(wireBefore).map((w) => w.packet);
     assert.equal(update.length, 4, 'the window update and three duplicates');
     assert.ok(update.every((p) => p.flags === Flag.ACK && p.ack === update[0]?.ack && p.window > 0));
-    assert.ok(update.slice(1).every((p) => p.payload.length === 0), 'bare: a SACK payload would not count as a duplicate');
+    assert.ok(
+      update.slice(1).every((p) => p.payload.length === 0),
+      'bare: a SACK payload would not count as a duplicate',
+    );
     link.run(2 * link.delay);
     const again = link.arrivals.find((a) => a.at >= resumeAt && a.seq === lost.seq);
     assert.ok(again, `the dropped segment came back within one RTT (${2 * link.delay} ms)`);
@@ -169,7 +186,9 @@ describe('transport: zero windows between pilot-ts peers', () => {
     assert.equal(pair.eventsOf('a', 'closed').length, 0, 'the sender did not give up');
     assert.ok(pair.b.readableBytes(cb) > 8 * UNIT, 'data held beyond the buffer');
     assert.ok(pair.b.readableBytes(cb) <= 8 * UNIT + SLACK);
-    const bWindows = pair.wire.filter((w) => w.from === 'b' && w.packet.protocol === Proto.Stream).map((w) => w.packet.window);
+    const bWindows = pair.wire
+      .filter((w) => w.from === 'b' && w.packet.protocol === Proto.Stream)
+      .map((w) => w.packet.window);
     assert.ok(!bWindows.includes(0));
     const stA = pair.a.connection(ca)?.stats;
     assert.equal(stA?.cwnd, 10 * UNIT, 'a held segment is not taken for congestion');
@@ -179,7 +198,10 @@ describe('transport: zero windows between pilot-ts peers', () => {
     assert.equal(pair.b.peerHonoursZeroWindow(A_ADDR.node), true);
     pair.run(5_000);
     assert.equal(pair.a.connection(ca)?.stats.peerWindow, 0);
-    assert.ok((pair.a.connection(ca)?.stats.inFlight ?? 0) <= 1, 'everything received was acknowledged (one byte may be a window probe)');
+    assert.ok(
+      (pair.a.connection(ca)?.stats.inFlight ?? 0) <= 1,
+      'everything received was acknowledged (one byte may be a window probe)',
+    );
     const got: Buffer[] = [];
     for (let i = 0; i < 400 && Buffer.concat(got).length < data.length; i++) {
       got.push(pair.readAll('b', cb));

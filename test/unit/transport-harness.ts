@@ -68,7 +68,11 @@ export class Pair {
     for (let guard = 0; guard < 1_000_000; guard++) {
       if (stop()) return;
       this.queue.sort((x, y) => x.at - y.at);
-      const next = Math.min(this.queue[0]?.at ?? Infinity, this.a.nextTimeout() ?? Infinity, this.b.nextTimeout() ?? Infinity);
+      const next = Math.min(
+        this.queue[0]?.at ?? Infinity,
+        this.a.nextTimeout() ?? Infinity,
+        this.b.nextTimeout() ?? Infinity,
+      );
       if (next > until) {
         this.now = until;
         return;

@@ -16,8 +16,15 @@ describe('segments for a connection the endpoint does not have', () => {
     p.a.abort(ca, p.now);
     p.run(1000);
     assert.deepEqual(p.a.connections(), []);
-    assert.deepEqual(p.b.connections().map((c) => c.state), [], 'the responder was reset');
-    assert.deepEqual(p.eventsOf('b', 'closed').map((e) => e.reason), ['reset']);
+    assert.deepEqual(
+      p.b.connections().map((c) => c.state),
+      [],
+      'the responder was reset',
+    );
+    assert.deepEqual(
+      p.eventsOf('b', 'closed').map((e) => e.reason),
+      ['reset'],
+    );
   });
 
   it('a FIN for a connection reset earlier is answered with RST instead of being retransmitted for minutes', () => {
@@ -38,7 +45,10 @@ describe('segments for a connection the endpoint does not have', () => {
     p.b.close(cb, p.now);
     p.run(1000);
     assert.deepEqual(p.b.connections(), [], 'the FIN got a RST back');
-    assert.deepEqual(p.eventsOf('b', 'closed').map((e) => e.reason), ['reset']);
+    assert.deepEqual(
+      p.eventsOf('b', 'closed').map((e) => e.reason),
+      ['reset'],
+    );
   });
 
   it('a stray bare ACK is not answered (no RST for duplicates)', () => {
@@ -48,7 +58,21 @@ describe('segments for a connection the endpoint does not have', () => {
     p.a.abort(ca, p.now);
     p.run(100);
     const before = p.wire.length;
-    p.a.handlePacket(makePacket({ flags: Flag.ACK, protocol: Proto.Stream, src: B_ADDR, dst: A_ADDR, srcPort: 7, dstPort: localPort, seq: 1, ack: 1, window: 8, payload: new Uint8Array(0) }), p.now);
+    p.a.handlePacket(
+      makePacket({
+        flags: Flag.ACK,
+        protocol: Proto.Stream,
+        src: B_ADDR,
+        dst: A_ADDR,
+        srcPort: 7,
+        dstPort: localPort,
+        seq: 1,
+        ack: 1,
+        window: 8,
+        payload: new Uint8Array(0),
+      }),
+      p.now,
+    );
     p.drain();
     assert.equal(p.wire.length, before, 'nothing sent');
   });

@@ -20,7 +20,8 @@ describe('tunnel endpoints', () => {
     assert.deepEqual(parseEndpoint('10.0.0.1:4000'), { host: '10.0.0.1', port: 4000, family: 4 });
     assert.deepEqual(parseEndpoint('[::ffff:10.0.0.1]:4000'), { host: '10.0.0.1', port: 4000, family: 4 });
     assert.equal(formatEndpoint({ host: 'fe80::1', port: 9 }), '[fe80::1]:9');
-    for (const bad of ['10.0.0.1:0', 'host:1', '10.0.0.1', '[::1]', '1.2.3.4:-1']) assert.equal(parseEndpoint(bad), undefined, bad);
+    for (const bad of ['10.0.0.1:0', 'host:1', '10.0.0.1', '[::1]', '1.2.3.4:-1'])
+      assert.equal(parseEndpoint(bad), undefined, bad);
     assert.equal(normalizeIp('::ffff:127.0.0.1'), '127.0.0.1');
   });
 });

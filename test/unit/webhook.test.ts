@@ -17,7 +17,9 @@ interface Received {
 type Handler = (req: IncomingMessage, res: ServerResponse, received: Received) => void;
 
 /** A local HTTP server recording every request; the handler decides how (and whether) to answer. */
-async function listen(handler: Handler = (_req, res) => res.end()): Promise<{ url: string; received: Received[]; server: Server; close(): Promise<void> }> {
+async function listen(
+  handler: Handler = (_req, res) => res.end(),
+): Promise<{ url: string; received: Received[]; server: Server; close(): Promise<void> }> {
   const received: Received[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -56,7 +58,10 @@ describe('webhook body', () => {
       encodeWebhookBody('conn.fin', 7, at, { remote_port: 1000, conn_id: 3, nested: { b: 1, a: [{ d: 1, c: 2 }] } }),
       '{"event":"conn.fin","node_id":7,"timestamp":"2026-02-15T10:30:00.5Z","data":{"conn_id":3,"nested":{"a":[{"c":2,"d":1}],"b":1},"remote_port":1000}}',
     );
-    assert.equal(encodeWebhookBody('node.deregistered', 7, at), '{"event":"node.deregistered","node_id":7,"timestamp":"2026-02-15T10:30:00.5Z"}');
+    assert.equal(
+      encodeWebhookBody('node.deregistered', 7, at),
+      '{"event":"node.deregistered","node_id":7,"timestamp":"2026-02-15T10:30:00.5Z"}',
+    );
   });
 });
 
@@ -102,7 +107,10 @@ describe('WebhookDispatcher', () => {
       for (let i = 0; i < 30; i++) hooks.emit('data.datagram', { size: i });
       await waitFor(() => hooks.delivered === 30);
       const sizes = srv.received.map((r) => (JSON.parse(r.body) as { data: { size: number } }).data.size);
-      assert.deepEqual(sizes, Array.from({ length: 30 }, (_, i) => i));
+      assert.deepEqual(
+        sizes,
+        Array.from({ length: 30 }, (_, i) => i),
+      );
       assert.equal(maxConcurrent, 1);
     } finally {
       await hooks.close();
@@ -158,8 +166,14 @@ describe('WebhookDispatcher', () => {
       hooks.emit('pubsub.published', { topic: 't', size: 1, from: 'x' });
       hooks.emit('trust.revoked', { peer_node_id: 3 });
       await waitFor(() => hooks.delivered === 3);
-      assert.deepEqual(a.received.map((r) => (JSON.parse(r.body) as { event: string }).event), ['node.registered']);
-      assert.deepEqual(b.received.map((r) => (JSON.parse(r.body) as { event: string }).event), ['pubsub.published', 'trust.revoked']);
+      assert.deepEqual(
+        a.received.map((r) => (JSON.parse(r.body) as { event: string }).event),
+        ['node.registered'],
+      );
+      assert.deepEqual(
+        b.received.map((r) => (JSON.parse(r.body) as { event: string }).event),
+        ['pubsub.published', 'trust.revoked'],
+      );
       hooks.setUrl(undefined);
       hooks.emit('trust.revoked', { peer_node_id: 4 });
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -178,17 +192,30 @@ describe('WebhookDispatcher', () => {
     d.emit('conn.fin', { conn_id: 1 });
     assert.deepEqual(seen, ['handshake.pending', 'conn.fin']);
     const lines: { level: string; event: unknown }[] = [];
-    const log = pino({ level: 'info' }, { write: (l: string) => lines.push({ level: String(JSON.parse(l).level), event: JSON.parse(l).event }) });
+    const log = pino(
+      { level: 'info' },
+      { write: (l: string) => lines.push({ level: String(JSON.parse(l).level), event: JSON.parse(l).event }) },
+    );
     logEvent(log, 'handshake.pending', { peer_node_id: 2 });
     logEvent(log, 'conn.fin', { conn_id: 1 });
     logEvent(log, 'tunnel.direct_upgraded', { peer_node_id: 2 });
-    assert.deepEqual(lines, [{ level: '30', event: 'handshake.pending' }, { level: '30', event: 'tunnel.direct_upgraded' }], 'connections only at debug');
+    assert.deepEqual(
+      lines,
+      [
+        { level: '30', event: 'handshake.pending' },
+        { level: '30', event: 'tunnel.direct_upgraded' },
+      ],
+      'connections only at debug',
+    );
   });
 
   it('rejects URLs that are not http or https', () => {
     const hooks = new WebhookDispatcher();
     for (const bad of ['ftp://example.com/x', 'file:///etc/passwd', 'not a url', 'javascript:alert(1)']) {
-      assert.throws(() => hooks.setUrl(bad), (err: unknown) => err instanceof PilotError && err.code === 'invalid_argument');
+      assert.throws(
+        () => hooks.setUrl(bad),
+        (err: unknown) => err instanceof PilotError && err.code === 'invalid_argument',
+      );
     }
     assert.throws(() => new WebhookDispatcher({ url: 'gopher://x' }), PilotError);
     hooks.setUrl('https://example.com/hook');

@@ -17,7 +17,8 @@ function list(info: JsonObject, key: string): JsonObject[] {
   return Array.isArray(v) ? v.filter(isJsonObject) : [];
 }
 
-const s = (v: JsonValue | undefined): string => (v === undefined || v === null ? '-' : typeof v === 'string' ? v : JSON.stringify(v));
+const s = (v: JsonValue | undefined): string =>
+  v === undefined || v === null ? '-' : typeof v === 'string' ? v : JSON.stringify(v);
 
 function bytes(v: JsonValue | undefined): string {
   if (typeof v !== 'number') return s(v);
@@ -29,22 +30,34 @@ function bytes(v: JsonValue | undefined): string {
 
 /** `127.0.0.1:9000 (reachable, signed-body signatures, push)` from the info's `registry` object. */
 export function registryText(r: JsonObject): string {
-  const state = r.reachable === false ? `unreachable${typeof r.last_error === 'string' ? `: ${r.last_error}` : ''}` : 'reachable';
+  const state =
+    r.reachable === false ? `unreachable${typeof r.last_error === 'string' ? `: ${r.last_error}` : ''}` : 'reachable';
   const push = r.push === true ? ', push' : ', polling';
   return `${s(r.address)} (${state}, ${s(r.signatures)} signatures${push})`;
 }
 
 /** `2 live (ESTABLISHED 2, TIME_WAIT 3)`: the reference's count, and every state as `connections` lists them. */
 function connectionsText(info: JsonObject): string {
-  const states = isJsonObject(info.conn_states) ? Object.entries(info.conn_states).filter(([, n]) => typeof n === 'number' && n > 0) : [];
-  return states.length === 0 ? s(info.connections) : `${s(info.connections)} live (${states.map(([k, n]) => `${k} ${String(n)}`).join(', ')})`;
+  const states = isJsonObject(info.conn_states)
+    ? Object.entries(info.conn_states).filter(([, n]) => typeof n === 'number' && n > 0)
+    : [];
+  return states.length === 0
+    ? s(info.connections)
+    : `${s(info.connections)} live (${states.map(([k, n]) => `${k} ${String(n)}`).join(', ')})`;
 }
 
 function infoText(info: JsonObject): string {
   const rows: [string, string][] = [
     ['address', s(info.address)],
     ['node id', s(info.node_id)],
-    ['hostname', info.hostname === '' ? (typeof info.hostname_error === 'string' ? `- (${info.hostname_error})` : '-') : s(info.hostname)],
+    [
+      'hostname',
+      info.hostname === ''
+        ? typeof info.hostname_error === 'string'
+          ? `- (${info.hostname_error})`
+          : '-'
+        : s(info.hostname),
+    ],
     ['public key', s(info.public_key)],
     ['owner', info.owner === '' ? '-' : s(info.owner)],
     ['encrypt', s(info.encrypt)],
@@ -52,10 +65,17 @@ function infoText(info: JsonObject): string {
     ['peers', `${s(info.peers)} (${s(info.encrypted_peers)} encrypted, ${s(info.authenticated_peers)} authenticated)`],
     ['connections', connectionsText(info)],
     ['ports', s(info.ports)],
-    ['traffic', `sent ${bytes(info.bytes_sent)} in ${s(info.pkts_sent)} packets, received ${bytes(info.bytes_recv)} in ${s(info.pkts_recv)} packets`],
+    [
+      'traffic',
+      `sent ${bytes(info.bytes_sent)} in ${s(info.pkts_sent)} packets, received ${bytes(info.bytes_recv)} in ${s(info.pkts_recv)} packets`,
+    ],
   ];
   if (isJsonObject(info.registry)) rows.push(['registry', registryText(info.registry)]);
-  if (isJsonObject(info.nat)) rows.push(['nat', `${s(info.nat.type)} (mapping ${s(info.nat.mapping)}, filtering ${s(info.nat.filtering)}, seen as ${s(info.nat.public_endpoint) || '-'})`]);
+  if (isJsonObject(info.nat))
+    rows.push([
+      'nat',
+      `${s(info.nat.type)} (mapping ${s(info.nat.mapping)}, filtering ${s(info.nat.filtering)}, seen as ${s(info.nat.public_endpoint) || '-'})`,
+    ]);
   return rows.map(([k, v]) => `${k.padEnd(12)}${v}`).join('\n');
 }
 
@@ -75,20 +95,35 @@ export const info: CommandSpec = {
 export const peers: CommandSpec = {
   name: 'peers',
   args: ['[--search <text>]'],
-  description: 'Lists tunnel peers with their hostnames; --search keeps those whose node id, hostname or endpoint contains the text (any case).',
+  description:
+    'Lists tunnel peers with their hostnames; --search keeps those whose node id, hostname or endpoint contains the text (any case).',
   returns: '{peers: [{authenticated, encrypted, endpoint, hostname?, node_id, relay}] or null, total}',
   flags: { search: 'string' },
   async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const search = stringFlag(args, 'search')?.toLowerCase();
     const all = await named(ctx, list(await fetchInfo(ctx), 'peer_list'));
-    const found = search === undefined ? all : all.filter((p) => `${s(p.node_id)} ${typeof p.hostname === 'string' ? p.hostname : ''} ${s(p.endpoint)}`.toLowerCase().includes(search));
+    const found =
+      search === undefined
+        ? all
+        : all.filter((p) =>
+            `${s(p.node_id)} ${typeof p.hostname === 'string' ? p.hostname : ''} ${s(p.endpoint)}`
+              .toLowerCase()
+              .includes(search),
+          );
     const text =
       found.length === 0
         ? 'no peers'
         : formatTable(
             ['NODE ID', 'HOSTNAME', 'ENDPOINT', 'PATH', 'ENCRYPTED', 'AUTHENTICATED'],
-            found.map((p) => [s(p.node_id), s(p.hostname), s(p.endpoint), p.relay === true ? 'relay' : 'direct', p.encrypted === true ? 'yes' : 'no', p.authenticated === true ? 'yes' : 'no']),
+            found.map((p) => [
+              s(p.node_id),
+              s(p.hostname),
+              s(p.endpoint),
+              p.relay === true ? 'relay' : 'direct',
+              p.encrypted === true ? 'yes' : 'no',
+              p.authenticated === true ? 'yes' : 'no',
+            ]),
           );
     return { data: { peers: found.length === 0 ? null : found, total: found.length }, text };
   },
@@ -126,7 +161,8 @@ export const connections: CommandSpec = {
 export const disconnect: CommandSpec = {
   name: 'disconnect',
   args: ['<conn_id>'],
-  description: 'Closes one connection by the id "pilotctl connections" shows; an id the daemon does not have is the error not_found.',
+  description:
+    'Closes one connection by the id "pilotctl connections" shows; an id the daemon does not have is the error not_found.',
   returns: '{conn_id}',
   flags: {},
   async run(ctx, args, usage) {
@@ -136,7 +172,12 @@ export const disconnect: CommandSpec = {
       // The daemon (like the reference's) answers CloseOK for any id, known or not: ask first.
       const info = toJson(await d.info());
       const known = isJsonObject(info) ? list(info, 'conn_list').some((c) => c.id === connId) : false;
-      if (!known) throw new PilotError('not_found', `no connection ${connId}`, 'connection ids are listed by "pilotctl connections"');
+      if (!known)
+        throw new PilotError(
+          'not_found',
+          `no connection ${connId}`,
+          'connection ids are listed by "pilotctl connections"',
+        );
       await d.disconnect(connId);
     });
     return { data: { conn_id: connId }, text: `connection ${connId} closed` };

@@ -3,13 +3,32 @@ import { DEFAULT_BEACON, DEFAULT_REGISTRY } from '../../config/home.js';
 import { ensureDir } from '../../crypto/atomic-file.js';
 import { PilotError } from '../../errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/json.js';
-import { boolFlag, invalid, maxPositionals, stringFlag, validateHostPort, validateHostname, validateWebhookUrl, type ParsedArgs } from '../args.js';
+import {
+  boolFlag,
+  invalid,
+  maxPositionals,
+  stringFlag,
+  validateHostPort,
+  validateHostname,
+  validateWebhookUrl,
+  type ParsedArgs,
+} from '../args.js';
 import type { CommandSpec } from '../command.js';
 import { beaconFor, registryTls, resolveSettings, updateConfig, type Settings } from '../config-file.js';
 import { socketState, type CliContext } from '../context.js';
 import { toJson } from '../output.js';
 import { registryText } from './admin.js';
-import { exitWatch, isAlive, readPid, removePid, spawnDetached, tcpAnswers, terminate, waitUntil, writePid } from '../process.js';
+import {
+  exitWatch,
+  isAlive,
+  readPid,
+  removePid,
+  spawnDetached,
+  tcpAnswers,
+  terminate,
+  waitUntil,
+  writePid,
+} from '../process.js';
 
 const START_TIMEOUT_MS = 15_000;
 const RENDEZVOUS_TIMEOUT_MS = 10_000;
@@ -46,7 +65,16 @@ function publicSetting(args: ParsedArgs, config: JsonObject): boolean {
 function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): string[] {
   const listen = stringFlag(args, 'listen') ?? configText(settings.config, 'listen') ?? ':0';
   validateHostPort(listen, 'listen', { allowEmptyHost: true });
-  const out = ['-registry', settings.registry, '-beacon', settings.beacon, '-listen', listen, '-socket', settings.socket];
+  const out = [
+    '-registry',
+    settings.registry,
+    '-beacon',
+    settings.beacon,
+    '-listen',
+    listen,
+    '-socket',
+    settings.socket,
+  ];
   const tls = registryTls(settings, boolFlag(args, 'registry-tls'));
   if (tls !== undefined) out.push('-registry-tls', '-registry-fingerprint', tls.fingerprint);
   out.push('-identity', stringFlag(args, 'identity') ?? configText(settings.config, 'identity') ?? ctx.paths.identity);
@@ -58,7 +86,8 @@ function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): str
   if (owner !== undefined) out.push('-owner', owner);
   const level = stringFlag(args, 'log-level');
   if (level !== undefined) {
-    if (!LOG_LEVELS.includes(level)) throw invalid(`invalid --log-level ${JSON.stringify(level)}`, `one of: ${LOG_LEVELS.join(', ')}`);
+    if (!LOG_LEVELS.includes(level))
+      throw invalid(`invalid --log-level ${JSON.stringify(level)}`, `one of: ${LOG_LEVELS.join(', ')}`);
     out.push('-log-level', level);
   }
   for (const name of ['no-echo', 'no-dataexchange', 'no-eventstream', 'no-tasksubmit']) {
@@ -78,11 +107,19 @@ async function ensureLocalRendezvous(ctx: CliContext, settings: Settings): Promi
   const { registry, beacon } = settings;
   if (!isLoopback(registry) || (await tcpAnswers(registry))) return undefined;
   const { paths } = ctx;
-  const args = ['-registry-addr', registry, '-beacon-addr', isLoopback(beacon) ? beacon : (beaconFor(registry) ?? DEFAULT_BEACON), '-store', paths.registryStore];
+  const args = [
+    '-registry-addr',
+    registry,
+    '-beacon-addr',
+    isLoopback(beacon) ? beacon : (beaconFor(registry) ?? DEFAULT_BEACON),
+    '-store',
+    paths.registryStore,
+  ];
   // It keeps its certificate next to its store, so the fingerprint configured for it stays valid.
   if (settings.registryFingerprint !== undefined) args.push('-tls');
   const child = spawnDetached(ctx, ctx.scripts.rendezvous, args, paths.rendezvousLogFile);
-  if (child.pid === undefined) throw new PilotError('internal', 'could not start the local rendezvous', `see the log: ${paths.rendezvousLogFile}`);
+  if (child.pid === undefined)
+    throw new PilotError('internal', 'could not start the local rendezvous', `see the log: ${paths.rendezvousLogFile}`);
   await writePid(paths.rendezvousPidFile, child.pid);
   await waitUntil('the local rendezvous', async () => ((await tcpAnswers(registry)) ? true : undefined), {
     timeoutMs: RENDEZVOUS_TIMEOUT_MS,
@@ -95,11 +132,19 @@ async function ensureLocalRendezvous(ctx: CliContext, settings: Settings): Promi
 async function refuseIfRunning(ctx: CliContext, socket: string): Promise<void> {
   const pid = await readPid(ctx.paths.pidFile);
   if (pid !== undefined && isAlive(pid)) {
-    throw new PilotError('already_exists', `daemon is already running (pid ${pid})`, 'stop it with: pilotctl daemon stop');
+    throw new PilotError(
+      'already_exists',
+      `daemon is already running (pid ${pid})`,
+      'stop it with: pilotctl daemon stop',
+    );
   }
   if (pid !== undefined) await removePid(ctx.paths.pidFile);
   if ((await probeInfo(ctx, socket)) !== undefined) {
-    throw new PilotError('already_exists', `a daemon is already answering on ${socket}`, 'use another socket with --socket or PILOT_SOCKET');
+    throw new PilotError(
+      'already_exists',
+      `a daemon is already answering on ${socket}`,
+      'use another socket with --socket or PILOT_SOCKET',
+    );
   }
 }
 
@@ -107,7 +152,11 @@ async function refuseIfRunning(ctx: CliContext, socket: string): Promise<void> {
 async function runForeground(ctx: CliContext, flags: string[]): Promise<number> {
   // Its own process group: Ctrl-C reaches it once, passed on from here, not also from the terminal
   // (a second SIGINT during its shutdown would kill it before it removes its socket).
-  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ctx.scripts.daemon, ...flags], { stdio: ['ignore', 'inherit', 'inherit'], env: ctx.env, detached: true });
+  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ctx.scripts.daemon, ...flags], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: ctx.env,
+    detached: true,
+  });
   const forward = (signal: NodeJS.Signals): void => {
     child.kill(signal);
   };
@@ -130,17 +179,48 @@ async function runForeground(ctx: CliContext, flags: string[]): Promise<number> 
 export const daemonStart: CommandSpec = {
   name: 'daemon start',
   args: [
-    '[--registry <host:port>]', '[--registry-tls]', '[--registry-fingerprint <hex>]', '[--beacon <host:port>]', '[--listen <addr>]', '[--socket <path>]', '[--identity <file>]',
-    '[--hostname <name>]', '[--public]', '[--webhook <url>]', '[--no-encrypt]', '[--owner <text>]', '[--log-level <level>]',
-    '[--no-echo]', '[--no-dataexchange]', '[--no-eventstream]', '[--no-tasksubmit]', '[--foreground]',
+    '[--registry <host:port>]',
+    '[--registry-tls]',
+    '[--registry-fingerprint <hex>]',
+    '[--beacon <host:port>]',
+    '[--listen <addr>]',
+    '[--socket <path>]',
+    '[--identity <file>]',
+    '[--hostname <name>]',
+    '[--public]',
+    '[--webhook <url>]',
+    '[--no-encrypt]',
+    '[--owner <text>]',
+    '[--log-level <level>]',
+    '[--no-echo]',
+    '[--no-dataexchange]',
+    '[--no-eventstream]',
+    '[--no-tasksubmit]',
+    '[--foreground]',
   ],
   description:
     'Starts the daemon in the background (log in pilot.log, pid in pilot.pid) and waits up to 15s until it answers. Without --beacon the beacon is the registry\'s host and next port (127.0.0.1:9001 for the default registry 127.0.0.1:9000). With a registry on this machine and nothing listening there, a local rendezvous (registry + beacon) is started first. The network flags given (registry, beacon, registry-fingerprint, socket, hostname, webhook, public, listen, identity) are remembered in config.json, so a plain "pilotctl daemon start" rejoins the same network. --foreground keeps it attached. A registry fingerprint (flag, config registry_fingerprint or PILOT_REGISTRY_FINGERPRINT) makes the daemon use TLS to the registry, pinned to that certificate.',
-  returns: '{address, beacon, hostname, log_file, node_id, pid, registry, remembered, socket} (remembered: the config.json keys this start stored)',
+  returns:
+    '{address, beacon, hostname, log_file, node_id, pid, registry, remembered, socket} (remembered: the config.json keys this start stored)',
   flags: {
-    registry: 'string', 'registry-tls': 'bool', 'registry-fingerprint': 'string', beacon: 'string', listen: 'string', socket: 'string', identity: 'string', hostname: 'string',
-    public: 'bool', webhook: 'string', 'no-encrypt': 'bool', owner: 'string', 'log-level': 'string', 'no-echo': 'bool',
-    'no-dataexchange': 'bool', 'no-eventstream': 'bool', 'no-tasksubmit': 'bool', foreground: 'bool',
+    registry: 'string',
+    'registry-tls': 'bool',
+    'registry-fingerprint': 'string',
+    beacon: 'string',
+    listen: 'string',
+    socket: 'string',
+    identity: 'string',
+    hostname: 'string',
+    public: 'bool',
+    webhook: 'string',
+    'no-encrypt': 'bool',
+    owner: 'string',
+    'log-level': 'string',
+    'no-echo': 'bool',
+    'no-dataexchange': 'bool',
+    'no-eventstream': 'bool',
+    'no-tasksubmit': 'bool',
+    foreground: 'bool',
   },
   // Ctrl-C with --foreground stops the daemon; wait for it as "daemon stop" would.
   interruptible: true,
@@ -166,9 +246,15 @@ export const daemonStart: CommandSpec = {
     const remembered = await rememberFlags(ctx, args, settings);
     const rendezvousPid = await ensureLocalRendezvous(ctx, settings);
     const notes = [
-      ...(rendezvousPid !== undefined ? [`started local rendezvous (pid ${rendezvousPid}): registry ${settings.registry}, beacon ${settings.beacon}`] : []),
-      ...(settings.beaconSource === 'derived' ? [`beacon ${settings.beacon} (registry port + 1; give --beacon to choose another)`] : []),
-      ...(remembered.length > 0 ? [`remembered in ${ctx.paths.config}: ${remembered.join(', ')} (a plain "pilotctl daemon start" reuses them)`] : []),
+      ...(rendezvousPid !== undefined
+        ? [`started local rendezvous (pid ${rendezvousPid}): registry ${settings.registry}, beacon ${settings.beacon}`]
+        : []),
+      ...(settings.beaconSource === 'derived'
+        ? [`beacon ${settings.beacon} (registry port + 1; give --beacon to choose another)`]
+        : []),
+      ...(remembered.length > 0
+        ? [`remembered in ${ctx.paths.config}: ${remembered.join(', ')} (a plain "pilotctl daemon start" reuses them)`]
+        : []),
     ];
     if (boolFlag(args, 'foreground')) {
       for (const note of notes) ctx.out.info(note);
@@ -176,7 +262,8 @@ export const daemonStart: CommandSpec = {
       return { data: { exit_code: code }, silent: true, exitCode: code === 0 ? 0 : 1 };
     }
     const child = spawnDetached(ctx, ctx.scripts.daemon, flags, ctx.paths.logFile);
-    if (child.pid === undefined) throw new PilotError('internal', 'could not start the daemon', `see the log: ${ctx.paths.logFile}`);
+    if (child.pid === undefined)
+      throw new PilotError('internal', 'could not start the daemon', `see the log: ${ctx.paths.logFile}`);
     const pid = child.pid;
     await writePid(ctx.paths.pidFile, pid);
     const info = await waitUntil('the daemon', () => probeInfo(ctx, settings.socket), {
@@ -204,7 +291,9 @@ export const daemonStart: CommandSpec = {
       `  address   ${String(data.address)}`,
       `  node id   ${String(data.node_id)}`,
       ...(data.hostname !== '' ? [`  hostname  ${String(data.hostname)}`] : []),
-      ...(hostnameError !== undefined ? [`  hostname  none — ${hostnameError}`, '  (choose another: pilotctl set-hostname <name>)'] : []),
+      ...(hostnameError !== undefined
+        ? [`  hostname  none — ${hostnameError}`, '  (choose another: pilotctl set-hostname <name>)']
+        : []),
       `  registry  ${settings.registry}`,
       `  beacon    ${settings.beacon}`,
       `  socket    ${settings.socket}`,
@@ -225,7 +314,13 @@ async function rememberFlags(ctx: CliContext, args: ParsedArgs, settings: Settin
     if (value !== undefined) changes.push([key, value]);
   };
   text('registry', 'registry', args.flags.has('registry') ? settings.registry : undefined);
-  text('beacon', 'beacon', args.flags.has('beacon') || (args.flags.has('registry') && settings.beaconSource === 'derived') ? settings.beacon : undefined);
+  text(
+    'beacon',
+    'beacon',
+    args.flags.has('beacon') || (args.flags.has('registry') && settings.beaconSource === 'derived')
+      ? settings.beacon
+      : undefined,
+  );
   text('registry-fingerprint', 'registry_fingerprint');
   text('socket', 'socket');
   text('hostname', 'hostname');
@@ -256,12 +351,14 @@ async function stopByPidFile(pidFile: string): Promise<JsonObject | undefined> {
   return forced ? { forced: true, pid } : { pid };
 }
 
-const stoppedText = (what: string, r: JsonObject): string => `${what} stopped (pid ${String(r.pid)}${r.forced === true ? ', killed' : ''})`;
+const stoppedText = (what: string, r: JsonObject): string =>
+  `${what} stopped (pid ${String(r.pid)}${r.forced === true ? ', killed' : ''})`;
 
 export const daemonStop: CommandSpec = {
   name: 'daemon stop',
   args: ['[--all]'],
-  description: 'Stops the daemon started by "daemon start": SIGTERM, then SIGKILL after 10s. --all also stops the local rendezvous that "daemon start" may have started.',
+  description:
+    'Stops the daemon started by "daemon start": SIGTERM, then SIGKILL after 10s. --all also stops the local rendezvous that "daemon start" may have started.',
   returns: '{pid} or {forced: true, pid}; with --all also {rendezvous: {pid}}',
   flags: { all: 'bool' },
   async run(ctx, args, usage) {
@@ -289,7 +386,12 @@ export const rendezvousStop: CommandSpec = {
   async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const stopped = await stopByPidFile(ctx.paths.rendezvousPidFile);
-    if (stopped === undefined) throw new PilotError('not_running', 'no local rendezvous is running', `no live process in ${ctx.paths.rendezvousPidFile}`);
+    if (stopped === undefined)
+      throw new PilotError(
+        'not_running',
+        'no local rendezvous is running',
+        `no live process in ${ctx.paths.rendezvousPidFile}`,
+      );
     return { data: stopped, text: stoppedText('local rendezvous', stopped) };
   },
 };
@@ -297,8 +399,10 @@ export const rendezvousStop: CommandSpec = {
 export const daemonStatus: CommandSpec = {
   name: 'daemon status',
   args: ['[--check]'],
-  description: 'Reports whether the daemon process is alive and answers on its socket. --check prints nothing and exits 0 when it answers, 1 otherwise.',
-  returns: '{local_rendezvous (pid or 0), pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, registry, uptime_secs} when responsive, stale_socket: true when the socket file exists but nothing listens on it',
+  description:
+    'Reports whether the daemon process is alive and answers on its socket. --check prints nothing and exits 0 when it answers, 1 otherwise.',
+  returns:
+    '{local_rendezvous (pid or 0), pid, pid_file, responsive, running, socket} plus {address, connections, hostname, node_id, peers, registry, uptime_secs} when responsive, stale_socket: true when the socket file exists but nothing listens on it',
   flags: { check: 'bool' },
   async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
@@ -307,7 +411,13 @@ export const daemonStatus: CommandSpec = {
     const running = pid !== undefined && isAlive(pid);
     const info = await probeInfo(ctx, socket);
     if (boolFlag(args, 'check')) return { data: null, silent: true, exitCode: info !== undefined ? 0 : 1 };
-    const data: JsonObject = { pid: running ? pid : 0, pid_file: ctx.paths.pidFile, responsive: info !== undefined, running, socket };
+    const data: JsonObject = {
+      pid: running ? pid : 0,
+      pid_file: ctx.paths.pidFile,
+      responsive: info !== undefined,
+      running,
+      socket,
+    };
     if (info !== undefined) {
       data.address = info.address ?? null;
       data.hostname = info.hostname ?? '';
@@ -322,16 +432,32 @@ export const daemonStatus: CommandSpec = {
     // A socket file nobody listens on: the daemon was killed (kill -9) or crashed.
     const stale = info === undefined && (await socketState(socket)) === 'stale';
     if (stale) data.stale_socket = true;
-    const head = running ? `daemon running (pid ${pid})` : info !== undefined ? 'daemon answering (not started by pilotctl)' : 'daemon not running';
-    const socketNote = info !== undefined ? ' (responsive)' : stale ? ' (stale: the file exists but nothing listens on it)' : running ? ' (not responding)' : ' (no socket)';
+    const head = running
+      ? `daemon running (pid ${pid})`
+      : info !== undefined
+        ? 'daemon answering (not started by pilotctl)'
+        : 'daemon not running';
+    const socketNote =
+      info !== undefined
+        ? ' (responsive)'
+        : stale
+          ? ' (stale: the file exists but nothing listens on it)'
+          : running
+            ? ' (not responding)'
+            : ' (no socket)';
     const lines = [head, `  socket    ${socket}${socketNote}`];
     if (info !== undefined) {
       lines.push(`  address   ${String(data.address)}`, `  node id   ${String(data.node_id)}`);
       if (data.hostname !== '') lines.push(`  hostname  ${String(data.hostname)}`);
-      lines.push(`  peers     ${String(data.peers)}`, `  conns     ${String(data.connections)}`, `  uptime    ${String(data.uptime_secs)}s`);
+      lines.push(
+        `  peers     ${String(data.peers)}`,
+        `  conns     ${String(data.connections)}`,
+        `  uptime    ${String(data.uptime_secs)}s`,
+      );
       if (isJsonObject(data.registry)) lines.push(`  registry  ${registryText(data.registry)}`);
     }
-    if (data.local_rendezvous !== 0) lines.push(`  local rendezvous running (pid ${String(data.local_rendezvous)}), started by "daemon start"`);
+    if (data.local_rendezvous !== 0)
+      lines.push(`  local rendezvous running (pid ${String(data.local_rendezvous)}), started by "daemon start"`);
     return { data, text: lines.join('\n') };
   },
 };

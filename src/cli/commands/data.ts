@@ -2,7 +2,13 @@ import { fromBase64 } from '../../crypto/base64.js';
 import type { Addr } from '../../protocol/address.js';
 import type { JsonObject, JsonValue } from '../../protocol/json.js';
 import { PilotError } from '../../errors.js';
-import { sendFile as sdkSendFile, sendMessage as sdkSendMessage, type DataDialer, type MessageType, type SendResult } from '../../sdk/dataexchange.js';
+import {
+  sendFile as sdkSendFile,
+  sendMessage as sdkSendMessage,
+  type DataDialer,
+  type MessageType,
+  type SendResult,
+} from '../../sdk/dataexchange.js';
 import { Outbox, outboxRow } from '../../services/dataexchange/outbox.js';
 import { clearDir, listInbox, listReceived } from '../../services/dataexchange/store.js';
 import { ServiceState } from '../../services/dataexchange/state.js';
@@ -28,7 +34,8 @@ async function queueTarget(ctx: CliContext, text: string): Promise<Addr> {
 function messagePayload(data: string, type: MessageType): string | Uint8Array {
   if (type !== 'binary') return data;
   const bytes = fromBase64(data);
-  if (bytes === undefined) throw invalid('--data is not valid base64', 'with --type binary, give the bytes base64-encoded');
+  if (bytes === undefined)
+    throw invalid('--data is not valid base64', 'with --type binary, give the bytes base64-encoded');
   return bytes;
 }
 
@@ -46,7 +53,7 @@ export const sendMessage: CommandSpec = {
   name: 'send-message',
   args: ['<node_id|address|hostname>', '--data <text>', '[--type text|json|binary]', '[--queue]'],
   description:
-    'Sends a message to the node\'s inbox (port 1001) and prints its acknowledgement. JSON is validated first; binary data is given base64-encoded. With --queue it is stored in the local outbox and the daemon delivers it, retrying until acknowledged (24 h).',
+    "Sends a message to the node's inbox (port 1001) and prints its acknowledgement. JSON is validated first; binary data is given base64-encoded. With --queue it is stored in the local outbox and the daemon delivers it, retrying until acknowledged (24 h).",
   returns: '{ack, bytes, target, type} or, queued, {bytes, id, queued, target, type}',
   flags: { data: 'string', type: 'string', queue: 'bool' },
   async run(ctx, args, usage) {
@@ -54,7 +61,8 @@ export const sendMessage: CommandSpec = {
     const targetText = positional(args, 0, 'target', usage);
     const data = requireFlag(args, 'data', usage);
     const type = (stringFlag(args, 'type') ?? 'text') as MessageType;
-    if (!MESSAGE_TYPES.includes(type)) throw invalid(`invalid --type ${JSON.stringify(type)}`, 'use text, json or binary');
+    if (!MESSAGE_TYPES.includes(type))
+      throw invalid(`invalid --type ${JSON.stringify(type)}`, 'use text, json or binary');
     const payload = messagePayload(data, type);
     const queue = boolFlag(args, 'queue');
     let result: SendResult;
@@ -62,10 +70,15 @@ export const sendMessage: CommandSpec = {
       const addr = await queueTarget(ctx, targetText);
       result = await sdkSendMessage(NO_DIAL, addr, payload, { type, queue, home: ctx.paths.home });
     } else {
-      result = await withDriver(ctx, async (d) => sdkSendMessage(d, (await resolveTarget(d, targetText)).addr, payload, { type }));
+      result = await withDriver(ctx, async (d) =>
+        sdkSendMessage(d, (await resolveTarget(d, targetText)).addr, payload, { type }),
+      );
     }
     const out = resultData(result, { target: result.target, type });
-    return { data: out, text: queue ? `queued ${result.bytes} bytes for ${result.target} (id ${result.id ?? ''})` : String(result.ack) };
+    return {
+      data: out,
+      text: queue ? `queued ${result.bytes} bytes for ${result.target} (id ${result.id ?? ''})` : String(result.ack),
+    };
   },
 };
 
@@ -73,7 +86,7 @@ export const sendFile: CommandSpec = {
   name: 'send-file',
   args: ['<node_id|address|hostname>', '<path>', '[--queue]'],
   description:
-    'Streams a file (up to 16 MiB less its name) to the node\'s received/ folder (port 1001) and prints its acknowledgement. With --queue it is stored in the local outbox and the daemon delivers it.',
+    "Streams a file (up to 16 MiB less its name) to the node's received/ folder (port 1001) and prints its acknowledgement. With --queue it is stored in the local outbox and the daemon delivers it.",
   returns: '{ack, bytes, destination, filename} or, queued, {bytes, destination, filename, id, queued}',
   flags: { queue: 'bool' },
   async run(ctx, args, usage) {
@@ -103,7 +116,12 @@ export const sendFile: CommandSpec = {
       });
     }
     const out = resultData(result, { destination: targetText, filename });
-    return { data: out, text: queue ? `queued ${filename} (${result.bytes} bytes) for ${result.target} (id ${result.id ?? ''})` : `${String(result.ack)} (${filename} to ${result.target})` };
+    return {
+      data: out,
+      text: queue
+        ? `queued ${filename} (${result.bytes} bytes) for ${result.target} (id ${result.id ?? ''})`
+        : `${String(result.ack)} (${filename} to ${result.target})`,
+    };
   },
 };
 
@@ -112,8 +130,12 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
   return {
     name,
     args: ['[--clear]'],
-    description: isInbox ? 'Lists the messages other nodes sent to this one (inbox/); --clear deletes them.' : 'Lists the files other nodes sent to this one (received/); --clear deletes them.',
-    returns: isInbox ? '{dir, messages: [{bytes, data, from, from_hostname?, received_at, type}], total} or {cleared}' : '{dir, files: [{bytes, from?, from_hostname?, modified, name, path}], total} or {cleared}',
+    description: isInbox
+      ? 'Lists the messages other nodes sent to this one (inbox/); --clear deletes them.'
+      : 'Lists the files other nodes sent to this one (received/); --clear deletes them.',
+    returns: isInbox
+      ? '{dir, messages: [{bytes, data, from, from_hostname?, received_at, type}], total} or {cleared}'
+      : '{dir, files: [{bytes, from?, from_hostname?, modified, name, path}], total} or {cleared}',
     flags: { clear: 'bool' },
     async run(ctx, args, usage) {
       maxPositionals(args, 0, usage);
@@ -122,7 +144,8 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
         return { data: { cleared }, text: `cleared ${cleared} ${isInbox ? 'messages' : 'files'}` };
       }
       const data = isInbox ? await listInbox(ctx.paths.home) : await listReceived(ctx.paths.home);
-      if (isInbox && Array.isArray(data.messages)) data.messages = await named(ctx, data.messages as JsonObject[], 'from');
+      if (isInbox && Array.isArray(data.messages))
+        data.messages = await named(ctx, data.messages as JsonObject[], 'from');
       if (!isInbox && Array.isArray(data.files)) {
         const senders = await ServiceState.senders(ctx.paths.home);
         const withSenders = (data.files as JsonObject[]).map((f) => {
@@ -137,8 +160,25 @@ function listing(name: 'inbox' | 'received'): CommandSpec {
         rows.length === 0
           ? `no ${isInbox ? 'messages' : 'files'}`
           : isInbox
-            ? formatTable(['RECEIVED', 'FROM', 'TYPE', 'BYTES', 'DATA'], rows.map((m) => [cell(m.received_at), typeof m.from_hostname === 'string' ? `${cell(m.from)} (${m.from_hostname})` : cell(m.from), cell(m.type), cell(m.bytes), cell(m.data).slice(0, 60)]))
-            : formatTable(['MODIFIED', 'FROM', 'BYTES', 'NAME'], rows.map((f) => [cell(f.modified), typeof f.from_hostname === 'string' ? `${cell(f.from)} (${f.from_hostname})` : cell(f.from ?? '-'), cell(f.bytes), cell(f.name)]));
+            ? formatTable(
+                ['RECEIVED', 'FROM', 'TYPE', 'BYTES', 'DATA'],
+                rows.map((m) => [
+                  cell(m.received_at),
+                  typeof m.from_hostname === 'string' ? `${cell(m.from)} (${m.from_hostname})` : cell(m.from),
+                  cell(m.type),
+                  cell(m.bytes),
+                  cell(m.data).slice(0, 60),
+                ]),
+              )
+            : formatTable(
+                ['MODIFIED', 'FROM', 'BYTES', 'NAME'],
+                rows.map((f) => [
+                  cell(f.modified),
+                  typeof f.from_hostname === 'string' ? `${cell(f.from)} (${f.from_hostname})` : cell(f.from ?? '-'),
+                  cell(f.bytes),
+                  cell(f.name),
+                ]),
+              );
       return { data, text };
     },
   };
@@ -151,7 +191,8 @@ export const outbox: CommandSpec = {
   name: 'outbox',
   args: [],
   description: 'Lists the messages and files queued with --queue that the daemon has not delivered yet.',
-  returns: '{dir, items: [{attempts, bytes, created_at, expires_at, filename?, id, last_error?, next_attempt_at, target, type}], total}',
+  returns:
+    '{dir, items: [{attempts, bytes, created_at, expires_at, filename?, id, last_error?, next_attempt_at, target, type}], total}',
   flags: {},
   async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
@@ -160,8 +201,17 @@ export const outbox: CommandSpec = {
     const text =
       items.length === 0
         ? 'outbox is empty'
-        : formatTable(['ID', 'TARGET', 'TYPE', 'BYTES', 'ATTEMPTS', 'LAST ERROR'], items.map((i) => [String(i.id), String(i.target), String(i.type), String(i.bytes), String(i.attempts), String(i.last_error ?? '')]));
+        : formatTable(
+            ['ID', 'TARGET', 'TYPE', 'BYTES', 'ATTEMPTS', 'LAST ERROR'],
+            items.map((i) => [
+              String(i.id),
+              String(i.target),
+              String(i.type),
+              String(i.bytes),
+              String(i.attempts),
+              String(i.last_error ?? ''),
+            ]),
+          );
     return { data: { dir: box.dir, items, total: items.length }, text };
   },
 };
-

@@ -19,7 +19,8 @@ export const subscribe: CommandSpec = {
   args: ['<node_id|address|hostname>', '<topic>', '[--count <n>]', '[--timeout <duration>]'],
   description:
     'Subscribes to a topic on a node\'s event stream (port 1002): "*" is every topic, "name.*" every topic under "name.". Without --count it prints one JSON object per event, one per line, until Ctrl-C (exit 130) or --timeout (exit 0); with --count it stops after that many events, and fewer before --timeout (or the stream ending) is an error.',
-  returns: 'bounded: {events: [{bytes, data, topic}], timeout: false} (+dropped when the broker dropped events for this subscriber, +interrupted: true after Ctrl-C); unbounded: one {bytes, data, topic} per line',
+  returns:
+    'bounded: {events: [{bytes, data, topic}], timeout: false} (+dropped when the broker dropped events for this subscriber, +interrupted: true after Ctrl-C); unbounded: one {bytes, data, topic} per line',
   flags: { count: 'string', timeout: 'string' },
   interruptible: true,
   async run(ctx, args, usage) {
@@ -31,7 +32,12 @@ export const subscribe: CommandSpec = {
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
       const sub = await subscribeEvents(d, target.addr, topic, { timeoutMs: DIAL_TIMEOUT_MS }).catch((err: unknown) => {
-        throw new PilotError('connection_failed', `cannot reach the event stream of ${target.text}: ${toPilotError(err).message}`, 'the node must trust you and run its event stream (no -no-eventstream)', { cause: err });
+        throw new PilotError(
+          'connection_failed',
+          `cannot reach the event stream of ${target.text}: ${toPilotError(err).message}`,
+          'the node must trust you and run its event stream (no -no-eventstream)',
+          { cause: err },
+        );
       });
       const events: JsonObject[] = [];
       let end: ConsumeEnd | undefined;
@@ -70,8 +76,16 @@ export const subscribe: CommandSpec = {
       if (events.length >= count) return { data, text: '' };
       // Fewer events than asked for: a failure, after those that came were printed.
       const got = `received ${events.length} of ${count} events`;
-      if (end === 'timeout') throw new PilotError('timeout', `timed out after ${formatMs(timeoutMs)}: ${got}`, 'raise --timeout, or check that something publishes on the topic');
-      throw new PilotError('connection_failed', `event stream ended early (${failure ?? 'the broker closed the stream'}): ${got}`);
+      if (end === 'timeout')
+        throw new PilotError(
+          'timeout',
+          `timed out after ${formatMs(timeoutMs)}: ${got}`,
+          'raise --timeout, or check that something publishes on the topic',
+        );
+      throw new PilotError(
+        'connection_failed',
+        `event stream ended early (${failure ?? 'the broker closed the stream'}): ${got}`,
+      );
     });
   },
 };
@@ -79,7 +93,8 @@ export const subscribe: CommandSpec = {
 export const publish: CommandSpec = {
   name: 'publish',
   args: ['<node_id|address|hostname>', '<topic>', '--data <text>'],
-  description: 'Publishes one event on a node\'s event stream (port 1002) to every subscriber of the topic but this connection.',
+  description:
+    "Publishes one event on a node's event stream (port 1002) to every subscriber of the topic but this connection.",
   returns: '{bytes, target, topic}',
   flags: { data: 'string' },
   async run(ctx, args, usage) {
@@ -90,10 +105,20 @@ export const publish: CommandSpec = {
     const data = requireFlag(args, 'data', usage);
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
-      const bytes = await publishEvent(d, target.addr, topic, data, { timeoutMs: DIAL_TIMEOUT_MS }).catch((err: unknown) => {
-        throw new PilotError('connection_failed', `cannot publish on ${target.text}: ${toPilotError(err).message}`, 'the node must trust you and run its event stream (no -no-eventstream)', { cause: err });
-      });
-      return { data: { bytes, target: formatAddr(target.addr), topic }, text: `published ${bytes} bytes to ${topic} on ${target.text}` };
+      const bytes = await publishEvent(d, target.addr, topic, data, { timeoutMs: DIAL_TIMEOUT_MS }).catch(
+        (err: unknown) => {
+          throw new PilotError(
+            'connection_failed',
+            `cannot publish on ${target.text}: ${toPilotError(err).message}`,
+            'the node must trust you and run its event stream (no -no-eventstream)',
+            { cause: err },
+          );
+        },
+      );
+      return {
+        data: { bytes, target: formatAddr(target.addr), topic },
+        text: `published ${bytes} bytes to ${topic} on ${target.text}`,
+      };
     });
   },
 };

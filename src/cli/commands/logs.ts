@@ -14,7 +14,8 @@ const TAIL_WINDOW = 4 * 1024 * 1024;
 function readable(line: string): string {
   try {
     const entry: unknown = JSON.parse(line);
-    if (entry !== null && typeof entry === 'object' && !Array.isArray(entry)) return formatTextLine(entry as Record<string, unknown>);
+    if (entry !== null && typeof entry === 'object' && !Array.isArray(entry))
+      return formatTextLine(entry as Record<string, unknown>);
   } catch {
     // not JSON: shown as written
   }
@@ -53,14 +54,20 @@ export const logs: CommandSpec = {
   async run(ctx, args, usage) {
     const follow = boolFlag(args, 'follow') || args.positionals.includes('-f');
     const extra = args.positionals.filter((p) => p !== '-f');
-    if (extra.length > 0) throw new PilotError('invalid_argument', `unexpected argument ${JSON.stringify(extra[0])}`, `usage: ${usage}`);
+    if (extra.length > 0)
+      throw new PilotError('invalid_argument', `unexpected argument ${JSON.stringify(extra[0])}`, `usage: ${usage}`);
     const count = countFlag(args, 'lines', 50, { min: 1, max: 100_000 });
     const path = boolFlag(args, 'rendezvous') ? ctx.paths.rendezvousLogFile : ctx.paths.logFile;
     const size = await stat(path).then(
       (s) => s.size,
       () => undefined,
     );
-    if (size === undefined) throw new PilotError('not_found', `no log at ${path}`, 'the log is written by a daemon started with: pilotctl daemon start');
+    if (size === undefined)
+      throw new PilotError(
+        'not_found',
+        `no log at ${path}`,
+        'the log is written by a daemon started with: pilotctl daemon start',
+      );
     const text = await readRange(path, Math.max(0, size - TAIL_WINDOW), size);
     const lines = text.split('\n').filter((l) => l !== '');
     // A window that starts mid-line drops that partial first line.

@@ -1,7 +1,16 @@
 import { PilotError, toPilotError } from '../../errors.js';
 import { formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
-import { countFlag, durationFlag, invalid, maxPositionals, parsePort, positional, requireFlag, stringFlag } from '../args.js';
+import {
+  countFlag,
+  durationFlag,
+  invalid,
+  maxPositionals,
+  parsePort,
+  positional,
+  requireFlag,
+  stringFlag,
+} from '../args.js';
 import { withDriver, type CommandResult, type CommandSpec } from '../command.js';
 import type { CliContext, DaemonClient } from '../context.js';
 import { consumeUntil, formatMs, readAll, readOnce } from '../stream-io.js';
@@ -11,7 +20,13 @@ const STDIO_PORT = 1000;
 const MAX_STDIN_MESSAGE = 1024 * 1024;
 
 /** Dial, write one message, read one reply (the stdio convention), close. */
-async function exchange(d: DaemonClient, target: Target, port: number, message: string, timeoutMs: number): Promise<JsonObject> {
+async function exchange(
+  d: DaemonClient,
+  target: Target,
+  port: number,
+  message: string,
+  timeoutMs: number,
+): Promise<JsonObject> {
   const conn = await d.dial(target.addr, port, { timeoutMs, data: Buffer.from(message) });
   try {
     const reply = await readOnce(conn, timeoutMs);
@@ -22,7 +37,13 @@ async function exchange(d: DaemonClient, target: Target, port: number, message: 
 }
 
 /** Full-duplex pipe: stdin to the connection, the connection to stdout, until both directions end. */
-async function pipeMode(ctx: CliContext, d: DaemonClient, target: Target, port: number, timeoutMs: number): Promise<void> {
+async function pipeMode(
+  ctx: CliContext,
+  d: DaemonClient,
+  target: Target,
+  port: number,
+  timeoutMs: number,
+): Promise<void> {
   const conn = await d.dial(target.addr, port, { timeoutMs });
   const stdin = ctx.stdin;
   await new Promise<void>((resolve, reject) => {
@@ -37,7 +58,9 @@ async function pipeMode(ctx: CliContext, d: DaemonClient, target: Target, port: 
       check();
     });
     conn.once('close', () => resolve());
-    conn.once('error', (err) => reject(new PilotError('connection_failed', `connection to ${target.text}:${port}: ${err.message}`)));
+    conn.once('error', (err) =>
+      reject(new PilotError('connection_failed', `connection to ${target.text}:${port}: ${err.message}`)),
+    );
     stdin.once('end', () => {
       inputEnded = true;
       check();
@@ -64,7 +87,10 @@ export const connect: CommandSpec = {
     const timeoutMs = durationFlag(args, 'timeout', 30_000);
     let message = stringFlag(args, 'message');
     if (message === undefined && ctx.stdin.isTTY === true) {
-      throw invalid('no --message given and standard input is a terminal', 'pass --message <text>, or pipe data in: echo hi | pilotctl connect <target>');
+      throw invalid(
+        'no --message given and standard input is a terminal',
+        'pass --message <text>, or pipe data in: echo hi | pilotctl connect <target>',
+      );
     }
     if (message === undefined && ctx.out.json) {
       message = (await readAll(ctx.stdin, MAX_STDIN_MESSAGE)).toString('utf8').replace(/\r?\n$/, '');
@@ -103,7 +129,11 @@ export const send: CommandSpec = {
 
 /** A bounded receive that ended before `count` items: a failure, after the items were printed. */
 function shortOf(what: string, got: number, count: number, timeoutMs: number): PilotError {
-  return new PilotError('timeout', `timed out after ${formatMs(timeoutMs)}: received ${got} of ${count} ${what}`, 'raise --timeout, or check that the sender reaches this node (pilotctl peers)');
+  return new PilotError(
+    'timeout',
+    `timed out after ${formatMs(timeoutMs)}: received ${got} of ${count} ${what}`,
+    'raise --timeout, or check that the sender reaches this node (pilotctl peers)',
+  );
 }
 
 export const recv: CommandSpec = {
@@ -111,7 +141,8 @@ export const recv: CommandSpec = {
   args: ['<port>', '[--count <n>]', '[--timeout <duration>]'],
   description:
     'Listens on a port and accepts --count streams (default 1), reading one message from each. Receiving fewer than --count before --timeout (default 30s) is the error timeout; Ctrl-C prints what arrived and exits 130.',
-  returns: '{messages: [{bytes, data, port, seq} or {error, port, seq}], timeout: false} (+interrupted: true after Ctrl-C)',
+  returns:
+    '{messages: [{bytes, data, port, seq} or {error, port, seq}], timeout: false} (+interrupted: true after Ctrl-C)',
   flags: { count: 'string', timeout: 'string' },
   interruptible: true,
   async run(ctx, args, usage): Promise<CommandResult> {
@@ -150,7 +181,11 @@ export const recv: CommandSpec = {
         await listener.close().catch(() => undefined);
       }
       if (end === 'interrupted') {
-        return { data: { interrupted: true, messages, timeout: false }, text: `interrupted: ${messages.length} of ${count} messages`, interrupted: true };
+        return {
+          data: { interrupted: true, messages, timeout: false },
+          text: `interrupted: ${messages.length} of ${count} messages`,
+          interrupted: true,
+        };
       }
       if (messages.length < count) throw shortOf('messages', messages.length, count, timeoutMs);
       return { data: { messages, timeout: false }, text: '' };
@@ -163,7 +198,8 @@ export const listen: CommandSpec = {
   args: ['<port>', '[--count <n>]', '[--timeout <duration>]'],
   description:
     'Receives datagrams sent to a port (by "pilotctl sendto" or the SDK\'s sendTo). Without --count it streams one JSON object per line until Ctrl-C (exit 130) or --timeout (exit 0); with --count it stops after that many, and fewer before --timeout is the error timeout.',
-  returns: 'bounded: {messages: [{bytes, data, src_addr, src_port}], timeout: false} (+interrupted: true after Ctrl-C); unbounded: one {bytes, data, src_addr, src_port} per line',
+  returns:
+    'bounded: {messages: [{bytes, data, src_addr, src_port}], timeout: false} (+interrupted: true after Ctrl-C); unbounded: one {bytes, data, src_addr, src_port} per line',
   flags: { count: 'string', timeout: 'string' },
   interruptible: true,
   async run(ctx, args, usage): Promise<CommandResult | undefined> {
@@ -181,7 +217,12 @@ export const listen: CommandSpec = {
           timeoutMs,
           (dg) => {
             if (dg.dstPort !== port) return true;
-            const msg = { bytes: dg.data.length, data: dg.data.toString('utf8'), src_addr: formatAddr(dg.srcAddr), src_port: dg.srcPort };
+            const msg = {
+              bytes: dg.data.length,
+              data: dg.data.toString('utf8'),
+              src_addr: formatAddr(dg.srcAddr),
+              src_port: dg.srcPort,
+            };
             if (count === 0) {
               ctx.out.ndjson(msg);
               return true;
@@ -197,7 +238,11 @@ export const listen: CommandSpec = {
       }
       if (count === 0) return undefined;
       if (end === 'interrupted') {
-        return { data: { interrupted: true, messages, timeout: false }, text: `interrupted: ${messages.length} of ${count} datagrams`, interrupted: true };
+        return {
+          data: { interrupted: true, messages, timeout: false },
+          text: `interrupted: ${messages.length} of ${count} datagrams`,
+          interrupted: true,
+        };
       }
       if (messages.length < count) throw shortOf('datagrams', messages.length, count, timeoutMs);
       return { data: { messages, timeout: false }, text: '' };
@@ -220,7 +265,10 @@ export const sendto: CommandSpec = {
     return withDriver(ctx, async (d) => {
       const target = await resolveTarget(d, targetText);
       await d.sendTo(target.addr, port, data);
-      return { data: { bytes: data.length, port, target: formatAddr(target.addr) }, text: `sent ${data.length} bytes to ${target.text} port ${port} (datagram: delivery is not confirmed)` };
+      return {
+        data: { bytes: data.length, port, target: formatAddr(target.addr) },
+        text: `sent ${data.length} bytes to ${target.text} port ${port} (datagram: delivery is not confirmed)`,
+      };
     });
   },
 };

@@ -55,9 +55,16 @@ export const ping: CommandSpec = {
         let conn: CliConn | undefined;
         try {
           conn = await d.dial(target.addr, ECHO_PORT, { timeoutMs: remaining, data: payload, signal: stop });
-          const echoed = await readUntil(conn, (n) => n >= payload.length, Math.max(1, deadline - Date.now()), `ping ${seq}`, stop);
+          const echoed = await readUntil(
+            conn,
+            (n) => n >= payload.length,
+            Math.max(1, deadline - Date.now()),
+            `ping ${seq}`,
+            stop,
+          );
           const rtt = round(performance.now() - start, 3);
-          if (echoed.length < payload.length) throw new PilotError('connection_failed', `echo closed after ${echoed.length} of ${payload.length} bytes`);
+          if (echoed.length < payload.length)
+            throw new PilotError('connection_failed', `echo closed after ${echoed.length} of ${payload.length} bytes`);
           results.push({ bytes: echoed.length, rtt_ms: rtt, seq });
           rtts.push(rtt);
           out.info(`${echoed.length} bytes from ${addr}: seq=${seq} time=${rtt.toFixed(2)} ms`);
@@ -82,10 +89,15 @@ export const ping: CommandSpec = {
       const sent = results.length;
       const loss = sent === 0 ? 100 : round(((sent - rtts.length) / sent) * 100, 1);
       const ending = interrupted ? ', interrupted' : timedOut ? `, timed out after ${formatMs(timeoutMs)}` : '';
-      const summary = [`--- ${target.text} ping statistics ---`, `${sent} sent, ${rtts.length} received, ${loss}% loss${ending}`];
+      const summary = [
+        `--- ${target.text} ping statistics ---`,
+        `${sent} sent, ${rtts.length} received, ${loss}% loss${ending}`,
+      ];
       if (rtts.length > 0) {
         const avg = rtts.reduce((a, b) => a + b, 0) / rtts.length;
-        summary.push(`rtt min/avg/max = ${Math.min(...rtts).toFixed(2)}/${avg.toFixed(2)}/${Math.max(...rtts).toFixed(2)} ms`);
+        summary.push(
+          `rtt min/avg/max = ${Math.min(...rtts).toFixed(2)}/${avg.toFixed(2)}/${Math.max(...rtts).toFixed(2)} ms`,
+        );
       }
       const data: JsonObject = { results, target: addr, timeout: timedOut };
       if (interrupted) return { data: { ...data, interrupted: true }, text: summary.join('\n'), interrupted: true };
@@ -93,7 +105,11 @@ export const ping: CommandSpec = {
         // Every probe failed: the statistics, then the error.
         out.info(summary.join('\n'));
         const code = timedOut || lastError === undefined ? 'timeout' : lastError.code;
-        throw new PilotError(code, `no reply from ${target.text}: ${sent} sent, 0 received${lastError !== undefined ? ` (last error: ${lastError.message})` : ''}`, lastError?.hint ?? 'check that the node is up and trusts this one: pilotctl trust, pilotctl peers');
+        throw new PilotError(
+          code,
+          `no reply from ${target.text}: ${sent} sent, 0 received${lastError !== undefined ? ` (last error: ${lastError.message})` : ''}`,
+          lastError?.hint ?? 'check that the node is up and trusts this one: pilotctl trust, pilotctl peers',
+        );
       }
       return { data, text: summary.join('\n') };
     });
@@ -102,7 +118,8 @@ export const ping: CommandSpec = {
 
 function parseSizeMb(text: string): number {
   const n = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0) || n > 10_240) throw invalid(`invalid size ${JSON.stringify(text)}: a number of MiB from 0.001 to 10240`);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0) || n > 10_240)
+    throw invalid(`invalid size ${JSON.stringify(text)}: a number of MiB from 0.001 to 10240`);
   return n;
 }
 
@@ -156,13 +173,20 @@ export const bench: CommandSpec = {
       let sent = 0;
       let received = 0;
       let sendMs: number | undefined;
-      const rate = (mibs: number, what = ''): string => `${mibs.toFixed(1)} MiB/s${what}, ${mbitPerSecond(mibs).toFixed(1)} Mbit/s`;
+      const rate = (mibs: number, what = ''): string =>
+        `${mibs.toFixed(1)} MiB/s${what}, ${mbitPerSecond(mibs).toFixed(1)} Mbit/s`;
       try {
-        const echo = countUntil(conn, (n) => {
-          received = n;
-          bar.update(n);
-          return n >= total;
-        }, Math.max(1, timeoutMs - (performance.now() - start)), 'bench', ctx.interrupt);
+        const echo = countUntil(
+          conn,
+          (n) => {
+            received = n;
+            bar.update(n);
+            return n >= total;
+          },
+          Math.max(1, timeoutMs - (performance.now() - start)),
+          'bench',
+          ctx.interrupt,
+        );
         echo.catch(() => undefined);
         while (sent < total) {
           if (ctx.interrupt.aborted) throw ctx.interrupt.reason;
@@ -216,7 +240,9 @@ export const bench: CommandSpec = {
           return { data, text, interrupted: true };
         }
         const e = toPilotError(err);
-        throw new PilotError(e.code, `${e.message} (sent ${sent} of ${total} bytes, received ${received})`, e.hint, { cause: err });
+        throw new PilotError(e.code, `${e.message} (sent ${sent} of ${total} bytes, received ${received})`, e.hint, {
+          cause: err,
+        });
       } finally {
         conn.destroy();
       }

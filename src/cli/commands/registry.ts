@@ -1,6 +1,16 @@
 import { PilotError } from '../../errors.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
-import { boolFlag, maxPositionals, parseNodeId, positional, stringFlag, validateHostPort, validateHostname, validateTags, validateWebhookUrl } from '../args.js';
+import {
+  boolFlag,
+  maxPositionals,
+  parseNodeId,
+  positional,
+  stringFlag,
+  validateHostPort,
+  validateHostname,
+  validateTags,
+  validateWebhookUrl,
+} from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
 import { registryTls, resolveSettings, updateConfig } from '../config-file.js';
 import type { DaemonClient } from '../context.js';
@@ -13,7 +23,13 @@ function asObject(value: unknown): JsonObject {
 }
 
 /** A command that sends one request through the daemon and prints the registry's reply as it is. */
-function passThrough(name: string, description: string, returns: string, call: (d: DaemonClient) => Promise<unknown>, text: (r: JsonObject) => string): CommandSpec {
+function passThrough(
+  name: string,
+  description: string,
+  returns: string,
+  call: (d: DaemonClient) => Promise<unknown>,
+  text: (r: JsonObject) => string,
+): CommandSpec {
   return {
     name,
     args: [],
@@ -51,7 +67,11 @@ export const lookup: CommandSpec = {
       return { data: reply };
     } catch (err) {
       if (err instanceof PilotError) throw err;
-      throw new PilotError('connection_failed', `lookup ${nodeId}: registry ${registry}: ${(err as Error).message}`, 'check the registry address with: pilotctl config');
+      throw new PilotError(
+        'connection_failed',
+        `lookup ${nodeId}: registry ${registry}: ${(err as Error).message}`,
+        'check the registry address with: pilotctl config',
+      );
     } finally {
       client.close();
     }
@@ -74,8 +94,16 @@ export const find: CommandSpec = {
         throw hostnameError(hostname, err);
       }
     });
-    const data = { address: reply.address ?? null, hostname: reply.hostname ?? hostname, node_id: reply.node_id ?? null, public: reply.public ?? false };
-    return { data, text: `${hostname}  ${String(data.address)}  (node ${String(data.node_id)}${data.public === true ? ', public' : ''})` };
+    const data = {
+      address: reply.address ?? null,
+      hostname: reply.hostname ?? hostname,
+      node_id: reply.node_id ?? null,
+      public: reply.public ?? false,
+    };
+    return {
+      data,
+      text: `${hostname}  ${String(data.address)}  (node ${String(data.node_id)}${data.public === true ? ', public' : ''})`,
+    };
   },
 };
 
@@ -181,7 +209,10 @@ export const clearTags: CommandSpec = {
 };
 
 /** Stores the webhook in config.json, then applies it to the daemon when one answers. */
-async function applyWebhook(ctx: Parameters<CommandSpec['run']>[0], url: string): Promise<{ applied: boolean; webhook: string }> {
+async function applyWebhook(
+  ctx: Parameters<CommandSpec['run']>[0],
+  url: string,
+): Promise<{ applied: boolean; webhook: string }> {
   await updateConfig(ctx.paths.config, (cfg) => {
     if (url === '') delete cfg.webhook;
     else cfg.webhook = url;

@@ -38,11 +38,13 @@ const str = (o: JsonObject, k: string): string => (typeof o[k] === 'string' ? (o
  */
 export function refusalHint(message: string): string {
   const polo = /submitter=(-?\d+), receiver=(-?\d+)/.exec(message);
-  const gate = "a submitter's polo score must be at least the receiver's; running tasks for others (task accept, execute, send-results) raises yours";
+  const gate =
+    "a submitter's polo score must be at least the receiver's; running tasks for others (task accept, execute, send-results) raises yours";
   if (polo !== undefined && polo !== null) {
     return `your polo score is ${polo[1]}, the receiver's is ${polo[2]}: ${gate}; see scores with: pilotctl polo [node]`;
   }
-  if (/polo score/i.test(message)) return `the receiver could not compare polo scores (its registry did not answer); ${gate}`;
+  if (/polo score/i.test(message))
+    return `the receiver could not compare polo scores (its registry did not answer); ${gate}`;
   if (/not enabled/i.test(message)) return 'the receiving node has to run: pilotctl enable-tasks';
   return `${gate}; see scores with: pilotctl polo [node]`;
 }
@@ -62,7 +64,8 @@ export const taskSubmit: CommandSpec = {
       const target = await resolveTarget(d, text);
       return { ...(await tasks.submitTask(target.addr, description)), target: formatAddr(target.addr) };
     });
-    if (!data.accepted) throw new PilotError('refused', `task refused by ${text}: ${data.message}`, refusalHint(data.message));
+    if (!data.accepted)
+      throw new PilotError('refused', `task refused by ${text}: ${data.message}`, refusalHint(data.message));
     return { data: { ...data }, text: `task ${data.task_id} submitted to ${text}: ${data.message}` };
   },
 };
@@ -80,20 +83,31 @@ export const taskList: CommandSpec = {
   name: 'task list',
   args: ['[--type received|submitted]'],
   description:
-    'Lists received and submitted tasks with their status: NEW, ACCEPTED, DECLINED, EXECUTING, SUCCEEDED (results sent, and on the submitter\'s side received), CANCELLED (not answered within 1 minute), EXPIRED (queued over 1 hour).',
+    "Lists received and submitted tasks with their status: NEW, ACCEPTED, DECLINED, EXECUTING, SUCCEEDED (results sent, and on the submitter's side received), CANCELLED (not answered within 1 minute), EXPIRED (queued over 1 hour).",
   returns: '{tasks: [{category, created_at, description, from, from_hostname?, status, task_id, to, to_hostname?}]}',
   flags: { type: 'string' },
   async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const type = stringFlag(args, 'type');
-    if (type !== undefined && type !== 'received' && type !== 'submitted') throw invalid('--type must be received or submitted');
-    const plain = (await withTasks(ctx, (t) => t.tasks(type))).map((t): JsonObject => ({ ...t, status: displayStatus(t.status) }));
+    if (type !== undefined && type !== 'received' && type !== 'submitted')
+      throw invalid('--type must be received or submitted');
+    const plain = (await withTasks(ctx, (t) => t.tasks(type))).map(
+      (t): JsonObject => ({ ...t, status: displayStatus(t.status) }),
+    );
     const list = await named(ctx, await named(ctx, plain, 'from'), 'to');
     const who = (t: JsonObject, field: 'from' | 'to'): string => {
       const name = t[`${field}_hostname`];
       return typeof name === 'string' ? `${String(t[field])} (${name})` : String(t[field]);
     };
-    const text = list.length === 0 ? 'no tasks' : list.map((t) => `${String(t.task_id)}  ${String(t.category).padEnd(9)}  ${String(t.status).padEnd(9)}  ${t.category === 'received' ? `from ${who(t, 'from')}` : `to ${who(t, 'to')}`}  ${String(t.description)}`).join('\n');
+    const text =
+      list.length === 0
+        ? 'no tasks'
+        : list
+            .map(
+              (t) =>
+                `${String(t.task_id)}  ${String(t.category).padEnd(9)}  ${String(t.status).padEnd(9)}  ${t.category === 'received' ? `from ${who(t, 'from')}` : `to ${who(t, 'to')}`}  ${String(t.description)}`,
+            )
+            .join('\n');
     return { data: { tasks: list }, text };
   },
 };
@@ -136,7 +150,10 @@ export const taskExecute: CommandSpec = {
   async run(ctx, args, usage) {
     maxPositionals(args, 0, usage);
     const data = await withTasks(ctx, (t) => t.executeNext());
-    return { data, text: `executing ${str(data, 'task_id')} from ${str(data, 'from')}:\n${str(data, 'task_description')}` };
+    return {
+      data,
+      text: `executing ${str(data, 'task_id')} from ${str(data, 'from')}:\n${str(data, 'task_description')}`,
+    };
   },
 };
 
@@ -148,7 +165,8 @@ async function readResultFile(path: string): Promise<{ filename: string; data: B
     throw new PilotError('not_found', `cannot read ${path}: ${err.message}`);
   });
   if (!info.isFile()) throw invalid(`${path} is not a file`);
-  if (info.size > MAX_RESULT_FILE_BYTES) throw new PilotError('too_large', `${path} is larger than ${MAX_RESULT_FILE_BYTES} bytes`);
+  if (info.size > MAX_RESULT_FILE_BYTES)
+    throw new PilotError('too_large', `${path} is larger than ${MAX_RESULT_FILE_BYTES} bytes`);
   return { filename, data: await readFile(path) };
 }
 
@@ -163,7 +181,8 @@ export const taskSendResults: CommandSpec = {
     const id = idFlag(args, usage);
     const text = stringFlag(args, 'results');
     const path = stringFlag(args, 'file');
-    if ((text === undefined) === (path === undefined)) throw invalid('give exactly one of --results or --file', `usage: ${usage}`);
+    if ((text === undefined) === (path === undefined))
+      throw invalid('give exactly one of --results or --file', `usage: ${usage}`);
     const file = path === undefined ? undefined : await readResultFile(path);
     const data = await withTasks(ctx, (t) => t.sendResults(id, file === undefined ? { text: text ?? '' } : file));
     return { data, text: `results of ${id} sent to ${str(data, 'sent_to')}` };
@@ -180,7 +199,14 @@ export const taskQueue: CommandSpec = {
     maxPositionals(args, 0, usage);
     const data = await withTasks(ctx, (t) => t.queue());
     const q = Array.isArray(data.queue) ? data.queue : [];
-    const text = q.length === 0 ? 'queue is empty' : q.map((e) => (isJsonObject(e) ? `${str(e, 'task_id')}  from ${str(e, 'from')}  ${str(e, 'description')}` : '')).join('\n');
+    const text =
+      q.length === 0
+        ? 'queue is empty'
+        : q
+            .map((e) =>
+              isJsonObject(e) ? `${str(e, 'task_id')}  from ${str(e, 'from')}  ${str(e, 'description')}` : '',
+            )
+            .join('\n');
     return { data, text };
   },
 };
@@ -188,15 +214,27 @@ export const taskQueue: CommandSpec = {
 export const polo: CommandSpec = {
   name: 'polo',
   args: ['[node_id|address|hostname]'],
-  description: "Shows this node's polo score, or another node's (by id, address or hostname), as the daemon's registry has it.",
+  description:
+    "Shows this node's polo score, or another node's (by id, address or hostname), as the daemon's registry has it.",
   returns: '{address, node_id, polo_score, task_exec}',
   flags: {},
   async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
     const raw = args.positionals[0];
-    const data = await withTasks(ctx, async (t, d) => t.score(raw === undefined ? undefined : (await resolveTarget(d, raw)).addr.node));
+    const data = await withTasks(ctx, async (t, d) =>
+      t.score(raw === undefined ? undefined : (await resolveTarget(d, raw)).addr.node),
+    );
     return { data, text: `node ${String(data.node_id)} polo score ${String(data.polo_score)}` };
   },
 };
 
-export const TASK_COMMANDS: readonly CommandSpec[] = [taskSubmit, taskList, taskAccept, taskDecline, taskExecute, taskSendResults, taskQueue, polo];
+export const TASK_COMMANDS: readonly CommandSpec[] = [
+  taskSubmit,
+  taskList,
+  taskAccept,
+  taskDecline,
+  taskExecute,
+  taskSendResults,
+  taskQueue,
+  polo,
+];

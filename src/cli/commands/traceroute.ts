@@ -22,7 +22,8 @@ export const traceroute: CommandSpec = {
   name: 'traceroute',
   args: ['<node_id|address|hostname>', '[--timeout <duration>]'],
   description: `Times the connection setup to the echo port 7, then ${SAMPLES} echoes of "trace-<i>" on that stream (30s overall by default).`,
-  returns: '{rtt_samples: [{bytes, rtt_ms} or {error, rtt_ms}], setup_ms, target}; a failed setup or no echo at all is an error',
+  returns:
+    '{rtt_samples: [{bytes, rtt_ms} or {error, rtt_ms}], setup_ms, target}; a failed setup or no echo at all is an error',
   flags: { timeout: 'string' },
   async run(ctx, args, usage) {
     maxPositionals(args, 1, usage);
@@ -40,7 +41,12 @@ export const traceroute: CommandSpec = {
       } catch (err) {
         const e = toPilotError(err);
         const setup = round3(performance.now() - start);
-        throw new PilotError(e.code, `connection setup to ${target.text} failed after ${setup.toFixed(2)} ms: ${e.message}`, e.hint, { cause: err });
+        throw new PilotError(
+          e.code,
+          `connection setup to ${target.text} failed after ${setup.toFixed(2)} ms: ${e.message}`,
+          e.hint,
+          { cause: err },
+        );
       }
       const setup = round3(performance.now() - start);
       const lines = [`setup ${setup.toFixed(2)} ms`];
@@ -54,7 +60,11 @@ export const traceroute: CommandSpec = {
             if (left <= 0) throw new PilotError('timeout', 'traceroute timed out');
             conn.write(payload);
             const echoed = await readUntil(conn, (n) => n >= payload.length, left, `echo ${i}`);
-            if (echoed.length < payload.length) throw new PilotError('connection_failed', `echo closed after ${echoed.length} of ${payload.length} bytes`);
+            if (echoed.length < payload.length)
+              throw new PilotError(
+                'connection_failed',
+                `echo closed after ${echoed.length} of ${payload.length} bytes`,
+              );
             const rtt = round3(performance.now() - t0);
             samples.push({ bytes: echoed.length, rtt_ms: rtt });
             lines.push(`${i + 1}  ${addr}  ${rtt.toFixed(2)} ms  (${echoed.length} bytes)`);
@@ -72,9 +82,15 @@ export const traceroute: CommandSpec = {
       const failed = samples.find((s) => 'error' in s);
       if (failed !== undefined && samples.every((s) => 'error' in s)) {
         ctx.out.info(lines.join('\n'));
-        throw new PilotError('connection_failed', `no echo from ${target.text} on an open stream: ${String(failed.error)}`);
+        throw new PilotError(
+          'connection_failed',
+          `no echo from ${target.text} on an open stream: ${String(failed.error)}`,
+        );
       }
-      return { data: { rtt_samples: samples, setup_ms: setup, target: formatAddr(target.addr) }, text: lines.join('\n') };
+      return {
+        data: { rtt_samples: samples, setup_ms: setup, target: formatAddr(target.addr) },
+        text: lines.join('\n'),
+      };
     });
   },
 };

@@ -18,7 +18,8 @@ function statusReply(value: unknown, nodeId: number, status: string): JsonObject
   return { node_id: reply.node_id ?? nodeId, status: reply.status ?? status };
 }
 
-const cell = (v: JsonValue | undefined): string => (v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+const cell = (v: JsonValue | undefined): string =>
+  v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
 
 function unixTime(v: JsonValue | undefined): string {
   return typeof v === 'number' && v > 0 ? new Date(v * 1000).toISOString().replace(/\.\d+Z$/, 'Z') : cell(v);
@@ -58,7 +59,9 @@ function decision(name: 'approve' | 'reject' | 'untrust', description: string, r
       }
       if (name === 'reject') {
         const reason = args.positionals.slice(1).join(' ');
-        const data = await withDriver(ctx, async (d) => statusReply(await d.reject(nodeId, reason), nodeId, 'rejected'));
+        const data = await withDriver(ctx, async (d) =>
+          statusReply(await d.reject(nodeId, reason), nodeId, 'rejected'),
+        );
         return { data, text: `node ${nodeId} rejected` };
       }
       await withDriver(ctx, (d) => d.untrust(nodeId));
@@ -95,7 +98,7 @@ export const handshakes: CommandSpec = {
   name: 'handshakes',
   args: [],
   description:
-    'Lists the trust requests this node sent and what became of them: sent (no answer yet), accepted, or rejected (with the peer\'s reason when it gave one).',
+    "Lists the trust requests this node sent and what became of them: sent (no answer yet), accepted, or rejected (with the peer's reason when it gave one).",
   returns: '{outgoing: [{answered_at?, hostname?, node_id, reason?, sent_at, state}]}',
   flags: {},
   async run(ctx, args, usage) {
@@ -106,7 +109,13 @@ export const handshakes: CommandSpec = {
         ? 'no trust requests sent'
         : formatTable(
             ['NODE ID', 'HOSTNAME', 'SENT', 'STATE', 'REASON'],
-            list.map((o) => [cell(o.node_id), cell(o.hostname ?? '-'), unixTime(o.sent_at), cell(o.state), cell(o.reason ?? '')]),
+            list.map((o) => [
+              cell(o.node_id),
+              cell(o.hostname ?? '-'),
+              unixTime(o.sent_at),
+              cell(o.state),
+              cell(o.reason ?? ''),
+            ]),
           );
     return { data: { outgoing: list }, text };
   },
@@ -126,7 +135,14 @@ export const trust: CommandSpec = {
         ? 'no trusted nodes'
         : formatTable(
             ['NODE ID', 'HOSTNAME', 'MUTUAL', 'NETWORK', 'APPROVED', 'PUBLIC KEY'],
-            list.map((t) => [cell(t.node_id), cell(t.hostname ?? '-'), t.mutual === true ? 'yes' : 'no', cell(t.network), unixTime(t.approved_at), cell(t.public_key)]),
+            list.map((t) => [
+              cell(t.node_id),
+              cell(t.hostname ?? '-'),
+              t.mutual === true ? 'yes' : 'no',
+              cell(t.network),
+              unixTime(t.approved_at),
+              cell(t.public_key),
+            ]),
           );
     return { data: { trusted: list }, text };
   },

@@ -2,7 +2,14 @@ import type { Logger } from '../../log.js';
 import { parseAddr } from '../../protocol/address.js';
 import { DATA_EXCHANGE_PORT, DataType, encodeFilePayload, isAck } from '../../protocol/dataexchange.js';
 import type { PilotNetwork } from '../../pilot-net.js';
-import { afterAttempt, expiredBeforeAttempt, type DeliveryOutcome, type OutboxItem, type Outbox, type Transition } from './outbox.js';
+import {
+  afterAttempt,
+  expiredBeforeAttempt,
+  type DeliveryOutcome,
+  type OutboxItem,
+  type Outbox,
+  type Transition,
+} from './outbox.js';
 import { FrameChannel } from './frame-channel.js';
 
 const SCAN_INTERVAL_MS = 500;

@@ -1,6 +1,12 @@
 import type { Duplex } from 'node:stream';
 import { PilotError } from '../../errors.js';
-import { DataFrameDecoder, DATA_MAX_PAYLOAD, DataType, encodeDataFrame, IDEMPOTENCY_KEY_TYPE } from '../../protocol/dataexchange.js';
+import {
+  DataFrameDecoder,
+  DATA_MAX_PAYLOAD,
+  DataType,
+  encodeDataFrame,
+  IDEMPOTENCY_KEY_TYPE,
+} from '../../protocol/dataexchange.js';
 import { encodeTypedFrameHeader } from '../../protocol/typed-frame.js';
 
 export const MAX_REPLY_WAIT_MS = 30_000;
@@ -22,7 +28,9 @@ export class FrameChannel {
     });
     conn.once('end', () => this.fail(new PilotError('connection_failed', 'connection closed before the reply')));
     conn.once('close', () => this.fail(new PilotError('connection_failed', 'connection closed before the reply')));
-    conn.once('error', (err: Error) => this.fail(new PilotError('connection_failed', err.message, undefined, { cause: err })));
+    conn.once('error', (err: Error) =>
+      this.fail(new PilotError('connection_failed', err.message, undefined, { cause: err })),
+    );
   }
 
   /** Writes, waiting for the stream to drain when its buffer is full. */
@@ -36,7 +44,8 @@ export class FrameChannel {
         else resolve();
       };
       const onDrain = (): void => done();
-      const onClose = (): void => done(this.failure ?? new PilotError('connection_failed', 'connection closed while sending'));
+      const onClose = (): void =>
+        done(this.failure ?? new PilotError('connection_failed', 'connection closed while sending'));
       this.conn.once('drain', onDrain).once('close', onClose);
     });
   }
@@ -53,7 +62,12 @@ export class FrameChannel {
    * A FILE frame whose data is streamed from `chunks` (exactly `size` bytes) instead of being held
    * in memory; `onProgress` gets the data bytes sent so far.
    */
-  async sendFileStream(name: string, size: number, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onProgress?: (sent: number) => void): Promise<void> {
+  async sendFileStream(
+    name: string,
+    size: number,
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    onProgress?: (sent: number) => void,
+  ): Promise<void> {
     const nameBytes = Buffer.from(name, 'utf8');
     if (nameBytes.length > 0xffff) throw new PilotError('invalid_argument', 'file name too long');
     const payloadLength = 2 + nameBytes.length + size;
@@ -121,5 +135,9 @@ export class FrameChannel {
 /** `overhead`: payload bytes that are not data (a FILE frame's name header). */
 export function tooLarge(size: number, overhead = 0): PilotError {
   const max = DATA_MAX_PAYLOAD - overhead;
-  return new PilotError('too_large', `${size} bytes is more than one data-exchange frame carries (${max} bytes here)`, 'send it in several parts');
+  return new PilotError(
+    'too_large',
+    `${size} bytes is more than one data-exchange frame carries (${max} bytes here)`,
+    'send it in several parts',
+  );
 }

@@ -1,4 +1,13 @@
-import { ackText, type DataFrame, DataType, dataTypeName, decodeFilePayload, errText, IDEMPOTENCY_KEY_TYPE, MAX_KEY_BYTES } from '../../protocol/dataexchange.js';
+import {
+  ackText,
+  type DataFrame,
+  DataType,
+  dataTypeName,
+  decodeFilePayload,
+  errText,
+  IDEMPOTENCY_KEY_TYPE,
+  MAX_KEY_BYTES,
+} from '../../protocol/dataexchange.js';
 import type { DecodeError, DecodeResult } from '../../protocol/result.js';
 import { sanitizeFileName } from './names.js';
 import type { Admission } from './pipeline.js';
@@ -96,7 +105,9 @@ export class FrameIntake {
     if (duplicate !== undefined) return duplicate;
     if (!this.deps.rate.take(from, this.deps.now())) {
       this.refused.rate_limited++;
-      return immediate(errText(type, `rate limited: more than ${this.deps.rate.ratePerSecond} messages/s from ${from}`));
+      return immediate(
+        errText(type, `rate limited: more than ${this.deps.rate.ratePerSecond} messages/s from ${from}`),
+      );
     }
     const date = new Date(this.deps.now());
     const job: Job = file
@@ -106,7 +117,12 @@ export class FrameIntake {
     const reservation = await this.reserve(from, bytes);
     if (reservation === undefined) {
       this.refused.quota++;
-      return immediate(errText(type, `quota exceeded: ${from} already stores ${this.deps.quota.used(from)} of ${this.deps.quota.limitBytes} bytes`));
+      return immediate(
+        errText(
+          type,
+          `quota exceeded: ${from} already stores ${this.deps.quota.used(from)} of ${this.deps.quota.limitBytes} bytes`,
+        ),
+      );
     }
     // Reserving yields (and may wait for a recount): another connection may have taken the key meanwhile.
     const late = this.duplicateOf(from, key, type, size);
@@ -153,12 +169,22 @@ export class FrameIntake {
   }
 
   /** Never rejects: a failure becomes an `ERR` reply. */
-  private async store(job: Job, from: string, key: string | undefined, date: Date, reservation: QuotaReservation, size: number): Promise<Outcome> {
+  private async store(
+    job: Job,
+    from: string,
+    key: string | undefined,
+    date: Date,
+    reservation: QuotaReservation,
+    size: number,
+  ): Promise<Outcome> {
     const { store, state, quota } = this.deps;
     const type = job.kind === 'file' ? DataType.File : job.type;
     let stored: StoredItem;
     try {
-      stored = job.kind === 'file' ? await store.storeFile(job.safeName, job.data, date) : await store.storeMessageText(job.type, job.text, date);
+      stored =
+        job.kind === 'file'
+          ? await store.storeFile(job.safeName, job.data, date)
+          : await store.storeMessageText(job.type, job.text, date);
     } catch (err) {
       quota.release(reservation);
       return { reply: this.saveFailed(type, from, err), stored: false };

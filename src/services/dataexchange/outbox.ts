@@ -57,14 +57,28 @@ export function isDue(item: OutboxItem, now: number): boolean {
 /** An item that is due but past its expiry is not attempted again. */
 export function expiredBeforeAttempt(item: OutboxItem, now: number): Transition | undefined {
   if (item.expiresAt > now) return undefined;
-  return { action: 'expire', item, reason: `expired after ${item.attempts} attempts${item.lastError ? `: ${item.lastError}` : ''}` };
+  return {
+    action: 'expire',
+    item,
+    reason: `expired after ${item.attempts} attempts${item.lastError ? `: ${item.lastError}` : ''}`,
+  };
 }
 
 /** What happens to an item after one delivery attempt. */
-export function afterAttempt(item: OutboxItem, outcome: DeliveryOutcome, now: number, capMs = BACKOFF_CAP_MS): Transition {
+export function afterAttempt(
+  item: OutboxItem,
+  outcome: DeliveryOutcome,
+  now: number,
+  capMs = BACKOFF_CAP_MS,
+): Transition {
   if (outcome.ok) return { action: 'delete' };
   const attempts = item.attempts + 1;
-  const next: OutboxItem = { ...item, attempts, lastError: outcome.error, nextAttemptAt: now + backoffMs(attempts, capMs) };
+  const next: OutboxItem = {
+    ...item,
+    attempts,
+    lastError: outcome.error,
+    nextAttemptAt: now + backoffMs(attempts, capMs),
+  };
   if (next.nextAttemptAt >= item.expiresAt) {
     return { action: 'expire', item: next, reason: `expired after ${attempts} attempts: ${outcome.error}` };
   }
@@ -73,8 +87,14 @@ export function afterAttempt(item: OutboxItem, outcome: DeliveryOutcome, now: nu
 
 function toJson(item: OutboxItem, reason?: string): JsonObject {
   const o: JsonObject = {
-    id: item.id, target: item.target, type: item.type, bytes: item.bytes, created_at: item.createdAt,
-    expires_at: item.expiresAt, attempts: item.attempts, next_attempt_at: item.nextAttemptAt,
+    id: item.id,
+    target: item.target,
+    type: item.type,
+    bytes: item.bytes,
+    created_at: item.createdAt,
+    expires_at: item.expiresAt,
+    attempts: item.attempts,
+    next_attempt_at: item.nextAttemptAt,
   };
   if (item.filename !== undefined) o.filename = item.filename;
   if (item.lastError !== undefined) o.last_error = item.lastError;
@@ -85,10 +105,24 @@ function toJson(item: OutboxItem, reason?: string): JsonObject {
 function fromJson(v: unknown): OutboxItem | undefined {
   if (!isJsonObject(v)) return undefined;
   const { id, target, type, bytes, created_at, expires_at, attempts, next_attempt_at, filename, last_error } = v;
-  if (typeof id !== 'string' || typeof target !== 'string' || typeof type !== 'number' || typeof bytes !== 'number') return undefined;
-  if (typeof created_at !== 'number' || typeof expires_at !== 'number' || typeof attempts !== 'number' || typeof next_attempt_at !== 'number') return undefined;
+  if (typeof id !== 'string' || typeof target !== 'string' || typeof type !== 'number' || typeof bytes !== 'number')
+    return undefined;
+  if (
+    typeof created_at !== 'number' ||
+    typeof expires_at !== 'number' ||
+    typeof attempts !== 'number' ||
+    typeof next_attempt_at !== 'number'
+  )
+    return undefined;
   return {
-    id, target, type, bytes, createdAt: created_at, expiresAt: expires_at, attempts, nextAttemptAt: next_attempt_at,
+    id,
+    target,
+    type,
+    bytes,
+    createdAt: created_at,
+    expiresAt: expires_at,
+    attempts,
+    nextAttemptAt: next_attempt_at,
     ...(typeof filename === 'string' ? { filename } : {}),
     ...(typeof last_error === 'string' ? { lastError: last_error } : {}),
   };
@@ -106,10 +140,19 @@ export class Outbox {
   }
 
   /** Adds an item durably; delivery is up to the daemon's data-exchange service. */
-  async enqueue(entry: { target: string; type: number; data: Uint8Array; filename?: string; ttlMs?: number }, now = Date.now()): Promise<OutboxItem> {
+  async enqueue(
+    entry: { target: string; type: number; data: Uint8Array; filename?: string; ttlMs?: number },
+    now = Date.now(),
+  ): Promise<OutboxItem> {
     const item: OutboxItem = {
-      id: randomUUID(), target: entry.target, type: entry.type, bytes: entry.data.length,
-      createdAt: now, expiresAt: now + (entry.ttlMs ?? DEFAULT_TTL_MS), attempts: 0, nextAttemptAt: now,
+      id: randomUUID(),
+      target: entry.target,
+      type: entry.type,
+      bytes: entry.data.length,
+      createdAt: now,
+      expiresAt: now + (entry.ttlMs ?? DEFAULT_TTL_MS),
+      attempts: 0,
+      nextAttemptAt: now,
       ...(entry.filename !== undefined ? { filename: entry.filename } : {}),
     };
     await ensureDir(this.dir);
@@ -159,7 +202,9 @@ export class Outbox {
    * the data-exchange service at start-up. Returns the paths removed.
    */
   async removeLeftovers(now = Date.now()): Promise<string[]> {
-    const removed = (await removeStaleTemps(this.dir, { olderThanMs: LEFTOVER_AGE_MS, now })).map((n) => join(this.dir, n));
+    const removed = (await removeStaleTemps(this.dir, { olderThanMs: LEFTOVER_AGE_MS, now })).map((n) =>
+      join(this.dir, n),
+    );
     for (const n of await removeStaleTemps(this.failedDir)) removed.push(join(this.failedDir, n));
     const names = new Set(await readdir(this.dir).catch(() => [] as string[]));
     for (const name of names) {
@@ -169,7 +214,13 @@ export class Outbox {
       const st = await lstat(path).catch(() => undefined);
       if (!st?.isFile() || now - st.mtimeMs < LEFTOVER_AGE_MS) continue;
       // The metadata may have appeared since the listing: check again right before removing.
-      if (await lstat(join(this.dir, `${id}.json`)).then(() => true, () => false)) continue;
+      if (
+        await lstat(join(this.dir, `${id}.json`)).then(
+          () => true,
+          () => false,
+        )
+      )
+        continue;
       await rm(path, { force: true });
       removed.push(path);
     }
@@ -188,9 +239,14 @@ export class Outbox {
 /** `pilotctl outbox` row. */
 export function outboxRow(item: OutboxItem): JsonObject {
   const row: JsonObject = {
-    attempts: item.attempts, bytes: item.bytes, created_at: new Date(item.createdAt).toISOString(),
-    expires_at: new Date(item.expiresAt).toISOString(), id: item.id, next_attempt_at: new Date(item.nextAttemptAt).toISOString(),
-    target: item.target, type: dataTypeName(item.type),
+    attempts: item.attempts,
+    bytes: item.bytes,
+    created_at: new Date(item.createdAt).toISOString(),
+    expires_at: new Date(item.expiresAt).toISOString(),
+    id: item.id,
+    next_attempt_at: new Date(item.nextAttemptAt).toISOString(),
+    target: item.target,
+    type: dataTypeName(item.type),
   };
   if (item.filename !== undefined) row.filename = item.filename;
   if (item.lastError !== undefined) row.last_error = item.lastError;

@@ -51,11 +51,16 @@ export class ServiceState {
           const files = parsed.files;
           if (isJsonObject(seen)) {
             for (const [sender, keys] of Object.entries(seen)) {
-              if (Array.isArray(keys)) state.seen.set(sender, keys.filter((k): k is string => typeof k === 'string').slice(-MAX_KEYS_PER_SENDER));
+              if (Array.isArray(keys))
+                state.seen.set(
+                  sender,
+                  keys.filter((k): k is string => typeof k === 'string').slice(-MAX_KEYS_PER_SENDER),
+                );
             }
           }
           if (isJsonObject(files)) {
-            for (const [name, sender] of Object.entries(files)) if (typeof sender === 'string') state.files.set(name, sender);
+            for (const [name, sender] of Object.entries(files))
+              if (typeof sender === 'string') state.files.set(name, sender);
           }
         }
       } catch {

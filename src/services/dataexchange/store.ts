@@ -60,12 +60,17 @@ export class DataStore {
    */
   async removeLeftovers(): Promise<string[]> {
     const removed: string[] = [];
-    for (const dir of [this.inbox, this.received]) for (const name of await removeStaleTemps(dir)) removed.push(join(dir, name));
+    for (const dir of [this.inbox, this.received])
+      for (const name of await removeStaleTemps(dir)) removed.push(join(dir, name));
     return removed;
   }
 
   /** Exclusive, durable create: a name that exists (even from the same millisecond) is never replaced. */
-  private async createUnique(dir: string, nameFor: (seq: number) => string, data: string | Uint8Array): Promise<StoredItem> {
+  private async createUnique(
+    dir: string,
+    nameFor: (seq: number) => string,
+    data: string | Uint8Array,
+  ): Promise<StoredItem> {
     for (let i = 0; i < MAX_NAME_ATTEMPTS; i++) {
       const name = nameFor(++this.seq);
       const path = join(dir, name);
@@ -122,7 +127,9 @@ export async function readInboxFile(path: string): Promise<InboxEntry | undefine
   if (text === undefined) return undefined;
   try {
     const parsed: unknown = JSON.parse(text);
-    return isJsonObject(parsed) ? { name: basename(path), path, body: parsed, size: Buffer.byteLength(text) } : undefined;
+    return isJsonObject(parsed)
+      ? { name: basename(path), path, body: parsed, size: Buffer.byteLength(text) }
+      : undefined;
   } catch {
     return undefined;
   }

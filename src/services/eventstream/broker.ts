@@ -39,7 +39,14 @@ export class Broker {
   private readonly limits: QueueLimits;
   private readonly maxTopics: number;
   private seq = 0;
-  private counters = { published: 0, delivered: 0, dropped: 0, reserved_refused: 0, conns_refused: 0, connections_total: 0 };
+  private counters = {
+    published: 0,
+    delivered: 0,
+    dropped: 0,
+    reserved_refused: 0,
+    conns_refused: 0,
+    connections_total: 0,
+  };
 
   constructor(private readonly options: BrokerOptions = {}) {
     this.limits = options.limits ?? DEFAULT_QUEUE_LIMITS;
@@ -101,7 +108,14 @@ export class Broker {
       .filter((c) => c.patterns.size > 0)
       .sort((x, y) => y.dropped - x.dropped || y.queuedBytes - x.queuedBytes)
       .slice(0, STATS_CLIENTS)
-      .map((c) => ({ remote: c.remote, topics: [...c.patterns], queued: c.queuedCount, queued_bytes: c.queuedBytes, dropped: c.dropped, written: c.written }));
+      .map((c) => ({
+        remote: c.remote,
+        topics: [...c.patterns],
+        queued: c.queuedCount,
+        queued_bytes: c.queuedBytes,
+        dropped: c.dropped,
+        written: c.written,
+      }));
     return {
       connections: this.clients.size,
       subscribers: this.subscriberCount,

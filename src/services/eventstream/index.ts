@@ -5,5 +5,12 @@ export { BoundedQueue, DEFAULT_QUEUE_LIMITS } from './queue.js';
 export type { QueueLimits } from './queue.js';
 export { createEventStream, startEventStream, EVENT_STREAM_PORT } from './service.js';
 export type { EventStreamOptions } from './service.js';
-export { DROPPED_TOPIC, RESERVED_PREFIX, isReservedTopic, parsePattern, prefixKeys, topicMatches } from '../../protocol/event-topics.js';
+export {
+  DROPPED_TOPIC,
+  RESERVED_PREFIX,
+  isReservedTopic,
+  parsePattern,
+  prefixKeys,
+  topicMatches,
+} from '../../protocol/event-topics.js';
 export type { TopicPattern } from '../../protocol/event-topics.js';

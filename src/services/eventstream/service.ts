@@ -17,7 +17,10 @@ export interface EventStreamOptions {
  * Webhooks: `pubsub.subscribed {remote, topic}` per subscription, `pubsub.unsubscribed` for each
  * when the connection ends, `pubsub.published {from, size, topic}` per relayed event.
  */
-export async function createEventStream(ctx: ServiceContext, options: EventStreamOptions = {}): Promise<RunningService> {
+export async function createEventStream(
+  ctx: ServiceContext,
+  options: EventStreamOptions = {},
+): Promise<RunningService> {
   const log = ctx.log.child({ service: 'eventstream' });
   const brokerOptions: BrokerOptions = {
     ...(options.limits ? { limits: options.limits } : {}),

@@ -86,7 +86,9 @@ export class TaskBook {
   /** NEW received tasks nobody answered in time. */
   unanswered(): TaskFile[] {
     const now = this.now();
-    return [...this.received.values()].filter((t) => t.status === 'NEW' && now - (msOf(t.created_at) ?? now) > ANSWER_TIMEOUT_MS);
+    return [...this.received.values()].filter(
+      (t) => t.status === 'NEW' && now - (msOf(t.created_at) ?? now) > ANSWER_TIMEOUT_MS,
+    );
   }
 
   #touchHead(): void {
@@ -111,6 +113,25 @@ export function newTask(p: { id: string; description: string; from: string; to: 
   };
 }
 
-export function listEntry(category: TaskCategory, t: TaskFile): { category: string; created_at: string; description: string; from: string; status: string; task_id: string; to: string } {
-  return { category, created_at: t.created_at, description: t.task_description, from: t.from, status: t.status, task_id: t.task_id, to: t.to };
+export function listEntry(
+  category: TaskCategory,
+  t: TaskFile,
+): {
+  category: string;
+  created_at: string;
+  description: string;
+  from: string;
+  status: string;
+  task_id: string;
+  to: string;
+} {
+  return {
+    category,
+    created_at: t.created_at,
+    description: t.task_description,
+    from: t.from,
+    status: t.status,
+    task_id: t.task_id,
+    to: t.to,
+  };
 }

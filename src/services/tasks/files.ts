@@ -30,14 +30,48 @@ export interface TaskFile {
 }
 
 const ORDER: readonly (keyof TaskFile)[] = [
-  'task_id', 'task_description', 'created_at', 'status', 'status_justification', 'from', 'to',
-  'accepted_at', 'staged_at', 'execute_started_at', 'completed_at', 'time_idle_ms', 'time_staged_ms', 'time_cpu_ms',
+  'task_id',
+  'task_description',
+  'created_at',
+  'status',
+  'status_justification',
+  'from',
+  'to',
+  'accepted_at',
+  'staged_at',
+  'execute_started_at',
+  'completed_at',
+  'time_idle_ms',
+  'time_staged_ms',
+  'time_cpu_ms',
 ];
 
 /** Result files: allowed extensions (lower-cased) of the reference's CLI, now also enforced by the receiver. */
 export const ALLOWED_RESULT_EXTENSIONS: ReadonlySet<string> = new Set([
-  '.md', '.txt', '.rtf', '.docx', '.pdf', '.pptx', '.pth', '.pt', '.onnx', '.h5', '.pb', '.ckpt', '.safetensors', '.bin',
-  '.csv', '.parquet', '.xlsx', '.xls', '.jpg', '.jpeg', '.png', '.svg', '.gif', '.webp',
+  '.md',
+  '.txt',
+  '.rtf',
+  '.docx',
+  '.pdf',
+  '.pptx',
+  '.pth',
+  '.pt',
+  '.onnx',
+  '.h5',
+  '.pb',
+  '.ckpt',
+  '.safetensors',
+  '.bin',
+  '.csv',
+  '.parquet',
+  '.xlsx',
+  '.xls',
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.svg',
+  '.gif',
+  '.webp',
 ]);
 
 /** Largest result file accepted (the frame limit is 16 MiB of base64). */
@@ -48,12 +82,19 @@ export const MAX_JUSTIFICATION_BYTES = 4096;
 /** Why a result file name is refused, or undefined when it is a plain basename with an allowed extension. */
 export function resultFilenameError(name: string): string | undefined {
   if (name === '' || name.length > 200) return 'file name must be 1-200 characters';
-  if (name.includes('/') || name.includes('\\') || name.includes('\0') || name.startsWith('.') || /[\u0000-\u001f]/.test(name)) {
+  if (
+    name.includes('/') ||
+    name.includes('\\') ||
+    name.includes('\0') ||
+    name.startsWith('.') ||
+    /[\u0000-\u001f]/.test(name)
+  ) {
     return `file name ${JSON.stringify(name)} is not a plain file name`;
   }
   const dot = name.lastIndexOf('.');
   const ext = dot < 0 ? '' : name.slice(dot).toLowerCase();
-  if (!ALLOWED_RESULT_EXTENSIONS.has(ext)) return `file extension ${JSON.stringify(ext || name)} is not allowed for results (allowed: ${[...ALLOWED_RESULT_EXTENSIONS].join(' ')})`;
+  if (!ALLOWED_RESULT_EXTENSIONS.has(ext))
+    return `file extension ${JSON.stringify(ext || name)} is not allowed for results (allowed: ${[...ALLOWED_RESULT_EXTENSIONS].join(' ')})`;
   return undefined;
 }
 
@@ -84,7 +125,8 @@ function decodeTaskFile(text: string): TaskFile | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
   const o = v as Record<string, unknown>;
   const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
-  const num = (k: string): number | undefined => (typeof o[k] === 'number' && Number.isSafeInteger(o[k]) ? (o[k] as number) : undefined);
+  const num = (k: string): number | undefined =>
+    typeof o[k] === 'number' && Number.isSafeInteger(o[k]) ? (o[k] as number) : undefined;
   const id = str('task_id');
   const status = o.status;
   if (!isValidTaskId(id) || !isTaskStatus(status)) return undefined;

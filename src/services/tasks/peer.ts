@@ -40,7 +40,8 @@ export function notifyPeer(ctx: ServiceContext, to: string, frame: Uint8Array, w
   if (addr === undefined) return;
   sendToPeer(ctx, addr, frame).then(
     (ack) => {
-      if (ack !== undefined && ack.status !== 200) ctx.log.warn({ to, what, message: ack.message }, 'peer refused task status update');
+      if (ack !== undefined && ack.status !== 200)
+        ctx.log.warn({ to, what, message: ack.message }, 'peer refused task status update');
     },
     (err: unknown) => ctx.log.debug({ to, what, err: (err as Error).message }, 'task status update not delivered'),
   );
@@ -54,7 +55,13 @@ export function signReceipt(ctx: ServiceContext, r: ReceiptFields): string {
   return sign(ctx, receiptMessage(r));
 }
 
-export function signAcceptance(ctx: ServiceContext, taskId: string, submitter: number, executor: number, acceptedAtMs: number): string {
+export function signAcceptance(
+  ctx: ServiceContext,
+  taskId: string,
+  submitter: number,
+  executor: number,
+  acceptedAtMs: number,
+): string {
   return sign(ctx, acceptMessage(taskId, submitter, executor, acceptedAtMs));
 }
 
@@ -79,7 +86,12 @@ function receiptRequest(r: ReceiptFields, submitterSig: string, executorSig: str
 }
 
 /** Hands a completed receipt to the registry; a receipt already applied (by the other side) is fine. */
-export async function fileReceipt(ctx: ServiceContext, r: ReceiptFields, submitterSig: string, executorSig: string): Promise<JsonObject | undefined> {
+export async function fileReceipt(
+  ctx: ServiceContext,
+  r: ReceiptFields,
+  submitterSig: string,
+  executorSig: string,
+): Promise<JsonObject | undefined> {
   try {
     const reply = await ctx.registry.taskReceipt(receiptRequest(r, submitterSig, executorSig));
     ctx.log.info({ task_id: r.taskId, reward: reply.reward }, 'task receipt applied');
@@ -94,13 +106,27 @@ export async function fileReceipt(ctx: ServiceContext, r: ReceiptFields, submitt
  * Tells the registry that this executor accepted a task: a receipt's CPU time counts only up to
  * the time the registry saw pass since then. Best effort (a Go registry does not know it).
  */
-export function reportAcceptance(ctx: ServiceContext, p: { taskId: string; submitter: number; executor: number; acceptedAtMs: number; acceptSignature: string }): void {
+export function reportAcceptance(
+  ctx: ServiceContext,
+  p: { taskId: string; submitter: number; executor: number; acceptedAtMs: number; acceptSignature: string },
+): void {
   ctx.registry
-    .taskAccept({ task_id: p.taskId, submitter_id: p.submitter, executor_id: p.executor, accepted_at_ms: p.acceptedAtMs, accept_signature: p.acceptSignature })
-    .catch((err: unknown) => ctx.log.debug({ task_id: p.taskId, err: (err as Error).message }, 'task acceptance not recorded by the registry'));
+    .taskAccept({
+      task_id: p.taskId,
+      submitter_id: p.submitter,
+      executor_id: p.executor,
+      accepted_at_ms: p.acceptedAtMs,
+      accept_signature: p.acceptSignature,
+    })
+    .catch((err: unknown) =>
+      ctx.log.debug({ task_id: p.taskId, err: (err as Error).message }, 'task acceptance not recorded by the registry'),
+    );
 }
 
-export async function fileExpiry(ctx: ServiceContext, p: { taskId: string; submitter: number; executor: number; acceptedAtMs: number; acceptSignature: string }): Promise<void> {
+export async function fileExpiry(
+  ctx: ServiceContext,
+  p: { taskId: string; submitter: number; executor: number; acceptedAtMs: number; acceptSignature: string },
+): Promise<void> {
   const submitterSig = sign(ctx, expiredMessage(p.taskId, p.submitter, p.executor, p.acceptedAtMs));
   try {
     await ctx.registry.taskExpiry({

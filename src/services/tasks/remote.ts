@@ -1,11 +1,28 @@
 import { addrEquals, formatAddr } from '../../protocol/address.js';
 import type { Addr } from '../../protocol/address.js';
-import { encodeAck, encodeSubmitResponse, extInt, extString, type SendResults, type StatusUpdate, type SubmitRequest, TaskFrameType } from '../../protocol/tasksubmit.js';
+import {
+  encodeAck,
+  encodeSubmitResponse,
+  extInt,
+  extString,
+  type SendResults,
+  type StatusUpdate,
+  type SubmitRequest,
+  TaskFrameType,
+} from '../../protocol/tasksubmit.js';
 import type { TypedFrame } from '../../protocol/typed-frame.js';
 import { newTask } from './book.js';
 import type { TaskCore } from './core.js';
 import { MAX_TIMING_MS, receiptMessage, type ReceiptFields } from '../../protocol/task-evidence.js';
-import { isoTime, MAX_DESCRIPTION_BYTES, MAX_JUSTIFICATION_BYTES, MAX_RESULT_FILE_BYTES, msOf, resultFilenameError, type TaskFile } from './files.js';
+import {
+  isoTime,
+  MAX_DESCRIPTION_BYTES,
+  MAX_JUSTIFICATION_BYTES,
+  MAX_RESULT_FILE_BYTES,
+  msOf,
+  resultFilenameError,
+  type TaskFile,
+} from './files.js';
 import { addrOf, fileExpiry, fileReceipt, selfAddr, signReceipt, verifyPeer } from './peer.js';
 
 /** Frames from other nodes. `from` is the authenticated source of the stream, never a claimed field. */
@@ -17,7 +34,8 @@ export async function handleSubmit(core: TaskCore, from: Addr, msg: SubmitReques
     if (status !== 200) core.stats.refused++;
     return encodeSubmitResponse({ taskId: msg.taskId, status, message });
   };
-  if (Buffer.byteLength(msg.taskDescription) > MAX_DESCRIPTION_BYTES) return reply(400, `Task description longer than ${MAX_DESCRIPTION_BYTES} bytes`);
+  if (Buffer.byteLength(msg.taskDescription) > MAX_DESCRIPTION_BYTES)
+    return reply(400, `Task description longer than ${MAX_DESCRIPTION_BYTES} bytes`);
   if (core.book.received.has(msg.taskId)) return reply(400, 'Task id already used');
   if (!core.book.hasRoom()) return reply(400, 'Too many pending tasks');
   let exec: boolean;
@@ -36,7 +54,13 @@ export async function handleSubmit(core: TaskCore, from: Addr, msg: SubmitReques
   if (theirs < mine) return reply(400, `Polo score too low: submitter=${theirs}, receiver=${mine}`);
   return core.serial.run(async () => {
     if (core.book.received.has(msg.taskId)) return reply(400, 'Task id already used');
-    const task = newTask({ id: msg.taskId, description: msg.taskDescription, from: formatAddr(from), to: selfAddr(core.ctx), now: core.now() });
+    const task = newTask({
+      id: msg.taskId,
+      description: msg.taskDescription,
+      from: formatAddr(from),
+      to: selfAddr(core.ctx),
+      now: core.now(),
+    });
     await core.book.save('received', task);
     core.stats.received++;
     core.emit('received', task);
@@ -62,7 +86,12 @@ function ownTask(core: TaskCore, from: Addr, taskId: string): TaskFile | string 
   return task;
 }
 
-export async function handleStatusUpdate(core: TaskCore, from: Addr, msg: StatusUpdate, frame: TypedFrame): Promise<Uint8Array> {
+export async function handleStatusUpdate(
+  core: TaskCore,
+  from: Addr,
+  msg: StatusUpdate,
+  frame: TypedFrame,
+): Promise<Uint8Array> {
   const ack = (status: number, message: string): Uint8Array => {
     if (status !== 200) core.stats.refused++;
     return encodeAck({ taskId: msg.taskId, status, message });
@@ -75,20 +104,33 @@ export async function handleStatusUpdate(core: TaskCore, from: Addr, msg: Status
     // The reference's CLI sends SUCCEEDED after the results; the results already completed the task.
     if (msg.status === 'SUCCEEDED' && task.status === 'COMPLETED') return ack(200, 'Already completed');
     const allowed = TRANSITIONS[msg.status];
-    if (allowed === undefined || !allowed.includes(task.status)) return ack(400, `Cannot change status from ${task.status} to ${msg.status}`);
-    if (msg.status === 'DECLINED' && msg.justification.trim() === '') return ack(400, 'A declined task needs a justification');
+    if (allowed === undefined || !allowed.includes(task.status))
+      return ack(400, `Cannot change status from ${task.status} to ${msg.status}`);
+    if (msg.status === 'DECLINED' && msg.justification.trim() === '')
+      return ack(400, 'A declined task needs a justification');
     const now = core.now();
-    const next: TaskFile = { ...task, status: msg.status as TaskFile['status'], status_justification: msg.justification };
+    const next: TaskFile = {
+      ...task,
+      status: msg.status as TaskFile['status'],
+      status_justification: msg.justification,
+    };
     if (msg.status === 'ACCEPTED') {
       next.accepted_at = isoTime(now);
       const signature = extString(frame, 'accept_signature');
       const acceptedAt = extInt(frame, 'accepted_at_ms');
-      if (signature !== undefined && acceptedAt !== undefined) await core.book.dirs.writeEvidence(task.task_id, { accept_signature: signature, accepted_at_ms: acceptedAt });
+      if (signature !== undefined && acceptedAt !== undefined)
+        await core.book.dirs.writeEvidence(task.task_id, { accept_signature: signature, accepted_at_ms: acceptedAt });
     }
     if (msg.status === 'EXPIRED') {
       const ev = await core.book.dirs.readEvidence(task.task_id);
       if (ev !== undefined && typeof ev.accept_signature === 'string' && typeof ev.accepted_at_ms === 'number') {
-        expiry = { taskId: task.task_id, submitter: core.ctx.localAddr.node, executor: from.node, acceptedAtMs: ev.accepted_at_ms, acceptSignature: ev.accept_signature };
+        expiry = {
+          taskId: task.task_id,
+          submitter: core.ctx.localAddr.node,
+          executor: from.node,
+          acceptedAtMs: ev.accepted_at_ms,
+          acceptSignature: ev.accept_signature,
+        };
       }
     }
     await core.book.save('submitted', next);
@@ -107,18 +149,30 @@ function plausible(task: TaskFile, r: ReceiptFields, now: number): boolean {
   return values.reduce((a, b) => a + b, 0) <= now - created + ACCEPTANCE_SLACK_MS;
 }
 
-export async function handleResults(core: TaskCore, from: Addr, msg: SendResults, frame: TypedFrame): Promise<Uint8Array> {
+export async function handleResults(
+  core: TaskCore,
+  from: Addr,
+  msg: SendResults,
+  frame: TypedFrame,
+): Promise<Uint8Array> {
   const ack = (status: number, message: string, receiptSignature?: string): Uint8Array => {
     if (status !== 200) core.stats.refused++;
-    return encodeAck({ taskId: msg.taskId, status, message, ...(receiptSignature !== undefined ? { receiptSignature } : {}) });
+    return encodeAck({
+      taskId: msg.taskId,
+      status,
+      message,
+      ...(receiptSignature !== undefined ? { receiptSignature } : {}),
+    });
   };
   let filename: string;
   let data: string | Uint8Array;
   if (msg.resultType === 'file') {
-    if (msg.filename === undefined || msg.fileData === undefined) return ack(400, 'A file result needs filename and file_data');
+    if (msg.filename === undefined || msg.fileData === undefined)
+      return ack(400, 'A file result needs filename and file_data');
     const bad = resultFilenameError(msg.filename);
     if (bad !== undefined) return ack(400, bad);
-    if (msg.fileData.length > MAX_RESULT_FILE_BYTES) return ack(400, `Result file larger than ${MAX_RESULT_FILE_BYTES} bytes`);
+    if (msg.fileData.length > MAX_RESULT_FILE_BYTES)
+      return ack(400, `Result file larger than ${MAX_RESULT_FILE_BYTES} bytes`);
     filename = msg.filename;
     data = msg.fileData;
   } else {
@@ -130,10 +184,17 @@ export async function handleResults(core: TaskCore, from: Addr, msg: SendResults
   const result = await core.serial.run(async () => {
     const task = ownTask(core, from, msg.taskId);
     if (typeof task === 'string') return ack(400, task);
-    if (task.status !== 'ACCEPTED' && task.status !== 'EXECUTING') return ack(400, `Cannot take results for a task in status ${task.status}`);
+    if (task.status !== 'ACCEPTED' && task.status !== 'EXECUTING')
+      return ack(400, `Cannot take results for a task in status ${task.status}`);
     await core.book.dirs.writeResult(task.task_id, filename, data);
     const now = core.now();
-    const next: TaskFile = { ...task, status: 'COMPLETED', status_justification: 'Task completed with results', completed_at: msOf(msg.completedAt) !== undefined && msg.completedAt.length <= 64 ? msg.completedAt : isoTime(now) };
+    const next: TaskFile = {
+      ...task,
+      status: 'COMPLETED',
+      status_justification: 'Task completed with results',
+      completed_at:
+        msOf(msg.completedAt) !== undefined && msg.completedAt.length <= 64 ? msg.completedAt : isoTime(now),
+    };
     if (msg.timeIdleMs !== undefined) next.time_idle_ms = msg.timeIdleMs;
     if (msg.timeStagedMs !== undefined) next.time_staged_ms = msg.timeStagedMs;
     if (msg.timeCpuMs !== undefined) next.time_cpu_ms = msg.timeCpuMs;
@@ -151,7 +212,10 @@ export async function handleResults(core: TaskCore, from: Addr, msg: SendResults
       timeCpuMs: msg.timeCpuMs ?? 0,
     };
     if (!plausible(task, fields, now)) {
-      core.ctx.log.warn({ task_id: task.task_id }, 'task timings exceed the time elapsed here; receipt not countersigned');
+      core.ctx.log.warn(
+        { task_id: task.task_id },
+        'task timings exceed the time elapsed here; receipt not countersigned',
+      );
       return ack(200, 'Results received; timings not plausible, receipt not countersigned');
     }
     const mine = signReceipt(core.ctx, fields);
@@ -161,7 +225,8 @@ export async function handleResults(core: TaskCore, from: Addr, msg: SendResults
   if (receipt !== undefined) {
     const r = receipt;
     void verifyPeer(core.ctx, r.fields.executor, receiptMessage(r.fields), r.executorSig).then(async (valid) => {
-      if (!valid) return core.ctx.log.warn({ task_id: r.fields.taskId }, 'executor receipt signature does not verify; not filed');
+      if (!valid)
+        return core.ctx.log.warn({ task_id: r.fields.taskId }, 'executor receipt signature does not verify; not filed');
       if ((await fileReceipt(core.ctx, r.fields, r.mine, r.executorSig)) !== undefined) core.stats.receipts_filed++;
     });
   }

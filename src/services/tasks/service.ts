@@ -1,7 +1,17 @@
 import { PilotError, toPilotError } from '../../errors.js';
 import { addrEquals, formatAddr } from '../../protocol/address.js';
 import type { JsonObject } from '../../protocol/json.js';
-import { decodeTaskRequest, encodeAck, encodeSubmitResponse, ExtFrameType, extString, isValidTaskId, jsonFrame, payloadObject, TaskFrameType } from '../../protocol/tasksubmit.js';
+import {
+  decodeTaskRequest,
+  encodeAck,
+  encodeSubmitResponse,
+  ExtFrameType,
+  extString,
+  isValidTaskId,
+  jsonFrame,
+  payloadObject,
+  TaskFrameType,
+} from '../../protocol/tasksubmit.js';
 import type { TypedFrame } from '../../protocol/typed-frame.js';
 import type { PilotConn, PilotListener } from '../../pilot-net.js';
 import type { RunningService, ServiceContext } from '../types.js';
@@ -35,7 +45,15 @@ export async function startTaskSubmit(ctx: ServiceContext): Promise<RunningServi
   }
   const book = new TaskBook(dirs, now);
   await book.load();
-  const stats: TaskStats = { submitted: 0, received: 0, refused: 0, completed: 0, cancelled: 0, expired: 0, receipts_filed: 0 };
+  const stats: TaskStats = {
+    submitted: 0,
+    received: 0,
+    refused: 0,
+    completed: 0,
+    cancelled: 0,
+    expired: 0,
+    receipts_filed: 0,
+  };
   const watchers = new Set<PilotConn>();
   const core: TaskCore = {
     ctx,
@@ -112,7 +130,10 @@ async function serve(core: TaskCore, conn: PilotConn, watchers: Set<PilotConn>):
       const req = payloadObject(frame);
       if (req?.op === 'watch') {
         if (watchers.size >= MAX_WATCHERS) {
-          await writeFrame(conn, jsonFrame(ExtFrameType.Local, { ok: false, code: 'rate_limited', message: 'too many task watchers' }));
+          await writeFrame(
+            conn,
+            jsonFrame(ExtFrameType.Local, { ok: false, code: 'rate_limited', message: 'too many task watchers' }),
+          );
           return;
         }
         watchers.add(conn);
@@ -148,9 +169,11 @@ async function serve(core: TaskCore, conn: PilotConn, watchers: Set<PilotConn>):
     const from = conn.remoteAddr;
     const d = decoded.value;
     const reply =
-      d.kind === 'Submit' ? await handleSubmit(core, from, d.message)
-      : d.kind === 'StatusUpdate' ? await handleStatusUpdate(core, from, d.message, frame)
-      : await handleResults(core, from, d.message, frame);
+      d.kind === 'Submit'
+        ? await handleSubmit(core, from, d.message)
+        : d.kind === 'StatusUpdate'
+          ? await handleStatusUpdate(core, from, d.message, frame)
+          : await handleResults(core, from, d.message, frame);
     await writeFrame(conn, reply).catch(() => undefined);
     conn.end();
   } catch (err) {
@@ -173,10 +196,21 @@ async function sweep(core: TaskCore): Promise<void> {
         await core.book.save('received', next);
         core.book.dequeue(head.task_id);
         core.stats.expired++;
-        notifyPeer(core.ctx, head.from, jsonFrame(3, { task_id: head.task_id, status: 'EXPIRED', justification: why }), 'EXPIRED');
+        notifyPeer(
+          core.ctx,
+          head.from,
+          jsonFrame(3, { task_id: head.task_id, status: 'EXPIRED', justification: why }),
+          'EXPIRED',
+        );
         core.emit('received', next);
         const mine = core.book.submitted.get(head.task_id);
-        if (mine !== undefined) await core.book.save('submitted', { ...mine, status: 'EXPIRED', status_justification: why, completed_at: isoTime(core.now()) });
+        if (mine !== undefined)
+          await core.book.save('submitted', {
+            ...mine,
+            status: 'EXPIRED',
+            status_justification: why,
+            completed_at: isoTime(core.now()),
+          });
       }
     });
   } catch (err) {

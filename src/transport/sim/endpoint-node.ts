@@ -9,7 +9,11 @@ export interface EndpointNodeOptions extends Omit<EndpointOptions, 'localAddr'> 
 }
 
 /** Adds a node running a TransportEndpoint at address `network:nodeId`. */
-export function addEndpointNode(net: SimNetwork, nodeId: number, options: EndpointNodeOptions = {}): SimNode<TransportEndpoint> {
+export function addEndpointNode(
+  net: SimNetwork,
+  nodeId: number,
+  options: EndpointNodeOptions = {},
+): SimNode<TransportEndpoint> {
   const { network = 1, name = `n${nodeId}`, ...endpointOptions } = options;
   const localAddr = makeAddr(network, nodeId);
   return net.addNode(name, localAddr, new TransportEndpoint({ ...endpointOptions, localAddr }));

@@ -42,8 +42,23 @@ export class SimNode<E extends SimEndpoint = SimEndpoint> {
 }
 
 export type TraceEntry =
-  | { readonly t: number; readonly kind: 'send'; readonly link: string; readonly size: number; readonly copies: number; readonly dropped?: DropReason }
-  | { readonly t: number; readonly kind: 'deliver'; readonly link: string; readonly size: number; readonly crc: number; readonly duplicate: boolean; readonly reordered: boolean }
+  | {
+      readonly t: number;
+      readonly kind: 'send';
+      readonly link: string;
+      readonly size: number;
+      readonly copies: number;
+      readonly dropped?: DropReason;
+    }
+  | {
+      readonly t: number;
+      readonly kind: 'deliver';
+      readonly link: string;
+      readonly size: number;
+      readonly crc: number;
+      readonly duplicate: boolean;
+      readonly reordered: boolean;
+    }
   | { readonly t: number; readonly kind: 'reject'; readonly link: string; readonly reason: 'partition' | 'checksum' }
   | { readonly t: number; readonly kind: 'unroutable'; readonly node: string }
   | { readonly t: number; readonly kind: 'timeout'; readonly node: string }

@@ -80,7 +80,8 @@ export class Scheduler<T> {
   /** Moves the clock forward without running anything (never backwards). */
   advanceTo(time: number): void {
     const next = this.peekTime();
-    if (next !== undefined && next < time) throw new RangeError(`cannot advance to ${time}: an event is pending at ${next}`);
+    if (next !== undefined && next < time)
+      throw new RangeError(`cannot advance to ${time}: an event is pending at ${next}`);
     if (time > this.clock) this.clock = time;
   }
 }

@@ -120,11 +120,19 @@ class Side {
 
   drainReads(): void {
     if (this.connId === undefined) return;
-    for (let data = this.endpoint.read(this.connId); data !== null && data.length > 0; data = this.endpoint.read(this.connId)) {
+    for (
+      let data = this.endpoint.read(this.connId);
+      data !== null && data.length > 0;
+      data = this.endpoint.read(this.connId)
+    ) {
       this.verifier.push(data);
       this.inHash.update(data);
     }
-    if (this.completeAt === undefined && this.verifier.received >= this.inBytes && (this.inBytes > 0 || this.peerEnded)) {
+    if (
+      this.completeAt === undefined &&
+      this.verifier.received >= this.inBytes &&
+      (this.inBytes > 0 || this.peerEnded)
+    ) {
       this.completeAt = this.net.now;
     }
   }
@@ -139,7 +147,8 @@ class Side {
     if (!ready) return;
     this.closeRequested = true;
     const info = this.endpoint.connection(this.connId);
-    if (info !== undefined && info.state !== 'TIME_WAIT' && info.state !== 'CLOSED') this.endpoint.close(this.connId, this.net.now);
+    if (info !== undefined && info.state !== 'TIME_WAIT' && info.state !== 'CLOSED')
+      this.endpoint.close(this.connId, this.net.now);
   }
 
   result(): SideResult {
