@@ -153,7 +153,7 @@ async function runPilot(cluster: Cluster, da: Driver, subs: number): Promise<Mea
   const m = await drive(eventsFor(subs), subs, tally, (p) => pub.publish('bench', p));
   const dropped = Number((await brokerStats(a.socket)).dropped) - droppedBefore;
   await pub.close();
-  subscriptions.forEach((s) => s.close());
+  for (const s of subscriptions) s.close();
   await Promise.allSettled(readers);
   await Promise.all(drivers.map((d) => d.close()));
   await until(
@@ -197,7 +197,7 @@ async function runNats(port: number, subs: number): Promise<Measured> {
     if (!pub.publish('bench', p)) await pub.drained();
   });
   pub.close();
-  clients.forEach((c) => c.close());
+  for (const c of clients) c.close();
   return m;
 }
 

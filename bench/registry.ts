@@ -245,13 +245,7 @@ interface Changes {
 }
 
 /** Hostname, tags and visibility of the last `m` nodes, then handshakes between pairs of them. */
-async function changes(
-  port: number,
-  keys: Keys,
-  signer: BodySigner,
-  ids: readonly number[],
-  m: number,
-): Promise<Changes> {
+async function changes(port: number, signer: BodySigner, ids: readonly number[], m: number): Promise<Changes> {
   const slots = Array.from({ length: m }, (_, k) => ids.length - m + k);
   const conns = await Promise.all(
     Array.from({ length: 16 }, (_, i) => RegistryConn.open(port, loopbackIp(BLOCK.changes, i + 1))),
@@ -450,7 +444,7 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   progress(`registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s`);
   const ids = reg.ids;
 
-  const ch = await changes(port, keys, signer, ids, Math.min(2000, Math.floor(n / 5)));
+  const ch = await changes(port, signer, ids, Math.min(2000, Math.floor(n / 5)));
 
   const hb = new LoadThread();
   const lk = new LoadThread();

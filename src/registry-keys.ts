@@ -105,7 +105,7 @@ export class RegistryKeys {
       if (fresh) return Promise.resolve(toLookup(entry.key));
     }
     const pending = this.#inFlight.get(nodeId);
-    if (pending) return pending;
+    if (pending !== undefined) return pending;
     if (this.#inFlight.size >= this.#maxInFlight) return Promise.resolve({ status: 'busy' });
     const promise = this.#fetch(nodeId);
     this.#inFlight.set(nodeId, promise);

@@ -7,7 +7,7 @@ import { createLogger } from '../log.js';
 import { versionLine } from '../version.js';
 
 async function main(): Promise<number> {
-  let config;
+  let config: ReturnType<typeof parseDaemonArgs>;
   try {
     config = parseDaemonArgs(process.argv.slice(2));
   } catch (err) {

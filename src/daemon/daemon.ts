@@ -457,26 +457,22 @@ export class Daemon {
         // Without push from the registry, fetch what it holds first (bounded: listing must stay quick).
         await this.poller.refresh(PENDING_REFRESH_MS);
         return {
-          pending: this.trust
-            .pending()
-            .map((p) => ({
-              justification: p.justification,
-              node_id: p.nodeId,
-              public_key: p.publicKey,
-              received_at: Math.floor(p.receivedAt / 1000),
-            })),
+          pending: this.trust.pending().map((p) => ({
+            justification: p.justification,
+            node_id: p.nodeId,
+            public_key: p.publicKey,
+            received_at: Math.floor(p.receivedAt / 1000),
+          })),
         };
       case 'Trusted':
         return {
-          trusted: this.trust
-            .trusted()
-            .map((t) => ({
-              approved_at: Math.floor(t.approvedAt / 1000),
-              mutual: t.mutual,
-              network: t.network,
-              node_id: t.nodeId,
-              public_key: t.publicKey,
-            })),
+          trusted: this.trust.trusted().map((t) => ({
+            approved_at: Math.floor(t.approvedAt / 1000),
+            mutual: t.mutual,
+            network: t.network,
+            node_id: t.nodeId,
+            public_key: t.publicKey,
+          })),
         };
       case 'Outgoing':
         // Answers may be waiting at the registry (no push from a Go registry): fetch them first.

@@ -66,7 +66,7 @@ export function parseIpBytes(text: string): Uint8Array {
   if (body.slice(lastColon + 1).includes('.')) {
     tailV4 = body.slice(lastColon + 1);
     // Keep the separator so that "::1.2.3.4" still splits correctly.
-    body = body.slice(0, lastColon + 1) + '0:0';
+    body = `${body.slice(0, lastColon + 1)}0:0`;
   }
   const halves = body.split('::');
   const toGroups = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));

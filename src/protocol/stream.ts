@@ -1,4 +1,4 @@
-import { DecodeError, fail, ok, type DecodeResult } from './result.js';
+import { type DecodeError, fail, ok, type DecodeResult } from './result.js';
 
 /**
  * A FIFO of bytes kept as a list of chunks. Chunks appended as "borrowed" are referenced, not

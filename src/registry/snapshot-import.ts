@@ -101,9 +101,8 @@ function readNode(
   const realAddr = readOptionalString(o.real_addr, `${path}.real_addr`, LIMITS.addr);
   if (realAddr !== '' && splitHostPort(realAddr) === undefined)
     throw snapshotError(`${path}.real_addr`, `"${realAddr}" is not host:port`);
-  readArray(o.networks, `${path}.networks`, LIMITS.networksPerNode).forEach((n, i) =>
-    readInteger(n, `${path}.networks[${i}]`, 0, 0xffff),
-  );
+  for (const [i, n] of readArray(o.networks, `${path}.networks`, LIMITS.networksPerNode).entries())
+    readInteger(n, `${path}.networks[${i}]`, 0, 0xffff);
   const hostname = readOptionalString(o.hostname, `${path}.hostname`, 253);
   const hostnameProblem = hostnameError(hostname);
   if (hostnameProblem !== undefined) throw snapshotError(`${path}.hostname`, hostnameProblem);
@@ -174,7 +173,8 @@ function readNetworks(value: unknown, now: number): { backboneCreatedAt: number;
     const name = readString(o.name, `${path}.name`, LIMITS.networkName);
     readString(o.join_rule, `${path}.join_rule`, 32);
     readOptionalString(o.token, `${path}.token`, LIMITS.networkToken);
-    readArray(o.members, `${path}.members`, LIMITS.nodes).forEach((m, i) => readNodeId(m, `${path}.members[${i}]`));
+    for (const [i, m] of readArray(o.members, `${path}.members`, LIMITS.nodes).entries())
+      readNodeId(m, `${path}.members[${i}]`);
     const created = readTime(o.created, `${path}.created`);
     if (id !== 0) {
       dropped++;

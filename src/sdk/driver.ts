@@ -64,6 +64,7 @@ export interface Driver {
 }
 
 /** A client of a pilot daemon's IPC socket (PROTOCOL.md §8). */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above only types the events of EventEmitter's own methods.
 export class Driver extends EventEmitter implements PilotNetwork {
   private client: IpcClient | null = null;
   private address: Addr = { network: 0, node: 0 };
@@ -391,7 +392,7 @@ export class Driver extends EventEmitter implements PilotNetwork {
           remotePort: msg.remotePort,
         });
         const listener = this.portListeners.get(msg.localPort);
-        if (!listener || !listener.deliver(conn)) conn.destroy();
+        if (!listener?.deliver(conn)) conn.destroy();
         return;
       }
       case 'Recv':

@@ -26,6 +26,7 @@ export interface Listener {
  * The IPC protocol has no Unbind: `close()` stops delivery here, while the daemon keeps the port
  * bound until the driver disconnects (connections it still accepts are closed by the driver).
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above only types the events of EventEmitter's own methods.
 export class Listener extends EventEmitter implements PilotListener {
   private readonly backlog = new AsyncQueue<Conn>(LISTENER_BACKLOG);
   private closed = false;

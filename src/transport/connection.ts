@@ -316,7 +316,7 @@ export class Connection {
 
   private checkPeerFin(now: Millis): void {
     const r = this.receiver;
-    if (!r || !r.finReached || this.endEmitted) return;
+    if (!r?.finReached || this.endEmitted) return;
     this.endEmitted = true;
     this.delayedAckDeadline = undefined;
     if (this.state === 'ESTABLISHED') this.state = 'CLOSE_WAIT';
@@ -343,7 +343,7 @@ export class Connection {
   private pump(now: Millis, flushNagle = false): void {
     if (this.gone) return;
     if (!this.finSent) {
-      let seg;
+      let seg: ReturnType<typeof this.sender.nextSegment>;
       let first = true;
       while ((seg = this.sender.nextSegment(now, this.closeRequested || (flushNagle && first)))) {
         first = false;

@@ -766,7 +766,10 @@ export class Tunnel extends EventEmitter<TunnelEvents> {
     // Gone or re-keying meanwhile: lost like any datagram (the transport retransmits).
     if (!peer?.endpoint || !crypto) return;
     // Switched to the relay meanwhile: relayed traffic stays one packet per frame, as in send().
-    if (peer.relay) return packets.forEach((p) => this.#sealOne(peer, crypto, p));
+    if (peer.relay) {
+      for (const p of packets) this.#sealOne(peer, crypto, p);
+      return;
+    }
     const datagram = this.pathIsLoopback(node) ? policy.BATCH_DATAGRAM_LOOPBACK : policy.BATCH_DATAGRAM_PATH;
     for (const group of groupForBatches(packets, datagram - PILS_MIN_SIZE)) {
       // A batch of one (a large segment) is sealed from its header and payload, without a copy.

@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Tunnel } from '../../src/tunnel/index.js';
+import type { Tunnel } from '../../src/tunnel/index.js';
 import { encodePilmHeader, MAGIC_PILM } from '../../src/protocol/tunnel.js';
-import { closeAfterAll, collect, connectRawPeer, datagram, KeyDirectory, openNode, Proxy } from './tunnel-harness.js';
+import {
+  closeAfterAll,
+  collect,
+  connectRawPeer,
+  datagram,
+  KeyDirectory,
+  openNode,
+  TapProxy,
+} from './tunnel-harness.js';
 import { waitFor } from '../wait.js';
 
 const track = closeAfterAll();
@@ -11,13 +19,13 @@ const track = closeAfterAll();
 async function pairThroughProxy(): Promise<{
   a: Tunnel;
   b: Tunnel;
-  proxy: Proxy;
+  proxy: TapProxy;
   atB: { from: number; text: string }[];
 }> {
   const dir = new KeyDirectory();
   const a = track(await openNode(dir, 1));
   const b = track(await openNode(dir, 2));
-  const proxy = await Proxy.between(a.localPort, b.localPort);
+  const proxy = await TapProxy.between(a.localPort, b.localPort);
   track(proxy.raw);
   const atB = collect(b);
   a.addPeer(2, proxy.endpoint);

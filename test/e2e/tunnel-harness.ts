@@ -170,11 +170,11 @@ export async function connectRawPeer(): Promise<{ t: Tunnel; peer: RawPeer; got:
 }
 
 /** Forwards between a tunnel and one peer endpoint, keeping a copy of every datagram from the tunnel. */
-export class Proxy {
+export class TapProxy {
   readonly fromA: Buffer[] = [];
   private constructor(
     readonly raw: RawSocket,
-    private readonly aPort: number,
+    aPort: number,
     private readonly bPort: number,
   ) {
     raw.socket.on('message', (data, from) => {
@@ -187,8 +187,8 @@ export class Proxy {
     });
   }
 
-  static async between(aPort: number, bPort: number): Promise<Proxy> {
-    return new Proxy(await RawSocket.open(), aPort, bPort);
+  static async between(aPort: number, bPort: number): Promise<TapProxy> {
+    return new TapProxy(await RawSocket.open(), aPort, bPort);
   }
 
   get endpoint(): string {

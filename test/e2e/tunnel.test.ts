@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Identity, TunnelSession } from '../../src/crypto/index.js';
 import { decodePacket, encodePacket } from '../../src/protocol/packet.js';
 import { decodePils, encodePilk, encodePilt } from '../../src/protocol/tunnel.js';
-import { Tunnel } from '../../src/tunnel/index.js';
+import type { Tunnel } from '../../src/tunnel/index.js';
 import {
   closeAfterAll,
   collect,
@@ -12,7 +12,7 @@ import {
   endpointOf,
   KeyDirectory,
   openNode,
-  Proxy,
+  TapProxy,
   RawPeer,
   RawSocket,
   sleep,
@@ -190,7 +190,7 @@ describe('tunnel: refusals', () => {
 describe('tunnel: replay protection', () => {
   it('drops a replayed PILS, and a replayed PILA does not re-admit old frames or move the endpoint', async () => {
     const { a, b } = await pair();
-    const proxy = await Proxy.between(a.localPort, b.localPort);
+    const proxy = await TapProxy.between(a.localPort, b.localPort);
     track(proxy.raw);
     const atB = collect(b);
     const replays: bigint[] = [];

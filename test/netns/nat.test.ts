@@ -208,11 +208,11 @@ describe('NAT lab', { skip: skip ?? false, timeout: 240_000 }, () => {
     if (process.env.PILOT_LAB_DEBUG)
       for (const n of ['rebind', 'rebindpeer'])
         process.stdout.write(
-          lab
+          `${lab
             .logOf(n)
             .split('\n')
             .filter((l) => /endpoint|silent|relay|direct|checking/.test(l))
-            .join('\n') + '\n',
+            .join('\n')}\n`,
         );
     assert.equal(failed.length, 0, `pings failed: ${JSON.stringify(failed)}`);
     assert.ok(worst < 8000, `pings resumed only after ${worst} ms`);

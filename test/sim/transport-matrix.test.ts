@@ -272,7 +272,7 @@ describe('several streams', () => {
       startTransfer(w.net, { from: w.a, to: w.b, port: PORT, bytes: 200_000 + i * 4096, seed: seed * 100 + i }),
     );
     w.net.runUntil(() => transfers.every((t) => t.done), MAX_TRANSFER_MS);
-    transfers.forEach((t, i) => assertDelivered(t.result(), `${tag} stream ${i}`));
+    for (const [i, t] of transfers.entries()) assertDelivered(t.result(), `${tag} stream ${i}`);
     assertNoLeak(w, tag);
   });
 
@@ -285,7 +285,7 @@ describe('several streams', () => {
       startTransfer(w.net, { from: w.b, to: w.a, port: 1000, bytes: 250_000, replyBytes: 1, seed: seed + 3 }),
     ];
     w.net.runUntil(() => transfers.every((t) => t.done), MAX_TRANSFER_MS);
-    transfers.forEach((t, i) => assertDelivered(t.result(), `${tag} stream ${i}`));
+    for (const [i, t] of transfers.entries()) assertDelivered(t.result(), `${tag} stream ${i}`);
     assertNoLeak(w, tag);
   });
 });

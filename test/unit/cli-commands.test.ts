@@ -357,7 +357,13 @@ describe('pilotctl commands against a daemon stand-in', () => {
   it('lookup asks the registry directly', async () => {
     const asked: number[] = [];
     const h = await harness({
-      registry: { lookup: async (id) => (asked.push(id), { type: 'lookup_ok', node_id: id }), close: () => undefined },
+      registry: {
+        lookup: async (id) => {
+          asked.push(id);
+          return { type: 'lookup_ok', node_id: id };
+        },
+        close: () => undefined,
+      },
     });
     try {
       assert.equal(await h.run(['lookup', '12', '--json']), 0);

@@ -67,7 +67,7 @@ describe('identity file (PROTOCOL.md §10.2)', () => {
     const path = join(root, 'mismatch.json');
     const a = JSON.parse(encodeIdentityFile(Identity.fromSeed(new Uint8Array(32).fill(1)))) as Record<string, string>;
     const b = Identity.fromSeed(new Uint8Array(32).fill(2));
-    const text = JSON.stringify({ private_key: a['private_key'], public_key: b.publicKeyBase64 }, null, 2);
+    const text = JSON.stringify({ private_key: a.private_key, public_key: b.publicKeyBase64 }, null, 2);
     await writeFile(path, text, { mode: 0o600 });
     await assert.rejects(loadOrCreateIdentity(path), isCode('key_mismatch'));
     assert.equal(await readFile(path, 'utf8'), text);

@@ -45,7 +45,7 @@ class Link {
     this.holding = false;
     const held = this.held;
     this.held = [];
-    held.forEach((f) => f());
+    for (const f of held) f();
   }
 
   topics(): string[] {

@@ -324,7 +324,7 @@ export class GoLink {
     this.go.dial(this.now);
     this.run(1000, () => this.go.state === 'ESTABLISHED');
     const accepted = this.events.find((e) => e.type === 'accepted');
-    if (!accepted || accepted.type !== 'accepted') throw new Error('not accepted');
+    if (accepted?.type !== 'accepted') throw new Error('not accepted');
     return accepted.connId;
   }
 

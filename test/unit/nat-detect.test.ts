@@ -38,7 +38,9 @@ function fakeClient(
           const seen = b.seenByOthers?.(to);
           if (seen) replies.push({ ...base, source: 0, observed: seen });
         }
-        setImmediate(() => replies.forEach((r) => onReply(r, to ?? BEACON)));
+        setImmediate(() => {
+          for (const r of replies) onReply(r, to ?? BEACON);
+        });
       }
       return () => undefined;
     },

@@ -106,7 +106,7 @@ describe('replication primary and standby', () => {
     await new Promise((r) => setTimeout(r, 100));
     const snapshots = reader.frames.filter((f) => f.type === 'replication_snapshot');
     assert.equal(snapshots.length, 2, 'three changes within the window make one snapshot');
-    assert.equal((frames[1]?.snapshot as JsonObject).hostname, 'third');
+    assert.equal((frames[1]!.snapshot as JsonObject).hostname, 'third');
 
     const heartbeat = (await reader.until(reader.frames.length + 1)).at(-1);
     assert.deepEqual(heartbeat, { type: 'heartbeat', pilot_last_seen: { '1': '2025-01-01T00:00:00Z' } });

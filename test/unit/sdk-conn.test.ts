@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { PilotError } from '../../src/errors.js';
+import type { PilotError } from '../../src/errors.js';
 import { MAX_SEND_CHUNK, type Conn } from '../../src/sdk/conn.js';
 import { DATAGRAM_QUEUE_SIZE, Driver } from '../../src/sdk/driver.js';
 import { PEER_ADDR, TestDaemon, type PeerClient } from './sdk-test-peer.js';

@@ -145,7 +145,7 @@ describe('built-in services close their side when the peer closes', () => {
     const got = await done;
     assert.ok(got.includes('watching'), 'the watch was set up before the close');
     await settled('task watch');
-    assert.equal((services[2]?.stats() as { refused?: number }).refused ?? 0, 0);
+    assert.equal((services[2]!.stats() as { refused?: number }).refused ?? 0, 0);
   });
 
   it('task submit watch and event stream subscription: the peer goes away (RST)', async () => {

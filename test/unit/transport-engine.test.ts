@@ -387,7 +387,7 @@ describe('transport: timers', () => {
 
   it('times out a connection whose peer went silent, and gives up retransmitting to it', () => {
     const pair = new Pair(5);
-    const { ca, cb } = pair.connect();
+    const { cb } = pair.connect();
     pair.filter = (from, p) => (from === 'b' ? null : p);
     pair.run(200_000);
     assert.equal(pair.eventsOf('a', 'closed')[0]?.reason, 'idle_timeout');

@@ -139,7 +139,7 @@ describe('WebhookDispatcher', () => {
   });
 
   it('counts status >= 400 as failed and carries on', async () => {
-    const srv = await listen((req, res) => {
+    const srv = await listen((_req, res) => {
       res.statusCode = srv.received.length === 1 ? 500 : 204;
       res.end();
     });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { DEFAULT_BEACON, DEFAULT_REGISTRY } from '../../config/home.js';
+import { DEFAULT_BEACON } from '../../config/home.js';
 import { ensureDir } from '../../crypto/atomic-file.js';
 import { PilotError } from '../../errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/json.js';

@@ -155,7 +155,7 @@ export const recv: CommandSpec = {
       const messages: JsonObject[] = [];
       const deadline = Date.now() + timeoutMs;
       ctx.out.info(`listening on port ${port}`);
-      let end;
+      let end: Awaited<ReturnType<typeof consumeUntil>>;
       try {
         end = await consumeUntil(
           listener,
@@ -210,7 +210,7 @@ export const listen: CommandSpec = {
     return withDriver(ctx, async (d): Promise<CommandResult | undefined> => {
       const ac = new AbortController();
       const messages: JsonObject[] = [];
-      let end;
+      let end: Awaited<ReturnType<typeof consumeUntil>>;
       try {
         end = await consumeUntil(
           d.datagrams({ port, signal: ac.signal }),

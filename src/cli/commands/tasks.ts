@@ -5,7 +5,7 @@ import { formatAddr, parseAddr } from '../../protocol/address.js';
 import { isJsonObject, type JsonObject } from '../../protocol/json.js';
 import { MAX_RESULT_FILE_BYTES, resultFilenameError } from '../../services/tasks/files.js';
 import { Tasks } from '../../sdk/tasks.js';
-import { invalid, maxPositionals, parseNodeId, positional, requireFlag, stringFlag } from '../args.js';
+import { invalid, maxPositionals, positional, requireFlag, stringFlag } from '../args.js';
 import { withDriver, type CommandSpec } from '../command.js';
 import type { CliContext, DaemonClient } from '../context.js';
 import { resolveTarget } from '../target.js';

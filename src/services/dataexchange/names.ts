@@ -18,7 +18,7 @@ export function sanitizeFileName(raw: string): string {
   let name = (parts[parts.length - 1] ?? '').replace(UNSAFE_CHARS, '');
   name = name.replace(/^[.\s]+/, '').replace(/[.\s]+$/, '');
   if (name === '') return FALLBACK_NAME;
-  const { base, ext } = splitExt(name);
+  const { base } = splitExt(name);
   if (WINDOWS_DEVICES.test(base)) name = `_${name}`;
   return truncateUtf8(name, MAX_NAME_BYTES);
 }

@@ -1,5 +1,5 @@
 import type { TaskStatus } from '../../protocol/tasksubmit.js';
-import { isoTime, msOf, TaskDirs, type TaskCategory, type TaskFile } from './files.js';
+import { isoTime, msOf, type TaskDirs, type TaskCategory, type TaskFile } from './files.js';
 import { QUEUE_HEAD_TIMEOUT_MS } from '../../protocol/task-evidence.js';
 
 /** A NEW task must be accepted or declined within this long, else it is CANCELLED. */

@@ -87,7 +87,7 @@ export function resultFilenameError(name: string): string | undefined {
     name.includes('\\') ||
     name.includes('\0') ||
     name.startsWith('.') ||
-    /[\u0000-\u001f]/.test(name)
+    hasControlCharacter(name)
   ) {
     return `file name ${JSON.stringify(name)} is not a plain file name`;
   }
@@ -220,4 +220,9 @@ export class TaskDirs {
       return undefined;
     }
   }
+}
+
+function hasControlCharacter(name: string): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) < 0x20) return true;
+  return false;
 }

@@ -1,4 +1,4 @@
-import { Prng } from './prng.js';
+import type { Prng } from './prng.js';
 
 /** Impairments of one direction of a link. Probabilities are per packet, in [0, 1]. */
 export interface LinkConfig {
