@@ -1,252 +1,132 @@
 /**
- * Event stream fan-out: one publisher on daemon A publishes 100-byte events to A's broker
- * (port 1002); 1, 10 and 100 subscribers run on daemon B and subscribe to A's broker through an
- * encrypted tunnel. The publisher stays at most WINDOW events ahead of the subscribers (closed
- * loop; when the window is full it sleeps until half of it is delivered), so the figures are
- * sustainable throughput without drops, not queue overflow. NATS runs under the same loop.
- * Reports delivered events/s (events × subscribers / time) and p50/p99 publish-to-delivery
- * latency, then runs the same workload against a nats-server on loopback when one is on PATH.
- * Prints one line per run, then a single JSON object as the last line.
+ * Pub/sub fan-out, pilot-ts against NATS, each at its best.
  *
- *   BENCH_EVENTS=N   events per run for one subscriber (default 20000; fewer for more subscribers)
- *   BENCH_SUBS=a,b   subscriber counts to run (default 1,10,100)
- *   BENCH_NATS=0     skip the NATS comparison
+ * Throughput rows: one publisher sends 100-byte events to 1, 10 and 100 subscribers in an open
+ * loop, each system with its own flow control (pilot-ts: the publisher's stream backpressure;
+ * NATS: the official client with a flush every 1,000 messages). The figure is delivered events/s
+ * (events × subscribers) from the first publish to the last delivery; no event may be lost.
+ * pilot-ts runs through two daemons: the publisher and the broker on daemon A, the subscribers
+ * on daemon B, reaching A's broker through the encrypted tunnel. Each configuration runs
+ * BENCH_REPEAT times, alternating the systems; rows give the median and its ratio to NATS.
+ *
+ * A short warm-up run of each system comes first and is not counted.
+ *
+ * Latency rows: BENCH_RATE events/s published for BENCH_LATENCY_EVENTS events to
+ * BENCH_LATENCY_SUBS subscribers; p50/p99 publish-to-delivery time.
+ *
+ * nats-server must be on PATH (Debian: `apt-get install nats-server`); without it the NATS rows
+ * are left out and the ratios are null. Prints one line per run, then one JSON object last.
+ *
+ *   BENCH_DELIVERIES=N       deliveries per throughput run (default 300000; events = N / subscribers)
+ *   BENCH_SUBS=a,b           subscriber counts (default 1,10,100)
+ *   BENCH_REPEAT=N           runs per configuration (default 3)
+ *   BENCH_RATE=N             publish rate of the latency rows (default 10000)
+ *   BENCH_LATENCY_EVENTS=N   events of a latency row (default 20000)
+ *   BENCH_LATENCY_SUBS=N     subscribers of a latency row (default 1)
+ *   BENCH_NATS=0             skip NATS
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { Driver } from '../src/sdk/driver.js';
-import { openPublisher, subscribe, type Subscription } from '../src/sdk/events.js';
-import { Cluster, stopProcess } from '../test/e2e/cluster.js';
-import { brokerStats, makeTrust, percentile } from '../test/e2e/eventstream-helpers.js';
-import { until } from '../test/wait.js';
-import { NatsClient } from './nats-client.js';
+import { progress, runBench, trustedPair } from './lib.js';
+import { natsInstalled, natsLatency, natsThroughput, startNats, type NatsServer } from './pubsub-nats.js';
+import { pilotLatency, pilotThroughput, type PilotSide } from './pubsub-pilot.js';
+import { median, round, type Latency, type Throughput } from './pubsub-tally.js';
+
+const intEnv = (name: string, fallback: number): number => {
+  const v = Number.parseInt(process.env[name] ?? '', 10);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+};
 
 const SUBSCRIBERS = (process.env.BENCH_SUBS ?? '1,10,100')
   .split(',')
   .map((n) => Number.parseInt(n, 10))
   .filter((n) => n > 0);
-const EVENT_SIZE = 100;
-const WINDOW = 256;
-const BASE_EVENTS = Math.max(100, Number.parseInt(process.env.BENCH_EVENTS ?? '20000', 10) || 20000);
-const SUBS_PER_DRIVER = 10;
-const RUN_TIMEOUT_MS = 120_000;
+const DELIVERIES = intEnv('BENCH_DELIVERIES', 300_000);
+const REPEAT = intEnv('BENCH_REPEAT', 3);
+const RATE = intEnv('BENCH_RATE', 10_000);
+const LATENCY_EVENTS = intEnv('BENCH_LATENCY_EVENTS', 20_000);
+const LATENCY_SUBS = intEnv('BENCH_LATENCY_SUBS', 1);
 
-interface Measured {
-  eventsPerS: number;
-  p50: number;
-  p99: number;
-  delivered: number;
-  expected: number;
+const WARMUP_EVENTS = 10_000;
+
+type Row = Record<string, string | number | null>;
+
+const eventsFor = (subs: number): number => Math.max(1000, Math.floor(DELIVERIES / subs));
+
+function line(system: string, subs: number, rep: number, t: Throughput, dropped?: number): void {
+  progress(
+    `${system.padEnd(8)} subscribers=${subs} run=${rep} delivered=${t.delivered}/${t.expected}` +
+      `${dropped === undefined ? '' : ` dropped_at_broker=${dropped}`} seconds=${round(t.seconds)} events_per_s=${t.eventsPerS}`,
+  );
 }
 
-/** Tracks deliveries and latencies across all subscribers of one run. */
-class Tally {
-  delivered = 0;
-  latencies: number[] = [];
-  lastAt = 0;
-  private waiter: { target: number; resolve: () => void } | undefined;
-
-  record(data: Buffer): void {
-    const now = performance.now();
-    this.latencies.push(now - data.readDoubleBE(0));
-    this.delivered++;
-    this.lastAt = now;
-    if (this.waiter && this.delivered >= this.waiter.target) {
-      const { resolve } = this.waiter;
-      this.waiter = undefined;
-      resolve();
+async function throughputRows(side: PilotSide, nats: NatsServer | undefined): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const subs of SUBSCRIBERS) {
+    const events = eventsFor(subs);
+    const pilot: number[] = [];
+    const natsRates: number[] = [];
+    let lost = 0;
+    let natsLost = 0;
+    for (let rep = 1; rep <= REPEAT; rep++) {
+      const p = await pilotThroughput(side, subs, events);
+      line('pilot-ts', subs, rep, p, p.dropped);
+      pilot.push(p.eventsPerS);
+      lost += p.expected - p.delivered;
+      if (nats) {
+        const n = await natsThroughput(nats.port, subs, events);
+        line('nats', subs, rep, n);
+        natsRates.push(n.eventsPerS);
+        natsLost += n.expected - n.delivered;
+      }
+    }
+    const natsMedian = nats ? median(natsRates) : null;
+    rows.push({
+      system: 'pilot-ts',
+      subscribers: subs,
+      events_per_s: median(pilot),
+      lost,
+      ratio: natsMedian ? round(median(pilot) / natsMedian) : null,
+    });
+    if (natsMedian !== null) {
+      rows.push({ system: 'nats', subscribers: subs, events_per_s: natsMedian, lost: natsLost, ratio: 1 });
     }
   }
-
-  /**
-   * Resolves once `target` deliveries have been recorded (no polling: the publisher sleeps
-   * meanwhile), or after 5 s without reaching it, so that lost events cannot stall the run.
-   */
-  reached(target: number): Promise<void> {
-    if (this.delivered >= target) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        resolve();
-      }, 5000);
-      this.waiter = {
-        target,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-    });
-  }
+  return rows;
 }
 
-function eventsFor(subs: number): number {
-  return Math.max(500, Math.floor(BASE_EVENTS / Math.sqrt(subs)));
-}
-
-/** Publishes `events` events through `send`, never more than WINDOW ahead of the slowest pace. */
-async function drive(
-  events: number,
-  subs: number,
-  tally: Tally,
-  send: (payload: Buffer) => Promise<void>,
-): Promise<Measured> {
-  const payload = Buffer.alloc(EVENT_SIZE, 0x61);
-  const started = performance.now();
-  for (let i = 0; i < events; i++) {
-    // A full window waits until half of it is delivered, so events leave in bursts (as a
-    // publisher fed by a queue would send them) rather than one per delivery.
-    if (i - tally.delivered / subs > WINDOW) await tally.reached((i - WINDOW / 2) * subs);
-    payload.writeDoubleBE(performance.now(), 0);
-    await send(payload);
-  }
-  const expected = events * subs;
-  const deadline = Date.now() + RUN_TIMEOUT_MS;
-  let lastCount = -1;
-  let stalledSince = Date.now();
-  while (tally.delivered < expected && Date.now() < deadline) {
-    if (tally.delivered !== lastCount) {
-      lastCount = tally.delivered;
-      stalledSince = Date.now();
-    } else if (Date.now() - stalledSince > 5000) break;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  const elapsedS = ((tally.lastAt || performance.now()) - started) / 1000;
-  tally.latencies.sort((a, b) => a - b);
+function latencyRow(system: string, l: Latency): Row {
+  progress(
+    `${system.padEnd(8)} latency subscribers=${LATENCY_SUBS} rate=${RATE} delivered=${l.delivered}/${l.expected} p50_ms=${l.p50Ms} p99_ms=${l.p99Ms}`,
+  );
   return {
-    eventsPerS: Math.round(tally.delivered / elapsedS),
-    p50: round(percentile(tally.latencies, 50)),
-    p99: round(percentile(tally.latencies, 99)),
-    delivered: tally.delivered,
-    expected,
+    system,
+    kind: 'latency',
+    subscribers: LATENCY_SUBS,
+    rate_per_s: RATE,
+    p50_ms: l.p50Ms,
+    p99_ms: l.p99Ms,
+    lost: l.expected - l.delivered,
   };
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
-
-async function runPilot(cluster: Cluster, da: Driver, subs: number): Promise<Measured & { dropped: number }> {
-  const [a, b] = cluster.daemons as [
-    NonNullable<(typeof cluster.daemons)[0]>,
-    NonNullable<(typeof cluster.daemons)[1]>,
-  ];
-  const drivers = await Promise.all(
-    Array.from({ length: Math.ceil(subs / SUBS_PER_DRIVER) }, () => Driver.connect(b.socket)),
-  );
-  const tally = new Tally();
-  const subscriptions: Subscription[] = [];
-  for (let i = 0; i < subs; i++) {
-    const d = drivers[Math.floor(i / SUBS_PER_DRIVER)] as Driver;
-    subscriptions.push(await subscribe(d, a.address, 'bench', { maxBuffered: 1 << 16 }));
+runBench('bench:pubsub', 30 * 60_000, async (onCleanup) => {
+  const pair = await trustedPair();
+  onCleanup(() => pair.close());
+  let nats: NatsServer | undefined;
+  if (process.env.BENCH_NATS === '0') progress('# BENCH_NATS=0: NATS skipped, ratios are null');
+  else if (!natsInstalled())
+    progress('# nats-server is not on PATH (apt-get install nats-server): NATS skipped, ratios are null');
+  else {
+    const started = await startNats();
+    nats = started;
+    onCleanup(() => started.stop());
   }
-  await until(
-    `${subs} subscribers`,
-    async () => (Number((await brokerStats(a.socket)).subscribers) >= subs ? true : undefined),
-    30_000,
-  );
-  const readers = subscriptions.map(async (s) => {
-    for await (const e of s) tally.record(e.data);
-  });
-  const droppedBefore = Number((await brokerStats(a.socket)).dropped);
-  const pub = await openPublisher(da, a.address);
-  // The publisher's own first frame subscribes it to its topic; events never come back to it.
-  const m = await drive(eventsFor(subs), subs, tally, (p) => pub.publish('bench', p));
-  const dropped = Number((await brokerStats(a.socket)).dropped) - droppedBefore;
-  await pub.close();
-  for (const s of subscriptions) s.close();
-  await Promise.allSettled(readers);
-  await Promise.all(drivers.map((d) => d.close()));
-  await until(
-    'subscribers gone',
-    async () => (Number((await brokerStats(a.socket)).subscribers) === 0 ? true : undefined),
-    30_000,
-  );
-  return { ...m, dropped };
-}
-
-function hasNats(): boolean {
-  return spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-
-async function startNats(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1', '-DV=false'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let text = '';
-    const onData = (c: Buffer): void => {
-      text += c.toString();
-      const m = text.match(/Listening for client connections on [^\s]*:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`nats-server exited (${code}): ${text}`)));
-    setTimeout(() => reject(new Error(`nats-server did not start: ${text}`)), 10_000);
-  });
-  return { child, port };
-}
-
-async function runNats(port: number, subs: number): Promise<Measured> {
-  const tally = new Tally();
-  const clients = await Promise.all(Array.from({ length: subs }, () => NatsClient.connect(port)));
-  for (const c of clients) c.subscribe('bench', (d) => tally.record(d));
-  await Promise.all(clients.map((c) => c.flush()));
-  const pub = await NatsClient.connect(port);
-  const m = await drive(eventsFor(subs), subs, tally, async (p) => {
-    if (!pub.publish('bench', p)) await pub.drained();
-  });
-  pub.close();
-  for (const c of clients) c.close();
-  return m;
-}
-
-async function main(): Promise<void> {
-  const cluster = await Cluster.start();
-  const results: Record<string, number | null>[] = [];
-  let nats: { child: ChildProcess; port: number } | undefined;
-  try {
-    const [a, b] = await Promise.all([cluster.addDaemon('a'), cluster.addDaemon('b')]);
-    const [da, db] = await Promise.all([Driver.connect(a.socket), Driver.connect(b.socket)]);
-    await makeTrust(db, da, b, a);
-    nats = process.env.BENCH_NATS !== '0' && hasNats() ? await startNats() : undefined;
-    if (!nats) console.log('# nats-server not on PATH: NATS figures are null');
-    for (const subs of SUBSCRIBERS) {
-      const p = await runPilot(cluster, da, subs);
-      console.log(
-        `pilot  subscribers=${subs} events=${eventsFor(subs)} delivered=${p.delivered}/${p.expected} dropped=${p.dropped} events_per_s=${p.eventsPerS} p50_ms=${p.p50} p99_ms=${p.p99}`,
-      );
-      let n: Measured | undefined;
-      if (nats) {
-        n = await runNats(nats.port, subs);
-        console.log(
-          `nats   subscribers=${subs} events=${eventsFor(subs)} delivered=${n.delivered}/${n.expected} events_per_s=${n.eventsPerS} p50_ms=${n.p50} p99_ms=${n.p99}`,
-        );
-      }
-      results.push({
-        subscribers: subs,
-        events_per_s: p.eventsPerS,
-        p50_ms: p.p50,
-        p99_ms: p.p99,
-        dropped: p.dropped,
-        nats_events_per_s: n ? n.eventsPerS : null,
-        nats_p50_ms: n ? n.p50 : null,
-        nats_p99_ms: n ? n.p99 : null,
-        ratio: n ? round(p.eventsPerS / n.eventsPerS) : null,
-      });
-    }
-    await Promise.all([da.close(), db.close()]);
-  } finally {
-    if (nats) await stopProcess(nats.child);
-    await cluster.stop();
-  }
-  console.log(JSON.stringify({ results }));
-}
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+  const side: PilotSide = { a: pair.a, b: pair.b, da: pair.da };
+  // One short run of each system first, left out of the figures: fresh daemons and clients run
+  // their first events unoptimised.
+  await pilotThroughput(side, 10, WARMUP_EVENTS);
+  if (nats) await natsThroughput(nats.port, 10, WARMUP_EVENTS);
+  const rows = await throughputRows(side, nats);
+  rows.push(latencyRow('pilot-ts', await pilotLatency(side, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
+  if (nats) rows.push(latencyRow('nats', await natsLatency(nats.port, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
+  console.log(JSON.stringify({ rows }));
+});

@@ -1,0 +1,115 @@
+/**
+ * Counting and timing the deliveries of one pub/sub run, whatever system carries them.
+ */
+
+export const EVENT_SIZE = 100;
+
+/** How long a run may go without a single delivery before the missing events count as lost. */
+const STALL_MS = 5000;
+
+export interface Throughput {
+  readonly delivered: number;
+  readonly expected: number;
+  /** Deliveries over the whole run: first publish to last delivery. */
+  readonly eventsPerS: number;
+  readonly seconds: number;
+}
+
+export interface Latency {
+  readonly delivered: number;
+  readonly expected: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/**
+ * Deliveries across all subscribers of one run. Each payload starts with the publisher's
+ * `performance.now()` (big-endian double); publisher and subscribers share this process's clock.
+ */
+export class Tally {
+  delivered = 0;
+  lastAt = 0;
+  private readonly latencies: number[] = [];
+  private waiter: (() => void) | undefined;
+  private target = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly keepLatency: boolean) {}
+
+  readonly record = (data: Uint8Array): void => {
+    const now = performance.now();
+    if (this.keepLatency) {
+      const view = new DataView(data.buffer, data.byteOffset, 8);
+      this.latencies.push(now - view.getFloat64(0));
+    }
+    this.lastAt = now;
+    if (++this.delivered >= this.target && this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w();
+    }
+  };
+
+  /** Resolves when `expected` events were delivered or none arrived for STALL_MS. */
+  async settle(expected: number): Promise<void> {
+    this.target = expected;
+    while (this.delivered < expected) {
+      const before = this.delivered;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, STALL_MS);
+        this.waiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.waiter = undefined;
+      if (this.delivered === before) return;
+    }
+  }
+
+  throughput(startedAt: number, expected: number): Throughput {
+    const seconds = Math.max(1e-9, ((this.lastAt || performance.now()) - startedAt) / 1000);
+    return { delivered: this.delivered, expected, eventsPerS: Math.round(this.delivered / seconds), seconds };
+  }
+
+  latency(expected: number): Latency {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    return { delivered: this.delivered, expected, p50Ms: round(pick(sorted, 50)), p99Ms: round(pick(sorted, 99)) };
+  }
+}
+
+function pick(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+export const round = (n: number, digits = 3): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** A payload whose first 8 bytes are stamped with the current time just before each publish. */
+export function stamp(payload: Buffer): Buffer {
+  payload.writeDoubleBE(performance.now(), 0);
+  return payload;
+}
+
+/** A new stamped payload (a client may hold on to the bytes it is given until it writes them). */
+export function stamped(): Buffer {
+  return stamp(Buffer.alloc(EVENT_SIZE, 0x61));
+}
+
+/**
+ * Publishes `events` events at `rate` per second (closed to the clock, not to deliveries): each
+ * millisecond tick sends the events due by then, so bursts stay small.
+ */
+export async function paced(events: number, rate: number, send: (i: number) => Promise<void> | void): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  while (sent < events) {
+    const due = Math.min(events, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+    while (sent < due) await send(sent++);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
