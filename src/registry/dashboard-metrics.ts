@@ -36,7 +36,11 @@ export function isLocalRequest(req: RequestOrigin): boolean {
 
 const escapeLabel = (value: string): string => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-export function renderMetrics(stats: RegistryStats, requestsByType: ReadonlyMap<string, number>): string {
+export function renderMetrics(
+  stats: RegistryStats,
+  requestsByType: ReadonlyMap<string, number>,
+  handshakesRelayed: number,
+): string {
   const lines: string[] = [];
   const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: [string, number][]): void => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -52,7 +56,7 @@ export function renderMetrics(stats: RegistryStats, requestsByType: ReadonlyMap<
   ]);
   metric('pilot_registry_task_executors', 'gauge', 'Registered nodes that accept tasks.', [['', stats.task_executors]]);
   metric('pilot_registry_unique_tags', 'gauge', 'Distinct tags across registered nodes.', [['', stats.unique_tags]]);
-  // Both request metrics come from the live counters (the stats may be up to a second old).
+  // The request and relay metrics come from the live counters (the stats may be up to a second old).
   const requests = [...requestsByType.values()].reduce((sum, n) => sum + n, 0);
   metric('pilot_registry_requests_total', 'counter', 'Requests handled since start.', [['', requests]]);
   metric(
@@ -61,6 +65,9 @@ export function renderMetrics(stats: RegistryStats, requestsByType: ReadonlyMap<
     'Requests handled since start, by message type.',
     [...requestsByType].map(([type, count]): [string, number] => [`{type="${escapeLabel(type)}"}`, count]),
   );
+  metric('pilot_registry_handshakes_relayed_total', 'counter', 'Handshake requests and answers relayed since start.', [
+    ['', handshakesRelayed],
+  ]);
   metric('pilot_registry_uptime_seconds', 'gauge', 'Seconds since the registry started.', [['', stats.uptime_secs]]);
   return `${lines.join('\n')}\n`;
 }

@@ -10,15 +10,23 @@ import { PilotError, toPilotError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { BADGES, renderBadge } from './dashboard-badge.js';
 import { isLocalRequest, renderMetrics } from './dashboard-metrics.js';
+import { History } from './dashboard-history.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard-page.js';
 import { splitHostPort } from './endpoint.js';
 import type { RegistryStats } from './stats.js';
 
-/** What the dashboard reads from the registry (`RegistryServer` provides both). */
+/** What the dashboard reads from the registry (`RegistryServer` provides it all). */
 export interface DashboardSource {
-  stats(): RegistryStats;
+  /** May read every registered node: the dashboard caches it for a second. */
+  stats(): RegistryStats | Promise<RegistryStats>;
   requestCounts(): ReadonlyMap<string, number>;
+  /** Nodes online now; cheap (sampled for the history whether or not anyone looks). */
+  onlineCount(): number;
+  handshakesRelayed(): number;
 }
+
+/** `/api/stats`: the reference's fields, then ours. */
+export type DashboardStats = RegistryStats & { handshakes_relayed: number };
 
 export interface DashboardOptions {
   /** Interface to bind; every interface when empty. */
@@ -27,8 +35,10 @@ export interface DashboardOptions {
   readonly port: number;
   readonly source: DashboardSource;
   readonly log?: Logger;
-  /** Clock in ms for the stats cache (tests). */
+  /** Clock in ms for the stats cache and the history (tests). */
   readonly now?: () => number;
+  /** Time between two samples of the history (default 10 s). */
+  readonly sampleIntervalMs?: number;
 }
 
 export interface Dashboard {
@@ -53,6 +63,7 @@ export function parseDashboardAddress(text: string): { host: string; port: numbe
 
 /** Statistics read every registered node: at most one computation per second, whatever the load. */
 const STATS_TTL_MS = 1000;
+const SAMPLE_INTERVAL_MS = 10_000;
 const MAX_CONNECTIONS = 64;
 const MAX_HEADER_BYTES = 8 * 1024;
 const HEADERS_TIMEOUT_MS = 5000;
@@ -75,7 +86,7 @@ const text = (status: number, body: string, headers: OutgoingHttpHeaders = {}): 
 });
 
 class StatsCache {
-  #value: RegistryStats | undefined;
+  #value: Promise<DashboardStats> | undefined;
   #computedAt = 0;
 
   constructor(
@@ -83,15 +94,31 @@ class StatsCache {
     private readonly now: () => number,
   ) {}
 
-  get(): RegistryStats {
+  /** Concurrent callers share one computation; a failed one is not kept. */
+  get(): Promise<DashboardStats> {
     const now = this.now();
     if (this.#value === undefined || now - this.#computedAt >= STATS_TTL_MS || now < this.#computedAt) {
-      this.#value = this.source.stats();
+      const value = this.#compute();
+      this.#value = value;
       this.#computedAt = now;
+      value.catch(() => {
+        if (this.#value === value) this.#value = undefined;
+      });
     }
     return this.#value;
   }
+
+  async #compute(): Promise<DashboardStats> {
+    const stats = await this.source.stats();
+    return { ...stats, handshakes_relayed: this.source.handshakesRelayed() };
+  }
 }
+
+const json = (body: unknown): Reply => ({
+  status: 200,
+  headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Access-Control-Allow-Origin': '*' },
+  body: JSON.stringify(body),
+});
 
 function pathOf(url: string | undefined): string | undefined {
   try {
@@ -101,7 +128,13 @@ function pathOf(url: string | undefined): string | undefined {
   }
 }
 
-function route(req: IncomingMessage, stats: StatsCache, source: DashboardSource): Reply {
+interface Served {
+  readonly stats: StatsCache;
+  readonly source: DashboardSource;
+  readonly history: History;
+}
+
+async function route(req: IncomingMessage, { stats, source, history }: Served): Promise<Reply> {
   const path = pathOf(req.url);
   if (path === '/') {
     return {
@@ -114,13 +147,8 @@ function route(req: IncomingMessage, stats: StatsCache, source: DashboardSource)
       body: DASHBOARD_HTML,
     };
   }
-  if (path === '/api/stats') {
-    return {
-      status: 200,
-      headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Access-Control-Allow-Origin': '*' },
-      body: JSON.stringify(stats.get()),
-    };
-  }
+  if (path === '/api/stats') return json(await stats.get());
+  if (path === '/api/history') return json(history.toJSON());
   const badge = path?.startsWith('/api/badge/') ? BADGES.get(path.slice('/api/badge/'.length)) : undefined;
   if (badge !== undefined) {
     return {
@@ -130,15 +158,16 @@ function route(req: IncomingMessage, stats: StatsCache, source: DashboardSource)
         'Cache-Control': 'public, max-age=10',
         'Access-Control-Allow-Origin': '*',
       },
-      body: renderBadge(badge(stats.get())),
+      body: renderBadge(badge(await stats.get())),
     };
   }
   if (path === '/metrics') {
     if (!isLocalRequest(req)) return text(403, 'forbidden: /metrics is served to loopback clients only');
+    const current = await stats.get();
     return {
       status: 200,
       headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' },
-      body: renderMetrics(stats.get(), source.requestCounts()),
+      body: renderMetrics(current, source.requestCounts(), source.handshakesRelayed()),
     };
   }
   return text(404, 'not found');
@@ -149,17 +178,11 @@ const hasBody = (req: IncomingMessage): boolean =>
   req.headers['transfer-encoding'] !== undefined ||
   (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 
-function respond(
-  req: IncomingMessage,
-  res: ServerResponse,
-  stats: StatsCache,
-  source: DashboardSource,
-  log: Logger,
-): void {
+async function respond(req: IncomingMessage, res: ServerResponse, served: Served, log: Logger): Promise<void> {
   let reply: Reply;
   try {
     if (req.method !== 'GET' && req.method !== 'HEAD') reply = text(405, 'method not allowed', { Allow: 'GET, HEAD' });
-    else reply = route(req, stats, source);
+    else reply = await route(req, served);
   } catch (err) {
     log.error({ err, url: req.url?.slice(0, 200) }, 'dashboard request failed');
     reply = text(500, 'internal error');
@@ -170,17 +193,41 @@ function respond(
     'Content-Length': Buffer.byteLength(reply.body),
   };
   if (hasBody(req)) headers.Connection = 'close';
+  if (res.destroyed) return;
   res.writeHead(reply.status, headers);
   res.end(reply.body);
 }
 
+/** Records one sample now and one every interval until stopped. */
+function startSampling(source: DashboardSource, history: History, now: () => number, log: Logger): () => void {
+  const sample = (): void => {
+    try {
+      history.record({
+        at: now(),
+        online: source.onlineCount(),
+        requests: source.requestCounts(),
+        relayed: source.handshakesRelayed(),
+      });
+    } catch (err) {
+      log.error({ err }, 'dashboard sample failed');
+    }
+  };
+  sample();
+  const timer = setInterval(sample, history.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /**
  * The registry's HTTP dashboard (`-http`, PROTOCOL.md §5.11) on `node:http`: `/`, `/api/stats`,
- * `/api/badge/*` and loopback-only `/metrics`. Bounded in connections, header size and time.
+ * `/api/history`, `/api/badge/*` and loopback-only `/metrics`. Bounded in connections, header
+ * size and time.
  */
 export async function startDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const log = opts.log ?? silentLogger();
-  const stats = new StatsCache(opts.source, opts.now ?? Date.now);
+  const now = opts.now ?? Date.now;
+  const history = new History(opts.sampleIntervalMs ?? SAMPLE_INTERVAL_MS);
+  const served: Served = { stats: new StatsCache(opts.source, now), source: opts.source, history };
   const server: Server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -192,7 +239,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     (req, res) => {
       req.on('error', () => undefined);
       res.on('error', (err) => log.debug({ err: err.message }, 'dashboard response error'));
-      respond(req, res, stats, opts.source, log);
+      void respond(req, res, served, log);
     },
   );
   server.maxConnections = MAX_CONNECTIONS;
@@ -214,6 +261,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     );
   }
   server.on('error', (err) => log.error({ err }, 'dashboard listener error'));
+  const stopSampling = startSampling(opts.source, history, now, log);
   const port = (server.address() as AddressInfo).port;
   log.info({ host: opts.host, port }, 'dashboard listening');
   let closing: Promise<void> | undefined;
@@ -221,6 +269,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     port,
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
+        stopSampling();
         server.close(() => resolve());
         server.closeAllConnections();
       })),

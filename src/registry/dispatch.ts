@@ -85,6 +85,7 @@ export function handleRequest(state: RegistryState, req: RequestInfo): JsonObjec
   }
   try {
     const reply = handler(state, req);
+    state.requests.succeeded(String(type));
     if (changesState(String(type), reply)) state.stateChanged?.();
     return reply;
   } catch (err) {

@@ -26,6 +26,13 @@ export class Liveness {
     return seen !== undefined && now - seen <= STALE_AFTER_MS;
   }
 
+  /** Nodes seen within the stale window (a pass over the map: no store read). */
+  onlineCount(now: number): number {
+    let count = 0;
+    for (const seen of this.#seen.values()) if (now - seen <= STALE_AFTER_MS) count++;
+    return count;
+  }
+
   /** True when the key holder proved itself within the stale window. */
   recentlyProven(id: number, now: number): boolean {
     const at = this.#proven.get(id);

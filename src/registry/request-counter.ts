@@ -4,6 +4,7 @@
  */
 export class RequestCounter {
   #total = 0;
+  #relayed = 0;
   readonly #byType = new Map<string, number>();
 
   count(type: string): void {
@@ -11,8 +12,18 @@ export class RequestCounter {
     this.#byType.set(type, (this.#byType.get(type) ?? 0) + 1);
   }
 
+  /** A request of `type` was answered without an error. */
+  succeeded(type: string): void {
+    if (RELAY_TYPES.has(type)) this.#relayed++;
+  }
+
   get total(): number {
     return this.#total;
+  }
+
+  /** Handshake requests and answers the registry accepted to pass on to their target node. */
+  get handshakesRelayed(): number {
+    return this.#relayed;
   }
 
   /** A copy, sorted by type. */
@@ -22,3 +33,6 @@ export class RequestCounter {
 }
 
 export const UNKNOWN_REQUEST_TYPE = 'unknown';
+
+/** The relay channel of PROTOCOL.md §6.2: a request, and an accept or reject going back. */
+const RELAY_TYPES: ReadonlySet<string> = new Set(['request_handshake', 'respond_handshake']);

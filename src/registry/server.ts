@@ -207,6 +207,16 @@ export class RegistryServer {
     return trustPairExists(this.#state, a, b);
   }
 
+  /** Nodes online now, from memory only (the dashboard samples it). */
+  onlineCount(): number {
+    return this.#state.liveness.onlineCount(this.#state.now());
+  }
+
+  /** Handshake requests and answers relayed since the start. */
+  handshakesRelayed(): number {
+    return this.#state.requests.handshakesRelayed;
+  }
+
   /** Handled requests by message type, sorted by type. */
   requestCounts(): Map<string, number> {
     return this.#state.requests.byType();

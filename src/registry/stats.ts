@@ -33,6 +33,8 @@ export interface NodeStats {
   trust_links: number;
   task_exec: boolean;
   polo_score: number;
+  /** '' when none. Added after the reference's fields; only public nodes are listed at all. */
+  hostname: string;
 }
 
 export interface TrustEdge {
@@ -86,6 +88,7 @@ export function computeStats(input: StatsInput): RegistryStats {
       trust_links: linksPerNode.get(node.id) ?? 0,
       task_exec: node.taskExec,
       polo_score: node.poloScore,
+      hostname: node.hostname,
     });
   }
   nodes.sort(byAddress);

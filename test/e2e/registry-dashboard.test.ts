@@ -6,8 +6,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '../../src/crypto/identity.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DashboardStats } from '../../src/registry/dashboard.js';
+import type { HistoryJson } from '../../src/registry/dashboard-history.js';
 import type { RegistryStats } from '../../src/registry/stats.js';
 import { spawnBin, stopProcess, type Spawned } from './cluster.js';
+import { parsePrometheus } from './registry-dashboard-helpers.js';
 import { RawConn, rawHttp } from './registry-helpers.js';
 
 const DASHBOARD_LINE = /^dashboard listening on http:\/\/127\.0\.0\.1:(\d+)$/;
@@ -65,6 +69,8 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
     const carol = await client();
     const [a, b, c] = [alice.nodeId, bob.nodeId, carol.nodeId] as number[];
     await alice.setVisibility(true);
+    await alice.setHostname('alice-gpu');
+    await bob.setHostname('bob-private');
     await alice.setTags(['ml', 'gpu']);
     await alice.setTaskExec(true);
     await bob.setTags(['private-only']);
@@ -93,22 +99,40 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
       'nodes',
       'edges',
       'uptime_secs',
+      'handshakes_relayed',
     ]);
     assert.equal(stats.total_nodes, 3);
     assert.equal(stats.active_nodes, 3);
     assert.equal(stats.total_trust_links, 2);
-    assert.equal(stats.total_requests, 3 + 5 + 4 + 1, 'registers, settings, trust reports and the unknown one');
+    assert.equal(stats.total_requests, 3 + 7 + 4 + 1, 'registers, settings, trust reports and the unknown one');
     assert.equal(stats.unique_tags, 3);
     assert.equal(stats.task_executors, 1);
     assert.deepEqual(stats.networks, [{ id: 0, name: 'backbone', members: 3, online_members: 3 }]);
     assert.deepEqual(stats.nodes, [
-      { address: addr(a as number), tags: ['ml', 'gpu'], online: true, trust_links: 2, task_exec: true, polo_score: 0 },
-      { address: addr(c as number), tags: [], online: true, trust_links: 1, task_exec: false, polo_score: 0 },
+      {
+        address: addr(a as number),
+        tags: ['ml', 'gpu'],
+        online: true,
+        trust_links: 2,
+        task_exec: true,
+        polo_score: 0,
+        hostname: 'alice-gpu',
+      },
+      {
+        address: addr(c as number),
+        tags: [],
+        online: true,
+        trust_links: 1,
+        task_exec: false,
+        polo_score: 0,
+        hostname: '',
+      },
     ]);
     assert.deepEqual(stats.edges, [{ source: addr(a as number), target: addr(c as number) }]);
     assert.ok(Number.isInteger(stats.uptime_secs) && stats.uptime_secs >= 0);
     const json = JSON.stringify(stats);
-    assert.ok(!json.includes(addr(b as number)) && !json.includes('private-only'), 'nothing about the private node');
+    for (const secret of [addr(b as number), 'private-only', 'bob-private'])
+      assert.ok(!json.includes(secret), `nothing about the private node: ${secret}`);
   });
 
   it('serves the page and the badges', async () => {
@@ -118,7 +142,18 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
     assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
     const html = await page.text();
     assert.match(html, /<title>Pilot registry<\/title>/);
-    assert.match(html, /fetch\('api\/stats'/);
+    assert.match(html, /getJson\('api\/stats'\), getJson\('api\/history'\)/);
+    for (const id of ['chart-online', 'chart-requests', 'chart-handshakes', 'trust-graph'])
+      assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
+
+    const history = await fetch(`${base}/api/history`);
+    assert.equal(history.status, 200);
+    assert.equal(history.headers.get('access-control-allow-origin'), '*');
+    const { interval_secs, points } = (await history.json()) as HistoryJson;
+    assert.equal(interval_secs, 10);
+    assert.ok(points.length >= 1 && points.length <= 360, `${points.length} points`);
+    assert.deepEqual(Object.keys(points[0] ?? {}), ['t', 'online', 'requests_per_s', 'handshakes_relayed']);
+    assert.ok(Math.abs((points[0]?.t ?? 0) - Date.now() / 1000) < 3600);
 
     const badge = await fetch(`${base}/api/badge/trust`);
     assert.equal(badge.status, 200);
@@ -127,18 +162,44 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
     assert.match(svg, /aria-label="trust links: 2"/);
   });
 
-  it('serves /metrics to a loopback client whatever X-Real-IP claims', async () => {
+  it('counts handshakes relayed through the registry', async () => {
+    const [alice, bob] = clients as [RegistryClient, RegistryClient];
+    const before = ((await (await fetch(`${base}/api/stats`)).json()) as DashboardStats).handshakes_relayed;
+    assert.equal(before, 0);
+    await alice.requestHandshake(bob.nodeId as number, 'dashboard test');
+    await bob.respondHandshake(alice.nodeId as number, false);
+    await assert.rejects(bob.requestHandshake(424242, 'nobody'), 'a refused request is not relayed');
+    await sleep(1100); // the statistics are cached for a second
+    const after = ((await (await fetch(`${base}/api/stats`)).json()) as DashboardStats).handshakes_relayed;
+    assert.equal(after, 2);
+  });
+
+  it('serves /metrics to a loopback client whatever X-Real-IP claims, in Prometheus text', async () => {
     const res = await fetch(`${base}/metrics`, {
       headers: { 'X-Real-IP': '203.0.113.5', 'X-Forwarded-For': '203.0.113.5' },
     });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-    const text = await res.text();
-    assert.match(text, /^pilot_registry_nodes 3$/m);
-    assert.match(text, /^pilot_registry_nodes_public 2$/m);
-    assert.match(text, /^pilot_registry_trust_links 2$/m);
-    assert.match(text, /^pilot_registry_requests_by_type_total\{type="report_trust"\} 4$/m);
-    assert.match(text, /^pilot_registry_requests_by_type_total\{type="unknown"\} 1$/m);
+    const families = parsePrometheus(await res.text());
+    const value = (name: string, labels: Record<string, string> = {}): number | undefined =>
+      families.get(name)?.samples.find((s) => JSON.stringify(s.labels) === JSON.stringify(labels))?.value;
+    assert.equal(value('pilot_registry_nodes'), 3);
+    assert.equal(value('pilot_registry_nodes_online'), 3);
+    assert.equal(value('pilot_registry_nodes_public'), 2);
+    assert.equal(value('pilot_registry_trust_links'), 2);
+    assert.equal(value('pilot_registry_handshakes_relayed_total'), 2);
+    assert.equal(value('pilot_registry_requests_by_type_total', { type: 'report_trust' }), 4);
+    assert.equal(value('pilot_registry_requests_by_type_total', { type: 'request_handshake' }), 2);
+    assert.equal(value('pilot_registry_requests_by_type_total', { type: 'unknown' }), 1);
+    for (const [name, family] of families) {
+      assert.equal(family.type === 'counter', name.endsWith('_total'), `${name} is a ${family.type}`);
+      assert.ok(family.help.length > 0, `${name} has help`);
+    }
+    const byType = families.get('pilot_registry_requests_by_type_total')?.samples ?? [];
+    assert.equal(
+      value('pilot_registry_requests_total'),
+      byType.reduce((sum, s) => sum + s.value, 0),
+    );
   });
 
   it('answers 404 and 405 and survives malformed requests', async () => {

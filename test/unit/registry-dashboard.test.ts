@@ -27,6 +27,7 @@ const SAMPLE: RegistryStats = {
       trust_links: 1,
       task_exec: true,
       polo_score: 4,
+      hostname: 'alpha',
     },
   ],
   edges: [],
@@ -81,6 +82,7 @@ describe('dashboard rendering', () => {
         ['heartbeat', 7],
         ['we"ird\\', 2],
       ]),
+      5,
     );
     assert.match(text, /^# TYPE pilot_registry_nodes gauge\npilot_registry_nodes 3$/m);
     assert.match(text, /^pilot_registry_nodes_online 2$/m);
@@ -89,6 +91,7 @@ describe('dashboard rendering', () => {
     assert.match(text, /^# TYPE pilot_registry_requests_total counter\npilot_registry_requests_total 9$/m);
     assert.match(text, /^pilot_registry_requests_by_type_total\{type="heartbeat"\} 7$/m);
     assert.ok(text.includes('pilot_registry_requests_by_type_total{type="we\\"ird\\\\"} 2\n'));
+    assert.match(text, /^pilot_registry_handshakes_relayed_total 5$/m);
     assert.match(text, /^pilot_registry_uptime_seconds 3725\n$/m);
   });
 
@@ -122,6 +125,8 @@ describe('dashboard rendering', () => {
       textContent: string;
       className: string;
       children: FakeElement[];
+      attributes: Map<string, string>;
+      setAttribute(name: string, value: string): void;
       appendChild(child: FakeElement): void;
       replaceChildren(...children: FakeElement[]): void;
     }
@@ -129,6 +134,10 @@ describe('dashboard rendering', () => {
       textContent: '',
       className: '',
       children: [],
+      attributes: new Map(),
+      setAttribute(name, value) {
+        this.attributes.set(name, value);
+      },
       appendChild(child) {
         this.children.push(child);
       },
@@ -140,22 +149,34 @@ describe('dashboard rendering', () => {
     const document = {
       getElementById: (id: string) => byId.get(id) ?? byId.set(id, element()).get(id),
       createElement: () => element(),
+      createElementNS: () => element(),
       createDocumentFragment: () => Object.assign(element(), { textContent: '#fragment' }),
     };
     const fetched: string[] = [];
+    const history = {
+      interval_secs: 10,
+      points: [{ t: 1000, online: 2, requests_per_s: { heartbeat: 0.5 }, handshakes_relayed: 1 }],
+    };
     const fetch = async (url: string) => {
       fetched.push(url);
-      return { ok: true, status: 200, json: async () => SAMPLE };
+      return { ok: true, status: 200, json: async () => (url === 'api/history' ? history : SAMPLE) };
     };
     runInNewContext(script, { document, fetch, setInterval: () => 0, Date, Number, String, Math, Error });
     for (let i = 0; i < 10; i++) await tick();
-    assert.deepEqual(fetched, ['api/stats']);
+    assert.deepEqual(fetched, ['api/stats', 'api/history']);
     assert.equal(byId.get('total_requests')?.textContent, (1500).toLocaleString());
     const row = byId.get('nodes')?.children[0];
     assert.deepEqual(
       row?.children.map((c) => c.textContent),
-      ['0:0000.0000.0001', '<img src=x onerror=alert(1)>', 'online', '1', 'yes', '4'],
+      ['0:0000.0000.0001', 'alpha', '<img src=x onerror=alert(1)>', 'online', '1', 'yes', '4'],
     );
+    const node = byId.get('trust-graph')?.children.find((c) => c.attributes.get('class') === 'node');
+    assert.deepEqual(
+      node?.children.map((c) => c.textContent).filter((t) => t !== ''),
+      ['alpha 0:0000.0000.0001 · online · 1 trust links', 'alpha', '0:0000.0000.0001'],
+    );
+    const line = byId.get('chart-online')?.children.find((c) => c.attributes.get('class') === 'series');
+    assert.equal(line?.attributes.get('data-points'), '1');
     assert.equal(byId.get('networks')?.children[0]?.children[1]?.textContent, 'backbone');
     assert.match(byId.get('status')?.textContent ?? '', /^up 1h 2m · updated /);
   });
@@ -176,6 +197,8 @@ describe('dashboard server', () => {
         return registry.stats();
       },
       requestCounts: () => registry.requestCounts(),
+      onlineCount: () => registry.onlineCount(),
+      handshakesRelayed: () => registry.handshakesRelayed(),
     };
     dashboard = await startDashboard({ host: '127.0.0.1', port: 0, source, now: () => clock });
     base = `http://127.0.0.1:${dashboard.port}`;
