@@ -94,7 +94,7 @@ export class NetStack implements PilotNetwork {
     // into the middle of a LocalConn read or write would reorder or repeat its bytes.
     this.ops = {
       write: (id, data) => this.deferFlush(this.endpoint.write(id, data, now())),
-      read: (id, max) => this.deferFlush(this.endpoint.read(id, max)),
+      read: (id, max) => this.deferFlush(this.endpoint.read(id, max, now())),
       close: (id) => this.deferFlush(this.endpoint.close(id, now())),
       abort: (id) => this.deferFlush(this.endpoint.abort(id, now())),
       setNagle: (id, on) => this.deferFlush(this.endpoint.setNagle(id, on, now())),

@@ -1,34 +1,19 @@
 import { addrEquals, type Addr, type SocketAddr } from '../protocol/address.js';
 import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
+import { Admission, type RefusalCounters, type SynRefusal, type PortPolicy } from './admission.js';
 import { ConnectionTable } from './conn-table.js';
 import { Connection } from './connection.js';
 import { MAX_MSS, resolveConnectionOptions } from './options.js';
 import { PortTable } from './port-table.js';
-import { KeyedRateLimiter, TokenBucket } from '../rate-limit.js';
 import { encodeResetCause, type ResetCause } from './reset-cause.js';
 import { seqAdd } from './seq.js';
 import type { ConnectionInfo, ConnectionOptions, ConnectionSink, EndpointEvent, Millis } from './types.js';
 
 const MAX_PEER_MSS_ENTRIES = 4096;
-/** Source nodes tracked by each per-source limiter (SYNs, resets); beyond it new sources are refused. */
-const MAX_TRACKED_SOURCES = 4096;
 const REAP_INTERVAL_MS = 5_000;
 const EMPTY = new Uint8Array(0);
 
-/** Rules for the connections of one local port, on top of the endpoint's own limits. */
-export interface PortPolicy {
-  /** Live connections one node may hold on the port; a SYN beyond it closes that node's oldest one there. */
-  maxConnsPerSource?: number;
-  /** New connections per second one node may open on the port (burst: twice that). */
-  synRatePerSource?: number;
-  /** Connections on the port are aborted (RST) this long after they were accepted, whatever their state. */
-  maxLifetimeMs?: Millis;
-  /**
-   * When the port is full and no node holds more than its share, close the port's oldest
-   * connection instead of refusing the SYN (for ports whose connections are all short-lived).
-   */
-  evictOldestWhenFull?: boolean;
-}
+export type { PortPolicy, RefusalCounters, SynRefusal } from './admission.js';
 
 export interface EndpointOptions {
   /** This node's virtual address: the source of every packet it emits. */
@@ -71,16 +56,6 @@ export class TransportError extends Error {
   }
 }
 
-/** Why an inbound SYN was refused: no connection was made. */
-export type SynRefusal = 'rate_limited' | 'no_listener' | 'port_full' | 'total_full' | 'untrusted';
-
-/**
- * The endpoint's refusal counters: SYNs refused by reason, connections closed to make room for
- * another node's (`evicted`), and RSTs not sent because the node they were for had used up its
- * reset budget (`rst_suppressed`).
- */
-export type RefusalCounters = Record<SynRefusal | 'evicted' | 'rst_suppressed', number>;
-
 /**
  * Sans-I/O transport for one node: every stream connection, listener, datagram and ping.
  * Feed it packets addressed to this node and the current time; take packets to send
@@ -90,26 +65,10 @@ export class TransportEndpoint {
   readonly localAddr: Addr;
   readonly ports = new PortTable();
   /** Inbound SYNs refused by reason, evictions and withheld RSTs (for counters and webhooks). */
-  readonly refusals: RefusalCounters = {
-    rate_limited: 0,
-    no_listener: 0,
-    port_full: 0,
-    total_full: 0,
-    untrusted: 0,
-    evicted: 0,
-    rst_suppressed: 0,
-  };
+  readonly refusals: RefusalCounters;
 
   private readonly connOptions: ConnectionOptions;
-  private readonly maxConnsPerPort: number;
-  private readonly maxConnsTotal: number;
-  private readonly peerShare: number;
-  private readonly synGlobal: TokenBucket;
-  /** SYNs of nodes that open connections rarely get in from here once the global bucket is empty. */
-  private readonly synReserve: TokenBucket;
-  private readonly synPerSource: KeyedRateLimiter<number>;
-  private readonly resetBudget: KeyedRateLimiter<number>;
-  private readonly policies = new Map<number, { policy: PortPolicy; syn: KeyedRateLimiter<number> | undefined }>();
+  private readonly admission: Admission;
   private lastReap: Millis | undefined;
   private readonly conns = new ConnectionTable();
   private readonly peerMss = new Map<number, number>();
@@ -128,35 +87,27 @@ export class TransportEndpoint {
   constructor(options: EndpointOptions) {
     this.localAddr = options.localAddr;
     this.connOptions = resolveConnectionOptions(options.connection);
-    this.maxConnsPerPort = options.maxConnsPerPort ?? 1024;
-    this.maxConnsTotal = options.maxConnsTotal ?? 4096;
-    const globalRate = options.synRatePerSecond ?? 100;
-    const perSource = options.synRatePerSource ?? 100;
-    this.synGlobal = new TokenBucket(globalRate, globalRate);
-    this.synReserve = new TokenBucket(Math.max(1, globalRate / 2), Math.max(1, globalRate / 2));
-    this.synPerSource = new KeyedRateLimiter(perSource, perSource, MAX_TRACKED_SOURCES);
-    this.peerShare = options.peerShare ?? 0.25;
-    if (!(this.peerShare > 0 && this.peerShare <= 1)) throw new RangeError(`peerShare out of range: ${this.peerShare}`);
     const resetRate = options.resetRatePerSource ?? 10;
-    this.resetBudget = new KeyedRateLimiter(
-      resetRate,
-      options.resetBurstPerSource ?? 2 * resetRate,
-      MAX_TRACKED_SOURCES,
+    this.admission = new Admission(
+      {
+        maxConnsPerPort: options.maxConnsPerPort ?? 1024,
+        maxConnsTotal: options.maxConnsTotal ?? 4096,
+        synRatePerSecond: options.synRatePerSecond ?? 100,
+        synRatePerSource: options.synRatePerSource ?? 100,
+        peerShare: options.peerShare ?? 0.25,
+        resetRatePerSource: resetRate,
+        resetBurstPerSource: options.resetBurstPerSource ?? 2 * resetRate,
+      },
+      this.conns,
+      (conn, now) => this.evict(conn, now),
     );
+    this.refusals = this.admission.refusals;
     for (const [port, policy] of Object.entries(options.portPolicies ?? {})) this.setPortPolicy(Number(port), policy);
   }
 
   /** Sets (or with undefined clears) the rules for connections to a local port. */
   setPortPolicy(port: number, policy: PortPolicy | undefined): void {
-    if (!policy) {
-      this.policies.delete(port);
-      return;
-    }
-    const rate = policy.synRatePerSource;
-    this.policies.set(port, {
-      policy: { ...policy },
-      syn: rate === undefined ? undefined : new KeyedRateLimiter(rate, 2 * rate, MAX_TRACKED_SOURCES),
-    });
+    this.admission.setPortPolicy(port, policy);
   }
 
   // ---- listeners ----
@@ -172,12 +123,7 @@ export class TransportEndpoint {
   // ---- streams ----
 
   dial(remote: SocketAddr, now: Millis): number {
-    if (this.conns.activeCount >= this.maxConnsTotal) {
-      // The table is ours first: a node holding more than its share of it gives a slot back.
-      const victim = this.victimInTable(undefined);
-      if (!victim) throw new TransportError('too_many_connections', 'connection limit reached');
-      this.evict(victim, now);
-    }
+    if (!this.admission.admitDial(now)) throw new TransportError('too_many_connections', 'connection limit reached');
     const port = this.ports.allocate((p) => this.conns.portInUse(p));
     if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
     const conn = this.create(port, remote);
@@ -195,10 +141,10 @@ export class TransportEndpoint {
     return conn ? conn.write(data, now) : 0;
   }
 
-  /** In-order data, or null when nothing is buffered. */
-  read(connId: number, maxBytes = Number.MAX_SAFE_INTEGER): Uint8Array | null {
+  /** In-order data (at most `maxBytes`), or null when nothing is buffered. */
+  read(connId: number, maxBytes: number, now: Millis): Uint8Array | null {
     const conn = this.conns.get(connId);
-    const data = conn?.read(maxBytes) ?? null;
+    const data = conn?.read(maxBytes, now) ?? null;
     this.conns.settle(conn);
     return data;
   }
@@ -271,7 +217,7 @@ export class TransportEndpoint {
       }
       // A new SYN on an old 4-tuple: the peer restarted or the old connection lingers in TIME_WAIT.
       if (!existing.finished) existing.abort(now);
-      else existing.gone = true;
+      else existing.endTimeWait();
       this.conns.settle(existing);
     }
     if (synOnly) {
@@ -311,10 +257,7 @@ export class TransportEndpoint {
     cause: ResetCause | undefined,
     now: Millis,
   ): void {
-    if (!this.resetBudget.take(to.src.node, now)) {
-      this.refusals.rst_suppressed++;
-      return;
-    }
+    if (!this.admission.allowReset(to.src.node, now)) return;
     this.outbox.push(
       this.packet(
         Proto.Stream,
@@ -330,70 +273,16 @@ export class TransportEndpoint {
 
   private acceptSyn(syn: Packet, now: Millis): void {
     const remote = { addr: syn.src, port: syn.srcPort };
-    const node = syn.src.node;
     const port = syn.dstPort;
     if (!this.ports.isBound(port)) return this.refuse(syn, 'no_listener', now);
-    const rules = this.policies.get(port);
-    if (!this.admitSyn(node, rules?.syn, now)) {
-      this.refusals.rate_limited++;
-      return;
-    }
-    const cap = rules?.policy.maxConnsPerSource;
-    if (cap !== undefined) {
-      // A node at its cap on this port makes room with its own oldest connection there.
-      for (let mine = this.conns.inboundFrom(node, port); mine.size >= Math.max(1, cap); )
-        this.evict(firstOf(mine) as Connection, now);
-    }
-    if (this.conns.activeOnPort(port) >= this.maxConnsPerPort) {
-      const victim = this.victimOnPort(port, node, rules?.policy.evictOldestWhenFull === true);
-      if (!victim) return this.refuse(syn, 'port_full', now);
-      this.evict(victim, now);
-    }
-    if (this.conns.activeCount >= this.maxConnsTotal) {
-      const victim = this.victimInTable(node);
-      if (!victim) return this.refuse(syn, 'total_full', now);
-      this.evict(victim, now);
-    }
+    const refusal = this.admission.admit(syn.src.node, port, now);
+    if (refusal === 'rate_limited') return;
+    if (refusal !== undefined) return this.refuse(syn, refusal, now);
     const conn = this.create(port, remote, true);
-    const lifetime = rules?.policy.maxLifetimeMs;
+    const lifetime = this.admission.lifetime(port);
     if (lifetime !== undefined) conn.expireAt(now + lifetime);
     conn.acceptSyn(syn, now);
     this.events.push({ type: 'accepted', connId: conn.id, localPort: port, remote });
-  }
-
-  /**
-   * Per-node buckets first, so that SYNs a node is refused cost nobody else anything; then the
-   * global bucket. Once that is empty, a node that has used less than half of its own burst still
-   * gets in, from a reserve the heavy nodes cannot touch: one flooding node cannot lock others out.
-   */
-  private admitSyn(node: number, portLimiter: KeyedRateLimiter<number> | undefined, now: Millis): boolean {
-    const light = this.synPerSource.level(node, now) >= 0.5;
-    if (!this.synPerSource.take(node, now)) return false;
-    if (portLimiter && !portLimiter.take(node, now)) return false;
-    return this.synGlobal.take(now) || (light && this.synReserve.take(now));
-  }
-
-  private share(slots: number): number {
-    return Math.max(1, Math.floor(slots * this.peerShare));
-  }
-
-  /** Which connection gives way on a full port to a SYN from `node`; undefined: the SYN is refused. */
-  private victimOnPort(port: number, node: number, oldestWhenFull: boolean): Connection | undefined {
-    const share = this.share(this.maxConnsPerPort);
-    const top = this.conns.heaviest(port);
-    if (top && top.node !== node && top.count > share && this.conns.inboundFrom(node, port).size < share) {
-      return firstOf(this.conns.inboundFrom(top.node, port));
-    }
-    return oldestWhenFull ? this.conns.oldestInbound(port) : undefined;
-  }
-
-  /** Which connection gives way in a full table to a SYN from `node` (undefined: a local dial). */
-  private victimInTable(node: number | undefined): Connection | undefined {
-    const share = this.share(this.maxConnsTotal);
-    const top = this.conns.heaviest();
-    if (!top || top.node === node || top.count <= share) return undefined;
-    if (node !== undefined && this.conns.inboundFrom(node).size >= share) return undefined;
-    return firstOf(this.conns.inboundFrom(top.node));
   }
 
   private evict(conn: Connection, now: Millis): void {
@@ -419,9 +308,7 @@ export class TransportEndpoint {
     this.conns.expire(now);
     if (this.lastReap === undefined || now - this.lastReap >= REAP_INTERVAL_MS) {
       this.lastReap = now;
-      this.synPerSource.reap(now);
-      this.resetBudget.reap(now);
-      for (const { syn } of this.policies.values()) syn?.reap(now);
+      this.admission.reap(now);
     }
   }
 
@@ -561,8 +448,3 @@ const REFUSAL_CAUSE: Readonly<Record<Exclude<SynRefusal, 'rate_limited'>, ResetC
   total_full: 'table_full',
   untrusted: 'untrusted',
 };
-
-function firstOf(set: ReadonlySet<Connection>): Connection | undefined {
-  for (const c of set) return c;
-  return undefined;
-}

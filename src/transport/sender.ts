@@ -3,6 +3,7 @@ import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 import { NewReno } from './congestion.js';
 import { RttEstimator } from './rtt.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { Timer, type TimerTable } from './timers.js';
 import type { ConnectionOptions, Millis } from './types.js';
 
 export const WINDOW_UNIT = 4096;
@@ -64,8 +65,6 @@ export class StreamSender {
   };
   peerWindowBytes: number;
   inRecovery = false;
-  rtoDeadline: Millis | undefined;
-  reorderDeadline: Millis | undefined;
   consecutiveTimeouts = 0;
 
   private readonly unsent = new ByteQueue();
@@ -88,6 +87,8 @@ export class StreamSender {
   constructor(
     isn: number,
     private readonly opts: ConnectionOptions,
+    /** The connection's timers: the sender arms Timer.Rto and Timer.Reorder there. */
+    private readonly timers: TimerTable,
   ) {
     this.sndUna = seqAdd(isn, 1);
     this.sndNxt = this.sndUna;
@@ -138,8 +139,8 @@ export class StreamSender {
     this.head = 0;
     this.sackedBytes = 0;
     this.lostBytes = 0;
-    this.rtoDeadline = undefined;
-    this.reorderDeadline = undefined;
+    this.timers.clear(Timer.Rto);
+    this.timers.clear(Timer.Reorder);
   }
 
   /** Processes the ACK, window and SACK fields of a packet. Returns the bytes newly acknowledged. */
@@ -164,7 +165,8 @@ export class StreamSender {
       this.rtt.resetBackoff();
       if (this.inRecovery && seqGe(this.sndUna, this.recoveryPoint)) this.exitRecovery();
       if (!this.inRecovery) this.cc.onAck(acked, this.cwndLimited);
-      this.rtoDeadline = this.inFlightBytes > 0 ? now + this.rtt.rto : undefined;
+      if (this.inFlightBytes > 0) this.timers.set(Timer.Rto, now + this.rtt.rto);
+      else this.timers.clear(Timer.Rto);
     }
     if (info.sack && info.sack.length > 0) {
       this.counters.sackBlocksRecv += info.sack.length;
@@ -231,7 +233,7 @@ export class StreamSender {
     this.sndNxt = seqAdd(this.sndNxt, len);
     this.counters.bytesSent += len;
     this.counters.segmentsSent++;
-    if (this.rtoDeadline === undefined) this.rtoDeadline = now + this.rtt.rto;
+    this.timers.arm(Timer.Rto, now + this.rtt.rto);
     return { seq: seg.seq, data: seg.data, retransmit: false };
   }
 
@@ -252,7 +254,7 @@ export class StreamSender {
 
   /** Retransmission timer expiry. Returns false when the connection should give up. */
   onRtoTimeout(now: Millis): boolean {
-    this.rtoDeadline = undefined;
+    this.timers.clear(Timer.Rto);
     if (this.inFlightBytes === 0) return true;
     this.counters.timeouts++;
     if (this.peerWindowBytes === 0) {
@@ -281,18 +283,18 @@ export class StreamSender {
       this.recoveryPoint = this.sndNxt;
     }
     this.rtt.backOff();
-    this.rtoDeadline = now + this.rtt.rto;
+    this.timers.set(Timer.Rto, now + this.rtt.rto);
     return true;
   }
 
   onReorderTimeout(now: Millis): void {
-    this.reorderDeadline = undefined;
+    this.timers.clear(Timer.Reorder);
     this.detectLosses(now);
   }
 
   /** Arms the RTO after a window probe or similar send outside nextSegment. */
   ensureRto(now: Millis): void {
-    if (this.rtoDeadline === undefined && this.inFlightBytes > 0) this.rtoDeadline = now + this.rtt.rto;
+    if (this.inFlightBytes > 0) this.timers.arm(Timer.Rto, now + this.rtt.rto);
   }
 
   /** Forces out one byte while the peer's window is closed (zero-window probe). */
@@ -315,7 +317,7 @@ export class StreamSender {
     seg.sentAt = now;
     this.counters.retransmits++;
     this.counters.segmentsSent++;
-    if (this.rtoDeadline === undefined) this.rtoDeadline = now + this.rtt.rto;
+    this.timers.arm(Timer.Rto, now + this.rtt.rto);
     return { seq: seg.seq, data: seg.data, retransmit: true };
   }
 
@@ -429,7 +431,8 @@ export class StreamSender {
         found = true;
       } else if (next === undefined || overdue < next) next = overdue;
     }
-    this.reorderDeadline = next;
+    if (next === undefined) this.timers.clear(Timer.Reorder);
+    else this.timers.set(Timer.Reorder, next);
     if (found && !this.inRecovery) {
       this.inRecovery = true;
       this.timeoutRecovery = false;

@@ -391,7 +391,7 @@ export class GoLink {
     const parts: Buffer[] = [];
     let left = maxBytes;
     let d: Uint8Array | null;
-    while (left > 0 && (d = this.ep.read(connId, left))) {
+    while (left > 0 && (d = this.ep.read(connId, left, this.now))) {
       parts.push(Buffer.from(d));
       left -= d.length;
     }

@@ -100,7 +100,7 @@ export class Pair {
   readAll(side: 'a' | 'b', connId: number): Buffer {
     const parts: Buffer[] = [];
     let d: Uint8Array | null;
-    while ((d = this.endpoint(side).read(connId))) parts.push(Buffer.from(d));
+    while ((d = this.endpoint(side).read(connId, Number.MAX_SAFE_INTEGER, this.now))) parts.push(Buffer.from(d));
     return Buffer.concat(parts);
   }
 

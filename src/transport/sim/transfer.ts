@@ -121,9 +121,9 @@ class Side {
   drainReads(): void {
     if (this.connId === undefined) return;
     for (
-      let data = this.endpoint.read(this.connId);
+      let data = this.endpoint.read(this.connId, Number.MAX_SAFE_INTEGER, this.net.now);
       data !== null && data.length > 0;
-      data = this.endpoint.read(this.connId)
+      data = this.endpoint.read(this.connId, Number.MAX_SAFE_INTEGER, this.net.now)
     ) {
       this.verifier.push(data);
       this.inHash.update(data);
