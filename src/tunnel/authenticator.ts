@@ -1,5 +1,5 @@
-import { TunnelKeyPair, signAuth, verifyAuth, type Identity } from '../crypto/index.js';
-import { encodePila, type PilaFrame } from '../protocol/tunnel.js';
+import { verifyAuth } from '../crypto/index.js';
+import type { PilaFrame } from '../protocol/tunnel.js';
 import type { RegistryKeys } from '../registry-keys.js';
 
 export type PilaVerdict =
@@ -10,34 +10,25 @@ export type PilaVerdict =
   | 'lookup_busy'
   | 'registry_unreachable';
 
-/**
- * Our side of the authenticated key exchange: the per-process X25519 key pair, our PILA frame,
- * and verification of a peer's PILA against the key the registry holds for it (§3.6).
- */
+/** Checks a peer's PILA against the Ed25519 key the registry holds for its sender. */
+export function checkPila(frame: PilaFrame, registryKey: Uint8Array): PilaVerdict {
+  return verifyAuth(
+    {
+      node: frame.senderNode,
+      x25519PublicKey: frame.x25519Public,
+      ed25519PublicKey: frame.ed25519Public,
+      signature: frame.signature,
+    },
+    registryKey,
+  );
+}
+
+/** Verification of a peer's PILA against the key the registry holds for it (§3.6), for the driver. */
 export class Authenticator {
-  readonly keyPair = TunnelKeyPair.generate();
-  readonly #identity: Identity;
   readonly #keys: RegistryKeys;
-  #pila: { nodeId: number; frame: Uint8Array } | undefined;
 
-  constructor(identity: Identity, keys: RegistryKeys) {
-    this.#identity = identity;
+  constructor(keys: RegistryKeys) {
     this.#keys = keys;
-  }
-
-  /** Our PILA for `nodeId` (signed once per node id). */
-  pila(nodeId: number): Uint8Array {
-    if (this.#pila?.nodeId !== nodeId) {
-      const x25519Public = this.keyPair.publicKey;
-      const frame = encodePila({
-        senderNode: nodeId,
-        x25519Public,
-        ed25519Public: this.#identity.publicKey,
-        signature: signAuth(this.#identity, nodeId, x25519Public),
-      });
-      this.#pila = { nodeId, frame };
-    }
-    return this.#pila.frame;
   }
 
   /**
@@ -56,23 +47,6 @@ export class Authenticator {
     if (found.status === 'busy') return 'lookup_busy';
     if (found.status === 'unreachable') return 'registry_unreachable';
     if (found.status === 'unknown') return 'unknown_key';
-    return verifyAuth(
-      {
-        node: frame.senderNode,
-        x25519PublicKey: frame.x25519Public,
-        ed25519PublicKey: frame.ed25519Public,
-        signature: frame.signature,
-      },
-      found.key,
-    );
-  }
-
-  /** The AES key shared with the owner of `peerX25519`; undefined for an unusable key. */
-  deriveKey(peerX25519: Uint8Array): Uint8Array | undefined {
-    try {
-      return this.keyPair.tunnelKey(peerX25519);
-    } catch {
-      return undefined;
-    }
+    return checkPila(frame, found.key);
   }
 }

@@ -3,7 +3,8 @@ import type { Packet } from '../protocol/packet.js';
 
 /**
  * Collects the packets sent to batching peers during one synchronous run (one flush of the
- * transport engine) and hands them over per node in a microtask, so they can be sealed together.
+ * transport engine) and hands them over per node when the run ends (by default in a microtask;
+ * `schedule` lets a sans-I/O owner decide when), so they can be sealed together.
  * Nothing waits longer than the code that produced it. A flush runs outside its caller, so it
  * never throws: what fails for one node goes to `onError` (its packets are lost like any datagram).
  */
@@ -14,6 +15,8 @@ export class SendBatcher {
   constructor(
     private readonly flushNode: (node: number, packets: Packet[]) => void,
     private readonly onError: (node: number, packets: number, err: unknown) => void = () => undefined,
+    /** Arranges for `run` (the flush) to be called once the current run ends. */
+    private readonly schedule: (run: () => void) => void = queueMicrotask,
   ) {}
 
   add(node: number, packet: Packet): void {
@@ -22,7 +25,7 @@ export class SendBatcher {
     else this.#queues.set(node, [packet]);
     if (this.#scheduled) return;
     this.#scheduled = true;
-    queueMicrotask(() => this.flush());
+    this.schedule(() => this.flush());
   }
 
   flush(): void {

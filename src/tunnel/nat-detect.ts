@@ -8,8 +8,17 @@ import {
   type NatProbeReply,
   type NatType,
 } from '../protocol/nat-probe.js';
-import type { BeaconClient } from './beacon-client.js';
 import { formatEndpoint, makeEndpoint, type UdpEndpoint } from './endpoint.js';
+
+/** What a detection needs of the tunnel: NAT probes and the endpoint the beacon last reported. */
+export interface NatProber {
+  readonly observed: string | undefined;
+  /**
+   * Sends a NAT probe with `token` to `to` (default the beacon); replies, from whichever beacon
+   * socket, go to `onReply` until the returned function is called.
+   */
+  natProbe(token: number, onReply: (reply: NatProbeReply, from: UdpEndpoint) => void, to?: UdpEndpoint): () => void;
+}
 
 export interface NatReport {
   readonly type: NatType;
@@ -34,7 +43,7 @@ function localAddresses(): Set<string> {
 }
 
 /** Sends one probe (twice, in case one is lost) and gathers the replies for `ms`. */
-async function probe(client: BeaconClient, to: UdpEndpoint | undefined, ms: number): Promise<NatProbeReply[]> {
+async function probe(client: NatProber, to: UdpEndpoint | undefined, ms: number): Promise<NatProbeReply[]> {
   const replies: NatProbeReply[] = [];
   const token = randomInt(1, 0xffffffff);
   const cancel = client.natProbe(token, (r) => replies.push(r), to);
@@ -59,7 +68,7 @@ const sameEp = (a: NatProbeEndpoint | undefined, b: NatProbeEndpoint | undefined
  * An observed endpoint that is one of our own addresses and port means no NAT at all.
  */
 export async function detectNat(
-  client: BeaconClient,
+  client: NatProber,
   beacon: UdpEndpoint | undefined,
   localPort: number,
   timeoutMs: number,

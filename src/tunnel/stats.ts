@@ -39,6 +39,9 @@ export type DropReason =
   | 'queue_overflow'
   | 'queue_expired';
 
+/** Kinds of datagram the tunnel sends (the keys of `TunnelStats.sent`, with `relay` for wrapped ones). */
+export type SentKind = 'PILA' | 'PILS' | 'PILM' | 'PILT' | 'PILP' | 'beacon' | 'probe';
+
 /** Counters exposed by the tunnel (datagrams, not application packets). */
 export interface TunnelStats {
   bytesSent: number;
@@ -48,7 +51,7 @@ export interface TunnelStats {
   /** Dropped datagrams and packets by reason. */
   dropped: Partial<Record<DropReason, number>>;
   /** Datagrams sent by frame kind: PILA, PILS, PILT, PILP, beacon, and `relay` for wrapped ones. */
-  sent: Record<string, number>;
+  sent: Partial<Record<SentKind | 'relay', number>>;
 }
 
 export function emptyStats(): TunnelStats {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NatProbeEndpoint, NatProbeReply } from '../../src/protocol/nat-probe.js';
-import type { BeaconClient } from '../../src/tunnel/beacon-client.js';
 import type { UdpEndpoint } from '../../src/tunnel/endpoint.js';
-import { detectNat } from '../../src/tunnel/nat-detect.js';
+import { detectNat, type NatProber } from '../../src/tunnel/nat-detect.js';
 
 const BEACON: UdpEndpoint = { host: '198.18.0.10', port: 9001, family: 4 };
 const OTHER_PORT: NatProbeEndpoint = { ip: '198.18.0.10', port: 9002 };
@@ -24,7 +23,7 @@ interface Behaviour {
 function fakeClient(
   b: Behaviour | 'silent',
   observed?: string,
-): { client: BeaconClient; sent: (UdpEndpoint | undefined)[] } {
+): { client: NatProber; sent: (UdpEndpoint | undefined)[] } {
   const sent: (UdpEndpoint | undefined)[] = [];
   const fake = {
     observed,
@@ -45,7 +44,7 @@ function fakeClient(
       return () => undefined;
     },
   };
-  return { client: fake as unknown as BeaconClient, sent };
+  return { client: fake as unknown as NatProber, sent };
 }
 
 const same = (): NatProbeEndpoint => PUBLIC;
