@@ -21,6 +21,7 @@ export const CHARTS_SCRIPT = `
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const PALETTE = ['#3b7dd8', '#2e9e44', '#c27c0e', '#8a4fd6', '#d64545', '#0f8a8a', '#888888'];
 const HOUR = 3600;
+const CHART_MAX_DOTS = 60;
 const GRAPH_MAX_NODES = 150;
 const GRAPH_MAX_LABELS = 30;
 
@@ -79,10 +80,13 @@ function drawLineChart(target, series, end, legend) {
       points: coords, fill: 'none', stroke: s.color, 'stroke-width': 2, 'stroke-linejoin': 'round',
       class: 'series', 'data-series': s.name, 'data-points': s.points.length,
     }));
-    const last = s.points[s.points.length - 1];
-    const dot = svg('circle', { cx: x(last[0]), cy: y(last[1]), r: 3, fill: s.color });
-    dot.appendChild(svg('title', {}, s.name + ': ' + shortNumber(last[1])));
-    parts.push(dot);
+    // A dot on every point while they are few, else on the latest only.
+    const dotted = s.points.length <= CHART_MAX_DOTS ? s.points : s.points.slice(-1);
+    for (const p of dotted) {
+      const dot = svg('circle', { cx: x(p[0]), cy: y(p[1]), r: 3, fill: s.color, class: 'point' });
+      dot.appendChild(svg('title', {}, s.name + ': ' + shortNumber(p[1])));
+      parts.push(dot);
+    }
   });
   if (drawn === 0) parts.push(svg('text', { x: (L + W - R) / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty' }, 'no data yet'));
   target.setAttribute('viewBox', '0 0 ' + W + ' ' + H);

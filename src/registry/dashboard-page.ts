@@ -14,7 +14,7 @@ body { margin: 0 auto; max-width: 1000px; padding: 24px 16px; font: 14px/1.5 sys
 h1 { font-size: 20px; margin: 0; }
 h2 { font-size: 15px; margin: 28px 0 4px; }
 #status, .note { color: var(--muted); margin: 4px 0 12px; font-size: 12px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 12px; margin-top: 16px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(120px, 1fr)); gap: 12px; margin-top: 16px; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 14px; text-align: center; }
 .card b { display: block; font-size: 26px; font-variant-numeric: tabular-nums; }
 .card span { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }

@@ -149,6 +149,8 @@ async function route(req: IncomingMessage, { stats, source, history }: Served): 
   }
   if (path === '/api/stats') return json(await stats.get());
   if (path === '/api/history') return json(history.toJSON());
+  // Browsers ask for it on every visit; no content rather than a 404 in the console.
+  if (path === '/favicon.ico') return { status: 204, headers: { 'Cache-Control': 'public, max-age=86400' }, body: '' };
   const badge = path?.startsWith('/api/badge/') ? BADGES.get(path.slice('/api/badge/'.length)) : undefined;
   if (badge !== undefined) {
     return {
@@ -187,11 +189,8 @@ async function respond(req: IncomingMessage, res: ServerResponse, served: Served
     log.error({ err, url: req.url?.slice(0, 200) }, 'dashboard request failed');
     reply = text(500, 'internal error');
   }
-  const headers: OutgoingHttpHeaders = {
-    ...COMMON_HEADERS,
-    ...reply.headers,
-    'Content-Length': Buffer.byteLength(reply.body),
-  };
+  const headers: OutgoingHttpHeaders = { ...COMMON_HEADERS, ...reply.headers };
+  if (reply.status !== 204) headers['Content-Length'] = Buffer.byteLength(reply.body);
   if (hasBody(req)) headers.Connection = 'close';
   if (res.destroyed) return;
   res.writeHead(reply.status, headers);

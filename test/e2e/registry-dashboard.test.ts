@@ -205,6 +205,7 @@ describe('registry dashboard (pilot-rendezvous -http)', () => {
   it('answers 404 and 405 and survives malformed requests', async () => {
     assert.equal((await fetch(`${base}/debug/pprof/`)).status, 404);
     assert.equal((await fetch(`${base}/api/badge/everything`)).status, 404);
+    assert.equal((await fetch(`${base}/favicon.ico`)).status, 204);
     assert.equal((await fetch(`${base}/api/stats`, { method: 'PUT', body: '{}' })).status, 405);
     assert.match(await rawHttp(Number(new URL(base).port), '\x00\x01garbage\r\n\r\n'), /^HTTP\/1\.1 400/);
     assert.match(
