@@ -10,7 +10,8 @@ import { parseDashboardAddress, startDashboard, type Dashboard } from '../regist
 import { importJsonStore } from '../registry/import-json.js';
 import { checkReplicationOptions } from '../registry/replication.js';
 import { RegistryServer } from '../registry/server.js';
-import { SqliteRegistryStore } from '../registry/sqlite-store.js';
+import { openRegistryStore } from '../registry/embedded-store.js';
+import type { RegistryStore } from '../registry/store.js';
 import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
 import { versionLine } from '../version.js';
@@ -59,13 +60,13 @@ const FLAGS = {
 } as const;
 
 /** Opens the store and fills it from a Go registry's JSON file (all or nothing). */
-async function importedStore(storePath: string, file: string, log: Logger): Promise<SqliteRegistryStore> {
-  const store = new SqliteRegistryStore(storePath);
+async function importedStore(storePath: string, file: string, log: Logger): Promise<RegistryStore> {
+  const store = openRegistryStore(storePath);
   try {
     log.info({ file, ...(await importJsonStore(store, file)) }, 'JSON store imported');
     return store;
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
 }

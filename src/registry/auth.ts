@@ -2,6 +2,7 @@ import { verifyChallenge } from '../crypto/registry-signing.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SIGNED_AT_FIELD, signedBodyText } from '../protocol/registry-auth.js';
 import { RequestError } from './request-error.js';
+import type { SharedRegistryState } from './store.js';
 
 /** How far `signed_at` may be from the server clock, either way. */
 export const SIGNED_AT_WINDOW_MS = 300_000;
@@ -21,17 +22,30 @@ export interface VerifyOptions {
  * than the newest request of the same type accepted from the key. So a captured request can be
  * replayed neither as it is (not later) nor with other content (the signature covers every field)
  * nor as another type (the type is signed). Memory: one entry per (key, type) seen in the window.
+ *
+ * With a store shared by several processes, the newest `signed_at` per (key, type) lives in the
+ * store (a conditional upsert), so a request replayed to another process is refused too, and a
+ * restart forgets nothing: the start-time bound is then not needed.
  */
 export class SignatureVerifier {
-  /** `<key>|<type>` → `signed_at` of the newest accepted request. */
+  /** `<key>|<type>` → `signed_at` of the newest accepted request (embedded stores). */
   readonly #newest = new Map<string, number>();
+  /** Server start (ms): earlier requests may have been accepted by the previous process. */
+  readonly #startedAt: number;
+  readonly #shared: SharedRegistryState | undefined;
 
-  constructor(
-    /** Server start (ms): earlier requests may have been accepted by the previous process. */
-    private readonly startedAt: number,
-  ) {}
+  constructor(startedAt: number, shared?: SharedRegistryState) {
+    this.#shared = shared;
+    this.#startedAt = shared === undefined ? startedAt : 0;
+  }
 
-  verify(publicKey: string, staticChallenge: string, msg: JsonObject, now: number, opts: VerifyOptions): SignatureForm {
+  async verify(
+    publicKey: string,
+    staticChallenge: string,
+    msg: JsonObject,
+    now: number,
+    opts: VerifyOptions,
+  ): Promise<SignatureForm> {
     const signature = msg.signature;
     if (typeof signature !== 'string' || signature === '') {
       throw new RequestError(
@@ -56,11 +70,23 @@ export class SignatureVerifier {
       }
       return 'static';
     }
-    this.#verifyBody(publicKey, signature, msg, now);
+    const at = this.#verifyBody(publicKey, signature, msg, now);
+    const type = String(msg.type);
+    const later =
+      this.#shared === undefined
+        ? this.#advance(`${publicKey}|${type}`, at)
+        : await this.#shared.advanceSignedAt(publicKey, type, at);
+    if (!later) {
+      throw new RequestError(
+        'replay',
+        `not later than the last "${type}" accepted from this key (replayed or reordered request)`,
+      );
+    }
     return 'signed-body';
   }
 
-  #verifyBody(publicKey: string, signature: string, msg: JsonObject, now: number): void {
+  /** Checks everything but the high-water mark; returns `signed_at`. */
+  #verifyBody(publicKey: string, signature: string, msg: JsonObject, now: number): number {
     const at = msg[SIGNED_AT_FIELD];
     if (typeof at !== 'number' || !Number.isSafeInteger(at)) {
       throw new RequestError('invalid_argument', `${SIGNED_AT_FIELD} must be an integer number of Unix milliseconds`);
@@ -71,27 +97,27 @@ export class SignatureVerifier {
         `${SIGNED_AT_FIELD} ${at} is more than ${SIGNED_AT_WINDOW_MS / 1000} s from the registry clock (${now})`,
       );
     }
-    if (at < this.startedAt)
-      throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is before the registry started (${this.startedAt})`);
+    if (at < this.#startedAt)
+      throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is before the registry started (${this.#startedAt})`);
     const text = signedBodyText(msg);
     if (text === undefined) throw new RequestError('invalid_argument', 'request nested too deeply');
     if (!verifyChallenge(publicKey, text, signature)) {
       throw new RequestError('bad_signature', "signature does not verify over the request body with the node's key");
     }
-    const key = `${publicKey}|${String(msg.type)}`;
+    return at;
+  }
+
+  #advance(key: string, at: number): boolean {
     const newest = this.#newest.get(key);
-    if (newest !== undefined && at <= newest) {
-      throw new RequestError(
-        'replay',
-        `not later than the last "${String(msg.type)}" accepted from this key (replayed or reordered request)`,
-      );
-    }
+    if (newest !== undefined && at <= newest) return false;
     this.#newest.set(key, at);
+    return true;
   }
 
   /** Drops entries that the clock window alone now protects. */
-  prune(now: number): void {
+  async prune(now: number): Promise<void> {
     for (const [key, at] of this.#newest) if (at < now - SIGNED_AT_WINDOW_MS) this.#newest.delete(key);
+    await this.#shared?.pruneSignedAt(now - SIGNED_AT_WINDOW_MS);
   }
 
   get size(): number {

@@ -18,19 +18,24 @@ export const FRAME_DEADLINE_MS = 10_000;
 const CLOSE_GRACE_MS = 2000;
 /** Replies a client has not read yet; beyond this the server stops reading its requests. */
 const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
+/** Requests received but not answered yet; beyond this the server stops reading more. */
+const MAX_QUEUED_REQUESTS = 64;
+
+type Frame = ReturnType<RegistryFrameSplitter['push']>[number];
 
 export interface ConnectionHooks {
   readonly state: RegistryState;
   readonly requestLimiter: KeyedRateLimiter<string>;
-  /** Handles `watch_handshakes`; returns the node id the connection now watches. */
-  watch(conn: RegistryConnection, msg: JsonObject): number;
+  /** Handles `watch_handshakes`; resolves with the node id the connection now watches. */
+  watch(conn: RegistryConnection, msg: JsonObject): Promise<number>;
   /** Handles `subscribe_replication` (sends the first snapshot); throws RequestError to refuse. */
   subscribe(conn: RegistryConnection, msg: JsonObject): void;
   closed(conn: RegistryConnection): void;
 }
 
 /**
- * One client TCP connection: strict request → one reply, in order. A frame that cannot be decoded
+ * One client TCP connection: strict request → one reply, in order (one request is handled at a
+ * time; the next waits for the store's answer to the previous). A frame that cannot be decoded
  * (not a JSON object, length over 1 MiB) gets an error reply and ends this connection only.
  */
 export class RegistryConnection {
@@ -46,6 +51,10 @@ export class RegistryConnection {
   lastRequestAt = performance.now();
   readonly #splitter = new RegistryFrameSplitter();
   #frameTimer: NodeJS.Timeout | undefined;
+  readonly #queue: Frame[] = [];
+  #draining = false;
+  /** A malformed frame was received: nothing after it is read. */
+  #malformed = false;
 
   constructor(
     readonly socket: Socket,
@@ -62,7 +71,7 @@ export class RegistryConnection {
       this.#onData(chunk);
       this.#watchFrame(frameDeadlineMs);
     });
-    socket.on('drain', () => socket.resume());
+    socket.on('drain', () => this.#maybeResume());
     socket.on('error', (err) => hooks.state.log.debug({ ip: remoteIp, err: err.message }, 'registry connection error'));
     socket.on('close', () => {
       clearTimeout(this.#frameTimer);
@@ -77,7 +86,9 @@ export class RegistryConnection {
       this.watching === undefined &&
       !this.replicating &&
       this.#splitter.buffered === 0 &&
-      this.#frameTimer === undefined
+      this.#frameTimer === undefined &&
+      this.#queue.length === 0 &&
+      !this.#draining
     );
   }
 
@@ -115,24 +126,49 @@ export class RegistryConnection {
     if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.pause();
   }
 
+  #maybeResume(): void {
+    if (this.socket.writableLength <= MAX_PENDING_OUTPUT && this.#queue.length < MAX_QUEUED_REQUESTS)
+      this.socket.resume();
+  }
+
   close(): void {
     this.socket.destroy();
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#malformed) return;
     for (const result of this.#splitter.push(chunk)) {
-      if (this.socket.destroyed) return;
+      this.#queue.push(result);
       if (!result.ok) {
-        this.hooks.state.log.debug({ ip: this.remoteIp, err: result.error.message }, 'malformed registry frame');
-        this.send(errorReply('protocol', `malformed frame: ${result.error.message}; closing the connection`));
-        this.#endSoon();
-        return;
+        this.#malformed = true;
+        break;
       }
-      // A push channel only carries notifications out; anything the client sends is ignored.
-      if (this.watching !== undefined || this.replicating) continue;
-      this.lastRequestAt = performance.now();
-      const reply = this.#reply(result.value);
-      if (reply !== undefined) this.send(reply);
+    }
+    if (this.#queue.length >= MAX_QUEUED_REQUESTS) this.socket.pause();
+    if (!this.#draining) void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      for (let result = this.#queue.shift(); result !== undefined; result = this.#queue.shift()) {
+        if (this.socket.destroyed) return;
+        if (!result.ok) {
+          this.hooks.state.log.debug({ ip: this.remoteIp, err: result.error.message }, 'malformed registry frame');
+          this.send(errorReply('protocol', `malformed frame: ${result.error.message}; closing the connection`));
+          this.#queue.length = 0;
+          this.#endSoon();
+          return;
+        }
+        // A push channel only carries notifications out; anything the client sends is ignored.
+        if (this.watching !== undefined || this.replicating) continue;
+        this.lastRequestAt = performance.now();
+        const reply = await this.#reply(result.value);
+        if (reply !== undefined) this.send(reply);
+        this.#maybeResume();
+      }
+    } finally {
+      this.#draining = false;
     }
   }
 
@@ -143,7 +179,7 @@ export class RegistryConnection {
   }
 
   /** Undefined when the connection became a replication stream (its first snapshot is the answer). */
-  #reply(msg: JsonObject): JsonObject | undefined {
+  async #reply(msg: JsonObject): Promise<JsonObject | undefined> {
     const { state } = this.hooks;
     if (!this.hooks.requestLimiter.take(this.remoteIp, state.now())) {
       return errorReply('rate_limited', `too many requests from ${this.remoteIp}; slow down`);
@@ -156,7 +192,7 @@ export class RegistryConnection {
       return handleRequest(state, req);
     }
     try {
-      const nodeId = this.hooks.watch(this, msg);
+      const nodeId = await this.hooks.watch(this, msg);
       this.watching = nodeId;
       this.socket.setTimeout(0);
       this.socket.setKeepAlive(true, 30_000);

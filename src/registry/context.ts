@@ -6,6 +6,7 @@ import type { Liveness } from './liveness.js';
 import type { KeyedRateLimiter } from '../rate-limit.js';
 import type { RequestCounter } from './request-counter.js';
 import { RequestError } from './request-error.js';
+import { StoreConflictError } from './store-errors.js';
 import type { NodeRecord, RegistryStore } from './store.js';
 
 /** What every handler may use: the store and the server's volatile state. */
@@ -38,13 +39,13 @@ export interface RequestInfo {
   readonly remotePort: number;
 }
 
-export type Handler = (state: RegistryState, req: RequestInfo) => JsonObject;
+export type Handler = (state: RegistryState, req: RequestInfo) => Promise<JsonObject>;
 
 export const nodeAddress = (id: number): string => formatAddr({ network: 0, node: id });
 
 /** A node that exists and is registered. */
-export function registeredNode(state: RegistryState, id: number, role = 'node'): NodeRecord {
-  const node = id === 0 ? undefined : state.store.getNode(id);
+export async function registeredNode(state: RegistryState, id: number, role = 'node'): Promise<NodeRecord> {
+  const node = id === 0 ? undefined : await state.store.getNode(id);
   if (node === undefined || !node.registered) throw new RequestError('not_found', `${role} ${id} is not registered`);
   return node;
 }
@@ -55,10 +56,15 @@ export function registeredNode(state: RegistryState, id: number, role = 'node'):
  * bodies or the node has signed a body before — a node that can do better is never again taken at
  * its replayable word.
  */
-export function actingNode(state: RegistryState, req: RequestInfo, id: number, challenge: string): NodeRecord {
-  const node = registeredNode(state, id);
+export async function actingNode(
+  state: RegistryState,
+  req: RequestInfo,
+  id: number,
+  challenge: string,
+): Promise<NodeRecord> {
+  const node = await registeredNode(state, id);
   const now = state.now();
-  const form = state.verifier.verify(node.publicKey, challenge, req.msg, now, {
+  const form = await state.verifier.verify(node.publicKey, challenge, req.msg, now, {
     staticAllowed: staticAllowed(state, node),
   });
   state.liveness.proven(id, now);
@@ -71,17 +77,29 @@ export function staticAllowed(state: RegistryState, node: NodeRecord | undefined
 }
 
 /** Records, once, that the node signs request bodies. */
-export function markSignsBody(state: RegistryState, node: NodeRecord): NodeRecord {
+export async function markSignsBody(state: RegistryState, node: NodeRecord): Promise<NodeRecord> {
   if (node.signsBody || state.standby === true) return node;
   return state.store.updateNode(node.id, { signsBody: true });
 }
 
 /** A pair is effective only when each node has claimed trust in the other (§14 #3). */
-export function trustPairExists(state: RegistryState, a: number, b: number): boolean {
-  return state.store.hasTrustClaim(a, b) && state.store.hasTrustClaim(b, a);
+export async function trustPairExists(state: RegistryState, a: number, b: number): Promise<boolean> {
+  const [ab, ba] = await Promise.all([state.store.hasTrustClaim(a, b), state.store.hasTrustClaim(b, a)]);
+  return ab && ba;
 }
 
 /** Whether `requester` may learn the endpoint of `target`. */
-export function mayResolve(state: RegistryState, requester: number, target: NodeRecord): boolean {
+export async function mayResolve(state: RegistryState, requester: number, target: NodeRecord): Promise<boolean> {
   return target.isPublic || target.id === requester || trustPairExists(state, requester, target.id);
+}
+
+/** Sets the hostname; false when the store's uniqueness refused it (taken meanwhile by another process). */
+export async function setHostname(state: RegistryState, id: number, hostname: string): Promise<boolean> {
+  try {
+    await state.store.updateNode(id, { hostname });
+    return true;
+  } catch (err) {
+    if (err instanceof StoreConflictError && err.field === 'hostname') return false;
+    throw err;
+  }
 }

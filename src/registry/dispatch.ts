@@ -73,7 +73,7 @@ export function errorReply(code: ReplyErrorCode, message: string): JsonObject {
 }
 
 /** Runs one request; never throws. Failures become error replies, unexpected ones are logged. */
-export function handleRequest(state: RegistryState, req: RequestInfo): JsonObject {
+export async function handleRequest(state: RegistryState, req: RequestInfo): Promise<JsonObject> {
   const type = req.msg.type;
   const handler = typeof type === 'string' ? HANDLERS.get(type) : undefined;
   state.requests.count(handler === undefined ? UNKNOWN_REQUEST_TYPE : String(type));
@@ -84,7 +84,7 @@ export function handleRequest(state: RegistryState, req: RequestInfo): JsonObjec
     );
   }
   try {
-    const reply = handler(state, req);
+    const reply = await handler(state, req);
     state.requests.succeeded(String(type));
     if (changesState(String(type), reply)) state.stateChanged?.();
     return reply;

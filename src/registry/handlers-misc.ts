@@ -14,9 +14,9 @@ const scoreReply = (type: string, id: number, score: number): JsonObject => ({
   polo_score: score,
 });
 
-export const handleGetPoloScore: Handler = (state, req) => {
+export const handleGetPoloScore: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
-  return scoreReply('get_polo_score_ok', id, registeredNode(state, id).poloScore);
+  return scoreReply('get_polo_score_ok', id, (await registeredNode(state, id)).poloScore);
 };
 
 /** The reference lets anyone set any score (§14 #1); here only a holder of the admin token may. */
@@ -28,36 +28,36 @@ function requireAdmin(state: RegistryState, req: RequestInfo): void {
   }
 }
 
-export const handleUpdatePoloScore: Handler = (state, req) => {
+export const handleUpdatePoloScore: Handler = async (state, req) => {
   requireAdmin(state, req);
   const id = u32Field(req.msg, 'node_id');
   const delta = intField(req.msg, 'delta');
   if (delta === undefined) throw new RequestError('invalid_argument', 'delta is required');
-  const node = registeredNode(state, id);
-  const updated = state.store.updateNode(id, { poloScore: node.poloScore + delta });
+  const node = await registeredNode(state, id);
+  const updated = await state.store.updateNode(id, { poloScore: node.poloScore + delta });
   return scoreReply('update_polo_score_ok', id, updated.poloScore);
 };
 
-export const handleSetPoloScore: Handler = (state, req) => {
+export const handleSetPoloScore: Handler = async (state, req) => {
   requireAdmin(state, req);
   const id = u32Field(req.msg, 'node_id');
   const score = intField(req.msg, 'polo_score');
   if (score === undefined) throw new RequestError('invalid_argument', 'polo_score is required');
-  registeredNode(state, id);
-  const updated = state.store.updateNode(id, { poloScore: score });
+  await registeredNode(state, id);
+  const updated = await state.store.updateNode(id, { poloScore: score });
   return scoreReply('set_polo_score_ok', id, updated.poloScore);
 };
 
-export const handleBeaconRegister: Handler = (state, req) => {
+export const handleBeaconRegister: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'beacon_id');
   const addr = strField(req.msg, 'addr');
   if (id === 0) throw new RequestError('invalid_argument', 'beacon_id must be a non-zero u32');
   if (addr === '' || addr.length > 256) throw new RequestError('invalid_argument', 'addr must be a host:port string');
-  state.store.upsertBeacon({ id, addr, expiresAt: state.now() + BEACON_TTL_MS });
+  await state.store.upsertBeacon({ id, addr, expiresAt: state.now() + BEACON_TTL_MS });
   return { type: 'beacon_register_ok', beacon_id: id };
 };
 
-export const handleBeaconList: Handler = (state) => {
-  const beacons = state.store.listBeacons(state.now()).map((b): JsonObject => ({ id: b.id, addr: b.addr }));
+export const handleBeaconList: Handler = async (state) => {
+  const beacons = (await state.store.listBeacons(state.now())).map((b): JsonObject => ({ id: b.id, addr: b.addr }));
   return { type: 'beacon_list_ok', beacons };
 };

@@ -1,15 +1,15 @@
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
-import { actingNode, nodeAddress, registeredNode, type Handler } from './context.js';
+import { actingNode, nodeAddress, registeredNode, setHostname, type Handler } from './context.js';
 import { boolField, strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
 import { hostnameError, normalizeTags } from './validation.js';
 
 /** Signed changes a node makes to its own record (PROTOCOL.md §5.4). */
 
-export const handleHeartbeat: Handler = (state, req) => {
+export const handleHeartbeat: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
-  actingNode(state, req, id, challenge.heartbeat(id));
+  await actingNode(state, req, id, challenge.heartbeat(id));
   const now = state.now();
   state.liveness.touch(id, now);
   return { type: 'heartbeat_ok', time: Math.floor(now / 1000) };
@@ -19,63 +19,65 @@ export const handleHeartbeat: Handler = (state, req) => {
  * Keeps the id, key, owner, trust claims and polo score (so a deregistration cannot wash a score);
  * frees the hostname and resets visibility, tags and task_exec like the reference.
  */
-export const handleDeregister: Handler = (state, req) => {
+export const handleDeregister: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
-  const node = id === 0 ? undefined : state.store.getNode(id);
+  const node = id === 0 ? undefined : await state.store.getNode(id);
   if (node === undefined || !node.registered) return { type: 'deregister_ok' };
-  actingNode(state, req, id, challenge.deregister(id));
-  state.store.updateNode(id, { registered: false, hostname: '', isPublic: false, tags: [], taskExec: false });
+  await actingNode(state, req, id, challenge.deregister(id));
+  await state.store.updateNode(id, { registered: false, hostname: '', isPublic: false, tags: [], taskExec: false });
   state.liveness.forget(id);
   state.log.info({ node_id: id }, 'node deregistered');
   return { type: 'deregister_ok' };
 };
 
-export const handleSetHostname: Handler = (state, req) => {
+export const handleSetHostname: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
   const hostname = strField(req.msg, 'hostname');
-  actingNode(state, req, id, challenge.setHostname(id));
+  await actingNode(state, req, id, challenge.setHostname(id));
   const error = hostnameError(hostname);
   if (error !== undefined) throw new RequestError('invalid_argument', error);
-  const holder = state.store.getNodeByHostname(hostname);
+  const holder = await state.store.getNodeByHostname(hostname);
   if (holder !== undefined && holder.id !== id)
     throw new RequestError('already_exists', `hostname "${hostname}" is taken by node ${holder.id}`);
-  state.store.updateNode(id, { hostname });
+  // Another process may have given it away since the check: the store's constraint decides.
+  if (!(await setHostname(state, id, hostname)))
+    throw new RequestError('already_exists', `hostname "${hostname}" is taken by another node`);
   return { type: 'set_hostname_ok', node_id: id, hostname };
 };
 
-export const handleSetTags: Handler = (state, req) => {
+export const handleSetTags: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
   const raw = req.msg.tags ?? null;
   if (raw !== null && !(Array.isArray(raw) && raw.every((t) => typeof t === 'string'))) {
     throw new RequestError('invalid_argument', 'tags must be an array of strings');
   }
-  actingNode(state, req, id, challenge.setTags(id));
+  await actingNode(state, req, id, challenge.setTags(id));
   const result = normalizeTags((raw ?? []) as string[]);
   if ('error' in result) throw new RequestError('invalid_argument', result.error);
-  state.store.updateNode(id, { tags: result.tags });
+  await state.store.updateNode(id, { tags: result.tags });
   return { type: 'set_tags_ok', node_id: id, tags: result.tags.length > 0 ? result.tags : null };
 };
 
-export const handleSetVisibility: Handler = (state, req) => {
+export const handleSetVisibility: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
   const isPublic = boolField(req.msg, 'public');
-  actingNode(state, req, id, challenge.setVisibility(id));
-  state.store.updateNode(id, { isPublic });
+  await actingNode(state, req, id, challenge.setVisibility(id));
+  await state.store.updateNode(id, { isPublic });
   return { type: 'set_visibility_ok', node_id: id, visibility: isPublic ? 'public' : 'private' };
 };
 
-export const handleSetTaskExec: Handler = (state, req) => {
+export const handleSetTaskExec: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
   const enabled = boolField(req.msg, 'enabled');
-  actingNode(state, req, id, challenge.setTaskExec(id));
-  state.store.updateNode(id, { taskExec: enabled });
+  await actingNode(state, req, id, challenge.setTaskExec(id));
+  await state.store.updateNode(id, { taskExec: enabled });
   return { type: 'set_task_exec_ok', node_id: id, task_exec: enabled };
 };
 
 /** Anyone may look up a node; `real_addr` only for public nodes (as the reference). */
-export const handleLookup: Handler = (state, req) => {
+export const handleLookup: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
-  const node = registeredNode(state, id);
+  const node = await registeredNode(state, id);
   const reply: JsonObject = {
     type: 'lookup_ok',
     node_id: id,
@@ -92,12 +94,12 @@ export const handleLookup: Handler = (state, req) => {
   return reply;
 };
 
-export const handleResolveHostname: Handler = (state, req) => {
+export const handleResolveHostname: Handler = async (state, req) => {
   const hostname = strField(req.msg, 'hostname');
-  const node = state.store.getNodeByHostname(hostname);
+  const node = await state.store.getNodeByHostname(hostname);
   if (node === undefined || !node.registered)
     throw new RequestError('not_found', `hostname "${hostname}" is not registered`);
-  if (!state.liveness.isOnline(node.id, state.now()))
+  if (!state.liveness.isOnline(node, state.now()))
     throw new RequestError('offline', `node ${node.id} ("${hostname}") is offline`);
   return {
     type: 'resolve_hostname_ok',
@@ -108,20 +110,20 @@ export const handleResolveHostname: Handler = (state, req) => {
   };
 };
 
-export const handleListNetworks: Handler = (state) => {
+export const handleListNetworks: Handler = async (state) => {
   const now = state.now();
-  const members = state.store.listRegistered().filter((n) => state.liveness.isOnline(n.id, now)).length;
+  const members = (await state.store.listRegistered()).filter((n) => state.liveness.isOnline(n, now)).length;
   return { type: 'list_networks_ok', networks: [{ id: 0, name: 'backbone', members, join_rule: 'open' }] };
 };
 
 /** Online nodes of the backbone (the reference refuses network 0; it is the only one that exists). */
-export const handleListNodes: Handler = (state, req) => {
+export const handleListNodes: Handler = async (state, req) => {
   const networkId = u32Field(req.msg, 'network_id');
   if (networkId !== 0) throw new RequestError('not_found', `network ${networkId} does not exist`);
   const now = state.now();
   const nodes: JsonObject[] = [];
-  for (const node of state.store.listRegistered()) {
-    if (!state.liveness.isOnline(node.id, now)) continue;
+  for (const node of await state.store.listRegistered()) {
+    if (!state.liveness.isOnline(node, now)) continue;
     const entry: JsonObject = { node_id: node.id, address: nodeAddress(node.id) };
     if (node.hostname !== '') entry.hostname = node.hostname;
     if (node.taskExec) entry.task_exec = true;

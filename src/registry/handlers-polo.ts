@@ -45,10 +45,10 @@ const DAY_MS = 86_400_000;
 /** An acceptance without a receipt is forgotten after the longest time a receipt may claim. */
 export const ACCEPTANCE_TTL_MS = MAX_TIMING_MS;
 
-function pair(
+async function pair(
   state: RegistryState,
   msg: Parameters<Handler>[1]['msg'],
-): { taskId: string; submitter: NodeRecord; executor: NodeRecord } {
+): Promise<{ taskId: string; submitter: NodeRecord; executor: NodeRecord }> {
   const taskId = strField(msg, 'task_id');
   if (!isValidTaskId(taskId))
     throw new RequestError('invalid_argument', 'task_id must be a task id (8-4-4-4-12 lower-case hex)');
@@ -58,8 +58,8 @@ function pair(
     throw new RequestError('invalid_argument', 'submitter and executor must be different nodes');
   return {
     taskId,
-    submitter: registeredNode(state, submitterId, 'submitter'),
-    executor: registeredNode(state, executorId, 'executor'),
+    submitter: await registeredNode(state, submitterId, 'submitter'),
+    executor: await registeredNode(state, executorId, 'executor'),
   };
 }
 
@@ -81,8 +81,8 @@ function checkSignature(node: NodeRecord, role: string, text: string, signature:
   }
 }
 
-export const handleTaskReceipt: Handler = (state, req) => {
-  const { taskId, submitter, executor } = pair(state, req.msg);
+export const handleTaskReceipt: Handler = async (state, req) => {
+  const { taskId, submitter, executor } = await pair(state, req.msg);
   const status = strField(req.msg, 'status');
   if (status !== RECEIPT_STATUS) throw new RequestError('invalid_argument', `status must be "${RECEIPT_STATUS}"`);
   const fields: ReceiptFields = {
@@ -96,8 +96,8 @@ export const handleTaskReceipt: Handler = (state, req) => {
   const text = receiptMessage(fields);
   checkSignature(submitter, 'submitter', text, strField(req.msg, 'submitter_signature'));
   checkSignature(executor, 'executor', text, strField(req.msg, 'executor_signature'));
-  const { reward, creditedCpuMs } = boundedReward(state, fields);
-  const applied = state.store.applyTaskEvidence({
+  const { reward, creditedCpuMs } = await boundedReward(state, fields);
+  const applied = await state.store.applyTaskEvidence({
     taskId,
     kind: 'receipt',
     submitter: submitter.id,
@@ -124,25 +124,28 @@ export const handleTaskReceipt: Handler = (state, req) => {
     reward,
     credited_cpu_ms: creditedCpuMs,
     submitter_id: submitter.id,
-    submitter_score: registeredNode(state, submitter.id).poloScore,
+    submitter_score: (await registeredNode(state, submitter.id)).poloScore,
     executor_id: executor.id,
-    executor_score: registeredNode(state, executor.id).poloScore,
+    executor_score: (await registeredNode(state, executor.id)).poloScore,
   };
 };
 
 /** The §9.5 reward, bounded as the header says. */
-function boundedReward(state: RegistryState, f: ReceiptFields): { reward: number; creditedCpuMs: number } {
-  const acceptance = state.store.getTaskAcceptance(f.taskId, f.submitter, f.executor);
+async function boundedReward(
+  state: RegistryState,
+  f: ReceiptFields,
+): Promise<{ reward: number; creditedCpuMs: number }> {
+  const acceptance = await state.store.getTaskAcceptance(f.taskId, f.submitter, f.executor);
   const seenFor = acceptance === undefined ? 0 : Math.max(0, state.taskNow() - acceptance.seenAt);
   const creditedCpuMs = Math.min(f.timeCpuMs, seenFor);
   const base = poloReward(f.timeIdleMs, f.timeStagedMs, creditedCpuMs);
-  const history = state.store.receiptHistory(f.submitter, f.executor, state.now() - DAY_MS);
+  const history = await state.store.receiptHistory(f.submitter, f.executor, state.now() - DAY_MS);
   const diminished = history.pairReceipts >= 30 ? 1 : Math.max(1, Math.floor(base / 2 ** history.pairReceipts));
   return { reward: Math.max(0, Math.min(diminished, DAILY_GAIN_CAP - history.executorGain)), creditedCpuMs };
 }
 
-export const handleTaskAccept: Handler = (state, req) => {
-  const { taskId, submitter, executor } = pair(state, req.msg);
+export const handleTaskAccept: Handler = async (state, req) => {
+  const { taskId, submitter, executor } = await pair(state, req.msg);
   const acceptedAt = req.msg.accepted_at_ms;
   if (typeof acceptedAt !== 'number' || !Number.isSafeInteger(acceptedAt) || acceptedAt < 0) {
     throw new RequestError('invalid_argument', 'accepted_at_ms must be a Unix time in milliseconds');
@@ -153,7 +156,7 @@ export const handleTaskAccept: Handler = (state, req) => {
     acceptMessage(taskId, submitter.id, executor.id, acceptedAt),
     strField(req.msg, 'accept_signature'),
   );
-  const result = state.store.recordTaskAcceptance(
+  const result = await state.store.recordTaskAcceptance(
     { taskId, submitter: submitter.id, executor: executor.id, seenAt: state.taskNow() },
     MAX_OPEN_ACCEPTANCES,
   );
@@ -166,8 +169,8 @@ export const handleTaskAccept: Handler = (state, req) => {
   return { type: 'task_accept_ok', task_id: taskId };
 };
 
-export const handleTaskExpiry: Handler = (state, req) => {
-  const { taskId, submitter, executor } = pair(state, req.msg);
+export const handleTaskExpiry: Handler = async (state, req) => {
+  const { taskId, submitter, executor } = await pair(state, req.msg);
   const acceptedAt = req.msg.accepted_at_ms;
   if (typeof acceptedAt !== 'number' || !Number.isSafeInteger(acceptedAt) || acceptedAt < 0) {
     throw new RequestError('invalid_argument', 'accepted_at_ms must be a Unix time in milliseconds');
@@ -192,7 +195,7 @@ export const handleTaskExpiry: Handler = (state, req) => {
     expiredMessage(taskId, submitter.id, executor.id, acceptedAt),
     strField(req.msg, 'submitter_signature'),
   );
-  const applied = state.store.applyTaskEvidence({
+  const applied = await state.store.applyTaskEvidence({
     taskId,
     kind: 'expiry',
     submitter: submitter.id,
@@ -208,6 +211,6 @@ export const handleTaskExpiry: Handler = (state, req) => {
     task_id: taskId,
     executor_id: executor.id,
     address: nodeAddress(executor.id),
-    executor_score: registeredNode(state, executor.id).poloScore,
+    executor_score: (await registeredNode(state, executor.id)).poloScore,
   };
 };

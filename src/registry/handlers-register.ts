@@ -8,6 +8,7 @@ import {
   actingNode,
   markSignsBody,
   nodeAddress,
+  setHostname,
   staticAllowed,
   type Handler,
   type RegistryState,
@@ -16,6 +17,7 @@ import {
 import { endpointIp, observedEndpoint } from './endpoint.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
+import { StoreConflictError } from './store-errors.js';
 import type { NodeRecord } from './store.js';
 import { hostnameError } from './validation.js';
 
@@ -32,7 +34,12 @@ function checkPublicKey(key: string, field: string): void {
  * one, or none where one is required (the registry requires it, or the key has signed before).
  * Go daemons register unsigned.
  */
-function provesKey(state: RegistryState, req: RequestInfo, publicKey: string, known: NodeRecord | undefined): boolean {
+async function provesKey(
+  state: RegistryState,
+  req: RequestInfo,
+  publicKey: string,
+  known: NodeRecord | undefined,
+): Promise<boolean> {
   if (req.msg.signature === undefined && req.msg[SIGNED_AT_FIELD] === undefined) {
     if (staticAllowed(state, known)) return false;
     throw new RequestError(
@@ -42,7 +49,9 @@ function provesKey(state: RegistryState, req: RequestInfo, publicKey: string, kn
         : 'this registry requires a signed register (signature over the request body)',
     );
   }
-  state.verifier.verify(publicKey, registerChallenge(publicKey), req.msg, state.now(), { staticAllowed: false });
+  await state.verifier.verify(publicKey, registerChallenge(publicKey), req.msg, state.now(), {
+    staticAllowed: false,
+  });
   return true;
 }
 
@@ -51,17 +60,17 @@ function provesKey(state: RegistryState, req: RequestInfo, publicKey: string, kn
  * the key, the same source IP as the stored endpoint, or — so that an unsigned Go daemon that
  * changed networks can come back — no proven activity from the key for the stale period.
  */
-function reRegister(
+async function reRegister(
   state: RegistryState,
   node: NodeRecord,
   endpoint: string,
   proven: boolean,
   owner: string,
   remoteIp: string,
-): NodeRecord {
+): Promise<NodeRecord> {
   const now = state.now();
   const moving = node.realAddr !== '' && endpointIp(node.realAddr) !== remoteIp;
-  if (moving && !proven && state.liveness.recentlyProven(node.id, now)) {
+  if (moving && !proven && state.liveness.recentlyProven(node, now)) {
     throw new RequestError(
       'forbidden',
       `node ${node.id} is registered from ${endpointIp(node.realAddr)}; moving it to ${remoteIp} needs a signed register`,
@@ -69,40 +78,62 @@ function reRegister(
   }
   const patch: { realAddr: string; owner?: string; registered?: boolean } = { realAddr: endpoint };
   if (node.owner === '' && owner !== '') {
-    const holder = state.store.getNodeByOwner(owner);
+    const holder = await state.store.getNodeByOwner(owner);
     if (holder === undefined || holder.id === node.id) patch.owner = owner;
   }
   if (!node.registered) patch.registered = true;
   return state.store.updateNode(node.id, patch);
 }
 
-export const handleRegister: Handler = (state, req) => {
+/** A new key gets a new node; a key registered meanwhile by another process is taken as known. */
+async function createOrKnown(
+  state: RegistryState,
+  publicKey: string,
+  owner: string,
+  endpoint: string,
+  proven: boolean,
+): Promise<{ node: NodeRecord; created: boolean }> {
+  try {
+    return {
+      node: await state.store.createNode({ publicKey, owner, realAddr: endpoint, signsBody: proven }),
+      created: true,
+    };
+  } catch (err) {
+    if (!(err instanceof StoreConflictError && err.field === 'public_key')) throw err;
+    const node = await state.store.getNodeByKey(publicKey);
+    if (node === undefined) throw err;
+    return { node, created: false };
+  }
+}
+
+export const handleRegister: Handler = async (state, req) => {
   const publicKey = strField(req.msg, 'public_key');
   checkPublicKey(publicKey, 'public_key');
   const owner = strField(req.msg, 'owner');
   const endpoint = observedEndpoint(req.remoteIp, req.remotePort, strField(req.msg, 'listen_addr'));
   const now = state.now();
-  const known = state.store.getNodeByKey(publicKey);
+  const known = await state.store.getNodeByKey(publicKey);
   // Known keys are exempt from the registration rate (as the reference).
   if (known === undefined && !state.registerLimiter.take(req.remoteIp, now)) {
     throw new RequestError('rate_limited', `too many registrations from ${req.remoteIp} (10 per minute)`);
   }
-  const proven = provesKey(state, req, publicKey, known);
+  const proven = await provesKey(state, req, publicKey, known);
   let node: NodeRecord;
   if (known !== undefined) {
-    node = reRegister(state, known, endpoint, proven, owner, req.remoteIp);
-    if (proven) node = markSignsBody(state, node);
+    node = await reRegister(state, known, endpoint, proven, owner, req.remoteIp);
+    if (proven) node = await markSignsBody(state, node);
   } else {
     // The reference hands an existing node (and its id) to any new key that names its owner (§14 #2).
-    const holder = state.store.getNodeByOwner(owner);
+    const holder = await state.store.getNodeByOwner(owner);
     if (holder !== undefined) {
       throw new RequestError(
         'already_exists',
         `owner "${owner}" belongs to node ${holder.id}, registered with another key`,
       );
     }
-    node = state.store.createNode({ publicKey, owner, realAddr: endpoint, signsBody: proven });
-    state.log.info({ node_id: node.id, endpoint }, 'node registered');
+    const made = await createOrKnown(state, publicKey, owner, endpoint, proven);
+    node = made.node;
+    if (made.created) state.log.info({ node_id: node.id, endpoint }, 'node registered');
   }
   state.liveness.touch(node.id, now);
   if (proven) state.liveness.proven(node.id, now);
@@ -118,26 +149,34 @@ export const handleRegister: Handler = (state, req) => {
   const hostname = strField(req.msg, 'hostname');
   if (hostname !== '') {
     const error = hostnameError(hostname);
-    const taken = state.store.getNodeByHostname(hostname);
+    const taken = error === undefined ? await state.store.getNodeByHostname(hostname) : undefined;
     if (error !== undefined) reply.hostname_error = error;
-    else if (taken !== undefined && taken.id !== node.id) reply.hostname_error = `hostname "${hostname}" is taken`;
-    else {
-      state.store.updateNode(node.id, { hostname });
-      reply.hostname = hostname;
-    }
+    else if ((taken !== undefined && taken.id !== node.id) || !(await setHostname(state, node.id, hostname)))
+      reply.hostname_error = `hostname "${hostname}" is taken`;
+    else reply.hostname = hostname;
   }
   return reply;
 };
 
-export const handleRotateKey: Handler = (state, req) => {
+export const handleRotateKey: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
   const newKey = strField(req.msg, 'new_public_key');
   checkPublicKey(newKey, 'new_public_key');
-  actingNode(state, req, id, challenge.rotateKey(id));
-  const holder = state.store.getNodeByKey(newKey);
+  await actingNode(state, req, id, challenge.rotateKey(id));
+  const holder = await state.store.getNodeByKey(newKey);
   if (holder !== undefined && holder.id !== id)
     throw new RequestError('already_exists', `new_public_key is already used by node ${holder.id}`);
-  const node = state.store.updateNode(id, { publicKey: newKey });
+  const node = await rotate(state, id, newKey);
   state.log.info({ node_id: id }, 'key rotated');
   return { type: 'rotate_key_ok', node_id: id, address: nodeAddress(id), public_key: node.publicKey };
 };
+
+async function rotate(state: RegistryState, id: number, publicKey: string): Promise<NodeRecord> {
+  try {
+    return await state.store.updateNode(id, { publicKey });
+  } catch (err) {
+    if (err instanceof StoreConflictError && err.field === 'public_key')
+      throw new RequestError('already_exists', 'new_public_key is already used by another node');
+    throw err;
+  }
+}

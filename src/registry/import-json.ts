@@ -21,7 +21,7 @@ const reason = (err: unknown): string => (err instanceof Error ? err.message : S
  * A store that already holds nodes is refused: merging two registries' id spaces is not possible.
  */
 export async function importJsonStore(store: RegistryStore, path: string, now = Date.now()): Promise<ImportSummary> {
-  const existing = store.exportState().nodes.length;
+  const existing = (await store.exportState()).nodes.length;
   if (existing > 0) {
     throw new PilotError(
       'already_exists',
@@ -44,7 +44,7 @@ export async function importJsonStore(store: RegistryStore, path: string, now = 
     throw new PilotError('invalid_argument', `${path} is not a JSON registry store: ${reason(err)}`);
   }
   const { contents, droppedNetworks } = parseSnapshot(value, now);
-  store.replaceState(contents);
+  await store.replaceState(contents);
   return {
     nodes: contents.nodes.length,
     registered: contents.nodes.filter((n) => n.registered).length,

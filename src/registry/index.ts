@@ -1,8 +1,11 @@
 export { RegistryServer, type RegistryServerOptions } from './server.js';
 export { RegistryClient, checkReply, type RegistryClientOptions } from './client.js';
-export { SqliteRegistryStore, openRegistryStore } from './sqlite-store.js';
+export { SqliteRegistryStore } from './sqlite-store.js';
+export { embeddedStore, openRegistryStore } from './embedded-store.js';
 export type {
   RegistryStore,
+  SyncRegistryStore,
+  SharedRegistryState,
   NodeRecord,
   NewNode,
   NodePatch,

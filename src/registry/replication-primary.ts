@@ -19,9 +19,9 @@ export interface ReplicationPrimaryOptions {
   readonly token: string;
   readonly log: Logger;
   /** The current state as a §5.9 object. */
-  snapshot(): JsonObject;
+  snapshot(): Promise<JsonObject>;
   /** Extra fields of each heartbeat frame (liveness and beacons, which change without a snapshot). */
-  heartbeatFields(): JsonObject;
+  heartbeatFields(): Promise<JsonObject>;
   readonly coalesceMs?: number;
   readonly heartbeatMs?: number;
 }
@@ -54,10 +54,12 @@ export class ReplicationPrimary {
   readonly #heartbeat: NodeJS.Timeout;
   #flush: NodeJS.Timeout | undefined;
   #oversizeReported = false;
+  /** Snapshots are built one after the other, so that an older one never follows a newer one. */
+  #sending: Promise<void> = Promise.resolve();
 
   constructor(opts: ReplicationPrimaryOptions) {
     this.#opts = opts;
-    this.#heartbeat = setInterval(() => this.#sendHeartbeat(), opts.heartbeatMs ?? REPLICATION_HEARTBEAT_MS);
+    this.#heartbeat = setInterval(() => void this.#sendHeartbeat(), opts.heartbeatMs ?? REPLICATION_HEARTBEAT_MS);
     this.#heartbeat.unref();
   }
 
@@ -105,9 +107,13 @@ export class ReplicationPrimary {
   }
 
   #sendSnapshot(targets: readonly Subscriber[]): void {
+    this.#sending = this.#sending.then(() => this.#buildAndSend(targets));
+  }
+
+  async #buildAndSend(targets: readonly Subscriber[]): Promise<void> {
     let frame: Uint8Array;
     try {
-      frame = encodeRegistryFrame({ type: 'replication_snapshot', snapshot: this.#opts.snapshot() });
+      frame = encodeRegistryFrame({ type: 'replication_snapshot', snapshot: await this.#opts.snapshot() });
     } catch (err) {
       const tooLarge = err instanceof RangeError;
       if (!tooLarge) this.#opts.log.error({ err }, 'cannot build the replication snapshot');
@@ -130,11 +136,11 @@ export class ReplicationPrimary {
     for (const sub of targets) this.#write(sub, frame);
   }
 
-  #sendHeartbeat(): void {
+  async #sendHeartbeat(): Promise<void> {
     if (this.#subscribers.size === 0) return;
     let frame: Uint8Array;
     try {
-      frame = encodeRegistryFrame({ type: 'heartbeat', ...this.#opts.heartbeatFields() });
+      frame = encodeRegistryFrame({ type: 'heartbeat', ...(await this.#opts.heartbeatFields()) });
     } catch (err) {
       this.#opts.log.warn(
         { err: err instanceof Error ? err.message : String(err) },

@@ -48,6 +48,7 @@ export class ReplicationStandby {
   /** Why the current connection is ending (a refusal or a missed deadline), for the log. */
   #endReason: string | undefined;
   #applied = 0;
+  #applying: Promise<void> = Promise.resolve();
 
   constructor(opts: ReplicationStandbyOptions) {
     this.#opts = opts;
@@ -117,8 +118,8 @@ export class ReplicationStandby {
 
   #onFrame(socket: FrameSocket, msg: JsonObject): void {
     this.#armDeadline(socket);
-    if (msg.type === 'replication_snapshot') this.#applySnapshot(msg.snapshot);
-    else if (msg.type === 'heartbeat') this.#applyLive(msg);
+    if (msg.type === 'replication_snapshot') this.#apply(() => this.#applySnapshot(msg.snapshot));
+    else if (msg.type === 'heartbeat') this.#apply(() => this.#applyLive(msg));
     else if (msg.type === 'error') {
       const reason = `primary: ${typeof msg.message === 'string' ? msg.message : String(msg.error)}`;
       // A refusal is followed by the close; a notice on an open stream (snapshot too large) is not.
@@ -129,14 +130,19 @@ export class ReplicationStandby {
     }
   }
 
-  #applySnapshot(value: unknown): void {
+  /** Frames are applied in the order they came, each after the previous one is in the store. */
+  #apply(step: () => Promise<void>): void {
+    this.#applying = this.#applying.then(step);
+  }
+
+  async #applySnapshot(value: unknown): Promise<void> {
     const now = this.#opts.now();
     try {
       const parsed = parseSnapshot(value, now);
-      this.#opts.store.replaceState(parsed.contents);
+      await this.#opts.store.replaceState(parsed.contents);
       this.#applyLastSeen(parsed.lastSeen, now);
       for (const node of parsed.contents.nodes) if (!node.registered) this.#opts.liveness.forget(node.id);
-      this.#applyBeacons(parsed.beacons);
+      await this.#applyBeacons(parsed.beacons);
       this.#applied++;
       this.#endReason = undefined;
       const nodes = parsed.contents.nodes.filter((n) => n.registered).length;
@@ -152,12 +158,12 @@ export class ReplicationStandby {
     }
   }
 
-  #applyLive(msg: JsonObject): void {
+  async #applyLive(msg: JsonObject): Promise<void> {
     const now = this.#opts.now();
     try {
       const live = parseLiveFields(msg, now);
       this.#applyLastSeen(live.lastSeen, now);
-      this.#applyBeacons(live.beacons);
+      await this.#applyBeacons(live.beacons);
     } catch (err) {
       this.#problem(`heartbeat from the primary not applied: ${messageOf(err)}`);
     }
@@ -173,8 +179,8 @@ export class ReplicationStandby {
     }
   }
 
-  #applyBeacons(beacons: readonly BeaconRecord[]): void {
-    for (const beacon of beacons) this.#opts.store.upsertBeacon(beacon);
+  async #applyBeacons(beacons: readonly BeaconRecord[]): Promise<void> {
+    for (const beacon of beacons) await this.#opts.store.upsertBeacon(beacon);
   }
 
   #problem(reason: string): void {

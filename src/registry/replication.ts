@@ -74,26 +74,23 @@ export interface Replication {
 }
 
 /** The state as a snapshot, with the liveness and beacons only a running registry knows. */
-export function liveSnapshot(state: RegistryState): JsonObject {
+export async function liveSnapshot(state: RegistryState): Promise<JsonObject> {
   const now = state.now();
-  return exportSnapshot(state.store.exportState(), {
-    now,
-    lastSeen: (id) => state.liveness.lastSeen(id),
-    beacons: state.store.listBeacons(now),
-  });
+  const [contents, beacons] = await Promise.all([state.store.exportState(), state.store.listBeacons(now)]);
+  return exportSnapshot(contents, { now, lastSeen: (id) => state.liveness.lastSeen(id), beacons });
 }
 
 /** What changes without a snapshot, for every replication heartbeat frame. */
-export function liveFields(state: RegistryState): JsonObject {
+export async function liveFields(state: RegistryState): Promise<JsonObject> {
   const now = state.now();
   const lastSeen: JsonObject = {};
-  for (const node of state.store.listRegistered()) {
-    const at = state.liveness.lastSeen(node.id);
+  for (const node of await state.store.listRegistered()) {
+    const at = state.liveness.lastSeen(node);
     if (at !== undefined) lastSeen[String(node.id)] = formatTime(at);
   }
-  const beacons = state.store
-    .listBeacons(now)
-    .map((b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: b.expiresAt - now }));
+  const beacons = (await state.store.listBeacons(now)).map(
+    (b): JsonObject => ({ id: b.id, addr: b.addr, ttl_ms: b.expiresAt - now }),
+  );
   return { [EXT_LAST_SEEN]: lastSeen, [EXT_BEACONS]: beacons };
 }
 

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SignatureVerifier } from './auth.js';
 import { FRAME_DEADLINE_MS, RegistryConnection } from './connection.js';
-import { markSignsBody, registeredNode, trustPairExists, type RegistryState } from './context.js';
+import { markSignsBody, registeredNode, type RegistryState } from './context.js';
 import { normalizeIp } from './endpoint.js';
 import { u32Field } from './fields.js';
 import { watchChallenge } from './challenges.js';
@@ -14,7 +14,8 @@ import { Liveness } from './liveness.js';
 import { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestCounter } from './request-counter.js';
 import { checkReplicationOptions, startReplication, type Replication, type ReplicationOptions } from './replication.js';
-import { SqliteRegistryStore } from './sqlite-store.js';
+import { openRegistryStore } from './embedded-store.js';
+import { SharedView } from './shared-view.js';
 import { computeStats, type RegistryStats } from './stats.js';
 import type { RegistryStore } from './store.js';
 import type { RegistryTlsMaterial } from './tls.js';
@@ -60,6 +61,8 @@ const REGISTER_RATE = { perSecond: 10 / 60, burst: 10 };
 const REQUEST_RATE = { perSecond: 200, burst: 400 };
 const DEFAULT_LIMITS: ConnectionLimits = { total: 10_000, perIp: 256, frameDeadlineMs: FRAME_DEADLINE_MS };
 const SWEEP_INTERVAL_MS = 60_000;
+/** How often liveness times go to a shared store (one batch, not one write per heartbeat). */
+const LIVENESS_FLUSH_MS = 1000;
 /** A client that has not finished the TLS handshake by then is dropped. */
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -85,6 +88,9 @@ export class RegistryServer {
   readonly #sweep: NodeJS.Timeout;
   readonly #startedAt = performance.now();
   readonly #replication: Replication;
+  /** Reads for the synchronous callers (dashboard, beacon) when the store has no local view. */
+  readonly #view: SharedView | undefined;
+  readonly #livenessFlush: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -94,8 +100,10 @@ export class RegistryServer {
     tlsFingerprint: string | undefined,
     replication: Replication,
     limits: ConnectionLimits,
+    view: SharedView | undefined,
   ) {
     this.#server = server;
+    this.#view = view;
     this.#limits = limits;
     this.#state = state;
     this.#replication = replication;
@@ -113,19 +121,28 @@ export class RegistryServer {
       });
     }
     server.on('error', (err) => state.log.error({ err }, 'registry listener error'));
-    this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_INTERVAL_MS);
+    this.#sweep = setInterval(() => void this.#housekeeping(), SWEEP_INTERVAL_MS);
     this.#sweep.unref();
+    const shared = state.store.shared;
+    if (shared !== undefined) {
+      shared.onHandshake((nodeId) => this.notify(nodeId));
+      this.#livenessFlush = setInterval(() => void this.#flushLiveness(), LIVENESS_FLUSH_MS);
+      this.#livenessFlush.unref();
+    }
   }
 
   static async start(opts: RegistryServerOptions): Promise<RegistryServer> {
     const now = opts.now ?? Date.now;
     const log = opts.log ?? silentLogger();
     const replicationSettings = checkReplicationOptions(opts.replication);
-    const store = opts.store ?? new SqliteRegistryStore(opts.storePath);
-    const liveness = new Liveness();
-    // A restart must not make every node offline until its next heartbeat: fresh grace period.
+    const store = opts.store ?? openRegistryStore(opts.storePath);
+    const shared = store.shared;
+    const liveness = new Liveness({ trackChanges: shared !== undefined });
     const started = now();
-    for (const node of store.listRegistered()) liveness.touch(node.id, started);
+    // A restart must not make every node offline until its next heartbeat: fresh grace period.
+    // (A shared store keeps the times every process recorded.)
+    const registered = await store.listRegistered();
+    if (shared === undefined) for (const node of registered) liveness.touch(node.id, started);
 
     let self: RegistryServer | undefined;
     let replication: Replication | undefined;
@@ -133,14 +150,17 @@ export class RegistryServer {
       store,
       log,
       liveness,
-      verifier: new SignatureVerifier(started),
+      verifier: new SignatureVerifier(started, shared),
       registerLimiter: new KeyedRateLimiter<string>(REGISTER_RATE.perSecond, REGISTER_RATE.burst),
       adminToken: opts.adminToken === '' ? undefined : opts.adminToken,
       requireSignedBody: opts.requireSignedBody === true,
       requests: new RequestCounter(),
       now,
       taskNow: opts.taskClock ?? now,
-      notifyHandshake: (nodeId) => self?.notify(nodeId),
+      notifyHandshake: (nodeId) => {
+        if (shared === undefined) self?.notify(nodeId);
+        else shared.announceHandshake(nodeId).catch((err: unknown) => log.warn({ err }, 'handshake wake-up not sent'));
+      },
       standby: replicationSettings.primary !== undefined,
       stateChanged: () => replication?.changed(),
     };
@@ -163,16 +183,22 @@ export class RegistryServer {
         });
       });
     } catch (err) {
-      store.close();
+      await store.close();
       throw err;
     }
+    const view = store.local === undefined ? await SharedView.start(store, now) : undefined;
     replication = startReplication(state, replicationSettings);
-    self = new RegistryServer(server, state, host, opts.tls?.fingerprint, replication, {
-      ...DEFAULT_LIMITS,
-      ...opts.connectionLimits,
-    });
+    self = new RegistryServer(
+      server,
+      state,
+      host,
+      opts.tls?.fingerprint,
+      replication,
+      { ...DEFAULT_LIMITS, ...opts.connectionLimits },
+      view,
+    );
     const tls = opts.tls ? { tls_fingerprint: opts.tls.fingerprint } : { tls: false };
-    log.info({ host, port: self.port, nodes: store.listRegistered().length, ...tls }, 'registry listening');
+    log.info({ host, port: self.port, nodes: registered.length, ...tls }, 'registry listening');
     return self;
   }
 
@@ -187,10 +213,13 @@ export class RegistryServer {
   stats(): RegistryStats {
     const { store, liveness, requests } = this.#state;
     const now = this.#state.now();
+    const local = store.local;
+    const nodes = local?.listRegistered() ?? this.#view?.nodes() ?? [];
+    const byId = new Map(nodes.map((n) => [n.id, n]));
     return computeStats({
-      nodes: store.listRegistered(),
-      trustPairs: store.listTrustPairs(),
-      isOnline: (id) => liveness.isOnline(id, now),
+      nodes,
+      trustPairs: local?.listTrustPairs() ?? this.#view?.trustPairs() ?? [],
+      isOnline: (id) => liveness.isOnline(byId.get(id) ?? id, now),
       totalRequests: requests.total,
       uptimeMs: performance.now() - this.#startedAt,
     });
@@ -198,18 +227,24 @@ export class RegistryServer {
 
   /** What a beacon in the same process may know of a registered node (for proofs and punches). */
   nodeFacts(id: number): { publicKey: string; isPublic: boolean } | undefined {
-    const node = id === 0 ? undefined : this.#state.store.getNode(id);
+    const local = this.#state.store.local;
+    const node = id === 0 ? undefined : local === undefined ? this.#view?.node(id) : local.getNode(id);
     return node?.registered === true ? { publicKey: node.publicKey, isPublic: node.isPublic } : undefined;
   }
 
-  /** Whether two nodes trust each other (each claimed the other). */
-  trustPair(a: number, b: number): boolean {
-    return trustPairExists(this.#state, a, b);
+  /** Whether two nodes trust each other (each claimed the other); undefined while a shared store is asked. */
+  trustPair(a: number, b: number): boolean | undefined {
+    const local = this.#state.store.local;
+    if (local === undefined) return this.#view?.trustPair(a, b);
+    return local.hasTrustClaim(a, b) && local.hasTrustClaim(b, a);
   }
 
   /** Nodes online now, from memory only (the dashboard samples it). */
   onlineCount(): number {
-    return this.#state.liveness.onlineCount(this.#state.now());
+    const now = this.#state.now();
+    // With a shared store, other processes' heartbeats count too (from the view, a second old at most).
+    if (this.#view !== undefined) return this.#view.nodes().filter((n) => this.#state.liveness.isOnline(n, now)).length;
+    return this.#state.liveness.onlineCount(now);
   }
 
   /** Handshake requests and answers relayed since the start. */
@@ -225,11 +260,17 @@ export class RegistryServer {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       clearInterval(this.#sweep);
+      clearInterval(this.#livenessFlush);
+      this.#view?.close();
       this.#replication.close();
       this.#server.close(() => {
-        this.#state.store.close();
-        this.#state.log.info('registry closed');
-        resolve();
+        void this.#flushLiveness()
+          .then(() => this.#state.store.close())
+          .catch((err: unknown) => this.#state.log.warn({ err }, 'registry store did not close cleanly'))
+          .finally(() => {
+            this.#state.log.info('registry closed');
+            resolve();
+          });
       });
       for (const conn of this.#connections) conn.close();
       for (const socket of this.#sockets) socket.destroy();
@@ -334,28 +375,42 @@ export class RegistryServer {
   }
 
   /** Always a signed body (no Go client sends it); one channel per node, the newest wins. */
-  #watch(conn: RegistryConnection, msg: JsonObject): number {
+  async #watch(conn: RegistryConnection, msg: JsonObject): Promise<number> {
     const state = this.#state;
     const id = u32Field(msg, 'node_id');
-    const node = registeredNode(state, id);
-    const form = state.verifier.verify(node.publicKey, watchChallenge(id), msg, state.now(), { staticAllowed: false });
-    if (form === 'signed-body') markSignsBody(state, node);
+    const node = await registeredNode(state, id);
+    const form = await state.verifier.verify(node.publicKey, watchChallenge(id), msg, state.now(), {
+      staticAllowed: false,
+    });
+    if (form === 'signed-body') await markSignsBody(state, node);
     const previous = this.#watchers.get(id);
     this.#watchers.set(id, conn);
     if (previous !== undefined && previous !== conn) previous.close();
     return id;
   }
 
-  #housekeeping(): void {
+  /** Liveness times recorded here since the last flush, written to a shared store in one batch. */
+  async #flushLiveness(): Promise<void> {
+    const shared = this.#state.store.shared;
+    const changes = this.#state.liveness.takeChanges();
+    if (shared === undefined || changes === undefined) return;
+    try {
+      await shared.recordLiveness(changes.seen, changes.proven);
+    } catch (err) {
+      this.#state.log.warn({ err, nodes: changes.seen.size }, 'liveness times not written to the store');
+    }
+  }
+
+  async #housekeeping(): Promise<void> {
     const state = this.#state;
     const now = state.now();
     try {
-      state.verifier.prune(now);
+      await state.verifier.prune(now);
       state.registerLimiter.reap(now);
       this.#requestLimiter.reap(now);
-      const expired = state.store.pruneHandshakes(now - HANDSHAKE_TTL_MS);
-      state.store.pruneBeacons(now);
-      state.store.pruneTaskAcceptances(state.taskNow() - ACCEPTANCE_TTL_MS);
+      const expired = await state.store.pruneHandshakes(now - HANDSHAKE_TTL_MS);
+      await state.store.pruneBeacons(now);
+      await state.store.pruneTaskAcceptances(state.taskNow() - ACCEPTANCE_TTL_MS);
       if (expired > 0) state.log.info({ expired }, 'expired handshake entries removed');
     } catch (err) {
       state.log.error({ err }, 'registry housekeeping failed');

@@ -10,7 +10,7 @@ import type {
   NodePatch,
   NodeRecord,
   PendingHandshakeRequest,
-  RegistryStore,
+  SyncRegistryStore,
   StoreContents,
   TaskEvidence,
   TrustClaim,
@@ -154,7 +154,7 @@ const MAX_NODE_ID = 0xffffffff;
  * The default store: one SQLite file in WAL mode with synchronous=FULL, so a change is on disk
  * before the reply that acknowledges it is written. `':memory:'` gives a throw-away store.
  */
-export class SqliteRegistryStore implements RegistryStore {
+export class SqliteRegistryStore implements SyncRegistryStore {
   readonly #db: Database.Database;
   /** Statements prepared once per SQL text (the dynamic node UPDATEs vary only by which fields change). */
   readonly #statements = new Map<string, Database.Statement>();
@@ -548,8 +548,4 @@ export class SqliteRegistryStore implements RegistryStore {
   close(): void {
     if (this.#db.open) this.#db.close();
   }
-}
-
-export function openRegistryStore(path: string): RegistryStore {
-  return new SqliteRegistryStore(path);
 }

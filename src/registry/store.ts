@@ -1,10 +1,12 @@
 /**
- * Durable registry state (PROTOCOL.md §5). The server talks only to this interface so that a
- * second adapter (PostgreSQL) can replace the embedded SQLite one. Every mutating method is one
- * atomic change: once it returns, the change survives a crash of the process.
+ * Durable registry state (PROTOCOL.md §5). The server talks only to `RegistryStore`, which the
+ * embedded SQLite store (synchronous inside, `SyncRegistryStore`) and the PostgreSQL store shared
+ * by several registry processes both serve. Every mutating method is one atomic change: once it
+ * resolves, the change survives a crash of the process.
  *
- * Times are Unix milliseconds. Liveness (`last_seen`) is not part of the store: it is volatile by
- * design and every node gets a fresh grace period when the server starts.
+ * Times are Unix milliseconds. Liveness (`last_seen`) is not part of the embedded store: it is
+ * volatile by design and every node gets a fresh grace period when the server starts. A shared
+ * store carries it (see `SharedRegistryState`), so that every process sees the same.
  */
 
 export interface NodeRecord {
@@ -25,6 +27,10 @@ export interface NodeRecord {
   readonly registered: boolean;
   /** The node has signed a request body (protocol/registry-auth.ts): static signatures are refused from then on. */
   readonly signsBody: boolean;
+  /** Shared stores only: the last heartbeat or registration any process recorded (see `SharedRegistryState`). */
+  readonly lastSeen?: number;
+  /** Shared stores only: the last request any process verified with the node's key. */
+  readonly lastProven?: number;
 }
 
 export interface NewNode {
@@ -34,7 +40,7 @@ export interface NewNode {
   readonly signsBody?: boolean;
 }
 
-export type NodePatch = Partial<Omit<NodeRecord, 'id'>>;
+export type NodePatch = Partial<Omit<NodeRecord, 'id' | 'lastSeen' | 'lastProven'>>;
 
 export interface HandshakeRequest {
   readonly fromNodeId: number;
@@ -115,7 +121,8 @@ export interface StoreContents {
   readonly taskAcceptances: readonly TaskAcceptance[];
 }
 
-export interface RegistryStore {
+/** The store as an embedded database answers it: at once, in the calling thread. */
+export interface SyncRegistryStore {
   getNode(id: number): NodeRecord | undefined;
   getNodeByKey(publicKey: string): NodeRecord | undefined;
   getNodeByOwner(owner: string): NodeRecord | undefined;
@@ -176,4 +183,36 @@ export interface RegistryStore {
   pruneBeacons(now: number): number;
 
   close(): void;
+}
+
+/** The same methods, answered asynchronously. */
+type Asynchronous<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<R> : T[K];
+};
+
+/**
+ * What a store shared by several registry processes adds: the state that an embedded store
+ * leaves in the memory of its one process (replay high-water marks, liveness, handshake wake-ups).
+ */
+export interface SharedRegistryState {
+  /**
+   * Records `at` as the newest `signed_at` accepted from the key for this request type, unless
+   * one at least as late is recorded: false then (a replay, whichever process saw the first).
+   */
+  advanceSignedAt(publicKey: string, type: string, at: number): Promise<boolean>;
+  /** Drops high-water marks that the clock window alone now protects; returns how many. */
+  pruneSignedAt(before: number): Promise<number>;
+  /** Writes liveness times (node id → Unix ms); a time never moves backwards. */
+  recordLiveness(seen: ReadonlyMap<number, number>, proven: ReadonlyMap<number, number>): Promise<void>;
+  /** Wakes the node's handshake push channel on whichever process holds it. */
+  announceHandshake(nodeId: number): Promise<void>;
+  /** Called with the node id of every announcement, this process's own included. */
+  onHandshake(listener: (nodeId: number) => void): void;
+}
+
+export interface RegistryStore extends Asynchronous<SyncRegistryStore> {
+  /** An embedded store's synchronous reads (the dashboard and an in-process beacon use them). */
+  readonly local?: SyncRegistryStore;
+  /** Present when several registry processes share the store. */
+  readonly shared?: SharedRegistryState;
 }

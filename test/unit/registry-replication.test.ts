@@ -13,6 +13,7 @@ import type { RegistryState } from '../../src/registry/context.js';
 import { KeyedRateLimiter } from '../../src/rate-limit.js';
 import { exportSnapshot } from '../../src/registry/snapshot-export.js';
 import { parseLiveFields } from '../../src/registry/snapshot-import.js';
+import { embeddedStore } from '../../src/registry/embedded-store.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 import { RequestCounter } from '../../src/registry/request-counter.js';
 import { waitFor } from '../wait.js';
@@ -78,8 +79,8 @@ describe('replication primary and standby', () => {
     const primary = new ReplicationPrimary({
       token: TOKEN,
       log: silentLogger(),
-      snapshot: () => ({ hostname, padding: huge ? 'x'.repeat(1_100_000) : '' }),
-      heartbeatFields: () => ({ pilot_last_seen: { '1': '2025-01-01T00:00:00Z' } }),
+      snapshot: async () => ({ hostname, padding: huge ? 'x'.repeat(1_100_000) : '' }),
+      heartbeatFields: async () => ({ pilot_last_seen: { '1': '2025-01-01T00:00:00Z' } }),
       coalesceMs: 50,
       heartbeatMs: 150,
     });
@@ -126,7 +127,7 @@ describe('replication primary and standby', () => {
     await waitFor(() => primary.subscribers === 0);
   });
 
-  it('heartbeat frames carry what changes without a snapshot, in a form the standby reads back', () => {
+  it('heartbeat frames carry what changes without a snapshot, in a form the standby reads back', async () => {
     const now = Date.parse('2025-06-01T00:00:00Z');
     const store = new SqliteRegistryStore(':memory:');
     cleanup.push(() => store.close());
@@ -137,7 +138,7 @@ describe('replication primary and standby', () => {
     liveness.touch(1, now - 1500);
     liveness.touch(3, now);
     const state: RegistryState = {
-      store,
+      store: embeddedStore(store),
       log: silentLogger(),
       liveness,
       verifier: new SignatureVerifier(0),
@@ -149,7 +150,7 @@ describe('replication primary and standby', () => {
       taskNow: () => now,
       notifyHandshake: () => {},
     };
-    const fields = liveFields(state);
+    const fields = await liveFields(state);
     assert.deepEqual(fields, {
       pilot_last_seen: { '1': '2025-05-31T23:59:58.5Z' },
       pilot_beacons: [{ id: 5, addr: '192.0.2.5:9001', ttl_ms: 20_000 }],
@@ -184,7 +185,7 @@ describe('replication primary and standby', () => {
     const standby = new ReplicationStandby({
       primary: { host: '127.0.0.1', port: (fakePrimary.address() as AddressInfo).port },
       token: TOKEN,
-      store,
+      store: embeddedStore(store),
       liveness,
       log: silentLogger(),
       now: Date.now,

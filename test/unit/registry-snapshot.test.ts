@@ -8,6 +8,7 @@ import type { JsonObject } from '../../src/protocol/json.js';
 import { importJsonStore } from '../../src/registry/import-json.js';
 import { exportSnapshot } from '../../src/registry/snapshot-export.js';
 import { parseSnapshot } from '../../src/registry/snapshot-import.js';
+import { embeddedStore } from '../../src/registry/embedded-store.js';
 import { SqliteRegistryStore } from '../../src/registry/sqlite-store.js';
 import type { StoreContents } from '../../src/registry/store.js';
 
@@ -152,7 +153,7 @@ describe('registry snapshot (§5.9 JSON)', () => {
 
   it('imports a Go registry store file', async () => {
     const store = new SqliteRegistryStore(':memory:');
-    const summary = await importJsonStore(store, FIXTURE, NOW);
+    const summary = await importJsonStore(embeddedStore(store), FIXTURE, NOW);
     assert.deepEqual(summary, { nodes: 4, registered: 3, trustClaims: 2, handshakeRequests: 1, droppedNetworks: 0 });
     const alpha = store.getNode(1);
     assert.deepEqual(alpha, {
@@ -191,7 +192,7 @@ describe('registry snapshot (§5.9 JSON)', () => {
     assert.equal(parsed.lastSeen.get(2), Date.parse('2025-03-01T12:00:05Z'), 'zone offsets are applied');
 
     await assert.rejects(
-      importJsonStore(store, FIXTURE, NOW),
+      importJsonStore(embeddedStore(store), FIXTURE, NOW),
       (err: unknown) =>
         err instanceof PilotError && err.code === 'already_exists' && /already holds 5 node/.test(err.message),
     );
@@ -268,7 +269,10 @@ describe('registry snapshot (§5.9 JSON)', () => {
     }
     const file = join(dir, 'broken.json');
     await writeFile(file, '{"next_node": 1,');
-    await assert.rejects(importJsonStore(new SqliteRegistryStore(':memory:'), file), /is not a JSON registry store/);
+    await assert.rejects(
+      importJsonStore(embeddedStore(new SqliteRegistryStore(':memory:')), file),
+      /is not a JSON registry store/,
+    );
     store.close();
   });
 

@@ -110,50 +110,50 @@ describe('registry signatures (§5.3, §14 #5)', () => {
   };
   const strict = { staticAllowed: false };
 
-  it('accepts the static challenge of Go daemons (reference vector) only where allowed', () => {
+  it('accepts the static challenge of Go daemons (reference vector) only where allowed', async () => {
     const v = new SignatureVerifier(now);
     const sig = 'YQbt9kNI8YozUKK8Kt2Pvi5dFe+sbma6gRmS3FOQpJxoqesdsA5LQ7oTQV3kJMLaMSbFppC2akKSRFc7qo7mCA==';
-    assert.equal(v.verify(key, 'heartbeat:1', { signature: sig }, now, goStyle), 'static');
-    assert.equal(v.verify(key, 'heartbeat:1', { signature: sig }, now, goStyle), 'static');
-    assert.throws(() => v.verify(key, 'heartbeat:2', { signature: sig }, now, goStyle), code('bad_signature'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', {}, now, goStyle), code('bad_signature'));
-    assert.throws(() => v.verify(key, 'heartbeat:1', { signature: sig }, now, strict), code('bad_signature'));
+    assert.equal(await v.verify(key, 'heartbeat:1', { signature: sig }, now, goStyle), 'static');
+    assert.equal(await v.verify(key, 'heartbeat:1', { signature: sig }, now, goStyle), 'static');
+    await assert.rejects(v.verify(key, 'heartbeat:2', { signature: sig }, now, goStyle), code('bad_signature'));
+    await assert.rejects(v.verify(key, 'heartbeat:1', {}, now, goStyle), code('bad_signature'));
+    await assert.rejects(v.verify(key, 'heartbeat:1', { signature: sig }, now, strict), code('bad_signature'));
   });
 
-  it('signed body: window ±300 s, not before the server started, each (key, type) strictly later', () => {
+  it('signed body: window ±300 s, not before the server started, each (key, type) strictly later', async () => {
     const v = new SignatureVerifier(now - 10_000);
     const msg = bodyAt({ type: 'heartbeat', node_id: 1 }, now);
-    assert.equal(v.verify(key, 'heartbeat:1', msg, now, strict), 'signed-body');
-    assert.throws(() => v.verify(key, 'heartbeat:1', msg, now + 1000, strict), code('replay'));
+    assert.equal(await v.verify(key, 'heartbeat:1', msg, now, strict), 'signed-body');
+    await assert.rejects(v.verify(key, 'heartbeat:1', msg, now + 1000, strict), code('replay'));
     const late = bodyAt({ type: 'heartbeat', node_id: 1 }, now - 301_000);
-    assert.throws(() => v.verify(key, 'heartbeat:1', late, now, strict), code('replay'));
+    await assert.rejects(v.verify(key, 'heartbeat:1', late, now, strict), code('replay'));
     const early = bodyAt({ type: 'heartbeat', node_id: 1 }, now + 301_000);
-    assert.throws(() => v.verify(key, 'heartbeat:1', early, now, strict), code('replay'));
+    await assert.rejects(v.verify(key, 'heartbeat:1', early, now, strict), code('replay'));
     const beforeStart = bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 11_000);
-    assert.throws(() => v.verify(key, 'poll_handshakes:1', beforeStart, now, strict), code('replay'));
-    assert.throws(
-      () => v.verify(key, 'heartbeat:1', { ...msg, signed_at: now + 5 }, now, strict),
+    await assert.rejects(v.verify(key, 'poll_handshakes:1', beforeStart, now, strict), code('replay'));
+    await assert.rejects(
+      v.verify(key, 'heartbeat:1', { ...msg, signed_at: now + 5 }, now, strict),
       code('bad_signature'),
     );
-    assert.throws(
-      () => v.verify(key, 'heartbeat:1', { ...msg, signed_at: '1' }, now, strict),
+    await assert.rejects(
+      v.verify(key, 'heartbeat:1', { ...msg, signed_at: '1' }, now, strict),
       code('invalid_argument'),
     );
     // Another type from the same key has its own order.
     assert.equal(
-      v.verify(key, 'poll_handshakes:1', bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 5), now, strict),
+      await v.verify(key, 'poll_handshakes:1', bodyAt({ type: 'poll_handshakes', node_id: 1 }, now - 5), now, strict),
       'signed-body',
     );
     assert.equal(v.size, 2);
-    v.prune(now + 301_000);
+    await v.prune(now + 301_000);
     assert.equal(v.size, 0);
   });
 
-  it('the client signer makes times strictly increasing per (key, type)', () => {
+  it('the client signer makes times strictly increasing per (key, type)', async () => {
     const v = new SignatureVerifier(0);
     const at = Date.now();
     for (let i = 0; i < 5; i++)
-      v.verify(key, 'poll_handshakes:1', signBody(id, { type: 'poll_handshakes', node_id: 1 }, at), at, strict);
+      await v.verify(key, 'poll_handshakes:1', signBody(id, { type: 'poll_handshakes', node_id: 1 }, at), at, strict);
     assert.equal(v.size, 1);
   });
 
