@@ -116,14 +116,15 @@ function drawTrustGraph(target, nodes, edges) {
     parts.push(svg('line', { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: 'edge', 'data-source': e.source, 'data-target': e.target }));
   }
   const labelled = shown.length <= GRAPH_MAX_LABELS;
+  const dot = shown.length > 40 ? 4 : 7;
   for (const n of shown) {
     const [px, py, right] = at.get(n.address);
     const g = svg('g', { class: 'node', 'data-address': n.address, 'data-hostname': n.hostname || '' });
     g.appendChild(svg('title', {}, (n.hostname ? n.hostname + ' ' : '') + n.address + ' \\u00b7 ' + (n.online ? 'online' : 'offline') + ' \\u00b7 ' + n.trust_links + ' trust links'));
-    g.appendChild(svg('circle', { cx: px, cy: py, r: 7, class: n.online ? 'online' : 'offline' }));
+    g.appendChild(svg('circle', { cx: px, cy: py, r: dot, class: n.online ? 'online' : 'offline' }));
     if (labelled) {
       const lx = px + (right ? 12 : -12), anchor = right ? 'start' : 'end';
-      if (n.hostname) g.appendChild(svg('text', { x: lx, y: py - 2, 'text-anchor': anchor, class: 'host' }, clip(n.hostname, 28)));
+      if (n.hostname) g.appendChild(svg('text', { x: lx, y: py - 2, 'text-anchor': anchor, class: 'host' }, clip(n.hostname, 24)));
       g.appendChild(svg('text', { x: lx, y: py + (n.hostname ? 11 : 4), 'text-anchor': anchor, class: 'addr' }, n.address));
     }
     parts.push(g);

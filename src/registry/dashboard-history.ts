@@ -38,12 +38,15 @@ export class History {
   #size = 0;
   /** The last sample pushed out of the buffer: the start of the oldest point's interval. */
   #evicted: HistorySample | undefined;
+  /** `toJSON()` serialised, until the next sample: every viewer polls, the data moves once an interval. */
+  #text: string | undefined;
 
   constructor(readonly intervalMs: number) {
     this.#samples = new Array<HistorySample | undefined>(Math.max(1, Math.ceil(HISTORY_SPAN_MS / intervalMs)));
   }
 
   record(sample: HistorySample): void {
+    this.#text = undefined;
     if (this.#size === this.#samples.length) this.#evicted = this.#samples[this.#next];
     this.#samples[this.#next] = sample;
     this.#next = (this.#next + 1) % this.#samples.length;
@@ -59,6 +62,11 @@ export class History {
       if (sample !== undefined) out.push(sample);
     }
     return out;
+  }
+
+  text(): string {
+    this.#text ??= JSON.stringify(this.toJSON());
+    return this.#text;
   }
 
   /** One point per sample; the very first sample, having no interval before it, has no rates. */

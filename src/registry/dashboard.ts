@@ -114,10 +114,10 @@ class StatsCache {
   }
 }
 
-const json = (body: unknown): Reply => ({
+const json = (body: string): Reply => ({
   status: 200,
   headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'Access-Control-Allow-Origin': '*' },
-  body: JSON.stringify(body),
+  body,
 });
 
 function pathOf(url: string | undefined): string | undefined {
@@ -147,8 +147,8 @@ async function route(req: IncomingMessage, { stats, source, history }: Served): 
       body: DASHBOARD_HTML,
     };
   }
-  if (path === '/api/stats') return json(await stats.get());
-  if (path === '/api/history') return json(history.toJSON());
+  if (path === '/api/stats') return json(JSON.stringify(await stats.get()));
+  if (path === '/api/history') return json(history.text());
   // Browsers ask for it on every visit; no content rather than a 404 in the console.
   if (path === '/favicon.ico') return { status: 204, headers: { 'Cache-Control': 'public, max-age=86400' }, body: '' };
   const badge = path?.startsWith('/api/badge/') ? BADGES.get(path.slice('/api/badge/'.length)) : undefined;

@@ -35,6 +35,7 @@ describe('dashboard history', () => {
         3,
       ),
     );
+    assert.equal(history.text(), JSON.stringify(history.toJSON()));
     assert.deepEqual(history.toJSON(), {
       interval_secs: 10,
       points: [
@@ -43,6 +44,9 @@ describe('dashboard history', () => {
         { t: 1020, online: 2, requests_per_s: { heartbeat: 0.5 }, handshakes_relayed: 1 },
       ],
     });
+    const before = history.text();
+    history.record(sample(1_030_000, 1, [['heartbeat', 25]], 3));
+    assert.notEqual(history.text(), before, 'a new sample is served at once');
   });
 
   it('keeps one hour, measuring the oldest point from the sample before it', () => {
