@@ -1,13 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomic } from '../crypto/atomic-file.js';
 import { PilotError } from '../errors.js';
+import { isAlive } from '../process-alive.js';
 import type { CliContext } from './context.js';
 
 /** Background processes started by the CLI: pid files, liveness, start and stop. */
+
+export { isAlive };
 
 export async function readPid(path: string): Promise<number | undefined> {
   try {
@@ -25,25 +28,6 @@ export async function writePid(path: string, pid: number): Promise<void> {
 export async function removePid(path: string, onlyIf?: number): Promise<void> {
   if (onlyIf !== undefined && (await readPid(path)) !== onlyIf) return;
   await unlink(path).catch(() => undefined);
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  return !isZombie(pid);
-}
-
-/** An exited process not yet reaped by its parent still answers kill(pid, 0). */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
 }
 
 /** SIGTERM, up to `graceMs` to exit, then SIGKILL. */

@@ -4,13 +4,13 @@ import { parseLogFormat, configFileFlags, LOG_FORMAT_FLAG, parseGoFlags, type Fl
 import { PilotError } from '../errors.js';
 import { normalizeFingerprint } from '../registry/tls-pin.js';
 
-export interface DaemonConfig {
+/** What one running node is made of, whichever process hosts it. */
+export interface NodeConfig {
   registry: string;
   /** TLS to the registry, pinned to its certificate (normalised SHA-256 hex). */
   registryTls?: { fingerprint: string };
   beacon?: string;
   listen: string;
-  socket: string;
   /** Public UDP endpoint to register instead of discovering it. */
   endpoint?: string;
   encrypt: boolean;
@@ -34,10 +34,15 @@ export interface DaemonConfig {
   dataExchange: boolean;
   eventStream: boolean;
   taskSubmit: boolean;
-  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
-  logFormat: LogFormat;
   /** Directory for inbox/, received/, tasks/ (the pilot home). */
   home: string;
+}
+
+/** The node plus what its process adds: the IPC socket and the log. */
+export interface DaemonConfig extends NodeConfig {
+  socket: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  logFormat: LogFormat;
 }
 
 /** Flags of the reference daemon (PROTOCOL.md §10.4), plus `-no-tasksubmit` and `-home`. */

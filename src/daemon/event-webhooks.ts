@@ -3,7 +3,7 @@ import type { WebhookSink } from '../webhook-sink.js';
 import type { NetStack } from './net-stack.js';
 
 /**
- * Maps connection notices of the stack and path events of the tunnel to the webhook events of
+ * Maps connection notices and datagrams of the stack and path events of the tunnel to the webhook events of
  * PROTOCOL.md §12 (trust, registration and service events are emitted where they happen).
  */
 export function forwardToWebhooks(stack: NetStack, tunnel: Tunnel, webhooks: WebhookSink): void {
@@ -29,6 +29,14 @@ export function forwardToWebhooks(stack: NetStack, tunnel: Tunnel, webhooks: Web
       else webhooks.emit('conn.fin', data);
     }
   });
+  stack.onDatagram((d) =>
+    webhooks.emit('data.datagram', {
+      dst_port: d.dstPort,
+      size: d.data.length,
+      src_addr: `${d.srcAddr.network}:${d.srcAddr.node}`,
+      src_port: d.srcPort,
+    }),
+  );
   tunnel.on('established', (e) =>
     webhooks.emit('tunnel.established', {
       authenticated: e.authenticated,

@@ -1,35 +1,14 @@
 import type { Socket } from 'node:net';
 import { ipcErrorCode, PilotError, toPilotError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Addr } from '../protocol/address.js';
-import {
-  decodeIpcMessage,
-  IpcFrameSplitter,
-  writeIpcFrame,
-  type IpcHandshakeOp,
-  type IpcMessage,
-} from '../protocol/ipc.js';
+import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject, JsonValue } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
-import type { Datagram, DialOptions, PilotConn, PilotListener } from '../pilot-net.js';
+import type { Datagram, PilotConn, PilotListener } from '../pilot-net.js';
+import type { NodeOperations } from '../pilot-node.js';
 
-/** What the IPC commands of PROTOCOL.md §8 act on. */
-export interface IpcBackend {
-  listen(port: number): Promise<PilotListener>;
-  dial(addr: Addr, port: number, options?: DialOptions): Promise<PilotConn>;
-  sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void>;
-  /** Any live connection of the daemon by id (for Close of a connection this client does not own). */
-  connection(connId: number): PilotConn | undefined;
-  info(): JsonObject;
-  handshake(op: IpcHandshakeOp): Promise<JsonObject>;
-  resolveHostname(name: string): Promise<JsonObject>;
-  setHostname(name: string): Promise<JsonObject>;
-  setVisibility(isPublic: boolean): Promise<JsonObject>;
-  deregister(): Promise<JsonObject>;
-  setTags(tags: readonly string[]): Promise<JsonObject>;
-  setWebhook(url: string): Promise<JsonObject>;
-  setTaskExec(enabled: boolean): Promise<JsonObject>;
-}
+/** What the IPC commands of PROTOCOL.md §8 act on: a running node's operations. */
+export type IpcBackend = NodeOperations;
 
 /** How long a connection the client closed (a half-close) may wait for the peer to finish before it is reset. */
 const CLOSE_LINGER_MS = 30_000;

@@ -21,7 +21,8 @@ import {
 } from './info.js';
 import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
 import { Listener } from './listener.js';
-import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
+import type { Datagram, DialOptions } from '../pilot-net.js';
+import type { DatagramOptions, Health, PilotNode } from '../pilot-node.js';
 import { checkPort, checkU32, target, toAddr } from './validate.js';
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
@@ -36,18 +37,7 @@ export interface ConnectOptions {
   maxUnread?: number;
 }
 
-export interface DatagramOptions {
-  /** Only datagrams sent to this destination port. */
-  port?: number;
-  signal?: AbortSignal;
-}
-
-export interface Health {
-  ok: boolean;
-  uptimeSecs: number;
-  nodeId: number;
-  address: string;
-}
+export type { DatagramOptions, Health };
 
 export interface Driver {
   on(event: 'datagram', listener: (datagram: Datagram) => void): this;
@@ -65,7 +55,7 @@ export interface Driver {
 
 /** A client of a pilot daemon's IPC socket (PROTOCOL.md §8). */
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above only types the events of EventEmitter's own methods.
-export class Driver extends EventEmitter implements PilotNetwork {
+export class Driver extends EventEmitter implements PilotNode {
   private client: IpcClient | null = null;
   private address: Addr = { network: 0, node: 0 };
   private readonly conns = new Map<number, Conn>();

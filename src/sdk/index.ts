@@ -8,7 +8,8 @@ export { NOT_RUNNING_HINT } from './ipc-client.js';
 export type { DaemonInfo, PeerInfo, ConnInfo, OutgoingEntry, PendingEntry, TrustedEntry } from './info.js';
 export { serveHttp, createConnection, PilotAgent } from './http.js';
 export type { CreateConnection, HttpDialer, PilotHttpTarget } from './http.js';
-export type { PilotConn, PilotListener, PilotNetwork, Datagram, DialOptions } from './types.js';
+export type { PilotConn, PilotListener, PilotNetwork, PilotNode, Datagram, DialOptions } from './types.js';
+export { EmbeddedNode } from './embedded.js';
 export {
   sendMessage,
   sendFile,

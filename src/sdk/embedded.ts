@@ -1,0 +1,225 @@
+import { EventEmitter } from 'node:events';
+import { PilotError, toPilotError } from '../errors.js';
+import { formatAddr, type Addr } from '../protocol/address.js';
+import type { IpcHandshakeOp } from '../protocol/ipc.js';
+import type { JsonObject } from '../protocol/json.js';
+import type { Datagram, DialOptions, PilotConn, PilotListener } from '../pilot-net.js';
+import type { DatagramOptions, Health, NodeCore, PilotNode } from '../pilot-node.js';
+import { AsyncQueue } from './async-queue.js';
+import { DATAGRAM_QUEUE_SIZE, MAX_DATAGRAM } from './driver.js';
+import {
+  parseDaemonInfo,
+  parseOutgoing,
+  parsePending,
+  parseTrusted,
+  type DaemonInfo,
+  type OutgoingEntry,
+  type PendingEntry,
+  type TrustedEntry,
+} from './info.js';
+import { checkPort, checkU32, target, toAddr } from './validate.js';
+
+/** The failure of one call, named like the Driver names it, with the code of the layer that knew. */
+function inContext(err: unknown, context: string): PilotError {
+  const e = toPilotError(err);
+  return new PilotError(e.code, `${context}: ${e.message}`, e.hint, { cause: err });
+}
+
+async function named<T>(context: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw inContext(err, context);
+  }
+}
+
+/**
+ * A node running inside this process (see `createNode`), with the API of `Driver`: the same calls
+ * take the same arguments and give the same results, without a daemon or an IPC socket between
+ * the application and the network.
+ */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below only types the events of EventEmitter's own methods.
+export class EmbeddedNode extends EventEmitter implements PilotNode {
+  private readonly datagramQueues = new Map<AsyncQueue<Datagram>, number | undefined>();
+  private readonly unsubscribe: () => void;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly core: NodeCore) {
+    super();
+    this.unsubscribe = core.onDatagram((d) => this.deliver(d));
+  }
+
+  get localAddr(): Addr {
+    return this.core.localAddr;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  async info(): Promise<DaemonInfo> {
+    this.open();
+    return parseDaemonInfo(this.core.info());
+  }
+
+  async health(): Promise<Health> {
+    try {
+      const info = await this.info();
+      return { ok: true, uptimeSecs: info.uptime_secs, nodeId: info.node_id, address: info.address };
+    } catch (err) {
+      if (err instanceof PilotError && err.code === 'not_running') throw err;
+      return { ok: false, uptimeSecs: 0, nodeId: this.localAddr.node, address: formatAddr(this.localAddr) };
+    }
+  }
+
+  async dial(addr: Addr | string, port: number, options: DialOptions = {}): Promise<PilotConn> {
+    const remote = toAddr(addr);
+    checkPort(port);
+    this.open();
+    const conn = await named(`dial ${target(remote, port)}`, () => this.core.dial(remote, port, options));
+    conn.setNoDelay?.(true);
+    return conn;
+  }
+
+  async listen(port: number): Promise<PilotListener> {
+    checkPort(port);
+    this.open();
+    return named(`listen on port ${port}`, () => this.core.listen(port));
+  }
+
+  async sendTo(addr: Addr | string, port: number, data: Uint8Array): Promise<void> {
+    const to = toAddr(addr);
+    checkPort(port);
+    if (data.length > MAX_DATAGRAM)
+      throw new PilotError(
+        'too_large',
+        `datagram of ${data.length} bytes exceeds the maximum of ${MAX_DATAGRAM} bytes`,
+      );
+    this.open();
+    await this.core.sendTo(to, port, data);
+  }
+
+  datagrams(options: DatagramOptions = {}): AsyncIterable<Datagram> {
+    const queue: AsyncQueue<Datagram> = new AsyncQueue<Datagram>(DATAGRAM_QUEUE_SIZE, options.signal, () =>
+      this.datagramQueues.delete(queue),
+    );
+    if (this.closed) queue.end();
+    else if (!queue.finished) this.datagramQueues.set(queue, options.port);
+    return queue;
+  }
+
+  handshake(nodeId: number, justification = ''): Promise<JsonObject> {
+    return this.trustOp(
+      { sub: 'Request', nodeId: checkU32(nodeId, 'node id'), justification },
+      `handshake with node ${nodeId}`,
+    );
+  }
+
+  approve(nodeId: number): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Approve', nodeId: checkU32(nodeId, 'node id') }, `approve node ${nodeId}`);
+  }
+
+  reject(nodeId: number, reason = ''): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Reject', nodeId: checkU32(nodeId, 'node id'), reason }, `reject node ${nodeId}`);
+  }
+
+  untrust(nodeId: number): Promise<JsonObject> {
+    return this.trustOp({ sub: 'Revoke', nodeId: checkU32(nodeId, 'node id') }, `untrust node ${nodeId}`);
+  }
+
+  async pending(): Promise<PendingEntry[]> {
+    return parsePending(await this.trustOp({ sub: 'Pending' }, 'pending'));
+  }
+
+  async trusted(): Promise<TrustedEntry[]> {
+    return parseTrusted(await this.trustOp({ sub: 'Trusted' }, 'trusted'));
+  }
+
+  async outgoing(): Promise<OutgoingEntry[]> {
+    return parseOutgoing(await this.trustOp({ sub: 'Outgoing' }, 'outgoing'));
+  }
+
+  async resolveHostname(name: string): Promise<JsonObject> {
+    if (name === '') throw new PilotError('invalid_argument', 'hostname is empty');
+    return this.call(`resolve ${name}`, () => this.core.resolveHostname(name));
+  }
+
+  setHostname(name: string): Promise<JsonObject> {
+    return this.call('set hostname', () => this.core.setHostname(name));
+  }
+
+  setVisibility(isPublic: boolean): Promise<JsonObject> {
+    return this.call('set visibility', () => this.core.setVisibility(isPublic));
+  }
+
+  async setTags(tags: string[]): Promise<JsonObject> {
+    if (tags.length > 3) throw new PilotError('invalid_argument', `at most 3 tags, got ${tags.length}`);
+    return this.call('set tags', () => this.core.setTags(tags));
+  }
+
+  setWebhook(url: string): Promise<JsonObject> {
+    return this.call('set webhook', () => this.core.setWebhook(url));
+  }
+
+  setTaskExec(enabled: boolean): Promise<JsonObject> {
+    return this.call('set task exec', () => this.core.setTaskExec(enabled));
+  }
+
+  deregister(): Promise<JsonObject> {
+    return this.call('deregister', () => this.core.deregister());
+  }
+
+  async disconnect(connId: number): Promise<void> {
+    checkU32(connId, 'connection id');
+    this.open();
+    // An unknown id is no error, as with a daemon (its Close of an unknown id is answered CloseOK).
+    this.core.connection(connId)?.destroy();
+  }
+
+  /** Stops the node: its connections and ports close, its tunnel and registry session end. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.unsubscribe();
+      try {
+        await this.core.close();
+      } finally {
+        for (const queue of [...this.datagramQueues.keys()]) queue.end();
+        this.datagramQueues.clear();
+        this.emit('close', null);
+      }
+    })();
+    return this.closing;
+  }
+
+  private deliver(d: Datagram): void {
+    this.emit('datagram', d);
+    for (const [queue, port] of this.datagramQueues) {
+      if (port === undefined || port === d.dstPort) queue.push(d);
+    }
+  }
+
+  private open(): void {
+    if (this.closed) throw new PilotError('not_running', 'the node has been closed');
+  }
+
+  private async call(context: string, op: () => Promise<JsonObject>): Promise<JsonObject> {
+    this.open();
+    return named(context, op);
+  }
+
+  private trustOp(op: IpcHandshakeOp, context: string): Promise<JsonObject> {
+    return this.call(context, () => this.core.handshake(op));
+  }
+}
+
+export interface EmbeddedNode {
+  on(event: 'datagram', listener: (datagram: Datagram) => void): this;
+  on(event: 'error', listener: (err: PilotError) => void): this;
+  on(event: 'close', listener: (err: PilotError | null) => void): this;
+  once(event: 'datagram', listener: (datagram: Datagram) => void): this;
+  once(event: 'error', listener: (err: PilotError) => void): this;
+  once(event: 'close', listener: (err: PilotError | null) => void): this;
+  off(event: 'datagram', listener: (datagram: Datagram) => void): this;
+  off(event: 'error', listener: (err: PilotError) => void): this;
+  off(event: 'close', listener: (err: PilotError | null) => void): this;
+}
