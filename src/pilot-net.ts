@@ -19,6 +19,12 @@ export interface PilotConn extends Duplex {
   setTimeout(ms: number, callback?: () => void): this;
   /** Like `net.Socket#setNoDelay`, where the connection runs in this process (daemon services). */
   setNoDelay?(noDelay?: boolean): this;
+  /**
+   * Where the connection runs in this process: a destroy() after end() lets the close complete
+   * (written data sent, then FIN; what arrives discarded) for up to `lingerMs` before resetting,
+   * as a daemon does when its IPC client closes a connection.
+   */
+  releaseOnDestroy?(lingerMs: number): this;
 }
 
 /** Accepts connections on one port; emits 'connection' like `net.Server` and is async-iterable. */

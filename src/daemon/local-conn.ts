@@ -55,6 +55,10 @@ export class LocalConn extends Duplex implements PilotConn {
   private gone = false;
   private idleMs = 0;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** See releaseOnDestroy; 0 = a destroy before the close completed resets the connection. */
+  private releaseMs = 0;
+  private released = false;
+  private releaseTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ops: ConnOps,
@@ -75,6 +79,23 @@ export class LocalConn extends Duplex implements PilotConn {
   setNoDelay(noDelay = true): this {
     if (!this.gone) this.ops.setNagle(this.id, !noDelay);
     return this;
+  }
+
+  /**
+   * A destroy() after end() (without an error) then closes as a daemon closes for its IPC clients:
+   * the data already written is still sent and followed by FIN, what still arrives is discarded,
+   * and the connection is reset only if the close has not completed within `lingerMs`. Without
+   * it, such a destroy resets the connection at once.
+   */
+  releaseOnDestroy(lingerMs: number): this {
+    this.releaseMs = lingerMs;
+    return this;
+  }
+
+  /** Resets the connection and destroys the stream, whatever releaseOnDestroy says. */
+  resetAndDestroy(): this {
+    this.releaseMs = 0;
+    return this.destroy();
   }
 
   setTimeout(ms: number, callback?: () => void): this {
@@ -146,7 +167,10 @@ export class LocalConn extends Duplex implements PilotConn {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     // autoDestroy runs once both directions are done; the engine then completes the close on its
     // own (FIN retransmission, TIME_WAIT). Only a destroy before that is an abort.
-    if (!this.gone && !(this.finished && this.peerEnded)) this.ops.abort(this.id);
+    if (!this.gone && !(this.finished && this.peerEnded)) {
+      if (this.finished && err === null && this.releaseMs > 0) this.release();
+      else this.ops.abort(this.id);
+    }
     this.gone = true;
     const p = this.pending;
     this.pending = undefined;
@@ -154,10 +178,25 @@ export class LocalConn extends Duplex implements PilotConn {
     callback(err);
   }
 
+  private release(): void {
+    this.released = true;
+    this.discard();
+    this.releaseTimer = setTimeout(() => this.ops.abort(this.id), this.releaseMs);
+    this.releaseTimer.unref();
+  }
+
+  /** Reads and drops what arrives for a released connection (a closed window would hold the peer's FIN). */
+  private discard(): void {
+    while (this.ops.read(this.id, READ_CHUNK)) {
+      // dropped
+    }
+  }
+
   // ---- engine events ----
 
   onReadable(): void {
-    this.pull();
+    if (this.released) this.discard();
+    else this.pull();
   }
 
   onWritable(): void {
@@ -166,10 +205,13 @@ export class LocalConn extends Duplex implements PilotConn {
 
   onEnd(): void {
     this.peerEnded = true;
-    this.pull(true);
+    if (this.released) this.discard();
+    else this.pull(true);
   }
 
   onClosed(reason: CloseReason): void {
+    if (this.releaseTimer) clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
     if (this.gone) return;
     this.gone = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);

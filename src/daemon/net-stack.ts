@@ -276,7 +276,7 @@ export class NetStack implements PilotNetwork {
 
   close(): void {
     if (this.closed) return;
-    for (const conn of this.conns.values()) conn.destroy();
+    for (const conn of this.conns.values()) conn.resetAndDestroy();
     for (const l of this.listeners.values()) void l.close();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);

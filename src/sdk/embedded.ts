@@ -3,7 +3,7 @@ import { PilotError, toPilotError } from '../errors.js';
 import { formatAddr, type Addr } from '../protocol/address.js';
 import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
-import type { Datagram, DialOptions, PilotConn, PilotListener } from '../pilot-net.js';
+import type { Datagram, DialOptions, PilotConn } from '../pilot-net.js';
 import type { DatagramOptions, Health, NodeCore, PilotNode } from '../pilot-node.js';
 import { AsyncQueue } from './async-queue.js';
 import { DATAGRAM_QUEUE_SIZE, MAX_DATAGRAM } from './driver.js';
@@ -17,7 +17,24 @@ import {
   type PendingEntry,
   type TrustedEntry,
 } from './info.js';
+import { Listener } from './listener.js';
 import { checkPort, checkU32, target, toAddr } from './validate.js';
+
+/**
+ * How long a connection the application destroyed after ending it may take to finish its close
+ * before it is reset: what a daemon allows a connection its IPC client closed.
+ */
+const CLOSE_LINGER_MS = 30_000;
+
+/**
+ * An application's connection behaves as through a daemon: no Nagle (writes of one turn already
+ * leave together), and a destroy after end() lets the written data and FIN go out.
+ */
+function adopt(conn: PilotConn): PilotConn {
+  conn.setNoDelay?.(true);
+  conn.releaseOnDestroy?.(CLOSE_LINGER_MS);
+  return conn;
+}
 
 /** The failure of one call, named like the Driver names it, with the code of the layer that knew. */
 function inContext(err: unknown, context: string): PilotError {
@@ -76,15 +93,21 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
     const remote = toAddr(addr);
     checkPort(port);
     this.open();
-    const conn = await named(`dial ${target(remote, port)}`, () => this.core.dial(remote, port, options));
-    conn.setNoDelay?.(true);
-    return conn;
+    return adopt(await named(`dial ${target(remote, port)}`, () => this.core.dial(remote, port, options)));
   }
 
-  async listen(port: number): Promise<PilotListener> {
+  /** Accepted connections, delivered as the Driver's listener delivers them; `close()` unbinds the port. */
+  async listen(port: number): Promise<Listener<PilotConn>> {
     checkPort(port);
     this.open();
-    return named(`listen on port ${port}`, () => this.core.listen(port));
+    const bound = await named(`listen on port ${port}`, () => this.core.listen(port));
+    const listener = new Listener<PilotConn>(port, () => void bound.close());
+    bound.on('connection', (conn) => {
+      if (!listener.deliver(adopt(conn))) conn.destroy();
+    });
+    // The node stopping closes its ports.
+    bound.on('close', () => listener.shutdown(null));
+    return listener;
   }
 
   async sendTo(addr: Addr | string, port: number, data: Uint8Array): Promise<void> {

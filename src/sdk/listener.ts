@@ -1,19 +1,19 @@
 import { EventEmitter } from 'node:events';
 import { AsyncQueue } from './async-queue.js';
 import type { Conn } from './conn.js';
-import type { PilotListener } from '../pilot-net.js';
+import type { PilotConn, PilotListener } from '../pilot-net.js';
 
 /** Accepted connections held for the async iterator when no 'connection' listener takes them. */
 export const LISTENER_BACKLOG = 128;
 
-export interface Listener {
-  on(event: 'connection', listener: (conn: Conn) => void): this;
+export interface Listener<C extends PilotConn = Conn> {
+  on(event: 'connection', listener: (conn: C) => void): this;
   on(event: 'close', listener: () => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
-  once(event: 'connection', listener: (conn: Conn) => void): this;
+  once(event: 'connection', listener: (conn: C) => void): this;
   once(event: 'close', listener: () => void): this;
   once(event: 'error', listener: (err: Error) => void): this;
-  off(event: 'connection', listener: (conn: Conn) => void): this;
+  off(event: 'connection', listener: (conn: C) => void): this;
   off(event: 'close', listener: () => void): this;
   off(event: 'error', listener: (err: Error) => void): this;
 }
@@ -27,13 +27,13 @@ export interface Listener {
  * bound until the driver disconnects (connections it still accepts are closed by the driver).
  */
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above only types the events of EventEmitter's own methods.
-export class Listener extends EventEmitter implements PilotListener {
-  private readonly backlog = new AsyncQueue<Conn>(LISTENER_BACKLOG);
+export class Listener<C extends PilotConn = Conn> extends EventEmitter implements PilotListener {
+  private readonly backlog = new AsyncQueue<C>(LISTENER_BACKLOG);
   private closed = false;
 
   constructor(
     readonly port: number,
-    private readonly onClose: (listener: Listener) => void,
+    private readonly onClose: (listener: Listener<C>) => void,
   ) {
     super();
   }
@@ -43,7 +43,7 @@ export class Listener extends EventEmitter implements PilotListener {
   }
 
   /** Hands over a connection accepted for this port; false if the listener cannot take it. */
-  deliver(conn: Conn): boolean {
+  deliver(conn: C): boolean {
     if (this.closed) return false;
     if (this.listenerCount('connection') > 0) {
       this.emit('connection', conn);
@@ -53,7 +53,7 @@ export class Listener extends EventEmitter implements PilotListener {
   }
 
   /** Leaving the loop early (break, throw) closes the listener, as the iteration owned it. */
-  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+  [Symbol.asyncIterator](): AsyncIterator<C> {
     return {
       next: () => this.backlog.next(),
       return: async () => {
