@@ -7,18 +7,25 @@
  * The daemons are warmed up first (a 20 MiB pilotctl bench: tunnel keys, JIT), as long-running
  * daemons are; each size then runs BENCH_RUNS times (default 3) and the median is reported.
  *
+ * The `mode: "embedded"` rows move the same bytes (same 60 KiB writes) between two embedded nodes
+ * (`createNode()`), each in a process of its own: no daemon, no IPC hop, no pilotctl.
+ *
  * Prints progress lines, then as the last line:
- *   {"results":[{"size_mb":10,"pilot_mb_s":…,"tcp_mb_s":…,"ratio":…,"cpu_ms_per_mib":{…}},…]}
+ *   {"results":[{"mode":"daemon","size_mb":10,"pilot_mb_s":…,"tcp_mb_s":…,"ratio":…,"cpu_ms_per_mib":{…}},…,
+ *               {"mode":"embedded",…},…]}
  * MB/s counts 10^6 bytes; size_mb is MiB, as pilotctl bench takes it. cpu_ms_per_mib (Linux
  * only; medians over the runs) says where the CPU went: the pilotctl process (including its
  * start-up, about 0.2 s), daemon a (sends and receives the echo) and daemon b (echoes).
  *
  *   BENCH_SIZES=10,50   sizes in MiB (default 10,50)
+ *   BENCH_MODES=daemon,embedded   which rows to measure (default both)
  */
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { Cluster } from '../test/e2e/cluster.js';
+import { embeddedPair } from './embedded-pair.js';
 import {
   BenchError,
   exitedChildrenCpuMs,
@@ -41,6 +48,49 @@ const SIZES = (process.env.BENCH_SIZES ?? '10,50')
   .map(Number)
   .filter((n) => n > 0);
 const PILOT_TIMEOUT_S = 120;
+const MODES = new Set((process.env.BENCH_MODES ?? 'daemon,embedded').split(',').map((m) => m.trim()));
+
+interface Row {
+  mode: 'daemon' | 'embedded';
+  size_mb: number;
+  pilot_mb_s: number;
+  tcp_mb_s: number;
+  ratio: number;
+  cpu_ms_per_mib: Record<string, number>;
+}
+
+type TcpEcho = Awaited<ReturnType<typeof startTcpEcho>>;
+
+function row(
+  mode: Row['mode'],
+  size: number,
+  pilotRuns: number[],
+  tcpRuns: number[],
+  cpuRuns: Record<string, number[]>,
+): Row {
+  const pilotMbS = median(pilotRuns);
+  const tcpMbS = median(tcpRuns);
+  const cpu = Object.fromEntries(
+    Object.entries(cpuRuns)
+      .filter(([, xs]) => xs.length > 0)
+      .map(([k, xs]) => [k, round(median(xs), 1)]),
+  );
+  return {
+    mode,
+    size_mb: size,
+    pilot_mb_s: round(pilotMbS, 2),
+    tcp_mb_s: round(tcpMbS, 2),
+    ratio: round(pilotMbS / tcpMbS, 4),
+    cpu_ms_per_mib: cpu,
+  };
+}
+
+/** One TCP echo of `bytes`, recorded in MB/s, as the baseline of the pilot run just before. */
+async function tcpRun(tcp: TcpEcho, size: number, bytes: number, runs: number[]): Promise<void> {
+  const tcpMs = await withTimeout(`TCP echo of ${size} MiB`, 120_000, tcpEcho(tcp.port, bytes));
+  runs.push(bytes / 1e6 / (tcpMs / 1000));
+  progress(`tcp   ${size} MiB: ${round(runs.at(-1) as number, 2)} MB/s (${Math.round(tcpMs)} ms)`);
+}
 
 const ECHO_SERVER = `
 const net = require('node:net');
@@ -102,14 +152,11 @@ async function tcpEcho(port: number, total: number): Promise<number> {
   }
 }
 
-runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
+async function daemonRows(onCleanup: (f: () => Promise<void>) => void, tcp: TcpEcho): Promise<Row[]> {
   progress('starting a rendezvous and two daemons on 127.0.0.1 …');
   const pair = await trustedPair();
   onCleanup(pair.close);
   progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
-  const tcp = await startTcpEcho();
-  onCleanup(tcp.stop);
-  progress(`TCP echo server on 127.0.0.1:${tcp.port}`);
 
   // Warm-up: tunnel keys, JIT on both paths.
   jsonData(
@@ -118,13 +165,7 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
   );
   await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, 20 * MiB));
 
-  const results: {
-    size_mb: number;
-    pilot_mb_s: number;
-    tcp_mb_s: number;
-    ratio: number;
-    cpu_ms_per_mib: Record<string, number>;
-  }[] = [];
+  const results: Row[] = [];
   for (const size of SIZES) {
     const bytes = Math.round(size * MiB);
     const pilotRuns: number[] = [];
@@ -162,24 +203,59 @@ runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
       progress(
         `pilot ${size} MiB: ${round(pilotMbS, 2)} MB/s (send ${String(data.send_duration_ms)} ms, echo complete ${String(data.total_duration_ms)} ms; pilotctl process ${Math.round(processMs)} ms)`,
       );
-      const tcpMs = await withTimeout(`TCP echo of ${size} MiB`, 120_000, tcpEcho(tcp.port, bytes));
-      tcpRuns.push(bytes / 1e6 / (tcpMs / 1000));
-      progress(`tcp   ${size} MiB: ${round(tcpRuns.at(-1) as number, 2)} MB/s (${Math.round(tcpMs)} ms)`);
+      await tcpRun(tcp, size, bytes, tcpRuns);
     }
-    const pilotMbS = median(pilotRuns);
-    const tcpMbS = median(tcpRuns);
-    const cpu = Object.fromEntries(
-      Object.entries(cpuRuns)
-        .filter(([, xs]) => xs.length > 0)
-        .map(([k, xs]) => [k, round(median(xs), 1)]),
-    );
-    results.push({
-      size_mb: size,
-      pilot_mb_s: round(pilotMbS, 2),
-      tcp_mb_s: round(tcpMbS, 2),
-      ratio: round(pilotMbS / tcpMbS, 4),
-      cpu_ms_per_mib: cpu,
-    });
+    results.push(row('daemon', size, pilotRuns, tcpRuns, cpuRuns));
+  }
+  await pair.close();
+  return results;
+}
+
+/** The same echoes between two embedded nodes, each in its own process (node a sends to node b's echo). */
+async function embeddedRows(onCleanup: (f: () => Promise<void>) => void, tcp: TcpEcho): Promise<Row[]> {
+  progress('starting a rendezvous and two embedded nodes, each in its own process …');
+  const cluster = await Cluster.start();
+  onCleanup(() => cluster.stop());
+  const pair = await embeddedPair(cluster);
+  onCleanup(pair.close);
+  progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
+  await pair.a.call({ cmd: 'echo', address: pair.b.address, bytes: 20 * MiB }, 90_000);
+
+  const results: Row[] = [];
+  const [pidA, pidB] = [pair.a.child.pid, pair.b.child.pid];
+  for (const size of SIZES) {
+    const bytes = Math.round(size * MiB);
+    const pilotRuns: number[] = [];
+    const tcpRuns: number[] = [];
+    const cpuRuns: { node_a: number[]; node_b: number[] } = { node_a: [], node_b: [] };
+    for (let run = 0; run < RUNS; run++) {
+      const cpuBefore = [processCpuMs(pidA), processCpuMs(pidB)];
+      const ms = (await pair.a.call({ cmd: 'echo', address: pair.b.address, bytes }, PILOT_TIMEOUT_S * 1000)) as number;
+      const cpuAfter = [processCpuMs(pidA), processCpuMs(pidB)];
+      for (const [i, key] of (['node_a', 'node_b'] as const).entries()) {
+        const [b, a] = [cpuBefore[i], cpuAfter[i]];
+        if (a !== undefined && b !== undefined) cpuRuns[key].push((a - b) / size);
+      }
+      pilotRuns.push(bytes / 1e6 / (ms / 1000));
+      progress(`embedded ${size} MiB: ${round(pilotRuns.at(-1) as number, 2)} MB/s (${Math.round(ms)} ms)`);
+      await tcpRun(tcp, size, bytes, tcpRuns);
+    }
+    results.push(row('embedded', size, pilotRuns, tcpRuns, cpuRuns));
+  }
+  await pair.close();
+  await cluster.stop();
+  return results;
+}
+
+runBench('bench:echo', 10 * 60_000, async (onCleanup) => {
+  const tcp = await startTcpEcho();
+  onCleanup(tcp.stop);
+  progress(`TCP echo server on 127.0.0.1:${tcp.port}`);
+  const results: Row[] = [];
+  if (MODES.has('daemon')) results.push(...(await daemonRows(onCleanup, tcp)));
+  if (MODES.has('embedded')) {
+    await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, 20 * MiB));
+    results.push(...(await embeddedRows(onCleanup, tcp)));
   }
   console.log(JSON.stringify({ results }));
 });

@@ -4,8 +4,13 @@
  * the time runs from the dial to the last echoed byte. The 100 pings run in-process through the
  * SDK (no process start per ping); one `pilotctl ping --count 5 --json` run covers the CLI path.
  *
+ * The `mode: "embedded"` row makes the same pings between two embedded nodes (`createNode()`), each
+ * in a process of its own: no daemon and no IPC hop.
+ *
  * Prints progress lines, then as the last line:
- *   {"count":100,"median_ms":…,"p99_ms":…,"cli_median_ms":…,"udp_rtt_median_ms":…,"ratio_to_udp_rtt":…}
+ *   {"results":[{"mode":"daemon","count":100,"median_ms":…,"p99_ms":…,"cli_median_ms":…,"ratio_to_udp_rtt":…},
+ *               {"mode":"embedded","count":100,"median_ms":…,"p99_ms":…,"ratio_to_udp_rtt":…}],
+ *    "udp_rtt_median_ms":…}
  * The baseline is a plain UDP round trip between two Node processes measured in the same run.
  *
  * Pings start at most every BENCH_PING_GAP_MS (default 110 ms), so that each one finds the
@@ -13,9 +18,12 @@
  *
  *   BENCH_PINGS=N         number of SDK pings (default 100)
  *   BENCH_PING_GAP_MS=N   minimum time between ping starts (default 110; 0 = back to back)
+ *   BENCH_MODES=daemon,embedded   which rows to measure (default both)
  */
 import { performance } from 'node:perf_hooks';
-import type { Driver } from '../src/sdk/driver.js';
+import { Cluster } from '../test/e2e/cluster.js';
+import { embeddedPair } from './embedded-pair.js';
+import { PING_TIMEOUT_MS, pingOnce } from './node-measure.js';
 import { udpRoundTrips } from './udp-echo.js';
 import {
   BenchError,
@@ -31,32 +39,31 @@ import {
 
 const COUNT = Math.max(1, Number.parseInt(process.env.BENCH_PINGS ?? '100', 10) || 100);
 const WARMUP = 10;
-const PING_TIMEOUT_MS = 5000;
 const GAP_MS = Math.max(0, Number.parseInt(process.env.BENCH_PING_GAP_MS ?? '110', 10) || 0);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function pingOnce(driver: Driver, address: string, seq: number): Promise<number> {
-  const payload = Buffer.from(`ping-${seq}`);
-  const start = performance.now();
-  const conn = await driver.dial(address, 7, { timeoutMs: PING_TIMEOUT_MS, data: payload });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let got = 0;
-      conn.on('data', (b: Buffer) => {
-        got += b.length;
-        if (got >= payload.length) resolve();
-      });
-      conn.once('error', reject);
-      conn.once('close', () => reject(new BenchError(`ping ${seq}: stream closed after ${got} bytes`)));
-    });
-    return performance.now() - start;
-  } finally {
-    conn.destroy();
-  }
+const MODES = new Set((process.env.BENCH_MODES ?? 'daemon,embedded').split(',').map((m) => m.trim()));
+
+interface Row {
+  mode: 'daemon' | 'embedded';
+  count: number;
+  median_ms: number;
+  p99_ms: number;
+  cli_median_ms?: number;
 }
 
-runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
+function summary(mode: Row['mode'], rtts: number[]): Row {
+  const sorted = [...rtts].sort((x, y) => x - y);
+  const median = percentile(sorted, 50);
+  const p99 = percentile(sorted, 99);
+  progress(
+    `${mode}: min ${round(sorted[0] as number)} ms, median ${round(median)} ms, p99 ${round(p99)} ms, max ${round(sorted.at(-1) as number)} ms`,
+  );
+  return { mode, count: rtts.length, median_ms: round(median), p99_ms: round(p99) };
+}
+
+async function daemonRow(onCleanup: (f: () => Promise<void>) => void): Promise<Row> {
   progress('starting a rendezvous and two daemons on 127.0.0.1 …');
   const pair = await trustedPair();
   onCleanup(pair.close);
@@ -78,12 +85,7 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
     rtts.push(await withTimeout(`ping ${i}`, PING_TIMEOUT_MS * 2, pingOnce(pair.da, pair.b.address, i)));
     if ((i + 1) % 25 === 0) progress(`${i + 1} pings, last ${round(rtts[i] as number)} ms`);
   }
-  const sorted = [...rtts].sort((x, y) => x - y);
-  const median = percentile(sorted, 50);
-  const p99 = percentile(sorted, 99);
-  progress(
-    `SDK: min ${round(sorted[0] as number)} ms, median ${round(median)} ms, p99 ${round(p99)} ms, max ${round(sorted.at(-1) as number)} ms`,
-  );
+  const row = summary('daemon', rtts);
 
   const data = jsonData(
     'pilotctl ping',
@@ -96,9 +98,39 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
   const cliMedian = percentile(cliSorted, 50);
   progress(`pilotctl ping --count 5: ${cliRtts.map((r) => round(r)).join(', ')} ms`);
 
-  // A ping is two round trips (dial, then the echo), each through four process hops
-  // (SDK → daemon → peer daemon → daemon → SDK); the baseline is one UDP round trip between two
-  // idle Node processes with the same gap, so about four baselines is the floor for this design.
+  await pair.close();
+  return { ...row, cli_median_ms: round(cliMedian) };
+}
+
+/** The same pings between two embedded nodes, each in its own process (node a pings node b's echo). */
+async function embeddedRow(onCleanup: (f: () => Promise<void>) => void): Promise<Row> {
+  progress('starting a rendezvous and two embedded nodes, each in its own process …');
+  const cluster = await Cluster.start();
+  onCleanup(() => cluster.stop());
+  const pair = await embeddedPair(cluster);
+  onCleanup(pair.close);
+  progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
+  await pair.a.call({ cmd: 'ping', address: pair.b.address, count: WARMUP, gapMs: GAP_MS });
+  await sleep(GAP_MS > 0 ? 1000 : 0);
+  progress(`${COUNT} pings, one new stream each, at most one per ${GAP_MS} ms …`);
+  const rtts = (await pair.a.call(
+    { cmd: 'ping', address: pair.b.address, count: COUNT, gapMs: GAP_MS },
+    COUNT * (GAP_MS + PING_TIMEOUT_MS * 2) + 10_000,
+  )) as number[];
+  const row = summary('embedded', rtts);
+  await pair.close();
+  await cluster.stop();
+  return row;
+}
+
+runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
+  const rows: Row[] = [];
+  if (MODES.has('daemon')) rows.push(await daemonRow(onCleanup));
+  if (MODES.has('embedded')) rows.push(await embeddedRow(onCleanup));
+
+  // A daemon ping is two round trips (dial, then the echo), each through four process hops
+  // (SDK → daemon → peer daemon → daemon → SDK); an embedded ping crosses two processes. The
+  // baseline is one UDP round trip between two idle Node processes with the same gap.
   progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
   const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS))).sort((x, y) => x - y);
   const udpMedian = percentile(udp, 50);
@@ -106,12 +138,8 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
 
   console.log(
     JSON.stringify({
-      count: COUNT,
-      median_ms: round(median),
-      p99_ms: round(p99),
-      cli_median_ms: round(cliMedian),
+      results: rows.map((r) => ({ ...r, ratio_to_udp_rtt: round(r.median_ms / udpMedian, 2) })),
       udp_rtt_median_ms: round(udpMedian),
-      ratio_to_udp_rtt: round(median / udpMedian, 2),
     }),
   );
 });

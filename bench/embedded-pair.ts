@@ -1,0 +1,143 @@
+/**
+ * Two embedded nodes in two processes of their own (the `mode: "embedded"` rows of bench:ping and
+ * bench:echo). Each child runs `createNode()` and takes commands from the parent over the IPC
+ * channel; node a runs the measurements against node b's echo service.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createNode, type EmbeddedNode, formatAddr } from '../src/index.js';
+import type { Cluster } from '../test/e2e/cluster.js';
+import { BenchError, poll, withTimeout } from './lib.js';
+import { echoOnce, PING_TIMEOUT_MS, pingOnce } from './node-measure.js';
+
+type Command =
+  | { cmd: 'start'; home: string; registry: string; beacon: string }
+  | { cmd: 'trust'; node: number; address: string }
+  | { cmd: 'ping'; address: string; count: number; gapMs: number }
+  | { cmd: 'echo'; address: string; bytes: number }
+  | { cmd: 'stop' };
+
+type Reply = { ok: true; value: unknown } | { ok: false; error: string };
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function run(node: EmbeddedNode | undefined, c: Command): Promise<unknown> {
+  if (c.cmd === 'start') {
+    return createNode({ home: c.home, registry: c.registry, beacon: c.beacon, listen: '127.0.0.1:0' });
+  }
+  if (node === undefined) throw new BenchError('the node has not started');
+  switch (c.cmd) {
+    case 'trust':
+      // Both sides ask: mutual requests are approved on both.
+      await node.handshake(c.node, 'bench');
+      await poll('trust', 30_000, async () =>
+        (await node.trusted()).some((t) => t.node_id === c.node) ? true : undefined,
+      );
+      await poll('a first stream', 30_000, async () => {
+        const conn = await node.dial(c.address, 7, { timeoutMs: 2000 });
+        conn.destroy();
+        return true;
+      });
+      return true;
+    case 'ping': {
+      const rtts: number[] = [];
+      let last = 0;
+      for (let i = 0; i < c.count; i++) {
+        await sleep(Math.max(0, last + c.gapMs - performance.now()));
+        last = performance.now();
+        rtts.push(await withTimeout(`ping ${i}`, PING_TIMEOUT_MS * 2, pingOnce(node, c.address, i)));
+      }
+      return rtts;
+    }
+    case 'echo':
+      return echoOnce(node, c.address, c.bytes);
+    case 'stop':
+      await node.close();
+      return true;
+  }
+}
+
+if (process.argv[2] === '--child') {
+  let node: EmbeddedNode | undefined;
+  process.on('message', (c: Command) => {
+    run(node, c).then(
+      (value) => {
+        if (c.cmd === 'start') {
+          node = value as EmbeddedNode;
+          process.send?.({ ok: true, value: { address: formatAddr(node.localAddr), node: node.localAddr.node } });
+        } else process.send?.({ ok: true, value }, () => c.cmd === 'stop' && process.disconnect());
+      },
+      (err: unknown) => process.send?.({ ok: false, error: String(err) }),
+    );
+  });
+}
+
+/** One child process with an embedded node. */
+export class EmbeddedPeer {
+  address = '';
+  node = 0;
+
+  private constructor(readonly child: ChildProcess) {}
+
+  static async start(cluster: Cluster, name: string): Promise<EmbeddedPeer> {
+    const child = fork(fileURLToPath(import.meta.url), ['--child'], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      execArgv: ['--import', 'tsx', ...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    });
+    const peer = new EmbeddedPeer(child);
+    const started = (await peer.call({
+      cmd: 'start',
+      home: join(cluster.dir, name),
+      registry: cluster.registry,
+      beacon: `127.0.0.1:${cluster.beaconPort}`,
+    })) as { address: string; node: number };
+    peer.node = started.node;
+    peer.address = started.address;
+    return peer;
+  }
+
+  call(c: Command, timeoutMs = 60_000): Promise<unknown> {
+    return withTimeout(
+      `embedded node: ${c.cmd}`,
+      timeoutMs,
+      new Promise((resolve, reject) => {
+        const onExit = (code: number | null): void => reject(new BenchError(`embedded node exited (${code})`));
+        this.child.once('exit', onExit);
+        this.child.once('message', (r: Reply) => {
+          this.child.off('exit', onExit);
+          if (r.ok) resolve(r.value);
+          else reject(new BenchError(r.error));
+        });
+        this.child.send(c);
+      }),
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    await this.call({ cmd: 'stop' }, 10_000).catch(() => this.child.kill('SIGKILL'));
+    await withTimeout('an embedded node process exiting', 10_000, exited).catch(() => this.child.kill('SIGKILL'));
+  }
+}
+
+/** Embedded nodes a and b, each in its own process, trusting each other. */
+export async function embeddedPair(
+  cluster: Cluster,
+): Promise<{ a: EmbeddedPeer; b: EmbeddedPeer; close(): Promise<void> }> {
+  const [a, b] = await Promise.all([EmbeddedPeer.start(cluster, 'ea'), EmbeddedPeer.start(cluster, 'eb')]);
+  const close = async (): Promise<void> => {
+    await Promise.all([a.stop(), b.stop()]);
+  };
+  try {
+    await Promise.all([
+      a.call({ cmd: 'trust', node: b.node, address: b.address }),
+      b.call({ cmd: 'trust', node: a.node, address: a.address }),
+    ]);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { a, b, close };
+}

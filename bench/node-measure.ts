@@ -1,0 +1,68 @@
+/**
+ * The measurements bench:ping and bench:echo make through a node, written against PilotNode so they
+ * run the same through a daemon (Driver) and through an embedded node.
+ */
+import { performance } from 'node:perf_hooks';
+import type { PilotNode } from '../src/pilot-node.js';
+import { BenchError } from './lib.js';
+
+export const PING_TIMEOUT_MS = 5000;
+const CHUNK = 60 * 1024;
+
+/**
+ * One ping as `pilotctl ping` makes it: a new stream to the echo port 7 carrying "ping-<seq>",
+ * timed from the dial to the last echoed byte.
+ */
+export async function pingOnce(node: PilotNode, address: string, seq: number): Promise<number> {
+  const payload = Buffer.from(`ping-${seq}`);
+  const start = performance.now();
+  const conn = await node.dial(address, 7, { timeoutMs: PING_TIMEOUT_MS, data: payload });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let got = 0;
+      conn.on('data', (b: Buffer) => {
+        got += b.length;
+        if (got >= payload.length) resolve();
+      });
+      conn.once('error', reject);
+      conn.once('close', () => reject(new BenchError(`ping ${seq}: stream closed after ${got} bytes`)));
+    });
+    return performance.now() - start;
+  } finally {
+    conn.destroy();
+  }
+}
+
+/**
+ * As `pilotctl bench`: `total` bytes (i mod 256) written in 60 KiB chunks to the echo port,
+ * waiting for drain, timed until the whole echo is back. Returns milliseconds.
+ */
+export async function echoOnce(node: PilotNode, address: string, total: number): Promise<number> {
+  const chunk = Buffer.alloc(CHUNK);
+  for (let i = 0; i < CHUNK; i++) chunk[i] = i & 0xff;
+  const start = performance.now();
+  const conn = await node.dial(address, 7, { timeoutMs: 10_000 });
+  try {
+    const echoed = new Promise<void>((resolve, reject) => {
+      let received = 0;
+      conn.on('data', (b: Buffer) => {
+        received += b.length;
+        if (received >= total) resolve();
+      });
+      conn.once('error', reject);
+      conn.once('close', () =>
+        received >= total ? resolve() : reject(new BenchError(`echo closed after ${received} of ${total} bytes`)),
+      );
+    });
+    let sent = 0;
+    while (sent < total) {
+      const piece = total - sent >= CHUNK ? chunk : chunk.subarray(0, total - sent);
+      sent += piece.length;
+      if (!conn.write(piece)) await new Promise<void>((r) => conn.once('drain', r));
+    }
+    await echoed;
+    return performance.now() - start;
+  } finally {
+    conn.destroy();
+  }
+}
