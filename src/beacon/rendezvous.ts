@@ -5,6 +5,7 @@ import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { startDashboard, type Dashboard } from '../registry/dashboard.js';
 import type { ReplicationOptions } from '../registry/replication.js';
+import { isStoreUrl } from '../registry/open-store.js';
 import { RegistryServer } from '../registry/server.js';
 import type { DiscoverySettings } from './discovery.js';
 import { formatHostPort } from './endpoint.js';
@@ -73,7 +74,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   if (opts.beaconDiscovery && !opts.beaconId) {
     throw new PilotError('invalid_argument', 'beacon discovery needs a non-zero beacon id');
   }
-  if (opts.storePath !== ':memory:') await ensureDir(dirname(opts.storePath), 0o700);
+  if (opts.storePath !== ':memory:' && !isStoreUrl(opts.storePath)) await ensureDir(dirname(opts.storePath), 0o700);
   const tls =
     opts.tls === undefined
       ? undefined

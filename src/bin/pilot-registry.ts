@@ -10,7 +10,7 @@ import { parseDashboardAddress, startDashboard, type Dashboard } from '../regist
 import { importJsonStore } from '../registry/import-json.js';
 import { checkReplicationOptions } from '../registry/replication.js';
 import { RegistryServer } from '../registry/server.js';
-import { openRegistryStore } from '../registry/embedded-store.js';
+import { isStoreUrl, openStore } from '../registry/open-store.js';
 import type { RegistryStore } from '../registry/store.js';
 import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
 import type { LevelWithSilent } from 'pino';
@@ -19,7 +19,10 @@ import { taskClock } from '../config/test-clock.js';
 
 const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
-  store: { kind: 'string', help: 'SQLite store file (default $PILOT_HOME/registry.db)' },
+  store: {
+    kind: 'string',
+    help: 'SQLite store file (default $PILOT_HOME/registry.db), or postgres://user@host:port/db shared by several registry processes',
+  },
   'admin-token': { kind: 'string', help: 'token that allows update_polo_score / set_polo_score (off when empty)' },
   'require-replay-proof': {
     kind: 'bool',
@@ -61,7 +64,7 @@ const FLAGS = {
 
 /** Opens the store and fills it from a Go registry's JSON file (all or nothing). */
 async function importedStore(storePath: string, file: string, log: Logger): Promise<RegistryStore> {
-  const store = openRegistryStore(storePath);
+  const store = await openStore(storePath, log);
   try {
     log.info({ file, ...(await importJsonStore(store, file)) }, 'JSON store imported');
     return store;
@@ -92,7 +95,8 @@ async function main(): Promise<number> {
   const tlsSource = registryTlsFromFlags(flags);
 
   const storePath = flags.store ?? pilotPaths().registryStore;
-  if (storePath !== ':memory:') mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
+  if (storePath !== ':memory:' && !isStoreUrl(storePath))
+    mkdirSync(dirname(storePath), { recursive: true, mode: 0o700 });
 
   const format = parseLogFormat(flags['log-format']);
   const log = createLogger({ level, name: 'registry', format });

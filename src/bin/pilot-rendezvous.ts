@@ -23,7 +23,10 @@ const FLAGS = {
     kind: 'string',
     help: 'another IP address of this host: the beacon also answers NAT probes from it, so daemons can tell full from restricted cone NATs (pilot-ts only)',
   },
-  store: { kind: 'string', help: 'registry store file (default $PILOT_HOME/registry.db)' },
+  store: {
+    kind: 'string',
+    help: 'registry store file (default $PILOT_HOME/registry.db), or postgres://user@host:port/db shared by several registry processes',
+  },
   'admin-token': { kind: 'string', help: 'token required for registry admin operations' },
   'require-replay-proof': {
     kind: 'bool',

@@ -2,6 +2,7 @@ import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
 import { actingNode, nodeAddress, registeredNode, setHostname, type Handler } from './context.js';
 import { boolField, strField, u32Field } from './fields.js';
+import { STALE_AFTER_MS } from './liveness.js';
 import { RequestError } from './request-error.js';
 import { hostnameError, normalizeTags } from './validation.js';
 
@@ -9,9 +10,13 @@ import { hostnameError, normalizeTags } from './validation.js';
 
 export const handleHeartbeat: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
-  await actingNode(state, req, id, challenge.heartbeat(id));
+  const node = await actingNode(state, req, id, challenge.heartbeat(id));
   const now = state.now();
+  // Batched with the others unless other processes may take the node for offline until then.
+  const shared = state.store.shared;
+  const soon = shared !== undefined && !state.liveness.isOnline(node, now + STALE_AFTER_MS / 2);
   state.liveness.touch(id, now);
+  if (shared !== undefined && soon) await shared.recordLiveness(new Map([[id, now]]), new Map());
   return { type: 'heartbeat_ok', time: Math.floor(now / 1000) };
 };
 

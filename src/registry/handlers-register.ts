@@ -137,6 +137,10 @@ export const handleRegister: Handler = async (state, req) => {
   }
   state.liveness.touch(node.id, now);
   if (proven) state.liveness.proven(node.id, now);
+  // Other processes sharing the store see a new registration at once, not at the next batch.
+  const shared = state.store.shared;
+  if (shared !== undefined)
+    await shared.recordLiveness(new Map([[node.id, now]]), new Map(proven ? [[node.id, now]] : []));
 
   const reply: JsonObject = {
     type: 'register_ok',

@@ -14,7 +14,7 @@ import { Liveness } from './liveness.js';
 import { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestCounter } from './request-counter.js';
 import { checkReplicationOptions, startReplication, type Replication, type ReplicationOptions } from './replication.js';
-import { openRegistryStore } from './embedded-store.js';
+import { openStore } from './open-store.js';
 import { SharedView } from './shared-view.js';
 import { computeStats, type RegistryStats } from './stats.js';
 import type { RegistryStore } from './store.js';
@@ -25,7 +25,7 @@ export interface RegistryServerOptions {
   host?: string;
   /** 0 = ephemeral; `RegistryServer.port` tells the bound one. */
   port: number;
-  /** SQLite file, or `':memory:'`. Ignored when `store` is given. */
+  /** SQLite file, `':memory:'`, or a `postgres://` URL. Ignored when `store` is given. */
   storePath: string;
   /** Another RegistryStore implementation (the server closes it on close). */
   store?: RegistryStore;
@@ -135,7 +135,7 @@ export class RegistryServer {
     const now = opts.now ?? Date.now;
     const log = opts.log ?? silentLogger();
     const replicationSettings = checkReplicationOptions(opts.replication);
-    const store = opts.store ?? openRegistryStore(opts.storePath);
+    const store = opts.store ?? (await openStore(opts.storePath, log));
     const shared = store.shared;
     const liveness = new Liveness({ trackChanges: shared !== undefined });
     const started = now();

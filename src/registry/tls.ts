@@ -57,9 +57,10 @@ export function registryTlsFromFlags(flags: {
   return certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : {};
 }
 
-/** Where a registry with this store keeps its generated certificate; undefined for `:memory:`. */
+/** Where a registry with this store keeps its generated certificate; undefined for `:memory:` and database URLs. */
 export function generatedTlsPaths(storePath: string): { cert: string; key: string } | undefined {
-  if (storePath === ':memory:') return undefined;
+  // A database URL has no directory: several processes behind one address need -tls-cert/-tls-key.
+  if (storePath === ':memory:' || /^postgres(ql)?:\/\//i.test(storePath)) return undefined;
   const dir = dirname(storePath);
   return { cert: join(dir, GENERATED_CERT_FILE), key: join(dir, GENERATED_KEY_FILE) };
 }

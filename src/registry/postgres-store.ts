@@ -1,0 +1,602 @@
+import pg from 'pg';
+import type { Logger } from '../log.js';
+import { migrate } from './postgres-schema.js';
+import { PostgresSharedState } from './postgres-shared.js';
+import { StoreConflictError } from './store-errors.js';
+import type {
+  AddRequestResult,
+  BeaconRecord,
+  HandshakeRequest,
+  HandshakeResponse,
+  NewNode,
+  NodePatch,
+  NodeRecord,
+  PendingHandshakeRequest,
+  ReceiptHistory,
+  RegistryStore,
+  StoreContents,
+  TaskAcceptance,
+  TaskEvidence,
+  TrustClaim,
+} from './store.js';
+
+interface NodeRow {
+  id: number;
+  public_key: string;
+  owner: string;
+  real_addr: string;
+  is_public: boolean;
+  hostname: string | null;
+  tags: string;
+  task_exec: boolean;
+  polo_score: number;
+  registered: boolean;
+  signs_body: boolean;
+  last_seen: number | null;
+  last_proven: number | null;
+}
+
+interface RequestRow {
+  to_id: number;
+  from_id: number;
+  justification: string;
+  created_at: number;
+  delivered: boolean;
+}
+
+interface ResponseRow {
+  seq: number;
+  to_id: number;
+  from_id: number;
+  accept: boolean;
+  created_at: number;
+}
+
+/** BIGINT columns hold u32 ids, Unix ms and scores: all within a double's exact range. */
+const INT8_OID = 20;
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === INT8_OID
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** Advisory transaction-lock namespaces (one key per node id within each). */
+const LOCK_INBOX = 1n << 40n;
+const LOCK_ACCEPTANCES = 2n << 40n;
+const lockKey = (space: bigint, id: number): string => (space + BigInt(id)).toString();
+
+function parseTags(text: string): string[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function toNode(row: NodeRow): NodeRecord {
+  const node: NodeRecord = {
+    id: row.id,
+    publicKey: row.public_key,
+    owner: row.owner,
+    realAddr: row.real_addr,
+    isPublic: row.is_public,
+    hostname: row.hostname ?? '',
+    tags: parseTags(row.tags),
+    taskExec: row.task_exec,
+    poloScore: row.polo_score,
+    registered: row.registered,
+    signsBody: row.signs_body,
+  };
+  return {
+    ...node,
+    ...(row.last_seen !== null ? { lastSeen: row.last_seen } : {}),
+    ...(row.last_proven !== null ? { lastProven: row.last_proven } : {}),
+  };
+}
+
+const toRequest = (r: RequestRow): HandshakeRequest => ({
+  fromNodeId: r.from_id,
+  toNodeId: r.to_id,
+  justification: r.justification,
+  createdAt: r.created_at,
+});
+
+const toResponse = (r: ResponseRow): HandshakeResponse => ({
+  fromNodeId: r.from_id,
+  toNodeId: r.to_id,
+  accept: r.accept,
+  createdAt: r.created_at,
+});
+
+/** A unique violation becomes StoreConflictError (the handlers turn it into already_exists). */
+function conflict(err: unknown): unknown {
+  if (!(err instanceof pg.DatabaseError) || err.code !== '23505') return err;
+  if (err.constraint === 'nodes_hostname_unique') return new StoreConflictError('hostname', 'hostname is taken');
+  if (err.constraint === 'nodes_public_key_unique') return new StoreConflictError('public_key', 'public key is taken');
+  return err;
+}
+
+const NODE_COLUMNS: Record<string, string> = {
+  publicKey: 'public_key',
+  owner: 'owner',
+  realAddr: 'real_addr',
+  isPublic: 'is_public',
+  hostname: 'hostname',
+  tags: 'tags',
+  taskExec: 'task_exec',
+  poloScore: 'polo_score',
+  registered: 'registered',
+  signsBody: 'signs_body',
+};
+
+function columnValue(key: string, value: unknown): unknown {
+  if (key === 'hostname') return value === '' ? null : value;
+  if (key === 'tags') return JSON.stringify(value);
+  if (key === 'poloScore') return Math.trunc(value as number);
+  return value;
+}
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool (default 10). */
+  readonly poolSize?: number;
+  readonly log?: Logger;
+}
+
+/**
+ * The registry store on PostgreSQL, shared by any number of registry processes. Ids come from a
+ * sequence (never reused), hostnames and keys are unique by constraint, multi-step changes run in
+ * transactions (per-target advisory locks where a bound is counted), and the state an embedded
+ * store keeps in memory is shared through the database (see PostgresSharedState).
+ */
+export class PostgresRegistryStore implements RegistryStore {
+  readonly shared: PostgresSharedState;
+  readonly #pool: pg.Pool;
+
+  private constructor(pool: pg.Pool, shared: PostgresSharedState) {
+    this.#pool = pool;
+    this.shared = shared;
+  }
+
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRegistryStore> {
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types: TYPES });
+    pool.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
+    try {
+      const client = await pool.connect();
+      try {
+        const applied = await migrate(client);
+        if (applied.length > 0) opts.log?.info({ versions: applied }, 'PostgreSQL store migrated');
+        await client.query("INSERT INTO meta (key, value) VALUES ('backbone_created', $1) ON CONFLICT DO NOTHING", [
+          Date.now(),
+        ]);
+      } finally {
+        client.release();
+      }
+      const shared = await PostgresSharedState.start(pool, { connectionString: url, types: TYPES }, opts.log);
+      return new PostgresRegistryStore(pool, shared);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #rows<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[] = []): Promise<R[]> {
+    return (await this.#pool.query<R>({ name, text, values })).rows;
+  }
+
+  async #count(name: string, text: string, values: unknown[]): Promise<number> {
+    return (await this.#pool.query({ name, text, values })).rowCount ?? 0;
+  }
+
+  async #tx<T>(work: (c: pg.PoolClient) => Promise<T>, mode = 'BEGIN'): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query(mode);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw conflict(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  async #node(name: string, text: string, value: string | number): Promise<NodeRecord | undefined> {
+    const row = (await this.#rows<NodeRow>(name, text, [value]))[0];
+    return row === undefined ? undefined : toNode(row);
+  }
+
+  getNode(id: number): Promise<NodeRecord | undefined> {
+    return this.#node('node_by_id', 'SELECT * FROM nodes WHERE id = $1', id);
+  }
+
+  getNodeByKey(publicKey: string): Promise<NodeRecord | undefined> {
+    return this.#node('node_by_key', 'SELECT * FROM nodes WHERE public_key = $1', publicKey);
+  }
+
+  async getNodeByOwner(owner: string): Promise<NodeRecord | undefined> {
+    if (owner === '') return undefined;
+    return this.#node('node_by_owner', 'SELECT * FROM nodes WHERE owner = $1 ORDER BY id LIMIT 1', owner);
+  }
+
+  async getNodeByHostname(hostname: string): Promise<NodeRecord | undefined> {
+    if (hostname === '') return undefined;
+    return this.#node('node_by_hostname', 'SELECT * FROM nodes WHERE hostname = $1', hostname);
+  }
+
+  async listRegistered(): Promise<NodeRecord[]> {
+    return (await this.#rows<NodeRow>('registered', 'SELECT * FROM nodes WHERE registered ORDER BY id')).map(toNode);
+  }
+
+  async createNode(node: NewNode): Promise<NodeRecord> {
+    try {
+      const rows = await this.#rows<NodeRow>(
+        'create_node',
+        "INSERT INTO nodes (id, public_key, owner, real_addr, signs_body) VALUES (nextval('node_ids'), $1, $2, $3, $4) RETURNING *",
+        [node.publicKey, node.owner, node.realAddr, node.signsBody === true],
+      );
+      return toNode(rows[0] as NodeRow);
+    } catch (err) {
+      if (err instanceof pg.DatabaseError && err.code === '2200H')
+        throw new RangeError('node ids are exhausted: every u32 id has been handed out');
+      throw conflict(err);
+    }
+  }
+
+  async updateNode(id: number, patch: NodePatch): Promise<NodeRecord> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [key, value] of Object.entries(patch)) {
+      const column = NODE_COLUMNS[key];
+      if (column === undefined || value === undefined) continue;
+      values.push(columnValue(key, value));
+      sets.push(`${column} = $${values.length}`);
+    }
+    values.push(id);
+    const text =
+      sets.length === 0
+        ? `SELECT * FROM nodes WHERE id = $1`
+        : `UPDATE nodes SET ${sets.join(', ')} WHERE id = $${values.length} RETURNING *`;
+    let rows: NodeRow[];
+    try {
+      rows = await this.#rows<NodeRow>(`update_node:${sets.join(',')}`, text, values);
+    } catch (err) {
+      throw conflict(err);
+    }
+    const row = rows[0];
+    if (row === undefined) throw new RangeError(`no node ${id}`);
+    return toNode(row);
+  }
+
+  async addTrustClaim(from: number, to: number, at: number): Promise<void> {
+    await this.#count(
+      'add_claim',
+      'INSERT INTO trust_claims (from_id, to_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+      [from, to, at],
+    );
+  }
+
+  async hasTrustClaim(from: number, to: number): Promise<boolean> {
+    return (
+      (await this.#count('has_claim', 'SELECT 1 FROM trust_claims WHERE from_id = $1 AND to_id = $2', [from, to])) > 0
+    );
+  }
+
+  removeTrustPair(a: number, b: number): Promise<number> {
+    return this.#count(
+      'remove_pair',
+      'DELETE FROM trust_claims WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)',
+      [a, b],
+    );
+  }
+
+  async listTrustPairs(): Promise<[number, number][]> {
+    const rows = await this.#rows<{ a: number; b: number }>(
+      'trust_pairs',
+      'SELECT c.from_id AS a, c.to_id AS b FROM trust_claims c JOIN trust_claims r ON r.from_id = c.to_id AND r.to_id = c.from_id WHERE c.from_id < c.to_id ORDER BY a, b',
+    );
+    return rows.map((r): [number, number] => [r.a, r.b]);
+  }
+
+  addHandshakeRequest(r: HandshakeRequest, maxPerTarget: number): Promise<AddRequestResult> {
+    return this.#tx(async (c) => {
+      // One writer per inbox at a time, so that the bound holds across processes.
+      await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey(LOCK_INBOX, r.toNodeId)]);
+      const refreshed = await c.query(
+        'UPDATE handshake_requests SET justification = $1, created_at = $2, delivered = false WHERE to_id = $3 AND from_id = $4',
+        [r.justification, r.createdAt, r.toNodeId, r.fromNodeId],
+      );
+      if ((refreshed.rowCount ?? 0) > 0) return 'refreshed';
+      const count = await c.query<{ n: number }>(
+        'SELECT COUNT(*)::bigint AS n FROM handshake_requests WHERE to_id = $1',
+        [r.toNodeId],
+      );
+      if ((count.rows[0]?.n ?? 0) >= maxPerTarget) return 'full';
+      await c.query(
+        'INSERT INTO handshake_requests (to_id, from_id, justification, created_at) VALUES ($1, $2, $3, $4)',
+        [r.toNodeId, r.fromNodeId, r.justification, r.createdAt],
+      );
+      return 'added';
+    });
+  }
+
+  async takeHandshakeRequest(from: number, to: number): Promise<HandshakeRequest | undefined> {
+    const rows = await this.#rows<RequestRow>(
+      'take_request',
+      'DELETE FROM handshake_requests WHERE to_id = $1 AND from_id = $2 RETURNING *',
+      [to, from],
+    );
+    return rows[0] === undefined ? undefined : toRequest(rows[0]);
+  }
+
+  async deliverHandshakeRequests(to: number): Promise<HandshakeRequest[]> {
+    const rows = await this.#rows<RequestRow>(
+      'deliver_requests',
+      'UPDATE handshake_requests SET delivered = true WHERE to_id = $1 AND NOT delivered RETURNING *',
+      [to],
+    );
+    return rows.map(toRequest).sort((a, b) => a.createdAt - b.createdAt || a.fromNodeId - b.fromNodeId);
+  }
+
+  addHandshakeResponse(r: HandshakeResponse, maxPerTarget: number): Promise<void> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey(LOCK_INBOX, r.toNodeId)]);
+      await c.query('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES ($1, $2, $3, $4)', [
+        r.toNodeId,
+        r.fromNodeId,
+        r.accept,
+        r.createdAt,
+      ]);
+      await c.query(
+        'DELETE FROM handshake_responses WHERE to_id = $1 AND seq NOT IN (SELECT seq FROM handshake_responses WHERE to_id = $1 ORDER BY seq DESC LIMIT $2)',
+        [r.toNodeId, maxPerTarget],
+      );
+    });
+  }
+
+  async takeHandshakeResponses(to: number): Promise<HandshakeResponse[]> {
+    const rows = await this.#rows<ResponseRow>(
+      'take_responses',
+      'DELETE FROM handshake_responses WHERE to_id = $1 RETURNING *',
+      [to],
+    );
+    return rows.sort((a, b) => a.seq - b.seq).map(toResponse);
+  }
+
+  async pruneHandshakes(createdBefore: number): Promise<number> {
+    const a = await this.#count('prune_requests', 'DELETE FROM handshake_requests WHERE created_at < $1', [
+      createdBefore,
+    ]);
+    const b = await this.#count('prune_responses', 'DELETE FROM handshake_responses WHERE created_at < $1', [
+      createdBefore,
+    ]);
+    return a + b;
+  }
+
+  applyTaskEvidence(e: TaskEvidence): Promise<boolean> {
+    return this.#tx(async (c) => {
+      const added = await c.query(
+        'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
+        [e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at],
+      );
+      if ((added.rowCount ?? 0) === 0) return false;
+      const bump = 'UPDATE nodes SET polo_score = polo_score + $1 WHERE id = $2';
+      if (e.submitterDelta !== 0) await c.query(bump, [e.submitterDelta, e.submitter]);
+      if (e.executorDelta !== 0) await c.query(bump, [e.executorDelta, e.executor]);
+      if (e.kind === 'receipt') {
+        await c.query('DELETE FROM task_acceptances WHERE task_id = $1 AND submitter = $2 AND executor = $3', [
+          e.taskId,
+          e.submitter,
+          e.executor,
+        ]);
+      }
+      return true;
+    });
+  }
+
+  recordTaskAcceptance(a: TaskAcceptance, maxOpen: number): Promise<'recorded' | 'known' | 'full'> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [lockKey(LOCK_ACCEPTANCES, a.executor)]);
+      const known = await c.query(
+        'SELECT 1 FROM task_acceptances WHERE task_id = $1 AND submitter = $2 AND executor = $3',
+        [a.taskId, a.submitter, a.executor],
+      );
+      if ((known.rowCount ?? 0) > 0) return 'known';
+      const open = await c.query<{ n: number }>(
+        'SELECT COUNT(*)::bigint AS n FROM task_acceptances WHERE executor = $1',
+        [a.executor],
+      );
+      if ((open.rows[0]?.n ?? 0) >= maxOpen) return 'full';
+      await c.query('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES ($1, $2, $3, $4)', [
+        a.taskId,
+        a.submitter,
+        a.executor,
+        a.seenAt,
+      ]);
+      return 'recorded';
+    });
+  }
+
+  async getTaskAcceptance(taskId: string, submitter: number, executor: number): Promise<TaskAcceptance | undefined> {
+    const rows = await this.#rows<{ seen_at: number }>(
+      'get_acceptance',
+      'SELECT seen_at FROM task_acceptances WHERE task_id = $1 AND submitter = $2 AND executor = $3',
+      [taskId, submitter, executor],
+    );
+    return rows[0] === undefined ? undefined : { taskId, submitter, executor, seenAt: rows[0].seen_at };
+  }
+
+  pruneTaskAcceptances(seenBefore: number): Promise<number> {
+    return this.#count('prune_acceptances', 'DELETE FROM task_acceptances WHERE seen_at < $1', [seenBefore]);
+  }
+
+  async receiptHistory(submitter: number, executor: number, since: number): Promise<ReceiptHistory> {
+    const rows = await this.#rows<{ n: number; g: number | null }>(
+      'receipt_history',
+      `SELECT
+         COUNT(*) FILTER (WHERE (submitter = $2 AND executor = $3) OR (submitter = $3 AND executor = $2))::bigint AS n,
+         SUM(executor_delta) FILTER (WHERE executor = $3)::bigint AS g
+       FROM task_evidence WHERE kind = 'receipt' AND applied_at >= $1`,
+      [since, submitter, executor],
+    );
+    return { pairReceipts: rows[0]?.n ?? 0, executorGain: rows[0]?.g ?? 0 };
+  }
+
+  exportState(): Promise<StoreContents> {
+    return this.#tx(async (c) => {
+      const all = async <R extends pg.QueryResultRow>(text: string): Promise<R[]> => (await c.query<R>(text)).rows;
+      const meta = await all<{ key: string; value: number }>('SELECT key, value FROM meta');
+      const seq = (
+        await all<{ last_value: number; is_called: boolean }>('SELECT last_value, is_called FROM node_ids')
+      )[0];
+      const nodes = await all<NodeRow>('SELECT * FROM nodes ORDER BY id');
+      const maxId = nodes.reduce((m, n) => Math.max(m, n.id), 0);
+      const nextFromSeq = seq === undefined ? 1 : seq.is_called ? seq.last_value + 1 : seq.last_value;
+      return {
+        nextNodeId: Math.max(nextFromSeq, maxId + 1),
+        backboneCreatedAt: meta.find((m) => m.key === 'backbone_created')?.value ?? 0,
+        nodes: nodes.map((n) => {
+          const { lastSeen: _s, lastProven: _p, ...rest } = toNode(n);
+          return rest;
+        }),
+        trustClaims: (
+          await all<{ from_id: number; to_id: number; created_at: number }>(
+            'SELECT * FROM trust_claims ORDER BY from_id, to_id',
+          )
+        ).map((r): TrustClaim => ({ from: r.from_id, to: r.to_id, createdAt: r.created_at })),
+        handshakeRequests: (
+          await all<RequestRow>('SELECT * FROM handshake_requests ORDER BY to_id, created_at, from_id')
+        ).map((r): PendingHandshakeRequest => ({ ...toRequest(r), delivered: r.delivered })),
+        handshakeResponses: (await all<ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq')).map(
+          toResponse,
+        ),
+        taskEvidence: (
+          await all<{
+            task_id: string;
+            kind: string;
+            submitter: number;
+            executor: number;
+            submitter_delta: number;
+            executor_delta: number;
+            applied_at: number;
+          }>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
+        ).map(
+          (r): TaskEvidence => ({
+            taskId: r.task_id,
+            kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
+            submitter: r.submitter,
+            executor: r.executor,
+            submitterDelta: r.submitter_delta,
+            executorDelta: r.executor_delta,
+            at: r.applied_at,
+          }),
+        ),
+        taskAcceptances: (
+          await all<{ task_id: string; submitter: number; executor: number; seen_at: number }>(
+            'SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor',
+          )
+        ).map(
+          (r): TaskAcceptance => ({
+            taskId: r.task_id,
+            submitter: r.submitter,
+            executor: r.executor,
+            seenAt: r.seen_at,
+          }),
+        ),
+      };
+    }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  }
+
+  replaceState(contents: StoreContents): Promise<void> {
+    return this.#tx(async (c) => {
+      await c.query(
+        'TRUNCATE nodes, trust_claims, handshake_requests, handshake_responses, task_evidence, task_acceptances, signed_at_marks',
+      );
+      let maxId = 0;
+      for (const n of contents.nodes) {
+        await c.query(
+          'INSERT INTO nodes (id, public_key, owner, real_addr, is_public, hostname, tags, task_exec, polo_score, registered, signs_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+          [
+            n.id,
+            n.publicKey,
+            n.owner,
+            n.realAddr,
+            n.isPublic,
+            n.hostname === '' ? null : n.hostname,
+            JSON.stringify(n.tags),
+            n.taskExec,
+            Math.trunc(n.poloScore),
+            n.registered,
+            n.signsBody,
+          ],
+        );
+        maxId = Math.max(maxId, n.id);
+      }
+      for (const t of contents.trustClaims)
+        await c.query('INSERT INTO trust_claims (from_id, to_id, created_at) VALUES ($1, $2, $3)', [
+          t.from,
+          t.to,
+          t.createdAt,
+        ]);
+      for (const r of contents.handshakeRequests)
+        await c.query(
+          'INSERT INTO handshake_requests (to_id, from_id, justification, created_at, delivered) VALUES ($1, $2, $3, $4, $5)',
+          [r.toNodeId, r.fromNodeId, r.justification, r.createdAt, r.delivered],
+        );
+      for (const r of contents.handshakeResponses)
+        await c.query('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES ($1, $2, $3, $4)', [
+          r.toNodeId,
+          r.fromNodeId,
+          r.accept,
+          r.createdAt,
+        ]);
+      for (const e of contents.taskEvidence)
+        await c.query(
+          'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+          [e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at],
+        );
+      for (const a of contents.taskAcceptances)
+        await c.query('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES ($1, $2, $3, $4)', [
+          a.taskId,
+          a.submitter,
+          a.executor,
+          a.seenAt,
+        ]);
+      // setval(.., false): the next nextval returns exactly this id.
+      await c.query("SELECT setval('node_ids', $1, false)", [Math.max(contents.nextNodeId, maxId + 1, 1)]);
+      await c.query(
+        "INSERT INTO meta (key, value) VALUES ('backbone_created', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        [Math.trunc(contents.backboneCreatedAt)],
+      );
+    });
+  }
+
+  async upsertBeacon(b: BeaconRecord): Promise<void> {
+    await this.#count(
+      'upsert_beacon',
+      'INSERT INTO beacons (id, addr, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET addr = EXCLUDED.addr, expires_at = EXCLUDED.expires_at',
+      [b.id, b.addr, b.expiresAt],
+    );
+  }
+
+  async listBeacons(now: number): Promise<BeaconRecord[]> {
+    const rows = await this.#rows<{ id: number; addr: string; expires_at: number }>(
+      'list_beacons',
+      'SELECT * FROM beacons WHERE expires_at > $1 ORDER BY id',
+      [now],
+    );
+    return rows.map((r) => ({ id: r.id, addr: r.addr, expiresAt: r.expires_at }));
+  }
+
+  pruneBeacons(now: number): Promise<number> {
+    return this.#count('prune_beacons', 'DELETE FROM beacons WHERE expires_at <= $1', [now]);
+  }
+
+  async close(): Promise<void> {
+    await this.shared.close();
+    await this.#pool.end();
+  }
+}
