@@ -54,8 +54,24 @@ describe('registry dashboard statistics', () => {
     assert.equal(stats.uptime_secs, 61);
     assert.deepEqual(stats.networks, [{ id: 0, name: 'backbone', members: 3, online_members: 2 }]);
     assert.deepEqual(stats.nodes, [
-      { address: addr(pubA), tags: ['ml', 'gpu'], online: true, trust_links: 2, task_exec: true, polo_score: 7 },
-      { address: addr(pubB), tags: ['gpu'], online: false, trust_links: 2, task_exec: false, polo_score: 0 },
+      {
+        address: addr(pubA),
+        tags: ['ml', 'gpu'],
+        online: true,
+        trust_links: 2,
+        task_exec: true,
+        polo_score: 7,
+        hostname: '',
+      },
+      {
+        address: addr(pubB),
+        tags: ['gpu'],
+        online: false,
+        trust_links: 2,
+        task_exec: false,
+        polo_score: 0,
+        hostname: '',
+      },
     ]);
     assert.deepEqual(stats.edges, [{ source: addr(pubA), target: addr(pubB) }]);
     const json = JSON.stringify(stats);
