@@ -56,6 +56,12 @@ export class HomeLock {
     throw inUse(identity, (await holder(path)) ?? 0);
   }
 
+  /** The pid of the live process holding the identity's lock, if any. */
+  static async liveHolder(identityPath: string): Promise<number | undefined> {
+    const pid = await holder(`${resolve(identityPath)}.lock`);
+    return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;

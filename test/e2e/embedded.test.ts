@@ -10,6 +10,7 @@ import { Driver } from '../../src/sdk/driver.js';
 import { publish, subscribe } from '../../src/sdk/events.js';
 import { createConnection, serveHttp } from '../../src/sdk/http.js';
 import { Tasks } from '../../src/sdk/tasks.js';
+import { agentEnv, ctl, errorEnvelope } from './cli-harness.js';
 import { Cluster, type DaemonHandle } from './cluster.js';
 import { until } from '../wait.js';
 
@@ -180,6 +181,13 @@ describe('embedded nodes and a daemon on one network', () => {
         return true;
       });
     }
+  });
+
+  it('pilotctl daemon start refuses a home an embedded node holds, saying so', async () => {
+    const agent = agentEnv(cluster.dir, 'e1', cluster.registry, `127.0.0.1:${cluster.beaconPort}`);
+    const err = errorEnvelope(await ctl(agent, ['--json', 'daemon', 'start']));
+    assert.equal(err.code, 'already_exists');
+    assert.match(err.message, /in use by a running pilot node \(process \d+\)/);
   });
 
   it('moves a home from embedded to daemon mode with the same address', async () => {

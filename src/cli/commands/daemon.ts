@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { DEFAULT_BEACON } from '../../config/home.js';
 import { ensureDir } from '../../crypto/atomic-file.js';
+import { HomeLock } from '../../daemon/home-lock.js';
 import { PilotError } from '../../errors.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../protocol/json.js';
 import {
@@ -62,6 +63,10 @@ function publicSetting(args: ParsedArgs, config: JsonObject): boolean {
   return v === true || v === 'true' || v === '1';
 }
 
+function identityPath(ctx: CliContext, args: ParsedArgs, settings: Settings): string {
+  return stringFlag(args, 'identity') ?? configText(settings.config, 'identity') ?? ctx.paths.identity;
+}
+
 function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): string[] {
   const listen = stringFlag(args, 'listen') ?? configText(settings.config, 'listen') ?? ':0';
   validateHostPort(listen, 'listen', { allowEmptyHost: true });
@@ -77,7 +82,7 @@ function daemonFlags(ctx: CliContext, args: ParsedArgs, settings: Settings): str
   ];
   const tls = registryTls(settings, boolFlag(args, 'registry-tls'));
   if (tls !== undefined) out.push('-registry-tls', '-registry-fingerprint', tls.fingerprint);
-  out.push('-identity', stringFlag(args, 'identity') ?? configText(settings.config, 'identity') ?? ctx.paths.identity);
+  out.push('-identity', identityPath(ctx, args, settings));
   if (settings.hostname !== undefined) out.push('-hostname', validateHostname(settings.hostname));
   if (settings.webhook !== undefined) out.push('-webhook', validateWebhookUrl(settings.webhook));
   if (publicSetting(args, settings.config)) out.push('-public');
@@ -129,7 +134,7 @@ async function ensureLocalRendezvous(ctx: CliContext, settings: Settings): Promi
   return child.pid;
 }
 
-async function refuseIfRunning(ctx: CliContext, socket: string): Promise<void> {
+async function refuseIfRunning(ctx: CliContext, socket: string, identity: string): Promise<void> {
   const pid = await readPid(ctx.paths.pidFile);
   if (pid !== undefined && isAlive(pid)) {
     throw new PilotError(
@@ -144,6 +149,14 @@ async function refuseIfRunning(ctx: CliContext, socket: string): Promise<void> {
       'already_exists',
       `a daemon is already answering on ${socket}`,
       'use another socket with --socket or PILOT_SOCKET',
+    );
+  }
+  const holder = await HomeLock.liveHolder(identity);
+  if (holder !== undefined) {
+    throw new PilotError(
+      'already_exists',
+      `the identity ${identity} is in use by a running pilot node (process ${holder})`,
+      'stop that daemon or embedded node first, or give this daemon another home (PILOT_HOME or --identity)',
     );
   }
 }
@@ -242,7 +255,7 @@ export const daemonStart: CommandSpec = {
     }
     const flags = daemonFlags(ctx, args, settings);
     await ensureDir(ctx.paths.home, 0o700);
-    await refuseIfRunning(ctx, settings.socket);
+    await refuseIfRunning(ctx, settings.socket, identityPath(ctx, args, settings));
     const remembered = await rememberFlags(ctx, args, settings);
     const rendezvousPid = await ensureLocalRendezvous(ctx, settings);
     const notes = [
