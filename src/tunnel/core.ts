@@ -57,7 +57,11 @@ export class TunnelCore {
     this.#out = new Outbox(options.beacon, log);
     const keys = new LocalKeys(options.identity);
     this.#book = new PeerBook(this.#out, keys, options.encrypt ?? true, log);
-    this.#handshake = new Handshake(this.#book, (e, now) => this.#receiver.onSealed(e.frame, e.origin, e.batch, now));
+    this.#handshake = new Handshake(
+      this.#book,
+      (e, now) => this.#receiver.onSealed(e.frame, e.origin, e.batch, now),
+      (peer, now) => this.#paths.greet(peer, now),
+    );
     this.#beacon = new BeaconSession(
       this.#out,
       (bytes) => keys.sign(bytes),

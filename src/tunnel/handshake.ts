@@ -36,6 +36,8 @@ export class Handshake {
     private readonly book: PeerBook,
     /** Opens a sealed frame that arrived before the key (called once the key is there). */
     private readonly openEarly: (frame: EarlyFrame, now: number) => void,
+    /** Called when a peer's new key is in use (its first, or one it took after a restart). */
+    private readonly onNewKey: (peer: PeerState, now: number) => void,
   ) {}
 
   onPila(data: Uint8Array, origin: Origin): void {
@@ -103,8 +105,10 @@ export class Handshake {
       type: 'established',
       args: [{ peerNodeId: node, authenticated: true, rekeyed, relay: peer.relay }],
     });
-    if (!previous || rekeyed) this.sendPila(peer, now, true);
-    else if (this.#pilaLimit.since(node, now) >= policy.PILA_REPLY_QUIET_MS) this.sendPila(peer, now);
+    if (!previous || rekeyed) {
+      this.sendPila(peer, now, true);
+      this.onNewKey(peer, now);
+    } else if (this.#pilaLimit.since(node, now) >= policy.PILA_REPLY_QUIET_MS) this.sendPila(peer, now);
     for (const bytes of book.pending.take(node)) book.transmit(peer, book.sealPils(crypto, bytes), 'PILS', now);
     for (const early of book.early.take(node)) this.openEarly(early, now);
   }

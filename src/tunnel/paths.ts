@@ -47,6 +47,15 @@ export class PathKeeper {
       this.#sendProbe(peer, crypto, PATH_PROBE_REPLY, origin.endpoint, now);
   }
 
+  /**
+   * A first probe on a fresh direct session: a pilot-ts peer answers it, and from then on a silent
+   * path to it is known to be broken (and may be relayed); a Go peer drops it.
+   */
+  greet(peer: PeerState, now: number): void {
+    if (peer.probes || peer.relay || !peer.crypto || !peer.endpoint || isLoopbackHost(peer.endpoint.host)) return;
+    this.#sendProbe(peer, peer.crypto, PATH_PROBE_REQUEST, peer.endpoint, now);
+  }
+
   /** Seals one probe byte and sends it straight to `to`, whatever the peer's path. */
   #sendProbe(peer: PeerState, crypto: PeerCrypto, kind: number, to: UdpEndpoint, now: number): void {
     peer.lastSentAt = now;

@@ -6,6 +6,7 @@ import type { Handshake } from './handshake.js';
 import type { PeerBook } from './peer-book.js';
 import type { PeerCrypto } from './peer-crypto.js';
 import type { PeerState } from './peer-table.js';
+import * as policy from './policy.js';
 import type { Origin } from './policy.js';
 
 /** A sealed one-byte body: a path probe (request or reply), handled by the path keeper. */
@@ -63,7 +64,9 @@ export class Receiver {
       book.updateEndpoint(peer, origin.endpoint);
       peer.lastDirectAt = now;
       book.leaveRelay(peer);
-    } else {
+    } else if (now - peer.lastDirectAt > policy.SILENCE_MS) {
+      // Frames the peer relayed before it saw the direct path work again keep coming for a while:
+      // while direct ones arrive too, they do not move the path back (both sides would flap).
       book.markRelay(peer, now);
     }
     peer.lastActive = now;
