@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { TcpBalancer } from './registry-balancer.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -104,24 +105,52 @@ export interface DaemonHandle {
   readonly args: string[];
 }
 
+export interface ClusterOptions {
+  /** The registry store (default: a SQLite file in the cluster's directory). */
+  readonly store?: string;
+  /** Registry processes on that store (default 1); with more, daemons reach them through a TCP balancer. */
+  readonly registries?: number;
+  /** Extra flags for every registry process. */
+  readonly registryArgs?: readonly string[];
+}
+
 /** A registry + beacon and any number of daemons, each with its own home, on 127.0.0.1. */
 export class Cluster {
   readonly daemons: DaemonHandle[] = [];
   registryPort = 0;
   beaconPort = 0;
   rendezvous!: Spawned;
+  /** Registry processes beyond the rendezvous (several registries on one shared store). */
+  readonly registries: Spawned[] = [];
+  balancer: TcpBalancer | undefined;
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    readonly opts: ClusterOptions = {},
+  ) {}
 
-  static async start(): Promise<Cluster> {
+  static async start(opts: ClusterOptions = {}): Promise<Cluster> {
     const dir = await mkdtemp(join(tmpdir(), 'pilot-e2e-'));
-    const cluster = new Cluster(dir);
+    const cluster = new Cluster(dir, opts);
     await cluster.startRendezvous();
+    const ports = [cluster.registryPort];
+    for (let i = 1; i < (opts.registries ?? 1); i++) {
+      const reg = spawnBin('pilot-registry', [
+        '-addr',
+        '127.0.0.1:0',
+        '-store',
+        opts.store ?? '',
+        ...(opts.registryArgs ?? []),
+      ]);
+      cluster.registries.push(reg);
+      ports.push(Number((await reg.waitFor(/registry listening on .*:(\d+)/))[1]));
+    }
+    if (ports.length > 1) cluster.balancer = await TcpBalancer.start(ports);
     return cluster;
   }
 
   get registry(): string {
-    return `127.0.0.1:${this.registryPort}`;
+    return `127.0.0.1:${this.balancer?.port ?? this.registryPort}`;
   }
 
   async startRendezvous(): Promise<void> {
@@ -134,7 +163,8 @@ export class Cluster {
       '-beacon-addr',
       ports[1] as string,
       '-store',
-      join(this.dir, 'registry.db'),
+      this.opts.store ?? join(this.dir, 'registry.db'),
+      ...(this.opts.registryArgs ?? []),
     ]);
     const [r, b] = await Promise.all([
       this.rendezvous.waitFor(/registry listening on .*:(\d+)/),
@@ -193,6 +223,8 @@ export class Cluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.daemons.map((d) => stopProcess(d.proc.child)));
+    await this.balancer?.close();
+    await Promise.all(this.registries.map((r) => stopProcess(r.child)));
     await stopProcess(this.rendezvous.child);
     await rm(this.dir, { recursive: true, force: true });
   }
