@@ -6,13 +6,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect, type NatsConnection } from 'nats';
 import { stopProcess } from '../test/e2e/cluster.js';
-import { EVENT_SIZE, paced, stamp, stamped, Tally, type Latency, type Throughput } from './pubsub-tally.js';
+import { cpuMeter, EVENT_SIZE, paced, stamp, stamped, Tally, type Latency, type Throughput } from './pubsub-tally.js';
 
 const FLUSH_EVERY = 1000;
 const SUBJECT = 'bench';
 
 export interface NatsServer {
   readonly port: number;
+  readonly pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -36,7 +37,7 @@ export async function startNats(): Promise<NatsServer> {
     child.once('exit', (code) => reject(new Error(`nats-server exited (${String(code)}): ${text}`)));
     setTimeout(() => reject(new Error(`nats-server did not start: ${text}`)), 10_000).unref();
   });
-  return { port, stop: () => stopProcess(child) };
+  return { port, pid: child.pid, stop: () => stopProcess(child) };
 }
 
 async function subscribers(port: number, n: number, tally: Tally): Promise<NatsConnection[]> {
@@ -52,11 +53,13 @@ async function closeAll(conns: readonly NatsConnection[]): Promise<void> {
 }
 
 /** Open loop: publish every event as fast as the client takes them, flushing every FLUSH_EVERY. */
-export async function natsThroughput(port: number, subs: number, events: number): Promise<Throughput> {
+export async function natsThroughput(server: NatsServer, subs: number, events: number): Promise<Throughput> {
+  const port = server.port;
   const tally = new Tally(false);
   const conns = await subscribers(port, subs, tally);
   const pub = await connect({ servers: `127.0.0.1:${port}` });
   const payload = Buffer.alloc(EVENT_SIZE, 0x61);
+  const cpu = cpuMeter([server.pid]);
   const started = performance.now();
   for (let i = 1; i <= events; i++) {
     pub.publish(SUBJECT, stamp(payload));
@@ -64,7 +67,7 @@ export async function natsThroughput(port: number, subs: number, events: number)
   }
   await pub.flush();
   await tally.settle(events * subs);
-  const result = tally.throughput(started, events * subs);
+  const result = tally.throughput(started, events * subs, cpu());
   await closeAll([pub, ...conns]);
   return result;
 }

@@ -9,7 +9,7 @@ import { openPublisher, subscribe, type Subscription } from '../src/sdk/events.j
 import type { DaemonHandle } from '../test/e2e/cluster.js';
 import { brokerStats } from '../test/e2e/eventstream-helpers.js';
 import { poll } from './lib.js';
-import { EVENT_SIZE, paced, stamp, stamped, Tally, type Latency, type Throughput } from './pubsub-tally.js';
+import { cpuMeter, EVENT_SIZE, paced, stamp, stamped, Tally, type Latency, type Throughput } from './pubsub-tally.js';
 
 const TOPIC = 'bench';
 /** Subscriptions sharing one driver (one IPC connection to daemon B). */
@@ -69,10 +69,11 @@ export async function pilotThroughput(
   const droppedBefore = await droppedAtBroker(side);
   const pub = await openPublisher(side.da, side.a.address);
   const payload = Buffer.alloc(EVENT_SIZE, 0x61);
+  const cpu = cpuMeter([side.a.proc.child.pid, side.b.proc.child.pid]);
   const started = performance.now();
   for (let i = 0; i < events; i++) await pub.publish(TOPIC, stamp(payload));
   await tally.settle(events * subs);
-  const result = tally.throughput(started, events * subs);
+  const result = tally.throughput(started, events * subs, cpu());
   const dropped = (await droppedAtBroker(side)) - droppedBefore;
   await pub.close();
   await s.close();

@@ -2,6 +2,8 @@
  * Counting and timing the deliveries of one pub/sub run, whatever system carries them.
  */
 
+import { processCpuMs } from './lib.js';
+
 export const EVENT_SIZE = 100;
 
 /** How long a run may go without a single delivery before the missing events count as lost. */
@@ -13,6 +15,8 @@ export interface Throughput {
   /** Deliveries over the whole run: first publish to last delivery. */
   readonly eventsPerS: number;
   readonly seconds: number;
+  /** CPU time of every process on the path (this one included) per delivered event. */
+  readonly cpuUsPerEvent: number;
 }
 
 export interface Latency {
@@ -66,9 +70,15 @@ export class Tally {
     }
   }
 
-  throughput(startedAt: number, expected: number): Throughput {
+  throughput(startedAt: number, expected: number, cpuMs: number): Throughput {
     const seconds = Math.max(1e-9, ((this.lastAt || performance.now()) - startedAt) / 1000);
-    return { delivered: this.delivered, expected, eventsPerS: Math.round(this.delivered / seconds), seconds };
+    return {
+      delivered: this.delivered,
+      expected,
+      eventsPerS: Math.round(this.delivered / seconds),
+      seconds,
+      cpuUsPerEvent: this.delivered > 0 ? round((cpuMs * 1000) / this.delivered, 2) : Number.NaN,
+    };
   }
 
   latency(expected: number): Latency {
@@ -112,4 +122,18 @@ export async function paced(events: number, rate: number, send: (i: number) => P
 export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
+}
+
+/**
+ * CPU time (user + system) used by this process and `pids` from now on; less sensitive to other
+ * load on the machine than wall-clock rates.
+ */
+export function cpuMeter(pids: readonly (number | undefined)[]): () => number {
+  const self = process.cpuUsage();
+  const before = pids.map((pid) => processCpuMs(pid) ?? 0);
+  return () => {
+    const used = process.cpuUsage(self);
+    const others = pids.reduce<number>((sum, pid, i) => sum + (processCpuMs(pid) ?? 0) - (before[i] as number), 0);
+    return (used.user + used.system) / 1000 + others;
+  };
 }

@@ -4,7 +4,10 @@
  * Throughput rows: one publisher sends 100-byte events to 1, 10 and 100 subscribers in an open
  * loop, each system with its own flow control (pilot-ts: the publisher's stream backpressure;
  * NATS: the official client with a flush every 1,000 messages). The figure is delivered events/s
- * (events × subscribers) from the first publish to the last delivery; no event may be lost.
+ * (events × subscribers) from the first publish to the last delivery; no event may be lost. Each
+ * row also gives the CPU time all processes on the path spent per delivered event (pilot-ts: both
+ * daemons and the benchmark's own process; NATS: nats-server and the benchmark's process), a
+ * figure that other load on the machine disturbs less than the rates.
  * pilot-ts runs through two daemons: the publisher and the broker on daemon A, the subscribers
  * on daemon B, reaching A's broker through the encrypted tunnel. Each configuration runs
  * BENCH_REPEAT times, alternating the systems; rows give the median and its ratio to NATS.
@@ -54,41 +57,42 @@ const eventsFor = (subs: number): number => Math.max(1000, Math.floor(DELIVERIES
 function line(system: string, subs: number, rep: number, t: Throughput, dropped?: number): void {
   progress(
     `${system.padEnd(8)} subscribers=${subs} run=${rep} delivered=${t.delivered}/${t.expected}` +
-      `${dropped === undefined ? '' : ` dropped_at_broker=${dropped}`} seconds=${round(t.seconds)} events_per_s=${t.eventsPerS}`,
+      `${dropped === undefined ? '' : ` dropped_at_broker=${dropped}`} seconds=${round(t.seconds)} events_per_s=${t.eventsPerS} cpu_us_per_event=${t.cpuUsPerEvent}`,
   );
+}
+
+/** Medians of the runs of one configuration; `lost` is summed over them. */
+function summary(system: string, subs: number, runs: readonly Throughput[]): Row {
+  return {
+    system,
+    subscribers: subs,
+    events_per_s: median(runs.map((r) => r.eventsPerS)),
+    cpu_us_per_event: median(runs.map((r) => r.cpuUsPerEvent)),
+    lost: runs.reduce((sum, r) => sum + r.expected - r.delivered, 0),
+  };
 }
 
 async function throughputRows(side: PilotSide, nats: NatsServer | undefined): Promise<Row[]> {
   const rows: Row[] = [];
   for (const subs of SUBSCRIBERS) {
     const events = eventsFor(subs);
-    const pilot: number[] = [];
-    const natsRates: number[] = [];
-    let lost = 0;
-    let natsLost = 0;
+    const pilot: Throughput[] = [];
+    const natsRuns: Throughput[] = [];
     for (let rep = 1; rep <= REPEAT; rep++) {
       const p = await pilotThroughput(side, subs, events);
       line('pilot-ts', subs, rep, p, p.dropped);
-      pilot.push(p.eventsPerS);
-      lost += p.expected - p.delivered;
+      pilot.push(p);
       if (nats) {
-        const n = await natsThroughput(nats.port, subs, events);
+        const n = await natsThroughput(nats, subs, events);
         line('nats', subs, rep, n);
-        natsRates.push(n.eventsPerS);
-        natsLost += n.expected - n.delivered;
+        natsRuns.push(n);
       }
     }
-    const natsMedian = nats ? median(natsRates) : null;
-    rows.push({
-      system: 'pilot-ts',
-      subscribers: subs,
-      events_per_s: median(pilot),
-      lost,
-      ratio: natsMedian ? round(median(pilot) / natsMedian) : null,
-    });
-    if (natsMedian !== null) {
-      rows.push({ system: 'nats', subscribers: subs, events_per_s: natsMedian, lost: natsLost, ratio: 1 });
-    }
+    const natsRow = natsRuns.length > 0 ? summary('nats', subs, natsRuns) : undefined;
+    const natsRate = natsRow ? Number(natsRow.events_per_s) : 0;
+    const pilotRow = summary('pilot-ts', subs, pilot);
+    rows.push({ ...pilotRow, ratio: natsRow ? round(Number(pilotRow.events_per_s) / natsRate) : null });
+    if (natsRow) rows.push({ ...natsRow, ratio: 1 });
   }
   return rows;
 }
@@ -124,7 +128,7 @@ runBench('bench:pubsub', 30 * 60_000, async (onCleanup) => {
   // One short run of each system first, left out of the figures: fresh daemons and clients run
   // their first events unoptimised.
   await pilotThroughput(side, 10, WARMUP_EVENTS);
-  if (nats) await natsThroughput(nats.port, 10, WARMUP_EVENTS);
+  if (nats) await natsThroughput(nats, 10, WARMUP_EVENTS);
   const rows = await throughputRows(side, nats);
   rows.push(latencyRow('pilot-ts', await pilotLatency(side, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
   if (nats) rows.push(latencyRow('nats', await natsLatency(nats.port, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
