@@ -55,7 +55,7 @@ async function closeAll(conns: readonly NatsConnection[]): Promise<void> {
 /** Open loop: publish every event as fast as the client takes them, flushing every FLUSH_EVERY. */
 export async function natsThroughput(server: NatsServer, subs: number, events: number): Promise<Throughput> {
   const port = server.port;
-  const tally = new Tally(false);
+  const tally = new Tally(false, events * subs);
   const conns = await subscribers(port, subs, tally);
   const pub = await connect({ servers: `127.0.0.1:${port}` });
   const payload = Buffer.alloc(EVENT_SIZE, 0x61);
@@ -66,21 +66,21 @@ export async function natsThroughput(server: NatsServer, subs: number, events: n
     if (i % FLUSH_EVERY === 0) await pub.flush();
   }
   await pub.flush();
-  await tally.settle(events * subs);
-  const result = tally.throughput(started, events * subs, cpu());
+  await tally.settle();
+  const result = tally.throughput(started, cpu());
   await closeAll([pub, ...conns]);
   return result;
 }
 
 /** Publish-to-delivery latency at a fixed publish rate. */
 export async function natsLatency(port: number, subs: number, events: number, rate: number): Promise<Latency> {
-  const tally = new Tally(true);
+  const tally = new Tally(true, events * subs);
   const conns = await subscribers(port, subs, tally);
   const pub = await connect({ servers: `127.0.0.1:${port}` });
   await paced(events, rate, () => pub.publish(SUBJECT, stamped()));
   await pub.flush();
-  await tally.settle(events * subs);
-  const result = tally.latency(events * subs);
+  await tally.settle();
+  const result = tally.latency();
   await closeAll([pub, ...conns]);
   return result;
 }

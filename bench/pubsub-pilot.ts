@@ -64,7 +64,7 @@ export async function pilotThroughput(
   subs: number,
   events: number,
 ): Promise<Throughput & { dropped: number }> {
-  const tally = new Tally(false);
+  const tally = new Tally(false, events * subs);
   const s = await subscribers(side, subs, tally);
   const droppedBefore = await droppedAtBroker(side);
   const pub = await openPublisher(side.da, side.a.address);
@@ -72,8 +72,8 @@ export async function pilotThroughput(
   const cpu = cpuMeter([side.a.proc.child.pid, side.b.proc.child.pid]);
   const started = performance.now();
   for (let i = 0; i < events; i++) await pub.publish(TOPIC, stamp(payload));
-  await tally.settle(events * subs);
-  const result = tally.throughput(started, events * subs, cpu());
+  await tally.settle();
+  const result = tally.throughput(started, cpu());
   const dropped = (await droppedAtBroker(side)) - droppedBefore;
   await pub.close();
   await s.close();
@@ -82,12 +82,12 @@ export async function pilotThroughput(
 
 /** Publish-to-delivery latency at a fixed publish rate. */
 export async function pilotLatency(side: PilotSide, subs: number, events: number, rate: number): Promise<Latency> {
-  const tally = new Tally(true);
+  const tally = new Tally(true, events * subs);
   const s = await subscribers(side, subs, tally);
   const pub = await openPublisher(side.da, side.a.address);
   await paced(events, rate, () => pub.publish(TOPIC, stamped()));
-  await tally.settle(events * subs);
-  const result = tally.latency(events * subs);
+  await tally.settle();
+  const result = tally.latency();
   await pub.close();
   await s.close();
   return result;

@@ -81,3 +81,176 @@ export class EventDecoder extends StreamDecoder<StreamEvent> {
     super((queue) => eventStep(queue, topics));
   }
 }
+
+/** Writes one event at `offset` of `target` (which must have room: eventLength()); returns the end offset. */
+export function encodeEventInto(target: Buffer, offset: number, topic: string, payload: Uint8Array): number {
+  const topicLength = target.write(topic, offset + 2, 'utf8');
+  target.writeUInt16BE(topicLength, offset);
+  target.writeUInt32BE(payload.length, offset + 2 + topicLength);
+  target.set(payload, offset + 6 + topicLength);
+  return offset + 6 + topicLength + payload.length;
+}
+
+/** Encoded size of an event; RangeError past the protocol's limits. */
+export function eventLength(topic: string, payloadLength: number): number {
+  const topicLength = Buffer.byteLength(topic, 'utf8');
+  if (topicLength > EVENT_MAX_TOPIC) throw new RangeError(`event topic too long: ${topicLength} bytes`);
+  if (payloadLength > EVENT_MAX_PAYLOAD) throw new RangeError(`event payload too long: ${payloadLength} bytes`);
+  return 6 + topicLength + payloadLength;
+}
+
+/**
+ * Consecutive whole events on one topic exactly as they came on the wire, so that a broker can
+ * relay them without decoding and encoding each one. An event with an empty payload is always a
+ * run of its own (it may be a subscription).
+ */
+export interface EventRun {
+  readonly topic: string;
+  /** The events' bytes, one frame after the other. */
+  readonly frames: Buffer;
+  readonly count: number;
+  /** Payload bytes of all the run's events (0 only for a single empty event). */
+  readonly payloadBytes: number;
+}
+
+/** Runs end after this many events, so that one fits a subscriber queue whole. */
+export const EVENT_RUN_MAX = 256;
+
+/** Length of the frame that starts at `offset` of well-formed `frames`. */
+export function frameLengthAt(frames: Uint8Array, offset: number): number {
+  const topicLength = ((frames[offset] as number) << 8) | (frames[offset + 1] as number);
+  const at = offset + 2 + topicLength;
+  const payloadLength =
+    (((frames[at] as number) << 24) |
+      ((frames[at + 1] as number) << 16) |
+      ((frames[at + 2] as number) << 8) |
+      (frames[at + 3] as number)) >>>
+    0;
+  return 6 + topicLength + payloadLength;
+}
+
+function sameBytes(a: Uint8Array, aStart: number, b: Uint8Array, bStart: number, length: number): boolean {
+  for (let k = 0; k < length; k++) if (a[aStart + k] !== b[bStart + k]) return false;
+  return true;
+}
+
+/**
+ * Incremental reader of event runs. A frame split across chunks is joined once its declared
+ * length is in (a large event is gathered, not copied again per chunk); oversize topic or payload
+ * lengths fail with 'too_long' as soon as their header is in, before anything is buffered. Runs
+ * are views of the pushed chunks or of a joined copy: pushed chunks must not be modified later.
+ */
+export class EventRunReader {
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  /** Full length of the frame being gathered, once its header is in (0 before). */
+  private need = 0;
+  private failure: DecodeResult<EventRun> | null = null;
+  private topicBytes: Uint8Array = new Uint8Array(0);
+  private topicText = '';
+
+  /** Bytes held for an event that is not complete yet. */
+  get buffered(): number {
+    return this.heldBytes;
+  }
+
+  /** Runs completed by this chunk; if the last element is a failure the stream is unusable. */
+  push(chunk: Uint8Array): DecodeResult<EventRun>[] {
+    if (this.failure) return [this.failure];
+    if (chunk.length === 0) return [];
+    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.heldBytes > 0) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+      if (this.need > 0 && this.heldBytes < this.need) return [];
+      buf = Buffer.concat(this.held, this.heldBytes);
+      this.held = [];
+      this.heldBytes = 0;
+    }
+    const out: DecodeResult<EventRun>[] = [];
+    let pos = 0;
+    let runStart = 0;
+    let runCount = 0;
+    let runPayload = 0;
+    let runTopicLength = -1;
+    const close = (): void => {
+      if (runCount === 0) return;
+      out.push(
+        ok({
+          topic: this.topic(buf, runStart + 2, runTopicLength),
+          frames: buf.subarray(runStart, pos),
+          count: runCount,
+          payloadBytes: runPayload,
+        }),
+      );
+      runCount = 0;
+    };
+    this.need = 0;
+    while (pos + 2 <= buf.length) {
+      const topicLength = ((buf[pos] as number) << 8) | (buf[pos + 1] as number);
+      if (topicLength > EVENT_MAX_TOPIC) {
+        close();
+        return this.fail(out, `event topic length ${topicLength} exceeds ${EVENT_MAX_TOPIC}`);
+      }
+      const at = pos + 2 + topicLength;
+      if (at + 4 > buf.length) break;
+      const payloadLength =
+        (((buf[at] as number) << 24) |
+          ((buf[at + 1] as number) << 16) |
+          ((buf[at + 2] as number) << 8) |
+          (buf[at + 3] as number)) >>>
+        0;
+      if (payloadLength > EVENT_MAX_PAYLOAD) {
+        close();
+        return this.fail(out, `event payload length ${payloadLength} exceeds ${EVENT_MAX_PAYLOAD}`);
+      }
+      const end = at + 4 + payloadLength;
+      if (end > buf.length) {
+        this.need = end - pos;
+        break;
+      }
+      const joins =
+        runCount > 0 &&
+        payloadLength > 0 &&
+        runPayload > 0 &&
+        runCount < EVENT_RUN_MAX &&
+        topicLength === runTopicLength &&
+        sameBytes(buf, pos + 2, buf, runStart + 2, topicLength);
+      if (!joins) {
+        close();
+        runStart = pos;
+        runTopicLength = topicLength;
+        runPayload = 0;
+      }
+      runCount++;
+      runPayload += payloadLength;
+      pos = end;
+    }
+    close();
+    if (pos < buf.length) {
+      // The start of the next event: kept (copied, the chunk may be large) until the rest comes.
+      const rest = Buffer.from(buf.subarray(pos));
+      this.held = [rest];
+      this.heldBytes = rest.length;
+    }
+    return out;
+  }
+
+  private fail(out: DecodeResult<EventRun>[], message: string): DecodeResult<EventRun>[] {
+    this.failure = fail('too_long', message);
+    this.held = [];
+    this.heldBytes = 0;
+    out.push(this.failure);
+    return out;
+  }
+
+  /** Events mostly repeat a topic: comparing its bytes is cheaper than decoding it again. */
+  private topic(buf: Buffer, start: number, length: number): string {
+    const cached = this.topicBytes;
+    if (length !== cached.length || !sameBytes(buf, start, cached, 0, length)) {
+      this.topicBytes = Uint8Array.prototype.slice.call(buf, start, start + length);
+      this.topicText = utf8Decode(this.topicBytes);
+    }
+    return this.topicText;
+  }
+}

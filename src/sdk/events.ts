@@ -1,7 +1,15 @@
 import type { Duplex } from 'node:stream';
 import { PilotError } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
-import { EVENT_MAX_PAYLOAD, EVENT_MAX_TOPIC, EventDecoder, encodeEvent } from '../protocol/eventstream.js';
+import {
+  EVENT_MAX_PAYLOAD,
+  EVENT_MAX_TOPIC,
+  EventDecoder,
+  EventRunReader,
+  encodeEvent,
+  encodeEventInto,
+  frameLengthAt,
+} from '../protocol/eventstream.js';
 import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../protocol/event-topics.js';
 import { abortError } from './abort.js';
 import { toAddr } from './validate.js';
@@ -52,8 +60,10 @@ function checkTopic(topic: string): void {
 }
 
 class EventSubscription implements Subscription {
-  private readonly decoder = new EventDecoder();
-  private readonly buffer: PilotEvent[] = [];
+  private readonly reader = new EventRunReader();
+  /** Events not taken yet, from `head` on (emptied in place once all are taken). */
+  private readonly buffer: (PilotEvent | undefined)[] = [];
+  private head = 0;
   private waiter: { resolve: (r: IteratorResult<PilotEvent>) => void; reject: (e: unknown) => void } | null = null;
   private failure: unknown = null;
   private ended = false;
@@ -82,27 +92,29 @@ class EventSubscription implements Subscription {
   }
 
   private onData(chunk: Buffer): void {
-    for (const r of this.decoder.push(chunk)) {
+    for (const r of this.reader.push(chunk)) {
       if (!r.ok) {
         this.finish(new PilotError('protocol', `event stream: ${r.error.message}`));
         return;
       }
-      const payload = r.value.payload;
-      const event: PilotEvent = {
-        topic: r.value.topic,
-        data: Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-      };
-      if (event.topic === ERROR_TOPIC) {
-        // The broker's last word before it closes the connection: why.
-        this.finish(brokerRefusal(event.data));
-        return;
+      const { topic, frames } = r.value;
+      const header = 6 + (((frames[0] as number) << 8) | (frames[1] as number));
+      for (let at = 0; at < frames.length; ) {
+        const end = at + frameLengthAt(frames, at);
+        const data = frames.subarray(at + header, end);
+        at = end;
+        if (topic === ERROR_TOPIC) {
+          // The broker's last word before it closes the connection: why.
+          this.finish(brokerRefusal(data));
+          return;
+        }
+        if (topic === DROPPED_TOPIC) {
+          const n = parseDropped(data);
+          if (n !== undefined) this.droppedCount = Math.max(this.droppedCount, n);
+          if (!this.yieldNotices) continue;
+        }
+        this.deliver({ topic, data });
       }
-      if (event.topic === DROPPED_TOPIC) {
-        const n = parseDropped(event.data);
-        if (n !== undefined) this.droppedCount = Math.max(this.droppedCount, n);
-        if (!this.yieldNotices) continue;
-      }
-      this.deliver(event);
     }
   }
 
@@ -114,7 +126,7 @@ class EventSubscription implements Subscription {
       return;
     }
     this.buffer.push(event);
-    if (this.buffer.length >= this.maxBuffered) this.conn.pause();
+    if (this.buffer.length - this.head >= this.maxBuffered) this.conn.pause();
   }
 
   private finish(err: unknown): void {
@@ -123,7 +135,10 @@ class EventSubscription implements Subscription {
     this.failure = err;
     this.signal?.removeEventListener('abort', this.onAbort);
     this.conn.destroy();
-    if (err !== null) this.buffer.length = 0;
+    if (err !== null) {
+      this.buffer.length = 0;
+      this.head = 0;
+    }
     const w = this.waiter;
     this.waiter = null;
     if (!w) return;
@@ -132,9 +147,18 @@ class EventSubscription implements Subscription {
   }
 
   next(): Promise<IteratorResult<PilotEvent>> {
-    const event = this.buffer.shift();
-    if (event !== undefined) {
-      if (this.buffer.length < this.maxBuffered / 2 && this.conn.isPaused()) this.conn.resume();
+    if (this.head < this.buffer.length) {
+      const event = this.buffer[this.head] as PilotEvent;
+      this.buffer[this.head++] = undefined;
+      const left = this.buffer.length - this.head;
+      if (left === 0) {
+        this.buffer.length = 0;
+        this.head = 0;
+      } else if (this.head >= 1024 && this.head * 2 >= this.buffer.length) {
+        this.buffer.splice(0, this.head);
+        this.head = 0;
+      }
+      if (left < this.maxBuffered / 2 && this.conn.isPaused()) this.conn.resume();
       return Promise.resolve({ value: event, done: false });
     }
     if (this.ended) {
@@ -218,15 +242,34 @@ export interface PublishOptions {
 
 /** A connection that publishes many events; events it is sent back (its own subscription) are discarded. */
 export interface Publisher {
-  /** Resolves once the event is handed to the connection (waits while it is congested). */
+  /**
+   * Resolves once the event is queued for the connection; events published in the same turn go
+   * out in one write. Waits while the connection is congested.
+   */
   publish(topic: string, data: string | Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Events published in one turn are written to the connection together, in writes of up to this size. */
+const PUBLISH_BATCH = 64 * 1024;
 
 class EventPublisher implements Publisher {
   private subscribed = false;
   private failure: Error | null = null;
   private readonly decoder = new EventDecoder();
+  /** Encoded events not written yet: `batch[start, used)`; what comes before was written. */
+  private batch: Buffer = Buffer.alloc(0);
+  private start = 0;
+  private used = 0;
+  private flushQueued = false;
+  /** The last write was refused: the next publish waits for 'drain'. */
+  private congested = false;
+  private lastTopic = '';
+  private lastTopicBytes = 0;
+  private readonly flushLater = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
 
   constructor(private readonly conn: Duplex) {
     // Events sent back (this connection's own subscription) are discarded; a refusal is kept as the reason.
@@ -245,31 +288,71 @@ class EventPublisher implements Publisher {
   }
 
   async publish(topic: string, data: string | Uint8Array): Promise<void> {
-    checkTopic(topic);
+    if (topic !== this.lastTopic) {
+      checkTopic(topic);
+      this.lastTopic = topic;
+      this.lastTopicBytes = Buffer.byteLength(topic);
+    }
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
     if (payload.length > EVENT_MAX_PAYLOAD)
       throw new PilotError('invalid_argument', `event is larger than ${EVENT_MAX_PAYLOAD} bytes`);
     if (this.failure) throw this.failure;
+    if (this.congested) await this.drained();
     // The first event on a connection is its subscription (§9.4), as the reference CLI does it.
     if (!this.subscribed) {
       this.subscribed = true;
-      this.conn.write(encodeEvent({ topic, payload: new Uint8Array(0) }));
+      this.append(topic, new Uint8Array(0));
     }
-    if (!this.conn.write(encodeEvent({ topic, payload }))) await this.drained();
+    this.append(topic, payload);
+    if (this.used - this.start >= PUBLISH_BATCH) {
+      if (!this.flush()) await this.drained();
+    } else if (!this.flushQueued) {
+      // Written once the caller's current run of work ends: a loop of publishes makes one write.
+      this.flushQueued = true;
+      process.nextTick(this.flushLater);
+    }
+  }
+
+  private append(topic: string, payload: Uint8Array): void {
+    const length = 6 + this.lastTopicBytes + payload.length;
+    if (this.batch.length - this.used < length) {
+      this.flush();
+      this.batch = Buffer.allocUnsafe(Math.max(PUBLISH_BATCH, length));
+      this.start = 0;
+      this.used = 0;
+    }
+    this.used = encodeEventInto(this.batch, this.used, topic, payload);
+  }
+
+  /** Writes the pending events; false when the connection asks to wait for 'drain'. */
+  private flush(): boolean {
+    if (this.used === this.start) return !this.congested;
+    const out = this.batch.subarray(this.start, this.used);
+    this.start = this.used;
+    if (this.conn.destroyed) return true;
+    if (!this.conn.write(out)) this.congested = true;
+    return !this.congested;
   }
 
   private drained(): Promise<void> {
     return new Promise((resolve, reject) => {
       const done = (): void => {
         this.conn.off('drain', done).off('close', done);
+        this.congested = false;
         if (this.conn.destroyed && this.failure) reject(this.failure);
         else resolve();
       };
+      if (!this.conn.writableNeedDrain || this.conn.destroyed) {
+        this.congested = false;
+        resolve();
+        return;
+      }
       this.conn.on('drain', done).on('close', done);
     });
   }
 
   async close(): Promise<void> {
+    this.flush();
     if (this.conn.destroyed) return;
     await new Promise<void>((resolve) => {
       this.conn.once('close', () => resolve());

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { EventDecoder, encodeEvent, type StreamEvent } from '../../protocol/eventstream.js';
+import { type EventRun, EventRunReader, frameLengthAt } from '../../protocol/eventstream.js';
 import type { JsonObject } from '../../protocol/json.js';
 import { BrokerClient } from './client.js';
 import { DEFAULT_QUEUE_LIMITS, type QueueLimits } from './queue.js';
@@ -56,29 +56,32 @@ export class Broker {
   /** Serves one connection until it closes. */
   accept(conn: Duplex, remote: string): void {
     const client = new BrokerClient(conn, remote, this.limits);
-    const decoder = new EventDecoder();
+    const reader = new EventRunReader();
     this.clients.add(client);
     this.counters.connections_total++;
     let first = true;
     conn.on('data', (chunk: Buffer) => {
       if (client.refused) return;
-      for (const r of decoder.push(chunk)) {
+      for (const r of reader.push(chunk)) {
         if (!r.ok) {
           this.refuse(client, r.error.message);
           return;
         }
+        let run = r.value;
         if (first) {
           first = false;
-          this.subscribe(client, r.value.topic);
-        } else if (r.value.payload.length === 0 && !client.patterns.has(r.value.topic)) {
+          this.subscribe(client, run.topic);
+          if (run.count === 1) continue;
+          run = withoutFirst(run);
+        } else if (run.payloadBytes === 0 && !client.patterns.has(run.topic)) {
           if (client.patterns.size >= this.maxTopics) {
             this.refuse(client, `more than ${this.maxTopics} subscriptions on one connection`);
             return;
           }
-          this.subscribe(client, r.value.topic);
-        } else {
-          this.publish(client, r.value);
+          this.subscribe(client, run.topic);
+          continue;
         }
+        this.publish(client, run);
       }
     });
     // The reference ends the whole connection when the client stops sending.
@@ -145,23 +148,37 @@ export class Broker {
     this.options.onSubscribed?.(client.remote, topic);
   }
 
-  private publish(sender: BrokerClient, event: StreamEvent): void {
-    if (isReservedTopic(event.topic)) {
-      this.counters.reserved_refused++;
+  /** Relays a run of events as they came: copied once, then shared by every recipient's queue. */
+  private publish(sender: BrokerClient, run: EventRun): void {
+    const topic = run.topic;
+    if (isReservedTopic(topic)) {
+      this.counters.reserved_refused += run.count;
       return;
     }
-    this.counters.published++;
-    this.options.onPublished?.(sender.remote, event.topic, event.payload.length);
-    const frame = encodeEvent(event);
+    this.counters.published += run.count;
+    const onPublished = this.options.onPublished;
+    if (onPublished) {
+      const headerBytes = frameHeaderLength(run.frames);
+      for (let at = 0; at < run.frames.length; ) {
+        const length = frameLengthAt(run.frames, at);
+        onPublished(sender.remote, topic, length - headerBytes);
+        at += length;
+      }
+    }
+    let frames: Buffer | undefined;
     const seq = ++this.seq;
     const deliver = (c: BrokerClient): void => {
       if (c === sender || c.lastSeq === seq) return;
       c.lastSeq = seq;
-      if (c.enqueue(frame)) this.counters.delivered++;
-      else this.counters.dropped++;
+      // A view of the connection's chunk would keep all of it alive while queued.
+      frames ??= Buffer.from(run.frames);
+      const taken = c.enqueue(frames, run.count);
+      this.counters.delivered += taken;
+      this.counters.dropped += run.count - taken;
+      c.holdIfBehind(sender);
     };
-    this.exact.get(event.topic)?.forEach(deliver);
-    for (const key of prefixKeys(event.topic)) this.prefixes.get(key)?.forEach(deliver);
+    this.exact.get(topic)?.forEach(deliver);
+    if (this.prefixes.size > 0) for (const key of prefixKeys(topic)) this.prefixes.get(key)?.forEach(deliver);
     this.all.forEach(deliver);
   }
 
@@ -197,4 +214,20 @@ function removeFrom(map: Map<string, Set<BrokerClient>>, key: string, client: Br
   if (!set) return;
   set.delete(client);
   if (set.size === 0) map.delete(key);
+}
+
+/** Bytes before the payload in each frame of a run (they share one topic). */
+function frameHeaderLength(frames: Uint8Array): number {
+  return 6 + (((frames[0] as number) << 8) | (frames[1] as number));
+}
+
+/** The run without its first event (the connection's subscription). */
+function withoutFirst(run: EventRun): EventRun {
+  const length = frameLengthAt(run.frames, 0);
+  return {
+    topic: run.topic,
+    frames: run.frames.subarray(length),
+    count: run.count - 1,
+    payloadBytes: run.payloadBytes - (length - frameHeaderLength(run.frames)),
+  };
 }

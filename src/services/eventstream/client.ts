@@ -1,18 +1,33 @@
 import type { Duplex } from 'node:stream';
-import { encodeEvent } from '../../protocol/eventstream.js';
+import { encodeEvent, frameLengthAt } from '../../protocol/eventstream.js';
 import { BoundedQueue, type QueueLimits } from './queue.js';
 import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../../protocol/event-topics.js';
 
 /** How long a refused connection may take to read its last event and close before it is destroyed. */
 const REFUSE_LINGER_MS = 5000;
 
-/** Queued frames are joined into writes of about this size (0 writes one frame per write). */
-const WRITE_BATCH: number = 64 * 1024;
+/** Queued small frames are joined into writes of up to this size. */
+const WRITE_BATCH = 64 * 1024;
+/** Items this large are written alone. */
+const JOIN_BELOW = 4096;
+
+/** A subscriber that wrote nothing for this long is not waited for: it loses events instead. */
+export const HOLD_PROGRESS_MS = 100;
+/** The longest one subscriber holds publishers back before it counts as lagging. */
+export const HOLD_MAX_MS = 200;
 
 /**
  * One connection to the broker: its subscriptions and the bounded queue of events waiting to be
  * written to it. Writing never blocks the broker: events queue here while the connection is
  * congested, and are dropped (and counted) for this connection only when the queue is full.
+ *
+ * Backpressure without letting one subscriber stall the rest: when the queue of a subscriber that
+ * is still being written to (a write completed within HOLD_PROGRESS_MS) passes half its limits,
+ * the broker stops reading from the publishers feeding it until the queue is down to a quarter,
+ * so a publisher faster than its subscribers is slowed down rather than losing events. A hold
+ * lasts HOLD_MAX_MS at most; a subscriber that could not catch up by then is lagging: it holds no
+ * one back and loses events alone until its queue has emptied. A subscriber that stopped reading
+ * never holds anyone back.
  */
 export class BrokerClient {
   readonly patterns = new Set<string>();
@@ -27,6 +42,13 @@ export class BrokerClient {
   private pumpScheduled = false;
   /** Set by the broker while it fans out one event, so a connection gets it once. */
   lastSeq = 0;
+  /** Subscribers holding this connection's reading back. */
+  private heldBy = 0;
+  /** Publishers this subscriber holds back. */
+  private readonly holding = new Set<BrokerClient>();
+  private holdTimer: NodeJS.Timeout | undefined;
+  private lagging = false;
+  private lastProgressAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly conn: Duplex,
@@ -58,26 +80,80 @@ export class BrokerClient {
     return false;
   }
 
-  /** Queues one encoded event; false when it was dropped for this connection. */
-  enqueue(frame: Uint8Array): boolean {
-    if (this.closed) return false;
-    if (!this.queue.fits(frame.length)) {
-      this.queue.push(frame, frame.length);
+  /**
+   * Queues `count` encoded events (whole frames, one after the other); returns how many were
+   * taken, the others being dropped for this connection. Events that do not all fit are queued one
+   * by one, as far as they fit.
+   */
+  enqueue(frames: Uint8Array, count = 1): number {
+    if (this.closed) return 0;
+    if (!this.queue.fits(frames.length, count)) {
+      if (count > 1) return this.enqueueEach(frames);
+      this.queue.push(frames, frames.length);
       this.noticePending = this.wantsNotices;
-      return false;
+      return 0;
     }
     this.queueNotice();
-    this.queue.push(frame, frame.length);
+    this.queue.push(frames, frames.length, count);
     // A burst larger than a batch (or half the queue) is written at once, so that a reader that
     // keeps up never loses events to its own queue filling within one turn.
     if (this.queue.bytes >= WRITE_BATCH || this.queue.length * 2 >= this.limits.maxCount) this.pump();
     else this.schedulePump();
-    return true;
+    return count;
+  }
+
+  private enqueueEach(frames: Uint8Array): number {
+    let taken = 0;
+    for (let at = 0; at < frames.length; ) {
+      const end = at + frameLengthAt(frames, at);
+      // A copy: a view would keep the whole run in memory for as long as this one event waits.
+      taken += this.enqueue(Buffer.from(frames.subarray(at, end)));
+      at = end;
+    }
+    return taken;
   }
 
   close(): void {
     this.closed = true;
     this.queue.clear();
+    this.releaseHeld();
+  }
+
+  /** Holds `publisher` back when this subscriber's queue is over half full and it keeps reading. */
+  holdIfBehind(publisher: BrokerClient): void {
+    if (this.lagging || this.holding.has(publisher)) return;
+    const { maxBytes, maxCount } = this.limits;
+    if (this.queue.bytes * 2 < maxBytes && this.queue.length * 2 < maxCount) return;
+    if (performance.now() - this.lastProgressAt > HOLD_PROGRESS_MS) return;
+    this.holding.add(publisher);
+    if (publisher.heldBy++ === 0) publisher.conn.pause();
+    this.holdTimer ??= setTimeout(() => {
+      this.lagging = true;
+      this.releaseHeld();
+    }, HOLD_MAX_MS);
+  }
+
+  private releaseHeld(): void {
+    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    for (const p of this.holding) {
+      if (--p.heldBy === 0 && !p.refused && !p.conn.destroyed) p.conn.resume();
+    }
+    this.holding.clear();
+  }
+
+  /** A write left for the peer: this subscriber is being read. */
+  private readonly onWritten = (err?: Error | null): void => {
+    if (err) return;
+    this.lastProgressAt = performance.now();
+    if (this.queue.length === 0) this.lagging = false;
+  };
+
+  /** Publishers held back go on once the queue is down to a quarter of its limits. */
+  private releaseIfCaughtUp(): void {
+    if (this.holding.size === 0) return;
+    const { maxBytes, maxCount } = this.limits;
+    if (this.queue.bytes * 4 <= maxBytes && this.queue.length * 4 <= maxCount) this.releaseHeld();
   }
 
   /**
@@ -100,21 +176,30 @@ export class BrokerClient {
     this.queue.force(notice, notice.length);
   }
 
-  /** The next frames to write, small ones joined into one write of up to WRITE_BATCH bytes. */
+  /**
+   * The next frames to write. Small items (single events) are joined into one write of up to
+   * WRITE_BATCH bytes; a large one (a run of events relayed as they came) is written as it is,
+   * since copying it again for every subscriber would cost more than the write it saves.
+   */
   private takeBatch(): Uint8Array | undefined {
+    this.written += this.queue.peekCount();
     const first = this.queue.shift();
     if (first === undefined) return undefined;
-    this.written++;
-    if (WRITE_BATCH === 0 || this.queue.length === 0 || first.length >= WRITE_BATCH) return first;
+    if (first.length >= JOIN_BELOW || !this.joinsNext(first.length)) return first;
     const parts = [first];
     let size = first.length;
-    while (this.queue.length > 0 && size < WRITE_BATCH) {
+    while (this.joinsNext(size)) {
+      this.written += this.queue.peekCount();
       const next = this.queue.shift() as Uint8Array;
       parts.push(next);
       size += next.length;
-      this.written++;
     }
     return Buffer.concat(parts, size);
+  }
+
+  private joinsNext(size: number): boolean {
+    const next = this.queue.peekSize();
+    return next > 0 && next < JOIN_BELOW && size + next <= WRITE_BATCH;
   }
 
   /** Writes once per event-loop turn: the events published meanwhile go out as one batch. */
@@ -133,7 +218,9 @@ export class BrokerClient {
       if (this.queue.length === 0) this.queueNotice();
       const next = this.takeBatch();
       if (next === undefined) return;
-      if (!this.conn.write(next)) {
+      const room = this.conn.write(next, this.onWritten);
+      this.releaseIfCaughtUp();
+      if (!room) {
         this.waitingDrain = true;
         this.conn.once('drain', () => {
           this.waitingDrain = false;
