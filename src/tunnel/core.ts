@@ -237,7 +237,10 @@ export class TunnelCore {
     if (this.#closed) return undefined;
     // Before the first tick, one is due at once.
     let at = this.#tickAt ?? 0;
-    for (const t of [this.#beacon.nextTimeout(), this.#paths.nextTimeout()]) if (t !== undefined && t < at) at = t;
+    const beacon = this.#beacon.nextTimeout();
+    if (beacon !== undefined && beacon < at) at = beacon;
+    const paths = this.#paths.nextTimeout();
+    if (paths !== undefined && paths < at) at = paths;
     return at;
   }
 
