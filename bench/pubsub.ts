@@ -12,7 +12,7 @@
  * on daemon B, reaching A's broker through the encrypted tunnel. Each configuration runs
  * BENCH_REPEAT times, alternating the systems; rows give the median and its ratio to NATS.
  *
- * A short warm-up run of each system comes first and is not counted.
+ * Short warm-up runs of each system (1 and 10 subscribers) come first and are not counted.
  *
  * Latency rows: BENCH_RATE events/s published for BENCH_LATENCY_EVENTS events to
  * BENCH_LATENCY_SUBS subscribers; p50/p99 publish-to-delivery time.
@@ -48,7 +48,7 @@ const RATE = intEnv('BENCH_RATE', 10_000);
 const LATENCY_EVENTS = intEnv('BENCH_LATENCY_EVENTS', 20_000);
 const LATENCY_SUBS = intEnv('BENCH_LATENCY_SUBS', 1);
 
-const WARMUP_EVENTS = 10_000;
+const WARMUP_EVENTS = 20_000;
 
 type Row = Record<string, string | number | null>;
 
@@ -127,8 +127,10 @@ runBench('bench:pubsub', 30 * 60_000, async (onCleanup) => {
   const side: PilotSide = { a: pair.a, b: pair.b, da: pair.da };
   // One short run of each system first, left out of the figures: fresh daemons and clients run
   // their first events unoptimised.
-  await pilotThroughput(side, 10, WARMUP_EVENTS);
-  if (nats) await natsThroughput(nats, 10, WARMUP_EVENTS);
+  for (const subs of [1, 10]) {
+    await pilotThroughput(side, subs, WARMUP_EVENTS);
+    if (nats) await natsThroughput(nats, subs, WARMUP_EVENTS);
+  }
   const rows = await throughputRows(side, nats);
   rows.push(latencyRow('pilot-ts', await pilotLatency(side, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
   if (nats) rows.push(latencyRow('nats', await natsLatency(nats.port, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
