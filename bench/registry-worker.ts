@@ -13,7 +13,8 @@ import { BodySigner, countError, loopbackIp, RegistryConn, sortedPercentile } fr
 
 export interface SetupCommand {
   readonly cmd: 'setup';
-  readonly port: number;
+  /** Registry processes (sharing one store): connection i goes to ports[i % ports.length]. */
+  readonly ports: readonly number[];
   /** Keys of the nodes this thread signs for, by slot, and their node ids. */
   readonly keys: readonly KeyObject[];
   readonly ids: readonly number[];
@@ -69,7 +70,9 @@ async function setup(c: SetupCommand): Promise<void> {
   signer = new BodySigner(c.keys);
   ids = c.ids;
   conns = await Promise.all(
-    Array.from({ length: c.conns }, (_, i) => RegistryConn.open(c.port, loopbackIp(c.ipBlock, i + 1))),
+    Array.from({ length: c.conns }, (_, i) =>
+      RegistryConn.open(c.ports[i % c.ports.length] as number, loopbackIp(c.ipBlock, i + 1)),
+    ),
   );
 }
 

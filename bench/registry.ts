@@ -1,5 +1,7 @@
 /**
- * Load and limits of one registry process (SQLite store). The registry runs in its own process
+ * Load and limits of registry processes: one on SQLite, and one or two sharing PostgreSQL (a
+ * server this benchmark starts from Debian's binaries, durable like SQLite's synchronous=FULL,
+ * see test/pg-server.ts). Each registry runs in its own process
  * (bench/registry-server.ts); this process generates N real Ed25519 identities and speaks the
  * registry protocol to it with signed-body requests as daemons send them, from many loopback
  * source addresses (127.x.y.z) so that the per-IP limits see a realistic spread of sources:
@@ -18,19 +20,21 @@
  *   BENCH_REGISTRY_NODES=10000,100000   node counts, one run each
  *   BENCH_REGISTRY_STEADY_S=30          seconds of steady load (step 4)
  *   BENCH_REGISTRY_LOOKUP_RATE=1000     lookups per second in steps 3–5
+ *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (1 and 2 processes; 0: none)
+ *
+ * With two processes, every connection of the load goes to one of them in turn (as behind a TCP
+ * balancer); memory is that of the first process. On 2 cores the second process adds no CPU.
  *
  * Last line: {"runs":[{"store":"sqlite","processes":1,"nodes":…,…},…]}.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { JsonObject } from '../src/protocol/json.js';
 import { progress, round, runBench } from './lib.js';
 import { BodySigner, countError, loopbackIp, RegistryConn, sortedPercentile } from './registry-load.js';
+import { postgresUnavailable, startPostgres } from '../test/pg-server.js';
+import { generateKeys, type Keys, LoadThread, RegistryProcess } from './registry-procs.js';
 import type { LoadResult, WorkerCommand } from './registry-worker.js';
 
 const envInt = (name: string, fallback: number): number => {
@@ -38,6 +42,10 @@ const envInt = (name: string, fallback: number): number => {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 };
 const NODE_COUNTS = (process.env.BENCH_REGISTRY_NODES ?? '10000,100000')
+  .split(',')
+  .map((s) => Number.parseInt(s.trim(), 10))
+  .filter((n) => Number.isFinite(n) && n > 0);
+const PG_NODE_COUNTS = (process.env.BENCH_REGISTRY_PG_NODES ?? '10000')
   .split(',')
   .map((s) => Number.parseInt(s.trim(), 10))
   .filter((n) => Number.isFinite(n) && n > 0);
@@ -54,17 +62,19 @@ const REGISTER_CONCURRENCY = 16;
 /** Per-IP request limit is 200/s: heartbeat connections carry at most ~100/s each. */
 const PER_SOURCE_RATE = 100;
 const LOOKUP_CONNS = 16;
-const SERVER_SCRIPT = fileURLToPath(new URL('./registry-server.ts', import.meta.url));
-const WORKER_SCRIPT = new URL('./registry-worker.ts', import.meta.url).href;
-/** tsx's `--import` hooks stay on the main thread: a worker registers them itself before loading its script. */
-const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_SCRIPT)}); })`;
 
 /** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
 const BLOCK = { register: 10, changes: 30, heartbeat: 31, lookup: 32, fresh: 33, flood: 34, probe: 35 } as const;
 
+/** Where the registries keep their state, and how many processes share it. */
+interface Target {
+  readonly store: 'sqlite' | 'postgres';
+  readonly processes: number;
+}
+
 interface Run {
-  store: 'sqlite';
-  processes: 1;
+  store: Target['store'];
+  processes: number;
   nodes: number;
   register_per_s: number;
   heartbeat_per_s: number;
@@ -81,124 +91,12 @@ interface Run {
   changes_per_s: number;
 }
 
-interface Mem {
-  rss: number;
-  heapUsed: number;
-  external: number;
-}
-
-/** The registry in a child process. */
-class RegistryProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly port: number,
-    /** Spawn until listening. */
-    readonly readyS: number,
-    /** RegistryServer.start alone. */
-    readonly startS: number,
-  ) {}
-
-  static async start(storePath: string, port = 0): Promise<RegistryProcess> {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', SERVER_SCRIPT, storePath, String(port)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const ready = await new Promise<{ port: number; startMs: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the registry did not start within 60 s')), 60_000);
-      child.once('exit', (code) => reject(new Error(`the registry exited with ${String(code)} before listening`)));
-      child.on('message', (m: { type?: string; port?: number; startMs?: number }) => {
-        if (m.type !== 'ready') return;
-        clearTimeout(timer);
-        resolve({ port: m.port ?? 0, startMs: m.startMs ?? 0 });
-      });
-    });
-    return new RegistryProcess(child, ready.port, (performance.now() - t0) / 1000, ready.startMs / 1000);
-  }
-
-  mem(): Promise<Mem> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no memory report from the registry')), 30_000);
-      const onMessage = (m: Mem & { type?: string }): void => {
-        if (m.type !== 'mem') return;
-        clearTimeout(timer);
-        this.child.off('message', onMessage);
-        resolve(m);
-      };
-      this.child.on('message', onMessage);
-      this.child.send({ type: 'mem' });
-    });
-  }
-
-  /** SIGTERM (a clean close), SIGKILL after 10 s. */
-  stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-      this.child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.child.kill('SIGTERM');
-    });
-  }
-}
-
-/** A worker thread of bench/registry-worker.ts, one command at a time. */
-class LoadThread {
-  readonly #worker = new Worker(WORKER_BOOT, { eval: true });
-
-  call<T>(cmd: WorkerCommand): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const onMessage = (m: { type?: string; message?: string }): void => {
-        this.#worker.off('error', onError);
-        if (m.type === 'error') reject(new Error(m.message));
-        else resolve(m as T);
-      };
-      const onError = (err: Error): void => {
-        this.#worker.off('message', onMessage);
-        reject(err);
-      };
-      this.#worker.once('message', onMessage);
-      this.#worker.once('error', onError);
-      this.#worker.postMessage(cmd);
-    });
-  }
-
-  /** Asks the thread to close its connections (2 s at most: it may have failed to start), then ends it. */
-  async close(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.call({ cmd: 'close' }).catch(() => undefined),
-      new Promise((r) => (timer = setTimeout(r, 2000))),
-    ]);
-    clearTimeout(timer);
-    await this.#worker.terminate();
-  }
-}
-
-interface Keys {
-  readonly privateKeys: KeyObject[];
-  readonly publicKeys: string[];
-}
-
-function generateKeys(n: number): Keys {
-  const privateKeys: KeyObject[] = [];
-  const publicKeys: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const pair = generateKeyPairSync('ed25519');
-    privateKeys.push(pair.privateKey);
-    const der = pair.publicKey.export({ format: 'der', type: 'spki' });
-    publicKeys.push(der.subarray(der.length - 32).toString('base64'));
-  }
-  return { privateKeys, publicKeys };
-}
-
 const registerMsg = (signer: BodySigner, keys: Keys, slot: number): JsonObject =>
   signer.sign(slot, { type: 'register', listen_addr: '0.0.0.0:37736', public_key: keys.publicKeys[slot] as string });
 
 /** Registers slots [from, to) in groups of REGISTER_BURST per source address; node ids by slot. */
 async function registerAll(
-  port: number,
+  ports: readonly number[],
   keys: Keys,
   signer: BodySigner,
   count: number,
@@ -212,7 +110,10 @@ async function registerAll(
   const t0 = performance.now();
   const lane = async (): Promise<void> => {
     for (let g = nextGroup++; g < groups; g = nextGroup++) {
-      const conn = await RegistryConn.open(port, loopbackIp(BLOCK.register + (g >> 16), g & 0xffff));
+      const conn = await RegistryConn.open(
+        ports[g % ports.length] as number,
+        loopbackIp(BLOCK.register + (g >> 16), g & 0xffff),
+      );
       try {
         const from = g * REGISTER_BURST;
         const to = Math.min(count, from + REGISTER_BURST);
@@ -245,10 +146,17 @@ interface Changes {
 }
 
 /** Hostname, tags and visibility of the last `m` nodes, then handshakes between pairs of them. */
-async function changes(port: number, signer: BodySigner, ids: readonly number[], m: number): Promise<Changes> {
+async function changes(
+  ports: readonly number[],
+  signer: BodySigner,
+  ids: readonly number[],
+  m: number,
+): Promise<Changes> {
   const slots = Array.from({ length: m }, (_, k) => ids.length - m + k);
   const conns = await Promise.all(
-    Array.from({ length: 16 }, (_, i) => RegistryConn.open(port, loopbackIp(BLOCK.changes, i + 1))),
+    Array.from({ length: 16 }, (_, i) =>
+      RegistryConn.open(ports[i % ports.length] as number, loopbackIp(BLOCK.changes, i + 1)),
+    ),
   );
   const errors = new Map<string, number>();
   let ops = 0;
@@ -317,7 +225,7 @@ async function changes(port: number, signer: BodySigner, ids: readonly number[],
 
 /** New daemons registering while the load runs, one every `everyMs`: their reply latencies. */
 function freshRegistrations(
-  port: number,
+  ports: readonly number[],
   keys: Keys,
   signer: BodySigner,
   firstSlot: number,
@@ -334,7 +242,10 @@ function freshRegistrations(
         resolve(samples);
         return;
       }
-      const conn = await RegistryConn.open(port, loopbackIp(BLOCK.fresh, ++source)).catch(() => undefined);
+      const conn = await RegistryConn.open(
+        ports[source % ports.length] as number,
+        loopbackIp(BLOCK.fresh, ++source),
+      ).catch(() => undefined);
       if (conn !== undefined) {
         const reply = await conn.request(registerMsg(signer, keys, slot++)).catch(() => undefined);
         if (reply !== undefined && reply.msg.type === 'register_ok') samples.push(reply.ms);
@@ -400,8 +311,13 @@ const fmtLoad = (r: LoadResult): string =>
   `${r.ok}/${r.sent} ok in ${r.elapsedS.toFixed(1)} s (${Math.round(r.ok / r.elapsedS)}/s), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms` +
   `${r.skipped > 0 ? `, ${r.skipped} not sent (backlog)` : ''}${Object.keys(r.errors).length > 0 ? `, errors ${JSON.stringify(r.errors)}` : ''}`;
 
-async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): Promise<Run> {
-  progress(`── ${n} nodes ──`);
+async function runOne(
+  n: number,
+  target: Target,
+  database: (() => Promise<string>) | undefined,
+  onCleanup: (fn: () => Promise<void>) => void,
+): Promise<Run> {
+  progress(`── ${n} nodes, ${target.store}, ${target.processes} process(es) ──`);
   const fresh = Math.max(10, Math.ceil((STEADY_S * 1000) / 500) + 2);
   const t0 = performance.now();
   const keys = generateKeys(n + fresh);
@@ -411,7 +327,8 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-registry-'));
-  const storePath = join(dir, 'registry.db');
+  const storePath = database === undefined ? join(dir, 'registry.db') : await database();
+  const others: RegistryProcess[] = [];
   let registry = await RegistryProcess.start(storePath);
   const threads: LoadThread[] = [];
   let cleaned = false;
@@ -420,7 +337,7 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
     cleaned = true;
     try {
       await Promise.all(threads.map((th) => th.close()));
-      await registry.stop();
+      await Promise.all([registry, ...others].map((r) => r.stop()));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -429,7 +346,9 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   progress(
     `registry (pid ${String(registry.child.pid)}) listening after ${registry.readyS.toFixed(2)} s (empty store; ${registry.startS.toFixed(3)} s in RegistryServer.start)`,
   );
+  for (let i = 1; i < target.processes; i++) others.push(await RegistryProcess.start(storePath));
   const port = registry.port;
+  const ports = [port, ...others.map((r) => r.port)];
   const signer = new BodySigner(keys.privateKeys);
 
   // Warm up the request path before taking the baseline.
@@ -439,12 +358,12 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   const base = await registry.mem();
   progress(`baseline: rss ${(base.rss / 2 ** 20).toFixed(1)} MB, heap ${(base.heapUsed / 2 ** 20).toFixed(1)} MB`);
 
-  const reg = await registerAll(port, keys, signer, n);
+  const reg = await registerAll(ports, keys, signer, n);
   const registerPerS = n / reg.seconds;
   progress(`registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s`);
   const ids = reg.ids;
 
-  const ch = await changes(port, signer, ids, Math.min(2000, Math.floor(n / 5)));
+  const ch = await changes(ports, signer, ids, Math.min(2000, Math.floor(n / 5)));
 
   const hb = new LoadThread();
   const lk = new LoadThread();
@@ -454,7 +373,7 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   await Promise.all([
     hb.call({
       cmd: 'setup',
-      port,
+      ports,
       keys: keys.privateKeys.slice(0, n),
       ids,
       ipBlock: BLOCK.heartbeat,
@@ -462,7 +381,7 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
     }),
     lk.call({
       cmd: 'setup',
-      port,
+      ports,
       keys: keys.privateKeys.slice(n - requesterCount, n),
       ids: ids.slice(n - requesterCount),
       ipBlock: BLOCK.lookup,
@@ -488,7 +407,7 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   const [hbRes, lkRes, firstRegs] = await Promise.all([
     hb.call<LoadResult>({ cmd: 'heartbeats', rate: heartbeatRate, durationMs: STEADY_S * 1000 }),
     lk.call<LoadResult>(lookupCmd(STEADY_S)),
-    freshRegistrations(port, keys, signer, n, 500, STEADY_S * 1000),
+    freshRegistrations(ports, keys, signer, n, 500, STEADY_S * 1000),
   ]);
   progress(`  heartbeats: ${fmtLoad(hbRes)}`);
   progress(`  lookups:    ${fmtLoad(lkRes)}`);
@@ -524,8 +443,8 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
   await cleanup();
 
   return {
-    store: 'sqlite',
-    processes: 1,
+    store: target.store,
+    processes: target.processes,
     nodes: n,
     register_per_s: round(registerPerS, 1),
     heartbeat_per_s: round(hbRes.ok / hbRes.elapsedS, 1),
@@ -546,6 +465,17 @@ async function runOne(n: number, onCleanup: (fn: () => Promise<void>) => void): 
 runBench('bench:registry', 40 * 60_000, async (onCleanup) => {
   if (NODE_COUNTS.length === 0) throw new Error('BENCH_REGISTRY_NODES names no node count');
   const runs: Run[] = [];
-  for (const n of NODE_COUNTS) runs.push(await runOne(n, onCleanup));
+  for (const n of NODE_COUNTS) runs.push(await runOne(n, { store: 'sqlite', processes: 1 }, undefined, onCleanup));
+  if (PG_NODE_COUNTS.length > 0) {
+    const reason = postgresUnavailable();
+    if (reason !== undefined) progress(`PostgreSQL runs skipped: ${reason}`);
+    else {
+      const server = await startPostgres({ durable: true });
+      onCleanup(() => server.stop());
+      for (const n of PG_NODE_COUNTS)
+        for (const processes of [1, 2])
+          runs.push(await runOne(n, { store: 'postgres', processes }, () => server.createDatabase(), onCleanup));
+    }
+  }
   console.log(JSON.stringify({ runs }));
 });

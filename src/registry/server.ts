@@ -164,6 +164,8 @@ export class RegistryServer {
       standby: replicationSettings.primary !== undefined,
       stateChanged: () => replication?.changed(),
     };
+    // Before listening: connections accepted from then on are served at once.
+    const view = store.local === undefined ? await SharedView.start(store, now) : undefined;
     const server = opts.tls
       ? createTlsServer({
           cert: opts.tls.cert,
@@ -186,7 +188,6 @@ export class RegistryServer {
       await store.close();
       throw err;
     }
-    const view = store.local === undefined ? await SharedView.start(store, now) : undefined;
     replication = startReplication(state, replicationSettings);
     self = new RegistryServer(
       server,
