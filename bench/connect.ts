@@ -4,21 +4,25 @@
  * connect → echo → close cycles per second a client completes.
  *
  * Prints progress lines, then as the last line:
- *   {"count":…,"connect_p50_ms":…,"connect_p99_ms":…,"workers":…,"conns_per_s":…,"failed":…,
- *    "conns_per_s_limits_raised":…,"failed_limits_raised":…}
+ *   {"count":…,"connect_p50_ms":…,"connect_p99_ms":…,"udp_rtt_median_ms":…,"connect_p50_ratio_to_udp_rtt":…,
+ *    "workers":…,"conns_per_s":…,"failed":…,"conns_per_s_limits_raised":…,"failed_limits_raised":…}
+ * The baseline is a plain UDP round trip between two Node processes, measured in the same run with
+ * the same gap as the latency phase.
  *
  * The latency phase paces its connects (BENCH_CONNECT_GAP_MS, default 110 ms) so each one finds
  * the processes idle, as a client that connects now and then does. The throughput phase runs
  * BENCH_CONNECT_WORKERS (default 8) loops back to back for BENCH_CONNECT_SECONDS (default 5 s);
  * a daemon admits 100 new streams per second from one node (burst 100) and drops SYNs above
  * that (the dial then waits for a retransmission), so that phase runs twice: with the default
- * limits, and on a second pair of daemons started with the limits raised.
+ * limits, and on a second pair of daemons started with the admission limits raised (SYN rates and
+ * connection counts).
  *
  *   BENCH_CONNECT_COUNT=N   sequential connects in the latency phase (default 100)
  */
 import { performance } from 'node:perf_hooks';
 import type { Driver } from '../src/sdk/driver.js';
 import { BenchError, percentile, progress, round, runBench, trustedPair, withTimeout } from './lib.js';
+import { udpRoundTrips } from './udp-echo.js';
 
 const intEnv = (name: string, fallback: number): number =>
   Math.max(1, Number.parseInt(process.env[name] ?? '', 10) || fallback);
@@ -28,6 +32,17 @@ const WORKERS = intEnv('BENCH_CONNECT_WORKERS', 8);
 const SECONDS = intEnv('BENCH_CONNECT_SECONDS', 5);
 const CYCLE_TIMEOUT_MS = 5000;
 const WARMUP = 10;
+/** Daemon flags that lift every admission limit far above what the throughput phase can reach. */
+const RAISED_LIMITS = [
+  '-syn-rate-limit',
+  '100000',
+  '-syn-rate-per-source',
+  '100000',
+  '-max-conns-per-port',
+  '100000',
+  '-max-conns-total',
+  '100000',
+];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -118,16 +133,24 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
   await sleep(1500);
   const limited = await throughput(pair.da, target, 'default admission limits');
 
-  progress('again with the admission limits raised (-syn-rate-limit, -syn-rate-per-source 100000) …');
-  const open = await trustedPair(30_000, ['-syn-rate-limit', '100000', '-syn-rate-per-source', '100000']);
+  progress('again with the admission limits raised (SYN rates 100000/s, 100000 connections per port and in all) …');
+  const open = await trustedPair(30_000, RAISED_LIMITS);
   onCleanup(open.close);
   const unlimited = await throughput(open.da, open.b.address, 'limits raised');
+  await open.close();
+
+  progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
+  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS))).sort((x, y) => x - y);
+  const udpMedian = percentile(udp, 50);
+  progress(`UDP baseline: median ${round(udpMedian)} ms; connect p50 is ${round(p50 / udpMedian, 2)}× that`);
 
   console.log(
     JSON.stringify({
       count: COUNT,
       connect_p50_ms: round(p50),
       connect_p99_ms: round(p99),
+      udp_rtt_median_ms: round(udpMedian),
+      connect_p50_ratio_to_udp_rtt: round(p50 / udpMedian, 2),
       workers: WORKERS,
       conns_per_s: limited.perSecond,
       failed: limited.failed,

@@ -3,7 +3,7 @@
  * cluster with mutual trust, and running the real `pilotctl` against one of its daemons.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Driver } from '../src/sdk/driver.js';
 import { binCommand, Cluster, type DaemonHandle } from '../test/e2e/cluster.js';
 
@@ -193,3 +193,22 @@ export const processCpuMs = (pid: number | undefined): number | undefined =>
 
 /** CPU time used by this process's children that have exited and been waited for (e.g. pilotctl runs). */
 export const exitedChildrenCpuMs = (): number | undefined => procCpuMs('/proc/self/stat', [13, 14]);
+
+/**
+ * CPU time (ms, nanosecond resolution) all threads of a process have run so far, from the
+ * scheduler's counters (/proc/<pid>/task/<tid>/schedstat); falls back to processCpuMs (10 ms ticks).
+ * Precise enough to charge a single ping.
+ */
+export function processCpuPreciseMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    if (Number.isFinite(ns)) return ns / 1e6;
+  } catch {
+    // Threads may come and go between the listing and the read; fall back.
+  }
+  return processCpuMs(pid);
+}

@@ -8,10 +8,14 @@
  * in a process of its own: no daemon and no IPC hop.
  *
  * Prints progress lines, then as the last line:
- *   {"results":[{"mode":"daemon","count":100,"median_ms":…,"p99_ms":…,"cli_median_ms":…,"ratio_to_udp_rtt":…},
+ *   {"results":[{"mode":"daemon","count":100,"median_ms":…,"p99_ms":…,"cli_median_ms":…,"ratio_to_udp_rtt":…,
+ *                "cpu_ms_per_ping":{"dialer":…,"answerer":…,"client":…}},
  *               {"mode":"embedded","count":100,"median_ms":…,"p99_ms":…,"ratio_to_udp_rtt":…}],
  *    "udp_rtt_median_ms":…}
  * The baseline is a plain UDP round trip between two Node processes measured in the same run.
+ * `cpu_ms_per_ping` is the CPU time (all threads) the dialling daemon, the answering daemon and this
+ * client process used over the timed pings, divided by their number: less sensitive to other load
+ * on the machine than the times (it includes what the processes do while idle between pings).
  *
  * Pings start at most every BENCH_PING_GAP_MS (default 110 ms), so that each one finds the
  * processes idle as pilotctl's pings (one a second) do; back to back they would be faster.
@@ -29,6 +33,7 @@ import {
   BenchError,
   jsonData,
   percentile,
+  processCpuPreciseMs,
   progress,
   round,
   runBench,
@@ -51,6 +56,7 @@ interface Row {
   median_ms: number;
   p99_ms: number;
   cli_median_ms?: number;
+  cpu_ms_per_ping?: { dialer: number; answerer: number; client: number };
 }
 
 function summary(mode: Row['mode'], rtts: number[]): Row {
@@ -79,13 +85,25 @@ async function daemonRow(onCleanup: (f: () => Promise<void>) => void): Promise<R
   progress(`${COUNT} pings, one new stream each, at most one per ${GAP_MS} ms …`);
   const rtts: number[] = [];
   let last = 0;
+  const cpu = (): (number | undefined)[] => [
+    processCpuPreciseMs(pair.a.proc.child.pid),
+    processCpuPreciseMs(pair.b.proc.child.pid),
+    processCpuPreciseMs(process.pid),
+  ];
+  const cpuBefore = cpu();
   for (let i = 0; i < COUNT; i++) {
     await sleep(Math.max(0, last + GAP_MS - performance.now()));
     last = performance.now();
     rtts.push(await withTimeout(`ping ${i}`, PING_TIMEOUT_MS * 2, pingOnce(pair.da, pair.b.address, i)));
     if ((i + 1) % 25 === 0) progress(`${i + 1} pings, last ${round(rtts[i] as number)} ms`);
   }
-  const row = summary('daemon', rtts);
+  const cpuAfter = cpu();
+  const perPing = (i: number): number => round(((cpuAfter[i] ?? Number.NaN) - (cpuBefore[i] ?? Number.NaN)) / COUNT);
+  const cpuPerPing = { dialer: perPing(0), answerer: perPing(1), client: perPing(2) };
+  progress(
+    `CPU per ping: dialling daemon ${cpuPerPing.dialer} ms, answering daemon ${cpuPerPing.answerer} ms, client ${cpuPerPing.client} ms`,
+  );
+  const row = { ...summary('daemon', rtts), cpu_ms_per_ping: cpuPerPing };
 
   const data = jsonData(
     'pilotctl ping',
