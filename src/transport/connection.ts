@@ -345,6 +345,10 @@ export class Connection {
   }
 
   private sendFin(now: Millis): void {
+    // The FIN is bare (see transmitFin): an ACK still being delayed goes out with it now rather
+    // than on its own later, so that the peer, which may hold its own FIN until its data is
+    // acknowledged, can finish at once.
+    if (this.timers.get(Timer.DelayedAck) !== undefined) this.sendAck(now);
     this.closing.start(this.sender.sndNxt);
     this.current = 'FIN_WAIT';
     this.transmitFin(now);
