@@ -101,7 +101,10 @@ export class ConnectionTable {
       if (t !== undefined && (min === undefined || t < min)) min = t;
     }
     const lingering = this.firstLingering();
-    const t = lingering?.nextTimeout();
+    const end = lingering?.nextTimeout();
+    // The end of TIME_WAIT need not be exact: on the grid, one timer ends every lingering
+    // connection whose time is up instead of one wake-up per connection.
+    const t = end === undefined ? undefined : Math.ceil(end / TIME_WAIT_GRID_MS) * TIME_WAIT_GRID_MS;
     if (t !== undefined && (min === undefined || t < min)) min = t;
     return min;
   }
@@ -187,6 +190,8 @@ export class ConnectionTable {
 }
 
 const EMPTY_SET: ReadonlySet<Connection> = new Set();
+/** TIME_WAIT ends on the next multiple of this (so at most this much later than its time). */
+const TIME_WAIT_GRID_MS = 1000;
 
 function first(set: ReadonlySet<Connection> | undefined): Connection | undefined {
   if (!set) return undefined;
