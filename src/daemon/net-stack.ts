@@ -47,6 +47,8 @@ interface PendingDial {
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
+/** How much later than the armed timer the engine's next deadline may be before the timer is moved. */
+const TIMER_SLACK_MS = 100;
 
 /**
  * Port 444 carries one message per connection (PROTOCOL.md §6.1): a sender dials, writes one
@@ -75,7 +77,10 @@ export class NetStack implements PilotNetwork {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private flushing = false;
-  private flushScheduled = false;
+  /** A flush is due at the end of this event-loop turn (packets arrived). */
+  private turnFlushScheduled = false;
+  /** A flush is due once the current call stack unwinds (a connection call made output). */
+  private tickFlushScheduled = false;
   private flushAgain = false;
   private loopback: Packet[] = [];
   private closed = false;
@@ -93,11 +98,11 @@ export class NetStack implements PilotNetwork {
     // Connection calls never dispatch events while they run: a 'readable' or 'writable' delivered
     // into the middle of a LocalConn read or write would reorder or repeat its bytes.
     this.ops = {
-      write: (id, data) => this.deferFlush(this.endpoint.write(id, data, now())),
-      read: (id, max) => this.deferFlush(this.endpoint.read(id, max, now())),
-      close: (id) => this.deferFlush(this.endpoint.close(id, now())),
-      abort: (id) => this.deferFlush(this.endpoint.abort(id, now())),
-      setNagle: (id, on) => this.deferFlush(this.endpoint.setNagle(id, on, now())),
+      write: (id, data) => this.afterCall(this.endpoint.write(id, data, now())),
+      read: (id, max) => this.afterCall(this.endpoint.read(id, max, now())),
+      close: (id) => this.afterCall(this.endpoint.close(id, now())),
+      abort: (id) => this.afterCall(this.endpoint.abort(id, now())),
+      setNagle: (id, on) => this.afterCall(this.endpoint.setNagle(id, on, now())),
     };
   }
 
@@ -107,15 +112,31 @@ export class NetStack implements PilotNetwork {
    */
   handlePacket(packet: Packet): void {
     if (this.closed) return;
-    this.deferFlush(this.endpoint.handlePacket(packet, now()));
+    this.endpoint.handlePacket(packet, now());
+    if (this.turnFlushScheduled) return;
+    this.turnFlushScheduled = true;
+    setImmediate(() => {
+      this.turnFlushScheduled = false;
+      this.flush();
+    });
   }
 
-  /** Schedules one flush for the end of this event-loop turn; passes `value` through. */
-  private deferFlush<T>(value: T): T {
-    if (!this.flushScheduled && !this.closed) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
+  /**
+   * Output of a connection call leaves once the caller's stack unwinds: inside a flush (a handler
+   * writing in answer to 'readable', the echo service for one) that flush sends it too, otherwise a
+   * flush runs on the next tick, still before the tunnel seals this turn's packets, so an answer
+   * and what the application does at once in reply (an ACK and the FIN after an 'end') travel in
+   * one datagram. Passes `value` through.
+   */
+  private afterCall<T>(value: T): T {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return value;
+    }
+    if (!this.tickFlushScheduled && !this.closed) {
+      this.tickFlushScheduled = true;
+      process.nextTick(() => {
+        this.tickFlushScheduled = false;
         this.flush();
       });
     }
@@ -331,14 +352,16 @@ export class NetStack implements PilotNetwork {
   }
 
   /**
-   * Keeps one timer at (or before) the engine's next deadline. A deadline that moved later (as the
-   * RTO does on every ACK) leaves the timer alone; it fires early and re-arms, which is far cheaper
-   * than re-creating a timer per packet.
+   * Keeps one timer at (or before) the engine's next deadline. A deadline that moved a little later
+   * (as the RTO does on every ACK) leaves the timer alone: it fires early and re-arms, cheaper than
+   * re-creating a timer per flush. One that went away or moved far later (a delayed ACK that rode
+   * on a segment, the RTO once everything is acknowledged) moves the timer: waking an idle process
+   * for nothing costs far more than a new timer.
    */
   private arm(): void {
     if (this.closed) return;
     const next = this.endpoint.nextTimeout() ?? Infinity;
-    if (this.timer && this.timerAt <= next) return;
+    if (this.timer && this.timerAt <= next && next - this.timerAt < TIMER_SLACK_MS) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = next;
