@@ -58,10 +58,19 @@ async function run(node: EmbeddedNode | undefined, c: Command): Promise<unknown>
   }
 }
 
-if (process.argv[2] === '--child') {
+/** A command a child started with another script (see `EmbeddedPeer.start`) adds to the ones above. */
+export type ExtraCommand = { readonly cmd: string } & Record<string, unknown>;
+
+/**
+ * Serves the parent's commands in a child process: the ones above, and those `extra` knows
+ * (it returns undefined for the ones it does not).
+ */
+export function serveNode(extra?: (node: EmbeddedNode, c: ExtraCommand) => Promise<unknown> | undefined): void {
   let node: EmbeddedNode | undefined;
   process.on('message', (c: Command) => {
-    run(node, c).then(
+    const own = (): Promise<unknown> => run(node, c);
+    const handled = node !== undefined && extra ? extra(node, c as ExtraCommand) : undefined;
+    (handled ?? own()).then(
       (value) => {
         if (c.cmd === 'start') {
           node = value as EmbeddedNode;
@@ -73,6 +82,8 @@ if (process.argv[2] === '--child') {
   });
 }
 
+if (process.argv[2] === '--child') serveNode();
+
 /** One child process with an embedded node. */
 export class EmbeddedPeer {
   address = '';
@@ -80,8 +91,13 @@ export class EmbeddedPeer {
 
   private constructor(readonly child: ChildProcess) {}
 
-  static async start(cluster: Cluster, name: string): Promise<EmbeddedPeer> {
-    const child = fork(fileURLToPath(import.meta.url), ['--child'], {
+  /** `script` (a module calling `serveNode`, with its arguments) defaults to this module. */
+  static async start(
+    cluster: Cluster,
+    name: string,
+    script: { path: string; args: string[] } = { path: fileURLToPath(import.meta.url), args: ['--child'] },
+  ): Promise<EmbeddedPeer> {
+    const child = fork(script.path, script.args, {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       execArgv: ['--import', 'tsx', ...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     });
@@ -97,7 +113,7 @@ export class EmbeddedPeer {
     return peer;
   }
 
-  call(c: Command, timeoutMs = 60_000): Promise<unknown> {
+  call(c: Command | ExtraCommand, timeoutMs = 60_000): Promise<unknown> {
     return withTimeout(
       `embedded node: ${c.cmd}`,
       timeoutMs,
@@ -125,8 +141,12 @@ export class EmbeddedPeer {
 /** Embedded nodes a and b, each in its own process, trusting each other. */
 export async function embeddedPair(
   cluster: Cluster,
+  script?: { path: string; args: string[] },
 ): Promise<{ a: EmbeddedPeer; b: EmbeddedPeer; close(): Promise<void> }> {
-  const [a, b] = await Promise.all([EmbeddedPeer.start(cluster, 'ea'), EmbeddedPeer.start(cluster, 'eb')]);
+  const [a, b] = await Promise.all([
+    EmbeddedPeer.start(cluster, 'ea', script),
+    EmbeddedPeer.start(cluster, 'eb', script),
+  ]);
   const close = async (): Promise<void> => {
     await Promise.all([a.stop(), b.stop()]);
   };

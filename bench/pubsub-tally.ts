@@ -26,9 +26,15 @@ export interface Latency {
   readonly p99Ms: number;
 }
 
+/** A clock two processes on one machine share: epoch milliseconds, sub-millisecond resolution. */
+export const epochNow = (): number => performance.timeOrigin + performance.now();
+
+const localNow = (): number => performance.now();
+
 /**
- * Deliveries across all subscribers of one run. Each payload starts with the publisher's
- * `performance.now()` (big-endian double); publisher and subscribers share this process's clock.
+ * Deliveries across all subscribers of one run. Each payload starts with the publisher's reading
+ * of `now` (big-endian double): `performance.now()` when publisher and subscribers share this
+ * process, `epochNow` when they run in two processes.
  */
 export class Tally {
   delivered = 0;
@@ -39,16 +45,17 @@ export class Tally {
     private readonly keepLatency: boolean,
     /** Deliveries the run expects. */
     private readonly target: number,
+    private readonly now: () => number = localNow,
   ) {}
 
   readonly record = (data: Uint8Array): void => {
     if (this.keepLatency) {
       const view = new DataView(data.buffer, data.byteOffset, 8);
-      this.latencies.push(performance.now() - view.getFloat64(0));
+      this.latencies.push(this.now() - view.getFloat64(0));
     }
     const n = ++this.delivered;
     // The clock is read at the last expected delivery (and now and then, for runs that lose some).
-    if (n >= this.target || (n & 1023) === 0) this.lastAt = performance.now();
+    if (n >= this.target || (n & 1023) === 0) this.lastAt = this.now();
     if (n >= this.target && this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -73,15 +80,7 @@ export class Tally {
   }
 
   throughput(startedAt: number, cpuMs: number): Throughput {
-    const expected = this.target;
-    const seconds = Math.max(1e-9, ((this.lastAt || performance.now()) - startedAt) / 1000);
-    return {
-      delivered: this.delivered,
-      expected,
-      eventsPerS: Math.round(this.delivered / seconds),
-      seconds,
-      cpuUsPerEvent: this.delivered > 0 ? round((cpuMs * 1000) / this.delivered, 2) : Number.NaN,
-    };
+    return throughputOf(this.delivered, this.target, ((this.lastAt || this.now()) - startedAt) / 1000, cpuMs);
   }
 
   latency(): Latency {
@@ -89,6 +88,18 @@ export class Tally {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     return { delivered: this.delivered, expected, p50Ms: round(pick(sorted, 50)), p99Ms: round(pick(sorted, 99)) };
   }
+}
+
+/** The figures of a run that delivered `delivered` of `expected` events in `seconds`. */
+export function throughputOf(delivered: number, expected: number, seconds: number, cpuMs: number): Throughput {
+  const s = Math.max(1e-9, seconds);
+  return {
+    delivered,
+    expected,
+    eventsPerS: Math.round(delivered / s),
+    seconds: s,
+    cpuUsPerEvent: delivered > 0 ? round((cpuMs * 1000) / delivered, 2) : Number.NaN,
+  };
 }
 
 function pick(sorted: readonly number[], p: number): number {
@@ -99,8 +110,8 @@ function pick(sorted: readonly number[], p: number): number {
 export const round = (n: number, digits = 3): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** A payload whose first 8 bytes are stamped with the current time just before each publish. */
-export function stamp(payload: Buffer): Buffer {
-  payload.writeDoubleBE(performance.now(), 0);
+export function stamp(payload: Buffer, now: () => number = localNow): Buffer {
+  payload.writeDoubleBE(now(), 0);
   return payload;
 }
 

@@ -12,6 +12,10 @@
  * on daemon B, reaching A's broker through the encrypted tunnel. Each configuration runs
  * BENCH_REPEAT times, alternating the systems; rows give the median and its ratio to NATS.
  *
+ * The `mode: "embedded"` rows run the same loads between two embedded nodes (`createNode()`),
+ * each in a process of its own: the publisher and the broker on node p, the subscribers on node s
+ * (CPU time: both node processes and the benchmark's own process).
+ *
  * Short warm-up runs of each system (1 and 10 subscribers) come first and are not counted.
  *
  * Latency rows: BENCH_RATE events/s published for BENCH_LATENCY_EVENTS events to
@@ -27,9 +31,11 @@
  *   BENCH_LATENCY_EVENTS=N   events of a latency row (default 20000)
  *   BENCH_LATENCY_SUBS=N     subscribers of a latency row (default 1)
  *   BENCH_NATS=0             skip NATS
+ *   BENCH_MODES=daemon,embedded   which pilot-ts rows to measure (default both)
  */
 import { progress, runBench, trustedPair } from './lib.js';
 import { natsInstalled, natsLatency, natsThroughput, startNats, type NatsServer } from './pubsub-nats.js';
+import { embeddedLatency, embeddedThroughput, startEmbeddedSide } from './pubsub-embedded.js';
 import { pilotLatency, pilotThroughput, type PilotSide } from './pubsub-pilot.js';
 import { median, round, type Latency, type Throughput } from './pubsub-tally.js';
 
@@ -48,9 +54,19 @@ const RATE = intEnv('BENCH_RATE', 10_000);
 const LATENCY_EVENTS = intEnv('BENCH_LATENCY_EVENTS', 20_000);
 const LATENCY_SUBS = intEnv('BENCH_LATENCY_SUBS', 1);
 
+const MODES = new Set((process.env.BENCH_MODES ?? 'daemon,embedded').split(',').map((m) => m.trim()));
+
 const WARMUP_EVENTS = 20_000;
 
 type Row = Record<string, string | number | null>;
+
+/** One way of carrying the events: a pilot-ts mode or NATS. */
+interface System {
+  readonly name: string;
+  readonly mode: string | null;
+  throughput(subs: number, events: number): Promise<Throughput & { dropped?: number }>;
+  latency(subs: number, events: number, rate: number): Promise<Latency>;
+}
 
 const eventsFor = (subs: number): number => Math.max(1000, Math.floor(DELIVERIES / subs));
 
@@ -62,9 +78,10 @@ function line(system: string, subs: number, rep: number, t: Throughput, dropped?
 }
 
 /** Medians of the runs of one configuration; `lost` is summed over them. */
-function summary(system: string, subs: number, runs: readonly Throughput[]): Row {
+function summary(system: System, subs: number, runs: readonly Throughput[]): Row {
   return {
-    system,
+    system: system.name,
+    ...(system.mode === null ? {} : { mode: system.mode }),
     subscribers: subs,
     events_per_s: median(runs.map((r) => r.eventsPerS)),
     cpu_us_per_event: median(runs.map((r) => r.cpuUsPerEvent)),
@@ -72,37 +89,40 @@ function summary(system: string, subs: number, runs: readonly Throughput[]): Row
   };
 }
 
-async function throughputRows(side: PilotSide, nats: NatsServer | undefined): Promise<Row[]> {
+const label = (system: System): string => (system.mode === null ? system.name : `${system.name}/${system.mode}`);
+
+/** Each configuration BENCH_REPEAT times, the systems taking turns; NATS is the last system, if any. */
+async function throughputRows(systems: readonly System[], nats: System | undefined): Promise<Row[]> {
   const rows: Row[] = [];
+  const all = nats ? [...systems, nats] : systems;
   for (const subs of SUBSCRIBERS) {
     const events = eventsFor(subs);
-    const pilot: Throughput[] = [];
-    const natsRuns: Throughput[] = [];
+    const runs = all.map((): Throughput[] => []);
     for (let rep = 1; rep <= REPEAT; rep++) {
-      const p = await pilotThroughput(side, subs, events);
-      line('pilot-ts', subs, rep, p, p.dropped);
-      pilot.push(p);
-      if (nats) {
-        const n = await natsThroughput(nats, subs, events);
-        line('nats', subs, rep, n);
-        natsRuns.push(n);
+      for (const [i, system] of all.entries()) {
+        const t = await system.throughput(subs, events);
+        line(label(system), subs, rep, t, t.dropped);
+        runs[i]?.push(t);
       }
     }
-    const natsRow = natsRuns.length > 0 ? summary('nats', subs, natsRuns) : undefined;
+    const natsRow = nats ? summary(nats, subs, runs[all.length - 1] as Throughput[]) : undefined;
     const natsRate = natsRow ? Number(natsRow.events_per_s) : 0;
-    const pilotRow = summary('pilot-ts', subs, pilot);
-    rows.push({ ...pilotRow, ratio: natsRow ? round(Number(pilotRow.events_per_s) / natsRate) : null });
+    for (const [i, system] of systems.entries()) {
+      const row = summary(system, subs, runs[i] as Throughput[]);
+      rows.push({ ...row, ratio: natsRow ? round(Number(row.events_per_s) / natsRate) : null });
+    }
     if (natsRow) rows.push({ ...natsRow, ratio: 1 });
   }
   return rows;
 }
 
-function latencyRow(system: string, l: Latency): Row {
+function latencyRow(system: System, l: Latency): Row {
   progress(
-    `${system.padEnd(8)} latency subscribers=${LATENCY_SUBS} rate=${RATE} delivered=${l.delivered}/${l.expected} p50_ms=${l.p50Ms} p99_ms=${l.p99Ms}`,
+    `${label(system).padEnd(8)} latency subscribers=${LATENCY_SUBS} rate=${RATE} delivered=${l.delivered}/${l.expected} p50_ms=${l.p50Ms} p99_ms=${l.p99Ms}`,
   );
   return {
-    system,
+    system: system.name,
+    ...(system.mode === null ? {} : { mode: system.mode }),
     kind: 'latency',
     subscribers: LATENCY_SUBS,
     rate_per_s: RATE,
@@ -113,26 +133,51 @@ function latencyRow(system: string, l: Latency): Row {
 }
 
 runBench('bench:pubsub', 30 * 60_000, async (onCleanup) => {
-  const pair = await trustedPair();
-  onCleanup(() => pair.close());
-  let nats: NatsServer | undefined;
+  const systems: System[] = [];
+  if (MODES.has('daemon')) {
+    const pair = await trustedPair();
+    onCleanup(() => pair.close());
+    const side: PilotSide = { a: pair.a, b: pair.b, da: pair.da };
+    systems.push({
+      name: 'pilot-ts',
+      mode: 'daemon',
+      throughput: (subs, events) => pilotThroughput(side, subs, events),
+      latency: (subs, events, rate) => pilotLatency(side, subs, events, rate),
+    });
+  }
+  if (MODES.has('embedded')) {
+    progress('starting two embedded nodes, each in its own process …');
+    const side = await startEmbeddedSide();
+    onCleanup(() => side.close());
+    systems.push({
+      name: 'pilot-ts',
+      mode: 'embedded',
+      throughput: (subs, events) => embeddedThroughput(side, subs, events),
+      latency: (subs, events, rate) => embeddedLatency(side, subs, events, rate),
+    });
+  }
+  let nats: System | undefined;
   if (process.env.BENCH_NATS === '0') progress('# BENCH_NATS=0: NATS skipped, ratios are null');
   else if (!natsInstalled())
     progress('# nats-server is not on PATH (apt-get install nats-server): NATS skipped, ratios are null');
   else {
-    const started = await startNats();
-    nats = started;
-    onCleanup(() => started.stop());
+    const server: NatsServer = await startNats();
+    onCleanup(() => server.stop());
+    nats = {
+      name: 'nats',
+      mode: null,
+      throughput: (subs, events) => natsThroughput(server, subs, events),
+      latency: (subs, events, rate) => natsLatency(server.port, subs, events, rate),
+    };
   }
-  const side: PilotSide = { a: pair.a, b: pair.b, da: pair.da };
-  // One short run of each system first, left out of the figures: fresh daemons and clients run
-  // their first events unoptimised.
+  // One short run of each system first, left out of the figures: fresh daemons, nodes and clients
+  // run their first events unoptimised.
   for (const subs of [1, 10]) {
-    await pilotThroughput(side, subs, WARMUP_EVENTS);
-    if (nats) await natsThroughput(nats, subs, WARMUP_EVENTS);
+    for (const system of nats ? [...systems, nats] : systems) await system.throughput(subs, WARMUP_EVENTS);
   }
-  const rows = await throughputRows(side, nats);
-  rows.push(latencyRow('pilot-ts', await pilotLatency(side, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
-  if (nats) rows.push(latencyRow('nats', await natsLatency(nats.port, LATENCY_SUBS, LATENCY_EVENTS, RATE)));
+  const rows = await throughputRows(systems, nats);
+  for (const system of nats ? [...systems, nats] : systems) {
+    rows.push(latencyRow(system, await system.latency(LATENCY_SUBS, LATENCY_EVENTS, RATE)));
+  }
   console.log(JSON.stringify({ rows }));
 });
