@@ -3,7 +3,7 @@
  * (`createNode()`), each in a process of its own. The publisher runs on node p and publishes to
  * p's own broker (port 1002), as the daemon rows publish to the broker of the publisher's daemon;
  * the subscribers run on node s and reach p's broker through the encrypted tunnel. The parent
- * only sends commands; the clocks of the two processes meet on `performance.timeOrigin`.
+ * only sends commands; the two processes share the machine's monotonic clock (`sharedNow`).
  */
 import { fileURLToPath } from 'node:url';
 import type { EmbeddedNode } from '../src/index.js';
@@ -15,7 +15,7 @@ import { BenchError, poll } from './lib.js';
 import {
   cpuMeter,
   EVENT_SIZE,
-  epochNow,
+  sharedNow,
   paced,
   stamp,
   Tally,
@@ -49,7 +49,7 @@ function command(node: EmbeddedNode, c: ExtraCommand): Promise<unknown> | undefi
       return brokerStats(node);
     case 'subscribe':
       return (async () => {
-        const tally = new Tally(c.latency === true, Number(c.expected), epochNow);
+        const tally = new Tally(c.latency === true, Number(c.expected), sharedNow);
         state.tally = tally;
         for (let i = 0; i < Number(c.count); i++) state.subs.push(await subscribe(node, address, TOPIC));
         state.readers = state.subs.map(async (s) => {
@@ -78,15 +78,16 @@ function command(node: EmbeddedNode, c: ExtraCommand): Promise<unknown> | undefi
         const pub = await openPublisher(node, address);
         state.pub = pub;
         const payload = Buffer.alloc(EVENT_SIZE, 0x61);
-        const startedAt = epochNow();
+        const startedAt = sharedNow();
         const events = Number(c.events);
         if (c.rate !== undefined) {
           // A new buffer per event: the publisher may hold on to what it is given.
           await paced(events, Number(c.rate), () =>
-            pub.publish(TOPIC, stamp(Buffer.alloc(EVENT_SIZE, 0x61), epochNow)),
+            pub.publish(TOPIC, stamp(Buffer.alloc(EVENT_SIZE, 0x61), sharedNow)),
           );
         } else {
-          for (let i = 0; i < events; i++) await pub.publish(TOPIC, stamp(payload, epochNow));
+          // As the daemon rows: the stamp is only read by latency runs.
+          for (let i = 0; i < events; i++) await pub.publish(TOPIC, stamp(payload));
         }
         return startedAt;
       })();
@@ -176,7 +177,7 @@ export async function embeddedThroughput(
   return { ...result, dropped };
 }
 
-/** Publish-to-delivery latency at a fixed publish rate (the stamps are epoch milliseconds). */
+/** Publish-to-delivery latency at a fixed publish rate (stamped with the clock both processes share). */
 export async function embeddedLatency(
   side: EmbeddedSide,
   subs: number,

@@ -26,15 +26,21 @@ export interface Latency {
   readonly p99Ms: number;
 }
 
-/** A clock two processes on one machine share: epoch milliseconds, sub-millisecond resolution. */
-export const epochNow = (): number => performance.timeOrigin + performance.now();
+/**
+ * A clock every process on the machine shares, in milliseconds (the monotonic clock behind
+ * `process.hrtime`; `performance.timeOrigin` can differ by milliseconds between two processes).
+ */
+export const sharedNow = (): number => {
+  const [s, ns] = process.hrtime();
+  return s * 1e3 + ns / 1e6;
+};
 
 const localNow = (): number => performance.now();
 
 /**
  * Deliveries across all subscribers of one run. Each payload starts with the publisher's reading
  * of `now` (big-endian double): `performance.now()` when publisher and subscribers share this
- * process, `epochNow` when they run in two processes.
+ * process, `sharedNow` when they run in two processes.
  */
 export class Tally {
   delivered = 0;
