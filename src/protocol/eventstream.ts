@@ -113,6 +113,9 @@ export interface EventRun {
   readonly payloadBytes: number;
 }
 
+/** The longest frame header: topic length, topic, payload length. */
+const HEADER_MAX = 2 + EVENT_MAX_TOPIC + 4;
+
 /** Runs end after this many events, so that one fits a subscriber queue whole. */
 export const EVENT_RUN_MAX = 256;
 
@@ -157,40 +160,46 @@ export class EventRunReader {
   /** Runs completed by this chunk; if the last element is a failure the stream is unusable. */
   push(chunk: Uint8Array): DecodeResult<EventRun>[] {
     if (this.failure) return [this.failure];
-    if (chunk.length === 0) return [];
+    const out: DecodeResult<EventRun>[] = [];
     let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (this.heldBytes > 0) {
-      this.held.push(chunk);
-      this.heldBytes += chunk.length;
-      if (this.need > 0 && this.heldBytes < this.need) return [];
-      buf = Buffer.concat(this.held, this.heldBytes);
+    // A frame begun in earlier chunks is completed by joining only the bytes it still lacks (or,
+    // while its header is incomplete, just enough to read the header); the rest of the chunk is
+    // read in place instead of being copied along.
+    while (this.heldBytes > 0 && buf.length > 0) {
+      const take = this.need > 0 ? this.need - this.heldBytes : Math.min(buf.length, HEADER_MAX);
+      if (buf.length < take) {
+        this.held.push(buf);
+        this.heldBytes += buf.length;
+        return out;
+      }
+      this.held.push(buf.subarray(0, take));
+      const joined = Buffer.concat(this.held, this.heldBytes + take);
       this.held = [];
       this.heldBytes = 0;
+      buf = buf.subarray(take);
+      if (!this.scan(joined, out)) return out;
     }
-    const out: DecodeResult<EventRun>[] = [];
+    if (buf.length > 0) this.scan(buf, out);
+    return out;
+  }
+
+  /**
+   * Appends the runs of the whole frames at the start of `buf` to `out`, and holds (a copy of) the
+   * incomplete frame after them; false once the stream failed.
+   */
+  private scan(buf: Buffer, out: DecodeResult<EventRun>[]): boolean {
     let pos = 0;
     let runStart = 0;
     let runCount = 0;
     let runPayload = 0;
     let runTopicLength = -1;
-    const close = (): void => {
-      if (runCount === 0) return;
-      out.push(
-        ok({
-          topic: this.topic(buf, runStart + 2, runTopicLength),
-          frames: buf.subarray(runStart, pos),
-          count: runCount,
-          payloadBytes: runPayload,
-        }),
-      );
-      runCount = 0;
-    };
     this.need = 0;
     while (pos + 2 <= buf.length) {
       const topicLength = ((buf[pos] as number) << 8) | (buf[pos + 1] as number);
       if (topicLength > EVENT_MAX_TOPIC) {
-        close();
-        return this.fail(out, `event topic length ${topicLength} exceeds ${EVENT_MAX_TOPIC}`);
+        this.close(out, buf, runStart, pos, runCount, runPayload, runTopicLength);
+        this.fail(out, `event topic length ${topicLength} exceeds ${EVENT_MAX_TOPIC}`);
+        return false;
       }
       const at = pos + 2 + topicLength;
       if (at + 4 > buf.length) break;
@@ -201,8 +210,9 @@ export class EventRunReader {
           (buf[at + 3] as number)) >>>
         0;
       if (payloadLength > EVENT_MAX_PAYLOAD) {
-        close();
-        return this.fail(out, `event payload length ${payloadLength} exceeds ${EVENT_MAX_PAYLOAD}`);
+        this.close(out, buf, runStart, pos, runCount, runPayload, runTopicLength);
+        this.fail(out, `event payload length ${payloadLength} exceeds ${EVENT_MAX_PAYLOAD}`);
+        return false;
       }
       const end = at + 4 + payloadLength;
       if (end > buf.length) {
@@ -217,7 +227,8 @@ export class EventRunReader {
         topicLength === runTopicLength &&
         sameBytes(buf, pos + 2, buf, runStart + 2, topicLength);
       if (!joins) {
-        close();
+        this.close(out, buf, runStart, pos, runCount, runPayload, runTopicLength);
+        runCount = 0;
         runStart = pos;
         runTopicLength = topicLength;
         runPayload = 0;
@@ -226,22 +237,37 @@ export class EventRunReader {
       runPayload += payloadLength;
       pos = end;
     }
-    close();
+    this.close(out, buf, runStart, pos, runCount, runPayload, runTopicLength);
     if (pos < buf.length) {
       // The start of the next event: kept (copied, the chunk may be large) until the rest comes.
       const rest = Buffer.from(buf.subarray(pos));
       this.held = [rest];
       this.heldBytes = rest.length;
     }
-    return out;
+    return true;
   }
 
-  private fail(out: DecodeResult<EventRun>[], message: string): DecodeResult<EventRun>[] {
+  /** Appends the run `buf[start, end)` (if it holds any event) to `out`. */
+  private close(
+    out: DecodeResult<EventRun>[],
+    buf: Buffer,
+    start: number,
+    end: number,
+    count: number,
+    payloadBytes: number,
+    topicLength: number,
+  ): void {
+    if (count === 0) return;
+    out.push(
+      ok({ topic: this.topic(buf, start + 2, topicLength), frames: buf.subarray(start, end), count, payloadBytes }),
+    );
+  }
+
+  private fail(out: DecodeResult<EventRun>[], message: string): void {
     this.failure = fail('too_long', message);
     this.held = [];
     this.heldBytes = 0;
     out.push(this.failure);
-    return out;
   }
 
   /** Events mostly repeat a topic: comparing its bytes is cheaper than decoding it again. */

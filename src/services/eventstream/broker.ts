@@ -165,21 +165,39 @@ export class Broker {
         at += length;
       }
     }
-    let frames: Buffer | undefined;
     const seq = ++this.seq;
-    const deliver = (c: BrokerClient): void => {
-      if (c === sender || c.lastSeq === seq) return;
-      c.lastSeq = seq;
-      // A view of the connection's chunk would keep all of it alive while queued.
-      frames ??= Buffer.from(run.frames);
-      const taken = c.enqueue(frames, run.count);
-      this.counters.delivered += taken;
-      this.counters.dropped += run.count - taken;
-      c.holdIfBehind(sender);
-    };
-    this.exact.get(topic)?.forEach(deliver);
-    if (this.prefixes.size > 0) for (const key of prefixKeys(topic)) this.prefixes.get(key)?.forEach(deliver);
-    this.all.forEach(deliver);
+    let frames: Buffer | undefined;
+    const exact = this.exact.get(topic);
+    if (exact) for (const c of exact) frames = this.deliver(c, sender, seq, run, frames);
+    if (this.prefixes.size > 0) {
+      for (const key of prefixKeys(topic)) {
+        const set = this.prefixes.get(key);
+        if (set) for (const c of set) frames = this.deliver(c, sender, seq, run, frames);
+      }
+    }
+    for (const c of this.all) frames = this.deliver(c, sender, seq, run, frames);
+  }
+
+  /**
+   * Queues fan-out number `seq` (`run`) for `c`, unless it sent it or already has it; returns the
+   * run's bytes as queued (copied on first use: a view of the connection's chunk would keep all of
+   * it alive while queued).
+   */
+  private deliver(
+    c: BrokerClient,
+    sender: BrokerClient,
+    seq: number,
+    run: EventRun,
+    frames: Buffer | undefined,
+  ): Buffer | undefined {
+    if (c === sender || c.lastSeq === seq) return frames;
+    c.lastSeq = seq;
+    const copy = frames ?? Buffer.from(run.frames);
+    const taken = c.enqueue(copy, run.count);
+    this.counters.delivered += taken;
+    this.counters.dropped += run.count - taken;
+    c.holdIfBehind(sender);
+    return copy;
   }
 
   /** Closes a connection, telling it why first (an event on `_pilot.error`). */
