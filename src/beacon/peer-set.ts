@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { PilotError } from '../errors.js';
 import type { JsonObject } from '../protocol/json.js';
-import { canonicalIp, endpointKey, formatHostPort, parseHostPort, type Endpoint, type HostPort } from './endpoint.js';
+import { canonicalIp, endpointKey, parseHostPort, type Endpoint } from './endpoint.js';
+import { joinHostPort, type HostPort } from '../protocol/host-port.js';
 
 /**
  * Pure rules of beacon peer discovery (PROTOCOL.md §4 "Peer discovery"): what this beacon
@@ -130,9 +131,9 @@ export function derivedAdvertiseAddr(
   registryLocalIp: string | undefined,
 ): string | undefined {
   if (!isWildcardHost(boundHost) && isIP(canonicalIp(boundHost)) !== 0)
-    return formatHostPort(canonicalIp(boundHost), port);
+    return joinHostPort(canonicalIp(boundHost), port);
   if (registryLocalIp === undefined || isIP(canonicalIp(registryLocalIp)) === 0) return undefined;
-  return formatHostPort(canonicalIp(registryLocalIp), port);
+  return joinHostPort(canonicalIp(registryLocalIp), port);
 }
 
 /** The endpoint an advertised address stands for, when it is an IP literal. */

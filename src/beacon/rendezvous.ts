@@ -8,7 +8,7 @@ import type { ReplicationOptions } from '../registry/replication.js';
 import { isStoreUrl } from '../registry/open-store.js';
 import { RegistryServer } from '../registry/server.js';
 import type { DiscoverySettings } from './discovery.js';
-import { formatHostPort } from './endpoint.js';
+import { joinHostPort } from '../protocol/host-port.js';
 import { isWildcardHost } from './peer-set.js';
 import { loadRegistryTls, type RegistryTlsSource } from '../registry/tls.js';
 import type { BeaconDirectory } from './core.js';
@@ -105,7 +105,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       peers: opts.beaconPeers,
       discovery: opts.beaconDiscovery && {
         ...opts.beaconDiscovery,
-        registry: formatHostPort(isWildcardHost(registry.host) ? '127.0.0.1' : registry.host, registry.port),
+        registry: joinHostPort(isWildcardHost(registry.host) ? '127.0.0.1' : registry.host, registry.port),
       },
       log: opts.log?.child({ component: 'beacon' }),
       directory: registryDirectory(registry),

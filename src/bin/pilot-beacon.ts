@@ -1,18 +1,12 @@
 #!/usr/bin/env node
-import { closeOnSignal, exitWithError, parseLogLevel } from '../beacon/bin-support.js';
-import { versionLine } from '../version.js';
-import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
+import { parseHostPort } from '../beacon/endpoint.js';
+import { joinHostPort } from '../protocol/host-port.js';
 import { startHealthServer, type HealthServer } from '../beacon/health.js';
 import { BeaconServer } from '../beacon/server.js';
-import {
-  parseLogFormat,
-  flagUsage,
-  LOG_FORMAT_FLAG,
-  parseGoFlagsWithConfig,
-  type FlagSpec,
-} from '../config/go-flags.js';
+import { parseLogFormat, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { closeOnSignal, exitWithError, parseLogLevel, parseServerArgs, SERVER_FLAGS } from './server-cli.js';
 
 const FLAGS = {
   addr: { kind: 'string', help: 'UDP listen address (default ":9001")' },
@@ -39,27 +33,12 @@ const FLAGS = {
     kind: 'string',
     help: 'another IP address of this host: NAT probes are also answered from it, so daemons can tell full from restricted cone NATs (pilot-ts only)',
   },
-  'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
-  'log-format': LOG_FORMAT_FLAG,
-  config: {
-    kind: 'string',
-    help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins',
-  },
-  help: { kind: 'bool', help: 'show this help' },
-  version: { kind: 'bool', help: 'print the version and exit' },
+  ...SERVER_FLAGS,
 } as const satisfies FlagSpec;
 
 async function main(argv: readonly string[]): Promise<void> {
-  const { flags, positionals } = parseGoFlagsWithConfig(argv, FLAGS);
-  if (flags.version) {
-    process.stdout.write(`${versionLine('pilot-beacon')}\n`);
-    return;
-  }
-  if (flags.help) {
-    process.stdout.write(`${flagUsage('pilot-beacon', FLAGS)}\n`);
-    return;
-  }
-  if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
+  const flags = parseServerArgs('pilot-beacon', argv, FLAGS);
+  if (flags === undefined) return;
   const { host, port } = parseHostPort(flags.addr || ':9001');
   const format = parseLogFormat(flags['log-format']);
   const log = createLogger({ name: 'beacon', level: parseLogLevel(flags['log-level']), format });
@@ -106,9 +85,9 @@ async function main(argv: readonly string[]): Promise<void> {
       throw err;
     }
   }
-  process.stdout.write(`beacon listening on ${formatHostPort(beacon.host, beacon.port)}\n`);
+  process.stdout.write(`beacon listening on ${joinHostPort(beacon.host, beacon.port)}\n`);
   if (health && healthAddr)
-    process.stdout.write(`health listening on ${formatHostPort(healthAddr.host || '0.0.0.0', health.port)}\n`);
+    process.stdout.write(`health listening on ${joinHostPort(healthAddr.host || '0.0.0.0', health.port)}\n`);
   closeOnSignal(async () => {
     await Promise.all([beacon.close(), health?.close()]);
   });

@@ -2,10 +2,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pilotPaths } from '../config/home.js';
-import { parseLogFormat, flagUsage, LOG_FORMAT_FLAG, parseGoFlagsWithConfig } from '../config/go-flags.js';
-import { isPilotError, PilotError } from '../errors.js';
+import { parseLogFormat, type FlagSpec } from '../config/go-flags.js';
+import { PilotError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { joinHostPort, splitHostPort } from '../registry/endpoint.js';
+import { joinHostPort, splitHostPort } from '../protocol/host-port.js';
 import { parseDashboardAddress, startDashboard, type Dashboard } from '../registry/dashboard.js';
 import { importJsonStore } from '../registry/import-json.js';
 import { checkReplicationOptions } from '../registry/replication.js';
@@ -13,9 +13,8 @@ import { RegistryServer } from '../registry/server.js';
 import { isStoreUrl, openStore } from '../registry/open-store.js';
 import type { RegistryStore } from '../registry/store.js';
 import { loadRegistryTls, registryTlsFromFlags } from '../registry/tls.js';
-import type { LevelWithSilent } from 'pino';
-import { versionLine } from '../version.js';
 import { taskClock } from '../config/test-clock.js';
+import { closeOnSignal, exitWithError, parseLogLevel, parseServerArgs, SERVER_FLAGS } from './server-cli.js';
 
 const FLAGS = {
   addr: { kind: 'string', help: 'listen address host:port (default ":9000", all interfaces)' },
@@ -48,19 +47,12 @@ const FLAGS = {
     kind: 'string',
     help: 'import a Go registry store file (JSON) into the empty SQLite store, then run',
   },
-  'log-level': { kind: 'string', help: 'debug, info, warn, error or silent (default info)' },
   beacon: {
     kind: 'string',
     help: 'beacon address, as the reference takes it (accepted; the registry protocol does not use it)',
   },
-  'log-format': LOG_FORMAT_FLAG,
-  config: {
-    kind: 'string',
-    help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins',
-  },
-  help: { kind: 'bool', help: 'show this help' },
-  version: { kind: 'bool', help: 'print the version and exit' },
-} as const;
+  ...SERVER_FLAGS,
+} as const satisfies FlagSpec;
 
 /** Opens the store and fills it from a Go registry's JSON file (all or nothing). */
 async function importedStore(storePath: string, file: string, log: Logger): Promise<RegistryStore> {
@@ -74,20 +66,10 @@ async function importedStore(storePath: string, file: string, log: Logger): Prom
   }
 }
 
-const LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-
-async function main(): Promise<number> {
-  const { flags } = parseGoFlagsWithConfig(process.argv.slice(2), FLAGS);
-  if (flags.version) {
-    process.stdout.write(`${versionLine('pilot-registry')}\n`);
-    return 0;
-  }
-  if (flags.help) {
-    process.stdout.write(`${flagUsage('pilot-registry', FLAGS)}\n`);
-    return 0;
-  }
-  const level = (flags['log-level'] ?? 'info') as LevelWithSilent;
-  if (!LEVELS.includes(level)) throw new Error(`invalid -log-level "${level}"`);
+async function main(argv: readonly string[]): Promise<void> {
+  const flags = parseServerArgs('pilot-registry', argv, FLAGS);
+  if (flags === undefined) return;
+  const level = parseLogLevel(flags['log-level']);
   const addr = flags.addr ?? ':9000';
   const listen = splitHostPort(addr);
   if (listen === undefined) throw new Error(`invalid -addr "${addr}": expected host:port`);
@@ -148,25 +130,10 @@ async function main(): Promise<number> {
     process.stdout.write(`dashboard listening on http://${joinHostPort(httpAddr.host || '0.0.0.0', dashboard.port)}\n`);
   }
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      log.info({ signal }, 'shutting down');
-      void Promise.all([dashboard?.close(), server.close()]).then(() => resolve());
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+  closeOnSignal(async () => {
+    log.info('shutting down');
+    await Promise.all([dashboard?.close(), server.close()]);
   });
-  return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const message = isPilotError(err) || err instanceof Error ? err.message : String(err);
-    const hint = isPilotError(err) && err.hint ? `\nhint: ${err.hint}` : '';
-    process.stderr.write(`pilot-registry: ${message}${hint}\n`);
-    process.exitCode = isPilotError(err) && err.code === 'invalid_argument' ? 2 : 1;
-  },
-);
+main(process.argv.slice(2)).catch(exitWithError);

@@ -1,18 +1,11 @@
 #!/usr/bin/env node
-import { closeOnSignal, exitWithError, parseLogLevel } from '../beacon/bin-support.js';
-import { versionLine } from '../version.js';
-import { formatHostPort, parseHostPort } from '../beacon/endpoint.js';
+import { parseHostPort } from '../beacon/endpoint.js';
+import { joinHostPort } from '../protocol/host-port.js';
 import { startRendezvous } from '../beacon/rendezvous.js';
-import {
-  parseLogFormat,
-  flagUsage,
-  LOG_FORMAT_FLAG,
-  parseGoFlagsWithConfig,
-  type FlagSpec,
-} from '../config/go-flags.js';
+import { parseLogFormat, type FlagSpec } from '../config/go-flags.js';
 import { pilotPaths } from '../config/home.js';
-import { PilotError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { closeOnSignal, exitWithError, parseLogLevel, parseServerArgs, SERVER_FLAGS } from './server-cli.js';
 import { parseDashboardAddress } from '../registry/dashboard.js';
 import { registryTlsFromFlags } from '../registry/tls.js';
 
@@ -48,27 +41,12 @@ const FLAGS = {
     kind: 'string',
     help: 'serve registry replication to standbys with this token; with -standby, the token sent to the primary',
   },
-  'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
-  'log-format': LOG_FORMAT_FLAG,
-  config: {
-    kind: 'string',
-    help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins',
-  },
-  help: { kind: 'bool', help: 'show this help' },
-  version: { kind: 'bool', help: 'print the version and exit' },
+  ...SERVER_FLAGS,
 } as const satisfies FlagSpec;
 
 async function main(argv: readonly string[]): Promise<void> {
-  const { flags, positionals } = parseGoFlagsWithConfig(argv, FLAGS);
-  if (flags.version) {
-    process.stdout.write(`${versionLine('pilot-rendezvous')}\n`);
-    return;
-  }
-  if (flags.help) {
-    process.stdout.write(`${flagUsage('pilot-rendezvous', FLAGS)}\n`);
-    return;
-  }
-  if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
+  const flags = parseServerArgs('pilot-rendezvous', argv, FLAGS);
+  if (flags === undefined) return;
   const registryAddr = parseHostPort(flags['registry-addr'] || ':9000');
   const beaconAddr = parseHostPort(flags['beacon-addr'] || ':9001');
   const httpAddr = flags.http ? parseDashboardAddress(flags.http) : undefined;
@@ -94,13 +72,13 @@ async function main(argv: readonly string[]): Promise<void> {
       primaryFingerprint: flags['standby-fingerprint'],
     },
   });
-  process.stdout.write(`registry listening on ${formatHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
+  process.stdout.write(`registry listening on ${joinHostPort(registryAddr.host || '0.0.0.0', rdv.registryPort)}\n`);
   if (rdv.registry.tlsFingerprint !== undefined)
     process.stdout.write(`registry TLS fingerprint ${rdv.registry.tlsFingerprint}\n`);
-  process.stdout.write(`beacon listening on ${formatHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
+  process.stdout.write(`beacon listening on ${joinHostPort(rdv.beacon.host, rdv.beaconPort)}\n`);
   if (httpAddr && rdv.dashboard)
     process.stdout.write(
-      `dashboard listening on http://${formatHostPort(httpAddr.host || '0.0.0.0', rdv.dashboard.port)}\n`,
+      `dashboard listening on http://${joinHostPort(httpAddr.host || '0.0.0.0', rdv.dashboard.port)}\n`,
     );
   closeOnSignal(() => rdv.close());
 }

@@ -1,6 +1,8 @@
+import { isIP } from 'node:net';
 import { parseDuration } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
 import { parseAddr, type Addr } from '../protocol/address.js';
+import { splitHostPort } from '../protocol/host-port.js';
 
 /**
  * pilotctl's argument rules (PROTOCOL.md §11.1): `--json` anywhere, then per command `--k=v`,
@@ -235,11 +237,14 @@ export function validateWebhookUrl(text: string): string {
 
 /** `host:port` of a UDP/TCP endpoint (registry, beacon, listen address). Host may be empty only if allowed. */
 export function validateHostPort(text: string, what: string, options: { allowEmptyHost?: boolean } = {}): string {
-  const colon = text.lastIndexOf(':');
-  const host = colon < 0 ? '' : text.slice(0, colon);
-  const port = colon < 0 ? '' : text.slice(colon + 1);
-  const hostOk = host === '' ? options.allowEmptyHost === true : /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/.test(host);
-  if (!hostOk || !/^\d{1,5}$/.test(port) || Number(port) > 0xffff) {
+  const host = splitHostPort(text)?.host;
+  const hostOk =
+    host === undefined
+      ? false
+      : host === ''
+        ? options.allowEmptyHost === true
+        : isIP(host) !== 0 || /^[A-Za-z0-9.-]+$/.test(host);
+  if (!hostOk) {
     throw invalid(`invalid ${what} address ${JSON.stringify(text)}: expected host:port`, 'for example 127.0.0.1:9000');
   }
   return text;

@@ -2,6 +2,7 @@ import { DEFAULT_BEACON, DEFAULT_REGISTRY, DEFAULT_SOCKET, pilotHome } from '../
 import type { LogFormat } from '../log.js';
 import { parseLogFormat, configFileFlags, LOG_FORMAT_FLAG, parseGoFlags, type FlagSpec } from '../config/go-flags.js';
 import { PilotError } from '../errors.js';
+import { splitHostPort } from '../protocol/host-port.js';
 import { normalizeFingerprint } from '../registry/tls-pin.js';
 
 /** What one running node is made of, whichever process hosts it. */
@@ -97,11 +98,8 @@ function positiveInt(v: unknown, name: string, fallback: number): number {
 
 function hostPort(v: unknown, name: string, fallback: string): string {
   if (v === undefined || v === '') return fallback;
-  if (
-    typeof v !== 'string' ||
-    !/^(\[[0-9a-fA-F:.]+\]|[^\s:]*):\d{1,5}$/.test(v) ||
-    Number(v.slice(v.lastIndexOf(':') + 1)) > 65535
-  ) {
+  const host = typeof v === 'string' ? splitHostPort(v)?.host : undefined;
+  if (typeof v !== 'string' || host === undefined || /\s/.test(host)) {
     throw new PilotError('invalid_argument', `-${name} must be host:port, got ${JSON.stringify(v)}`);
   }
   return v;

@@ -12,7 +12,7 @@ import { BADGES, renderBadge } from './dashboard-badge.js';
 import { isLocalRequest, renderMetrics } from './dashboard-metrics.js';
 import { History } from './dashboard-history.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard-page.js';
-import { splitHostPort } from './endpoint.js';
+import { splitHostPort } from '../protocol/host-port.js';
 import type { RegistryStats } from './stats.js';
 
 /** What the dashboard reads from the registry (`RegistryServer` provides it all). */

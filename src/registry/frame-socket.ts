@@ -3,7 +3,7 @@ import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { PilotError } from '../errors.js';
 import type { JsonObject } from '../protocol/json.js';
 import { encodeRegistryFrame, RegistryFrameSplitter } from '../protocol/registry-frame.js';
-import { splitHostPort } from './endpoint.js';
+import { splitHostPort } from '../protocol/host-port.js';
 import { certificateFingerprint, matchesPin } from './tls-pin.js';
 
 export interface HostPort {

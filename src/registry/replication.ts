@@ -2,7 +2,7 @@ import { PilotError } from '../errors.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { RegistryConnection } from './connection.js';
 import type { RegistryState } from './context.js';
-import { joinHostPort } from './endpoint.js';
+import { joinHostPort } from '../protocol/host-port.js';
 import { FrameSocket, parseRegistryAddress, type HostPort } from './frame-socket.js';
 import { ReplicationPrimary } from './replication-primary.js';
 import { ReplicationStandby, type PrimaryConnector } from './replication-standby.js';

@@ -5,7 +5,7 @@ import type { JsonObject } from '../protocol/json.js';
 import { SignatureVerifier } from './auth.js';
 import { FRAME_DEADLINE_MS, RegistryConnection } from './connection.js';
 import { markSignsBody, registeredNode, type RegistryState } from './context.js';
-import { normalizeIp } from './endpoint.js';
+import { unmapIpv4 } from '../protocol/host-port.js';
 import { u32Field } from './fields.js';
 import { watchChallenge } from './challenges.js';
 import { ACCEPTANCE_TTL_MS } from './handlers-polo.js';
@@ -285,7 +285,7 @@ export class RegistryServer {
    * heaviest source's connections makes room, so no source can hold the whole table.
    */
   #admit(socket: Socket): boolean {
-    const ip = normalizeIp(socket.remoteAddress ?? '');
+    const ip = unmapIpv4(socket.remoteAddress ?? '');
     const mine = this.#byIp.get(ip) ?? new Set<Socket>();
     const full = this.#sockets.size >= this.#limits.total && !this.#evictFor(mine.size);
     if (this.#closing !== undefined || mine.size >= this.#limits.perIp || full) {
@@ -354,7 +354,7 @@ export class RegistryServer {
     }
     const conn = new RegistryConnection(
       socket,
-      normalizeIp(socket.remoteAddress ?? ''),
+      unmapIpv4(socket.remoteAddress ?? ''),
       {
         state: this.#state,
         requestLimiter: this.#requestLimiter,

@@ -2,7 +2,7 @@ import { fromBase64 } from '../crypto/base64.js';
 import { ED25519_PUBLIC_KEY_SIZE } from '../crypto/ed25519.js';
 import type { JsonObject } from '../protocol/json.js';
 import { isValidTaskId } from '../protocol/tasksubmit.js';
-import { splitHostPort } from './endpoint.js';
+import { splitHostPort } from '../protocol/host-port.js';
 import { BEACON_TTL_MS } from './handlers-misc.js';
 import { HANDSHAKE_INBOX_MAX, MAX_JUSTIFICATION } from './handlers-trust.js';
 import {

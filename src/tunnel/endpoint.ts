@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { PilotError } from '../errors.js';
+import { joinHostPort, splitHostPort, unmapIpv4 } from '../protocol/host-port.js';
 
 /** A UDP address with an IP literal host (never a hostname). */
 export interface UdpEndpoint {
@@ -15,43 +16,13 @@ export interface ListenAddress {
   readonly family: 4 | 6;
 }
 
-const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
-
-/** Splits `host:port` / `[v6]:port` / `:port`; undefined on any syntax error. */
-export function splitHostPort(text: string): { host: string; port: number } | undefined {
-  let host: string;
-  let portText: string;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0 || text[close + 1] !== ':') return undefined;
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0) return undefined;
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(':')) return undefined;
-  }
-  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
-  const port = Number.parseInt(portText, 10);
-  if (port > 0xffff) return undefined;
-  return { host, port };
-}
-
-/** Strips the IPv4-mapped prefix a dual-stack socket reports for IPv4 senders. */
-export function normalizeIp(ip: string): string {
-  const mapped = V4_MAPPED.exec(ip);
-  return mapped?.[1] ?? ip;
-}
-
 /** 127.0.0.0/8 or ::1 (hosts are normalised, so an IPv4-mapped loopback shows as 127.x). */
 export function isLoopbackHost(host: string): boolean {
   return host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 export function makeEndpoint(ip: string, port: number): UdpEndpoint | undefined {
-  const host = normalizeIp(ip);
+  const host = unmapIpv4(ip);
   const family = isIP(host);
   if (family === 0 || host.includes('%') || !Number.isInteger(port) || port < 0 || port > 0xffff) return undefined;
   return { host, port, family: family === 4 ? 4 : 6 };
@@ -65,7 +36,7 @@ export function parseEndpoint(text: string): UdpEndpoint | undefined {
 }
 
 export function formatEndpoint(ep: { host: string; port: number }): string {
-  return ep.host.includes(':') ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`;
+  return joinHostPort(ep.host, ep.port);
 }
 
 export function endpointEquals(a: UdpEndpoint | undefined, b: UdpEndpoint | undefined): boolean {

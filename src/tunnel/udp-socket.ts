@@ -1,7 +1,8 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { PilotError } from '../errors.js';
-import { makeEndpoint, splitHostPort, type ListenAddress, type UdpEndpoint } from './endpoint.js';
+import { splitHostPort } from '../protocol/host-port.js';
+import { makeEndpoint, type ListenAddress, type UdpEndpoint } from './endpoint.js';
 
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatEndpoint, parseEndpoint, parseListenAddress, normalizeIp } from '../../src/tunnel/endpoint.js';
+import { formatEndpoint, parseEndpoint, parseListenAddress } from '../../src/tunnel/endpoint.js';
 import { RegistryKeys } from '../../src/registry-keys.js';
 import { TokenBucket } from '../../src/rate-limit.js';
 import { IntervalLimiter } from '../../src/tunnel/limits.js';
@@ -22,7 +22,6 @@ describe('tunnel endpoints', () => {
     assert.equal(formatEndpoint({ host: 'fe80::1', port: 9 }), '[fe80::1]:9');
     for (const bad of ['10.0.0.1:0', 'host:1', '10.0.0.1', '[::1]', '1.2.3.4:-1'])
       assert.equal(parseEndpoint(bad), undefined, bad);
-    assert.equal(normalizeIp('::ffff:127.0.0.1'), '127.0.0.1');
   });
 });
 

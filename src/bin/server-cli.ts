@@ -1,7 +1,49 @@
 import type { LevelWithSilent } from 'pino';
+import {
+  flagUsage,
+  LOG_FORMAT_FLAG,
+  parseGoFlagsWithConfig,
+  type FlagSpec,
+  type FlagValues,
+} from '../config/go-flags.js';
 import { isPilotError, PilotError } from '../errors.js';
+import { versionLine } from '../version.js';
 
-/** Process plumbing shared by the `pilot-beacon` and `pilot-rendezvous` entry points. */
+/** Process plumbing shared by the server executables (pilot-registry, pilot-beacon, pilot-rendezvous). */
+
+/** Flags every server takes, after its own. */
+export const SERVER_FLAGS = {
+  'log-level': { kind: 'string', help: 'trace, debug, info, warn, error, silent (default "info")' },
+  'log-format': LOG_FORMAT_FLAG,
+  config: {
+    kind: 'string',
+    help: 'JSON file whose keys are flag names (dashes or underscores); the command line wins',
+  },
+  help: { kind: 'bool', help: 'show this help' },
+  version: { kind: 'bool', help: 'print the version and exit' },
+} as const satisfies FlagSpec;
+
+/**
+ * Parses the command line (and a -config file) as Go's flag package would. `undefined` when
+ * -version or -help was answered; an unexpected positional argument is a usage error.
+ */
+export function parseServerArgs<S extends FlagSpec>(
+  command: string,
+  argv: readonly string[],
+  spec: S,
+): FlagValues<S> | undefined {
+  const { flags, positionals } = parseGoFlagsWithConfig(argv, spec);
+  if (flags.version) {
+    process.stdout.write(`${versionLine(command)}\n`);
+    return undefined;
+  }
+  if (flags.help) {
+    process.stdout.write(`${flagUsage(command, spec)}\n`);
+    return undefined;
+  }
+  if (positionals.length > 0) throw new PilotError('invalid_argument', `unexpected argument: ${positionals[0]}`);
+  return flags;
+}
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
