@@ -4,11 +4,21 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { WorkerCommand } from './registry-worker.js';
 
-const SERVER_SCRIPT = fileURLToPath(new URL('./registry-server.ts', import.meta.url));
+/**
+ * BENCH_REGISTRY_SERVER_ROOT runs the registry of another checkout (its bench/registry-server.ts,
+ * e.g. an older commit for a before/after comparison under the same load); BENCH_REGISTRY_NODE_ARGS
+ * adds node options to the registry process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ */
+const SERVER_SCRIPT =
+  process.env.BENCH_REGISTRY_SERVER_ROOT === undefined
+    ? fileURLToPath(new URL('./registry-server.ts', import.meta.url))
+    : join(process.env.BENCH_REGISTRY_SERVER_ROOT, 'bench', 'registry-server.ts');
+const NODE_ARGS = (process.env.BENCH_REGISTRY_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const WORKER_SCRIPT = new URL('./registry-worker.ts', import.meta.url).href;
 /** tsx's `--import` hooks stay on the main thread: a worker registers them itself before loading its script. */
 const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_SCRIPT)}); })`;
@@ -32,9 +42,13 @@ export class RegistryProcess {
 
   static async start(storePath: string, port = 0): Promise<RegistryProcess> {
     const t0 = performance.now();
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', SERVER_SCRIPT, storePath, String(port)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...NODE_ARGS, '--expose-gc', '--import', 'tsx', SERVER_SCRIPT, storePath, String(port)],
+      {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      },
+    );
     const ready = await new Promise<{ port: number; startMs: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the registry did not start within 60 s')), 60_000);
       child.once('exit', (code) => reject(new Error(`the registry exited with ${String(code)} before listening`)));

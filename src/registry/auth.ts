@@ -1,4 +1,4 @@
-import { verifyChallenge } from '../crypto/registry-signing.js';
+import { CachedEd25519Verifier } from '../crypto/verify-cache.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SIGNED_AT_FIELD, signedBodyText } from '../protocol/registry-auth.js';
 import { RequestError } from './request-error.js';
@@ -33,6 +33,8 @@ export class SignatureVerifier {
   /** Server start (ms): earlier requests may have been accepted by the previous process. */
   readonly #startedAt: number;
   readonly #shared: SharedRegistryState | undefined;
+  /** Keys imported once; static signatures (the same text every time) verified once per triple. */
+  readonly #ed25519 = new CachedEd25519Verifier();
 
   constructor(startedAt: number, shared?: SharedRegistryState) {
     this.#shared = shared;
@@ -62,7 +64,7 @@ export class SignatureVerifier {
           `a static signature over "${staticChallenge}" is refused here: sign the request body (${SIGNED_AT_FIELD})`,
         );
       }
-      if (!verifyChallenge(publicKey, staticChallenge, signature)) {
+      if (!this.#ed25519.verify(publicKey, staticChallenge, signature, true)) {
         throw new RequestError(
           'bad_signature',
           `signature does not verify over "${staticChallenge}" with the node's key`,
@@ -101,7 +103,7 @@ export class SignatureVerifier {
       throw new RequestError('replay', `${SIGNED_AT_FIELD} ${at} is before the registry started (${this.#startedAt})`);
     const text = signedBodyText(msg);
     if (text === undefined) throw new RequestError('invalid_argument', 'request nested too deeply');
-    if (!verifyChallenge(publicKey, text, signature)) {
+    if (!this.#ed25519.verify(publicKey, text, signature)) {
       throw new RequestError('bad_signature', "signature does not verify over the request body with the node's key");
     }
     return at;

@@ -15,6 +15,7 @@ import type {
   TaskEvidence,
   TrustClaim,
 } from './store.js';
+import { SqliteGroupCommit } from './sqlite-group-commit.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -158,12 +159,15 @@ export class SqliteRegistryStore implements SyncRegistryStore {
   readonly #db: Database.Database;
   /** Statements prepared once per SQL text (the dynamic node UPDATEs vary only by which fields change). */
   readonly #statements = new Map<string, Database.Statement>();
+  /** Batches the writes of the asynchronous interface (embedded-store.ts); direct callers commit as before. */
+  readonly groupCommit: SqliteGroupCommit;
 
   constructor(path: string) {
     this.#db = new Database(path);
     if (path !== ':memory:') this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('busy_timeout = 5000');
+    this.groupCommit = new SqliteGroupCommit(this.#db);
     this.#db.exec(SCHEMA);
     this.#migrate();
     this.#stmt("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone_created', ?)").run(Date.now());
@@ -546,6 +550,7 @@ export class SqliteRegistryStore implements SyncRegistryStore {
   }
 
   close(): void {
+    this.groupCommit.commit();
     if (this.#db.open) this.#db.close();
   }
 }
