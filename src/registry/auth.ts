@@ -12,7 +12,12 @@ export type SignatureForm = 'static' | 'signed-body';
 export interface VerifyOptions {
   /** Whether the reference's static challenge may stand in for a signed body (Go daemons). */
   readonly staticAllowed: boolean;
+  /** The node the request acts for, when it has one (replay state is then kept by id, not key). */
+  readonly nodeId?: number;
 }
+
+/** Request types get small numbers for the replay keys; beyond this many the key string is used. */
+const MAX_TYPE_INDEX = 64;
 
 /**
  * Signature checks of PROTOCOL.md §5.3 and of pilot-ts's signed-body form (protocol/registry-auth.ts).
@@ -28,8 +33,12 @@ export interface VerifyOptions {
  * restart forgets nothing: the start-time bound is then not needed.
  */
 export class SignatureVerifier {
-  /** `<key>|<type>` → `signed_at` of the newest accepted request (embedded stores). */
-  readonly #newest = new Map<string, number>();
+  /**
+   * `signed_at` of the newest accepted request (embedded stores), by node id × type index, or by
+   * `<key>|<type>` for a request without a node (register). Numbers keep the entry small.
+   */
+  readonly #newest = new Map<number | string, number>();
+  readonly #typeIndex = new Map<string, number>();
   /** Server start (ms): earlier requests may have been accepted by the previous process. */
   readonly #startedAt: number;
   readonly #shared: SharedRegistryState | undefined;
@@ -76,7 +85,7 @@ export class SignatureVerifier {
     const type = String(msg.type);
     const later =
       this.#shared === undefined
-        ? this.#advance(`${publicKey}|${type}`, at)
+        ? this.#advance(this.#replayKey(publicKey, type, opts.nodeId), at)
         : await this.#shared.advanceSignedAt(publicKey, type, at);
     if (!later) {
       throw new RequestError(
@@ -109,7 +118,16 @@ export class SignatureVerifier {
     return at;
   }
 
-  #advance(key: string, at: number): boolean {
+  #replayKey(publicKey: string, type: string, nodeId: number | undefined): number | string {
+    let index = this.#typeIndex.get(type);
+    if (index === undefined && this.#typeIndex.size < MAX_TYPE_INDEX) {
+      index = this.#typeIndex.size;
+      this.#typeIndex.set(type, index);
+    }
+    return nodeId === undefined || index === undefined ? `${publicKey}|${type}` : nodeId * MAX_TYPE_INDEX + index;
+  }
+
+  #advance(key: number | string, at: number): boolean {
     const newest = this.#newest.get(key);
     if (newest !== undefined && at <= newest) return false;
     this.#newest.set(key, at);

@@ -66,6 +66,7 @@ export async function actingNode(
   const now = state.now();
   const form = await state.verifier.verify(node.publicKey, challenge, req.msg, now, {
     staticAllowed: staticAllowed(state, node),
+    nodeId: id,
   });
   state.liveness.proven(id, now);
   return form === 'signed-body' ? markSignsBody(state, node) : node;

@@ -382,6 +382,7 @@ export class RegistryServer {
     const node = await registeredNode(state, id);
     const form = await state.verifier.verify(node.publicKey, watchChallenge(id), msg, state.now(), {
       staticAllowed: false,
+      nodeId: id,
     });
     if (form === 'signed-body') await markSignsBody(state, node);
     const previous = this.#watchers.get(id);
