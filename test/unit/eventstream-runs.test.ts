@@ -94,8 +94,8 @@ function subscriber(broker: Broker, name: string, topic: string, perWrite: () =>
   return { received };
 }
 
-async function publishInSlices(pub: Duplex, total: number, perSlice: number): Promise<void> {
-  const frame = Buffer.from(encodeEvent({ topic: 't', payload: Buffer.alloc(40, 1) }));
+async function publishInSlices(pub: Duplex, total: number, perSlice: number, size = 40): Promise<void> {
+  const frame = Buffer.from(encodeEvent({ topic: 't', payload: Buffer.alloc(size, 1) }));
   for (let sent = 0; sent < total; sent += perSlice) {
     pub.push(Buffer.concat(Array.from({ length: Math.min(perSlice, total - sent) }, () => frame)));
     await new Promise((r) => setImmediate(r));
@@ -125,6 +125,30 @@ describe('event stream backpressure', () => {
     assert.equal(sub.received.length, total);
     assert.equal(broker.stats().dropped, 0);
     assert.ok(paused, 'the publisher was held back at some point');
+  });
+
+  it('holds a publisher back for as long as a slower subscriber keeps reading, past HOLD_MAX_MS: nothing is lost', async () => {
+    const broker = new Broker({ limits: { maxBytes: 4 * 1024 * 1024, maxCount: 120 } });
+    // Events too large to be joined: one per write, one write per 40 ms after the first. Going
+    // from half the queue (60) down to a quarter (30) then takes one hold of about 1.2 s.
+    let writes = 0;
+    const sub = subscriber(broker, 'slow', 't', () => (++writes === 1 ? 0 : 40));
+    const pub = publisher(broker);
+    let pausedSince = 0;
+    let longestPause = 0;
+    const probe = setInterval(() => {
+      if (!pub.isPaused()) pausedSince = 0;
+      else if (pausedSince === 0) pausedSince = Date.now();
+      else longestPause = Math.max(longestPause, Date.now() - pausedSince);
+    }, 5);
+    const total = 75;
+    await publishInSlices(pub, total, 1, 4100);
+    const deadline = Date.now() + 20_000;
+    while (sub.received.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    clearInterval(probe);
+    assert.equal(sub.received.length, total);
+    assert.equal(broker.stats().dropped, 0);
+    assert.ok(longestPause > HOLD_MAX_MS, `one hold lasted ${longestPause} ms`);
   });
 
   it('stops holding for a subscriber that stopped reading: after HOLD_MAX_MS it loses events alone', async () => {

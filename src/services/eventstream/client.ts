@@ -13,8 +13,11 @@ const JOIN_BELOW = 4096;
 
 /** A subscriber that wrote nothing for this long is not waited for: it loses events instead. */
 export const HOLD_PROGRESS_MS = 100;
-/** The longest one subscriber holds publishers back before it counts as lagging. */
-export const HOLD_MAX_MS = 200;
+/**
+ * A subscriber holding publishers back whose writes made no progress for this long counts as
+ * lagging (long enough for a reader on a busy machine to be scheduled again).
+ */
+export const HOLD_MAX_MS = 1000;
 
 /**
  * One connection to the broker: its subscriptions and the bounded queue of events waiting to be
@@ -24,10 +27,10 @@ export const HOLD_MAX_MS = 200;
  * Backpressure without letting one subscriber stall the rest: when the queue of a subscriber that
  * is still being written to (a write completed within HOLD_PROGRESS_MS) passes half its limits,
  * the broker stops reading from the publishers feeding it until the queue is down to a quarter,
- * so a publisher faster than its subscribers is slowed down rather than losing events. A hold
- * lasts HOLD_MAX_MS at most; a subscriber that could not catch up by then is lagging: it holds no
- * one back and loses events alone until its queue has emptied. A subscriber that stopped reading
- * never holds anyone back.
+ * so a publisher faster than its subscribers is slowed down to their pace rather than losing
+ * events. A hold lasts while the subscriber's writes keep completing; one whose writes made no
+ * progress for HOLD_MAX_MS is lagging: it holds no one back and loses events alone until its queue
+ * has emptied. A subscriber that stopped reading never holds anyone back.
  */
 export class BrokerClient {
   readonly patterns = new Set<string>();
@@ -127,11 +130,21 @@ export class BrokerClient {
     if (performance.now() - this.lastProgressAt > HOLD_PROGRESS_MS) return;
     this.holding.add(publisher);
     if (publisher.heldBy++ === 0) publisher.conn.pause();
-    this.holdTimer ??= setTimeout(() => {
-      this.lagging = true;
-      this.releaseHeld();
-    }, HOLD_MAX_MS);
+    this.holdTimer ??= setTimeout(this.checkHold, HOLD_MAX_MS);
   }
+
+  /** Ends a hold whose subscriber made no progress for HOLD_MAX_MS; otherwise looks again later. */
+  private readonly checkHold = (): void => {
+    this.holdTimer = undefined;
+    if (this.holding.size === 0) return;
+    const idle = performance.now() - this.lastProgressAt;
+    if (idle < HOLD_MAX_MS) {
+      this.holdTimer = setTimeout(this.checkHold, HOLD_MAX_MS - idle);
+      return;
+    }
+    this.lagging = true;
+    this.releaseHeld();
+  };
 
   private releaseHeld(): void {
     if (this.holdTimer !== undefined) clearTimeout(this.holdTimer);
