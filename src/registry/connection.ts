@@ -20,12 +20,6 @@ const CLOSE_GRACE_MS = 2000;
 const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
 /** Requests received but not answered yet; beyond this the server stops reading more. */
 const MAX_QUEUED_REQUESTS = 64;
-/**
- * After a request refused by the rate limit, nothing more is read from the connection for this
- * long: a flooding client then waits instead of making the server parse and refuse each request
- * (the refusals it already sent are still answered).
- */
-export const RATE_LIMITED_PAUSE_MS = 100;
 
 type Frame = ReturnType<RegistryFrameSplitter['push']>[number];
 
@@ -61,8 +55,6 @@ export class RegistryConnection {
   #draining = false;
   /** A malformed frame was received: nothing after it is read. */
   #malformed = false;
-  /** Set while reading is held back after a rate-limited request. */
-  #penalty: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -83,7 +75,6 @@ export class RegistryConnection {
     socket.on('error', (err) => hooks.state.log.debug({ ip: remoteIp, err: err.message }, 'registry connection error'));
     socket.on('close', () => {
       clearTimeout(this.#frameTimer);
-      clearTimeout(this.#penalty);
       hooks.closed(this);
     });
     this.#armFrameTimer(frameDeadlineMs, 'no request');
@@ -136,7 +127,6 @@ export class RegistryConnection {
   }
 
   #maybeResume(): void {
-    if (this.#penalty !== undefined) return;
     if (this.socket.writableLength <= MAX_PENDING_OUTPUT && this.#queue.length < MAX_QUEUED_REQUESTS)
       this.socket.resume();
   }
@@ -182,16 +172,6 @@ export class RegistryConnection {
     }
   }
 
-  #holdBack(): void {
-    if (this.#penalty !== undefined) return;
-    this.socket.pause();
-    this.#penalty = setTimeout(() => {
-      this.#penalty = undefined;
-      this.#maybeResume();
-    }, RATE_LIMITED_PAUSE_MS);
-    this.#penalty.unref();
-  }
-
   /** Lets the client read what was sent, then drops the connection. */
   #endSoon(): void {
     this.socket.end();
@@ -202,7 +182,6 @@ export class RegistryConnection {
   async #reply(msg: JsonObject): Promise<JsonObject | undefined> {
     const { state } = this.hooks;
     if (!this.hooks.requestLimiter.take(this.remoteIp, state.now())) {
-      this.#holdBack();
       return errorReply('rate_limited', `too many requests from ${this.remoteIp}; slow down`);
     }
     const refusal = standbyRefusal(state, msg);
