@@ -2,15 +2,15 @@ import { performance } from 'node:perf_hooks';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
-import { Flag, Proto, type Packet } from '../protocol/packet.js';
+import type { Packet } from '../protocol/packet.js';
 import { Port } from '../protocol/ports.js';
 import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
 import { PortInUseError } from '../transport/port-table.js';
-import type { ResetCause } from '../transport/reset-cause.js';
-import { seqLt } from '../transport/seq.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
-import { closeError, LocalConn, type ConnOps } from './local-conn.js';
+import { coalesceAcks } from '../transport/coalesce-acks.js';
+import { dialError } from './dial-error.js';
+import { LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
 
 /** What the stack holds (InfoOK `resources`): all of it returns to its idle level once connections close. */
@@ -451,66 +451,6 @@ export class NetStack implements PilotNetwork {
       }
     }
   }
-}
-
-/** Why a dial failed, with what the refusing node said when it is pilot-ts (a Go node says nothing). */
-export function dialError(reason: CloseReason, cause: ResetCause | undefined, remote: SocketAddr): PilotError {
-  if (reason !== 'refused') return closeError(reason);
-  const where = `port ${remote.port} of node ${remote.addr.node}`;
-  switch (cause) {
-    case 'port_full':
-      return new PilotError(
-        'unavailable',
-        `connection refused: port full (${where} has no free connection slot)`,
-        'the port is busy: try again later',
-      );
-    case 'table_full':
-      return new PilotError(
-        'unavailable',
-        `connection refused: connection table full (node ${remote.addr.node} has no free connection slot)`,
-        'the node is busy: try again later',
-      );
-    case 'no_listener':
-      return new PilotError('refused', `connection refused: no listener on ${where}`);
-    case 'untrusted':
-      return new PilotError(
-        'untrusted',
-        `connection refused: node ${remote.addr.node} does not trust this node`,
-        `ask for trust with: pilotctl handshake ${remote.addr.node}`,
-      );
-    default:
-      return closeError(reason);
-  }
-}
-
-const isPureAck = (p: Packet): boolean => p.protocol === Proto.Stream && p.flags === Flag.ACK && p.payload.length === 0;
-
-/**
- * Drops pure ACKs that a later packet of the same batch on the same connection supersedes with a
- * higher cumulative ACK: in bulk transfer this removes most ACK packets (each costs a seal, a
- * datagram and an open on both sides). Duplicate ACKs (same ack number) are kept, since a Go
- * sender counts them for fast retransmit.
- */
-export function coalesceAcks(batch: Packet[]): Packet[] {
-  if (batch.length < 2) return batch;
-  // Connection key: node, then both ports in one number (no string per packet).
-  const highest = new Map<number, Map<number, number>>();
-  const keep: boolean[] = new Array<boolean>(batch.length).fill(true);
-  let dropped = 0;
-  for (let i = batch.length - 1; i >= 0; i--) {
-    const p = batch[i] as Packet;
-    if (p.protocol !== Proto.Stream || !(p.flags & Flag.ACK)) continue;
-    let byPorts = highest.get(p.dst.node);
-    if (!byPorts) highest.set(p.dst.node, (byPorts = new Map()));
-    const ports = p.dstPort * 0x10000 + p.srcPort;
-    const later = byPorts.get(ports);
-    if (later !== undefined && isPureAck(p) && seqLt(p.ack, later)) {
-      keep[i] = false;
-      dropped++;
-    }
-    if (later === undefined || seqLt(later, p.ack)) byPorts.set(ports, p.ack);
-  }
-  return dropped === 0 ? batch : batch.filter((_, i) => keep[i]);
 }
 
 function now(): number {

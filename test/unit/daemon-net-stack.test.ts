@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { coalesceAcks, NetStack } from '../../src/daemon/net-stack.js';
+import { NetStack } from '../../src/daemon/net-stack.js';
+import { coalesceAcks } from '../../src/transport/coalesce-acks.js';
 import { Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import type { PilotConn } from '../../src/sdk/types.js';
 import { startEcho } from '../../src/services/echo.js';
