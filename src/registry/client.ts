@@ -6,6 +6,7 @@ import { challenge } from '../protocol/registry-frame.js';
 import { FrameSocket, parseRegistryAddress, type HostPort, type RegistryPin } from './frame-socket.js';
 import { FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, registryFeatures } from '../protocol/registry-auth.js';
 import { HandshakeWatch } from './client-watch.js';
+import { FEATURE_SESSION_HEARTBEAT } from './session-binding.js';
 import { signBody, signStatic } from './request-signer.js';
 import { sleep } from './sleep.js';
 import { normalizeFingerprint } from './tls-pin.js';
@@ -73,6 +74,8 @@ export class RegistryClient {
   readonly #watches = new Set<HandshakeWatch>();
   /** What `register_ok` announced; undefined until this client registered (then signed bodies are assumed). */
   #features: Set<string> | undefined;
+  /** The connection on which this node proved its key with a signed body (session heartbeats). */
+  #bound: FrameSocket | undefined;
   /** Logged once when the registry becomes unreachable, and again when it answers. */
   #outage = false;
 
@@ -92,12 +95,16 @@ export class RegistryClient {
   async register(p: { listenAddr: string; owner?: string; hostname?: string }): Promise<JsonObject> {
     const identity = this.#requireIdentity();
     const key = identity.publicKeyBase64;
-    const reply = await this.#enqueue(() => {
-      const msg: JsonObject = { type: 'register', listen_addr: p.listenAddr, public_key: key };
-      if (p.owner !== undefined && p.owner !== '') msg.owner = p.owner;
-      if (p.hostname !== undefined && p.hostname !== '') msg.hostname = p.hostname;
-      return signBody(identity, msg);
-    });
+    const reply = await this.#enqueue(
+      () => {
+        const msg: JsonObject = { type: 'register', listen_addr: p.listenAddr, public_key: key };
+        if (p.owner !== undefined && p.owner !== '') msg.owner = p.owner;
+        if (p.hostname !== undefined && p.hostname !== '') msg.hostname = p.hostname;
+        return signBody(identity, msg);
+      },
+      undefined,
+      true,
+    );
     if (typeof reply.node_id === 'number') this.nodeId = reply.node_id;
     this.#features = registryFeatures(reply);
     return reply;
@@ -131,8 +138,28 @@ export class RegistryClient {
     return this.request({ type: 'resolve_hostname', hostname });
   }
 
-  heartbeat(): Promise<JsonObject> {
-    return this.#signed(challenge.heartbeat, (s) => ({ type: 'heartbeat', node_id: s }));
+  /**
+   * Signed, or unsigned where the registry offers session heartbeats and this connection already
+   * carried a signed body of this node; an unsigned one refused (a new registry process behind the
+   * same address, say) is sent again signed.
+   */
+  async heartbeat(): Promise<JsonObject> {
+    const identity = this.#requireIdentity();
+    const self = this.#self();
+    let unsigned = false;
+    const build = (socket: FrameSocket): JsonObject => {
+      unsigned = socket === this.#bound && this.#features?.has(FEATURE_SESSION_HEARTBEAT) === true;
+      const fields: JsonObject = { type: 'heartbeat', node_id: self };
+      if (unsigned) return fields;
+      return this.signsBody ? signBody(identity, fields) : signStatic(identity, fields, challenge.heartbeat(self));
+    };
+    try {
+      return await this.#enqueue(build, undefined, true);
+    } catch (err) {
+      if (!unsigned || !(err instanceof PilotError) || err.code !== 'refused') throw err;
+      this.#bound = undefined;
+      return this.#enqueue(build, undefined, true);
+    }
   }
 
   async deregister(): Promise<JsonObject> {
@@ -266,25 +293,35 @@ export class RegistryClient {
   async #signed(text: (self: number) => string, fields: (self: number) => JsonObject): Promise<JsonObject> {
     const identity = this.#requireIdentity();
     const self = this.#self();
-    return this.#enqueue(() =>
-      this.signsBody ? signBody(identity, fields(self)) : signStatic(identity, fields(self), text(self)),
+    return this.#enqueue(
+      () => (this.signsBody ? signBody(identity, fields(self)) : signStatic(identity, fields(self), text(self))),
+      undefined,
+      true,
     );
   }
 
-  #enqueue(build: () => JsonObject, signal?: AbortSignal): Promise<JsonObject> {
-    const run = this.#queue.then(() => this.#exchange(build, signal));
+  /** `proves`: a successful reply means the registry took the request as this node's proof of its key. */
+  #enqueue(build: (socket: FrameSocket) => JsonObject, signal?: AbortSignal, proves = false): Promise<JsonObject> {
+    const run = this.#queue.then(() => this.#exchange(build, signal, proves));
     this.#queue = run.catch(() => undefined);
     return run.then(checkReply);
   }
 
-  async #exchange(build: () => JsonObject, signal: AbortSignal | undefined): Promise<JsonObject> {
+  async #exchange(
+    build: (socket: FrameSocket) => JsonObject,
+    signal: AbortSignal | undefined,
+    proves: boolean,
+  ): Promise<JsonObject> {
     this.#throwIfClosed();
     const deadline = Date.now() + this.#timeoutMs;
     for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted();
       try {
         const socket = await this.#connect(deadline, signal);
-        return await this.#roundTrip(socket, build(), deadline, signal);
+        const msg = build(socket);
+        const reply = await this.#roundTrip(socket, msg, deadline, signal);
+        if (proves && this.signsBody && typeof reply.error !== 'string') this.#bound = socket;
+        return reply;
       } catch (err) {
         this.#socket?.destroy();
         this.#socket = undefined;

@@ -5,6 +5,7 @@ import type { RegistryState, RequestInfo } from './context.js';
 import { errorReply, handleRequest, sortKeys } from './dispatch.js';
 import type { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestError } from './request-error.js';
+import type { ConnectionSession } from './session-binding.js';
 import { standbyRefusal } from './standby-gate.js';
 
 /** Read deadline between requests (as the reference); push channels are exempt. */
@@ -49,6 +50,8 @@ export class RegistryConnection {
   replicating = false;
   /** `performance.now()` of the last complete request (or of the connection). */
   lastRequestAt = performance.now();
+  /** Which node, if any, proved its key on this connection (session heartbeats). */
+  readonly session: ConnectionSession = {};
   readonly #splitter = new RegistryFrameSplitter();
   #frameTimer: NodeJS.Timeout | undefined;
   readonly #queue: Frame[] = [];
@@ -188,7 +191,7 @@ export class RegistryConnection {
     if (refusal !== undefined) return refusal;
     if (msg.type === 'subscribe_replication') return this.#subscribe(msg);
     if (msg.type !== 'watch_handshakes') {
-      const req: RequestInfo = { msg, remoteIp: this.remoteIp, remotePort: this.remotePort };
+      const req: RequestInfo = { msg, remoteIp: this.remoteIp, remotePort: this.remotePort, session: this.session };
       return handleRequest(state, req);
     }
     try {

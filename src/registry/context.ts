@@ -8,6 +8,7 @@ import type { RequestCounter } from './request-counter.js';
 import { RequestError } from './request-error.js';
 import { StoreConflictError } from './store-errors.js';
 import type { NodeRecord, RegistryStore } from './store.js';
+import { bindSession, type ConnectionSession } from './session-binding.js';
 
 /** What every handler may use: the store and the server's volatile state. */
 export interface RegistryState {
@@ -37,6 +38,8 @@ export interface RequestInfo {
   readonly msg: JsonObject;
   readonly remoteIp: string;
   readonly remotePort: number;
+  /** The connection's binding for session heartbeats (absent for requests not from a connection). */
+  readonly session?: ConnectionSession;
 }
 
 export type Handler = (state: RegistryState, req: RequestInfo) => Promise<JsonObject>;
@@ -69,7 +72,9 @@ export async function actingNode(
     nodeId: id,
   });
   state.liveness.proven(id, now);
-  return form === 'signed-body' ? markSignsBody(state, node) : node;
+  if (form !== 'signed-body') return node;
+  bindSession(req.session, id, node.publicKey);
+  return markSignsBody(state, node);
 }
 
 /** Whether a static signature (or none, for `register`) may still stand for `node`. */

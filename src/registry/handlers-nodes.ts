@@ -1,16 +1,29 @@
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
-import { actingNode, nodeAddress, registeredNode, setHostname, type Handler } from './context.js';
+import {
+  actingNode,
+  nodeAddress,
+  registeredNode,
+  setHostname,
+  type Handler,
+  type RegistryState,
+  type RequestInfo,
+} from './context.js';
 import { boolField, strField, u32Field } from './fields.js';
 import { STALE_AFTER_MS } from './liveness.js';
 import { RequestError } from './request-error.js';
+import { isUnsigned } from './session-binding.js';
+import type { NodeRecord } from './store.js';
 import { hostnameError, normalizeTags } from './validation.js';
 
 /** Signed changes a node makes to its own record (PROTOCOL.md §5.4). */
 
 export const handleHeartbeat: Handler = async (state, req) => {
   const id = u32Field(req.msg, 'node_id');
-  const node = await actingNode(state, req, id, challenge.heartbeat(id));
+  const node =
+    isUnsigned(req.msg) && req.session?.boundNode === id
+      ? await sessionNode(state, req, id)
+      : await actingNode(state, req, id, challenge.heartbeat(id));
   const now = state.now();
   // Batched with the others unless other processes may take the node for offline until then.
   const shared = state.store.shared;
@@ -19,6 +32,15 @@ export const handleHeartbeat: Handler = async (state, req) => {
   if (shared !== undefined && soon) await shared.recordLiveness(new Map([[id, now]]), new Map());
   return { type: 'heartbeat_ok', time: Math.floor(now / 1000) };
 };
+
+/** The node of an unsigned heartbeat on a connection bound to it (session-binding.ts). */
+async function sessionNode(state: RegistryState, req: RequestInfo, id: number): Promise<NodeRecord> {
+  const node = await registeredNode(state, id);
+  if (node.publicKey !== req.session?.boundKey)
+    throw new RequestError('bad_signature', `node ${id} changed its key since this connection proved it: sign again`);
+  state.liveness.proven(id, state.now());
+  return node;
+}
 
 /**
  * Keeps the id, key, owner, trust claims and polo score (so a deregistration cannot wash a score);

@@ -17,6 +17,7 @@ import {
 import { endpointIp, observedEndpoint } from './endpoint.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
+import { bindSession, FEATURE_SESSION_HEARTBEAT } from './session-binding.js';
 import { StoreConflictError } from './store-errors.js';
 import type { NodeRecord } from './store.js';
 import { hostnameError } from './validation.js';
@@ -136,7 +137,10 @@ export const handleRegister: Handler = async (state, req) => {
     if (made.created) state.log.info({ node_id: node.id, endpoint }, 'node registered');
   }
   state.liveness.touch(node.id, now);
-  if (proven) state.liveness.proven(node.id, now);
+  if (proven) {
+    state.liveness.proven(node.id, now);
+    bindSession(req.session, node.id, node.publicKey);
+  }
   // Other processes sharing the store see a new registration at once, not at the next batch.
   const shared = state.store.shared;
   if (shared !== undefined)
@@ -148,7 +152,7 @@ export const handleRegister: Handler = async (state, req) => {
     network_id: 0,
     address: nodeAddress(node.id),
     public_key: publicKey,
-    features: [FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES],
+    features: [FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, FEATURE_SESSION_HEARTBEAT],
   };
   const hostname = strField(req.msg, 'hostname');
   if (hostname !== '') {

@@ -103,6 +103,76 @@ describe('attacks on the registry', () => {
     assert.equal((await node.lookup(id)).real_addr, '127.0.0.1:4000');
   });
 
+  describe('session heartbeats (unsigned on a connection bound by a signed body)', () => {
+    /** A node registered by a signed register sent on its own raw connection (which binds it). */
+    const node = async (port: number): Promise<{ id: number; identity: Identity; wire: RawConn }> => {
+      const identity = Identity.generate();
+      const wire = await open(port);
+      const reply = await wire.request(
+        signBody(identity, { type: 'register', listen_addr: '127.0.0.1:4000', public_key: identity.publicKeyBase64 }),
+      );
+      assert.equal(reply.type, 'register_ok');
+      assert.ok((reply.features as string[]).includes('session_heartbeat'));
+      return { id: reply.node_id as number, identity, wire };
+    };
+
+    it('is refused on a fresh connection', async () => {
+      const s = await start({});
+      const a = await node(s.port);
+      assert.equal((await a.wire.request({ type: 'heartbeat', node_id: a.id })).type, 'heartbeat_ok');
+      const fresh = await open(s.port);
+      const reply = await fresh.request({ type: 'heartbeat', node_id: a.id });
+      assert.equal(reply.code, 'bad_signature');
+      // A Go-style static signature does not bind a connection either (the node signs bodies anyway).
+      const statics = await fresh.request({
+        type: 'heartbeat',
+        node_id: a.id,
+        signature: signChallenge(a.identity, `heartbeat:${a.id}`),
+      });
+      assert.equal(statics.type, 'error');
+      assert.equal((await fresh.request({ type: 'heartbeat', node_id: a.id })).code, 'bad_signature');
+    });
+
+    it('is refused for another node than the one the connection is bound to', async () => {
+      const s = await start({});
+      const a = await node(s.port);
+      const b = await node(s.port);
+      const reply = await a.wire.request({ type: 'heartbeat', node_id: b.id });
+      assert.equal(reply.code, 'bad_signature');
+      assert.equal((await b.wire.request({ type: 'heartbeat', node_id: b.id })).type, 'heartbeat_ok');
+    });
+
+    it('a signed request of another node on a bound connection does not rebind it', async () => {
+      const s = await start({});
+      const a = await node(s.port);
+      const b = await node(s.port);
+      const signedB = await a.wire.request(signBody(b.identity, { type: 'heartbeat', node_id: b.id }));
+      assert.equal(signedB.type, 'heartbeat_ok', 'a valid signed request is served wherever it comes from');
+      const reregisterB = await a.wire.request(
+        signBody(b.identity, {
+          type: 'register',
+          listen_addr: '127.0.0.1:4000',
+          public_key: b.identity.publicKeyBase64,
+        }),
+      );
+      assert.equal(reregisterB.type, 'register_ok');
+      assert.equal((await a.wire.request({ type: 'heartbeat', node_id: b.id })).code, 'bad_signature');
+      assert.equal((await a.wire.request({ type: 'heartbeat', node_id: a.id })).type, 'heartbeat_ok');
+    });
+
+    it('ends when the node’s key is rotated, until the new key is proven on the connection', async () => {
+      const s = await start({});
+      const a = await node(s.port);
+      const next = Identity.generate();
+      const rotate = signBody(a.identity, { type: 'rotate_key', node_id: a.id, new_public_key: next.publicKeyBase64 });
+      assert.equal((await open(s.port).then((w) => w.request(rotate))).type, 'rotate_key_ok');
+      assert.equal((await a.wire.request({ type: 'heartbeat', node_id: a.id })).code, 'bad_signature');
+      const proven = await a.wire.request(signBody(next, { type: 'heartbeat', node_id: a.id }));
+      assert.equal(proven.type, 'heartbeat_ok');
+      assert.equal((await a.wire.request({ type: 'heartbeat', node_id: a.id })).type, 'heartbeat_ok');
+    });
+  });
+
   it('drops connections that trickle a frame or never send one (slowloris)', async () => {
     const s = await start({ frameDeadlineMs: 300 });
     const silent = await open(s.port);

@@ -107,7 +107,7 @@ describe('registry handlers', () => {
 
   it('advertises its features in register_ok', async () => {
     const reply = await register(Identity.generate(), '10.0.0.1', false);
-    assert.deepEqual(reply.features, ['signed-body-v2', 'watch_handshakes']);
+    assert.deepEqual(reply.features, ['signed-body-v2', 'watch_handshakes', 'session_heartbeat']);
   });
 
   it('refuses static signatures and unsigned registrations with requireSignedBody', async () => {
