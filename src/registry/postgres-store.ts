@@ -1,8 +1,23 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import { migrate } from './postgres-schema.js';
+import {
+  columnValue,
+  conflict,
+  LOCK_ACCEPTANCES,
+  LOCK_INBOX,
+  lockKey,
+  NODE_COLUMNS,
+  type NodeRow,
+  type RequestRow,
+  type ResponseRow,
+  toNode,
+  toRequest,
+  toResponse,
+  TYPES,
+} from './postgres-rows.js';
 import { PostgresSharedState } from './postgres-shared.js';
-import { StoreConflictError } from './store-errors.js';
+import { exportPostgresState, replacePostgresState } from './postgres-snapshot.js';
 import type {
   AddRequestResult,
   BeaconRecord,
@@ -11,132 +26,12 @@ import type {
   NewNode,
   NodePatch,
   NodeRecord,
-  PendingHandshakeRequest,
   ReceiptHistory,
   RegistryStore,
   StoreContents,
   TaskAcceptance,
   TaskEvidence,
-  TrustClaim,
 } from './store.js';
-
-interface NodeRow {
-  id: number;
-  public_key: string;
-  owner: string;
-  real_addr: string;
-  is_public: boolean;
-  hostname: string | null;
-  tags: string;
-  task_exec: boolean;
-  polo_score: number;
-  registered: boolean;
-  signs_body: boolean;
-  last_seen: number | null;
-  last_proven: number | null;
-}
-
-interface RequestRow {
-  to_id: number;
-  from_id: number;
-  justification: string;
-  created_at: number;
-  delivered: boolean;
-}
-
-interface ResponseRow {
-  seq: number;
-  to_id: number;
-  from_id: number;
-  accept: boolean;
-  created_at: number;
-}
-
-/** BIGINT columns hold u32 ids, Unix ms and scores: all within a double's exact range. */
-const INT8_OID = 20;
-const TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === INT8_OID
-      ? (v: string) => Number(v)
-      : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
-};
-
-/** Advisory transaction-lock namespaces (one key per node id within each). */
-const LOCK_INBOX = 1n << 40n;
-const LOCK_ACCEPTANCES = 2n << 40n;
-const lockKey = (space: bigint, id: number): string => (space + BigInt(id)).toString();
-
-function parseTags(text: string): string[] {
-  try {
-    const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-function toNode(row: NodeRow): NodeRecord {
-  const node: NodeRecord = {
-    id: row.id,
-    publicKey: row.public_key,
-    owner: row.owner,
-    realAddr: row.real_addr,
-    isPublic: row.is_public,
-    hostname: row.hostname ?? '',
-    tags: parseTags(row.tags),
-    taskExec: row.task_exec,
-    poloScore: row.polo_score,
-    registered: row.registered,
-    signsBody: row.signs_body,
-  };
-  return {
-    ...node,
-    ...(row.last_seen !== null ? { lastSeen: row.last_seen } : {}),
-    ...(row.last_proven !== null ? { lastProven: row.last_proven } : {}),
-  };
-}
-
-const toRequest = (r: RequestRow): HandshakeRequest => ({
-  fromNodeId: r.from_id,
-  toNodeId: r.to_id,
-  justification: r.justification,
-  createdAt: r.created_at,
-});
-
-const toResponse = (r: ResponseRow): HandshakeResponse => ({
-  fromNodeId: r.from_id,
-  toNodeId: r.to_id,
-  accept: r.accept,
-  createdAt: r.created_at,
-});
-
-/** A unique violation becomes StoreConflictError (the handlers turn it into already_exists). */
-function conflict(err: unknown): unknown {
-  if (!(err instanceof pg.DatabaseError) || err.code !== '23505') return err;
-  if (err.constraint === 'nodes_hostname_unique') return new StoreConflictError('hostname', 'hostname is taken');
-  if (err.constraint === 'nodes_public_key_unique') return new StoreConflictError('public_key', 'public key is taken');
-  return err;
-}
-
-const NODE_COLUMNS: Record<string, string> = {
-  publicKey: 'public_key',
-  owner: 'owner',
-  realAddr: 'real_addr',
-  isPublic: 'is_public',
-  hostname: 'hostname',
-  tags: 'tags',
-  taskExec: 'task_exec',
-  poloScore: 'polo_score',
-  registered: 'registered',
-  signsBody: 'signs_body',
-};
-
-function columnValue(key: string, value: unknown): unknown {
-  if (key === 'hostname') return value === '' ? null : value;
-  if (key === 'tags') return JSON.stringify(value);
-  if (key === 'poloScore') return Math.trunc(value as number);
-  return value;
-}
 
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). */
@@ -446,132 +341,11 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   exportState(): Promise<StoreContents> {
-    return this.#tx(async (c) => {
-      const all = async <R extends pg.QueryResultRow>(text: string): Promise<R[]> => (await c.query<R>(text)).rows;
-      const meta = await all<{ key: string; value: number }>('SELECT key, value FROM meta');
-      const seq = (
-        await all<{ last_value: number; is_called: boolean }>('SELECT last_value, is_called FROM node_ids')
-      )[0];
-      const nodes = await all<NodeRow>('SELECT * FROM nodes ORDER BY id');
-      const maxId = nodes.reduce((m, n) => Math.max(m, n.id), 0);
-      const nextFromSeq = seq === undefined ? 1 : seq.is_called ? seq.last_value + 1 : seq.last_value;
-      return {
-        nextNodeId: Math.max(nextFromSeq, maxId + 1),
-        backboneCreatedAt: meta.find((m) => m.key === 'backbone_created')?.value ?? 0,
-        nodes: nodes.map((n) => {
-          const { lastSeen: _s, lastProven: _p, ...rest } = toNode(n);
-          return rest;
-        }),
-        trustClaims: (
-          await all<{ from_id: number; to_id: number; created_at: number }>(
-            'SELECT * FROM trust_claims ORDER BY from_id, to_id',
-          )
-        ).map((r): TrustClaim => ({ from: r.from_id, to: r.to_id, createdAt: r.created_at })),
-        handshakeRequests: (
-          await all<RequestRow>('SELECT * FROM handshake_requests ORDER BY to_id, created_at, from_id')
-        ).map((r): PendingHandshakeRequest => ({ ...toRequest(r), delivered: r.delivered })),
-        handshakeResponses: (await all<ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq')).map(
-          toResponse,
-        ),
-        taskEvidence: (
-          await all<{
-            task_id: string;
-            kind: string;
-            submitter: number;
-            executor: number;
-            submitter_delta: number;
-            executor_delta: number;
-            applied_at: number;
-          }>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
-        ).map(
-          (r): TaskEvidence => ({
-            taskId: r.task_id,
-            kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
-            submitter: r.submitter,
-            executor: r.executor,
-            submitterDelta: r.submitter_delta,
-            executorDelta: r.executor_delta,
-            at: r.applied_at,
-          }),
-        ),
-        taskAcceptances: (
-          await all<{ task_id: string; submitter: number; executor: number; seen_at: number }>(
-            'SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor',
-          )
-        ).map(
-          (r): TaskAcceptance => ({
-            taskId: r.task_id,
-            submitter: r.submitter,
-            executor: r.executor,
-            seenAt: r.seen_at,
-          }),
-        ),
-      };
-    }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    return this.#tx((c) => exportPostgresState(c), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
 
   replaceState(contents: StoreContents): Promise<void> {
-    return this.#tx(async (c) => {
-      await c.query(
-        'TRUNCATE nodes, trust_claims, handshake_requests, handshake_responses, task_evidence, task_acceptances, signed_at_marks',
-      );
-      let maxId = 0;
-      for (const n of contents.nodes) {
-        await c.query(
-          'INSERT INTO nodes (id, public_key, owner, real_addr, is_public, hostname, tags, task_exec, polo_score, registered, signs_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-          [
-            n.id,
-            n.publicKey,
-            n.owner,
-            n.realAddr,
-            n.isPublic,
-            n.hostname === '' ? null : n.hostname,
-            JSON.stringify(n.tags),
-            n.taskExec,
-            Math.trunc(n.poloScore),
-            n.registered,
-            n.signsBody,
-          ],
-        );
-        maxId = Math.max(maxId, n.id);
-      }
-      for (const t of contents.trustClaims)
-        await c.query('INSERT INTO trust_claims (from_id, to_id, created_at) VALUES ($1, $2, $3)', [
-          t.from,
-          t.to,
-          t.createdAt,
-        ]);
-      for (const r of contents.handshakeRequests)
-        await c.query(
-          'INSERT INTO handshake_requests (to_id, from_id, justification, created_at, delivered) VALUES ($1, $2, $3, $4, $5)',
-          [r.toNodeId, r.fromNodeId, r.justification, r.createdAt, r.delivered],
-        );
-      for (const r of contents.handshakeResponses)
-        await c.query('INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES ($1, $2, $3, $4)', [
-          r.toNodeId,
-          r.fromNodeId,
-          r.accept,
-          r.createdAt,
-        ]);
-      for (const e of contents.taskEvidence)
-        await c.query(
-          'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at],
-        );
-      for (const a of contents.taskAcceptances)
-        await c.query('INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES ($1, $2, $3, $4)', [
-          a.taskId,
-          a.submitter,
-          a.executor,
-          a.seenAt,
-        ]);
-      // setval(.., false): the next nextval returns exactly this id.
-      await c.query("SELECT setval('node_ids', $1, false)", [Math.max(contents.nextNodeId, maxId + 1, 1)]);
-      await c.query(
-        "INSERT INTO meta (key, value) VALUES ('backbone_created', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-        [Math.trunc(contents.backboneCreatedAt)],
-      );
-    });
+    return this.#tx((c) => replacePostgresState(c, contents));
   }
 
   async upsertBeacon(b: BeaconRecord): Promise<void> {

@@ -9,145 +9,22 @@ import type {
   NewNode,
   NodePatch,
   NodeRecord,
-  PendingHandshakeRequest,
   SyncRegistryStore,
   StoreContents,
   TaskEvidence,
-  TrustClaim,
 } from './store.js';
 import { SqliteGroupCommit } from './sqlite-group-commit.js';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('next_node', 1);
-CREATE TABLE IF NOT EXISTS nodes (
-  id INTEGER PRIMARY KEY,
-  public_key TEXT NOT NULL UNIQUE,
-  owner TEXT NOT NULL DEFAULT '',
-  real_addr TEXT NOT NULL DEFAULT '',
-  is_public INTEGER NOT NULL DEFAULT 0,
-  hostname TEXT UNIQUE,
-  tags TEXT NOT NULL DEFAULT '[]',
-  task_exec INTEGER NOT NULL DEFAULT 0,
-  polo_score INTEGER NOT NULL DEFAULT 0,
-  registered INTEGER NOT NULL DEFAULT 1,
-  signs_body INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS nodes_owner ON nodes (owner) WHERE owner <> '';
-CREATE TABLE IF NOT EXISTS trust_claims (
-  from_id INTEGER NOT NULL, to_id INTEGER NOT NULL, created_at INTEGER NOT NULL,
-  PRIMARY KEY (from_id, to_id)
-);
-CREATE TABLE IF NOT EXISTS handshake_requests (
-  to_id INTEGER NOT NULL, from_id INTEGER NOT NULL, justification TEXT NOT NULL,
-  created_at INTEGER NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (to_id, from_id)
-);
-CREATE TABLE IF NOT EXISTS handshake_responses (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  to_id INTEGER NOT NULL, from_id INTEGER NOT NULL, accept INTEGER NOT NULL, created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS handshake_responses_to ON handshake_responses (to_id, seq);
-CREATE TABLE IF NOT EXISTS task_evidence (
-  task_id TEXT NOT NULL, submitter INTEGER NOT NULL, executor INTEGER NOT NULL, kind TEXT NOT NULL,
-  submitter_delta INTEGER NOT NULL, executor_delta INTEGER NOT NULL, applied_at INTEGER NOT NULL,
-  PRIMARY KEY (task_id, submitter, executor)
-);
-CREATE INDEX IF NOT EXISTS task_evidence_executor ON task_evidence (executor, applied_at);
-CREATE TABLE IF NOT EXISTS task_acceptances (
-  task_id TEXT NOT NULL, submitter INTEGER NOT NULL, executor INTEGER NOT NULL, seen_at INTEGER NOT NULL,
-  PRIMARY KEY (task_id, submitter, executor)
-);
-CREATE INDEX IF NOT EXISTS task_acceptances_executor ON task_acceptances (executor);
-CREATE TABLE IF NOT EXISTS beacons (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, expires_at INTEGER NOT NULL);
-`;
-
-interface NodeRow {
-  id: number;
-  public_key: string;
-  owner: string;
-  real_addr: string;
-  is_public: number;
-  hostname: string | null;
-  tags: string;
-  task_exec: number;
-  polo_score: number;
-  registered: number;
-  signs_body: number;
-}
-
-interface RequestRow {
-  to_id: number;
-  from_id: number;
-  justification: string;
-  created_at: number;
-}
-
-interface ResponseRow {
-  to_id: number;
-  from_id: number;
-  accept: number;
-  created_at: number;
-}
-
-interface EvidenceRow {
-  task_id: string;
-  submitter: number;
-  executor: number;
-  kind: string;
-  submitter_delta: number;
-  executor_delta: number;
-  applied_at: number;
-}
-
-/** Tables `replaceState` empties and fills (beacons are volatile and stay). */
-const REPLACED_TABLES = [
-  'nodes',
-  'trust_claims',
-  'handshake_requests',
-  'handshake_responses',
-  'task_evidence',
-  'task_acceptances',
-] as const;
-
-function parseTags(text: string): string[] {
-  try {
-    const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-function toNode(row: NodeRow): NodeRecord {
-  return {
-    id: row.id,
-    publicKey: row.public_key,
-    owner: row.owner,
-    realAddr: row.real_addr,
-    isPublic: row.is_public !== 0,
-    hostname: row.hostname ?? '',
-    tags: parseTags(row.tags),
-    taskExec: row.task_exec !== 0,
-    poloScore: row.polo_score,
-    registered: row.registered !== 0,
-    signsBody: row.signs_body !== 0,
-  };
-}
-
-const toRequest = (r: RequestRow): HandshakeRequest => ({
-  fromNodeId: r.from_id,
-  toNodeId: r.to_id,
-  justification: r.justification,
-  createdAt: r.created_at,
-});
-
-const toResponse = (r: ResponseRow): HandshakeResponse => ({
-  fromNodeId: r.from_id,
-  toNodeId: r.to_id,
-  accept: r.accept !== 0,
-  createdAt: r.created_at,
-});
+import {
+  migrateSqlite,
+  type NodeRow,
+  type RequestRow,
+  type ResponseRow,
+  SCHEMA,
+  toNode,
+  toRequest,
+  toResponse,
+} from './sqlite-schema.js';
+import { exportSqliteState, replaceSqliteState } from './sqlite-snapshot.js';
 
 const MAX_NODE_ID = 0xffffffff;
 
@@ -169,19 +46,8 @@ export class SqliteRegistryStore implements SyncRegistryStore {
     this.#db.pragma('busy_timeout = 5000');
     this.groupCommit = new SqliteGroupCommit(this.#db);
     this.#db.exec(SCHEMA);
-    this.#migrate();
+    migrateSqlite(this.#db);
     this.#stmt("INSERT OR IGNORE INTO meta (key, value) VALUES ('backbone_created', ?)").run(Date.now());
-  }
-
-  /** Columns added after the first release of the schema, for stores created before them. */
-  #migrate(): void {
-    const columns = new Set(
-      this.#db
-        .prepare<[], { name: string }>('PRAGMA table_info(nodes)')
-        .all()
-        .map((c) => c.name),
-    );
-    if (!columns.has('signs_body')) this.#db.exec('ALTER TABLE nodes ADD COLUMN signs_body INTEGER NOT NULL DEFAULT 0');
   }
 
   #stmt<P extends unknown[] = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
@@ -409,118 +275,11 @@ export class SqliteRegistryStore implements SyncRegistryStore {
   }
 
   exportState(): StoreContents {
-    const db = this.#db;
-    const read = db.transaction((): StoreContents => {
-      const meta = (key: string): number | undefined =>
-        db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE key = ?').get(key)?.value;
-      const trustClaims = db
-        .prepare<[], { from_id: number; to_id: number; created_at: number }>(
-          'SELECT * FROM trust_claims ORDER BY from_id, to_id',
-        )
-        .all()
-        .map((r): TrustClaim => ({ from: r.from_id, to: r.to_id, createdAt: r.created_at }));
-      const handshakeRequests = db
-        .prepare<[], RequestRow & { delivered: number }>(
-          'SELECT * FROM handshake_requests ORDER BY to_id, created_at, from_id',
-        )
-        .all()
-        .map((r): PendingHandshakeRequest => ({ ...toRequest(r), delivered: r.delivered !== 0 }));
-      const taskEvidence = db
-        .prepare<[], EvidenceRow>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
-        .all()
-        .map(
-          (r): TaskEvidence => ({
-            taskId: r.task_id,
-            kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
-            submitter: r.submitter,
-            executor: r.executor,
-            submitterDelta: r.submitter_delta,
-            executorDelta: r.executor_delta,
-            at: r.applied_at,
-          }),
-        );
-      const taskAcceptances = db
-        .prepare<[], { task_id: string; submitter: number; executor: number; seen_at: number }>(
-          'SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor',
-        )
-        .all()
-        .map(
-          (r): TaskAcceptance => ({
-            taskId: r.task_id,
-            submitter: r.submitter,
-            executor: r.executor,
-            seenAt: r.seen_at,
-          }),
-        );
-      return {
-        nextNodeId: meta('next_node') ?? 1,
-        backboneCreatedAt: meta('backbone_created') ?? 0,
-        nodes: db.prepare<[], NodeRow>('SELECT * FROM nodes ORDER BY id').all().map(toNode),
-        trustClaims,
-        handshakeRequests,
-        handshakeResponses: db
-          .prepare<[], ResponseRow>('SELECT * FROM handshake_responses ORDER BY to_id, seq')
-          .all()
-          .map(toResponse),
-        taskEvidence,
-        taskAcceptances,
-      };
-    });
-    return read();
+    return exportSqliteState(this.#db);
   }
 
   replaceState(contents: StoreContents): void {
-    const db = this.#db;
-    const insertNode = db.prepare(
-      'INSERT INTO nodes (id, public_key, owner, real_addr, is_public, hostname, tags, task_exec, polo_score, registered, signs_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    const insertClaim = db.prepare('INSERT INTO trust_claims (from_id, to_id, created_at) VALUES (?, ?, ?)');
-    const insertRequest = db.prepare(
-      'INSERT INTO handshake_requests (to_id, from_id, justification, created_at, delivered) VALUES (?, ?, ?, ?, ?)',
-    );
-    const insertResponse = db.prepare(
-      'INSERT INTO handshake_responses (to_id, from_id, accept, created_at) VALUES (?, ?, ?, ?)',
-    );
-    const insertEvidence = db.prepare(
-      'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    const insertAcceptance = db.prepare(
-      'INSERT INTO task_acceptances (task_id, submitter, executor, seen_at) VALUES (?, ?, ?, ?)',
-    );
-    const setMeta = db.prepare(
-      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-    );
-    const replace = db.transaction((c: StoreContents): void => {
-      for (const table of REPLACED_TABLES) db.exec(`DELETE FROM ${table}`);
-      let maxId = 0;
-      for (const n of c.nodes) {
-        insertNode.run(
-          n.id,
-          n.publicKey,
-          n.owner,
-          n.realAddr,
-          n.isPublic ? 1 : 0,
-          n.hostname === '' ? null : n.hostname,
-          JSON.stringify(n.tags),
-          n.taskExec ? 1 : 0,
-          Math.trunc(n.poloScore),
-          n.registered ? 1 : 0,
-          n.signsBody ? 1 : 0,
-        );
-        maxId = Math.max(maxId, n.id);
-      }
-      for (const t of c.trustClaims) insertClaim.run(t.from, t.to, t.createdAt);
-      for (const r of c.handshakeRequests)
-        insertRequest.run(r.toNodeId, r.fromNodeId, r.justification, r.createdAt, r.delivered ? 1 : 0);
-      for (const r of c.handshakeResponses) insertResponse.run(r.toNodeId, r.fromNodeId, r.accept ? 1 : 0, r.createdAt);
-      for (const e of c.taskEvidence) {
-        insertEvidence.run(e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at);
-      }
-      for (const a of c.taskAcceptances) insertAcceptance.run(a.taskId, a.submitter, a.executor, a.seenAt);
-      setMeta.run('next_node', Math.max(c.nextNodeId, maxId + 1, 1));
-      setMeta.run('backbone_created', Math.trunc(c.backboneCreatedAt));
-    });
-    replace.immediate(contents);
+    replaceSqliteState(this.#db, contents);
   }
 
   upsertBeacon(beacon: BeaconRecord): void {
