@@ -1,6 +1,7 @@
 import { CachedEd25519Verifier } from '../crypto/verify-cache.js';
 import type { JsonObject } from '../protocol/json.js';
 import { SIGNED_AT_FIELD, signedBodyText } from '../protocol/registry-auth.js';
+import { PagedTimes } from './paged-times.js';
 import { RequestError } from './request-error.js';
 import type { SharedRegistryState } from './store.js';
 
@@ -16,7 +17,7 @@ export interface VerifyOptions {
   readonly nodeId?: number;
 }
 
-/** Request types get small numbers for the replay keys; beyond this many the key string is used. */
+/** Request types whose replay state is kept by node id; beyond this many the key string is used. */
 const MAX_TYPE_INDEX = 64;
 
 /**
@@ -34,11 +35,12 @@ const MAX_TYPE_INDEX = 64;
  */
 export class SignatureVerifier {
   /**
-   * `signed_at` of the newest accepted request (embedded stores), by node id × type index, or by
-   * `<key>|<type>` for a request without a node (register). Numbers keep the entry small.
+   * `signed_at` of the newest accepted request (embedded stores): by type, then node id in paged
+   * arrays (8 bytes a node), or by `<key>|<type>` for a request without a node yet (a new key's
+   * register) or of a type beyond the first MAX_TYPE_INDEX seen.
    */
-  readonly #newest = new Map<number | string, number>();
-  readonly #typeIndex = new Map<string, number>();
+  readonly #byNode = new Map<string, PagedTimes>();
+  readonly #byKey = new Map<string, number>();
   /** Server start (ms): earlier requests may have been accepted by the previous process. */
   readonly #startedAt: number;
   readonly #shared: SharedRegistryState | undefined;
@@ -85,7 +87,7 @@ export class SignatureVerifier {
     const type = String(msg.type);
     const later =
       this.#shared === undefined
-        ? this.#advance(this.#replayKey(publicKey, type, opts.nodeId), at)
+        ? this.#advance(publicKey, type, opts.nodeId, at)
         : await this.#shared.advanceSignedAt(publicKey, type, at);
     if (!later) {
       throw new RequestError(
@@ -118,29 +120,56 @@ export class SignatureVerifier {
     return at;
   }
 
-  #replayKey(publicKey: string, type: string, nodeId: number | undefined): number | string {
-    let index = this.#typeIndex.get(type);
-    if (index === undefined && this.#typeIndex.size < MAX_TYPE_INDEX) {
-      index = this.#typeIndex.size;
-      this.#typeIndex.set(type, index);
+  #advance(publicKey: string, type: string, nodeId: number | undefined, at: number): boolean {
+    const times = nodeId === undefined ? undefined : this.#nodeTimes(type);
+    if (times !== undefined && nodeId !== undefined) {
+      // A request accepted under the key before the node existed (its first register) counts too.
+      const early = this.#byKey.size === 0 ? undefined : this.#byKey.get(`${publicKey}|${type}`);
+      const newest = Math.max(times.get(nodeId) ?? -Infinity, early ?? -Infinity);
+      if (at <= newest) return false;
+      times.set(nodeId, at);
+      return true;
     }
-    return nodeId === undefined || index === undefined ? `${publicKey}|${type}` : nodeId * MAX_TYPE_INDEX + index;
+    const key = `${publicKey}|${type}`;
+    const newest = this.#byKey.get(key);
+    if (newest !== undefined && at <= newest) return false;
+    this.#byKey.set(key, at);
+    return true;
   }
 
-  #advance(key: number | string, at: number): boolean {
-    const newest = this.#newest.get(key);
-    if (newest !== undefined && at <= newest) return false;
-    this.#newest.set(key, at);
-    return true;
+  #nodeTimes(type: string): PagedTimes | undefined {
+    let times = this.#byNode.get(type);
+    if (times === undefined && this.#byNode.size < MAX_TYPE_INDEX) {
+      times = new PagedTimes();
+      this.#byNode.set(type, times);
+    }
+    return times;
+  }
+
+  /**
+   * Files what was accepted of `type` from a key before it had a node (a new key's register) under
+   * the node id it got, where it takes 8 bytes instead of a string entry.
+   */
+  adopt(publicKey: string, type: string, nodeId: number): void {
+    const key = `${publicKey}|${type}`;
+    const at = this.#byKey.get(key);
+    const times = this.#nodeTimes(type);
+    if (at === undefined || times === undefined) return;
+    times.set(nodeId, Math.max(at, times.get(nodeId) ?? -Infinity));
+    this.#byKey.delete(key);
   }
 
   /** Drops entries that the clock window alone now protects. */
   async prune(now: number): Promise<void> {
-    for (const [key, at] of this.#newest) if (at < now - SIGNED_AT_WINDOW_MS) this.#newest.delete(key);
+    const stale = (at: number): boolean => at < now - SIGNED_AT_WINDOW_MS;
+    for (const [key, at] of this.#byKey) if (stale(at)) this.#byKey.delete(key);
+    for (const times of this.#byNode.values()) times.deleteWhere(stale);
     await this.#shared?.pruneSignedAt(now - SIGNED_AT_WINDOW_MS);
   }
 
   get size(): number {
-    return this.#newest.size;
+    let size = this.#byKey.size;
+    for (const times of this.#byNode.values()) size += times.size;
+    return size;
   }
 }

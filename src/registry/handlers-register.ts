@@ -52,6 +52,7 @@ async function provesKey(
   }
   await state.verifier.verify(publicKey, registerChallenge(publicKey), req.msg, state.now(), {
     staticAllowed: false,
+    ...(known !== undefined ? { nodeId: known.id } : {}),
   });
   return true;
 }
@@ -134,6 +135,7 @@ export const handleRegister: Handler = async (state, req) => {
     }
     const made = await createOrKnown(state, publicKey, owner, endpoint, proven);
     node = made.node;
+    if (proven) state.verifier.adopt(publicKey, 'register', node.id);
     if (made.created) state.log.info({ node_id: node.id, endpoint }, 'node registered');
   }
   state.liveness.touch(node.id, now);

@@ -1,3 +1,5 @@
+import { PagedTimes } from './paged-times.js';
+
 /** A node not seen for this long is offline: not resolvable, not listed (PROTOCOL.md §5.7). */
 export const STALE_AFTER_MS = 180_000;
 
@@ -22,8 +24,8 @@ const later = (a: number | undefined, b: number | undefined): number | undefined
  * the times other processes wrote: the later of the two counts.
  */
 export class Liveness {
-  readonly #seen = new Map<number, number>();
-  readonly #proven = new Map<number, number>();
+  readonly #seen = new PagedTimes();
+  readonly #proven = new PagedTimes();
   readonly #changes: { seen: Map<number, number>; proven: Map<number, number> } | undefined;
 
   constructor(opts: { trackChanges?: boolean } = {}) {
@@ -52,7 +54,9 @@ export class Liveness {
   /** Nodes seen within the stale window (a pass over the map: no store read). */
   onlineCount(now: number): number {
     let count = 0;
-    for (const seen of this.#seen.values()) if (now - seen <= STALE_AFTER_MS) count++;
+    this.#seen.forEachValue((seen) => {
+      if (now - seen <= STALE_AFTER_MS) count++;
+    });
     return count;
   }
 
