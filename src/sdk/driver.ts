@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { DEFAULT_SOCKET } from '../config/home.js';
 import { PilotError } from '../errors.js';
-import { formatAddr, parseAddr, type Addr } from '../protocol/address.js';
+import { parseAddr, type Addr } from '../protocol/address.js';
 import type { IpcCmdName, IpcHandshakeOp, IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import { abortError, withDeadline } from './abort.js';
-import { AsyncQueue } from './async-queue.js';
+import { DatagramInbox, healthOf } from './datagram-inbox.js';
 import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
 import { fromDaemonError } from './daemon-errors.js';
 import {
@@ -27,7 +27,6 @@ import { checkPort, checkU32, target, toAddr } from './validate.js';
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 /** Datagrams a `datagrams()` iterator holds for a slow consumer; newer ones are dropped. */
-export const DATAGRAM_QUEUE_SIZE = 256;
 /** Largest datagram payload a daemon sends: what an encrypted packet can carry on every path (PROTOCOL.md §7.12). */
 export const MAX_DATAGRAM = MAX_DATAGRAM_PAYLOAD;
 
@@ -62,7 +61,7 @@ export class Driver extends EventEmitter implements PilotNode {
   private readonly portListeners = new Map<number, Listener>();
   /** Ports the daemon bound for us; they stay bound after a local Listener close. */
   private readonly boundPorts = new Set<number>();
-  private readonly datagramQueues = new Map<AsyncQueue<Datagram>, number | undefined>();
+  private readonly inbox = new DatagramInbox();
   private ended = false;
   /** The daemon's IPC extensions (InfoOK `ipc_features`; none from the reference): dial_data, dial_cancel. */
   private features: ReadonlySet<string> = new Set();
@@ -113,14 +112,8 @@ export class Driver extends EventEmitter implements PilotNode {
     return parseDaemonInfo(await this.json({ cmd: 'Info' }, 'InfoOK', 'info'));
   }
 
-  async health(): Promise<Health> {
-    try {
-      const info = await this.info();
-      return { ok: true, uptimeSecs: info.uptime_secs, nodeId: info.node_id, address: info.address };
-    } catch (err) {
-      if (err instanceof PilotError && err.code === 'not_running') throw err;
-      return { ok: false, uptimeSecs: 0, nodeId: this.address.node, address: formatAddr(this.address) };
-    }
+  health(): Promise<Health> {
+    return healthOf(() => this.info(), this.address);
   }
 
   async dial(addr: Addr | string, port: number, options: DialOptions = {}): Promise<Conn> {
@@ -222,12 +215,7 @@ export class Driver extends EventEmitter implements PilotNode {
 
   /** Datagrams received from now on (RecvFrom is broadcast to every client of the daemon). */
   datagrams(options: DatagramOptions = {}): AsyncIterable<Datagram> {
-    const queue: AsyncQueue<Datagram> = new AsyncQueue<Datagram>(DATAGRAM_QUEUE_SIZE, options.signal, () =>
-      this.datagramQueues.delete(queue),
-    );
-    if (this.ended) queue.end();
-    else if (!queue.finished) this.datagramQueues.set(queue, options.port);
-    return queue;
+    return this.inbox.open(options);
   }
 
   async handshake(nodeId: number, justification = ''): Promise<JsonObject> {
@@ -399,9 +387,7 @@ export class Driver extends EventEmitter implements PilotNode {
           data: Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength),
         };
         this.emit('datagram', datagram);
-        for (const [queue, port] of this.datagramQueues) {
-          if (port === undefined || port === msg.dstPort) queue.push(datagram);
-        }
+        this.inbox.deliver(datagram);
         return;
       }
     }
@@ -412,10 +398,7 @@ export class Driver extends EventEmitter implements PilotNode {
     for (const conn of [...this.conns.values()]) conn.detach(err ?? undefined);
     this.conns.clear();
     for (const listener of [...this.portListeners.values()]) listener.shutdown(err);
-    for (const queue of [...this.datagramQueues.keys()]) {
-      if (err) queue.fail(err);
-      else queue.end();
-    }
+    this.inbox.close(err);
     this.emit('close', err);
   }
 }

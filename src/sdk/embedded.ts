@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { PilotError, toPilotError } from '../errors.js';
-import { formatAddr, type Addr } from '../protocol/address.js';
+import { type Addr } from '../protocol/address.js';
 import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { Datagram, DialOptions, PilotConn } from '../pilot-net.js';
 import type { DatagramOptions, Health, NodeCore, PilotNode } from '../pilot-node.js';
-import { AsyncQueue } from './async-queue.js';
-import { DATAGRAM_QUEUE_SIZE, MAX_DATAGRAM } from './driver.js';
+import { DatagramInbox, healthOf } from './datagram-inbox.js';
+import { MAX_DATAGRAM } from './driver.js';
 import {
   parseDaemonInfo,
   parseOutgoing,
@@ -57,7 +57,7 @@ async function named<T>(context: string, call: () => Promise<T>): Promise<T> {
  */
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below only types the events of EventEmitter's own methods.
 export class EmbeddedNode extends EventEmitter implements PilotNode {
-  private readonly datagramQueues = new Map<AsyncQueue<Datagram>, number | undefined>();
+  private readonly inbox = new DatagramInbox();
   private readonly unsubscribe: () => void;
   private closing: Promise<void> | undefined;
 
@@ -79,14 +79,8 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
     return parseDaemonInfo(this.core.info());
   }
 
-  async health(): Promise<Health> {
-    try {
-      const info = await this.info();
-      return { ok: true, uptimeSecs: info.uptime_secs, nodeId: info.node_id, address: info.address };
-    } catch (err) {
-      if (err instanceof PilotError && err.code === 'not_running') throw err;
-      return { ok: false, uptimeSecs: 0, nodeId: this.localAddr.node, address: formatAddr(this.localAddr) };
-    }
+  health(): Promise<Health> {
+    return healthOf(() => this.info(), this.localAddr);
   }
 
   async dial(addr: Addr | string, port: number, options: DialOptions = {}): Promise<PilotConn> {
@@ -123,12 +117,7 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
   }
 
   datagrams(options: DatagramOptions = {}): AsyncIterable<Datagram> {
-    const queue: AsyncQueue<Datagram> = new AsyncQueue<Datagram>(DATAGRAM_QUEUE_SIZE, options.signal, () =>
-      this.datagramQueues.delete(queue),
-    );
-    if (this.closed) queue.end();
-    else if (!queue.finished) this.datagramQueues.set(queue, options.port);
-    return queue;
+    return this.inbox.open(options);
   }
 
   handshake(nodeId: number, justification = ''): Promise<JsonObject> {
@@ -206,8 +195,7 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
       try {
         await this.core.close();
       } finally {
-        for (const queue of [...this.datagramQueues.keys()]) queue.end();
-        this.datagramQueues.clear();
+        this.inbox.close(null);
         this.emit('close', null);
       }
     })();
@@ -216,9 +204,7 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
 
   private deliver(d: Datagram): void {
     this.emit('datagram', d);
-    for (const [queue, port] of this.datagramQueues) {
-      if (port === undefined || port === d.dstPort) queue.push(d);
-    }
+    this.inbox.deliver(d);
   }
 
   private open(): void {

@@ -1,4 +1,5 @@
-export { Driver, DEFAULT_DIAL_TIMEOUT_MS, DATAGRAM_QUEUE_SIZE, MAX_DATAGRAM } from './driver.js';
+export { DATAGRAM_QUEUE_SIZE } from './datagram-inbox.js';
+export { Driver, DEFAULT_DIAL_TIMEOUT_MS, MAX_DATAGRAM } from './driver.js';
 export type { ConnectOptions, DatagramOptions, Health } from './driver.js';
 export { Conn, MAX_SEND_CHUNK, DEFAULT_MAX_UNREAD } from './conn.js';
 export type { ConnEndpoints, ConnLink, ConnOptions } from './conn.js';

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type { PilotError } from '../../src/errors.js';
 import { MAX_SEND_CHUNK, type Conn } from '../../src/sdk/conn.js';
-import { DATAGRAM_QUEUE_SIZE, Driver } from '../../src/sdk/driver.js';
+import { DATAGRAM_QUEUE_SIZE } from '../../src/sdk/datagram-inbox.js';
+import { Driver } from '../../src/sdk/driver.js';
 import { PEER_ADDR, TestDaemon, type PeerClient } from './sdk-test-peer.js';
 import { waitFor } from '../wait.js';
 
