@@ -2,23 +2,15 @@ import { EventEmitter } from 'node:events';
 import { DEFAULT_SOCKET } from '../config/home.js';
 import { PilotError } from '../errors.js';
 import { parseAddr, type Addr } from '../protocol/address.js';
-import type { IpcCmdName, IpcHandshakeOp, IpcMessage } from '../protocol/ipc.js';
+import type { IpcCmdName, IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import { abortError, withDeadline } from './abort.js';
 import { DatagramInbox, healthOf } from './datagram-inbox.js';
+import { TrustCalls } from './trust-calls.js';
 import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
 import { fromDaemonError } from './daemon-errors.js';
-import {
-  parseDaemonInfo,
-  parseOutgoing,
-  parsePending,
-  parseTrusted,
-  type DaemonInfo,
-  type OutgoingEntry,
-  type PendingEntry,
-  type TrustedEntry,
-} from './info.js';
+import { parseDaemonInfo, type DaemonInfo, type OutgoingEntry, type PendingEntry, type TrustedEntry } from './info.js';
 import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
 import { Listener } from './listener.js';
 import type { Datagram, DialOptions } from '../pilot-net.js';
@@ -62,6 +54,7 @@ export class Driver extends EventEmitter implements PilotNode {
   /** Ports the daemon bound for us; they stay bound after a local Listener close. */
   private readonly boundPorts = new Set<number>();
   private readonly inbox = new DatagramInbox();
+  private readonly trust = new TrustCalls((op, context) => this.json({ cmd: 'Handshake', op }, 'HandshakeOK', context));
   private ended = false;
   /** The daemon's IPC extensions (InfoOK `ipc_features`; none from the reference): dial_data, dial_cancel. */
   private features: ReadonlySet<string> = new Set();
@@ -218,31 +211,28 @@ export class Driver extends EventEmitter implements PilotNode {
     return this.inbox.open(options);
   }
 
-  async handshake(nodeId: number, justification = ''): Promise<JsonObject> {
-    return this.trustOp(
-      { sub: 'Request', nodeId: checkU32(nodeId, 'node id'), justification },
-      `handshake with node ${nodeId}`,
-    );
+  handshake(nodeId: number, justification = ''): Promise<JsonObject> {
+    return this.trust.handshake(nodeId, justification);
   }
 
-  async approve(nodeId: number): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Approve', nodeId: checkU32(nodeId, 'node id') }, `approve node ${nodeId}`);
+  approve(nodeId: number): Promise<JsonObject> {
+    return this.trust.approve(nodeId);
   }
 
-  async reject(nodeId: number, reason = ''): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Reject', nodeId: checkU32(nodeId, 'node id'), reason }, `reject node ${nodeId}`);
+  reject(nodeId: number, reason = ''): Promise<JsonObject> {
+    return this.trust.reject(nodeId, reason);
   }
 
-  async untrust(nodeId: number): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Revoke', nodeId: checkU32(nodeId, 'node id') }, `untrust node ${nodeId}`);
+  untrust(nodeId: number): Promise<JsonObject> {
+    return this.trust.untrust(nodeId);
   }
 
-  async pending(): Promise<PendingEntry[]> {
-    return parsePending(await this.trustOp({ sub: 'Pending' }, 'pending'));
+  pending(): Promise<PendingEntry[]> {
+    return this.trust.pending();
   }
 
-  async trusted(): Promise<TrustedEntry[]> {
-    return parseTrusted(await this.trustOp({ sub: 'Trusted' }, 'trusted'));
+  trusted(): Promise<TrustedEntry[]> {
+    return this.trust.trusted();
   }
 
   /** The handshake requests this node sent and what became of them (a pilot-ts daemon's extension). */
@@ -253,7 +243,7 @@ export class Driver extends EventEmitter implements PilotNode {
         'this daemon does not list the handshake requests it sent',
         'the Go reference daemon keeps no such list',
       );
-    return parseOutgoing(await this.trustOp({ sub: 'Outgoing' }, 'outgoing'));
+    return this.trust.outgoing();
   }
 
   async resolveHostname(name: string): Promise<JsonObject> {
@@ -326,10 +316,6 @@ export class Driver extends EventEmitter implements PilotNode {
     return reply.catch((err: unknown) => {
       throw fromDaemonError(err, context, fallback);
     });
-  }
-
-  private trustOp(op: IpcHandshakeOp, context: string): Promise<JsonObject> {
-    return this.json({ cmd: 'Handshake', op }, 'HandshakeOK', context);
   }
 
   private adopt(ends: ConnEndpoints): Conn {

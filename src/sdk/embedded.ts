@@ -1,22 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { PilotError, toPilotError } from '../errors.js';
-import { type Addr } from '../protocol/address.js';
-import type { IpcHandshakeOp } from '../protocol/ipc.js';
+import type { Addr } from '../protocol/address.js';
 import type { JsonObject } from '../protocol/json.js';
 import type { Datagram, DialOptions, PilotConn } from '../pilot-net.js';
 import type { DatagramOptions, Health, NodeCore, PilotNode } from '../pilot-node.js';
 import { DatagramInbox, healthOf } from './datagram-inbox.js';
+import { TrustCalls } from './trust-calls.js';
 import { MAX_DATAGRAM } from './driver.js';
-import {
-  parseDaemonInfo,
-  parseOutgoing,
-  parsePending,
-  parseTrusted,
-  type DaemonInfo,
-  type OutgoingEntry,
-  type PendingEntry,
-  type TrustedEntry,
-} from './info.js';
+import { parseDaemonInfo, type DaemonInfo, type OutgoingEntry, type PendingEntry, type TrustedEntry } from './info.js';
 import { Listener } from './listener.js';
 import { checkPort, checkU32, target, toAddr } from './validate.js';
 
@@ -58,6 +49,7 @@ async function named<T>(context: string, call: () => Promise<T>): Promise<T> {
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below only types the events of EventEmitter's own methods.
 export class EmbeddedNode extends EventEmitter implements PilotNode {
   private readonly inbox = new DatagramInbox();
+  private readonly trust = new TrustCalls((op, context) => this.call(context, () => this.core.handshake(op)));
   private readonly unsubscribe: () => void;
   private closing: Promise<void> | undefined;
 
@@ -121,34 +113,31 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
   }
 
   handshake(nodeId: number, justification = ''): Promise<JsonObject> {
-    return this.trustOp(
-      { sub: 'Request', nodeId: checkU32(nodeId, 'node id'), justification },
-      `handshake with node ${nodeId}`,
-    );
+    return this.trust.handshake(nodeId, justification);
   }
 
   approve(nodeId: number): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Approve', nodeId: checkU32(nodeId, 'node id') }, `approve node ${nodeId}`);
+    return this.trust.approve(nodeId);
   }
 
   reject(nodeId: number, reason = ''): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Reject', nodeId: checkU32(nodeId, 'node id'), reason }, `reject node ${nodeId}`);
+    return this.trust.reject(nodeId, reason);
   }
 
   untrust(nodeId: number): Promise<JsonObject> {
-    return this.trustOp({ sub: 'Revoke', nodeId: checkU32(nodeId, 'node id') }, `untrust node ${nodeId}`);
+    return this.trust.untrust(nodeId);
   }
 
-  async pending(): Promise<PendingEntry[]> {
-    return parsePending(await this.trustOp({ sub: 'Pending' }, 'pending'));
+  pending(): Promise<PendingEntry[]> {
+    return this.trust.pending();
   }
 
-  async trusted(): Promise<TrustedEntry[]> {
-    return parseTrusted(await this.trustOp({ sub: 'Trusted' }, 'trusted'));
+  trusted(): Promise<TrustedEntry[]> {
+    return this.trust.trusted();
   }
 
-  async outgoing(): Promise<OutgoingEntry[]> {
-    return parseOutgoing(await this.trustOp({ sub: 'Outgoing' }, 'outgoing'));
+  outgoing(): Promise<OutgoingEntry[]> {
+    return this.trust.outgoing();
   }
 
   async resolveHostname(name: string): Promise<JsonObject> {
@@ -214,10 +203,6 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
   private async call(context: string, op: () => Promise<JsonObject>): Promise<JsonObject> {
     this.open();
     return named(context, op);
-  }
-
-  private trustOp(op: IpcHandshakeOp, context: string): Promise<JsonObject> {
-    return this.call(context, () => this.core.handshake(op));
   }
 }
 
