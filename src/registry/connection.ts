@@ -5,6 +5,7 @@ import type { RegistryState, RequestInfo } from './context.js';
 import { errorReply, handleRequest, sortKeys } from './dispatch.js';
 import type { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestError } from './request-error.js';
+import type { RequestScheduler, Schedulable } from './request-scheduler.js';
 import type { ConnectionSession } from './session-binding.js';
 import { standbyRefusal } from './standby-gate.js';
 
@@ -27,6 +28,8 @@ type Frame = ReturnType<RegistryFrameSplitter['push']>[number];
 export interface ConnectionHooks {
   readonly state: RegistryState;
   readonly requestLimiter: KeyedRateLimiter<string>;
+  /** Shares request handling out among sources (request-scheduler.ts). */
+  readonly scheduler: RequestScheduler;
   /** Handles `watch_handshakes`; resolves with the node id the connection now watches. */
   watch(conn: RegistryConnection, msg: JsonObject): Promise<number>;
   /** Handles `subscribe_replication` (sends the first snapshot); throws RequestError to refuse. */
@@ -36,10 +39,10 @@ export interface ConnectionHooks {
 
 /**
  * One client TCP connection: strict request → one reply, in order (one request is handled at a
- * time; the next waits for the store's answer to the previous). A frame that cannot be decoded
+ * time; the next waits for the store's answer to the previous, and for its source's turn). A frame that cannot be decoded
  * (not a JSON object, length over 1 MiB) gets an error reply and ends this connection only.
  */
-export class RegistryConnection {
+export class RegistryConnection implements Schedulable {
   readonly remoteIp: string;
   /** The socket's own peer address (remoteIp is normalised). */
   readonly remoteAddress: string;
@@ -55,7 +58,8 @@ export class RegistryConnection {
   readonly #splitter = new RegistryFrameSplitter();
   #frameTimer: NodeJS.Timeout | undefined;
   readonly #queue: Frame[] = [];
-  #draining = false;
+  /** Handed to the scheduler, or a request of it in progress. */
+  #scheduled = false;
   /** A malformed frame was received: nothing after it is read. */
   #malformed = false;
 
@@ -91,7 +95,7 @@ export class RegistryConnection {
       this.#splitter.buffered === 0 &&
       this.#frameTimer === undefined &&
       this.#queue.length === 0 &&
-      !this.#draining
+      !this.#scheduled
     );
   }
 
@@ -148,31 +152,43 @@ export class RegistryConnection {
       }
     }
     if (this.#queue.length >= MAX_QUEUED_REQUESTS) this.socket.pause();
-    if (!this.#draining) void this.#drain();
+    if (!this.#scheduled && this.#queue.length > 0) {
+      this.#scheduled = true;
+      this.hooks.scheduler.ready(this);
+    }
   }
 
-  async #drain(): Promise<void> {
-    this.#draining = true;
-    try {
-      for (let result = this.#queue.shift(); result !== undefined; result = this.#queue.shift()) {
-        if (this.socket.destroyed) return;
-        if (!result.ok) {
-          this.hooks.state.log.debug({ ip: this.remoteIp, err: result.error.message }, 'malformed registry frame');
-          this.send(errorReply('protocol', `malformed frame: ${result.error.message}; closing the connection`));
-          this.#queue.length = 0;
-          this.#endSoon();
-          return;
-        }
-        // A push channel only carries notifications out; anything the client sends is ignored.
-        if (this.watching !== undefined || this.replicating) continue;
-        this.lastRequestAt = performance.now();
+  /** The scheduler's turn: handles the next queued request; true when another one waits. */
+  async runNext(): Promise<boolean> {
+    const result = this.#queue.shift();
+    if (result === undefined || this.socket.destroyed) {
+      this.#queue.length = 0;
+      this.#scheduled = false;
+      return false;
+    }
+    if (!result.ok) {
+      this.hooks.state.log.debug({ ip: this.remoteIp, err: result.error.message }, 'malformed registry frame');
+      this.send(errorReply('protocol', `malformed frame: ${result.error.message}; closing the connection`));
+      this.#queue.length = 0;
+      this.#scheduled = false;
+      this.#endSoon();
+      return false;
+    }
+    // A push channel only carries notifications out; anything the client sends is ignored.
+    if (this.watching === undefined && !this.replicating) {
+      this.lastRequestAt = performance.now();
+      try {
         const reply = await this.#reply(result.value);
         if (reply !== undefined) this.send(reply);
-        this.#maybeResume();
+      } catch (err) {
+        this.hooks.state.log.error({ err }, 'registry request failed');
       }
-    } finally {
-      this.#draining = false;
+      this.#maybeResume();
     }
+    const more = this.#queue.length > 0 && !this.socket.destroyed;
+    this.#scheduled = more;
+    if (!more) this.#queue.length = 0;
+    return more;
   }
 
   /** Lets the client read what was sent, then drops the connection. */

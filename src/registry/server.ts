@@ -13,6 +13,7 @@ import { HANDSHAKE_TTL_MS } from './handlers-trust.js';
 import { Liveness } from './liveness.js';
 import { KeyedRateLimiter } from '../rate-limit.js';
 import { RequestCounter } from './request-counter.js';
+import { RequestScheduler } from './request-scheduler.js';
 import { checkReplicationOptions, startReplication, type Replication, type ReplicationOptions } from './replication.js';
 import { openStore } from './open-store.js';
 import { SharedView } from './shared-view.js';
@@ -78,6 +79,7 @@ export class RegistryServer {
   readonly #state: RegistryState;
   readonly #requestLimiter = new KeyedRateLimiter<string>(REQUEST_RATE.perSecond, REQUEST_RATE.burst);
   readonly #connections = new Set<RegistryConnection>();
+  readonly #scheduler = new RequestScheduler();
   /** Accepted TCP sockets, including TLS ones still in the handshake; the connection limits count these. */
   readonly #sockets = new Set<Socket>();
   readonly #byIp = new Map<string, Set<Socket>>();
@@ -358,6 +360,7 @@ export class RegistryServer {
       {
         state: this.#state,
         requestLimiter: this.#requestLimiter,
+        scheduler: this.#scheduler,
         watch: (c, msg) => this.#watch(c, msg),
         subscribe: (c, msg) => this.#replication.subscribe(c, msg),
         closed: (c) => this.#closed(c),
