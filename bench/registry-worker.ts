@@ -20,7 +20,27 @@ export interface SetupCommand {
   readonly ids: readonly number[];
   readonly ipBlock: number;
   readonly conns: number;
+  /**
+   * The first `sessions` slots get a connection of their own, as a daemon has: bound by one signed
+   * heartbeat at setup, then heartbeating unsigned (session heartbeats; 0 when the registry does
+   * not offer them). The other slots share the `conns` connections and sign every heartbeat.
+   */
+  readonly sessions?: number;
 }
+
+export interface SetupResult {
+  readonly type: 'ready';
+  readonly sessions: number;
+  /** Binding the session connections (open + one signed heartbeat each). */
+  readonly bindS: number;
+}
+
+/** Session connections per source address (the registry allows 256 per IP). */
+const SESSIONS_PER_IP = 200;
+/** Source indices of session connections start here (the shared ones use 1‥conns). */
+const SESSION_IP_BASE = 4096;
+/** Session connections opened and bound at once. */
+const BIND_CONCURRENCY = 256;
 
 export interface HeartbeatCommand {
   readonly cmd: 'heartbeats';
@@ -63,17 +83,37 @@ const port = parentPort;
 if (port === null) throw new Error('registry-worker.ts runs as a worker thread');
 
 let conns: RegistryConn[] = [];
+let sessionConns: RegistryConn[] = [];
 let signer: BodySigner | undefined;
 let ids: readonly number[] = [];
 
-async function setup(c: SetupCommand): Promise<void> {
-  signer = new BodySigner(c.keys);
+async function setup(c: SetupCommand): Promise<SetupResult> {
+  const s = new BodySigner(c.keys);
+  signer = s;
   ids = c.ids;
   conns = await Promise.all(
     Array.from({ length: c.conns }, (_, i) =>
       RegistryConn.open(c.ports[i % c.ports.length] as number, loopbackIp(c.ipBlock, i + 1)),
     ),
   );
+  const sessions = Math.min(c.sessions ?? 0, ids.length);
+  const t0 = performance.now();
+  sessionConns = new Array<RegistryConn>(sessions);
+  const errors = new Map<string, number>();
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    for (let k = next++; k < sessions; k = next++) {
+      const conn = await RegistryConn.open(
+        c.ports[k % c.ports.length] as number,
+        loopbackIp(c.ipBlock, SESSION_IP_BASE + Math.floor(k / SESSIONS_PER_IP)),
+      );
+      sessionConns[k] = conn;
+      countError(errors, (await conn.request(s.sign(k, { type: 'heartbeat', node_id: ids[k] as number }))).msg);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BIND_CONCURRENCY, sessions) }, lane));
+  if (errors.size > 0) throw new Error(`session heartbeats not bound: ${JSON.stringify(Object.fromEntries(errors))}`);
+  return { type: 'ready', sessions, bindS: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -84,7 +124,7 @@ async function setup(c: SetupCommand): Promise<void> {
 async function openLoop(
   rate: number,
   durationMs: number,
-  next: () => { msg: JsonObject; slot?: number },
+  next: () => { msg: JsonObject; slot?: number; conn?: RegistryConn },
 ): Promise<LoadResult> {
   const expected = Math.ceil((rate * durationMs) / 1000) + 16;
   const lat = new Float64Array(expected);
@@ -101,8 +141,9 @@ async function openLoop(
       const elapsed = performance.now() - t0;
       const due = Math.min(expected, Math.floor((rate * Math.min(elapsed, durationMs)) / 1000));
       while (sent + skipped < due) {
-        const { msg, slot } = next();
-        const conn = conns[(slot ?? rr++) % conns.length] as RegistryConn;
+        const picked = next();
+        const { msg, slot } = picked;
+        const conn = picked.conn ?? (conns[(slot ?? rr++) % conns.length] as RegistryConn);
         if (conn.inFlight >= MAX_IN_FLIGHT) {
           skipped++;
           continue;
@@ -149,6 +190,8 @@ function heartbeats(c: HeartbeatCommand): Promise<LoadResult> {
   let slot = 0;
   return openLoop(c.rate, c.durationMs, () => {
     const i = slot++ % ids.length;
+    const session = sessionConns[i];
+    if (session !== undefined) return { msg: { type: 'heartbeat', node_id: ids[i] as number }, conn: session };
     return { msg: s.sign(i, { type: 'heartbeat', node_id: ids[i] as number }), slot: i };
   });
 }
@@ -179,7 +222,7 @@ port.on('message', (c: WorkerCommand) => {
   };
   switch (c.cmd) {
     case 'setup':
-      reply(setup(c).then(() => ({ type: 'ready' })));
+      reply(setup(c));
       break;
     case 'heartbeats':
       reply(heartbeats(c));
@@ -188,7 +231,7 @@ port.on('message', (c: WorkerCommand) => {
       reply(lookups(c));
       break;
     case 'close':
-      for (const conn of conns) conn.close();
+      for (const conn of [...conns, ...sessionConns]) conn.close();
       port.postMessage({ type: 'closed' });
       port.close();
       break;

@@ -21,6 +21,13 @@
  *   BENCH_REGISTRY_STEADY_S=30          seconds of steady load (step 4)
  *   BENCH_REGISTRY_LOOKUP_RATE=1000     lookups per second in steps 3–5
  *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (1 and 2 processes; 0: none)
+ *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats)
+ *
+ * A daemon heartbeats on its own connection: signed once (its register binds the connection), then
+ * unsigned where the registry offers session heartbeats. The first BENCH_REGISTRY_HB_SESSIONS
+ * nodes do that (one connection each, bound at setup); more connections than that do not fit in
+ * this machine's 20,000 descriptors per process, so the rest share a few connections and sign
+ * every heartbeat, as all nodes do with a registry without the feature.
  *
  * With two processes, every connection of the load goes to one of them in turn (as behind a TCP
  * balancer); memory is that of the first process. On 2 cores the second process adds no CPU.
@@ -35,7 +42,7 @@ import { progress, round, runBench } from './lib.js';
 import { BodySigner, countError, loopbackIp, RegistryConn, sortedPercentile } from './registry-load.js';
 import { postgresUnavailable, startPostgres } from '../test/pg-server.js';
 import { generateKeys, type Keys, LoadThread, RegistryProcess } from './registry-procs.js';
-import type { LoadResult, WorkerCommand } from './registry-worker.js';
+import type { LoadResult, SetupResult, WorkerCommand } from './registry-worker.js';
 
 const envInt = (name: string, fallback: number): number => {
   const v = Number.parseInt(process.env[name] ?? '', 10);
@@ -62,6 +69,8 @@ const REGISTER_CONCURRENCY = 16;
 /** Per-IP request limit is 200/s: heartbeat connections carry at most ~100/s each. */
 const PER_SOURCE_RATE = 100;
 const LOOKUP_CONNS = 16;
+const HB_SESSIONS = envInt('BENCH_REGISTRY_HB_SESSIONS', 15_000);
+const FEATURE_SESSION_HEARTBEAT = 'session_heartbeat';
 
 /** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
 const BLOCK = { register: 10, changes: 30, heartbeat: 31, lookup: 32, fresh: 33, flood: 34, probe: 35 } as const;
@@ -84,6 +93,12 @@ interface Run {
   rss_mb: number;
   bytes_per_node: number;
   restart_s: number;
+  /** Nodes heartbeating unsigned on a connection of their own (0: the registry does not offer it). */
+  hb_sessions: number;
+  /** RSS per node before the session connections were opened (node state alone). */
+  bytes_per_node_without_conns: number;
+  /** RSS per session connection (socket and connection state in the registry). */
+  bytes_per_conn: number;
   keygen_s: number;
   lookup_alone_p99_ms: number;
   flood_p99_ms: number;
@@ -100,8 +115,9 @@ async function registerAll(
   keys: Keys,
   signer: BodySigner,
   count: number,
-): Promise<{ ids: number[]; seconds: number }> {
+): Promise<{ ids: number[]; seconds: number; sessionHeartbeat: boolean }> {
   const ids = new Array<number>(count).fill(0);
+  let sessionHeartbeat = false;
   const errors = new Map<string, number>();
   const groups = Math.ceil(count / REGISTER_BURST);
   let nextGroup = 0;
@@ -122,6 +138,8 @@ async function registerAll(
         );
         replies.forEach((r, k) => {
           if (!countError(errors, r.msg) && typeof r.msg.node_id === 'number') ids[from + k] = r.msg.node_id;
+          const features = r.msg.features;
+          if (Array.isArray(features) && features.includes(FEATURE_SESSION_HEARTBEAT)) sessionHeartbeat = true;
         });
         done += to - from;
       } finally {
@@ -136,7 +154,7 @@ async function registerAll(
   await Promise.all(Array.from({ length: REGISTER_CONCURRENCY }, lane));
   const seconds = (performance.now() - t0) / 1000;
   if (errors.size > 0) throw new Error(`registrations refused: ${JSON.stringify(Object.fromEntries(errors))}`);
-  return { ids, seconds };
+  return { ids, seconds, sessionHeartbeat };
 }
 
 interface Changes {
@@ -370,14 +388,17 @@ async function runOne(
   threads.push(hb, lk);
   const heartbeatRate = n / HEARTBEAT_PERIOD_S;
   const requesterCount = Math.min(n, 1000);
-  await Promise.all([
-    hb.call({
+  const sessions = reg.sessionHeartbeat ? Math.min(n, HB_SESSIONS) : 0;
+  const withoutConns = await registry.mem();
+  const [hbSetup] = await Promise.all([
+    hb.call<SetupResult>({
       cmd: 'setup',
       ports,
       keys: keys.privateKeys.slice(0, n),
       ids,
       ipBlock: BLOCK.heartbeat,
       conns: Math.max(4, Math.ceil(heartbeatRate / PER_SOURCE_RATE)),
+      sessions,
     }),
     lk.call({
       cmd: 'setup',
@@ -388,6 +409,14 @@ async function runOne(
       conns: LOOKUP_CONNS,
     }),
   ]);
+  const withConns = await registry.mem();
+  const bytesPerConn = sessions > 0 ? (withConns.rss - withoutConns.rss) / sessions : 0;
+  progress(
+    sessions > 0
+      ? `${sessions} nodes on connections of their own, bound by a signed heartbeat in ${hbSetup.bindS.toFixed(1)} s, then heartbeating unsigned (session heartbeats); ${n - sessions} share ${Math.max(4, Math.ceil(heartbeatRate / PER_SOURCE_RATE))} connections, signed; ` +
+          `registry rss +${Math.round(bytesPerConn)} B per connection`
+      : 'the registry does not offer session heartbeats: every heartbeat signed, on shared connections',
+  );
   const lookupCmd = (seconds: number): WorkerCommand => ({
     cmd: 'lookups',
     rate: LOOKUP_RATE,
@@ -430,7 +459,8 @@ async function runOne(
     flood(port, ids, FLOOD_S * 1000),
   ]);
   progress(
-    `one source flooding (${floodRes.sent} requests, ${floodRes.limited} rate-limited): lookups ${fmtLoad(floodLk)}`,
+    `one source flooding (${floodRes.sent} requests, ${floodRes.limited} rate-limited): lookups ${fmtLoad(floodLk)}; ` +
+      `p99 ${(floodLk.p99 / lkRes.p99).toFixed(2)}× the steady load's`,
   );
 
   await Promise.all(threads.splice(0).map((th) => th.close()));
@@ -454,6 +484,9 @@ async function runOne(
     rss_mb: round(loaded.rss / 2 ** 20, 1),
     bytes_per_node: Math.round(bytesPerNode),
     restart_s: round(re.seconds, 2),
+    hb_sessions: sessions,
+    bytes_per_node_without_conns: Math.round((withoutConns.rss - base.rss) / n),
+    bytes_per_conn: Math.round(bytesPerConn),
     keygen_s: round(keygenS, 1),
     lookup_alone_p99_ms: round(alone.p99, 2),
     flood_p99_ms: round(floodLk.p99, 2),

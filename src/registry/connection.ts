@@ -58,6 +58,10 @@ export class RegistryConnection implements Schedulable {
   readonly #splitter = new RegistryFrameSplitter();
   #frameTimer: NodeJS.Timeout | undefined;
   readonly #queue: Frame[] = [];
+  /** The encoded rate-limit refusal (the same bytes every time). */
+  #limitedFrame: Uint8Array | undefined;
+  /** A token of the request limit was taken for the request at the head of the queue. */
+  #admitted = false;
   /** Handed to the scheduler, or a request of it in progress. */
   #scheduled = false;
   /** A malformed frame was received: nothing after it is read. */
@@ -177,6 +181,10 @@ export class RegistryConnection implements Schedulable {
     // A push channel only carries notifications out; anything the client sends is ignored.
     if (this.watching === undefined && !this.replicating) {
       this.lastRequestAt = performance.now();
+      if (!this.#admit()) {
+        this.#refuseOverLimit();
+        return this.#continue();
+      }
       try {
         const reply = await this.#reply(result.value);
         if (reply !== undefined) this.send(reply);
@@ -185,10 +193,49 @@ export class RegistryConnection implements Schedulable {
       }
       this.#maybeResume();
     }
+    return this.#continue();
+  }
+
+  /** After a turn: whether another request waits (the scheduler then keeps the connection). */
+  #continue(): boolean {
     const more = this.#queue.length > 0 && !this.socket.destroyed;
     this.#scheduled = more;
     if (!more) this.#queue.length = 0;
     return more;
+  }
+
+  /** Takes a token for the next request of this source, unless one was taken for it already. */
+  #admit(): boolean {
+    if (this.#admitted) {
+      this.#admitted = false;
+      return true;
+    }
+    return this.hooks.requestLimiter.take(this.remoteIp, this.hooks.state.now());
+  }
+
+  /**
+   * Refuses the request over the source's rate, and with it every queued request that is over it
+   * too, in one write and one turn: a flooding source costs a frame parse per request and little
+   * else, and gets no more turns for it. Answered at once, in order; nothing is delayed.
+   */
+  #refuseOverLimit(): void {
+    this.#limitedFrame ??= encodeRegistryFrame(
+      sortKeys(errorReply('rate_limited', `too many requests from ${this.remoteIp}; slow down`)) as JsonObject,
+    );
+    let count = 1;
+    const now = this.hooks.state.now();
+    while (this.#queue[0]?.ok === true) {
+      if (this.hooks.requestLimiter.take(this.remoteIp, now)) {
+        this.#admitted = true;
+        break;
+      }
+      this.#queue.shift();
+      count++;
+    }
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(count === 1 ? this.#limitedFrame : Buffer.concat(Array(count).fill(this.#limitedFrame)));
+    if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.pause();
+    this.#maybeResume();
   }
 
   /** Lets the client read what was sent, then drops the connection. */
@@ -200,9 +247,6 @@ export class RegistryConnection implements Schedulable {
   /** Undefined when the connection became a replication stream (its first snapshot is the answer). */
   async #reply(msg: JsonObject): Promise<JsonObject | undefined> {
     const { state } = this.hooks;
-    if (!this.hooks.requestLimiter.take(this.remoteIp, state.now())) {
-      return errorReply('rate_limited', `too many requests from ${this.remoteIp}; slow down`);
-    }
     const refusal = standbyRefusal(state, msg);
     if (refusal !== undefined) return refusal;
     if (msg.type === 'subscribe_replication') return this.#subscribe(msg);

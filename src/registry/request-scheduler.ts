@@ -9,7 +9,7 @@ export interface Schedulable {
 /** Sources with a request in progress at once (a store may answer asynchronously). */
 const MAX_RUNNING = 32;
 /** Work done in one event-loop turn before other sockets are read again. */
-const SLICE_MS = 2;
+const SLICE_MS = 1;
 
 interface Source {
   /** Its connections with a request waiting, in the order they became ready. */

@@ -173,6 +173,30 @@ describe('attacks on the registry', () => {
     });
   });
 
+  it('answers a pipelined flood request by request, in order, refusing what is over the rate', async () => {
+    const s = await start({});
+    const flood = await open(s.port, '127.0.0.7');
+    const n = 1500;
+    for (let i = 1; i <= n; i++) flood.send({ type: 'lookup', node_id: 100_000 + i });
+    const answered: number[] = [];
+    let limited = 0;
+    for (let i = 1; i <= n; i++) {
+      const reply = await flood.next(10_000);
+      if (reply?.code === 'rate_limited') limited++;
+      else answered.push(Number(/\d{6}/.exec(String(reply?.message))?.[0]));
+    }
+    assert.ok(limited >= n - 500 && limited < n, `${limited} of ${n} refused`);
+    assert.deepEqual(
+      answered,
+      [...answered].sort((a, b) => a - b),
+      'replies in request order',
+    );
+    assert.equal(answered[0], 100_001);
+    // Another source is served normally meanwhile, and the flooding one again once it slows down.
+    const other = await open(s.port, '127.0.0.8');
+    assert.equal((await other.request({ type: 'list_networks' })).type, 'list_networks_ok');
+  });
+
   it('drops connections that trickle a frame or never send one (slowloris)', async () => {
     const s = await start({ frameDeadlineMs: 300 });
     const silent = await open(s.port);
