@@ -96,6 +96,8 @@ async function setup(c: SetupCommand): Promise<SetupResult> {
       RegistryConn.open(c.ports[i % c.ports.length] as number, loopbackIp(c.ipBlock, i + 1)),
     ),
   );
+  // A connection must send its first request within 10 s of opening (the registry's frame deadline).
+  await Promise.all(conns.map((conn) => conn.request({ type: 'lookup', node_id: ids[0] as number })));
   const sessions = Math.min(c.sessions ?? 0, ids.length);
   const t0 = performance.now();
   sessionConns = new Array<RegistryConn>(sessions);
