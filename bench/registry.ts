@@ -21,7 +21,7 @@
  *   BENCH_REGISTRY_STEADY_S=30          seconds of steady load (step 4)
  *   BENCH_REGISTRY_LOOKUP_RATE=1000     lookups per second in steps 3–5
  *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (1 and 2 processes; 0: none)
- *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats)
+ *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats; 0: none)
  *
  * A daemon heartbeats on its own connection: signed once (its register binds the connection), then
  * unsigned where the registry offers session heartbeats. The first BENCH_REGISTRY_HB_SESSIONS
@@ -69,7 +69,9 @@ const REGISTER_CONCURRENCY = 16;
 /** Per-IP request limit is 200/s: heartbeat connections carry at most ~100/s each. */
 const PER_SOURCE_RATE = 100;
 const LOOKUP_CONNS = 16;
-const HB_SESSIONS = envInt('BENCH_REGISTRY_HB_SESSIONS', 15_000);
+const HB_SESSIONS = ((v) => (Number.isSafeInteger(v) && v >= 0 ? v : 15_000))(
+  Number.parseInt(process.env.BENCH_REGISTRY_HB_SESSIONS ?? '', 10),
+);
 const FEATURE_SESSION_HEARTBEAT = 'session_heartbeat';
 
 /** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
