@@ -38,6 +38,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JsonObject } from '../src/protocol/json.js';
+import { FEATURE_SESSION_HEARTBEAT } from '../src/protocol/registry-auth.js';
 import { progress, round, runBench } from './lib.js';
 import { BodySigner, countError, loopbackIp, RegistryConn, sortedPercentile } from './registry-load.js';
 import { postgresUnavailable, startPostgres } from '../test/pg-server.js';
@@ -72,7 +73,6 @@ const LOOKUP_CONNS = 16;
 const HB_SESSIONS = ((v) => (Number.isSafeInteger(v) && v >= 0 ? v : 15_000))(
   Number.parseInt(process.env.BENCH_REGISTRY_HB_SESSIONS ?? '', 10),
 );
-const FEATURE_SESSION_HEARTBEAT = 'session_heartbeat';
 
 /** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
 const BLOCK = { register: 10, changes: 30, heartbeat: 31, lookup: 32, fresh: 33, flood: 34, probe: 35 } as const;

@@ -15,6 +15,11 @@ import type { JsonObject, JsonValue } from './json.js';
 export const FEATURE_SIGNED_BODY = 'signed-body-v2';
 /** `register_ok.features` entry: the registry serves the `watch_handshakes` push channel. */
 export const FEATURE_WATCH_HANDSHAKES = 'watch_handshakes';
+/**
+ * `register_ok.features` entry: once a connection carried a verified signed-body request of a node,
+ * that node's heartbeats on the same connection may go unsigned (registry/session-binding.ts).
+ */
+export const FEATURE_SESSION_HEARTBEAT = 'session_heartbeat';
 
 /** Field holding the signing time, in Unix milliseconds; its presence marks the signed-body form. */
 export const SIGNED_AT_FIELD = 'signed_at';

@@ -4,9 +4,13 @@ import { silentLogger, type Logger } from '../log.js';
 import type { JsonObject } from '../protocol/json.js';
 import { challenge } from '../protocol/registry-frame.js';
 import { FrameSocket, parseRegistryAddress, type HostPort, type RegistryPin } from './frame-socket.js';
-import { FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, registryFeatures } from '../protocol/registry-auth.js';
+import {
+  FEATURE_SESSION_HEARTBEAT,
+  FEATURE_SIGNED_BODY,
+  FEATURE_WATCH_HANDSHAKES,
+  registryFeatures,
+} from '../protocol/registry-auth.js';
 import { HandshakeWatch } from './client-watch.js';
-import { FEATURE_SESSION_HEARTBEAT } from './session-binding.js';
 import { signBody, signStatic } from './request-signer.js';
 import { sleep } from './sleep.js';
 import { normalizeFingerprint } from './tls-pin.js';

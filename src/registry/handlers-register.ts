@@ -2,7 +2,12 @@ import { fromBase64 } from '../crypto/base64.js';
 import { ED25519_PUBLIC_KEY_SIZE } from '../crypto/ed25519.js';
 import { challenge } from '../protocol/registry-frame.js';
 import type { JsonObject } from '../protocol/json.js';
-import { FEATURE_SIGNED_BODY, FEATURE_WATCH_HANDSHAKES, SIGNED_AT_FIELD } from '../protocol/registry-auth.js';
+import {
+  FEATURE_SESSION_HEARTBEAT,
+  FEATURE_SIGNED_BODY,
+  FEATURE_WATCH_HANDSHAKES,
+  SIGNED_AT_FIELD,
+} from '../protocol/registry-auth.js';
 import { registerChallenge } from './challenges.js';
 import {
   actingNode,
@@ -17,7 +22,7 @@ import {
 import { endpointIp, observedEndpoint } from './endpoint.js';
 import { strField, u32Field } from './fields.js';
 import { RequestError } from './request-error.js';
-import { bindSession, FEATURE_SESSION_HEARTBEAT } from './session-binding.js';
+import { bindSession } from './session-binding.js';
 import { StoreConflictError } from './store-errors.js';
 import type { NodeRecord } from './store.js';
 import { hostnameError } from './validation.js';

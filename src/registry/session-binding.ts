@@ -1,12 +1,11 @@
 /**
- * Session heartbeats, a pilot-ts extension a registry announces in `register_ok.features`: once a
+ * Session heartbeats (`FEATURE_SESSION_HEARTBEAT` in `register_ok.features`): once a
  * TCP (or TLS) connection has carried a verified signed-body request of node X, later `heartbeat`
  * requests for X on that same connection may leave out `signed_at` and `signature`. The proof of
  * the key binds the connection; a heartbeat only says "still here". A connection is bound to one
  * node at most, the first one that proved its key on it, and never rebound to another; the
  * binding also names the key, so that a rotated key counts only once proven on the connection.
  */
-export const FEATURE_SESSION_HEARTBEAT = 'session_heartbeat';
 
 /** What one connection has proven so far (mutable: the server binds it once). */
 export interface ConnectionSession {
