@@ -6,7 +6,6 @@ import type { Packet } from '../protocol/packet.js';
 import { Port } from '../protocol/ports.js';
 import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
-import { MAX_MSS } from '../transport/options.js';
 import { PortInUseError } from '../transport/port-table.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { coalesceAcks } from '../transport/coalesce-acks.js';
@@ -94,10 +93,8 @@ export class NetStack implements PilotNetwork {
       portPolicies: { [Port.Handshake]: HANDSHAKE_PORT_POLICY, ...options.endpoint?.portPolicies },
       localAddr: options.localAddr,
     });
-    // Connections to this node itself are pilot-ts at both ends and never cross a network: they
-    // stop at a zero window and take the largest segments.
+    // Connections to this node itself are pilot-ts at both ends.
     this.endpoint.setPeerHonoursZeroWindow(options.localAddr.node, true);
-    this.endpoint.setPeerSegmentSize(options.localAddr.node, MAX_MSS);
     // Connection calls never dispatch events while they run: a 'readable' or 'writable' delivered
     // into the middle of a LocalConn read or write would reorder or repeat its bytes.
     this.ops = {
