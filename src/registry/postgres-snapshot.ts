@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import type { PendingHandshakeRequest, StoreContents, TaskAcceptance, TaskEvidence, TrustClaim } from './store.js';
-import { type NodeRow, type RequestRow, type ResponseRow, toNode, toRequest, toResponse } from './postgres-rows.js';
+import type { PendingHandshakeRequest, StoreContents, TaskAcceptance, TrustClaim } from './store.js';
+import type { RequestRow, ResponseRow } from './postgres-rows.js';
+import { type EvidenceRow, type NodeRow, toEvidence, toNode, toRequest, toResponse } from './store-rows.js';
 
 /**
  * The PostgreSQL store's whole contents, as snapshots and `pilot-registry -import` move them:
@@ -32,26 +33,8 @@ export async function exportPostgresState(c: pg.PoolClient): Promise<StoreConten
       toResponse,
     ),
     taskEvidence: (
-      await all<{
-        task_id: string;
-        kind: string;
-        submitter: number;
-        executor: number;
-        submitter_delta: number;
-        executor_delta: number;
-        applied_at: number;
-      }>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
-    ).map(
-      (r): TaskEvidence => ({
-        taskId: r.task_id,
-        kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
-        submitter: r.submitter,
-        executor: r.executor,
-        submitterDelta: r.submitter_delta,
-        executorDelta: r.executor_delta,
-        at: r.applied_at,
-      }),
-    ),
+      await all<EvidenceRow>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
+    ).map(toEvidence),
     taskAcceptances: (
       await all<{ task_id: string; submitter: number; executor: number; seen_at: number }>(
         'SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor',

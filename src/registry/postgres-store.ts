@@ -8,14 +8,11 @@ import {
   LOCK_INBOX,
   lockKey,
   NODE_COLUMNS,
-  type NodeRow,
   type RequestRow,
   type ResponseRow,
-  toNode,
-  toRequest,
-  toResponse,
   TYPES,
 } from './postgres-rows.js';
+import { type NodeRow, toNode, toRequest, toResponse } from './store-rows.js';
 import { PostgresSharedState } from './postgres-shared.js';
 import { exportPostgresState, replacePostgresState } from './postgres-snapshot.js';
 import type {

@@ -1,7 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { HandshakeRequest, HandshakeResponse, NodeRecord } from './store.js';
 
-/** The SQLite store's tables, and how their rows map to the store's records. */
+/** The SQLite store's tables (their rows map to records in store-rows.ts). */
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_node', 1);
@@ -47,44 +46,6 @@ CREATE INDEX IF NOT EXISTS task_acceptances_executor ON task_acceptances (execut
 CREATE TABLE IF NOT EXISTS beacons (id INTEGER PRIMARY KEY, addr TEXT NOT NULL, expires_at INTEGER NOT NULL);
 `;
 
-export interface NodeRow {
-  id: number;
-  public_key: string;
-  owner: string;
-  real_addr: string;
-  is_public: number;
-  hostname: string | null;
-  tags: string;
-  task_exec: number;
-  polo_score: number;
-  registered: number;
-  signs_body: number;
-}
-
-export interface RequestRow {
-  to_id: number;
-  from_id: number;
-  justification: string;
-  created_at: number;
-}
-
-export interface ResponseRow {
-  to_id: number;
-  from_id: number;
-  accept: number;
-  created_at: number;
-}
-
-export interface EvidenceRow {
-  task_id: string;
-  submitter: number;
-  executor: number;
-  kind: string;
-  submitter_delta: number;
-  executor_delta: number;
-  applied_at: number;
-}
-
 /** Tables `replaceState` empties and fills (beacons are volatile and stay). */
 export const REPLACED_TABLES = [
   'nodes',
@@ -94,45 +55,6 @@ export const REPLACED_TABLES = [
   'task_evidence',
   'task_acceptances',
 ] as const;
-
-function parseTags(text: string): string[] {
-  try {
-    const value: unknown = JSON.parse(text);
-    return Array.isArray(value) ? value.filter((t): t is string => typeof t === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
-export function toNode(row: NodeRow): NodeRecord {
-  return {
-    id: row.id,
-    publicKey: row.public_key,
-    owner: row.owner,
-    realAddr: row.real_addr,
-    isPublic: row.is_public !== 0,
-    hostname: row.hostname ?? '',
-    tags: parseTags(row.tags),
-    taskExec: row.task_exec !== 0,
-    poloScore: row.polo_score,
-    registered: row.registered !== 0,
-    signsBody: row.signs_body !== 0,
-  };
-}
-
-export const toRequest = (r: RequestRow): HandshakeRequest => ({
-  fromNodeId: r.from_id,
-  toNodeId: r.to_id,
-  justification: r.justification,
-  createdAt: r.created_at,
-});
-
-export const toResponse = (r: ResponseRow): HandshakeResponse => ({
-  fromNodeId: r.from_id,
-  toNodeId: r.to_id,
-  accept: r.accept !== 0,
-  createdAt: r.created_at,
-});
 
 /** Columns added after the first release of the schema, for stores created before them. */
 export function migrateSqlite(db: Database.Database): void {

@@ -1,15 +1,16 @@
 import type Database from 'better-sqlite3';
-import type { PendingHandshakeRequest, StoreContents, TaskAcceptance, TaskEvidence, TrustClaim } from './store.js';
+import type { PendingHandshakeRequest, StoreContents, TaskAcceptance, TrustClaim } from './store.js';
+import { REPLACED_TABLES } from './sqlite-schema.js';
 import {
   type EvidenceRow,
   type NodeRow,
-  REPLACED_TABLES,
   type RequestRow,
   type ResponseRow,
+  toEvidence,
   toNode,
   toRequest,
   toResponse,
-} from './sqlite-schema.js';
+} from './store-rows.js';
 
 /**
  * The SQLite store's whole contents, as snapshots and `pilot-registry -import` move them:
@@ -34,17 +35,7 @@ export function exportSqliteState(db: Database.Database): StoreContents {
     const taskEvidence = db
       .prepare<[], EvidenceRow>('SELECT * FROM task_evidence ORDER BY applied_at, task_id, submitter, executor')
       .all()
-      .map(
-        (r): TaskEvidence => ({
-          taskId: r.task_id,
-          kind: r.kind === 'expiry' ? 'expiry' : 'receipt',
-          submitter: r.submitter,
-          executor: r.executor,
-          submitterDelta: r.submitter_delta,
-          executorDelta: r.executor_delta,
-          at: r.applied_at,
-        }),
-      );
+      .map(toEvidence);
     const taskAcceptances = db
       .prepare<[], { task_id: string; submitter: number; executor: number; seen_at: number }>(
         'SELECT * FROM task_acceptances ORDER BY seen_at, task_id, submitter, executor',

@@ -14,16 +14,8 @@ import type {
   TaskEvidence,
 } from './store.js';
 import { SqliteGroupCommit } from './sqlite-group-commit.js';
-import {
-  migrateSqlite,
-  type NodeRow,
-  type RequestRow,
-  type ResponseRow,
-  SCHEMA,
-  toNode,
-  toRequest,
-  toResponse,
-} from './sqlite-schema.js';
+import { migrateSqlite, SCHEMA } from './sqlite-schema.js';
+import { type NodeRow, type RequestRow, type ResponseRow, toNode, toRequest, toResponse } from './store-rows.js';
 import { exportSqliteState, replaceSqliteState } from './sqlite-snapshot.js';
 
 const MAX_NODE_ID = 0xffffffff;
