@@ -60,7 +60,7 @@ export class Connection {
     // A private copy: the segment size can change per connection (setSegmentSize).
     this.opts = { ...p.options };
     this.sink = p.sink;
-    this.sender = new StreamSender(this.opts.isn, this.opts, this.timers);
+    this.sender = new StreamSender(this.opts.isn, this.opts, this.timers, p.flight);
     this.acks = new AckPolicy(this.opts, this.recvCounters);
   }
 
@@ -136,6 +136,11 @@ export class Connection {
 
   get readableBytes(): number {
     return this.receiver?.readableBytes ?? 0;
+  }
+
+  /** Sends what the windows allow now (room opened up in the peer's flight limit). */
+  sendMore(now: Millis): void {
+    if (this.current === 'ESTABLISHED' || this.current === 'CLOSE_WAIT') this.pump(now);
   }
 
   /** Graceful close: FIN once every queued byte has been acknowledged. */

@@ -4,6 +4,7 @@ import { Admission, type RefusalCounters, type SynRefusal, type PortPolicy } fro
 import { ConnectionTable } from './conn-table.js';
 import { Connection } from './connection.js';
 import { MAX_MSS, resolveConnectionOptions } from './options.js';
+import { PeerFlight } from './peer-flight.js';
 import { PortTable } from './port-table.js';
 import { encodeResetCause, type ResetCause } from './reset-cause.js';
 import { seqAdd } from './seq.js';
@@ -12,6 +13,12 @@ import type { ConnectionInfo, ConnectionOptions, ConnectionSink, EndpointEvent, 
 const MAX_PEER_MSS_ENTRIES = 4096;
 const REAP_INTERVAL_MS = 5_000;
 const EMPTY = new Uint8Array(0);
+/**
+ * Default limit on bytes in flight to one peer node over all its connections (see PeerFlight):
+ * below the 8 MiB a Linux peer's UDP socket holds with the 4 MiB receive buffer the tunnel asks
+ * for, and above a single connection's receive window (2 MiB), so one connection never feels it.
+ */
+const PEER_FLIGHT_BYTES = 4 * 1024 * 1024;
 
 export type { PortPolicy, RefusalCounters, SynRefusal } from './admission.js';
 
@@ -42,6 +49,11 @@ export interface EndpointOptions {
   resetBurstPerSource?: number;
   /** Rules per local port (see PortPolicy). */
   portPolicies?: Readonly<Record<number, PortPolicy>>;
+  /**
+   * Bytes in flight to one peer node over all its connections (default 4 MiB; 0 = no limit):
+   * what the peer's UDP socket can buffer while its process is busy (see PeerFlight).
+   */
+  peerFlightBytes?: number;
 }
 
 export type TransportErrorCode = 'no_ports' | 'too_many_connections' | 'payload_too_large';
@@ -74,6 +86,10 @@ export class TransportEndpoint {
   private readonly peerMss = new Map<number, number>();
   /** Nodes known to stop at a zero window (beyond the default of connOptions). */
   private readonly zeroWindowPeers = new Set<number>();
+  private readonly flightLimit: number;
+  private readonly flights = new Map<number, PeerFlight>();
+  /** Flights with connections waiting for room. */
+  private readonly waitingFlights = new Set<PeerFlight>();
   private nextConnId = 1;
   private outbox: Packet[] = [];
   private outHead = 0;
@@ -87,6 +103,7 @@ export class TransportEndpoint {
   constructor(options: EndpointOptions) {
     this.localAddr = options.localAddr;
     this.connOptions = resolveConnectionOptions(options.connection);
+    this.flightLimit = options.peerFlightBytes ?? PEER_FLIGHT_BYTES;
     const resetRate = options.resetRatePerSource ?? 10;
     this.admission = new Admission(
       {
@@ -165,6 +182,7 @@ export class TransportEndpoint {
     const conn = this.conns.get(connId);
     conn?.abort(now);
     this.conns.settle(conn);
+    this.wakeFlights(now);
   }
 
   // ---- datagrams and pings ----
@@ -187,6 +205,7 @@ export class TransportEndpoint {
     switch (p.protocol) {
       case Proto.Stream:
         this.handleStream(p, now);
+        this.wakeFlights(now);
         break;
       case Proto.Datagram:
         if (p.payload.length > 0) {
@@ -306,9 +325,20 @@ export class TransportEndpoint {
 
   handleTimeout(now: Millis): void {
     this.conns.expire(now);
+    this.wakeFlights(now);
     if (this.lastReap === undefined || now - this.lastReap >= REAP_INTERVAL_MS) {
       this.lastReap = now;
       this.admission.reap(now);
+      for (const [node, flight] of this.flights) if (flight.users === 0) this.flights.delete(node);
+    }
+  }
+
+  /** Lets connections held back by their peer's flight limit send what now fits. */
+  private wakeFlights(now: Millis): void {
+    if (this.waitingFlights.size === 0) return;
+    for (const flight of [...this.waitingFlights]) {
+      flight.wake(now);
+      if (!flight.hasWaiting) this.waitingFlights.delete(flight);
     }
   }
 
@@ -403,19 +433,38 @@ export class TransportEndpoint {
   // ---- internals ----
 
   private create(localPort: number, remote: SocketAddr, inbound = false): Connection {
-    const conn = new Connection({
+    const budget = this.flightTo(remote.addr.node);
+    const conn: Connection = new Connection({
       id: this.nextConnId++,
       localAddr: this.localAddr,
       localPort,
       remote,
       options: this.connOptions,
       sink: this.sink,
+      flight: budget && {
+        budget,
+        resume: (now) => {
+          conn.sendMore(now);
+          this.conns.settle(conn);
+        },
+      },
     });
     const mss = this.peerMss.get(remote.addr.node);
     if (mss !== undefined) conn.setSegmentSize(mss);
     if (this.zeroWindowPeers.has(remote.addr.node)) conn.setPeerHonoursZeroWindow(true);
     this.conns.add(conn, inbound);
     return conn;
+  }
+
+  private flightTo(node: number): PeerFlight | undefined {
+    if (this.flightLimit <= 0) return undefined;
+    let flight = this.flights.get(node);
+    if (!flight) {
+      const wakeRoom = Math.min(this.flightLimit, Math.max(this.connOptions.mss, this.flightLimit / 16));
+      flight = new PeerFlight(this.flightLimit, wakeRoom, (f) => this.waitingFlights.add(f));
+      this.flights.set(node, flight);
+    }
+    return flight;
   }
 
   private packet(

@@ -1,6 +1,7 @@
 import { looksLikeSack, type SackBlock } from '../protocol/sack.js';
 import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 import { NewReno } from './congestion.js';
+import type { FlightResume, PeerFlight } from './peer-flight.js';
 import { RttEstimator } from './rtt.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { Timer, type TimerTable } from './timers.js';
@@ -83,12 +84,17 @@ export class StreamSender {
   private rackEndSeq: number;
   private rackRtt = 0;
   private reorderWindowScale = 1;
+  /** Bytes of this connection counted in `flight` (its bytes in flight, until discard()). */
+  private charged = 0;
+  private released = false;
 
   constructor(
     isn: number,
     private readonly opts: ConnectionOptions,
     /** The connection's timers: the sender arms Timer.Rto and Timer.Reorder there. */
     private readonly timers: TimerTable,
+    /** The limit shared with the other connections to the same peer, and how to resume this one. */
+    private readonly flight?: { budget: PeerFlight; resume: FlightResume },
   ) {
     this.sndUna = seqAdd(isn, 1);
     this.sndNxt = this.sndUna;
@@ -97,6 +103,7 @@ export class StreamSender {
     this.cc = new NewReno(opts.mss, opts.initialCwnd, opts.maxCwnd);
     this.peerWindowBytes = 512 * WINDOW_UNIT;
     this.rightEdge = seqAdd(this.sndUna, this.peerWindowBytes);
+    if (flight) flight.budget.users++;
   }
 
   get unsentBytes(): number {
@@ -134,6 +141,12 @@ export class StreamSender {
 
   /** Discards everything not yet acknowledged (after a reset). */
   discard(): void {
+    if (this.flight && !this.released) {
+      this.released = true;
+      this.flight.budget.bytes -= this.charged;
+      this.flight.budget.users--;
+      this.charged = 0;
+    }
     this.unsent.clear();
     this.segs = [];
     this.head = 0;
@@ -158,6 +171,7 @@ export class StreamSender {
     let acked = 0;
     if (advances) {
       acked = this.ackUpTo(info.ack, now);
+      this.chargeFlight();
       delivered = true;
       this.dupAckRun = 0;
       this.consecutiveTimeouts = 0;
@@ -208,10 +222,12 @@ export class StreamSender {
     const mss = this.opts.mss;
     const windowRoom = seqDiff(this.rightEdge, this.sndNxt);
     const cwndRoom = this.cc.cwnd - this.pipe;
-    const room = Math.min(windowRoom, cwndRoom);
+    const flightRoom = this.flight ? this.flight.budget.room : Number.POSITIVE_INFINITY;
+    const room = Math.min(windowRoom, cwndRoom, flightRoom);
     const want = Math.min(available, mss);
     if (room < want) {
       this.cwndLimited = cwndRoom < want;
+      if (flightRoom < want) this.flight?.budget.wait(this.flight.resume);
       // Avoid silly small segments unless nothing at all is in flight.
       if (!(this.inFlightBytes === 0 && room > 0)) return null;
     }
@@ -231,6 +247,7 @@ export class StreamSender {
     const seg: Segment = { seq: this.sndNxt, data, sentAt: now, xmits: 1, sacked: false, lost: false };
     this.segs.push(seg);
     this.sndNxt = seqAdd(this.sndNxt, len);
+    this.chargeFlight();
     this.counters.bytesSent += len;
     this.counters.segmentsSent++;
     this.timers.arm(Timer.Rto, now + this.rtt.rto);
@@ -304,10 +321,19 @@ export class StreamSender {
     const seg: Segment = { seq: this.sndNxt, data, sentAt: now, xmits: 1, sacked: false, lost: false };
     this.segs.push(seg);
     this.sndNxt = seqAdd(this.sndNxt, 1);
+    this.chargeFlight();
     this.counters.bytesSent += 1;
     this.counters.segmentsSent++;
     this.ensureRto(now);
     return { seq: seg.seq, data, retransmit: false };
+  }
+
+  /** Brings this connection's share of the peer's flight up to date with its bytes in flight. */
+  private chargeFlight(): void {
+    if (!this.flight || this.released) return;
+    const delta = this.inFlightBytes - this.charged;
+    this.charged += delta;
+    this.flight.budget.bytes += delta;
   }
 
   private retransmit(seg: Segment, now: Millis): OutSegment {

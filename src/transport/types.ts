@@ -1,5 +1,6 @@
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import type { Packet } from '../protocol/packet.js';
+import type { FlightResume, PeerFlight } from './peer-flight.js';
 import type { ResetCause } from './reset-cause.js';
 
 /** Milliseconds on the caller's clock (real or virtual). The engine never reads a clock itself. */
@@ -146,4 +147,6 @@ export interface ConnectionParams {
   remote: SocketAddr;
   options: ConnectionOptions;
   sink: ConnectionSink;
+  /** The limit on bytes in flight shared by the connections to the same peer node. */
+  flight?: { budget: PeerFlight; resume: FlightResume };
 }
