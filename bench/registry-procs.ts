@@ -27,6 +27,8 @@ export interface Mem {
   rss: number;
   heapUsed: number;
   external: number;
+  /** CPU time (user + system) the process used since it started. */
+  cpuMs: number;
 }
 
 /** The registry in a child process. */
@@ -72,6 +74,21 @@ export class RegistryProcess {
       };
       this.child.on('message', onMessage);
       this.child.send({ type: 'mem' });
+    });
+  }
+
+  /** CPU time (user + system, ms) the process used so far. */
+  cpu(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no CPU report from the registry')), 30_000);
+      const onMessage = (m: { type?: string; cpuMs?: number }): void => {
+        if (m.type !== 'cpu') return;
+        clearTimeout(timer);
+        this.child.off('message', onMessage);
+        resolve(m.cpuMs ?? 0);
+      };
+      this.child.on('message', onMessage);
+      this.child.send({ type: 'cpu' });
     });
   }
 

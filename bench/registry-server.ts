@@ -2,7 +2,7 @@
  * The registry under test, in its own process for bench/registry.ts:
  *   node --expose-gc --import tsx bench/registry-server.ts <store.db> [port]
  * Reports `{type:'ready', port, startMs}` over IPC once it listens; answers `{type:'mem'}` with its
- * memory after a full collection; closes cleanly on SIGTERM or when the parent goes away.
+ * memory after a full collection, `{type:'cpu'}` with the CPU time it used so far; closes cleanly on SIGTERM or when the parent goes away.
  */
 import { RegistryServer } from '../src/registry/server.js';
 
@@ -18,11 +18,22 @@ process.send?.({ type: 'ready', port: server.port, startMs: performance.now() - 
 
 const collect = (globalThis as { gc?: () => void }).gc;
 process.on('message', (m: { type?: string }) => {
+  if (m.type === 'cpu') {
+    const cpu = process.cpuUsage();
+    process.send?.({ type: 'cpu', cpuMs: (cpu.user + cpu.system) / 1000 });
+  }
   if (m.type !== 'mem') return;
   collect?.();
   collect?.();
   const mem = process.memoryUsage();
-  process.send?.({ type: 'mem', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external });
+  const cpu = process.cpuUsage();
+  process.send?.({
+    type: 'mem',
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+    external: mem.external,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  });
 });
 let closing = false;
 const stop = (): void => {

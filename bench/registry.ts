@@ -20,7 +20,9 @@
  *   BENCH_REGISTRY_NODES=10000,100000   node counts, one run each
  *   BENCH_REGISTRY_STEADY_S=30          seconds of steady load (step 4)
  *   BENCH_REGISTRY_LOOKUP_RATE=1000     lookups per second in steps 3–5
- *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (1 and 2 processes; 0: none)
+ *   BENCH_REGISTRY_NODES=0              no SQLite run
+ *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (0: none)
+ *   BENCH_REGISTRY_PG_PROCESSES=1,2     registry processes sharing PostgreSQL, one run each
  *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats; 0: none)
  *
  * A daemon heartbeats on its own connection: signed once (its register binds the connection), then
@@ -41,6 +43,8 @@ import type { JsonObject } from '../src/protocol/json.js';
 import { FEATURE_SESSION_HEARTBEAT } from '../src/protocol/registry-auth.js';
 import { progress, round, runBench } from './lib.js';
 import { BodySigner, countError, loopbackIp, RegistryConn, sortedPercentile } from './registry-load.js';
+import { type Cost, CostMeter, costPer, fmtCost } from './registry-cost.js';
+import { BLOCK, flood, freshRegistrations, registerMsg, restart } from './registry-phases.js';
 import { postgresUnavailable, startPostgres } from '../test/pg-server.js';
 import { generateKeys, type Keys, LoadThread, RegistryProcess } from './registry-procs.js';
 import type { LoadResult, SetupResult, WorkerCommand } from './registry-worker.js';
@@ -54,6 +58,10 @@ const NODE_COUNTS = (process.env.BENCH_REGISTRY_NODES ?? '10000,100000')
   .map((s) => Number.parseInt(s.trim(), 10))
   .filter((n) => Number.isFinite(n) && n > 0);
 const PG_NODE_COUNTS = (process.env.BENCH_REGISTRY_PG_NODES ?? '10000')
+  .split(',')
+  .map((s) => Number.parseInt(s.trim(), 10))
+  .filter((n) => Number.isFinite(n) && n > 0);
+const PG_PROCESSES = (process.env.BENCH_REGISTRY_PG_PROCESSES ?? '1,2')
   .split(',')
   .map((s) => Number.parseInt(s.trim(), 10))
   .filter((n) => Number.isFinite(n) && n > 0);
@@ -73,9 +81,6 @@ const LOOKUP_CONNS = 16;
 const HB_SESSIONS = ((v) => (Number.isSafeInteger(v) && v >= 0 ? v : 15_000))(
   Number.parseInt(process.env.BENCH_REGISTRY_HB_SESSIONS ?? '', 10),
 );
-
-/** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
-const BLOCK = { register: 10, changes: 30, heartbeat: 31, lookup: 32, fresh: 33, flood: 34, probe: 35 } as const;
 
 /** Where the registries keep their state, and how many processes share it. */
 interface Target {
@@ -106,10 +111,11 @@ interface Run {
   flood_p99_ms: number;
   first_register_p50_ms: number;
   changes_per_s: number;
+  /** Per registration (CPU of registry and database, statements, WAL syncs; see registry-cost.ts). */
+  register_cost: Cost;
+  /** Per request of the steady load (heartbeats, lookups, new daemons). */
+  steady_cost: Cost;
 }
-
-const registerMsg = (signer: BodySigner, keys: Keys, slot: number): JsonObject =>
-  signer.sign(slot, { type: 'register', listen_addr: '0.0.0.0:37736', public_key: keys.publicKeys[slot] as string });
 
 /** Registers slots [from, to) in groups of REGISTER_BURST per source address; node ids by slot. */
 async function registerAll(
@@ -243,90 +249,6 @@ async function changes(
   return { publicIds: half.map(id), hostnames: slots.map((s) => `bench-${id(s)}`), perSecond: ops / seconds };
 }
 
-/** New daemons registering while the load runs, one every `everyMs`: their reply latencies. */
-function freshRegistrations(
-  ports: readonly number[],
-  keys: Keys,
-  signer: BodySigner,
-  firstSlot: number,
-  everyMs: number,
-  untilMs: number,
-): Promise<number[]> {
-  const samples: number[] = [];
-  let slot = firstSlot;
-  let source = 0;
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const one = async (): Promise<void> => {
-      if (performance.now() - t0 > untilMs || slot >= keys.privateKeys.length) {
-        resolve(samples);
-        return;
-      }
-      const conn = await RegistryConn.open(
-        ports[source % ports.length] as number,
-        loopbackIp(BLOCK.fresh, ++source),
-      ).catch(() => undefined);
-      if (conn !== undefined) {
-        const reply = await conn.request(registerMsg(signer, keys, slot++)).catch(() => undefined);
-        if (reply !== undefined && reply.msg.type === 'register_ok') samples.push(reply.ms);
-        conn.close();
-      }
-      setTimeout(() => void one(), everyMs);
-    };
-    void one();
-  });
-}
-
-/** One source address pipelining lookups over several connections as fast as it can. */
-async function flood(port: number, ids: readonly number[], ms: number): Promise<{ sent: number; limited: number }> {
-  const conns = await Promise.all(Array.from({ length: 8 }, () => RegistryConn.open(port, loopbackIp(BLOCK.flood, 1))));
-  let sent = 0;
-  let limited = 0;
-  const until = performance.now() + ms;
-  await Promise.all(
-    conns.map(async (conn) => {
-      const window = async (): Promise<void> => {
-        while (performance.now() < until) {
-          sent++;
-          const reply = await conn
-            .request({ type: 'lookup', node_id: ids[sent % ids.length] as number })
-            .catch(() => undefined);
-          if (reply === undefined) return;
-          if (reply.msg.code === 'rate_limited') limited++;
-        }
-      };
-      await Promise.all(Array.from({ length: 32 }, window));
-    }),
-  );
-  for (const c of conns) c.close();
-  return { sent, limited };
-}
-
-/** Time from spawning a registry on a store until it answers a lookup. */
-async function restart(
-  storePath: string,
-  port: number,
-  probeId: number,
-): Promise<{ registry: RegistryProcess; seconds: number; startS: number }> {
-  const t0 = performance.now();
-  const pending = RegistryProcess.start(storePath, port);
-  let answered = false;
-  while (!answered) {
-    if (performance.now() - t0 > 60_000) throw new Error('the restarted registry did not answer within 60 s');
-    const conn = await RegistryConn.open(port, loopbackIp(BLOCK.probe, 1), 1000).catch(() => undefined);
-    if (conn === undefined) {
-      await new Promise((r) => setTimeout(r, 10));
-      continue;
-    }
-    const reply = await conn.request({ type: 'lookup', node_id: probeId }).catch(() => undefined);
-    conn.close();
-    answered = reply?.msg.type === 'lookup_ok';
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const registry = await pending;
-  return { registry, seconds, startS: registry.startS };
-}
-
 const fmtLoad = (r: LoadResult): string =>
   `${r.ok}/${r.sent} ok in ${r.elapsedS.toFixed(1)} s (${Math.round(r.ok / r.elapsedS)}/s), p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms` +
   `${r.skipped > 0 ? `, ${r.skipped} not sent (backlog)` : ''}${Object.keys(r.errors).length > 0 ? `, errors ${JSON.stringify(r.errors)}` : ''}`;
@@ -334,7 +256,7 @@ const fmtLoad = (r: LoadResult): string =>
 async function runOne(
   n: number,
   target: Target,
-  database: (() => Promise<string>) | undefined,
+  database: { readonly create: () => Promise<string>; readonly pid: number } | undefined,
   onCleanup: (fn: () => Promise<void>) => void,
 ): Promise<Run> {
   progress(`── ${n} nodes, ${target.store}, ${target.processes} process(es) ──`);
@@ -347,16 +269,21 @@ async function runOne(
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-registry-'));
-  const storePath = database === undefined ? join(dir, 'registry.db') : await database();
+  const storePath = database === undefined ? join(dir, 'registry.db') : await database.create();
   const others: RegistryProcess[] = [];
   let registry = await RegistryProcess.start(storePath);
   const threads: LoadThread[] = [];
+  const meter = await CostMeter.open(
+    () => [registry, ...others],
+    database === undefined ? undefined : { url: storePath, pid: database.pid },
+  );
   let cleaned = false;
   const cleanup = async (): Promise<void> => {
     if (cleaned) return;
     cleaned = true;
     try {
       await Promise.all(threads.map((th) => th.close()));
+      await meter.close();
       await Promise.all([registry, ...others].map((r) => r.stop()));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -378,9 +305,13 @@ async function runOne(
   const base = await registry.mem();
   progress(`baseline: rss ${(base.rss / 2 ** 20).toFixed(1)} MB, heap ${(base.heapUsed / 2 ** 20).toFixed(1)} MB`);
 
+  const beforeRegister = await meter.sample();
   const reg = await registerAll(ports, keys, signer, n);
   const registerPerS = n / reg.seconds;
-  progress(`registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s`);
+  const registerCost = costPer(beforeRegister, await meter.sample(), n);
+  progress(
+    `registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s; ${fmtCost(registerCost)}`,
+  );
   const ids = reg.ids;
 
   const ch = await changes(ports, signer, ids, Math.min(2000, Math.floor(n / 5)));
@@ -435,14 +366,17 @@ async function runOne(
   progress(
     `steady load for ${STEADY_S} s: heartbeats at ${Math.round(heartbeatRate)}/s + lookups at ${LOOKUP_RATE}/s + a new daemon registering every 500 ms`,
   );
+  const beforeSteady = await meter.sample();
   const [hbRes, lkRes, firstRegs] = await Promise.all([
     hb.call<LoadResult>({ cmd: 'heartbeats', rate: heartbeatRate, durationMs: STEADY_S * 1000 }),
     lk.call<LoadResult>(lookupCmd(STEADY_S)),
     freshRegistrations(ports, keys, signer, n, 500, STEADY_S * 1000),
   ]);
+  const steadyCost = costPer(beforeSteady, await meter.sample(), hbRes.ok + lkRes.ok + firstRegs.length);
   progress(`  heartbeats: ${fmtLoad(hbRes)}`);
   progress(`  lookups:    ${fmtLoad(lkRes)}`);
   firstRegs.sort((a, b) => a - b);
+  progress(`  ${fmtCost(steadyCost)}`);
   progress(
     `  first registrations: ${firstRegs.length}, p50 ${sortedPercentile(firstRegs, 50).toFixed(2)} ms, max ${sortedPercentile(firstRegs, 100).toFixed(2)} ms`,
   );
@@ -494,22 +428,25 @@ async function runOne(
     flood_p99_ms: round(floodLk.p99, 2),
     first_register_p50_ms: round(sortedPercentile(firstRegs, 50), 2),
     changes_per_s: round(ch.perSecond, 1),
+    register_cost: registerCost,
+    steady_cost: steadyCost,
   };
 }
 
 runBench('bench:registry', 40 * 60_000, async (onCleanup) => {
-  if (NODE_COUNTS.length === 0) throw new Error('BENCH_REGISTRY_NODES names no node count');
+  if (NODE_COUNTS.length === 0 && PG_NODE_COUNTS.length === 0) throw new Error('no node count to run');
   const runs: Run[] = [];
   for (const n of NODE_COUNTS) runs.push(await runOne(n, { store: 'sqlite', processes: 1 }, undefined, onCleanup));
   if (PG_NODE_COUNTS.length > 0) {
     const reason = postgresUnavailable();
     if (reason !== undefined) progress(`PostgreSQL runs skipped: ${reason}`);
     else {
-      const server = await startPostgres({ durable: true });
+      const server = await startPostgres({ durable: true, statementStats: true });
       onCleanup(() => server.stop());
+      const database = { create: () => server.createDatabase(), pid: server.pid };
       for (const n of PG_NODE_COUNTS)
-        for (const processes of [1, 2])
-          runs.push(await runOne(n, { store: 'postgres', processes }, () => server.createDatabase(), onCleanup));
+        for (const processes of PG_PROCESSES)
+          runs.push(await runOne(n, { store: 'postgres', processes }, database, onCleanup));
     }
   }
   console.log(JSON.stringify({ runs }));

@@ -14,6 +14,8 @@ import pg from 'pg';
 
 export interface PgServer {
   readonly port: number;
+  /** The postmaster's process id (its backends are its children). */
+  readonly pid: number;
   /** A new, empty database; returns its URL. */
   createDatabase(name?: string): Promise<string>;
   stop(): Promise<void>;
@@ -84,6 +86,8 @@ function run(cmd: string, args: string[], user: { uid: number; gid: number } | u
 export interface PgServerOptions {
   /** fsync on commit, as a production server (default off: tests need no durability across power loss). */
   readonly durable?: boolean;
+  /** Load pg_stat_statements (benchmarks count statements per request with it). */
+  readonly statementStats?: boolean;
 }
 
 export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServer> {
@@ -104,6 +108,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
       ['fsync', opts.durable === true ? 'on' : 'off'],
       ['synchronous_commit', opts.durable === true ? 'on' : 'off'],
       ['full_page_writes', opts.durable === true ? 'on' : 'off'],
+      ...(opts.statementStats === true ? [['shared_preload_libraries', 'pg_stat_statements']] : []),
     ].flatMap(([k, v]) => ['-c', `${k}=${v}`]);
     const log: string[] = [];
     child = spawn(join(bin, 'postgres'), ['-D', data, '-p', String(port), ...settings], {
@@ -120,6 +125,7 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
     const server = child;
     return {
       port,
+      pid: server.pid ?? 0,
       async createDatabase(name = `t${process.pid}_${++counter}_${Date.now() % 100000}`) {
         const client = new pg.Client({ connectionString: admin });
         await client.connect();
