@@ -59,6 +59,36 @@ CREATE TABLE signed_at_marks (
 );
 `,
   },
+  {
+    // Every change of a node's record (liveness times aside) gets a new version and is announced
+    // on pilot_node as '<id>:<version>' at commit; a TRUNCATE or DELETE announces 'reset'. Each
+    // process keeps the records it read current with it (postgres-node-view.ts).
+    version: 2,
+    sql: `
+CREATE SEQUENCE node_versions AS BIGINT;
+ALTER TABLE nodes ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE FUNCTION nodes_versioned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.version := nextval('node_versions');
+  PERFORM pg_notify('pilot_node', NEW.id || ':' || NEW.version);
+  RETURN NEW;
+END $$;
+CREATE FUNCTION nodes_reset() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('pilot_node', 'reset');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER nodes_inserted BEFORE INSERT ON nodes FOR EACH ROW EXECUTE FUNCTION nodes_versioned();
+CREATE TRIGGER nodes_updated BEFORE UPDATE ON nodes FOR EACH ROW
+  WHEN ((OLD.id, OLD.public_key, OLD.owner, OLD.real_addr, OLD.is_public, OLD.hostname, OLD.tags, OLD.task_exec,
+         OLD.polo_score, OLD.registered, OLD.signs_body)
+        IS DISTINCT FROM
+        (NEW.id, NEW.public_key, NEW.owner, NEW.real_addr, NEW.is_public, NEW.hostname, NEW.tags, NEW.task_exec,
+         NEW.polo_score, NEW.registered, NEW.signs_body))
+  EXECUTE FUNCTION nodes_versioned();
+CREATE TRIGGER nodes_deleted AFTER DELETE OR TRUNCATE ON nodes FOR EACH STATEMENT EXECUTE FUNCTION nodes_reset();
+`,
+  },
 ];
 
 /** Key of the session advisory lock held while migrating (any constant; 'pilotreg' in ASCII). */

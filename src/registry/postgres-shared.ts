@@ -1,9 +1,27 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { STALE_AFTER_MS } from './liveness.js';
+import { PgBatch } from './postgres-batch.js';
+import type { PostgresNodeView } from './postgres-node-view.js';
 import type { SharedRegistryState } from './store.js';
 
 /** The notification channel that carries handshake wake-ups (payload: the node id). */
 const CHANNEL = 'pilot_handshake';
+/** Changes of node records ('<id>:<version>' or 'reset'; postgres-schema.ts migration 2). */
+const NODE_CHANNEL = 'pilot_node';
+/** A node not seen for this long before a heartbeat counts as coming back (as in handlers-nodes.ts). */
+const COMEBACK_MS = STALE_AFTER_MS / 2;
+
+interface Mark {
+  readonly publicKey: string;
+  readonly type: string;
+  readonly at: number;
+}
+
+interface Times {
+  readonly seen: ReadonlyMap<number, number>;
+  readonly proven: ReadonlyMap<number, number>;
+}
 /** Backoff of the listening connection's reconnects after a failure. */
 const RELISTEN_MIN_MS = 200;
 const RELISTEN_MAX_MS = 5000;
@@ -12,11 +30,28 @@ const RELISTEN_MAX_MS = 5000;
  * What registry processes sharing one PostgreSQL database share beyond the tables: replay
  * high-water marks (a conditional upsert decides which process accepted a `signed_at` first),
  * liveness times (written in batches; a time never moves backwards) and handshake wake-ups
- * (NOTIFY on one process, LISTEN on every process: the database pushes, nobody polls).
+ * (NOTIFY on one process, LISTEN on every process: the database pushes, nobody polls). The same
+ * listening connection keeps the node records this process holds current (PostgresNodeView).
+ *
+ * Replay marks of one event-loop turn go in one statement, and so do liveness times, through
+ * connections that do not wait for the WAL sync (synchronous_commit off): other processes see
+ * them at commit as usual, and only a crash of the database server itself can lose the last
+ * fraction of a second of them. Liveness is volatile by design (the next heartbeats restore it).
+ * A request that changes durable state commits that change afterwards, synchronously, and WAL is
+ * flushed in order, so its mark is durable before its reply; only the mark of a read-only request
+ * (e.g. a resolve) can be lost that way, and its signature stays within the ±5 minute window.
  */
 export class PostgresSharedState implements SharedRegistryState {
   readonly #pool: pg.Pool;
+  /** Connections with synchronous_commit off, for liveness times and replay marks. */
+  readonly #volatile: pg.Pool;
   readonly #config: pg.ClientConfig;
+  readonly #view: PostgresNodeView;
+  readonly #marks = new PgBatch<Mark, boolean>(
+    (marks) => this.#advance(marks),
+    (m) => `${m.publicKey}|${m.type}`,
+  );
+  readonly #times = new PgBatch<Times, undefined>((batch) => this.#writeTimes(batch));
   readonly #log: Logger | undefined;
   readonly #listeners: ((nodeId: number) => void)[] = [];
   #listener: pg.Client | undefined;
@@ -24,27 +59,63 @@ export class PostgresSharedState implements SharedRegistryState {
   #backoff = RELISTEN_MIN_MS;
   #closed = false;
 
-  private constructor(pool: pg.Pool, config: pg.ClientConfig, log: Logger | undefined) {
+  private constructor(pool: pg.Pool, config: pg.ClientConfig, view: PostgresNodeView, log: Logger | undefined) {
     this.#pool = pool;
     this.#config = config;
+    this.#view = view;
     this.#log = log;
+    this.#volatile = new pg.Pool({ ...config, max: 3, options: '-c synchronous_commit=off' });
+    this.#volatile.on('error', (err) => log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
   }
 
-  static async start(pool: pg.Pool, config: pg.ClientConfig, log?: Logger): Promise<PostgresSharedState> {
-    const shared = new PostgresSharedState(pool, config, log);
-    await shared.#listen();
+  static async start(
+    pool: pg.Pool,
+    config: pg.ClientConfig,
+    view: PostgresNodeView,
+    log?: Logger,
+  ): Promise<PostgresSharedState> {
+    const shared = new PostgresSharedState(pool, config, view, log);
+    try {
+      await shared.#listen();
+    } catch (err) {
+      await shared.#volatile.end().catch(() => undefined);
+      throw err;
+    }
     return shared;
   }
 
-  async advanceSignedAt(publicKey: string, type: string, at: number): Promise<boolean> {
-    const result = await this.#pool.query({
-      name: 'advance_signed_at',
-      text: `INSERT INTO signed_at_marks (public_key, type, signed_at) VALUES ($1, $2, $3)
-             ON CONFLICT (public_key, type) DO UPDATE SET signed_at = EXCLUDED.signed_at
-             WHERE signed_at_marks.signed_at < EXCLUDED.signed_at`,
-      values: [publicKey, type, at],
+  advanceSignedAt(publicKey: string, type: string, at: number): Promise<boolean> {
+    return this.#marks.add({ publicKey, type, at });
+  }
+
+  /** One upsert for the batch (no two marks of the same key and type); rows in key order, so that two processes never deadlock. */
+  async #advance(marks: Mark[]): Promise<boolean[]> {
+    const order = marks.map((_, i) => i);
+    order.sort((a, b) => {
+      const x = marks[a] as Mark;
+      const y = marks[b] as Mark;
+      return x.publicKey < y.publicKey
+        ? -1
+        : x.publicKey > y.publicKey
+          ? 1
+          : x.type < y.type
+            ? -1
+            : x.type > y.type
+              ? 1
+              : 0;
     });
-    return (result.rowCount ?? 0) > 0;
+    const sorted = order.map((i) => marks[i] as Mark);
+    const { rows } = await this.#volatile.query<{ public_key: string; type: string }>({
+      name: 'advance_signed_at_batch',
+      text: `INSERT INTO signed_at_marks (public_key, type, signed_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+             ON CONFLICT (public_key, type) DO UPDATE SET signed_at = EXCLUDED.signed_at
+             WHERE signed_at_marks.signed_at < EXCLUDED.signed_at
+             RETURNING public_key, type`,
+      values: [sorted.map((m) => m.publicKey), sorted.map((m) => m.type), sorted.map((m) => m.at)],
+    });
+    const advanced = new Set(rows.map((r) => `${r.public_key}|${r.type}`));
+    return marks.map((m) => advanced.has(`${m.publicKey}|${m.type}`));
   }
 
   async pruneSignedAt(before: number): Promise<number> {
@@ -53,15 +124,35 @@ export class PostgresSharedState implements SharedRegistryState {
   }
 
   async recordLiveness(seen: ReadonlyMap<number, number>, proven: ReadonlyMap<number, number>): Promise<void> {
+    if (seen.size === 0 && proven.size === 0) return;
+    await this.#times.add({ seen, proven });
+  }
+
+  async #writeTimes(batch: Times[]): Promise<undefined[]> {
+    const seen = new Map<number, number>();
+    const proven = new Map<number, number>();
+    for (const t of batch) {
+      for (const [id, at] of t.seen) seen.set(id, Math.max(at, seen.get(id) ?? at));
+      for (const [id, at] of t.proven) proven.set(id, Math.max(at, proven.get(id) ?? at));
+    }
     // Ids in ascending order, so that two processes writing overlapping batches never deadlock.
     const ids = [...new Set([...seen.keys(), ...proven.keys()])].sort((a, b) => a - b);
-    if (ids.length === 0) return;
-    await this.#pool.query({
+    // A node that was not seen for a while is announced ('seen:<id>,…'), so that every process
+    // reads its record again rather than taking it for offline from an old copy.
+    await this.#volatile.query({
       name: 'record_liveness',
-      text: `UPDATE nodes SET last_seen = GREATEST(nodes.last_seen, v.seen), last_proven = GREATEST(nodes.last_proven, v.proven)
-             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, seen, proven) WHERE nodes.id = v.id`,
-      values: [ids, ids.map((id) => seen.get(id) ?? null), ids.map((id) => proven.get(id) ?? null)],
+      text: `WITH v AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, seen, proven)),
+             before AS (SELECT n.id, n.last_seen, v.seen FROM nodes n JOIN v ON n.id = v.id),
+             u AS (UPDATE nodes SET last_seen = GREATEST(nodes.last_seen, v.seen), last_proven = GREATEST(nodes.last_proven, v.proven)
+                   FROM v WHERE nodes.id = v.id RETURNING nodes.id)
+             SELECT pg_notify('${NODE_CHANNEL}', 'seen:' || string_agg(id::text, ','))
+             FROM (SELECT id, row_number() OVER () / 500 AS chunk FROM before
+                   WHERE seen IS NOT NULL AND (last_seen IS NULL OR last_seen < seen - $4)) c
+             GROUP BY chunk`,
+      values: [ids, ids.map((id) => seen.get(id) ?? null), ids.map((id) => proven.get(id) ?? null), COMEBACK_MS],
     });
+    for (const id of ids) this.#view.times(id, seen.get(id), proven.get(id));
+    return batch.map(() => undefined);
   }
 
   async announceHandshake(nodeId: number): Promise<void> {
@@ -78,11 +169,16 @@ export class PostgresSharedState implements SharedRegistryState {
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
+    await this.#volatile.end().catch(() => undefined);
   }
 
   async #listen(): Promise<void> {
     const client = new pg.Client(this.#config);
     client.on('notification', (msg) => {
+      if (msg.channel === NODE_CHANNEL) {
+        this.#nodeChanged(msg.payload ?? '');
+        return;
+      }
       const id = Number(msg.payload);
       if (msg.channel !== CHANNEL || !Number.isSafeInteger(id)) return;
       for (const listener of this.#listeners) listener(id);
@@ -90,15 +186,29 @@ export class PostgresSharedState implements SharedRegistryState {
     client.on('error', (err) => this.#lost(client, err));
     client.on('end', () => this.#lost(client, new Error('connection ended')));
     await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
+    await client.query(`LISTEN ${CHANNEL}; LISTEN ${NODE_CHANNEL}`);
     this.#listener = client;
     this.#backoff = RELISTEN_MIN_MS;
+    // Changes committed from now on are announced; what was read before may have missed some.
+    this.#view.setLive(true);
+  }
+
+  #nodeChanged(payload: string): void {
+    if (payload.startsWith('seen:')) {
+      for (const id of payload.slice(5).split(',')) this.#view.forget(Number(id));
+      return;
+    }
+    const [id, version] = payload.split(':').map(Number);
+    if (id === undefined || version === undefined || !Number.isSafeInteger(id) || !Number.isSafeInteger(version))
+      this.#view.reset();
+    else this.#view.announced(id, version);
   }
 
   /** The listening connection failed: wake-ups sent meanwhile are lost (daemons also poll), so reconnect. */
   #lost(client: pg.Client, err: Error): void {
     if (this.#closed || this.#listener !== client) return;
     this.#listener = undefined;
+    this.#view.setLive(false);
     client.end().catch(() => undefined);
     this.#log?.warn({ err: err.message, retry_ms: this.#backoff }, 'handshake notifications lost; listening again');
     this.#schedule();

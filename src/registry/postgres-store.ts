@@ -13,8 +13,11 @@ import {
   TYPES,
 } from './postgres-rows.js';
 import { type NodeRow, toNode, toRequest, toResponse } from './store-rows.js';
+import { PgBatch } from './postgres-batch.js';
+import { PostgresNodeView, type ReadTicket } from './postgres-node-view.js';
 import { PostgresSharedState } from './postgres-shared.js';
 import { exportPostgresState, replacePostgresState } from './postgres-snapshot.js';
+import { StoreConflictError } from './store-errors.js';
 import type {
   AddRequestResult,
   BeaconRecord,
@@ -30,6 +33,8 @@ import type {
   TaskEvidence,
 } from './store.js';
 
+type VersionedRow = NodeRow & { version: number };
+
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). */
   readonly poolSize?: number;
@@ -41,14 +46,28 @@ export interface PostgresStoreOptions {
  * sequence (never reused), hostnames and keys are unique by constraint, multi-step changes run in
  * transactions (per-target advisory locks where a bound is counted), and the state an embedded
  * store keeps in memory is shared through the database (see PostgresSharedState).
+ *
+ * Node records read or written are kept in memory, current through the database's announcements
+ * (PostgresNodeView): lookups and signature checks of known nodes need no round trip. New nodes
+ * of one event-loop turn are inserted by one statement (one commit).
  */
 export class PostgresRegistryStore implements RegistryStore {
   readonly shared: PostgresSharedState;
   readonly #pool: pg.Pool;
+  readonly #view: PostgresNodeView;
+  readonly #creates = new PgBatch<NewNode, NodeRow | undefined>((nodes) => this.#insert(nodes));
+  /** Reads of records not in the view, one statement per turn. */
+  readonly #byIds = new PgBatch<number, VersionedRow | undefined>((ids) =>
+    this.#readMany('nodes_by_id', 'id', 'bigint', ids, (r) => r.id),
+  );
+  readonly #byKeys = new PgBatch<string, VersionedRow | undefined>((keys) =>
+    this.#readMany('nodes_by_key', 'public_key', 'text', keys, (r) => r.public_key),
+  );
 
-  private constructor(pool: pg.Pool, shared: PostgresSharedState) {
+  private constructor(pool: pg.Pool, shared: PostgresSharedState, view: PostgresNodeView) {
     this.#pool = pool;
     this.shared = shared;
+    this.#view = view;
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRegistryStore> {
@@ -65,8 +84,9 @@ export class PostgresRegistryStore implements RegistryStore {
       } finally {
         client.release();
       }
-      const shared = await PostgresSharedState.start(pool, { connectionString: url, types: TYPES }, opts.log);
-      return new PostgresRegistryStore(pool, shared);
+      const view = new PostgresNodeView();
+      const shared = await PostgresSharedState.start(pool, { connectionString: url, types: TYPES }, view, opts.log);
+      return new PostgresRegistryStore(pool, shared, view);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw err;
@@ -97,16 +117,44 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   async #node(name: string, text: string, value: string | number): Promise<NodeRecord | undefined> {
-    const row = (await this.#rows<NodeRow>(name, text, [value]))[0];
-    return row === undefined ? undefined : toNode(row);
+    const ticket = this.#view.ticket();
+    const row = (await this.#rows<VersionedRow>(name, text, [value]))[0];
+    return row === undefined ? undefined : this.#keep(row, ticket);
   }
 
-  getNode(id: number): Promise<NodeRecord | undefined> {
-    return this.#node('node_by_id', 'SELECT * FROM nodes WHERE id = $1', id);
+  /** The record of a row read or written, kept in the view. */
+  #keep(row: NodeRow & { version?: number }, ticket: ReadTicket): NodeRecord {
+    const node = toNode(row);
+    if (row.version !== undefined) this.#view.put(node, row.version, ticket);
+    return node;
   }
 
-  getNodeByKey(publicKey: string): Promise<NodeRecord | undefined> {
-    return this.#node('node_by_key', 'SELECT * FROM nodes WHERE public_key = $1', publicKey);
+  async #readMany<K extends number | string>(
+    name: string,
+    column: string,
+    type: string,
+    keys: K[],
+    keyOf: (row: VersionedRow) => K,
+  ): Promise<(VersionedRow | undefined)[]> {
+    const rows = await this.#rows<VersionedRow>(name, `SELECT * FROM nodes WHERE ${column} = ANY($1::${type}[])`, [
+      [...new Set(keys)],
+    ]);
+    const byKey = new Map(rows.map((r) => [keyOf(r), r]));
+    return keys.map((k) => byKey.get(k));
+  }
+
+  async #batched<K>(batch: PgBatch<K, VersionedRow | undefined>, key: K): Promise<NodeRecord | undefined> {
+    const ticket = this.#view.ticket();
+    const row = await batch.add(key);
+    return row === undefined ? undefined : this.#keep(row, ticket);
+  }
+
+  async getNode(id: number): Promise<NodeRecord | undefined> {
+    return this.#view.get(id) ?? this.#batched(this.#byIds, id);
+  }
+
+  async getNodeByKey(publicKey: string): Promise<NodeRecord | undefined> {
+    return this.#view.byKey(publicKey) ?? this.#batched(this.#byKeys, publicKey);
   }
 
   async getNodeByOwner(owner: string): Promise<NodeRecord | undefined> {
@@ -116,7 +164,10 @@ export class PostgresRegistryStore implements RegistryStore {
 
   async getNodeByHostname(hostname: string): Promise<NodeRecord | undefined> {
     if (hostname === '') return undefined;
-    return this.#node('node_by_hostname', 'SELECT * FROM nodes WHERE hostname = $1', hostname);
+    return (
+      this.#view.byHostname(hostname) ??
+      this.#node('node_by_hostname', 'SELECT * FROM nodes WHERE hostname = $1', hostname)
+    );
   }
 
   async listRegistered(): Promise<NodeRecord[]> {
@@ -124,18 +175,44 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   async createNode(node: NewNode): Promise<NodeRecord> {
+    const ticket = this.#view.ticket();
+    let row: NodeRow | undefined;
     try {
-      const rows = await this.#rows<NodeRow>(
-        'create_node',
-        "INSERT INTO nodes (id, public_key, owner, real_addr, signs_body) VALUES (nextval('node_ids'), $1, $2, $3, $4) RETURNING *",
-        [node.publicKey, node.owner, node.realAddr, node.signsBody === true],
-      );
-      return toNode(rows[0] as NodeRow);
+      row = await this.#creates.add(node);
     } catch (err) {
       if (err instanceof pg.DatabaseError && err.code === '2200H')
         throw new RangeError('node ids are exhausted: every u32 id has been handed out');
       throw conflict(err);
     }
+    if (row === undefined) throw new StoreConflictError('public_key', 'public key is taken');
+    return this.#keep(row, ticket);
+  }
+
+  /**
+   * The new nodes of one batch in one statement; a key already stored (or twice in the batch)
+   * gets no row. Keys in order, so that two processes inserting overlapping batches never deadlock.
+   */
+  async #insert(nodes: NewNode[]): Promise<(NodeRow | undefined)[]> {
+    const sorted = [...nodes].sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
+    const rows = await this.#rows<NodeRow>(
+      'create_nodes',
+      `INSERT INTO nodes (id, public_key, owner, real_addr, signs_body)
+       SELECT nextval('node_ids'), k, o, a, s FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) AS v(k, o, a, s)
+       ON CONFLICT (public_key) DO NOTHING RETURNING *`,
+      [
+        sorted.map((n) => n.publicKey),
+        sorted.map((n) => n.owner),
+        sorted.map((n) => n.realAddr),
+        sorted.map((n) => n.signsBody === true),
+      ],
+    );
+    const byKey = new Map(rows.map((r) => [r.public_key, r]));
+    const seen = new Set<string>();
+    return nodes.map((n) => {
+      if (seen.has(n.publicKey)) return undefined;
+      seen.add(n.publicKey);
+      return byKey.get(n.publicKey);
+    });
   }
 
   async updateNode(id: number, patch: NodePatch): Promise<NodeRecord> {
@@ -153,6 +230,7 @@ export class PostgresRegistryStore implements RegistryStore {
         ? `SELECT * FROM nodes WHERE id = $1`
         : `UPDATE nodes SET ${sets.join(', ')} WHERE id = $${values.length} RETURNING *`;
     let rows: NodeRow[];
+    const ticket = this.#view.ticket();
     try {
       rows = await this.#rows<NodeRow>(`update_node:${sets.join(',')}`, text, values);
     } catch (err) {
@@ -160,7 +238,7 @@ export class PostgresRegistryStore implements RegistryStore {
     }
     const row = rows[0];
     if (row === undefined) throw new RangeError(`no node ${id}`);
-    return toNode(row);
+    return this.#keep(row, ticket);
   }
 
   async addTrustClaim(from: number, to: number, at: number): Promise<void> {

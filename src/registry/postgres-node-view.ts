@@ -1,0 +1,166 @@
+import type { NodeRecord } from './store.js';
+
+/** Records kept at most (the oldest read goes first beyond it). */
+const MAX_ENTRIES = 200_000;
+/** An announcement counts against reads that were in flight for this long at most. */
+const RECENT_MS = 2000;
+/**
+ * A record whose liveness times are older than this is read again (at most once a second): other
+ * processes write the times of the nodes that heartbeat to them without announcing each one.
+ */
+const TIMES_FRESH_MS = 60_000;
+const REREAD_MS = 1000;
+
+export interface ReadTicket {
+  readonly epoch: number;
+  readonly at: number;
+}
+
+interface Announced {
+  /** The newest version announced (-1: none). */
+  version: number;
+  /** When its liveness times were last announced (-Infinity: never). */
+  seenAt: number;
+}
+
+interface Entry {
+  node: NodeRecord;
+  readonly version: number;
+  readAt: number;
+}
+
+/**
+ * The node records this process read from a shared PostgreSQL store, kept current by the
+ * database: every change of a record is announced at commit with its new version (migration 2),
+ * and the announcement removes an older copy here. So a lookup, a heartbeat or a signature check
+ * needs no round trip while the listening connection is up; while it is down (announcements may be
+ * lost) nothing is served from here, and everything read before is forgotten.
+ */
+export class PostgresNodeView {
+  readonly #byId = new Map<number, Entry>();
+  readonly #byKey = new Map<string, number>();
+  readonly #byHostname = new Map<string, number>();
+  /** Versions announced lately, in two generations: a read that started before may not store an older copy. */
+  #recent = new Map<number, Announced>();
+  #older = new Map<number, Announced>();
+  #recentSince = 0;
+  #live = false;
+  /** Bumped whenever everything is forgotten: reads started before must not store their answer. */
+  #epoch = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Taken before a read: its answer may be stored only if nothing was forgotten meanwhile and it came in time. */
+  ticket(): ReadTicket {
+    return { epoch: this.#epoch, at: this.now() };
+  }
+
+  /** The listening connection is up (and announcements from now on arrive) or went down. */
+  setLive(live: boolean): void {
+    this.reset();
+    this.#live = live;
+  }
+
+  reset(): void {
+    this.#epoch++;
+    this.#byId.clear();
+    this.#byKey.clear();
+    this.#byHostname.clear();
+  }
+
+  get(id: number): NodeRecord | undefined {
+    const entry = this.#live ? this.#byId.get(id) : undefined;
+    if (entry === undefined) return undefined;
+    const now = this.now();
+    const seen = entry.node.lastSeen;
+    if ((seen === undefined || now - seen > TIMES_FRESH_MS) && now - entry.readAt > REREAD_MS) return undefined;
+    return entry.node;
+  }
+
+  byKey(publicKey: string): NodeRecord | undefined {
+    const node = this.#indexed(this.#byKey.get(publicKey));
+    return node?.publicKey === publicKey ? node : undefined;
+  }
+
+  byHostname(hostname: string): NodeRecord | undefined {
+    const node = this.#indexed(this.#byHostname.get(hostname));
+    return node?.hostname === hostname ? node : undefined;
+  }
+
+  #indexed(id: number | undefined): NodeRecord | undefined {
+    return id === undefined ? undefined : this.get(id);
+  }
+
+  /** Stores what a read or write returned, unless something newer was announced meanwhile. */
+  put(node: NodeRecord, version: number, ticket: ReadTicket): void {
+    if (!this.#live || ticket.epoch !== this.#epoch || this.now() - ticket.at > RECENT_MS) return;
+    const entry = this.#byId.get(node.id);
+    if (this.#outdated(node.id, version, ticket) || (entry !== undefined && entry.version > version)) return;
+    if (entry === undefined && this.#byId.size >= MAX_ENTRIES) {
+      const oldest = this.#byId.keys().next();
+      if (oldest.done !== true) this.#drop(oldest.value);
+    }
+    this.#byId.set(node.id, { node, version, readAt: this.now() });
+    this.#byKey.set(node.publicKey, node.id);
+    if (node.hostname !== '') this.#byHostname.set(node.hostname, node.id);
+  }
+
+  /** Whether a change announced after the read began makes its answer (of `version`) old. */
+  #outdated(id: number, version: number, ticket: ReadTicket): boolean {
+    for (const a of [this.#recent.get(id), this.#older.get(id)])
+      if (a !== undefined && (a.version > version || a.seenAt >= ticket.at)) return true;
+    return false;
+  }
+
+  #announce(id: number, version: number, seen: boolean): void {
+    const now = this.now();
+    if (now - this.#recentSince > RECENT_MS) {
+      this.#older = this.#recent;
+      this.#recent = new Map();
+      this.#recentSince = now;
+    }
+    let a = this.#recent.get(id);
+    if (a === undefined) {
+      a = { version: -1, seenAt: -Infinity };
+      this.#recent.set(id, a);
+    }
+    a.version = Math.max(a.version, version);
+    if (seen) a.seenAt = now;
+  }
+
+  /** A change committed by any process (this one included). */
+  announced(id: number, version: number): void {
+    this.#announce(id, version, false);
+    const entry = this.#byId.get(id);
+    if (entry !== undefined && entry.version < version) this.#drop(id);
+  }
+
+  /** Drops the copy of one record: its liveness times changed in a way that matters (a node came back). */
+  forget(id: number): void {
+    if (!Number.isSafeInteger(id)) return;
+    this.#announce(id, -1, true);
+    this.#drop(id);
+  }
+
+  /** Liveness times this process wrote: copies here carry them without a read. */
+  times(id: number, seen: number | undefined, proven: number | undefined): void {
+    const entry = this.#byId.get(id);
+    if (entry === undefined) return;
+    const node = entry.node;
+    const lastSeen = Math.max(seen ?? -1, node.lastSeen ?? -1);
+    const lastProven = Math.max(proven ?? -1, node.lastProven ?? -1);
+    entry.node = {
+      ...node,
+      ...(lastSeen >= 0 ? { lastSeen } : {}),
+      ...(lastProven >= 0 ? { lastProven } : {}),
+    };
+  }
+
+  #drop(id: number): void {
+    const entry = this.#byId.get(id);
+    if (entry === undefined) return;
+    this.#byId.delete(id);
+    if (this.#byKey.get(entry.node.publicKey) === id) this.#byKey.delete(entry.node.publicKey);
+    if (this.#byHostname.get(entry.node.hostname) === id) this.#byHostname.delete(entry.node.hostname);
+  }
+}
