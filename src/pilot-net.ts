@@ -43,9 +43,11 @@ export interface DialOptions {
   /** Gives up after this long (default 30 s). */
   timeoutMs?: number;
   /**
-   * First bytes to send, written as soon as the connection is established: with a pilot-ts daemon
-   * they leave with the handshake's last ACK instead of a round trip later (like TCP Fast Open,
-   * but only after the handshake, so nothing is sent to a peer that refuses the connection).
+   * The stream's first bytes. To a pilot-ts peer that advertised it, their first segment rides in
+   * the SYN (like TCP Fast Open, without a cookie: the tunnel already authenticates the sender), so
+   * the answer to a short request comes one round trip after the dial; a peer that refuses the
+   * connection discards them. To other peers they leave as soon as the connection is established.
+   * Through a pilot-ts daemon they travel with the dial request itself.
    */
   data?: Uint8Array;
 }

@@ -190,9 +190,12 @@ export class NetStack implements PilotNetwork {
     options.signal?.throwIfAborted();
     let connId: number;
     try {
-      connId = this.run(() => this.endpoint.dial({ addr, port }, now()));
+      connId = this.run(() => this.endpoint.dial({ addr, port }, now(), options.data));
     } catch (err) {
-      if (err instanceof TransportError) return Promise.reject(new PilotError('unavailable', err.message));
+      if (err instanceof TransportError)
+        return Promise.reject(
+          new PilotError(err.code === 'payload_too_large' ? 'too_large' : 'unavailable', err.message),
+        );
       throw err;
     }
     const localPort = this.endpoint.localPortOf(connId) ?? 0;
@@ -224,7 +227,6 @@ export class NetStack implements PilotNetwork {
       this.dials.set(connId, {
         resolve: (conn) => {
           cleanup();
-          if (options.data !== undefined && options.data.length > 0) conn.write(options.data);
           resolve(conn);
         },
         reject: (err) => {
@@ -264,6 +266,12 @@ export class NetStack implements PilotNetwork {
       this.endpoint.setPeerSegmentSize(node, mss);
       this.endpoint.setPeerHonoursZeroWindow(node, mss > 0);
     });
+  }
+
+  /** Whether a node takes a dial's first bytes in the SYN (its capability advert says so). */
+  setPeerTakesSynData(node: number, on: boolean): void {
+    if (this.closed) return;
+    this.endpoint.setPeerTakesSynData(node, on);
   }
 
   connection(connId: number): LocalConn | undefined {

@@ -165,6 +165,7 @@ export async function boot(c: NodeConfig, log: Logger, stops: Stop[]): Promise<N
     pathAllowsLarge: (node) => tunnel.pathIsLoopback(node),
     apply: (node, mss) => stack.setPeerSegmentSize(node, mss),
     batching: (node, on) => tunnel.setBatching(node, on),
+    synData: (node, on) => stack.setPeerTakesSynData(node, on),
   });
   // A re-keyed tunnel may be a restarted peer (maybe another implementation): ask again.
   tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) =>

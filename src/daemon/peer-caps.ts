@@ -8,6 +8,9 @@ import { IntervalLimiter } from '../tunnel/limits.js';
  */
 export const LOCAL_MAX_SEGMENT = 61_440;
 
+/** What this node takes. */
+const OWN = { maxSegment: LOCAL_MAX_SEGMENT, batch: true, synData: true } as const;
+
 const QUERY_INTERVAL_MS = 5_000;
 const ANSWER_INTERVAL_MS = 1_000;
 const MAX_ENTRIES = 4096;
@@ -25,12 +28,14 @@ export interface PeerCapsOptions {
   apply: (node: number, mss: number) => void;
   /** Turns sending PILM frames (several packets per datagram) to a node on or off. */
   batching: (node: number, on: boolean) => void;
+  /** Turns sending a dial's first bytes in its SYN to a node on or off. */
+  synData: (node: number, on: boolean) => void;
   now?: () => number;
 }
 
 /**
  * Learns what pilot-ts peers take beyond the reference: segments larger than 4096 bytes, PILM
- * frames, and a zero window honoured. On the first packet from a peer it asks once (a Go daemon
+ * frames, data in a SYN, and a zero window honoured. On the first packet from a peer it asks once (a Go daemon
  * ignores the question and keeps the defaults); an answer raises the segment size only while the
  * path is one that carries large datagrams without fragmentation, turns batching on, and lets its
  * connections advertise a window of 0.
@@ -49,7 +54,7 @@ export class PeerCaps {
   /** A packet arrived from a trusted peer: ask for its capabilities if we do not know them. */
   observe(node: number): void {
     if (this.advertised.has(node) || !this.asked.allow(node, this.now())) return;
-    this.o.send(node, encodeCaps({ request: true, maxSegment: LOCAL_MAX_SEGMENT, batch: true }));
+    this.o.send(node, encodeCaps({ ...OWN, request: true }));
   }
 
   /** A capability advert arrived from a trusted peer. Malformed adverts are ignored. */
@@ -57,8 +62,7 @@ export class PeerCaps {
     const decoded = decodeCaps(payload);
     if (!decoded.ok) return;
     const { request } = decoded.value;
-    if (request && this.answered.allow(node, this.now()))
-      this.o.send(node, encodeCaps({ request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }));
+    if (request && this.answered.allow(node, this.now())) this.o.send(node, encodeCaps({ ...OWN, request: false }));
     if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES)
       this.advertised.delete(this.advertised.keys().next().value as number);
     this.advertised.set(node, decoded.value);
@@ -72,6 +76,7 @@ export class PeerCaps {
     const size = Math.min(advertised.maxSegment, LOCAL_MAX_SEGMENT);
     this.o.apply(node, size > BASE_SEGMENT && this.o.pathAllowsLarge(node) ? size : BASE_SEGMENT);
     this.o.batching(node, advertised.batch);
+    this.o.synData(node, advertised.synData);
   }
 
   /** The peer restarted or went away: what it said no longer holds. */
@@ -81,6 +86,7 @@ export class PeerCaps {
     if (!this.advertised.delete(node)) return;
     this.o.apply(node, 0);
     this.o.batching(node, false);
+    this.o.synData(node, false);
   }
 
   /** The advertised segment size of a node, if it sent one. */

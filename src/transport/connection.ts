@@ -8,7 +8,7 @@ import { StreamReceiver } from './receiver.js';
 import { StreamSender } from './sender.js';
 import { Timer, TimerTable } from './timers.js';
 import { decodeResetCause, type ResetCause } from './reset-cause.js';
-import { seqAdd, seqLt } from './seq.js';
+import { seqAdd, seqGe, seqLe, seqLt } from './seq.js';
 import type {
   CloseReason,
   ConnState,
@@ -42,7 +42,7 @@ export class Connection {
   private done = false;
   private readonly timers = new TimerTable();
 
-  private readonly opening = { synSentAt: 0 as Millis, synXmits: 0, peerSynSeq: 0 };
+  private readonly opening = { synSentAt: 0 as Millis, synXmits: 0, peerSynSeq: 0, synData: EMPTY as Uint8Array };
   private readonly closing = new Closing();
 
   private persistInterval = 500;
@@ -80,18 +80,38 @@ export class Connection {
 
   // ---- opening ----
 
-  dial(now: Millis): void {
+  /**
+   * Sends the SYN. `data` is queued as the stream's first bytes; with `withSyn` its first segment
+   * rides in the SYN (the peer said it takes that), and is sent again with every repeated SYN.
+   */
+  dial(now: Millis, data?: Uint8Array, withSyn = false): void {
     this.current = 'SYN_SENT';
+    if (data !== undefined && data.length > 0) {
+      this.sender.queue(data);
+      if (withSyn) this.opening.synData = this.sender.nextSegment(now, true)?.data ?? EMPTY;
+      // Its retransmission waits for the handshake: the SYN timer covers both until then.
+      this.timers.clear(Timer.Rto);
+    }
     this.sendSyn(now);
   }
 
-  /** Responder side: the SYN was checked by the endpoint; answer and become ESTABLISHED (as the reference). */
+  /**
+   * Responder side: the SYN was checked by the endpoint; answer and become ESTABLISHED (as the
+   * reference). A payload in the SYN is the stream's first bytes (a pilot-ts dialer sends one only
+   * to peers that advertised taking it); the SYN-ACK acknowledges it.
+   */
   acceptSyn(syn: Packet, now: Millis): void {
     this.opening.peerSynSeq = syn.seq;
-    this.receiver = this.newReceiver(seqAdd(syn.seq, 1));
+    const receiver = this.newReceiver(seqAdd(syn.seq, 1));
+    this.receiver = receiver;
     this.sender.onAck({ ack: this.sender.sndUna, window: syn.window, sack: null, payloadLength: 0 }, now);
     this.current = 'ESTABLISHED';
     this.heardFrom(now);
+    if (syn.payload.length > 0 && receiver.onData(seqAdd(syn.seq, 1), syn.payload) === 'in_order') {
+      this.recvCounters.segmentsRecv++;
+      this.recvCounters.bytesRecv += syn.payload.length;
+      this.sink.event({ type: 'readable', connId: this.id });
+    }
     this.sendSynAck(now);
   }
 
@@ -105,11 +125,12 @@ export class Connection {
     this.opening.synXmits++;
     this.opening.synSentAt = now;
     this.timers.set(Timer.Syn, now + Math.min(this.opts.initialRtoMs * 2 ** (this.opening.synXmits - 1), 8_000));
-    this.emit(Flag.SYN, this.opts.isn, 0, EMPTY, now);
+    if (this.opening.synXmits > 1 && this.opening.synData.length > 0) this.sender.resendFirst(now);
+    this.emit(Flag.SYN, this.opts.isn, 0, this.opening.synData, now);
   }
 
   private sendSynAck(now: Millis): void {
-    this.emit(Flag.SYN | Flag.ACK, this.opts.isn, seqAdd(this.opening.peerSynSeq, 1), EMPTY, now);
+    this.emit(Flag.SYN | Flag.ACK, this.opts.isn, this.ackField(), EMPTY, now);
   }
 
   // ---- application interface ----
@@ -173,8 +194,9 @@ export class Connection {
       return;
     }
     if (this.current === 'SYN_SENT') {
-      if ((p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK) && p.ack === this.sender.sndUna)
-        this.onSynAck(p, now);
+      // The SYN-ACK acknowledges our SYN, and the data it carried if the peer took it.
+      const synAck = (p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK);
+      if (synAck && seqGe(p.ack, this.sender.sndUna) && seqLe(p.ack, this.sender.sndNxt)) this.onSynAck(p, now);
       return;
     }
     if (p.flags & Flag.SYN) {
@@ -200,6 +222,8 @@ export class Connection {
     this.receiver = this.newReceiver(seqAdd(p.seq, 1));
     if (this.opening.synXmits === 1) this.sender.rtt.sample(now - this.opening.synSentAt);
     this.sender.onAck({ ack: p.ack, window: p.window, sack: null, payloadLength: 0 }, now);
+    // Data sent with the SYN that the peer did not take goes again at once.
+    if (this.sender.inFlightBytes > 0) this.sender.resendAll();
     this.timers.clear(Timer.Syn);
     this.current = 'ESTABLISHED';
     this.heardFrom(now);

@@ -90,6 +90,8 @@ export class TransportEndpoint {
   private readonly flights = new Map<number, PeerFlight>();
   /** Flights with connections waiting for room. */
   private readonly waitingFlights = new Set<PeerFlight>();
+  /** Nodes known to take a dial's first bytes in its SYN. */
+  private readonly synDataPeers = new Set<number>();
   private nextConnId = 1;
   private outbox: Packet[] = [];
   private outHead = 0;
@@ -139,12 +141,19 @@ export class TransportEndpoint {
 
   // ---- streams ----
 
-  dial(remote: SocketAddr, now: Millis): number {
+  /**
+   * Opens a stream. `data`, the stream's first bytes, rides in the SYN when the peer takes that
+   * (setPeerTakesSynData) and it fits one segment, so a request is answered one round trip after
+   * the dial; otherwise it is sent as soon as the connection is established.
+   */
+  dial(remote: SocketAddr, now: Millis, data?: Uint8Array): number {
     if (!this.admission.admitDial(now)) throw new TransportError('too_many_connections', 'connection limit reached');
+    if (data !== undefined && data.length > this.connOptions.sendBufferBytes)
+      throw new TransportError('payload_too_large', `${data.length} bytes exceed the send buffer`);
     const port = this.ports.allocate((p) => this.conns.portInUse(p));
     if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
     const conn = this.create(port, remote);
-    conn.dial(now);
+    conn.dial(now, data, this.synDataPeers.has(remote.addr.node));
     return conn.id;
   }
 
@@ -300,8 +309,9 @@ export class TransportEndpoint {
     const conn = this.create(port, remote, true);
     const lifetime = this.admission.lifetime(port);
     if (lifetime !== undefined) conn.expireAt(now + lifetime);
-    conn.acceptSyn(syn, now);
+    // Accepted before the SYN's own data (if any) is reported readable.
     this.events.push({ type: 'accepted', connId: conn.id, localPort: port, remote });
+    conn.acceptSyn(syn, now);
   }
 
   private evict(conn: Connection, now: Millis): void {
@@ -423,6 +433,17 @@ export class TransportEndpoint {
     }
     const honours = this.peerHonoursZeroWindow(node);
     for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setPeerHonoursZeroWindow(honours);
+  }
+
+  /** Marks `node` as a peer that takes data in a SYN (it advertised so), or with `false` forgets it. */
+  setPeerTakesSynData(node: number, on: boolean): void {
+    if (!on) {
+      this.synDataPeers.delete(node);
+      return;
+    }
+    if (!this.synDataPeers.has(node) && this.synDataPeers.size >= MAX_PEER_MSS_ENTRIES)
+      this.synDataPeers.delete(this.synDataPeers.values().next().value as number);
+    this.synDataPeers.add(node);
   }
 
   /** Whether connections with `node` may advertise a zero window. */

@@ -336,6 +336,20 @@ export class StreamSender {
     this.flight.budget.bytes += delta;
   }
 
+  /** The first segment went out again outside nextSegment (with a repeated SYN): no RTT sample from it. */
+  resendFirst(now: Millis): void {
+    const s = this.segs[this.head];
+    if (!s) return;
+    s.xmits++;
+    s.sentAt = now;
+    this.counters.retransmits++;
+  }
+
+  /** Everything in flight is to be sent again by the next nextSegment calls (the peer did not take it). */
+  resendAll(): void {
+    for (let i = this.head; i < this.segs.length; i++) this.markLost(this.segs[i], false);
+  }
+
   private retransmit(seg: Segment, now: Millis): OutSegment {
     seg.lost = false;
     this.lostBytes -= seg.data.length;

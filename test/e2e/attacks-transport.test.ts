@@ -77,6 +77,11 @@ class RawNode {
     this.send(d, Flag.SYN, port, new Uint8Array(0));
   }
 
+  /** A SYN carrying the stream's first bytes (as a pilot-ts dialer sends to a peer that takes them). */
+  synWithData(d: DaemonHandle, port: number, payload: Uint8Array): void {
+    this.send(d, Flag.SYN, port, payload);
+  }
+
   /** A data segment for a connection `d` does not have. */
   stray(d: DaemonHandle, port: number): void {
     this.send(d, Flag.ACK, port, Buffer.from('stray'));
@@ -314,6 +319,40 @@ describe('attacks on the transport of a daemon', () => {
     const info = await rawInfo(b);
     assert.ok(counter(info, 'syn_refused', 'untrusted') >= sent - 50);
     assert.ok(counter(info, 'syn_refused', 'rst_suppressed') >= sent - resets.length - 50);
+  });
+
+  it('data in a SYN reaches a listener only from a trusted node: an untrusted one is refused and its bytes dropped', async () => {
+    const listener = await db.listen(6100);
+    const got: string[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) {
+        conn.on('data', (chunk: Buffer) => got.push(chunk.toString()));
+        conn.on('error', () => undefined);
+      }
+    })();
+    const x = await RawNode.join(cluster);
+    raw.push(x);
+    await x.reach(b);
+    x.synWithData(b, 6100, Buffer.from('from-untrusted'));
+    await until('the untrusted SYN refused', async () => (x.resets().length > 0 ? true : undefined));
+    assert.equal(decodeResetCause(x.resets()[0]?.payload ?? new Uint8Array(0)), 'untrusted');
+
+    const y = await RawNode.join(cluster);
+    raw.push(y);
+    await y.registry.requestHandshake(b.nodeId, 'raw');
+    await until('pending at b', async () =>
+      (await db.pending()).some((p) => p.node_id === y.nodeId) ? true : undefined,
+    );
+    await db.approve(y.nodeId);
+    await y.reach(b);
+    y.synWithData(b, 6100, Buffer.from('from-trusted'));
+    await until('the trusted SYN data delivered', async () => (got.length > 0 ? true : undefined));
+    const synAck = y.received.find((p) => (p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK));
+    assert.equal(synAck?.ack, 1 + 'from-trusted'.length, 'the SYN-ACK acknowledges the SYN and its bytes');
+    await sleep(200);
+    assert.deepEqual(got, ['from-trusted'], 'nothing of the untrusted SYN reached the listener');
+    await listener.close();
+    await accepting.catch(() => undefined);
   });
 
   /** A new daemon that b trusts. */

@@ -5,9 +5,10 @@ import { LOCAL_MAX_SEGMENT, PeerCaps } from '../../src/daemon/peer-caps.js';
 
 interface Harness {
   caps: PeerCaps;
-  sent: { node: number; request: boolean; maxSegment: number; batch: boolean }[];
+  sent: { node: number; request: boolean; maxSegment: number; batch: boolean; synData: boolean }[];
   applied: { node: number; mss: number }[];
   batching: Map<number, boolean>;
+  synData: Map<number, boolean>;
   loopback: Set<number>;
   clock: { t: number };
 }
@@ -16,6 +17,7 @@ function harness(): Harness {
   const sent: Harness['sent'] = [];
   const applied: Harness['applied'] = [];
   const batching = new Map<number, boolean>();
+  const synData = new Map<number, boolean>();
   const loopback = new Set<number>();
   const clock = { t: 1_000 };
   const caps = new PeerCaps({
@@ -27,23 +29,30 @@ function harness(): Harness {
     pathAllowsLarge: (node) => loopback.has(node),
     apply: (node, mss) => applied.push({ node, mss }),
     batching: (node, on) => batching.set(node, on),
+    synData: (node, on) => synData.set(node, on),
     now: () => clock.t,
   });
-  return { caps, sent, applied, batching, loopback, clock };
+  return { caps, sent, applied, batching, synData, loopback, clock };
 }
 
 describe('capability advert (Control packet to port 1)', () => {
   it('round-trips and refuses short, foreign, future-version and too-small adverts', () => {
-    const bytes = encodeCaps({ request: true, maxSegment: 61_440, batch: true });
-    assert.deepEqual(Buffer.from(bytes).toString('hex'), '50434150' + '01' + '03' + 'f000');
-    assert.deepEqual(decodeCaps(bytes), { ok: true, value: { request: true, maxSegment: 61_440, batch: true } });
-    const plain = encodeCaps({ request: false, maxSegment: 4096, batch: false });
-    assert.deepEqual(decodeCaps(plain), { ok: true, value: { request: false, maxSegment: 4096, batch: false } });
+    const bytes = encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true });
+    assert.deepEqual(Buffer.from(bytes).toString('hex'), '50434150' + '01' + '07' + 'f000');
+    assert.deepEqual(decodeCaps(bytes), {
+      ok: true,
+      value: { request: true, maxSegment: 61_440, batch: true, synData: true },
+    });
+    const plain = encodeCaps({ request: false, maxSegment: 4096, batch: false, synData: false });
+    assert.deepEqual(decodeCaps(plain), {
+      ok: true,
+      value: { request: false, maxSegment: 4096, batch: false, synData: false },
+    });
     const unknownFlags = Buffer.from(plain);
-    unknownFlags[5] = 0xfc;
+    unknownFlags[5] = 0xf8;
     assert.deepEqual(
       decodeCaps(unknownFlags),
-      { ok: true, value: { request: false, maxSegment: 4096, batch: false } },
+      { ok: true, value: { request: false, maxSegment: 4096, batch: false, synData: false } },
       'unknown flag bits are ignored',
     );
     assert.equal(decodeCaps(bytes.subarray(0, 7)).ok, false);
@@ -54,7 +63,7 @@ describe('capability advert (Control packet to port 1)', () => {
     const small = Buffer.from(bytes);
     small.writeUInt16BE(1024, 6);
     assert.equal(decodeCaps(small).ok, false);
-    assert.throws(() => encodeCaps({ request: false, maxSegment: 70_000, batch: false }), RangeError);
+    assert.throws(() => encodeCaps({ request: false, maxSegment: 70_000, batch: false, synData: false }), RangeError);
   });
 });
 
@@ -63,13 +72,14 @@ describe('PeerCaps', () => {
     const h = harness();
     h.caps.observe(7);
     h.caps.observe(7);
-    assert.deepEqual(h.sent, [{ node: 7, request: true, maxSegment: LOCAL_MAX_SEGMENT, batch: true }]);
+    assert.deepEqual(h.sent, [{ node: 7, request: true, maxSegment: LOCAL_MAX_SEGMENT, batch: true, synData: true }]);
     h.clock.t += 5_000;
     h.caps.observe(7);
     assert.equal(h.sent.length, 2, 'a Go peer never answers: ask again after the interval');
     assert.equal(h.batching.get(7), undefined, 'no answer, no batching');
-    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: false }));
+    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: false, synData: false }));
     assert.equal(h.batching.get(7), false, 'an advert without the flag (an older pilot-ts) keeps plain PILS frames');
+    assert.equal(h.synData.get(7), false, 'and plain SYNs');
     h.clock.t += 60_000;
     h.caps.observe(7);
     assert.equal(h.sent.length, 2);
@@ -77,9 +87,9 @@ describe('PeerCaps', () => {
 
   it('answers a question and uses large segments only on a loopback path', () => {
     const h = harness();
-    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true }));
-    assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true }]);
-    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true }));
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }));
+    assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true, synData: true }]);
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }));
     assert.equal(h.sent.length, 1, 'a repeated question within a second is not answered again');
     assert.deepEqual(
       h.applied.at(-1),
@@ -98,9 +108,10 @@ describe('PeerCaps', () => {
   it('takes the smaller of both sides, ignores garbage, and forgets a restarted peer', () => {
     const h = harness();
     h.loopback.add(9);
-    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192, batch: true }));
+    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192, batch: true, synData: true }));
     assert.deepEqual(h.applied, [{ node: 9, mss: 8192 }]);
     assert.equal(h.batching.get(9), true, 'the advert says it reads PILM frames');
+    assert.equal(h.synData.get(9), true, 'and takes data in a SYN');
     h.caps.onAdvert(9, Buffer.from('garbage!'));
     assert.equal(h.applied.length, 1);
     h.caps.forget(9);
@@ -110,6 +121,7 @@ describe('PeerCaps', () => {
       'no longer known to be pilot-ts (it may have restarted as the reference)',
     );
     assert.equal(h.batching.get(9), false, 'a restarted peer may not read them any more');
+    assert.equal(h.synData.get(9), false, 'nor take data in a SYN');
     assert.equal(h.caps.advertisedBy(9), undefined);
     h.caps.observe(9);
     assert.equal(h.sent.at(-1)?.request, true, 'asked again at once');

@@ -193,8 +193,8 @@ describe(`protocol decoders survive ${RUNS} hostile inputs each`, () => {
     fuzz(
       'caps',
       [
-        encodeCaps({ request: true, maxSegment: 61_440, batch: true }),
-        encodeCaps({ request: false, maxSegment: 4096, batch: false }),
+        encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }),
+        encodeCaps({ request: false, maxSegment: 4096, batch: false, synData: false }),
       ],
       decodeCaps,
     ));
