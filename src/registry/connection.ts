@@ -22,6 +22,12 @@ const CLOSE_GRACE_MS = 2000;
 const MAX_PENDING_OUTPUT = 4 * 1024 * 1024;
 /** Requests received but not answered yet; beyond this the server stops reading more. */
 const MAX_QUEUED_REQUESTS = 64;
+/**
+ * After refusing requests over its source's rate, the connection is not read for this long: what
+ * a flooding client sends meanwhile waits in its own socket buffers rather than costing the
+ * registry a parse and a refusal each (a client within the rate never sees it).
+ */
+const REFUSED_HOLD_MS = 100;
 
 type Frame = ReturnType<RegistryFrameSplitter['push']>[number];
 
@@ -66,6 +72,8 @@ export class RegistryConnection implements Schedulable {
   #scheduled = false;
   /** A malformed frame was received: nothing after it is read. */
   #malformed = false;
+  /** Not read again before this time (`performance.now()`), after refusals over the rate. */
+  #heldUntil = 0;
 
   constructor(
     readonly socket: Socket,
@@ -138,6 +146,7 @@ export class RegistryConnection implements Schedulable {
   }
 
   #maybeResume(): void {
+    if (performance.now() < this.#heldUntil) return;
     if (this.socket.writableLength <= MAX_PENDING_OUTPUT && this.#queue.length < MAX_QUEUED_REQUESTS)
       this.socket.resume();
   }
@@ -215,8 +224,9 @@ export class RegistryConnection implements Schedulable {
 
   /**
    * Refuses the request over the source's rate, and with it every queued request that is over it
-   * too, in one write and one turn: a flooding source costs a frame parse per request and little
-   * else, and gets no more turns for it. Answered at once, in order; nothing is delayed.
+   * too, in one write and one turn, then stops reading the connection for REFUSED_HOLD_MS: a
+   * flooding source costs a frame parse per request it gets read and little else, and gets no
+   * more turns for it. What was read is answered at once, in order.
    */
   #refuseOverLimit(): void {
     this.#limitedFrame ??= encodeRegistryFrame(
@@ -234,8 +244,9 @@ export class RegistryConnection implements Schedulable {
     }
     if (this.socket.destroyed || !this.socket.writable) return;
     this.socket.write(count === 1 ? this.#limitedFrame : Buffer.concat(Array(count).fill(this.#limitedFrame)));
-    if (this.socket.writableLength > MAX_PENDING_OUTPUT) this.socket.pause();
-    this.#maybeResume();
+    this.#heldUntil = performance.now() + REFUSED_HOLD_MS;
+    this.socket.pause();
+    setTimeout(() => this.#maybeResume(), REFUSED_HOLD_MS + 1).unref();
   }
 
   /** Lets the client read what was sent, then drops the connection. */

@@ -197,6 +197,24 @@ describe('attacks on the registry', () => {
     assert.equal((await other.request({ type: 'list_networks' })).type, 'list_networks_ok');
   });
 
+  it('stops reading a connection for a while after refusing its requests over the rate', async () => {
+    const s = await start({});
+    const flood = await open(s.port, '127.0.0.9');
+    // More than one socket read holds (about 45 bytes a frame, 64 KiB a read).
+    const n = 4000;
+    for (let i = 1; i <= n; i++) flood.send({ type: 'lookup', node_id: 100_000 + i });
+    let firstRefusal: number | undefined;
+    for (let i = 1; i <= n; i++) {
+      const reply = await flood.next(10_000);
+      if (reply?.code === 'rate_limited') firstRefusal ??= performance.now();
+    }
+    assert.ok(firstRefusal !== undefined, 'the flood was refused');
+    const held = performance.now() - firstRefusal;
+    assert.ok(held >= 95, `the rest of the flood was read ${held.toFixed(1)} ms after the first refusal`);
+    const other = await open(s.port, '127.0.0.10');
+    assert.equal((await other.request({ type: 'list_networks' })).type, 'list_networks_ok');
+  });
+
   it('drops connections that trickle a frame or never send one (slowloris)', async () => {
     const s = await start({ frameDeadlineMs: 300 });
     const silent = await open(s.port);
