@@ -1,13 +1,21 @@
 /**
  * Stream set-up cost between two daemons on loopback, through the SDK: the time from `dial` to the
- * first echoed byte on port 7 (SYN, SYN-ACK, one data round trip), and how many such
- * connect → echo → close cycles per second a client completes.
+ * first echoed byte on port 7, and how many such connect → echo → close cycles per second a client
+ * completes.
+ *
+ * A cycle hands its byte over with the dial (`dial(addr, 7, { data })`, the SDK's way to open a
+ * stream with a request, as `pilotctl ping` and `send` do): between pilot-ts daemons it rides in
+ * the SYN, so the echo comes one tunnel round trip after the dial. `connect_then_write_p50_ms` is
+ * the same cycle written as `await dial()` then `write()`: a handshake round trip, then the byte.
  *
  * Prints progress lines, then as the last line:
- *   {"count":…,"connect_p50_ms":…,"connect_p99_ms":…,"udp_rtt_median_ms":…,"connect_p50_ratio_to_udp_rtt":…,
- *    "workers":…,"conns_per_s":…,"failed":…,"conns_per_s_limits_raised":…,"failed_limits_raised":…}
+ *   {"count":…,"connect_p50_ms":…,"connect_p99_ms":…,"connect_then_write_p50_ms":…,"udp_rtt_median_ms":…,
+ *    "connect_p50_ratio_to_udp_rtt":…,"workers":…,"conns_per_s":…,"failed":…,"conns_per_s_limits_raised":…,
+ *    "failed_limits_raised":…,"cpu_ms_per_conn":{"dialer":…,"answerer":…,"client":…}}
  * The baseline is a plain UDP round trip between two Node processes, measured in the same run with
- * the same gap as the latency phase.
+ * the same gap as the latency phase. `cpu_ms_per_conn` is the CPU time (all threads) the dialling
+ * daemon, the answering daemon and this client used per completed cycle in the throughput phase
+ * with raised limits: less sensitive than the rates to other load on the machine.
  *
  * The latency phase paces its connects (BENCH_CONNECT_GAP_MS, default 110 ms) so each one finds
  * the processes idle, as a client that connects now and then does. The throughput phase runs
@@ -21,7 +29,16 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Driver } from '../src/sdk/driver.js';
-import { BenchError, percentile, progress, round, runBench, trustedPair, withTimeout } from './lib.js';
+import {
+  BenchError,
+  percentile,
+  processCpuPreciseMs,
+  progress,
+  round,
+  runBench,
+  trustedPair,
+  withTimeout,
+} from './lib.js';
 import { udpRoundTrips } from './udp-echo.js';
 
 const intEnv = (name: string, fallback: number): number =>
@@ -46,16 +63,25 @@ const RAISED_LIMITS = [
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Dials the echo port, writes one byte, waits for it; returns ms from the dial to the echo. */
-async function connectOnce(driver: Driver, address: string): Promise<number> {
+const BYTE = Buffer.of(0x2a);
+
+/**
+ * Dials the echo port with one byte (handed over with the dial, or written after it with
+ * `thenWrite`) and waits for its echo; returns ms from the dial to the echo.
+ */
+async function connectOnce(driver: Driver, address: string, thenWrite = false): Promise<number> {
   const start = performance.now();
-  const conn = await driver.dial(address, 7, { timeoutMs: CYCLE_TIMEOUT_MS });
+  const conn = await driver.dial(
+    address,
+    7,
+    thenWrite ? { timeoutMs: CYCLE_TIMEOUT_MS } : { timeoutMs: CYCLE_TIMEOUT_MS, data: BYTE },
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       conn.once('data', () => resolve());
       conn.once('error', reject);
       conn.once('close', () => reject(new BenchError('stream closed before the echo')));
-      conn.write(Buffer.of(0x2a));
+      if (thenWrite) conn.write(BYTE);
     });
     return performance.now() - start;
   } finally {
@@ -68,7 +94,7 @@ async function throughput(
   driver: Driver,
   target: string,
   label: string,
-): Promise<{ perSecond: number; failed: number }> {
+): Promise<{ perSecond: number; failed: number; completed: number }> {
   progress(`${label}: ${WORKERS} workers, connect → echo → close back to back for ${SECONDS} s …`);
   let completed = 0;
   let failed = 0;
@@ -105,7 +131,7 @@ async function throughput(
   );
   for (const [message, n] of errors) progress(`  ${n} × ${message}`);
   if (completed === 0) throw new BenchError(`no connection completed (${label})`);
-  return { perSecond, failed };
+  return { perSecond, failed, completed };
 }
 
 runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
@@ -127,7 +153,20 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
   const sorted = [...times].sort((x, y) => x - y);
   const p50 = percentile(sorted, 50);
   const p99 = percentile(sorted, 99);
-  progress(`dial → first echoed byte: p50 ${round(p50)} ms, p99 ${round(p99)} ms`);
+  progress(`dial with the byte → echo: p50 ${round(p50)} ms, p99 ${round(p99)} ms`);
+  await sleep(1000);
+  progress(`${COUNT} connects written as dial, then write …`);
+  const thenWrite: number[] = [];
+  for (let i = 0; i < COUNT; i++) {
+    await sleep(Math.max(0, last + GAP_MS - performance.now()));
+    last = performance.now();
+    thenWrite.push(await withTimeout(`connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target, true)));
+  }
+  const thenWriteP50 = percentile(
+    thenWrite.sort((x, y) => x - y),
+    50,
+  );
+  progress(`dial, then write → echo: p50 ${round(thenWriteP50)} ms`);
 
   // Let the per-source admission budget refill before the throughput phase.
   await sleep(1500);
@@ -136,7 +175,20 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
   progress('again with the admission limits raised (SYN rates 100000/s, 100000 connections per port and in all) …');
   const open = await trustedPair(30_000, RAISED_LIMITS);
   onCleanup(open.close);
+  const cpu = (): (number | undefined)[] => [
+    processCpuPreciseMs(open.a.proc.child.pid),
+    processCpuPreciseMs(open.b.proc.child.pid),
+    processCpuPreciseMs(process.pid),
+  ];
+  const cpuBefore = cpu();
   const unlimited = await throughput(open.da, open.b.address, 'limits raised');
+  const cpuAfter = cpu();
+  const perConn = (i: number): number =>
+    round(((cpuAfter[i] ?? Number.NaN) - (cpuBefore[i] ?? Number.NaN)) / Math.max(1, unlimited.completed));
+  const cpuPerConn = { dialer: perConn(0), answerer: perConn(1), client: perConn(2) };
+  progress(
+    `CPU per cycle: dialling daemon ${cpuPerConn.dialer} ms, answering daemon ${cpuPerConn.answerer} ms, client ${cpuPerConn.client} ms`,
+  );
   await open.close();
 
   progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
@@ -149,6 +201,7 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
       count: COUNT,
       connect_p50_ms: round(p50),
       connect_p99_ms: round(p99),
+      connect_then_write_p50_ms: round(thenWriteP50),
       udp_rtt_median_ms: round(udpMedian),
       connect_p50_ratio_to_udp_rtt: round(p50 / udpMedian, 2),
       workers: WORKERS,
@@ -156,6 +209,7 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
       failed: limited.failed,
       conns_per_s_limits_raised: unlimited.perSecond,
       failed_limits_raised: unlimited.failed,
+      cpu_ms_per_conn: cpuPerConn,
     }),
   );
 });
