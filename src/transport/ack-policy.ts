@@ -36,9 +36,15 @@ export class AckPolicy {
     this.unacked = 0;
   }
 
-  /** The handshake's last ACK waits for the first data segment (see Connection.onSynAck). */
+  /**
+   * The handshake's last ACK waits for the first data segment (see Connection.onSynAck). The
+   * peer's first data then counts as the second segment for a reference peer, which is answered at
+   * once: its Nagle holds a second small write for the ACK or 40 ms. A pilot-ts peer (proved by its
+   * capability advert) holds one for a round trip at most, so its first data waits like any other
+   * and the ACK usually rides on our next data or FIN: one datagram less per request/response.
+   */
   deferHandshakeAck(): void {
-    this.unacked = 1;
+    this.unacked = this.opts.peerHonoursZeroWindow ? 0 : 1;
   }
 
   /** In-order data arrived: whether to acknowledge at once rather than after the delayed-ACK time. */

@@ -56,6 +56,26 @@ describe('data in the SYN (a dial with first bytes)', () => {
     assert.deepEqual(order.slice(0, 2), ['accepted', 'readable'], 'accepted is reported before its data');
   });
 
+  it("to a pilot-ts peer the echo's ACK waits and rides with the FIN; a reference peer's first data is acknowledged at once", () => {
+    for (const pilotTs of [true, false]) {
+      const p = new Pair(5);
+      p.b.listen(7);
+      echoOnB(p);
+      p.a.setPeerTakesSynData(B_ADDR.node, true);
+      p.a.setPeerHonoursZeroWindow(B_ADDR.node, pilotTs);
+      const ca = p.a.dial({ addr: B_ADDR, port: 7 }, p.now, REQUEST);
+      echoTime(p, ca);
+      const echoedAt = p.now;
+      p.run(20);
+      const fromA = (): number => p.wire.filter((w) => w.from === 'a' && w.at >= echoedAt).length;
+      assert.equal(fromA(), pilotTs ? 0 : 1, pilotTs ? 'nothing sent before the close' : 'an ACK at once');
+      p.a.close(ca, p.now);
+      p.run(0);
+      const closing = p.wire.filter((w) => w.from === 'a' && w.at === p.now).map((w) => w.packet.flags);
+      assert.deepEqual(closing, pilotTs ? [Flag.ACK, Flag.FIN] : [Flag.FIN]);
+    }
+  });
+
   it('to a peer not known to take it: a plain SYN, the bytes after the handshake (two round trips)', () => {
     const p = new Pair(5);
     p.b.listen(7);
