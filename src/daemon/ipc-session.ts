@@ -61,11 +61,16 @@ interface DialEntry {
   connId?: number;
 }
 
+/** Handshakes one IPC client may have under way at once; later dials start as earlier ones finish. */
+const MAX_OPENING = 64;
+
 const cancelled = (): PilotError => new PilotError('timeout', 'dial cancelled by the client');
 
 /**
- * One IPC client. Commands run one after another (as the reference does), except Send, SendTo and
- * DialCancel, which act at once so a slow dial never holds up data or its own cancellation.
+ * One IPC client. Replies go out in the order of the commands (the client matches them by order,
+ * as the reference's driver does), and commands run one after another, except Send, SendTo and
+ * DialCancel, which act at once so a slow dial never holds up data or its own cancellation, and
+ * dials, whose handshakes run side by side: a client's eight dials take one round trip, not eight.
  * Backpressure: a full connection pauses reading from the client; a slow client pauses the
  * connections it reads.
  *
@@ -83,6 +88,8 @@ export class IpcSession {
   private readonly waitingDrain = new Set<PilotConn>();
   private readonly dials = new Map<number, DialEntry>();
   private dialSeq = 0;
+  /** Dials of this client whose handshake is under way. */
+  private opening = 0;
   private readonly lingering = new Map<PilotConn, NodeJS.Timeout>();
   private readonly releaseLingerMs: number;
   private closed = false;
@@ -176,7 +183,12 @@ export class IpcSession {
       // Numbered on arrival, as the client numbers them when it sends them.
       const entry: DialEntry = { seq: ++this.dialSeq, controller: new AbortController() };
       this.dials.set(entry.seq, entry);
-      this.chain = this.chain.then(() => this.dial(msg, entry)).catch((err: unknown) => this.error(err));
+      // The handshake starts at once (up to MAX_OPENING dials of this client at a time); only its
+      // answer waits for its turn among the replies, which the client matches by order.
+      const opening = this.opening < MAX_OPENING ? this.open(msg, entry) : undefined;
+      this.chain = this.chain
+        .then(() => this.answerDial(opening ?? this.open(msg, entry), entry))
+        .catch((err: unknown) => this.error(err));
       return;
     }
     this.chain = this.chain.then(() => this.run(msg)).catch((err: unknown) => this.error(err));
@@ -201,26 +213,37 @@ export class IpcSession {
     }
   }
 
-  /**
-   * A dial, unless the client cancelled it meanwhile or went away. A connection that completes for
-   * a client that gave up on it is reset: nobody would ever read or close it.
-   */
-  private async dial(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, entry: DialEntry): Promise<void> {
+  /** Starts a dial, unless the client cancelled it meanwhile or went away. */
+  private open(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, entry: DialEntry): Promise<PilotConn> {
     const { signal } = entry.controller;
+    if (this.closed || signal.aborted) return Promise.reject(cancelled());
+    this.opening++;
+    const opened = this.backend.dial(
+      msg.addr,
+      msg.port,
+      msg.cmd === 'DialData' ? { data: msg.data, signal } : { signal },
+    );
+    opened.then(
+      () => this.opening--,
+      () => this.opening--,
+    );
+    return opened;
+  }
+
+  /**
+   * Answers a dial in its turn. A connection that completes for a client that gave up on it is
+   * reset: nobody would ever read or close it.
+   */
+  private async answerDial(opened: Promise<PilotConn>, entry: DialEntry): Promise<void> {
     let conn: PilotConn;
     try {
-      if (this.closed || signal.aborted) throw cancelled();
-      conn = await this.backend.dial(
-        msg.addr,
-        msg.port,
-        msg.cmd === 'DialData' ? { data: msg.data, signal } : { signal },
-      );
+      conn = await opened;
     } catch (err) {
       this.dials.delete(entry.seq);
       this.checkIdle();
       throw err;
     }
-    if (this.closed || signal.aborted) {
+    if (this.closed || entry.controller.signal.aborted) {
       this.dials.delete(entry.seq);
       conn.destroy();
       this.checkIdle();
