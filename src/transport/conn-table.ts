@@ -1,5 +1,6 @@
 import type { Addr } from '../protocol/address.js';
 import type { Connection } from './connection.js';
+import { DeadlineHeap } from './deadline-heap.js';
 import type { Millis } from './types.js';
 
 /** A node and how many live connections it holds (of some port, or of the whole table). */
@@ -15,6 +16,10 @@ export interface Holder {
  * work only visits live connections. Live inbound connections are also indexed by the node that
  * opened them, per local port and in all, oldest first, so that the endpoint can share its slots
  * fairly between nodes.
+ *
+ * The next deadline of the live connections is kept in a heap: a connection's deadline is looked
+ * at again only after a call that may have moved it (`settle`, or `add` for a new one), so finding
+ * the next timer and the due connections does not walk every connection on every flush.
  */
 export class ConnectionTable {
   private readonly byId = new Map<number, Connection>();
@@ -31,12 +36,16 @@ export class ConnectionTable {
   private readonly inbound = new Set<Connection>();
   private timeWait: Connection[] = [];
   private timeWaitHead = 0;
+  private readonly deadlines = new DeadlineHeap<Connection>();
+  /** Live connections whose deadline may have changed since it was last filed. */
+  private dirty = new Set<Connection>();
 
   /** `inbound`: opened by the peer's SYN (those are the ones shared fairly between nodes). */
   add(conn: Connection, inbound = false): void {
     this.byId.set(conn.id, conn);
     this.byTuple.set(tupleKey(conn.localPort, conn.remote.addr, conn.remote.port), conn);
     this.live.add(conn);
+    this.dirty.add(conn);
     this.portUse.set(conn.localPort, (this.portUse.get(conn.localPort) ?? 0) + 1);
     this.liveOnPort.set(conn.localPort, (this.liveOnPort.get(conn.localPort) ?? 0) + 1);
     if (!inbound) return;
@@ -72,12 +81,18 @@ export class ConnectionTable {
       this.remove(conn);
       return;
     }
-    if (conn.state === 'TIME_WAIT' && this.leaveLive(conn)) this.timeWait.push(conn);
+    if (conn.state === 'TIME_WAIT') {
+      if (this.leaveLive(conn)) this.timeWait.push(conn);
+      return;
+    }
+    if (this.live.has(conn)) this.dirty.add(conn);
   }
 
   /** Takes a connection out of the live set and its indices; false when it was not live. */
   private leaveLive(conn: Connection): boolean {
     if (!this.live.delete(conn)) return false;
+    this.dirty.delete(conn);
+    this.deadlines.delete(conn);
     const port = conn.localPort;
     const left = (this.liveOnPort.get(port) ?? 1) - 1;
     if (left > 0) this.liveOnPort.set(port, left);
@@ -95,11 +110,8 @@ export class ConnectionTable {
   }
 
   nextTimeout(): Millis | undefined {
-    let min: Millis | undefined;
-    for (const conn of this.live) {
-      const t = conn.nextTimeout();
-      if (t !== undefined && (min === undefined || t < min)) min = t;
-    }
+    this.fileDirty();
+    let min = this.deadlines.peek();
     const lingering = this.firstLingering();
     const end = lingering?.nextTimeout();
     // The end of TIME_WAIT need not be exact: on the grid, one timer ends every lingering
@@ -111,9 +123,10 @@ export class ConnectionTable {
 
   /** Runs every timer that is due, then files the connections again. */
   expire(now: Millis): void {
-    for (const conn of this.live) {
-      const t = conn.nextTimeout();
-      if (t !== undefined && t <= now) conn.handleTimeout(now);
+    this.fileDirty();
+    // Each due connection runs its timers once (taken out first: running them re-files it).
+    for (const conn of this.deadlines.takeDue(now)) {
+      conn.handleTimeout(now);
       this.settle(conn);
     }
     for (let conn = this.firstLingering(); conn; conn = this.firstLingering()) {
@@ -122,6 +135,14 @@ export class ConnectionTable {
       conn.handleTimeout(now);
       this.remove(conn);
     }
+  }
+
+  /** Files the deadlines of the connections that may have moved them. */
+  private fileDirty(): void {
+    if (this.dirty.size === 0) return;
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    for (const conn of dirty) this.deadlines.update(conn, conn.nextTimeout());
   }
 
   /** Connections that are neither closed nor in TIME_WAIT. */

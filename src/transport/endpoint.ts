@@ -164,7 +164,10 @@ export class TransportEndpoint {
    */
   write(connId: number, data: Uint8Array, now: Millis): number {
     const conn = this.conns.get(connId);
-    return conn ? conn.write(data, now) : 0;
+    if (!conn) return 0;
+    const n = conn.write(data, now);
+    this.conns.settle(conn);
+    return n;
   }
 
   /** In-order data (at most `maxBytes`), or null when nothing is buffered. */
@@ -177,7 +180,9 @@ export class TransportEndpoint {
 
   /** Nagle on or off for one connection (default on). */
   setNagle(connId: number, on: boolean, now: Millis): void {
-    this.conns.get(connId)?.setNagle(on, now);
+    const conn = this.conns.get(connId);
+    conn?.setNagle(on, now);
+    this.conns.settle(conn);
   }
 
   /** Graceful close: the FIN follows the last byte once it is acknowledged. */
@@ -432,7 +437,11 @@ export class TransportEndpoint {
       this.zeroWindowPeers.delete(node);
     }
     const honours = this.peerHonoursZeroWindow(node);
-    for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setPeerHonoursZeroWindow(honours);
+    for (const conn of this.conns.all()) {
+      if (conn.remote.addr.node !== node) continue;
+      conn.setPeerHonoursZeroWindow(honours);
+      this.conns.settle(conn);
+    }
   }
 
   /** Marks `node` as a peer that takes data in a SYN (it advertised so), or with `false` forgets it. */
