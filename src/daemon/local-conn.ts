@@ -129,7 +129,8 @@ export class LocalConn extends Duplex implements PilotConn {
       const data = this.ops.read(this.id, READ_CHUNK);
       if (!data) break;
       this.touch();
-      if (!this.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength)) && !drainAll) return;
+      const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      if (!this.push(chunk) && !drainAll) return;
     }
     if (this.peerEnded) {
       this.endPushed = true;

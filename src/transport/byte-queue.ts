@@ -17,7 +17,7 @@ export class ByteQueue {
 
   push(data: Uint8Array): void {
     if (data.length === 0) return;
-    this.chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    this.chunks.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     this.total += data.length;
   }
 

@@ -23,7 +23,8 @@ export interface Holder {
  */
 export class ConnectionTable {
   private readonly byId = new Map<number, Connection>();
-  private readonly byTuple = new Map<string, Connection>();
+  /** By remote node (network and node), then by the two ports: numeric keys, no string per packet. */
+  private readonly byTuple = new Map<number, Map<number, Connection>>();
   private readonly live = new Set<Connection>();
   /** Connections per local port, TIME_WAIT included (a lingering connection keeps its port). */
   private readonly portUse = new Map<number, number>();
@@ -43,7 +44,10 @@ export class ConnectionTable {
   /** `inbound`: opened by the peer's SYN (those are the ones shared fairly between nodes). */
   add(conn: Connection, inbound = false): void {
     this.byId.set(conn.id, conn);
-    this.byTuple.set(tupleKey(conn.localPort, conn.remote.addr, conn.remote.port), conn);
+    const nodeKey = nodeKeyOf(conn.remote.addr);
+    let byPorts = this.byTuple.get(nodeKey);
+    if (!byPorts) this.byTuple.set(nodeKey, (byPorts = new Map()));
+    byPorts.set(portsKey(conn.localPort, conn.remote.port), conn);
     this.live.add(conn);
     this.dirty.add(conn);
     this.portUse.set(conn.localPort, (this.portUse.get(conn.localPort) ?? 0) + 1);
@@ -63,7 +67,7 @@ export class ConnectionTable {
   }
 
   lookup(localPort: number, addr: Addr, remotePort: number): Connection | undefined {
-    return this.byTuple.get(tupleKey(localPort, addr, remotePort));
+    return this.byTuple.get(nodeKeyOf(addr))?.get(portsKey(localPort, remotePort));
   }
 
   /** Every connection, TIME_WAIT included (for listings). */
@@ -184,8 +188,12 @@ export class ConnectionTable {
     const left = (this.portUse.get(conn.localPort) ?? 1) - 1;
     if (left > 0) this.portUse.set(conn.localPort, left);
     else this.portUse.delete(conn.localPort);
-    const key = tupleKey(conn.localPort, conn.remote.addr, conn.remote.port);
-    if (this.byTuple.get(key) === conn) this.byTuple.delete(key);
+    const nodeKey = nodeKeyOf(conn.remote.addr);
+    const byPorts = this.byTuple.get(nodeKey);
+    const key = portsKey(conn.localPort, conn.remote.port);
+    if (byPorts?.get(key) !== conn) return;
+    byPorts.delete(key);
+    if (byPorts.size === 0) this.byTuple.delete(nodeKey);
   }
 
   /** The oldest connection still lingering; entries closed meanwhile are skipped and dropped. */
@@ -233,6 +241,11 @@ function deleteIn<K>(map: Map<K, Set<Connection>>, key: K, conn: Connection): vo
   if (set.size === 0) map.delete(key);
 }
 
-function tupleKey(localPort: number, addr: Addr, remotePort: number): string {
-  return `${localPort}|${addr.network}|${addr.node}|${remotePort}`;
+/** Network (u16) and node (u32) as one exact number (48 bits). */
+function nodeKeyOf(addr: Addr): number {
+  return addr.network * 0x1_0000_0000 + addr.node;
+}
+
+function portsKey(localPort: number, remotePort: number): number {
+  return localPort * 0x1_0000 + remotePort;
 }

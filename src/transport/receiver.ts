@@ -90,7 +90,7 @@ export class StreamReceiver {
   /** Takes ownership of `payload` (it is kept, not copied): the caller must not change it afterwards. */
   onData(seq: number, payload: Uint8Array): DataVerdict {
     let start = seq;
-    let data = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    let data = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     const end = seqAdd(start, data.length);
     if (seqLe(end, this.rcvNxt)) return 'duplicate';
     if (seqLt(start, this.rcvNxt)) {

@@ -1,5 +1,7 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
+import { lookup as lookupCallback } from 'node:dns';
 import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { PilotError } from '../errors.js';
 import { splitHostPort } from '../protocol/host-port.js';
 import { makeEndpoint, type ListenAddress, type UdpEndpoint } from './endpoint.js';
@@ -7,6 +9,16 @@ import { makeEndpoint, type ListenAddress, type UdpEndpoint } from './endpoint.j
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export type MessageHandler = (data: Buffer, from: UdpEndpoint) => void;
+
+/**
+ * Datagrams go to address literals (endpoints are resolved before use): they are sent at once,
+ * without the resolver dgram consults by default, which defers every send to the next tick.
+ */
+const literalLookup: NonNullable<SocketOptions['lookup']> = (host, options, callback) => {
+  const family = isIP(host);
+  if (family !== 0) callback(null, host, family);
+  else lookupCallback(host, options, callback);
+};
 
 /** One bound UDP socket; IPv4, IPv6, or dual-stack when bound to `::`. */
 export class UdpSocket {
@@ -32,6 +44,7 @@ export class UdpSocket {
     const socket = createSocket({
       type: listen.family === 4 ? 'udp4' : 'udp6',
       ipv6Only: listen.family === 6 && !dualStack,
+      lookup: literalLookup,
     });
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void =>
