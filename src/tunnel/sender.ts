@@ -115,9 +115,31 @@ export class Sender {
         this.#sealOne(peer, crypto, only, now);
         continue;
       }
-      const parts = only ? [encodeBatchedHeader(only), only.payload] : [encodePacketBatch(group)];
+      const parts = only ? [encodeBatchedHeader(only), only.payload] : batchParts(group);
       const { nonce, chunks } = crypto.send.sealParts(parts, MAGIC_PILM);
       this.book.transmit(peer, [encodePilmHeader(this.book.nodeId, nonce), ...chunks], 'PILM', now);
     }
   }
+}
+
+/** Payloads at least this large are sealed where they are; smaller packets are joined into one piece. */
+const SEAL_IN_PLACE = 2048;
+
+/**
+ * The plaintext of a PILM frame as pieces to seal in one pass: large payloads are not copied into
+ * a joined body (no second buffer of the datagram's size per frame), while runs of small packets
+ * still become one piece each, since every piece costs a cipher call.
+ */
+export function batchParts(group: readonly Packet[]): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (let i = 0; i < group.length; i++) {
+    const p = group[i] as Packet;
+    if (p.payload.length < SEAL_IN_PLACE) continue;
+    if (i > from) parts.push(encodePacketBatch(group.slice(from, i)));
+    parts.push(encodeBatchedHeader(p), p.payload);
+    from = i + 1;
+  }
+  if (from < group.length) parts.push(encodePacketBatch(from === 0 ? group : group.slice(from)));
+  return parts;
 }
