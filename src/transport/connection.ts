@@ -224,6 +224,7 @@ export class Connection {
     this.sender.onAck({ ack: p.ack, window: p.window, sack: null, payloadLength: 0 }, now);
     // Data sent with the SYN that the peer did not take goes again at once.
     if (this.sender.inFlightBytes > 0) this.sender.resendAll();
+    this.opening.synData = EMPTY;
     this.timers.clear(Timer.Syn);
     this.current = 'ESTABLISHED';
     this.heardFrom(now);
