@@ -56,6 +56,8 @@ export class PostgresRegistryStore implements RegistryStore {
   readonly #pool: pg.Pool;
   readonly #view: PostgresNodeView;
   readonly #creates = new PgBatch<NewNode, NodeRow | undefined>((nodes) => this.#insert(nodes));
+  /** Trust claims asked about in one turn (a resolve asks both directions), one statement. */
+  readonly #claims = new PgBatch<readonly [number, number], boolean>((pairs) => this.#hasClaims(pairs));
   /** Reads of records not in the view, one statement per turn. */
   readonly #byIds = new PgBatch<number, VersionedRow | undefined>((ids) =>
     this.#readMany('nodes_by_id', 'id', 'bigint', ids, (r) => r.id),
@@ -249,10 +251,18 @@ export class PostgresRegistryStore implements RegistryStore {
     );
   }
 
-  async hasTrustClaim(from: number, to: number): Promise<boolean> {
-    return (
-      (await this.#count('has_claim', 'SELECT 1 FROM trust_claims WHERE from_id = $1 AND to_id = $2', [from, to])) > 0
+  hasTrustClaim(from: number, to: number): Promise<boolean> {
+    return this.#claims.add([from, to]);
+  }
+
+  async #hasClaims(pairs: (readonly [number, number])[]): Promise<boolean[]> {
+    const rows = await this.#rows<{ from_id: number; to_id: number }>(
+      'has_claims',
+      'SELECT c.from_id, c.to_id FROM trust_claims c JOIN unnest($1::bigint[], $2::bigint[]) AS v(f, t) ON c.from_id = v.f AND c.to_id = v.t',
+      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
     );
+    const found = new Set(rows.map((r) => `${r.from_id}:${r.to_id}`));
+    return pairs.map(([f, t]) => found.has(`${f}:${t}`));
   }
 
   removeTrustPair(a: number, b: number): Promise<number> {
