@@ -85,6 +85,18 @@ export class CostMeter {
     };
   }
 
+  /** The statements that took the database's time so far, for a progress line each. */
+  async topStatements(n: number): Promise<string[]> {
+    if (this.db === undefined) return [];
+    const { rows } = await this.db.client.query<{ calls: string; total: number; mean: number; query: string }>(
+      `SELECT calls, total_exec_time AS total, mean_exec_time AS mean, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+       ORDER BY total_exec_time DESC LIMIT $1`,
+      [n],
+    );
+    return rows.map((r) => `${r.total.toFixed(0)} ms in ${r.calls} calls (${r.mean.toFixed(3)} ms each): ${r.query}`);
+  }
+
   async close(): Promise<void> {
     await this.db?.client.end().catch(() => undefined);
   }

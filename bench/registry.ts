@@ -23,6 +23,7 @@
  *   BENCH_REGISTRY_NODES=0              no SQLite run
  *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (0: none)
  *   BENCH_REGISTRY_PG_PROCESSES=1,2     registry processes sharing PostgreSQL, one run each
+ *   BENCH_REGISTRY_PG_TOP=1             print the statements that took PostgreSQL's time after registration
  *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats; 0: none)
  *
  * A daemon heartbeats on its own connection: signed once (its register binds the connection), then
@@ -309,6 +310,8 @@ async function runOne(
   const reg = await registerAll(ports, keys, signer, n);
   const registerPerS = n / reg.seconds;
   const registerCost = costPer(beforeRegister, await meter.sample(), n);
+  if (process.env.BENCH_REGISTRY_PG_TOP !== undefined)
+    for (const line of await meter.topStatements(8)) progress(`  statement: ${line}`);
   progress(
     `registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s; ${fmtCost(registerCost)}`,
   );
