@@ -21,6 +21,13 @@ export const TYPES: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/**
+ * Every execution of a prepared statement is planned for its own values: a generic plan made while
+ * a table was small (a new database filling up before autovacuum analyzes it) would keep scanning
+ * the whole table for a batch of keys long after it grew.
+ */
+export const SESSION_OPTIONS = '-c plan_cache_mode=force_custom_plan';
+
 /** Advisory transaction-lock namespaces (one key per node id within each). */
 export const LOCK_INBOX = 1n << 40n;
 export const LOCK_ACCEPTANCES = 2n << 40n;

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from '../log.js';
 import { STALE_AFTER_MS } from './liveness.js';
 import { PgBatch } from './postgres-batch.js';
+import { SESSION_OPTIONS } from './postgres-rows.js';
 import type { PostgresNodeView } from './postgres-node-view.js';
 import type { SharedRegistryState } from './store.js';
 
@@ -64,7 +65,7 @@ export class PostgresSharedState implements SharedRegistryState {
     this.#config = config;
     this.#view = view;
     this.#log = log;
-    this.#volatile = new pg.Pool({ ...config, max: 3, options: '-c synchronous_commit=off' });
+    this.#volatile = new pg.Pool({ ...config, max: 3, options: `${SESSION_OPTIONS} -c synchronous_commit=off` });
     this.#volatile.on('error', (err) => log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
   }
 

@@ -9,6 +9,7 @@ import {
   lockKey,
   NODE_COLUMNS,
   type RequestRow,
+  SESSION_OPTIONS,
   type ResponseRow,
   TYPES,
 } from './postgres-rows.js';
@@ -73,7 +74,12 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRegistryStore> {
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, types: TYPES });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      types: TYPES,
+      options: SESSION_OPTIONS,
+    });
     pool.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
     try {
       const client = await pool.connect();
