@@ -287,14 +287,7 @@ describe('attacks on the transport of a daemon', () => {
   });
 
   it('SYNs to closed ports and stray segments from a trusted node get a few RSTs a second, the rest counted', async () => {
-    const y = await RawNode.join(cluster);
-    raw.push(y);
-    await y.registry.requestHandshake(b.nodeId, 'raw');
-    await until('pending at b', async () =>
-      (await db.pending()).some((p) => p.node_id === y.nodeId) ? true : undefined,
-    );
-    await db.approve(y.nodeId);
-    await y.reach(b);
+    const y = await trustedRawNode();
     const before = counter(await rawInfo(b), 'syn_refused', 'rst_suppressed');
     const sent = await y.flood(3_000, 1_000, () => (Math.random() < 0.5 ? y.syn(b, 4444) : y.stray(b, 5555)));
     await sleep(300);
@@ -337,14 +330,7 @@ describe('attacks on the transport of a daemon', () => {
     await until('the untrusted SYN refused', async () => (x.resets().length > 0 ? true : undefined));
     assert.equal(decodeResetCause(x.resets()[0]?.payload ?? new Uint8Array(0)), 'untrusted');
 
-    const y = await RawNode.join(cluster);
-    raw.push(y);
-    await y.registry.requestHandshake(b.nodeId, 'raw');
-    await until('pending at b', async () =>
-      (await db.pending()).some((p) => p.node_id === y.nodeId) ? true : undefined,
-    );
-    await db.approve(y.nodeId);
-    await y.reach(b);
+    const y = await trustedRawNode();
     y.synWithData(b, 6100, Buffer.from('from-trusted'));
     await until('the trusted SYN data delivered', async () => (got.length > 0 ? true : undefined));
     const synAck = y.received.find((p) => (p.flags & (Flag.SYN | Flag.ACK)) === (Flag.SYN | Flag.ACK));
@@ -354,6 +340,19 @@ describe('attacks on the transport of a daemon', () => {
     await listener.close();
     await accepting.catch(() => undefined);
   });
+
+  /** A raw node that b trusts, its tunnel to b open. */
+  async function trustedRawNode(): Promise<RawNode> {
+    const y = await RawNode.join(cluster);
+    raw.push(y);
+    await y.registry.requestHandshake(b.nodeId, 'raw');
+    await until('pending at b', async () =>
+      (await db.pending()).some((p) => p.node_id === y.nodeId) ? true : undefined,
+    );
+    await db.approve(y.nodeId);
+    await y.reach(b);
+    return y;
+  }
 
   /** A new daemon that b trusts. */
   async function trustedPeer(name: string): Promise<{ handle: DaemonHandle; driver: Driver }> {
