@@ -6,7 +6,7 @@ import { pilotHome, pilotPaths } from '../config/home.js';
 import { fromBase64 } from '../crypto/base64.js';
 import { PilotError } from '../errors.js';
 import { formatAddr, type Addr } from '../protocol/address.js';
-import { DATA_EXCHANGE_PORT, DATA_MAX_PAYLOAD, DataType, isAck } from '../protocol/dataexchange.js';
+import { DATA_EXCHANGE_PORT, DATA_MAX_PAYLOAD, DataType, encodeDataFrame, isAck } from '../protocol/dataexchange.js';
 import type { JsonObject } from '../protocol/json.js';
 import { Outbox } from '../services/dataexchange/outbox.js';
 import { FrameChannel, tooLarge } from '../services/dataexchange/frame-channel.js';
@@ -21,7 +21,11 @@ import { toAddr } from './validate.js';
 export type MessageType = 'text' | 'json' | 'binary';
 
 export interface DataDialer {
-  dial(addr: Addr, port: number, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Duplex>;
+  dial(
+    addr: Addr,
+    port: number,
+    options?: { timeoutMs?: number; signal?: AbortSignal; data?: Uint8Array },
+  ): Promise<Duplex>;
 }
 
 export interface SendOptions {
@@ -51,6 +55,8 @@ export interface SendResult {
 
 const TYPE_CODES: Record<MessageType, number> = { text: DataType.Text, json: DataType.Json, binary: DataType.Binary };
 const FILE_CHUNK = 256 * 1024;
+/** Messages up to this size travel with the dial as its first bytes. */
+const FIRST_BYTES_MAX = 60 * 1024;
 
 /** Sends one TEXT, JSON or BINARY message; JSON text is validated first. Rejects unless acknowledged. */
 export async function sendMessage(
@@ -138,11 +144,16 @@ async function deliver(
     });
     return { bytes: data.length, target: item.target, queued: true, id: item.id };
   }
-  const channel = new FrameChannel(await driver.dial(addr, DATA_EXCHANGE_PORT, dialOptions(options)));
+  // A message that fits goes with the dial (in the SYN to a pilot-ts peer): acknowledged a round trip sooner.
+  const first =
+    filename === undefined && data.length <= FIRST_BYTES_MAX ? encodeDataFrame({ type, payload: data }) : undefined;
+  const channel = new FrameChannel(
+    await driver.dial(addr, DATA_EXCHANGE_PORT, { ...dialOptions(options), ...(first ? { data: first } : {}) }),
+  );
   try {
     if (filename !== undefined) {
       await channel.sendFileStream(filename, data.length, [data], (n) => options.onProgress?.(n, data.length));
-    } else {
+    } else if (first === undefined) {
       await channel.sendFrame(type, data);
     }
     return acked(await channel.reply(options.timeoutMs), data.length, addr);

@@ -22,7 +22,11 @@ export const EVENT_STREAM_PORT = 1002;
 
 /** What these helpers need from a driver (the SDK `Driver` or the daemon's in-process network). */
 export interface EventDialer {
-  dial(addr: Addr, port: number, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Duplex>;
+  dial(
+    addr: Addr,
+    port: number,
+    options?: { signal?: AbortSignal; timeoutMs?: number; data?: Uint8Array },
+  ): Promise<Duplex>;
 }
 
 export interface PilotEvent {
@@ -227,10 +231,13 @@ export async function subscribe(
   list.forEach(checkTopic);
   const wanted = [...list];
   if (options.dropNotices !== false && !list.some((t) => topicMatches(t, DROPPED_TOPIC))) wanted.push(DROPPED_TOPIC);
-  const conn = await driver.dial(toAddr(target), options.port ?? EVENT_STREAM_PORT, dialOptions(options));
-  const sub = new EventSubscription(conn, list, Math.max(1, options.maxBuffered ?? 1024), options.signal);
-  conn.write(Buffer.concat(wanted.map((topic) => encodeEvent({ topic, payload: new Uint8Array(0) }))));
-  return sub;
+  // The subscriptions go with the dial (in the SYN to a pilot-ts peer): events flow a round trip sooner.
+  const subscriptions = Buffer.concat(wanted.map((topic) => encodeEvent({ topic, payload: new Uint8Array(0) })));
+  const conn = await driver.dial(toAddr(target), options.port ?? EVENT_STREAM_PORT, {
+    ...dialOptions(options),
+    data: subscriptions,
+  });
+  return new EventSubscription(conn, list, Math.max(1, options.maxBuffered ?? 1024), options.signal);
 }
 
 export interface PublishOptions {
