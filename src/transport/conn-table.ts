@@ -39,7 +39,7 @@ export class ConnectionTable {
   private timeWaitHead = 0;
   private readonly deadlines = new DeadlineHeap<Connection>();
   /** Live connections whose deadline may have changed since it was last filed. */
-  private dirty = new Set<Connection>();
+  private readonly dirty = new Set<Connection>();
 
   /** `inbound`: opened by the peer's SYN (those are the ones shared fairly between nodes). */
   add(conn: Connection, inbound = false): void {
@@ -144,9 +144,8 @@ export class ConnectionTable {
   /** Files the deadlines of the connections that may have moved them. */
   private fileDirty(): void {
     if (this.dirty.size === 0) return;
-    const dirty = this.dirty;
-    this.dirty = new Set();
-    for (const conn of dirty) this.deadlines.update(conn, conn.nextTimeout());
+    for (const conn of this.dirty) this.deadlines.update(conn, conn.nextTimeout());
+    this.dirty.clear();
   }
 
   /** Connections that are neither closed nor in TIME_WAIT. */

@@ -2,99 +2,106 @@ import type { Millis } from './types.js';
 
 interface Entry<T> {
   at: Millis;
-  item: T;
+  readonly item: T;
+  /** Position in the heap array. */
+  index: number;
 }
 
 /**
- * The earliest deadline of many items, each of which moves its own deadline often. An item is
- * re-filed only when its deadline changes (`update`); the entry it had stays in the heap and is
- * skipped once it surfaces (it no longer matches the item's current deadline). Entries left behind
- * that way are purged by a rebuild when they outnumber the live ones.
+ * The earliest deadline of many items, each of which moves its own deadline often: an indexed
+ * binary heap with one entry per item, moved in place when the item's deadline changes (no
+ * allocation per change).
  */
 export class DeadlineHeap<T> {
-  private heap: Entry<T>[] = [];
-  private readonly current = new Map<T, Millis>();
+  private readonly heap: Entry<T>[] = [];
+  private readonly entries = new Map<T, Entry<T>>();
 
   get size(): number {
-    return this.current.size;
+    return this.heap.length;
   }
 
   /** Sets (or with undefined removes) an item's deadline. */
   update(item: T, at: Millis | undefined): void {
-    const was = this.current.get(item);
+    const e = this.entries.get(item);
     if (at === undefined) {
-      if (was !== undefined) this.current.delete(item);
+      if (e) this.removeEntry(e);
       return;
     }
-    if (was === at) return;
-    this.current.set(item, at);
-    this.push({ at, item });
-    if (this.heap.length > 2 * this.current.size + 64) this.rebuild();
+    if (!e) {
+      const entry: Entry<T> = { at, item, index: this.heap.length };
+      this.entries.set(item, entry);
+      this.heap.push(entry);
+      this.up(entry);
+      return;
+    }
+    if (at === e.at) return;
+    const earlier = at < e.at;
+    e.at = at;
+    if (earlier) this.up(e);
+    else this.down(e);
   }
 
   delete(item: T): void {
-    this.current.delete(item);
+    const e = this.entries.get(item);
+    if (e) this.removeEntry(e);
   }
 
   /** The earliest deadline, or undefined when no item has one. */
   peek(): Millis | undefined {
-    return this.top()?.at;
+    return this.heap[0]?.at;
   }
 
   /** Removes and returns the items whose deadline is at or before `now`, earliest first. */
   takeDue(now: Millis): T[] {
     const due: T[] = [];
-    for (let e = this.top(); e && e.at <= now; e = this.top()) {
-      this.pop();
-      this.current.delete(e.item);
+    for (let e = this.heap[0]; e && e.at <= now; e = this.heap[0]) {
+      this.removeEntry(e);
       due.push(e.item);
     }
     return due;
   }
 
-  /** The first entry that still matches its item (stale entries on the way are dropped). */
-  private top(): Entry<T> | undefined {
-    for (;;) {
-      const e = this.heap[0];
-      if (e === undefined || this.current.get(e.item) === e.at) return e;
-      this.pop();
-    }
+  private removeEntry(e: Entry<T>): void {
+    this.entries.delete(e.item);
+    const last = this.heap.pop() as Entry<T>;
+    if (last === e) return;
+    last.index = e.index;
+    this.heap[e.index] = last;
+    if (last.at < e.at) this.up(last);
+    else this.down(last);
   }
 
-  private rebuild(): void {
-    this.heap = [];
-    for (const [item, at] of this.current) this.push({ at, item });
-  }
-
-  private push(e: Entry<T>): void {
+  private up(e: Entry<T>): void {
     const h = this.heap;
-    let i = h.length;
-    h.push(e);
+    let i = e.index;
     while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = h[parent] as Entry<T>;
-      if (p.at <= e.at) break;
-      h[i] = p;
-      i = parent;
+      const parentIndex = (i - 1) >> 1;
+      const parent = h[parentIndex] as Entry<T>;
+      if (parent.at <= e.at) break;
+      h[i] = parent;
+      parent.index = i;
+      i = parentIndex;
     }
     h[i] = e;
+    e.index = i;
   }
 
-  private pop(): void {
+  private down(e: Entry<T>): void {
     const h = this.heap;
-    const last = h.pop();
-    if (last === undefined || h.length === 0) return;
-    let i = 0;
     const n = h.length;
+    let i = e.index;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
       const r = l + 1;
       const c = r < n && (h[r] as Entry<T>).at < (h[l] as Entry<T>).at ? r : l;
-      if ((h[c] as Entry<T>).at >= last.at) break;
-      h[i] = h[c] as Entry<T>;
+      const child = h[c] as Entry<T>;
+      if (child.at >= e.at) break;
+      h[i] = child;
+      child.index = i;
       i = c;
     }
-    h[i] = last;
+    h[i] = e;
+    e.index = i;
   }
 }
