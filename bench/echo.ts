@@ -4,8 +4,8 @@
  * node:net TCP echo on 127.0.0.1 moving the same bytes with the same writes. The TCP echo server
  * runs in its own process, as daemon b does for pilot.
  *
- * The daemons are warmed up first (a 20 MiB pilotctl bench: tunnel keys, JIT), as long-running
- * daemons are; each size then runs BENCH_RUNS times (default 3) and the median is reported.
+ * The daemons are warmed up first (a pilotctl bench of BENCH_WARMUP_MIB: tunnel keys, JIT), as
+ * long-running daemons are; each size then runs BENCH_RUNS times (default 3) and the median is reported.
  *
  * The `mode: "embedded"` rows move the same bytes (same 60 KiB writes) between two embedded nodes
  * (`createNode()`), each in a process of its own: no daemon, no IPC hop, no pilotctl.
@@ -18,6 +18,9 @@
  * start-up, about 0.2 s), daemon a (sends and receives the echo) and daemon b (echoes).
  *
  *   BENCH_SIZES=10,50   sizes in MiB (default 10,50)
+ *   BENCH_WARMUP_MIB=N  warm-up echo before the measured runs (default 150: with 60 KiB segments the
+ *                       hot paths are still being optimised well past 20 MiB, which made the first
+ *                       measured runs cost up to twice the CPU of later ones)
  *   BENCH_MODES=daemon,embedded   which rows to measure (default both)
  */
 import { spawn } from 'node:child_process';
@@ -48,6 +51,7 @@ const SIZES = (process.env.BENCH_SIZES ?? '10,50')
   .map(Number)
   .filter((n) => n > 0);
 const PILOT_TIMEOUT_S = 120;
+const WARMUP_MIB = Math.max(1, Number.parseInt(process.env.BENCH_WARMUP_MIB ?? '150', 10) || 150);
 const MODES = new Set((process.env.BENCH_MODES ?? 'daemon,embedded').split(',').map((m) => m.trim()));
 
 interface Row {
@@ -161,7 +165,7 @@ async function daemonRows(onCleanup: (f: () => Promise<void>) => void, tcp: TcpE
   // Warm-up: tunnel keys, JIT on both paths.
   jsonData(
     'warm-up pilotctl bench',
-    await runPilotctl(pair.a, ['bench', pair.b.address, '20', '--json', '--timeout', '60s'], 90_000),
+    await runPilotctl(pair.a, ['bench', pair.b.address, String(WARMUP_MIB), '--json', '--timeout', '120s'], 150_000),
   );
   await withTimeout('warm-up TCP echo', 60_000, tcpEcho(tcp.port, 20 * MiB));
 
@@ -219,7 +223,7 @@ async function embeddedRows(onCleanup: (f: () => Promise<void>) => void, tcp: Tc
   const pair = await embeddedPair(cluster);
   onCleanup(pair.close);
   progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
-  await pair.a.call({ cmd: 'echo', address: pair.b.address, bytes: 20 * MiB }, 90_000);
+  await pair.a.call({ cmd: 'echo', address: pair.b.address, bytes: WARMUP_MIB * MiB }, PILOT_TIMEOUT_S * 1000);
 
   const results: Row[] = [];
   const [pidA, pidB] = [pair.a.child.pid, pair.b.child.pid];

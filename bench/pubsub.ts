@@ -16,7 +16,10 @@
  * each in a process of its own: the publisher and the broker on node p, the subscribers on node s
  * (CPU time: both node processes and the benchmark's own process).
  *
- * Short warm-up runs of each system (1 and 10 subscribers) come first and are not counted.
+ * Warm-up runs of each system come first and are not counted: BENCH_WARMUP_DELIVERIES events to
+ * one subscriber (default 600000: the single-subscriber path costs a third more CPU per event in
+ * its first two runs of 300000 than later, while its code is still being optimised), then a short
+ * run to 10 subscribers.
  *
  * Latency rows: BENCH_RATE events/s published for BENCH_LATENCY_EVENTS events to
  * BENCH_LATENCY_SUBS subscribers; p50/p99 publish-to-delivery time.
@@ -27,6 +30,7 @@
  *   BENCH_DELIVERIES=N       deliveries per throughput run (default 300000; events = N / subscribers)
  *   BENCH_SUBS=a,b           subscriber counts (default 1,10,100)
  *   BENCH_REPEAT=N           runs per configuration (default 3)
+ *   BENCH_WARMUP_DELIVERIES=N   events of the single-subscriber warm-up run (default 600000)
  *   BENCH_RATE=N             publish rate of the latency rows (default 10000)
  *   BENCH_LATENCY_EVENTS=N   events of a latency row (default 20000)
  *   BENCH_LATENCY_SUBS=N     subscribers of a latency row (default 1)
@@ -57,6 +61,7 @@ const LATENCY_SUBS = intEnv('BENCH_LATENCY_SUBS', 1);
 const MODES = new Set((process.env.BENCH_MODES ?? 'daemon,embedded').split(',').map((m) => m.trim()));
 
 const WARMUP_EVENTS = 20_000;
+const WARMUP_DELIVERIES = intEnv('BENCH_WARMUP_DELIVERIES', 600_000);
 
 type Row = Record<string, string | number | null>;
 
@@ -173,7 +178,8 @@ runBench('bench:pubsub', 30 * 60_000, async (onCleanup) => {
   // One short run of each system first, left out of the figures: fresh daemons, nodes and clients
   // run their first events unoptimised.
   for (const subs of [1, 10]) {
-    for (const system of nats ? [...systems, nats] : systems) await system.throughput(subs, WARMUP_EVENTS);
+    const events = subs === 1 ? WARMUP_DELIVERIES : WARMUP_EVENTS;
+    for (const system of nats ? [...systems, nats] : systems) await system.throughput(subs, events);
   }
   const rows = await throughputRows(systems, nats);
   for (const system of nats ? [...systems, nats] : systems) {
