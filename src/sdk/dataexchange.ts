@@ -21,6 +21,7 @@ import { toAddr } from './validate.js';
 export type MessageType = 'text' | 'json' | 'binary';
 
 export interface DataDialer {
+  /** `data` are the stream's first bytes: sent before anything written to the returned stream. */
   dial(
     addr: Addr,
     port: number,

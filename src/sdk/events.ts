@@ -22,6 +22,7 @@ export const EVENT_STREAM_PORT = 1002;
 
 /** What these helpers need from a driver (the SDK `Driver` or the daemon's in-process network). */
 export interface EventDialer {
+  /** `data` are the stream's first bytes: sent before anything written to the returned stream. */
   dial(
     addr: Addr,
     port: number,

@@ -303,7 +303,12 @@ describe('SDK subscription refused by the broker', () => {
     const broker = new Broker({ maxTopicsPerConn: 2 });
     const [client, server] = streamPair();
     broker.accept(server, 'sdk');
-    const sub = await subscribe({ dial: async () => client }, '0:0000.0000.0001', ['a', 'b', 'c'], {
+    // A dialer sends the dial's first bytes (the subscriptions) as the stream's first bytes.
+    const dial = async (_addr: unknown, _port: number, options?: { data?: Uint8Array }) => {
+      if (options?.data) client.write(options.data);
+      return client;
+    };
+    const sub = await subscribe({ dial }, '0:0000.0000.0001', ['a', 'b', 'c'], {
       dropNotices: false,
     });
     await assert.rejects(
