@@ -23,6 +23,11 @@ interface Announced {
   seenAt: number;
 }
 
+export interface CachedNode {
+  readonly node: NodeRecord;
+  readonly version: number;
+}
+
 interface Entry {
   node: NodeRecord;
   readonly version: number;
@@ -32,9 +37,10 @@ interface Entry {
 /**
  * The node records this process read from a shared PostgreSQL store, kept current by the
  * database: every change of a record is announced at commit with its new version (migration 2),
- * and the announcement removes an older copy here. So a lookup, a heartbeat or a signature check
- * needs no round trip while the listening connection is up; while it is down (announcements may be
- * lost) nothing is served from here, and everything read before is forgotten.
+ * and the announcement removes an older copy here. The store serves a copy after checking its
+ * version (one small statement per event-loop turn for all the copies asked for), so a change
+ * committed by another process is seen at once, before its announcement arrives; while the
+ * listening connection is down nothing is served from here, and everything read before is forgotten.
  */
 export class PostgresNodeView {
   readonly #byId = new Map<number, Entry>();
@@ -68,26 +74,27 @@ export class PostgresNodeView {
     this.#byHostname.clear();
   }
 
-  get(id: number): NodeRecord | undefined {
+  /** The copy of a record and its version, unless its liveness times may be out of date. */
+  get(id: number): CachedNode | undefined {
     const entry = this.#live ? this.#byId.get(id) : undefined;
     if (entry === undefined) return undefined;
     const now = this.now();
     const seen = entry.node.lastSeen;
     if ((seen === undefined || now - seen > TIMES_FRESH_MS) && now - entry.readAt > REREAD_MS) return undefined;
-    return entry.node;
+    return entry;
   }
 
-  byKey(publicKey: string): NodeRecord | undefined {
-    const node = this.#indexed(this.#byKey.get(publicKey));
-    return node?.publicKey === publicKey ? node : undefined;
+  byKey(publicKey: string): CachedNode | undefined {
+    const hit = this.#indexed(this.#byKey.get(publicKey));
+    return hit?.node.publicKey === publicKey ? hit : undefined;
   }
 
-  byHostname(hostname: string): NodeRecord | undefined {
-    const node = this.#indexed(this.#byHostname.get(hostname));
-    return node?.hostname === hostname ? node : undefined;
+  byHostname(hostname: string): CachedNode | undefined {
+    const hit = this.#indexed(this.#byHostname.get(hostname));
+    return hit?.node.hostname === hostname ? hit : undefined;
   }
 
-  #indexed(id: number | undefined): NodeRecord | undefined {
+  #indexed(id: number | undefined): CachedNode | undefined {
     return id === undefined ? undefined : this.get(id);
   }
 

@@ -15,7 +15,7 @@ import {
 } from './postgres-rows.js';
 import { type NodeRow, toNode, toRequest, toResponse } from './store-rows.js';
 import { PgBatch } from './postgres-batch.js';
-import { PostgresNodeView, type ReadTicket } from './postgres-node-view.js';
+import { type CachedNode, PostgresNodeView, type ReadTicket } from './postgres-node-view.js';
 import { PostgresSharedState } from './postgres-shared.js';
 import { exportPostgresState, replacePostgresState } from './postgres-snapshot.js';
 import { StoreConflictError } from './store-errors.js';
@@ -63,6 +63,8 @@ export class PostgresRegistryStore implements RegistryStore {
   readonly #byIds = new PgBatch<number, VersionedRow | undefined>((ids) =>
     this.#readMany('nodes_by_id', 'id', 'bigint', ids, (r) => r.id),
   );
+  /** Versions of the records served from the view, one statement per turn. */
+  readonly #versions = new PgBatch<number, number | undefined>((ids) => this.#readVersions(ids));
   readonly #byKeys = new PgBatch<string, VersionedRow | undefined>((keys) =>
     this.#readMany('nodes_by_key', 'public_key', 'text', keys, (r) => r.public_key),
   );
@@ -151,18 +153,37 @@ export class PostgresRegistryStore implements RegistryStore {
     return keys.map((k) => byKey.get(k));
   }
 
+  async #readVersions(ids: number[]): Promise<(number | undefined)[]> {
+    const rows = await this.#rows<{ id: number; version: number }>(
+      'node_versions',
+      'SELECT id, version FROM nodes WHERE id = ANY($1::bigint[])',
+      [[...new Set(ids)]],
+    );
+    const byId = new Map(rows.map((r) => [Number(r.id), Number(r.version)]));
+    return ids.map((id) => byId.get(id));
+  }
+
   async #batched<K>(batch: PgBatch<K, VersionedRow | undefined>, key: K): Promise<NodeRecord | undefined> {
     const ticket = this.#view.ticket();
     const row = await batch.add(key);
     return row === undefined ? undefined : this.#keep(row, ticket);
   }
 
+  /**
+   * A copy from the view if it is still the current version: a change committed by another process
+   * is seen even before its announcement arrives, as every registry process gives the same answers.
+   */
+  async #current(hit: CachedNode | undefined): Promise<NodeRecord | undefined> {
+    if (hit === undefined) return undefined;
+    return (await this.#versions.add(hit.node.id)) === hit.version ? hit.node : undefined;
+  }
+
   async getNode(id: number): Promise<NodeRecord | undefined> {
-    return this.#view.get(id) ?? this.#batched(this.#byIds, id);
+    return (await this.#current(this.#view.get(id))) ?? this.#batched(this.#byIds, id);
   }
 
   async getNodeByKey(publicKey: string): Promise<NodeRecord | undefined> {
-    return this.#view.byKey(publicKey) ?? this.#batched(this.#byKeys, publicKey);
+    return (await this.#current(this.#view.byKey(publicKey))) ?? this.#batched(this.#byKeys, publicKey);
   }
 
   async getNodeByOwner(owner: string): Promise<NodeRecord | undefined> {
@@ -173,7 +194,7 @@ export class PostgresRegistryStore implements RegistryStore {
   async getNodeByHostname(hostname: string): Promise<NodeRecord | undefined> {
     if (hostname === '') return undefined;
     return (
-      this.#view.byHostname(hostname) ??
+      (await this.#current(this.#view.byHostname(hostname))) ??
       this.#node('node_by_hostname', 'SELECT * FROM nodes WHERE hostname = $1', hostname)
     );
   }
@@ -240,7 +261,7 @@ export class PostgresRegistryStore implements RegistryStore {
     let rows: NodeRow[];
     const ticket = this.#view.ticket();
     try {
-      rows = await this.#rows<NodeRow>(`update_node:${sets.join(',')}`, text, values);
+      rows = await this.#rows<NodeRow>(statementName('update_node', text), text, values);
     } catch (err) {
       throw conflict(err);
     }
@@ -464,4 +485,16 @@ export class PostgresRegistryStore implements RegistryStore {
     await this.shared.close();
     await this.#pool.end();
   }
+}
+
+/** Names of generated statements: PostgreSQL keeps only 63 characters of a name, so they are numbered. */
+const STATEMENT_NAMES = new Map<string, string>();
+
+function statementName(kind: string, text: string): string {
+  let name = STATEMENT_NAMES.get(text);
+  if (name === undefined) {
+    name = `${kind}_${STATEMENT_NAMES.size + 1}`;
+    STATEMENT_NAMES.set(text, name);
+  }
+  return name;
 }

@@ -71,9 +71,9 @@ describe('PostgresNodeView', () => {
     assert.equal(view.get(1), undefined);
     view.setLive(true);
     view.put(node(1, { lastSeen: now, hostname: 'one' }), 5, view.ticket());
-    assert.equal(view.get(1)?.id, 1);
-    assert.equal(view.byKey('key1')?.id, 1);
-    assert.equal(view.byHostname('one')?.id, 1);
+    assert.equal(view.get(1)?.node.id, 1);
+    assert.equal(view.byKey('key1')?.node.id, 1);
+    assert.equal(view.byHostname('one')?.node.id, 1);
     view.setLive(false);
     assert.equal(view.get(1), undefined);
     view.setLive(true);
@@ -87,7 +87,7 @@ describe('PostgresNodeView', () => {
     view.setLive(true);
     view.put(node(1, { lastSeen: now, hostname: 'old' }), 5, view.ticket());
     view.announced(1, 5);
-    assert.equal(view.get(1)?.hostname, 'old', "its own version's announcement keeps it");
+    assert.equal(view.get(1)?.node.hostname, 'old', "its own version's announcement keeps it");
     const slowRead = view.ticket();
     view.announced(1, 6);
     assert.equal(view.get(1), undefined);
@@ -95,7 +95,7 @@ describe('PostgresNodeView', () => {
     view.put(node(1, { lastSeen: now, hostname: 'old' }), 5, slowRead);
     assert.equal(view.get(1), undefined, 'an answer older than the announcement is not kept');
     view.put(node(1, { lastSeen: now, hostname: 'new' }), 6, view.ticket());
-    assert.equal(view.byHostname('new')?.id, 1);
+    assert.equal(view.byHostname('new')?.node.id, 1);
   });
 
   it('forgets a node that came back, and reads again one whose liveness times are old', () => {
@@ -110,10 +110,10 @@ describe('PostgresNodeView', () => {
     assert.equal(view.get(1), undefined, 'a read from before the comeback is not kept');
     now += 1;
     view.put(node(1, { lastSeen: now }), 5, view.ticket());
-    assert.equal(view.get(1)?.id, 1);
+    assert.equal(view.get(1)?.node.id, 1);
     now += 61_000;
     assert.equal(view.get(1), undefined, 'times older than a minute: read again');
     view.times(1, now, undefined);
-    assert.equal(view.get(1)?.lastSeen, now, 'times this process wrote refresh the copy');
+    assert.equal(view.get(1)?.node.lastSeen, now, 'times this process wrote refresh the copy');
   });
 });
