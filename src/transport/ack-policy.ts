@@ -1,7 +1,7 @@
 import { encodeSack } from '../protocol/sack.js';
 import type { ReceiveCounters } from './connection-stats.js';
 import type { StreamReceiver } from './receiver.js';
-import { WINDOW_UNIT } from './sender.js';
+import { WINDOW_UNIT } from './sender-types.js';
 import type { ConnectionOptions } from './types.js';
 
 const EMPTY = new Uint8Array(0);

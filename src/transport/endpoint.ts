@@ -3,14 +3,15 @@ import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
 import { Admission, type RefusalCounters, type SynRefusal, type PortPolicy } from './admission.js';
 import { ConnectionTable } from './conn-table.js';
 import { Connection } from './connection.js';
-import { MAX_MSS, resolveConnectionOptions } from './options.js';
-import { PeerFlight } from './peer-flight.js';
+import { resolveConnectionOptions } from './options.js';
+import { PeerTraits } from './peer-traits.js';
+import { PeerFlights } from './peer-flight.js';
 import { PortTable } from './port-table.js';
 import { encodeResetCause, type ResetCause } from './reset-cause.js';
 import { seqAdd } from './seq.js';
 import type { ConnectionInfo, ConnectionOptions, ConnectionSink, EndpointEvent, Millis } from './types.js';
 
-const MAX_PEER_MSS_ENTRIES = 4096;
+const MAX_PEER_ENTRIES = 4096;
 const REAP_INTERVAL_MS = 5_000;
 const EMPTY = new Uint8Array(0);
 /**
@@ -83,15 +84,8 @@ export class TransportEndpoint {
   private readonly admission: Admission;
   private lastReap: Millis | undefined;
   private readonly conns = new ConnectionTable();
-  private readonly peerMss = new Map<number, number>();
-  /** Nodes known to stop at a zero window (beyond the default of connOptions). */
-  private readonly zeroWindowPeers = new Set<number>();
-  private readonly flightLimit: number;
-  private readonly flights = new Map<number, PeerFlight>();
-  /** Flights with connections waiting for room. */
-  private readonly waitingFlights = new Set<PeerFlight>();
-  /** Nodes known to take a dial's first bytes in its SYN. */
-  private readonly synDataPeers = new Set<number>();
+  private readonly peers = new PeerTraits(MAX_PEER_ENTRIES);
+  private readonly flights: PeerFlights;
   private nextConnId = 1;
   private outbox: Packet[] = [];
   private outHead = 0;
@@ -105,7 +99,11 @@ export class TransportEndpoint {
   constructor(options: EndpointOptions) {
     this.localAddr = options.localAddr;
     this.connOptions = resolveConnectionOptions(options.connection);
-    this.flightLimit = options.peerFlightBytes ?? PEER_FLIGHT_BYTES;
+    const flightLimit = options.peerFlightBytes ?? PEER_FLIGHT_BYTES;
+    this.flights = new PeerFlights(
+      flightLimit,
+      Math.min(flightLimit, Math.max(this.connOptions.mss, flightLimit / 16)),
+    );
     const resetRate = options.resetRatePerSource ?? 10;
     this.admission = new Admission(
       {
@@ -153,7 +151,7 @@ export class TransportEndpoint {
     const port = this.ports.allocate((p) => this.conns.portInUse(p));
     if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
     const conn = this.create(port, remote);
-    conn.dial(now, data, this.synDataPeers.has(remote.addr.node));
+    conn.dial(now, data, this.peers.of(remote.addr.node).synData === true);
     return conn.id;
   }
 
@@ -196,7 +194,7 @@ export class TransportEndpoint {
     const conn = this.conns.get(connId);
     conn?.abort(now);
     this.conns.settle(conn);
-    this.wakeFlights(now);
+    this.flights.wake(now);
   }
 
   // ---- datagrams and pings ----
@@ -219,7 +217,7 @@ export class TransportEndpoint {
     switch (p.protocol) {
       case Proto.Stream:
         this.handleStream(p, now);
-        this.wakeFlights(now);
+        this.flights.wake(now);
         break;
       case Proto.Datagram:
         if (p.payload.length > 0) {
@@ -340,20 +338,11 @@ export class TransportEndpoint {
 
   handleTimeout(now: Millis): void {
     this.conns.expire(now);
-    this.wakeFlights(now);
+    this.flights.wake(now);
     if (this.lastReap === undefined || now - this.lastReap >= REAP_INTERVAL_MS) {
       this.lastReap = now;
       this.admission.reap(now);
-      for (const [node, flight] of this.flights) if (flight.users === 0) this.flights.delete(node);
-    }
-  }
-
-  /** Lets connections held back by their peer's flight limit send what now fits. */
-  private wakeFlights(now: Millis): void {
-    if (this.waitingFlights.size === 0) return;
-    for (const flight of [...this.waitingFlights]) {
-      flight.wake(now);
-      if (!flight.hasWaiting) this.waitingFlights.delete(flight);
+      this.flights.reap();
     }
   }
 
@@ -410,16 +399,9 @@ export class TransportEndpoint {
    * advertised that it takes larger segments and the path can carry them). `mss` 0 forgets it.
    */
   setPeerSegmentSize(node: number, mss: number): void {
-    if (mss === 0) {
-      this.peerMss.delete(node);
-      mss = this.connOptions.mss;
-    } else {
-      if (!Number.isInteger(mss) || mss < 16 || mss > MAX_MSS) throw new RangeError(`mss out of range: ${mss}`);
-      if (!this.peerMss.has(node) && this.peerMss.size >= MAX_PEER_MSS_ENTRIES)
-        this.peerMss.delete(this.peerMss.keys().next().value as number);
-      this.peerMss.set(node, mss);
-    }
-    for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setSegmentSize(mss);
+    this.peers.update(node, { mss: mss === 0 ? undefined : mss });
+    const size = mss === 0 ? this.connOptions.mss : mss;
+    for (const conn of this.conns.all()) if (conn.remote.addr.node === node) conn.setSegmentSize(size);
   }
 
   /**
@@ -428,14 +410,7 @@ export class TransportEndpoint {
    * is never advertised as 0, since the reference reads 0 as "no limit").
    */
   setPeerHonoursZeroWindow(node: number, on: boolean): void {
-    if (on) {
-      if (!this.zeroWindowPeers.has(node) && this.zeroWindowPeers.size >= MAX_PEER_MSS_ENTRIES) {
-        this.zeroWindowPeers.delete(this.zeroWindowPeers.values().next().value as number);
-      }
-      this.zeroWindowPeers.add(node);
-    } else {
-      this.zeroWindowPeers.delete(node);
-    }
+    this.peers.update(node, { zeroWindow: on });
     const honours = this.peerHonoursZeroWindow(node);
     for (const conn of this.conns.all()) {
       if (conn.remote.addr.node !== node) continue;
@@ -446,24 +421,18 @@ export class TransportEndpoint {
 
   /** Marks `node` as a peer that takes data in a SYN (it advertised so), or with `false` forgets it. */
   setPeerTakesSynData(node: number, on: boolean): void {
-    if (!on) {
-      this.synDataPeers.delete(node);
-      return;
-    }
-    if (!this.synDataPeers.has(node) && this.synDataPeers.size >= MAX_PEER_MSS_ENTRIES)
-      this.synDataPeers.delete(this.synDataPeers.values().next().value as number);
-    this.synDataPeers.add(node);
+    this.peers.update(node, { synData: on });
   }
 
   /** Whether connections with `node` may advertise a zero window. */
   peerHonoursZeroWindow(node: number): boolean {
-    return this.connOptions.peerHonoursZeroWindow || this.zeroWindowPeers.has(node);
+    return this.connOptions.peerHonoursZeroWindow || this.peers.of(node).zeroWindow === true;
   }
 
   // ---- internals ----
 
   private create(localPort: number, remote: SocketAddr, inbound = false): Connection {
-    const budget = this.flightTo(remote.addr.node);
+    const budget = this.flights.of(remote.addr.node);
     const conn: Connection = new Connection({
       id: this.nextConnId++,
       localAddr: this.localAddr,
@@ -479,22 +448,11 @@ export class TransportEndpoint {
         },
       },
     });
-    const mss = this.peerMss.get(remote.addr.node);
-    if (mss !== undefined) conn.setSegmentSize(mss);
-    if (this.zeroWindowPeers.has(remote.addr.node)) conn.setPeerHonoursZeroWindow(true);
+    const peer = this.peers.of(remote.addr.node);
+    if (peer.mss !== undefined) conn.setSegmentSize(peer.mss);
+    if (peer.zeroWindow) conn.setPeerHonoursZeroWindow(true);
     this.conns.add(conn, inbound);
     return conn;
-  }
-
-  private flightTo(node: number): PeerFlight | undefined {
-    if (this.flightLimit <= 0) return undefined;
-    let flight = this.flights.get(node);
-    if (!flight) {
-      const wakeRoom = Math.min(this.flightLimit, Math.max(this.connOptions.mss, this.flightLimit / 16));
-      flight = new PeerFlight(this.flightLimit, wakeRoom, (f) => this.waitingFlights.add(f));
-      this.flights.set(node, flight);
-    }
-    return flight;
   }
 
   private packet(

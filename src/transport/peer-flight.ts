@@ -60,3 +60,40 @@ export class PeerFlight {
     this.onWait(this);
   }
 }
+
+/** The flight budgets of every peer node, and those with connections waiting for room. */
+export class PeerFlights {
+  private readonly byNode = new Map<number, PeerFlight>();
+  private readonly waiting = new Set<PeerFlight>();
+
+  /** `limit` 0: no limit. `wakeRoom`: room worth waking a waiting connection for. */
+  constructor(
+    private readonly limit: number,
+    private readonly wakeRoom: number,
+  ) {}
+
+  /** The budget of a node's connections (undefined without a limit). */
+  of(node: number): PeerFlight | undefined {
+    if (this.limit <= 0) return undefined;
+    let flight = this.byNode.get(node);
+    if (!flight) {
+      flight = new PeerFlight(this.limit, this.wakeRoom, (f) => this.waiting.add(f));
+      this.byNode.set(node, flight);
+    }
+    return flight;
+  }
+
+  /** Lets connections held back by their peer's flight limit send what now fits. */
+  wake(now: number): void {
+    if (this.waiting.size === 0) return;
+    for (const flight of [...this.waiting]) {
+      flight.wake(now);
+      if (!flight.hasWaiting) this.waiting.delete(flight);
+    }
+  }
+
+  /** Forgets the budgets no connection uses. */
+  reap(): void {
+    for (const [node, flight] of this.byNode) if (flight.users === 0) this.byNode.delete(node);
+  }
+}

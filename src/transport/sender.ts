@@ -4,46 +4,9 @@ import { NewReno } from './congestion.js';
 import type { FlightResume, PeerFlight } from './peer-flight.js';
 import { RttEstimator } from './rtt.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { type AckInfo, type OutSegment, type Segment, type SenderCounters, WINDOW_UNIT } from './sender-types.js';
 import { Timer, type TimerTable } from './timers.js';
 import type { ConnectionOptions, Millis } from './types.js';
-
-export const WINDOW_UNIT = 4096;
-
-interface Segment {
-  seq: number;
-  data: Buffer;
-  /** Time of the latest transmission. */
-  sentAt: Millis;
-  xmits: number;
-  sacked: boolean;
-  /** Deemed lost and not yet retransmitted. */
-  lost: boolean;
-}
-
-export interface AckInfo {
-  ack: number;
-  /** Advertised window in 4096-byte units. */
-  window: number;
-  sack: readonly SackBlock[] | null;
-  payloadLength: number;
-}
-
-export interface OutSegment {
-  seq: number;
-  data: Buffer;
-  retransmit: boolean;
-}
-
-export interface SenderCounters {
-  bytesSent: number;
-  segmentsSent: number;
-  retransmits: number;
-  fastRetransmits: number;
-  timeouts: number;
-  spuriousRetransmits: number;
-  dupAcks: number;
-  sackBlocksRecv: number;
-}
 
 /**
  * Send side of a stream: the unsent queue, the retransmission scoreboard (SACK + RACK-style
