@@ -199,7 +199,10 @@ export async function boot(c: NodeConfig, log: Logger, stops: Stop[]): Promise<N
     net: stack,
     registry,
     keys,
-    onTrusted: (node) => router.retry(node),
+    onTrusted: (node) => {
+      router.retry(node);
+      caps.retry(node);
+    },
     onRevoked: (node) => {
       caps.forget(node);
       stack.abortPeer(node);

@@ -79,6 +79,16 @@ export class PeerCaps {
     this.o.synData(node, advertised.synData);
   }
 
+  /**
+   * The node became trusted: a question sent before it trusted us back was dropped by its trust
+   * gate, so the next packet from it asks again at once instead of after the query interval.
+   */
+  retry(node: number): void {
+    if (this.advertised.has(node)) return;
+    this.asked.forget(node);
+    this.answered.forget(node);
+  }
+
   /** The peer restarted or went away: what it said no longer holds. */
   forget(node: number): void {
     this.asked.forget(node);

@@ -85,6 +85,20 @@ describe('PeerCaps', () => {
     assert.equal(h.sent.length, 2);
   });
 
+  it('asks again at once when the node becomes trusted (its gate may have dropped the first question)', () => {
+    const h = harness();
+    h.caps.observe(7);
+    h.caps.observe(7);
+    assert.equal(h.sent.length, 1);
+    h.caps.retry(7);
+    h.caps.observe(7);
+    assert.equal(h.sent.length, 2, 'asked again without waiting for the interval');
+    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: true, synData: true }));
+    h.caps.retry(7);
+    h.caps.observe(7);
+    assert.equal(h.sent.length, 2, 'a node whose advert is known is not asked again');
+  });
+
   it('answers a question and uses large segments only on a loopback path', () => {
     const h = harness();
     h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }));
