@@ -4,9 +4,10 @@
  * channel; node a runs the measurements against node b's echo service.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createNode, type EmbeddedNode, formatAddr } from '../src/index.js';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { EmbeddedNode } from '../src/index.js';
 import type { Cluster } from '../test/e2e/cluster.js';
 import { BenchError, poll, withTimeout } from './lib.js';
 import { echoOnce, PING_TIMEOUT_MS, pingOnce } from './node-measure.js';
@@ -22,8 +23,26 @@ type Reply = { ok: true; value: unknown } | { ok: false; error: string };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+type Library = typeof import('../src/index.js');
+
+/**
+ * The library as an application runs it: the built package when present (as the daemons of the
+ * other rows run), else the source through tsx (PILOT_TEST_FROM_SOURCE=1 forces the source).
+ */
+let loaded: Library | undefined;
+
+async function library(): Promise<Library> {
+  const built = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'index.js');
+  loaded ??=
+    existsSync(built) && process.env.PILOT_TEST_FROM_SOURCE !== '1'
+      ? ((await import(pathToFileURL(built).href)) as Library)
+      : await import('../src/index.js');
+  return loaded;
+}
+
 async function run(node: EmbeddedNode | undefined, c: Command): Promise<unknown> {
   if (c.cmd === 'start') {
+    const { createNode } = await library();
     return createNode({ home: c.home, registry: c.registry, beacon: c.beacon, listen: '127.0.0.1:0' });
   }
   if (node === undefined) throw new BenchError('the node has not started');
@@ -74,6 +93,7 @@ export function serveNode(extra?: (node: EmbeddedNode, c: ExtraCommand) => Promi
       (value) => {
         if (c.cmd === 'start') {
           node = value as EmbeddedNode;
+          const formatAddr = (loaded as Library).formatAddr;
           process.send?.({ ok: true, value: { address: formatAddr(node.localAddr), node: node.localAddr.node } });
         } else process.send?.({ ok: true, value }, () => c.cmd === 'stop' && process.disconnect());
       },
@@ -98,7 +118,7 @@ export class EmbeddedPeer {
     script: { path: string; args: string[] } = { path: fileURLToPath(import.meta.url), args: ['--child'] },
   ): Promise<EmbeddedPeer> {
     const child = fork(script.path, script.args, {
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      stdio: ['ignore', process.env.CHILD_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
       execArgv: ['--import', 'tsx', ...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     });
     const peer = new EmbeddedPeer(child);

@@ -29,6 +29,21 @@ export class PilotError extends Error {
   }
 }
 
+/**
+ * A failure the peer or the network caused (a reset, a timeout), made without capturing a stack:
+ * the stack would only show the event loop's dispatch, and streams read `err.stack` when they are
+ * destroyed, which costs more than the rest of closing a connection.
+ */
+export function remoteFailure(code: PilotErrorCode, message: string, hint?: string): PilotError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new PilotError(code, message, hint);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export function isPilotError(err: unknown): err is PilotError {
   return err instanceof PilotError;
 }

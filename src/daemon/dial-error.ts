@@ -1,4 +1,4 @@
-import { PilotError } from '../errors.js';
+import { type PilotError, remoteFailure } from '../errors.js';
 import type { SocketAddr } from '../protocol/address.js';
 import type { ResetCause } from '../transport/reset-cause.js';
 import type { CloseReason } from '../transport/types.js';
@@ -10,21 +10,21 @@ export function dialError(reason: CloseReason, cause: ResetCause | undefined, re
   const where = `port ${remote.port} of node ${remote.addr.node}`;
   switch (cause) {
     case 'port_full':
-      return new PilotError(
+      return remoteFailure(
         'unavailable',
         `connection refused: port full (${where} has no free connection slot)`,
         'the port is busy: try again later',
       );
     case 'table_full':
-      return new PilotError(
+      return remoteFailure(
         'unavailable',
         `connection refused: connection table full (node ${remote.addr.node} has no free connection slot)`,
         'the node is busy: try again later',
       );
     case 'no_listener':
-      return new PilotError('refused', `connection refused: no listener on ${where}`);
+      return remoteFailure('refused', `connection refused: no listener on ${where}`);
     case 'untrusted':
-      return new PilotError(
+      return remoteFailure(
         'untrusted',
         `connection refused: node ${remote.addr.node} does not trust this node`,
         `ask for trust with: pilotctl handshake ${remote.addr.node}`,

@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { PilotError } from '../errors.js';
+import { PilotError, remoteFailure } from '../errors.js';
 import type { Addr } from '../protocol/address.js';
 import type { PilotConn } from '../pilot-net.js';
 import type { CloseReason } from '../transport/types.js';
@@ -25,17 +25,17 @@ export interface ConnEnds {
 function closeError(reason: CloseReason): PilotError {
   switch (reason) {
     case 'reset':
-      return new PilotError('connection_failed', 'connection reset by peer');
+      return remoteFailure('connection_failed', 'connection reset by peer');
     case 'refused':
-      return new PilotError('refused', 'connection refused');
+      return remoteFailure('refused', 'connection refused');
     case 'dial_timeout':
-      return new PilotError('timeout', 'dial timed out');
+      return remoteFailure('timeout', 'dial timed out');
     case 'retransmit_timeout':
-      return new PilotError('timeout', 'peer stopped acknowledging data');
+      return remoteFailure('timeout', 'peer stopped acknowledging data');
     case 'idle_timeout':
-      return new PilotError('timeout', 'connection idle for too long');
+      return remoteFailure('timeout', 'connection idle for too long');
     default:
-      return new PilotError('connection_failed', `connection closed (${reason})`);
+      return remoteFailure('connection_failed', `connection closed (${reason})`);
   }
 }
 

@@ -51,6 +51,48 @@ const HEX4 = /^[0-9a-fA-F]{4}$/;
 
 /** Parses the text form with the reference's rules (§1.1). */
 export function parseAddr(text: string): DecodeResult<Addr> {
+  return parseCanonical(text) ?? parseAddrChecked(text);
+}
+
+/** The value of one hex digit's char code, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 0x20;
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+/**
+ * The usual form (`N:HHHH.HHHH.HHHH`, network in at most 5 digits) read char by char, as every
+ * dial by address text does; undefined for anything else, which the checked parser then reads
+ * and explains.
+ */
+function parseCanonical(text: string): DecodeResult<Addr> | undefined {
+  let i = 0;
+  let network = 0;
+  for (; i < text.length && i < 6; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 58) break;
+    if (c < 48 || c > 57) return undefined;
+    network = network * 10 + (c - 48);
+  }
+  if (i === 0 || i > 5 || text.length !== i + 15 || text.charCodeAt(i) !== 58) return undefined;
+  const groups = [0, 0, 0];
+  for (let g = 0; g < 3; g++) {
+    const at = i + 1 + g * 5;
+    if (g > 0 && text.charCodeAt(at - 1) !== 46) return undefined;
+    let value = 0;
+    for (let k = 0; k < 4; k++) {
+      const digit = hexValue(text.charCodeAt(at + k));
+      if (digit < 0) return undefined;
+      value = value * 16 + digit;
+    }
+    groups[g] = value;
+  }
+  if (network > 0xffff || groups[0] !== network) return undefined;
+  return ok({ network, node: (((groups[1] as number) << 16) | (groups[2] as number)) >>> 0 });
+}
+
+function parseAddrChecked(text: string): DecodeResult<Addr> {
   const colon = text.indexOf(':');
   if (colon < 0) return fail('bad_text', `invalid address "${text}": missing ':'`);
   const netText = text.slice(0, colon);

@@ -1,3 +1,4 @@
+import { ensureDir } from '../../crypto/atomic-file.js';
 import type { Logger } from '../../log.js';
 import { parseAddr } from '../../protocol/address.js';
 import { DATA_EXCHANGE_PORT, DataType, encodeFilePayload, isAck } from '../../protocol/dataexchange.js';
@@ -43,7 +44,12 @@ export class OutboxRunner {
   ) {}
 
   start(): void {
-    this.schedule(0);
+    // With the directory in place an idle scan lists nothing instead of failing (and making an
+    // error) every second.
+    ensureDir(this.outbox.dir).then(
+      () => this.schedule(0),
+      () => this.schedule(0),
+    );
   }
 
   async close(): Promise<void> {
