@@ -18,7 +18,8 @@
  * with raised limits: less sensitive than the rates to other load on the machine.
  *
  * The latency phase paces its connects (BENCH_CONNECT_GAP_MS, default 110 ms) so each one finds
- * the processes idle, as a client that connects now and then does. The throughput phase runs
+ * the processes idle, as a client that connects now and then does, after BENCH_WARMUP_CONNS
+ * (default 3000) back to back, as a long-running daemon has made (see WARMUP_CONNS). The throughput phase runs
  * BENCH_CONNECT_WORKERS (default 8) loops back to back for BENCH_CONNECT_SECONDS (default 5 s);
  * a daemon admits 100 new streams per second from one node (burst 100) and drops SYNs above
  * that (the dial then waits for a retransmission), so that phase runs twice: with the default
@@ -39,6 +40,7 @@ import {
   trustedPair,
   withTimeout,
 } from './lib.js';
+import { WARMUP_CONNS } from './node-measure.js';
 import { udpRoundTrips } from './udp-echo.js';
 
 const intEnv = (name: string, fallback: number): number =>
@@ -48,7 +50,6 @@ const GAP_MS = intEnv('BENCH_CONNECT_GAP_MS', 110);
 const WORKERS = intEnv('BENCH_CONNECT_WORKERS', 8);
 const SECONDS = intEnv('BENCH_CONNECT_SECONDS', 5);
 const CYCLE_TIMEOUT_MS = 5000;
-const WARMUP = 10;
 /** Daemon flags that lift every admission limit far above what the throughput phase can reach. */
 const RAISED_LIMITS = [
   '-syn-rate-limit',
@@ -139,8 +140,10 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
   const pair = await trustedPair();
   onCleanup(pair.close);
   const target = pair.b.address;
-  for (let i = 0; i < WARMUP; i++)
+  progress(`warm-up: ${WARMUP_CONNS} connects back to back …`);
+  for (let i = 0; i < WARMUP_CONNS; i++)
     await withTimeout(`warm-up connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target));
+  await sleep(1000);
 
   progress(`${COUNT} connects, at most one per ${GAP_MS} ms …`);
   const times: number[] = [];
@@ -192,7 +195,9 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
   await open.close();
 
   progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
-  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS))).sort((x, y) => x - y);
+  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS, WARMUP_CONNS))).sort(
+    (x, y) => x - y,
+  );
   const udpMedian = percentile(udp, 50);
   progress(`UDP baseline: median ${round(udpMedian)} ms; connect p50 is ${round(p50 / udpMedian, 2)}× that`);
 

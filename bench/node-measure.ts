@@ -7,6 +7,16 @@ import type { PilotNode } from '../src/pilot-node.js';
 import { BenchError } from './lib.js';
 
 export const PING_TIMEOUT_MS = 5000;
+
+/**
+ * Streams opened back to back before a latency phase (BENCH_WARMUP_CONNS, default 3000). V8
+ * optimises a function once it has run enough: at one connection per 110 ms, the connection path
+ * would still run in V8's interpreter and baseline tiers through the whole measurement, where a
+ * long-running daemon has opened thousands of streams. With 10 warm-up pings the embedded median
+ * was twice what it is after 3000; 6000 gave no more. A node admits 100 new streams a second from
+ * one peer, so the warm-up takes about 30 s.
+ */
+export const WARMUP_CONNS = Math.max(0, Number.parseInt(process.env.BENCH_WARMUP_CONNS ?? '3000', 10) || 0);
 const CHUNK = 60 * 1024;
 
 /**

@@ -18,7 +18,9 @@
  * on the machine than the times (it includes what the processes do while idle between pings).
  *
  * Pings start at most every BENCH_PING_GAP_MS (default 110 ms), so that each one finds the
- * processes idle as pilotctl's pings (one a second) do; back to back they would be faster.
+ * processes idle as pilotctl's pings (one a second) do; back to back they would be faster. Before
+ * them, BENCH_WARMUP_CONNS pings (default 3000) run back to back, so that the connection path is
+ * optimised by V8 as in a long-running daemon (see WARMUP_CONNS); the UDP baseline gets as many.
  *
  *   BENCH_PINGS=N         number of SDK pings (default 100)
  *   BENCH_PING_GAP_MS=N   minimum time between ping starts (default 110; 0 = back to back)
@@ -27,7 +29,7 @@
 import { performance } from 'node:perf_hooks';
 import { Cluster } from '../test/e2e/cluster.js';
 import { embeddedPair } from './embedded-pair.js';
-import { PING_TIMEOUT_MS, pingOnce } from './node-measure.js';
+import { PING_TIMEOUT_MS, pingOnce, WARMUP_CONNS } from './node-measure.js';
 import { udpRoundTrips } from './udp-echo.js';
 import {
   BenchError,
@@ -43,7 +45,6 @@ import {
 } from './lib.js';
 
 const COUNT = Math.max(1, Number.parseInt(process.env.BENCH_PINGS ?? '100', 10) || 100);
-const WARMUP = 10;
 const GAP_MS = Math.max(0, Number.parseInt(process.env.BENCH_PING_GAP_MS ?? '110', 10) || 0);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -75,10 +76,9 @@ async function daemonRow(onCleanup: (f: () => Promise<void>) => void): Promise<R
   onCleanup(pair.close);
   progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
 
-  for (let i = 0; i < WARMUP; i++) {
+  progress(`warm-up: ${WARMUP_CONNS} pings back to back …`);
+  for (let i = 0; i < WARMUP_CONNS; i++)
     await withTimeout(`warm-up ping ${i}`, PING_TIMEOUT_MS * 2, pingOnce(pair.da, pair.b.address, i));
-    await sleep(GAP_MS);
-  }
   // Let the SYN budget of the warm-up refill completely.
   await sleep(GAP_MS > 0 ? 1000 : 0);
 
@@ -128,7 +128,11 @@ async function embeddedRow(onCleanup: (f: () => Promise<void>) => void): Promise
   const pair = await embeddedPair(cluster);
   onCleanup(pair.close);
   progress(`a = ${pair.a.address}, b = ${pair.b.address}, trusted`);
-  await pair.a.call({ cmd: 'ping', address: pair.b.address, count: WARMUP, gapMs: GAP_MS });
+  progress(`warm-up: ${WARMUP_CONNS} pings back to back …`);
+  await pair.a.call(
+    { cmd: 'ping', address: pair.b.address, count: WARMUP_CONNS, gapMs: 0 },
+    WARMUP_CONNS * PING_TIMEOUT_MS + 10_000,
+  );
   await sleep(GAP_MS > 0 ? 1000 : 0);
   progress(`${COUNT} pings, one new stream each, at most one per ${GAP_MS} ms …`);
   const rtts = (await pair.a.call(
@@ -149,8 +153,10 @@ runBench('bench:ping', 5 * 60_000, async (onCleanup) => {
   // A daemon ping is two round trips (dial, then the echo), each through four process hops
   // (SDK → daemon → peer daemon → daemon → SDK); an embedded ping crosses two processes. The
   // baseline is one UDP round trip between two idle Node processes with the same gap.
-  progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
-  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS))).sort((x, y) => x - y);
+  progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap and warm-up …`);
+  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS, WARMUP_CONNS))).sort(
+    (x, y) => x - y,
+  );
   const udpMedian = percentile(udp, 50);
   progress(`UDP baseline: median ${round(udpMedian)} ms, p99 ${round(percentile(udp, 99))} ms`);
 

@@ -15,9 +15,10 @@ if (process.argv[2] === '--child') {
 
 /**
  * Round trips of a 16-byte datagram to a UDP echo in another process, one every `gapMs` (idle
- * gaps matter: waking an idle process costs more than the packet). Returns the RTTs in ms.
+ * gaps matter: waking an idle process costs more than the packet), after `warmup` back to back
+ * (as the pilot rows warm up). Returns the RTTs in ms.
  */
-export async function udpRoundTrips(count: number, gapMs: number): Promise<number[]> {
+export async function udpRoundTrips(count: number, gapMs: number, warmup = 0): Promise<number[]> {
   const child = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const socket = createSocket('udp4');
   try {
@@ -27,8 +28,8 @@ export async function udpRoundTrips(count: number, gapMs: number): Promise<numbe
     });
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
     const rtts: number[] = [];
-    for (let i = 0; i < count; i++) {
-      await new Promise((r) => setTimeout(r, gapMs));
+    for (let i = 0; i < warmup + count; i++) {
+      if (i >= warmup) await new Promise((r) => setTimeout(r, gapMs));
       const start = performance.now();
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('udp echo did not answer within 2 s')), 2000);
@@ -38,7 +39,7 @@ export async function udpRoundTrips(count: number, gapMs: number): Promise<numbe
         });
         socket.send(Buffer.alloc(16, i & 0xff), port, '127.0.0.1');
       });
-      rtts.push(performance.now() - start);
+      if (i >= warmup) rtts.push(performance.now() - start);
     }
     return rtts;
   } finally {

@@ -410,14 +410,22 @@ export class IpcSession {
   }
 
   private pipeToClient(conn: PilotConn): void {
-    conn.on('data', (chunk: Buffer) => {
+    const forward = (chunk: Buffer): void => {
       for (let off = 0; off < chunk.length; off += RECV_CHUNK) {
         if (!this.write({ cmd: 'Recv', connId: conn.id, data: chunk.subarray(off, off + RECV_CHUNK) })) {
           conn.pause();
           this.blockedConns.add(conn);
         }
       }
-    });
+    };
+    // What came with the handshake (data in the SYN-ACK, or in the SYN of an accepted connection)
+    // follows the DialOK or Accept at once, in the same write to the client: waiting for the stream
+    // to start flowing would cost the client a second wake-up.
+    for (let chunk: Buffer | null = conn.read(); chunk !== null; chunk = conn.read()) {
+      forward(chunk);
+      if (this.blockedConns.has(conn)) break;
+    }
+    conn.on('data', forward);
     conn.on('end', () => {
       this.write({ cmd: 'CloseOK', connId: conn.id });
     });
