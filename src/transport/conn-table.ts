@@ -180,6 +180,21 @@ export class ConnectionTable {
     return this.portUse.has(port);
   }
 
+  /**
+   * Ends the lingering connection that has waited longest, if its TIME_WAIT ends by `endsBy`, and
+   * returns its local port when that frees it for `canUse` (as a kernel reuses a port in TIME_WAIT
+   * for a new outgoing connection once all others are taken); undefined otherwise.
+   */
+  reclaimLingeringPort(endsBy: Millis, canUse: (port: number) => boolean): number | undefined {
+    for (let conn = this.firstLingering(); conn; conn = this.firstLingering()) {
+      const end = conn.nextTimeout();
+      if (end !== undefined && end > endsBy) return undefined;
+      this.remove(conn);
+      if (!this.portUse.has(conn.localPort) && canUse(conn.localPort)) return conn.localPort;
+    }
+    return undefined;
+  }
+
   private remove(conn: Connection): void {
     this.leaveLive(conn);
     if (this.byId.get(conn.id) !== conn) return;

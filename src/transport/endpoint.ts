@@ -15,6 +15,13 @@ const MAX_PEER_ENTRIES = 4096;
 const REAP_INTERVAL_MS = 5_000;
 const EMPTY = new Uint8Array(0);
 /**
+ * When every ephemeral port is held, a dial takes the port of the connection that has lingered
+ * longest in TIME_WAIT, once it has lingered this long: old duplicates of a connection that closed
+ * a second ago are long gone on any path a stream survives, and its random initial sequence number
+ * keeps a stray one out of the new window.
+ */
+const MIN_LINGER_BEFORE_REUSE_MS = 1_000;
+/**
  * Default limit on bytes in flight to one peer node over all its connections (see PeerFlight):
  * below the 8 MiB a Linux peer's UDP socket holds with the 4 MiB receive buffer the tunnel asks
  * for, and above a single connection's receive window (2 MiB), so one connection never feels it.
@@ -55,6 +62,8 @@ export interface EndpointOptions {
    * what the peer's UDP socket can buffer while its process is busy (see PeerFlight).
    */
   peerFlightBytes?: number;
+  /** The local ports dials take, first and last (default PROTOCOL.md's 49152–65535). */
+  ephemeralPorts?: readonly [number, number];
 }
 
 export type TransportErrorCode = 'no_ports' | 'too_many_connections' | 'payload_too_large';
@@ -76,7 +85,7 @@ export class TransportError extends Error {
  */
 export class TransportEndpoint {
   readonly localAddr: Addr;
-  readonly ports = new PortTable();
+  readonly ports: PortTable;
   /** Inbound SYNs refused by reason, evictions and withheld RSTs (for counters and webhooks). */
   readonly refusals: RefusalCounters;
 
@@ -98,6 +107,7 @@ export class TransportEndpoint {
 
   constructor(options: EndpointOptions) {
     this.localAddr = options.localAddr;
+    this.ports = new PortTable(...(options.ephemeralPorts ?? []));
     this.connOptions = resolveConnectionOptions(options.connection);
     const flightLimit = options.peerFlightBytes ?? PEER_FLIGHT_BYTES;
     this.flights = new PeerFlights(
@@ -148,7 +158,11 @@ export class TransportEndpoint {
     if (!this.admission.admitDial(now)) throw new TransportError('too_many_connections', 'connection limit reached');
     if (data !== undefined && data.length > this.connOptions.sendBufferBytes)
       throw new TransportError('payload_too_large', `${data.length} bytes exceed the send buffer`);
-    const port = this.ports.allocate((p) => this.conns.portInUse(p));
+    const port =
+      this.ports.allocate((p) => this.conns.portInUse(p)) ??
+      this.conns.reclaimLingeringPort(now + this.connOptions.timeWaitMs - MIN_LINGER_BEFORE_REUSE_MS, (p) =>
+        this.ports.isEphemeral(p),
+      );
     if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
     const conn = this.create(port, remote);
     conn.dial(now, data, this.peers.of(remote.addr.node).synData === true);

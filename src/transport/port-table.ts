@@ -3,7 +3,17 @@ import { PORT_EPHEMERAL_MAX, PORT_EPHEMERAL_MIN } from '../protocol/ports.js';
 /** Which local ports are bound by listeners and which ephemeral port to hand out next. */
 export class PortTable {
   private readonly listeners = new Set<number>();
-  private nextEphemeral = PORT_EPHEMERAL_MIN;
+  private nextEphemeral: number;
+
+  /** Dials take their local ports from `first`…`last` (PROTOCOL.md's ephemeral range by default). */
+  constructor(
+    private readonly first = PORT_EPHEMERAL_MIN,
+    private readonly last = PORT_EPHEMERAL_MAX,
+  ) {
+    if (!Number.isInteger(first) || !Number.isInteger(last) || first < 1 || last > 0xffff || first > last)
+      throw new RangeError(`invalid ephemeral port range ${first}-${last}`);
+    this.nextEphemeral = first;
+  }
 
   bind(port: number): void {
     if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new RangeError(`invalid port ${port}`);
@@ -23,12 +33,17 @@ export class PortTable {
     return [...this.listeners].sort((a, b) => a - b);
   }
 
+  /** Whether a dial may take `port` once no connection uses it: an ephemeral port no listener holds. */
+  isEphemeral(port: number): boolean {
+    return port >= this.first && port <= this.last && !this.listeners.has(port);
+  }
+
   /** The next ephemeral port for which inUse() is false, in sequence; undefined when all are taken. */
   allocate(inUse: (port: number) => boolean): number | undefined {
-    const span = PORT_EPHEMERAL_MAX - PORT_EPHEMERAL_MIN + 1;
+    const span = this.last - this.first + 1;
     for (let i = 0; i < span; i++) {
       const port = this.nextEphemeral;
-      this.nextEphemeral = port === PORT_EPHEMERAL_MAX ? PORT_EPHEMERAL_MIN : port + 1;
+      this.nextEphemeral = port === this.last ? this.first : port + 1;
       if (!this.listeners.has(port) && !inUse(port)) return port;
     }
     return undefined;

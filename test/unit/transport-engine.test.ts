@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { Flag, Proto, makePacket, type Packet } from '../../src/protocol/packet.js';
 import { looksLikeSack } from '../../src/protocol/sack.js';
 import { PortInUseError } from '../../src/transport/port-table.js';
+import { TransportError } from '../../src/transport/endpoint.js';
 import { A_ADDR, B_ADDR, Pair } from './transport-harness.js';
 
 const pattern = (n: number, salt = 0): Buffer => {
@@ -181,6 +182,32 @@ describe('transport: closing', () => {
     pair.a.write(again.ca, Buffer.from('still fine'), pair.now);
     pair.run(200);
     assert.equal(pair.readAll('b', again.cb).toString(), 'still fine');
+  });
+
+  it('reuses the port of the longest-lingering TIME_WAIT connection once every ephemeral port is held', () => {
+    const pair = new Pair(2, { ephemeralPorts: [49152, 49155] });
+    for (let i = 0; i < 4; i++) {
+      const c = pair.connect();
+      pair.a.close(c.ca, pair.now);
+      pair.b.close(c.cb, pair.now);
+      pair.run(50);
+    }
+    assert.deepEqual(
+      pair.a.connections().map((c) => [c.localPort, c.state]),
+      [49152, 49153, 49154, 49155].map((p) => [p, 'TIME_WAIT']),
+    );
+    // Lingering for less than a second: not taken.
+    assert.throws(
+      () => pair.a.dial({ addr: B_ADDR, port: 1000 }, pair.now),
+      (err: unknown) => err instanceof TransportError && err.code === 'no_ports',
+    );
+    pair.run(1_000);
+    const { ca, cb } = pair.connect();
+    assert.equal(pair.a.localPortOf(ca), 49152, 'the oldest lingering port');
+    assert.equal(pair.a.connections().length, 4, 'its TIME_WAIT connection ended, the three others linger on');
+    pair.a.write(ca, Buffer.from('on a reused port'), pair.now);
+    pair.run(200);
+    assert.equal(pair.readAll('b', cb).toString(), 'on a reused port');
   });
 
   it('resets on RST and on abort', () => {
