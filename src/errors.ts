@@ -38,7 +38,10 @@ export function remoteFailure(code: PilotErrorCode, message: string, hint?: stri
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new PilotError(code, message, hint);
+    const err = new PilotError(code, message, hint);
+    // Set, not formatted on first read (formatting runs the process's stack hooks, source maps included).
+    err.stack = `${err.name}: ${message}`;
+    return err;
   } finally {
     Error.stackTraceLimit = limit;
   }

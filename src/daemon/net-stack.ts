@@ -200,21 +200,25 @@ export class NetStack implements PilotNetwork {
     }
     const localPort = this.endpoint.localPortOf(connId) ?? 0;
     return new Promise<LocalConn>((resolve, reject) => {
-      const timeout = setTimeout(
-        () => fail(new PilotError('timeout', `dial to ${port} timed out`)),
-        options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
-      );
+      const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+      const timedOut = (): void => fail(new PilotError('timeout', `dial to ${port} timed out`));
       // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
-      const stall = this.options.onDialStalled
-        ? setTimeout(() => this.options.onDialStalled?.(addr.node), this.options.dialStallMs ?? 3_500)
-        : undefined;
+      // One timer per dial: it fires at the stall, tells, and waits out the rest of the timeout.
+      const stallMs = this.options.dialStallMs ?? 3_500;
+      const onStall = this.options.onDialStalled;
+      let timer =
+        onStall && stallMs < timeoutMs
+          ? setTimeout(() => {
+              onStall(addr.node);
+              timer = setTimeout(timedOut, timeoutMs - stallMs);
+            }, stallMs)
+          : setTimeout(timedOut, timeoutMs);
       const onAbort = (): void =>
         fail(
           options.signal?.reason instanceof Error ? options.signal.reason : new PilotError('timeout', 'dial aborted'),
         );
       const cleanup = (): void => {
-        clearTimeout(timeout);
-        if (stall) clearTimeout(stall);
+        clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         this.dials.delete(connId);
       };
