@@ -44,9 +44,14 @@ export class StreamReceiver {
   constructor(
     /** Next in-order sequence number expected. */
     public rcvNxt: number,
-    private readonly capacity: number,
+    private capacity: number,
   ) {
     this.lastAck = rcvNxt;
+  }
+
+  /** Raises the buffer to `bytes` (never lowers it: a window once offered is not taken back). */
+  grow(bytes: number): void {
+    if (bytes > this.capacity) this.capacity = bytes;
   }
 
   get readableBytes(): number {

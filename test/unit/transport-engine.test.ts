@@ -271,6 +271,28 @@ describe('transport: data path', () => {
     assert.ok((st?.sackBlocksRecv ?? 0) > 0);
   });
 
+  it('offers a window of 128 large segments once the path carries them, and never takes it back', () => {
+    const plain = new Pair(2);
+    const p = plain.connect();
+    assert.equal(plain.b.connection(p.cb)?.stats.recvWindow, 512 * 4096, 'base segments: the configured 2 MiB');
+    const pair = new Pair(2);
+    pair.b.setPeerSegmentSize(A_ADDR.node, 61_440);
+    const { cb } = pair.connect();
+    assert.equal(pair.b.connection(cb)?.stats.recvWindow, 128 * 61_440, 'a new connection on a large-segment path');
+    const other = pair.connect(1001);
+    assert.equal(pair.b.connection(other.cb)?.stats.recvWindow, 128 * 61_440);
+    pair.b.setPeerSegmentSize(A_ADDR.node, 0);
+    assert.equal(pair.b.connection(cb)?.stats.recvWindow, 128 * 61_440, 'back to base segments: the window stays');
+    const grown = new Pair(2);
+    const g = grown.connect();
+    grown.b.setPeerSegmentSize(A_ADDR.node, 61_440);
+    assert.equal(
+      grown.b.connection(g.cb)?.stats.recvWindow,
+      128 * 61_440,
+      'an open connection grows with its segments',
+    );
+  });
+
   it('switches a peer to larger segments mid-stream, byte-exact, and back to the default', () => {
     const pair = new Pair(2);
     const { ca, cb } = pair.connect();
