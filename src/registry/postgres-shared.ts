@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from '../log.js';
 import { STALE_AFTER_MS } from './liveness.js';
 import { PgBatch } from './postgres-batch.js';
+import { LEASE_CHANNEL, PostgresLease } from './postgres-lease.js';
 import { SESSION_OPTIONS } from './postgres-rows.js';
 import type { PostgresNodeView } from './postgres-node-view.js';
 import type { SharedRegistryState } from './store.js';
@@ -32,7 +33,8 @@ const RELISTEN_MAX_MS = 5000;
  * high-water marks (a conditional upsert decides which process accepted a `signed_at` first),
  * liveness times (written in batches; a time never moves backwards) and handshake wake-ups
  * (NOTIFY on one process, LISTEN on every process: the database pushes, nobody polls). The same
- * listening connection keeps the node records this process holds current (PostgresNodeView).
+ * listening connection keeps the node records this process holds current (PostgresNodeView) and
+ * carries the lease under which they are served (PostgresLease).
  *
  * Replay marks of one event-loop turn go in one statement, and so do liveness times, through
  * connections that do not wait for the WAL sync (synchronous_commit off): other processes see
@@ -48,6 +50,7 @@ export class PostgresSharedState implements SharedRegistryState {
   readonly #volatile: pg.Pool;
   readonly #config: pg.ClientConfig;
   readonly #view: PostgresNodeView;
+  readonly #lease: PostgresLease;
   readonly #marks = new PgBatch<Mark, boolean>(
     (marks) => this.#advance(marks),
     (m) => `${m.publicKey}|${m.type}`,
@@ -65,6 +68,7 @@ export class PostgresSharedState implements SharedRegistryState {
     this.#config = config;
     this.#view = view;
     this.#log = log;
+    this.#lease = new PostgresLease(view, log);
     this.#volatile = new pg.Pool({ ...config, max: 3, options: `${SESSION_OPTIONS} -c synchronous_commit=off` });
     this.#volatile.on('error', (err) => log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
   }
@@ -125,8 +129,13 @@ export class PostgresSharedState implements SharedRegistryState {
   }
 
   async recordLiveness(seen: ReadonlyMap<number, number>, proven: ReadonlyMap<number, number>): Promise<void> {
-    if (seen.size === 0 && proven.size === 0) return;
-    await this.#times.add({ seen, proven });
+    // Times already stored (a new node's, written with it) need no statement.
+    const newSeen = new Map<number, number>();
+    const newProven = new Map<number, number>();
+    for (const [id, at] of seen) if (!this.#view.covers(id, at, undefined)) newSeen.set(id, at);
+    for (const [id, at] of proven) if (!this.#view.covers(id, undefined, at)) newProven.set(id, at);
+    if (newSeen.size === 0 && newProven.size === 0) return;
+    await this.#times.add({ seen: newSeen, proven: newProven });
   }
 
   async #writeTimes(batch: Times[]): Promise<undefined[]> {
@@ -142,18 +151,25 @@ export class PostgresSharedState implements SharedRegistryState {
     // reads its record again rather than taking it for offline from an old copy.
     await this.#volatile.query({
       name: 'record_liveness',
+      // `id = ANY($1)` lets both reads of nodes use its key (a join with the batch alone made the
+      // planner scan the whole table, twice).
       text: `WITH v AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, seen, proven)),
-             before AS (SELECT n.id, n.last_seen, v.seen FROM nodes n JOIN v ON n.id = v.id),
+             before AS (SELECT id, last_seen FROM nodes WHERE id = ANY($1::bigint[])),
              u AS (UPDATE nodes SET last_seen = GREATEST(nodes.last_seen, v.seen), last_proven = GREATEST(nodes.last_proven, v.proven)
-                   FROM v WHERE nodes.id = v.id RETURNING nodes.id)
+                   FROM v WHERE nodes.id = v.id AND nodes.id = ANY($1::bigint[]) RETURNING nodes.id)
              SELECT pg_notify('${NODE_CHANNEL}', 'seen:' || string_agg(id::text, ','))
-             FROM (SELECT id, row_number() OVER () / 500 AS chunk FROM before
-                   WHERE seen IS NOT NULL AND (last_seen IS NULL OR last_seen < seen - $4)) c
+             FROM (SELECT b.id, row_number() OVER () / 500 AS chunk FROM before b JOIN v ON b.id = v.id
+                   WHERE v.seen IS NOT NULL AND (b.last_seen IS NULL OR b.last_seen < v.seen - $4)) c
              GROUP BY chunk`,
       values: [ids, ids.map((id) => seen.get(id) ?? null), ids.map((id) => proven.get(id) ?? null), COMEBACK_MS],
     });
     for (const id of ids) this.#view.times(id, seen.get(id), proven.get(id));
     return batch.map(() => undefined);
+  }
+
+  /** After a change of node records committed: resolves once no other process can serve an older copy (postgres-lease.ts). */
+  settle(): Promise<void> {
+    return this.#lease.settle();
   }
 
   async announceHandshake(nodeId: number): Promise<void> {
@@ -167,6 +183,7 @@ export class PostgresSharedState implements SharedRegistryState {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
+    await this.#lease.close();
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
@@ -174,10 +191,15 @@ export class PostgresSharedState implements SharedRegistryState {
   }
 
   async #listen(): Promise<void> {
-    const client = new pg.Client(this.#config);
+    // Lease rows and sync tokens need no WAL sync (postgres-lease.ts).
+    const client = new pg.Client({ ...this.#config, options: '-c synchronous_commit=off' });
     client.on('notification', (msg) => {
       if (msg.channel === NODE_CHANNEL) {
         this.#nodeChanged(msg.payload ?? '');
+        return;
+      }
+      if (msg.channel === LEASE_CHANNEL) {
+        this.#lease.handle(msg.payload ?? '');
         return;
       }
       const id = Number(msg.payload);
@@ -187,11 +209,12 @@ export class PostgresSharedState implements SharedRegistryState {
     client.on('error', (err) => this.#lost(client, err));
     client.on('end', () => this.#lost(client, new Error('connection ended')));
     await client.connect();
-    await client.query(`LISTEN ${CHANNEL}; LISTEN ${NODE_CHANNEL}`);
+    await client.query(`LISTEN ${CHANNEL}; LISTEN ${NODE_CHANNEL}; LISTEN ${LEASE_CHANNEL}`);
     this.#listener = client;
     this.#backoff = RELISTEN_MIN_MS;
     // Changes committed from now on are announced; what was read before may have missed some.
     this.#view.setLive(true);
+    this.#lease.attach(client);
   }
 
   #nodeChanged(payload: string): void {
@@ -210,6 +233,7 @@ export class PostgresSharedState implements SharedRegistryState {
     if (this.#closed || this.#listener !== client) return;
     this.#listener = undefined;
     this.#view.setLive(false);
+    this.#lease.detach();
     client.end().catch(() => undefined);
     this.#log?.warn({ err: err.message, retry_ms: this.#backoff }, 'handshake notifications lost; listening again');
     this.#schedule();
