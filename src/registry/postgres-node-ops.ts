@@ -4,118 +4,155 @@ import type { NewNode } from './store.js';
 
 export type VersionedRow = NodeRow & { version: number };
 
+/** A replay mark: the newest `signed_at` accepted from a key for a request type. */
+export interface Mark {
+  readonly publicKey: string;
+  readonly type: string;
+  readonly at: number;
+}
+
 type NodeOp =
   | { readonly kind: 'id'; readonly id: number }
   | { readonly kind: 'key'; readonly key: string }
-  | { readonly kind: 'create'; readonly node: NewNode };
+  | { readonly kind: 'create'; readonly node: NewNode }
+  | { readonly kind: 'mark'; readonly mark: Mark };
 
-/** A read's row or none; a create's new row, none (its key is taken) or why it failed. */
-type NodeResult = VersionedRow | undefined | { readonly failed: unknown };
+interface Answer {
+  /** A read's row or a create's new one (none: not found, or the key is taken). */
+  readonly row?: VersionedRow | undefined;
+  /** A mark's: whether it advanced (false: a replay). */
+  readonly advanced?: boolean;
+  readonly failed?: unknown;
+}
 
-/** Runs one statement (named by the caller's numbering) and returns its rows. */
-export type RunRows = <R extends object>(text: string, values: unknown[]) => Promise<R[]>;
+/** Runs one statement and returns its rows; `durable`: it must commit with the WAL synced. */
+export type RunRows = <R extends object>(text: string, values: unknown[], durable: boolean) => Promise<R[]>;
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const markKey = (m: Mark): string => `${m.publicKey}|${m.type}`;
 
 /**
- * Reads of node records by id or key and inserts of new nodes, all those of one event-loop turn
- * in one statement (one round trip, one commit): a registration reads its key and, a moment
- * later, inserts it, so concurrent registrations share statements whatever step each is at. The
- * reads see the table as it was before the statement's inserts. Keys are inserted in order, so
- * that two processes inserting overlapping batches never deadlock; a key already stored (or twice
- * in the batch) gets no row. A new node is seen now (and proven, if it signed): the registration
- * records these times next and finds them stored (PostgresSharedState.recordLiveness).
+ * Reads of node records by id or key, inserts of new nodes and replay marks, all those of one
+ * event-loop turn in one statement (one round trip, one commit). A registration reads its key,
+ * marks its signature and inserts its node, one after the other, so concurrent registrations
+ * share statements whatever step each is at.
+ *
+ * - Marks come first, then inserts, each in key order, so that two processes whose statements
+ *   touch the same rows take their locks in the same order and never deadlock. A mark advances
+ *   only past an older `signed_at` (a conditional upsert decides which process saw it first); two
+ *   marks of one key and type wait for separate statements.
+ * - A key already stored (or twice in the batch) gets no new row. A new node is seen now (and
+ *   proven, if it signed): the registration records these times next and finds them stored
+ *   (PostgresSharedState.recordLiveness).
+ * - The reads see the table as it was before the statement's inserts.
+ * - A statement without inserts commits without waiting for the WAL sync (marks are volatile, see
+ *   PostgresSharedState); one with inserts waits, and takes its marks along.
+ * - A failed insert fails only the inserts: the rest is sent again alone.
  */
 export class PgNodeOps {
-  readonly #batch = new PgBatch<NodeOp, NodeResult>((ops) => this.#run(ops));
+  #unique = 0;
+  readonly #batch = new PgBatch<NodeOp, Answer>(
+    (ops) => this.#run(ops),
+    (op) => (op.kind === 'mark' ? markKey(op.mark) : String(++this.#unique)),
+  );
 
   constructor(private readonly rows: RunRows) {}
 
-  byId(id: number): Promise<VersionedRow | undefined> {
-    return this.#read({ kind: 'id', id });
+  async byId(id: number): Promise<VersionedRow | undefined> {
+    return (await this.#batch.add({ kind: 'id', id })).row;
   }
 
-  byKey(key: string): Promise<VersionedRow | undefined> {
-    return this.#read({ kind: 'key', key });
+  async byKey(key: string): Promise<VersionedRow | undefined> {
+    return (await this.#batch.add({ kind: 'key', key })).row;
   }
 
   /** The new row, or undefined when the key is taken. */
   async create(node: NewNode): Promise<VersionedRow | undefined> {
-    const result = await this.#batch.add({ kind: 'create', node });
-    if (result !== undefined && 'failed' in result) throw result.failed;
-    return result;
+    const answer = await this.#batch.add({ kind: 'create', node });
+    if (answer.failed !== undefined) throw answer.failed;
+    return answer.row;
   }
 
-  async #read(op: NodeOp): Promise<VersionedRow | undefined> {
-    const result = await this.#batch.add(op);
-    return result !== undefined && 'failed' in result ? undefined : result;
+  /** Whether the mark advanced (false: a `signed_at` at least as late is recorded). */
+  async mark(mark: Mark): Promise<boolean> {
+    return (await this.#batch.add({ kind: 'mark', mark })).advanced === true;
   }
 
-  async #run(ops: NodeOp[]): Promise<NodeResult[]> {
-    const writes = ops.some((op) => op.kind === 'create');
-    const reads = ops.some((op) => op.kind !== 'create');
-    if (!writes || !reads) return this.#statement(ops);
+  async #run(ops: NodeOp[]): Promise<Answer[]> {
+    const creates = ops.some((op) => op.kind === 'create');
+    const others = ops.filter((op) => op.kind !== 'create');
+    if (!creates || others.length === 0) return this.#statement(ops);
     try {
       return await this.#statement(ops);
     } catch (failed) {
-      // A failed insert fails its creates only: the reads are asked again alone.
-      const readOps = ops.filter((op) => op.kind !== 'create');
-      const answers = await this.#statement(readOps);
-      const byOp = new Map(readOps.map((op, i) => [op, answers[i]]));
-      return ops.map((op) => (op.kind === 'create' ? { failed } : byOp.get(op)));
+      const answers = await this.#statement(others);
+      const byOp = new Map<NodeOp, Answer | undefined>(others.map((op, i) => [op, answers[i]]));
+      return ops.map((op) => byOp.get(op) ?? { failed });
     }
   }
 
-  async #statement(ops: NodeOp[]): Promise<NodeResult[]> {
+  async #statement(ops: NodeOp[]): Promise<Answer[]> {
     const ids = new Set<number>();
     const keys = new Set<string>();
     const creates: NewNode[] = [];
+    const marks: Mark[] = [];
     for (const op of ops) {
       if (op.kind === 'id') ids.add(op.id);
       else if (op.kind === 'key') keys.add(op.key);
-      else creates.push(op.node);
+      else if (op.kind === 'create') creates.push(op.node);
+      else marks.push(op.mark);
     }
     const values: unknown[] = [];
+    const at = (value: unknown): string => `$${values.push(value)}`;
+    const ctes: string[] = [];
     const parts: string[] = [];
-    let prefix = '';
-    if (creates.length > 0) {
-      const sorted = [...creates].sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
-      values.push(
-        sorted.map((n) => n.publicKey),
-        sorted.map((n) => n.owner),
-        sorted.map((n) => n.realAddr),
-        sorted.map((n) => n.signsBody === true),
-        Date.now(),
+    if (marks.length > 0) {
+      marks.sort((a, b) => byText(a.publicKey, b.publicKey) || byText(a.type, b.type));
+      ctes.push(`m AS (INSERT INTO signed_at_marks (public_key, type, signed_at)
+        SELECT * FROM unnest(${at(marks.map((m) => m.publicKey))}::text[], ${at(marks.map((m) => m.type))}::text[], ${at(marks.map((m) => m.at))}::bigint[])
+        ON CONFLICT (public_key, type) DO UPDATE SET signed_at = EXCLUDED.signed_at
+        WHERE signed_at_marks.signed_at < EXCLUDED.signed_at
+        RETURNING public_key || '|' || type AS k)`);
+      // Marks alone need no record columns; with records they are padded to the same columns.
+      parts.push(
+        ops.length === marks.length ? `SELECT 'm' AS op, k FROM m` : `SELECT 'm' AS op, k, (NULL::nodes).* FROM m`,
       );
-      prefix = `WITH c AS (INSERT INTO nodes (id, public_key, owner, real_addr, signs_body, last_seen, last_proven)
-        SELECT nextval('node_ids'), k, o, a, s, $5, CASE WHEN s THEN $5::bigint END
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) AS v(k, o, a, s)
-        ON CONFLICT (public_key) DO NOTHING RETURNING *) `;
-      parts.push(`SELECT 'c' AS op, * FROM c`);
     }
-    if (keys.size > 0) {
-      values.push([...keys]);
-      parts.push(`SELECT 'k' AS op, * FROM nodes WHERE public_key = ANY($${values.length}::text[])`);
+    if (creates.length > 0) {
+      const sorted = [...creates].sort((a, b) => byText(a.publicKey, b.publicKey));
+      const now = at(Date.now());
+      ctes.push(`c AS (INSERT INTO nodes (id, public_key, owner, real_addr, signs_body, last_seen, last_proven)
+        SELECT nextval('node_ids'), k, o, a, s, ${now}, CASE WHEN s THEN ${now}::bigint END
+        FROM unnest(${at(sorted.map((n) => n.publicKey))}::text[], ${at(sorted.map((n) => n.owner))}::text[],
+                    ${at(sorted.map((n) => n.realAddr))}::text[], ${at(sorted.map((n) => n.signsBody === true))}::boolean[]) AS v(k, o, a, s)
+        ON CONFLICT (public_key) DO NOTHING RETURNING *)`);
+      parts.push(`SELECT 'c' AS op, NULL AS k, * FROM c`);
     }
-    if (ids.size > 0) {
-      values.push([...ids]);
-      parts.push(`SELECT 'i' AS op, * FROM nodes WHERE id = ANY($${values.length}::bigint[])`);
-    }
-    const rows = await this.rows<VersionedRow & { op: string }>(prefix + parts.join(' UNION ALL '), values);
+    if (keys.size > 0)
+      parts.push(`SELECT 'k' AS op, NULL AS k, * FROM nodes WHERE public_key = ANY(${at([...keys])}::text[])`);
+    if (ids.size > 0) parts.push(`SELECT 'i' AS op, NULL AS k, * FROM nodes WHERE id = ANY(${at([...ids])}::bigint[])`);
+    const text = (ctes.length > 0 ? `WITH ${ctes.join(', ')} ` : '') + parts.join(' UNION ALL ');
+    const rows = await this.rows<VersionedRow & { op: string; k: string | null }>(text, values, creates.length > 0);
+
+    const advanced = new Set<string>();
     const created = new Map<string, VersionedRow>();
     const byKey = new Map<string, VersionedRow>();
     const byId = new Map<number, VersionedRow>();
-    for (const { op, ...row } of rows) {
-      if (op === 'c') created.set(row.public_key, row);
+    for (const { op, k, ...row } of rows) {
+      if (op === 'm') advanced.add(k ?? '');
+      else if (op === 'c') created.set(row.public_key, row);
       else if (op === 'k') byKey.set(row.public_key, row);
       else byId.set(row.id, row);
     }
     const inserted = new Set<string>();
-    return ops.map((op) => {
-      if (op.kind === 'id') return byId.get(op.id);
-      if (op.kind === 'key') return byKey.get(op.key);
+    return ops.map((op): Answer => {
+      if (op.kind === 'id') return { row: byId.get(op.id) };
+      if (op.kind === 'key') return { row: byKey.get(op.key) };
+      if (op.kind === 'mark') return { advanced: advanced.has(markKey(op.mark)) };
       // The first of two creates of one key gets the row.
-      if (inserted.has(op.node.publicKey)) return undefined;
+      if (inserted.has(op.node.publicKey)) return {};
       inserted.add(op.node.publicKey);
-      return created.get(op.node.publicKey);
+      return { row: created.get(op.node.publicKey) };
     });
   }
 }

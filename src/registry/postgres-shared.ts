@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { STALE_AFTER_MS } from './liveness.js';
 import { PgBatch } from './postgres-batch.js';
 import { LEASE_CHANNEL, PostgresLease } from './postgres-lease.js';
-import { SESSION_OPTIONS } from './postgres-rows.js';
+import type { Mark } from './postgres-node-ops.js';
 import type { PostgresNodeView } from './postgres-node-view.js';
 import type { SharedRegistryState } from './store.js';
 
@@ -13,12 +13,6 @@ const CHANNEL = 'pilot_handshake';
 const NODE_CHANNEL = 'pilot_node';
 /** A node not seen for this long before a heartbeat counts as coming back (as in handlers-nodes.ts). */
 const COMEBACK_MS = STALE_AFTER_MS / 2;
-
-interface Mark {
-  readonly publicKey: string;
-  readonly type: string;
-  readonly at: number;
-}
 
 interface Times {
   readonly seen: ReadonlyMap<number, number>;
@@ -36,8 +30,9 @@ const RELISTEN_MAX_MS = 5000;
  * listening connection keeps the node records this process holds current (PostgresNodeView) and
  * carries the lease under which they are served (PostgresLease).
  *
- * Replay marks of one event-loop turn go in one statement, and so do liveness times, through
- * connections that do not wait for the WAL sync (synchronous_commit off): other processes see
+ * Replay marks of one event-loop turn go in one statement (with the store's reads and inserts of
+ * node records, PgNodeOps), and so do liveness times, through connections that do not wait for
+ * the WAL sync (synchronous_commit off), unless inserts share the statement: other processes see
  * them at commit as usual, and only a crash of the database server itself can lose the last
  * fraction of a second of them. Liveness is volatile by design (the next heartbeats restore it).
  * A request that changes durable state commits that change afterwards, synchronously, and WAL is
@@ -51,10 +46,7 @@ export class PostgresSharedState implements SharedRegistryState {
   readonly #config: pg.ClientConfig;
   readonly #view: PostgresNodeView;
   readonly #lease: PostgresLease;
-  readonly #marks = new PgBatch<Mark, boolean>(
-    (marks) => this.#advance(marks),
-    (m) => `${m.publicKey}|${m.type}`,
-  );
+  readonly #mark: (mark: Mark) => Promise<boolean>;
   readonly #times = new PgBatch<Times, undefined>((batch) => this.#writeTimes(batch));
   readonly #log: Logger | undefined;
   readonly #listeners: ((nodeId: number) => void)[] = [];
@@ -63,64 +55,39 @@ export class PostgresSharedState implements SharedRegistryState {
   #backoff = RELISTEN_MIN_MS;
   #closed = false;
 
-  private constructor(pool: pg.Pool, config: pg.ClientConfig, view: PostgresNodeView, log: Logger | undefined) {
-    this.#pool = pool;
-    this.#config = config;
-    this.#view = view;
-    this.#log = log;
-    this.#lease = new PostgresLease(view, log);
-    this.#volatile = new pg.Pool({ ...config, max: 3, options: `${SESSION_OPTIONS} -c synchronous_commit=off` });
-    this.#volatile.on('error', (err) => log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
-  }
-
-  static async start(
+  private constructor(
     pool: pg.Pool,
+    volatile: pg.Pool,
     config: pg.ClientConfig,
     view: PostgresNodeView,
+    mark: (mark: Mark) => Promise<boolean>,
+    log: Logger | undefined,
+  ) {
+    this.#pool = pool;
+    this.#volatile = volatile;
+    this.#config = config;
+    this.#view = view;
+    this.#mark = mark;
+    this.#log = log;
+    this.#lease = new PostgresLease(view, log);
+  }
+
+  /** `volatile`: connections with synchronous_commit off; `mark`: how replay marks are written (PgNodeOps). */
+  static async start(
+    pool: pg.Pool,
+    volatile: pg.Pool,
+    config: pg.ClientConfig,
+    view: PostgresNodeView,
+    mark: (mark: Mark) => Promise<boolean>,
     log?: Logger,
   ): Promise<PostgresSharedState> {
-    const shared = new PostgresSharedState(pool, config, view, log);
-    try {
-      await shared.#listen();
-    } catch (err) {
-      await shared.#volatile.end().catch(() => undefined);
-      throw err;
-    }
+    const shared = new PostgresSharedState(pool, volatile, config, view, mark, log);
+    await shared.#listen();
     return shared;
   }
 
   advanceSignedAt(publicKey: string, type: string, at: number): Promise<boolean> {
-    return this.#marks.add({ publicKey, type, at });
-  }
-
-  /** One upsert for the batch (no two marks of the same key and type); rows in key order, so that two processes never deadlock. */
-  async #advance(marks: Mark[]): Promise<boolean[]> {
-    const order = marks.map((_, i) => i);
-    order.sort((a, b) => {
-      const x = marks[a] as Mark;
-      const y = marks[b] as Mark;
-      return x.publicKey < y.publicKey
-        ? -1
-        : x.publicKey > y.publicKey
-          ? 1
-          : x.type < y.type
-            ? -1
-            : x.type > y.type
-              ? 1
-              : 0;
-    });
-    const sorted = order.map((i) => marks[i] as Mark);
-    const { rows } = await this.#volatile.query<{ public_key: string; type: string }>({
-      name: 'advance_signed_at_batch',
-      text: `INSERT INTO signed_at_marks (public_key, type, signed_at)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-             ON CONFLICT (public_key, type) DO UPDATE SET signed_at = EXCLUDED.signed_at
-             WHERE signed_at_marks.signed_at < EXCLUDED.signed_at
-             RETURNING public_key, type`,
-      values: [sorted.map((m) => m.publicKey), sorted.map((m) => m.type), sorted.map((m) => m.at)],
-    });
-    const advanced = new Set(rows.map((r) => `${r.public_key}|${r.type}`));
-    return marks.map((m) => advanced.has(`${m.publicKey}|${m.type}`));
+    return this.#mark({ publicKey, type, at });
   }
 
   async pruneSignedAt(before: number): Promise<number> {
@@ -187,7 +154,6 @@ export class PostgresSharedState implements SharedRegistryState {
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
-    await this.#volatile.end().catch(() => undefined);
   }
 
   async #listen(): Promise<void> {

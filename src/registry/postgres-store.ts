@@ -10,6 +10,7 @@ import {
   NODE_COLUMNS,
   type RequestRow,
   SESSION_OPTIONS,
+  BATCH_OPTIONS,
   type ResponseRow,
   TYPES,
 } from './postgres-rows.js';
@@ -56,16 +57,26 @@ export interface PostgresStoreOptions {
 export class PostgresRegistryStore implements RegistryStore {
   readonly shared: PostgresSharedState;
   readonly #pool: pg.Pool;
+  /** The batched statements' connections (BATCH_OPTIONS), one waiting for the WAL sync and one not. */
+  readonly #batches: readonly [pg.Pool, pg.Pool];
   readonly #view: PostgresNodeView;
-  /** Reads of records not in the view and inserts of new nodes, one statement per turn. */
-  readonly #nodes = new PgNodeOps((text, values) => this.#rows(statementName('nodes', text), text, values));
+  /** Reads of records not in the view, inserts of new nodes and replay marks, one statement per turn. */
+  readonly #nodes: PgNodeOps;
   /** Trust claims asked about in one turn (a resolve asks both directions), one statement. */
   readonly #claims = new PgBatch<readonly [number, number], boolean>((pairs) => this.#hasClaims(pairs));
 
-  private constructor(pool: pg.Pool, shared: PostgresSharedState, view: PostgresNodeView) {
+  private constructor(
+    pool: pg.Pool,
+    batches: readonly [pg.Pool, pg.Pool],
+    shared: PostgresSharedState,
+    view: PostgresNodeView,
+    nodes: PgNodeOps,
+  ) {
     this.#pool = pool;
+    this.#batches = batches;
     this.shared = shared;
     this.#view = view;
+    this.#nodes = nodes;
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRegistryStore> {
@@ -75,7 +86,17 @@ export class PostgresRegistryStore implements RegistryStore {
       types: TYPES,
       options: SESSION_OPTIONS,
     });
-    pool.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
+    // One statement of each batch runs at a time: the durable one (with inserts) and the volatile
+    // ones (replay marks and reads, liveness times; synchronous_commit off).
+    const durable = new pg.Pool({ connectionString: url, max: 1, types: TYPES, options: BATCH_OPTIONS });
+    const volatile = new pg.Pool({
+      connectionString: url,
+      max: 2,
+      types: TYPES,
+      options: `${BATCH_OPTIONS} -c synchronous_commit=off`,
+    });
+    for (const p of [pool, durable, volatile])
+      p.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
     try {
       const client = await pool.connect();
       try {
@@ -88,10 +109,15 @@ export class PostgresRegistryStore implements RegistryStore {
         client.release();
       }
       const view = new PostgresNodeView();
-      const shared = await PostgresSharedState.start(pool, { connectionString: url, types: TYPES }, view, opts.log);
-      return new PostgresRegistryStore(pool, shared, view);
+      const nodes = new PgNodeOps(
+        async (text, values, sync) =>
+          (await (sync ? durable : volatile).query({ name: statementName('nodes', text), text, values })).rows,
+      );
+      const config = { connectionString: url, types: TYPES };
+      const shared = await PostgresSharedState.start(pool, volatile, config, view, (m) => nodes.mark(m), opts.log);
+      return new PostgresRegistryStore(pool, [durable, volatile], shared, view, nodes);
     } catch (err) {
-      await pool.end().catch(() => undefined);
+      await Promise.all([pool, durable, volatile].map((p) => p.end().catch(() => undefined)));
       throw err;
     }
   }
@@ -433,6 +459,7 @@ export class PostgresRegistryStore implements RegistryStore {
 
   async close(): Promise<void> {
     await this.shared.close();
+    await Promise.all(this.#batches.map((p) => p.end().catch(() => undefined)));
     await this.#pool.end();
   }
 }

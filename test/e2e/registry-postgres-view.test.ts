@@ -108,17 +108,26 @@ describe('PostgreSQL store: records kept in memory across processes', { skip: po
     assert.equal(unsigned.lastProven, undefined);
   });
 
-  it('reads and inserts of one turn share a statement; a failed insert fails only the inserts', async () => {
+  it('reads, inserts and replay marks of one turn share a statement; a failed insert fails only the inserts', async () => {
     const known = await a.createNode({ publicKey: key(8), owner: '', realAddr: '127.0.0.1:8' });
     const c = await PostgresRegistryStore.open(url);
     try {
       // c holds no copies: the reads go to the database in the same turn as the inserts.
-      const [read, made, twice, missing] = await Promise.allSettled([
+      const [read, made, twice, missing, first, replay] = await Promise.allSettled([
         c.getNodeByKey(key(8)),
         c.createNode({ publicKey: key(9), owner: 'o9', realAddr: '127.0.0.1:9' }),
         c.createNode({ publicKey: key(9), owner: 'o9', realAddr: '127.0.0.1:9' }),
         c.getNode(known.id + 1000),
+        c.shared.advanceSignedAt(key(9), 'register', 1000),
+        c.shared.advanceSignedAt(key(9), 'register', 1000),
       ]);
+      assert.deepEqual(
+        [first, replay].map((r) => r.status === 'fulfilled' && r.value),
+        [true, false],
+        'a signed_at is accepted once',
+      );
+      assert.equal(await a.shared.advanceSignedAt(key(9), 'register', 1000), false, 'by one process only');
+      assert.equal(await a.shared.advanceSignedAt(key(9), 'register', 999), false);
       assert.equal(read.status === 'fulfilled' && read.value?.id, known.id);
       assert.equal(made.status === 'fulfilled' && made.value.owner, 'o9');
       assert.equal(twice.status === 'rejected' && (twice.reason as Error).name, 'StoreConflictError');
@@ -129,12 +138,14 @@ describe('PostgreSQL store: records kept in memory across processes', { skip: po
       const { rows } = await admin.query<{ last_value: string }>('SELECT last_value FROM node_ids');
       await admin.query("SELECT setval('node_ids', 4294967295)");
       try {
-        const [exhausted, stillRead] = await Promise.allSettled([
+        const [exhausted, stillRead, stillMarked] = await Promise.allSettled([
           c.createNode({ publicKey: key(10), owner: '', realAddr: '127.0.0.1:10' }),
           c.getNodeByKey(key(9)),
+          c.shared.advanceSignedAt(key(10), 'register', 1000),
         ]);
         assert.equal(exhausted.status === 'rejected' && (exhausted.reason as Error).name, 'RangeError');
         assert.equal(stillRead.status === 'fulfilled' && stillRead.value?.owner, 'o9');
+        assert.deepEqual(stillMarked, { status: 'fulfilled', value: true });
       } finally {
         await admin.query('SELECT setval($1, $2)', ['node_ids', rows[0]?.last_value]);
         await admin.end();
