@@ -61,18 +61,28 @@ export class PostgresLease {
   /** Tokens of other processes to acknowledge (writer → newest token), sent once per turn. */
   readonly #toAck = new Map<string, number>();
   #ackScheduled = false;
+  /** The last statement sent on the listening connection: a pg client takes one at a time. */
+  #last: Promise<unknown> = Promise.resolve();
 
   constructor(view: PostgresNodeView, log: Logger | undefined) {
     this.#view = view;
     this.#log = log;
   }
 
+  /** Sends a statement on the listening connection after those sent before it. */
+  #query<R extends pg.QueryResultRow>(client: pg.Client, query: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    const result = this.#last.then(() => client.query<R>(query));
+    this.#last = result.catch(() => undefined);
+    return result;
+  }
+
   /** The listening connection is up and listens on LEASE_CHANNEL: the lease is taken now and renewed. */
   attach(client: pg.Client): void {
     this.#client = client;
-    client
-      .query(`DELETE FROM registry_leases WHERE until < clock_timestamp() - interval '${FORGET_AFTER}'`)
-      .catch(() => undefined);
+    this.#last = Promise.resolve();
+    this.#query(client, {
+      text: `DELETE FROM registry_leases WHERE until < clock_timestamp() - interval '${FORGET_AFTER}'`,
+    }).catch(() => undefined);
     void this.#renew();
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => void this.#renew(), RENEW_MS);
@@ -91,7 +101,7 @@ export class PostgresLease {
     this.#renewing = true;
     const sent = performance.now();
     try {
-      await client.query({ name: 'renew_lease', text: RENEW, values: [this.member, LEASE_MS] });
+      await this.#query(client, { name: 'renew_lease', text: RENEW, values: [this.member, LEASE_MS] });
       if (this.#client === client) this.#view.lease(sent + LEASE_MS);
     } catch (err) {
       this.#log?.debug({ err: err instanceof Error ? err.message : String(err) }, 'lease not renewed');
@@ -111,7 +121,7 @@ export class PostgresLease {
     let leases: string[];
     try {
       if (client === undefined) throw new Error('not listening');
-      const { rows } = await client.query<{ leases: string[] }>({
+      const { rows } = await this.#query<{ leases: string[] }>(client, {
         name: 'settle',
         text: SETTLE,
         values: [`sync:${this.member}:${token}`, this.member],
@@ -179,15 +189,14 @@ export class PostgresLease {
       const items = [...this.#toAck].map(([w, n]) => `${w}.${n}`);
       this.#toAck.clear();
       // Without a listening connection there is nothing to acknowledge with: the writer waits out this lease.
-      client
-        ?.query({
-          name: 'ack',
-          text: `SELECT pg_notify('${LEASE_CHANNEL}', $1)`,
-          values: [`ack:${this.member}:${items.join(',')}`],
-        })
-        .catch((err: unknown) =>
-          this.#log?.debug({ err: err instanceof Error ? err.message : String(err) }, 'sync token not acknowledged'),
-        );
+      if (client === undefined) return;
+      this.#query(client, {
+        name: 'ack',
+        text: `SELECT pg_notify('${LEASE_CHANNEL}', $1)`,
+        values: [`ack:${this.member}:${items.join(',')}`],
+      }).catch((err: unknown) =>
+        this.#log?.debug({ err: err instanceof Error ? err.message : String(err) }, 'sync token not acknowledged'),
+      );
     });
   }
 
@@ -196,8 +205,11 @@ export class PostgresLease {
     clearInterval(this.#timer);
     const client = this.#client;
     this.#client = undefined;
-    await client
-      ?.query({ name: 'drop_lease', text: 'DELETE FROM registry_leases WHERE member = $1', values: [this.member] })
-      .catch(() => undefined);
+    if (client === undefined) return;
+    await this.#query(client, {
+      name: 'drop_lease',
+      text: 'DELETE FROM registry_leases WHERE member = $1',
+      values: [this.member],
+    }).catch(() => undefined);
   }
 }
