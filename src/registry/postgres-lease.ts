@@ -61,6 +61,8 @@ export class PostgresLease {
   /** Tokens of other processes to acknowledge (writer → newest token), sent once per turn. */
   readonly #toAck = new Map<string, number>();
   #ackScheduled = false;
+  /** Callers of settle() in this turn, waiting for the token to be sent. */
+  #group: (() => void)[] | undefined;
   /** The last statement sent on the listening connection: a pg client takes one at a time. */
   #last: Promise<unknown> = Promise.resolve();
 
@@ -112,9 +114,27 @@ export class PostgresLease {
 
   /**
    * Called after a change of node records committed: resolves once every other process that may
-   * serve a copy from memory has applied it.
+   * serve a copy from memory has applied it. The changes of one event-loop turn share a token.
    */
-  async settle(): Promise<void> {
+  settle(): Promise<void> {
+    return new Promise((resolve) => {
+      let group = this.#group;
+      if (group === undefined) {
+        const next: (() => void)[] = [];
+        group = next;
+        this.#group = next;
+        setImmediate(() => {
+          this.#group = undefined;
+          void this.#settle().then(() => {
+            for (const done of next) done();
+          });
+        });
+      }
+      group.push(resolve);
+    });
+  }
+
+  async #settle(): Promise<void> {
     const started = performance.now();
     const client = this.#client;
     const token = ++this.#token;
