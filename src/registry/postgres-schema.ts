@@ -90,13 +90,14 @@ CREATE TRIGGER nodes_deleted AFTER DELETE OR TRUNCATE ON nodes FOR EACH STATEMEN
 `,
   },
   {
-    // Leases of the processes that serve records from memory (postgres-lease.ts): volatile like
-    // the connections they stand for, so unlogged. A new record is not announced any more (no
-    // process holds a copy of a record that did not exist) and takes its version from a default
-    // rather than a trigger; nodes without a hostname are left out of its index.
+    // Leases of the processes that serve records from memory (postgres-lease.ts), logged so that
+    // a server recovered from a crash, or a promoted standby, still knows them until they run out.
+    // A new record is not announced any more (no process holds a copy of a record that did not
+    // exist) and takes its version from a default rather than a trigger; nodes without a hostname
+    // are left out of its index.
     version: 3,
     sql: `
-CREATE UNLOGGED TABLE registry_leases (member TEXT PRIMARY KEY, until TIMESTAMPTZ NOT NULL);
+CREATE TABLE registry_leases (member TEXT PRIMARY KEY, until TIMESTAMPTZ NOT NULL);
 DROP TRIGGER nodes_inserted ON nodes;
 ALTER TABLE nodes ALTER COLUMN version SET DEFAULT nextval('node_versions');
 ALTER TABLE nodes DROP CONSTRAINT nodes_hostname_unique;

@@ -157,7 +157,8 @@ export class PostgresSharedState implements SharedRegistryState {
   }
 
   async #listen(): Promise<void> {
-    // Lease rows and sync tokens need no WAL sync (postgres-lease.ts).
+    // Lease renewals and sync tokens need no WAL sync (postgres-lease.ts): a crash of the server can
+    // lose the last renewal (250 ms), less than recovering takes, and drops this connection anyway.
     const client = new pg.Client({ ...this.#config, options: '-c synchronous_commit=off' });
     client.on('notification', (msg) => {
       if (msg.channel === NODE_CHANNEL) {

@@ -174,6 +174,29 @@ describe('PostgreSQL store: records kept in memory across processes', { skip: po
     );
   });
 
+  it('a process whose listening connection drops serves no copy until it listens again', async () => {
+    const node = await a.createNode({ publicKey: key(11), owner: '', realAddr: '127.0.0.1:11' });
+    assert.equal((await b.getNode(node.id))?.id, node.id);
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      // The listening connections are the ones that renew leases.
+      const { rows } = await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND (query LIKE '%registry_leases%' OR query LIKE '%pilot_lease%')`,
+      );
+      assert.ok(rows.length >= 2, `${rows.length} listening connections ended`);
+      for (let i = 0; i < 5; i++) {
+        await a.updateNode(node.id, { tags: [`drop${i}`] });
+        assert.deepEqual((await b.getNode(node.id))?.tags, [`drop${i}`]);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('forgets everything when the whole state is replaced', async () => {
     const node = await a.createNode({ publicKey: key(3), owner: '', realAddr: '127.0.0.1:3' });
     await a.shared.recordLiveness(new Map([[node.id, Date.now()]]), new Map());
