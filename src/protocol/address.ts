@@ -76,20 +76,23 @@ function parseCanonical(text: string): DecodeResult<Addr> | undefined {
     network = network * 10 + (c - 48);
   }
   if (i === 0 || i > 5 || text.length !== i + 15 || text.charCodeAt(i) !== 58) return undefined;
-  const groups = [0, 0, 0];
-  for (let g = 0; g < 3; g++) {
-    const at = i + 1 + g * 5;
-    if (g > 0 && text.charCodeAt(at - 1) !== 46) return undefined;
-    let value = 0;
-    for (let k = 0; k < 4; k++) {
-      const digit = hexValue(text.charCodeAt(at + k));
-      if (digit < 0) return undefined;
-      value = value * 16 + digit;
-    }
-    groups[g] = value;
+  if (text.charCodeAt(i + 5) !== 46 || text.charCodeAt(i + 10) !== 46) return undefined;
+  const g0 = hex4At(text, i + 1);
+  const hi = hex4At(text, i + 6);
+  const lo = hex4At(text, i + 11);
+  if (network > 0xffff || g0 !== network || hi < 0 || lo < 0) return undefined;
+  return ok({ network, node: ((hi << 16) | lo) >>> 0 });
+}
+
+/** The four hex digits at `at` as a number, or -1. */
+function hex4At(text: string, at: number): number {
+  let value = 0;
+  for (let k = 0; k < 4; k++) {
+    const digit = hexValue(text.charCodeAt(at + k));
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
   }
-  if (network > 0xffff || groups[0] !== network) return undefined;
-  return ok({ network, node: (((groups[1] as number) << 16) | (groups[2] as number)) >>> 0 });
+  return value;
 }
 
 function parseAddrChecked(text: string): DecodeResult<Addr> {

@@ -181,11 +181,13 @@ export class ConnectionTable {
   }
 
   /**
-   * Ends the lingering connection that has waited longest, if its TIME_WAIT ends by `endsBy`, and
-   * returns its local port when that frees it for `canUse` (as a kernel reuses a port in TIME_WAIT
-   * for a new outgoing connection once all others are taken); undefined otherwise.
+   * Ends the lingering connection that has waited longest, once it has lingered
+   * MIN_LINGER_BEFORE_REUSE_MS of its `timeWaitMs`, and returns its local port when that frees it
+   * for `canUse` (as a kernel reuses a port in TIME_WAIT for a new outgoing connection once all
+   * others are taken); undefined otherwise.
    */
-  reclaimLingeringPort(endsBy: Millis, canUse: (port: number) => boolean): number | undefined {
+  reclaimLingeringPort(now: Millis, timeWaitMs: Millis, canUse: (port: number) => boolean): number | undefined {
+    const endsBy = now + timeWaitMs - MIN_LINGER_BEFORE_REUSE_MS;
     for (let conn = this.firstLingering(); conn; conn = this.firstLingering()) {
       const end = conn.nextTimeout();
       if (end !== undefined && end > endsBy) return undefined;
@@ -232,6 +234,13 @@ export class ConnectionTable {
   }
 }
 
+/**
+ * A lingering connection gives its port to a new dial (every other one being held) only after it
+ * has lingered this long: old duplicates of a connection that closed a second ago are long gone on
+ * any path a stream survives, and its random initial sequence number keeps a stray one out of the
+ * new window.
+ */
+const MIN_LINGER_BEFORE_REUSE_MS = 1_000;
 const EMPTY_SET: ReadonlySet<Connection> = new Set();
 /** TIME_WAIT ends on the next multiple of this (so at most this much later than its time). */
 const TIME_WAIT_GRID_MS = 1000;

@@ -1,11 +1,10 @@
 import type { Addr, SocketAddr } from '../protocol/address.js';
-import { BASE_SEGMENT } from '../protocol/caps.js';
 import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
 import { decodeSack } from '../protocol/sack.js';
 import { AckPolicy, LEGACY_SLACK_BYTES } from './ack-policy.js';
 import { Closing } from './closing.js';
 import { connectionStats, type ReceiveCounters } from './connection-stats.js';
-import { StreamReceiver } from './receiver.js';
+import { receiveBufferBytes, StreamReceiver } from './receiver.js';
 import { StreamSender } from './sender.js';
 import { Timer, TimerTable } from './timers.js';
 import { decodeResetCause, type ResetCause } from './reset-cause.js';
@@ -21,13 +20,6 @@ import type {
 } from './types.js';
 
 const EMPTY = new Uint8Array(0);
-/**
- * With segments larger than the protocol's base (a loopback path between pilot-ts nodes), the
- * receive buffer holds at least this many of them, up to LARGE_RECV_BUFFER_MAX: the default 2 MiB
- * would hold 34 segments of 60 KiB, and the window, not the CPU, would pace a bulk transfer.
- */
-const RECV_BUFFER_SEGMENTS = 128;
-const LARGE_RECV_BUFFER_MAX = 8 * 1024 * 1024;
 const KEEPALIVE_BYTE = Uint8Array.of(0);
 
 /**
@@ -123,14 +115,8 @@ export class Connection {
     this.sendSynAck(now);
   }
 
-  private recvBufferBytes(): number {
-    const { mss, recvBufferBytes } = this.opts;
-    if (mss <= BASE_SEGMENT) return recvBufferBytes;
-    return Math.max(recvBufferBytes, Math.min(LARGE_RECV_BUFFER_MAX, RECV_BUFFER_SEGMENTS * mss));
-  }
-
   private newReceiver(rcvNxt: number): StreamReceiver {
-    const r = new StreamReceiver(rcvNxt, this.recvBufferBytes());
+    const r = new StreamReceiver(rcvNxt, receiveBufferBytes(this.opts.mss, this.opts.recvBufferBytes));
     r.slackBytes = this.opts.peerHonoursZeroWindow ? 0 : LEGACY_SLACK_BYTES;
     return r;
   }
@@ -546,7 +532,7 @@ export class Connection {
     if (this.opts.mss === mss) return;
     this.opts.mss = mss;
     this.sender.cc.setMss(mss);
-    this.receiver?.grow(this.recvBufferBytes());
+    this.receiver?.grow(receiveBufferBytes(mss, this.opts.recvBufferBytes));
   }
 
   /**

@@ -15,13 +15,6 @@ const MAX_PEER_ENTRIES = 4096;
 const REAP_INTERVAL_MS = 5_000;
 const EMPTY = new Uint8Array(0);
 /**
- * When every ephemeral port is held, a dial takes the port of the connection that has lingered
- * longest in TIME_WAIT, once it has lingered this long: old duplicates of a connection that closed
- * a second ago are long gone on any path a stream survives, and its random initial sequence number
- * keeps a stray one out of the new window.
- */
-const MIN_LINGER_BEFORE_REUSE_MS = 1_000;
-/**
  * Default limit on bytes in flight to one peer node over all its connections (see PeerFlight):
  * below the 8 MiB a Linux peer's UDP socket holds with the 4 MiB receive buffer the tunnel asks
  * for, and above a single connection's receive window (2 MiB), so one connection never feels it.
@@ -160,9 +153,7 @@ export class TransportEndpoint {
       throw new TransportError('payload_too_large', `${data.length} bytes exceed the send buffer`);
     const port =
       this.ports.allocate((p) => this.conns.portInUse(p)) ??
-      this.conns.reclaimLingeringPort(now + this.connOptions.timeWaitMs - MIN_LINGER_BEFORE_REUSE_MS, (p) =>
-        this.ports.isEphemeral(p),
-      );
+      this.conns.reclaimLingeringPort(now, this.connOptions.timeWaitMs, (p) => this.ports.isEphemeral(p));
     if (port === undefined) throw new TransportError('no_ports', 'no free ephemeral port');
     const conn = this.create(port, remote);
     conn.dial(now, data, this.peers.of(remote.addr.node).synData === true);

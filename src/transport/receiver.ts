@@ -1,3 +1,4 @@
+import { BASE_SEGMENT } from '../protocol/caps.js';
 import type { SackBlock } from '../protocol/sack.js';
 import { MAX_SACK_BLOCKS } from '../protocol/sack.js';
 import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
@@ -16,6 +17,20 @@ export type DataVerdict =
   /** Nothing new: already received, or entirely outside the window. */
   | 'duplicate'
   | 'beyond_window';
+
+/**
+ * With segments larger than the protocol's base (a loopback path between pilot-ts nodes), the
+ * receive buffer holds at least this many of them, up to LARGE_RECV_BUFFER_MAX: the default 2 MiB
+ * would hold 34 segments of 60 KiB, and the window, not the CPU, would pace a bulk transfer.
+ */
+const RECV_BUFFER_SEGMENTS = 128;
+const LARGE_RECV_BUFFER_MAX = 8 * 1024 * 1024;
+
+/** The receive buffer of a connection whose segments are `mss` bytes, given the configured size. */
+export function receiveBufferBytes(mss: number, configured: number): number {
+  if (mss <= BASE_SEGMENT) return configured;
+  return Math.max(configured, Math.min(LARGE_RECV_BUFFER_MAX, RECV_BUFFER_SEGMENTS * mss));
+}
 
 /**
  * Receive side of a stream: reassembly, the buffer the application reads from, the advertised
