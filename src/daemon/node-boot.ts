@@ -167,6 +167,7 @@ export async function boot(c: NodeConfig, log: Logger, stops: Stop[]): Promise<N
     batching: (node, on) => tunnel.setBatching(node, on),
     synData: (node, on) => stack.setPeerTakesSynData(node, on),
   });
+  stops.push(() => caps.close());
   // A re-keyed tunnel may be a restarted peer (maybe another implementation): ask again.
   tunnel.on('established', (e: { peerNodeId: number; rekeyed: boolean }) =>
     e.rekeyed ? caps.forget(e.peerNodeId) : caps.refresh(e.peerNodeId),
@@ -180,13 +181,14 @@ export async function boot(c: NodeConfig, log: Logger, stops: Stop[]): Promise<N
     isTrusted: (node) => late.trust?.isTrusted(node) ?? false,
     refuse: (p) => stack.refuseUntrusted(p),
   });
-  // A packet from the tunnel: past the trust gate, capability adverts to the peer table, the rest to the stack.
+  // A packet from the tunnel: capability adverts to the peer table (which applies trust itself),
+  // the rest past the trust gate to the stack.
   tunnel.on('packet', (p: Packet, from: number) => {
-    if (!gate.admit(p, from)) return;
     if (p.protocol === Proto.Control && p.dstPort === Port.Control) {
-      caps.onAdvert(from, p.payload);
+      caps.onAdvert(from, p.payload, late.trust?.isTrusted(from) ?? false);
       return;
     }
+    if (!gate.admit(p, from)) return;
     caps.observe(from);
     stack.handlePacket(p);
   });

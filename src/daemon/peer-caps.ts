@@ -31,6 +31,14 @@ export interface PeerCapsOptions {
   /** Turns sending a dial's first bytes in its SYN to a node on or off. */
   synData: (node: number, on: boolean) => void;
   now?: () => number;
+  /** Runs `fn` after `ms` (default: an unref'd setTimeout); returns a cancel. */
+  later?: (fn: () => void, ms: number) => () => void;
+}
+
+function unrefTimeout(fn: () => void, ms: number): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
 }
 
 /**
@@ -45,10 +53,19 @@ export class PeerCaps {
   private readonly asked = new IntervalLimiter<number>(QUERY_INTERVAL_MS, MAX_ENTRIES);
   /** At most one answer per node and second: a peer cannot make us send at its own rate. */
   private readonly answered = new IntervalLimiter<number>(ANSWER_INTERVAL_MS, MAX_ENTRIES);
+  /**
+   * Questions that came within a second of our last answer: each is answered once the second is
+   * over. Dropping them would strand a peer whose copy of our answer was lost (e.g. dropped by its
+   * trust gate an instant before it trusted us): it asks again only after its query interval.
+   */
+  private readonly owed = new Set<number>();
+  private cancelOwed: (() => void) | undefined;
   private readonly now: () => number;
+  private readonly later: (fn: () => void, ms: number) => () => void;
 
   constructor(private readonly o: PeerCapsOptions) {
     this.now = o.now ?? Date.now;
+    this.later = o.later ?? unrefTimeout;
   }
 
   /** A packet arrived from a trusted peer: ask for its capabilities if we do not know them. */
@@ -57,16 +74,43 @@ export class PeerCaps {
     this.o.send(node, encodeCaps({ ...OWN, request: true }));
   }
 
-  /** A capability advert arrived from a trusted peer. Malformed adverts are ignored. */
-  onAdvert(node: number, payload: Uint8Array): void {
+  /**
+   * A capability advert arrived. Malformed adverts are ignored, and so is a question from a node we
+   * do not trust (nothing is told to it); its answer to a question of ours is taken, since the
+   * question may have crossed our trusting it (our trust gate would drop the answer an instant too
+   * early, and the node answers a repeated question only a second later).
+   */
+  onAdvert(node: number, payload: Uint8Array, trusted: boolean): void {
     const decoded = decodeCaps(payload);
     if (!decoded.ok) return;
     const { request } = decoded.value;
-    if (request && this.answered.allow(node, this.now())) this.o.send(node, encodeCaps({ ...OWN, request: false }));
+    if (!trusted && (request || this.asked.since(node, this.now()) >= QUERY_INTERVAL_MS)) return;
+    if (request) this.answer(node);
     if (!this.advertised.has(node) && this.advertised.size >= MAX_ENTRIES)
       this.advertised.delete(this.advertised.keys().next().value as number);
     this.advertised.set(node, decoded.value);
     this.refresh(node);
+  }
+
+  private answer(node: number): void {
+    if (this.answered.allow(node, this.now())) {
+      this.owed.delete(node);
+      this.o.send(node, encodeCaps({ ...OWN, request: false }));
+      return;
+    }
+    if (this.owed.size >= MAX_ENTRIES) return;
+    this.owed.add(node);
+    this.cancelOwed ??= this.later(() => {
+      this.cancelOwed = undefined;
+      for (const owed of [...this.owed]) this.answer(owed);
+    }, ANSWER_INTERVAL_MS);
+  }
+
+  /** Stops the timer of owed answers. */
+  close(): void {
+    this.cancelOwed?.();
+    this.cancelOwed = undefined;
+    this.owed.clear();
   }
 
   /** Re-decides a node's segment size and batching (its path may have changed, e.g. to the relay). */
@@ -91,6 +135,7 @@ export class PeerCaps {
 
   /** The peer restarted or went away: what it said no longer holds. */
   forget(node: number): void {
+    this.owed.delete(node);
     this.asked.forget(node);
     this.answered.forget(node);
     if (!this.advertised.delete(node)) return;

@@ -11,6 +11,8 @@ interface Harness {
   synData: Map<number, boolean>;
   loopback: Set<number>;
   clock: { t: number };
+  /** Timers the caps table armed and has not yet had run. */
+  timers: { fn: () => void; ms: number }[];
 }
 
 function harness(): Harness {
@@ -20,6 +22,7 @@ function harness(): Harness {
   const synData = new Map<number, boolean>();
   const loopback = new Set<number>();
   const clock = { t: 1_000 };
+  const timers: Harness['timers'] = [];
   const caps = new PeerCaps({
     send: (node, payload) => {
       const d = decodeCaps(payload);
@@ -31,8 +34,13 @@ function harness(): Harness {
     batching: (node, on) => batching.set(node, on),
     synData: (node, on) => synData.set(node, on),
     now: () => clock.t,
+    later: (fn, ms) => {
+      const timer = { fn, ms };
+      timers.push(timer);
+      return () => timers.splice(timers.indexOf(timer), 1);
+    },
   });
-  return { caps, sent, applied, batching, synData, loopback, clock };
+  return { caps, sent, applied, batching, synData, loopback, clock, timers };
 }
 
 describe('capability advert (Control packet to port 1)', () => {
@@ -77,7 +85,7 @@ describe('PeerCaps', () => {
     h.caps.observe(7);
     assert.equal(h.sent.length, 2, 'a Go peer never answers: ask again after the interval');
     assert.equal(h.batching.get(7), undefined, 'no answer, no batching');
-    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: false, synData: false }));
+    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: false, synData: false }), true);
     assert.equal(h.batching.get(7), false, 'an advert without the flag (an older pilot-ts) keeps plain PILS frames');
     assert.equal(h.synData.get(7), false, 'and plain SYNs');
     h.clock.t += 60_000;
@@ -93,18 +101,48 @@ describe('PeerCaps', () => {
     h.caps.retry(7);
     h.caps.observe(7);
     assert.equal(h.sent.length, 2, 'asked again without waiting for the interval');
-    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: true, synData: true }));
+    h.caps.onAdvert(7, encodeCaps({ request: false, maxSegment: 61_440, batch: true, synData: true }), true);
     h.caps.retry(7);
     h.caps.observe(7);
     assert.equal(h.sent.length, 2, 'a node whose advert is known is not asked again');
   });
 
+  it('tells an untrusted node nothing, but takes its answer to a question of ours', () => {
+    const h = harness();
+    h.caps.onAdvert(5, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }), false);
+    assert.deepEqual(h.sent, [], 'a question from an untrusted node is not answered');
+    assert.equal(h.caps.advertisedBy(5), undefined, 'nor taken for its advert');
+    h.caps.onAdvert(5, encodeCaps({ request: false, maxSegment: 61_440, batch: true, synData: true }), false);
+    assert.equal(h.caps.advertisedBy(5), undefined, 'an answer nobody asked for is dropped');
+    h.caps.observe(5);
+    h.clock.t += 4_000;
+    // Our question crossed its trusting us, and the answer came back just before we trusted it.
+    h.caps.onAdvert(5, encodeCaps({ request: false, maxSegment: 61_440, batch: true, synData: true }), false);
+    assert.equal(h.caps.advertisedBy(5), 61_440);
+    assert.equal(h.batching.get(5), true);
+    h.caps.observe(6);
+    h.clock.t += 5_000;
+    h.caps.onAdvert(6, encodeCaps({ request: false, maxSegment: 61_440, batch: true, synData: true }), false);
+    assert.equal(h.caps.advertisedBy(6), undefined, 'an answer after the question interval is dropped');
+  });
+
   it('answers a question and uses large segments only on a loopback path', () => {
     const h = harness();
-    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }));
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }), true);
     assert.deepEqual(h.sent, [{ node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true, synData: true }]);
-    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }));
-    assert.equal(h.sent.length, 1, 'a repeated question within a second is not answered again');
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }), true);
+    assert.equal(h.sent.length, 1, 'a repeated question within a second is not answered at once');
+    h.caps.onAdvert(3, encodeCaps({ request: true, maxSegment: 61_440, batch: true, synData: true }), true);
+    assert.equal(h.timers.length, 1, 'but owed: one timer for any number of repeats');
+    h.clock.t += 1_000;
+    h.timers.shift()?.fn();
+    assert.deepEqual(
+      h.sent.at(-1),
+      { node: 3, request: false, maxSegment: LOCAL_MAX_SEGMENT, batch: true, synData: true },
+      'answered once the second is over (the first answer may have been lost)',
+    );
+    assert.equal(h.sent.length, 2);
+    assert.equal(h.timers.length, 0);
     assert.deepEqual(
       h.applied.at(-1),
       { node: 3, mss: 4096 },
@@ -122,13 +160,20 @@ describe('PeerCaps', () => {
   it('takes the smaller of both sides, ignores garbage, and forgets a restarted peer', () => {
     const h = harness();
     h.loopback.add(9);
-    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192, batch: true, synData: true }));
+    h.caps.onAdvert(9, encodeCaps({ request: false, maxSegment: 8192, batch: true, synData: true }), true);
     assert.deepEqual(h.applied, [{ node: 9, mss: 8192 }]);
     assert.equal(h.batching.get(9), true, 'the advert says it reads PILM frames');
     assert.equal(h.synData.get(9), true, 'and takes data in a SYN');
-    h.caps.onAdvert(9, Buffer.from('garbage!'));
+    h.caps.onAdvert(9, Buffer.from('garbage!'), true);
     assert.equal(h.applied.length, 1);
+    h.caps.onAdvert(9, encodeCaps({ request: true, maxSegment: 8192, batch: true, synData: true }), true);
+    h.caps.onAdvert(9, encodeCaps({ request: true, maxSegment: 8192, batch: true, synData: true }), true);
+    assert.equal(h.timers.length, 1);
+    const answers = h.sent.length;
     h.caps.forget(9);
+    h.clock.t += 1_000;
+    h.timers.shift()?.fn();
+    assert.equal(h.sent.length, answers, 'a forgotten peer is owed nothing');
     assert.deepEqual(
       h.applied.at(-1),
       { node: 9, mss: 0 },
