@@ -14,6 +14,8 @@ export interface CostSample {
   readonly walSyncs: number;
 }
 
+export type StatementStats = Map<string, { calls: number; totalMs: number; query: string }>;
+
 export interface Cost {
   /** Registry CPU per request (all processes). */
   readonly cpu_ms: number;
@@ -85,16 +87,33 @@ export class CostMeter {
     };
   }
 
-  /** The statements that took the database's time so far, for a progress line each. */
-  async topStatements(n: number): Promise<string[]> {
-    if (this.db === undefined) return [];
-    const { rows } = await this.db.client.query<{ calls: string; total: number; mean: number; query: string }>(
-      `SELECT calls, total_exec_time AS total, mean_exec_time AS mean, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
-       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-       ORDER BY total_exec_time DESC LIMIT $1`,
-      [n],
+  /** Time and calls of each statement so far (pg_stat_statements), to diff against later. */
+  async statements(): Promise<StatementStats> {
+    const stats: StatementStats = new Map();
+    if (this.db === undefined) return stats;
+    const { rows } = await this.db.client.query<{ id: string; calls: string; total: number; query: string }>(
+      `SELECT queryid::text AS id, calls, total_exec_time AS total, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+       FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     );
-    return rows.map((r) => `${r.total.toFixed(0)} ms in ${r.calls} calls (${r.mean.toFixed(3)} ms each): ${r.query}`);
+    for (const r of rows) stats.set(r.id, { calls: Number(r.calls), totalMs: r.total, query: r.query });
+    return stats;
+  }
+
+  /** The statements that took the database's time since `before`, for a progress line each. */
+  async topStatements(n: number, before: StatementStats = new Map()): Promise<string[]> {
+    const now = await this.statements();
+    return [...now]
+      .map(([id, s]) => {
+        const b = before.get(id);
+        return { ...s, calls: s.calls - (b?.calls ?? 0), totalMs: s.totalMs - (b?.totalMs ?? 0) };
+      })
+      .filter((s) => s.calls > 0)
+      .sort((a, b) => b.totalMs - a.totalMs)
+      .slice(0, n)
+      .map(
+        (s) =>
+          `${s.totalMs.toFixed(0)} ms in ${s.calls} calls (${(s.totalMs / s.calls).toFixed(3)} ms each): ${s.query}`,
+      );
   }
 
   async close(): Promise<void> {

@@ -23,7 +23,7 @@
  *   BENCH_REGISTRY_NODES=0              no SQLite run
  *   BENCH_REGISTRY_PG_NODES=10000       node counts of the PostgreSQL runs (0: none)
  *   BENCH_REGISTRY_PG_PROCESSES=1,2     registry processes sharing PostgreSQL, one run each
- *   BENCH_REGISTRY_PG_TOP=1             print the statements that took PostgreSQL's time after registration
+ *   BENCH_REGISTRY_PG_TOP=1             print the statements that took PostgreSQL's time in registration and steady load
  *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats; 0: none)
  *
  * A daemon heartbeats on its own connection: signed once (its register binds the connection), then
@@ -306,12 +306,12 @@ async function runOne(
   const base = await registry.mem();
   progress(`baseline: rss ${(base.rss / 2 ** 20).toFixed(1)} MB, heap ${(base.heapUsed / 2 ** 20).toFixed(1)} MB`);
 
+  const top = process.env.BENCH_REGISTRY_PG_TOP !== undefined;
   const beforeRegister = await meter.sample();
   const reg = await registerAll(ports, keys, signer, n);
   const registerPerS = n / reg.seconds;
   const registerCost = costPer(beforeRegister, await meter.sample(), n);
-  if (process.env.BENCH_REGISTRY_PG_TOP !== undefined)
-    for (const line of await meter.topStatements(8)) progress(`  statement: ${line}`);
+  if (top) for (const line of await meter.topStatements(8)) progress(`  statement: ${line}`);
   progress(
     `registered ${n} nodes in ${reg.seconds.toFixed(1)} s: ${Math.round(registerPerS)}/s; ${fmtCost(registerCost)}`,
   );
@@ -370,6 +370,7 @@ async function runOne(
     `steady load for ${STEADY_S} s: heartbeats at ${Math.round(heartbeatRate)}/s + lookups at ${LOOKUP_RATE}/s + a new daemon registering every 500 ms`,
   );
   const beforeSteady = await meter.sample();
+  const steadyStatements = top ? await meter.statements() : undefined;
   const [hbRes, lkRes, firstRegs] = await Promise.all([
     hb.call<LoadResult>({ cmd: 'heartbeats', rate: heartbeatRate, durationMs: STEADY_S * 1000 }),
     lk.call<LoadResult>(lookupCmd(STEADY_S)),
@@ -380,6 +381,8 @@ async function runOne(
   progress(`  lookups:    ${fmtLoad(lkRes)}`);
   firstRegs.sort((a, b) => a - b);
   progress(`  ${fmtCost(steadyCost)}`);
+  if (steadyStatements !== undefined)
+    for (const line of await meter.topStatements(6, steadyStatements)) progress(`  statement: ${line}`);
   progress(
     `  first registrations: ${firstRegs.length}, p50 ${sortedPercentile(firstRegs, 50).toFixed(2)} ms, max ${sortedPercentile(firstRegs, 100).toFixed(2)} ms`,
   );

@@ -37,10 +37,11 @@ interface Entry {
 /**
  * The node records this process read from a shared PostgreSQL store, kept current by the
  * database: every change of a record is announced at commit with its new version (migration 2),
- * and the announcement removes an older copy here. The store serves a copy after checking its
- * version (one small statement per event-loop turn for all the copies asked for), so a change
- * committed by another process is seen at once, before its announcement arrives; while the
- * listening connection is down nothing is served from here, and everything read before is forgotten.
+ * and the announcement removes an older copy here. Copies are served only under a lease
+ * (postgres-lease.ts): renewed on the listening connection, it vouches that every change committed
+ * before the renewal was sent has been applied here, and a process that changes a record waits
+ * until every process holding a lease has applied the change. While the listening connection is
+ * down nothing is served from here, and everything read before is forgotten.
  */
 export class PostgresNodeView {
   readonly #byId = new Map<number, Entry>();
@@ -53,18 +54,30 @@ export class PostgresNodeView {
   #live = false;
   /** Bumped whenever everything is forgotten: reads started before must not store their answer. */
   #epoch = 0;
+  /** Copies are served until then (`clock`), while the lease holds. */
+  #leaseUntil = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /** `now`: wall time, as liveness times are; `clock`: monotonic, for the lease. */
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
 
   /** Taken before a read: its answer may be stored only if nothing was forgotten meanwhile and it came in time. */
   ticket(): ReadTicket {
     return { epoch: this.#epoch, at: this.now() };
   }
 
-  /** The listening connection is up (and announcements from now on arrive) or went down. */
+  /** The listening connection is up (and announcements from now on arrive) or went down: no lease either way. */
   setLive(live: boolean): void {
     this.reset();
     this.#live = live;
+    this.#leaseUntil = 0;
+  }
+
+  /** Every change committed before the lease was renewed has been applied: copies may be served until `until`. */
+  lease(until: number): void {
+    if (this.#live) this.#leaseUntil = until;
   }
 
   reset(): void {
@@ -74,9 +87,9 @@ export class PostgresNodeView {
     this.#byHostname.clear();
   }
 
-  /** The copy of a record and its version, unless its liveness times may be out of date. */
+  /** The copy of a record and its version while the lease holds, unless its liveness times may be out of date. */
   get(id: number): CachedNode | undefined {
-    const entry = this.#live ? this.#byId.get(id) : undefined;
+    const entry = this.#live && this.clock() < this.#leaseUntil ? this.#byId.get(id) : undefined;
     if (entry === undefined) return undefined;
     const now = this.now();
     const seen = entry.node.lastSeen;
@@ -147,6 +160,20 @@ export class PostgresNodeView {
     if (!Number.isSafeInteger(id)) return;
     this.#announce(id, -1, true);
     this.#drop(id);
+  }
+
+  /**
+   * Whether the copy of a record carries liveness times at least as late as these: they are stored
+   * then (a copy's times come from the database or from writes that committed, and stored times
+   * never move backwards).
+   */
+  covers(id: number, seen: number | undefined, proven: number | undefined): boolean {
+    const node = this.#byId.get(id)?.node;
+    if (node === undefined) return false;
+    return (
+      (seen === undefined || (node.lastSeen ?? -1) >= seen) &&
+      (proven === undefined || (node.lastProven ?? -1) >= proven)
+    );
   }
 
   /** Liveness times this process wrote: copies here carry them without a read. */

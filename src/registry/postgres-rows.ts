@@ -28,6 +28,14 @@ export const TYPES: pg.CustomTypesConfig = {
  */
 export const SESSION_OPTIONS = '-c plan_cache_mode=force_custom_plan';
 
+/**
+ * The connections of the batched statements (node records by key and id, inserts, replay marks,
+ * liveness times) plan each statement once: they find rows by key only, so with sequential scans
+ * ruled out their one generic plan is right at any table size, and planning a custom plan per
+ * execution was most of a batch's cost in the server.
+ */
+export const BATCH_OPTIONS = '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off';
+
 /** Advisory transaction-lock namespaces (one key per node id within each). */
 export const LOCK_INBOX = 1n << 40n;
 export const LOCK_ACCEPTANCES = 2n << 40n;

@@ -89,6 +89,21 @@ CREATE TRIGGER nodes_updated BEFORE UPDATE ON nodes FOR EACH ROW
 CREATE TRIGGER nodes_deleted AFTER DELETE OR TRUNCATE ON nodes FOR EACH STATEMENT EXECUTE FUNCTION nodes_reset();
 `,
   },
+  {
+    // Leases of the processes that serve records from memory (postgres-lease.ts), logged so that
+    // a server recovered from a crash, or a promoted standby, still knows them until they run out.
+    // A new record is not announced any more (no process holds a copy of a record that did not
+    // exist) and takes its version from a default rather than a trigger; nodes without a hostname
+    // are left out of its index.
+    version: 3,
+    sql: `
+CREATE TABLE registry_leases (member TEXT PRIMARY KEY, until TIMESTAMPTZ NOT NULL);
+DROP TRIGGER nodes_inserted ON nodes;
+ALTER TABLE nodes ALTER COLUMN version SET DEFAULT nextval('node_versions');
+ALTER TABLE nodes DROP CONSTRAINT nodes_hostname_unique;
+CREATE UNIQUE INDEX nodes_hostname_unique ON nodes (hostname) WHERE hostname IS NOT NULL;
+`,
+  },
 ];
 
 /** Key of the session advisory lock held while migrating (any constant; 'pilotreg' in ASCII). */

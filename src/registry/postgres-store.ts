@@ -10,12 +10,14 @@ import {
   NODE_COLUMNS,
   type RequestRow,
   SESSION_OPTIONS,
+  BATCH_OPTIONS,
   type ResponseRow,
   TYPES,
 } from './postgres-rows.js';
 import { type NodeRow, toNode, toRequest, toResponse } from './store-rows.js';
 import { PgBatch } from './postgres-batch.js';
-import { type CachedNode, PostgresNodeView, type ReadTicket } from './postgres-node-view.js';
+import { PgNodeOps, type VersionedRow } from './postgres-node-ops.js';
+import { PostgresNodeView, type ReadTicket } from './postgres-node-view.js';
 import { PostgresSharedState } from './postgres-shared.js';
 import { exportPostgresState, replacePostgresState } from './postgres-snapshot.js';
 import { StoreConflictError } from './store-errors.js';
@@ -34,8 +36,6 @@ import type {
   TaskEvidence,
 } from './store.js';
 
-type VersionedRow = NodeRow & { version: number };
-
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). */
   readonly poolSize?: number;
@@ -49,30 +49,34 @@ export interface PostgresStoreOptions {
  * store keeps in memory is shared through the database (see PostgresSharedState).
  *
  * Node records read or written are kept in memory, current through the database's announcements
- * (PostgresNodeView): lookups and signature checks of known nodes need no round trip. New nodes
- * of one event-loop turn are inserted by one statement (one commit).
+ * and served under a lease (PostgresNodeView, postgres-lease.ts): lookups and signature checks of
+ * known nodes need no round trip, and a change is answered only once no other process can serve
+ * the older record. Reads of unknown records and inserts of new nodes of one event-loop turn go in
+ * one statement (one commit).
  */
 export class PostgresRegistryStore implements RegistryStore {
   readonly shared: PostgresSharedState;
   readonly #pool: pg.Pool;
+  /** The batched statements' connections (BATCH_OPTIONS), one waiting for the WAL sync and one not. */
+  readonly #batches: readonly [pg.Pool, pg.Pool];
   readonly #view: PostgresNodeView;
-  readonly #creates = new PgBatch<NewNode, NodeRow | undefined>((nodes) => this.#insert(nodes));
+  /** Reads of records not in the view, inserts of new nodes and replay marks, one statement per turn. */
+  readonly #nodes: PgNodeOps;
   /** Trust claims asked about in one turn (a resolve asks both directions), one statement. */
   readonly #claims = new PgBatch<readonly [number, number], boolean>((pairs) => this.#hasClaims(pairs));
-  /** Reads of records not in the view, one statement per turn. */
-  readonly #byIds = new PgBatch<number, VersionedRow | undefined>((ids) =>
-    this.#readMany('nodes_by_id', 'id', 'bigint', ids, (r) => r.id),
-  );
-  /** Versions of the records served from the view, one statement per turn. */
-  readonly #versions = new PgBatch<number, number | undefined>((ids) => this.#readVersions(ids));
-  readonly #byKeys = new PgBatch<string, VersionedRow | undefined>((keys) =>
-    this.#readMany('nodes_by_key', 'public_key', 'text', keys, (r) => r.public_key),
-  );
 
-  private constructor(pool: pg.Pool, shared: PostgresSharedState, view: PostgresNodeView) {
+  private constructor(
+    pool: pg.Pool,
+    batches: readonly [pg.Pool, pg.Pool],
+    shared: PostgresSharedState,
+    view: PostgresNodeView,
+    nodes: PgNodeOps,
+  ) {
     this.#pool = pool;
+    this.#batches = batches;
     this.shared = shared;
     this.#view = view;
+    this.#nodes = nodes;
   }
 
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRegistryStore> {
@@ -82,7 +86,17 @@ export class PostgresRegistryStore implements RegistryStore {
       types: TYPES,
       options: SESSION_OPTIONS,
     });
-    pool.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
+    // One statement of each batch runs at a time: the durable one (with inserts) and the volatile
+    // ones (replay marks and reads, liveness times; synchronous_commit off).
+    const durable = new pg.Pool({ connectionString: url, max: 1, types: TYPES, options: BATCH_OPTIONS });
+    const volatile = new pg.Pool({
+      connectionString: url,
+      max: 2,
+      types: TYPES,
+      options: `${BATCH_OPTIONS} -c synchronous_commit=off`,
+    });
+    for (const p of [pool, durable, volatile])
+      p.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
     try {
       const client = await pool.connect();
       try {
@@ -95,15 +109,20 @@ export class PostgresRegistryStore implements RegistryStore {
         client.release();
       }
       const view = new PostgresNodeView();
-      const shared = await PostgresSharedState.start(pool, { connectionString: url, types: TYPES }, view, opts.log);
-      return new PostgresRegistryStore(pool, shared, view);
+      const nodes = new PgNodeOps(
+        async (text, values, sync) =>
+          (await (sync ? durable : volatile).query({ name: statementName('nodes', text), text, values })).rows,
+      );
+      const config = { connectionString: url, types: TYPES };
+      const shared = await PostgresSharedState.start(pool, volatile, config, view, (m) => nodes.mark(m), opts.log);
+      return new PostgresRegistryStore(pool, [durable, volatile], shared, view, nodes);
     } catch (err) {
-      await pool.end().catch(() => undefined);
+      await Promise.all([pool, durable, volatile].map((p) => p.end().catch(() => undefined)));
       throw err;
     }
   }
 
-  async #rows<R extends pg.QueryResultRow>(name: string, text: string, values: unknown[] = []): Promise<R[]> {
+  async #rows<R extends object>(name: string, text: string, values: unknown[] = []): Promise<R[]> {
     return (await this.#pool.query<R>({ name, text, values })).rows;
   }
 
@@ -139,51 +158,20 @@ export class PostgresRegistryStore implements RegistryStore {
     return node;
   }
 
-  async #readMany<K extends number | string>(
-    name: string,
-    column: string,
-    type: string,
-    keys: K[],
-    keyOf: (row: VersionedRow) => K,
-  ): Promise<(VersionedRow | undefined)[]> {
-    const rows = await this.#rows<VersionedRow>(name, `SELECT * FROM nodes WHERE ${column} = ANY($1::${type}[])`, [
-      [...new Set(keys)],
-    ]);
-    const byKey = new Map(rows.map((r) => [keyOf(r), r]));
-    return keys.map((k) => byKey.get(k));
-  }
-
-  async #readVersions(ids: number[]): Promise<(number | undefined)[]> {
-    const rows = await this.#rows<{ id: number; version: number }>(
-      'node_versions',
-      'SELECT id, version FROM nodes WHERE id = ANY($1::bigint[])',
-      [[...new Set(ids)]],
-    );
-    const byId = new Map(rows.map((r) => [Number(r.id), Number(r.version)]));
-    return ids.map((id) => byId.get(id));
-  }
-
-  async #batched<K>(batch: PgBatch<K, VersionedRow | undefined>, key: K): Promise<NodeRecord | undefined> {
-    const ticket = this.#view.ticket();
-    const row = await batch.add(key);
+  async #read(ticket: ReadTicket, read: Promise<VersionedRow | undefined>): Promise<NodeRecord | undefined> {
+    const row = await read;
     return row === undefined ? undefined : this.#keep(row, ticket);
   }
 
-  /**
-   * A copy from the view if it is still the current version: a change committed by another process
-   * is seen even before its announcement arrives, as every registry process gives the same answers.
-   */
-  async #current(hit: CachedNode | undefined): Promise<NodeRecord | undefined> {
-    if (hit === undefined) return undefined;
-    return (await this.#versions.add(hit.node.id)) === hit.version ? hit.node : undefined;
-  }
+  // A copy in the view is current: the view serves only under a lease, and a change is acknowledged
+  // only after every process holding one applied it (postgres-lease.ts).
 
   async getNode(id: number): Promise<NodeRecord | undefined> {
-    return (await this.#current(this.#view.get(id))) ?? this.#batched(this.#byIds, id);
+    return this.#view.get(id)?.node ?? this.#read(this.#view.ticket(), this.#nodes.byId(id));
   }
 
   async getNodeByKey(publicKey: string): Promise<NodeRecord | undefined> {
-    return (await this.#current(this.#view.byKey(publicKey))) ?? this.#batched(this.#byKeys, publicKey);
+    return this.#view.byKey(publicKey)?.node ?? this.#read(this.#view.ticket(), this.#nodes.byKey(publicKey));
   }
 
   async getNodeByOwner(owner: string): Promise<NodeRecord | undefined> {
@@ -194,7 +182,7 @@ export class PostgresRegistryStore implements RegistryStore {
   async getNodeByHostname(hostname: string): Promise<NodeRecord | undefined> {
     if (hostname === '') return undefined;
     return (
-      (await this.#current(this.#view.byHostname(hostname))) ??
+      this.#view.byHostname(hostname)?.node ??
       this.#node('node_by_hostname', 'SELECT * FROM nodes WHERE hostname = $1', hostname)
     );
   }
@@ -207,7 +195,7 @@ export class PostgresRegistryStore implements RegistryStore {
     const ticket = this.#view.ticket();
     let row: NodeRow | undefined;
     try {
-      row = await this.#creates.add(node);
+      row = await this.#nodes.create(node);
     } catch (err) {
       if (err instanceof pg.DatabaseError && err.code === '2200H')
         throw new RangeError('node ids are exhausted: every u32 id has been handed out');
@@ -218,54 +206,39 @@ export class PostgresRegistryStore implements RegistryStore {
   }
 
   /**
-   * The new nodes of one batch in one statement; a key already stored (or twice in the batch)
-   * gets no row. Keys in order, so that two processes inserting overlapping batches never deadlock.
+   * Only a patch that changes something writes (and gets a new version); the writer then waits
+   * until no process can serve the older record (postgres-lease.ts). A patch that changes nothing
+   * reads the record instead.
    */
-  async #insert(nodes: NewNode[]): Promise<(NodeRow | undefined)[]> {
-    const sorted = [...nodes].sort((a, b) => (a.publicKey < b.publicKey ? -1 : a.publicKey > b.publicKey ? 1 : 0));
-    const rows = await this.#rows<NodeRow>(
-      'create_nodes',
-      `INSERT INTO nodes (id, public_key, owner, real_addr, signs_body)
-       SELECT nextval('node_ids'), k, o, a, s FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[]) AS v(k, o, a, s)
-       ON CONFLICT (public_key) DO NOTHING RETURNING *`,
-      [
-        sorted.map((n) => n.publicKey),
-        sorted.map((n) => n.owner),
-        sorted.map((n) => n.realAddr),
-        sorted.map((n) => n.signsBody === true),
-      ],
-    );
-    const byKey = new Map(rows.map((r) => [r.public_key, r]));
-    const seen = new Set<string>();
-    return nodes.map((n) => {
-      if (seen.has(n.publicKey)) return undefined;
-      seen.add(n.publicKey);
-      return byKey.get(n.publicKey);
-    });
-  }
-
   async updateNode(id: number, patch: NodePatch): Promise<NodeRecord> {
-    const sets: string[] = [];
+    const columns: string[] = [];
     const values: unknown[] = [];
     for (const [key, value] of Object.entries(patch)) {
       const column = NODE_COLUMNS[key];
       if (column === undefined || value === undefined) continue;
       values.push(columnValue(key, value));
-      sets.push(`${column} = $${values.length}`);
+      columns.push(column);
     }
     values.push(id);
-    const text =
-      sets.length === 0
-        ? `SELECT * FROM nodes WHERE id = $1`
-        : `UPDATE nodes SET ${sets.join(', ')} WHERE id = $${values.length} RETURNING *`;
-    let rows: NodeRow[];
+    const at = `$${values.length}`;
+    const params = columns.map((_, i) => `$${i + 1}`);
     const ticket = this.#view.ticket();
-    try {
-      rows = await this.#rows<NodeRow>(statementName('update_node', text), text, values);
-    } catch (err) {
-      throw conflict(err);
+    let row: NodeRow | undefined;
+    if (columns.length > 0) {
+      const text = `UPDATE nodes SET ${columns.map((c, i) => `${c} = ${params[i]}`).join(', ')} WHERE id = ${at}
+        AND (${columns.join(', ')}, 0) IS DISTINCT FROM (${params.join(', ')}, 0) RETURNING *`;
+      try {
+        row = (await this.#rows<NodeRow>(statementName('update_node', text), text, values))[0];
+      } catch (err) {
+        throw conflict(err);
+      }
+      if (row !== undefined) {
+        const node = this.#keep(row, ticket);
+        await this.shared.settle();
+        return node;
+      }
     }
-    const row = rows[0];
+    row = (await this.#rows<NodeRow>('node_by_id', 'SELECT * FROM nodes WHERE id = $1', [id]))[0];
     if (row === undefined) throw new RangeError(`no node ${id}`);
     return this.#keep(row, ticket);
   }
@@ -383,8 +356,8 @@ export class PostgresRegistryStore implements RegistryStore {
     return a + b;
   }
 
-  applyTaskEvidence(e: TaskEvidence): Promise<boolean> {
-    return this.#tx(async (c) => {
+  async applyTaskEvidence(e: TaskEvidence): Promise<boolean> {
+    const applied = await this.#tx(async (c) => {
       const added = await c.query(
         'INSERT INTO task_evidence (task_id, submitter, executor, kind, submitter_delta, executor_delta, applied_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING',
         [e.taskId, e.submitter, e.executor, e.kind, e.submitterDelta, e.executorDelta, e.at],
@@ -402,6 +375,8 @@ export class PostgresRegistryStore implements RegistryStore {
       }
       return true;
     });
+    if (applied && (e.submitterDelta !== 0 || e.executorDelta !== 0)) await this.shared.settle();
+    return applied;
   }
 
   recordTaskAcceptance(a: TaskAcceptance, maxOpen: number): Promise<'recorded' | 'known' | 'full'> {
@@ -456,8 +431,9 @@ export class PostgresRegistryStore implements RegistryStore {
     return this.#tx((c) => exportPostgresState(c), 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
 
-  replaceState(contents: StoreContents): Promise<void> {
-    return this.#tx((c) => replacePostgresState(c, contents));
+  async replaceState(contents: StoreContents): Promise<void> {
+    await this.#tx((c) => replacePostgresState(c, contents));
+    await this.shared.settle();
   }
 
   async upsertBeacon(b: BeaconRecord): Promise<void> {
@@ -483,6 +459,7 @@ export class PostgresRegistryStore implements RegistryStore {
 
   async close(): Promise<void> {
     await this.shared.close();
+    await Promise.all(this.#batches.map((p) => p.end().catch(() => undefined)));
     await this.#pool.end();
   }
 }

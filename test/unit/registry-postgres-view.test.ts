@@ -68,8 +68,10 @@ describe('PostgresNodeView', () => {
     let now = 1_000_000;
     const view = new PostgresNodeView(() => now);
     view.put(node(1, { lastSeen: now }), 5, view.ticket());
+    view.lease(Number.POSITIVE_INFINITY);
     assert.equal(view.get(1), undefined);
     view.setLive(true);
+    view.lease(Number.POSITIVE_INFINITY);
     view.put(node(1, { lastSeen: now, hostname: 'one' }), 5, view.ticket());
     assert.equal(view.get(1)?.node.id, 1);
     assert.equal(view.byKey('key1')?.node.id, 1);
@@ -77,14 +79,55 @@ describe('PostgresNodeView', () => {
     view.setLive(false);
     assert.equal(view.get(1), undefined);
     view.setLive(true);
+    view.lease(Number.POSITIVE_INFINITY);
     assert.equal(view.get(1), undefined, 'announcements may have been missed meanwhile');
     now += 1;
+  });
+
+  it('serves copies only while its lease holds; a new listening connection needs a new lease', () => {
+    const now = 1_000_000;
+    let clock = 0;
+    const view = new PostgresNodeView(
+      () => now,
+      () => clock,
+    );
+    view.setLive(true);
+    view.put(node(1, { lastSeen: now }), 5, view.ticket());
+    assert.equal(view.get(1), undefined, 'no lease yet');
+    view.lease(1000);
+    assert.equal(view.get(1)?.node.id, 1);
+    clock = 1000;
+    assert.equal(view.get(1), undefined, 'the lease ran out');
+    assert.equal(view.byKey('key1'), undefined);
+    view.lease(2000);
+    assert.equal(view.get(1)?.node.id, 1, 'renewed');
+    view.setLive(false);
+    view.setLive(true);
+    view.put(node(1, { lastSeen: now }), 6, view.ticket());
+    assert.equal(view.get(1), undefined, 'the lease of the old connection does not count');
+    view.lease(3000);
+    assert.equal(view.get(1)?.version, 6);
+  });
+
+  it('knows which liveness times its copies carry (and so are stored)', () => {
+    const now = 1_000_000;
+    const view = new PostgresNodeView(() => now);
+    view.setLive(true);
+    view.put(node(1, { lastSeen: now, lastProven: now - 10 }), 5, view.ticket());
+    assert.ok(view.covers(1, now, undefined));
+    assert.ok(view.covers(1, now - 1, now - 10));
+    assert.ok(!view.covers(1, now + 1, undefined));
+    assert.ok(!view.covers(1, undefined, now));
+    assert.ok(!view.covers(2, 0, undefined), 'no copy: not known');
+    view.times(1, now + 5, now + 5);
+    assert.ok(view.covers(1, now + 5, now + 5));
   });
 
   it('drops a copy older than an announced version and refuses a read that began before it', () => {
     const now = 1_000_000;
     const view = new PostgresNodeView(() => now);
     view.setLive(true);
+    view.lease(Number.POSITIVE_INFINITY);
     view.put(node(1, { lastSeen: now, hostname: 'old' }), 5, view.ticket());
     view.announced(1, 5);
     assert.equal(view.get(1)?.node.hostname, 'old', "its own version's announcement keeps it");
@@ -102,6 +145,7 @@ describe('PostgresNodeView', () => {
     let now = 1_000_000;
     const view = new PostgresNodeView(() => now);
     view.setLive(true);
+    view.lease(Number.POSITIVE_INFINITY);
     const before = view.ticket();
     view.put(node(1, { lastSeen: now }), 5, view.ticket());
     view.forget(1);
