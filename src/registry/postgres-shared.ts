@@ -116,7 +116,7 @@ export class PostgresSharedState implements SharedRegistryState {
     const ids = [...new Set([...seen.keys(), ...proven.keys()])].sort((a, b) => a - b);
     // A node that was not seen for a while is announced ('seen:<id>,…'), so that every process
     // reads its record again rather than taking it for offline from an old copy.
-    await this.#volatile.query({
+    const announced = await this.#volatile.query({
       name: 'record_liveness',
       // `id = ANY($1)` lets both reads of nodes use its key (a join with the batch alone made the
       // planner scan the whole table, twice).
@@ -131,6 +131,9 @@ export class PostgresSharedState implements SharedRegistryState {
       values: [ids, ids.map((id) => seen.get(id) ?? null), ids.map((id) => proven.get(id) ?? null), COMEBACK_MS],
     });
     for (const id of ids) this.#view.times(id, seen.get(id), proven.get(id));
+    // A node came back: another process may still hold its old copy (offline) until the
+    // announcement reaches it, so the heartbeat is answered only once every lease holder applied it.
+    if ((announced.rowCount ?? 0) > 0) await this.#lease.settle();
     return batch.map(() => undefined);
   }
 
