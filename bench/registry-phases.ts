@@ -4,7 +4,16 @@ import { type BodySigner, loopbackIp, RegistryConn } from './registry-load.js';
 import { type Keys, RegistryProcess } from './registry-procs.js';
 
 /** Source address blocks (127.<block>.x.y), one per role, so that roles never share a per-IP limit. */
-export const BLOCK = { register: 10, changes: 30, heartbeat: 31, lookup: 32, fresh: 33, flood: 34, probe: 35 } as const;
+export const BLOCK = {
+  register: 10,
+  changes: 30,
+  heartbeat: 31,
+  lookup: 32,
+  fresh: 33,
+  flood: 34,
+  probe: 35,
+  warmup: 36,
+} as const;
 
 export const registerMsg = (signer: BodySigner, keys: Keys, slot: number): JsonObject =>
   signer.sign(slot, { type: 'register', listen_addr: '0.0.0.0:37736', public_key: keys.publicKeys[slot] as string });

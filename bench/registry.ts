@@ -25,6 +25,7 @@
  *   BENCH_REGISTRY_PG_PROCESSES=1,2     registry processes sharing PostgreSQL, one run each
  *   BENCH_REGISTRY_PG_TOP=1             print the statements that took PostgreSQL's time in registration and steady load
  *   BENCH_REGISTRY_HB_SESSIONS=15000    nodes with a connection of their own (session heartbeats; 0: none)
+ *   BENCH_REGISTRY_WARMUP=1000          registrations per process before measuring (nodes of their own; 0: none)
  *
  * A daemon heartbeats on its own connection: signed once (its register binds the connection), then
  * unsigned where the registry offers session heartbeats. The first BENCH_REGISTRY_HB_SESSIONS
@@ -67,6 +68,14 @@ const PG_PROCESSES = (process.env.BENCH_REGISTRY_PG_PROCESSES ?? '1,2')
   .map((s) => Number.parseInt(s.trim(), 10))
   .filter((n) => Number.isFinite(n) && n > 0);
 const STEADY_S = envInt('BENCH_REGISTRY_STEADY_S', 30);
+/**
+ * Registrations of nodes of their own that each process serves before anything is measured, so
+ * that V8 has compiled its request paths (a process that just started runs them in its interpreter
+ * and baseline tiers at first; with two processes that is paid twice within the measured 10k).
+ */
+const WARMUP_PER_PROCESS = ((v) => (Number.isSafeInteger(v) && v >= 0 ? v : 1000))(
+  Number.parseInt(process.env.BENCH_REGISTRY_WARMUP ?? '', 10),
+);
 const LOOKUP_RATE = envInt('BENCH_REGISTRY_LOOKUP_RATE', 1000);
 /** The daemons' heartbeat period. */
 const HEARTBEAT_PERIOD_S = 30;
@@ -124,6 +133,8 @@ async function registerAll(
   keys: Keys,
   signer: BodySigner,
   count: number,
+  first = 0,
+  block: number = BLOCK.register,
 ): Promise<{ ids: number[]; seconds: number; sessionHeartbeat: boolean }> {
   const ids = new Array<number>(count).fill(0);
   let sessionHeartbeat = false;
@@ -137,13 +148,13 @@ async function registerAll(
     for (let g = nextGroup++; g < groups; g = nextGroup++) {
       const conn = await RegistryConn.open(
         ports[g % ports.length] as number,
-        loopbackIp(BLOCK.register + (g >> 16), g & 0xffff),
+        loopbackIp(block + (g >> 16), g & 0xffff),
       );
       try {
         const from = g * REGISTER_BURST;
         const to = Math.min(count, from + REGISTER_BURST);
         const replies = await Promise.all(
-          Array.from({ length: to - from }, (_, k) => conn.request(registerMsg(signer, keys, from + k))),
+          Array.from({ length: to - from }, (_, k) => conn.request(registerMsg(signer, keys, first + from + k))),
         );
         replies.forEach((r, k) => {
           if (!countError(errors, r.msg) && typeof r.msg.node_id === 'number') ids[from + k] = r.msg.node_id;
@@ -263,10 +274,11 @@ async function runOne(
   progress(`── ${n} nodes, ${target.store}, ${target.processes} process(es) ──`);
   const fresh = Math.max(10, Math.ceil((STEADY_S * 1000) / 500) + 2);
   const t0 = performance.now();
-  const keys = generateKeys(n + fresh);
+  const warmup = WARMUP_PER_PROCESS * target.processes;
+  const keys = generateKeys(n + fresh + warmup);
   const keygenS = (performance.now() - t0) / 1000;
   progress(
-    `generated ${n + fresh} Ed25519 identities in ${keygenS.toFixed(1)} s (${Math.round((n + fresh) / keygenS)}/s, kept in memory only)`,
+    `generated ${n + fresh + warmup} Ed25519 identities in ${keygenS.toFixed(1)} s (${Math.round((n + fresh + warmup) / keygenS)}/s, kept in memory only)`,
   );
 
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-registry-'));
@@ -299,10 +311,14 @@ async function runOne(
   const ports = [port, ...others.map((r) => r.port)];
   const signer = new BodySigner(keys.privateKeys);
 
-  // Warm up the request path before taking the baseline.
-  const warm = await RegistryConn.open(port, loopbackIp(BLOCK.probe, 2));
-  for (let i = 0; i < 200; i++) await warm.request({ type: 'lookup', node_id: 1 + i });
-  warm.close();
+  // Warm up the request paths of every process before taking the baseline: registrations (nodes
+  // of their own, not counted) and lookups.
+  if (warmup > 0) await registerAll(ports, keys, signer, warmup, n + fresh, BLOCK.warmup);
+  for (const [k, p] of ports.entries()) {
+    const warm = await RegistryConn.open(p, loopbackIp(BLOCK.probe, 2 + k));
+    for (let i = 0; i < 200; i++) await warm.request({ type: 'lookup', node_id: 1 + i });
+    warm.close();
+  }
   const base = await registry.mem();
   progress(`baseline: rss ${(base.rss / 2 ** 20).toFixed(1)} MB, heap ${(base.heapUsed / 2 ** 20).toFixed(1)} MB`);
 
