@@ -118,7 +118,10 @@ export class TunnelCore {
     peer.endpoint = endpoint;
     if (created)
       this.#out.emit({ type: 'peer-added', args: [{ peerNodeId: nodeId, endpoint: formatEndpoint(endpoint) }] });
-    if (this.#book.encrypt && !peer.crypto) this.#handshake.sendPila(peer, now);
+    if (!this.#book.encrypt || peer.crypto) return;
+    const dormant = this.#book.takeDormant(nodeId, now);
+    if (dormant) this.#handshake.resume(peer, dormant, now);
+    else this.#handshake.sendPila(peer, now);
   }
 
   hasPeer(nodeId: number): boolean {
@@ -132,8 +135,8 @@ export class TunnelCore {
   }
 
   /** Forgets the endpoint and crypto context of a node (trust revoked). */
-  removePeer(nodeId: number): void {
-    this.#book.remove(nodeId);
+  removePeer(nodeId: number, now: number): void {
+    this.#book.remove(nodeId, now);
     this.#sender.forget(nodeId);
     this.#handshake.forget(nodeId);
   }

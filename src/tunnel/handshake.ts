@@ -113,6 +113,25 @@ export class Handshake {
     for (const early of book.early.take(node)) this.openEarly(early, now);
   }
 
+  /**
+   * A peer added again takes up the crypto context it had when it was removed (PeerBook.remove):
+   * its frames under that key open at once. Our PILA still goes out, in case it lost ours.
+   */
+  resume(peer: PeerState, crypto: PeerCrypto, now: number): void {
+    const book = this.book;
+    peer.crypto = crypto;
+    peer.authenticated = true;
+    peer.lastActive = now;
+    peer.exchangeSince = 0;
+    book.out.emit({
+      type: 'established',
+      args: [{ peerNodeId: peer.nodeId, authenticated: true, rekeyed: false, relay: peer.relay }],
+    });
+    this.sendPila(peer, now);
+    for (const bytes of book.pending.take(peer.nodeId)) book.transmit(peer, book.sealPils(crypto, bytes), 'PILS', now);
+    for (const early of book.early.take(peer.nodeId)) this.openEarly(early, now);
+  }
+
   sendPila(peer: PeerState, now: number, force = false): void {
     if (!this.#pilaLimit.allow(peer.nodeId, now) && !force) return;
     this.book.transmit(peer, this.book.keys.pila(this.book.nodeId), 'PILA', now);

@@ -31,6 +31,8 @@ export class PeerBook {
   readonly early = new BoundedQueues<EarlyFrame>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
   /** Peers currently relayed: their direct path is probed in the background. */
   readonly relayed = new Set<number>();
+  /** Crypto contexts of removed peers (oldest first), resumed if the peer is added again. */
+  readonly #dormant = new Map<number, { readonly crypto: PeerCrypto; readonly at: number }>();
 
   constructor(
     readonly out: Outbox,
@@ -62,14 +64,35 @@ export class PeerBook {
     return peer;
   }
 
-  remove(nodeId: number): void {
+  /**
+   * Forgets a peer (its trust was revoked). Its crypto context is set aside: a peer removed and
+   * added again within minutes keeps sealing under the same key, and a PILA repeating a key in use
+   * draws no answer (it cannot be told from an answer to ours), so without the context we could
+   * not open its frames until a recovery exchange a second later. Nothing is opened with a
+   * dormant context until the peer is added again.
+   */
+  remove(nodeId: number, now: number): void {
+    const crypto = this.peers.get(nodeId)?.crypto;
+    this.#dormant.delete(nodeId);
+    if (crypto) {
+      if (this.#dormant.size >= policy.DORMANT_PEERS) this.#dormant.delete(this.#dormant.keys().next().value as number);
+      this.#dormant.set(nodeId, { crypto, at: now });
+    }
     this.peers.delete(nodeId);
     this.relayed.delete(nodeId);
     this.pending.take(nodeId);
     this.early.take(nodeId);
   }
 
+  /** The context a removed peer had, if it was removed lately (taken: at most once). */
+  takeDormant(nodeId: number, now: number): PeerCrypto | undefined {
+    const dormant = this.#dormant.get(nodeId);
+    this.#dormant.delete(nodeId);
+    return dormant !== undefined && now - dormant.at <= policy.DORMANT_MS ? dormant.crypto : undefined;
+  }
+
   clear(): void {
+    this.#dormant.clear();
     this.peers.clear();
     this.relayed.clear();
     this.pending.clear();

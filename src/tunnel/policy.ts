@@ -2,6 +2,9 @@ import type { UdpEndpoint } from './endpoint.js';
 
 /** Bounds and timings of the tunnel. */
 export const MAX_PEERS = 4096;
+/** Crypto contexts of removed peers kept to resume with (see PeerBook.remove), and for how long. */
+export const DORMANT_PEERS = 256;
+export const DORMANT_MS = 5 * 60_000;
 export const QUEUE_PER_PEER = 64;
 export const QUEUE_PEERS = 256;
 export const QUEUE_MAX_AGE_MS = 10_000;

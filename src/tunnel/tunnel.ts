@@ -113,7 +113,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
 
   /** Forgets the endpoint and crypto context of a node (trust revoked). */
   removePeer(nodeId: number): void {
-    this.#core.removePeer(nodeId);
+    this.#core.removePeer(nodeId, Date.now());
   }
 
   /** Switches a peer to (or from) relaying through the beacon. False when that is not possible. */

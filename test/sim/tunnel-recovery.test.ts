@@ -159,6 +159,23 @@ describe('tunnel simulator: recovery', () => {
       });
     }
 
+    test(`trust revoked and given again while a revocation is late: keys flow again at once (seed ${seed})`, () => {
+      const p = session(seed, ['port-restricted', 'port-restricted'], 20_000, 0);
+      const { world, a, b, t } = p;
+      // a revokes b and trusts it again at once (its tunnel forgets b and exchanges keys anew);
+      // b handles the revocation only after that exchange, drops a's context, and is given trust
+      // again a moment later. Both keep their keys: only the PILAs in between can bring b's back.
+      a.core.removePeer(b.nodeId, world.now);
+      a.connect(b);
+      world.runUntil(t + 80);
+      b.core.removePeer(a.nodeId, world.now);
+      world.runUntil(t + 120);
+      b.connect(a);
+      world.runUntil(t + 5_000);
+      // A few round trips (20 ms each way), not a PILA interval of a second.
+      assertRecovered(p, t + 120, 300, t + 4_900, 'late revocation', seed);
+    });
+
     test(`peer restart: b restarts on a new port with a new key; a finds it and traffic resumes (seed ${seed})`, () => {
       const p = session(seed, ['port-restricted', 'port-restricted'], 20_000);
       const { world, a, b, t } = p;
