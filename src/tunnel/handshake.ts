@@ -95,9 +95,7 @@ export class Handshake {
       peer.crypto = crypto;
       if (origin.relayFrom === undefined) book.updateEndpoint(peer, origin.endpoint);
     }
-    peer.authenticated = true;
-    peer.lastActive = now;
-    peer.exchangeSince = 0;
+    this.#authenticate(peer, now);
     // Only a new key arriving through the relay moves the path there: a PILA repeating the key in
     // use may be a replay (anyone can capture one), and the path stays as it is.
     if (origin.relayFrom !== undefined && (!previous || rekeyed)) book.markRelay(peer, now);
@@ -109,8 +107,7 @@ export class Handshake {
       this.sendPila(peer, now, true);
       this.onNewKey(peer, now);
     } else if (this.#pilaLimit.since(node, now) >= policy.PILA_REPLY_QUIET_MS) this.sendPila(peer, now);
-    for (const bytes of book.pending.take(node)) book.transmit(peer, book.sealPils(crypto, bytes), 'PILS', now);
-    for (const early of book.early.take(node)) this.openEarly(early, now);
+    this.#release(peer, crypto, now);
   }
 
   /**
@@ -118,16 +115,25 @@ export class Handshake {
    * its frames under that key open at once. Our PILA still goes out, in case it lost ours.
    */
   resume(peer: PeerState, crypto: PeerCrypto, now: number): void {
-    const book = this.book;
     peer.crypto = crypto;
-    peer.authenticated = true;
-    peer.lastActive = now;
-    peer.exchangeSince = 0;
-    book.out.emit({
+    this.#authenticate(peer, now);
+    this.book.out.emit({
       type: 'established',
       args: [{ peerNodeId: peer.nodeId, authenticated: true, rekeyed: false, relay: peer.relay }],
     });
     this.sendPila(peer, now);
+    this.#release(peer, crypto, now);
+  }
+
+  #authenticate(peer: PeerState, now: number): void {
+    peer.authenticated = true;
+    peer.lastActive = now;
+    peer.exchangeSince = 0;
+  }
+
+  /** The peer's key is in use: what waited for it goes out, and its early frames are opened. */
+  #release(peer: PeerState, crypto: PeerCrypto, now: number): void {
+    const book = this.book;
     for (const bytes of book.pending.take(peer.nodeId)) book.transmit(peer, book.sealPils(crypto, bytes), 'PILS', now);
     for (const early of book.early.take(peer.nodeId)) this.openEarly(early, now);
   }
