@@ -271,9 +271,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
       );
     }
     for (let e = core.pollEvent(); e; e = core.pollEvent()) this.#emitEvent(e);
+    // Batched packets are sealed once this event-loop turn has run its promise chains too, not in a
+    // microtask: the ACK of a SYN-ACK then waits for the application that the dial's promise chain
+    // reaches (it sees its data before an ACK is sealed, and the RST or FIN it answers with travels
+    // in the same datagram), and a turn's writes from several callbacks share frames.
     if (core.flushPending && !this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => {
+      setImmediate(() => {
         this.#flushQueued = false;
         core.flush();
         this.#pump();

@@ -157,6 +157,33 @@ describe('embedded nodes and a daemon on one network', () => {
   it('runs the same scenario between two embedded nodes', () =>
     scenario({ node: e2, home: homes.e2 }, { node: e1, home: homes.e1 }));
 
+  it('answers a SYN-ACK once the application has seen it: a ping costs the dialler two datagrams', async () => {
+    const sealed = async (): Promise<number> => {
+      const sent = (await e2.info()).frames_sent;
+      return (sent?.PILS ?? 0) + (sent?.PILM ?? 0);
+    };
+    const ping = async (i: number): Promise<void> => {
+      const conn = await e2.dial(e1.localAddr, 7, { data: Buffer.from(`ping-${i}`) });
+      await new Promise<void>((resolve) => conn.once('data', () => resolve()));
+      // As pilotctl ping does: the echo is in, the stream is reset.
+      conn.destroy();
+    };
+    await ping(-1);
+    await new Promise((r) => setTimeout(r, 100));
+    const pings = 20;
+    const before = await sealed();
+    for (let i = 0; i < pings; i++) {
+      await ping(i);
+      // Each ping in a turn of its own (back to back, a reset and the next SYN share a datagram).
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const frames = (await sealed()) - before;
+    // The SYN carrying the bytes, then the ACK of the SYN-ACK with the RST of the destroy. An ACK
+    // sealed before the dial's promise chain reached the application would leave alone: three.
+    assert.ok(frames >= 2 * pings && frames <= 2 * pings + 2, `sealed datagrams for ${pings} pings: ${frames}`);
+  });
+
   it("serves http.createServer() on an embedded node's listener, fetched through a daemon", async () => {
     const server = createServer((req, res) => res.end(`embedded http ${req.url}`));
     const listener = await serveHttp(e1, 8080, server);
