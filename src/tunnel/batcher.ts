@@ -5,8 +5,8 @@ import type { Packet } from '../protocol/packet.js';
  * Collects the packets sent to batching peers during one synchronous run (one flush of the
  * transport engine) and hands them over per node when the run ends (by default in a microtask;
  * `schedule` lets the owner decide when: the tunnel waits for the end of the event-loop turn), so
- * they can be sealed together. A flush runs outside its caller, so it
- * never throws: what fails for one node goes to `onError` (its packets are lost like any datagram).
+ * they can be sealed together. A flush runs outside its caller, so it never throws: what fails
+ * for one node goes to `onError` (its packets are lost like any datagram).
  */
 export class SendBatcher {
   #queues = new Map<number, Packet[]>();

@@ -134,7 +134,7 @@ export class TunnelCore {
     return peer?.endpoint !== undefined && !peer.relay && isLoopbackHost(peer.endpoint.host);
   }
 
-  /** Forgets the endpoint and crypto context of a node (trust revoked). */
+  /** Forgets a node's endpoint and sets its crypto context aside (trust revoked; see PeerBook.remove). */
   removePeer(nodeId: number, now: number): void {
     this.#book.remove(nodeId, now);
     this.#sender.forget(nodeId);

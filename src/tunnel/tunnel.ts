@@ -111,7 +111,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
     return this.#core.hasPeer(nodeId);
   }
 
-  /** Forgets the endpoint and crypto context of a node (trust revoked). */
+  /** Forgets a node's endpoint and sets its crypto context aside (trust revoked; see PeerBook.remove). */
   removePeer(nodeId: number): void {
     this.#core.removePeer(nodeId, Date.now());
   }
