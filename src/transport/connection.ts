@@ -471,6 +471,7 @@ export class Connection {
       }
     }
     if (this.timers.isExpired(Timer.Reorder, now)) this.sender.onReorderTimeout(now);
+    if (this.timers.isExpired(Timer.Probe, now)) this.sender.onProbeTimeout();
     if (this.timers.isExpired(Timer.Fin, now)) {
       if (this.closing.exhausted(this.opts.maxRetransmits)) {
         this.finish('closed');

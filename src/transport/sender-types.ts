@@ -39,4 +39,6 @@ export interface SenderCounters {
   spuriousRetransmits: number;
   dupAcks: number;
   sackBlocksRecv: number;
+  /** Tail loss probes sent (each also counts as a retransmission). */
+  tailProbes: number;
 }

@@ -8,9 +8,12 @@ import { type AckInfo, type OutSegment, type Segment, type SenderCounters, WINDO
 import { Timer, type TimerTable } from './timers.js';
 import type { ConnectionOptions, Millis } from './types.js';
 
+/** A tail loss probe waits at least this long, and for the peer's delayed ACK when one segment is out. */
+const PROBE_MIN_MS = 10;
+
 /**
  * Send side of a stream: the unsent queue, the retransmission scoreboard (SACK + RACK-style
- * time-based loss detection), RTO, NewReno congestion control and the peer's window.
+ * time-based loss detection), tail loss probes, RTO, NewReno congestion control and the peer's window.
  */
 export class StreamSender {
   sndUna: number;
@@ -26,6 +29,7 @@ export class StreamSender {
     spuriousRetransmits: 0,
     dupAcks: 0,
     sackBlocksRecv: 0,
+    tailProbes: 0,
   };
   peerWindowBytes: number;
   inRecovery = false;
@@ -47,6 +51,8 @@ export class StreamSender {
   private rackEndSeq: number;
   private rackRtt = 0;
   private reorderWindowScale = 1;
+  /** A tail loss probe went out and no ACK has advanced since (one probe per silence). */
+  private probed = false;
   /** Bytes of this connection counted in `flight` (its bytes in flight, until discard()). */
   private charged = 0;
   private released = false;
@@ -117,6 +123,7 @@ export class StreamSender {
     this.lostBytes = 0;
     this.timers.clear(Timer.Rto);
     this.timers.clear(Timer.Reorder);
+    this.timers.clear(Timer.Probe);
   }
 
   /** Processes the ACK, window and SACK fields of a packet. Returns the bytes newly acknowledged. */
@@ -142,6 +149,7 @@ export class StreamSender {
       this.rtt.resetBackoff();
       if (this.inRecovery && seqGe(this.sndUna, this.recoveryPoint)) this.exitRecovery();
       if (!this.inRecovery) this.cc.onAck(acked, this.cwndLimited);
+      this.probed = false;
       if (this.inFlightBytes > 0) this.timers.set(Timer.Rto, now + this.rtt.rto);
       else this.timers.clear(Timer.Rto);
     }
@@ -161,6 +169,7 @@ export class StreamSender {
     }
     this.lastWindowField = info.window;
     if (delivered) this.detectLosses(now);
+    this.armProbe(now);
     return acked;
   }
 
@@ -214,6 +223,7 @@ export class StreamSender {
     this.counters.bytesSent += len;
     this.counters.segmentsSent++;
     this.timers.arm(Timer.Rto, now + this.rtt.rto);
+    this.armProbe(now);
     return { seq: seg.seq, data: seg.data, retransmit: false };
   }
 
@@ -235,6 +245,7 @@ export class StreamSender {
   /** Retransmission timer expiry. Returns false when the connection should give up. */
   onRtoTimeout(now: Millis): boolean {
     this.timers.clear(Timer.Rto);
+    this.timers.clear(Timer.Probe);
     if (this.inFlightBytes === 0) return true;
     this.counters.timeouts++;
     if (this.peerWindowBytes === 0) {
@@ -270,6 +281,43 @@ export class StreamSender {
   onReorderTimeout(now: Millis): void {
     this.timers.clear(Timer.Reorder);
     this.detectLosses(now);
+  }
+
+  /**
+   * Tail loss probe (RFC 8985 §7): the last segments of a burst were sent and nothing answered
+   * within two round trips. When they were lost there is nothing after them to reveal it, so only
+   * the RTO (200 ms at least) would; the last segment goes again instead, and its ACK (with SACK, or
+   * a duplicate ACK) starts a fast recovery. Not a congestion signal by itself.
+   */
+  onProbeTimeout(): void {
+    this.timers.clear(Timer.Probe);
+    if (this.inFlightBytes === 0 || this.inRecovery || this.probed || this.lostBytes > 0 || this.peerWindowBytes === 0)
+      return;
+    let last: Segment | undefined;
+    for (let i = this.segs.length - 1; i >= this.head; i--) {
+      const s = this.segs[i] as Segment;
+      if (!s.sacked) {
+        last = s;
+        break;
+      }
+    }
+    if (!last) return;
+    this.probed = true;
+    this.counters.tailProbes++;
+    this.markLost(last, false);
+  }
+
+  /** (Re)starts the probe timer while data is out and no loss is being recovered; never past the RTO. */
+  private armProbe(now: Millis): void {
+    if (this.inFlightBytes === 0 || this.inRecovery || this.probed || !this.rtt.sampled) {
+      this.timers.clear(Timer.Probe);
+      return;
+    }
+    const oneSegment = this.segs.length - this.head === 1;
+    const at = now + Math.max(2 * this.rtt.srtt, PROBE_MIN_MS) + (oneSegment ? this.opts.delayedAckMs : 0);
+    const rto = this.timers.get(Timer.Rto);
+    if (rto !== undefined && at >= rto) this.timers.clear(Timer.Probe);
+    else this.timers.set(Timer.Probe, at);
   }
 
   /** Arms the RTO after a window probe or similar send outside nextSegment. */
@@ -437,6 +485,7 @@ export class StreamSender {
     if (next === undefined) this.timers.clear(Timer.Reorder);
     else this.timers.set(Timer.Reorder, next);
     if (found && !this.inRecovery) {
+      this.timers.clear(Timer.Probe);
       this.inRecovery = true;
       this.timeoutRecovery = false;
       this.recoveryPoint = this.sndNxt;

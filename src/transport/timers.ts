@@ -23,10 +23,12 @@ export const Timer = {
   Idle: 9,
   /** Nothing sent for the keepalive interval. */
   Keepalive: 10,
+  /** Tail loss probe: no ACK for the last segments sent (armed by the sender). */
+  Probe: 11,
 } as const;
 export type Timer = (typeof Timer)[keyof typeof Timer];
 
-const TIMER_COUNT = 11;
+const TIMER_COUNT = 12;
 
 /** One deadline per timer, unset or a time; `next()` is the earliest. */
 export class TimerTable {

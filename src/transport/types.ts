@@ -87,6 +87,8 @@ export interface ConnectionStats {
   timeouts: number;
   spuriousRetransmits: number;
   dupAcks: number;
+  /** Tail loss probes sent (also counted in retransmits). */
+  tailProbes: number;
   sackBlocksSent: number;
   sackBlocksRecv: number;
   srttMs: number;

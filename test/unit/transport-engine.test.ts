@@ -271,6 +271,45 @@ describe('transport: data path', () => {
     assert.ok((st?.sackBlocksRecv ?? 0) > 0);
   });
 
+  it('recovers a lost tail with a probe after two round trips, not the 200 ms RTO', () => {
+    // The last two segments of a burst are lost: nothing after them draws a SACK or a duplicate ACK.
+    const lossAt = (dropTail: boolean): { doneAt: number; stats: ReturnType<typeof statsOf> } => {
+      const pair = new Pair(5);
+      const { ca, cb } = pair.connect();
+      writeAll(pair, 'a', ca, pattern(64 * 1024, 1));
+      pair.run(200);
+      assert.equal(pair.readAll('b', cb).length, 64 * 1024);
+      const tail = new Set([1 + 64 * 1024 + 6 * 4096, 1 + 64 * 1024 + 7 * 4096]);
+      const dropped = new Set<number>();
+      pair.filter = (from, p) => {
+        if (dropTail && from === 'a' && p.payload.length > 0 && tail.has(p.seq) && !dropped.has(p.seq)) {
+          dropped.add(p.seq);
+          return null;
+        }
+        return p;
+      };
+      const start = pair.now;
+      writeAll(pair, 'a', ca, pattern(8 * 4096, 2));
+      let got = 0;
+      pair.runUntil(start + 1000, () => {
+        got += pair.readAll('b', cb).length;
+        return got === 8 * 4096;
+      });
+      assert.equal(got, 8 * 4096, 'the burst arrived whole');
+      if (dropTail) assert.equal(dropped.size, 2);
+      return { doneAt: pair.now - start, stats: statsOf(pair, ca) };
+    };
+    const statsOf = (pair: Pair, ca: number) => pair.a.connection(ca)?.stats;
+    const clean = lossAt(false);
+    const lossy = lossAt(true);
+    assert.ok(clean.doneAt < 20, `without loss: ${clean.doneAt} ms`);
+    // RTT 10 ms: a probe after max(2·SRTT, 10 ms), then one round trip for the probe and one for the
+    // retransmission the SACK of the probe triggers. The RTO alone would take 200 ms.
+    assert.ok(lossy.doneAt < 80, `tail lost: ${lossy.doneAt} ms`);
+    assert.equal(lossy.stats?.timeouts, 0, 'no RTO fired');
+    assert.equal(lossy.stats?.retransmits, 2, 'the probe and the one segment it revealed');
+  });
+
   it('offers a window of 128 large segments once the path carries them, and never takes it back', () => {
     const plain = new Pair(2);
     const p = plain.connect();
