@@ -42,7 +42,15 @@ export class Connection {
   private done = false;
   private readonly timers = new TimerTable();
 
-  private readonly opening = { synSentAt: 0 as Millis, synXmits: 0, peerSynSeq: 0, synData: EMPTY as Uint8Array };
+  private readonly opening = {
+    synSentAt: 0 as Millis,
+    synXmits: 0,
+    peerSynSeq: 0,
+    synData: EMPTY as Uint8Array,
+    /** Responder: SYN-ACKs sent until the first ACK from the dialer (-1 after it). */
+    synAckXmits: 0,
+    synAckSentAt: 0 as Millis,
+  };
   private readonly closing = new Closing();
 
   private persistInterval = 500;
@@ -130,6 +138,10 @@ export class Connection {
   }
 
   private sendSynAck(now: Millis): void {
+    if (this.opening.synAckXmits >= 0) {
+      this.opening.synAckXmits++;
+      this.opening.synAckSentAt = now;
+    }
     this.emit(Flag.SYN | Flag.ACK, this.opts.isn, this.ackField(), EMPTY, now);
   }
 
@@ -238,6 +250,7 @@ export class Connection {
   }
 
   private onAckSegment(p: Packet, now: Millis): void {
+    if (this.opening.synAckXmits > 0) this.sampleHandshake(now);
     const sack = p.payload.length >= 5 ? decodeSack(p.payload) : null;
     this.ackOurFin(p.ack);
     const ack = this.closing.dataAck(p.ack);
@@ -251,6 +264,17 @@ export class Connection {
     }
     if (this.finished) return;
     this.pump(now);
+  }
+
+  /**
+   * Responder: the dialer's first ACK answers our SYN-ACK (it sends none before), so a SYN-ACK
+   * sent once gives the first round-trip sample, as the dialer gets one from its SYN. Without it
+   * the responder's first replies would wait for the 1 s initial RTO, and get no tail loss probe.
+   */
+  private sampleHandshake(now: Millis): void {
+    if (this.opening.synAckXmits === 1 && !this.sender.rtt.sampled)
+      this.sender.rtt.sample(now - this.opening.synAckSentAt);
+    this.opening.synAckXmits = -1;
   }
 
   /** The window opened (or held data became acknowledgeable); see AckPolicy.duplicatesAfterUpdate. */

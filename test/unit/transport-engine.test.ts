@@ -56,6 +56,27 @@ describe('transport: opening', () => {
     assert.deepEqual([ack?.flags, ack?.seq, ack?.ack, ack?.payload.length], [Flag.ACK, 1, 1, 0]);
   });
 
+  it('gives the responder its first round-trip sample from the SYN-ACK, unless the SYN-ACK went twice', () => {
+    const pair = new Pair(5);
+    const { ca, cb } = pair.connect(1000);
+    assert.equal(pair.b.connection(cb)?.stats.rtoMs, 1000, 'no sample before the dialer answers');
+    pair.a.write(ca, Buffer.from('request'), pair.now);
+    pair.run(1);
+    pair.run(10);
+    const st = pair.b.connection(cb)?.stats;
+    assert.equal(st?.srttMs, 10, 'one round trip of the 5 ms wire');
+    assert.equal(st?.rtoMs, 200, 'the floor, not the 1 s initial RTO');
+
+    const twice = new Pair(5);
+    let synAcks = 0;
+    twice.filter = (from, p) => (from === 'b' && p.flags === (Flag.SYN | Flag.ACK) && synAcks++ === 0 ? null : p);
+    const again = twice.connect(1000);
+    twice.a.write(again.ca, Buffer.from('request'), twice.now);
+    twice.run(100);
+    assert.ok(synAcks >= 2);
+    assert.equal(twice.b.connection(again.cb)?.stats.srttMs, 0, 'ambiguous: no sample (Karn)');
+  });
+
   it('refuses a dial to a port nobody listens on with RST', () => {
     const pair = new Pair();
     const ca = pair.a.dial({ addr: B_ADDR, port: 4242 }, 0);
