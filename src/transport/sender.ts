@@ -307,9 +307,13 @@ export class StreamSender {
     this.markLost(last, false);
   }
 
-  /** (Re)starts the probe timer while data is out and no loss is being recovered; never past the RTO. */
+  /**
+   * (Re)starts the probe timer once everything written is out (a tail: mid-stream, later segments
+   * reveal a loss, and a receiver that is merely slow to ACK must not set off a recovery) and no
+   * loss is being recovered; never past the RTO.
+   */
   private armProbe(now: Millis): void {
-    if (this.inFlightBytes === 0 || this.inRecovery || this.probed || !this.rtt.sampled) {
+    if (this.inFlightBytes === 0 || this.unsent.length > 0 || this.inRecovery || this.probed || !this.rtt.sampled) {
       this.timers.clear(Timer.Probe);
       return;
     }
