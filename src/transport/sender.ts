@@ -3,6 +3,7 @@ import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 import { NewReno } from './congestion.js';
 import type { FlightResume, PeerFlight } from './peer-flight.js';
 import { RttEstimator } from './rtt.js';
+import { SegmentQueue } from './segment-queue.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { type AckInfo, type OutSegment, type Segment, type SenderCounters, WINDOW_UNIT } from './sender-types.js';
 import { Timer, type TimerTable } from './timers.js';
@@ -36,8 +37,7 @@ export class StreamSender {
   consecutiveTimeouts = 0;
 
   private readonly unsent = new ByteQueue();
-  private segs: Segment[] = [];
-  private head = 0;
+  private readonly segs = new SegmentQueue();
   private sackedBytes = 0;
   private lostBytes = 0;
   private rightEdge: number;
@@ -117,8 +117,7 @@ export class StreamSender {
       this.charged = 0;
     }
     this.unsent.clear();
-    this.segs = [];
-    this.head = 0;
+    this.segs.clear();
     this.sackedBytes = 0;
     this.lostBytes = 0;
     this.timers.clear(Timer.Rto);
@@ -165,7 +164,7 @@ export class StreamSender {
     ) {
       this.counters.dupAcks++;
       // Peers that never send SACK still get a classic fast retransmit on the 3rd duplicate ACK.
-      if (++this.dupAckRun === 3) this.markLost(this.firstUnsacked(), true);
+      if (++this.dupAckRun === 3) this.markLost(this.segs.firstUnsacked(), true);
     }
     this.lastWindowField = info.window;
     if (delivered) this.detectLosses(now);
@@ -178,7 +177,7 @@ export class StreamSender {
    * Nagle or an empty queue say wait.
    */
   nextSegment(now: Millis, flush: boolean): OutSegment | null {
-    const lost = this.lostBytes > 0 ? this.firstLost() : undefined;
+    const lost = this.lostBytes > 0 ? this.segs.firstLost() : undefined;
     if (lost) {
       if (this.pipe + lost.data.length > this.cc.cwnd && this.pipe > 0) {
         this.cwndLimited = true;
@@ -250,12 +249,12 @@ export class StreamSender {
     this.counters.timeouts++;
     if (this.peerWindowBytes === 0) {
       // Window probe: not congestion, and the peer answered recently enough to be alive.
-      this.markLost(this.firstUnsacked(), false);
+      this.markLost(this.segs.firstUnsacked(), false);
     } else if (this.sackedBytes >= this.inFlightBytes) {
       // The peer has everything in flight (SACKed) but acknowledges none of it: a receiver holding
       // data beyond its buffer for a sender it takes for one that ignores a zero window. Not
       // congestion either: the first segment goes again as a probe, which the peer answers.
-      const head = this.segs[this.head];
+      const head = this.segs.first;
       if (head?.sacked) {
         head.sacked = false;
         this.sackedBytes -= head.data.length;
@@ -265,10 +264,7 @@ export class StreamSender {
       if (++this.consecutiveTimeouts > this.opts.maxRetransmits) return false;
       const newEpisode = !(this.inRecovery && this.timeoutRecovery);
       this.cc.onTimeout(this.pipe, newEpisode);
-      for (let i = this.head; i < this.segs.length; i++) {
-        const s = this.segs[i] as Segment;
-        if (!s.sacked) this.markLost(s, false);
-      }
+      for (let i = this.segs.start; i < this.segs.end; i++) this.markLost(this.segs.at(i), false);
       this.inRecovery = true;
       this.timeoutRecovery = true;
       this.recoveryPoint = this.sndNxt;
@@ -293,14 +289,7 @@ export class StreamSender {
     this.timers.clear(Timer.Probe);
     if (this.inFlightBytes === 0 || this.inRecovery || this.probed || this.lostBytes > 0 || this.peerWindowBytes === 0)
       return;
-    let last: Segment | undefined;
-    for (let i = this.segs.length - 1; i >= this.head; i--) {
-      const s = this.segs[i] as Segment;
-      if (!s.sacked) {
-        last = s;
-        break;
-      }
-    }
+    const last = this.segs.lastUnsacked();
     if (!last) return;
     this.probed = true;
     this.counters.tailProbes++;
@@ -317,7 +306,7 @@ export class StreamSender {
       this.timers.clear(Timer.Probe);
       return;
     }
-    const oneSegment = this.segs.length - this.head === 1;
+    const oneSegment = this.segs.size === 1;
     const at = now + Math.max(2 * this.rtt.srtt, PROBE_MIN_MS) + (oneSegment ? this.opts.delayedAckMs : 0);
     const rto = this.timers.get(Timer.Rto);
     if (rto !== undefined && at >= rto) this.timers.clear(Timer.Probe);
@@ -353,7 +342,7 @@ export class StreamSender {
 
   /** The first segment went out again outside nextSegment (with a repeated SYN): no RTT sample from it. */
   resendFirst(now: Millis): void {
-    const s = this.segs[this.head];
+    const s = this.segs.first;
     if (!s) return;
     s.xmits++;
     s.sentAt = now;
@@ -362,7 +351,7 @@ export class StreamSender {
 
   /** Everything in flight is to be sent again by the next nextSegment calls (the peer did not take it). */
   resendAll(): void {
-    for (let i = this.head; i < this.segs.length; i++) this.markLost(this.segs[i], false);
+    for (let i = this.segs.start; i < this.segs.end; i++) this.markLost(this.segs.at(i), false);
   }
 
   private retransmit(seg: Segment, now: Millis): OutSegment {
@@ -379,11 +368,10 @@ export class StreamSender {
   private ackUpTo(ack: number, now: Millis): number {
     let acked = 0;
     let sampleFrom: Segment | undefined;
-    while (this.head < this.segs.length) {
-      const s = this.segs[this.head] as Segment;
+    for (let s = this.segs.first; s !== undefined; s = this.segs.first) {
       const end = seqAdd(s.seq, s.data.length);
       if (seqLe(end, ack)) {
-        this.head++;
+        this.segs.shift();
         acked += s.data.length;
         if (s.sacked) this.sackedBytes -= s.data.length;
         else this.onDelivered(s, now);
@@ -401,10 +389,6 @@ export class StreamSender {
       }
       break;
     }
-    if (this.head > 256 && this.head * 2 > this.segs.length) {
-      this.segs = this.segs.slice(this.head);
-      this.head = 0;
-    }
     this.sndUna = ack;
     if (sampleFrom) this.rtt.sample(now - sampleFrom.sentAt);
     return acked;
@@ -415,9 +399,8 @@ export class StreamSender {
     let sampleFrom: Segment | undefined;
     for (const b of blocks) {
       if (!seqLt(b.left, b.right) || seqLe(b.right, this.sndUna) || seqGt(b.right, this.sndNxt)) continue;
-      let i = this.indexOf(b.left);
-      for (; i < this.segs.length; i++) {
-        const s = this.segs[i] as Segment;
+      for (let i = this.segs.indexOf(b.left); i < this.segs.end; i++) {
+        const s = this.segs.at(i);
         if (seqGe(s.seq, b.right)) break;
         if (s.sacked || seqLt(s.seq, b.left) || seqGt(seqAdd(s.seq, s.data.length), b.right)) continue;
         s.sacked = true;
@@ -433,19 +416,6 @@ export class StreamSender {
     }
     if (sampleFrom) this.rtt.sample(now - sampleFrom.sentAt);
     return newly;
-  }
-
-  /** Index of the first segment that ends after seq (binary search over the live part). */
-  private indexOf(seq: number): number {
-    let lo = this.head;
-    let hi = this.segs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const s = this.segs[mid] as Segment;
-      if (seqLe(seqAdd(s.seq, s.data.length), seq)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   private onDelivered(s: Segment, now: Millis): void {
@@ -476,8 +446,8 @@ export class StreamSender {
     const reo = this.reorderWindow();
     let next: Millis | undefined;
     let found = false;
-    for (let i = this.head; i < this.segs.length; i++) {
-      const s = this.segs[i] as Segment;
+    for (let i = this.segs.start; i < this.segs.end; i++) {
+      const s = this.segs.at(i);
       if (!seqLt(s.seq, this.rackEndSeq)) break;
       if (s.sacked || s.lost || s.sentAt > this.rackSentAt) continue;
       const overdue = s.sentAt + this.rackRtt + reo;
@@ -502,22 +472,6 @@ export class StreamSender {
     s.lost = true;
     this.lostBytes += s.data.length;
     if (fast) this.counters.fastRetransmits++;
-  }
-
-  private firstUnsacked(): Segment | undefined {
-    for (let i = this.head; i < this.segs.length; i++) {
-      const s = this.segs[i] as Segment;
-      if (!s.sacked) return s;
-    }
-    return undefined;
-  }
-
-  private firstLost(): Segment | undefined {
-    for (let i = this.head; i < this.segs.length; i++) {
-      const s = this.segs[i] as Segment;
-      if (s.lost) return s;
-    }
-    return undefined;
   }
 
   private exitRecovery(): void {
