@@ -3,6 +3,7 @@ import { Flag, Proto, makePacket, type Packet } from '../protocol/packet.js';
 import { decodeSack } from '../protocol/sack.js';
 import { AckPolicy, LEGACY_SLACK_BYTES } from './ack-policy.js';
 import { Closing } from './closing.js';
+import { Opening } from './opening.js';
 import { connectionStats, type ReceiveCounters } from './connection-stats.js';
 import { receiveBufferBytes, StreamReceiver } from './receiver.js';
 import { StreamSender } from './sender.js';
@@ -42,15 +43,7 @@ export class Connection {
   private done = false;
   private readonly timers = new TimerTable();
 
-  private readonly opening = {
-    synSentAt: 0 as Millis,
-    synXmits: 0,
-    peerSynSeq: 0,
-    synData: EMPTY as Uint8Array,
-    /** Responder: SYN-ACKs sent until the first ACK from the dialer (-1 after it). */
-    synAckXmits: 0,
-    synAckSentAt: 0 as Millis,
-  };
+  private readonly opening = new Opening();
   private readonly closing = new Closing();
 
   private persistInterval = 500;
@@ -130,18 +123,13 @@ export class Connection {
   }
 
   private sendSyn(now: Millis): void {
-    this.opening.synXmits++;
-    this.opening.synSentAt = now;
-    this.timers.set(Timer.Syn, now + Math.min(this.opts.initialRtoMs * 2 ** (this.opening.synXmits - 1), 8_000));
+    this.timers.set(Timer.Syn, this.opening.synSent(now, this.opts.initialRtoMs));
     if (this.opening.synXmits > 1 && this.opening.synData.length > 0) this.sender.resendFirst(now);
     this.emit(Flag.SYN, this.opts.isn, 0, this.opening.synData, now);
   }
 
   private sendSynAck(now: Millis): void {
-    if (this.opening.synAckXmits >= 0) {
-      this.opening.synAckXmits++;
-      this.opening.synAckSentAt = now;
-    }
+    this.opening.synAckSent(now);
     this.emit(Flag.SYN | Flag.ACK, this.opts.isn, this.ackField(), EMPTY, now);
   }
 
@@ -232,11 +220,11 @@ export class Connection {
   private onSynAck(p: Packet, now: Millis): void {
     this.opening.peerSynSeq = p.seq;
     this.receiver = this.newReceiver(seqAdd(p.seq, 1));
-    if (this.opening.synXmits === 1) this.sender.rtt.sample(now - this.opening.synSentAt);
+    const rtt = this.opening.synAnswered(now);
+    if (rtt !== undefined) this.sender.rtt.sample(rtt);
     this.sender.onAck({ ack: p.ack, window: p.window, sack: null, payloadLength: 0 }, now);
     // Data sent with the SYN that the peer did not take goes again at once.
     if (this.sender.inFlightBytes > 0) this.sender.resendAll();
-    this.opening.synData = EMPTY;
     this.timers.clear(Timer.Syn);
     this.current = 'ESTABLISHED';
     this.heardFrom(now);
@@ -250,7 +238,8 @@ export class Connection {
   }
 
   private onAckSegment(p: Packet, now: Millis): void {
-    if (this.opening.synAckXmits > 0) this.sampleHandshake(now);
+    const rtt = this.opening.synAckAnswered(now);
+    if (rtt !== undefined && !this.sender.rtt.sampled) this.sender.rtt.sample(rtt);
     const sack = p.payload.length >= 5 ? decodeSack(p.payload) : null;
     this.ackOurFin(p.ack);
     const ack = this.closing.dataAck(p.ack);
@@ -264,17 +253,6 @@ export class Connection {
     }
     if (this.finished) return;
     this.pump(now);
-  }
-
-  /**
-   * Responder: the dialer's first ACK answers our SYN-ACK (it sends none before), so a SYN-ACK
-   * sent once gives the first round-trip sample, as the dialer gets one from its SYN. Without it
-   * the responder's first replies would wait for the 1 s initial RTO, and get no tail loss probe.
-   */
-  private sampleHandshake(now: Millis): void {
-    if (this.opening.synAckXmits === 1 && !this.sender.rtt.sampled)
-      this.sender.rtt.sample(now - this.opening.synAckSentAt);
-    this.opening.synAckXmits = -1;
   }
 
   /** The window opened (or held data became acknowledgeable); see AckPolicy.duplicatesAfterUpdate. */
