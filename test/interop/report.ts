@@ -64,6 +64,7 @@ export class Suite {
       if (missing.length > 0) {
         const note = `needs: ${missing.join('; ')}`;
         this.#record(name, 'skip', 0, note);
+        // Skipped because a check it builds on failed (that failure is the one reported), not run on a broken setup.
         t.skip(note);
         return;
       }
