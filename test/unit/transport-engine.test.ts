@@ -4,6 +4,7 @@ import { Flag, Proto, makePacket, type Packet } from '../../src/protocol/packet.
 import { looksLikeSack } from '../../src/protocol/sack.js';
 import { PortInUseError } from '../../src/transport/port-table.js';
 import { TransportError } from '../../src/transport/endpoint.js';
+import type { ConnectionStats } from '../../src/transport/types.js';
 import { A_ADDR, B_ADDR, Pair } from './transport-harness.js';
 
 const pattern = (n: number, salt = 0): Buffer => {
@@ -294,7 +295,7 @@ describe('transport: data path', () => {
 
   it('recovers a lost tail with a probe after two round trips, not the 200 ms RTO', () => {
     // The last two segments of a burst are lost: nothing after them draws a SACK or a duplicate ACK.
-    const lossAt = (dropTail: boolean): { doneAt: number; stats: ReturnType<typeof statsOf> } => {
+    const lossAt = (dropTail: boolean): { doneAt: number; stats: ConnectionStats | undefined } => {
       const pair = new Pair(5);
       const { ca, cb } = pair.connect();
       writeAll(pair, 'a', ca, pattern(64 * 1024, 1));
@@ -318,9 +319,8 @@ describe('transport: data path', () => {
       });
       assert.equal(got, 8 * 4096, 'the burst arrived whole');
       if (dropTail) assert.equal(dropped.size, 2);
-      return { doneAt: pair.now - start, stats: statsOf(pair, ca) };
+      return { doneAt: pair.now - start, stats: pair.a.connection(ca)?.stats };
     };
-    const statsOf = (pair: Pair, ca: number) => pair.a.connection(ca)?.stats;
     const clean = lossAt(false);
     const lossy = lossAt(true);
     assert.ok(clean.doneAt < 20, `without loss: ${clean.doneAt} ms`);
