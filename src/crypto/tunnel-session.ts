@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { CryptoError } from './errors.js';
 import { ReplayWindow } from './replay-window.js';
 import { TUNNEL_KEY_SIZE } from './tunnel-key.js';
@@ -41,12 +41,22 @@ export interface TunnelSessionOptions {
 /**
  * Per-peer AEAD context of PROTOCOL.md §3.3–3.4. Both directions share one key; each
  * side's random prefix keeps their nonces apart. No AAD, as in the reference.
+ *
+ * `prepare()` makes the AES-GCM contexts for the next frame each way ahead of time (the next send
+ * counter; the peer's next counter after the highest received). Setting a context up is most of
+ * what sealing or opening a small frame costs when the process has been idle, so a driver that
+ * prepares between bursts takes that cost off the next request's path. A prepared context is
+ * used only for exactly the counter it was made for.
  */
 export class TunnelSession {
   readonly #key: Buffer;
   readonly noncePrefix: Uint8Array;
   #sendCounter: bigint;
   readonly #replay = new ReplayWindow();
+  /** The peer's nonce prefix, once a frame from it authenticated. */
+  #peerPrefix: Buffer | undefined;
+  #nextSeal: { readonly nonce: Buffer; readonly cipher: CipherGCM } | undefined;
+  #nextOpen: { readonly nonce: Buffer; readonly decipher: DecipherGCM } | undefined;
 
   constructor(key: Uint8Array, options: TunnelSessionOptions = {}) {
     if (key.length !== TUNNEL_KEY_SIZE)
@@ -90,10 +100,8 @@ export class TunnelSession {
     if (this.#sendCounter >= MAX_COUNTER)
       throw new CryptoError('counter_exhausted', 'tunnel send counter exhausted; re-key the session');
     this.#sendCounter += 1n;
-    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
-    nonce.set(this.noncePrefix, 0);
-    nonce.writeBigUInt64BE(this.#sendCounter, NONCE_PREFIX_SIZE);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
+    const { nonce, cipher } = this.#nextSeal ?? this.#newSeal(this.#sendCounter);
+    this.#nextSeal = undefined;
     if (aad) cipher.setAAD(aad);
     const chunks: Buffer[] = [];
     for (const part of parts) if (part.length > 0) chunks.push(cipher.update(part));
@@ -114,9 +122,13 @@ export class TunnelSession {
     if (verdict !== 'ok') return failed(verdict, `counter ${counter} refused: ${verdict}`);
 
     const split = sealed.length - TAG_SIZE;
+    const ready = this.#nextOpen;
+    this.#nextOpen = undefined;
     let plaintext: Buffer;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.#key, nonceBuf);
+      const decipher = ready?.nonce.equals(nonceBuf)
+        ? ready.decipher
+        : createDecipheriv('aes-256-gcm', this.#key, nonceBuf);
       decipher.setAuthTag(sealed.subarray(split));
       if (aad) decipher.setAAD(aad);
       const body = decipher.update(sealed.subarray(0, split));
@@ -126,8 +138,33 @@ export class TunnelSession {
       return failed('auth_failed', 'AES-GCM authentication failed');
     }
     this.#replay.commit(counter);
+    this.#peerPrefix ??= Buffer.from(nonceBuf.subarray(0, NONCE_PREFIX_SIZE));
     return { ok: true, value: new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), counter };
   }
+
+  /** Makes the contexts of the next seal and of the next in-order open, where not made yet (see the class). */
+  prepare(): void {
+    if (this.#nextSeal === undefined && this.#sendCounter < MAX_COUNTER)
+      this.#nextSeal = this.#newSeal(this.#sendCounter + 1n);
+    const prefix = this.#peerPrefix;
+    const counter = this.#replay.max + 1n;
+    if (this.#nextOpen === undefined && prefix !== undefined && counter <= MAX_COUNTER) {
+      const nonce = nonceOf(prefix, counter);
+      this.#nextOpen = { nonce, decipher: createDecipheriv('aes-256-gcm', this.#key, nonce) };
+    }
+  }
+
+  #newSeal(counter: bigint): { nonce: Buffer; cipher: CipherGCM } {
+    const nonce = nonceOf(this.noncePrefix, counter);
+    return { nonce, cipher: createCipheriv('aes-256-gcm', this.#key, nonce) };
+  }
+}
+
+function nonceOf(prefix: Uint8Array, counter: bigint): Buffer {
+  const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+  nonce.set(prefix, 0);
+  nonce.writeBigUInt64BE(counter, NONCE_PREFIX_SIZE);
+  return nonce;
 }
 
 function failed(code: OpenErrorCode, message: string): OpenResult {

@@ -244,6 +244,8 @@ export class TunnelCore {
     if (beacon !== undefined && beacon < at) at = beacon;
     const paths = this.#paths.nextTimeout();
     if (paths !== undefined && paths < at) at = paths;
+    const prep = this.#book.prep.nextTimeout();
+    if (prep !== undefined && prep < at) at = prep;
     return at;
   }
 
@@ -254,6 +256,7 @@ export class TunnelCore {
    */
   handleTimeout(now: number): void {
     if (this.#closed) return;
+    this.#book.prep.handleTimeout(now);
     this.#beacon.handleTimeout(now);
     const tick = this.#tickAt === undefined || now >= this.#tickAt;
     this.#paths.handleTimeout(now, tick);

@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import type { PilsFrame } from '../protocol/tunnel.js';
 import { encodePils } from '../protocol/tunnel.js';
+import { ContextPrep } from './context-prep.js';
 import { endpointEquals, formatEndpoint, type UdpEndpoint } from './endpoint.js';
 import type { LocalKeys } from './local-keys.js';
 import type { Outbox } from './outbox.js';
@@ -29,6 +30,8 @@ export class PeerBook {
   /** Packets waiting for a peer's key. */
   readonly pending = new BoundedQueues<Uint8Array>(policy.QUEUE_PER_PEER, policy.QUEUE_PEERS, policy.QUEUE_MAX_AGE_MS);
   readonly early = new BoundedQueues<EarlyFrame>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
+  /** Peers whose next AES-GCM contexts are to be made ahead. */
+  readonly prep = new ContextPrep();
   /** Peers currently relayed: their direct path is probed in the background. */
   readonly relayed = new Set<number>();
   /** Crypto contexts of removed peers (oldest first), resumed if the peer is added again. */
@@ -97,6 +100,7 @@ export class PeerBook {
     this.relayed.clear();
     this.pending.clear();
     this.early.clear();
+    this.prep.clear();
   }
 
   updateEndpoint(peer: PeerState, endpoint: UdpEndpoint): void {

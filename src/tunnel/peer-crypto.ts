@@ -60,6 +60,14 @@ export class PeerCrypto {
     return result;
   }
 
+  /** Makes the contexts of our next seal and of the next frame under the peer's latest prefix (see TunnelSession). */
+  prepare(): void {
+    this.send.prepare();
+    let latest: TunnelSession | undefined;
+    for (const w of this.#windows.values()) latest = w;
+    latest?.prepare();
+  }
+
   #retireOldest(): void {
     const oldest = this.#windows.keys().next();
     if (oldest.done) return;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { TunnelSession } from '../../src/crypto/index.js';
+import { ContextPrep, PREPARE_AFTER_MS } from '../../src/tunnel/context-prep.js';
 import { MAX_ACTIVE_PREFIXES, PeerCrypto } from '../../src/tunnel/peer-crypto.js';
 
 const key = new Uint8Array(32).fill(7);
@@ -64,5 +65,48 @@ describe('PeerCrypto receive windows (PROTOCOL.md §3.4, §14 #10)', () => {
     assert.equal(reflected.ok ? 'ok' : reflected.error.code, 'replay');
     assert.ok(ctx.isKeyFrom(peerX));
     assert.equal(ctx.isKeyFrom(new Uint8Array(32)), false);
+  });
+});
+
+describe('ContextPrep (contexts made ahead after traffic)', () => {
+  class CountingCrypto extends PeerCrypto {
+    prepared = 0;
+    override prepare(): void {
+      this.prepared += 1;
+      super.prepare();
+    }
+  }
+
+  it('prepares each peer used once, PREPARE_AFTER_MS after the first use, then waits for traffic again', () => {
+    const prep = new ContextPrep();
+    const a = new CountingCrypto(key, peerX);
+    const b = new CountingCrypto(key, peerX);
+    assert.equal(prep.nextTimeout(), undefined);
+    prep.used(a, 1000);
+    prep.used(b, 1002);
+    prep.used(a, 1003);
+    assert.equal(prep.nextTimeout(), 1000 + PREPARE_AFTER_MS);
+    prep.handleTimeout(1000 + PREPARE_AFTER_MS - 1);
+    assert.deepEqual([a.prepared, b.prepared], [0, 0]);
+    prep.handleTimeout(1000 + PREPARE_AFTER_MS);
+    assert.deepEqual([a.prepared, b.prepared], [1, 1]);
+    assert.equal(prep.nextTimeout(), undefined);
+    prep.handleTimeout(5000);
+    assert.deepEqual([a.prepared, b.prepared], [1, 1]);
+  });
+
+  it('a peer prepared after traffic both ways still seals and opens every frame', () => {
+    const ours = new PeerCrypto(key, peerX);
+    const theirs = resetSender();
+    for (let i = 0; i < 4; i++) {
+      ours.prepare();
+      const out = ours.send.seal(plain);
+      assert.ok(theirs.open(out.nonce, out.sealed).ok);
+      const back = theirs.seal(plain);
+      ours.prepare();
+      const opened = ours.open(back.nonce, back.sealed);
+      assert.ok(opened.ok);
+      assert.deepEqual(Buffer.from(opened.value), plain);
+    }
   });
 });
