@@ -239,7 +239,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
   #onDatagram(data: Buffer, from: UdpEndpoint): void {
     if (this.#closed) return;
     this.#core.handleDatagram(data, from, Date.now());
-    this.#pump();
+    this.#pump(true);
   }
 
   #onTimer(): void {
@@ -250,8 +250,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
     this.#pump();
   }
 
-  /** Hands what the core produced to the socket, the listeners and the registry, and re-arms the timer. */
-  #pump(): void {
+  /**
+   * Hands what the core produced to the socket, the listeners and the registry, and re-arms the
+   * timer. `received`: a datagram came in, and the flush is queued whether or not anything waits
+   * yet: queued behind the stack's own end-of-turn work that the datagram started, it seals the
+   * reply that work writes in the same turn instead of the next.
+   */
+  #pump(received = false): void {
     if (this.#closed) return;
     const core = this.#core;
     for (let t = core.pollTransmit(); t; t = core.pollTransmit()) {
@@ -275,7 +280,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
     // microtask: the ACK of a SYN-ACK then waits for the application that the dial's promise chain
     // reaches (it sees its data before an ACK is sealed, and the RST or FIN it answers with travels
     // in the same datagram), and a turn's writes from several callbacks share frames.
-    if (core.flushPending && !this.#flushQueued) {
+    if ((received || core.flushPending) && !this.#flushQueued) {
       this.#flushQueued = true;
       setImmediate(() => {
         this.#flushQueued = false;
