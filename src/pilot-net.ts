@@ -50,6 +50,11 @@ export interface DialOptions {
    * Through a pilot-ts daemon they travel with the dial request itself.
    */
   data?: Uint8Array;
+  /**
+   * Like `net.connect`'s `noDelay`: every write goes out at once instead of waiting while earlier
+   * data is unacknowledged (Nagle). Connections through a daemon always have it.
+   */
+  noDelay?: boolean;
 }
 
 /** An unreliable datagram as delivered to the application. */
@@ -60,10 +65,44 @@ export interface Datagram {
   readonly data: Buffer;
 }
 
+/**
+ * A connection as the engine that runs it sees it, for a service answering inside the node's own
+ * process without a stream object per connection (see `PilotNetwork.serveRaw`).
+ */
+export interface RawConn {
+  readonly id: number;
+  readonly remoteAddr: Addr;
+  readonly remotePort: number;
+  /** Takes up to `maxBytes` of what has arrived, or null when nothing is waiting. */
+  read(maxBytes: number): Uint8Array | null;
+  /** Queues what the send buffer takes of `data` and returns how many bytes that was. */
+  write(data: Uint8Array): number;
+  /** Sends FIN once what was written is out. */
+  end(): void;
+  /** Resets the connection. */
+  abort(): void;
+}
+
+/** What a raw service hears about one of its connections; each may read and write at once. */
+export interface RawConnEvents {
+  /** Bytes arrived (also called on accept, for bytes that came with the SYN). */
+  readable(): void;
+  /** The send buffer has room again. */
+  writable(): void;
+  /** The peer finished sending; what it sent before can still be read. */
+  end(): void;
+}
+
 /** What a service needs from the network it runs on. */
 export interface PilotNetwork {
   readonly localAddr: Addr;
   listen(port: number): Promise<PilotListener>;
+  /**
+   * Only where the connections run in this process (a daemon's or an embedded node's own
+   * services): binds `port` for a service that works on the engine's connections directly.
+   * `accept` is called for each; its events come until the connection closes.
+   */
+  serveRaw?(port: number, accept: (conn: RawConn) => RawConnEvents): Promise<PilotListener>;
   dial(addr: Addr, port: number, options?: DialOptions): Promise<PilotConn>;
   sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void>;
 }

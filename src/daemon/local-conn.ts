@@ -60,10 +60,14 @@ export class LocalConn extends Duplex implements PilotConn {
   private released = false;
   private releaseTimer: NodeJS.Timeout | undefined;
 
+  /**
+   * `noDelay`: the engine already sends this connection's writes at once (the dial asked for it).
+   */
   constructor(
     private readonly ops: ConnOps,
     readonly id: number,
     ends: ConnEnds,
+    private noDelay = false,
   ) {
     super({ allowHalfOpen: true });
     this.localAddr = ends.localAddr;
@@ -77,7 +81,8 @@ export class LocalConn extends Duplex implements PilotConn {
    * while earlier data is unacknowledged. For writers that batch themselves.
    */
   setNoDelay(noDelay = true): this {
-    if (!this.gone) this.ops.setNagle(this.id, !noDelay);
+    if (!this.gone && !(noDelay && this.noDelay)) this.ops.setNagle(this.id, !noDelay);
+    this.noDelay = noDelay;
     return this;
   }
 

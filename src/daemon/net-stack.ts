@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import type { Packet } from '../protocol/packet.js';
 import { Port } from '../protocol/ports.js';
-import type { Datagram, DialOptions, PilotNetwork } from '../pilot-net.js';
+import type { Datagram, DialOptions, PilotNetwork, RawConn, RawConnEvents } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
 import { PortInUseError } from '../transport/port-table.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
@@ -12,6 +12,7 @@ import { coalesceAcks } from '../transport/coalesce-acks.js';
 import { dialError } from './dial-error.js';
 import { LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
+import { RawStackConn } from './raw-conn.js';
 
 /** What the stack holds (InfoOK `resources`): all of it returns to its idle level once connections close. */
 export type StackResources = {
@@ -44,6 +45,7 @@ interface PendingDial {
   reject: (err: Error) => void;
   localPort: number;
   remote: SocketAddr;
+  noDelay: boolean;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
@@ -69,8 +71,10 @@ export const HANDSHAKE_PORT_POLICY: Readonly<PortPolicy> = Object.freeze({
 export class NetStack implements PilotNetwork {
   readonly endpoint: TransportEndpoint;
   readonly localAddr: Addr;
-  private readonly conns = new Map<number, LocalConn>();
+  private readonly conns = new Map<number, LocalConn | RawStackConn>();
   private readonly listeners = new Map<number, LocalListener>();
+  /** Ports served by a raw service (serveRaw), with the service's accept. */
+  private readonly rawServices = new Map<number, (conn: RawConn) => RawConnEvents>();
   private readonly dials = new Map<number, PendingDial>();
   private readonly datagramHandlers = new Set<(d: Datagram) => void>();
   private readonly noticeHandlers = new Set<(n: ConnNotice) => void>();
@@ -167,9 +171,20 @@ export class NetStack implements PilotNetwork {
     }
     const listener = new LocalListener(port, (p) => {
       this.listeners.delete(p);
+      this.rawServices.delete(p);
       this.endpoint.unlisten(p);
     });
     this.listeners.set(port, listener);
+    return listener;
+  }
+
+  /**
+   * Binds `port` for a service that works on the engine's connections without a Duplex each (the
+   * echo service: a ping's echo is then a few calls on the engine, not a stream's set-up and flow).
+   */
+  async serveRaw(port: number, accept: (conn: RawConn) => RawConnEvents): Promise<LocalListener> {
+    const listener = this.listenSync(port);
+    this.rawServices.set(port, accept);
     return listener;
   }
 
@@ -190,7 +205,11 @@ export class NetStack implements PilotNetwork {
     options.signal?.throwIfAborted();
     let connId: number;
     try {
-      connId = this.run(() => this.endpoint.dial({ addr, port }, now(), options.data));
+      connId = this.run(() => {
+        const id = this.endpoint.dial({ addr, port }, now(), options.data);
+        if (options.noDelay) this.endpoint.setNagle(id, false, now());
+        return id;
+      });
     } catch (err) {
       if (err instanceof TransportError)
         return Promise.reject(
@@ -239,6 +258,7 @@ export class NetStack implements PilotNetwork {
         },
         localPort,
         remote: { addr, port },
+        noDelay: options.noDelay === true,
       });
     });
   }
@@ -279,7 +299,8 @@ export class NetStack implements PilotNetwork {
   }
 
   connection(connId: number): LocalConn | undefined {
-    return this.conns.get(connId);
+    const conn = this.conns.get(connId);
+    return conn instanceof LocalConn ? conn : undefined;
   }
 
   /** Fails every dial still waiting for a node that turned out unreachable. */
@@ -388,13 +409,13 @@ export class NetStack implements PilotNetwork {
     );
   }
 
-  private makeConn(connId: number, localPort: number, remote: SocketAddr): LocalConn {
-    const conn = new LocalConn(this.ops, connId, {
-      localAddr: this.localAddr,
-      localPort,
-      remoteAddr: remote.addr,
-      remotePort: remote.port,
-    });
+  private makeConn(connId: number, localPort: number, remote: SocketAddr, noDelay = false): LocalConn {
+    const conn = new LocalConn(
+      this.ops,
+      connId,
+      { localAddr: this.localAddr, localPort, remoteAddr: remote.addr, remotePort: remote.port },
+      noDelay,
+    );
     this.conns.set(connId, conn);
     return conn;
   }
@@ -407,6 +428,14 @@ export class NetStack implements PilotNetwork {
           this.ops.abort(e.connId);
           return;
         }
+        const raw = this.rawServices.get(e.localPort);
+        if (raw) {
+          const conn = new RawStackConn(this.ops, e.connId, e.localPort, e.remote);
+          this.conns.set(e.connId, conn);
+          this.notify({ kind: 'accepted', connId: e.connId, localPort: e.localPort, remote: e.remote });
+          conn.attach(raw);
+          return;
+        }
         const conn = this.makeConn(e.connId, e.localPort, e.remote);
         this.notify({ kind: 'accepted', connId: e.connId, localPort: e.localPort, remote: e.remote });
         listener.deliver(conn);
@@ -415,7 +444,7 @@ export class NetStack implements PilotNetwork {
       case 'connected': {
         const dial = this.dials.get(e.connId);
         if (!dial) return;
-        dial.resolve(this.makeConn(e.connId, dial.localPort, dial.remote));
+        dial.resolve(this.makeConn(e.connId, dial.localPort, dial.remote, dial.noDelay));
         return;
       }
       case 'readable':

@@ -79,7 +79,10 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
     const remote = toAddr(addr);
     checkPort(port);
     this.open();
-    return adopt(await named(`dial ${target(remote, port)}`, () => this.core.dial(remote, port, options)));
+    // One promise step between the stack's answer and the caller: a dial is on a request's path.
+    return this.core.dial(remote, port, { ...options, noDelay: true }).then(adopt, (err: unknown) => {
+      throw inContext(err, `dial ${target(remote, port)}`);
+    });
   }
 
   /** Accepted connections, delivered as the Driver's listener delivers them; `close()` unbinds the port. */

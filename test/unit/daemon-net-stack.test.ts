@@ -50,6 +50,54 @@ describe('in-process network stack', () => {
     close();
   });
 
+  it('echoes all of 24 MB in order while the dialler reads nothing for a while (the echo holds back, not the data)', async () => {
+    const { a, b, close } = pair();
+    await startEcho(b);
+    const conn = await a.dial(B, 7);
+    const data = Buffer.alloc(24 * 1024 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13 + (i >> 12)) & 0xff;
+    conn.end(data);
+    await new Promise((r) => setTimeout(r, 300));
+    // Nothing read yet: the echo stopped reading once its sends were refused, so part of the
+    // data is still waiting on the dialler's side instead of piling up in the echo.
+    assert.ok(conn.writableLength > 0, 'the echo took everything while its answers were not being read');
+    const back = await readAll(conn);
+    assert.equal(back.length, data.length);
+    assert.ok(back.equals(data));
+    close();
+  });
+
+  it('echoes through streams on a network that offers no raw service (as over the SDK)', async () => {
+    const { a, b, close } = pair();
+    await startEcho({
+      localAddr: b.localAddr,
+      listen: (p) => b.listen(p),
+      dial: (x, p, o) => b.dial(x, p, o),
+      sendTo: (x, p, d) => b.sendTo(x, p, d),
+    });
+    const conn = await a.dial(B, 7, { data: Buffer.from('first ') });
+    const reading = readAll(conn);
+    conn.end('and last');
+    assert.equal((await reading).toString(), 'first and last');
+    close();
+  });
+
+  it('a dial with noDelay has Nagle off from its first segment, and setNoDelay(false) turns it back on', async () => {
+    const { a, b, close } = pair();
+    await startEcho(b);
+    const conn = await a.dial(B, 7, { noDelay: true });
+    assert.equal(a.endpoint.connection(conn.id)?.stats.nagle, false);
+    conn.setNoDelay?.(true);
+    assert.equal(a.endpoint.connection(conn.id)?.stats.nagle, false);
+    conn.setNoDelay?.(false);
+    assert.equal(a.endpoint.connection(conn.id)?.stats.nagle, true);
+    const plain = await a.dial(B, 7);
+    assert.equal(a.endpoint.connection(plain.id)?.stats.nagle, true);
+    conn.destroy();
+    plain.destroy();
+    close();
+  });
+
   it('refuses a dial to an unbound port with a refused error', async () => {
     const { a, close } = pair();
     await assert.rejects(a.dial(B, 4242), (err: Error & { code?: string }) => err.code === 'refused');
