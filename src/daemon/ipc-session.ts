@@ -221,7 +221,8 @@ export class IpcSession {
     const opened = this.backend.dial(
       msg.addr,
       msg.port,
-      msg.cmd === 'DialData' ? { data: msg.data, signal } : { signal },
+      // Without Nagle from the first segment (see adopt), set by the dial rather than after it.
+      msg.cmd === 'DialData' ? { data: msg.data, signal, noDelay: true } : { signal, noDelay: true },
     );
     opened.then(
       () => this.opening--,
