@@ -181,6 +181,14 @@ export class TunnelCore {
     this.#sender.flush();
   }
 
+  /**
+   * Makes the AES-GCM contexts of the next frame each way for the peers whose contexts were used
+   * since the last call (see ContextPrep); for the driver to call once a turn's frames are sent.
+   */
+  prepareContexts(): void {
+    if (!this.#closed) this.#book.prep.prepareAll();
+  }
+
   peers(): TunnelPeerInfo[] {
     return [...this.#book.peers.values()].map((p) => ({
       nodeId: p.nodeId,
@@ -244,8 +252,6 @@ export class TunnelCore {
     if (beacon !== undefined && beacon < at) at = beacon;
     const paths = this.#paths.nextTimeout();
     if (paths !== undefined && paths < at) at = paths;
-    const prep = this.#book.prep.nextTimeout();
-    if (prep !== undefined && prep < at) at = prep;
     return at;
   }
 
@@ -256,7 +262,6 @@ export class TunnelCore {
    */
   handleTimeout(now: number): void {
     if (this.#closed) return;
-    this.#book.prep.handleTimeout(now);
     this.#beacon.handleTimeout(now);
     const tick = this.#tickAt === undefined || now >= this.#tickAt;
     this.#paths.handleTimeout(now, tick);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { TunnelSession } from '../../src/crypto/index.js';
-import { ContextPrep, PREPARE_AFTER_MS } from '../../src/tunnel/context-prep.js';
+import { ContextPrep } from '../../src/tunnel/context-prep.js';
 import { MAX_ACTIVE_PREFIXES, PeerCrypto } from '../../src/tunnel/peer-crypto.js';
 
 const key = new Uint8Array(32).fill(7);
@@ -77,22 +77,20 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     }
   }
 
-  it('prepares each peer used once, PREPARE_AFTER_MS after the first use, then waits for traffic again', () => {
+  it('prepares each peer used since the last round once, then only peers used again', () => {
     const prep = new ContextPrep();
     const a = new CountingCrypto(key, peerX);
     const b = new CountingCrypto(key, peerX);
-    assert.equal(prep.nextTimeout(), undefined);
-    prep.used(a, 1000);
-    prep.used(b, 1002);
-    prep.used(a, 1003);
-    assert.equal(prep.nextTimeout(), 1000 + PREPARE_AFTER_MS);
-    prep.handleTimeout(1000 + PREPARE_AFTER_MS - 1);
-    assert.deepEqual([a.prepared, b.prepared], [0, 0]);
-    prep.handleTimeout(1000 + PREPARE_AFTER_MS);
+    prep.used(a);
+    prep.used(b);
+    prep.used(a);
+    prep.prepareAll();
     assert.deepEqual([a.prepared, b.prepared], [1, 1]);
-    assert.equal(prep.nextTimeout(), undefined);
-    prep.handleTimeout(5000);
+    prep.prepareAll();
     assert.deepEqual([a.prepared, b.prepared], [1, 1]);
+    prep.used(b);
+    prep.prepareAll();
+    assert.deepEqual([a.prepared, b.prepared], [1, 2]);
   });
 
   it('a peer prepared after traffic both ways still seals and opens every frame', () => {
