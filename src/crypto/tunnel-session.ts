@@ -42,8 +42,8 @@ export interface TunnelSessionOptions {
  * Per-peer AEAD context of PROTOCOL.md §3.3–3.4. Both directions share one key; each
  * side's random prefix keeps their nonces apart. No AAD, as in the reference.
  *
- * `prepare()` makes the AES-GCM contexts for the next frame each way ahead of time (the next send
- * counter; the peer's next counter after the highest received). Setting a context up is most of
+ * `prepareSeal()` and `prepareOpen()` make the AES-GCM context of the next frame ahead of time (for
+ * the next send counter; for the peer's next counter after the highest received). Setting a context up is most of
  * what sealing or opening a small frame costs when the process has been idle, so a driver that
  * prepares between bursts takes that cost off the next request's path. A prepared context is
  * used only for exactly the counter it was made for.
@@ -142,10 +142,14 @@ export class TunnelSession {
     return { ok: true, value: new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), counter };
   }
 
-  /** Makes the contexts of the next seal and of the next in-order open, where not made yet (see the class). */
-  prepare(): void {
+  /** Makes the context of the next seal, unless made already (see the class). */
+  prepareSeal(): void {
     if (this.#nextSeal === undefined && this.#sendCounter < MAX_COUNTER)
       this.#nextSeal = this.#newSeal(this.#sendCounter + 1n);
+  }
+
+  /** Makes the context of the peer's next frame in order, once one of its frames has been opened (see the class). */
+  prepareOpen(): void {
     const prefix = this.#peerPrefix;
     const counter = this.#replay.max + 1n;
     if (this.#nextOpen === undefined && prefix !== undefined && counter <= MAX_COUNTER) {

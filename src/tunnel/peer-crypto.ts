@@ -62,10 +62,10 @@ export class PeerCrypto {
 
   /** Makes the contexts of our next seal and of the next frame under the peer's latest prefix (see TunnelSession). */
   prepare(): void {
-    this.send.prepare();
+    this.send.prepareSeal();
     let latest: TunnelSession | undefined;
     for (const w of this.#windows.values()) latest = w;
-    latest?.prepare();
+    latest?.prepareOpen();
   }
 
   #retireOldest(): void {

@@ -142,7 +142,7 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     assert.equal(s.sendCounter, MAX_COUNTER);
   });
 
-  it('contexts made ahead (prepare) seal the same frames and open in order, out of order and after a forgery', () => {
+  it('contexts made ahead (prepareSeal, prepareOpen) seal the same frames and open in order, out of order and after a forgery', () => {
     const plain = new TunnelSession(KEY, { noncePrefix: unhex('a1a2a3a4') });
     const ahead = new TunnelSession(KEY, { noncePrefix: unhex('a1a2a3a4') });
     const aad = Buffer.from('PILM');
@@ -150,8 +150,8 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     for (let i = 0; i < 6; i++) {
       const parts = [SYN, Buffer.alloc(i * 100, i)];
       const a = plain.sealParts(parts, i % 2 ? aad : undefined);
-      ahead.prepare();
-      if (i === 3) ahead.prepare(); // twice: still one context, for the next counter only
+      ahead.prepareSeal();
+      if (i === 3) ahead.prepareSeal(); // twice: still one context, for the next counter only
       const b = ahead.sealParts(parts, i % 2 ? aad : undefined);
       assert.deepEqual(b.nonce, a.nonce);
       assert.deepEqual(Buffer.concat(b.chunks), Buffer.concat(a.chunks));
@@ -159,7 +159,7 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     }
     const bob = new TunnelSession(KEY, { noncePrefix: unhex('b1b2b3b4') });
     const open = (i: number): string => {
-      bob.prepare();
+      bob.prepareOpen();
       const f = frames[i] as { nonce: Buffer; sealed: Buffer };
       return code(bob.open(f.nonce, f.sealed, i % 2 ? aad : undefined));
     };
@@ -170,7 +170,7 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     assert.equal(open(2), 'ok');
     assert.equal(open(2), 'replay');
     // A forged frame with the expected counter uses up the prepared context and fails; the real one still opens.
-    bob.prepare();
+    bob.prepareOpen();
     const real = frames[3] as { nonce: Buffer; sealed: Buffer };
     assert.equal(code(bob.open(real.nonce, flip(real.sealed, 0), aad)), 'auth_failed');
     assert.equal(code(bob.open(real.nonce, real.sealed, aad)), 'ok');
@@ -178,11 +178,11 @@ describe('TunnelSession (PROTOCOL.md §3.3–3.4)', () => {
     assert.equal(bob.highestReceived, 6n);
   });
 
-  it('prepare never makes a context past the last counter', () => {
+  it('prepareSeal never makes a context past the last counter', () => {
     const s = new TunnelSession(KEY, { sendCounter: MAX_COUNTER - 1n });
-    s.prepare();
+    s.prepareSeal();
     assert.equal(Buffer.from(s.seal(SYN).nonce).readBigUInt64BE(4), MAX_COUNTER);
-    s.prepare();
+    s.prepareSeal();
     assert.throws(
       () => s.seal(SYN),
       (e: unknown) => e instanceof CryptoError && e.code === 'counter_exhausted',
