@@ -9,6 +9,7 @@ import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolic
 import { PortInUseError } from '../transport/port-table.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { coalesceAcks } from '../transport/coalesce-acks.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import { dialError } from './dial-error.js';
 import { LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
@@ -46,6 +47,12 @@ interface PendingDial {
   localPort: number;
   remote: SocketAddr;
   noDelay: boolean;
+  /** The connection's object, made while the SYN is on its way (see dial). */
+  conn?: LocalConn;
+  /** When the dial fails with a timeout (performance clock, as `now()`). */
+  deadline: number;
+  /** When the SYNs count as unanswered (`onDialStalled`); Infinity once told, or without. */
+  stallAt: number;
 }
 
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
@@ -76,6 +83,7 @@ export class NetStack implements PilotNetwork {
   /** Ports served by a raw service (serveRaw), with the service's accept. */
   private readonly rawServices = new Map<number, (conn: RawConn) => RawConnEvents>();
   private readonly dials = new Map<number, PendingDial>();
+  private readonly dialTimer = new DeadlineTimer((at) => this.dialsDue(at));
   private readonly datagramHandlers = new Set<(d: Datagram) => void>();
   private readonly noticeHandlers = new Set<(n: ConnNotice) => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -196,7 +204,7 @@ export class NetStack implements PilotNetwork {
     return {
       bound_ports: this.endpoint.ports.boundPorts,
       dials: this.dials.size,
-      timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dials.size },
+      timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dialTimer.armed ? 1 : 0 },
     };
   }
 
@@ -220,47 +228,71 @@ export class NetStack implements PilotNetwork {
     const localPort = this.endpoint.localPortOf(connId) ?? 0;
     return new Promise<LocalConn>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
-      const timedOut = (): void => fail(new PilotError('timeout', `dial to ${port} timed out`));
       // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
-      // One timer per dial: it fires at the stall, tells, and waits out the rest of the timeout.
       const stallMs = this.options.dialStallMs ?? 3_500;
-      const onStall = this.options.onDialStalled;
-      let timer =
-        onStall && stallMs < timeoutMs
-          ? setTimeout(() => {
-              onStall(addr.node);
-              timer = setTimeout(timedOut, timeoutMs - stallMs);
-            }, stallMs)
-          : setTimeout(timedOut, timeoutMs);
+      const { signal } = options;
       const onAbort = (): void =>
-        fail(
-          options.signal?.reason instanceof Error ? options.signal.reason : new PilotError('timeout', 'dial aborted'),
+        this.failDial(
+          connId,
+          signal?.reason instanceof Error ? signal.reason : new PilotError('timeout', 'dial aborted'),
         );
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
+      const settled = (): void => {
+        signal?.removeEventListener('abort', onAbort);
         this.dials.delete(connId);
       };
-      const fail = (err: Error): void => {
-        cleanup();
-        this.ops.abort(connId);
-        reject(err);
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.dials.set(connId, {
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const start = now();
+      const dial: PendingDial = {
         resolve: (conn) => {
-          cleanup();
+          settled();
           resolve(conn);
         },
         reject: (err) => {
-          cleanup();
+          settled();
           reject(err);
         },
         localPort,
         remote: { addr, port },
         noDelay: options.noDelay === true,
-      });
+        deadline: start + timeoutMs,
+        stallAt: this.options.onDialStalled && stallMs < timeoutMs ? start + stallMs : Infinity,
+      };
+      this.dials.set(connId, dial);
+      this.dialTimer.add(Math.min(dial.stallAt, dial.deadline));
+      // The connection's object is made once the tunnel has sent the SYN (its flush was queued
+      // first, in this turn), while the answer is on its way: a Duplex costs tens of microseconds
+      // on a process that was idle, which would otherwise come between the answer and the dialler.
+      setImmediate(() => this.prepareDialConn(connId));
     });
+  }
+
+  /** The dials whose timeout ran out fail; those that stalled are told; returns the next deadline. */
+  private dialsDue(at: number): number {
+    let next = Infinity;
+    for (const [connId, dial] of [...this.dials]) {
+      if (at >= dial.deadline) {
+        this.failDial(connId, new PilotError('timeout', `dial to ${dial.remote.port} timed out`));
+        continue;
+      }
+      if (at >= dial.stallAt) {
+        dial.stallAt = Infinity;
+        this.options.onDialStalled?.(dial.remote.addr.node);
+      }
+      next = Math.min(next, dial.stallAt, dial.deadline);
+    }
+    return next;
+  }
+
+  private failDial(connId: number, err: Error): void {
+    const dial = this.dials.get(connId);
+    if (!dial) return;
+    dial.reject(err);
+    this.ops.abort(connId);
+  }
+
+  private prepareDialConn(connId: number): void {
+    const dial = this.dials.get(connId);
+    if (dial && !dial.conn) dial.conn = this.newConn(connId, dial.localPort, dial.remote, dial.noDelay);
   }
 
   async sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void> {
@@ -305,11 +337,7 @@ export class NetStack implements PilotNetwork {
 
   /** Fails every dial still waiting for a node that turned out unreachable. */
   failDialsTo(node: number, err: Error): void {
-    for (const [connId, dial] of [...this.dials]) {
-      if (dial.remote.addr.node !== node) continue;
-      dial.reject(err);
-      this.ops.abort(connId);
-    }
+    for (const [connId, dial] of [...this.dials]) if (dial.remote.addr.node === node) this.failDial(connId, err);
   }
 
   /**
@@ -334,6 +362,9 @@ export class NetStack implements PilotNetwork {
     for (const l of this.listeners.values()) void l.close();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.dialTimer.stop();
+    const gone = new PilotError('unavailable', 'daemon is shutting down');
+    for (const dial of [...this.dials.values()]) dial.reject(gone);
   }
 
   // ---- engine driving ----
@@ -409,15 +440,13 @@ export class NetStack implements PilotNetwork {
     );
   }
 
-  private makeConn(connId: number, localPort: number, remote: SocketAddr, noDelay = false): LocalConn {
-    const conn = new LocalConn(
+  private newConn(connId: number, localPort: number, remote: SocketAddr, noDelay = false): LocalConn {
+    return new LocalConn(
       this.ops,
       connId,
       { localAddr: this.localAddr, localPort, remoteAddr: remote.addr, remotePort: remote.port },
       noDelay,
     );
-    this.conns.set(connId, conn);
-    return conn;
   }
 
   private dispatch(e: EndpointEvent): void {
@@ -436,7 +465,8 @@ export class NetStack implements PilotNetwork {
           conn.attach(raw);
           return;
         }
-        const conn = this.makeConn(e.connId, e.localPort, e.remote);
+        const conn = this.newConn(e.connId, e.localPort, e.remote);
+        this.conns.set(e.connId, conn);
         this.notify({ kind: 'accepted', connId: e.connId, localPort: e.localPort, remote: e.remote });
         listener.deliver(conn);
         return;
@@ -444,7 +474,9 @@ export class NetStack implements PilotNetwork {
       case 'connected': {
         const dial = this.dials.get(e.connId);
         if (!dial) return;
-        dial.resolve(this.makeConn(e.connId, dial.localPort, dial.remote, dial.noDelay));
+        const conn = dial.conn ?? this.newConn(e.connId, dial.localPort, dial.remote, dial.noDelay);
+        this.conns.set(e.connId, conn);
+        dial.resolve(conn);
         return;
       }
       case 'readable':

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { performance } from 'node:perf_hooks';
 import { NetStack } from '../../src/daemon/net-stack.js';
+import { PilotError } from '../../src/errors.js';
 import { coalesceAcks } from '../../src/transport/coalesce-acks.js';
 import { Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import type { PilotConn } from '../../src/sdk/types.js';
@@ -102,6 +104,49 @@ describe('in-process network stack', () => {
     const { a, close } = pair();
     await assert.rejects(a.dial(B, 4242), (err: Error & { code?: string }) => err.code === 'refused');
     close();
+  });
+
+  it('a dial nobody answers is told stalled once, then times out; the others keep their own deadlines', async () => {
+    const stalled: number[] = [];
+    const a = new NetStack({
+      localAddr: A,
+      transmit: () => undefined,
+      dialStallMs: 40,
+      onDialStalled: (node) => stalled.push(node),
+    });
+    const started = performance.now();
+    const short = a.dial(B, 7, { timeoutMs: 120 }).then(
+      () => assert.fail('a dial into a black hole connected'),
+      (err: PilotError) => ({ err, ms: performance.now() - started }),
+    );
+    const long = a.dial(B, 8, { timeoutMs: 400 }).then(
+      () => assert.fail('a dial into a black hole connected'),
+      (err: PilotError) => ({ err, ms: performance.now() - started }),
+    );
+    const first = await short;
+    assert.equal(first.err.code, 'timeout');
+    assert.ok(first.ms >= 115 && first.ms < 300, `the 120 ms dial failed after ${first.ms} ms`);
+    assert.deepEqual(stalled, [B.node, B.node], 'each dial is told stalled once, at 40 ms');
+    assert.equal(a.resources().dials, 1, 'the failed dial is gone, the other still waits');
+    const second = await long;
+    assert.equal(second.err.code, 'timeout');
+    assert.ok(second.ms >= 395, `the 400 ms dial failed after ${second.ms} ms`);
+    assert.equal(a.resources().dials, 0);
+    assert.equal(a.endpoint.connections().length, 0, 'the engine forgot both connections');
+    a.close();
+  });
+
+  it('an aborted dial fails at once with the reason, and closing the stack fails the dials still waiting', async () => {
+    const a = new NetStack({ localAddr: A, transmit: () => undefined });
+    const controller = new AbortController();
+    const aborted = a.dial(B, 7, { signal: controller.signal });
+    controller.abort(new PilotError('timeout', 'gave up'));
+    await assert.rejects(aborted, /gave up/);
+    const waiting = a.dial(B, 7);
+    a.close();
+    await assert.rejects(waiting, (err: PilotError) => err.code === 'unavailable');
+    assert.equal(a.resources().dials, 0);
+    assert.equal(a.resources().timers.dials, 0, 'no dial timer left armed');
   });
 
   it('delivers datagrams and loops packets to its own address', async () => {
