@@ -38,8 +38,14 @@ export interface ConnOptions {
  * side closes the connection (the daemon sends FIN), and the end of the readable side ends the
  * writable side too.
  */
+/**
+ * Gives a Conn made ahead of its DialOK (see Driver.dial) the daemon's connection id. Not part of
+ * the package's exports.
+ */
+export const assignConnId = Symbol('assignConnId');
+
 export class Conn extends Duplex implements PilotConn {
-  readonly id: number;
+  #id: number;
   readonly localAddr: Addr;
   readonly localPort: number;
   readonly remoteAddr: Addr;
@@ -56,12 +62,21 @@ export class Conn extends Duplex implements PilotConn {
     options: ConnOptions = {},
   ) {
     super({ allowHalfOpen: true });
-    this.id = ends.id;
+    this.#id = ends.id;
     this.localAddr = ends.localAddr;
     this.localPort = ends.localPort;
     this.remoteAddr = ends.remoteAddr;
     this.remotePort = ends.remotePort;
     this.maxUnread = options.maxUnread ?? DEFAULT_MAX_UNREAD;
+  }
+
+  /** The daemon's number for this connection. */
+  get id(): number {
+    return this.#id;
+  }
+
+  [assignConnId](id: number): void {
+    this.#id = id;
   }
 
   /** `addr:port` of the remote end, for logs. */

@@ -8,7 +8,7 @@ import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
 import { abortError, withDeadline } from './abort.js';
 import { DatagramInbox, healthOf } from './datagram-inbox.js';
 import { TrustCalls } from './trust-calls.js';
-import { Conn, type ConnEndpoints, type ConnLink } from './conn.js';
+import { assignConnId, Conn, type ConnEndpoints, type ConnLink } from './conn.js';
 import { fromDaemonError } from './daemon-errors.js';
 import { parseDaemonInfo, type DaemonInfo, type OutgoingEntry, type PendingEntry, type TrustedEntry } from './info.js';
 import { DaemonReplyError, IpcClient, type IpcClientHandlers, type IpcPush } from './ipc-client.js';
@@ -139,19 +139,26 @@ export class Driver extends EventEmitter implements PilotNode {
     let abandoned = false;
     let cancelled = false;
     const before = client.dialsSent;
+    const ends = { id: 0, localAddr: this.address, localPort: 0, remoteAddr: msg.addr, remotePort: msg.port };
+    let made: Conn | undefined;
+    let answered = false;
     const reply = client.request(msg, 'DialOK', (answer): Conn | null => {
+      answered = true;
       if (answer.cmd !== 'DialOK') throw new PilotError('protocol', `unexpected ${answer.cmd} reply to ${msg.cmd}`);
       if (abandoned) {
         if (!cancelled) void this.link.close(answer.connId);
         return null;
       }
-      return this.adopt({
-        id: answer.connId,
-        localAddr: this.address,
-        localPort: 0,
-        remoteAddr: msg.addr,
-        remotePort: msg.port,
-      });
+      const conn = made ?? this.newConn(ends);
+      conn[assignConnId](answer.connId);
+      this.conns.set(conn.id, conn);
+      return conn;
+    });
+    // The Conn is made once the request is written, while the daemon dials: a Duplex costs tens of
+    // microseconds on a process that was idle, which would otherwise come between the DialOK and
+    // the caller.
+    setImmediate(() => {
+      if (!answered && !abandoned) made = this.newConn(ends);
     });
     // The daemon's number for this dial (unless the request never left: it then fails at once).
     const seq = client.dialsSent > before ? client.dialsSent : undefined;
@@ -319,9 +326,13 @@ export class Driver extends EventEmitter implements PilotNode {
   }
 
   private adopt(ends: ConnEndpoints): Conn {
-    const conn = new Conn(this.link, ends, this.maxUnread === undefined ? {} : { maxUnread: this.maxUnread });
+    const conn = this.newConn(ends);
     this.conns.set(conn.id, conn);
     return conn;
+  }
+
+  private newConn(ends: ConnEndpoints): Conn {
+    return new Conn(this.link, ends, this.maxUnread === undefined ? {} : { maxUnread: this.maxUnread });
   }
 
   private openListener(port: number): Listener {
