@@ -9,10 +9,10 @@ import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolic
 import { PortInUseError } from '../transport/port-table.js';
 import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { coalesceAcks } from '../transport/coalesce-acks.js';
-import { DeadlineTimer } from './deadline-timer.js';
 import { dialError } from './dial-error.js';
 import { LocalConn, type ConnOps } from './local-conn.js';
 import { LocalListener } from './local-listener.js';
+import { PendingDials } from './pending-dials.js';
 import { RawStackConn } from './raw-conn.js';
 
 /** What the stack holds (InfoOK `resources`): all of it returns to its idle level once connections close. */
@@ -21,7 +21,7 @@ export type StackResources = {
   bound_ports: number[];
   /** Dials waiting for their handshake. */
   dials: number;
-  /** The engine's one timer (0 when no connection needs one), and one timeout per dial under way. */
+  /** The engine's one timer (0 when no connection needs one), and the one for all dials' deadlines. */
   timers: { engine: number; dials: number };
 };
 
@@ -40,20 +40,6 @@ export interface NetStackOptions {
 export type ConnNotice =
   | { kind: 'accepted'; connId: number; localPort: number; remote: SocketAddr }
   | { kind: 'closed'; connId: number; localPort: number; remote: SocketAddr; reason: CloseReason };
-
-interface PendingDial {
-  resolve: (conn: LocalConn) => void;
-  reject: (err: Error) => void;
-  localPort: number;
-  remote: SocketAddr;
-  noDelay: boolean;
-  /** The connection's object, made while the SYN is on its way (see dial). */
-  conn?: LocalConn;
-  /** When the dial fails with a timeout (performance clock, as `now()`). */
-  deadline: number;
-  /** When the SYNs count as unanswered (`onDialStalled`); Infinity once told, or without. */
-  stallAt: number;
-}
 
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 /** How much later than the armed timer the engine's next deadline may be before the timer is moved. */
@@ -82,8 +68,7 @@ export class NetStack implements PilotNetwork {
   private readonly listeners = new Map<number, LocalListener>();
   /** Ports served by a raw service (serveRaw), with the service's accept. */
   private readonly rawServices = new Map<number, (conn: RawConn) => RawConnEvents>();
-  private readonly dials = new Map<number, PendingDial>();
-  private readonly dialTimer = new DeadlineTimer((at) => this.dialsDue(at));
+  private readonly dials: PendingDials;
   private readonly datagramHandlers = new Set<(d: Datagram) => void>();
   private readonly noticeHandlers = new Set<(n: ConnNotice) => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -116,6 +101,13 @@ export class NetStack implements PilotNetwork {
       abort: (id) => this.afterCall(this.endpoint.abort(id, now())),
       setNagle: (id, on) => this.afterCall(this.endpoint.setNagle(id, on, now())),
     };
+    this.dials = new PendingDials({
+      makeConn: (connId, localPort, remote, noDelay) => this.newConn(connId, localPort, remote, noDelay),
+      abort: (connId) => this.ops.abort(connId),
+      onStall: options.onDialStalled,
+      // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
+      stallMs: options.dialStallMs ?? 3_500,
+    });
   }
 
   /**
@@ -204,7 +196,7 @@ export class NetStack implements PilotNetwork {
     return {
       bound_ports: this.endpoint.ports.boundPorts,
       dials: this.dials.size,
-      timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dialTimer.armed ? 1 : 0 },
+      timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dials.timerArmed ? 1 : 0 },
     };
   }
 
@@ -225,74 +217,13 @@ export class NetStack implements PilotNetwork {
         );
       throw err;
     }
-    const localPort = this.endpoint.localPortOf(connId) ?? 0;
-    return new Promise<LocalConn>((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
-      // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
-      const stallMs = this.options.dialStallMs ?? 3_500;
-      const { signal } = options;
-      const onAbort = (): void =>
-        this.failDial(
-          connId,
-          signal?.reason instanceof Error ? signal.reason : new PilotError('timeout', 'dial aborted'),
-        );
-      const settled = (): void => {
-        signal?.removeEventListener('abort', onAbort);
-        this.dials.delete(connId);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const start = now();
-      const dial: PendingDial = {
-        resolve: (conn) => {
-          settled();
-          resolve(conn);
-        },
-        reject: (err) => {
-          settled();
-          reject(err);
-        },
-        localPort,
-        remote: { addr, port },
-        noDelay: options.noDelay === true,
-        deadline: start + timeoutMs,
-        stallAt: this.options.onDialStalled && stallMs < timeoutMs ? start + stallMs : Infinity,
-      };
-      this.dials.set(connId, dial);
-      this.dialTimer.add(Math.min(dial.stallAt, dial.deadline));
-      // The connection's object is made once the tunnel has sent the SYN (its flush was queued
-      // first, in this turn), while the answer is on its way: a Duplex costs tens of microseconds
-      // on a process that was idle, which would otherwise come between the answer and the dialler.
-      setImmediate(() => this.prepareDialConn(connId));
+    return this.dials.wait(connId, {
+      localPort: this.endpoint.localPortOf(connId) ?? 0,
+      remote: { addr, port },
+      noDelay: options.noDelay === true,
+      timeoutMs: options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
+      signal: options.signal,
     });
-  }
-
-  /** The dials whose timeout ran out fail; those that stalled are told; returns the next deadline. */
-  private dialsDue(at: number): number {
-    let next = Infinity;
-    for (const [connId, dial] of [...this.dials]) {
-      if (at >= dial.deadline) {
-        this.failDial(connId, new PilotError('timeout', `dial to ${dial.remote.port} timed out`));
-        continue;
-      }
-      if (at >= dial.stallAt) {
-        dial.stallAt = Infinity;
-        this.options.onDialStalled?.(dial.remote.addr.node);
-      }
-      next = Math.min(next, dial.stallAt, dial.deadline);
-    }
-    return next;
-  }
-
-  private failDial(connId: number, err: Error): void {
-    const dial = this.dials.get(connId);
-    if (!dial) return;
-    dial.reject(err);
-    this.ops.abort(connId);
-  }
-
-  private prepareDialConn(connId: number): void {
-    const dial = this.dials.get(connId);
-    if (dial && !dial.conn) dial.conn = this.newConn(connId, dial.localPort, dial.remote, dial.noDelay);
   }
 
   async sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void> {
@@ -337,7 +268,7 @@ export class NetStack implements PilotNetwork {
 
   /** Fails every dial still waiting for a node that turned out unreachable. */
   failDialsTo(node: number, err: Error): void {
-    for (const [connId, dial] of [...this.dials]) if (dial.remote.addr.node === node) this.failDial(connId, err);
+    this.dials.failTo(node, err);
   }
 
   /**
@@ -362,9 +293,7 @@ export class NetStack implements PilotNetwork {
     for (const l of this.listeners.values()) void l.close();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    this.dialTimer.stop();
-    const gone = new PilotError('unavailable', 'daemon is shutting down');
-    for (const dial of [...this.dials.values()]) dial.reject(gone);
+    this.dials.close(new PilotError('unavailable', 'daemon is shutting down'));
   }
 
   // ---- engine driving ----
@@ -472,11 +401,9 @@ export class NetStack implements PilotNetwork {
         return;
       }
       case 'connected': {
-        const dial = this.dials.get(e.connId);
-        if (!dial) return;
-        const conn = dial.conn ?? this.newConn(e.connId, dial.localPort, dial.remote, dial.noDelay);
-        this.conns.set(e.connId, conn);
-        dial.resolve(conn);
+        // Registered before anything awaiting the dial runs (its callbacks are microtasks).
+        const conn = this.dials.connected(e.connId);
+        if (conn) this.conns.set(e.connId, conn);
         return;
       }
       case 'readable':
@@ -489,8 +416,7 @@ export class NetStack implements PilotNetwork {
         this.conns.get(e.connId)?.onEnd();
         return;
       case 'closed': {
-        const dial = this.dials.get(e.connId);
-        if (dial) dial.reject(dialError(e.reason, e.cause, dial.remote));
+        this.dials.closed(e.connId, (remote) => dialError(e.reason, e.cause, remote));
         const conn = this.conns.get(e.connId);
         this.conns.delete(e.connId);
         if (conn) {

@@ -34,16 +34,16 @@ export interface ConnOptions {
 }
 
 /**
- * A pilot stream connection over IPC. There is no half-close in the protocol: ending the writable
- * side closes the connection (the daemon sends FIN), and the end of the readable side ends the
- * writable side too.
- */
-/**
  * Gives a Conn made ahead of its DialOK (see Driver.dial) the daemon's connection id. Not part of
  * the package's exports.
  */
 export const assignConnId = Symbol('assignConnId');
 
+/**
+ * A pilot stream connection over IPC. There is no half-close in the protocol: ending the writable
+ * side closes the connection (the daemon sends FIN), and the end of the readable side ends the
+ * writable side too.
+ */
 export class Conn extends Duplex implements PilotConn {
   #id: number;
   readonly localAddr: Addr;

@@ -1,0 +1,148 @@
+import { performance } from 'node:perf_hooks';
+import { PilotError } from '../errors.js';
+import type { SocketAddr } from '../protocol/address.js';
+import { DeadlineTimer } from './deadline-timer.js';
+import type { LocalConn } from './local-conn.js';
+
+/** What a dial waits with, besides its connection id. */
+export interface DialWait {
+  localPort: number;
+  remote: SocketAddr;
+  noDelay: boolean;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface PendingDialsOptions {
+  /** Makes the object of a dialled connection (not yet registered anywhere). */
+  makeConn: (connId: number, localPort: number, remote: SocketAddr, noDelay: boolean) => LocalConn;
+  /** Gives up the engine's connection of a dial that failed here (timeout, abort, unreachable). */
+  abort: (connId: number) => void;
+  /** Called once when a dial has had no answer for `stallMs` (the tunnel may switch to relay). */
+  onStall?: (node: number) => void;
+  stallMs: number;
+}
+
+interface PendingDial extends DialWait {
+  resolve: (conn: LocalConn) => void;
+  reject: (err: Error) => void;
+  /** The connection's object, made while the SYN is on its way (see wait). */
+  conn?: LocalConn;
+  /** When the dial fails with a timeout (performance clock). */
+  deadline: number;
+  /** When the SYNs count as unanswered (`onStall`); Infinity once told, or without. */
+  stallAt: number;
+}
+
+/**
+ * The stack's dials from their SYN until the handshake answers, fails or runs out of time: one
+ * timer for all their deadlines (see DeadlineTimer), and each dial's connection object made while
+ * its SYN travels.
+ */
+export class PendingDials {
+  readonly #dials = new Map<number, PendingDial>();
+  readonly #timer = new DeadlineTimer((at) => this.#due(at));
+
+  constructor(private readonly options: PendingDialsOptions) {}
+
+  get size(): number {
+    return this.#dials.size;
+  }
+
+  get timerArmed(): boolean {
+    return this.#timer.armed;
+  }
+
+  /** Waits for the handshake of the engine's connection `connId`, whose SYN is queued. */
+  wait(connId: number, w: DialWait): Promise<LocalConn> {
+    return new Promise<LocalConn>((resolve, reject) => {
+      const { signal } = w;
+      const onAbort = (): void =>
+        this.fail(connId, signal?.reason instanceof Error ? signal.reason : new PilotError('timeout', 'dial aborted'));
+      const settled = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        this.#dials.delete(connId);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const start = performance.now();
+      const { stallMs, onStall } = this.options;
+      const dial: PendingDial = {
+        ...w,
+        resolve: (conn) => {
+          settled();
+          resolve(conn);
+        },
+        reject: (err) => {
+          settled();
+          reject(err);
+        },
+        deadline: start + w.timeoutMs,
+        stallAt: onStall && stallMs < w.timeoutMs ? start + stallMs : Infinity,
+      };
+      this.#dials.set(connId, dial);
+      this.#timer.add(Math.min(dial.stallAt, dial.deadline));
+      // The connection's object is made once the tunnel has sent the SYN (its flush was queued
+      // first, in this turn), while the answer is on its way: a Duplex costs tens of microseconds
+      // on a process that was idle, which would otherwise come between the answer and the dialler.
+      setImmediate(() => {
+        const waiting = this.#dials.get(connId);
+        if (waiting && !waiting.conn) waiting.conn = this.#make(connId, waiting);
+      });
+    });
+  }
+
+  /** The handshake completed: the dial's connection (to register), its promise resolved. */
+  connected(connId: number): LocalConn | undefined {
+    const dial = this.#dials.get(connId);
+    if (!dial) return undefined;
+    const conn = dial.conn ?? this.#make(connId, dial);
+    dial.resolve(conn);
+    return conn;
+  }
+
+  /** The engine closed `connId`: a dial still waiting for it fails with `error(remote)`. */
+  closed(connId: number, error: (remote: SocketAddr) => Error): void {
+    const dial = this.#dials.get(connId);
+    if (dial) dial.reject(error(dial.remote));
+  }
+
+  /** Fails a waiting dial and gives up its connection. */
+  fail(connId: number, err: Error): void {
+    const dial = this.#dials.get(connId);
+    if (!dial) return;
+    dial.reject(err);
+    this.options.abort(connId);
+  }
+
+  /** Fails every dial still waiting for `node`. */
+  failTo(node: number, err: Error): void {
+    for (const [connId, dial] of [...this.#dials]) if (dial.remote.addr.node === node) this.fail(connId, err);
+  }
+
+  /** The stack is closing: every waiting dial fails, and the timer stops. */
+  close(err: Error): void {
+    this.#timer.stop();
+    for (const dial of [...this.#dials.values()]) dial.reject(err);
+  }
+
+  #make(connId: number, dial: PendingDial): LocalConn {
+    return this.options.makeConn(connId, dial.localPort, dial.remote, dial.noDelay);
+  }
+
+  /** The dials whose timeout ran out fail; those that stalled are told; returns the next deadline. */
+  #due(at: number): number {
+    let next = Infinity;
+    for (const [connId, dial] of [...this.#dials]) {
+      if (at >= dial.deadline) {
+        this.fail(connId, new PilotError('timeout', `dial to ${dial.remote.port} timed out`));
+        continue;
+      }
+      if (at >= dial.stallAt) {
+        dial.stallAt = Infinity;
+        this.options.onStall?.(dial.remote.addr.node);
+      }
+      next = Math.min(next, dial.stallAt, dial.deadline);
+    }
+    return next;
+  }
+}
