@@ -71,6 +71,7 @@ export interface Datagram {
  */
 export interface RawConn {
   readonly id: number;
+  readonly localPort: number;
   readonly remoteAddr: Addr;
   readonly remotePort: number;
   /** Takes up to `maxBytes` of what has arrived, or null when nothing is waiting. */
@@ -81,16 +82,22 @@ export interface RawConn {
   end(): void;
   /** Resets the connection. */
   abort(): void;
+  /** Like `net.Socket#setNoDelay` (Nagle off with `true`). */
+  setNoDelay(noDelay: boolean): void;
 }
 
 /** What a raw service hears about one of its connections; each may read and write at once. */
 export interface RawConnEvents {
+  /** The connection is established; comes before every other event (a dial's handler learns its connection here). */
+  opened?(conn: RawConn): void;
   /** Bytes arrived (also called on accept, for bytes that came with the SYN). */
   readable(): void;
   /** The send buffer has room again. */
   writable(): void;
   /** The peer finished sending; what it sent before can still be read. */
   end(): void;
+  /** The connection is gone: `error` says why where it did not close normally. */
+  closed?(error: Error | undefined): void;
 }
 
 /** What a service needs from the network it runs on. */

@@ -3,7 +3,15 @@ import type { Addr } from './protocol/address.js';
 import type { DaemonInfo, OutgoingEntry, PendingEntry, TrustedEntry } from './protocol/ipc-info.js';
 import type { IpcHandshakeOp } from './protocol/ipc.js';
 import type { JsonObject } from './protocol/json.js';
-import type { Datagram, DialOptions, PilotConn, PilotListener, PilotNetwork } from './pilot-net.js';
+import type {
+  Datagram,
+  DialOptions,
+  PilotConn,
+  PilotListener,
+  PilotNetwork,
+  RawConn,
+  RawConnEvents,
+} from './pilot-net.js';
 
 /**
  * A pilot node as an application uses it. The SDK's `Driver` implements it over a daemon's IPC
@@ -75,8 +83,12 @@ export interface NodeOperations {
   listen(port: number): Promise<PilotListener>;
   dial(addr: Addr, port: number, options?: DialOptions): Promise<PilotConn>;
   sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void>;
-  /** Any live connection of the node by id. */
-  connection(connId: number): PilotConn | undefined;
+  /** A dial whose connection is run without a stream object (see NetStack.dialRaw). */
+  dialRaw(addr: Addr, port: number, options: DialOptions, events: RawConnEvents): Promise<RawConn>;
+  /** Binds a port whose connections are run without a stream object (see PilotNetwork.serveRaw). */
+  serveRaw(port: number, accept: (conn: RawConn) => RawConnEvents): Promise<PilotListener>;
+  /** Resets any connection of the node by id (as `pilotctl disconnect`); false if there is none. */
+  disconnect(connId: number): boolean;
   info(): JsonObject;
   handshake(op: IpcHandshakeOp): Promise<JsonObject>;
   resolveHostname(name: string): Promise<JsonObject>;

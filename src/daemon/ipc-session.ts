@@ -4,8 +4,9 @@ import type { Logger } from '../log.js';
 import { decodeIpcMessage, IpcFrameSplitter, writeIpcFrame, type IpcMessage } from '../protocol/ipc.js';
 import type { JsonObject, JsonValue } from '../protocol/json.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../protocol/tunnel.js';
-import type { Datagram, PilotConn, PilotListener } from '../pilot-net.js';
+import type { Datagram, PilotListener, RawConn } from '../pilot-net.js';
 import type { NodeOperations } from '../pilot-node.js';
+import { IpcConn, type IpcConnHost } from './ipc-conn.js';
 
 /** What the IPC commands of PROTOCOL.md §8 act on: a running node's operations. */
 export type IpcBackend = NodeOperations;
@@ -26,9 +27,6 @@ export const RELEASE_LINGER_MS = 5_000;
  */
 const PAUSED_PROBE_MS = 1_000;
 const EMPTY_FRAME = Buffer.alloc(4);
-
-/** Largest Recv push: data is forwarded as it is read, not one 4 KiB segment per message. */
-const RECV_CHUNK = 60 * 1024;
 
 /**
  * What this IPC server understands beyond the reference (listed in InfoOK as `ipc_features`):
@@ -57,6 +55,8 @@ export interface IpcSessionCounts {
 interface DialEntry {
   readonly seq: number;
   readonly controller: AbortController;
+  /** Its connection once the dial has started. */
+  conn?: IpcConn;
   /** Set once answered with DialOK. */
   connId?: number;
 }
@@ -81,17 +81,18 @@ const cancelled = (): PilotError => new PilotError('timeout', 'dial cancelled by
 export class IpcSession {
   private readonly splitter = new IpcFrameSplitter();
   private chain: Promise<void> = Promise.resolve();
-  private readonly conns = new Map<number, PilotConn>();
+  private readonly conns = new Map<number, IpcConn>();
   private readonly listeners = new Map<number, PilotListener>();
-  private readonly blockedConns = new Set<PilotConn>();
+  /** Connections that stopped forwarding because the client's socket is full. */
+  private readonly blockedConns = new Set<IpcConn>();
   /** Connections whose full send buffer keeps us from reading the client. */
-  private readonly waitingDrain = new Set<PilotConn>();
+  private readonly waitingDrain = new Set<IpcConn>();
   private readonly dials = new Map<number, DialEntry>();
   private dialSeq = 0;
   /** Dials of this client whose handshake is under way. */
   private opening = 0;
-  private readonly lingering = new Map<PilotConn, NodeJS.Timeout>();
   private readonly releaseLingerMs: number;
+  private readonly host: IpcConnHost;
   private closed = false;
   private idleCallback: (() => void) | undefined;
   private pausedProbe: NodeJS.Timeout | undefined;
@@ -103,10 +104,16 @@ export class IpcSession {
     private readonly options: IpcSessionOptions = {},
   ) {
     this.releaseLingerMs = options.releaseLingerMs ?? RELEASE_LINGER_MS;
+    this.host = {
+      write: (msg) => this.write(msg),
+      blocked: (conn) => this.blockedConns.add(conn),
+      gone: (conn, err) => this.gone(conn, err),
+    };
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
-      for (const c of this.blockedConns) c.resume();
+      const blocked = [...this.blockedConns];
       this.blockedConns.clear();
+      for (const c of blocked) c.unblock();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => this.teardown());
@@ -136,7 +143,9 @@ export class IpcSession {
   counts(): IpcSessionCounts {
     let dials = 0;
     for (const d of this.dials.values()) if (d.connId === undefined) dials++;
-    return { conns: this.conns.size, listeners: this.listeners.size, dials, lingering: this.lingering.size };
+    let lingering = 0;
+    for (const c of this.conns.values()) if (c.lingering) lingering++;
+    return { conns: this.conns.size, listeners: this.listeners.size, dials, lingering };
   }
 
   private onData(chunk: Buffer): void {
@@ -195,34 +204,34 @@ export class IpcSession {
   }
 
   private send(connId: number, data: Uint8Array): void {
-    const conn = this.conns.get(connId) ?? this.backend.connection(connId);
-    if (!conn || conn.destroyed || conn.writableEnded) {
+    const conn = this.conns.get(connId);
+    if (!conn?.acceptsSends) {
       this.error(new PilotError('not_found', `connection ${connId} not found`));
       return;
     }
     if (!conn.write(data) && !this.waitingDrain.has(conn)) {
       this.waitingDrain.add(conn);
       this.pauseClient();
-      const resume = (): void => {
+      // Also called when the connection closes while full: the client must not stay unread.
+      conn.whenDrained(() => {
         this.waitingDrain.delete(conn);
-        conn.off('drain', resume).off('close', resume);
         if (this.waitingDrain.size === 0) this.resumeClient();
-      };
-      // A connection that closes while full must not leave the client unread forever.
-      conn.on('drain', resume).on('close', resume);
+      });
     }
   }
 
   /** Starts a dial, unless the client cancelled it meanwhile or went away. */
-  private open(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, entry: DialEntry): Promise<PilotConn> {
+  private open(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, entry: DialEntry): Promise<RawConn> {
     const { signal } = entry.controller;
     if (this.closed || signal.aborted) return Promise.reject(cancelled());
     this.opening++;
-    const opened = this.backend.dial(
+    entry.conn = new IpcConn(this.host, entry.seq);
+    const opened = this.backend.dialRaw(
       msg.addr,
       msg.port,
-      // Without Nagle from the first segment (see adopt), set by the dial rather than after it.
+      // Without Nagle from the first segment (see NO_NAGLE), set by the dial rather than after it.
       msg.cmd === 'DialData' ? { data: msg.data, signal, noDelay: true } : { signal, noDelay: true },
+      entry.conn,
     );
     opened.then(
       () => this.opening--,
@@ -235,25 +244,26 @@ export class IpcSession {
    * Answers a dial in its turn. A connection that completes for a client that gave up on it is
    * reset: nobody would ever read or close it.
    */
-  private async answerDial(opened: Promise<PilotConn>, entry: DialEntry): Promise<void> {
-    let conn: PilotConn;
+  private async answerDial(opened: Promise<RawConn>, entry: DialEntry): Promise<void> {
+    let raw: RawConn;
     try {
-      conn = await opened;
+      raw = await opened;
     } catch (err) {
       this.dials.delete(entry.seq);
       this.checkIdle();
       throw err;
     }
-    if (this.closed || entry.controller.signal.aborted) {
+    const conn = entry.conn;
+    if (this.closed || entry.controller.signal.aborted || !conn) {
       this.dials.delete(entry.seq);
-      conn.destroy();
+      raw.abort();
       this.checkIdle();
       throw cancelled();
     }
-    entry.connId = conn.id;
-    this.adopt(conn, entry);
-    this.write({ cmd: 'DialOK', connId: conn.id });
-    this.pipeToClient(conn);
+    entry.connId = raw.id;
+    // What came with the handshake (data in the SYN-ACK) follows the DialOK in the same write.
+    if (!conn.isClosed) this.conns.set(raw.id, conn);
+    conn.announce({ cmd: 'DialOK', connId: raw.id });
   }
 
   /** DialCancel: abandons a dial still waiting or under way, or resets the connection it made. */
@@ -265,7 +275,7 @@ export class IpcSession {
       return;
     }
     this.dials.delete(seq);
-    this.conns.get(entry.connId)?.destroy();
+    this.conns.get(entry.connId)?.abort();
   }
 
   private pauseClient(): void {
@@ -289,40 +299,30 @@ export class IpcSession {
     if (this.closed) return;
     switch (msg.cmd) {
       case 'Bind': {
-        const listener = await this.backend.listen(msg.port);
+        const port = msg.port;
+        const listener = await this.backend.serveRaw(port, (raw) => this.accepted(raw));
         if (this.closed) {
           await listener.close();
           return;
         }
-        this.listeners.set(msg.port, listener);
-        listener.on('connection', (conn) => {
-          this.adopt(conn);
-          this.write({
-            cmd: 'Accept',
-            localPort: conn.localPort,
-            connId: conn.id,
-            remoteAddr: conn.remoteAddr,
-            remotePort: conn.remotePort,
-          });
-          this.pipeToClient(conn);
-        });
-        this.write({ cmd: 'BindOK', port: msg.port });
+        this.listeners.set(port, listener);
+        this.write({ cmd: 'BindOK', port });
         return;
       }
       case 'Close': {
         const owned = this.conns.get(msg.connId);
-        if (owned && !owned.readableEnded && !owned.destroyed) {
+        if (owned && !owned.finished) {
           // Our Close is a half-close: the peer's remaining data is still pushed, and the CloseOK
           // (reply and end of stream at once) follows when the peer finishes or the linger runs out.
-          owned.end();
-          if (!this.lingering.has(owned)) this.linger(owned, CLOSE_LINGER_MS);
+          owned.finish();
+          if (!owned.lingering) owned.linger(CLOSE_LINGER_MS);
           return;
         }
         // Another client's connection may be closed too (`pilotctl disconnect`, as the reference).
         // An unknown id gets a CloseOK as in the reference: clients match Errors to requests by
         // order, and a Close must never take the Error of another request.
-        if (owned) owned.end();
-        else this.backend.connection(msg.connId)?.destroy();
+        if (owned) owned.finish();
+        else this.backend.disconnect(msg.connId);
         this.write({ cmd: 'CloseOK', connId: msg.connId });
         return;
       }
@@ -362,74 +362,34 @@ export class IpcSession {
     }
   }
 
-  private adopt(conn: PilotConn, dial?: DialEntry): void {
-    // No Nagle for an application's connections: the SDK already joins the writes of one tick into
-    // one Send, so holding a partial segment for up to a round trip would only add latency.
-    conn.setNoDelay?.(true);
-    this.conns.set(conn.id, conn);
-    conn.on('error', (err) => this.log.debug({ conn: conn.id, err: err.message }, 'connection failed'));
-    conn.on('close', () => {
-      this.conns.delete(conn.id);
-      this.blockedConns.delete(conn);
-      this.unlinger(conn);
-      if (dial) this.dials.delete(dial.seq);
-      if (!conn.readableEnded) this.write({ cmd: 'CloseOK', connId: conn.id });
-      this.checkIdle();
-    });
-  }
-
-  /** Resets `conn` unless it has closed within `ms`. */
-  private linger(conn: PilotConn, ms: number): void {
-    this.unlinger(conn);
-    const timer = setTimeout(() => {
-      this.lingering.delete(conn);
-      conn.destroy();
-    }, ms);
-    timer.unref();
-    this.lingering.set(conn, timer);
-  }
-
-  private unlinger(conn: PilotConn): void {
-    const timer = this.lingering.get(conn);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    this.lingering.delete(conn);
-  }
-
   /**
-   * Closes a connection nobody will read any more: what still arrives is discarded (a closed
-   * window would hold the peer, and our FIN behind it), our side sends FIN after its queued data,
-   * and the connection is reset if the close has not completed within the release linger.
+   * A connection to a port this client bound: announced at once (Accept, then what came with the
+   * SYN, in one write). No Nagle for an application's connections: the SDK already joins the
+   * writes of one tick into one Send, so holding a partial segment for up to a round trip would
+   * only add latency (dials ask for the same, NO_NAGLE).
    */
-  private release(conn: PilotConn): void {
-    conn.removeAllListeners('data');
-    conn.on('data', () => undefined);
-    conn.resume();
-    if (conn.destroyed) return;
-    conn.end();
-    this.linger(conn, this.releaseLingerMs);
+  private accepted(raw: RawConn): IpcConn {
+    const conn = new IpcConn(this.host);
+    conn.opened(raw);
+    raw.setNoDelay(true);
+    this.conns.set(raw.id, conn);
+    conn.announce({
+      cmd: 'Accept',
+      localPort: raw.localPort,
+      connId: raw.id,
+      remoteAddr: raw.remoteAddr,
+      remotePort: raw.remotePort,
+    });
+    return conn;
   }
 
-  private pipeToClient(conn: PilotConn): void {
-    const forward = (chunk: Buffer): void => {
-      for (let off = 0; off < chunk.length; off += RECV_CHUNK) {
-        if (!this.write({ cmd: 'Recv', connId: conn.id, data: chunk.subarray(off, off + RECV_CHUNK) })) {
-          conn.pause();
-          this.blockedConns.add(conn);
-        }
-      }
-    };
-    // What came with the handshake (data in the SYN-ACK, or in the SYN of an accepted connection)
-    // follows the DialOK or Accept at once, in the same write to the client: waiting for the stream
-    // to start flowing would cost the client a second wake-up.
-    for (let chunk: Buffer | null = conn.read(); chunk !== null; chunk = conn.read()) {
-      forward(chunk);
-      if (this.blockedConns.has(conn)) break;
-    }
-    conn.on('data', forward);
-    conn.on('end', () => {
-      this.write({ cmd: 'CloseOK', connId: conn.id });
-    });
+  /** A connection closed: the session forgets it (CloseOK, where due, is the connection's). */
+  private gone(conn: IpcConn, err: Error | undefined): void {
+    if (err) this.log.debug({ conn: conn.id, err: err.message }, 'connection failed');
+    this.conns.delete(conn.id);
+    this.blockedConns.delete(conn);
+    if (conn.dialSeq !== undefined) this.dials.delete(conn.dialSeq);
+    this.checkIdle();
   }
 
   /** An Error frame carrying the failure's code (IPC_ERROR_CODES) and its message. */
@@ -454,7 +414,7 @@ export class IpcSession {
     this.pausedProbe = undefined;
     this.waitingDrain.clear();
     this.blockedConns.clear();
-    // Each connection leaves `conns` when it closes (see adopt), so the counters show what is left.
-    for (const c of [...this.conns.values()]) this.release(c);
+    // Each connection leaves `conns` when it closes (see gone), so the counters show what is left.
+    for (const c of [...this.conns.values()]) c.release(this.releaseLingerMs);
   }
 }

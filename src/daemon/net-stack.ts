@@ -41,6 +41,9 @@ export type ConnNotice =
   | { kind: 'accepted'; connId: number; localPort: number; remote: SocketAddr }
   | { kind: 'closed'; connId: number; localPort: number; remote: SocketAddr; reason: CloseReason };
 
+/** A connection as the stack runs it: with a stream object, or raw (see serveRaw, dialRaw). */
+type StackConn = LocalConn | RawStackConn;
+
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 /** How much later than the armed timer the engine's next deadline may be before the timer is moved. */
 const TIMER_SLACK_MS = 100;
@@ -64,11 +67,11 @@ export const HANDSHAKE_PORT_POLICY: Readonly<PortPolicy> = Object.freeze({
 export class NetStack implements PilotNetwork {
   readonly endpoint: TransportEndpoint;
   readonly localAddr: Addr;
-  private readonly conns = new Map<number, LocalConn | RawStackConn>();
+  private readonly conns = new Map<number, StackConn>();
   private readonly listeners = new Map<number, LocalListener>();
   /** Ports served by a raw service (serveRaw), with the service's accept. */
   private readonly rawServices = new Map<number, (conn: RawConn) => RawConnEvents>();
-  private readonly dials: PendingDials;
+  private readonly dials: PendingDials<StackConn>;
   private readonly datagramHandlers = new Set<(d: Datagram) => void>();
   private readonly noticeHandlers = new Set<(n: ConnNotice) => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -101,8 +104,7 @@ export class NetStack implements PilotNetwork {
       abort: (id) => this.afterCall(this.endpoint.abort(id, now())),
       setNagle: (id, on) => this.afterCall(this.endpoint.setNagle(id, on, now())),
     };
-    this.dials = new PendingDials({
-      makeConn: (connId, localPort, remote, noDelay) => this.newConn(connId, localPort, remote, noDelay),
+    this.dials = new PendingDials<StackConn>({
       abort: (connId) => this.ops.abort(connId),
       onStall: options.onDialStalled,
       // After three unanswered SYNs (t ≈ 3 s) the reference switches the peer to the beacon relay.
@@ -201,6 +203,28 @@ export class NetStack implements PilotNetwork {
   }
 
   dial(addr: Addr, port: number, options: DialOptions = {}): Promise<LocalConn> {
+    return this.startDial(addr, port, options, (connId, localPort) =>
+      this.newConn(connId, localPort, { addr, port }, options.noDelay === true),
+    );
+  }
+
+  /**
+   * A dial whose connection runs without a stream object, as a raw service's do (see serveRaw):
+   * `events` hear of it from the handshake on (`opened` first, inside the stack's flush, before the
+   * promise resolves), so nothing that arrives with or right after the answer is missed.
+   */
+  dialRaw(addr: Addr, port: number, options: DialOptions, events: RawConnEvents): Promise<RawConn> {
+    return this.startDial(addr, port, options, (connId, localPort) => {
+      return new RawStackConn(this.ops, connId, localPort, { addr, port }, events);
+    });
+  }
+
+  private startDial<C extends StackConn>(
+    addr: Addr,
+    port: number,
+    options: DialOptions,
+    make: (connId: number, localPort: number) => C,
+  ): Promise<C> {
     if (this.closed) return Promise.reject(new PilotError('unavailable', 'daemon is shutting down'));
     options.signal?.throwIfAborted();
     let connId: number;
@@ -217,13 +241,12 @@ export class NetStack implements PilotNetwork {
         );
       throw err;
     }
-    return this.dials.wait(connId, {
-      localPort: this.endpoint.localPortOf(connId) ?? 0,
-      remote: { addr, port },
-      noDelay: options.noDelay === true,
-      timeoutMs: options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS,
-      signal: options.signal,
-    });
+    const localPort = this.endpoint.localPortOf(connId) ?? 0;
+    return this.dials.wait(
+      connId,
+      { remote: { addr, port }, timeoutMs: options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, signal: options.signal },
+      () => make(connId, localPort),
+    );
   }
 
   async sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void> {
@@ -261,9 +284,11 @@ export class NetStack implements PilotNetwork {
     this.endpoint.setPeerTakesSynData(node, on);
   }
 
-  connection(connId: number): LocalConn | undefined {
+  /** Resets any connection of this node by id (`pilotctl disconnect`); false if there is none. */
+  disconnect(connId: number): boolean {
     const conn = this.conns.get(connId);
-    return conn instanceof LocalConn ? conn : undefined;
+    conn?.resetAndDestroy();
+    return conn !== undefined;
   }
 
   /** Fails every dial still waiting for a node that turned out unreachable. */
@@ -391,7 +416,7 @@ export class NetStack implements PilotNetwork {
           const conn = new RawStackConn(this.ops, e.connId, e.localPort, e.remote);
           this.conns.set(e.connId, conn);
           this.notify({ kind: 'accepted', connId: e.connId, localPort: e.localPort, remote: e.remote });
-          conn.attach(raw);
+          conn.attach(raw(conn));
           return;
         }
         const conn = this.newConn(e.connId, e.localPort, e.remote);
@@ -403,7 +428,9 @@ export class NetStack implements PilotNetwork {
       case 'connected': {
         // Registered before anything awaiting the dial runs (its callbacks are microtasks).
         const conn = this.dials.connected(e.connId);
-        if (conn) this.conns.set(e.connId, conn);
+        if (!conn) return;
+        this.conns.set(e.connId, conn);
+        if (conn instanceof RawStackConn) conn.connected();
         return;
       }
       case 'readable':

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { Addr } from '../protocol/address.js';
 import type { IpcHandshakeOp } from '../protocol/ipc.js';
 import type { JsonObject } from '../protocol/json.js';
-import type { Datagram, DialOptions, PilotConn, PilotListener } from '../pilot-net.js';
+import type { Datagram, DialOptions, PilotConn, PilotListener, RawConn, RawConnEvents } from '../pilot-net.js';
 import type { NodeCore } from '../pilot-node.js';
 import type { NodeConfig } from './config.js';
 import { buildInfo } from './info.js';
@@ -64,8 +64,16 @@ export class RunningNode implements NodeCore {
     return this.parts.stack.sendTo(addr, port, data);
   }
 
-  connection(connId: number): PilotConn | undefined {
-    return this.parts.stack.connection(connId);
+  dialRaw(addr: Addr, port: number, options: DialOptions, events: RawConnEvents): Promise<RawConn> {
+    return this.parts.stack.dialRaw(addr, port, options, events);
+  }
+
+  serveRaw(port: number, accept: (conn: RawConn) => RawConnEvents): Promise<PilotListener> {
+    return this.parts.stack.serveRaw(port, accept);
+  }
+
+  disconnect(connId: number): boolean {
+    return this.parts.stack.disconnect(connId);
   }
 
   onDatagram(handler: (d: Datagram) => void): () => void {

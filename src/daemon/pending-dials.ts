@@ -2,20 +2,15 @@ import { performance } from 'node:perf_hooks';
 import { PilotError } from '../errors.js';
 import type { SocketAddr } from '../protocol/address.js';
 import { DeadlineTimer } from './deadline-timer.js';
-import type { LocalConn } from './local-conn.js';
 
 /** What a dial waits with, besides its connection id. */
 export interface DialWait {
-  localPort: number;
   remote: SocketAddr;
-  noDelay: boolean;
   timeoutMs: number;
   signal?: AbortSignal;
 }
 
 export interface PendingDialsOptions {
-  /** Makes the object of a dialled connection (not yet registered anywhere). */
-  makeConn: (connId: number, localPort: number, remote: SocketAddr, noDelay: boolean) => LocalConn;
   /** Gives up the engine's connection of a dial that failed here (timeout, abort, unreachable). */
   abort: (connId: number) => void;
   /** Called once when a dial has had no answer for `stallMs` (the tunnel may switch to relay). */
@@ -23,11 +18,12 @@ export interface PendingDialsOptions {
   stallMs: number;
 }
 
-interface PendingDial extends DialWait {
-  resolve: (conn: LocalConn) => void;
+interface PendingDial<C> extends DialWait {
+  /** Makes the connection's object, once (see wait). */
+  prepare: () => C;
+  /** Resolves the dial with its connection, made if it was not yet. */
+  complete: () => C;
   reject: (err: Error) => void;
-  /** The connection's object, made while the SYN is on its way (see wait). */
-  conn?: LocalConn;
   /** When the dial fails with a timeout (performance clock). */
   deadline: number;
   /** When the SYNs count as unanswered (`onStall`); Infinity once told, or without. */
@@ -39,8 +35,8 @@ interface PendingDial extends DialWait {
  * timer for all their deadlines (see DeadlineTimer), and each dial's connection object made while
  * its SYN travels.
  */
-export class PendingDials {
-  readonly #dials = new Map<number, PendingDial>();
+export class PendingDials<C> {
+  readonly #dials = new Map<number, PendingDial<C>>();
   readonly #timer = new DeadlineTimer((at) => this.#due(at));
 
   constructor(private readonly options: PendingDialsOptions) {}
@@ -53,9 +49,12 @@ export class PendingDials {
     return this.#timer.armed;
   }
 
-  /** Waits for the handshake of the engine's connection `connId`, whose SYN is queued. */
-  wait(connId: number, w: DialWait): Promise<LocalConn> {
-    return new Promise<LocalConn>((resolve, reject) => {
+  /**
+   * Waits for the handshake of the engine's connection `connId`, whose SYN is queued; `make` makes
+   * the object the dial resolves with (not yet registered anywhere).
+   */
+  wait<T extends C>(connId: number, w: DialWait, make: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const { signal } = w;
       const onAbort = (): void =>
         this.fail(connId, signal?.reason instanceof Error ? signal.reason : new PilotError('timeout', 'dial aborted'));
@@ -66,11 +65,19 @@ export class PendingDials {
       signal?.addEventListener('abort', onAbort, { once: true });
       const start = performance.now();
       const { stallMs, onStall } = this.options;
-      const dial: PendingDial = {
+      let conn: T | undefined;
+      const prepare = (): T => {
+        conn ??= make();
+        return conn;
+      };
+      const dial: PendingDial<C> = {
         ...w,
-        resolve: (conn) => {
+        prepare,
+        complete: () => {
+          const made = prepare();
           settled();
-          resolve(conn);
+          resolve(made);
+          return made;
         },
         reject: (err) => {
           settled();
@@ -84,20 +91,13 @@ export class PendingDials {
       // The connection's object is made once the tunnel has sent the SYN (its flush was queued
       // first, in this turn), while the answer is on its way: a Duplex costs tens of microseconds
       // on a process that was idle, which would otherwise come between the answer and the dialler.
-      setImmediate(() => {
-        const waiting = this.#dials.get(connId);
-        if (waiting && !waiting.conn) waiting.conn = this.#make(connId, waiting);
-      });
+      setImmediate(() => this.#dials.get(connId)?.prepare());
     });
   }
 
   /** The handshake completed: the dial's connection (to register), its promise resolved. */
-  connected(connId: number): LocalConn | undefined {
-    const dial = this.#dials.get(connId);
-    if (!dial) return undefined;
-    const conn = dial.conn ?? this.#make(connId, dial);
-    dial.resolve(conn);
-    return conn;
+  connected(connId: number): C | undefined {
+    return this.#dials.get(connId)?.complete();
   }
 
   /** The engine closed `connId`: a dial still waiting for it fails with `error(remote)`. */
@@ -123,10 +123,6 @@ export class PendingDials {
   close(err: Error): void {
     this.#timer.stop();
     for (const dial of [...this.#dials.values()]) dial.reject(err);
-  }
-
-  #make(connId: number, dial: PendingDial): LocalConn {
-    return this.options.makeConn(connId, dial.localPort, dial.remote, dial.noDelay);
   }
 
   /** The dials whose timeout ran out fail; those that stalled are told; returns the next deadline. */

@@ -1,10 +1,11 @@
 import type { Addr, SocketAddr } from '../protocol/address.js';
 import type { RawConn, RawConnEvents } from '../pilot-net.js';
-import type { ConnOps } from './local-conn.js';
+import type { CloseReason } from '../transport/types.js';
+import { closeError, type ConnOps } from './local-conn.js';
 
 /**
- * A connection of a raw service (NetStack.serveRaw): the engine's calls for one connection id and
- * the service's handlers for its events, with nothing buffered here.
+ * A connection run without a stream object (NetStack.serveRaw and dialRaw): the engine's calls for
+ * one connection id and its owner's handlers for its events, with nothing buffered here.
  */
 export class RawStackConn implements RawConn {
   readonly remoteAddr: Addr;
@@ -17,15 +18,23 @@ export class RawStackConn implements RawConn {
     readonly id: number,
     readonly localPort: number,
     remote: SocketAddr,
+    /** A dial's handlers, attached once the handshake completes (see connected). */
+    private readonly dialEvents?: RawConnEvents,
   ) {
     this.remoteAddr = remote.addr;
     this.remotePort = remote.port;
   }
 
-  /** Hands the connection to its service and lets it take what came with the SYN. */
-  attach(accept: (conn: RawConn) => RawConnEvents): void {
-    this.#events = accept(this);
-    this.#events.readable();
+  /** Hands the connection to its owner and lets it take what came with the handshake. */
+  attach(events: RawConnEvents): void {
+    this.#events = events;
+    events.opened?.(this);
+    events.readable();
+  }
+
+  /** A dial's handshake completed. */
+  connected(): void {
+    if (this.dialEvents) this.attach(this.dialEvents);
   }
 
   read(maxBytes: number): Uint8Array | null {
@@ -44,6 +53,10 @@ export class RawStackConn implements RawConn {
     if (this.#open) this.ops.abort(this.id);
   }
 
+  setNoDelay(noDelay: boolean): void {
+    if (this.#open) this.ops.setNagle(this.id, !noDelay);
+  }
+
   // ---- engine events ----
 
   onReadable(): void {
@@ -58,9 +71,11 @@ export class RawStackConn implements RawConn {
     this.#events?.end();
   }
 
-  onClosed(): void {
+  onClosed(reason: CloseReason): void {
+    const events = this.#events;
     this.#open = false;
     this.#events = undefined;
+    events?.closed?.(reason === 'closed' || reason === 'aborted' ? undefined : closeError(reason));
   }
 
   /** The stack is closing. */

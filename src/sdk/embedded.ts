@@ -177,7 +177,7 @@ export class EmbeddedNode extends EventEmitter implements PilotNode {
     checkU32(connId, 'connection id');
     this.open();
     // An unknown id is no error, as with a daemon (its Close of an unknown id is answered CloseOK).
-    this.core.connection(connId)?.destroy();
+    this.core.disconnect(connId);
   }
 
   /** Stops the node: its connections and ports close, its tunnel and registry session end. */

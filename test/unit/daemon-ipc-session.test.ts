@@ -83,7 +83,9 @@ function backend(stack: NetStack, extra: Partial<IpcBackend> = {}): IpcBackend {
     listen: (port) => stack.listen(port),
     dial: (addr, port, options) => stack.dial(addr, port, options),
     sendTo: (addr, port, data) => stack.sendTo(addr, port, data),
-    connection: (id) => stack.connection(id),
+    dialRaw: (addr, port, options, events) => stack.dialRaw(addr, port, options, events),
+    serveRaw: (port, accept) => stack.serveRaw(port, accept),
+    disconnect: (id) => stack.disconnect(id),
     info: () => ({
       node_id: stack.localAddr.node,
       address: `0:0000.0000.${stack.localAddr.node.toString(16).padStart(4, '0')}`,
@@ -243,7 +245,7 @@ describe('dials a client gave up on', () => {
         1000,
         { show: () => tables(n) },
       );
-      assert.equal(n.a.connection(first.connId) !== undefined, true, 'the first dial is untouched');
+      assert.equal(n.a.endpoint.connection(first.connId)?.state, 'ESTABLISHED', 'the first dial is untouched');
       assert.ok(
         n.bNotices.some((x) => x.kind === 'closed' && x.reason === 'reset'),
         'the second was reset',
