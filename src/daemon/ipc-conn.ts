@@ -10,6 +10,8 @@ export interface IpcConnHost {
   write(msg: IpcMessage): boolean;
   /** The client's socket is full: `unblock()` once it drains. */
   blocked(conn: IpcConn): void;
+  /** A dial's connection is established (before anything that arrived with it is read). */
+  dialOpened(conn: IpcConn): void;
   /** The connection has closed (`error`: why, where it did not close normally). */
   gone(conn: IpcConn, error: Error | undefined): void;
 }
@@ -155,7 +157,9 @@ export class IpcConn implements RawConnEvents {
   // ---- engine events ----
 
   opened(conn: RawConn): void {
+    if (this.#raw) return;
     this.#raw = conn;
+    if (this.dialSeq !== undefined) this.host.dialOpened(this);
   }
 
   readable(): void {

@@ -54,6 +54,8 @@ export interface IpcSessionCounts {
 /** One Dial or DialData of this client, from its arrival until its connection closes. */
 interface DialEntry {
   readonly seq: number;
+  /** Its place among the replies (see IpcSession.enqueue). */
+  turn: number;
   readonly controller: AbortController;
   /** Its connection once the dial has started. */
   conn?: IpcConn;
@@ -81,6 +83,9 @@ const cancelled = (): PilotError => new PilotError('timeout', 'dial cancelled by
 export class IpcSession {
   private readonly splitter = new IpcFrameSplitter();
   private chain: Promise<void> = Promise.resolve();
+  /** Replies are numbered in the order of their commands: the last number issued, and the last written. */
+  private issued = 0;
+  private answered = 0;
   private readonly conns = new Map<number, IpcConn>();
   private readonly listeners = new Map<number, PilotListener>();
   /** Connections that stopped forwarding because the client's socket is full. */
@@ -107,6 +112,7 @@ export class IpcSession {
     this.host = {
       write: (msg) => this.write(msg),
       blocked: (conn) => this.blockedConns.add(conn),
+      dialOpened: (conn) => this.dialOpened(conn),
       gone: (conn, err) => this.gone(conn, err),
     };
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -190,17 +196,28 @@ export class IpcSession {
     }
     if (msg.cmd === 'Dial' || msg.cmd === 'DialData') {
       // Numbered on arrival, as the client numbers them when it sends them.
-      const entry: DialEntry = { seq: ++this.dialSeq, controller: new AbortController() };
+      const entry: DialEntry = { seq: ++this.dialSeq, turn: 0, controller: new AbortController() };
       this.dials.set(entry.seq, entry);
       // The handshake starts at once (up to MAX_OPENING dials of this client at a time); only its
       // answer waits for its turn among the replies, which the client matches by order.
       const opening = this.opening < MAX_OPENING ? this.open(msg, entry) : undefined;
-      this.chain = this.chain
-        .then(() => this.answerDial(opening ?? this.open(msg, entry), entry))
-        .catch((err: unknown) => this.error(err));
+      // (A handshake never completes within this call: its answer comes in a later turn.)
+      entry.turn = this.enqueue(() => this.answerDial(opening ?? this.open(msg, entry), entry));
       return;
     }
-    this.chain = this.chain.then(() => this.run(msg)).catch((err: unknown) => this.error(err));
+    this.enqueue(() => this.run(msg));
+  }
+
+  /** Runs `step` after the commands before it; its reply (or its Error) is the next one written. */
+  private enqueue(step: () => Promise<void>): number {
+    const turn = ++this.issued;
+    this.chain = this.chain
+      .then(step)
+      .catch((err: unknown) => this.error(err))
+      .then(() => {
+        this.answered = Math.max(this.answered, turn);
+      });
+    return turn;
   }
 
   private send(connId: number, data: Uint8Array): void {
@@ -253,6 +270,8 @@ export class IpcSession {
       this.checkIdle();
       throw err;
     }
+    // Answered already, when it connected (see dialOpened).
+    if (entry.connId !== undefined) return;
     const conn = entry.conn;
     if (this.closed || entry.controller.signal.aborted || !conn) {
       this.dials.delete(entry.seq);
@@ -260,10 +279,25 @@ export class IpcSession {
       this.checkIdle();
       throw cancelled();
     }
-    entry.connId = raw.id;
+    this.answerOpened(entry, conn);
+  }
+
+  /**
+   * A dial's handshake completed. When every reply before its own is written, the DialOK goes out
+   * now, from inside the stack's handling of the answer, not after the promise chain.
+   */
+  private dialOpened(conn: IpcConn): void {
+    const entry = conn.dialSeq === undefined ? undefined : this.dials.get(conn.dialSeq);
+    if (!entry || entry.turn !== this.answered + 1 || this.closed || entry.controller.signal.aborted) return;
+    this.answerOpened(entry, conn);
+  }
+
+  private answerOpened(entry: DialEntry, conn: IpcConn): void {
+    entry.connId = conn.id;
+    this.answered = Math.max(this.answered, entry.turn);
+    if (!conn.isClosed) this.conns.set(conn.id, conn);
     // What came with the handshake (data in the SYN-ACK) follows the DialOK in the same write.
-    if (!conn.isClosed) this.conns.set(raw.id, conn);
-    conn.announce({ cmd: 'DialOK', connId: raw.id });
+    conn.announce({ cmd: 'DialOK', connId: conn.id });
   }
 
   /** DialCancel: abandons a dial still waiting or under way, or resets the connection it made. */

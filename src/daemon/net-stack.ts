@@ -29,6 +29,8 @@ export interface NetStackOptions {
   localAddr: Addr;
   /** Sends a packet to another node (through the tunnel). Packets to this node loop back inside. */
   transmit: (packet: Packet) => void;
+  /** Sends what `transmit` was given and is waiting to be sent together with more (see Tunnel.flushNow). */
+  transmitNow?: () => void;
   endpoint?: Omit<EndpointOptions, 'localAddr'>;
   log?: Logger;
   /** Called once when a dial has had no answer for `dialStallMs` (the tunnel may switch to relay). */
@@ -234,6 +236,8 @@ export class NetStack implements PilotNetwork {
         if (options.noDelay) this.endpoint.setNagle(id, false, now());
         return id;
       });
+      // The SYN leaves before the rest of this turn (the dial's bookkeeping, the caller's code).
+      this.options.transmitNow?.();
     } catch (err) {
       if (err instanceof TransportError)
         return Promise.reject(

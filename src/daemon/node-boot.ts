@@ -141,6 +141,7 @@ export async function boot(c: NodeConfig, log: Logger, stops: Stop[]): Promise<N
   const stack = new NetStack({
     localAddr: session.address,
     transmit: (p) => router.send(p),
+    transmitNow: () => tunnel.flushNow(),
     endpoint: {
       connection: { keepaliveMs: c.keepaliveMs, idleTimeoutMs: c.idleTimeoutMs, timeWaitMs: c.timeWaitMs },
       maxConnsPerPort: c.maxConnsPerPort,

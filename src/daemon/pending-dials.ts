@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { PilotError } from '../errors.js';
 import type { SocketAddr } from '../protocol/address.js';
-import { DeadlineTimer } from './deadline-timer.js';
+import { DeadlineTimer } from '../deadline-timer.js';
 
 /** What a dial waits with, besides its connection id. */
 export interface DialWait {

@@ -1,3 +1,6 @@
+import { performance } from 'node:perf_hooks';
+import { DeadlineTimer } from '../deadline-timer.js';
+
 /** The error Node's own APIs reject with when an AbortSignal fires (`name` 'AbortError'). */
 export class AbortError extends Error {
   override readonly name = 'AbortError';
@@ -10,6 +13,26 @@ export class AbortError extends Error {
 export function abortError(signal: AbortSignal): AbortError {
   return new AbortError('The operation was aborted', { cause: signal.reason });
 }
+
+interface Deadline {
+  readonly at: number;
+  readonly expire: () => void;
+}
+
+/**
+ * The timeouts of every wait in this process share one timer (see DeadlineTimer): a dial every few
+ * hundred milliseconds with a 30 s timeout then sets and clears no timer of its own. While a wait
+ * has a timeout the timer keeps the process alive, as its own `setTimeout` did.
+ */
+const deadlines = new Set<Deadline>();
+const deadlineTimer = new DeadlineTimer((now) => {
+  let next = Infinity;
+  for (const d of [...deadlines]) {
+    if (now >= d.at) d.expire();
+    else next = Math.min(next, d.at);
+  }
+  return next;
+});
 
 export interface DeadlineOptions {
   signal?: AbortSignal | undefined;
@@ -28,11 +51,14 @@ export function withDeadline<T>(promise: Promise<T>, options: DeadlineOptions): 
   const { signal, timeoutMs, onTimeout, onAbandon } = options;
   return new Promise<T>((resolve, reject) => {
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
+    let deadline: Deadline | undefined;
     const finish = (): boolean => {
       if (done) return false;
       done = true;
-      if (timer !== undefined) clearTimeout(timer);
+      if (deadline !== undefined) {
+        deadlines.delete(deadline);
+        if (deadlines.size === 0) deadlineTimer.keepAlive(false);
+      }
       signal?.removeEventListener('abort', onAbort);
       return true;
     };
@@ -49,7 +75,12 @@ export function withDeadline<T>(promise: Promise<T>, options: DeadlineOptions): 
       return;
     }
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (timeoutMs !== undefined && timeoutMs > 0) timer = setTimeout(() => giveUp(onTimeout()), timeoutMs);
+    if (timeoutMs !== undefined && timeoutMs > 0) {
+      deadline = { at: performance.now() + timeoutMs, expire: () => giveUp(onTimeout()) };
+      deadlines.add(deadline);
+      deadlineTimer.add(deadline.at);
+      deadlineTimer.keepAlive(true);
+    }
     promise.then(
       (value) => {
         if (finish()) resolve(value);

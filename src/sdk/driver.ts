@@ -112,13 +112,12 @@ export class Driver extends EventEmitter implements PilotNode {
   async dial(addr: Addr | string, port: number, options: DialOptions = {}): Promise<Conn> {
     const remoteAddr = toAddr(addr);
     checkPort(port);
-    const where = target(remoteAddr, port);
     const data = options.data !== undefined && options.data.length > 0 ? options.data : undefined;
-    if (data === undefined) return this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
+    if (data === undefined) return this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, options);
     if (this.features.has('dial_data'))
-      return this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, where, options);
+      return this.dialWith({ cmd: 'DialData', addr: remoteAddr, port, data }, options);
     // A daemon without the extension (the reference): Dial, then the data as a Send.
-    const conn = await this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, where, options);
+    const conn = await this.dialWith({ cmd: 'Dial', addr: remoteAddr, port }, options);
     conn.write(data);
     return conn;
   }
@@ -128,11 +127,9 @@ export class Driver extends EventEmitter implements PilotNode {
    * that can (DialCancel: it abandons the dial, or resets the connection if it was made); with one
    * that cannot, a DialOK that arrives afterwards is answered with a Close.
    */
-  private async dialWith(
-    msg: IpcMessage & { cmd: 'Dial' | 'DialData' },
-    where: string,
-    options: DialOptions,
-  ): Promise<Conn> {
+  private async dialWith(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, options: DialOptions): Promise<Conn> {
+    // Only for messages: formatting it on every dial would come before the request is written.
+    const where = (): string => target(msg.addr, msg.port);
     if (options.signal?.aborted) throw abortError(options.signal);
     const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     const client = this.ipc();
@@ -166,7 +163,7 @@ export class Driver extends EventEmitter implements PilotNode {
       const conn = await withDeadline(reply, {
         signal: options.signal,
         timeoutMs,
-        onTimeout: () => new PilotError('timeout', `dial ${where}: timed out after ${timeoutMs} ms`),
+        onTimeout: () => new PilotError('timeout', `dial ${where()}: timed out after ${timeoutMs} ms`),
         onAbandon: () => {
           abandoned = true;
           if (seq === undefined || !this.features.has('dial_cancel') || client.isClosed) return;
@@ -174,10 +171,10 @@ export class Driver extends EventEmitter implements PilotNode {
           cancelled = true;
         },
       });
-      if (conn === null) throw new PilotError('internal', `dial ${where}: connection lost`);
+      if (conn === null) throw new PilotError('internal', `dial ${where()}: connection lost`);
       return conn;
     } catch (err) {
-      throw err instanceof DaemonReplyError ? fromDaemonError(err, `dial ${where}`, 'connection_failed') : err;
+      throw err instanceof DaemonReplyError ? fromDaemonError(err, `dial ${where()}`, 'connection_failed') : err;
     }
   }
 

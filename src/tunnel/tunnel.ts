@@ -143,6 +143,17 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
     return sent;
   }
 
+  /**
+   * Seals and sends the packets waiting for the end of this event-loop turn now: for a packet that
+   * starts an exchange (a dial's SYN), which nothing else of this turn would join and whose answer
+   * everything else of the turn can run beside.
+   */
+  flushNow(): void {
+    if (this.#closed || !this.#core.flushPending) return;
+    this.#core.flush();
+    this.#pump();
+  }
+
   peers(): TunnelPeerInfo[] {
     return this.#core.peers();
   }

@@ -118,6 +118,26 @@ describe('tunnel: PILM batches (pilot-ts peers only)', () => {
     assert.equal(got.length, 5);
   });
 
+  it('flushNow seals and sends the packets waiting for the end of the turn at once, in order', async () => {
+    const { a, proxy, atB } = await pairThroughProxy();
+    a.setBatching(2, true);
+    const before = a.stats.pktsSent;
+    a.send(2, datagram(1, 2, 'syn 1'));
+    a.send(2, datagram(1, 2, 'syn 2'));
+    assert.equal(a.stats.pktsSent, before, 'batched packets wait for the end of the turn');
+    a.flushNow();
+    assert.equal(a.stats.pktsSent, before + 1, 'one frame left inside the call');
+    a.flushNow();
+    assert.equal(a.stats.pktsSent, before + 1, 'nothing waiting: nothing sent');
+    a.send(2, datagram(1, 2, 'later'));
+    await waitFor(() => atB.length === 4, 2000, 'all three packets');
+    assert.deepEqual(
+      atB.slice(1).map((g) => g.text),
+      ['syn 1', 'syn 2', 'later'],
+    );
+    assert.equal(proxy.framesOf('PILM').length, 2, 'the two flushed together, the later one at the end of its turn');
+  });
+
   it('sends plain PILS frames until batching is turned on', async () => {
     const { a, proxy, atB } = await pairThroughProxy();
     for (let i = 0; i < 5; i++) a.send(2, datagram(1, 2, `p${i}`));

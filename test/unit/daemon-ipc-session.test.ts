@@ -382,6 +382,65 @@ describe('a client that goes away', () => {
   });
 });
 
+describe('reply order', () => {
+  it('a dial whose handshake completes while an earlier command is still running is answered after it, its data after its DialOK', async () => {
+    const n = new Net();
+    await startEcho(n.b);
+    let answerLookup: () => void = () => undefined;
+    const server = await startServer(
+      n.a,
+      {},
+      {
+        resolveHostname: (name) =>
+          new Promise((resolve) => {
+            answerLookup = () => resolve({ hostname: name, node_id: 11 });
+          }),
+      },
+    );
+    try {
+      const c = await RawClient.connect(server.path);
+      c.send({ cmd: 'ResolveHostname', hostname: 'slow' });
+      c.send({ cmd: 'DialData', addr: B, port: 7, data: Buffer.from('first') });
+      c.send({ cmd: 'DialData', addr: B, port: 7, data: Buffer.from('second') });
+      await until(
+        'both handshakes complete while the lookup waits',
+        () => n.a.endpoint.connections().filter((x) => x.state === 'ESTABLISHED').length === 2,
+        2000,
+        { show: () => tables(n) },
+      );
+      await delay(20);
+      assert.deepEqual(c.received, [], 'nothing answered before the lookup');
+      answerLookup();
+      await c.waitFor('Recv', (m) => Buffer.from(m.data).toString() === 'second');
+      const order = c.received.map((m) =>
+        m.cmd === 'Recv' ? `Recv ${Buffer.from(m.data).toString()}` : m.cmd === 'DialOK' ? `DialOK ${m.connId}` : m.cmd,
+      );
+      const ids = c.received.filter((m) => m.cmd === 'DialOK').map((m) => (m.cmd === 'DialOK' ? m.connId : 0));
+      assert.equal(ids.length, 2);
+      assert.deepEqual(order, [
+        'ResolveHostnameOK',
+        `DialOK ${ids[0]}`,
+        'Recv first',
+        `DialOK ${ids[1]}`,
+        'Recv second',
+      ]);
+
+      // With nothing before it, a dial is answered from the stack's handling of the SYN-ACK, still in order.
+      c.received.length = 0;
+      c.send({ cmd: 'DialData', addr: B, port: 7, data: Buffer.from('third') });
+      await c.waitFor('Recv', (m) => Buffer.from(m.data).toString() === 'third');
+      assert.deepEqual(
+        c.received.map((m) => m.cmd),
+        ['DialOK', 'Recv'],
+      );
+      c.socket.destroy();
+    } finally {
+      await server.close();
+      n.close();
+    }
+  });
+});
+
 describe('IPC Error codes', () => {
   it('every failure carries the code of its kind (IPC_ERROR_CODES), the message unchanged', async () => {
     const n = new Net();

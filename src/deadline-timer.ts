@@ -8,17 +8,29 @@ import { performance } from 'node:perf_hooks';
  * was idle costs tens of microseconds; a dial made every few hundred milliseconds with a 30 s
  * timeout then makes none.
  *
- * The timer does not keep the process alive: its owner's sockets do.
+ * The timer does not keep the process alive (its owner's sockets do) unless told to (`keepAlive`).
  */
 export class DeadlineTimer {
   #timer: NodeJS.Timeout | undefined;
   #at = Infinity;
+  #keepAlive = false;
 
   constructor(private readonly due: (now: number) => number) {}
 
   /** Whether a timer is armed (for resource reports). */
   get armed(): boolean {
     return this.#timer !== undefined;
+  }
+
+  /**
+   * Whether the armed timer keeps the process alive, as a `setTimeout` of its own would for a
+   * deadline still wanted; off once nothing waits (the timer may stay armed until it fires).
+   */
+  keepAlive(on: boolean): void {
+    if (on === this.#keepAlive) return;
+    this.#keepAlive = on;
+    if (on) this.#timer?.ref();
+    else this.#timer?.unref();
   }
 
   /** A deadline at `at` is wanted. */
@@ -37,7 +49,7 @@ export class DeadlineTimer {
     if (at === Infinity) return;
     this.#at = at;
     this.#timer = setTimeout(() => this.#fire(), Math.max(0, Math.ceil(at - performance.now())));
-    this.#timer.unref();
+    if (!this.#keepAlive) this.#timer.unref();
   }
 
   #fire(): void {
