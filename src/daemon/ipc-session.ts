@@ -246,7 +246,7 @@ export class IpcSession {
     const opened = this.backend.dialRaw(
       msg.addr,
       msg.port,
-      // Without Nagle from the first segment (see NO_NAGLE), set by the dial rather than after it.
+      // Without Nagle from the first segment (see accepted), set by the dial rather than after it.
       msg.cmd === 'DialData' ? { data: msg.data, signal, noDelay: true } : { signal, noDelay: true },
       entry.conn,
     );
@@ -400,7 +400,7 @@ export class IpcSession {
    * A connection to a port this client bound: announced at once (Accept, then what came with the
    * SYN, in one write). No Nagle for an application's connections: the SDK already joins the
    * writes of one tick into one Send, so holding a partial segment for up to a round trip would
-   * only add latency (dials ask for the same, NO_NAGLE).
+   * only add latency (dials ask for the same, see open).
    */
   private accepted(raw: RawConn): IpcConn {
     const conn = new IpcConn(this.host);
