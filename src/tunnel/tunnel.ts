@@ -30,6 +30,8 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
   #timer: NodeJS.Timeout | undefined;
   #timerAt: number | undefined;
   #flushQueued = false;
+  /** A flushNow sent this turn's first packets early; the turn's later ones wait for its end. */
+  #flushedEarly = false;
   /** What the last NAT detection found (undefined until one ran). */
   #nat: NatReport | undefined;
   #closed = false;
@@ -145,11 +147,13 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
 
   /**
    * Seals and sends the packets waiting for the end of this event-loop turn now: for a packet that
-   * starts an exchange (a dial's SYN), which nothing else of this turn would join and whose answer
-   * everything else of the turn can run beside.
+   * starts an exchange (a dial's SYN), whose answer the rest of the turn can run beside. Once per
+   * turn: in a burst (a client's eight dials read at once) the packets after the first still share
+   * the end of the turn's frames, rather than a datagram each for both nodes to handle.
    */
   flushNow(): void {
-    if (this.#closed || !this.#core.flushPending) return;
+    if (this.#closed || this.#flushedEarly || !this.#core.flushPending) return;
+    this.#flushedEarly = true;
     this.#core.flush();
     this.#pump();
   }
@@ -297,6 +301,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
       this.#flushQueued = true;
       setImmediate(() => {
         this.#flushQueued = false;
+        this.#flushedEarly = false;
         core.flush();
         this.#pump();
         core.prepareContexts();
