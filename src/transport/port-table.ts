@@ -38,10 +38,13 @@ export class PortTable {
     return port >= this.first && port <= this.last && !this.listeners.has(port);
   }
 
-  /** The next ephemeral port for which inUse() is false, in sequence; undefined when all are taken. */
-  allocate(inUse: (port: number) => boolean): number | undefined {
-    const span = this.last - this.first + 1;
-    for (let i = 0; i < span; i++) {
+  /**
+   * The next ephemeral port for which inUse() is false, in sequence, looking at no more than
+   * `maxTries` ports (all by default); undefined when none of them is free.
+   */
+  allocate(inUse: (port: number) => boolean, maxTries = Infinity): number | undefined {
+    const tries = Math.min(this.last - this.first + 1, maxTries);
+    for (let i = 0; i < tries; i++) {
       const port = this.nextEphemeral;
       this.nextEphemeral = port === this.last ? this.first : port + 1;
       if (!this.listeners.has(port) && !inUse(port)) return port;

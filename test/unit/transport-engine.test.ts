@@ -232,6 +232,17 @@ describe('transport: closing', () => {
     assert.equal(pair.readAll('b', cb).toString(), 'on a reused port');
   });
 
+  it('finds a free ephemeral port beyond the ones it looks at first when no TIME_WAIT port can be given up', () => {
+    const pair = new Pair(2, { ephemeralPorts: [49152, 49152 + 69] });
+    const conns = Array.from({ length: 70 }, () => pair.connect());
+    assert.equal(pair.a.localPortOf(conns[69]?.ca ?? -1), 49152 + 69, 'every port taken, in order');
+    pair.a.abort(conns[68]?.ca ?? -1, pair.now);
+    pair.run(50);
+    // The next ports in sequence (49152…) are all held by open connections, and none lingers.
+    const { ca } = pair.connect();
+    assert.equal(pair.a.localPortOf(ca), 49152 + 68, 'the one free port, found past the first 64 looked at');
+  });
+
   it('resets on RST and on abort', () => {
     const pair = new Pair();
     const { ca, cb } = pair.connect();
