@@ -37,6 +37,7 @@ export class IpcConn implements RawConnEvents {
   #closed = false;
   /** The client closed its side: FIN once `#out` is sent. */
   #ending = false;
+  #finQueued = false;
   /** Released: what arrives is read and dropped. */
   #discarding = false;
   /** The client's data the engine has not taken yet. */
@@ -112,7 +113,7 @@ export class IpcConn implements RawConnEvents {
   finish(): void {
     if (this.#ending) return;
     this.#ending = true;
-    if (this.#out.length === 0) this.#raw?.end();
+    this.#endWhenSent();
   }
 
   abort(): void {
@@ -178,7 +179,7 @@ export class IpcConn implements RawConnEvents {
       }
       this.#out.shift();
     }
-    if (this.#ending) raw.end();
+    this.#endWhenSent();
     this.#drained();
   }
 
@@ -224,6 +225,13 @@ export class IpcConn implements RawConnEvents {
     if (this.#closeOkSent || this.#discarding || !this.#raw) return;
     this.#closeOkSent = true;
     this.host.write({ cmd: 'CloseOK', connId: this.#raw.id });
+  }
+
+  /** FIN, once, after what the client sent. */
+  #endWhenSent(): void {
+    if (!this.#ending || this.#finQueued || this.#out.length > 0 || !this.#raw) return;
+    this.#finQueued = true;
+    this.#raw.end();
   }
 
   #drained(): void {
