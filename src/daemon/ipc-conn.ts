@@ -56,10 +56,6 @@ export class IpcConn implements RawConnEvents {
     return this.#raw?.id ?? -1;
   }
 
-  get raw(): RawConn | undefined {
-    return this.#raw;
-  }
-
   /** Whether the client may still Send on it. */
   get acceptsSends(): boolean {
     return this.#raw !== undefined && !this.#closed && !this.#ending;

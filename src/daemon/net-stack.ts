@@ -216,9 +216,12 @@ export class NetStack implements PilotNetwork {
    * promise resolves), so nothing that arrives with or right after the answer is missed.
    */
   dialRaw(addr: Addr, port: number, options: DialOptions, events: RawConnEvents): Promise<RawConn> {
-    return this.startDial(addr, port, options, (connId, localPort) => {
-      return new RawStackConn(this.ops, connId, localPort, { addr, port }, events);
-    });
+    return this.startDial(
+      addr,
+      port,
+      options,
+      (connId, localPort) => new RawStackConn(this.ops, connId, localPort, { addr, port }, events),
+    );
   }
 
   private startDial<C extends StackConn>(
