@@ -84,6 +84,7 @@ export class NetStack implements PilotNetwork {
   /** A flush is due once the current call stack unwinds (a connection call made output). */
   private tickFlushScheduled = false;
   private flushAgain = false;
+  private armQueued = false;
   private loopback: Packet[] = [];
   private closed = false;
   private readonly ops: ConnOps;
@@ -356,7 +357,21 @@ export class NetStack implements PilotNetwork {
     } finally {
       this.flushing = false;
     }
-    this.arm();
+    this.armLater();
+  }
+
+  /**
+   * The timer is set at the end of the event-loop turn, after the tunnel has sealed and sent the
+   * turn's packets: setting one up after an idle gap costs as much as a seal, and no deadline of
+   * the engine comes due sooner than a timer could fire (a millisecond).
+   */
+  private armLater(): void {
+    if (this.armQueued) return;
+    this.armQueued = true;
+    setImmediate(() => {
+      this.armQueued = false;
+      this.arm();
+    });
   }
 
   private route(p: Packet): void {

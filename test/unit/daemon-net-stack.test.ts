@@ -136,6 +136,21 @@ describe('in-process network stack', () => {
     a.close();
   });
 
+  it('sets the engine timer after the turn that sent a SYN, and that timer retransmits it', async () => {
+    let syns = 0;
+    const a = new NetStack({ localAddr: A, transmit: (p) => void (p.flags & Flag.SYN && syns++) });
+    const dial = a.dial(B, 7, { timeoutMs: 10_000 }).catch((err: PilotError) => err);
+    assert.equal(syns, 1, 'the SYN is out when dial returns');
+    assert.equal(a.resources().timers.engine, 0, 'no timer set up on the way to the tunnel');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(a.resources().timers.engine, 1, 'the retransmission timer is set by the end of the turn');
+    const deadline = performance.now() + 8000;
+    while (syns < 2 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(syns >= 2, 'the timer retransmitted the SYN');
+    a.close();
+    assert.equal(((await dial) as PilotError).code, 'unavailable');
+  });
+
   it('an aborted dial fails at once with the reason, and closing the stack fails the dials still waiting', async () => {
     const a = new NetStack({ localAddr: A, transmit: () => undefined });
     const controller = new AbortController();
