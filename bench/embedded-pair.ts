@@ -7,6 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../src/config/node-flags.js';
 import type { EmbeddedNode } from '../src/index.js';
 import type { Cluster } from '../test/e2e/cluster.js';
 import { BenchError, poll, withTimeout } from './lib.js';
@@ -119,7 +120,13 @@ export class EmbeddedPeer {
   ): Promise<EmbeddedPeer> {
     const child = fork(script.path, script.args, {
       stdio: ['ignore', process.env.CHILD_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
-      execArgv: ['--import', 'tsx', ...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+      // An agent that cares about latency runs its embedded node as the servers run (see README).
+      execArgv: [
+        ...SERVER_NODE_FLAGS,
+        '--import',
+        'tsx',
+        ...(process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      ],
     });
     const peer = new EmbeddedPeer(child);
     const started = (await peer.call({

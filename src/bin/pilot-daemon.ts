@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
 import { flagUsage } from '../config/go-flags.js';
 import { DAEMON_FLAGS, parseDaemonArgs } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
 import { parseHostPort } from '../beacon/endpoint.js';
 import { joinHostPort } from '../protocol/host-port.js';
 import { startRendezvous } from '../beacon/rendezvous.js';

@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SERVER_NODE_FLAGS } from '../config/node-flags.js';
 import { writeFileAtomic } from '../crypto/atomic-file.js';
 import { PilotError } from '../errors.js';
 import { isAlive } from '../process-alive.js';
@@ -68,11 +69,14 @@ export function tcpAnswers(hostPort: string, timeoutMs = 500): Promise<boolean> 
   });
 }
 
-/** Starts `script` with the CLI's own node flags, detached, its standard error (the log) appended to `logFile`. */
+/**
+ * Starts the server `script` with the CLI's own node flags and the servers' (SERVER_NODE_FLAGS),
+ * detached, its standard error (the log) appended to `logFile`.
+ */
 export function spawnDetached(ctx: CliContext, script: string, args: readonly string[], logFile: string): ChildProcess {
   const fd = openSync(logFile, 'a', 0o600);
   try {
-    const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, script, ...args], {
+    const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ...SERVER_NODE_FLAGS, script, ...args], {
       detached: true,
       // Standard output carries only what the log already holds (e.g. "daemon ready"): the log
       // file keeps one format. Standard error carries the log itself and early errors.

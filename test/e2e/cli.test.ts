@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { SERVER_NODE_FLAGS } from '../../src/config/node-flags.js';
 import { Driver } from '../../src/sdk/driver.js';
 import {
   agentEnv,
@@ -90,6 +91,10 @@ describe('pilotctl quick start: two agents on one machine', () => {
       'the first daemon start records a live rendezvous',
     );
     pids.add(rendezvousPid);
+    for (const pid of [a.pid as number, rendezvousPid]) {
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      for (const flag of SERVER_NODE_FLAGS) assert.ok(argv.includes(flag), `process ${pid} runs with ${flag}`);
+    }
 
     const b = okData(await ctl(bob, ['daemon', 'start', '--json']));
     pids.add(b.pid as number);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/config/node-flags.js';
 import { TcpBalancer } from './registry-balancer.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,7 +29,9 @@ export interface Spawned {
 export function spawnBin(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
   // PILOT_TEST_NODE_ARGS adds Node flags to every spawned process (e.g. --cpu-prof for profiling).
   const nodeArgs = process.env.PILOT_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, ...binCommand(name), ...args], {
+  // The servers run with the flags their executables' #! lines give them.
+  const serverArgs = name === 'pilotctl' ? [] : SERVER_NODE_FLAGS;
+  const child = spawn(process.execPath, [...serverArgs, ...nodeArgs, ...binCommand(name), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { DEFAULT_BEACON } from '../../config/home.js';
+import { SERVER_NODE_FLAGS } from '../../config/node-flags.js';
 import { ensureDir } from '../../crypto/atomic-file.js';
 import { HomeLock } from '../../daemon/home-lock.js';
 import { PilotError } from '../../errors.js';
@@ -165,7 +166,7 @@ async function refuseIfRunning(ctx: CliContext, socket: string, identity: string
 async function runForeground(ctx: CliContext, flags: string[]): Promise<number> {
   // Its own process group: Ctrl-C reaches it once, passed on from here, not also from the terminal
   // (a second SIGINT during its shutdown would kill it before it removes its socket).
-  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ctx.scripts.daemon, ...flags], {
+  const child = spawn(ctx.node.execPath, [...ctx.node.execArgv, ...SERVER_NODE_FLAGS, ctx.scripts.daemon, ...flags], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: ctx.env,
     detached: true,
