@@ -19,9 +19,7 @@ export interface PendingDialsOptions {
 }
 
 interface PendingDial<C> extends DialWait {
-  /** Makes the connection's object, once (see wait). */
-  prepare: () => C;
-  /** Resolves the dial with its connection, made if it was not yet. */
+  /** Makes the dial's connection and resolves the dial with it. */
   complete: () => C;
   reject: (err: Error) => void;
   /** When the dial fails with a timeout (performance clock). */
@@ -31,9 +29,12 @@ interface PendingDial<C> extends DialWait {
 }
 
 /**
- * The stack's dials from their SYN until the handshake answers, fails or runs out of time: one
- * timer for all their deadlines (see DeadlineTimer), and each dial's connection object made while
- * its SYN travels.
+ * The stack's dials from their SYN until the handshake answers, fails or runs out of time, with one
+ * timer for all their deadlines (see DeadlineTimer).
+ *
+ * A dial's connection object is made when the answer comes, not while the SYN travels: the peer
+ * often runs on the CPU of the process that woke it, and then starts only once that process has
+ * nothing left to do, so work done after a request is sent delays its answer.
  */
 export class PendingDials<C> {
   readonly #dials = new Map<number, PendingDial<C>>();
@@ -65,16 +66,10 @@ export class PendingDials<C> {
       signal?.addEventListener('abort', onAbort, { once: true });
       const start = performance.now();
       const { stallMs, onStall } = this.options;
-      let conn: T | undefined;
-      const prepare = (): T => {
-        conn ??= make();
-        return conn;
-      };
       const dial: PendingDial<C> = {
         ...w,
-        prepare,
         complete: () => {
-          const made = prepare();
+          const made = make();
           settled();
           resolve(made);
           return made;
@@ -88,10 +83,6 @@ export class PendingDials<C> {
       };
       this.#dials.set(connId, dial);
       this.#timer.add(Math.min(dial.stallAt, dial.deadline));
-      // The connection's object is made once the tunnel has sent the SYN (its flush was queued
-      // first, in this turn), while the answer is on its way: a Duplex costs tens of microseconds
-      // on a process that was idle, which would otherwise come between the answer and the dialler.
-      setImmediate(() => this.#dials.get(connId)?.prepare());
     });
   }
 

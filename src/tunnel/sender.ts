@@ -90,7 +90,7 @@ export class Sender {
   /** Header and payload are sealed as two pieces and sent as a gathered datagram: no copy. */
   #sealOne(peer: PeerState, crypto: PeerCrypto, packet: Packet, now: number): void {
     const { nonce, chunks } = crypto.send.sealParts([encodePacketHeader(packet), packet.payload]);
-    this.book.prep.used(crypto);
+    this.book.prep.sealed(crypto);
     this.book.transmit(peer, [encodePilsHeader(this.book.nodeId, nonce), ...chunks], 'PILS', now);
   }
 
@@ -118,7 +118,7 @@ export class Sender {
       }
       const parts = only ? [encodeBatchedHeader(only), only.payload] : batchParts(group);
       const { nonce, chunks } = crypto.send.sealParts(parts, MAGIC_PILM);
-      this.book.prep.used(crypto);
+      this.book.prep.sealed(crypto);
       this.book.transmit(peer, [encodePilmHeader(this.book.nodeId, nonce), ...chunks], 'PILM', now);
     }
   }

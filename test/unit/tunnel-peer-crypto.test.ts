@@ -70,10 +70,11 @@ describe('PeerCrypto receive windows (PROTOCOL.md §3.4, §14 #10)', () => {
 
 describe('ContextPrep (contexts made ahead after traffic)', () => {
   class CountingCrypto extends PeerCrypto {
-    prepared = 0;
-    override prepare(): void {
-      this.prepared += 1;
-      super.prepare();
+    /** The `seal` argument of each prepare. */
+    readonly prepared: boolean[] = [];
+    override prepare(seal: boolean): void {
+      this.prepared.push(seal);
+      super.prepare(seal);
     }
   }
 
@@ -81,27 +82,56 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     const prep = new ContextPrep();
     const a = new CountingCrypto(key, peerX);
     const b = new CountingCrypto(key, peerX);
-    prep.used(a);
-    prep.used(b);
-    prep.used(a);
+    prep.opened(a);
+    prep.opened(b);
+    prep.sealed(a);
     prep.prepareAll();
-    assert.deepEqual([a.prepared, b.prepared], [1, 1]);
+    assert.deepEqual([a.prepared.length, b.prepared.length], [1, 1]);
     prep.prepareAll();
-    assert.deepEqual([a.prepared, b.prepared], [1, 1]);
-    prep.used(b);
+    assert.deepEqual([a.prepared.length, b.prepared.length], [1, 1]);
+    prep.opened(b);
     prep.prepareAll();
-    assert.deepEqual([a.prepared, b.prepared], [1, 2]);
+    assert.deepEqual([a.prepared.length, b.prepared.length], [1, 2]);
+  });
+
+  it('after a turn that only sent to a peer, prepares the context of its answer, not our next seal', () => {
+    const prep = new ContextPrep();
+    const requester = new CountingCrypto(key, peerX);
+    prep.sealed(requester);
+    prep.prepareAll();
+    prep.sealed(requester);
+    prep.opened(requester);
+    prep.prepareAll();
+    prep.opened(requester);
+    prep.prepareAll();
+    assert.deepEqual(requester.prepared, [false, true, true], 'the seal context waits for a turn that heard the peer');
+  });
+
+  it('a prepared open context is used for the answer and a prepared seal for the next frame', () => {
+    const ours = new PeerCrypto(key, peerX);
+    const theirs = resetSender();
+    const first = theirs.seal(plain);
+    assert.ok(ours.open(first.nonce, first.sealed).ok, 'the prefix of the peer is known once a frame opened');
+    ours.prepare(false);
+    const counterBefore = ours.send.sendCounter;
+    const reply = theirs.seal(plain);
+    const opened = ours.open(reply.nonce, reply.sealed);
+    assert.ok(opened.ok);
+    ours.prepare(true);
+    const out = ours.send.seal(plain);
+    assert.equal(ours.send.sendCounter, counterBefore + 1n, 'no counter skipped by a prepared seal');
+    assert.ok(theirs.open(out.nonce, out.sealed).ok);
   });
 
   it('a peer prepared after traffic both ways still seals and opens every frame', () => {
     const ours = new PeerCrypto(key, peerX);
     const theirs = resetSender();
     for (let i = 0; i < 4; i++) {
-      ours.prepare();
+      ours.prepare(true);
       const out = ours.send.seal(plain);
       assert.ok(theirs.open(out.nonce, out.sealed).ok);
       const back = theirs.seal(plain);
-      ours.prepare();
+      ours.prepare(i % 2 === 0);
       const opened = ours.open(back.nonce, back.sealed);
       assert.ok(opened.ok);
       assert.deepEqual(Buffer.from(opened.value), plain);
