@@ -29,6 +29,8 @@ export interface TunnelCoreOptions {
   /** The beacon's resolved address, if there is one. */
   beacon?: UdpEndpoint;
   log?: Logger;
+  /** See TunnelOptions. */
+  sealAheadAfterRequest?: boolean;
 }
 
 /**
@@ -56,7 +58,7 @@ export class TunnelCore {
     const log = options.log ?? silentLogger();
     this.#out = new Outbox(options.beacon, log);
     const keys = new LocalKeys(options.identity);
-    this.#book = new PeerBook(this.#out, keys, options.encrypt ?? true, log);
+    this.#book = new PeerBook(this.#out, keys, options.encrypt ?? true, log, options.sealAheadAfterRequest ?? false);
     this.#handshake = new Handshake(
       this.#book,
       (e, now) => this.#receiver.onSealed(e.frame, e.origin, e.batch, now),

@@ -47,6 +47,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
       encrypt: options.encrypt ?? true,
       ...(beacon ? { beacon } : {}),
       log: this.#log,
+      sealAheadAfterRequest: options.sealAheadAfterRequest ?? false,
     });
     this.#pump();
   }

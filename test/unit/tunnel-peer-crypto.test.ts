@@ -107,6 +107,14 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     assert.deepEqual(requester.prepared, [false, true, true], 'the seal context waits for a turn that heard the peer');
   });
 
+  it('a host whose answers go to other processes also prepares its next seal after a request', () => {
+    const prep = new ContextPrep(true);
+    const requester = new CountingCrypto(key, peerX);
+    prep.sealed(requester);
+    prep.prepareAll();
+    assert.deepEqual(requester.prepared, [true]);
+  });
+
   it('a prepared open context is used for the answer and a prepared seal for the next frame', () => {
     const ours = new PeerCrypto(key, peerX);
     const theirs = resetSender();
