@@ -11,6 +11,7 @@ import type { CloseReason, EndpointEvent } from '../transport/types.js';
 import { coalesceAcks } from '../transport/coalesce-acks.js';
 import { dialError } from './dial-error.js';
 import { LocalConn, type ConnOps } from './local-conn.js';
+import { EngineTimer } from './engine-timer.js';
 import { LocalListener } from './local-listener.js';
 import { PendingDials } from './pending-dials.js';
 import { RawStackConn } from './raw-conn.js';
@@ -47,8 +48,6 @@ export type ConnNotice =
 type StackConn = LocalConn | RawStackConn;
 
 const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
-/** How much later than the armed timer the engine's next deadline may be before the timer is moved. */
-const TIMER_SLACK_MS = 100;
 
 /**
  * Port 444 carries one message per connection (PROTOCOL.md §6.1): a sender dials, writes one
@@ -76,15 +75,17 @@ export class NetStack implements PilotNetwork {
   private readonly dials: PendingDials<StackConn>;
   private readonly datagramHandlers = new Set<(d: Datagram) => void>();
   private readonly noticeHandlers = new Set<(n: ConnNotice) => void>();
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Infinity;
+  private readonly timer = new EngineTimer(
+    () => this.endpoint.nextTimeout(),
+    now,
+    () => this.run(() => this.endpoint.handleTimeout(now())),
+  );
   private flushing = false;
   /** A flush is due at the end of this event-loop turn (packets arrived). */
   private turnFlushScheduled = false;
   /** A flush is due once the current call stack unwinds (a connection call made output). */
   private tickFlushScheduled = false;
   private flushAgain = false;
-  private armQueued = false;
   private loopback: Packet[] = [];
   private closed = false;
   private readonly ops: ConnOps;
@@ -201,7 +202,7 @@ export class NetStack implements PilotNetwork {
     return {
       bound_ports: this.endpoint.ports.boundPorts,
       dials: this.dials.size,
-      timers: { engine: this.timer === undefined ? 0 : 1, dials: this.dials.timerArmed ? 1 : 0 },
+      timers: { engine: this.timer.armed ? 1 : 0, dials: this.dials.timerArmed ? 1 : 0 },
     };
   }
 
@@ -325,7 +326,7 @@ export class NetStack implements PilotNetwork {
     for (const conn of this.conns.values()) conn.resetAndDestroy();
     for (const l of this.listeners.values()) void l.close();
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer.stop();
     this.dials.close(new PilotError('unavailable', 'daemon is shutting down'));
   }
 
@@ -357,21 +358,7 @@ export class NetStack implements PilotNetwork {
     } finally {
       this.flushing = false;
     }
-    this.armLater();
-  }
-
-  /**
-   * The timer is set at the end of the event-loop turn, after the tunnel has sealed and sent the
-   * turn's packets: setting one up after an idle gap costs as much as a seal, and no deadline of
-   * the engine comes due sooner than a timer could fire (a millisecond).
-   */
-  private armLater(): void {
-    if (this.armQueued) return;
-    this.armQueued = true;
-    setImmediate(() => {
-      this.armQueued = false;
-      this.arm();
-    });
+    this.timer.armLater();
   }
 
   private route(p: Packet): void {
@@ -389,31 +376,6 @@ export class NetStack implements PilotNetwork {
     const packets = this.loopback;
     this.loopback = [];
     for (const p of packets) this.handlePacket(p);
-  }
-
-  /**
-   * Keeps one timer at (or before) the engine's next deadline. A deadline that moved a little later
-   * (as the RTO does on every ACK) leaves the timer alone: it fires early and re-arms, cheaper than
-   * re-creating a timer per flush. One that went away or moved far later (a delayed ACK that rode
-   * on a segment, the RTO once everything is acknowledged) moves the timer: waking an idle process
-   * for nothing costs far more than a new timer.
-   */
-  private arm(): void {
-    if (this.closed) return;
-    const next = this.endpoint.nextTimeout() ?? Infinity;
-    if (this.timer && this.timerAt <= next && next - this.timerAt < TIMER_SLACK_MS) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = next;
-    if (next === Infinity) return;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = Infinity;
-        this.run(() => this.endpoint.handleTimeout(now()));
-      },
-      Math.max(0, Math.ceil(next - now())),
-    );
   }
 
   private newConn(connId: number, localPort: number, remote: SocketAddr, noDelay = false): LocalConn {
