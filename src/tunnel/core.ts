@@ -178,9 +178,12 @@ export class TunnelCore {
     return this.#sender.flushPending;
   }
 
-  /** Seals the packets queued for batching peers since the last flush. */
-  flush(): void {
-    this.#sender.flush();
+  /**
+   * Seals the packets queued for batching peers since the last flush. `request`: they start an
+   * exchange whose answer is awaited (a dial's SYN), which decides the contexts made after the turn.
+   */
+  flush(request = false): void {
+    this.#sender.flush(request);
   }
 
   /**

@@ -155,7 +155,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
   flushNow(): void {
     if (this.#closed || this.#flushedEarly || !this.#core.flushPending) return;
     this.#flushedEarly = true;
-    this.#core.flush();
+    this.#core.flush(true);
     this.#pump();
   }
 

@@ -94,12 +94,12 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     assert.deepEqual([a.prepared.length, b.prepared.length], [1, 2]);
   });
 
-  it('after a turn that only sent to a peer, prepares the context of its answer, not our next seal', () => {
+  it('after a turn that only sent a request to a peer, prepares the context of its answer, not our next seal', () => {
     const prep = new ContextPrep();
     const requester = new CountingCrypto(key, peerX);
-    prep.sealed(requester);
+    prep.sealed(requester, true);
     prep.prepareAll();
-    prep.sealed(requester);
+    prep.sealed(requester, true);
     prep.opened(requester);
     prep.prepareAll();
     prep.opened(requester);
@@ -107,10 +107,21 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     assert.deepEqual(requester.prepared, [false, true, true], 'the seal context waits for a turn that heard the peer');
   });
 
+  it('after a turn that only sent something other than a request (the ACK closing an exchange), prepares both', () => {
+    const prep = new ContextPrep();
+    const peer = new CountingCrypto(key, peerX);
+    prep.sealed(peer);
+    prep.prepareAll();
+    prep.sealed(peer, true);
+    prep.sealed(peer);
+    prep.prepareAll();
+    assert.deepEqual(peer.prepared, [true, false], 'a request anywhere in the turn still defers the seal');
+  });
+
   it('a host whose answers go to other processes also prepares its next seal after a request', () => {
     const prep = new ContextPrep(true);
     const requester = new CountingCrypto(key, peerX);
-    prep.sealed(requester);
+    prep.sealed(requester, true);
     prep.prepareAll();
     assert.deepEqual(requester.prepared, [true]);
   });
