@@ -3,6 +3,7 @@
  * run the same through a daemon (Driver) and through an embedded node.
  */
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import type { PilotNode } from '../src/pilot-node.js';
 import { BenchError } from './lib.js';
 
@@ -21,29 +22,41 @@ const CHUNK = 60 * 1024;
 
 /**
  * One ping as `pilotctl ping` makes it: a new stream to the echo port 7 carrying "ping-<seq>",
- * timed from the dial to the last echoed byte.
+ * timed from the dial to the last echoed byte. Its watchdog (PING_TIMEOUT_MS × 2 for the whole
+ * ping) is set before the dial, as the UDP baseline sets its own before its datagram, and is a
+ * plain timer: a promise race around the ping would add its own work after the SYN, where it
+ * delays the answering process (both often share a CPU), to this row and not to the baseline.
  */
 export async function pingOnce(node: PilotNode, address: string, seq: number): Promise<number> {
   const payload = Buffer.from(`ping-${seq}`);
+  let conn: Duplex | undefined;
+  let expired = false;
   const start = performance.now();
-  const conn = await node.dial(address, 7, { timeoutMs: PING_TIMEOUT_MS, data: payload });
+  const watchdog = setTimeout(() => {
+    expired = true;
+    conn?.destroy(new BenchError(`ping ${seq} timed out after ${PING_TIMEOUT_MS * 2} ms`));
+  }, PING_TIMEOUT_MS * 2);
   try {
+    conn = await node.dial(address, 7, { timeoutMs: PING_TIMEOUT_MS, data: payload });
+    const stream = conn;
+    if (expired) throw new BenchError(`ping ${seq} timed out after ${PING_TIMEOUT_MS * 2} ms`);
     await new Promise<void>((resolve, reject) => {
       let got = 0;
-      conn.on('data', (b: Buffer) => {
+      stream.on('data', (b: Buffer) => {
         got += b.length;
         if (got >= payload.length) resolve();
       });
-      conn.once('error', reject);
+      stream.once('error', reject);
       // After the echo the close of the stream's own destroy follows: no error to make then.
-      conn.once(
+      stream.once(
         'close',
         () => got < payload.length && reject(new BenchError(`ping ${seq}: stream closed after ${got} bytes`)),
       );
     });
     return performance.now() - start;
   } finally {
-    conn.destroy();
+    clearTimeout(watchdog);
+    conn?.destroy();
   }
 }
 
