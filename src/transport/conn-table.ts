@@ -26,8 +26,11 @@ export class ConnectionTable {
   /** By remote node (network and node), then by the two ports: numeric keys, no string per packet. */
   private readonly byTuple = new Map<number, Map<number, Connection>>();
   private readonly live = new Set<Connection>();
-  /** Connections per local port, TIME_WAIT included (a lingering connection keeps its port). */
-  private readonly portUse = new Map<number, number>();
+  /**
+   * Connections per local port, TIME_WAIT included (a lingering connection keeps its port). An array
+   * indexed by port: a dial at thousands a second looks up dozens of ports when the range is full.
+   */
+  private readonly portUse = new Uint32Array(0x10000);
   /** Live connections per local port. */
   private readonly liveOnPort = new Map<number, number>();
   /** Live inbound connections, oldest first: per local port, per node on each port, per node. */
@@ -50,7 +53,7 @@ export class ConnectionTable {
     byPorts.set(portsKey(conn.localPort, conn.remote.port), conn);
     this.live.add(conn);
     this.dirty.add(conn);
-    this.portUse.set(conn.localPort, (this.portUse.get(conn.localPort) ?? 0) + 1);
+    this.portUse[conn.localPort] = (this.portUse[conn.localPort] ?? 0) + 1;
     this.liveOnPort.set(conn.localPort, (this.liveOnPort.get(conn.localPort) ?? 0) + 1);
     if (!inbound) return;
     const node = conn.remote.addr.node;
@@ -177,7 +180,7 @@ export class ConnectionTable {
   }
 
   portInUse(port: number): boolean {
-    return this.portUse.has(port);
+    return this.portUse[port] !== 0;
   }
 
   /**
@@ -192,7 +195,7 @@ export class ConnectionTable {
       const end = conn.nextTimeout();
       if (end !== undefined && end > endsBy) return undefined;
       this.remove(conn);
-      if (!this.portUse.has(conn.localPort) && canUse(conn.localPort)) return conn.localPort;
+      if (this.portUse[conn.localPort] === 0 && canUse(conn.localPort)) return conn.localPort;
     }
     return undefined;
   }
@@ -201,9 +204,8 @@ export class ConnectionTable {
     this.leaveLive(conn);
     if (this.byId.get(conn.id) !== conn) return;
     this.byId.delete(conn.id);
-    const left = (this.portUse.get(conn.localPort) ?? 1) - 1;
-    if (left > 0) this.portUse.set(conn.localPort, left);
-    else this.portUse.delete(conn.localPort);
+    const used = this.portUse[conn.localPort] ?? 0;
+    if (used > 0) this.portUse[conn.localPort] = used - 1;
     const nodeKey = nodeKeyOf(conn.remote.addr);
     const byPorts = this.byTuple.get(nodeKey);
     const key = portsKey(conn.localPort, conn.remote.port);
