@@ -88,6 +88,13 @@ export interface RawConn {
 
 /** What a raw service hears about one of its connections; each may read and write at once. */
 export interface RawConnEvents {
+  /**
+   * A dial's SYN is out: `giveUp` fails the dial (its promise rejects with `err`) and resets its
+   * connection; after the handshake it does nothing. The raw counterpart of a dial's `signal`, for
+   * a caller that gives up rarely and dials thousands of times a second (an AbortController and
+   * its listener cost more than the rest of the dial's bookkeeping).
+   */
+  dialing?(giveUp: (err: Error) => void): void;
   /** The connection is established; comes before every other event (a dial's handler learns its connection here). */
   opened?(conn: RawConn): void;
   /** Bytes arrived (also called on accept, for bytes that came with the SYN). */

@@ -44,6 +44,7 @@ export class IpcConn implements RawConnEvents {
   #out: Uint8Array[] = [];
   #drainWaiters: (() => void)[] = [];
   #linger: NodeJS.Timeout | undefined;
+  #giveUpDial: ((err: Error) => void) | undefined;
 
   /** `dialSeq`: the client's number of the Dial that made it (none for an accepted one). */
   constructor(
@@ -72,6 +73,15 @@ export class IpcConn implements RawConnEvents {
 
   get lingering(): boolean {
     return this.#linger !== undefined;
+  }
+
+  dialing(giveUp: (err: Error) => void): void {
+    this.#giveUpDial = giveUp;
+  }
+
+  /** Fails the dial that makes this connection, while its handshake is under way. */
+  giveUpDial(err: Error): void {
+    this.#giveUpDial?.(err);
   }
 
   /** Writes the DialOK or Accept, then what has already arrived, in the same write to the client. */

@@ -56,7 +56,8 @@ interface DialEntry {
   readonly seq: number;
   /** Its place among the replies (see IpcSession.enqueue). */
   turn: number;
-  readonly controller: AbortController;
+  /** Why the client's dial was given up (DialCancel, or the client went away) before it connected. */
+  cancelled?: Error;
   /** Its connection once the dial has started. */
   conn?: IpcConn;
   /** Set once answered with DialOK. */
@@ -196,7 +197,7 @@ export class IpcSession {
     }
     if (msg.cmd === 'Dial' || msg.cmd === 'DialData') {
       // Numbered on arrival, as the client numbers them when it sends them.
-      const entry: DialEntry = { seq: ++this.dialSeq, turn: 0, controller: new AbortController() };
+      const entry: DialEntry = { seq: ++this.dialSeq, turn: 0 };
       this.dials.set(entry.seq, entry);
       // The handshake starts at once (up to MAX_OPENING dials of this client at a time); only its
       // answer waits for its turn among the replies, which the client matches by order.
@@ -239,15 +240,14 @@ export class IpcSession {
 
   /** Starts a dial, unless the client cancelled it meanwhile or went away. */
   private open(msg: IpcMessage & { cmd: 'Dial' | 'DialData' }, entry: DialEntry): Promise<RawConn> {
-    const { signal } = entry.controller;
-    if (this.closed || signal.aborted) return Promise.reject(cancelled());
+    if (this.closed || entry.cancelled) return Promise.reject(cancelled());
     this.opening++;
     entry.conn = new IpcConn(this.host, entry.seq);
     const opened = this.backend.dialRaw(
       msg.addr,
       msg.port,
       // Without Nagle from the first segment (see accepted), set by the dial rather than after it.
-      msg.cmd === 'DialData' ? { data: msg.data, signal, noDelay: true } : { signal, noDelay: true },
+      msg.cmd === 'DialData' ? { data: msg.data, noDelay: true } : { noDelay: true },
       entry.conn,
     );
     opened.then(
@@ -273,7 +273,7 @@ export class IpcSession {
     // Answered already, when it connected (see dialOpened).
     if (entry.connId !== undefined) return;
     const conn = entry.conn;
-    if (this.closed || entry.controller.signal.aborted || !conn) {
+    if (this.closed || entry.cancelled || !conn) {
       this.dials.delete(entry.seq);
       raw.abort();
       this.checkIdle();
@@ -288,7 +288,7 @@ export class IpcSession {
    */
   private dialOpened(conn: IpcConn): void {
     const entry = conn.dialSeq === undefined ? undefined : this.dials.get(conn.dialSeq);
-    if (!entry || entry.turn !== this.answered + 1 || this.closed || entry.controller.signal.aborted) return;
+    if (!entry || entry.turn !== this.answered + 1 || this.closed || entry.cancelled) return;
     this.answerOpened(entry, conn);
   }
 
@@ -305,7 +305,8 @@ export class IpcSession {
     const entry = this.dials.get(seq);
     if (!entry) return;
     if (entry.connId === undefined) {
-      entry.controller.abort(cancelled());
+      entry.cancelled = cancelled();
+      entry.conn?.giveUpDial(entry.cancelled);
       return;
     }
     this.dials.delete(seq);
@@ -441,7 +442,11 @@ export class IpcSession {
     if (this.closed) return;
     this.closed = true;
     const gone = new PilotError('connection_failed', 'the IPC client went away');
-    for (const d of this.dials.values()) if (d.connId === undefined) d.controller.abort(gone);
+    for (const d of this.dials.values()) {
+      if (d.connId !== undefined) continue;
+      d.cancelled = gone;
+      d.conn?.giveUpDial(gone);
+    }
     for (const l of this.listeners.values()) void l.close();
     this.listeners.clear();
     if (this.pausedProbe !== undefined) clearInterval(this.pausedProbe);

@@ -223,6 +223,7 @@ export class NetStack implements PilotNetwork {
       port,
       options,
       (connId, localPort) => new RawStackConn(this.ops, connId, localPort, { addr, port }, events),
+      events,
     );
   }
 
@@ -231,6 +232,7 @@ export class NetStack implements PilotNetwork {
     port: number,
     options: DialOptions,
     make: (connId: number, localPort: number) => C,
+    events?: RawConnEvents,
   ): Promise<C> {
     if (this.closed) return Promise.reject(new PilotError('unavailable', 'daemon is shutting down'));
     options.signal?.throwIfAborted();
@@ -251,11 +253,13 @@ export class NetStack implements PilotNetwork {
       throw err;
     }
     const localPort = this.endpoint.localPortOf(connId) ?? 0;
-    return this.dials.wait(
+    const dialed = this.dials.wait(
       connId,
       { remote: { addr, port }, timeoutMs: options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS, signal: options.signal },
       () => make(connId, localPort),
     );
+    events?.dialing?.((err) => this.dials.fail(connId, err));
+    return dialed;
   }
 
   async sendTo(addr: Addr, port: number, data: Uint8Array): Promise<void> {

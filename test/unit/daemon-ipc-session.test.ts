@@ -168,7 +168,10 @@ describe('dials a client gave up on', () => {
       c.send({ cmd: 'Dial', addr: B, port: 7 });
       await delay(250); // the SYN and a retransmission wait at B
       c.socket.destroy();
-      await delay(100);
+      // The stack gives the dial up at once (no SYN retransmitted for nobody).
+      await until('no dial under way in the stack', () => n.a.resources().dials === 0, 1000, {
+        show: () => n.a.resources(),
+      });
       n.release(); // B comes back and answers
       await until('both tables empty', () => bothEmpty(n), 2000, { show: () => tables(n) });
       // Still empty a while later (no late handshake re-opened anything).
