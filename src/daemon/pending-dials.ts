@@ -56,7 +56,7 @@ export class PendingDials<C> {
    */
   wait<T extends C>(connId: number, w: DialWait, make: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const { signal } = w;
+      const { remote, timeoutMs, signal } = w;
       const onAbort = (): void =>
         this.fail(connId, signal?.reason instanceof Error ? signal.reason : new PilotError('timeout', 'dial aborted'));
       const settled = (): void => {
@@ -66,8 +66,11 @@ export class PendingDials<C> {
       signal?.addEventListener('abort', onAbort, { once: true });
       const start = performance.now();
       const { stallMs, onStall } = this.options;
+      // Fields written out, not spread from `w`: one shape for every dial, whatever `w` holds.
       const dial: PendingDial<C> = {
-        ...w,
+        remote,
+        timeoutMs,
+        signal,
         complete: () => {
           const made = make();
           settled();
@@ -78,8 +81,8 @@ export class PendingDials<C> {
           settled();
           reject(err);
         },
-        deadline: start + w.timeoutMs,
-        stallAt: onStall && stallMs < w.timeoutMs ? start + stallMs : Infinity,
+        deadline: start + timeoutMs,
+        stallAt: onStall && stallMs < timeoutMs ? start + stallMs : Infinity,
       };
       this.#dials.set(connId, dial);
       this.#timer.add(Math.min(dial.stallAt, dial.deadline));
