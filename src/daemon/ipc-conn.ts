@@ -166,6 +166,7 @@ export class IpcConn implements RawConnEvents {
   opened(conn: RawConn): void {
     if (this.#raw) return;
     this.#raw = conn;
+    this.#giveUpDial = undefined;
     if (this.dialSeq !== undefined) this.host.dialOpened(this);
   }
 
