@@ -92,7 +92,8 @@ export interface RawConnEvents {
    * A dial's SYN is out: `giveUp` fails the dial (its promise rejects with `err`) and resets its
    * connection; after the handshake it does nothing. The raw counterpart of a dial's `signal`, for
    * a caller that gives up rarely and dials thousands of times a second (an AbortController and
-   * its listener per dial were 4.6 % of a dialling daemon's busy time at about 2,000 dials a second).
+   * its listener per dial were 4.6 % of a dialling daemon's busy time at about 2,000 dials a
+   * second).
    */
   dialing?(giveUp: (err: Error) => void): void;
   /** The connection is established; comes before every other event (a dial's handler learns its connection here). */
