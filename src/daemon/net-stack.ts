@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
-import type { Packet } from '../protocol/packet.js';
+import { Flag, type Packet } from '../protocol/packet.js';
 import { Port } from '../protocol/ports.js';
 import type { Datagram, DialOptions, PilotNetwork, RawConn, RawConnEvents } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
@@ -119,10 +119,21 @@ export class NetStack implements PilotNetwork {
   /**
    * Feeds a packet that arrived for this node. Output is flushed once per event-loop turn, so a
    * burst of datagrams read together is answered together (see flush for ACK coalescing).
+   *
+   * A handshake packet is the exception: its events go out at once, so an accepted connection's
+   * service (the echo answering a ping) and a dial's caller (its promise) run in the callback of
+   * the datagram that brought it, not in a later phase of the event loop, and a SYN's answer is
+   * sent from there too (once per turn; see Tunnel.flushNow). A SYN-ACK's own ACK still waits for
+   * the turn's end, where it rides on what the caller writes.
    */
   handlePacket(packet: Packet): void {
     if (this.closed) return;
     this.endpoint.handlePacket(packet, now());
+    if ((packet.flags & Flag.SYN) !== 0) {
+      this.flush();
+      if ((packet.flags & Flag.ACK) === 0) this.options.transmitNow?.();
+      return;
+    }
     if (this.turnFlushScheduled) return;
     this.turnFlushScheduled = true;
     setImmediate(() => {

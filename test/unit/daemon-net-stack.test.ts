@@ -164,6 +164,48 @@ describe('in-process network stack', () => {
     assert.equal(a.resources().timers.dials, 0, 'no dial timer left armed');
   });
 
+  it('answers a SYN, and completes a dial, inside the call that hands it the handshake packet', async () => {
+    const toA: Packet[] = [];
+    const toB: Packet[] = [];
+    let sentNow = 0;
+    const a = new NetStack({ localAddr: A, transmit: (p) => void toB.push(p) });
+    const b = new NetStack({ localAddr: B, transmit: (p) => void toA.push(p), transmitNow: () => void sentNow++ });
+    a.setPeerTakesSynData(B.node, true);
+    await startEcho(b);
+    const dial = a.dial(B, 7, { data: Buffer.from('ping-1') });
+    const syn = toB.shift() as Packet;
+    assert.equal(syn.flags, Flag.SYN);
+    b.handlePacket(syn);
+    // The echo ran, and its answer follows the SYN-ACK to the tunnel (one frame), to be sent now.
+    assert.deepEqual(
+      toA.map((p) => [p.flags, Buffer.from(p.payload).toString()]),
+      [
+        [Flag.SYN | Flag.ACK, ''],
+        [Flag.ACK, 'ping-1'],
+      ],
+      'the answer was not ready when handlePacket returned',
+    );
+    assert.equal(sentNow, 1, 'the answer was left for the end of the turn');
+    // The dial's promise settles in this turn's microtasks, before the next phase of the loop.
+    let settledFirst = false;
+    const later = new Promise<void>((r) =>
+      setImmediate(() => {
+        settledFirst = connected;
+        r();
+      }),
+    );
+    let connected = false;
+    const conn = dial.then((c) => {
+      connected = true;
+      return c;
+    });
+    a.handlePacket(toA[0] as Packet);
+    await later;
+    assert.equal(settledFirst, true, 'the dial completed only after the event loop moved on');
+    (await conn).destroy();
+    a.close();
+    b.close();
+  });
   it('delivers datagrams and loops packets to its own address', async () => {
     const { a, b, close } = pair();
     const got = new Promise((resolve) => b.onDatagram(resolve));
