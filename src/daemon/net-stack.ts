@@ -83,8 +83,10 @@ export class NetStack implements PilotNetwork {
   private flushing = false;
   /** A flush is due at the end of this event-loop turn (packets arrived). */
   private turnFlushScheduled = false;
-  /** A flush is due once the current call stack unwinds (a connection call made output). */
+  /** A flush is due once the current call stack unwinds (a connection call made output, a handshake packet came). */
   private tickFlushScheduled = false;
+  /** That flush answers a SYN: what it produces is sent at once (see handlePacket). */
+  private answerOnTick = false;
   private flushAgain = false;
   private loopback: Packet[] = [];
   private closed = false;
@@ -120,18 +122,20 @@ export class NetStack implements PilotNetwork {
    * Feeds a packet that arrived for this node. Output is flushed once per event-loop turn, so a
    * burst of datagrams read together is answered together (see flush for ACK coalescing).
    *
-   * A handshake packet is the exception: its events go out at once, so an accepted connection's
-   * service (the echo answering a ping) and a dial's caller (its promise) run in the callback of
-   * the datagram that brought it, not in a later phase of the event loop, and a SYN's answer is
-   * sent from there too (once per turn; see Tunnel.flushNow). A SYN-ACK's own ACK still waits for
-   * the turn's end, where it rides on what the caller writes.
+   * A handshake packet is the exception: its output goes out once the datagram that brought it
+   * has been read (on the next tick), so an accepted connection's service (the echo answering a
+   * ping) and a dial's caller (its promise) run before the event loop moves on, not in a later
+   * phase of it, and a SYN's answer is sent from there too (once per turn; see Tunnel.flushNow).
+   * The rest of the datagram (the data that came with a SYN-ACK) is in by then, so a dial learns
+   * its connection and its first bytes together. A SYN-ACK's own ACK still waits for the turn's
+   * end, where it rides on what the caller writes.
    */
   handlePacket(packet: Packet): void {
     if (this.closed) return;
     this.endpoint.handlePacket(packet, now());
     if ((packet.flags & Flag.SYN) !== 0) {
-      this.flush();
-      if ((packet.flags & Flag.ACK) === 0) this.options.transmitNow?.();
+      if ((packet.flags & Flag.ACK) === 0) this.answerOnTick = true;
+      this.flushOnTick();
       return;
     }
     if (this.turnFlushScheduled) return;
@@ -154,14 +158,21 @@ export class NetStack implements PilotNetwork {
       this.flushAgain = true;
       return value;
     }
-    if (!this.tickFlushScheduled && !this.closed) {
-      this.tickFlushScheduled = true;
-      process.nextTick(() => {
-        this.tickFlushScheduled = false;
-        this.flush();
-      });
-    }
+    this.flushOnTick();
     return value;
+  }
+
+  private flushOnTick(): void {
+    if (this.tickFlushScheduled || this.closed) return;
+    this.tickFlushScheduled = true;
+    process.nextTick(() => {
+      this.tickFlushScheduled = false;
+      this.flush();
+      if (this.answerOnTick) {
+        this.answerOnTick = false;
+        this.options.transmitNow?.();
+      }
+    });
   }
 
   onDatagram(handler: (d: Datagram) => void): () => void {
