@@ -69,6 +69,12 @@ const MAX_OPENING = 64;
 
 const cancelled = (): PilotError => new PilotError('timeout', 'dial cancelled by the client');
 
+/** Marks a dial not yet answered as given up, and fails it in the stack if its SYN is out. */
+function giveUp(entry: DialEntry, why: Error): void {
+  entry.cancelled = why;
+  entry.conn?.giveUpDial(why);
+}
+
 /**
  * One IPC client. Replies go out in the order of the commands (the client matches them by order,
  * as the reference's driver does), and commands run one after another, except Send, SendTo and
@@ -304,11 +310,7 @@ export class IpcSession {
   private cancelDial(seq: number): void {
     const entry = this.dials.get(seq);
     if (!entry) return;
-    if (entry.connId === undefined) {
-      entry.cancelled = cancelled();
-      entry.conn?.giveUpDial(entry.cancelled);
-      return;
-    }
+    if (entry.connId === undefined) return giveUp(entry, cancelled());
     this.dials.delete(seq);
     this.conns.get(entry.connId)?.abort();
   }
@@ -442,11 +444,7 @@ export class IpcSession {
     if (this.closed) return;
     this.closed = true;
     const gone = new PilotError('connection_failed', 'the IPC client went away');
-    for (const d of this.dials.values()) {
-      if (d.connId !== undefined) continue;
-      d.cancelled = gone;
-      d.conn?.giveUpDial(gone);
-    }
+    for (const d of this.dials.values()) if (d.connId === undefined) giveUp(d, gone);
     for (const l of this.listeners.values()) void l.close();
     this.listeners.clear();
     if (this.pausedProbe !== undefined) clearInterval(this.pausedProbe);
