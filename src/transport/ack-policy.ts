@@ -1,6 +1,6 @@
 import { encodeSack } from '../protocol/sack.js';
 import type { ReceiveCounters } from './connection-stats.js';
-import type { StreamReceiver } from './receiver.js';
+import { receiveBufferBytes, type StreamReceiver } from './receiver.js';
 import { WINDOW_UNIT } from './sender-types.js';
 import type { ConnectionOptions } from './types.js';
 
@@ -72,9 +72,13 @@ export class AckPolicy {
     return encodeSack(blocks);
   }
 
-  /** Free receive space in window units; never 0 to a peer that would read 0 as "no limit". */
+  /**
+   * Free receive space in window units; never 0 to a peer that would read 0 as "no limit". Before
+   * the receiver exists (a dial's SYN) it is the buffer the receiver will have: a SYN that offered
+   * less would make the first read after the handshake a window update of its own.
+   */
   window(receiver: StreamReceiver | undefined): number {
-    const free = receiver ? receiver.windowBytes : this.opts.recvBufferBytes;
+    const free = receiver ? receiver.windowBytes : receiveBufferBytes(this.opts.mss, this.opts.recvBufferBytes);
     const units = Math.min(0xffff, Math.floor(free / WINDOW_UNIT));
     return this.opts.peerHonoursZeroWindow ? units : Math.max(1, units);
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Flag } from '../../src/protocol/packet.js';
-import { B_ADDR, Pair } from './transport-harness.js';
+import { A_ADDR, B_ADDR, Pair } from './transport-harness.js';
 
 const REQUEST = Buffer.from('ping-1');
 
@@ -74,6 +74,33 @@ describe('data in the SYN (a dial with first bytes)', () => {
       const closing = p.wire.filter((w) => w.from === 'a' && w.at === p.now).map((w) => w.packet.flags);
       assert.deepEqual(closing, pilotTs ? [Flag.ACK, Flag.FIN] : [Flag.FIN]);
     }
+  });
+
+  it('on a large-segment path the SYN offers the large window, so reading the echo sends nothing before the close', () => {
+    const p = new Pair(5);
+    p.b.listen(7);
+    echoOnB(p);
+    for (const [side, peer] of [
+      [p.a, B_ADDR.node],
+      [p.b, A_ADDR.node],
+    ] as const) {
+      side.setPeerTakesSynData(peer, true);
+      side.setPeerHonoursZeroWindow(peer, true);
+      side.setPeerSegmentSize(peer, 61_440);
+    }
+    const ca = p.a.dial({ addr: B_ADDR, port: 7 }, p.now, REQUEST);
+    echoTime(p, ca);
+    const units = (128 * 61_440) / 4096;
+    assert.equal(p.a.connection(ca)?.stats.recvWindow, 128 * 61_440, 'the connection has the large-segment window');
+    const echoedAt = p.now;
+    p.run(20);
+    assert.equal(p.wire.filter((w) => w.from === 'a' && w.at >= echoedAt).length, 0, 'no window update of its own');
+    p.a.close(ca, p.now);
+    p.run(0);
+    const closing = p.wire.filter((w) => w.from === 'a' && w.at === p.now).map((w) => w.packet.flags);
+    assert.deepEqual(closing, [Flag.ACK, Flag.FIN], 'the echo is acknowledged with the FIN');
+    const syn = p.wire.find((w) => w.from === 'a' && w.packet.flags & Flag.SYN);
+    assert.equal(syn?.packet.window, units, 'the SYN offers it');
   });
 
   it('to a peer not known to take it: a plain SYN, the bytes after the handshake (two round trips)', () => {
