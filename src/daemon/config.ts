@@ -37,8 +37,6 @@ export interface NodeConfig {
   taskSubmit: boolean;
   /** Directory for inbox/, received/, tasks/ (the pilot home). */
   home: string;
-  /** Set by the daemon, whose connections serve other processes (see TunnelOptions). */
-  sealAheadAfterRequest?: boolean;
 }
 
 /** The node plus what its process adds: the IPC socket and the log. */

@@ -18,7 +18,7 @@ export class Daemon {
   ) {}
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
-    const node = await RunningNode.start({ ...config, sealAheadAfterRequest: true }, log);
+    const node = await RunningNode.start(config, log);
     try {
       const ipc = await IpcServer.start(config.socket, node, log.child({ part: 'ipc' }));
       // Datagrams go to every connected client, as in the reference.

@@ -90,7 +90,6 @@ export async function boot(c: NodeConfig, log: Logger, stops: Stop[]): Promise<N
     ...(c.beacon ? { beacon: c.beacon } : {}),
     keys,
     log: log.child({ part: 'tunnel' }),
-    sealAheadAfterRequest: c.sealAheadAfterRequest === true,
   });
   stops.push(() => tunnel.close().catch(() => undefined));
 

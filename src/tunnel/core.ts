@@ -29,8 +29,6 @@ export interface TunnelCoreOptions {
   /** The beacon's resolved address, if there is one. */
   beacon?: UdpEndpoint;
   log?: Logger;
-  /** See TunnelOptions. */
-  sealAheadAfterRequest?: boolean;
 }
 
 /**
@@ -58,7 +56,7 @@ export class TunnelCore {
     const log = options.log ?? silentLogger();
     this.#out = new Outbox(options.beacon, log);
     const keys = new LocalKeys(options.identity);
-    this.#book = new PeerBook(this.#out, keys, options.encrypt ?? true, log, options.sealAheadAfterRequest ?? false);
+    this.#book = new PeerBook(this.#out, keys, options.encrypt ?? true, log);
     this.#handshake = new Handshake(
       this.#book,
       (e, now) => this.#receiver.onSealed(e.frame, e.origin, e.batch, now),
@@ -178,20 +176,9 @@ export class TunnelCore {
     return this.#sender.flushPending;
   }
 
-  /**
-   * Seals the packets queued for batching peers since the last flush. `request`: they start an
-   * exchange whose answer is awaited (a dial's SYN), which decides the contexts made after the turn.
-   */
-  flush(request = false): void {
-    this.#sender.flush(request);
-  }
-
-  /**
-   * Makes the AES-GCM contexts of the next frame each way for the peers whose contexts were used
-   * since the last call (see ContextPrep); for the driver to call once a turn's frames are sent.
-   */
-  prepareContexts(): void {
-    if (!this.#closed) this.#book.prep.prepareAll();
+  /** Seals the packets queued for batching peers since the last flush. */
+  flush(): void {
+    this.#sender.flush();
   }
 
   peers(): TunnelPeerInfo[] {
@@ -257,17 +244,21 @@ export class TunnelCore {
     if (beacon !== undefined && beacon < at) at = beacon;
     const paths = this.#paths.nextTimeout();
     if (paths !== undefined && paths < at) at = paths;
+    const prep = this.#book.prep.dueAt;
+    if (prep !== undefined && prep < at) at = prep;
     return at;
   }
 
   /**
-   * Runs what is due: punch retries, proof retries, checks after a rebinding, and every TICK_MS
-   * the periodic work (probing, silent paths, relaying stalled exchanges, keep-alives, PILA repeats,
-   * expiry of queued packets).
+   * Runs what is due: punch retries, proof retries, checks after a rebinding, the crypto contexts
+   * to make ahead once traffic has paused (see ContextPrep), and every TICK_MS the periodic work
+   * (probing, silent paths, relaying stalled exchanges, keep-alives, PILA repeats, expiry of
+   * queued packets).
    */
   handleTimeout(now: number): void {
     if (this.#closed) return;
     this.#beacon.handleTimeout(now);
+    this.#book.prep.prepareIfQuiet(now);
     const tick = this.#tickAt === undefined || now >= this.#tickAt;
     this.#paths.handleTimeout(now, tick);
     if (!tick) return;

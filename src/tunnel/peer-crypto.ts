@@ -60,12 +60,9 @@ export class PeerCrypto {
     return result;
   }
 
-  /**
-   * Makes the context of the next frame under the peer's latest prefix and, with `seal`, of our next
-   * seal (see TunnelSession).
-   */
-  prepare(seal: boolean): void {
-    if (seal) this.send.prepareSeal();
+  /** Makes the contexts of our next seal and of the next frame under the peer's latest prefix (see TunnelSession). */
+  prepare(): void {
+    this.send.prepareSeal();
     let latest: TunnelSession | undefined;
     for (const w of this.#windows.values()) latest = w;
     latest?.prepareOpen();

@@ -70,7 +70,7 @@ export class Receiver {
       book.markRelay(peer, now);
     }
     peer.lastActive = now;
-    book.prep.opened(crypto);
+    book.prep.used(crypto, now);
     if (!batch && opened.value.length === 1) return this.onProbe(peer, crypto, opened.value[0] as number, origin, now);
     let plaintexts: Uint8Array[] = [opened.value];
     if (batch) {

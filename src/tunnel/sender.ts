@@ -19,8 +19,6 @@ export class Sender {
   #flush: (() => void) | undefined;
   /** The time of the run whose batched packets wait for `flush()`. */
   #batchNow = 0;
-  /** The flush running now sends a request (see `flush`). */
-  #requestFlush = false;
 
   constructor(
     private readonly book: PeerBook,
@@ -43,16 +41,10 @@ export class Sender {
     return this.#flush !== undefined;
   }
 
-  /** `request`: the packets start an exchange (a dial's SYN) whose answer is awaited (see ContextPrep). */
-  flush(request = false): void {
+  flush(): void {
     const run = this.#flush;
     this.#flush = undefined;
-    this.#requestFlush = request;
-    try {
-      run?.();
-    } finally {
-      this.#requestFlush = false;
-    }
+    run?.();
   }
 
   /** Sends one packet; false if there is no endpoint for the node. */
@@ -98,7 +90,7 @@ export class Sender {
   /** Header and payload are sealed as two pieces and sent as a gathered datagram: no copy. */
   #sealOne(peer: PeerState, crypto: PeerCrypto, packet: Packet, now: number): void {
     const { nonce, chunks } = crypto.send.sealParts([encodePacketHeader(packet), packet.payload]);
-    this.book.prep.sealed(crypto, this.#requestFlush);
+    this.book.prep.used(crypto, now);
     this.book.transmit(peer, [encodePilsHeader(this.book.nodeId, nonce), ...chunks], 'PILS', now);
   }
 
@@ -127,7 +119,7 @@ export class Sender {
       }
       const parts = only ? [encodeBatchedHeader(only), only.payload] : batchParts(group);
       const { nonce, chunks } = crypto.send.sealParts(parts, MAGIC_PILM);
-      this.book.prep.sealed(crypto, this.#requestFlush);
+      this.book.prep.used(crypto, now);
       this.book.transmit(peer, [encodePilmHeader(this.book.nodeId, nonce), ...chunks], 'PILM', now);
     }
   }

@@ -47,7 +47,6 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
       encrypt: options.encrypt ?? true,
       ...(beacon ? { beacon } : {}),
       log: this.#log,
-      sealAheadAfterRequest: options.sealAheadAfterRequest ?? false,
     });
     this.#pump();
   }
@@ -155,7 +154,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
   flushNow(): void {
     if (this.#closed || this.#flushedEarly || !this.#core.flushPending) return;
     this.#flushedEarly = true;
-    this.#core.flush(true);
+    this.#core.flush();
     this.#pump();
   }
 
@@ -295,9 +294,7 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
     // Batched packets are sealed once this event-loop turn has run its promise chains too, not in a
     // microtask: the ACK of a SYN-ACK then waits for the application that the dial's promise chain
     // reaches (it sees its data before an ACK is sealed, and the RST or FIN it answers with travels
-    // in the same datagram), and a turn's writes from several callbacks share frames. Once they are
-    // out, the contexts of the next frames are made (see ContextPrep): off this turn's path, and
-    // before the process sleeps, so no wake-up of its own.
+    // in the same datagram), and a turn's writes from several callbacks share frames.
     if ((received || core.flushPending) && !this.#flushQueued) {
       this.#flushQueued = true;
       setImmediate(() => {
@@ -305,7 +302,6 @@ export class Tunnel extends EventEmitter<TunnelEvents> implements NatProber {
         this.#flushedEarly = false;
         core.flush();
         this.#pump();
-        core.prepareContexts();
       });
     }
     this.#arm();

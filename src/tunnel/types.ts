@@ -16,13 +16,6 @@ export interface TunnelOptions {
   /** The Ed25519 keys the registry holds for nodes, checked against each peer's PILA. */
   keys: RegistryKeys;
   log?: Logger;
-  /**
-   * Whether a turn that sent a request to a peer (a dial's SYN) also makes the context of our next
-   * seal ahead (see ContextPrep). Off by default: the context of the peer's answer only. On for a
-   * host whose answers go on to other processes (a daemon's IPC clients): the ACK it seals after
-   * waking one of them would otherwise set its context up cold while that process waits for the CPU.
-   */
-  sealAheadAfterRequest?: boolean;
 }
 
 export interface TunnelPeerInfo {

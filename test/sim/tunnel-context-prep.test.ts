@@ -4,13 +4,14 @@ import { makeAddr } from '../../src/protocol/address.js';
 import { makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import type { UdpEndpoint } from '../../src/tunnel/endpoint.js';
 import { PeerCrypto } from '../../src/tunnel/peer-crypto.js';
+import { CONTEXT_PREP_QUIET_MS } from '../../src/tunnel/policy.js';
 import { SimTunnelNode } from './tunnel-node.js';
 import { SimWorld } from './tunnel-world.js';
 
 /**
- * Which AES-GCM contexts a tunnel makes ahead once a turn's frames are out (ContextPrep), driven
- * through a real TunnelCore with a session to a batching peer: only a flush that sends a request
- * (a dial's SYN, `flush(true)`) leaves our next seal's context for later.
+ * When a tunnel makes its AES-GCM contexts ahead (ContextPrep), driven through a real TunnelCore
+ * with a session to a batching peer: once no frame has been sealed or opened for
+ * CONTEXT_PREP_QUIET_MS, as a timeout of the core, never in the turn that sent.
  */
 
 const ep = (host: string, port: number): UdpEndpoint => ({ host, port, family: 4 });
@@ -30,20 +31,20 @@ function packetTo(from: number, to: number): Packet {
   });
 }
 
-describe('contexts made after a turn, through the tunnel core', () => {
-  const seals: boolean[] = [];
+describe('contexts made once traffic pauses, through the tunnel core', () => {
+  let prepared = 0;
   const original = PeerCrypto.prototype.prepare;
   before(() => {
-    PeerCrypto.prototype.prepare = function (this: PeerCrypto, seal: boolean): void {
-      seals.push(seal);
-      original.call(this, seal);
+    PeerCrypto.prototype.prepare = function (this: PeerCrypto): void {
+      prepared++;
+      original.call(this);
     };
   });
   after(() => {
     PeerCrypto.prototype.prepare = original;
   });
 
-  test('a request flush defers the next seal context; any other flush makes it', () => {
+  test('not in the turn that sent: a timeout of the core once no frame was sealed or opened for the quiet time', () => {
     const world = new SimWorld({ seed: 3, loss: 0 });
     const a = new SimTunnelNode(world, 'a', 201, ep('192.0.2.1', 4000), undefined);
     const b = new SimTunnelNode(world, 'b', 202, ep('192.0.2.2', 4000), undefined);
@@ -60,17 +61,41 @@ describe('contexts made after a turn, through the tunnel core', () => {
     );
     a.core.setBatching(b.nodeId, true);
 
-    const turn = (request: boolean): boolean[] => {
-      a.core.prepareContexts();
-      seals.length = 0;
-      assert.ok(a.core.send(b.nodeId, packetTo(a.nodeId, b.nodeId), world.now));
-      assert.ok(a.core.flushPending, 'the packet waits for the flush of a batching peer');
-      a.core.flush(request);
-      a.core.prepareContexts();
+    const sendAt = (t: number): void => {
+      assert.ok(a.core.send(b.nodeId, packetTo(a.nodeId, b.nodeId), t));
+      a.core.flush();
       while (a.core.pollTransmit());
-      return [...seals];
     };
-    assert.deepEqual(turn(true), [false], 'after a request only the context of the answer is made');
-    assert.deepEqual(turn(false), [true], 'after an ACK or reset the next seal is made too');
+    const t0 = world.now + 1000;
+    prepared = 0;
+    sendAt(t0);
+    assert.equal(prepared, 0, 'nothing made in the turn that sent');
+    assert.ok((a.core.nextTimeout() ?? Infinity) <= t0 + CONTEXT_PREP_QUIET_MS, 'a timeout is due for it');
+    a.core.handleTimeout(t0 + 2);
+    sendAt(t0 + 2);
+    assert.equal(a.core.nextTimeout(), t0 + 2 + CONTEXT_PREP_QUIET_MS, 'more traffic moves it on');
+    a.core.handleTimeout(t0 + 2 + CONTEXT_PREP_QUIET_MS - 1);
+    assert.equal(prepared, 0, 'not before the quiet time has passed');
+    a.core.handleTimeout(t0 + 2 + CONTEXT_PREP_QUIET_MS);
+    assert.equal(prepared, 1, 'then once, for the one peer used');
+    a.core.handleTimeout(t0 + 100);
+    assert.equal(prepared, 1, 'and not again without traffic');
+  });
+
+  test('after an exchange in the simulated world both sides have made their contexts', () => {
+    const world = new SimWorld({ seed: 4, loss: 0 });
+    const a = new SimTunnelNode(world, 'a', 201, ep('192.0.2.1', 4000), undefined);
+    const b = new SimTunnelNode(world, 'b', 202, ep('192.0.2.2', 4000), undefined);
+    a.start();
+    b.start();
+    world.runUntil(world.now + 500);
+    a.connect(b);
+    world.runUntil(world.now + 2000);
+    assert.ok(a.sendTo(b.nodeId));
+    world.runUntil(world.now + 500);
+    prepared = 0;
+    assert.ok(a.sendTo(b.nodeId));
+    world.runUntil(world.now + 100);
+    assert.equal(prepared, 2, 'a after sealing, b after opening');
   });
 });

@@ -68,62 +68,34 @@ describe('PeerCrypto receive windows (PROTOCOL.md §3.4, §14 #10)', () => {
   });
 });
 
-describe('ContextPrep (contexts made ahead after traffic)', () => {
+describe('ContextPrep (contexts made ahead once traffic pauses)', () => {
   class CountingCrypto extends PeerCrypto {
-    /** The `seal` argument of each prepare. */
-    readonly prepared: boolean[] = [];
-    override prepare(seal: boolean): void {
-      this.prepared.push(seal);
-      super.prepare(seal);
+    prepared = 0;
+    override prepare(): void {
+      this.prepared++;
+      super.prepare();
     }
   }
 
-  it('prepares each peer used since the last round once, then only peers used again', () => {
-    const prep = new ContextPrep();
+  it('prepares the peers used once none has been used for the quiet time, each once', () => {
+    const prep = new ContextPrep(3);
     const a = new CountingCrypto(key, peerX);
     const b = new CountingCrypto(key, peerX);
-    prep.opened(a);
-    prep.opened(b);
-    prep.sealed(a);
-    prep.prepareAll();
-    assert.deepEqual([a.prepared.length, b.prepared.length], [1, 1]);
-    prep.prepareAll();
-    assert.deepEqual([a.prepared.length, b.prepared.length], [1, 1]);
-    prep.opened(b);
-    prep.prepareAll();
-    assert.deepEqual([a.prepared.length, b.prepared.length], [1, 2]);
-  });
-
-  it('after a turn that only sent a request to a peer, prepares the context of its answer, not our next seal', () => {
-    const prep = new ContextPrep();
-    const requester = new CountingCrypto(key, peerX);
-    prep.sealed(requester, true);
-    prep.prepareAll();
-    prep.sealed(requester, true);
-    prep.opened(requester);
-    prep.prepareAll();
-    prep.opened(requester);
-    prep.prepareAll();
-    assert.deepEqual(requester.prepared, [false, true, true], 'the seal context waits for a turn that heard the peer');
-  });
-
-  it('after a turn that only sent something other than a request (the ACK closing an exchange), prepares both', () => {
-    const prep = new ContextPrep();
-    const peer = new CountingCrypto(key, peerX);
-    prep.sealed(peer);
-    prep.prepareAll();
-    prep.sealed(peer, true);
-    prep.sealed(peer);
-    prep.prepareAll();
-    assert.deepEqual(peer.prepared, [true, false], 'a request anywhere in the turn still defers the seal');
-  });
-
-  it('a host whose answers go to other processes also prepares its next seal after a request', () => {
-    const prep = new ContextPrep(true);
-    const requester = new CountingCrypto(key, peerX);
-    prep.sealed(requester, true);
-    prep.prepareAll();
-    assert.deepEqual(requester.prepared, [true]);
+    assert.equal(prep.dueAt, undefined, 'nothing to prepare');
+    prep.used(a, 100);
+    prep.used(b, 101);
+    prep.used(a, 102);
+    assert.equal(prep.dueAt, 105, 'quiet time after the last use');
+    prep.prepareIfQuiet(104);
+    assert.deepEqual([a.prepared, b.prepared], [0, 0], 'not while traffic goes on');
+    prep.prepareIfQuiet(105);
+    assert.deepEqual([a.prepared, b.prepared], [1, 1]);
+    assert.equal(prep.dueAt, undefined);
+    prep.prepareIfQuiet(200);
+    assert.deepEqual([a.prepared, b.prepared], [1, 1], 'nothing used since');
+    prep.used(b, 300);
+    prep.prepareIfQuiet(303);
+    assert.deepEqual([a.prepared, b.prepared], [1, 2], 'only the peer used again');
   });
 
   it('a prepared open context is used for the answer and a prepared seal for the next frame', () => {
@@ -131,12 +103,12 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     const theirs = resetSender();
     const first = theirs.seal(plain);
     assert.ok(ours.open(first.nonce, first.sealed).ok, 'the prefix of the peer is known once a frame opened');
-    ours.prepare(false);
+    ours.prepare();
     const counterBefore = ours.send.sendCounter;
     const reply = theirs.seal(plain);
     const opened = ours.open(reply.nonce, reply.sealed);
     assert.ok(opened.ok);
-    ours.prepare(true);
+    ours.prepare();
     const out = ours.send.seal(plain);
     assert.equal(ours.send.sendCounter, counterBefore + 1n, 'no counter skipped by a prepared seal');
     assert.ok(theirs.open(out.nonce, out.sealed).ok);
@@ -146,11 +118,11 @@ describe('ContextPrep (contexts made ahead after traffic)', () => {
     const ours = new PeerCrypto(key, peerX);
     const theirs = resetSender();
     for (let i = 0; i < 4; i++) {
-      ours.prepare(true);
+      ours.prepare();
       const out = ours.send.seal(plain);
       assert.ok(theirs.open(out.nonce, out.sealed).ok);
       const back = theirs.seal(plain);
-      ours.prepare(i % 2 === 0);
+      if (i % 2 === 0) ours.prepare();
       const opened = ours.open(back.nonce, back.sealed);
       assert.ok(opened.ok);
       assert.deepEqual(Buffer.from(opened.value), plain);
