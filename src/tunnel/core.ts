@@ -251,14 +251,14 @@ export class TunnelCore {
 
   /**
    * Runs what is due: punch retries, proof retries, checks after a rebinding, the crypto contexts
-   * to make ahead once traffic has paused (see ContextPrep), and every TICK_MS the periodic work
+   * to make ahead after an exchange (see ContextPrep), and every TICK_MS the periodic work
    * (probing, silent paths, relaying stalled exchanges, keep-alives, PILA repeats, expiry of
    * queued packets).
    */
   handleTimeout(now: number): void {
     if (this.#closed) return;
     this.#beacon.handleTimeout(now);
-    this.#book.prep.prepareIfQuiet(now);
+    this.#book.prep.prepareIfDue(now);
     const tick = this.#tickAt === undefined || now >= this.#tickAt;
     this.#paths.handleTimeout(now, tick);
     if (!tick) return;

@@ -31,7 +31,7 @@ export class PeerBook {
   readonly pending = new BoundedQueues<Uint8Array>(policy.QUEUE_PER_PEER, policy.QUEUE_PEERS, policy.QUEUE_MAX_AGE_MS);
   readonly early = new BoundedQueues<EarlyFrame>(policy.EARLY_PER_PEER, policy.EARLY_PEERS, policy.EARLY_MAX_AGE_MS);
   /** Peers whose next AES-GCM contexts are to be made ahead. */
-  readonly prep = new ContextPrep(policy.CONTEXT_PREP_QUIET_MS);
+  readonly prep = new ContextPrep(policy.CONTEXT_PREP_DELAY_MS);
   /** Peers currently relayed: their direct path is probed in the background. */
   readonly relayed = new Set<number>();
   /** Crypto contexts of removed peers (oldest first), resumed if the peer is added again. */

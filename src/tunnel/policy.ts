@@ -19,11 +19,11 @@ export const PILA_REPLY_QUIET_MS = 1000;
 export const RECOVERY_INTERVAL_MS = 1000;
 export const TICK_MS = 250;
 /**
- * The AES-GCM contexts used are made again once the tunnel has had no traffic for this long (see
- * ContextPrep): after an exchange on a local network has ended, long before the next request of an
- * agent that talks now and then.
+ * The AES-GCM contexts used are made again this long after the first use (see ContextPrep): once
+ * an exchange on a local network has ended, long before the next request of an agent that talks
+ * now and then.
  */
-export const CONTEXT_PREP_QUIET_MS = 3;
+export const CONTEXT_PREP_DELAY_MS = 3;
 /** A relayed peer's direct path is probed after this, then at doubling intervals up to the maximum. */
 export const PROBE_FIRST_MS = 2000;
 export const PROBE_MAX_MS = 60_000;

@@ -68,7 +68,7 @@ describe('PeerCrypto receive windows (PROTOCOL.md §3.4, §14 #10)', () => {
   });
 });
 
-describe('ContextPrep (contexts made ahead once traffic pauses)', () => {
+describe('ContextPrep (contexts made ahead after an exchange)', () => {
   class CountingCrypto extends PeerCrypto {
     prepared = 0;
     override prepare(): void {
@@ -77,7 +77,7 @@ describe('ContextPrep (contexts made ahead once traffic pauses)', () => {
     }
   }
 
-  it('prepares the peers used once none has been used for the quiet time, each once', () => {
+  it('prepares the peers used, each once, the delay after the first use, whatever traffic follows', () => {
     const prep = new ContextPrep(3);
     const a = new CountingCrypto(key, peerX);
     const b = new CountingCrypto(key, peerX);
@@ -85,16 +85,17 @@ describe('ContextPrep (contexts made ahead once traffic pauses)', () => {
     prep.used(a, 100);
     prep.used(b, 101);
     prep.used(a, 102);
-    assert.equal(prep.dueAt, 105, 'quiet time after the last use');
-    prep.prepareIfQuiet(104);
-    assert.deepEqual([a.prepared, b.prepared], [0, 0], 'not while traffic goes on');
-    prep.prepareIfQuiet(105);
+    assert.equal(prep.dueAt, 103, 'the delay after the first use: one wake-up per exchange');
+    prep.prepareIfDue(102);
+    assert.deepEqual([a.prepared, b.prepared], [0, 0], 'not before');
+    prep.prepareIfDue(103);
     assert.deepEqual([a.prepared, b.prepared], [1, 1]);
     assert.equal(prep.dueAt, undefined);
-    prep.prepareIfQuiet(200);
+    prep.prepareIfDue(200);
     assert.deepEqual([a.prepared, b.prepared], [1, 1], 'nothing used since');
     prep.used(b, 300);
-    prep.prepareIfQuiet(303);
+    assert.equal(prep.dueAt, 303);
+    prep.prepareIfDue(303);
     assert.deepEqual([a.prepared, b.prepared], [1, 2], 'only the peer used again');
   });
 
