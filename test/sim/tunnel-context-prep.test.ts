@@ -31,6 +31,25 @@ function packetTo(from: number, to: number): Packet {
   });
 }
 
+/** Two simulated tunnels with a session between them (a has sent b one packet). */
+function sessionPair(seed: number): { world: SimWorld; a: SimTunnelNode; b: SimTunnelNode } {
+  const world = new SimWorld({ seed, loss: 0 });
+  const a = new SimTunnelNode(world, 'a', 201, ep('192.0.2.1', 4000), undefined);
+  const b = new SimTunnelNode(world, 'b', 202, ep('192.0.2.2', 4000), undefined);
+  a.start();
+  b.start();
+  world.runUntil(world.now + 500);
+  a.connect(b);
+  world.runUntil(world.now + 2000);
+  assert.ok(a.sendTo(b.nodeId), 'the tunnel knows b');
+  world.runUntil(world.now + 500);
+  assert.ok(
+    a.core.peers().some((p) => p.nodeId === b.nodeId && p.encrypted),
+    'a has a session with b',
+  );
+  return { world, a, b };
+}
+
 describe('contexts made after an exchange, through the tunnel core', () => {
   let prepared = 0;
   const original = PeerCrypto.prototype.prepare;
@@ -45,20 +64,7 @@ describe('contexts made after an exchange, through the tunnel core', () => {
   });
 
   test('not in the turn that sent: a timeout of the core, the delay after the first frame', () => {
-    const world = new SimWorld({ seed: 3, loss: 0 });
-    const a = new SimTunnelNode(world, 'a', 201, ep('192.0.2.1', 4000), undefined);
-    const b = new SimTunnelNode(world, 'b', 202, ep('192.0.2.2', 4000), undefined);
-    a.start();
-    b.start();
-    world.runUntil(world.now + 500);
-    a.connect(b);
-    world.runUntil(world.now + 2000);
-    assert.ok(a.sendTo(b.nodeId), 'the tunnel knows b');
-    world.runUntil(world.now + 500);
-    assert.ok(
-      a.core.peers().some((p) => p.nodeId === b.nodeId && p.encrypted),
-      'a has a session with b',
-    );
+    const { world, a, b } = sessionPair(3);
     a.core.setBatching(b.nodeId, true);
 
     const sendAt = (t: number): void => {
@@ -82,16 +88,7 @@ describe('contexts made after an exchange, through the tunnel core', () => {
   });
 
   test('after an exchange in the simulated world both sides have made their contexts', () => {
-    const world = new SimWorld({ seed: 4, loss: 0 });
-    const a = new SimTunnelNode(world, 'a', 201, ep('192.0.2.1', 4000), undefined);
-    const b = new SimTunnelNode(world, 'b', 202, ep('192.0.2.2', 4000), undefined);
-    a.start();
-    b.start();
-    world.runUntil(world.now + 500);
-    a.connect(b);
-    world.runUntil(world.now + 2000);
-    assert.ok(a.sendTo(b.nodeId));
-    world.runUntil(world.now + 500);
+    const { world, a, b } = sessionPair(4);
     prepared = 0;
     assert.ok(a.sendTo(b.nodeId));
     world.runUntil(world.now + 100);
