@@ -13,8 +13,9 @@
  *    "connect_p50_ratio_to_udp_rtt":…,"workers":…,"conns_per_s":…,"failed":…,"conns_per_s_limits_raised":…,
  *    "conns_per_s_limits_raised_warmup":…,"failed_limits_raised":…,
  *    "cpu_ms_per_conn":{"dialer":…,"answerer":…,"client":…}}
- * The baseline is a plain UDP round trip between two Node processes, measured in the same run with
- * the same gap as the latency phase. `cpu_ms_per_conn` is the CPU time (all threads) the dialling
+ * The baseline is a plain UDP round trip between two Node processes (a `node:dgram` echo), one
+ * after each connect of the latency phase, half-way to the next (see `alternateWithUdp`), from
+ * this process. `cpu_ms_per_conn` is the CPU time (all threads) the dialling
  * daemon, the answering daemon and this client used per completed cycle in the throughput phase
  * with raised limits: less sensitive than the rates to other load on the machine.
  *
@@ -45,7 +46,7 @@ import {
   withTimeout,
 } from './lib.js';
 import { WARMUP_CONNS } from './node-measure.js';
-import { udpRoundTrips } from './udp-echo.js';
+import { alternateWithUdp, UdpEcho } from './udp-echo.js';
 
 const intEnv = (name: string, fallback: number): number =>
   Math.max(1, Number.parseInt(process.env[name] ?? '', 10) || fallback);
@@ -172,19 +173,28 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
     await withTimeout(`warm-up connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target));
   await sleep(1000);
 
-  progress(`${COUNT} connects, at most one per ${GAP_MS} ms …`);
-  const times: number[] = [];
-  let last = 0;
-  for (let i = 0; i < COUNT; i++) {
-    await sleep(Math.max(0, last + GAP_MS - performance.now()));
-    last = performance.now();
-    times.push(await withTimeout(`connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target)));
-  }
+  const udp = await UdpEcho.start();
+  onCleanup(async () => udp.close());
+  await udp.warmUp(WARMUP_CONNS);
+  await sleep(1000);
+
+  progress(`${COUNT} connects, at most one per ${GAP_MS} ms, a UDP round trip between them …`);
+  const { times, udp: rtts } = await alternateWithUdp(udp, COUNT, GAP_MS, (i) =>
+    withTimeout(`connect ${i}`, CYCLE_TIMEOUT_MS * 2, connectOnce(pair.da, target)),
+  );
+  udp.close();
+  const udpMedian = percentile(
+    rtts.sort((x, y) => x - y),
+    50,
+  );
   const sorted = [...times].sort((x, y) => x - y);
   const p50 = percentile(sorted, 50);
   const p99 = percentile(sorted, 99);
-  progress(`dial with the byte → echo: p50 ${round(p50)} ms, p99 ${round(p99)} ms`);
+  progress(
+    `dial with the byte → echo: p50 ${round(p50)} ms, p99 ${round(p99)} ms; UDP round trips between them: median ${round(udpMedian)} ms; ${round(p50 / udpMedian, 2)}×`,
+  );
   await sleep(1000);
+  let last = 0;
   progress(`${COUNT} connects written as dial, then write …`);
   const thenWrite: number[] = [];
   for (let i = 0; i < COUNT; i++) {
@@ -221,13 +231,6 @@ runBench('bench:connect', 5 * 60_000, async (onCleanup) => {
     `CPU per cycle: dialling daemon ${cpuPerConn.dialer} ms, answering daemon ${cpuPerConn.answerer} ms, client ${cpuPerConn.client} ms`,
   );
   await open.close();
-
-  progress(`baseline: ${COUNT} UDP round trips between two Node processes, same gap …`);
-  const udp = (await withTimeout('UDP baseline', 120_000, udpRoundTrips(COUNT, GAP_MS, WARMUP_CONNS))).sort(
-    (x, y) => x - y,
-  );
-  const udpMedian = percentile(udp, 50);
-  progress(`UDP baseline: median ${round(udpMedian)} ms; connect p50 is ${round(p50 / udpMedian, 2)}× that`);
 
   console.log(
     JSON.stringify({

@@ -12,11 +12,12 @@ import type { EmbeddedNode } from '../src/index.js';
 import type { Cluster } from '../test/e2e/cluster.js';
 import { BenchError, poll, withTimeout } from './lib.js';
 import { echoOnce, pingOnce } from './node-measure.js';
+import { alternateWithUdp, UdpEcho } from './udp-echo.js';
 
 type Command =
   | { cmd: 'start'; home: string; registry: string; beacon: string }
   | { cmd: 'trust'; node: number; address: string }
-  | { cmd: 'ping'; address: string; count: number; gapMs: number }
+  | { cmd: 'ping'; address: string; count: number; gapMs: number; warmUp: number }
   | { cmd: 'echo'; address: string; bytes: number }
   | { cmd: 'stop' };
 
@@ -61,14 +62,17 @@ async function run(node: EmbeddedNode | undefined, c: Command): Promise<unknown>
       });
       return true;
     case 'ping': {
-      const rtts: number[] = [];
-      let last = 0;
-      for (let i = 0; i < c.count; i++) {
-        await sleep(Math.max(0, last + c.gapMs - performance.now()));
-        last = performance.now();
-        rtts.push(await pingOnce(node, c.address, i));
+      // The baseline's client is this process, as the pings' (see alternateWithUdp).
+      const udp = await UdpEcho.start();
+      try {
+        for (let i = 0; i < c.warmUp; i++) await pingOnce(node, c.address, i);
+        await udp.warmUp(c.warmUp);
+        // Let the SYN budget of the warm-up refill completely.
+        await sleep(c.gapMs > 0 ? 1000 : 0);
+        return await alternateWithUdp(udp, c.count, c.gapMs, (i) => pingOnce(node, c.address, i));
+      } finally {
+        udp.close();
       }
-      return rtts;
     }
     case 'echo':
       return echoOnce(node, c.address, c.bytes);
