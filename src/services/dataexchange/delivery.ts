@@ -1,3 +1,5 @@
+import { type FSWatcher, watch } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { ensureDir } from '../../crypto/atomic-file.js';
 import type { Logger } from '../../log.js';
 import { parseAddr } from '../../protocol/address.js';
@@ -5,7 +7,9 @@ import { DATA_EXCHANGE_PORT, DataType, encodeFilePayload, isAck } from '../../pr
 import type { PilotNetwork } from '../../pilot-net.js';
 import {
   afterAttempt,
+  dueAt,
   expiredBeforeAttempt,
+  isDue,
   type DeliveryOutcome,
   type OutboxItem,
   type Outbox,
@@ -13,7 +17,16 @@ import {
 } from './outbox.js';
 import { FrameChannel } from './frame-channel.js';
 
-const SCAN_INTERVAL_MS = 500;
+/**
+ * outbox/ is listed when a file in it changes (an enqueue by pilotctl or the SDK, or our own
+ * update), when the earliest item falls due, and at least this often in case an event was missed
+ * (e.g. on a network file system).
+ */
+const RESCAN_INTERVAL_MS = 30_000;
+/** Without file-system events (the watch could not start or failed) it is listed this often. */
+const POLL_INTERVAL_MS = 500;
+/** The events of one write (temp file, rename) are taken together. */
+const EVENT_SETTLE_MS = 10;
 const DIAL_TIMEOUT_MS = 5000;
 const REPLY_TIMEOUT_MS = 30_000;
 const MAX_PARALLEL = 4;
@@ -26,14 +39,20 @@ export interface OutboxCounters {
 }
 
 /**
- * Delivers outbox items while the daemon runs: scans outbox/ for due items, sends each with its
- * idempotency key, and applies the state machine of outbox.ts to the result.
+ * Delivers outbox items while the daemon runs: lists outbox/ when something there changed or an
+ * item falls due, sends each due item with its idempotency key, and applies the state machine of
+ * outbox.ts to the result. An idle daemon with an empty outbox does not touch the directory.
  */
 export class OutboxRunner {
   readonly counters: OutboxCounters = { delivered: 0, expired: 0, attempts: 0, pending: 0 };
   private readonly inFlight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (performance.now()). */
+  private timerAt = 0;
+  private watcher: FSWatcher | undefined;
   private scanning = false;
+  /** Something changed while a scan ran: list again when it ends. */
+  private rescan = false;
   private closed = false;
 
   constructor(
@@ -44,47 +63,90 @@ export class OutboxRunner {
   ) {}
 
   start(): void {
-    // With the directory in place an idle scan lists nothing instead of failing (and making an
-    // error) every second.
+    // With the directory in place it can be watched, and a scan lists nothing instead of failing.
     ensureDir(this.outbox.dir).then(
-      () => this.schedule(0),
-      () => this.schedule(0),
+      () => {
+        this.watch();
+        this.wake(0);
+      },
+      () => this.wake(0),
     );
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    this.timer = undefined;
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
-  private schedule(ms: number): void {
+  private watch(): void {
     if (this.closed) return;
+    try {
+      const watcher = watch(this.outbox.dir, { persistent: false }, () => this.wake(EVENT_SETTLE_MS));
+      watcher.on('error', (err) => {
+        this.log.warn({ err: err.message }, 'outbox watch failed; listing it every 500 ms');
+        watcher.close();
+        if (this.watcher === watcher) this.watcher = undefined;
+        this.wake(0);
+      });
+      this.watcher = watcher;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot watch the outbox; listing it every 500 ms');
+    }
+  }
+
+  /** Scans in `ms` unless a scan is due sooner already. */
+  private wake(ms: number): void {
+    if (this.closed) return;
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    const at = performance.now() + ms;
+    if (this.timer !== undefined && this.timerAt <= at) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.scan(), ms);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.scan();
+    }, ms);
     this.timer.unref();
   }
 
   private async scan(): Promise<void> {
     if (this.scanning || this.closed) return;
     this.scanning = true;
+    this.rescan = false;
+    let nextDue = Number.POSITIVE_INFINITY;
     try {
       const items = await this.outbox.list();
       this.counters.pending = items.length;
       const now = this.now();
       for (const item of items) {
-        if (this.inFlight.size >= MAX_PARALLEL) break;
-        if (this.inFlight.has(item.id) || (item.nextAttemptAt > now && item.expiresAt > now)) continue;
+        if (this.inFlight.has(item.id)) continue;
+        if (!isDue(item, now)) {
+          nextDue = Math.min(nextDue, dueAt(item));
+          continue;
+        }
+        // Due but over the parallel limit: taken when an attempt in flight ends.
+        if (this.inFlight.size >= MAX_PARALLEL) continue;
         this.inFlight.add(item.id);
         void this.attempt(item).finally(() => {
           this.inFlight.delete(item.id);
-          this.schedule(0);
+          this.wake(0);
         });
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'outbox scan failed');
     } finally {
       this.scanning = false;
-      this.schedule(SCAN_INTERVAL_MS);
+      if (this.rescan) this.wake(0);
+      else {
+        this.wake(this.watcher ? RESCAN_INTERVAL_MS : POLL_INTERVAL_MS);
+        if (nextDue !== Number.POSITIVE_INFINITY) this.wake(Math.max(0, nextDue - this.now()));
+      }
     }
   }
 

@@ -50,8 +50,13 @@ export function backoffMs(failures: number, capMs = BACKOFF_CAP_MS): number {
   return Math.min(capMs, BACKOFF_BASE_MS * 2 ** Math.max(0, Math.min(failures - 1, 30)));
 }
 
+/** When an item is next to be attempted, or expired if it is past its deadline by then. */
+export function dueAt(item: OutboxItem): number {
+  return Math.min(item.nextAttemptAt, item.expiresAt);
+}
+
 export function isDue(item: OutboxItem, now: number): boolean {
-  return item.nextAttemptAt <= now || item.expiresAt <= now;
+  return dueAt(item) <= now;
 }
 
 /** An item that is due but past its expiry is not attempted again. */
