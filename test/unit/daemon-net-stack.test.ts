@@ -7,29 +7,12 @@ import { coalesceAcks } from '../../src/transport/coalesce-acks.js';
 import { Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import type { PilotConn } from '../../src/sdk/types.js';
 import { startEcho } from '../../src/services/echo.js';
+import { stackPair } from './stack-pair.js';
 
 const A = { network: 0, node: 10 };
 const B = { network: 0, node: 11 };
 
-/** Two stacks joined by an in-memory wire (the real clock drives both). */
-function pair(): { a: NetStack; b: NetStack; close: () => void } {
-  const stacks: Record<number, NetStack> = {};
-  const wire = (p: Packet): void => {
-    setImmediate(() => stacks[p.dst.node]?.handlePacket(p));
-  };
-  const a = new NetStack({ localAddr: A, transmit: wire });
-  const b = new NetStack({ localAddr: B, transmit: wire });
-  stacks[A.node] = a;
-  stacks[B.node] = b;
-  return {
-    a,
-    b,
-    close: () => {
-      a.close();
-      b.close();
-    },
-  };
-}
+const pair = (): ReturnType<typeof stackPair> => stackPair(A, B);
 
 async function readAll(conn: PilotConn): Promise<Buffer> {
   const parts: Buffer[] = [];

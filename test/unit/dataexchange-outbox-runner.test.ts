@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { NetStack } from '../../src/daemon/net-stack.js';
 import { silentLogger } from '../../src/log.js';
 import { formatAddr } from '../../src/protocol/address.js';
 import { DataType } from '../../src/protocol/dataexchange.js';
-import type { Packet } from '../../src/protocol/packet.js';
 import { OutboxRunner } from '../../src/services/dataexchange/delivery.js';
 import { Outbox, type OutboxItem } from '../../src/services/dataexchange/outbox.js';
+import { stackPair } from './stack-pair.js';
 
 const A = { network: 0, node: 20 };
 const B = { network: 0, node: 21 };
@@ -38,14 +37,7 @@ async function runnerToB(): Promise<{
   close: () => Promise<void>;
 }> {
   const home = await mkdtemp(join(tmpdir(), 'pilot-outbox-'));
-  const stacks: Record<number, NetStack> = {};
-  const wire = (p: Packet): void => {
-    setImmediate(() => stacks[p.dst.node]?.handlePacket(p));
-  };
-  const a = new NetStack({ localAddr: A, transmit: wire });
-  const b = new NetStack({ localAddr: B, transmit: wire });
-  stacks[A.node] = a;
-  stacks[B.node] = b;
+  const { a, close } = stackPair(A, B);
   const outbox = new CountedOutbox(home);
   const runner = new OutboxRunner(outbox, a, Date.now, silentLogger());
   runner.start();
@@ -57,8 +49,7 @@ async function runnerToB(): Promise<{
     enqueue: (text) => writer.enqueue({ target: formatAddr(B), type: DataType.Text, data: Buffer.from(text) }),
     close: async () => {
       await runner.close();
-      a.close();
-      b.close();
+      close();
       await rm(home, { recursive: true, force: true });
     },
   };
