@@ -23,6 +23,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** A UDP echo in another process and this process's socket to it. */
 export class UdpEcho {
+  private closed = false;
+
   private constructor(
     private readonly child: ChildProcess,
     private readonly socket: Socket,
@@ -68,6 +70,8 @@ export class UdpEcho {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.socket.close();
     this.child.kill();
   }
