@@ -74,17 +74,13 @@ function median(values: number[]): number {
 
 function summary(mode: Row['mode'], rtts: number[], udp: number[]): Row {
   const sorted = [...rtts].sort((x, y) => x - y);
+  const udpSorted = [...udp].sort((x, y) => x - y);
   const mid = percentile(sorted, 50);
   const p99 = percentile(sorted, 99);
-  const udpMedian = median(udp);
+  const udpMedian = percentile(udpSorted, 50);
   progress(
     `${mode}: min ${round(sorted[0] as number)} ms, median ${round(mid)} ms, p99 ${round(p99)} ms, max ${round(sorted.at(-1) as number)} ms; ` +
-      `UDP round trips between them: median ${round(udpMedian)} ms, p99 ${round(
-        percentile(
-          [...udp].sort((x, y) => x - y),
-          99,
-        ),
-      )} ms; ${round(mid / udpMedian, 2)}×`,
+      `UDP round trips between them: median ${round(udpMedian)} ms, p99 ${round(percentile(udpSorted, 99))} ms; ${round(mid / udpMedian, 2)}×`,
   );
   return {
     mode,
