@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-memory-reducer
+#!/usr/bin/env -S node --no-memory-reducer --initial-old-space-size=64
 import { flagUsage } from '../config/go-flags.js';
 import { DAEMON_FLAGS, parseDaemonArgs } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-memory-reducer
+#!/usr/bin/env -S node --no-memory-reducer --initial-old-space-size=64
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pilotPaths } from '../config/home.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-memory-reducer
+#!/usr/bin/env -S node --no-memory-reducer --initial-old-space-size=64
 import { parseHostPort } from '../beacon/endpoint.js';
 import { joinHostPort } from '../protocol/host-port.js';
 import { startRendezvous } from '../beacon/rendezvous.js';
