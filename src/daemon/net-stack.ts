@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { PilotError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Addr, SocketAddr } from '../protocol/address.js';
-import { Flag, type Packet } from '../protocol/packet.js';
+import { detachPayload, Flag, type Packet } from '../protocol/packet.js';
 import { Port } from '../protocol/ports.js';
 import type { Datagram, DialOptions, PilotNetwork, RawConn, RawConnEvents } from '../pilot-net.js';
 import { TransportEndpoint, TransportError, type EndpointOptions, type PortPolicy } from '../transport/endpoint.js';
@@ -390,8 +390,8 @@ export class NetStack implements PilotNetwork {
   private route(p: Packet): void {
     if (p.dst.node === this.localAddr.node && p.dst.network === this.localAddr.network) {
       // To this node: fed back in on the next turn (never inside the flush that produced it), all
-      // of a turn's packets together.
-      this.loopback.push(p);
+      // of a turn's packets together, each with a payload of its own as over a wire.
+      this.loopback.push(detachPayload(p));
       if (this.loopback.length === 1) setImmediate(() => this.deliverLoopback());
       return;
     }

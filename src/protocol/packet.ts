@@ -49,6 +49,14 @@ export function makePacket(f: PacketFields): Packet {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * The packet with a payload of its own, for handing a packet to another stack in-process as a
+ * wire would: a sent payload may view a send block that is reused once acknowledged.
+ */
+export function detachPayload(p: Packet): Packet {
+  return p.payload.length > 0 ? { ...p, payload: Buffer.from(p.payload) } : p;
+}
+
 export function hasFlag(p: Packet, flag: number): boolean {
   return (p.flags & flag) !== 0;
 }

@@ -1,8 +1,10 @@
 import { looksLikeSack, type SackBlock } from '../protocol/sack.js';
-import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
+import { sharedBlockPool } from './block-pool.js';
+import { VIEW_AT_LEAST } from './byte-queue.js';
 import { NewReno } from './congestion.js';
 import type { FlightResume, PeerFlight } from './peer-flight.js';
 import { RttEstimator } from './rtt.js';
+import { SendBuffer } from './send-buffer.js';
 import { SegmentQueue } from './segment-queue.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
 import { type AckInfo, type OutSegment, type Segment, type SenderCounters, WINDOW_UNIT } from './sender-types.js';
@@ -36,7 +38,8 @@ export class StreamSender {
   inRecovery = false;
   consecutiveTimeouts = 0;
 
-  private readonly unsent = new ByteQueue();
+  /** Unsent bytes, and the blocks of those in flight. */
+  private readonly unsent = new SendBuffer(sharedBlockPool);
   private readonly segs = new SegmentQueue();
   private sackedBytes = 0;
   private lostBytes = 0;
@@ -103,8 +106,8 @@ export class StreamSender {
   /** Accepts as much of data as the send buffer has room for; returns the count. */
   queue(data: Uint8Array): number {
     const n = Math.min(data.length, this.spaceLeft);
-    // Kept by reference, as a socket keeps written buffers: callers must not modify `data` later.
-    if (n > 0) this.unsent.push(data.subarray(0, n));
+    // Copied: the caller may reuse `data` once this returns, as after a socket's write.
+    if (n > 0) this.unsent.append(data.subarray(0, n));
     return n;
   }
 
@@ -390,6 +393,7 @@ export class StreamSender {
       break;
     }
     this.sndUna = ack;
+    this.unsent.acknowledge(acked);
     if (sampleFrom) this.rtt.sample(now - sampleFrom.sentAt);
     return acked;
   }

@@ -10,7 +10,7 @@ import { NetStack, type ConnNotice } from '../../src/daemon/net-stack.js';
 import { PilotError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { decodeIpcMessage, encodeIpcFrame, IpcFrameSplitter, type IpcMessage } from '../../src/protocol/ipc.js';
-import type { Packet } from '../../src/protocol/packet.js';
+import { detachPayload, type Packet } from '../../src/protocol/packet.js';
 import { MAX_DATAGRAM_PAYLOAD } from '../../src/protocol/tunnel.js';
 import { Driver } from '../../src/sdk/driver.js';
 import type { PilotConn } from '../../src/sdk/types.js';
@@ -41,7 +41,8 @@ class Net {
 
   constructor() {
     const stacks = new Map<number, NetStack>();
-    const deliver = (p: Packet): void => void setImmediate(() => stacks.get(p.dst.node)?.handlePacket(p));
+    const deliver = (p: Packet): void =>
+      void setImmediate(() => stacks.get(p.dst.node)?.handlePacket(detachPayload(p)));
     const wire = (p: Packet): void => {
       if (this.holding && p.dst.node === B.node) this.held.push(p);
       else deliver(p);

@@ -1,5 +1,13 @@
 import type { Addr, SocketAddr } from '../../src/protocol/address.js';
-import { decodePacket, encodePacket, Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
+import {
+  decodePacket,
+  detachPayload,
+  encodePacket,
+  Flag,
+  makePacket,
+  Proto,
+  type Packet,
+} from '../../src/protocol/packet.js';
 import { decodeSack } from '../../src/protocol/sack.js';
 import { TransportEndpoint, type EndpointOptions } from '../../src/transport/endpoint.js';
 import type { EndpointEvent } from '../../src/transport/types.js';
@@ -366,10 +374,10 @@ export class GoLink {
         if (item.to === 'ep') {
           if (item.packet.payload.length > 0 && !decodeSack(item.packet.payload))
             this.arrivals.push({ at: this.now, seq: item.packet.seq, length: item.packet.payload.length });
-          this.ep.handlePacket(item.packet, this.now);
+          this.ep.handlePacket(detachPayload(item.packet), this.now);
           this.observe();
         } else {
-          this.go.handlePacket(item.packet, this.now);
+          this.go.handlePacket(detachPayload(item.packet), this.now);
         }
         this.drain();
       }

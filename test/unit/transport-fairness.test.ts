@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HANDSHAKE_PORT_POLICY, NetStack } from '../../src/daemon/net-stack.js';
-import { Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
+import { detachPayload, Flag, makePacket, Proto, type Packet } from '../../src/protocol/packet.js';
 import { TransportEndpoint, type EndpointOptions } from '../../src/transport/endpoint.js';
 import { decodeResetCause } from '../../src/transport/reset-cause.js';
 import type { EndpointEvent } from '../../src/transport/types.js';
@@ -271,7 +271,7 @@ describe('transport fairness: the dialer learns why', () => {
     const A = { network: 0, node: 10 };
     const B = { network: 0, node: 11 };
     const stacks: Record<number, NetStack> = {};
-    const wire = (p: Packet): void => void setImmediate(() => stacks[p.dst.node]?.handlePacket(p));
+    const wire = (p: Packet): void => void setImmediate(() => stacks[p.dst.node]?.handlePacket(detachPayload(p)));
     const a = (stacks[A.node] = new NetStack({ localAddr: A, transmit: wire }));
     // B refuses every SYN to port 9 as from an untrusted node, as the daemon's trust gate does.
     const b = (stacks[B.node] = new NetStack({

@@ -1,4 +1,4 @@
-import { encodePacket, decodePacket, type Packet } from '../../src/protocol/packet.js';
+import { detachPayload, encodePacket, decodePacket, type Packet } from '../../src/protocol/packet.js';
 import { TransportEndpoint, type EndpointOptions } from '../../src/transport/endpoint.js';
 import type { EndpointEvent } from '../../src/transport/types.js';
 
@@ -80,7 +80,7 @@ export class Pair {
       this.now = Math.max(this.now, next);
       while (this.queue.length > 0 && (this.queue[0] as InFlight).at <= this.now) {
         const item = this.queue.shift() as InFlight;
-        this.endpoint(item.to).handlePacket(item.packet, this.now);
+        this.endpoint(item.to).handlePacket(detachPayload(item.packet), this.now);
         this.drain();
       }
       for (const side of ['a', 'b'] as const) {

@@ -1,0 +1,91 @@
+import { type BlockPool, MAX_BLOCK_BYTES } from './block-pool.js';
+import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
+
+interface Written {
+  /** The pooled block the bytes were copied into; none for a small write. */
+  readonly block: Buffer | undefined;
+  /** Bytes of this write not yet acknowledged. */
+  left: number;
+}
+
+/**
+ * The bytes a stream has been given to send, from the oldest unacknowledged byte on. Written
+ * bytes are copied, as a socket copies them, so the writer may reuse its buffer as soon as the
+ * write is taken. Writes of VIEW_AT_LEAST bytes or more go into blocks of `pool`, which the
+ * segments then view without another copy; a block goes back to the pool once every byte written
+ * into it has been acknowledged (`acknowledge`), when no segment can be sent from it again.
+ */
+export class SendBuffer {
+  /** Bytes not yet sent. */
+  readonly #unsent = new ByteQueue();
+  /** Each write, oldest first, with how much of it is not yet acknowledged. */
+  #written: Written[] = [];
+  #head = 0;
+
+  constructor(private readonly pool: BlockPool) {}
+
+  /** Bytes not yet sent. */
+  get length(): number {
+    return this.#unsent.length;
+  }
+
+  append(data: Uint8Array): void {
+    for (let at = 0; at < data.length; at += MAX_BLOCK_BYTES) {
+      const piece = data.subarray(at, at + MAX_BLOCK_BYTES);
+      let block: Buffer | undefined;
+      let copy: Buffer;
+      if (piece.length >= VIEW_AT_LEAST) {
+        block = this.pool.take(piece.length);
+        copy = block.subarray(0, piece.length);
+      } else {
+        copy = Buffer.allocUnsafe(piece.length);
+      }
+      copy.set(piece);
+      this.#unsent.push(copy);
+      this.#written.push({ block, left: piece.length });
+    }
+  }
+
+  /** As ByteQueue.peekPiece, over the bytes not yet sent. */
+  peekPiece(n: number, viewAtLeast: number): Buffer {
+    return this.#unsent.peekPiece(n, viewAtLeast);
+  }
+
+  /** Marks up to n bytes at the front of the unsent ones as sent. */
+  skip(n: number): void {
+    this.#unsent.skip(n);
+  }
+
+  /** Removes and returns up to n unsent bytes (marking them sent). */
+  shift(n: number): Buffer {
+    return this.#unsent.shift(n);
+  }
+
+  /** The oldest n sent bytes were acknowledged: blocks wholly acknowledged go back to the pool. */
+  acknowledge(n: number): void {
+    let left = n;
+    while (left > 0 && this.#head < this.#written.length) {
+      const w = this.#written[this.#head] as Written;
+      const taken = Math.min(left, w.left);
+      w.left -= taken;
+      left -= taken;
+      if (w.left > 0) break;
+      if (w.block) this.pool.give(w.block);
+      this.#head++;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#written.length) {
+      this.#written = this.#written.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /**
+   * Forgets everything (the stream was reset). The blocks are left to the GC rather than reused:
+   * packets already handed on may still be reading them.
+   */
+  clear(): void {
+    this.#unsent.clear();
+    this.#written = [];
+    this.#head = 0;
+  }
+}
