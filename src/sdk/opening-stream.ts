@@ -42,7 +42,8 @@ export class OpeningStream extends Duplex {
     }
     const size = data.reduce((n, b) => n + b.length, 0);
     if (!this.started && this.waiting.length === 0 && this.earlyBytes + size <= MAX_FIRST_BYTES) {
-      this.early.push(...data);
+      // Copied: the write is reported done now, and the writer may refill its buffer before the dial.
+      for (const chunk of data) this.early.push(Buffer.from(chunk));
       this.earlyBytes += size;
       callback();
       return;
@@ -93,7 +94,7 @@ export class OpeningStream extends Duplex {
   private start(): void {
     if (this.started || this.destroyed) return;
     this.started = true;
-    const first = this.early.length > 0 ? Buffer.concat(this.early) : undefined;
+    const first = this.early.length > 1 ? Buffer.concat(this.early) : this.early[0];
     this.early.length = 0;
     this.open(first).then(
       (conn) => this.connected(conn),

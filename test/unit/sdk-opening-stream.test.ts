@@ -31,6 +31,20 @@ class MemoryConn extends Duplex {
 }
 
 describe('OpeningStream (a stream handed out before its dial completes)', () => {
+  it('the first bytes go as written even when the writer refills its buffer once the write is done', async () => {
+    let first: Uint8Array | undefined;
+    const stream = new OpeningStream((data) => {
+      first = data;
+      return new Promise(() => undefined);
+    });
+    const buf = Buffer.from('first');
+    await new Promise<void>((resolve) => stream.write(buf, () => resolve()));
+    buf.write('xxxxx');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(Buffer.from(first ?? []).toString(), 'first');
+    stream.destroy();
+  });
+
   it('what is written in its first turn goes with the dial; later writes follow the connection, in order', async () => {
     let first: Uint8Array | undefined;
     const conn = new MemoryConn();
