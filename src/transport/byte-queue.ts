@@ -21,6 +21,20 @@ export class ByteQueue {
     this.total += data.length;
   }
 
+  /**
+   * Appends bytes that directly follow the last chunk in the same memory: that chunk grows
+   * instead (a later piece of it can then go out without a merging copy).
+   */
+  pushFollowing(data: Buffer): void {
+    const last = this.chunks.length > this.head ? this.chunks[this.chunks.length - 1] : undefined;
+    if (last && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
+      this.chunks[this.chunks.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + data.length);
+      this.total += data.length;
+      return;
+    }
+    this.push(data);
+  }
+
   /** Looks at up to n bytes from the front without consuming them. */
   peek(n: number): Buffer {
     return this.take(n, false);

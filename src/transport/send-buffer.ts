@@ -1,26 +1,30 @@
-import { type BlockPool, MAX_BLOCK_BYTES } from './block-pool.js';
+import { type BlockPool, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from './block-pool.js';
 import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 
 interface Written {
-  /** The pooled block the bytes were copied into; none for a small write. */
-  readonly block: Buffer | undefined;
-  /** Bytes of this write not yet acknowledged. */
+  readonly block: Buffer;
+  /** Bytes copied into the block so far. */
+  used: number;
+  /** Of those, bytes not yet acknowledged. */
   left: number;
 }
 
 /**
  * The bytes a stream has been given to send, from the oldest unacknowledged byte on. Written
  * bytes are copied, as a socket copies them, so the writer may reuse its buffer as soon as the
- * write is taken. Writes of VIEW_AT_LEAST bytes or more go into blocks of `pool`, which the
- * segments then view without another copy; a block goes back to the pool once every byte written
- * into it has been acknowledged (`acknowledge`), when no segment can be sent from it again.
+ * write is taken. They go into blocks of `pool`: a write of VIEW_AT_LEAST bytes or more into one
+ * of its own, smaller ones one after another into a shared block, so that the segments view the
+ * blocks without another copy. A block goes back to the pool once every byte written into it has
+ * been acknowledged (`acknowledge`), when no segment can be sent from it again.
  */
 export class SendBuffer {
   /** Bytes not yet sent. */
   readonly #unsent = new ByteQueue();
-  /** Each write, oldest first, with how much of it is not yet acknowledged. */
+  /** The blocks written into, oldest first. */
   #written: Written[] = [];
   #head = 0;
+  /** The block small writes go on into, while it has room and nothing larger came after it. */
+  #smallTail: Written | undefined;
 
   constructor(private readonly pool: BlockPool) {}
 
@@ -32,17 +36,18 @@ export class SendBuffer {
   append(data: Uint8Array): void {
     for (let at = 0; at < data.length; at += MAX_BLOCK_BYTES) {
       const piece = data.subarray(at, at + MAX_BLOCK_BYTES);
-      let block: Buffer | undefined;
-      let copy: Buffer;
-      if (piece.length >= VIEW_AT_LEAST) {
-        block = this.pool.take(piece.length);
-        copy = block.subarray(0, piece.length);
-      } else {
-        copy = Buffer.allocUnsafe(piece.length);
+      const small = piece.length < VIEW_AT_LEAST;
+      let into = small ? this.#smallTail : undefined;
+      if (!into || into.block.length - into.used < piece.length) {
+        into = { block: this.pool.take(small ? MIN_BLOCK_BYTES : piece.length), used: 0, left: 0 };
+        this.#written.push(into);
       }
+      this.#smallTail = small ? into : undefined;
+      const copy = into.block.subarray(into.used, into.used + piece.length);
       copy.set(piece);
-      this.#unsent.push(copy);
-      this.#written.push({ block, left: piece.length });
+      into.used += piece.length;
+      into.left += piece.length;
+      this.#unsent.pushFollowing(copy);
     }
   }
 
@@ -70,7 +75,8 @@ export class SendBuffer {
       w.left -= taken;
       left -= taken;
       if (w.left > 0) break;
-      if (w.block) this.pool.give(w.block);
+      if (w === this.#smallTail) this.#smallTail = undefined;
+      this.pool.give(w.block);
       this.#head++;
     }
     if (this.#head > 64 && this.#head * 2 > this.#written.length) {
@@ -87,5 +93,6 @@ export class SendBuffer {
     this.#unsent.clear();
     this.#written = [];
     this.#head = 0;
+    this.#smallTail = undefined;
   }
 }

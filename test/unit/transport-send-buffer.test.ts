@@ -34,17 +34,32 @@ describe('send buffer', () => {
     assert.deepEqual(buf.shift(VIEW_AT_LEAST * 2), filled(VIEW_AT_LEAST * 2, 2));
   });
 
-  it('puts large writes in pooled blocks that segments view without another copy', () => {
+  it('puts a large write in a block of its own and small ones one after another in a shared block', () => {
     const pool = new WatchedPool();
     const buf = new SendBuffer(pool);
     buf.append(filled(100, 1));
-    assert.equal(pool.taken.length, 0, 'a small write takes no block');
-    buf.append(filled(60 * 1024, 2));
-    assert.equal(pool.taken.length, 1);
-    assert.equal(pool.taken[0]?.length, 64 * 1024);
-    buf.skip(100);
+    buf.append(filled(200, 2));
+    assert.deepEqual(
+      pool.taken.map((b) => b.length),
+      [MIN_BLOCK_BYTES],
+    );
+    const smallOnes = buf.peekPiece(300, VIEW_AT_LEAST);
+    assert.equal(smallOnes.length, 300);
+    assert.equal(
+      smallOnes.buffer,
+      pool.taken[0]?.buffer,
+      'the two small writes go out as one view, not merged by a copy',
+    );
+    buf.skip(300);
+    buf.append(filled(60 * 1024, 3));
+    buf.append(filled(10, 4));
+    assert.deepEqual(
+      pool.taken.map((b) => b.length),
+      [MIN_BLOCK_BYTES, 64 * 1024, MIN_BLOCK_BYTES],
+      'a small write after a large one starts a new shared block',
+    );
     const segment = buf.peekPiece(60 * 1024, VIEW_AT_LEAST);
-    assert.equal(segment.buffer, pool.taken[0]?.buffer, 'the segment is a view of the block');
+    assert.equal(segment.buffer, pool.taken[1]?.buffer, 'the segment is a view of the block');
   });
 
   it('gives a block back only once every byte written into it is acknowledged', () => {
@@ -54,14 +69,29 @@ describe('send buffer', () => {
     buf.append(filled(40_000, 2));
     buf.append(filled(50_000, 3));
     buf.skip(91_000);
-    buf.acknowledge(1000 + 39_999);
-    assert.equal(pool.given.length, 0, 'one byte of the first block is still unacknowledged');
-    buf.acknowledge(1);
-    assert.deepEqual(pool.given, [pool.taken[0]]);
-    buf.acknowledge(49_999);
-    assert.equal(pool.given.length, 1);
+    buf.acknowledge(999);
+    assert.equal(pool.given.length, 0);
+    buf.acknowledge(1 + 39_999);
+    assert.deepEqual(pool.given, [pool.taken[0]], "the small write's block, not yet the first large one");
     buf.acknowledge(1);
     assert.deepEqual(pool.given, [pool.taken[0], pool.taken[1]]);
+    buf.acknowledge(49_999);
+    assert.equal(pool.given.length, 2);
+    buf.acknowledge(1);
+    assert.deepEqual(pool.given, pool.taken);
+  });
+
+  it('starts a new shared block once the last one is acknowledged, and when it is full', () => {
+    const pool = new WatchedPool();
+    const buf = new SendBuffer(pool);
+    buf.append(filled(10_000, 1));
+    buf.skip(10_000);
+    buf.acknowledge(10_000);
+    assert.equal(pool.given.length, 1);
+    buf.append(filled(10_000, 2));
+    buf.append(filled(10_000, 3));
+    assert.equal(pool.taken.length, 3, 'the acknowledged block took no more writes; the second did not fit');
+    assert.deepEqual(buf.shift(20_000), Buffer.concat([filled(10_000, 2), filled(10_000, 3)]));
   });
 
   it('splits a write larger than the largest block', () => {
@@ -72,12 +102,11 @@ describe('send buffer', () => {
     buf.append(data);
     assert.deepEqual(
       pool.taken.map((b) => b.length),
-      [MAX_BLOCK_BYTES, MAX_BLOCK_BYTES],
-      'the 5000-byte tail is a small copy',
+      [MAX_BLOCK_BYTES, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES],
     );
     assert.ok(buf.shift(data.length).equals(data));
     buf.acknowledge(data.length);
-    assert.equal(pool.given.length, 2);
+    assert.equal(pool.given.length, 3);
   });
 
   it('after a reset gives nothing back: packets already handed on may still read the blocks', () => {
