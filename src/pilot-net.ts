@@ -17,6 +17,11 @@ export interface PilotConn extends Duplex {
   readonly remotePort: number;
   /** Like `net.Socket#setTimeout`: emits 'timeout' after `ms` of inactivity (0 disables). */
   setTimeout(ms: number, callback?: () => void): this;
+  /**
+   * Where the connection runs in this process: as write(), without the copy of `data` that is
+   * otherwise made; the caller hands `data` over and never changes it.
+   */
+  writeOwned?(data: Buffer, callback?: (err?: Error | null) => void): boolean;
   /** Like `net.Socket#setNoDelay`, where the connection runs in this process (daemon services). */
   setNoDelay?(noDelay?: boolean): this;
   /**
@@ -76,7 +81,10 @@ export interface RawConn {
   readonly remotePort: number;
   /** Takes up to `maxBytes` of what has arrived, or null when nothing is waiting. */
   read(maxBytes: number): Uint8Array | null;
-  /** Queues what the send buffer takes of `data` and returns how many bytes that was. */
+  /**
+   * Queues what the send buffer takes of `data` and returns how many bytes that was. The bytes
+   * taken are kept as they are, not copied: the caller must never change them afterwards.
+   */
   write(data: Uint8Array): number;
   /** Sends FIN once what was written is out. */
   end(): void;

@@ -6,7 +6,8 @@ import type { CloseReason } from '../transport/types.js';
 
 /** What a connection needs from the stack that owns it. */
 export interface ConnOps {
-  write(connId: number, data: Uint8Array): number;
+  /** `copy` false hands `data` over: the caller never changes it afterwards. */
+  write(connId: number, data: Uint8Array, copy?: boolean): number;
   read(connId: number, maxBytes: number): Uint8Array | null;
   close(connId: number): void;
   abort(connId: number): void;
@@ -48,7 +49,9 @@ export class LocalConn extends Duplex implements PilotConn {
   readonly localPort: number;
   readonly remoteAddr: Addr;
   readonly remotePort: number;
-  private pending: { chunk: Buffer; offset: number; callback: (err?: Error | null) => void } | undefined;
+  private pending: { chunk: Buffer; offset: number; copy: boolean; callback: (err?: Error | null) => void } | undefined;
+  /** Chunks given with writeOwned, still on their way through the Writable. */
+  private readonly owned = new WeakSet<Buffer>();
   private peerEnded = false;
   private endPushed = false;
   private finished = false;
@@ -84,6 +87,15 @@ export class LocalConn extends Duplex implements PilotConn {
     if (!this.gone && !(noDelay && this.noDelay)) this.ops.setNagle(this.id, !noDelay);
     this.noDelay = noDelay;
     return this;
+  }
+
+  /**
+   * As write(), without the copy of `data` the connection otherwise makes: the caller hands it over
+   * and never changes it. For in-process services writing one buffer to many connections.
+   */
+  writeOwned(data: Buffer, callback?: (err?: Error | null) => void): boolean {
+    this.owned.add(data);
+    return this.write(data, callback);
   }
 
   /**
@@ -148,7 +160,7 @@ export class LocalConn extends Duplex implements PilotConn {
       callback(new PilotError('connection_failed', 'connection is closed'));
       return;
     }
-    this.pending = { chunk, offset: 0, callback };
+    this.pending = { chunk, offset: 0, copy: !this.owned.delete(chunk), callback };
     this.touch();
     this.flushPending();
   }
@@ -156,7 +168,7 @@ export class LocalConn extends Duplex implements PilotConn {
   private flushPending(): void {
     const p = this.pending;
     if (!p) return;
-    p.offset += this.ops.write(this.id, p.chunk.subarray(p.offset));
+    p.offset += this.ops.write(this.id, p.chunk.subarray(p.offset), p.copy);
     if (p.offset >= p.chunk.length) {
       this.pending = undefined;
       p.callback();

@@ -104,7 +104,7 @@ export class NetStack implements PilotNetwork {
     // Connection calls never dispatch events while they run: a 'readable' or 'writable' delivered
     // into the middle of a LocalConn read or write would reorder or repeat its bytes.
     this.ops = {
-      write: (id, data) => this.afterCall(this.endpoint.write(id, data, now())),
+      write: (id, data, copy) => this.afterCall(this.endpoint.write(id, data, now(), copy)),
       read: (id, max) => this.afterCall(this.endpoint.read(id, max, now())),
       close: (id) => this.afterCall(this.endpoint.close(id, now())),
       abort: (id) => this.afterCall(this.endpoint.abort(id, now())),

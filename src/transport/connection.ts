@@ -135,9 +135,10 @@ export class Connection {
 
   // ---- application interface ----
 
-  write(data: Uint8Array, now: Millis): number {
+  /** See StreamSender.queue for `copy`. */
+  write(data: Uint8Array, now: Millis, copy = true): number {
     if (this.closing.requested || this.done || this.current === 'TIME_WAIT') return 0;
-    const n = this.sender.queue(data);
+    const n = this.sender.queue(data, copy);
     if (n < data.length) this.wantWritable = true;
     if (this.current === 'ESTABLISHED' || this.current === 'CLOSE_WAIT') this.pump(now);
     return n;

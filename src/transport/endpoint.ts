@@ -170,13 +170,13 @@ export class TransportEndpoint {
 
   /**
    * Queues data; returns how many bytes were accepted (0 when the send buffer is full or the
-   * connection is gone). The accepted bytes are kept by reference until acknowledged: do not
-   * modify `data` afterwards (the same rule as for a socket write).
+   * connection is gone). The accepted bytes are copied, as a socket write copies them; with `copy`
+   * false the caller hands `data` over instead and must never change it.
    */
-  write(connId: number, data: Uint8Array, now: Millis): number {
+  write(connId: number, data: Uint8Array, now: Millis, copy = true): number {
     const conn = this.conns.get(connId);
     if (!conn) return 0;
-    const n = conn.write(data, now);
+    const n = conn.write(data, now, copy);
     this.conns.settle(conn);
     return n;
   }

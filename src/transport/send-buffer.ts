@@ -2,7 +2,8 @@ import { type BlockPool, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES } from './block-pool.j
 import { ByteQueue, VIEW_AT_LEAST } from './byte-queue.js';
 
 interface Written {
-  readonly block: Buffer;
+  /** The pooled block the bytes were copied into; none for bytes handed over (`copy` false). */
+  readonly block: Buffer | undefined;
   /** Bytes copied into the block so far. */
   used: number;
   /** Of those, bytes not yet acknowledged. */
@@ -33,21 +34,34 @@ export class SendBuffer {
     return this.#unsent.length;
   }
 
-  append(data: Uint8Array): void {
+  /**
+   * Queues `data`. With `copy` false it is kept as it is, without a copy: the caller hands it over
+   * and never changes it (a received buffer echoed, one event batch written to many subscribers).
+   */
+  append(data: Uint8Array, copy = true): void {
+    if (!copy) {
+      if (data.length === 0) return;
+      this.#unsent.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
+      this.#written.push({ block: undefined, used: data.length, left: data.length });
+      this.#smallTail = undefined;
+      return;
+    }
     for (let at = 0; at < data.length; at += MAX_BLOCK_BYTES) {
       const piece = data.subarray(at, at + MAX_BLOCK_BYTES);
       const small = piece.length < VIEW_AT_LEAST;
       let into = small ? this.#smallTail : undefined;
-      if (!into || into.block.length - into.used < piece.length) {
-        into = { block: this.pool.take(small ? MIN_BLOCK_BYTES : piece.length), used: 0, left: 0 };
+      let block = into?.block;
+      if (!into || !block || block.length - into.used < piece.length) {
+        block = this.pool.take(small ? MIN_BLOCK_BYTES : piece.length);
+        into = { block, used: 0, left: 0 };
         this.#written.push(into);
       }
       this.#smallTail = small ? into : undefined;
-      const copy = into.block.subarray(into.used, into.used + piece.length);
-      copy.set(piece);
+      const copied = block.subarray(into.used, into.used + piece.length);
+      copied.set(piece);
       into.used += piece.length;
       into.left += piece.length;
-      this.#unsent.pushFollowing(copy);
+      this.#unsent.pushFollowing(copied);
     }
   }
 
@@ -76,7 +90,7 @@ export class SendBuffer {
       left -= taken;
       if (w.left > 0) break;
       if (w === this.#smallTail) this.#smallTail = undefined;
-      this.pool.give(w.block);
+      if (w.block) this.pool.give(w.block);
       this.#head++;
     }
     if (this.#head > 64 && this.#head * 2 > this.#written.length) {

@@ -103,11 +103,14 @@ export class StreamSender {
     return seqLe(this.rightEdge, this.sndNxt) && this.peerWindowBytes === 0;
   }
 
-  /** Accepts as much of data as the send buffer has room for; returns the count. */
-  queue(data: Uint8Array): number {
+  /**
+   * Accepts as much of data as the send buffer has room for; returns the count. The bytes are
+   * copied, so the caller may reuse `data` once this returns (as after a socket's write), unless
+   * `copy` is false: then the caller hands `data` over and must never change it.
+   */
+  queue(data: Uint8Array, copy = true): number {
     const n = Math.min(data.length, this.spaceLeft);
-    // Copied: the caller may reuse `data` once this returns, as after a socket's write.
-    if (n > 0) this.unsent.append(data.subarray(0, n));
+    if (n > 0) this.unsent.append(data.subarray(0, n), copy);
     return n;
   }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
+import type { LocalConn } from '../../src/daemon/local-conn.js';
 import { NetStack } from '../../src/daemon/net-stack.js';
 import { PilotError } from '../../src/errors.js';
 import { coalesceAcks } from '../../src/transport/coalesce-acks.js';
@@ -239,6 +240,29 @@ describe('in-process network stack', () => {
     self.end('me');
     assert.equal((await reading).toString(), 'me');
     close();
+  });
+
+  it("writeOwned sends the caller's buffer itself, without a send block", async () => {
+    const { a, b, close } = pair();
+    await startEcho(b);
+    const conn = await a.dial(B, 7);
+    const take = sharedBlockPool.take;
+    let taken = 0;
+    sharedBlockPool.take = function (this: BlockPool, bytes: number): Buffer {
+      taken++;
+      return take.call(this, bytes);
+    };
+    try {
+      const reading = readAll(conn);
+      const data = Buffer.alloc(256 * 1024, 5);
+      (conn as LocalConn).writeOwned(data);
+      conn.end();
+      assert.ok((await reading).equals(data));
+      assert.equal(taken, 0, 'neither the writer nor the echo (a raw service) copied into a block');
+    } finally {
+      sharedBlockPool.take = take;
+      close();
+    }
   });
 
   it('loops packets back to its own address with payloads of their own, not views of send blocks', async () => {

@@ -94,6 +94,24 @@ describe('send buffer', () => {
     assert.deepEqual(buf.shift(20_000), Buffer.concat([filled(10_000, 2), filled(10_000, 3)]));
   });
 
+  it('keeps bytes handed over (copy false) as they are, in order with the copied ones', () => {
+    const pool = new WatchedPool();
+    const buf = new SendBuffer(pool);
+    const handed = filled(40_000, 2);
+    buf.append(filled(100, 1));
+    buf.append(handed, false);
+    buf.append(filled(100, 3));
+    assert.equal(pool.taken.length, 2, 'the small write after the handed-over one starts a new block');
+    buf.skip(100);
+    assert.equal(buf.peekPiece(40_000, VIEW_AT_LEAST).buffer, handed.buffer, "sent from the caller's memory");
+    buf.skip(40_000);
+    assert.deepEqual(buf.shift(100), filled(100, 3));
+    buf.acknowledge(100 + 40_000);
+    assert.deepEqual(pool.given, [pool.taken[0]], "nothing of the caller's goes to the pool");
+    buf.acknowledge(100);
+    assert.deepEqual(pool.given, pool.taken);
+  });
+
   it('splits a write larger than the largest block', () => {
     const pool = new WatchedPool();
     const buf = new SendBuffer(pool);

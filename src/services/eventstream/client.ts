@@ -1,4 +1,6 @@
 import type { Duplex } from 'node:stream';
+import type { PilotConn } from '../../pilot-net.js';
+import { asBuffer } from '../../protocol/bytes.js';
 import { encodeEvent, frameLengthAt } from '../../protocol/eventstream.js';
 import { BoundedQueue, type QueueLimits } from './queue.js';
 import { DROPPED_TOPIC, ERROR_TOPIC, topicMatches } from '../../protocol/event-topics.js';
@@ -54,7 +56,7 @@ export class BrokerClient {
   private lastProgressAt = Number.NEGATIVE_INFINITY;
 
   constructor(
-    readonly conn: Duplex,
+    readonly conn: Duplex & Pick<PilotConn, 'writeOwned'>,
     readonly remote: string,
     private readonly limits: QueueLimits,
   ) {
@@ -231,7 +233,10 @@ export class BrokerClient {
       if (this.queue.length === 0) this.queueNotice();
       const next = this.takeBatch();
       if (next === undefined) return;
-      const room = this.conn.write(next, this.onWritten);
+      // One batch may go to many subscribers; none of them needs a copy of its own.
+      const room = this.conn.writeOwned
+        ? this.conn.writeOwned(asBuffer(next), this.onWritten)
+        : this.conn.write(next, this.onWritten);
       this.releaseIfCaughtUp();
       if (!room) {
         this.waitingDrain = true;
