@@ -81,10 +81,7 @@ export interface RawConn {
   readonly remotePort: number;
   /** Takes up to `maxBytes` of what has arrived, or null when nothing is waiting. */
   read(maxBytes: number): Uint8Array | null;
-  /**
-   * Queues what the send buffer takes of `data` and returns how many bytes that was. The bytes
-   * taken are kept as they are, not copied: the caller must never change them afterwards.
-   */
+  /** Queues (copies) what the send buffer takes of `data` and returns how many bytes that was. */
   write(data: Uint8Array): number;
   /** Sends FIN once what was written is out. */
   end(): void;

@@ -42,7 +42,7 @@ export class RawStackConn implements RawConn {
   }
 
   write(data: Uint8Array): number {
-    return this.#open ? this.ops.write(this.id, data, false) : 0;
+    return this.#open ? this.ops.write(this.id, data) : 0;
   }
 
   end(): void {
