@@ -36,12 +36,12 @@ export class SendBuffer {
 
   /**
    * Queues `data`. With `copy` false it is kept as it is, without a copy: the caller hands it over
-   * and never changes it (a received buffer echoed, one event batch written to many subscribers).
+   * and never changes it (one event batch written to many subscribers).
    */
   append(data: Uint8Array, copy = true): void {
     if (!copy) {
       if (data.length === 0) return;
-      this.#unsent.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
+      this.#unsent.push(data);
       this.#written.push({ block: undefined, used: data.length, left: data.length });
       this.#smallTail = undefined;
       return;

@@ -16,6 +16,18 @@ const B = { network: 0, node: 11 };
 
 const pair = (): ReturnType<typeof stackPair> => stackPair(A, B);
 
+/** Records the memory of every block the shared send-block pool hands out until `stop`. */
+function watchBlocks(): { blocks: Set<ArrayBufferLike>; stop: () => void } {
+  const blocks = new Set<ArrayBufferLike>();
+  const take = sharedBlockPool.take;
+  sharedBlockPool.take = function (this: BlockPool, bytes: number): Buffer {
+    const block = take.call(this, bytes);
+    blocks.add(block.buffer);
+    return block;
+  };
+  return { blocks, stop: () => void (sharedBlockPool.take = take) };
+}
+
 async function readAll(conn: PilotConn): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of conn) parts.push(chunk as Buffer);
@@ -246,36 +258,25 @@ describe('in-process network stack', () => {
     const { a, b, close } = pair();
     await startEcho(b);
     const conn = await a.dial(B, 7);
-    const take = sharedBlockPool.take;
-    let taken = 0;
-    sharedBlockPool.take = function (this: BlockPool, bytes: number): Buffer {
-      taken++;
-      return take.call(this, bytes);
-    };
+    const taken = watchBlocks();
     try {
       const reading = readAll(conn);
       const data = Buffer.alloc(256 * 1024, 5);
       (conn as LocalConn).writeOwned(data);
-      assert.equal(taken, 0, 'the write was queued without a copy into a block');
+      assert.equal(taken.blocks.size, 0, 'the write was queued without a copy into a block');
       conn.write(Buffer.alloc(100 * 1024, 6));
-      assert.ok(taken > 0, 'a plain write is copied');
+      assert.ok(taken.blocks.size > 0, 'a plain write is copied');
       conn.end();
       assert.ok((await reading).equals(Buffer.concat([data, Buffer.alloc(100 * 1024, 6)])));
     } finally {
-      sharedBlockPool.take = take;
+      taken.stop();
       close();
     }
   });
 
   it('loops packets back to its own address with payloads of their own, not views of send blocks', async () => {
     const { a, close } = pair();
-    const blocks = new Set<ArrayBufferLike>();
-    const take = sharedBlockPool.take;
-    sharedBlockPool.take = function (this: BlockPool, bytes: number): Buffer {
-      const block = take.call(this, bytes);
-      blocks.add(block.buffer);
-      return block;
-    };
+    const { blocks, stop } = watchBlocks();
     const looped: Uint8Array[] = [];
     const handle = a.handlePacket.bind(a);
     a.handlePacket = (p: Packet): void => {
@@ -293,7 +294,7 @@ describe('in-process network stack', () => {
       assert.ok(looped.length > 0);
       assert.ok(looped.every((payload) => !blocks.has(payload.buffer)));
     } finally {
-      sharedBlockPool.take = take;
+      stop();
       close();
     }
   });
